@@ -1,0 +1,155 @@
+// The caching device allocator and DeviceBuffer, the owning handle that returns its block to it.
+#include "cudacnn/device.hpp"
+
+#include <algorithm>
+#include <utility>
+
+namespace cudacnn {
+
+namespace {
+
+constexpr std::size_t kGranularity = 512;  // cudaMalloc itself aligns to 256; 512 keeps tiny classes few
+constexpr std::size_t kClassesPerOctave = 8;
+
+std::size_t round_up(std::size_t value, std::size_t multiple) {
+    return (value + multiple - 1) / multiple * multiple;
+}
+
+std::size_t highest_power_of_two_at_most(std::size_t value) {
+    std::size_t power = 1;
+    while (power <= value / 2) power *= 2;
+    return power;
+}
+
+std::string format_bytes(std::size_t bytes) {
+    if (bytes >= (std::size_t{1} << 30))
+        return fmt::format("{:.2f} GiB", bytes / double(std::size_t{1} << 30));
+    if (bytes >= (std::size_t{1} << 20))
+        return fmt::format("{:.1f} MiB", bytes / double(std::size_t{1} << 20));
+    return fmt::format("{} bytes", bytes);
+}
+
+}  // namespace
+
+std::size_t CachingAllocator::size_class(std::size_t bytes) {
+    const std::size_t rounded = round_up(std::max<std::size_t>(bytes, 1), kGranularity);
+    const std::size_t step =
+        std::max(kGranularity, highest_power_of_two_at_most(rounded) / kClassesPerOctave);
+    return round_up(rounded, step);
+}
+
+void* CachingAllocator::allocate(std::size_t bytes) {
+    if (bytes == 0) return nullptr;
+    const std::size_t block_size = size_class(bytes);
+    std::lock_guard<std::mutex> lock(mutex_);
+
+    void* ptr = nullptr;
+    auto cached = free_blocks_.find(block_size);
+    if (cached != free_blocks_.end() && !cached->second.empty()) {
+        ptr = cached->second.back();
+        cached->second.pop_back();
+        stats_.bytes_cached -= block_size;
+        ++stats_.reuses;
+    } else {
+        cudaError_t status = cudaMalloc(&ptr, block_size);
+        if (status == cudaErrorMemoryAllocation && stats_.bytes_cached > 0) {
+            // The cache may hold enough memory in other size classes: give it back to the driver and retry.
+            cudaGetLastError();  // clear the recorded error so that a later launch check does not see it
+            for (auto& [size, blocks] : free_blocks_) {
+                for (void* block : blocks) CUDACNN_CUDA_CHECK(cudaFree(block));
+            }
+            free_blocks_.clear();
+            stats_.bytes_cached = 0;
+            status = cudaMalloc(&ptr, block_size);
+        }
+        if (status == cudaErrorMemoryAllocation) {
+            cudaGetLastError();
+            CUDACNN_FAIL(
+                "out of device memory allocating {} ({} in use by cudacnn): lower the batch size or the "
+                "model size, or free buffers that are no longer needed",
+                format_bytes(block_size), format_bytes(stats_.bytes_in_use));
+        }
+        check_cuda_status(status, "cudaMalloc(&ptr, block_size)", __FILE__, __LINE__);
+        ++stats_.malloc_calls;
+    }
+    live_.emplace(ptr, block_size);
+    stats_.bytes_in_use += block_size;
+    stats_.peak_bytes_in_use = std::max(stats_.peak_bytes_in_use, stats_.bytes_in_use);
+    return ptr;
+}
+
+void CachingAllocator::deallocate(void* ptr) {
+    if (ptr == nullptr) return;
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto live = live_.find(ptr);
+    CUDACNN_CHECK(live != live_.end(),
+                  "CachingAllocator::deallocate: {} was not allocated here or was freed "
+                  "twice",
+                  ptr);
+    const std::size_t block_size = live->second;
+    live_.erase(live);
+    free_blocks_[block_size].push_back(ptr);
+    stats_.bytes_in_use -= block_size;
+    stats_.bytes_cached += block_size;
+}
+
+void CachingAllocator::release_cached() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (auto& [size, blocks] : free_blocks_) {
+        while (!blocks.empty()) {
+            CUDACNN_CUDA_CHECK(cudaFree(blocks.back()));
+            blocks.pop_back();
+            stats_.bytes_cached -= size;
+        }
+    }
+    free_blocks_.clear();
+}
+
+AllocatorStats CachingAllocator::stats() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return stats_;
+}
+
+CachingAllocator& device_allocator() {
+    static CachingAllocator* const allocator = new CachingAllocator();  // deliberately never deleted
+    return *allocator;
+}
+
+// ---- DeviceBuffer ---------------------------------------------------------------------------------------
+
+DeviceBuffer::DeviceBuffer(std::size_t bytes) : data_(device_allocator().allocate(bytes)), bytes_(bytes) {}
+
+DeviceBuffer::~DeviceBuffer() {
+    reset();
+}
+
+DeviceBuffer::DeviceBuffer(DeviceBuffer&& other) noexcept
+    : data_(std::exchange(other.data_, nullptr)), bytes_(std::exchange(other.bytes_, 0)) {}
+
+DeviceBuffer& DeviceBuffer::operator=(DeviceBuffer&& other) noexcept {
+    if (this != &other) {
+        reset();
+        data_ = std::exchange(other.data_, nullptr);
+        bytes_ = std::exchange(other.bytes_, 0);
+    }
+    return *this;
+}
+
+void DeviceBuffer::reset() {
+    // deallocate() only throws for pointers it never handed out, which a DeviceBuffer cannot hold.
+    device_allocator().deallocate(std::exchange(data_, nullptr));
+    bytes_ = 0;
+}
+
+TensorView DeviceBuffer::view(const Shape& shape, DType dtype, std::size_t offset_bytes) const {
+    const std::size_t needed = static_cast<std::size_t>(shape.numel()) * dtype_size(dtype);
+    CUDACNN_CHECK(offset_bytes % dtype_size(dtype) == 0,
+                  "DeviceBuffer::view: offset {} is not a multiple of the {}-byte size of {}", offset_bytes,
+                  dtype_size(dtype), dtype);
+    CUDACNN_CHECK(offset_bytes <= bytes_ && needed <= bytes_ - offset_bytes,
+                  "DeviceBuffer::view: {} {} needs {} bytes at offset {}, but the buffer holds {} bytes",
+                  shape, dtype, needed, offset_bytes, bytes_);
+    return TensorView{static_cast<char*>(data_) + offset_bytes, shape, dtype, Device::gpu};
+}
+
+}  // namespace cudacnn
