@@ -4,6 +4,18 @@
 #include <algorithm>
 #include <utility>
 
+// Under the emulator "device" memory is host memory, so AddressSanitizer can watch it, but only if the cache
+// tells it which bytes of a block a buffer may touch: the tail past the requested size, and whole cached
+// blocks, are poisoned. (With a real GPU the pointers are device addresses and must not be touched.)
+#if defined(CUDACNN_EMU) && defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#define CUDACNN_POISON(address, bytes) ASAN_POISON_MEMORY_REGION(address, bytes)
+#define CUDACNN_UNPOISON(address, bytes) ASAN_UNPOISON_MEMORY_REGION(address, bytes)
+#else
+#define CUDACNN_POISON(address, bytes) ((void)(address), (void)(bytes))
+#define CUDACNN_UNPOISON(address, bytes) ((void)(address), (void)(bytes))
+#endif
+
 namespace cudacnn {
 
 namespace {
@@ -56,7 +68,10 @@ void* CachingAllocator::allocate(std::size_t bytes) {
             // The cache may hold enough memory in other size classes: give it back to the driver and retry.
             cudaGetLastError();  // clear the recorded error so that a later launch check does not see it
             for (auto& [size, blocks] : free_blocks_) {
-                for (void* block : blocks) CUDACNN_CUDA_CHECK(cudaFree(block));
+                for (void* block : blocks) {
+                    CUDACNN_UNPOISON(block, size);
+                    CUDACNN_CUDA_CHECK(cudaFree(block));
+                }
             }
             free_blocks_.clear();
             stats_.bytes_cached = 0;
@@ -73,6 +88,8 @@ void* CachingAllocator::allocate(std::size_t bytes) {
         ++stats_.malloc_calls;
     }
     live_.emplace(ptr, block_size);
+    CUDACNN_UNPOISON(ptr, bytes);
+    CUDACNN_POISON(static_cast<char*>(ptr) + bytes, block_size - bytes);
     stats_.bytes_in_use += block_size;
     stats_.peak_bytes_in_use = std::max(stats_.peak_bytes_in_use, stats_.bytes_in_use);
     return ptr;
@@ -88,6 +105,7 @@ void CachingAllocator::deallocate(void* ptr) {
                   ptr);
     const std::size_t block_size = live->second;
     live_.erase(live);
+    CUDACNN_POISON(ptr, block_size);  // a kernel still using a freed buffer is reported
     free_blocks_[block_size].push_back(ptr);
     stats_.bytes_in_use -= block_size;
     stats_.bytes_cached += block_size;
@@ -97,6 +115,7 @@ void CachingAllocator::release_cached() {
     std::lock_guard<std::mutex> lock(mutex_);
     for (auto& [size, blocks] : free_blocks_) {
         while (!blocks.empty()) {
+            CUDACNN_UNPOISON(blocks.back(), size);
             CUDACNN_CUDA_CHECK(cudaFree(blocks.back()));
             blocks.pop_back();
             stats_.bytes_cached -= size;

@@ -1,0 +1,495 @@
+#!/usr/bin/env bash
+# GPU check: on a lent GPU machine, builds the cuda flavour for sm_90, runs every test, compute-sanitizer and the demo, and writes logs and summary.md to $OUT.
+#
+# Usage:
+#   bash tools/gpu-check.sh --prepare   on the development machine (has apt): fetches the Debian packages the
+#                                       GPU machine cannot install and the CIFAR-10 tarball into ignored folders,
+#                                       and prints the `carry` list for the device tool's `run`.
+#   bash tools/gpu-check.sh             on the GPU machine, from the repository root, with $OUT set (default ./out).
+#
+# Every step runs even when an earlier one failed, except that nothing runs without a build. The summary
+# table is printed last (the device tool returns only the tail of the output). Exit status: 0 when no step
+# failed, 1 otherwise. Steps share one time budget (GPU_CHECK_BUDGET_S, default 540 s) so that the summary
+# is written inside the tool's 600 s limit even when something hangs.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+DEPS_DIR="$ROOT/.gpu-deps"    # .deb files and COMMIT, written by --prepare (git-ignored, carried)
+DATA_DIR="$ROOT/.gpu-data"    # CIFAR-10 JPEG tarball for the training step of later issues (git-ignored, carried)
+PREFIX="$DEPS_DIR/prefix"     # where the .deb files are unpacked on the GPU machine: never into /
+BUILD_DIR="$ROOT/build-gpu"
+DEB_PACKAGES=(catch2 libfmt-dev libfmt9)
+BUDGET_S=${GPU_CHECK_BUDGET_S:-540}
+
+# ---- --prepare: runs on the development machine ---------------------------------------------------------
+
+prepare_debs() {
+    mkdir -p "$DEPS_DIR"
+    rm -rf "$PREFIX" "$DEPS_DIR"/*.deb
+    # apt-get warns that it downloads "unsandboxed as root"; that is harmless here.
+    if ! (cd "$DEPS_DIR" && apt-get download "${DEB_PACKAGES[@]}"); then
+        echo "prepare: apt-get download failed; refreshing the package lists and trying once more"
+        apt-get update -qq
+        (cd "$DEPS_DIR" && apt-get download "${DEB_PACKAGES[@]}")
+    fi
+}
+
+prepare_data() {
+    local shared="$ROOT/../shared"
+    mkdir -p "$DATA_DIR"
+    if [ -f "$shared/data/cifar10-jpeg.tar.xz" ]; then
+        cp "$shared/data/cifar10-jpeg.tar.xz" "$DATA_DIR/"
+    else
+        echo "prepare: $shared/data/cifar10-jpeg.tar.xz not found; carrying no data"
+    fi
+    # The converter to the binary layout, for the training step that later issues add.
+    if [ -f "$shared/tools/jpeg-to-cifar-bin.py" ]; then
+        cp "$shared/tools/jpeg-to-cifar-bin.py" "$DATA_DIR/"
+    fi
+}
+
+# The GPU machine may receive the tree without .git: record which commit (and whether it was dirty) now.
+prepare_commit() {
+    local commit
+    commit=$(git -C "$ROOT" rev-parse HEAD)
+    if [ -n "$(git -C "$ROOT" status --porcelain)" ]; then
+        commit="$commit + uncommitted changes"
+    fi
+    echo "$commit (recorded by --prepare at $(date -u +%Y-%m-%dT%H:%MZ))" >"$DEPS_DIR/COMMIT"
+}
+
+warn_if_not_ignored() {
+    local dir
+    for dir in .gpu-deps .gpu-data; do
+        git -C "$ROOT" check-ignore -q "$dir" || echo "prepare: WARNING: $dir is not git-ignored; add it to .gitignore"
+    done
+}
+
+prepare() {
+    prepare_debs
+    prepare_data
+    prepare_commit
+    warn_if_not_ignored
+    echo
+    echo "prepared ($(du -sh "$DEPS_DIR" | cut -f1) in .gpu-deps, $(du -sh "$DATA_DIR" | cut -f1) in .gpu-data):"
+    (cd "$ROOT" && find .gpu-deps .gpu-data -maxdepth 1 -type f -printf '  %p (%s bytes)\n' | sort)
+    echo
+    echo "Run it on the GPU machine with the device tool:"
+    echo '  run  command: "bash tools/gpu-check.sh"  carry: [".gpu-deps", ".gpu-data"]  timeout_s: 600'
+    echo "Re-run --prepare after committing, so that .gpu-deps/COMMIT names the commit that travels."
+}
+
+# ---- small helpers for the GPU side ---------------------------------------------------------------------
+
+log() { echo "gpu-check: $*"; }
+
+elapsed() { echo $((SECONDS - START_S)); }
+
+# time_cap WANTED: the seconds a step may take, no more than what is left of the budget (minus a reserve for
+# the summary); 0 when the budget is spent.
+time_cap() {
+    local left=$((BUDGET_S - $(elapsed) - 15))
+    if [ "$left" -lt 10 ]; then echo 0; elif [ "$left" -lt "$1" ]; then echo "$left"; else echo "$1"; fi
+}
+
+# run_logged LOG SECONDS CMD...: runs CMD with a time limit, appending stdout and stderr to LOG; returns its status
+# (124 when it timed out).
+run_logged() {
+    local logfile=$1 seconds=$2
+    shift 2
+    echo "\$ $*" >>"$logfile"
+    # timeout 0 would mean no limit at all.
+    [ "$seconds" -gt 0 ] || { echo "(not run: out of time budget)" >>"$logfile"; return 124; }
+    timeout --kill-after=10 "$seconds" "$@" >>"$logfile" 2>&1
+}
+
+find_tool() {
+    local name=$1 candidate
+    shift
+    for candidate in "$(command -v "$name" 2>/dev/null || true)" "$@"; do
+        if [ -n "$candidate" ] && [ -x "$candidate" ]; then
+            echo "$candidate"
+            return 0
+        fi
+    done
+    return 1
+}
+
+# Collects the existing library folders among its arguments in LIB_DIRS, most wanted first;
+# export_library_path puts them in front of LD_LIBRARY_PATH (which holds the driver's folder on some machines).
+add_library_dirs() {
+    local dir
+    for dir in "$@"; do
+        [ -d "$dir" ] && LIB_DIRS+=("$dir")
+    done
+    return 0
+}
+
+export_library_path() {
+    local joined
+    joined=$(IFS=:; echo "${LIB_DIRS[*]}")
+    export LD_LIBRARY_PATH="$joined${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+}
+
+# ---- facts ------------------------------------------------------------------------------------------------
+
+commit_id() {
+    local commit
+    if commit=$(git -C "$ROOT" -c safe.directory='*' rev-parse HEAD 2>/dev/null); then
+        # Untracked files that git does not ignore travel too, so they count as changes.
+        if [ -n "$(git -C "$ROOT" -c safe.directory='*' status --porcelain 2>/dev/null)" ]; then
+            commit="$commit + uncommitted changes"
+        fi
+        echo "$commit"
+    elif [ -f "$DEPS_DIR/COMMIT" ]; then
+        cat "$DEPS_DIR/COMMIT"
+    else
+        echo "unknown"
+    fi
+}
+
+# Fills FACTS (lines for summary.md) and finds the tools the steps need.
+collect_facts() {
+    NVCC=$(find_tool nvcc /usr/local/cuda/bin/nvcc || true)
+    SANITIZER=$(find_tool compute-sanitizer /usr/local/cuda/bin/compute-sanitizer \
+        /usr/local/cuda/compute-sanitizer/compute-sanitizer || true)
+    CUDA_HOME=""
+    [ -n "$NVCC" ] && CUDA_HOME=$(dirname "$(dirname "$(readlink -f "$NVCC")")")
+    FACTS=(
+        "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+        "commit: $(commit_id)"
+        "gpu: ${GPU_INFO:-none}"
+        "nvcc: ${NVCC:-not found}${NVCC:+ ($("$NVCC" --version | grep -o 'release .*' || true))}"
+        "cmake: $(cmake --version 2>/dev/null | head -n 1 || echo 'not found')"
+        "c++: $(c++ --version 2>/dev/null | head -n 1 || echo 'not found')"
+        "compute-sanitizer: ${SANITIZER:-not found}"
+        "host: $(uname -r), $(nproc) cores"
+    )
+}
+
+# ---- the steps: each returns 0 (PASS), 2 (SKIPPED) or anything else (FAIL) and may set NOTE -----------------
+# They run as the left side of `||`, where `set -e` does not apply, so each checks its commands itself.
+
+step_gpu() {
+    local smi
+    if ! smi=$(find_tool nvidia-smi); then
+        NOTE="nvidia-smi not found: no GPU driver on this machine"
+        return 1
+    fi
+    if ! GPU_INFO=$("$smi" --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1) ||
+        [ -z "$GPU_INFO" ]; then
+        NOTE="nvidia-smi failed: $(echo "$GPU_INFO" | head -n 1)"
+        GPU_INFO=""
+        return 1
+    fi
+    GPU_INFO=$(echo "$GPU_INFO" | head -n 1)
+    HAVE_GPU=1
+    NOTE="$GPU_INFO"
+}
+
+# Unpacks one .deb into a prefix, with dpkg where there is one, else with ar and tar.
+extract_deb() {
+    local deb=$1 prefix=$2 tmp member
+    if command -v dpkg >/dev/null 2>&1; then
+        dpkg -x "$deb" "$prefix"
+        return
+    fi
+    tmp=$(mktemp -d)
+    member=$(ar t "$deb" | grep '^data\.tar') || return 1
+    (cd "$tmp" && ar x "$deb" "$member") && tar -xf "$tmp/$member" -C "$prefix"
+    local rc=$?
+    rm -rf "$tmp"
+    return $rc
+}
+
+# Catch2 and fmt come from the .deb files of --prepare. Their CMake configs are relocatable (paths relative to
+# the config file), but CMake would prefer a copy in /usr, so the configure step names their folders exactly.
+step_deps() {
+    local debs=() deb
+    shopt -s nullglob
+    debs=("$DEPS_DIR"/*.deb)
+    shopt -u nullglob
+    if [ ${#debs[@]} -eq 0 ]; then
+        NOTE="no .deb files in .gpu-deps (run --prepare on the development machine and carry .gpu-deps); trying the system's fmt and Catch2"
+        return 2
+    fi
+    rm -rf "$PREFIX"
+    mkdir -p "$PREFIX"
+    for deb in "${debs[@]}"; do
+        echo "unpacking $(basename "$deb") into $PREFIX" >>"$OUT/build.log"
+        extract_deb "$deb" "$PREFIX" >>"$OUT/build.log" 2>&1 || { NOTE="could not unpack $(basename "$deb")"; return 1; }
+    done
+    local fmt_config catch2_config fmt_lib
+    fmt_config=$(find "$PREFIX" -name fmt-config.cmake | head -n 1)
+    catch2_config=$(find "$PREFIX" -name Catch2Config.cmake | head -n 1)
+    fmt_lib=$(find "$PREFIX" -name 'libfmt.so.*' | head -n 1)
+    if [ -z "$fmt_config" ] || [ -z "$catch2_config" ] || [ -z "$fmt_lib" ]; then
+        NOTE="the unpacked packages lack fmt-config.cmake, Catch2Config.cmake or libfmt.so.*"
+        return 1
+    fi
+    FMT_DIR=${fmt_config%/*} CATCH2_DIR=${catch2_config%/*}
+    add_library_dirs "${fmt_lib%/*}"
+    NOTE="$(for deb in "${debs[@]}"; do basename "$deb" .deb; done | tr '\n' ' ')→ .gpu-deps/prefix"
+}
+
+# cuDNN: PyTorch's pip wheel (nvidia/cudnn, a namespace package without __init__.py, so __file__ is None:
+# ask __path__), else whatever FindCUDNN finds in the toolkit. CUDNN_ROOT from the environment wins.
+find_cudnn_root() {
+    if [ -n "${CUDNN_ROOT:-}" ]; then
+        echo "$CUDNN_ROOT"
+        return
+    fi
+    local root
+    root=$(python3 -c "import nvidia.cudnn as m; print(list(m.__path__)[0])" 2>/dev/null) || return 0
+    [ -f "$root/include/cudnn.h" ] && echo "$root"
+}
+
+# cuBLAS comes from the toolkit; if the toolkit has none, from a pip wheel (nvidia/cu13/lib, nvidia/cublas/lib).
+toolkit_has_cublas() {
+    local dir
+    for dir in "$CUDA_HOME/lib64" "$CUDA_HOME/lib" "$CUDA_HOME/targets/x86_64-linux/lib"; do
+        compgen -G "$dir/libcublas.so*" >/dev/null && return 0
+    done
+    return 1
+}
+
+find_pip_cublas() {
+    python3 - <<'EOF' 2>/dev/null
+import glob, os, nvidia
+for base in nvidia.__path__:
+    for lib in sorted(glob.glob(os.path.join(base, "*", "lib", "libcublas.so.*"))):
+        print(lib)
+        raise SystemExit
+EOF
+}
+
+# Sets CMAKE_ARGS for the cuda flavour and LD_LIBRARY_PATH so that the programs find cuDNN and cuBLAS.
+configure_args() {
+    CMAKE_ARGS=(-S "$ROOT" -B "$BUILD_DIR" -DCUDACNN_FLAVOUR=cuda -DCMAKE_CUDA_ARCHITECTURES=90
+        -DCMAKE_BUILD_TYPE=RelWithDebInfo "-DCMAKE_CUDA_COMPILER=$NVCC")
+    command -v ninja >/dev/null 2>&1 && CMAKE_ARGS+=(-G Ninja)
+    if [ -n "${FMT_DIR:-}" ]; then
+        CMAKE_ARGS+=("-DCMAKE_PREFIX_PATH=$PREFIX/usr" "-Dfmt_DIR=$FMT_DIR" "-DCatch2_DIR=$CATCH2_DIR")
+    fi
+    CUDNN_FROM=$(find_cudnn_root)
+    if [ -n "$CUDNN_FROM" ]; then
+        CMAKE_ARGS+=("-DCUDNN_ROOT=$CUDNN_FROM")
+        add_library_dirs "$CUDNN_FROM/lib"
+    else
+        CUDNN_FROM="the CUDA toolkit (no pip cuDNN found)"
+    fi
+    CUBLAS_FROM="the CUDA toolkit"
+    if ! toolkit_has_cublas; then
+        local lib
+        lib=$(find_pip_cublas || true)
+        if [ -n "$lib" ]; then
+            local dir=${lib%/*}
+            CUBLAS_FROM=$lib
+            CMAKE_ARGS+=("-DCUDA_cublas_LIBRARY=$lib" "-DCUDA_cublasLt_LIBRARY=$(compgen -G "$dir/libcublasLt.so.*" | head -n 1)"
+                "-DCMAKE_CXX_FLAGS=-idirafter $dir/../include")
+            add_library_dirs "$dir"
+        fi
+    fi
+    add_library_dirs "$CUDA_HOME/lib64" "$CUDA_HOME/lib" "$CUDA_HOME/targets/x86_64-linux/lib"
+    export_library_path
+}
+
+step_build() {
+    local log="$OUT/build.log" seconds started=$SECONDS
+    if [ -z "$NVCC" ]; then
+        NOTE="nvcc not found (neither on PATH nor in /usr/local/cuda/bin)"
+        return 1
+    fi
+    seconds=$(time_cap 300)
+    [ "$seconds" -gt 0 ] || { NOTE="out of time budget"; return 1; }
+    configure_args
+    {
+        echo "cuDNN from: $CUDNN_FROM"
+        echo "cuBLAS from: $CUBLAS_FROM"
+        echo "LD_LIBRARY_PATH=${LD_LIBRARY_PATH:-}"
+    } >>"$log"
+    if ! run_logged "$log" "$seconds" cmake "${CMAKE_ARGS[@]}"; then
+        # A build folder left by an earlier run with other settings: start afresh once.
+        echo "configure failed; removing $BUILD_DIR and configuring once more" >>"$log"
+        rm -rf "$BUILD_DIR"
+        run_logged "$log" "$(time_cap 300)" cmake "${CMAKE_ARGS[@]}" || { NOTE="configure failed"; return 1; }
+    fi
+    if ! run_logged "$log" "$(time_cap 300)" cmake --build "$BUILD_DIR" -j "$(nproc)"; then
+        NOTE="build failed or timed out"
+        return 1
+    fi
+    local cudnn
+    cudnn=$(grep -o 'Found CUDNN: .*' "$log" | tail -n 1 || true)
+    NOTE="$((SECONDS - started)) s; ${cudnn:-cuDNN: see build.log}"
+}
+
+step_ctest() {
+    local log="$OUT/ctest.log" seconds rc=0 summary skipped
+    seconds=$(time_cap 240)
+    [ "$seconds" -gt 0 ] || { NOTE="out of time budget"; return 1; }
+    (cd "$BUILD_DIR" && run_logged "$log" "$seconds" ctest --output-on-failure --timeout "$seconds") || rc=$?
+    summary=$(grep -E 'tests passed, [0-9]+ tests? failed' "$log" | tail -n 1 || true)
+    skipped=$(grep -E '\((Skipped|Not Run)\)$' "$log" | sed -E 's/^[[:space:]]*[0-9]+ - //; s/ \(.*//' | tr '\n' ' ' || true)
+    NOTE="${summary:-no CTest summary (rc $rc)}${skipped:+; skipped: $skipped}"
+    [ "$rc" -eq 0 ] || return 1
+    if [ -n "$skipped" ]; then
+        if [ -n "$HAVE_GPU" ]; then
+            NOTE="$NOTE— but nvidia-smi sees a GPU, so the GPU tests must not skip (see ctest.log)"
+            return 1
+        fi
+        NOTE="$NOTE(no GPU)"
+    fi
+}
+
+# run_sanitizer TOOL: the GPU parity tests under compute-sanitizer; PASS needs "ERROR SUMMARY: 0 errors" and exit 0.
+run_sanitizer() {
+    local tool=$1 log="$OUT/$1.log" seconds rc=0 errors
+    [ -n "$HAVE_GPU" ] || { NOTE="no GPU"; return 2; }
+    [ -n "$SANITIZER" ] || { NOTE="compute-sanitizer not found"; return 2; }
+    seconds=$(time_cap 150)
+    [ "$seconds" -gt 0 ] || { NOTE="out of time budget"; return 1; }
+    run_logged "$log" "$seconds" "$SANITIZER" --tool "$tool" "$BUILD_DIR/tests/cudacnn_device_tests" || rc=$?
+    errors=$(grep -o 'ERROR SUMMARY: [0-9]* errors\?' "$log" | tail -n 1 || true)
+    case $rc in
+        0) NOTE="${errors:-no ERROR SUMMARY line}" ;;
+        77) NOTE="the device tests skipped (no GPU seen by CUDA under the sanitizer)" ;;
+        124 | 137) NOTE="timed out after $seconds s; ${errors:-no ERROR SUMMARY line}" ;;
+        *) NOTE="exit $rc; ${errors:-no ERROR SUMMARY line}" ;;
+    esac
+    [ "$rc" -eq 0 ] && [ "$errors" = "ERROR SUMMARY: 0 errors" ]
+}
+
+step_memcheck() { run_sanitizer memcheck; }
+step_racecheck() { run_sanitizer racecheck; }
+
+step_demo() {
+    local log="$OUT/demo.log" seconds rc=0 kernel check
+    [ -n "$HAVE_GPU" ] || { NOTE="no GPU"; return 2; }
+    seconds=$(time_cap 90)
+    [ "$seconds" -gt 0 ] || { NOTE="out of time budget"; return 1; }
+    run_logged "$log" "$seconds" "$BUILD_DIR/cudacnn-demo" --size 2048 || rc=$?
+    kernel=$(grep -E '^ *device kernel' "$log" | tr -s ' ' | sed 's/^ //' || true)
+    check=$(grep -o 'max |device - reference| = .*' "$log" || true)
+    NOTE="${kernel:-no timing line}; ${check:-no check line}"
+    [ "$rc" -eq 0 ] || { NOTE="exit $rc; $NOTE"; return 1; }
+}
+
+# The baseline for the demo's number, timed in the same run on the same card (docs/gpu-runs.md): PyTorch's
+# float32 2048³ matmul (cuBLAS, TF32 off), median of 20 after warm-up, with CUDA events.
+step_baseline() {
+    local log="$OUT/demo.log" seconds rc=0 line
+    [ -n "$HAVE_GPU" ] || { NOTE="no GPU"; return 2; }
+    python3 -c "import torch" 2>/dev/null || { NOTE="python3 has no torch"; return 2; }
+    seconds=$(time_cap 90)
+    [ "$seconds" -gt 0 ] || { NOTE="out of time budget"; return 1; }
+    run_logged "$log" "$seconds" python3 - <<'EOF' || rc=$?
+import statistics, torch
+torch.backends.cuda.matmul.allow_tf32 = False
+n = 2048
+a, b = (torch.rand(n, n, device="cuda") * 2 - 1 for _ in range(2))
+for _ in range(5):
+    a @ b
+times = []
+for _ in range(20):
+    start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record(); a @ b; stop.record(); stop.synchronize()
+    times.append(start.elapsed_time(stop))
+ms = statistics.median(times)
+print(f"baseline torch {torch.__version__} fp32 matmul {n}^3 (cuBLAS, TF32 off): {ms:.3f} ms  {2 * n**3 / ms / 1e6:.1f} GFLOP/s")
+EOF
+    line=$(grep -o 'baseline torch.*' "$log" | tail -n 1 || true)
+    NOTE="${line:-no timing line (rc $rc)}"
+    [ "$rc" -eq 0 ]
+}
+
+# Extension point: later issues add their steps here as functions, e.g. step_bench (cudacnn-bench against
+# cuDNN) and step_train (a short training on .gpu-data/cifar10-jpeg.tar.xz), each writing one log into $OUT
+# (at most 8 files come back: 6 are used now) and registered in run_steps_after_build below.
+run_steps_after_build() {
+    run_step ctest step_ctest ctest.log
+    run_step memcheck step_memcheck memcheck.log
+    run_step racecheck step_racecheck racecheck.log
+    run_step demo step_demo demo.log
+    run_step baseline step_baseline demo.log
+}
+
+# ---- bookkeeping and the summary --------------------------------------------------------------------------
+
+# run_step NAME FUNCTION LOG: runs one step, records its row, and on failure shows the end of its log.
+run_step() {
+    local name=$1 fn=$2 logname=$3 rc=0 result started=$SECONDS
+    NOTE=""
+    "$fn" || rc=$?
+    case $rc in
+        0) result=PASS ;;
+        2) result=SKIPPED ;;
+        *) result=FAIL FAILED=$((FAILED + 1)) ;;
+    esac
+    ROWS+=("| $name | $result | ${NOTE//|/\\|} |")
+    STATUS[$name]=$result
+    log "$name: $result ($((SECONDS - started)) s) $NOTE"
+    if [ "$result" = FAIL ] && [ -s "$OUT/$logname" ]; then
+        echo "---- last lines of $logname ----"
+        tail -n 25 "$OUT/$logname"
+        echo "----"
+    fi
+}
+
+skip_step() {
+    ROWS+=("| $1 | SKIPPED | $2 |")
+    log "$1: SKIPPED $2"
+}
+
+write_summary() {
+    local fact
+    {
+        echo "# gpu-check summary"
+        echo
+        for fact in "${FACTS[@]}"; do echo "- $fact"; done
+        echo "- cuDNN from: ${CUDNN_FROM:-not looked up}; cuBLAS from: ${CUBLAS_FROM:-not looked up}"
+        echo
+        echo "| step | result | notes |"
+        echo "| --- | --- | --- |"
+        printf '%s\n' "${ROWS[@]}"
+        echo
+        if [ "$FAILED" -eq 0 ]; then echo "overall: PASS"; else echo "overall: FAIL ($FAILED steps failed)"; fi
+        echo "total $(elapsed) s; logs in \$OUT: $(cd "$OUT" && ls | tr '\n' ' ')"
+    } >"$OUT/summary.md"
+}
+
+gpu_check() {
+    OUT=${OUT:-./out}
+    mkdir -p "$OUT"
+    OUT=$(cd "$OUT" && pwd)
+    cd "$ROOT"
+    export PATH="$PATH:/usr/local/cuda/bin"
+    START_S=$SECONDS FAILED=0 HAVE_GPU="" GPU_INFO="" ROWS=() LIB_DIRS=()
+    declare -gA STATUS=()
+    : >"$OUT/build.log"
+
+    run_step gpu step_gpu none
+    collect_facts
+    run_step dependencies step_deps build.log
+    run_step build step_build build.log
+    if [ "${STATUS[build]}" = PASS ]; then
+        run_steps_after_build
+    else
+        local step
+        for step in ctest memcheck racecheck demo baseline; do skip_step "$step" "no build"; done
+    fi
+
+    write_summary
+    echo
+    cat "$OUT/summary.md"
+    [ "$FAILED" -eq 0 ]
+}
+
+case "${1:-}" in
+    --prepare) prepare ;;
+    "") gpu_check ;;
+    -h | --help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//' ;;
+    *)
+        echo "gpu-check: unknown argument '$1'; use --prepare, or no argument on the GPU machine" >&2
+        exit 2
+        ;;
+esac
