@@ -77,6 +77,21 @@ TEST_CASE("warp shuffles, shared memory and atomics reduce a sum and a max acros
     CHECK(result[1] == expected_max);  // max is exact whatever the order
 }
 
+TEST_CASE("integer atomicAdd, atomicMin, atomicMax and atomicCAS across blocks", "[kernels]") {
+    const int n = 1001;
+    const auto in = random_floats(n, 7);
+    DeviceBuffer din = upload(in);
+    DeviceBuffer counts = upload(std::vector<int>{0, n, -1, 0}), slots = upload(std::vector<int>(8, -1));
+    test::integer_atomics(din.data_as<float>(), n, 0.5f, counts.data_as<int>(), slots.data_as<int>());
+    int above = 0, first = n, last = -1;
+    for (int i = 0; i < n; ++i) {
+        if (in[i] > 0.5f) ++above, first = std::min(first, i), last = std::max(last, i);
+    }
+    CHECK(download<int>(counts) == std::vector<int>{above, first, last, 8});
+    const auto won = download<int>(slots);
+    for (int s = 0; s < 8; ++s) CHECK(won[s] % 8 == s);  // each slot was won once, by a thread of its class
+}
+
 TEST_CASE("ballot, any, all and shuffles of width 16 in divergent half-warps", "[kernels]") {
     const int threads = 64;
     std::vector<int> predicates(threads);

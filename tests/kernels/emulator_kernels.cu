@@ -67,6 +67,21 @@ void reduce_sum_and_max(const float* in, int n, float* sum, float* max, int bloc
     launch(reduce_sum_and_max_kernel, dim3(blocks), dim3(threads_per_block), 0, nullptr, in, n, sum, max);
 }
 
+__global__ void integer_atomics_kernel(const float* in, int n, float threshold, int* counts, int* slots) {
+    const int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n) return;
+    if (in[i] > threshold) {
+        atomicAdd(&counts[0], 1);
+        atomicMin(&counts[1], i);
+        atomicMax(&counts[2], i);
+    }
+    if (atomicCAS(&slots[i % 8], -1, i) == -1) atomicAdd(&counts[3], 1);
+}
+
+void integer_atomics(const float* in, int n, float threshold, int* counts, int* slots) {
+    launch(integer_atomics_kernel, dim3((n + 127) / 128), dim3(128), 0, nullptr, in, n, threshold, counts, slots);
+}
+
 __global__ void warp_votes_kernel(const float* values, const int* predicates, WarpVoteResult* out) {
     const int t = threadIdx.x, lane = t % 32;
     const int predicate = predicates[t];

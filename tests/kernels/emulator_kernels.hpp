@@ -14,6 +14,11 @@ void write_thread_ids(int* out, unsigned grid_x, unsigned grid_y, unsigned grid_
 // shuffle reduction, a shared-memory hand-off between warps and one atomic per block.
 void reduce_sum_and_max(const float* in, int n, float* sum, float* max, int blocks, int threads_per_block);
 
+// Integer atomics over in[0, n): counts[0] = number of i with in[i] > threshold (atomicAdd), counts[1] =
+// smallest such i (atomicMin), counts[2] = largest (atomicMax), counts[3] = number of CAS wins when every
+// thread tries to claim one of 8 slots (slots must start at -1).
+void integer_atomics(const float* in, int n, float threshold, int* counts, int* slots);
+
 // For every thread t of one block: the results of ballot/any/all in divergent halves of each warp
 // (lanes < 16 and lanes ≥ 16 use disjoint masks) and the shuffles of width 16.
 struct WarpVoteResult {
