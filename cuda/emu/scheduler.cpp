@@ -26,6 +26,7 @@
 #include "cuda/emu/fiber.hpp"
 #include "cuda/emu/internal.hpp"
 #include "cuda/emu/launch_kernel.hpp"
+#include "cudacnn/error.hpp"
 
 namespace cudacnn::emu {
 
@@ -106,30 +107,42 @@ std::mutex settings_mutex;
 Settings current_settings{};
 bool settings_loaded = false;
 
+// A whole number from an environment variable, or Error naming the variable and the range to use.
+uint64_t integer_from_environment(const char* name, uint64_t fallback, uint64_t lowest, uint64_t highest) {
+    const char* text = std::getenv(name);
+    if (text == nullptr || *text == '\0') return fallback;
+    char* end = nullptr;
+    const unsigned long long value = std::strtoull(text, &end, 10);
+    CUDACNN_CHECK(*end == '\0' && value >= lowest && value <= highest,
+                  "the emulator's {} is '{}'; use a whole number from {} to {}, or unset it", name, text, lowest,
+                  highest);
+    return value;
+}
+
 Settings settings_from_environment() {
     Settings s{};
     const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
-    s.worker_threads = static_cast<int>(cores);
-    if (const char* v = std::getenv("CUDACNN_EMU_WORKERS")) s.worker_threads = std::max(1, std::atoi(v));
+    s.worker_threads = static_cast<int>(integer_from_environment("CUDACNN_EMU_WORKERS", cores, 1, 1024));
     s.fiber_order = FiberOrder::forward;
     if (const char* v = std::getenv("CUDACNN_EMU_ORDER")) {
         const std::string order(v);
-        if (order == "reverse") s.fiber_order = FiberOrder::reverse;
-        else if (order == "random") s.fiber_order = FiberOrder::random;
-        else if (order != "forward" && !order.empty()) {
-            throw std::invalid_argument("CUDACNN_EMU_ORDER is '" + order + "'; use forward, reverse or random");
+        if (order == "reverse") {
+            s.fiber_order = FiberOrder::reverse;
+        } else if (order == "random") {
+            s.fiber_order = FiberOrder::random;
+        } else {
+            CUDACNN_CHECK(order == "forward" || order.empty(),
+                          "the emulator's CUDACNN_EMU_ORDER is '{}'; use forward, reverse or random", order);
         }
     }
-    s.random_seed = 20261125;
-    if (const char* v = std::getenv("CUDACNN_EMU_SEED")) s.random_seed = std::strtoull(v, nullptr, 10);
+    s.random_seed = integer_from_environment("CUDACNN_EMU_SEED", 20261125, 0, UINT64_MAX);
     // Kernel frames are small, but sanitizers multiply them.
 #if defined(__SANITIZE_ADDRESS__)
-    size_t stack_kb = 512;
+    constexpr uint64_t kDefaultStackKb = 512;
 #else
-    size_t stack_kb = 128;
+    constexpr uint64_t kDefaultStackKb = 128;
 #endif
-    if (const char* v = std::getenv("CUDACNN_EMU_STACK_KB")) stack_kb = std::max(16ul, std::strtoul(v, nullptr, 10));
-    s.fiber_stack_bytes = stack_kb * 1024;
+    s.fiber_stack_bytes = 1024 * integer_from_environment("CUDACNN_EMU_STACK_KB", kDefaultStackKb, 16, 1 << 20);
     return s;
 }
 
@@ -449,6 +462,8 @@ void run_blocks(Job& job, const Settings& s) {
             run_block(w, job, block, s);
         } catch (const BlockFailure& failure) {
             job.fail(failure.code, failure.detail);
+        } catch (const std::exception& e) {  // the emulator itself failed (no memory for a stack, say)
+            job.fail(cudaErrorLaunchFailure, e.what());
         }
     }
     w.dynamic_shared.reset();
