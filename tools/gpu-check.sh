@@ -18,7 +18,7 @@ DEPS_DIR="$ROOT/.gpu-deps"    # .deb files and COMMIT, written by --prepare (git
 DATA_DIR="$ROOT/.gpu-data"    # CIFAR-10 JPEG tarball for the training step of later issues (git-ignored, carried)
 PREFIX="$DEPS_DIR/prefix"     # where the .deb files are unpacked on the GPU machine: never into /
 BUILD_DIR="$ROOT/build-gpu"
-DEB_PACKAGES=(catch2 libfmt-dev libfmt9)
+DEB_PACKAGES=(catch2 libfmt-dev libfmt9 nlohmann-json3-dev)
 BUDGET_S=${GPU_CHECK_BUDGET_S:-540}
 
 # ---- --prepare: runs on the development machine ---------------------------------------------------------

@@ -3,8 +3,8 @@
 # that the CUDA toolkit is there. Runs as root, or through sudo.
 set -euo pipefail
 
-# Build tools, Catch2 v2, fmt, Boost.Context (the emulator's fibers), ccache for fast rebuilds.
-PACKAGES=(cmake ninja-build g++ ccache catch2 libfmt-dev libboost-context-dev)
+# Build tools, Catch2 v2, fmt, nlohmann-json (safetensors headers, model specs), Boost.Context (the emulator's fibers), ccache for fast rebuilds.
+PACKAGES=(cmake ninja-build g++ ccache catch2 libfmt-dev nlohmann-json3-dev libboost-context-dev)
 
 missing_packages() {
     local pkg

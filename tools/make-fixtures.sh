@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Regenerates the PyTorch reference fixtures under tests/fixtures/ with Debian's python3-torch (installed
+# here if missing). Tests only read the committed files; they never need Python.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+
+if ! /usr/bin/python3 -c "import torch" 2>/dev/null; then
+    echo "make-fixtures: installing Debian's python3-torch"
+    if [ "$(id -u)" -eq 0 ]; then apt-get install -y -qq python3-torch >/dev/null
+    else sudo apt-get install -y -qq python3-torch >/dev/null; fi
+fi
+
+cd "$ROOT/tools/fixtures"
+for script in [a-z]*.py; do
+    [ "$script" = safetensors_io.py ] && continue
+    echo "make-fixtures: $script"
+    /usr/bin/python3 "$script" "$ROOT/tests/fixtures"
+done
