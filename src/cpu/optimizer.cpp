@@ -1,0 +1,197 @@
+// CPU reference of the SGD, Adam and AdamW steps over a flat parameter block (formulas in optimizer.hpp).
+#include "cudacnn/ops/optimizer.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+#include "cudacnn/error.hpp"
+
+namespace cudacnn::cpu {
+
+template <class T>
+HostTensor<T> OptimizerState<T>::slot_tensor(int64_t k) const {
+    CUDACNN_CHECK(k >= 0 && k < slots(), "optimizer state: slot {} does not exist; the state has {} slots", k,
+                  slots());
+    return HostTensor<T>(Shape{size()}, std::vector<T>(slot(k), slot(k) + size()));
+}
+
+namespace {
+
+// A hyperparameter that must be a finite number >= 0 (NaN fails both tests).
+void check_non_negative(const char* op, const char* name, double value) {
+    CUDACNN_CHECK(std::isfinite(value) && value >= 0.0, "{}: {} {} must be a finite number >= 0", op, name,
+                  value);
+}
+
+void check_beta(const char* op, const char* name, double value) {
+    CUDACNN_CHECK(value >= 0.0 && value < 1.0, "{}: {} {} must be in [0, 1)", op, name, value);
+}
+
+template <class T>
+OptimizerState<T> make_state(const char* op, int64_t slots, int64_t n) {
+    CUDACNN_CHECK(n >= 1, "{}: parameter count {} must be at least 1", op, n);
+    OptimizerState<T> state;
+    state.values = HostTensor<T>(Shape{slots, n}, T(0));
+    return state;
+}
+
+// What every step checks besides the options: matching element counts and a state made for them.
+template <class T>
+void check_step_arguments(const char* op, const HostTensor<T>& params, const HostTensor<T>& grads,
+                          const OptimizerState<T>& state, int64_t slots) {
+    const int64_t n = params.numel();
+    CUDACNN_CHECK(n >= 1, "{}: parameter count {} must be at least 1", op, n);
+    CUDACNN_CHECK(grads.numel() == n,
+                  "{}: gradients have {} elements but parameters have {}; pass the gradient block that "
+                  "matches the parameter block",
+                  op, grads.numel(), n);
+    CUDACNN_CHECK(state.values.shape() == Shape({slots, n}),
+                  "{}: state has shape {} but these options and {} parameters need ({}, {}); make it with "
+                  "{}_init_state",
+                  op, state.values.shape(), n, slots, n, op);
+    CUDACNN_CHECK(state.step >= 0, "{}: state step {} must be >= 0", op, state.step);
+}
+
+void check_sgd_options(const SgdOptions& o) {
+    CUDACNN_CHECK(!std::isnan(o.lr),
+                  "sgd: lr is not set; PyTorch's SGD has no default learning rate, so set options.lr (e.g. 0.01)");
+    check_non_negative("sgd", "lr", o.lr);
+    check_non_negative("sgd", "momentum", o.momentum);
+    check_non_negative("sgd", "weight_decay", o.weight_decay);
+    CUDACNN_CHECK(std::isfinite(o.dampening), "sgd: dampening {} must be a finite number", o.dampening);
+    CUDACNN_CHECK(!o.nesterov || (o.momentum > 0.0 && o.dampening == 0.0),
+                  "sgd: nesterov needs momentum > 0 and dampening 0, got momentum {} and dampening {}",
+                  o.momentum, o.dampening);
+}
+
+// Adam and AdamW share every field; `op` names which one the caller is.
+template <class Options>
+void check_adam_options(const char* op, const Options& o) {
+    check_non_negative(op, "lr", o.lr);
+    check_non_negative(op, "eps", o.eps);
+    check_beta(op, "beta1", o.beta1);
+    check_beta(op, "beta2", o.beta2);
+    check_non_negative(op, "weight_decay", o.weight_decay);
+}
+
+// The Adam step; `decoupled` selects AdamW's weight decay p ← p · (1 − lr · wd) instead of g ← g + wd · p.
+template <class T, class Options>
+void adam_like_step(const char* op, bool decoupled, const Options& o, HostTensor<T>& params,
+                    const HostTensor<T>& grads, OptimizerState<T>& state) {
+    check_adam_options(op, o);
+    check_step_arguments(op, params, grads, state, o.amsgrad ? 3 : 2);
+    const int64_t n = params.numel();
+    T* p = params.data();
+    const T* g_in = grads.data();
+    T* m = state.slot(kAdamExpAvg);
+    T* v = state.slot(kAdamExpAvgSq);
+    T* v_max = o.amsgrad ? state.slot(kAdamMaxExpAvgSq) : nullptr;
+
+    state.step += 1;
+    // Host-side scalars in double, as PyTorch computes them from Python floats.
+    const double t = static_cast<double>(state.step);
+    const double bias_correction1 = 1.0 - std::pow(o.beta1, t);
+    const double bias_correction2 = 1.0 - std::pow(o.beta2, t);
+    const T step_size = static_cast<T>(o.lr / bias_correction1);
+    const T bias_correction2_sqrt = static_cast<T>(std::sqrt(bias_correction2));
+    const T beta1 = static_cast<T>(o.beta1), one_minus_beta1 = static_cast<T>(1.0 - o.beta1);
+    const T beta2 = static_cast<T>(o.beta2), one_minus_beta2 = static_cast<T>(1.0 - o.beta2);
+    const T eps = static_cast<T>(o.eps);
+    const T weight_decay = static_cast<T>(o.weight_decay);
+    const T decay_factor = static_cast<T>(1.0 - o.lr * o.weight_decay);
+
+    for (int64_t i = 0; i < n; ++i) {
+        T g = o.maximize ? -g_in[i] : g_in[i];
+        if (decoupled) {
+            p[i] = p[i] * decay_factor;
+        } else if (o.weight_decay != 0.0) {
+            g = g + weight_decay * p[i];
+        }
+        m[i] = m[i] * beta1 + one_minus_beta1 * g;
+        v[i] = v[i] * beta2 + one_minus_beta2 * g * g;
+        T second = v[i];
+        if (o.amsgrad) {
+            v_max[i] = std::max(v_max[i], v[i]);
+            second = v_max[i];
+        }
+        const T denom = std::sqrt(second) / bias_correction2_sqrt + eps;
+        p[i] = p[i] + (-step_size) * m[i] / denom;
+    }
+}
+
+}  // namespace
+
+int64_t sgd_state_slots(const SgdOptions& options) { return options.momentum != 0.0 ? 1 : 0; }
+int64_t adam_state_slots(const AdamOptions& options) { return options.amsgrad ? 3 : 2; }
+int64_t adamw_state_slots(const AdamWOptions& options) { return options.amsgrad ? 3 : 2; }
+
+template <class T>
+OptimizerState<T> sgd_init_state(const SgdOptions& options, int64_t n) {
+    check_sgd_options(options);
+    return make_state<T>("sgd", sgd_state_slots(options), n);
+}
+
+template <class T>
+void sgd_step(const SgdOptions& o, HostTensor<T>& params, const HostTensor<T>& grads, OptimizerState<T>& state) {
+    check_sgd_options(o);
+    check_step_arguments("sgd", params, grads, state, sgd_state_slots(o));
+    const int64_t n = params.numel();
+    T* p = params.data();
+    const T* g_in = grads.data();
+    T* buffer = o.momentum != 0.0 ? state.slot(kSgdMomentumBuffer) : nullptr;
+    // PyTorch's buffer starts as None and becomes a clone of the first (decayed) gradient.
+    const bool first_step = state.step == 0;
+    const T weight_decay = static_cast<T>(o.weight_decay);
+    const T momentum = static_cast<T>(o.momentum);
+    const T one_minus_dampening = static_cast<T>(1.0 - o.dampening);
+    const T neg_lr = static_cast<T>(-o.lr);
+
+    for (int64_t i = 0; i < n; ++i) {
+        T g = o.maximize ? -g_in[i] : g_in[i];
+        if (o.weight_decay != 0.0) g = g + weight_decay * p[i];
+        if (o.momentum != 0.0) {
+            buffer[i] = first_step ? g : buffer[i] * momentum + one_minus_dampening * g;
+            g = o.nesterov ? g + momentum * buffer[i] : buffer[i];
+        }
+        p[i] = p[i] + neg_lr * g;
+    }
+    state.step += 1;
+}
+
+template <class T>
+OptimizerState<T> adam_init_state(const AdamOptions& options, int64_t n) {
+    check_adam_options("adam", options);
+    return make_state<T>("adam", adam_state_slots(options), n);
+}
+
+template <class T>
+OptimizerState<T> adamw_init_state(const AdamWOptions& options, int64_t n) {
+    check_adam_options("adamw", options);
+    return make_state<T>("adamw", adamw_state_slots(options), n);
+}
+
+template <class T>
+void adam_step(const AdamOptions& options, HostTensor<T>& params, const HostTensor<T>& grads,
+               OptimizerState<T>& state) {
+    adam_like_step("adam", /*decoupled=*/false, options, params, grads, state);
+}
+
+template <class T>
+void adamw_step(const AdamWOptions& options, HostTensor<T>& params, const HostTensor<T>& grads,
+                OptimizerState<T>& state) {
+    adam_like_step("adamw", /*decoupled=*/true, options, params, grads, state);
+}
+
+#define CUDACNN_INSTANTIATE_OPTIMIZERS(T)                                                                   \
+    template struct OptimizerState<T>;                                                                      \
+    template OptimizerState<T> sgd_init_state<T>(const SgdOptions&, int64_t);                               \
+    template void sgd_step<T>(const SgdOptions&, HostTensor<T>&, const HostTensor<T>&, OptimizerState<T>&); \
+    template OptimizerState<T> adam_init_state<T>(const AdamOptions&, int64_t);                             \
+    template OptimizerState<T> adamw_init_state<T>(const AdamWOptions&, int64_t);                           \
+    template void adam_step<T>(const AdamOptions&, HostTensor<T>&, const HostTensor<T>&, OptimizerState<T>&); \
+    template void adamw_step<T>(const AdamWOptions&, HostTensor<T>&, const HostTensor<T>&, OptimizerState<T>&);
+
+CUDACNN_INSTANTIATE_OPTIMIZERS(float)
+CUDACNN_INSTANTIATE_OPTIMIZERS(double)
+
+}  // namespace cudacnn::cpu
