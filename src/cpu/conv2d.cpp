@@ -53,33 +53,50 @@ int64_t source_index(int64_t i, int64_t size, Conv2dPaddingMode mode) {
     return -1;
 }
 
+// table[o · kernel + k]: the input index that output position o reads through kernel tap k along one axis,
+// or -1 where it reads a zero. Computed once per axis so that the tap loop below does no index arithmetic
+// beyond offsets.
+std::vector<int64_t> source_table(int64_t out_size, int64_t kernel, int64_t stride, int64_t pad_before,
+                                  int64_t dilation, int64_t in_size, Conv2dPaddingMode mode) {
+    std::vector<int64_t> table(static_cast<size_t>(out_size * kernel));
+    for (int64_t o = 0; o < out_size; ++o) {
+        for (int64_t k = 0; k < kernel; ++k) {
+            table[static_cast<size_t>(o * kernel + k)] =
+                source_index(o * stride - pad_before + k * dilation, in_size, mode);
+        }
+    }
+    return table;
+}
+
 // Calls tap(x_offset, weight_offset, y_offset) once for every product weight · x that contributes to an
 // output element. The forward pass and both backward gradients are all sums over these same taps, so they
-// share this one loop nest and cannot drift apart.
+// share this one loop nest and cannot drift apart. Offsets are row-major in x (N, C, H, W),
+// weight (OC, C / G, KH, KW) and y (N, OC, OH, OW).
 template <class Tap>
 void for_each_tap(const Conv2dGeometry& g, Tap&& tap) {
-    const Shape x_shape{g.batch, g.in_channels, g.in_h, g.in_w};
-    const Shape w_shape{g.out_channels, g.in_channels_per_group(), g.kernel_h, g.kernel_w};
-    const Shape y_shape = g.output_shape();
+    const std::vector<int64_t> rows =
+        source_table(g.out_h, g.kernel_h, g.stride_h, g.pad_top, g.dilation_h, g.in_h, g.padding_mode);
+    const std::vector<int64_t> cols =
+        source_table(g.out_w, g.kernel_w, g.stride_w, g.pad_left, g.dilation_w, g.in_w, g.padding_mode);
+    const int64_t channels_per_group = g.in_channels_per_group();
+    const int64_t x_plane = g.in_h * g.in_w, w_plane = g.kernel_h * g.kernel_w;
+    int64_t y_offset = 0;
     for (int64_t n = 0; n < g.batch; ++n) {
         for (int64_t oc = 0; oc < g.out_channels; ++oc) {
             // Output channel oc belongs to group `group` and sees only that group's input channels.
-            const int64_t group = oc / g.out_channels_per_group();
+            const int64_t first_channel = oc / g.out_channels_per_group() * channels_per_group;
             for (int64_t oh = 0; oh < g.out_h; ++oh) {
-                for (int64_t ow = 0; ow < g.out_w; ++ow) {
-                    const int64_t y_offset = offset_nchw(y_shape, n, oc, oh, ow);
-                    for (int64_t c = 0; c < g.in_channels_per_group(); ++c) {
-                        const int64_t ic = group * g.in_channels_per_group() + c;
+                for (int64_t ow = 0; ow < g.out_w; ++ow, ++y_offset) {
+                    for (int64_t c = 0; c < channels_per_group; ++c) {
+                        const int64_t x_base = (n * g.in_channels + first_channel + c) * x_plane;
+                        const int64_t w_base = (oc * channels_per_group + c) * w_plane;
                         for (int64_t i = 0; i < g.kernel_h; ++i) {
-                            const int64_t ih = source_index(oh * g.stride_h - g.pad_top + i * g.dilation_h,
-                                                            g.in_h, g.padding_mode);
+                            const int64_t ih = rows[static_cast<size_t>(oh * g.kernel_h + i)];
                             if (ih < 0) continue;
                             for (int64_t j = 0; j < g.kernel_w; ++j) {
-                                const int64_t iw = source_index(
-                                    ow * g.stride_w - g.pad_left + j * g.dilation_w, g.in_w, g.padding_mode);
+                                const int64_t iw = cols[static_cast<size_t>(ow * g.kernel_w + j)];
                                 if (iw < 0) continue;
-                                tap(offset_nchw(x_shape, n, ic, ih, iw), offset_nchw(w_shape, oc, c, i, j),
-                                    y_offset);
+                                tap(x_base + ih * g.in_w + iw, w_base + i * g.kernel_w + j, y_offset);
                             }
                         }
                     }
