@@ -185,7 +185,7 @@ TEST_CASE("sigmoid and tanh: values, derivatives from the output, saturation wit
 }
 
 TEST_CASE("activations: backward matches central differences for every activation and option",
-          "[activation]") {
+          "[activation][gradcheck]") {
     for (const Case& c : all_cases()) {
         SECTION(c.name) {
             // (N, C, H, W) with values in [−3, 3): the curved parts of gelu, sigmoid and tanh.
@@ -233,7 +233,7 @@ TEST_CASE("activations: outputs and gradients match PyTorch in float and double"
     }
 }
 
-TEST_CASE("activations: bad arguments raise Error naming the op and the values", "[activation]") {
+TEST_CASE("activations: bad arguments raise Error naming the op and the values", "[activation][errors]") {
     using Catch::Contains;
     const HostTensor<float> empty;
     const HostTensor<float> x(Shape{2, 3}, 1.0f), dy(Shape{3, 2}, 1.0f);

@@ -118,10 +118,14 @@ TEST_CASE("batch_norm2d gradient check for every mode and option", "[batch_norm]
         bool training;
         bool affine;
         double eps;
+        bool tracked = true;  // running statistics given (track_running_stats=True)
     };
     const std::vector<Mode> modes = {
-        {"training, affine", true, true, 1e-5},  {"training, no affine", true, false, 1e-5},
-        {"training, eps 0.1", true, true, 0.1},  {"evaluation, affine", false, true, 1e-5},
+        {"training, affine", true, true, 1e-5},
+        {"training, no affine", true, false, 1e-5},
+        {"training, eps 0.1", true, true, 0.1},
+        {"training, untracked", true, true, 1e-5, false},
+        {"evaluation, affine", false, true, 1e-5},
         {"evaluation, no affine", false, false, 1e-5},
     };
     for (const Mode& mode : modes) {
@@ -131,12 +135,14 @@ TEST_CASE("batch_norm2d gradient check for every mode and option", "[batch_norm]
             // forward passes of the check do not drift them.
             auto loss = [&](const HostTensor<double>& xx, const HostTensor<double>& w, const HostTensor<double>& b) {
                 BatchNorm2dRunningStats<double> stats = running;
-                const auto y = batch_norm2d(xx, mode.affine ? &w : nullptr, mode.affine ? &b : nullptr, &stats, o);
+                const auto y = batch_norm2d(xx, mode.affine ? &w : nullptr, mode.affine ? &b : nullptr,
+                                            mode.tracked ? &stats : nullptr, o);
                 return test::weighted_sum(y.output, r);
             };
             BatchNorm2dRunningStats<double> stats = running;
             const HostTensor<double>* w = mode.affine ? &weight : nullptr;
-            const auto forward = batch_norm2d(x, w, mode.affine ? &bias : nullptr, &stats, o);
+            const auto forward =
+                batch_norm2d(x, w, mode.affine ? &bias : nullptr, mode.tracked ? &stats : nullptr, o);
             const auto grads = batch_norm2d_backward(x, w, forward.save_mean, forward.save_invstd, r, mode.training);
 
             const auto dx = test::check_gradient([&](const HostTensor<double>& xx) { return loss(xx, weight, bias); },

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "cudacnn/ops/conv2d.hpp"
+#include "cudacnn/ops/pool.hpp"
 #include "support/compare.hpp"
 #include "support/gradcheck.hpp"
 
@@ -175,18 +176,16 @@ TEMPLATE_TEST_CASE("conv2d: stride, dilation and groups by hand", "[conv2d]", fl
 }
 
 TEST_CASE("conv2d: output sizes", "[conv2d]") {
-    // The LeNet-style chain: 5×5 kernels with padding 2 keep 28, each 2×2 pooling halves (pool sizes by
-    // pooling's formula floor((W − 2) / 2) + 1, computed here because pooling is another op).
-    const auto pool = [](int64_t w) { return (w - 2) / 2 + 1; };
+    // The LeNet-style chain: 5×5 kernels with padding 2 keep 28, each 2×2 pooling (stride 2) halves:
+    // (28 − 5 + 2·2)/1 + 1 = 28, floor((28 − 2)/2) + 1 = 14, (14 − 5 + 4)/1 + 1 = 14, floor((14 − 2)/2) + 1
+    // = 7.
     const int64_t c1 = cpu::conv2d_output_size(28, 5, 1, 2);
     CHECK(c1 == 28);
-    CHECK(pool(c1) == 14);
-    const int64_t c2 = cpu::conv2d_output_size(pool(c1), 5, 1, 2);
+    const int64_t p1 = cpu::pool2d_output_size(c1, 2, 2, 0, 1, false);
+    CHECK(p1 == 14);
+    const int64_t c2 = cpu::conv2d_output_size(p1, 5, 1, 2);
     CHECK(c2 == 14);
-    CHECK(pool(c2) == 7);
-    Conv2dOptions pad2;
-    pad2.padding = 2;
-    CHECK(cpu::conv2d_geometry({1, 1, 28, 28}, {6, 1, 5, 5}, pad2).output_shape() == Shape{1, 6, 28, 28});
+    CHECK(cpu::pool2d_output_size(c2, 2, 2, 0, 1, false) == 7);
 
     CHECK(cpu::conv2d_output_size(7, 3, 1, 0, 2) == 3);  // dilated span 5
     CHECK(cpu::conv2d_output_size(7, 3, 2, 1) == 4);     // (7 − 3 + 2) / 2 + 1
@@ -194,6 +193,25 @@ TEST_CASE("conv2d: output sizes", "[conv2d]") {
     CHECK(cpu::conv2d_output_size(3, 3, 1, 0) == 1);
     CHECK(cpu::conv2d_output_size(2, 3, 2, 0) == 0);    // floor(−1 / 2) + 1: does not fit, not a size of 1
     CHECK(cpu::conv2d_output_size(32, 3, 1, 1) == 32);  // CifarCNN's convolutions
+}
+
+TEST_CASE("conv2d and max_pool2d: 28 → 28 → 14 → 14 → 7 through the ops themselves", "[conv2d][pool]") {
+    // The same chain as above, run through conv2d and max_pool2d on a real (1, 1, 28, 28) input so that the
+    // ops' own geometry (not only the formulas) is checked: (1, 6, 28, 28), (1, 6, 14, 14), (1, 16, 14, 14),
+    // (1, 16, 7, 7).
+    Conv2dOptions pad2;
+    pad2.padding = 2;
+    cpu::MaxPool2dOptions pool2;
+    pool2.kernel_size = 2;  // stride defaults to the kernel size, as PyTorch's
+    const auto x = test::random_tensor<float>({1, 1, 28, 28}, 5);
+    const auto y1 = cpu::conv2d(x, test::random_tensor<float>({6, 1, 5, 5}, 6), nullptr, pad2);
+    CHECK(y1.shape() == Shape{1, 6, 28, 28});
+    const auto y2 = cpu::max_pool2d(y1, pool2).output;
+    CHECK(y2.shape() == Shape{1, 6, 14, 14});
+    const auto y3 = cpu::conv2d(y2, test::random_tensor<float>({16, 6, 5, 5}, 7), nullptr, pad2);
+    CHECK(y3.shape() == Shape{1, 16, 14, 14});
+    CHECK(cpu::max_pool2d(y3, pool2).output.shape() == Shape{1, 16, 7, 7});
+    CHECK(cpu::max_pool2d_output_shape(y3.shape(), pool2) == Shape{1, 16, 7, 7});
 }
 
 // --- Tier 2: gradient checks in double ------------------------------------------------------------------

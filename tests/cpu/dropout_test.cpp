@@ -1,5 +1,6 @@
 // Dropout and dropout2d: the documented Philox mask rule, reproducibility, kept fractions, channel masks,
-// scaling, eval mode and p = 0 / p = 1, gradient checks with a fixed mask, and bad arguments.
+// scaling, eval mode and p = 0 / p = 1, gradient checks with a fixed mask, PyTorch fixtures (everything but
+// the mask itself) and bad arguments.
 #include <catch2/catch.hpp>
 
 #include <cmath>
@@ -11,6 +12,7 @@
 
 #include "cudacnn/ops/dropout.hpp"
 #include "cudacnn/philox.hpp"
+#include "support/compare.hpp"
 #include "support/gradcheck.hpp"
 
 using namespace cudacnn;
@@ -212,7 +214,7 @@ TEST_CASE("dropout: eval mode and p = 0 are the identity, p = 1 zeros everything
 }
 
 TEST_CASE("dropout: backward matches central differences with the mask fixed by (seed, stream)",
-          "[dropout]") {
+          "[dropout][gradcheck]") {
     cpu::DropoutOptions eval = training(0.3);
     eval.training = false;
     const std::vector<std::pair<const char*, cpu::DropoutOptions>> cases = {
@@ -248,7 +250,102 @@ TEST_CASE("dropout: backward matches central differences with the mask fixed by 
     }
 }
 
-TEST_CASE("dropout: bad arguments raise Error naming the op and the values", "[dropout]") {
+// --- PyTorch fixtures (tools/fixtures/dropout.py) --------------------------------------------------------
+
+namespace {
+
+// The cases of tools/fixtures/dropout.py (same names and p).
+struct FixtureCase {
+    std::string name;
+    bool channels;  // dropout2d: one mask entry per (n, c)
+    double p;
+};
+const std::vector<FixtureCase> kFixtureCases = {
+    {"dropout_p0.3", false, 0.3}, {"dropout_p0.5", false, 0.5},  {"dropout_p0", false, 0.0},
+    {"dropout_p1", false, 1.0},   {"dropout2d_p0.3", true, 0.3}, {"dropout2d_p0.5", true, 0.5},
+    {"dropout2d_p1", true, 1.0},
+};
+
+// Tolerances (max_relative_error per tensor). double: both sides compute x · (1 / (1 − p)) in double, the
+// same two roundings, so only a contracted multiply could differ (~1e-16); 1e-15 allows for that. float:
+// PyTorch rounds the scale 1 / (1 − p) to float before multiplying, we round x / (1 − p) once from double;
+// the two are at most ~1.5 float ulps apart (~2e-7), so 1e-6 has a margin of 5 (tighter than the issue's
+// 1e-5).
+constexpr double kFixtureDoubleTolerance = 1e-15;
+constexpr double kFixtureFloatTolerance = 1e-6;
+
+// PyTorch's masks come from its own generator, so one case checks what does not depend on the mask: the
+// backward given PyTorch's mask, the forward where both masks keep a unit, zeros where ours drops one, whole
+// channels for dropout2d, and the identity in eval mode.
+template <class T>
+void check_fixture_case(const SafetensorsFile& file, const FixtureCase& c, const std::string& tag,
+                        double tolerance) {
+    const std::string key = c.name + "." + tag + ".";
+    INFO(key);
+    REQUIRE(file.get<double>(c.name + ".p")[0] == c.p);
+    const auto x = file.get<T>(key + "x"), dy = file.get<T>(key + "dy"), y = file.get<T>(key + "y");
+    const cpu::DropoutOptions options = training(c.p);
+
+    // PyTorch's mask, read back from y: x is never zero, so y is zero exactly where a unit was dropped.
+    const Shape mask_shape = c.channels ? Shape{x.dim(0), x.dim(1)} : x.shape();
+    const int64_t unit_size = x.numel() / mask_shape.numel();  // H · W for dropout2d, else 1
+    HostTensor<uint8_t> torch_mask(mask_shape);
+    for (int64_t j = 0; j < mask_shape.numel(); ++j) {
+        torch_mask[j] = y[j * unit_size] != T(0) ? 1 : 0;
+        for (int64_t i = 1; i < unit_size; ++i) {
+            INFO("unit " << j << " element " << i);  // PyTorch's dropout2d drops whole channels, as ours
+            REQUIRE((y[j * unit_size + i] != T(0)) == (torch_mask[j] != 0));
+        }
+    }
+    if (c.p > 0 && c.p < 1) {  // both outcomes, or the case would prove little
+        CHECK(count_kept(torch_mask) > 0);
+        CHECK(count_kept(torch_mask) < torch_mask.numel());
+    }
+
+    const auto dx = c.channels ? cpu::dropout2d_backward(dy, torch_mask, options).dx
+                               : cpu::dropout_backward(dy, torch_mask, options).dx;
+    CHECK(test::max_relative_error(dx, file.get<T>(key + "dx")) <= tolerance);
+
+    const auto ours = c.channels ? cpu::dropout2d(x, options) : cpu::dropout(x, options);
+    std::vector<T> ours_kept, torch_kept;
+    for (int64_t i = 0; i < x.numel(); ++i) {
+        const int64_t j = i / unit_size;
+        if (ours.mask[j] == 0) {
+            CHECK(ours.y[i] == T(0));
+        } else if (torch_mask[j] != 0) {
+            ours_kept.push_back(ours.y[i]);
+            torch_kept.push_back(y[i]);
+        }
+    }
+    if (c.p < 1) {
+        const auto n = static_cast<int64_t>(ours_kept.size());
+        REQUIRE(n > 0);
+        CHECK(test::max_relative_error(HostTensor<T>(Shape{n}, ours_kept),
+                                       HostTensor<T>(Shape{n}, torch_kept)) <= tolerance);
+    } else {
+        CHECK(count_kept(ours.mask) == 0);
+    }
+
+    cpu::DropoutOptions eval = options;
+    eval.training = false;
+    const auto y_eval = c.channels ? cpu::dropout2d(x, eval).y : cpu::dropout(x, eval).y;
+    CHECK(y_eval.values() == file.get<T>(key + "y_eval").values());
+}
+
+}  // namespace
+
+TEST_CASE(
+    "dropout and dropout2d match PyTorch's scaling, whole channels and eval identity "
+    "(tests/fixtures/dropout)",
+    "[dropout][fixture]") {
+    const SafetensorsFile file = test::load_fixture("dropout");
+    for (const FixtureCase& c : kFixtureCases) {
+        check_fixture_case<double>(file, c, "f64", kFixtureDoubleTolerance);
+        check_fixture_case<float>(file, c, "f32", kFixtureFloatTolerance);
+    }
+}
+
+TEST_CASE("dropout: bad arguments raise Error naming the op and the values", "[dropout][errors]") {
     using Catch::Contains;
     const HostTensor<float> x(Shape{2, 3, 4, 5}, 1.0f);
     CHECK_THROWS_WITH(cpu::dropout(x, training(-0.1)), Contains("dropout: p is -0.1; it must be in [0, 1]"));

@@ -1,15 +1,18 @@
 // Tests of parameter initialization: fans, bounds, the Philox mapping, distribution statistics,
-// reproducibility and independence of streams, bad arguments. Initialization is not differentiated, so there
-// is no gradient check; and PyTorch's values come from another generator, so there is no value fixture:
-// the tests check the distribution instead.
+// reproducibility and independence of streams, PyTorch's fans and bounds, bad arguments. Initialization is
+// not differentiated, so there is no gradient check; and PyTorch's values come from another generator, so
+// the fixture (tools/fixtures/init.py) holds what defines the distributions instead of values.
 #include <catch2/catch.hpp>
 
 #include <algorithm>
 #include <cmath>
+#include <string>
 #include <vector>
 
+#include "cudacnn/ops/batch_norm.hpp"
 #include "cudacnn/ops/init.hpp"
 #include "cudacnn/philox.hpp"
+#include "support/compare.hpp"
 
 using namespace cudacnn;
 using namespace cudacnn::cpu;
@@ -177,6 +180,74 @@ TEST_CASE("init is reproducible for a seed, and streams and seeds are independen
     // (Same fan_in, 256, so the same bound.)
     const auto longer = default_weight_init<double>(Shape{512, 256}, kSeed, 0);
     for (int64_t i = 0; i < n; ++i) REQUIRE(longer[i] == a[i]);
+}
+
+namespace {
+
+// The layers of tools/fixtures/init.py: CifarCNN's convolutions and linears, a grouped and a depthwise conv.
+const std::vector<std::string> kInitLayers = {"conv1", "conv2",        "conv3",         "conv4",
+                                              "conv5", "conv6",        "fc1",           "fc2",
+                                              "fc3",   "conv_groups2", "conv_depthwise"};
+
+// max |value| of n samples of U(−b, b) stays below (1 − t) · b with probability (1 − t)^n ≤ e^(−t·n); with
+// t = 20 / n that is at most e^−20 ≈ 2e-9, so a bound that the samples do not come near is not theirs.
+// Only for n > 20, where t < 1.
+template <class T>
+void check_reaches_bound(const HostTensor<T>& t, double bound) {
+    const double n = static_cast<double>(t.numel());
+    if (n <= 20) return;
+    double max_abs = 0.0;
+    for (int64_t i = 0; i < t.numel(); ++i) max_abs = std::max(max_abs, std::fabs(static_cast<double>(t[i])));
+    INFO("max |value| " << max_abs << " of " << n << ", bound " << bound);
+    CHECK(max_abs <= static_cast<float>(bound));  // float rounding may reach the bound itself
+    CHECK(max_abs > (1 - 20 / n) * bound);
+}
+
+}  // namespace
+
+TEST_CASE("init: fans, gains and bounds are PyTorch's, for CifarCNN's layers (tests/fixtures/init)",
+          "[init][fixture]") {
+    const SafetensorsFile file = test::load_fixture("init");
+    // Same formula as torch.nn.init.calculate_gain; only libm's sqrt rounding may differ (~1e-16).
+    CHECK(leaky_relu_gain(0.0) == Approx(file.get<double>("gain.a0")[0]).epsilon(1e-15));
+    for (size_t k = 0; k < kInitLayers.size(); ++k) {
+        const std::string& name = kInitLayers[k];
+        SECTION(name) {
+            const Shape shape(file.get<int64_t>(name + ".shape").values());
+            const auto fans = file.get<int64_t>(name + ".fans");     // fan_in, fan_out
+            const auto bounds = file.get<double>(name + ".bounds");  // gain, weight bound, bias bound
+            const auto absmax = file.get<double>(name + ".absmax");  // of PyTorch's own samples
+            CHECK(fan_in(shape) == fans[0]);
+            CHECK(fan_out(shape) == fans[1]);
+            CHECK(leaky_relu_gain(std::sqrt(5.0)) == Approx(bounds[0]).epsilon(1e-15));
+            const double weight_bound = bounds[1], bias_bound = bounds[2];
+
+            // PyTorch's samples fill exactly these ranges (so the bounds are the support, not just a limit).
+            CHECK(absmax[0] <= static_cast<float>(weight_bound));
+            CHECK(absmax[1] <= static_cast<float>(bias_bound));
+            if (shape.numel() > 20) {
+                CHECK(absmax[0] > (1 - 20.0 / static_cast<double>(shape.numel())) * weight_bound);
+            }
+            if (shape[0] > 20) CHECK(absmax[1] > (1 - 20.0 / static_cast<double>(shape[0])) * bias_bound);
+
+            // Ours: the same ranges, filled uniformly.
+            const auto stream = static_cast<uint64_t>(2 * k);
+            const auto w = default_weight_init<float>(shape, kSeed, stream);
+            const auto b = default_bias_init<float>(Shape{shape[0]}, fan_in(shape), kSeed, stream + 1);
+            check_reaches_bound(w, weight_bound);
+            check_reaches_bound(b, bias_bound);
+            check_uniform_statistics(w, weight_bound);
+            check_uniform_statistics(b, bias_bound);
+        }
+    }
+    SECTION("batch norm: nn.BatchNorm2d(32)'s parameters and buffers") {
+        CHECK(batchnorm_weight_init<float>(32).values() == file.get<float>("bn.weight").values());
+        CHECK(batchnorm_bias_init<float>(32).values() == file.get<float>("bn.bias").values());
+        const auto running = BatchNorm2dRunningStats<float>::initial(32);
+        CHECK(running.running_mean.values() == file.get<float>("bn.running_mean").values());
+        CHECK(running.running_var.values() == file.get<float>("bn.running_var").values());
+        CHECK(running.num_batches_tracked == file.get<int64_t>("bn.num_batches_tracked")[0]);
+    }
 }
 
 TEST_CASE("init rejects bad shapes and ranges", "[init][errors]") {

@@ -1,5 +1,5 @@
 // flatten, reshape, add and concat: hand-computed shapes and layouts, gradient checks for every input and
-// option, and bad arguments.
+// option, PyTorch fixtures in float and double, and bad arguments.
 #include <catch2/catch.hpp>
 
 #include <cstdint>
@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "cudacnn/ops/shape_ops.hpp"
+#include "support/compare.hpp"
 #include "support/gradcheck.hpp"
 
 using namespace cudacnn;
@@ -100,7 +101,8 @@ TEST_CASE("concat: torch.cat along channels (and other dims), backward splits dy
     CHECK(cpu::concat_output_shape({Shape{4, 3, 8, 8}, Shape{4, 3, 8, 2}}, 3) == Shape({4, 3, 8, 10}));
 }
 
-TEST_CASE("flatten and reshape: backward matches central differences for every option", "[shape_ops]") {
+TEST_CASE("flatten and reshape: backward matches central differences for every option",
+          "[shape_ops][gradcheck]") {
     const Shape in{2, 3, 4, 5};
     const auto x = random_tensor<double>(in, 21);
     const std::vector<cpu::FlattenOptions> flattens = {{1, -1}, {0, -1}, {1, 2}, {-2, -1}, {2, 2}};
@@ -130,7 +132,7 @@ TEST_CASE("flatten and reshape: backward matches central differences for every o
     }
 }
 
-TEST_CASE("add: backward matches central differences for both inputs", "[shape_ops]") {
+TEST_CASE("add: backward matches central differences for both inputs", "[shape_ops][gradcheck]") {
     const auto a = random_tensor<double>(Shape{2, 3, 4, 5}, 31);
     const auto b = random_tensor<double>(a.shape(), 32);
     const auto r = random_tensor<double>(a.shape(), 33);
@@ -145,7 +147,8 @@ TEST_CASE("add: backward matches central differences for both inputs", "[shape_o
     REQUIRE(result_b.ok());
 }
 
-TEST_CASE("concat: backward matches central differences for every input and several dims", "[shape_ops]") {
+TEST_CASE("concat: backward matches central differences for every input and several dims",
+          "[shape_ops][gradcheck]") {
     struct ConcatCase {
         const char* name;
         std::vector<Shape> shapes;
@@ -181,7 +184,97 @@ TEST_CASE("concat: backward matches central differences for every input and seve
     }
 }
 
-TEST_CASE("shape ops: bad arguments raise Error naming the op and the values", "[shape_ops]") {
+// --- PyTorch fixtures (tools/fixtures/shape_ops.py) -----------------------------------------------------
+
+namespace {
+
+enum class ShapeOp { flatten, reshape, add, concat };
+
+// The cases of tools/fixtures/shape_ops.py (same names and arguments).
+struct FixtureCase {
+    std::string name;
+    ShapeOp op;
+    std::vector<int64_t> args;  // flatten: start_dim, end_dim; reshape: the shape; concat: dim; add: none
+    int inputs;
+};
+const std::vector<FixtureCase> kFixtureCases = {
+    {"flatten_default", ShapeOp::flatten, {1, -1}, 1},
+    {"flatten_all", ShapeOp::flatten, {0, -1}, 1},
+    {"flatten_middle", ShapeOp::flatten, {1, 2}, 1},
+    {"reshape_infer", ShapeOp::reshape, {6, -1, 5}, 1},
+    {"reshape_rank5", ShapeOp::reshape, {2, 3, 2, 2, 5}, 1},
+    {"add", ShapeOp::add, {}, 2},
+    {"concat_channels", ShapeOp::concat, {1}, 3},
+    {"concat_last", ShapeOp::concat, {-1}, 2},
+    {"concat_batch", ShapeOp::concat, {0}, 2},
+};
+
+// Every output and gradient must equal PyTorch's exactly (max_relative_error 0, which also compares shapes):
+// these ops only move values, and add rounds one sum, correctly on both sides.
+template <class T>
+void check_fixture_case(const SafetensorsFile& file, const FixtureCase& c, const std::string& tag) {
+    const std::string key = c.name + "." + tag + ".";
+    INFO(key);
+    if (!c.args.empty()) REQUIRE(file.get<int64_t>(c.name + ".args").values() == c.args);
+    const auto dy = file.get<T>(key + "dy"), y = file.get<T>(key + "y");
+    const auto exact = [](const HostTensor<T>& actual, const HostTensor<T>& expected) {
+        return test::max_relative_error(actual, expected) == 0.0;
+    };
+    switch (c.op) {
+        case ShapeOp::flatten: {
+            const auto x = file.get<T>(key + "x");
+            const cpu::FlattenOptions options{c.args[0], c.args[1]};
+            CHECK(exact(cpu::flatten(x, options), y));
+            CHECK(exact(cpu::flatten_backward(dy, x.shape(), options).dx, file.get<T>(key + "dx")));
+            break;
+        }
+        case ShapeOp::reshape: {
+            const auto x = file.get<T>(key + "x");
+            CHECK(exact(cpu::reshape(x, c.args), y));
+            CHECK(exact(cpu::reshape_backward(dy, x.shape()).dx, file.get<T>(key + "dx")));
+            break;
+        }
+        case ShapeOp::add: {
+            CHECK(exact(cpu::add(file.get<T>(key + "a"), file.get<T>(key + "b")), y));
+            const auto grads = cpu::add_backward(dy);
+            CHECK(exact(grads.da, file.get<T>(key + "da")));
+            CHECK(exact(grads.db, file.get<T>(key + "db")));
+            break;
+        }
+        case ShapeOp::concat: {
+            std::vector<HostTensor<T>> inputs;
+            std::vector<const HostTensor<T>*> pointers;
+            std::vector<Shape> shapes;
+            for (int k = 0; k < c.inputs; ++k) inputs.push_back(file.get<T>(key + "x" + std::to_string(k)));
+            for (const HostTensor<T>& input : inputs) {
+                pointers.push_back(&input);
+                shapes.push_back(input.shape());
+            }
+            CHECK(exact(cpu::concat(pointers, c.args[0]), y));
+            const auto grads = cpu::concat_backward(dy, shapes, c.args[0]);
+            REQUIRE(grads.dx.size() == inputs.size());
+            for (int k = 0; k < c.inputs; ++k) {
+                INFO("input " << k);
+                CHECK(exact(grads.dx[size_t(k)], file.get<T>(key + "dx" + std::to_string(k))));
+            }
+            break;
+        }
+    }
+}
+
+}  // namespace
+
+TEST_CASE(
+    "shape ops: outputs and gradients match PyTorch exactly in float and double (tests/fixtures/shape_ops)",
+    "[shape_ops][fixture]") {
+    const SafetensorsFile file = test::load_fixture("shape_ops");
+    for (const FixtureCase& c : kFixtureCases) {
+        check_fixture_case<double>(file, c, "f64");
+        check_fixture_case<float>(file, c, "f32");
+    }
+}
+
+TEST_CASE("shape ops: bad arguments raise Error naming the op and the values", "[shape_ops][errors]") {
     using Catch::Contains;
     const HostTensor<float> x(Shape{2, 3, 4}, 1.0f);
     const HostTensor<float> empty;
