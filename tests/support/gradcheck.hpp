@@ -12,6 +12,7 @@
 #include <fmt/format.h>
 
 #include "cudacnn/host_tensor.hpp"
+#include "support/random.hpp"
 
 namespace cudacnn::test {
 
@@ -84,16 +85,6 @@ inline double weighted_sum(const HostTensor<double>& y, const HostTensor<double>
     double sum = 0.0;
     for (int64_t i = 0; i < y.numel(); ++i) sum += y[i] * r[i];
     return sum;
-}
-
-// A tensor of values uniform in [lo, hi): never zeros, which hide unwritten outputs.
-template <class T>
-HostTensor<T> random_tensor(const Shape& shape, uint32_t seed, double lo = -1.0, double hi = 1.0) {
-    std::mt19937 rng(seed);
-    std::uniform_real_distribution<double> dist(lo, hi);
-    HostTensor<T> t(shape);
-    for (int64_t i = 0; i < t.numel(); ++i) t[i] = static_cast<T>(dist(rng));
-    return t;
 }
 
 }  // namespace cudacnn::test
