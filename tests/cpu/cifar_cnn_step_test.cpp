@@ -33,6 +33,10 @@ constexpr double kDoubleTolerance = 1e-9;
 // batch-normed layers (up to 8e-2, stored in the fixture as torch_f32_error.*), because its float
 // reductions cancel; we print both.
 constexpr double kFloatTolerance = 1e-5;
+// The gradient of a conv bias that a batch norm cancels is rounding noise, measured ~5e-15 (double) and ~2e-7
+// (float) of the conv weight's gradient; the bounds sit a few hundred times above, far below a real gradient.
+constexpr double kDoubleNoise = 1e-12;
+constexpr double kFloatNoise = 1e-5;
 
 // What the forward keeps for the backward, per conv stage.
 template <class T>
@@ -158,7 +162,7 @@ std::map<std::string, HostTensor<T>> adam_step_all(const Model<T>& model,
 
 // The step in T from the fixture's initial model and batch, checked against PyTorch.
 template <class T>
-void check_step_in(double tolerance) {
+void check_step_in(double tolerance, double cancelled_bias_noise) {
     const StepFixture fixture;
     const Model<float> initial = initial_model(fixture.seed);
     check_initial_model(fixture, initial);
@@ -167,15 +171,17 @@ void check_step_in(double tolerance) {
     StepOutcome<T> outcome{std::move(step.logits), std::move(step.loss), {}, model.running, {}};
     outcome.params_after = adam_step_all(model, step.grads, fixture.adam);
     outcome.grads = std::move(step.grads);
-    check_step_against_pytorch(fixture, initial, outcome, tolerance);
+    check_step_against_pytorch(fixture, initial, outcome, [&](const std::string& key) {
+        return key.rfind("noise.", 0) == 0 ? cancelled_bias_noise : tolerance;
+    });
 }
 
 }  // namespace
 
 TEST_CASE("CifarCNN training step in double matches PyTorch float64", "[cifar_cnn][fixture]") {
-    check_step_in<double>(kDoubleTolerance);
+    check_step_in<double>(kDoubleTolerance, kDoubleNoise);
 }
 
 TEST_CASE("CifarCNN training step in float matches PyTorch float64", "[cifar_cnn][fixture]") {
-    check_step_in<float>(kFloatTolerance);
+    check_step_in<float>(kFloatTolerance, kFloatNoise);
 }
