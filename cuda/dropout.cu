@@ -1,0 +1,209 @@
+// Dropout kernels: Philox mask draws shared by four units per thread, and the mask-times-factor apply kernel
+// that serves dropout's backward and both directions of dropout2d.
+#include "cuda/dropout.hpp"
+
+#include <cstdint>
+
+#include "cuda/elementwise.cuh"
+#include "cuda/launch.cuh"
+#include "cudacnn/error.hpp"
+#include "cudacnn/philox.hpp"
+
+namespace cudacnn::gpu {
+namespace kernels {
+
+// The mask rule of cpu::DropoutOptions; draw = false keeps every unit (eval mode, or p = 0 where u >= 0
+// holds for every draw anyway).
+struct MaskRule {
+    uint64_t seed;
+    uint64_t stream;
+    float p;
+    bool draw;
+};
+
+// The factor of a kept and of a dropped unit, in double as the reference computes them.
+struct MaskFactors {
+    double kept;
+    double dropped;
+};
+
+// The keep decisions of units 4 · group .. 4 · group + 3: one Philox block serves all four.
+__device__ inline void draw_keep4(const MaskRule& rule, int64_t group, bool keep[4]) {
+    if (!rule.draw) {
+        for (int k = 0; k < 4; ++k) keep[k] = true;
+        return;
+    }
+    const PhiloxBlock bits = philox_draw(rule.seed, rule.stream, static_cast<uint64_t>(group));
+    for (int k = 0; k < 4; ++k) keep[k] = uint32_to_unit_float(bits.v[k]) >= rule.p;
+}
+
+// The reference's value: float(double(v) · factor), one rounding.
+__device__ inline float apply_factor(float v, bool kept, const MaskFactors& factors) {
+    return static_cast<float>(static_cast<double>(v) * (kept ? factors.kept : factors.dropped));
+}
+
+// in/out values of elements 4 · group .. (fewer at the end of the range): a float4 when kVector (in and out
+// 16-byte aligned) and the group is whole.
+template <bool kVector>
+__device__ inline void scale_group(const float* in, float* out, int64_t group, int64_t count,
+                                   const bool keep[4], const MaskFactors& factors) {
+    const int64_t first = 4 * group;
+    if (kVector && first + 4 <= count) {
+        const float4 v = reinterpret_cast<const float4*>(in)[group];
+        reinterpret_cast<float4*>(out)[group] =
+            make_float4(apply_factor(v.x, keep[0], factors), apply_factor(v.y, keep[1], factors),
+                        apply_factor(v.z, keep[2], factors), apply_factor(v.w, keep[3], factors));
+        return;
+    }
+    for (int k = 0; k < 4 && first + k < count; ++k)
+        out[first + k] = apply_factor(in[first + k], keep[k], factors);
+}
+
+// Dropout forward, fused: one thread per group of four elements draws their mask and scales their values.
+template <bool kVector>
+__global__ void dropout_forward_kernel(const float* x, float* y, uint8_t* mask, int64_t count, MaskRule rule,
+                                       MaskFactors factors) {
+    const int64_t groups = (count + 3) / 4;
+    const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+    for (int64_t g = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; g < groups; g += stride) {
+        bool keep[4];
+        draw_keep4(rule, g, keep);
+        scale_group<kVector>(x, y, g, count, keep, factors);
+        for (int k = 0; k < 4 && 4 * g + k < count; ++k) mask[4 * g + k] = keep[k] ? 1 : 0;
+    }
+}
+
+// A mask of `units` entries by the rule, nothing else (dropout2d's (N, C) channel mask).
+__global__ void draw_mask_kernel(uint8_t* mask, int64_t units, MaskRule rule) {
+    const int64_t groups = (units + 3) / 4;
+    const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+    for (int64_t g = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; g < groups; g += stride) {
+        bool keep[4];
+        draw_keep4(rule, g, keep);
+        for (int k = 0; k < 4 && 4 * g + k < units; ++k) mask[4 * g + k] = keep[k] ? 1 : 0;
+    }
+}
+
+// out[i] = in[i] · factor(mask[i / unit_size]): units are runs of unit_size elements (1 for dropout, H · W
+// for dropout2d). One thread per group of four elements; one division per group, not per element.
+template <bool kVector>
+__global__ void apply_mask_kernel(const float* in, const uint8_t* mask, float* out, int64_t count,
+                                  int64_t unit_size, MaskFactors factors) {
+    const int64_t groups = (count + 3) / 4;
+    const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+    for (int64_t g = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; g < groups; g += stride) {
+        int64_t unit = unit_size == 1 ? 4 * g : 4 * g / unit_size;
+        int64_t position = 4 * g - unit * unit_size;  // inside the unit
+        bool keep[4] = {false, false, false, false};
+        for (int k = 0; k < 4 && 4 * g + k < count; ++k) {
+            keep[k] = mask[unit] != 0;
+            if (++position == unit_size) {
+                ++unit;
+                position = 0;
+            }
+        }
+        scale_group<kVector>(in, out, g, count, keep, factors);
+    }
+}
+
+}  // namespace kernels
+
+namespace {
+
+void check_options(const char* op, const cpu::DropoutOptions& options) {
+    // Written so that NaN fails too.
+    CUDACNN_CHECK(options.p >= 0.0 && options.p <= 1.0,
+                  "{}: p is {}; it must be in [0, 1] (the probability of zeroing a unit)", op, options.p);
+}
+
+void check_pointers(const char* op, const void* in, const void* mask, const void* out) {
+    CUDACNN_CHECK(in != nullptr && mask != nullptr && out != nullptr,
+                  "{}: the input ({}), mask ({}) and output ({}) must be device pointers, not null", op, in,
+                  mask, out);
+}
+
+void check_dropout2d_shape(const char* op, const char* name, const Shape& shape) {
+    CUDACNN_CHECK(shape.rank() == 4, "{}: {} has shape {}; it must be (N, C, H, W)", op, name, shape);
+    CUDACNN_CHECK(shape.numel() > 0, "{}: {} has shape {}; every dimension must be positive", op, name,
+                  shape);
+}
+
+kernels::MaskRule mask_rule(const cpu::DropoutOptions& options) {
+    const float p = static_cast<float>(options.p);
+    return kernels::MaskRule{options.seed, options.stream, p, options.training && p > 0.0f};
+}
+
+// As the reference's unit_factor: 1 / (1 − p) for kept units (never used when p = 1: every unit drops).
+kernels::MaskFactors mask_factors(const cpu::DropoutOptions& options) {
+    if (!options.training) return {1.0, 1.0};
+    return {1.0 / (1.0 - options.p), 0.0};
+}
+
+bool float4_aligned(const float* a, const float* b) {
+    return reinterpret_cast<uintptr_t>(a) % 16 == 0 && reinterpret_cast<uintptr_t>(b) % 16 == 0;
+}
+
+dim3 group_grid(int64_t count) {
+    return elementwise_grid((count + 3) / 4);
+}
+
+void launch_apply_mask(const float* in, const uint8_t* mask, float* out, int64_t count, int64_t unit_size,
+                       const cpu::DropoutOptions& options, cudaStream_t stream) {
+    const dim3 grid = group_grid(count), block(kElementwiseBlock);
+    const kernels::MaskFactors factors = mask_factors(options);
+    if (float4_aligned(in, out)) {
+        launch(kernels::apply_mask_kernel<true>, grid, block, 0, stream, in, mask, out, count, unit_size,
+               factors);
+    } else {
+        launch(kernels::apply_mask_kernel<false>, grid, block, 0, stream, in, mask, out, count, unit_size,
+               factors);
+    }
+}
+
+}  // namespace
+
+void dropout_forward(const float* x, float* y, uint8_t* mask, int64_t count,
+                     const cpu::DropoutOptions& options, cudaStream_t stream) {
+    check_options("dropout", options);
+    CUDACNN_CHECK(count > 0, "dropout: the input is empty (count {}); pass at least one element", count);
+    check_pointers("dropout", x, mask, y);
+    const dim3 grid = group_grid(count), block(kElementwiseBlock);
+    const kernels::MaskRule rule = mask_rule(options);
+    const kernels::MaskFactors factors = mask_factors(options);
+    if (float4_aligned(x, y)) {
+        launch(kernels::dropout_forward_kernel<true>, grid, block, 0, stream, x, y, mask, count, rule,
+               factors);
+    } else {
+        launch(kernels::dropout_forward_kernel<false>, grid, block, 0, stream, x, y, mask, count, rule,
+               factors);
+    }
+}
+
+void dropout_backward(const float* dy, const uint8_t* mask, float* dx, int64_t count,
+                      const cpu::DropoutOptions& options, cudaStream_t stream) {
+    check_options("dropout_backward", options);
+    CUDACNN_CHECK(count > 0, "dropout_backward: dy is empty (count {}); pass at least one element", count);
+    check_pointers("dropout_backward", dy, mask, dx);
+    launch_apply_mask(dy, mask, dx, count, 1, options, stream);
+}
+
+void dropout2d_forward(const float* x, float* y, uint8_t* mask, const Shape& shape,
+                       const cpu::DropoutOptions& options, cudaStream_t stream) {
+    check_options("dropout2d", options);
+    check_dropout2d_shape("dropout2d", "x", shape);
+    check_pointers("dropout2d", x, mask, y);
+    const int64_t units = shape[0] * shape[1];  // (N, C)
+    launch(kernels::draw_mask_kernel, group_grid(units), dim3(kElementwiseBlock), 0, stream, mask, units,
+           mask_rule(options));
+    launch_apply_mask(x, mask, y, shape.numel(), shape[2] * shape[3], options, stream);
+}
+
+void dropout2d_backward(const float* dy, const uint8_t* mask, float* dx, const Shape& shape,
+                        const cpu::DropoutOptions& options, cudaStream_t stream) {
+    check_options("dropout2d_backward", options);
+    check_dropout2d_shape("dropout2d_backward", "dy", shape);
+    check_pointers("dropout2d_backward", dy, mask, dx);
+    launch_apply_mask(dy, mask, dx, shape.numel(), shape[2] * shape[3], options, stream);
+}
+
+}  // namespace cudacnn::gpu

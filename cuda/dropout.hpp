@@ -1,0 +1,44 @@
+// Dropout and Dropout2d kernels, forward and backward, drawing exactly the CPU reference's Philox masks
+// (cudacnn/ops/dropout.hpp, "the mask rule").
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+
+#include "cudacnn/ops/dropout.hpp"
+#include "cudacnn/tensor.hpp"
+
+namespace cudacnn::gpu {
+
+// Masks are bit for bit those of cpu::dropout_mask / cpu::dropout2d_mask for the same (shape, options):
+// unit j keeps when uint32_to_unit_float(philox_draw(seed, stream, j / 4).v[j % 4]) >= float(p). Values are
+// y = float(double(x) · factor) with factor = 1 / (1 − p) in double (0 where dropped), the reference's own
+// arithmetic, so outputs equal the reference's bit for bit too (a double multiply per element costs nothing
+// in these memory-bound kernels). Eval mode (training = false) and p = 0: y = x and an all-ones mask
+// (nothing is drawn); p = 1: y = x · 0 (zeros; NaN stays NaN, as in the reference) and an all-zeros mask.
+// Every output is overwritten; y may alias x exactly (dx may alias dy). Masks are uint8, 1 = kept; the
+// backward treats any nonzero entry as kept. Options are validated as the reference does (p in [0, 1]).
+//
+// Tiling: grid-stride loops, 256 threads per block, one thread per group of four consecutive units, so a
+// thread makes one Philox draw (10 rounds) for four units, and loads/stores its four values as one float4
+// when x and y are 16-byte aligned (scalars otherwise and for the last, partial group).
+
+// x, y: `count` floats (any shape, count ≥ 1); mask: `count` bytes, written.
+void dropout_forward(const float* x, float* y, uint8_t* mask, int64_t count,
+                     const cpu::DropoutOptions& options, cudaStream_t stream);
+
+// dx = dy · mask · 1 / (1 − p) (dx = dy in eval mode), with the forward's mask and options.
+void dropout_backward(const float* dy, const uint8_t* mask, float* dx, int64_t count,
+                      const cpu::DropoutOptions& options, cudaStream_t stream);
+
+// x, y: (N, C, H, W); mask: (N, C) bytes, written. One unit per (n, c) channel, numbered j = n · C + c.
+// Two launches: the (N, C) mask (one thread per four channels), then y = x · factor(mask[i / (H · W)]).
+void dropout2d_forward(const float* x, float* y, uint8_t* mask, const Shape& shape,
+                       const cpu::DropoutOptions& options, cudaStream_t stream);
+
+// dy, dx: (N, C, H, W) = shape; mask: the forward's (N, C).
+void dropout2d_backward(const float* dy, const uint8_t* mask, float* dx, const Shape& shape,
+                        const cpu::DropoutOptions& options, cudaStream_t stream);
+
+}  // namespace cudacnn::gpu
