@@ -1,0 +1,84 @@
+// Bias-gradient reductions: one block per channel for (N, C, H, W), column sums for (N, C); no atomics.
+#include "cuda/bias_grad.hpp"
+
+#include <climits>
+
+#include "cuda/launch.cuh"
+#include "cudacnn/error.hpp"
+
+namespace cudacnn::gpu {
+namespace kernels {
+
+constexpr int kConvBiasThreads = 512;
+constexpr int kLinearBiasChannels = 32;  // threadIdx.x: one warp spans 32 adjacent channels
+constexpr int kLinearBiasRows = 8;       // threadIdx.y: rows of dy split 8 ways
+
+// The sum of `value` over the block (blockDim.x a multiple of 32, at most 1024), valid in thread 0.
+// Shuffles within each warp, then warp 0 adds the warp sums: a fixed order, so the result is reproducible.
+__device__ inline float block_sum(float value) {
+    __shared__ float warp_sums[32];
+    for (int offset = 16; offset > 0; offset /= 2) value += __shfl_down_sync(0xffffffffu, value, offset);
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    if (lane == 0) warp_sums[warp] = value;
+    __syncthreads();
+    if (warp == 0) {
+        value = lane < static_cast<int>(blockDim.x / 32) ? warp_sums[lane] : 0.0f;
+        for (int offset = 16; offset > 0; offset /= 2) value += __shfl_down_sync(0xffffffffu, value, offset);
+    }
+    return value;
+}
+
+// Block c sums channel c of dy (N, C, HW). Thread t visits flat indices t, t + blockDim.x, … of the channel's
+// (n, hw) values, tracking (n, hw) incrementally instead of dividing per element.
+__global__ void __launch_bounds__(kConvBiasThreads)
+    conv_bias_grad_kernel(const float* dy, float* db, int64_t n, int64_t c, int64_t hw) {
+    const int64_t channel = blockIdx.x;
+    const int64_t step_image = blockDim.x / hw, step_pos = blockDim.x % hw;
+    int64_t image = threadIdx.x / hw, pos = threadIdx.x % hw;
+    float sum = 0.0f;
+    while (image < n) {
+        sum += dy[(image * c + channel) * hw + pos];
+        image += step_image, pos += step_pos;
+        if (pos >= hw) pos -= hw, ++image;
+    }
+    sum = block_sum(sum);
+    if (threadIdx.x == 0) db[channel] = sum;
+}
+
+// Block b sums columns 32·b … 32·b + 31 of dy (N, C).
+__global__ void linear_bias_grad_kernel(const float* dy, float* db, int64_t n, int64_t c) {
+    __shared__ float partial[kLinearBiasRows][kLinearBiasChannels + 1];  // +1: no bank conflicts reading down
+    const int64_t column = blockIdx.x * int64_t{kLinearBiasChannels} + threadIdx.x;
+    float sum = 0.0f;
+    if (column < c) {
+        for (int64_t row = threadIdx.y; row < n; row += kLinearBiasRows) sum += dy[row * c + column];
+    }
+    partial[threadIdx.y][threadIdx.x] = sum;
+    __syncthreads();
+    if (threadIdx.y == 0 && column < c) {
+        for (int y = 1; y < kLinearBiasRows; ++y) sum += partial[y][threadIdx.x];
+        db[column] = sum;
+    }
+}
+
+}  // namespace kernels
+
+void conv_bias_grad(const float* dy, float* db, int64_t n, int64_t c, int64_t h, int64_t w,
+                    cudaStream_t stream) {
+    CUDACNN_CHECK(n > 0 && c > 0 && h > 0 && w > 0,
+                  "conv_bias_grad: dy has shape ({}, {}, {}, {}); every size must be positive", n, c, h, w);
+    CUDACNN_CHECK(c <= INT_MAX, "conv_bias_grad: {} channels are more than one grid holds", c);
+    launch(kernels::conv_bias_grad_kernel, dim3(static_cast<unsigned>(c)), dim3(kernels::kConvBiasThreads), 0,
+           stream, dy, db, n, c, h * w);
+}
+
+void linear_bias_grad(const float* dy, float* db, int64_t n, int64_t c, cudaStream_t stream) {
+    CUDACNN_CHECK(n > 0 && c > 0, "linear_bias_grad: dy has shape ({}, {}); both sizes must be positive", n,
+                  c);
+    CUDACNN_CHECK(c <= INT_MAX, "linear_bias_grad: {} channels are more than one grid holds", c);
+    const int64_t blocks = (c + kernels::kLinearBiasChannels - 1) / kernels::kLinearBiasChannels;
+    launch(kernels::linear_bias_grad_kernel, dim3(static_cast<unsigned>(blocks)),
+           dim3(kernels::kLinearBiasChannels, kernels::kLinearBiasRows), 0, stream, dy, db, n, c);
+}
+
+}  // namespace cudacnn::gpu

@@ -1,0 +1,24 @@
+// Bias gradients: deterministic per-channel sums of dy for convolution (N, C, H, W) and linear (N, C) layers.
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+
+namespace cudacnn::gpu {
+
+// db (C)[c] = Σ over n, h, w of dy (N, C, H, W)[n, c, h, w]: the bias gradient of a convolution.
+// Overwrites db (does not accumulate). Deterministic: no atomics, a fixed summation order for given sizes.
+// One block of 512 threads per channel: thread t sums the elements t, t + 512, … of the channel's N · H · W
+// values in (n, h, w) order (coalesced within each plane, no division in the loop), then a warp-shuffle and
+// shared-memory tree adds the 512 partial sums. Throws Error unless every size is positive.
+void conv_bias_grad(const float* dy, float* db, int64_t n, int64_t c, int64_t h, int64_t w,
+                    cudaStream_t stream);
+
+// db (C)[c] = Σ_n dy (N, C)[n, c]: the bias gradient of a linear layer. Overwrites db; deterministic.
+// Blocks of 32 × 8 threads cover 32 channels: lane x reads column c (a warp reads 128 contiguous bytes of a
+// row), thread row y sums rows y, y + 8, …, and thread row 0 adds the 8 partial sums in order.
+// Throws Error unless both sizes are positive.
+void linear_bias_grad(const float* dy, float* db, int64_t n, int64_t c, cudaStream_t stream);
+
+}  // namespace cudacnn::gpu

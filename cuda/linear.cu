@@ -1,0 +1,59 @@
+// Linear layer forward and backward: three sgemm calls, a bias broadcast and a bias-gradient reduction.
+#include "cuda/linear.hpp"
+
+#include <algorithm>
+
+#include "cuda/bias_grad.hpp"
+#include "cuda/gemm.hpp"
+#include "cuda/launch.cuh"
+#include "cudacnn/error.hpp"
+
+namespace cudacnn::gpu {
+namespace kernels {
+
+// y (rows, cols)[r, :] = bias (cols) for every row r; grid-stride over the rows · cols elements.
+__global__ void broadcast_bias_rows_kernel(const float* bias, float* y, int64_t rows, int64_t cols) {
+    for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < rows * cols;
+         i += int64_t{gridDim.x} * blockDim.x) {
+        y[i] = bias[i % cols];
+    }
+}
+
+}  // namespace kernels
+
+namespace {
+
+void check_linear_shape(const char* op, const LinearShape& s) {
+    CUDACNN_CHECK(s.batch > 0 && s.in_features > 0 && s.out_features > 0,
+                  "{}: batch = {}, in_features = {}, out_features = {}; every size must be positive", op,
+                  s.batch, s.in_features, s.out_features);
+}
+
+}  // namespace
+
+void linear_forward(const float* x, const float* weight, const float* bias, float* y,
+                    const LinearShape& shape, cudaStream_t stream) {
+    check_linear_shape("linear", shape);
+    const int64_t n = shape.batch, in = shape.in_features, out = shape.out_features;
+    if (bias != nullptr) {
+        constexpr int kThreads = 256;
+        const int64_t blocks = std::min<int64_t>((n * out + kThreads - 1) / kThreads, 1024);
+        launch(kernels::broadcast_bias_rows_kernel, dim3(static_cast<unsigned>(blocks)), dim3(kThreads), 0,
+               stream, bias, y, n, out);
+    }
+    // y (N, out) = x (N, in) · weightᵀ, weight stored (out, in).
+    sgemm(false, true, n, out, in, 1.0f, x, in, weight, in, bias != nullptr ? 1.0f : 0.0f, y, out, stream);
+}
+
+void linear_backward(const float* x, const float* weight, const float* dy, float* dx, float* dweight,
+                     float* dbias, const LinearShape& shape, cudaStream_t stream) {
+    check_linear_shape("linear_backward", shape);
+    const int64_t n = shape.batch, in = shape.in_features, out = shape.out_features;
+    // dx (N, in) = dy (N, out) · weight (out, in).
+    if (dx != nullptr) sgemm(false, false, n, in, out, 1.0f, dy, out, weight, in, 0.0f, dx, in, stream);
+    // dweight (out, in) = dyᵀ · x, dy stored (N, out).
+    if (dweight != nullptr) sgemm(true, false, out, in, n, 1.0f, dy, out, x, in, 0.0f, dweight, in, stream);
+    if (dbias != nullptr) linear_bias_grad(dy, dbias, n, out, stream);
+}
+
+}  // namespace cudacnn::gpu

@@ -1,0 +1,31 @@
+// Linear (fully connected) layer on the GPU, cpu::linear / cpu::linear_backward semantics, built on sgemm.
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+
+namespace cudacnn::gpu {
+
+// The sizes of a linear layer: x (batch, in_features), weight (out_features, in_features) as in PyTorch's
+// state_dict, y (batch, out_features).
+struct LinearShape {
+    int64_t batch = 0;
+    int64_t in_features = 0;
+    int64_t out_features = 0;
+};
+
+// y = x · weightᵀ + bias; bias (out_features) may be nullptr (a layer without bias). Overwrites y.
+// With a bias, a broadcast kernel first writes every row of y as the bias and sgemm (x · weightᵀ, beta = 1)
+// adds the product to it in its epilogue, so no read-modify-write pass over y follows the product.
+// Throws Error naming "linear" and the sizes unless every size is positive.
+void linear_forward(const float* x, const float* weight, const float* bias, float* y,
+                    const LinearShape& shape, cudaStream_t stream);
+
+// Gradients given dy (batch, out_features); each output is overwritten (not accumulated) and may be nullptr
+// to skip it: dx (batch, in_features) = dy · weight, dweight (out_features, in_features) = dyᵀ · x (one sgemm
+// each), dbias (out_features) = Σ_n dy (linear_bias_grad; nullptr for a layer without bias).
+void linear_backward(const float* x, const float* weight, const float* dy, float* dx, float* dweight,
+                     float* dbias, const LinearShape& shape, cudaStream_t stream);
+
+}  // namespace cudacnn::gpu

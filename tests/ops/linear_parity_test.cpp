@@ -1,0 +1,106 @@
+// Parity of the GPU linear layer (cuda/linear.cu) with cpu::linear and cpu::linear_backward.
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+
+#include "cuda/linear.hpp"
+#include "cudacnn/ops/linear.hpp"
+#include "support/compare.hpp"
+#include "support/errors.hpp"
+#include "support/parity.hpp"
+
+using namespace cudacnn;
+
+namespace {
+
+// Every output is a float sum of `terms` products (in_features for y, out_features for dx, batch for dweight
+// and dbias) against a reference that accumulates in double: the error grows like terms · 2^-24 relative to
+// the output's scale (see gemm_parity_test.cpp; measured errors sit about 10× below this).
+double tolerance(int64_t terms) {
+    return static_cast<double>(std::max<int64_t>(terms, 16)) * std::ldexp(1.0, -24);
+}
+
+void check_linear(const gpu::LinearShape& s, bool has_bias, uint32_t seed) {
+    INFO("batch " << s.batch << ", in " << s.in_features << ", out " << s.out_features << ", bias "
+                  << has_bias);
+    const auto x = test::random_tensor<float>(Shape{s.batch, s.in_features}, seed);
+    const auto weight = test::random_tensor<float>(Shape{s.out_features, s.in_features}, seed + 1);
+    const auto bias = test::random_tensor<float>(Shape{s.out_features}, seed + 2);
+    const auto dy = test::random_tensor<float>(Shape{s.batch, s.out_features}, seed + 3);
+    DeviceBuffer d_x = test::to_device(x), d_weight = test::to_device(weight), d_bias = test::to_device(bias),
+                 d_dy = test::to_device(dy);
+    DeviceBuffer d_y = test::poisoned<float>(s.batch * s.out_features);
+    DeviceBuffer d_dx = test::poisoned<float>(s.batch * s.in_features);
+    DeviceBuffer d_dweight = test::poisoned<float>(s.out_features * s.in_features);
+    DeviceBuffer d_dbias = test::poisoned<float>(s.out_features);
+
+    gpu::linear_forward(d_x.data_as<float>(), d_weight.data_as<float>(),
+                        has_bias ? d_bias.data_as<float>() : nullptr, d_y.data_as<float>(), s, nullptr);
+    gpu::linear_backward(d_x.data_as<float>(), d_weight.data_as<float>(), d_dy.data_as<float>(),
+                         d_dx.data_as<float>(), d_dweight.data_as<float>(),
+                         has_bias ? d_dbias.data_as<float>() : nullptr, s, nullptr);
+
+    const auto y = cpu::linear(x, weight, has_bias ? &bias : nullptr);
+    const auto grads = cpu::linear_backward(x, weight, dy, has_bias);
+    CHECK(test::max_relative_error(test::to_host<float>(d_y, y.shape()), y) <= tolerance(s.in_features));
+    CHECK(test::max_relative_error(test::to_host<float>(d_dx, grads.dx.shape()), grads.dx) <=
+          tolerance(s.out_features));
+    CHECK(test::max_relative_error(test::to_host<float>(d_dweight, grads.dweight.shape()), grads.dweight) <=
+          tolerance(s.batch));
+    if (has_bias) {
+        CHECK(test::max_relative_error(test::to_host<float>(d_dbias, grads.dbias.shape()), grads.dbias) <=
+              tolerance(s.batch));
+    }
+}
+
+}  // namespace
+
+TEST_CASE("linear: forward and backward match the CPU reference on CifarCNN's layers", "[parity][linear]") {
+    // fc_layer: Linear(4096 → 1024), Linear(1024 → 512), Linear(512 → 10), batch scaled down from 128 to 2.
+    check_linear({2, 4096, 1024}, true, 1);
+    check_linear({2, 1024, 512}, true, 2);
+    check_linear({2, 512, 10}, false, 3);
+}
+
+TEST_CASE("linear: odd shapes, with and without bias", "[parity][linear]") {
+    for (const bool has_bias : {true, false}) {
+        check_linear({1, 3, 7}, has_bias, 10);
+        check_linear({5, 3, 7}, has_bias, 11);
+        check_linear({5, 7, 3}, has_bias, 12);
+        check_linear({70, 67, 66}, has_bias, 13);  // more than one 64-wide tile in every dimension
+    }
+}
+
+TEST_CASE("linear: null gradient outputs are skipped", "[parity][linear]") {
+    const gpu::LinearShape s{2, 5, 3};
+    const auto x = test::random_tensor<float>(Shape{2, 5}, 20);
+    const auto weight = test::random_tensor<float>(Shape{3, 5}, 21);
+    const auto dy = test::random_tensor<float>(Shape{2, 3}, 22);
+    DeviceBuffer d_x = test::to_device(x), d_weight = test::to_device(weight), d_dy = test::to_device(dy);
+    DeviceBuffer d_dweight = test::poisoned<float>(15);
+    gpu::linear_backward(d_x.data_as<float>(), d_weight.data_as<float>(), d_dy.data_as<float>(), nullptr,
+                         d_dweight.data_as<float>(), nullptr, s, nullptr);
+    const auto grads = cpu::linear_backward(x, weight, dy, false);
+    CHECK(test::max_relative_error(test::to_host<float>(d_dweight, Shape{3, 5}), grads.dweight) <=
+          tolerance(2));
+}
+
+TEST_CASE("linear: bad arguments name the op and the values", "[parity][linear]") {
+    using Catch::Matchers::Contains;
+    DeviceBuffer buffer = test::poisoned<float>(16);
+    float* p = buffer.data_as<float>();
+    CHECK_THAT(test::error_message([&] {
+                   gpu::linear_forward(p, p, nullptr, p, {0, 3, 4}, nullptr);
+               }),
+               Contains("linear") && Contains("batch = 0"));
+    CHECK_THAT(test::error_message([&] {
+                   gpu::linear_backward(p, p, p, p, p, p, {2, -3, 4}, nullptr);
+               }),
+               Contains("linear_backward") && Contains("in_features = -3"));
+    CHECK_THAT(test::error_message([&] {
+                   gpu::linear_forward(p, p, p, p, {2, 3, 0}, nullptr);
+               }),
+               Contains("out_features = 0"));
+}
