@@ -11,10 +11,14 @@
 #include "support/compare.hpp"
 #include "support/errors.hpp"
 #include "support/gradcheck.hpp"
+#include "support/pool_options.hpp"
 
 using namespace cudacnn;
 using namespace cudacnn::cpu;
+using cudacnn::test::avg_options;
 using cudacnn::test::error_message;
+using cudacnn::test::lp_options;
+using cudacnn::test::max_options;
 using Catch::Contains;
 
 namespace {
@@ -25,29 +29,6 @@ constexpr double kDoubleTolerance = 1e-12;
 // The float bound. Our float path accumulates in double and rounds once; PyTorch's rounds more
 // often, so they differ by a few float ulps (~1e-7 relative), far inside it.
 constexpr double kFloatTolerance = 1e-5;
-
-MaxPool2dOptions max_options(Pair2d kernel, std::optional<Pair2d> stride = std::nullopt, Pair2d padding = 0,
-                             Pair2d dilation = 1, bool ceil_mode = false) {
-    MaxPool2dOptions o;
-    o.kernel_size = kernel, o.stride = stride, o.padding = padding, o.dilation = dilation, o.ceil_mode = ceil_mode;
-    return o;
-}
-
-AvgPool2dOptions avg_options(Pair2d kernel, std::optional<Pair2d> stride = std::nullopt, Pair2d padding = 0,
-                             bool ceil_mode = false, bool count_include_pad = true,
-                             std::optional<int64_t> divisor_override = std::nullopt) {
-    AvgPool2dOptions o;
-    o.kernel_size = kernel, o.stride = stride, o.padding = padding, o.ceil_mode = ceil_mode;
-    o.count_include_pad = count_include_pad, o.divisor_override = divisor_override;
-    return o;
-}
-
-LpPool2dOptions lp_options(double p, Pair2d kernel, std::optional<Pair2d> stride = std::nullopt,
-                           bool ceil_mode = false) {
-    LpPool2dOptions o;
-    o.norm_type = p, o.kernel_size = kernel, o.stride = stride, o.ceil_mode = ceil_mode;
-    return o;
-}
 
 // The cases of tools/fixtures/pool.py (same names, shapes and options), also used for gradient checks.
 struct MaxCase {

@@ -1,0 +1,410 @@
+// batch_norm2d kernels (statistics, finalize, normalize; backward sums and dx) and their launchers.
+// Per-channel reductions are split over a few blocks and merged in a fixed order: deterministic, no atomics.
+#include "cuda/batch_norm.hpp"
+
+#include <algorithm>
+#include <climits>
+#include <cmath>
+
+#include "cuda/elementwise.cuh"
+#include "cuda/launch.cuh"
+#include "cudacnn/error.hpp"
+
+namespace cudacnn::gpu {
+
+namespace kernels {
+
+constexpr int kBnWarp = 32;
+constexpr int kBnReduceBlock = 256;      // threads of a statistics / gradient-sum block
+constexpr int kBnValuesPerBlock = 2048;  // aim: 8 values per thread before the block's tree
+constexpr int kBnMaxSplits = kBnWarp;    // the finalize merges a channel's partials in one warp
+constexpr int kBnFinalizeBlock = 256;    // 8 channels per finalize block, one warp each
+constexpr unsigned kFullMask = 0xffffffffu;
+
+// Sizes of one call; the launchers check that they fit in int.
+struct BnDims {
+    int n = 0, c = 0, hw = 0;
+    int count = 0;   // M = N · H · W, values per channel
+    int splits = 1;  // S: blocks per channel in the reductions
+    int chunk = 0;   // values per block: block s covers [s · chunk, min((s + 1) · chunk, M))
+};
+
+// Welford's running (count, mean, M2) and Chan's merge. No default member initializers: a __shared__ array
+// of it must be trivially constructible.
+struct Welford {
+    float mean, m2;
+    int count;
+
+    __device__ static Welford empty() { return {0.0f, 0.0f, 0}; }
+
+    __device__ void add(float value) {
+        ++count;
+        const float delta = value - mean;
+        mean += delta / static_cast<float>(count);
+        m2 += delta * (value - mean);
+    }
+
+    __device__ void merge(const Welford& b) {
+        if (b.count == 0) return;
+        if (count == 0) {
+            *this = b;
+            return;
+        }
+        const int total = count + b.count;
+        const float delta = b.mean - mean;
+        const float b_share = static_cast<float>(b.count) / static_cast<float>(total);
+        mean += delta * b_share;
+        m2 += b.m2 + delta * delta * static_cast<float>(count) * b_share;
+        count = total;
+    }
+
+    __device__ Welford shfl_down(int offset) const {
+        return {__shfl_down_sync(kFullMask, mean, offset), __shfl_down_sync(kFullMask, m2, offset),
+                __shfl_down_sync(kFullMask, count, offset)};
+    }
+};
+
+// The two sums of the backward: Σ dy and Σ dy · (x − mean).
+struct GradSums {
+    float dy, dy_xmu;
+
+    __device__ static GradSums empty() { return {0.0f, 0.0f}; }
+    __device__ void merge(const GradSums& b) { dy += b.dy, dy_xmu += b.dy_xmu; }
+    __device__ GradSums shfl_down(int offset) const {
+        return {__shfl_down_sync(kFullMask, dy, offset), __shfl_down_sync(kFullMask, dy_xmu, offset)};
+    }
+};
+
+// A fixed shuffle tree; lane 0 ends with the whole warp's accumulator.
+template <class Acc>
+__device__ Acc warp_reduce(Acc acc) {
+    for (int offset = kBnWarp / 2; offset > 0; offset /= 2) acc.merge(acc.shfl_down(offset));
+    return acc;
+}
+
+// Every warp reduces, then warp 0 reduces the warp results; thread 0 ends with the block's accumulator.
+// Once per kernel (the shared array is not guarded for reuse). blockDim.x must be a multiple of 32.
+template <class Acc>
+__device__ Acc block_reduce(Acc acc) {
+    __shared__ Acc warp_results[kBnWarp];
+    const int warp = threadIdx.x / kBnWarp, lane = threadIdx.x % kBnWarp;
+    acc = warp_reduce(acc);
+    if (lane == 0) warp_results[warp] = acc;
+    __syncthreads();  // all warp results are written
+    if (warp == 0) {
+        acc = lane < static_cast<int>(blockDim.x / kBnWarp) ? warp_results[lane] : Acc::empty();
+        acc = warp_reduce(acc);
+    }
+    return acc;
+}
+
+// Calls f(offset) for the values j = begin + threadIdx.x, j + blockDim.x, … < end of channel c, where value
+// j is (n, h·W + w) = (j / HW, j % HW): consecutive threads read consecutive addresses within a plane, and
+// the position advances without a division per value.
+template <class F>
+__device__ void for_each_in_slice(const BnDims& d, int channel, int begin, int end, F f) {
+    int j = begin + static_cast<int>(threadIdx.x);
+    if (j >= end) return;
+    int n = j / d.hw, i = j % d.hw;
+    const int step = static_cast<int>(blockDim.x);
+    const int dn = step / d.hw, di = step % d.hw;
+    for (; j < end; j += step) {
+        f((static_cast<int64_t>(n) * d.c + channel) * d.hw + i);
+        n += dn, i += di;
+        if (i >= d.hw) i -= d.hw, ++n;
+    }
+}
+
+// Partials live in two (C, S) arrays one after the other: the first and second field of each block's result.
+__device__ inline void store_partial(float* partials, const BnDims& d, int channel, int split, float first,
+                                     float second) {
+    partials[channel * d.splits + split] = first;
+    partials[(d.c + channel) * d.splits + split] = second;
+}
+
+// The finalize kernels run one warp per channel; this is the warp's channel (≥ C: the warp has none).
+__device__ inline int warp_channel() {
+    return blockIdx.x * (blockDim.x / kBnWarp) + threadIdx.x / kBnWarp;
+}
+
+// Lane s loads partial s of the channel as make(first, second, s) and the warp merges them in a fixed tree;
+// lane 0 ends with the channel's total.
+template <class Acc, class Make>
+__device__ Acc merge_partials(const float* partials, const BnDims& d, int channel, Make make) {
+    const int lane = threadIdx.x % kBnWarp;
+    Acc acc = Acc::empty();
+    if (lane < d.splits) {
+        acc = make(partials[channel * d.splits + lane], partials[(d.c + channel) * d.splits + lane], lane);
+    }
+    return warp_reduce(acc);
+}
+
+__device__ inline int slice_begin(const BnDims& d, int split) {
+    return split * d.chunk;
+}
+__device__ inline int slice_end(const BnDims& d, int split) {
+    return min((split + 1) * d.chunk, d.count);
+}
+
+// Block (s, c): Welford over its slice of channel c, shifted by the channel's first value (x[0, c, 0, 0])
+// so that a large common offset does not cost the mean its low bits. partials: mean (C, S) then M2 (C, S).
+__global__ void batch_norm_stats_kernel(const float* x, float* partials, BnDims d) {
+    const int split = blockIdx.x, channel = blockIdx.y;
+    const float pivot = x[static_cast<int64_t>(channel) * d.hw];
+    Welford acc = Welford::empty();
+    for_each_in_slice(d, channel, slice_begin(d, split), slice_end(d, split),
+                      [&](int64_t offset) { acc.add(x[offset] - pivot); });
+    acc = block_reduce(acc);
+    if (threadIdx.x == 0) store_partial(partials, d, channel, split, acc.mean, acc.m2);
+}
+
+// One warp per channel merges the S partials, lane s holding partial s (its count follows from the slice).
+// momentum_factor < 0: no running statistics to update.
+__global__ void batch_norm_finalize_kernel(const float* x, const float* partials, BnDims d, float eps,
+                                           float momentum_factor, float* running_mean, float* running_var,
+                                           float* save_mean, float* save_invstd) {
+    const int channel = warp_channel();
+    if (channel >= d.c) return;  // whole warps only
+    const Welford acc = merge_partials<Welford>(partials, d, channel, [&](float mean, float m2, int split) {
+        return Welford{mean, m2, max(slice_end(d, split) - slice_begin(d, split), 0)};
+    });
+    if (threadIdx.x % kBnWarp != 0) return;
+    const float mean = x[static_cast<int64_t>(channel) * d.hw] + acc.mean;  // undo the pivot shift
+    const float var = acc.m2 / static_cast<float>(d.count);                 // biased: normalizes this batch
+    save_mean[channel] = mean;
+    save_invstd[channel] = 1.0f / sqrtf(var + eps);
+    if (momentum_factor >= 0.0f) {
+        const float unbiased = acc.m2 / static_cast<float>(d.count - 1);
+        running_mean[channel] = (1.0f - momentum_factor) * running_mean[channel] + momentum_factor * mean;
+        running_var[channel] = (1.0f - momentum_factor) * running_var[channel] + momentum_factor * unbiased;
+    }
+}
+
+// Evaluation: the saved statistics are the running ones.
+__global__ void batch_norm_eval_stats_kernel(const float* running_mean, const float* running_var,
+                                             int channels, float eps, float* save_mean, float* save_invstd) {
+    const int c = blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= channels) return;
+    save_mean[c] = running_mean[c];
+    save_invstd[c] = 1.0f / sqrtf(running_var[c] + eps);
+}
+
+__global__ void batch_norm_normalize_kernel(const float* x, const float* mean, const float* invstd,
+                                            const float* weight, const float* bias, float* y, int64_t total,
+                                            int channels, int hw) {
+    const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+    for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < total; i += stride) {
+        const int c = (static_cast<int>(i) / hw) % channels;
+        const float gamma = weight != nullptr ? weight[c] : 1.0f;
+        const float beta = bias != nullptr ? bias[c] : 0.0f;
+        y[i] = (x[i] - mean[c]) * invstd[c] * gamma + beta;
+    }
+}
+
+// Block (s, c): Σ dy and Σ dy · (x − mean) over its slice. partials: Σ dy (C, S) then Σ dy · (x − mean) (C,
+// S).
+__global__ void batch_norm_grad_sums_kernel(const float* x, const float* dy, const float* save_mean,
+                                            float* partials, BnDims d) {
+    const int split = blockIdx.x, channel = blockIdx.y;
+    const float mean = save_mean[channel];
+    GradSums acc = GradSums::empty();
+    for_each_in_slice(d, channel, slice_begin(d, split), slice_end(d, split), [&](int64_t offset) {
+        const float g = dy[offset];
+        acc.dy += g;
+        acc.dy_xmu += g * (x[offset] - mean);
+    });
+    acc = block_reduce(acc);
+    if (threadIdx.x == 0) store_partial(partials, d, channel, split, acc.dy, acc.dy_xmu);
+}
+
+// One warp per channel adds the S partials; totals: Σ dy (C) then Σ dy · x̂ (C), for the dx kernel.
+__global__ void batch_norm_grad_finalize_kernel(const float* partials, const float* save_invstd, BnDims d,
+                                                float* totals, float* dweight, float* dbias) {
+    const int channel = warp_channel();
+    if (channel >= d.c) return;  // whole warps only
+    const GradSums acc = merge_partials<GradSums>(partials, d, channel, [](float dy, float dy_xmu, int) {
+        return GradSums{dy, dy_xmu};
+    });
+    if (threadIdx.x % kBnWarp != 0) return;
+    const float sum_dy_xhat = acc.dy_xmu * save_invstd[channel];
+    totals[channel] = acc.dy;
+    totals[d.c + channel] = sum_dy_xhat;
+    if (dbias != nullptr) dbias[channel] = acc.dy;
+    if (dweight != nullptr) dweight[channel] = sum_dy_xhat;
+}
+
+// training: dx = γ · invstd · (dy − Σdy / M − x̂ · Σ(dy · x̂) / M); otherwise dx = γ · invstd · dy
+// (totals is then unused and may be nullptr).
+__global__ void batch_norm_dx_kernel(const float* x, const float* dy, const float* weight,
+                                     const float* save_mean, const float* save_invstd, const float* totals,
+                                     float* dx, int64_t total, int channels, int hw, int count,
+                                     bool training) {
+    const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+    const float inv_count = 1.0f / static_cast<float>(count);
+    for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < total; i += stride) {
+        const int c = (static_cast<int>(i) / hw) % channels;
+        const float invstd = save_invstd[c];
+        const float scale = (weight != nullptr ? weight[c] : 1.0f) * invstd;
+        float g = dy[i];
+        if (training) {
+            const float x_hat = (x[i] - save_mean[c]) * invstd;
+            g -= totals[c] * inv_count + x_hat * (totals[channels + c] * inv_count);
+        }
+        dx[i] = scale * g;
+    }
+}
+
+}  // namespace kernels
+
+namespace {
+
+using kernels::BnDims;
+
+BnDims bn_dims(const char* op, const Shape& x) {
+    CUDACNN_CHECK(x.rank() == 4, "{}: input must be (N, C, H, W), got shape {}", op, x);
+    CUDACNN_CHECK(x[0] > 0 && x[1] > 0 && x[2] > 0 && x[3] > 0,
+                  "{}: input sizes must be positive, got shape {}", op, x);
+    CUDACNN_CHECK(x.numel() <= INT_MAX,
+                  "{}: shape {} has {} elements; the kernels index with 32-bit integers (at most {})", op, x,
+                  x.numel(), INT_MAX);
+    // Reduction blocks are laid out as grid (S, C), and gridDim.y is at most 65535.
+    CUDACNN_CHECK(x[1] <= 65535, "{}: {} channels; the kernels handle at most 65535", op, x[1]);
+    BnDims d;
+    d.n = static_cast<int>(x[0]), d.c = static_cast<int>(x[1]), d.hw = static_cast<int>(x[2] * x[3]);
+    d.count = d.n * d.hw;
+    const int wanted = (d.count + kernels::kBnValuesPerBlock - 1) / kernels::kBnValuesPerBlock;
+    d.splits = std::clamp(wanted, 1, kernels::kBnMaxSplits);
+    d.chunk = (d.count + d.splits - 1) / d.splits;
+    return d;
+}
+
+size_t align16(size_t bytes) {
+    return (bytes + 15) / 16 * 16;
+}
+
+// Workspace layout: partials 2 · C · S floats, then totals 2 · C floats (backward only).
+size_t partials_bytes(const BnDims& d) {
+    return align16(2 * sizeof(float) * d.c * d.splits);
+}
+size_t totals_bytes(const BnDims& d) {
+    return align16(2 * sizeof(float) * d.c);
+}
+
+void check_workspace(const char* op, const BnDims& d, const Shape& x, const void* workspace, size_t bytes) {
+    const size_t needed = partials_bytes(d) + totals_bytes(d);
+    CUDACNN_CHECK(workspace != nullptr && bytes >= needed,
+                  "{}: the workspace for input {} must hold {} bytes (batch_norm2d_workspace_bytes), got {} "
+                  "bytes at {}",
+                  op, x, needed, bytes, workspace);
+}
+
+dim3 per_channel_warps_grid(int channels) {
+    constexpr int channels_per_block = kernels::kBnFinalizeBlock / kernels::kBnWarp;
+    return dim3((channels + channels_per_block - 1) / channels_per_block);
+}
+
+// Validates like the reference, in its order; returns the running statistics' update factor (−1: none),
+// incrementing num_batches_tracked when a training step updates them.
+float check_forward_and_count(const BnDims& d, const Shape& x, BatchNorm2dRunningStatsView* running,
+                              const cpu::BatchNorm2dOptions& options) {
+    const char* op = "batch_norm2d";
+    if (running != nullptr) {
+        CUDACNN_CHECK(
+            running->running_mean != nullptr && running->running_var != nullptr,
+            "{}: running statistics need device pointers for running_mean and running_var, got {} and {}", op,
+            static_cast<const void*>(running->running_mean), static_cast<const void*>(running->running_var));
+        CUDACNN_CHECK(running->num_batches_tracked >= 0, "{}: num_batches_tracked {} must not be negative",
+                      op, running->num_batches_tracked);
+    }
+    CUDACNN_CHECK(std::isfinite(options.eps) && options.eps >= 0, "{}: eps {} must be finite and >= 0", op,
+                  options.eps);
+    CUDACNN_CHECK(!options.momentum || (*options.momentum >= 0 && *options.momentum <= 1),
+                  "{}: momentum {} must be in [0, 1] (or unset for a cumulative average)", op,
+                  options.momentum.value_or(0.0));
+    CUDACNN_CHECK(
+        options.training || running != nullptr,
+        "{}: evaluation mode normalizes by the running statistics, but none were given; pass them or "
+        "use training mode (as nn.BatchNorm2d does with track_running_stats=False)",
+        op);
+    CUDACNN_CHECK(
+        !options.training || d.count > 1,
+        "{}: training needs more than 1 value per channel, got input shape {}; use a larger batch or "
+        "evaluation mode",
+        op, x);
+    if (!options.training || running == nullptr) return -1.0f;
+    ++running->num_batches_tracked;
+    const double factor =
+        options.momentum ? *options.momentum : 1.0 / static_cast<double>(running->num_batches_tracked);
+    return static_cast<float>(factor);
+}
+
+}  // namespace
+
+size_t batch_norm2d_workspace_bytes(const Shape& input_shape) {
+    const BnDims d = bn_dims("batch_norm2d_workspace_bytes", input_shape);
+    return partials_bytes(d) + totals_bytes(d);
+}
+
+void batch_norm2d(const float* x, const float* weight, const float* bias,
+                  BatchNorm2dRunningStatsView* running, float* y, float* save_mean, float* save_invstd,
+                  const Shape& input_shape, const cpu::BatchNorm2dOptions& options, void* workspace,
+                  size_t workspace_bytes, cudaStream_t stream) {
+    const char* op = "batch_norm2d";
+    const BnDims d = bn_dims(op, input_shape);
+    CUDACNN_CHECK(x != nullptr && y != nullptr && save_mean != nullptr && save_invstd != nullptr,
+                  "{}: x, y, save_mean and save_invstd must be device pointers, got {}, {}, {} and {}", op,
+                  static_cast<const void*>(x), static_cast<const void*>(y),
+                  static_cast<const void*>(save_mean), static_cast<const void*>(save_invstd));
+    if (options.training) check_workspace(op, d, input_shape, workspace, workspace_bytes);
+    const float factor = check_forward_and_count(d, input_shape, running, options);
+    const float eps = static_cast<float>(options.eps);
+    if (options.training) {
+        float* partials = static_cast<float*>(workspace);
+        launch(kernels::batch_norm_stats_kernel, dim3(d.splits, d.c), dim3(kernels::kBnReduceBlock), 0,
+               stream, x, partials, d);
+        float* running_mean = running != nullptr ? running->running_mean : nullptr;
+        float* running_var = running != nullptr ? running->running_var : nullptr;
+        launch(kernels::batch_norm_finalize_kernel, per_channel_warps_grid(d.c),
+               dim3(kernels::kBnFinalizeBlock), 0, stream, x, static_cast<const float*>(partials), d, eps,
+               factor, running_mean, running_var, save_mean, save_invstd);
+    } else {
+        launch(kernels::batch_norm_eval_stats_kernel, dim3((d.c + 255) / 256), dim3(256), 0, stream,
+               static_cast<const float*>(running->running_mean),
+               static_cast<const float*>(running->running_var), d.c, eps, save_mean, save_invstd);
+    }
+    const int64_t total = input_shape.numel();
+    launch(kernels::batch_norm_normalize_kernel, elementwise_grid(total), dim3(kElementwiseBlock), 0, stream,
+           x, static_cast<const float*>(save_mean), static_cast<const float*>(save_invstd), weight, bias, y,
+           total, d.c, d.hw);
+}
+
+void batch_norm2d_backward(const float* x, const float* weight, const float* save_mean,
+                           const float* save_invstd, const float* dy, float* dx, float* dweight, float* dbias,
+                           const Shape& input_shape, bool training, void* workspace, size_t workspace_bytes,
+                           cudaStream_t stream) {
+    const char* op = "batch_norm2d_backward";
+    const BnDims d = bn_dims(op, input_shape);
+    CUDACNN_CHECK(
+        x != nullptr && dy != nullptr && dx != nullptr && save_mean != nullptr && save_invstd != nullptr,
+        "{}: x, dy, dx, save_mean and save_invstd must be device pointers, got {}, {}, {}, {} and {}", op,
+        static_cast<const void*>(x), static_cast<const void*>(dy), static_cast<const void*>(dx),
+        static_cast<const void*>(save_mean), static_cast<const void*>(save_invstd));
+    const bool sums_needed = training || dweight != nullptr || dbias != nullptr;
+    float* totals = nullptr;
+    if (sums_needed) {
+        check_workspace(op, d, input_shape, workspace, workspace_bytes);
+        float* partials = static_cast<float*>(workspace);
+        totals = reinterpret_cast<float*>(static_cast<char*>(workspace) + partials_bytes(d));
+        launch(kernels::batch_norm_grad_sums_kernel, dim3(d.splits, d.c), dim3(kernels::kBnReduceBlock), 0,
+               stream, x, dy, save_mean, partials, d);
+        launch(kernels::batch_norm_grad_finalize_kernel, per_channel_warps_grid(d.c),
+               dim3(kernels::kBnFinalizeBlock), 0, stream, static_cast<const float*>(partials), save_invstd,
+               d, totals, dweight, dbias);
+    }
+    const int64_t total = input_shape.numel();
+    launch(kernels::batch_norm_dx_kernel, elementwise_grid(total), dim3(kElementwiseBlock), 0, stream, x, dy,
+           weight, save_mean, save_invstd, static_cast<const float*>(totals), dx, total, d.c, d.hw, d.count,
+           training);
+}
+
+}  // namespace cudacnn::gpu

@@ -1,0 +1,67 @@
+// batch_norm2d kernels over (N, C, H, W) float32 tensors: training (batch statistics, running-statistics
+// update) and evaluation, forward and backward, computing what the CPU reference
+// (include/cudacnn/ops/batch_norm.hpp) defines.
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "cudacnn/ops/batch_norm.hpp"
+#include "cudacnn/tensor.hpp"
+
+namespace cudacnn::gpu {
+
+// nn.BatchNorm2d's buffers: running_mean and running_var on the device, (C) each; num_batches_tracked on the
+// host, because it only chooses the update factor. A training launch increments num_batches_tracked and,
+// with options.momentum unset (cumulative average), passes 1 / num_batches_tracked to the kernel as an
+// argument: a CUDA graph that captured such a launch would replay the old factor, so capture only with a
+// momentum (the CifarCNN default 0.1), or re-capture every step.
+struct BatchNorm2dRunningStatsView {
+    float* running_mean = nullptr;  // (C)
+    float* running_var = nullptr;   // (C)
+    int64_t num_batches_tracked = 0;
+};
+
+// Bytes of device workspace that batch_norm2d and batch_norm2d_backward need for this input shape (either
+// direction); a multiple of 16. Needed by the training forward and by the backward unless it is in
+// evaluation mode with dweight and dbias both nullptr; those calls check workspace_bytes against it, the
+// others ignore the workspace (it may be nullptr).
+size_t batch_norm2d_workspace_bytes(const Shape& input_shape);
+
+// y (N, C, H, W) = (x − mean) · invstd · weight + bias per channel; save_mean, save_invstd (C) as the
+// reference returns them. weight, bias: (C) or nullptr (affine=False). running: nullptr for
+// track_running_stats=False (training only); otherwise its statistics are read (evaluation) or updated in
+// place (training: momentum or cumulative average, unbiased variance M / (M − 1), M = N·H·W). Overwrites y
+// and the saves. Validates like the reference (eps, momentum, evaluation needs running, training needs M >
+// 1).
+//
+// Training runs three kernels, all deterministic (no atomics):
+//  1. statistics: grid (S, C), 256 threads; block (s, c) covers the s-th of S equal slices of channel c's
+//     N·H·W values in (n, h, w) order (a warp reads 32 consecutive values of a plane: coalesced). Each thread
+//     runs Welford's update over its values; the block merges the threads' (count, mean, M2) with Chan's
+//     formula in a fixed shuffle tree and writes one partial to the workspace. S ≤ 32 grows with N·H·W so
+//     that small-C layers still fill the GPU (about 2048 values per block).
+//  2. finalize: one warp per channel merges its S partials (lane s holds partial s) in a fixed tree, writes
+//     save_mean, save_invstd = 1 / sqrt(var + eps) with the biased variance, and updates the running stats.
+//  3. normalize: grid-stride over all elements, one thread per element.
+// Evaluation runs a per-channel kernel (save_mean = running_mean, save_invstd from running_var) and kernel 3.
+void batch_norm2d(const float* x, const float* weight, const float* bias,
+                  BatchNorm2dRunningStatsView* running, float* y, float* save_mean, float* save_invstd,
+                  const Shape& input_shape, const cpu::BatchNorm2dOptions& options, void* workspace,
+                  size_t workspace_bytes, cudaStream_t stream);
+
+// dx (N, C, H, W), dweight = Σ dy · x̂ and dbias = Σ dy (C) over (N, H, W), x̂ = (x − save_mean) · save_invstd,
+// given the forward's x, weight (or nullptr: 1), save_mean and save_invstd. training: dx goes through the
+// batch statistics, dx = weight · invstd · (dy − mean(dy) − x̂ · mean(dy · x̂)); otherwise the statistics are
+// constants, dx = weight · invstd · dy. Overwrites dx, dweight and dbias (it does not accumulate); dweight
+// and dbias may be nullptr when not wanted (affine=False). Deterministic: grid (S, C) blocks sum dy and dy ·
+// (x − mean) over their slices in a fixed tree, one warp per channel adds the S partials in a fixed tree,
+// then a grid-stride kernel writes dx.
+void batch_norm2d_backward(const float* x, const float* weight, const float* save_mean,
+                           const float* save_invstd, const float* dy, float* dx, float* dweight, float* dbias,
+                           const Shape& input_shape, bool training, void* workspace, size_t workspace_bytes,
+                           cudaStream_t stream);
+
+}  // namespace cudacnn::gpu

@@ -1,0 +1,429 @@
+// Pooling kernels (max with indices, average, global average; forward and backward) and their launchers.
+// Backward passes are gathers (one thread per dx element), so overlapping windows need no atomics.
+#include "cuda/pool.hpp"
+
+#include <algorithm>
+#include <climits>
+#include <cmath>
+
+#include "cuda/elementwise.cuh"
+#include "cuda/launch.cuh"
+#include "cudacnn/error.hpp"
+
+namespace cudacnn::gpu {
+
+namespace kernels {
+
+constexpr int kWarp = 32;
+constexpr int kGlobalPoolBlock = 256;  // 8 warps, one (n, c) plane each
+
+// The validated geometry of one pooling call, in 32-bit integers (launchers check that the sizes fit).
+struct PoolDims {
+    int planes = 0;  // N · C
+    int h = 0, w = 0, oh = 0, ow = 0;
+    int kh = 1, kw = 1, sh = 1, sw = 1, ph = 0, pw = 0, dh = 1, dw = 1;
+    bool count_include_pad = true;  // average pooling only
+    int divisor_override = 0;       // average pooling only; 0: none
+};
+
+// Calls f(i, plane, row, col) for every element i = (plane · rows + row) · cols + col of a (planes, rows,
+// cols) range: a grid-stride loop, one element per thread per step, so consecutive threads take consecutive
+// elements.
+template <class F>
+__device__ void for_each_cell(int planes, int rows, int cols, F f) {
+    const int64_t total = static_cast<int64_t>(planes) * rows * cols;
+    const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+    for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < total; i += stride) {
+        const int e = static_cast<int>(i);
+        f(e, e / (rows * cols), (e / cols) % rows, e % cols);
+    }
+}
+
+// Row-major scan of the dilated window with the reference's comparison: strictly greater replaces (first
+// maximum wins ties), and a NaN always replaces. The window starts on its first tap inside the input.
+__global__ void max_pool2d_kernel(const float* x, float* y, int64_t* indices, PoolDims d) {
+    for_each_cell(d.planes, d.oh, d.ow, [&](int i, int plane, int oh, int ow) {
+        const float* in = x + static_cast<int64_t>(plane) * d.h * d.w;  // (H, W)
+        int h0 = oh * d.sh - d.ph, w0 = ow * d.sw - d.pw;
+        const int h1 = min(h0 + (d.kh - 1) * d.dh + 1, d.h), w1 = min(w0 + (d.kw - 1) * d.dw + 1, d.w);
+        // Skip the −inf padding taps in steps of the dilation, staying on the window's grid.
+        if (h0 < 0) h0 += (-h0 + d.dh - 1) / d.dh * d.dh;
+        if (w0 < 0) w0 += (-w0 + d.dw - 1) / d.dw * d.dw;
+        int best = h0 * d.w + w0;
+        float best_value = -INFINITY;
+        for (int h = h0; h < h1; h += d.dh) {
+            for (int w = w0; w < w1; w += d.dw) {
+                const float value = in[h * d.w + w];
+                if (value > best_value || value != value) {  // value != value: NaN
+                    best_value = value;
+                    best = h * d.w + w;
+                }
+            }
+        }
+        y[i] = best_value;
+        if (indices != nullptr) indices[i] = best;
+    });
+}
+
+// The first window index (along one axis) whose taps can reach padded position p: ceil((p − extent + 1) / s),
+// at least 0, where extent = (k − 1)·dilation + 1.
+__device__ inline int first_window(int p, int extent, int s) {
+    const int reach = p - extent + 1;
+    return reach <= 0 ? 0 : (reach + s - 1) / s;
+}
+
+__global__ void max_pool2d_backward_kernel(const int64_t* indices, const float* dy, float* dx, PoolDims d) {
+    const int extent_h = (d.kh - 1) * d.dh + 1, extent_w = (d.kw - 1) * d.dw + 1;
+    for_each_cell(d.planes, d.h, d.w, [&](int i, int plane, int h, int w) {
+        const int hp = h + d.ph, wp = w + d.pw;  // position in the padded plane
+        const int oh_end = min(hp / d.sh + 1, d.oh), ow_end = min(wp / d.sw + 1, d.ow);
+        const int ow_begin = first_window(wp, extent_w, d.sw);
+        const int64_t target = h * d.w + w;
+        const int64_t plane_out = static_cast<int64_t>(plane) * d.oh * d.ow;
+        float sum = 0.0f;
+        for (int oh = first_window(hp, extent_h, d.sh); oh < oh_end; ++oh) {
+            if ((hp - oh * d.sh) % d.dh != 0) continue;  // (h, w) falls between this window's dilated taps
+            for (int ow = ow_begin; ow < ow_end; ++ow) {
+                if ((wp - ow * d.sw) % d.dw != 0) continue;
+                const int64_t o = plane_out + oh * d.ow + ow;
+                if (indices[o] == target) sum += dy[o];
+            }
+        }
+        dx[i] = sum;
+    });
+}
+
+// One average window after the reference's clipping (cpu avg_window): input cells [h0, h1) × [w0, w1).
+struct AvgWindow {
+    int h0, h1, w0, w1;
+    int divisor;
+};
+
+__device__ inline AvgWindow avg_window(const PoolDims& d, int oh, int ow) {
+    int h0 = oh * d.sh - d.ph, w0 = ow * d.sw - d.pw;
+    // A ceil-mode window may reach past the right padding; that part counts nowhere.
+    int h1 = min(h0 + d.kh, d.h + d.ph), w1 = min(w0 + d.kw, d.w + d.pw);
+    const int area_with_pad = (h1 - h0) * (w1 - w0);
+    h0 = max(h0, 0), w0 = max(w0, 0);
+    h1 = min(h1, d.h), w1 = min(w1, d.w);
+    int divisor = d.count_include_pad ? area_with_pad : (h1 - h0) * (w1 - w0);
+    if (d.divisor_override != 0) divisor = d.divisor_override;
+    return {h0, h1, w0, w1, divisor};
+}
+
+__global__ void avg_pool2d_kernel(const float* x, float* y, PoolDims d) {
+    for_each_cell(d.planes, d.oh, d.ow, [&](int i, int plane, int oh, int ow) {
+        const float* in = x + static_cast<int64_t>(plane) * d.h * d.w;  // (H, W)
+        const AvgWindow win = avg_window(d, oh, ow);
+        float sum = 0.0f;
+        for (int h = win.h0; h < win.h1; ++h) {
+            for (int w = win.w0; w < win.w1; ++w) sum += in[h * d.w + w];
+        }
+        // A window entirely in the padding is 0 (the reference's rule; the shape checks make it unreachable).
+        const bool empty = win.h0 >= win.h1 || win.w0 >= win.w1;
+        y[i] = empty ? 0.0f : sum / static_cast<float>(win.divisor);
+    });
+}
+
+__global__ void avg_pool2d_backward_kernel(const float* dy, float* dx, PoolDims d) {
+    for_each_cell(d.planes, d.h, d.w, [&](int i, int plane, int h, int w) {
+        const int hp = h + d.ph, wp = w + d.pw;
+        // Window oh covers input rows [oh·SH − PH, oh·SH − PH + KH) (clipping never removes an input row).
+        const int oh_end = min(hp / d.sh + 1, d.oh), ow_end = min(wp / d.sw + 1, d.ow);
+        const int ow_begin = first_window(wp, d.kw, d.sw);
+        const float* grad_out = dy + static_cast<int64_t>(plane) * d.oh * d.ow;  // (OH, OW)
+        float sum = 0.0f;
+        for (int oh = first_window(hp, d.kh, d.sh); oh < oh_end; ++oh) {
+            for (int ow = ow_begin; ow < ow_end; ++ow) {
+                sum += grad_out[oh * d.ow + ow] / static_cast<float>(avg_window(d, oh, ow).divisor);
+            }
+        }
+        dx[i] = sum;
+    });
+}
+
+// Lp pooling has no padding or dilation: its windows are average windows with count_include_pad and no
+// override, which give the clipped area as the divisor. area = KH·KW, the unclipped window.
+__device__ inline float lp_window_mean(const float* in, const PoolDims& d, const AvgWindow& win, float p) {
+    float sum = 0.0f;
+    for (int h = win.h0; h < win.h1; ++h) {
+        for (int w = win.w0; w < win.w1; ++w) sum += powf(in[h * d.w + w], p);
+    }
+    return sum / static_cast<float>(win.divisor);
+}
+
+__global__ void lp_pool2d_kernel(const float* x, float* y, PoolDims d, float p) {
+    const float area = static_cast<float>(d.kh * d.kw);
+    for_each_cell(d.planes, d.oh, d.ow, [&](int i, int plane, int oh, int ow) {
+        const float* in = x + static_cast<int64_t>(plane) * d.h * d.w;  // (H, W)
+        const float s = lp_window_mean(in, d, avg_window(d, oh, ow), p);
+        y[i] = powf(s * area, 1.0f / p);
+    });
+}
+
+__global__ void lp_pool2d_backward_kernel(const float* x, const float* dy, float* dx, PoolDims d, float p) {
+    const float area = static_cast<float>(d.kh * d.kw);
+    for_each_cell(d.planes, d.h, d.w, [&](int i, int plane, int h, int w) {
+        const float* in = x + static_cast<int64_t>(plane) * d.h * d.w;           // (H, W)
+        const float* grad_out = dy + static_cast<int64_t>(plane) * d.oh * d.ow;  // (OH, OW)
+        const float local = p * powf(in[h * d.w + w], p - 1.0f);                 // d (x^p) / d x
+        const int oh_end = min(h / d.sh + 1, d.oh), ow_end = min(w / d.sw + 1, d.ow);
+        const int ow_begin = first_window(w, d.kw, d.sw);
+        float sum = 0.0f;
+        for (int oh = first_window(h, d.kh, d.sh); oh < oh_end; ++oh) {
+            for (int ow = ow_begin; ow < ow_end; ++ow) {
+                const AvgWindow win = avg_window(d, oh, ow);
+                const float s = lp_window_mean(in, d, win, p);
+                if (s == 0.0f) continue;  // the reference's relu(|s|) passes no gradient at 0
+                // d y / d s = (1/p)·(s·area)^(1/p − 1)·area; d s / d x = local / divisor.
+                const float ds = grad_out[oh * d.ow + ow] / p * powf(s * area, 1.0f / p - 1.0f) * area /
+                                 static_cast<float>(win.divisor);
+                sum += ds * local;
+            }
+        }
+        dx[i] = sum;
+    });
+}
+
+// Adaptive windows along one axis: [⌊i·in/out⌋, ⌈(i+1)·in/out⌉).
+__device__ inline int adaptive_start(int i, int in, int out) {
+    return i * in / out;
+}
+__device__ inline int adaptive_end(int i, int in, int out) {
+    return ((i + 1) * in + out - 1) / out;
+}
+
+__global__ void adaptive_avg_pool2d_kernel(const float* x, float* y, PoolDims d) {
+    for_each_cell(d.planes, d.oh, d.ow, [&](int i, int plane, int oh, int ow) {
+        const float* in = x + static_cast<int64_t>(plane) * d.h * d.w;  // (H, W)
+        const int h0 = adaptive_start(oh, d.h, d.oh), h1 = adaptive_end(oh, d.h, d.oh);
+        const int w0 = adaptive_start(ow, d.w, d.ow), w1 = adaptive_end(ow, d.w, d.ow);
+        float sum = 0.0f;
+        for (int h = h0; h < h1; ++h) {
+            for (int w = w0; w < w1; ++w) sum += in[h * d.w + w];
+        }
+        y[i] = sum / static_cast<float>((h1 - h0) * (w1 - w0));
+    });
+}
+
+__global__ void adaptive_avg_pool2d_backward_kernel(const float* dy, float* dx, PoolDims d) {
+    for_each_cell(d.planes, d.h, d.w, [&](int i, int plane, int h, int w) {
+        const float* grad_out = dy + static_cast<int64_t>(plane) * d.oh * d.ow;  // (OH, OW)
+        // Window i contains row h iff ⌊h·OH/H⌋ ≤ i ≤ ⌊((h+1)·OH − 1)/H⌋.
+        const int oh_begin = h * d.oh / d.h, oh_end = ((h + 1) * d.oh - 1) / d.h + 1;
+        const int ow_begin = w * d.ow / d.w, ow_end = ((w + 1) * d.ow - 1) / d.w + 1;
+        float sum = 0.0f;
+        for (int oh = oh_begin; oh < oh_end; ++oh) {
+            const int rows = adaptive_end(oh, d.h, d.oh) - adaptive_start(oh, d.h, d.oh);
+            for (int ow = ow_begin; ow < ow_end; ++ow) {
+                const int cols = adaptive_end(ow, d.w, d.ow) - adaptive_start(ow, d.w, d.ow);
+                sum += grad_out[oh * d.ow + ow] / static_cast<float>(rows * cols);
+            }
+        }
+        dx[i] = sum;
+    });
+}
+
+__global__ void global_avg_pool2d_kernel(const float* x, float* y, int planes, int plane_size) {
+    const int plane = blockIdx.x * (blockDim.x / kWarp) + threadIdx.x / kWarp;
+    const int lane = threadIdx.x % kWarp;
+    if (plane >= planes) return;  // whole warps only: the shuffles below see full warps
+    const float* in = x + static_cast<int64_t>(plane) * plane_size;
+    float sum = 0.0f;
+    for (int i = lane; i < plane_size; i += kWarp) sum += in[i];
+    for (int offset = kWarp / 2; offset > 0; offset /= 2) sum += __shfl_xor_sync(0xffffffffu, sum, offset);
+    if (lane == 0) y[plane] = sum / static_cast<float>(plane_size);
+}
+
+__global__ void global_avg_pool2d_backward_kernel(const float* dy, float* dx, int planes, int plane_size) {
+    const float divisor = static_cast<float>(plane_size);
+    for_each_cell(planes, 1, plane_size, [&](int i, int plane, int, int) { dx[i] = dy[plane] / divisor; });
+}
+
+}  // namespace kernels
+
+namespace {
+
+using kernels::kGlobalPoolBlock;
+using kernels::kWarp;
+using kernels::PoolDims;
+
+// The kernels index planes with int: every tensor they touch must have fewer than 2^31 elements.
+void check_fits_int(const char* op, const Shape& shape) {
+    CUDACNN_CHECK(shape.numel() <= INT_MAX,
+                  "{}: shape {} has {} elements; the kernels index with 32-bit integers (at most {})", op,
+                  shape, shape.numel(), INT_MAX);
+}
+
+void check_pointers(const char* op, const void* in, const char* in_name, const void* out,
+                    const char* out_name) {
+    CUDACNN_CHECK(in != nullptr && out != nullptr, "{}: {} and {} must be device pointers, got {} and {}", op,
+                  in_name, out_name, in, out);
+}
+
+// The planes and the input and output plane sizes of input (N, C, H, W) → out (N, C, OH, OW), checked to fit
+// int.
+PoolDims plane_dims(const Shape& input, const Shape& out) {
+    PoolDims d;
+    d.planes = static_cast<int>(input[0] * input[1]);
+    d.h = static_cast<int>(input[2]), d.w = static_cast<int>(input[3]);
+    d.oh = static_cast<int>(out[2]), d.ow = static_cast<int>(out[3]);
+    return d;
+}
+
+// Sizes shared by max and average pooling; out is the validated output shape (N, C, OH, OW).
+PoolDims pool_dims(const char* op, const Shape& input, const Shape& out, cpu::Pair2d kernel,
+                   std::optional<cpu::Pair2d> stride, cpu::Pair2d padding, cpu::Pair2d dilation) {
+    check_fits_int(op, input);
+    check_fits_int(op, out);
+    const cpu::Pair2d s = stride.value_or(kernel);
+    // Windows far beyond the input are legal but pointless; the kernels' int arithmetic needs them bounded.
+    CUDACNN_CHECK(
+        std::max({kernel.h, kernel.w, s.h, s.w, dilation.h, dilation.w}) <= (1 << 15),
+        "{}: kernel_size ({}, {}), stride ({}, {}) and dilation ({}, {}) must be at most 32768 each", op,
+        kernel.h, kernel.w, s.h, s.w, dilation.h, dilation.w);
+    PoolDims d = plane_dims(input, out);
+    d.kh = static_cast<int>(kernel.h), d.kw = static_cast<int>(kernel.w);
+    d.sh = static_cast<int>(s.h), d.sw = static_cast<int>(s.w);
+    d.ph = static_cast<int>(padding.h), d.pw = static_cast<int>(padding.w);
+    d.dh = static_cast<int>(dilation.h), d.dw = static_cast<int>(dilation.w);
+    return d;
+}
+
+PoolDims max_dims(const char* op, const Shape& input, const cpu::MaxPool2dOptions& o) {
+    const Shape out = cpu::max_pool2d_output_shape(input, o);
+    return pool_dims(op, input, out, o.kernel_size, o.stride, o.padding, o.dilation);
+}
+
+PoolDims avg_dims(const char* op, const Shape& input, const cpu::AvgPool2dOptions& o) {
+    const Shape out = cpu::avg_pool2d_output_shape(input, o);
+    PoolDims d = pool_dims(op, input, out, o.kernel_size, o.stride, o.padding, 1);
+    d.count_include_pad = o.count_include_pad;
+    if (o.divisor_override) {
+        CUDACNN_CHECK(*o.divisor_override >= INT_MIN && *o.divisor_override <= INT_MAX,
+                      "{}: divisor_override {} does not fit in 32 bits", op, *o.divisor_override);
+        d.divisor_override = static_cast<int>(*o.divisor_override);
+    }
+    return d;
+}
+
+PoolDims lp_dims(const char* op, const Shape& input, const cpu::LpPool2dOptions& o) {
+    const Shape out = cpu::lp_pool2d_output_shape(input, o);
+    return pool_dims(op, input, out, o.kernel_size, o.stride, 0, 1);  // count_include_pad, no override
+}
+
+// The reference's input check (rank 4, positive sizes) for the ops without a cpu:: shape function.
+void check_input(const char* op, const Shape& input) {
+    CUDACNN_CHECK(input.rank() == 4, "{}: input must be (N, C, H, W), got shape {}", op, input);
+    CUDACNN_CHECK(input[0] > 0 && input[1] > 0 && input[2] > 0 && input[3] > 0,
+                  "{}: input sizes must be positive, got shape {}", op, input);
+    check_fits_int(op, input);
+}
+
+PoolDims adaptive_dims(const char* op, const Shape& input, cpu::Pair2d output_size) {
+    check_input(op, input);
+    CUDACNN_CHECK(output_size.h > 0 && output_size.w > 0, "{}: output_size ({}, {}) must be positive", op,
+                  output_size.h, output_size.w);
+    const Shape out{input[0], input[1], output_size.h, output_size.w};
+    check_fits_int(op, out);
+    // The window bounds multiply an output index by an input size.
+    CUDACNN_CHECK((output_size.h + 1) * input[2] <= INT_MAX && (output_size.w + 1) * input[3] <= INT_MAX,
+                  "{}: output_size ({}, {}) times the input's (H, W) = ({}, {}) must stay below 2^31", op,
+                  output_size.h, output_size.w, input[2], input[3]);
+    return plane_dims(input, out);
+}
+
+}  // namespace
+
+void max_pool2d(const float* x, float* y, int64_t* indices, const Shape& input_shape,
+                const cpu::MaxPool2dOptions& options, cudaStream_t stream) {
+    const PoolDims d = max_dims("max_pool2d", input_shape, options);
+    check_pointers("max_pool2d", x, "x", y, "y");
+    const int64_t outputs = static_cast<int64_t>(d.planes) * d.oh * d.ow;
+    launch(kernels::max_pool2d_kernel, elementwise_grid(outputs), dim3(kElementwiseBlock), 0, stream, x, y,
+           indices, d);
+}
+
+void max_pool2d_backward(const int64_t* indices, const float* dy, float* dx, const Shape& input_shape,
+                         const cpu::MaxPool2dOptions& options, cudaStream_t stream) {
+    const PoolDims d = max_dims("max_pool2d_backward", input_shape, options);
+    check_pointers("max_pool2d_backward", dy, "dy", dx, "dx");
+    CUDACNN_CHECK(
+        indices != nullptr,
+        "max_pool2d_backward: indices must be the device pointer that max_pool2d filled, got nullptr");
+    launch(kernels::max_pool2d_backward_kernel, elementwise_grid(input_shape.numel()),
+           dim3(kElementwiseBlock), 0, stream, indices, dy, dx, d);
+}
+
+void avg_pool2d(const float* x, float* y, const Shape& input_shape, const cpu::AvgPool2dOptions& options,
+                cudaStream_t stream) {
+    const PoolDims d = avg_dims("avg_pool2d", input_shape, options);
+    check_pointers("avg_pool2d", x, "x", y, "y");
+    const int64_t outputs = static_cast<int64_t>(d.planes) * d.oh * d.ow;
+    launch(kernels::avg_pool2d_kernel, elementwise_grid(outputs), dim3(kElementwiseBlock), 0, stream, x, y,
+           d);
+}
+
+void avg_pool2d_backward(const float* dy, float* dx, const Shape& input_shape,
+                         const cpu::AvgPool2dOptions& options, cudaStream_t stream) {
+    const PoolDims d = avg_dims("avg_pool2d_backward", input_shape, options);
+    check_pointers("avg_pool2d_backward", dy, "dy", dx, "dx");
+    launch(kernels::avg_pool2d_backward_kernel, elementwise_grid(input_shape.numel()),
+           dim3(kElementwiseBlock), 0, stream, dy, dx, d);
+}
+
+void lp_pool2d(const float* x, float* y, const Shape& input_shape, const cpu::LpPool2dOptions& options,
+               cudaStream_t stream) {
+    const PoolDims d = lp_dims("lp_pool2d", input_shape, options);
+    check_pointers("lp_pool2d", x, "x", y, "y");
+    const int64_t outputs = static_cast<int64_t>(d.planes) * d.oh * d.ow;
+    launch(kernels::lp_pool2d_kernel, elementwise_grid(outputs), dim3(kElementwiseBlock), 0, stream, x, y, d,
+           static_cast<float>(options.norm_type));
+}
+
+void lp_pool2d_backward(const float* x, const float* dy, float* dx, const Shape& input_shape,
+                        const cpu::LpPool2dOptions& options, cudaStream_t stream) {
+    const PoolDims d = lp_dims("lp_pool2d_backward", input_shape, options);
+    check_pointers("lp_pool2d_backward", dy, "dy", dx, "dx");
+    CUDACNN_CHECK(x != nullptr,
+                  "lp_pool2d_backward: x must be the forward's input on the device, got nullptr");
+    launch(kernels::lp_pool2d_backward_kernel, elementwise_grid(input_shape.numel()), dim3(kElementwiseBlock),
+           0, stream, x, dy, dx, d, static_cast<float>(options.norm_type));
+}
+
+void adaptive_avg_pool2d(const float* x, float* y, const Shape& input_shape, cpu::Pair2d output_size,
+                         cudaStream_t stream) {
+    const PoolDims d = adaptive_dims("adaptive_avg_pool2d", input_shape, output_size);
+    check_pointers("adaptive_avg_pool2d", x, "x", y, "y");
+    const int64_t outputs = static_cast<int64_t>(d.planes) * d.oh * d.ow;
+    launch(kernels::adaptive_avg_pool2d_kernel, elementwise_grid(outputs), dim3(kElementwiseBlock), 0, stream,
+           x, y, d);
+}
+
+void adaptive_avg_pool2d_backward(const float* dy, float* dx, const Shape& input_shape,
+                                  cpu::Pair2d output_size, cudaStream_t stream) {
+    const PoolDims d = adaptive_dims("adaptive_avg_pool2d_backward", input_shape, output_size);
+    check_pointers("adaptive_avg_pool2d_backward", dy, "dy", dx, "dx");
+    launch(kernels::adaptive_avg_pool2d_backward_kernel, elementwise_grid(input_shape.numel()),
+           dim3(kElementwiseBlock), 0, stream, dy, dx, d);
+}
+
+void global_avg_pool2d(const float* x, float* y, const Shape& input_shape, cudaStream_t stream) {
+    check_input("global_avg_pool2d", input_shape);
+    check_pointers("global_avg_pool2d", x, "x", y, "y");
+    const int planes = static_cast<int>(input_shape[0] * input_shape[1]);
+    constexpr int planes_per_block = kGlobalPoolBlock / kWarp;
+    const dim3 grid((planes + planes_per_block - 1) / planes_per_block);
+    launch(kernels::global_avg_pool2d_kernel, grid, dim3(kGlobalPoolBlock), 0, stream, x, y, planes,
+           static_cast<int>(input_shape[2] * input_shape[3]));
+}
+
+void global_avg_pool2d_backward(const float* dy, float* dx, const Shape& input_shape, cudaStream_t stream) {
+    check_input("global_avg_pool2d_backward", input_shape);
+    check_pointers("global_avg_pool2d_backward", dy, "dy", dx, "dx");
+    launch(kernels::global_avg_pool2d_backward_kernel, elementwise_grid(input_shape.numel()),
+           dim3(kElementwiseBlock), 0, stream, dy, dx, static_cast<int>(input_shape[0] * input_shape[1]),
+           static_cast<int>(input_shape[2] * input_shape[3]));
+}
+
+}  // namespace cudacnn::gpu

@@ -1,0 +1,77 @@
+// Pooling kernels over (N, C, H, W) float32 tensors: max (with argmax indices), average and global average,
+// forward and backward, computing exactly what the CPU reference (include/cudacnn/ops/pool.hpp) defines.
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+
+#include "cudacnn/ops/pool.hpp"
+#include "cudacnn/tensor.hpp"
+
+namespace cudacnn::gpu {
+
+// Every launcher takes device pointers and validates shapes and options on the host with the reference's
+// rules (cpu::max_pool2d_output_shape, cpu::avg_pool2d_output_shape), so the errors are the reference's.
+// Outputs are overwritten, never read (they may hold NaN). Tensors must have fewer than 2^31 elements.
+// All kernels are deterministic: no atomics; every output element is computed by one thread (or one warp)
+// in a fixed order.
+
+// y, indices (N, C, OH, OW) = max_pool2d(x (N, C, H, W)). indices[n, c, oh, ow] = h · W + w of the argmax in
+// its plane (first maximum in row-major scan order on ties; a NaN wins and the last NaN of the scan is
+// kept, as the reference). indices may be nullptr when no backward follows (inference).
+// Tiling: one thread per output element (grid-stride, 256 threads per block), so a warp writes 32
+// consecutive outputs and reads neighbouring window rows that the L1 cache shares between lanes.
+void max_pool2d(const float* x, float* y, int64_t* indices, const Shape& input_shape,
+                const cpu::MaxPool2dOptions& options, cudaStream_t stream);
+
+// dx (N, C, H, W) from dy and the forward's indices (N, C, OH, OW). A gather, not a scatter: the thread of
+// dx[n, c, h, w] visits the windows that contain (h, w) in (oh, ow) row-major order and adds the dy of those
+// whose index points at it, so overlapping windows need no atomics and the float sum is the reference's
+// (same terms, same order: bit-identical). Indices outside their plane contribute nowhere.
+void max_pool2d_backward(const int64_t* indices, const float* dy, float* dx, const Shape& input_shape,
+                         const cpu::MaxPool2dOptions& options, cudaStream_t stream);
+
+// y (N, C, OH, OW) = avg_pool2d(x (N, C, H, W)) with count_include_pad, ceil-mode clipping and
+// divisor_override as the reference. One thread per output element; the window is summed in float in
+// row-major order and divided once (the reference sums in double: see the parity test's tolerance).
+void avg_pool2d(const float* x, float* y, const Shape& input_shape, const cpu::AvgPool2dOptions& options,
+                cudaStream_t stream);
+
+// dx (N, C, H, W) from dy (N, C, OH, OW): a gather, one thread per dx element adding dy / divisor of every
+// window that contains it, in (oh, ow) row-major order.
+void avg_pool2d_backward(const float* dy, float* dx, const Shape& input_shape,
+                         const cpu::AvgPool2dOptions& options, cudaStream_t stream);
+
+// y (N, C, OH, OW) = lp_pool2d(x (N, C, H, W)) as the reference: (Σ_window x^p / area' · KH·KW)^(1/p), area'
+// the window's clipped area; NaN where x^p or the root is undefined. One thread per output element, powf
+// and the window sum in float.
+void lp_pool2d(const float* x, float* y, const Shape& input_shape, const cpu::LpPool2dOptions& options,
+               cudaStream_t stream);
+
+// dx (N, C, H, W) from x and dy (N, C, OH, OW), the reference's chain rule (zero where a window's sum is 0).
+// A gather: the thread of dx[n, c, h, w] visits the windows containing (h, w) and recomputes each one's sum
+// (at most ⌈KH/SH⌉·⌈KW/SW⌉ windows of KH·KW cells, read through L1), so no workspace and no atomics.
+void lp_pool2d_backward(const float* x, const float* dy, float* dx, const Shape& input_shape,
+                        const cpu::LpPool2dOptions& options, cudaStream_t stream);
+
+// y (N, C, OH, OW) = adaptive_avg_pool2d(x (N, C, H, W), output_size): the mean over rows
+// [⌊i·H/OH⌋, ⌈(i+1)·H/OH⌉) and likewise for columns. One thread per output element.
+void adaptive_avg_pool2d(const float* x, float* y, const Shape& input_shape, cpu::Pair2d output_size,
+                         cudaStream_t stream);
+
+// dx (N, C, H, W) from dy (N, C, OH, OW): a gather, one thread per dx element adding dy / area of every
+// window containing it (windows overlap when OH does not divide H).
+void adaptive_avg_pool2d_backward(const float* dy, float* dx, const Shape& input_shape,
+                                  cpu::Pair2d output_size, cudaStream_t stream);
+
+// y (N, C, 1, 1) = mean of x (N, C, H, W) over (H, W). One warp per (n, c) plane, 8 planes per 256-thread
+// block: lane l sums the elements l, l + 32, … (coalesced), then a shuffle tree adds the 32 partial sums.
+// A warp rather than a block per plane because CifarCNN-sized planes are small (≤ 32 × 32) and N · C large.
+void global_avg_pool2d(const float* x, float* y, const Shape& input_shape, cudaStream_t stream);
+
+// dx (N, C, H, W) = dy (N, C, 1, 1) / (H · W), broadcast over each plane. Grid-stride, one thread per dx
+// element.
+void global_avg_pool2d_backward(const float* dy, float* dx, const Shape& input_shape, cudaStream_t stream);
+
+}  // namespace cudacnn::gpu
