@@ -121,6 +121,10 @@ void adam_like_step(const char* op, bool decoupled, const Options& o, HostTensor
 
 }  // namespace
 
+void check_options(const SgdOptions& options) { check_sgd_options(options); }
+void check_options(const AdamOptions& options) { check_adam_options("adam", options); }
+void check_options(const AdamWOptions& options) { check_adam_options("adamw", options); }
+
 int64_t sgd_state_slots(const SgdOptions& options) { return options.momentum != 0.0 ? 1 : 0; }
 int64_t adam_state_slots(const AdamOptions& options) { return options.amsgrad ? 3 : 2; }
 int64_t adamw_state_slots(const AdamWOptions& options) { return options.amsgrad ? 3 : 2; }

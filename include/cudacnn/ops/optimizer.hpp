@@ -120,4 +120,10 @@ template <class T>
 void adamw_step(const AdamWOptions& options, HostTensor<T>& params, const HostTensor<T>& grads,
                 OptimizerState<T>& state);
 
+// The option checks that every init_state and step function above runs (Error naming the op and the value),
+// for the other implementations of these steps, e.g. the fused GPU kernels in cuda/optimizer.hpp.
+void check_options(const SgdOptions& options);
+void check_options(const AdamOptions& options);
+void check_options(const AdamWOptions& options);
+
 }  // namespace cudacnn::cpu
