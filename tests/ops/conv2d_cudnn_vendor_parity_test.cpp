@@ -1,0 +1,286 @@
+// Parity of the cuDNN conv2d (cuda/vendor/cudnn_conv2d.cpp) with cpu::conv2d / conv2d_backward (cuda only).
+// All passes and the bias gradient on CifarCNN's layers and odd shapes, what cuDNN cannot compute, and the
+// algorithm choice: describe(), workspace, determinism, benchmark mode, a zero workspace, TF32.
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "cuda/vendor/cudnn_conv2d.hpp"
+#include "cudacnn/device.hpp"
+#include "cudacnn/ops/conv2d.hpp"
+#include "support/compare.hpp"
+#include "support/errors.hpp"
+#include "support/parity.hpp"
+
+using namespace cudacnn;
+using Catch::Matchers::Contains;
+using cpu::Conv2dOptions;
+using cpu::Conv2dPadding;
+using cpu::Conv2dPaddingMode;
+
+namespace {
+
+// Tolerances, relative to each tensor's max |value| (test::max_relative_error).
+//
+// With FMA math a float sum of L products has a rounding error of at most about L · 2^-24 · Σ|terms|
+// (Higham), and for these random inputs in [-1, 1] Σ|terms| stays within a few times the tensor's max
+// |value|: hence 4 · 2^-24 per term, with at least 16 terms (a handful of terms can cancel to a small max
+// |value|).
+constexpr double kErrorPerTerm = 4.0 * 0x1p-24;
+constexpr int64_t kMinTerms = 16;
+// cuDNN may choose FFT or Winograd algorithms (deterministic, FMA math). Their transforms add rounding that
+// does not grow with L, of the order of a hundred 2^-24 relative to the output range (PyTorch's cuDNN-vs-CPU
+// float tests pass at about 1e-5 absolute on outputs of order 1); allow the equivalent of 256 more terms
+// (6e-5).
+constexpr int64_t kTransformTerms = 256;
+// TF32 rounds both inputs of every product to 10 explicit mantissa bits: up to 2 · 2^-11 ≈ 1e-3 relative
+// error per product. Errors of random sign grow like √L, as does the sum itself, so the tensor-relative error
+// stays near 1e-3; 1e-2 leaves a factor of 10 (and would still catch a missing tap, an error of order 1/L).
+constexpr double kTf32Tolerance = 1e-2;
+
+double fma_tolerance(int64_t terms) {
+    return kErrorPerTerm * static_cast<double>(std::max(terms, kMinTerms) + kTransformTerms);
+}
+
+struct ConvCase {
+    std::string name;
+    Shape x, w;             // (N, C, H, W), (OC, C / G, KH, KW)
+    Conv2dOptions options;  // written Conv2dOptions{stride, padding, dilation, groups, padding_mode}
+    bool bias = true;
+};
+
+// The device outputs of the three passes, each buffer poisoned with NaN before its pass.
+struct PassOutputs {
+    HostTensor<float> y, dx, dw, db;
+};
+
+PassOutputs run_passes(const gpu::CudnnConv2d& conv, const DeviceBuffer& d_x, const DeviceBuffer& d_w,
+                       const DeviceBuffer* d_bias, const DeviceBuffer& d_dy, const Stream& stream) {
+    const cpu::Conv2dGeometry& g = conv.geometry();
+    const Shape x_shape{g.batch, g.in_channels, g.in_h, g.in_w};
+    const Shape w_shape{g.out_channels, g.in_channels_per_group(), g.kernel_h, g.kernel_w};
+    const DeviceBuffer workspace(conv.workspace_bytes());
+    const DeviceBuffer d_y = test::poisoned<float>(g.output_shape().numel());
+    const DeviceBuffer d_dx = test::poisoned<float>(x_shape.numel()),
+                       d_dw = test::poisoned<float>(w_shape.numel()),
+                       d_db = test::poisoned<float>(g.out_channels);
+    const cudaStream_t s = stream.handle();
+    conv.forward(d_x.data_as<float>(), d_w.data_as<float>(), d_bias ? d_bias->data_as<float>() : nullptr,
+                 d_y.data_as<float>(), workspace.data(), workspace.bytes(), s);
+    conv.backward_data(d_dy.data_as<float>(), d_w.data_as<float>(), d_dx.data_as<float>(), workspace.data(),
+                       workspace.bytes(), s);
+    conv.backward_filter(d_x.data_as<float>(), d_dy.data_as<float>(), d_dw.data_as<float>(),
+                         d_bias ? d_db.data_as<float>() : nullptr, workspace.data(), workspace.bytes(), s);
+    // test::to_host copies on the legacy default stream, which does not wait for a non-blocking Stream.
+    stream.synchronize();
+    PassOutputs out;
+    out.y = test::to_host<float>(d_y, g.output_shape());
+    out.dx = test::to_host<float>(d_dx, x_shape);
+    out.dw = test::to_host<float>(d_dw, w_shape);
+    if (d_bias != nullptr) out.db = test::to_host<float>(d_db, Shape{g.out_channels});
+    return out;
+}
+
+// Runs every pass of c through cuDNN with `opts` and checks it against the reference.
+void check_case(const ConvCase& c, const gpu::CudnnConvOptions& opts, uint32_t seed) {
+    INFO("case " << c.name);
+    const HostTensor<float> x = test::random_tensor<float>(c.x, seed);
+    const HostTensor<float> w = test::random_tensor<float>(c.w, seed + 1);
+    const HostTensor<float> bias = test::random_tensor<float>(Shape{c.w[0]}, seed + 2);
+    const cpu::Conv2dGeometry g = cpu::conv2d_geometry(c.x, c.w, c.options);
+    REQUIRE(gpu::conv2d_cudnn_unsupported(g).empty());
+    const HostTensor<float> dy = test::random_tensor<float>(g.output_shape(), seed + 3);
+    const HostTensor<float> y_ref = cpu::conv2d<float>(x, w, c.bias ? &bias : nullptr, c.options);
+    const cpu::Conv2dGrads<float> ref = cpu::conv2d_backward<float>(x, w, dy, c.bias, c.options);
+
+    Stream stream;
+    const gpu::CudnnConv2d conv(g, opts, stream.handle());
+    INFO("cuDNN: " << conv.describe());
+    CHECK(conv.workspace_bytes() <= opts.workspace_limit_bytes);
+    CHECK(conv.workspace_bytes() ==
+          std::max({conv.forward_workspace_bytes(), conv.backward_data_workspace_bytes(),
+                    conv.backward_filter_workspace_bytes()}));
+
+    const DeviceBuffer d_x = test::to_device(x), d_w = test::to_device(w), d_bias = test::to_device(bias),
+                       d_dy = test::to_device(dy);
+    const PassOutputs out = run_passes(conv, d_x, d_w, c.bias ? &d_bias : nullptr, d_dy, stream);
+    const double y_error = test::max_relative_error(out.y, y_ref);
+    const double dx_error = test::max_relative_error(out.dx, ref.dx);
+    const double dw_error = test::max_relative_error(out.dw, ref.dweight);
+    const double db_error = c.bias ? test::max_relative_error(out.db, ref.dbias) : 0.0;
+
+    // Reduction lengths: y sums C/G·KH·KW taps (+ bias); dx sums at most OC/G·KH·KW taps (cuDNN pads with
+    // zeros, so no element has padded copies); dw and db sum N·OH·OW terms.
+    const int64_t taps = g.kernel_h * g.kernel_w, positions = g.batch * g.out_h * g.out_w;
+    const auto tolerance = [&](int64_t terms) {
+        return opts.allow_tf32 ? kTf32Tolerance : fma_tolerance(terms);
+    };
+    CHECK(y_error <= tolerance(g.in_channels_per_group() * taps + 1));
+    CHECK(dx_error <= tolerance(g.out_channels_per_group() * taps));
+    CHECK(dw_error <= tolerance(positions));
+    CHECK(db_error <= tolerance(positions));
+
+    // A deterministic choice must reproduce itself bit for bit.
+    if (conv.deterministic()) {
+        const PassOutputs again = run_passes(conv, d_x, d_w, c.bias ? &d_bias : nullptr, d_dy, stream);
+        CHECK(test::bitwise_equal(again.y, out.y));
+        CHECK(test::bitwise_equal(again.dx, out.dx));
+        CHECK(test::bitwise_equal(again.dw, out.dw));
+        if (c.bias) CHECK(test::bitwise_equal(again.db, out.db));
+    }
+}
+
+// CifarCNN's six convolutions (3×3, padding 1, bias) at batch 4, at their real image sizes.
+std::vector<ConvCase> cifar_layers() {
+    const Conv2dOptions pad1{1, 1};
+    return {
+        {"conv_layer.0: 3→32, 32×32", Shape{4, 3, 32, 32}, Shape{32, 3, 3, 3}, pad1},
+        {"conv_layer.3: 32→64, 32×32", Shape{4, 32, 32, 32}, Shape{64, 32, 3, 3}, pad1},
+        {"conv_layer.7: 64→128, 16×16", Shape{4, 64, 16, 16}, Shape{128, 64, 3, 3}, pad1},
+        {"conv_layer.10: 128→128, 16×16", Shape{4, 128, 16, 16}, Shape{128, 128, 3, 3}, pad1},
+        {"conv_layer.15: 128→256, 8×8", Shape{4, 128, 8, 8}, Shape{256, 128, 3, 3}, pad1},
+        {"conv_layer.18: 256→256, 8×8", Shape{4, 256, 8, 8}, Shape{256, 256, 3, 3}, pad1},
+    };
+}
+
+// 7×5 images, 3 channels, batches 1 and 5, strides, dilation, groups, depthwise, 'same' / 'valid', 1×1, bias
+// on and off.
+std::vector<ConvCase> odd_cases() {
+    using M = Conv2dPaddingMode;
+    return {
+        {"7×5, 3→5, 3×3 pad 1, batch 5", Shape{5, 3, 7, 5}, Shape{5, 3, 3, 3}, Conv2dOptions{1, 1}},
+        {"stride 2, 2×3 kernel, pad (1, 2), batch 1, no bias", Shape{1, 3, 7, 5}, Shape{4, 3, 2, 3},
+         Conv2dOptions{2, {1, 2}}, false},
+        {"stride (2, 1), 3×3, pad 1, batch 5", Shape{5, 3, 7, 5}, Shape{6, 3, 3, 3},
+         Conv2dOptions{{2, 1}, 1}},
+        {"dilation 2, pad 2, stride (1, 2), no bias", Shape{2, 3, 7, 5}, Shape{5, 3, 3, 3},
+         Conv2dOptions{{1, 2}, 2, 2}, false},
+        {"'same' with dilation 2 (even total: symmetric)", Shape{2, 3, 7, 5}, Shape{4, 3, 3, 3},
+         Conv2dOptions{1, Conv2dPadding::same(), 2}},
+        {"'valid', 3×3, no bias", Shape{2, 3, 7, 5}, Shape{6, 3, 3, 3},
+         Conv2dOptions{1, Conv2dPadding::valid()}, false},
+        {"groups 3: 6→9, 3×3 pad 1, batch 1", Shape{1, 6, 7, 5}, Shape{9, 2, 3, 3},
+         Conv2dOptions{1, 1, 1, 3}},
+        {"depthwise 4→4, 3×3 pad 1, batch 5", Shape{5, 4, 7, 5}, Shape{4, 1, 3, 3},
+         Conv2dOptions{1, 1, 1, 4}},
+        {"depthwise ×2: 3→6, stride 2, no bias", Shape{5, 3, 7, 5}, Shape{6, 1, 3, 3},
+         Conv2dOptions{2, 1, 1, 3}, false},
+        {"1×1, 3→7, stride 2", Shape{2, 3, 7, 5}, Shape{7, 3, 1, 1}, Conv2dOptions{2, 0}},
+        {"reflect mode without padding (the mode has no effect)", Shape{2, 3, 7, 5}, Shape{4, 3, 3, 2},
+         Conv2dOptions{1, 0, 1, 1, M::reflect}},
+    };
+}
+
+}  // namespace
+
+TEST_CASE("cuDNN conv2d matches the reference on CifarCNN's layers at batch 4", "[parity][cudnn]") {
+    uint32_t seed = 100;
+    for (const ConvCase& c : cifar_layers()) check_case(c, {}, seed += 10);
+}
+
+TEST_CASE("cuDNN conv2d matches the reference on odd shapes, strides, dilation, groups and depthwise",
+          "[parity][cudnn]") {
+    uint32_t seed = 200;
+    for (const ConvCase& c : odd_cases()) check_case(c, {}, seed += 10);
+}
+
+TEST_CASE("cuDNN conv2d: benchmarked choice, no workspace at all, and TF32", "[parity][cudnn]") {
+    const std::vector<ConvCase> layers = cifar_layers(), odd = odd_cases();
+    SECTION("cudnnFind timing picks algorithms that are just as exact") {
+        gpu::CudnnConvOptions opts;
+        opts.benchmark = true;
+        check_case(layers[1], opts, 300);
+        check_case(odd[6], opts, 310);
+    }
+    SECTION("a zero workspace limit leaves only workspace-free algorithms") {
+        gpu::CudnnConvOptions opts;
+        opts.workspace_limit_bytes = 0;
+        check_case(layers[3], opts, 320);
+        check_case(odd[3], opts, 330);
+    }
+    SECTION("allow_tf32 may use TF32 tensor cores, within TF32 accuracy") {
+        gpu::CudnnConvOptions opts;
+        opts.allow_tf32 = true;
+        check_case(layers[3], opts, 340);
+    }
+}
+
+TEST_CASE("cuDNN conv2d describes its choice", "[parity][cudnn]") {
+    const cpu::Conv2dGeometry g =
+        cpu::conv2d_geometry(Shape{4, 64, 16, 16}, Shape{128, 64, 3, 3}, Conv2dOptions{1, 1});
+    Stream stream;
+    const gpu::CudnnConv2d conv(g, {}, stream.handle());
+    const std::string text = conv.describe();
+    INFO(text);
+    CHECK_THAT(text, Contains("fwd ") && Contains(", bwd-data ") && Contains(", bwd-filter ") &&
+                         Contains(" MiB") && Contains("fma") && Contains("heuristics"));
+    CHECK_THAT(text, Contains(conv.deterministic() ? ", deterministic" : "non-deterministic ("));
+    CHECK(conv.workspace_bytes() <= gpu::CudnnConvOptions{}.workspace_limit_bytes);
+    // With a deterministic algorithm available for every direction (there always is one for FMA math, e.g.
+    // IMPLICIT_GEMM / bwd-data ALGO_1 / bwd-filter ALGO_1), the choice is deterministic.
+    CHECK(conv.deterministic());
+    CHECK(conv.geometry().out_channels == 128);
+
+    gpu::CudnnConvOptions benchmark;
+    benchmark.benchmark = true;
+    CHECK_THAT(gpu::CudnnConv2d(g, benchmark, stream.handle()).describe(), Contains("benchmarked"));
+}
+
+TEST_CASE("conv2d_cudnn_unsupported names what cuDNN cannot do", "[parity][cudnn]") {
+    using M = Conv2dPaddingMode;
+    const Shape x{2, 3, 7, 5}, w{4, 3, 3, 3};
+    for (const M mode : {M::reflect, M::replicate, M::circular}) {
+        const std::string why =
+            gpu::conv2d_cudnn_unsupported(cpu::conv2d_geometry(x, w, Conv2dOptions{1, 1, 1, 1, mode}));
+        CHECK_THAT(why, Contains(cpu::conv2d_padding_mode_name(mode)) && Contains("zeros only"));
+    }
+    CHECK(gpu::conv2d_cudnn_unsupported(cpu::conv2d_geometry(x, w, Conv2dOptions{1, 0, 1, 1, M::circular}))
+              .empty());
+    // 'same' with a 4×2 kernel: totals 3 and 1 put the extra row / column at the bottom / right.
+    const std::string same_odd = gpu::conv2d_cudnn_unsupported(
+        cpu::conv2d_geometry(x, Shape{4, 3, 4, 2}, Conv2dOptions{1, Conv2dPadding::same()}));
+    CHECK_THAT(same_odd, Contains("asymmetric") && Contains("top 1, bottom 2, left 0, right 1"));
+    CHECK(gpu::conv2d_cudnn_unsupported(cpu::conv2d_geometry(x, w, Conv2dOptions{1, Conv2dPadding::same()}))
+              .empty());
+    // 2^31 elements in x: cuDNN's 32-bit indexing.
+    const std::string huge =
+        gpu::conv2d_cudnn_unsupported(cpu::conv2d_geometry(Shape{65536, 1, 256, 128}, Shape{1, 1, 1, 1}, {}));
+    CHECK_THAT(huge, Contains("x has more than 2^31 − 1 elements"));
+}
+
+TEST_CASE("cuDNN conv2d: bad arguments name the op and the values", "[parity][cudnn]") {
+    Stream stream;
+    const cudaStream_t s = stream.handle();
+    const Shape x{2, 3, 7, 5}, w{4, 3, 3, 3};
+    CHECK_THAT(test::error_message([&] {
+                   (void)gpu::CudnnConv2d(
+                       cpu::conv2d_geometry(x, w, Conv2dOptions{1, 1, 1, 1, Conv2dPaddingMode::replicate}),
+                       {}, s);
+               }),
+               Contains("cudnn_conv2d") && Contains("replicate") && Contains("hand-written"));
+    cpu::Conv2dGeometry inconsistent = cpu::conv2d_geometry(x, w, Conv2dOptions{1, 1});
+    inconsistent.out_h += 1;
+    CHECK_THAT(test::error_message([&] { (void)gpu::CudnnConv2d(inconsistent, {}, s); }),
+               Contains("cudnn_conv2d") && Contains("cpu::conv2d_geometry"));
+
+    gpu::CudnnConv2d conv(cpu::conv2d_geometry(x, w, Conv2dOptions{1, 1}), {}, s);
+    DeviceBuffer buffer = test::poisoned<float>(1024);
+    float* p = buffer.data_as<float>();
+    CHECK_THAT(test::error_message([&] { conv.forward(nullptr, p, nullptr, p, nullptr, 0, s); }),
+               Contains("cudnn_conv2d forward") && Contains("x ("));
+    CHECK_THAT(test::error_message([&] { conv.backward_filter(p, p, nullptr, nullptr, nullptr, 0, s); }),
+               Contains("cudnn_conv2d backward_filter") && Contains("nothing to compute"));
+    if (conv.forward_workspace_bytes() > 0) {
+        CHECK_THAT(test::error_message([&] {
+                       conv.forward(p, p, nullptr, p, buffer.data(), conv.forward_workspace_bytes() - 1, s);
+                   }),
+                   Contains("cudnn_conv2d forward") && Contains("workspace"));
+    }
+    gpu::CudnnConv2d moved = std::move(conv);
+    CHECK_THAT(test::error_message([&] { (void)conv.describe(); }), Contains("moved from"));
+    CHECK_THAT(moved.describe(), Contains("fwd "));
+    stream.synchronize();
+}
