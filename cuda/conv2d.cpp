@@ -1,0 +1,163 @@
+// conv2d on the device: choosing among cuDNN, the direct kernels and im2col + GEMM, and dispatching to them.
+#include "cuda/conv2d.hpp"
+
+#include <utility>
+
+#include "cuda/conv2d_direct.hpp"
+#include "cuda/conv2d_im2col.hpp"
+#include "cudacnn/error.hpp"
+#if CUDACNN_CUDA
+#include "cuda/vendor/cudnn_conv2d.hpp"
+#endif
+
+namespace cudacnn::gpu {
+
+#if CUDACNN_CUDA
+struct Conv2dPlan::Cudnn {
+    CudnnConv2d conv;
+};
+#else
+struct Conv2dPlan::Cudnn {};  // never created: cuDNN is not part of the emu flavour
+#endif
+
+const char* conv_algo_name(ConvAlgo algo) {
+    switch (algo) {
+        case ConvAlgo::automatic:
+            return "auto";
+        case ConvAlgo::cudnn:
+            return "cudnn";
+        case ConvAlgo::direct:
+            return "direct";
+        case ConvAlgo::im2col:
+            return "im2col";
+    }
+    return "invalid";
+}
+
+ConvAlgo parse_conv_algo(const std::string& name) {
+    for (ConvAlgo algo : {ConvAlgo::automatic, ConvAlgo::cudnn, ConvAlgo::direct, ConvAlgo::im2col}) {
+        if (name == conv_algo_name(algo)) return algo;
+    }
+    CUDACNN_FAIL("conv algorithm '{}' is not one of auto, cudnn, direct, im2col", name);
+}
+
+std::string conv2d_unsupported(ConvAlgo algo, const cpu::Conv2dGeometry& g) {
+    switch (algo) {
+        case ConvAlgo::cudnn:
+#if CUDACNN_CUDA
+            return conv2d_cudnn_unsupported(g);
+#else
+            return "cuDNN is not part of the emu flavour (build with -DCUDACNN_FLAVOUR=cuda)";
+#endif
+        case ConvAlgo::direct:
+            return conv2d_direct_unsupported(g);
+        case ConvAlgo::im2col:
+            return conv2d_im2col_unsupported(g);
+        case ConvAlgo::automatic:
+            break;
+    }
+    CUDACNN_FAIL("conv2d_unsupported: ask about one algorithm (cudnn, direct or im2col), not '{}'",
+                 conv_algo_name(algo));
+}
+
+namespace {
+
+// The algorithm `automatic` stands for, and why the better ones were passed over ("" when none was).
+std::pair<ConvAlgo, std::string> choose_automatically(const cpu::Conv2dGeometry& g) {
+    std::string passed_over;
+    for (ConvAlgo algo : {ConvAlgo::cudnn, ConvAlgo::im2col, ConvAlgo::direct}) {
+        const std::string why_not = conv2d_unsupported(algo, g);
+        if (why_not.empty()) return {algo, passed_over};
+        passed_over += fmt::format("{}{}: {}", passed_over.empty() ? "" : "; ", conv_algo_name(algo), why_not);
+    }
+    CUDACNN_FAIL("conv2d: no algorithm computes this geometry: {}", passed_over);
+}
+
+}  // namespace
+
+Conv2dPlan::Conv2dPlan(const cpu::Conv2dGeometry& g, const Conv2dSettings& settings, cudaStream_t stream)
+    : geometry_(g) {
+    std::string passed_over;
+    if (settings.algo == ConvAlgo::automatic) {
+        std::tie(algo_, passed_over) = choose_automatically(g);
+    } else {
+        algo_ = settings.algo;
+        const std::string why_not = conv2d_unsupported(algo_, g);
+        CUDACNN_CHECK(why_not.empty(), "conv2d: --conv-algo {} cannot compute this layer: {}; choose another "
+                      "algorithm or auto", conv_algo_name(algo_), why_not);
+    }
+    description_ = conv_algo_name(algo_);
+    switch (algo_) {
+        case ConvAlgo::cudnn: {
+#if CUDACNN_CUDA
+            const CudnnConvOptions options{settings.allow_tf32, settings.benchmark, settings.workspace_limit_bytes};
+            cudnn_ = std::make_unique<Cudnn>(Cudnn{CudnnConv2d(g, options, stream)});
+            workspace_bytes_ = cudnn_->conv.workspace_bytes();
+            description_ += " " + cudnn_->conv.describe();
+#endif
+            break;
+        }
+        case ConvAlgo::im2col:
+            workspace_bytes_ = conv2d_im2col_workspace_bytes(g);
+            break;
+        case ConvAlgo::direct:
+        case ConvAlgo::automatic:
+            break;
+    }
+    (void)stream;
+    if (!passed_over.empty()) description_ += " (auto; passed over " + passed_over + ")";
+}
+
+Conv2dPlan::~Conv2dPlan() = default;
+Conv2dPlan::Conv2dPlan(Conv2dPlan&&) noexcept = default;
+Conv2dPlan& Conv2dPlan::operator=(Conv2dPlan&&) noexcept = default;
+
+void Conv2dPlan::forward(const float* x, const float* w, const float* bias, float* y, void* workspace,
+                         cudaStream_t stream) const {
+    switch (algo_) {
+        case ConvAlgo::cudnn:
+#if CUDACNN_CUDA
+            cudnn_->conv.forward(x, w, bias, y, workspace, workspace_bytes_, stream);
+#endif
+            return;
+        case ConvAlgo::im2col:
+            return conv2d_im2col_forward(geometry_, x, w, bias, y, workspace, workspace_bytes_, stream);
+        case ConvAlgo::direct:
+        case ConvAlgo::automatic:
+            return conv2d_direct_forward(geometry_, x, w, bias, y, stream);
+    }
+}
+
+void Conv2dPlan::backward_data(const float* dy, const float* w, float* dx, void* workspace,
+                               cudaStream_t stream) const {
+    switch (algo_) {
+        case ConvAlgo::cudnn:
+#if CUDACNN_CUDA
+            cudnn_->conv.backward_data(dy, w, dx, workspace, workspace_bytes_, stream);
+#endif
+            return;
+        case ConvAlgo::im2col:
+            return conv2d_im2col_backward_data(geometry_, dy, w, dx, workspace, workspace_bytes_, stream);
+        case ConvAlgo::direct:
+        case ConvAlgo::automatic:
+            return conv2d_direct_backward_data(geometry_, dy, w, dx, stream);
+    }
+}
+
+void Conv2dPlan::backward_filter(const float* x, const float* dy, float* dw, float* dbias, void* workspace,
+                                 cudaStream_t stream) const {
+    switch (algo_) {
+        case ConvAlgo::cudnn:
+#if CUDACNN_CUDA
+            cudnn_->conv.backward_filter(x, dy, dw, dbias, workspace, workspace_bytes_, stream);
+#endif
+            return;
+        case ConvAlgo::im2col:
+            return conv2d_im2col_backward_filter(geometry_, x, dy, dw, dbias, workspace, workspace_bytes_, stream);
+        case ConvAlgo::direct:
+        case ConvAlgo::automatic:
+            return conv2d_direct_backward_filter(geometry_, x, dy, dw, dbias, stream);
+    }
+}
+
+}  // namespace cudacnn::gpu

@@ -1,0 +1,73 @@
+// conv2d on the device: one plan per layer that runs cuDNN, the direct kernels or im2col + GEMM, chosen
+// explicitly and visibly (an algorithm that cannot compute a geometry is never used silently).
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstddef>
+#include <memory>
+#include <string>
+
+#include "cudacnn/ops/conv2d.hpp"
+
+namespace cudacnn::gpu {
+
+// The algorithms, as the trainer's --conv-algo names them.
+enum class ConvAlgo { automatic, cudnn, direct, im2col };
+
+const char* conv_algo_name(ConvAlgo algo);  // "auto", "cudnn", "direct", "im2col"
+// The algorithm named `name`; throws Error naming the value and the choices.
+ConvAlgo parse_conv_algo(const std::string& name);
+
+// Empty when `algo` (not automatic) computes geometry g in this build, else one sentence saying why not
+// (e.g. cuDNN is not part of the emu flavour, or pads with zeros only).
+std::string conv2d_unsupported(ConvAlgo algo, const cpu::Conv2dGeometry& g);
+
+struct Conv2dSettings {
+    ConvAlgo algo = ConvAlgo::automatic;
+    // cuDNN only (see cuda/vendor/cudnn_conv2d.hpp): TF32 off for parity; benchmark with cudnnFind*; the
+    // largest workspace an algorithm may ask for.
+    bool allow_tf32 = false;
+    bool benchmark = false;
+    size_t workspace_limit_bytes = size_t{256} << 20;
+};
+
+// The algorithm for one convolution geometry, with what it needs (cuDNN descriptors, workspace size).
+// `automatic` picks cuDNN where it is built and supports g, else im2col + GEMM (faster than the direct
+// kernels on large layers), else direct; description() says what was chosen and, for a fallback, why.
+// An explicitly requested algorithm that cannot compute g throws Error with the reason.
+class Conv2dPlan {
+  public:
+    Conv2dPlan(const cpu::Conv2dGeometry& g, const Conv2dSettings& settings, cudaStream_t stream);
+    ~Conv2dPlan();
+    Conv2dPlan(Conv2dPlan&&) noexcept;
+    Conv2dPlan& operator=(Conv2dPlan&&) noexcept;
+    Conv2dPlan(const Conv2dPlan&) = delete;
+    Conv2dPlan& operator=(const Conv2dPlan&) = delete;
+
+    const cpu::Conv2dGeometry& geometry() const { return geometry_; }
+    ConvAlgo algorithm() const { return algo_; }
+    // e.g. "im2col (auto: cudnn: padding_mode 'reflect' ...)" or "cudnn fwd IMPLICIT_PRECOMP_GEMM, ...".
+    const std::string& description() const { return description_; }
+    // The workspace every pass may use (one buffer serves all three); 0 for the direct kernels.
+    size_t workspace_bytes() const { return workspace_bytes_; }
+
+    // The three passes with the semantics of cpu::conv2d / conv2d_backward; all device pointers, outputs
+    // overwritten. x (N, C, H, W), w (OC, C/G, KH, KW), bias (OC) or nullptr, y/dy (N, OC, OH, OW);
+    // dbias (OC) or nullptr. `workspace` holds workspace_bytes() bytes (nullptr when that is 0).
+    void forward(const float* x, const float* w, const float* bias, float* y, void* workspace,
+                 cudaStream_t stream) const;
+    void backward_data(const float* dy, const float* w, float* dx, void* workspace, cudaStream_t stream) const;
+    void backward_filter(const float* x, const float* dy, float* dw, float* dbias, void* workspace,
+                         cudaStream_t stream) const;
+
+  private:
+    struct Cudnn;  // the cuDNN state, cuda flavour only
+    cpu::Conv2dGeometry geometry_;
+    ConvAlgo algo_ = ConvAlgo::direct;
+    std::string description_;
+    size_t workspace_bytes_ = 0;
+    std::unique_ptr<Cudnn> cudnn_;
+};
+
+}  // namespace cudacnn::gpu
