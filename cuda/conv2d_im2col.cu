@@ -11,7 +11,7 @@
 #include "cuda/bias_grad.hpp"
 #include "cuda/conv2d_common.cuh"
 #include "cuda/elementwise.cuh"
-#include "cuda/gemm.hpp"
+#include "cuda/gemm_backend.hpp"
 #include "cuda/launch.cuh"
 #include "cudacnn/error.hpp"
 
@@ -303,13 +303,13 @@ void gemm_per_item_and_group(bool trans_a, bool trans_b, int64_t m, int64_t n, i
                              MatrixGrid gc, int64_t items, int64_t groups, cudaStream_t stream) {
     if (groups <= items) {
         for (int64_t grp = 0; grp < groups; ++grp) {
-            sgemm_strided_batched(trans_a, trans_b, m, n, k, 1.0f, a + grp * ga.group_stride, ga.ld,
+            gemm_strided_batched(trans_a, trans_b, m, n, k, 1.0f, a + grp * ga.group_stride, ga.ld,
                                   ga.item_stride, b + grp * gb.group_stride, gb.ld, gb.item_stride, beta,
                                   c + grp * gc.group_stride, gc.ld, gc.item_stride, items, stream);
         }
     } else {
         for (int64_t item = 0; item < items; ++item) {
-            sgemm_strided_batched(trans_a, trans_b, m, n, k, 1.0f, a + item * ga.item_stride, ga.ld,
+            gemm_strided_batched(trans_a, trans_b, m, n, k, 1.0f, a + item * ga.item_stride, ga.ld,
                                   ga.group_stride, b + item * gb.item_stride, gb.ld, gb.group_stride, beta,
                                   c + item * gc.item_stride, gc.ld, gc.group_stride, groups, stream);
         }

@@ -4,7 +4,7 @@
 #include <algorithm>
 
 #include "cuda/bias_grad.hpp"
-#include "cuda/gemm.hpp"
+#include "cuda/gemm_backend.hpp"
 #include "cuda/launch.cuh"
 #include "cudacnn/error.hpp"
 
@@ -42,7 +42,7 @@ void linear_forward(const float* x, const float* weight, const float* bias, floa
                stream, bias, y, n, out);
     }
     // y (N, out) = x (N, in) · weightᵀ, weight stored (out, in).
-    sgemm(false, true, n, out, in, 1.0f, x, in, weight, in, bias != nullptr ? 1.0f : 0.0f, y, out, stream);
+    gemm(false, true, n, out, in, 1.0f, x, in, weight, in, bias != nullptr ? 1.0f : 0.0f, y, out, stream);
 }
 
 void linear_backward(const float* x, const float* weight, const float* dy, float* dx, float* dweight,
@@ -50,9 +50,9 @@ void linear_backward(const float* x, const float* weight, const float* dy, float
     check_linear_shape("linear_backward", shape);
     const int64_t n = shape.batch, in = shape.in_features, out = shape.out_features;
     // dx (N, in) = dy (N, out) · weight (out, in).
-    if (dx != nullptr) sgemm(false, false, n, in, out, 1.0f, dy, out, weight, in, 0.0f, dx, in, stream);
+    if (dx != nullptr) gemm(false, false, n, in, out, 1.0f, dy, out, weight, in, 0.0f, dx, in, stream);
     // dweight (out, in) = dyᵀ · x, dy stored (N, out).
-    if (dweight != nullptr) sgemm(true, false, out, in, n, 1.0f, dy, out, x, in, 0.0f, dweight, in, stream);
+    if (dweight != nullptr) gemm(true, false, out, in, n, 1.0f, dy, out, x, in, 0.0f, dweight, in, stream);
     if (dbias != nullptr) linear_bias_grad(dy, dbias, n, out, stream);
 }
 

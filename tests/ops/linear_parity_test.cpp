@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdint>
 
+#include "cuda/gemm_backend.hpp"
 #include "cuda/linear.hpp"
 #include "cudacnn/ops/linear.hpp"
 #include "support/compare.hpp"
@@ -103,4 +104,26 @@ TEST_CASE("linear: bad arguments name the op and the values", "[parity][linear]"
                    gpu::linear_forward(p, p, p, p, {2, 3, 0}, nullptr);
                }),
                Contains("out_features = 0"));
+}
+
+// The linear layer and im2col convolution call gemm(), which runs the SGEMM backend selected for the process:
+// every backend this build has must give the reference's results (cuBLAS only in the cuda flavour, where
+// these tests run on a GPU).
+TEST_CASE("linear: every GEMM backend of this build matches the reference", "[parity][linear]") {
+    for (const gpu::GemmBackend backend : {gpu::GemmBackend::own, gpu::GemmBackend::cublas}) {
+        const std::string why_not = gpu::gemm_backend_unsupported(backend);
+        INFO("backend " << gpu::gemm_backend_name(backend) << ": " << why_not);
+        if (!why_not.empty()) {
+            CHECK_THROWS_WITH(gpu::set_gemm_backend(backend),
+                              Catch::Matchers::Contains("not part of the emu"));
+            CHECK(gpu::gemm_backend() == gpu::GemmBackend::own);  // a refused choice leaves the current one
+            continue;
+        }
+        gpu::set_gemm_backend(backend);
+        check_linear(gpu::LinearShape{5, 67, 66}, true, 71);
+        gpu::set_gemm_backend(gpu::GemmBackend::own);
+    }
+    CHECK(gpu::parse_gemm_backend("cublas") == gpu::GemmBackend::cublas);
+    CHECK_THROWS_WITH(gpu::parse_gemm_backend("mkl"),
+                      Catch::Matchers::Contains("'mkl' is not one of own, cublas"));
 }

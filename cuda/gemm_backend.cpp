@@ -1,0 +1,81 @@
+// The SGEMM backend switch: the project's tiled SGEMM everywhere, cuBLAS in the cuda flavour on request.
+#include "cuda/gemm_backend.hpp"
+
+#include <atomic>
+
+#include "cuda/gemm.hpp"
+#include "cudacnn/error.hpp"
+#if CUDACNN_CUDA
+#include "cuda/vendor/cublas_gemm.hpp"
+#endif
+
+namespace cudacnn::gpu {
+namespace {
+
+std::atomic<GemmBackend> selected_backend{GemmBackend::own};
+
+}  // namespace
+
+const char* gemm_backend_name(GemmBackend backend) {
+    switch (backend) {
+        case GemmBackend::own:
+            return "own";
+        case GemmBackend::cublas:
+            return "cublas";
+    }
+    return "invalid";
+}
+
+GemmBackend parse_gemm_backend(const std::string& name) {
+    for (GemmBackend backend : {GemmBackend::own, GemmBackend::cublas}) {
+        if (name == gemm_backend_name(backend)) return backend;
+    }
+    CUDACNN_FAIL("GEMM backend '{}' is not one of own, cublas", name);
+}
+
+std::string gemm_backend_unsupported(GemmBackend backend) {
+#if CUDACNN_CUDA
+    (void)backend;
+    return "";
+#else
+    return backend == GemmBackend::cublas
+               ? "cuBLAS is not part of the emu flavour (build with -DCUDACNN_FLAVOUR=cuda)"
+               : "";
+#endif
+}
+
+void set_gemm_backend(GemmBackend backend) {
+    const std::string why_not = gemm_backend_unsupported(backend);
+    CUDACNN_CHECK(why_not.empty(), "GEMM backend {}: {}", gemm_backend_name(backend), why_not);
+    selected_backend.store(backend);
+}
+
+GemmBackend gemm_backend() {
+    return selected_backend.load();
+}
+
+void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+          int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc, cudaStream_t stream) {
+#if CUDACNN_CUDA
+    if (gemm_backend() == GemmBackend::cublas) {
+        return cublas_sgemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, stream);
+    }
+#endif
+    sgemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, stream);
+}
+
+void gemm_strided_batched(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+                          const float* a, int64_t lda, int64_t stride_a, const float* b, int64_t ldb,
+                          int64_t stride_b, float beta, float* c, int64_t ldc, int64_t stride_c,
+                          int64_t batch, cudaStream_t stream) {
+#if CUDACNN_CUDA
+    if (gemm_backend() == GemmBackend::cublas) {
+        return cublas_sgemm_strided_batched(trans_a, trans_b, m, n, k, alpha, a, lda, stride_a, b, ldb,
+                                            stride_b, beta, c, ldc, stride_c, batch, stream);
+    }
+#endif
+    sgemm_strided_batched(trans_a, trans_b, m, n, k, alpha, a, lda, stride_a, b, ldb, stride_b, beta, c, ldc,
+                          stride_c, batch, stream);
+}
+
+}  // namespace cudacnn::gpu
