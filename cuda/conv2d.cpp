@@ -68,7 +68,8 @@ std::pair<ConvAlgo, std::string> choose_automatically(const cpu::Conv2dGeometry&
     for (ConvAlgo algo : {ConvAlgo::cudnn, ConvAlgo::im2col, ConvAlgo::direct}) {
         const std::string why_not = conv2d_unsupported(algo, g);
         if (why_not.empty()) return {algo, passed_over};
-        passed_over += fmt::format("{}{}: {}", passed_over.empty() ? "" : "; ", conv_algo_name(algo), why_not);
+        passed_over +=
+            fmt::format("{}{}: {}", passed_over.empty() ? "" : "; ", conv_algo_name(algo), why_not);
     }
     CUDACNN_FAIL("conv2d: no algorithm computes this geometry: {}", passed_over);
 }
@@ -83,14 +84,17 @@ Conv2dPlan::Conv2dPlan(const cpu::Conv2dGeometry& g, const Conv2dSettings& setti
     } else {
         algo_ = settings.algo;
         const std::string why_not = conv2d_unsupported(algo_, g);
-        CUDACNN_CHECK(why_not.empty(), "conv2d: --conv-algo {} cannot compute this layer: {}; choose another "
-                      "algorithm or auto", conv_algo_name(algo_), why_not);
+        CUDACNN_CHECK(why_not.empty(),
+                      "conv2d: --conv-algo {} cannot compute this layer: {}; choose another "
+                      "algorithm or auto",
+                      conv_algo_name(algo_), why_not);
     }
     description_ = conv_algo_name(algo_);
     switch (algo_) {
         case ConvAlgo::cudnn: {
 #if CUDACNN_CUDA
-            const CudnnConvOptions options{settings.allow_tf32, settings.benchmark, settings.workspace_limit_bytes};
+            const CudnnConvOptions options{settings.allow_tf32, settings.benchmark,
+                                           settings.workspace_limit_bytes};
             cudnn_ = std::make_unique<Cudnn>(Cudnn{CudnnConv2d(g, options, stream)});
             workspace_bytes_ = cudnn_->conv.workspace_bytes();
             description_ += " " + cudnn_->conv.describe();
@@ -153,7 +157,8 @@ void Conv2dPlan::backward_filter(const float* x, const float* dy, float* dw, flo
 #endif
             return;
         case ConvAlgo::im2col:
-            return conv2d_im2col_backward_filter(geometry_, x, dy, dw, dbias, workspace, workspace_bytes_, stream);
+            return conv2d_im2col_backward_filter(geometry_, x, dy, dw, dbias, workspace, workspace_bytes_,
+                                                 stream);
         case ConvAlgo::direct:
         case ConvAlgo::automatic:
             return conv2d_direct_backward_filter(geometry_, x, dy, dw, dbias, stream);

@@ -57,7 +57,8 @@ class Conv2dPlan {
     // dbias (OC) or nullptr. `workspace` holds workspace_bytes() bytes (nullptr when that is 0).
     void forward(const float* x, const float* w, const float* bias, float* y, void* workspace,
                  cudaStream_t stream) const;
-    void backward_data(const float* dy, const float* w, float* dx, void* workspace, cudaStream_t stream) const;
+    void backward_data(const float* dy, const float* w, float* dx, void* workspace,
+                       cudaStream_t stream) const;
     void backward_filter(const float* x, const float* dy, float* dw, float* dbias, void* workspace,
                          cudaStream_t stream) const;
 

@@ -68,7 +68,9 @@ FlatBlock zeros_like(const FlatBlock& like) {
     return block;
 }
 
-DeviceBuffer floats(int64_t count) { return DeviceBuffer(static_cast<size_t>(count) * sizeof(float)); }
+DeviceBuffer floats(int64_t count) {
+    return DeviceBuffer(static_cast<size_t>(count) * sizeof(float));
+}
 
 // What the forward keeps for the backward, per conv stage.
 struct StageTape {
@@ -106,13 +108,15 @@ StepOutcome<float> train_step_on_device(const StepFixture& fixture, const Model<
     size_t workspace_bytes = gpu::cross_entropy_workspace_bytes(batch);
     for (int s = 0; s < 6; ++s) {
         const std::string conv = conv_name(kConvStages[s].conv);
-        const cpu::Conv2dGeometry g = cpu::conv2d_geometry(shape, initial[conv + ".weight"].shape(), conv_options);
+        const cpu::Conv2dGeometry g =
+            cpu::conv2d_geometry(shape, initial[conv + ".weight"].shape(), conv_options);
         plans.emplace_back(g, settings, stream);
         tape[s].in_shape = shape;
         tape[s].out_shape = g.output_shape();
         workspace_bytes = std::max({workspace_bytes, plans.back().workspace_bytes(),
                                     gpu::batch_norm2d_workspace_bytes(g.output_shape())});
-        shape = kConvStages[s].pool ? cpu::max_pool2d_output_shape(g.output_shape(), pool_options) : g.output_shape();
+        shape = kConvStages[s].pool ? cpu::max_pool2d_output_shape(g.output_shape(), pool_options)
+                                    : g.output_shape();
     }
     DeviceBuffer workspace(workspace_bytes);
 
@@ -164,7 +168,8 @@ StepOutcome<float> train_step_on_device(const StepFixture& fixture, const Model<
                             y.data_as<float>(), ls, stream);
         fc_inputs.push_back(std::move(h));
         fc_shapes.push_back(ls);
-        if (i != 2) gpu::relu_forward(y.data_as<float>(), y.data_as<float>(), batch * ls.out_features, stream);
+        if (i != 2)
+            gpu::relu_forward(y.data_as<float>(), y.data_as<float>(), batch * ls.out_features, stream);
         h = std::move(y);
         features = ls.out_features;
     }
@@ -178,8 +183,9 @@ StepOutcome<float> train_step_on_device(const StepFixture& fixture, const Model<
     // ---- backward ----
     const DeviceBuffer dloss = upload(std::vector<float>{1.0f});
     DeviceBuffer dy = floats(batch * 10);
-    gpu::cross_entropy_backward(logits.data_as<float>(), labels.data_as<int64_t>(), dloss.data_as<float>(), batch,
-                                10, ce_options, dy.data_as<float>(), workspace.data(), workspace_bytes, stream);
+    gpu::cross_entropy_backward(logits.data_as<float>(), labels.data_as<int64_t>(), dloss.data_as<float>(),
+                                batch, 10, ce_options, dy.data_as<float>(), workspace.data(), workspace_bytes,
+                                stream);
     for (int i = 2; i >= 0; --i) {
         const std::string fc = fc_name(kLinearLayers[i]);
         const gpu::LinearShape& ls = fc_shapes[i];
@@ -189,7 +195,8 @@ StepOutcome<float> train_step_on_device(const StepFixture& fixture, const Model<
         }
         DeviceBuffer dx = floats(batch * ls.in_features);
         gpu::linear_backward(fc_inputs[i].data_as<float>(), params.at(fc + ".weight"), dy.data_as<float>(),
-                             dx.data_as<float>(), grads.at(fc + ".weight"), grads.at(fc + ".bias"), ls, stream);
+                             dx.data_as<float>(), grads.at(fc + ".weight"), grads.at(fc + ".bias"), ls,
+                             stream);
         dy = std::move(dx);
     }
     for (int s = 5; s >= 0; --s) {  // dy is (N, 4096) = (N, 256, 4, 4) flattened at first: the same memory
@@ -202,15 +209,16 @@ StepOutcome<float> train_step_on_device(const StepFixture& fixture, const Model<
                                      t.out_shape, pool_options, stream);
             dy = std::move(dx);
         }
-        gpu::relu_backward(t.relu_out.data_as<float>(), dy.data_as<float>(), dy.data_as<float>(), count, stream);
+        gpu::relu_backward(t.relu_out.data_as<float>(), dy.data_as<float>(), dy.data_as<float>(), count,
+                           stream);
         if (stage.batch_norm >= 0) {
             const std::string bn = conv_name(stage.batch_norm);
             DeviceBuffer dx = floats(count);
             gpu::batch_norm2d_backward(t.conv_out.data_as<float>(), params.at(bn + ".weight"),
                                        t.save_mean.data_as<float>(), t.save_invstd.data_as<float>(),
                                        dy.data_as<float>(), dx.data_as<float>(), grads.at(bn + ".weight"),
-                                       grads.at(bn + ".bias"), t.out_shape, bn_options.training, workspace.data(),
-                                       workspace_bytes, stream);
+                                       grads.at(bn + ".bias"), t.out_shape, bn_options.training,
+                                       workspace.data(), workspace_bytes, stream);
             dy = std::move(dx);
         }
         const std::string conv = conv_name(stage.conv);
@@ -229,7 +237,8 @@ StepOutcome<float> train_step_on_device(const StepFixture& fixture, const Model<
     outcome.loss = to_host<float>(loss, Shape{});
     for (const std::string& name : initial.names) {
         const Shape& s = initial[name].shape();
-        outcome.grads[name] = HostTensor<float>(s, download<float>(grads.at(name), static_cast<size_t>(s.numel())));
+        outcome.grads[name] =
+            HostTensor<float>(s, download<float>(grads.at(name), static_cast<size_t>(s.numel())));
     }
     DeviceBuffer adam_state = floats(2 * params.size);
     fill_bytes(adam_state.data(), 0, adam_state.bytes());
@@ -243,10 +252,10 @@ StepOutcome<float> train_step_on_device(const StepFixture& fixture, const Model<
     }
     for (const auto& [layer, view] : running) {
         const int64_t channels = initial.running.at(layer).running_mean.numel();
-        outcome.running.emplace(layer, cpu::BatchNorm2dRunningStats<float>{
-                                           to_host<float>(running_mean.at(layer), Shape{channels}),
-                                           to_host<float>(running_var.at(layer), Shape{channels}),
-                                           view.num_batches_tracked});
+        outcome.running.emplace(
+            layer, cpu::BatchNorm2dRunningStats<float>{
+                       to_host<float>(running_mean.at(layer), Shape{channels}),
+                       to_host<float>(running_var.at(layer), Shape{channels}), view.num_batches_tracked});
     }
     return outcome;
 }
@@ -297,7 +306,8 @@ TEST_CASE("CifarCNN training step on the kernels with im2col convolution matches
     check_algorithm(gpu::ConvAlgo::im2col);
 }
 
-TEST_CASE("CifarCNN training step on the kernels with direct convolution matches PyTorch", "[parity][cifar_cnn]") {
+TEST_CASE("CifarCNN training step on the kernels with direct convolution matches PyTorch",
+          "[parity][cifar_cnn]") {
     check_algorithm(gpu::ConvAlgo::direct);
 }
 

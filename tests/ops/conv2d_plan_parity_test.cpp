@@ -1,0 +1,103 @@
+// Conv2dPlan (cuda/conv2d.hpp): which algorithm it picks, that it says why when `auto` falls back, that an
+// impossible explicit choice is an error, and that every algorithm it can run agrees with the reference.
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <string>
+
+#include "cuda/conv2d.hpp"
+#include "cudacnn/ops/conv2d.hpp"
+#include "support/compare.hpp"
+#include "support/parity.hpp"
+
+using namespace cudacnn;
+using Catch::Matchers::Contains;
+
+namespace {
+
+cpu::Conv2dGeometry geometry(cpu::Conv2dPaddingMode mode) {
+    cpu::Conv2dOptions options;
+    options.padding = 1;
+    options.padding_mode = mode;
+    return cpu::conv2d_geometry(Shape{2, 3, 7, 5}, Shape{4, 3, 3, 3},
+                                options);  // (N, C, H, W), (OC, C, KH, KW)
+}
+
+// Forward, backward-data and backward-filter through the plan against cpu::conv2d(_backward), for a
+// geometry built with padding 1 in `mode`. 28 terms per output at most: 1e-5 is ~20× the float bound.
+void check_plan_matches_reference(const gpu::Conv2dPlan& plan, cpu::Conv2dPaddingMode mode) {
+    constexpr double kTolerance = 1e-5;
+    cpu::Conv2dOptions options;
+    options.padding = 1;
+    options.padding_mode = mode;
+    const cpu::Conv2dGeometry& g = plan.geometry();
+    const auto x = test::random_tensor<float>(Shape{g.batch, g.in_channels, g.in_h, g.in_w}, 1);
+    const auto w =
+        test::random_tensor<float>(Shape{g.out_channels, g.in_channels, g.kernel_h, g.kernel_w}, 2);
+    const auto b = test::random_tensor<float>(Shape{g.out_channels}, 3);
+    const auto dy = test::random_tensor<float>(g.output_shape(), 4);
+    DeviceBuffer d_x = test::to_device(x), d_w = test::to_device(w), d_b = test::to_device(b),
+                 d_dy = test::to_device(dy);
+    DeviceBuffer y = test::poisoned<float>(g.output_shape().numel()), dx = test::poisoned<float>(x.numel()),
+                 dw = test::poisoned<float>(w.numel()), db = test::poisoned<float>(b.numel());
+    DeviceBuffer workspace(std::max<size_t>(plan.workspace_bytes(), 1));
+    plan.forward(d_x.data_as<float>(), d_w.data_as<float>(), d_b.data_as<float>(), y.data_as<float>(),
+                 workspace.data(), nullptr);
+    plan.backward_data(d_dy.data_as<float>(), d_w.data_as<float>(), dx.data_as<float>(), workspace.data(),
+                       nullptr);
+    plan.backward_filter(d_x.data_as<float>(), d_dy.data_as<float>(), dw.data_as<float>(),
+                         db.data_as<float>(), workspace.data(), nullptr);
+    const auto expected_y = cpu::conv2d(x, w, &b, options);
+    const auto expected = cpu::conv2d_backward(x, w, dy, true, options);
+    CHECK(test::max_relative_error(test::to_host<float>(y, g.output_shape()), expected_y) <= kTolerance);
+    CHECK(test::max_relative_error(test::to_host<float>(dx, x.shape()), expected.dx) <= kTolerance);
+    CHECK(test::max_relative_error(test::to_host<float>(dw, w.shape()), expected.dweight) <= kTolerance);
+    CHECK(test::max_relative_error(test::to_host<float>(db, b.shape()), expected.dbias) <= kTolerance);
+}
+
+}  // namespace
+
+TEST_CASE("Conv2dPlan: auto prefers cuDNN, else im2col, and says what it passed over",
+          "[parity][conv2d_plan]") {
+    // cuDNN pads with zeros only: reflect padding is never cuDNN's, in either flavour.
+    const gpu::Conv2dPlan reflect(geometry(cpu::Conv2dPaddingMode::reflect), {}, nullptr);
+    CHECK(reflect.algorithm() == gpu::ConvAlgo::im2col);
+    CHECK_THAT(reflect.description(), Contains("auto; passed over cudnn:"));
+    check_plan_matches_reference(reflect, cpu::Conv2dPaddingMode::reflect);
+
+    const gpu::Conv2dPlan zeros(geometry(cpu::Conv2dPaddingMode::zeros), {}, nullptr);
+    if (gpu::conv2d_unsupported(gpu::ConvAlgo::cudnn, zeros.geometry()).empty()) {
+        CHECK(zeros.algorithm() == gpu::ConvAlgo::cudnn);
+    } else {
+        CHECK(zeros.algorithm() == gpu::ConvAlgo::im2col);
+        CHECK_THAT(zeros.description(), Contains("cuDNN is not part of the emu flavour"));
+    }
+    check_plan_matches_reference(zeros, cpu::Conv2dPaddingMode::zeros);
+}
+
+TEST_CASE("Conv2dPlan: every explicitly chosen algorithm this build has matches the reference",
+          "[parity][conv2d_plan]") {
+    for (const gpu::ConvAlgo algo : {gpu::ConvAlgo::cudnn, gpu::ConvAlgo::direct, gpu::ConvAlgo::im2col}) {
+        const cpu::Conv2dGeometry g = geometry(cpu::Conv2dPaddingMode::zeros);
+        gpu::Conv2dSettings settings;
+        settings.algo = algo;
+        const std::string why_not = gpu::conv2d_unsupported(algo, g);
+        INFO("algorithm " << gpu::conv_algo_name(algo) << ": " << why_not);
+        if (!why_not.empty()) {  // never a silent substitute
+            CHECK_THROWS_WITH(
+                gpu::Conv2dPlan(g, settings, nullptr),
+                Contains(std::string("--conv-algo ") + gpu::conv_algo_name(algo) + " cannot compute"));
+            continue;
+        }
+        const gpu::Conv2dPlan plan(g, settings, nullptr);
+        CHECK(plan.algorithm() == algo);
+        check_plan_matches_reference(plan, cpu::Conv2dPaddingMode::zeros);
+    }
+}
+
+TEST_CASE("Conv2dPlan: algorithm names", "[parity][conv2d_plan]") {
+    CHECK(gpu::parse_conv_algo("auto") == gpu::ConvAlgo::automatic);
+    CHECK(gpu::parse_conv_algo("im2col") == gpu::ConvAlgo::im2col);
+    CHECK_THROWS_WITH(gpu::parse_conv_algo("winograd"),
+                      Contains("'winograd' is not one of auto, cudnn, direct, im2col"));
+}
