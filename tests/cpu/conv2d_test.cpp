@@ -9,6 +9,7 @@
 #include "cudacnn/ops/pool.hpp"
 #include "support/compare.hpp"
 #include "support/gradcheck.hpp"
+#include "support/conv2d_options.hpp"
 
 using namespace cudacnn;
 using Catch::Matchers::Contains;
@@ -21,17 +22,6 @@ namespace {
 template <class T>
 HostTensor<T> tensor(const Shape& shape, std::vector<T> values) {
     return HostTensor<T>(shape, std::move(values));
-}
-
-Conv2dOptions options(cpu::Pair2d stride, Conv2dPadding padding, cpu::Pair2d dilation, int64_t groups,
-                      Conv2dPaddingMode mode) {
-    Conv2dOptions o;
-    o.stride = stride;
-    o.padding = padding;
-    o.dilation = dilation;
-    o.groups = groups;
-    o.padding_mode = mode;
-    return o;
 }
 
 // One configuration of every option; the gradient checks and the fixtures run the same table. It must match
@@ -50,22 +40,27 @@ const std::vector<ConvCase>& conv_cases() {
     using M = Conv2dPaddingMode;
     const auto same = Conv2dPadding::same(), valid = Conv2dPadding::valid();
     static const std::vector<ConvCase> cases = {
-        {"basic", {2, 3, 7, 5}, 4, {3, 3}, options(1, {1, 1}, 1, 1, M::zeros), true},
-        {"stride2", {2, 3, 7, 5}, 4, {3, 3}, options(2, {1, 1}, 1, 1, M::zeros), true},
-        {"rect_kernel", {2, 3, 7, 5}, 4, {2, 3}, options({1, 2}, {0, 1}, 1, 1, M::zeros), false},
-        {"dilation2", {2, 3, 7, 5}, 4, {3, 3}, options(1, {2, 1}, 2, 1, M::zeros), true},
-        {"dilation_stride", {2, 3, 7, 5}, 4, {2, 3}, options({1, 2}, {1, 1}, {2, 1}, 1, M::zeros), true},
-        {"groups3", {2, 6, 7, 5}, 9, {3, 3}, options(1, {1, 1}, 1, 3, M::zeros), true},
-        {"depthwise", {2, 6, 7, 5}, 6, {3, 3}, options(1, {1, 1}, 1, 6, M::zeros), true},
-        {"depthwise_x2", {2, 3, 7, 5}, 6, {3, 3}, options(2, {1, 1}, 1, 3, M::zeros), false},
-        {"same_even", {2, 3, 7, 5}, 4, {2, 4}, options(1, same, 1, 1, M::zeros), true},
-        {"same_dilated", {2, 3, 7, 5}, 4, {3, 2}, options(1, same, {2, 3}, 1, M::zeros), true},
-        {"valid", {2, 3, 7, 5}, 4, {3, 3}, options(1, valid, 1, 1, M::zeros), false},
-        {"reflect", {2, 3, 7, 5}, 4, {3, 3}, options(1, {2, 1}, 1, 1, M::reflect), true},
-        {"reflect_same_even", {2, 3, 7, 5}, 4, {4, 2}, options(1, same, 1, 1, M::reflect), true},
-        {"replicate", {2, 3, 7, 5}, 4, {3, 3}, options(2, {1, 3}, 1, 1, M::replicate), true},
-        {"circular", {2, 6, 7, 5}, 3, {3, 3}, options(1, {2, 2}, {2, 1}, 3, M::circular), true},
-        {"circular_full", {1, 2, 7, 5}, 2, {3, 3}, options(1, {7, 5}, 1, 1, M::circular), true},
+        {"basic", {2, 3, 7, 5}, 4, {3, 3}, test::conv2d_options(1, {1, 1}, 1, 1, M::zeros), true},
+        {"stride2", {2, 3, 7, 5}, 4, {3, 3}, test::conv2d_options(2, {1, 1}, 1, 1, M::zeros), true},
+        {"rect_kernel", {2, 3, 7, 5}, 4, {2, 3}, test::conv2d_options({1, 2}, {0, 1}, 1, 1, M::zeros), false},
+        {"dilation2", {2, 3, 7, 5}, 4, {3, 3}, test::conv2d_options(1, {2, 1}, 2, 1, M::zeros), true},
+        {"dilation_stride",
+         {2, 3, 7, 5},
+         4,
+         {2, 3},
+         test::conv2d_options({1, 2}, {1, 1}, {2, 1}, 1, M::zeros),
+         true},
+        {"groups3", {2, 6, 7, 5}, 9, {3, 3}, test::conv2d_options(1, {1, 1}, 1, 3, M::zeros), true},
+        {"depthwise", {2, 6, 7, 5}, 6, {3, 3}, test::conv2d_options(1, {1, 1}, 1, 6, M::zeros), true},
+        {"depthwise_x2", {2, 3, 7, 5}, 6, {3, 3}, test::conv2d_options(2, {1, 1}, 1, 3, M::zeros), false},
+        {"same_even", {2, 3, 7, 5}, 4, {2, 4}, test::conv2d_options(1, same, 1, 1, M::zeros), true},
+        {"same_dilated", {2, 3, 7, 5}, 4, {3, 2}, test::conv2d_options(1, same, {2, 3}, 1, M::zeros), true},
+        {"valid", {2, 3, 7, 5}, 4, {3, 3}, test::conv2d_options(1, valid, 1, 1, M::zeros), false},
+        {"reflect", {2, 3, 7, 5}, 4, {3, 3}, test::conv2d_options(1, {2, 1}, 1, 1, M::reflect), true},
+        {"reflect_same_even", {2, 3, 7, 5}, 4, {4, 2}, test::conv2d_options(1, same, 1, 1, M::reflect), true},
+        {"replicate", {2, 3, 7, 5}, 4, {3, 3}, test::conv2d_options(2, {1, 3}, 1, 1, M::replicate), true},
+        {"circular", {2, 6, 7, 5}, 3, {3, 3}, test::conv2d_options(1, {2, 2}, {2, 1}, 3, M::circular), true},
+        {"circular_full", {1, 2, 7, 5}, 2, {3, 3}, test::conv2d_options(1, {7, 5}, 1, 1, M::circular), true},
     };
     return cases;
 }

@@ -11,6 +11,7 @@
 #include "support/compare.hpp"
 #include "support/errors.hpp"
 #include "support/parity.hpp"
+#include "support/tolerance.hpp"
 
 using namespace cudacnn;
 
@@ -20,7 +21,7 @@ namespace {
 // error is at most about terms · 2^-24 of Σ|dy|, and far less in practice; with the random signs here the
 // sum's scale is ~√terms · |dy|, so terms · 2^-24 relative to max|db| still holds with a wide margin.
 double tolerance(int64_t terms) {
-    return static_cast<double>(std::max<int64_t>(terms, 16)) * std::ldexp(1.0, -24);
+    return test::float_sum_tolerance(terms);
 }
 
 // db[c] = Σ_{n, h, w} dy[n, c, h, w] in double, rounded once: what cpu::conv2d_backward computes for dbias.

@@ -14,6 +14,7 @@
 #include "support/compare.hpp"
 #include "support/errors.hpp"
 #include "support/parity.hpp"
+#include "support/tolerance.hpp"
 
 using namespace cudacnn;
 using Catch::Matchers::Contains;
@@ -25,12 +26,9 @@ namespace {
 
 // Tolerances, relative to each tensor's max |value| (test::max_relative_error).
 //
-// With FMA math a float sum of L products has a rounding error of at most about L · 2^-24 · Σ|terms|
-// (Higham), and for these random inputs in [-1, 1] Σ|terms| stays within a few times the tensor's max
-// |value|: hence 4 · 2^-24 per term, with at least 16 terms (a handful of terms can cancel to a small max
-// |value|).
-constexpr double kErrorPerTerm = 4.0 * 0x1p-24;
-constexpr int64_t kMinTerms = 16;
+// With FMA math a float sum of L products: test::float_sum_tolerance with a margin of 4 (random inputs in
+// [-1, 1] keep the partial sums within a few times the tensor's max |value|).
+constexpr double kMargin = 4.0;
 // cuDNN may choose FFT or Winograd algorithms (deterministic, FMA math). Their transforms add rounding that
 // does not grow with L, of the order of a hundred 2^-24 relative to the output range (PyTorch's cuDNN-vs-CPU
 // float tests pass at about 1e-5 absolute on outputs of order 1); allow the equivalent of 256 more terms
@@ -42,7 +40,7 @@ constexpr int64_t kTransformTerms = 256;
 constexpr double kTf32Tolerance = 1e-2;
 
 double fma_tolerance(int64_t terms) {
-    return kErrorPerTerm * static_cast<double>(std::max(terms, kMinTerms) + kTransformTerms);
+    return test::float_sum_tolerance(terms, kMargin) + test::float_sum_tolerance(kTransformTerms, kMargin);
 }
 
 struct ConvCase {

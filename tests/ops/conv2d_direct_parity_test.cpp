@@ -12,6 +12,7 @@
 #include "support/compare.hpp"
 #include "support/errors.hpp"
 #include "support/parity.hpp"
+#include "support/tolerance.hpp"
 
 using Catch::Matchers::Contains;
 using cudacnn::DeviceBuffer;
@@ -27,16 +28,10 @@ namespace test = cudacnn::test;
 
 namespace {
 
-// The kernels sum in float, in another order than the reference, which sums in double and rounds once. A
-// float sum of L terms is off by at most about L · 2^-24 times the size of its partial sums; with random
-// values in [-1, 1] the partial sums stay within a small factor of the largest output, which the metric
-// (max |error| / max |reference|) divides by. kGrowthMargin covers that factor and the final rounding.
-// Typical errors are far smaller (about sqrt(L) · 2^-24).
-constexpr double kUnitRoundoff = 0x1p-24;
-constexpr double kGrowthMargin = 4.0;
-
+// The kernels sum in float, in another order than the reference, which sums in double and rounds once:
+// test::float_sum_tolerance with a margin of 4 for the partial sums' growth and the final rounding.
 double tolerance(int64_t reduction_length) {
-    return kGrowthMargin * static_cast<double>(reduction_length) * kUnitRoundoff;
+    return test::float_sum_tolerance(reduction_length, 4.0);
 }
 
 // How many padded positions can read one input element along an axis: itself, plus for reflect and

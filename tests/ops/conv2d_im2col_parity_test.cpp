@@ -12,6 +12,8 @@
 #include "support/compare.hpp"
 #include "support/errors.hpp"
 #include "support/parity.hpp"
+#include "support/tolerance.hpp"
+#include "support/conv2d_options.hpp"
 
 using namespace cudacnn;
 using cpu::Conv2dOptions;
@@ -20,18 +22,10 @@ using cpu::Conv2dPaddingMode;
 
 namespace {
 
-// Tolerance per term of a float sum, relative to the tensor's max |value|. The reference sums in double and
-// rounds once; the kernels sum L terms in float, whose rounding error is at most about L · 2^-24 · Σ|terms|
-// (Higham) and for these random inputs in [-1, 1] Σ|terms| stays within a few times max |result|, so
-// 4 · 2^-24 per term is a safe bound (typical errors are about √L · 2^-24) that still catches one missing
-// or extra tap, an error of order 1/√L of max |result|: orders of magnitude larger for these L (a few
-// thousand at most).
-constexpr double kErrorPerTerm = 4.0 * 0x1p-24;
-// Sums shorter than this still get its tolerance (a handful of terms can cancel to a small max |result|).
-constexpr int64_t kMinTerms = 16;
-
+// Float sums of L terms against the double reference: test::float_sum_tolerance with a margin of 4 (the
+// partial sums of these random inputs stay within a few times max |result|; measured errors are ~1e-7).
 double tolerance(int64_t terms) {
-    return kErrorPerTerm * static_cast<double>(std::max(terms, kMinTerms));
+    return test::float_sum_tolerance(terms, 4.0);
 }
 
 struct ConvCase {
@@ -41,17 +35,6 @@ struct ConvCase {
     bool bias = true;
     int64_t workspace_images = 0;  // > 0: a workspace for only this many images, so the batch runs in chunks
 };
-
-Conv2dOptions options(cpu::Pair2d stride, Conv2dPadding padding, cpu::Pair2d dilation, int64_t groups,
-                      Conv2dPaddingMode mode) {
-    Conv2dOptions o;
-    o.stride = stride;
-    o.padding = padding;
-    o.dilation = dilation;
-    o.groups = groups;
-    o.padding_mode = mode;
-    return o;
-}
 
 // The workspace for a chunk of `images` images: what conv2d_im2col_workspace_bytes asks for a batch of that
 // many, so that the launchers choose exactly that chunk.
@@ -119,7 +102,7 @@ void check_case(const ConvCase& c, uint32_t seed) {
 
 TEST_CASE("conv2d_im2col matches the reference on CifarCNN's first layers, scaled down",
           "[parity][conv2d_im2col]") {
-    const Conv2dOptions pad1 = options(1, 1, 1, 1, Conv2dPaddingMode::zeros);
+    const Conv2dOptions pad1 = test::conv2d_options(1, 1, 1, 1, Conv2dPaddingMode::zeros);
     check_case({"conv 3→32, 3×3 pad 1, 16×16, batch 2", Shape{2, 3, 16, 16}, Shape{32, 3, 3, 3}, pad1}, 10);
     check_case({"conv 32→64, 3×3 pad 1, 16×16, batch 2", Shape{2, 32, 16, 16}, Shape{64, 32, 3, 3}, pad1},
                20);
@@ -131,16 +114,16 @@ TEST_CASE("conv2d_im2col matches the reference for strides, kernels, dilation, '
     // 7×5 images, 3 channels, batches 1 and 5; a stride-2 rectangular kernel; dilation 2; 'same' with an even
     // kernel (the extra row and column go bottom / right); 'valid'.
     check_case({"stride 2, 2×3 kernel, pad (1, 2), batch 5", Shape{5, 3, 7, 5}, Shape{4, 3, 2, 3},
-                options({2, 2}, {1, 2}, 1, 1, M::zeros)},
+                test::conv2d_options({2, 2}, {1, 2}, 1, 1, M::zeros)},
                30);
     check_case({"dilation 2, stride (1, 2), pad 2, no bias, batch 1", Shape{1, 3, 7, 5}, Shape{5, 3, 3, 3},
-                options({1, 2}, 2, 2, 1, M::zeros), false},
+                test::conv2d_options({1, 2}, 2, 2, 1, M::zeros), false},
                40);
     check_case({"'same', 4×2 kernel", Shape{2, 3, 7, 5}, Shape{4, 3, 4, 2},
-                options(1, Conv2dPadding::same(), 1, 1, M::zeros)},
+                test::conv2d_options(1, Conv2dPadding::same(), 1, 1, M::zeros)},
                50);
     check_case({"'valid', 3×3 kernel, no bias", Shape{2, 3, 7, 5}, Shape{6, 3, 3, 3},
-                options(1, Conv2dPadding::valid(), 1, 1, M::zeros), false},
+                test::conv2d_options(1, Conv2dPadding::valid(), 1, 1, M::zeros), false},
                60);
 }
 
@@ -148,10 +131,11 @@ TEST_CASE("conv2d_im2col matches the reference for groups and depthwise", "[pari
     using M = Conv2dPaddingMode;
     // groups 3 with batch 1 (one GEMM call per image, batched over groups) and depthwise with a channel
     // multiplier of 2 and batch 5 (one call per group, batched over images).
-    check_case(
-        {"groups 3, 6→9, batch 1", Shape{1, 6, 7, 5}, Shape{9, 2, 3, 3}, options(1, 1, 1, 3, M::zeros)}, 70);
+    check_case({"groups 3, 6→9, batch 1", Shape{1, 6, 7, 5}, Shape{9, 2, 3, 3},
+                test::conv2d_options(1, 1, 1, 3, M::zeros)},
+               70);
     check_case({"depthwise ×2, 3→6, stride 2, batch 5", Shape{5, 3, 7, 5}, Shape{6, 1, 3, 3},
-                options(2, 1, 1, 3, M::zeros), false},
+                test::conv2d_options(2, 1, 1, 3, M::zeros), false},
                80);
 }
 
@@ -159,27 +143,28 @@ TEST_CASE("conv2d_im2col matches the reference for every padding mode, gradients
           "[parity][conv2d_im2col]") {
     using M = Conv2dPaddingMode;
     check_case({"reflect, 'same' with a 4×4 kernel (pads 1 top, 2 bottom)", Shape{2, 3, 7, 5},
-                Shape{4, 3, 4, 4}, options(1, Conv2dPadding::same(), 1, 1, M::reflect)},
+                Shape{4, 3, 4, 4}, test::conv2d_options(1, Conv2dPadding::same(), 1, 1, M::reflect)},
                90);
     check_case({"reflect, pad (2, 4), dilation 2, groups 3", Shape{1, 3, 7, 5}, Shape{3, 1, 2, 3},
-                options(1, {2, 4}, 2, 3, M::reflect), false},
+                test::conv2d_options(1, {2, 4}, 2, 3, M::reflect), false},
                100);
     check_case({"replicate, pad (3, 2) wider than the kernel, stride 2", Shape{2, 3, 7, 5}, Shape{4, 3, 3, 2},
-                options(2, {3, 2}, 1, 1, M::replicate)},
+                test::conv2d_options(2, {3, 2}, 1, 1, M::replicate)},
                110);
     check_case({"circular, pad as large as the input (3, 2) on 3×2", Shape{2, 3, 3, 2}, Shape{2, 3, 3, 3},
-                options(1, {3, 2}, 1, 1, M::circular)},
+                test::conv2d_options(1, {3, 2}, 1, 1, M::circular)},
                120);
-    check_case({"circular, 'same' 2×4 kernel, dilation (1, 2) (pads 0 top, 1 bottom)", Shape{1, 3, 7, 5},
-                Shape{3, 3, 2, 4}, options(1, Conv2dPadding::same(), {1, 2}, 1, M::circular), false},
-               130);
+    check_case(
+        {"circular, 'same' 2×4 kernel, dilation (1, 2) (pads 0 top, 1 bottom)", Shape{1, 3, 7, 5},
+         Shape{3, 3, 2, 4}, test::conv2d_options(1, Conv2dPadding::same(), {1, 2}, 1, M::circular), false},
+        130);
 }
 
 TEST_CASE("conv2d_im2col splits backward-filter's k range with a short last slice",
           "[parity][conv2d_im2col]") {
     // 4 · 13 · 11 = 572 columns: 2 slices of 288 and 284.
     check_case({"split-k, 4→8, 13×11, batch 4", Shape{4, 4, 13, 11}, Shape{8, 4, 3, 3},
-                options(1, 1, 1, 1, Conv2dPaddingMode::circular)},
+                test::conv2d_options(1, 1, 1, 1, Conv2dPaddingMode::circular)},
                170);
 }
 
@@ -190,16 +175,16 @@ TEST_CASE("conv2d_im2col processes the batch in chunks when the workspace holds 
     // adding each chunk to the earlier ones, through split-k partial sums (2 · 16 · 16 columns make 2 slices)
     // and through the GEMM's beta = 1 (the last chunk's 256 columns make one slice).
     check_case({"replicate, 16×16, chunks of 2", Shape{5, 3, 16, 16}, Shape{4, 3, 3, 3},
-                options(1, 1, 1, 1, M::replicate), true, 2},
+                test::conv2d_options(1, 1, 1, 1, M::replicate), true, 2},
                140);
     check_case({"groups 3, circular, chunks of 1", Shape{3, 6, 7, 5}, Shape{6, 2, 3, 3},
-                options(1, 1, 1, 3, M::circular), true, 1},
+                test::conv2d_options(1, 1, 1, 3, M::circular), true, 1},
                150);
 }
 
 TEST_CASE("conv2d_im2col is bitwise reproducible", "[parity][conv2d_im2col]") {
-    const cpu::Conv2dGeometry g = cpu::conv2d_geometry(Shape{2, 4, 7, 5}, Shape{6, 2, 3, 3},
-                                                       options(1, 1, 1, 2, Conv2dPaddingMode::reflect));
+    const cpu::Conv2dGeometry g = cpu::conv2d_geometry(
+        Shape{2, 4, 7, 5}, Shape{6, 2, 3, 3}, test::conv2d_options(1, 1, 1, 2, Conv2dPaddingMode::reflect));
     const DeviceBuffer x = test::to_device(test::random_tensor<float>(Shape{2, 4, 7, 5}, 160));
     const DeviceBuffer dy = test::to_device(test::random_tensor<float>(g.output_shape(), 161));
     const DeviceBuffer w = test::to_device(test::random_tensor<float>(Shape{6, 2, 3, 3}, 162));

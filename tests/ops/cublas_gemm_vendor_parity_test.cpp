@@ -14,24 +14,21 @@
 #include "support/errors.hpp"
 #include "support/gemm_reference.hpp"
 #include "support/parity.hpp"
+#include "support/tolerance.hpp"
 
 using namespace cudacnn;
 using Catch::Matchers::Contains;
 
 namespace {
 
-// A float dot product of k terms is off by at most about k · 2^-24 · Σ|a·b| (Higham); for random operands in
-// [-1, 1] Σ|a·b| is within a small factor of max|C| and the errors largely cancel, so k · 2^-24 relative to
-// max|C| is safe, with a floor of 16 terms for short sums that may cancel to a small max|C|. With CUBLAS_
-// DEFAULT_MATH cuBLAS multiplies and adds in FP32 (possibly splitting k, which only reorders the same sum).
-constexpr double kErrorPerTerm = 0x1p-24;
-constexpr int64_t kMinTerms = 16;
-// TF32 rounds both factors of every product to 10 explicit mantissa bits: up to 2 · 2^-11 ≈ 1e-3 relative per
-// product; random-sign errors and the sum itself both grow like √k, so the relative error stays near 1e-3.
+// A float dot product of k terms: test::float_sum_tolerance(k). With CUBLAS_DEFAULT_MATH cuBLAS multiplies
+// and adds in FP32 (possibly splitting k, which only reorders the same sum). TF32 rounds both factors of
+// every product to 10 explicit mantissa bits: up to 2 · 2^-11 ≈ 1e-3 relative per product; random-sign errors
+// and the sum itself both grow like √k, so the relative error stays near 1e-3.
 constexpr double kTf32Tolerance = 1e-2;
 
 double fp32_tolerance(int64_t k) {
-    return kErrorPerTerm * static_cast<double>(std::max(k, kMinTerms));
+    return test::float_sum_tolerance(k);
 }
 
 struct Product {

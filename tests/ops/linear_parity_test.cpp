@@ -11,6 +11,7 @@
 #include "support/compare.hpp"
 #include "support/errors.hpp"
 #include "support/parity.hpp"
+#include "support/tolerance.hpp"
 
 using namespace cudacnn;
 
@@ -20,7 +21,7 @@ namespace {
 // and dbias) against a reference that accumulates in double: the error grows like terms · 2^-24 relative to
 // the output's scale (see gemm_parity_test.cpp; measured errors sit about 10× below this).
 double tolerance(int64_t terms) {
-    return static_cast<double>(std::max<int64_t>(terms, 16)) * std::ldexp(1.0, -24);
+    return test::float_sum_tolerance(terms);
 }
 
 void check_linear(const gpu::LinearShape& s, bool has_bias, uint32_t seed) {

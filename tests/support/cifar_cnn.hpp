@@ -265,8 +265,9 @@ void check_step_against_pytorch(const StepFixture& fixture, const Model<float>& 
                      tolerance);
         // In float a cancelled bias moves arbitrarily (see check_update), and so does its sum of squares.
         if (sizeof(T) == sizeof(float) && bias_cancelled_by_batch_norm(name)) continue;
-        // The sum of squares takes in every update, also where |g| is within the gradient's own error of 0 (and
-        // a batch norm's beta starts at 0, so there p1 is all update): allow the gradient's tolerance too.
+        // The sum of squares takes in every update, also where |g| is within the gradient's own error of 0
+        // (and a batch norm's beta starts at 0, so there p1 is all update): allow the gradient's tolerance
+        // too.
         CHECK(relative_difference(sum_of_squares(after), file.get<double>("param_after_sumsq." + name)[0]) <=
               std::max(tolerance, tolerance_for("grad." + name)));
     }

@@ -47,7 +47,8 @@ inline GradcheckResult check_gradient(const std::function<double(const HostTenso
     GradcheckResult result;
     if (analytic.shape() != x.shape()) {
         result.failures = 1;
-        result.report = fmt::format("gradient shape {} differs from input shape {}", analytic.shape(), x.shape());
+        result.report =
+            fmt::format("gradient shape {} differs from input shape {}", analytic.shape(), x.shape());
         return result;
     }
     const int64_t n = x.numel();
@@ -61,7 +62,8 @@ inline GradcheckResult check_gradient(const std::function<double(const HostTenso
         const double f_minus = loss(x);
         x[i] = saved;
         const double forward = (f_plus - f0) / options.eps, backward = (f0 - f_minus) / options.eps;
-        if (std::fabs(forward - backward) > options.kink * std::max(1.0, std::fabs(forward) + std::fabs(backward))) {
+        if (std::fabs(forward - backward) >
+            options.kink * std::max(1.0, std::fabs(forward) + std::fabs(backward))) {
             ++result.skipped_kinks;
             continue;
         }
@@ -70,12 +72,13 @@ inline GradcheckResult check_gradient(const std::function<double(const HostTenso
         const double error = std::fabs(numeric - analytic[i]);
         if (error > options.atol + options.rtol * std::fabs(numeric)) {
             if (++result.failures <= 5) {
-                result.report += fmt::format("element {}: numeric {:.12g}, analytic {:.12g}\n", i, numeric, analytic[i]);
+                result.report +=
+                    fmt::format("element {}: numeric {:.12g}, analytic {:.12g}\n", i, numeric, analytic[i]);
             }
         }
     }
-    result.report += fmt::format("{} checked, {} kinks skipped, {} failures", result.checked, result.skipped_kinks,
-                                 result.failures);
+    result.report += fmt::format("{} checked, {} kinks skipped, {} failures", result.checked,
+                                 result.skipped_kinks, result.failures);
     return result;
 }
 
