@@ -8,6 +8,7 @@
 
 #include "cuda/elementwise.cuh"
 #include "cuda/launch.cuh"
+#include "cuda/reduce.cuh"
 #include "cudacnn/error.hpp"
 
 namespace cudacnn::gpu {
@@ -75,29 +76,6 @@ struct GradSums {
     }
 };
 
-// A fixed shuffle tree; lane 0 ends with the whole warp's accumulator.
-template <class Acc>
-__device__ Acc warp_reduce(Acc acc) {
-    for (int offset = kBnWarp / 2; offset > 0; offset /= 2) acc.merge(acc.shfl_down(offset));
-    return acc;
-}
-
-// Every warp reduces, then warp 0 reduces the warp results; thread 0 ends with the block's accumulator.
-// Once per kernel (the shared array is not guarded for reuse). blockDim.x must be a multiple of 32.
-template <class Acc>
-__device__ Acc block_reduce(Acc acc) {
-    __shared__ Acc warp_results[kBnWarp];
-    const int warp = threadIdx.x / kBnWarp, lane = threadIdx.x % kBnWarp;
-    acc = warp_reduce(acc);
-    if (lane == 0) warp_results[warp] = acc;
-    __syncthreads();  // all warp results are written
-    if (warp == 0) {
-        acc = lane < static_cast<int>(blockDim.x / kBnWarp) ? warp_results[lane] : Acc::empty();
-        acc = warp_reduce(acc);
-    }
-    return acc;
-}
-
 // Calls f(offset) for the values j = begin + threadIdx.x, j + blockDim.x, … < end of channel c, where value
 // j is (n, h·W + w) = (j / HW, j % HW): consecutive threads read consecutive addresses within a plane, and
 // the position advances without a division per value.
@@ -136,7 +114,7 @@ __device__ Acc merge_partials(const float* partials, const BnDims& d, int channe
     if (lane < d.splits) {
         acc = make(partials[channel * d.splits + lane], partials[(d.c + channel) * d.splits + lane], lane);
     }
-    return warp_reduce(acc);
+    return reduce::warp_reduce(acc);
 }
 
 __device__ inline int slice_begin(const BnDims& d, int split) {
@@ -154,7 +132,7 @@ __global__ void batch_norm_stats_kernel(const float* x, float* partials, BnDims 
     Welford acc = Welford::empty();
     for_each_in_slice(d, channel, slice_begin(d, split), slice_end(d, split),
                       [&](int64_t offset) { acc.add(x[offset] - pivot); });
-    acc = block_reduce(acc);
+    acc = reduce::block_reduce(acc);
     if (threadIdx.x == 0) store_partial(partials, d, channel, split, acc.mean, acc.m2);
 }
 
@@ -213,7 +191,7 @@ __global__ void batch_norm_grad_sums_kernel(const float* x, const float* dy, con
         acc.dy += g;
         acc.dy_xmu += g * (x[offset] - mean);
     });
-    acc = block_reduce(acc);
+    acc = reduce::block_reduce(acc);
     if (threadIdx.x == 0) store_partial(partials, d, channel, split, acc.dy, acc.dy_xmu);
 }
 

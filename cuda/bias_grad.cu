@@ -4,6 +4,7 @@
 #include <climits>
 
 #include "cuda/launch.cuh"
+#include "cuda/reduce.cuh"
 #include "cudacnn/error.hpp"
 
 namespace cudacnn::gpu {
@@ -12,21 +13,6 @@ namespace kernels {
 constexpr int kConvBiasThreads = 512;
 constexpr int kLinearBiasChannels = 32;  // threadIdx.x: one warp spans 32 adjacent channels
 constexpr int kLinearBiasRows = 8;       // threadIdx.y: rows of dy split 8 ways
-
-// The sum of `value` over the block (blockDim.x a multiple of 32, at most 1024), valid in thread 0.
-// Shuffles within each warp, then warp 0 adds the warp sums: a fixed order, so the result is reproducible.
-__device__ inline float block_sum(float value) {
-    __shared__ float warp_sums[32];
-    for (int offset = 16; offset > 0; offset /= 2) value += __shfl_down_sync(0xffffffffu, value, offset);
-    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-    if (lane == 0) warp_sums[warp] = value;
-    __syncthreads();
-    if (warp == 0) {
-        value = lane < static_cast<int>(blockDim.x / 32) ? warp_sums[lane] : 0.0f;
-        for (int offset = 16; offset > 0; offset /= 2) value += __shfl_down_sync(0xffffffffu, value, offset);
-    }
-    return value;
-}
 
 // Block c sums channel c of dy (N, C, HW). Thread t visits flat indices t, t + blockDim.x, … of the channel's
 // (n, hw) values, tracking (n, hw) incrementally instead of dividing per element.
@@ -41,7 +27,7 @@ __global__ void __launch_bounds__(kConvBiasThreads)
         image += step_image, pos += step_pos;
         if (pos >= hw) pos -= hw, ++image;
     }
-    sum = block_sum(sum);
+    sum = reduce::block_reduce(sum);  // valid in thread 0
     if (threadIdx.x == 0) db[channel] = sum;
 }
 

@@ -8,6 +8,7 @@
 #include <initializer_list>
 
 #include "cuda/launch.cuh"
+#include "cuda/reduce.cuh"
 #include "cudacnn/error.hpp"
 
 namespace cudacnn::gpu {
@@ -28,16 +29,13 @@ __device__ inline float nan_max(float a, float b) {
     return (is_nan(a) || a > b) ? a : b;
 }
 
-// Butterfly reductions: every lane ends with the same bits (each step adds the same two values), so every
-// lane can use the result.
+// Butterfly reductions (reduce.cuh): every lane ends with the same bits, so every lane can use the result.
 __device__ inline float warp_sum(float v) {
-    for (int offset = 16; offset > 0; offset /= 2) v += __shfl_xor_sync(kFullMask, v, offset);
-    return v;
+    return reduce::warp_all_sum(v);
 }
 
 __device__ inline float warp_max(float v) {
-    for (int offset = 16; offset > 0; offset /= 2) v = nan_max(v, __shfl_xor_sync(kFullMask, v, offset));
-    return v;
+    return reduce::warp_all_reduce(v, [](float a, float b) { return nan_max(a, b); });
 }
 
 __device__ inline int lane_id() {
@@ -171,13 +169,7 @@ __global__ void cross_entropy_rows_kernel(const float* logits, const int64_t* la
 
 // Σ of v over the block's threads in a fixed tree order; the result is valid in thread 0.
 __device__ inline double block_sum(double v, double* shared) {
-    shared[threadIdx.x] = v;
-    __syncthreads();
-    for (int half = kReduceThreads / 2; half > 0; half /= 2) {
-        if (static_cast<int>(threadIdx.x) < half) shared[threadIdx.x] += shared[threadIdx.x + half];
-        __syncthreads();
-    }
-    return shared[0];
+    return reduce::block_tree_sum<kReduceThreads>(v, shared);
 }
 
 // One block: loss = Σ row_loss (/ Σ row_weight when row_weight is given: 'mean'), in double.
