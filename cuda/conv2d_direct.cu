@@ -12,6 +12,7 @@
 
 #include "cuda/conv2d_common.cuh"
 #include "cuda/launch.cuh"
+#include "cuda/reduce.cuh"
 #include "cudacnn/error.hpp"
 
 namespace cudacnn::gpu {
@@ -440,8 +441,7 @@ __global__ void __launch_bounds__(kFilterThreads)
 #pragma unroll
     for (int k = 0; k <= kWindowTaps; ++k) {
         if (k < taps || k == kWindowTaps) {  // uniform over the block, so every lane joins the shuffles
-            float v = acc[k];
-            for (int offset = 16; offset > 0; offset /= 2) v += __shfl_xor_sync(0xffffffffu, v, offset);
+            const float v = reduce::warp_all_sum(acc[k]);
             if (lane == 0) partial_s[warp][k] = v;
         }
     }

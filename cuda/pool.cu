@@ -8,6 +8,7 @@
 
 #include "cuda/elementwise.cuh"
 #include "cuda/launch.cuh"
+#include "cuda/reduce.cuh"
 #include "cudacnn/error.hpp"
 
 namespace cudacnn::gpu {
@@ -231,7 +232,7 @@ __global__ void global_avg_pool2d_kernel(const float* x, float* y, int planes, i
     const float* in = x + static_cast<int64_t>(plane) * plane_size;
     float sum = 0.0f;
     for (int i = lane; i < plane_size; i += kWarp) sum += in[i];
-    for (int offset = kWarp / 2; offset > 0; offset /= 2) sum += __shfl_xor_sync(0xffffffffu, sum, offset);
+    sum = reduce::warp_all_sum(sum);
     if (lane == 0) y[plane] = sum / static_cast<float>(plane_size);
 }
 
