@@ -331,7 +331,7 @@ step_ctest() {
     local log="$OUT/ctest.log" seconds rc=0 summary skipped
     seconds=$(time_cap 240)
     [ "$seconds" -gt 0 ] || { NOTE="out of time budget"; return 1; }
-    (cd "$BUILD_DIR" && run_logged "$log" "$seconds" ctest --output-on-failure --timeout "$seconds") || rc=$?
+    (cd "$BUILD_DIR" && run_logged "$log" "$seconds" ctest --output-on-failure -j 4 --timeout "$seconds") || rc=$?
     summary=$(grep -E 'tests passed, [0-9]+ tests? failed' "$log" | tail -n 1 || true)
     skipped=$(grep -E '\((Skipped|Not Run)\)$' "$log" | sed -E 's/^[[:space:]]*[0-9]+ - //; s/ \(.*//' | tr '\n' ' ' || true)
     NOTE="${summary:-no CTest summary (rc $rc)}${skipped:+; skipped: $skipped}"
@@ -345,26 +345,47 @@ step_ctest() {
     fi
 }
 
-# run_sanitizer TOOL: the GPU parity tests under compute-sanitizer; PASS needs "ERROR SUMMARY: 0 errors" and exit 0.
+# run_sanitizer TOOL PROGRAM [CATCH2 FILTER]: one test program under compute-sanitizer; PASS needs exit 0 and
+# "ERROR SUMMARY: 0 errors". The log of each tool holds both programs.
 run_sanitizer() {
-    local tool=$1 log="$OUT/$1.log" seconds rc=0 errors
+    local tool=$1 program=$2 filter=${3:-} log="$OUT/$1.log" seconds rc=0 errors
     [ -n "$HAVE_GPU" ] || { NOTE="no GPU"; return 2; }
     [ -n "$SANITIZER" ] || { NOTE="compute-sanitizer not found"; return 2; }
-    seconds=$(time_cap 150)
+    seconds=$(time_cap 120)
     [ "$seconds" -gt 0 ] || { NOTE="out of time budget"; return 1; }
-    run_logged "$log" "$seconds" "$SANITIZER" --tool "$tool" "$BUILD_DIR/tests/cudacnn_device_tests" || rc=$?
+    local args=("$SANITIZER" --tool "$tool" "$BUILD_DIR/tests/$program")
+    [ -n "$filter" ] && args+=("$filter")
+    run_logged "$log" "$seconds" "${args[@]}" || rc=$?
     errors=$(grep -o 'ERROR SUMMARY: [0-9]* errors\?' "$log" | tail -n 1 || true)
     case $rc in
         0) NOTE="${errors:-no ERROR SUMMARY line}" ;;
-        77) NOTE="the device tests skipped (no GPU seen by CUDA under the sanitizer)" ;;
+        77) NOTE="the tests skipped (no GPU seen by CUDA under the sanitizer)" ;;
         124 | 137) NOTE="timed out after $seconds s; ${errors:-no ERROR SUMMARY line}" ;;
         *) NOTE="exit $rc; ${errors:-no ERROR SUMMARY line}" ;;
     esac
     [ "$rc" -eq 0 ] && [ "$errors" = "ERROR SUMMARY: 0 errors" ]
 }
 
-step_memcheck() { run_sanitizer memcheck; }
-step_racecheck() { run_sanitizer racecheck; }
+# The kernels' parity tests without the long whole-step and determinism cases (each kernel is covered there).
+PARITY_UNDER_SANITIZER="~[cifar_cnn]~[determinism]"
+
+step_memcheck() { run_sanitizer memcheck cudacnn_device_tests; }
+step_racecheck() { run_sanitizer racecheck cudacnn_device_tests; }
+step_memcheck_parity() { run_sanitizer memcheck cudacnn_parity_tests "$PARITY_UNDER_SANITIZER"; }
+step_racecheck_parity() { run_sanitizer racecheck cudacnn_parity_tests "$PARITY_UNDER_SANITIZER"; }
+
+# cuDNN and cuBLAS run nowhere but here: their parity tests on their own, so the summary says plainly whether
+# they passed (ctest runs them too, inside parity_tests).
+step_vendor() {
+    local log="$OUT/vendor.log" seconds rc=0 result
+    [ -n "$HAVE_GPU" ] || { NOTE="no GPU"; return 2; }
+    seconds=$(time_cap 120)
+    [ "$seconds" -gt 0 ] || { NOTE="out of time budget"; return 1; }
+    run_logged "$log" "$seconds" "$BUILD_DIR/tests/cudacnn_parity_tests" "[cudnn],[cublas]" --durations yes || rc=$?
+    result=$(grep -E '^(All tests passed|test cases:)' "$log" | tail -n 1 || true)
+    NOTE="${result:-no Catch2 result line (rc $rc)}"
+    [ "$rc" -eq 0 ]
+}
 
 # The demo times one launch; eager module loading keeps loading the kernel out of that time. Its CPU reference
 # (a plain triple loop) takes about a minute at 2048 (68 s on the development machine), hence the long limit.
@@ -411,11 +432,14 @@ EOF
 # The steps that need the build, in order: "name function log-file-in-$OUT".
 # Extension point: later issues add their steps here, each as a step_* function above and one line below,
 # e.g. "bench step_bench bench.log" (cudacnn-bench against cuDNN) and "train step_train train.log" (a short
-# training on .gpu-data/cifar10-jpeg.tar.xz). At most 8 files come back from $OUT; 6 are used now.
+# training on .gpu-data/cifar10-jpeg.tar.xz). At most 8 files come back from $OUT; 7 are used now.
 AFTER_BUILD=(
+    "vendor step_vendor vendor.log"
     "ctest step_ctest ctest.log"
     "memcheck step_memcheck memcheck.log"
+    "memcheck-parity step_memcheck_parity memcheck.log"
     "racecheck step_racecheck racecheck.log"
+    "racecheck-parity step_racecheck_parity racecheck.log"
     "demo step_demo demo.log"
     "baseline step_baseline demo.log"
 )
