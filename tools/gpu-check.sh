@@ -346,7 +346,8 @@ step_ctest() {
 }
 
 # run_sanitizer TOOL PROGRAM [CATCH2 FILTER]: one test program under compute-sanitizer; PASS needs exit 0 and
-# "ERROR SUMMARY: 0 errors". The log of each tool holds both programs.
+# a clean summary line: "ERROR SUMMARY: 0 errors" (memcheck) or "RACECHECK SUMMARY: 0 hazards displayed
+# (0 errors, 0 warnings)" (racecheck). The log of each tool holds both programs.
 run_sanitizer() {
     local tool=$1 program=$2 filter=${3:-} log="$OUT/$1.log" seconds rc=0 errors
     [ -n "$HAVE_GPU" ] || { NOTE="no GPU"; return 2; }
@@ -355,15 +356,19 @@ run_sanitizer() {
     [ "$seconds" -gt 0 ] || { NOTE="out of time budget"; return 1; }
     local args=("$SANITIZER" --tool "$tool" "$BUILD_DIR/tests/$program")
     [ -n "$filter" ] && args+=("$filter")
+    echo "---- $program ----" >>"$log"
     run_logged "$log" "$seconds" "${args[@]}" || rc=$?
-    errors=$(grep -o 'ERROR SUMMARY: [0-9]* errors\?' "$log" | tail -n 1 || true)
+    errors=$(sed -n "/^---- $program ----\$/,\$p" "$log" | grep -oE '(ERROR|RACECHECK) SUMMARY: .*' | tail -n 1 || true)
     case $rc in
         0) NOTE="${errors:-no ERROR SUMMARY line}" ;;
         77) NOTE="the tests skipped (no GPU seen by CUDA under the sanitizer)" ;;
         124 | 137) NOTE="timed out after $seconds s; ${errors:-no ERROR SUMMARY line}" ;;
         *) NOTE="exit $rc; ${errors:-no ERROR SUMMARY line}" ;;
     esac
-    [ "$rc" -eq 0 ] && [ "$errors" = "ERROR SUMMARY: 0 errors" ]
+    [ "$rc" -eq 0 ] && case $errors in
+        "ERROR SUMMARY: 0 errors" | "RACECHECK SUMMARY: 0 hazards displayed (0 errors, 0 warnings)") true ;;
+        *) false ;;
+    esac
 }
 
 # The kernels' parity tests without the long whole-step and determinism cases (each kernel is covered there).

@@ -17,7 +17,7 @@ struct KernelBody {
 };
 
 // Runs every block of the launch before returning. Returns cudaSuccess, or the error a GPU would give
-// (cudaErrorInvalidConfiguration, cudaErrorInvalidValue, ...) and keeps a description for
+// (cudaErrorInvalidValue for a bad configuration, as CUDA 13 does, ...) and keeps a description for
 // last_launch_error_detail(); a deadlock or an exception thrown by kernel code is cudaErrorLaunchFailure.
 cudaError_t launch_kernel(const KernelBody& body, dim3 grid, dim3 block, size_t dynamic_shared_bytes,
                           cudaStream_t stream);

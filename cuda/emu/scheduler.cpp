@@ -671,7 +671,9 @@ cudaError_t launch_kernel(const KernelBody& body, dim3 grid, dim3 block, size_t 
     }
     if (const char* problem = check_configuration(grid, block)) {
         last_error_detail = problem;
-        return cudaErrorInvalidConfiguration;
+        // CUDA 13 (driver 580, seen on an H200 on 2026-11-26) answers a bad grid or block with
+        // cudaErrorInvalidValue; older releases said cudaErrorInvalidConfiguration.
+        return cudaErrorInvalidValue;
     }
     const int shared_limit = max_dynamic_shared_bytes(body.kernel);
     if (dynamic_shared_bytes > static_cast<size_t>(shared_limit)) {
