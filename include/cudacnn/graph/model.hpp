@@ -71,6 +71,14 @@ struct ModelSpec {
     std::vector<LayerSpec> layers;
 };
 
+// Equal when model_spec_to_json writes the same: the name, the inputs and the attributes of the layer's
+// kind (the others are not compared, since nothing reads them). For ModelSpec, a layer with no inputs
+// equals one that names the previous layer (the JSON's default).
+bool operator==(const LayerSpec& a, const LayerSpec& b);
+inline bool operator!=(const LayerSpec& a, const LayerSpec& b) { return !(a == b); }
+bool operator==(const ModelSpec& a, const ModelSpec& b);
+inline bool operator!=(const ModelSpec& a, const ModelSpec& b) { return !(a == b); }
+
 // Parses a spec; `source` (a file name, or "built-in cifar_cnn") goes into every error message, with the
 // layer's name or index and the offending key. Unknown keys are errors, not silently ignored.
 ModelSpec parse_model_spec(const nlohmann::json& json, const std::string& source);
