@@ -89,6 +89,13 @@ const Layout& cifar100_layout() {
     return layout;
 }
 
+// Whether path is a regular file; an unreadable folder counts as not holding it (the caller then says where it
+// looked and what it expected).
+bool is_file(const fs::path& path) {
+    std::error_code ignored;
+    return fs::is_regular_file(path, ignored);
+}
+
 std::string expected_files(const Layout& layout) {
     std::string files;
     for (const auto& f : layout.train_files) files += f + ", ";
@@ -108,9 +115,9 @@ std::string expected_files(const Layout& layout) {
 // `dir` itself when it holds the first training file, else its child named layout.folder when that does.
 std::string resolve_folder(const std::string& dir, const Layout& layout) {
     const std::string& probe = layout.train_files.front();
-    if (fs::is_regular_file(fs::path(dir) / probe)) return dir;
+    if (is_file(fs::path(dir) / probe)) return dir;
     const fs::path child = fs::path(dir) / layout.folder;
-    if (fs::is_regular_file(child / probe)) return child.string();
+    if (is_file(child / probe)) return child.string();
     fail_missing(layout, probe, fmt::format("{} (nor in {})", dir, child.string()));
 }
 
@@ -159,7 +166,7 @@ void read_records(const fs::path& path, int64_t records, const Layout& layout, i
 // as the official file ends with blank lines), or the known names when the file is absent.
 std::vector<std::string> class_names(const std::string& folder, const Layout& layout) {
     const fs::path path = fs::path(folder) / layout.names_file;
-    if (!fs::exists(path)) return layout.known_names;
+    if (!is_file(path)) return layout.known_names;
     std::ifstream in(path);
     CUDACNN_CHECK(in.good(), "{}: cannot open the file; check its permissions", path.string());
     std::vector<std::string> names;
@@ -203,7 +210,7 @@ Splits load(const std::string& dir, const Layout& layout) {
     // Every file must be there before any is read, so a missing test file does not cost a full read first.
     for (const auto* files : {&layout.train_files, &layout.test_files}) {
         for (const auto& file : *files) {
-            if (!fs::is_regular_file(fs::path(folder) / file)) fail_missing(layout, file, folder);
+            if (!is_file(fs::path(folder) / file)) fail_missing(layout, file, folder);
         }
     }
     const std::vector<std::string> names = class_names(folder, layout);
