@@ -22,7 +22,8 @@ struct Window {
 
 Window draw_window(const Augmentation& augmentation, uint64_t seed, uint64_t stream, int64_t position) {
     const PhiloxBlock b = philox_draw(seed, stream, static_cast<uint64_t>(position));
-    const int64_t p = augmentation.crop_padding, choices = 2 * p + 1;  // top, left in [0, 2p] of the padded image
+    const int64_t p = augmentation.crop_padding,
+                  choices = 2 * p + 1;  // top, left in [0, 2p] of the padded image
     Window w;
     w.dy = static_cast<int64_t>(detail::below(b.v[0], static_cast<uint64_t>(choices))) - p;
     w.dx = static_cast<int64_t>(detail::below(b.v[1], static_cast<uint64_t>(choices))) - p;
@@ -36,7 +37,8 @@ using NormalizeTable = std::array<std::array<float, 256>, 3>;
 NormalizeTable normalize_table(const Normalization& normalization, int64_t channels) {
     NormalizeTable table{};
     for (int64_t c = 0; c < channels; ++c) {
-        CUDACNN_CHECK(normalization.stddev[c] > 0.0f, "assemble_batch: normalization std {} of channel {} must be > 0",
+        CUDACNN_CHECK(normalization.stddev[c] > 0.0f,
+                      "assemble_batch: normalization std {} of channel {} must be > 0",
                       normalization.stddev[c], c);
         for (int u = 0; u < 256; ++u) {
             const float v = static_cast<float>(u) / 255.0f;
@@ -69,8 +71,8 @@ Normalization cifar10_normalization() {
 }
 
 std::vector<int64_t> epoch_order(int64_t size, bool shuffle, uint64_t seed, int64_t epoch) {
-    CUDACNN_CHECK(size >= 0 && size <= (int64_t{1} << 32), "epoch_order: dataset size {} is outside [0, 2^32]",
-                  size);
+    CUDACNN_CHECK(size >= 0 && size <= (int64_t{1} << 32),
+                  "epoch_order: dataset size {} is outside [0, 2^32]", size);
     std::vector<int64_t> order(static_cast<size_t>(size));
     std::iota(order.begin(), order.end(), int64_t{0});
     if (!shuffle) return order;
@@ -107,14 +109,13 @@ void assemble_batch(const Dataset& dataset, const int64_t* indices, int64_t coun
     for (int64_t i = 0; i < count; ++i) {
         const int64_t index = indices[i];
         CUDACNN_CHECK(index >= 0 && index < dataset.size(),
-                      "assemble_batch: batch entry {} asks for record {} of {}, which has {} records", i, index,
-                      dataset.name, dataset.size());
+                      "assemble_batch: batch entry {} asks for record {} of {}, which has {} records", i,
+                      index, dataset.name, dataset.size());
         labels[i] = dataset.labels[index];
-        const Window window = augmentation != nullptr
-                                  ? draw_window(*augmentation, seed, stream, first_position + i)
-                                  : Window{};
-        fill_image(dataset.images.data() + index * image_bytes, dataset.channels, dataset.height, dataset.width,
-                   window, table, x + i * image_bytes);
+        const Window window =
+            augmentation != nullptr ? draw_window(*augmentation, seed, stream, first_position + i) : Window{};
+        fill_image(dataset.images.data() + index * image_bytes, dataset.channels, dataset.height,
+                   dataset.width, window, table, x + i * image_bytes);
     }
 }
 

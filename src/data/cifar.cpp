@@ -1,4 +1,5 @@
-// CIFAR-10 and CIFAR-100 loaders for the official binary versions (https://www.cs.toronto.edu/~kriz/cifar.html).
+// CIFAR-10 and CIFAR-100 loaders for the official binary versions
+// (https://www.cs.toronto.edu/~kriz/cifar.html).
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -69,28 +70,28 @@ const Layout& cifar100_layout() {
         "fine label",
         "1 coarse label byte + 1 fine label byte + 3072 pixel bytes",
         100,
-        {"apple",      "aquarium_fish", "baby",         "bear",       "beaver",      "bed",
-         "bee",        "beetle",        "bicycle",      "bottle",     "bowl",        "boy",
-         "bridge",     "bus",           "butterfly",    "camel",      "can",         "castle",
-         "caterpillar", "cattle",       "chair",        "chimpanzee", "clock",       "cloud",
-         "cockroach",  "couch",         "crab",         "crocodile",  "cup",         "dinosaur",
-         "dolphin",    "elephant",      "flatfish",     "forest",     "fox",         "girl",
-         "hamster",    "house",         "kangaroo",     "keyboard",   "lamp",        "lawn_mower",
-         "leopard",    "lion",          "lizard",       "lobster",    "man",         "maple_tree",
-         "motorcycle", "mountain",      "mouse",        "mushroom",   "oak_tree",    "orange",
-         "orchid",     "otter",         "palm_tree",    "pear",       "pickup_truck", "pine_tree",
-         "plain",      "plate",         "poppy",        "porcupine",  "possum",      "rabbit",
-         "raccoon",    "ray",           "road",         "rocket",     "rose",        "sea",
-         "seal",       "shark",         "shrew",        "skunk",      "skyscraper",  "snail",
-         "snake",      "spider",        "squirrel",     "streetcar",  "sunflower",   "sweet_pepper",
-         "table",      "tank",          "telephone",    "television", "tiger",       "tractor",
-         "train",      "trout",         "tulip",        "turtle",     "wardrobe",    "whale",
-         "willow_tree", "wolf",         "woman",        "worm"}};
+        {"apple",       "aquarium_fish", "baby",      "bear",       "beaver",       "bed",
+         "bee",         "beetle",        "bicycle",   "bottle",     "bowl",         "boy",
+         "bridge",      "bus",           "butterfly", "camel",      "can",          "castle",
+         "caterpillar", "cattle",        "chair",     "chimpanzee", "clock",        "cloud",
+         "cockroach",   "couch",         "crab",      "crocodile",  "cup",          "dinosaur",
+         "dolphin",     "elephant",      "flatfish",  "forest",     "fox",          "girl",
+         "hamster",     "house",         "kangaroo",  "keyboard",   "lamp",         "lawn_mower",
+         "leopard",     "lion",          "lizard",    "lobster",    "man",          "maple_tree",
+         "motorcycle",  "mountain",      "mouse",     "mushroom",   "oak_tree",     "orange",
+         "orchid",      "otter",         "palm_tree", "pear",       "pickup_truck", "pine_tree",
+         "plain",       "plate",         "poppy",     "porcupine",  "possum",       "rabbit",
+         "raccoon",     "ray",           "road",      "rocket",     "rose",         "sea",
+         "seal",        "shark",         "shrew",     "skunk",      "skyscraper",   "snail",
+         "snake",       "spider",        "squirrel",  "streetcar",  "sunflower",    "sweet_pepper",
+         "table",       "tank",          "telephone", "television", "tiger",        "tractor",
+         "train",       "trout",         "tulip",     "turtle",     "wardrobe",     "whale",
+         "willow_tree", "wolf",          "woman",     "worm"}};
     return layout;
 }
 
-// Whether path is a regular file; an unreadable folder counts as not holding it (the caller then says where it
-// looked and what it expected).
+// Whether path is a regular file; an unreadable folder counts as not holding it (the caller then says where
+// it looked and what it expected).
 bool is_file(const fs::path& path) {
     std::error_code ignored;
     return fs::is_regular_file(path, ignored);
@@ -106,10 +107,11 @@ std::string expected_files(const Layout& layout) {
 
 [[noreturn]] void fail_missing(const Layout& layout, const std::string& file, const std::string& searched) {
     CUDACNN_FAIL(
-        "load_{}: {} not found in {}. Expected the {}: {}. Download \"{}\" ({}) from {}, unpack it and pass the "
+        "load_{}: {} not found in {}. Expected the {}: {}. Download \"{}\" ({}) from {}, unpack it and pass "
+        "the "
         "{} folder or its parent",
-        layout.dataset, file, searched, layout.version, expected_files(layout), layout.version, layout.archive,
-        kHome, layout.folder);
+        layout.dataset, file, searched, layout.version, expected_files(layout), layout.version,
+        layout.archive, kHome, layout.folder);
 }
 
 // `dir` itself when it holds the first training file, else its child named layout.folder when that does.
@@ -128,14 +130,15 @@ int64_t record_count(const fs::path& path, const Layout& layout) {
     std::error_code error;
     const auto file_size = static_cast<int64_t>(fs::file_size(path, error));
     CUDACNN_CHECK(!error, "{}: cannot read the file's size: {}", name, error.message());
-    CUDACNN_CHECK(file_size > 0, "{}: the file is empty; expected a whole number of {}-byte records ({})", name,
-                  record, layout.record_description);
-    CUDACNN_CHECK(file_size % record == 0,
-                  "{}: {} bytes is not a whole number of {}-byte records: record {} (0-based, at byte offset {}) "
-                  "is truncated, {} of its {} bytes present. The file is cut short or is not the {}; download "
-                  "it again from {}",
-                  name, file_size, record, file_size / record, file_size / record * record, file_size % record,
-                  record, layout.version, kHome);
+    CUDACNN_CHECK(file_size > 0, "{}: the file is empty; expected a whole number of {}-byte records ({})",
+                  name, record, layout.record_description);
+    CUDACNN_CHECK(
+        file_size % record == 0,
+        "{}: {} bytes is not a whole number of {}-byte records: record {} (0-based, at byte offset {}) "
+        "is truncated, {} of its {} bytes present. The file is cut short or is not the {}; download "
+        "it again from {}",
+        name, file_size, record, file_size / record, file_size / record * record, file_size % record, record,
+        layout.version, kHome);
     return file_size / record;
 }
 
@@ -153,17 +156,18 @@ void read_records(const fs::path& path, int64_t records, const Layout& layout, i
     for (int64_t r = 0; r < records; ++r) {
         const char* rec = bytes.data() + r * record;
         const int64_t label = static_cast<uint8_t>(rec[layout.label_offset]);
-        CUDACNN_CHECK(label < layout.num_classes,
-                      "{}: record {} (0-based, at byte offset {}) has {} {}, outside [0, {}); the file is damaged "
-                      "or is not the {}",
-                      name, r, r * record, layout.label_kind, label, layout.num_classes, layout.version);
+        CUDACNN_CHECK(
+            label < layout.num_classes,
+            "{}: record {} (0-based, at byte offset {}) has {} {}, outside [0, {}); the file is damaged "
+            "or is not the {}",
+            name, r, r * record, layout.label_kind, label, layout.num_classes, layout.version);
         out.labels[first + r] = label;
         std::memcpy(out.images.data() + (first + r) * kPixelBytes, rec + (record - kPixelBytes), kPixelBytes);
     }
 }
 
-// The class names in label order: one a line in layout.names_file (blank lines and surrounding spaces ignored,
-// as the official file ends with blank lines), or the known names when the file is absent.
+// The class names in label order: one a line in layout.names_file (blank lines and surrounding spaces
+// ignored, as the official file ends with blank lines), or the known names when the file is absent.
 std::vector<std::string> class_names(const std::string& folder, const Layout& layout) {
     const fs::path path = fs::path(folder) / layout.names_file;
     if (!is_file(path)) return layout.known_names;
@@ -175,10 +179,11 @@ std::vector<std::string> class_names(const std::string& folder, const Layout& la
         if (begin == std::string::npos) continue;
         names.push_back(line.substr(begin, line.find_last_not_of(" \t\r") - begin + 1));
     }
-    CUDACNN_CHECK(static_cast<int64_t>(names.size()) == layout.num_classes,
-                  "{}: {} class names, expected {} (one a line, in label order); fix the file or remove it to use "
-                  "the known names",
-                  path.string(), names.size(), layout.num_classes);
+    CUDACNN_CHECK(
+        static_cast<int64_t>(names.size()) == layout.num_classes,
+        "{}: {} class names, expected {} (one a line, in label order); fix the file or remove it to use "
+        "the known names",
+        path.string(), names.size(), layout.num_classes);
     return names;
 }
 
@@ -193,7 +198,8 @@ Dataset load_split(const std::string& folder, const std::vector<std::string>& fi
     // Sizes first: one allocation for the whole split, and a damaged file is reported before any is read.
     std::vector<int64_t> counts;
     int64_t total = 0;
-    for (const auto& file : files) total += counts.emplace_back(record_count(fs::path(folder) / file, layout));
+    for (const auto& file : files)
+        total += counts.emplace_back(record_count(fs::path(folder) / file, layout));
     out.labels.resize(static_cast<size_t>(total));
     out.images.resize(static_cast<size_t>(total * kPixelBytes));
     std::vector<char> bytes;
@@ -220,8 +226,12 @@ Splits load(const std::string& dir, const Layout& layout) {
 
 }  // namespace
 
-Splits load_cifar10(const std::string& dir) { return load(dir, cifar10_layout()); }
+Splits load_cifar10(const std::string& dir) {
+    return load(dir, cifar10_layout());
+}
 
-Splits load_cifar100(const std::string& dir) { return load(dir, cifar100_layout()); }
+Splits load_cifar100(const std::string& dir) {
+    return load(dir, cifar100_layout());
+}
 
 }  // namespace cudacnn::data

@@ -7,9 +7,13 @@
 
 namespace cudacnn::data {
 
-int64_t Dataset::size() const { return static_cast<int64_t>(labels.size()); }
+int64_t Dataset::size() const {
+    return static_cast<int64_t>(labels.size());
+}
 
-int64_t Dataset::image_bytes() const { return channels * height * width; }
+int64_t Dataset::image_bytes() const {
+    return channels * height * width;
+}
 
 const uint8_t* Dataset::image(int64_t i) const {
     CUDACNN_CHECK(i >= 0 && i < size(), "{}: record {} is outside [0, {})", name, i, size());
@@ -47,11 +51,11 @@ void Dataset::validate() const {
     CUDACNN_CHECK(num_classes > 0 && static_cast<int64_t>(class_names.size()) == num_classes,
                   "{}: {} class names for {} classes", name, class_names.size(), num_classes);
     CUDACNN_CHECK(static_cast<int64_t>(images.size()) == size() * image_bytes(),
-                  "{}: {} image bytes for {} labels of {} bytes each (expected {})", name, images.size(), size(),
-                  image_bytes(), size() * image_bytes());
+                  "{}: {} image bytes for {} labels of {} bytes each (expected {})", name, images.size(),
+                  size(), image_bytes(), size() * image_bytes());
     for (int64_t i = 0; i < size(); ++i) {
-        CUDACNN_CHECK(labels[i] >= 0 && labels[i] < num_classes, "{}: record {} has label {}, outside [0, {})",
-                      name, i, labels[i], num_classes);
+        CUDACNN_CHECK(labels[i] >= 0 && labels[i] < num_classes,
+                      "{}: record {} has label {}, outside [0, {})", name, i, labels[i], num_classes);
     }
 }
 

@@ -12,7 +12,8 @@ namespace cudacnn::data::detail {
 // base + offset, where offset (an epoch or a record index) must stay below 2^32 so that the streams of
 // dataset.hpp's bases never overlap one another.
 inline uint64_t stream_at(uint64_t base, int64_t offset, const char* what) {
-    CUDACNN_CHECK(offset >= 0 && offset < (int64_t{1} << 32), "data: {} {} is outside [0, 2^32)", what, offset);
+    CUDACNN_CHECK(offset >= 0 && offset < (int64_t{1} << 32), "data: {} {} is outside [0, 2^32)", what,
+                  offset);
     return base + static_cast<uint64_t>(offset);
 }
 

@@ -16,16 +16,15 @@ namespace {
 constexpr int64_t kSide = 32, kChannels = 3, kClasses = 10;
 
 const std::vector<std::string>& synthetic_class_names() {
-    static const std::vector<std::string> names{"circle",           "square",         "triangle",
-                                                "plus",             "ring",           "horizontal_stripes",
-                                                "vertical_stripes", "diagonal_stripes", "checkerboard",
-                                                "dots"};
+    static const std::vector<std::string> names{
+        "circle",           "square",           "triangle",     "plus", "ring", "horizontal_stripes",
+        "vertical_stripes", "diagonal_stripes", "checkerboard", "dots"};
     return names;
 }
 
 // The draws of one record, in order: element k of its stream is draw number k.
 class Draws {
-public:
+  public:
     Draws(uint64_t seed, uint64_t stream) : seed_(seed), stream_(stream) {}
 
     uint32_t next() {
@@ -33,9 +32,11 @@ public:
         return block_.v[k_++ % 4];
     }
     float uniform(float lo, float hi) { return lo + (hi - lo) * uint32_to_unit_float(next()); }
-    int integer(int lo, int hi) { return lo + static_cast<int>(detail::below(next(), hi - lo + 1)); }  // [lo, hi]
+    int integer(int lo, int hi) {
+        return lo + static_cast<int>(detail::below(next(), hi - lo + 1));
+    }  // [lo, hi]
 
-private:
+  private:
     uint64_t seed_, stream_;
     uint64_t k_ = 0;
     PhiloxBlock block_{};
@@ -60,8 +61,8 @@ bool band(float t, float period) {
     return u - std::floor(u) < 0.5f;
 }
 
-// The class's shape or texture, with its size, position and phase drawn from d. Shapes sit near the centre and
-// vary in size; textures cover the image with a random period and phase.
+// The class's shape or texture, with its size, position and phase drawn from d. Shapes sit near the centre
+// and vary in size; textures cover the image with a random period and phase.
 void draw_mask(int64_t label, Draws& d, Mask& mask) {
     const float cx = d.uniform(11.0f, 21.0f), cy = d.uniform(11.0f, 21.0f);
     switch (label) {
@@ -122,7 +123,8 @@ void draw_mask(int64_t label, Draws& d, Mask& mask) {
                 const float dx = d.uniform(1.0f, 31.0f), dy = d.uniform(1.0f, 31.0f);
                 for (int64_t y = 0; y < kSide; ++y) {
                     for (int64_t x = 0; x < kSide; ++x) {
-                        const float ex = static_cast<float>(x) + 0.5f - dx, ey = static_cast<float>(y) + 0.5f - dy;
+                        const float ex = static_cast<float>(x) + 0.5f - dx,
+                                    ey = static_cast<float>(y) + 0.5f - dy;
                         if (ex * ex + ey * ey <= rho * rho) mask[y * kSide + x] = 1;
                     }
                 }

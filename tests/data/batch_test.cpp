@@ -55,8 +55,8 @@ Batch assemble(const Dataset& d, const std::vector<int64_t>& indices, const Augm
     const auto count = static_cast<int64_t>(indices.size());
     Batch b{std::vector<float>(static_cast<size_t>(count * d.image_bytes()), NAN),
             std::vector<int64_t>(static_cast<size_t>(count), -1)};
-    assemble_batch(d, indices.data(), count, augmentation, cifar10_normalization(), seed, epoch, first_position,
-                   b.x.data(), b.labels.data());
+    assemble_batch(d, indices.data(), count, augmentation, cifar10_normalization(), seed, epoch,
+                   first_position, b.x.data(), b.labels.data());
     return b;
 }
 
@@ -73,7 +73,8 @@ Window documented_window(uint64_t seed, int64_t epoch, int64_t position) {
 
 }  // namespace
 
-TEST_CASE("epoch_order: identity without shuffle; a deterministic permutation per (seed, epoch) with it", "[data]") {
+TEST_CASE("epoch_order: identity without shuffle; a deterministic permutation per (seed, epoch) with it",
+          "[data]") {
     std::vector<int64_t> identity(1000);
     std::iota(identity.begin(), identity.end(), 0);
     CHECK(epoch_order(1000, false, 5, 3) == identity);
@@ -89,15 +90,16 @@ TEST_CASE("epoch_order: identity without shuffle; a deterministic permutation pe
     CHECK(epoch_order(1000, true, 5, 1) != order);
     CHECK(epoch_order(1000, true, 6, 0) != order);
 
-    // Size 2: one Fisher–Yates step, j = (u · 2) >> 32 with u draw 0 of the epoch's stream: swapped iff j = 0.
+    // Size 2: one Fisher–Yates step, j = (u · 2) >> 32 with u draw 0 of the epoch's stream: swapped iff
+    // j = 0.
     for (int64_t epoch = 0; epoch < 8; ++epoch) {
         const uint32_t u = philox_draw(9, kShuffleStream + static_cast<uint64_t>(epoch), 0).v[0];
         INFO("epoch " << epoch);
-        CHECK(epoch_order(2, true, 9, epoch) == (u < 0x80000000u ? std::vector<int64_t>{1, 0}
-                                                                  : std::vector<int64_t>{0, 1}));
+        CHECK(epoch_order(2, true, 9, epoch) ==
+              (u < 0x80000000u ? std::vector<int64_t>{1, 0} : std::vector<int64_t>{0, 1}));
     }
-    // The 6 orders of 3 records are about equally frequent over 6000 epochs (expected 1000 each; a fixed seed,
-    // so this is a fixed outcome, not a flaky one).
+    // The 6 orders of 3 records are about equally frequent over 6000 epochs (expected 1000 each; a fixed
+    // seed, so this is a fixed outcome, not a flaky one).
     std::map<std::vector<int64_t>, int> counts;
     for (int64_t epoch = 0; epoch < 6000; ++epoch) ++counts[epoch_order(3, true, 1, epoch)];
     CHECK(counts.size() == 6);
@@ -190,7 +192,8 @@ TEST_CASE("assemble_batch flip alone mirrors the columns", "[data]") {
         for (int64_t c = 0; c < 3; ++c) {
             for (int64_t y = 0; y < kSide; ++y) {
                 for (int64_t x = 0; x < kSide; ++x) {
-                    REQUIRE(b.x[c * kPlane + y * kSide + x] == plain.x[c * kPlane + y * kSide + (kSide - 1 - x)]);
+                    REQUIRE(b.x[c * kPlane + y * kSide + x] ==
+                            plain.x[c * kPlane + y * kSide + (kSide - 1 - x)]);
                 }
             }
         }
@@ -220,7 +223,9 @@ TEST_CASE("assemble_batch randomness depends only on (seed, epoch, position)", "
 TEST_CASE("assemble_batch rejects bad input", "[data]") {
     const Dataset d = coordinate_dataset(2);
     const Augmentation augmentation;
-    CHECK_THAT(test::error_message([&] { assemble(d, {0, 2}, nullptr, 0, 0, 0); }),
+    CHECK_THAT(test::error_message([&] {
+                   assemble(d, {0, 2}, nullptr, 0, 0, 0);
+               }),
                Catch::Contains("batch entry 1 asks for record 2 of coordinates, which has 2 records"));
     CHECK_THAT(test::error_message([&] { assemble(d, {0}, &augmentation, 0, -1, 0); }),
                Catch::Contains("assemble_batch: epoch -1 is outside [0, 2^32)"));

@@ -24,7 +24,7 @@ constexpr int64_t kPixels = 3072;
 
 // A fresh folder under the system's temp directory, removed with everything in it at scope exit.
 class TempDir {
-public:
+  public:
     TempDir() {
         static std::atomic<int> counter{0};
         path_ = fs::temp_directory_path() /
@@ -42,7 +42,7 @@ public:
     const fs::path& path() const { return path_; }
     std::string str() const { return path_.string(); }
 
-private:
+  private:
     fs::path path_;
 };
 
@@ -67,8 +67,8 @@ void write_file(const fs::path& path, const std::string& bytes) {
     std::ofstream(path, std::ios::binary) << bytes;
 }
 
-const char* const kCifar10Train[] = {"data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin", "data_batch_4.bin",
-                                     "data_batch_5.bin"};
+const char* const kCifar10Train[] = {"data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin",
+                                     "data_batch_4.bin", "data_batch_5.bin"};
 
 // A tiny CIFAR-10 folder: batch b holds b + 1 records (ids 100·b + r, label (b + r) % 10), the test file
 // holds 3 (ids 900 + r, label 9 - r).
@@ -118,8 +118,8 @@ TEST_CASE("load_cifar10 reads tiny files: train in batch order, pixels and label
     CHECK(image_of(s.test, 2) == pixels(902));
     // No batches.meta.txt: the known names.
     CHECK(s.train.num_classes == 10);
-    CHECK(s.train.class_names == std::vector<std::string>{"airplane", "automobile", "bird", "cat", "deer", "dog",
-                                                          "frog", "horse", "ship", "truck"});
+    CHECK(s.train.class_names == std::vector<std::string>{"airplane", "automobile", "bird", "cat", "deer",
+                                                          "dog", "frog", "horse", "ship", "truck"});
     CHECK(s.test.class_names == s.train.class_names);
     CHECK_NOTHROW(s.train.validate());
 }
@@ -141,7 +141,8 @@ TEST_CASE("load_cifar10 accepts the parent folder and reads batches.meta.txt", "
     CHECK_THAT(message, Catch::Contains("batches.meta.txt: 2 class names, expected 10"));
 }
 
-TEST_CASE("load_cifar10 names a missing file, the folders searched, the layout and where to get it", "[data]") {
+TEST_CASE("load_cifar10 names a missing file, the folders searched, the layout and where to get it",
+          "[data]") {
     TempDir dir;
     std::string message = test::error_message([&] { load_cifar10(dir.str()); });
     CHECK_THAT(message, Catch::Contains("data_batch_1.bin not found in " + dir.str()));
@@ -161,14 +162,17 @@ TEST_CASE("load_cifar10 names a missing file, the folders searched, the layout a
     CHECK_THAT(message, Catch::Contains("data_batch_4.bin not found in " + dir.str() + "."));
 }
 
-TEST_CASE("load_cifar10 rejects truncated and empty files, naming the file, its size and the record", "[data]") {
+TEST_CASE("load_cifar10 rejects truncated and empty files, naming the file, its size and the record",
+          "[data]") {
     TempDir dir;
     write_cifar10(dir.path());
     const fs::path batch3 = dir.path() / "data_batch_3.bin";
     write_file(batch3, record({1}, 1) + record({2}, 2) + record({3}, 3).substr(0, 100));
     std::string message = test::error_message([&] { load_cifar10(dir.str()); });
-    CHECK_THAT(message, Catch::Contains(batch3.string() + ": 6246 bytes is not a whole number of 3073-byte records"));
-    CHECK_THAT(message, Catch::Contains("record 2 (0-based, at byte offset 6146) is truncated, 100 of its 3073 bytes"));
+    CHECK_THAT(message,
+               Catch::Contains(batch3.string() + ": 6246 bytes is not a whole number of 3073-byte records"));
+    CHECK_THAT(message, Catch::Contains(
+                            "record 2 (0-based, at byte offset 6146) is truncated, 100 of its 3073 bytes"));
 
     write_file(batch3, "");
     message = test::error_message([&] { load_cifar10(dir.str()); });
@@ -182,13 +186,15 @@ TEST_CASE("load_cifar10 rejects a label out of range, naming the file, record, o
     write_file(batch2, record({3}, 1) + record({10}, 2));
     std::string message = test::error_message([&] { load_cifar10(dir.str()); });
     CHECK_THAT(message,
-               Catch::Contains(batch2.string() + ": record 1 (0-based, at byte offset 3073) has label 10, outside [0, 10)"));
+               Catch::Contains(batch2.string() +
+                               ": record 1 (0-based, at byte offset 3073) has label 10, outside [0, 10)"));
 
     const fs::path test_file = dir.path() / "test_batch.bin";
     write_file(batch2, record({3}, 1));
     write_file(test_file, record({255}, 1));
     message = test::error_message([&] { load_cifar10(dir.str()); });
-    CHECK_THAT(message, Catch::Contains(test_file.string() + ": record 0 (0-based, at byte offset 0) has label 255"));
+    CHECK_THAT(message,
+               Catch::Contains(test_file.string() + ": record 0 (0-based, at byte offset 0) has label 255"));
 }
 
 TEST_CASE("load_cifar100 reads fine labels and pixels, in either folder form", "[data]") {
@@ -230,19 +236,25 @@ TEST_CASE("load_cifar100 errors: missing file, truncated record, fine label out 
     const fs::path train = dir.path() / "train.bin";
     write_file(train, record({1, 2}, 1) + "xyz");
     message = test::error_message([&] { load_cifar100(dir.str()); });
-    CHECK_THAT(message, Catch::Contains(train.string() + ": 3077 bytes is not a whole number of 3074-byte records"));
-    CHECK_THAT(message, Catch::Contains("record 1 (0-based, at byte offset 3074) is truncated, 3 of its 3074 bytes"));
+    CHECK_THAT(message,
+               Catch::Contains(train.string() + ": 3077 bytes is not a whole number of 3074-byte records"));
+    CHECK_THAT(message,
+               Catch::Contains("record 1 (0-based, at byte offset 3074) is truncated, 3 of its 3074 bytes"));
 
     write_file(train, record({1, 2}, 1) + record({1, 2}, 2) + record({1, 100}, 3));
     message = test::error_message([&] { load_cifar100(dir.str()); });
-    CHECK_THAT(message, Catch::Contains(train.string() +
-                                        ": record 2 (0-based, at byte offset 6148) has fine label 100, outside [0, 100)"));
+    CHECK_THAT(
+        message,
+        Catch::Contains(train.string() +
+                        ": record 2 (0-based, at byte offset 6148) has fine label 100, outside [0, 100)"));
 }
 
 TEST_CASE("load_cifar10 on the real data set (CUDACNN_CIFAR10_DIR)", "[data]") {
     const char* dir = std::getenv("CUDACNN_CIFAR10_DIR");
     if (dir == nullptr || *dir == '\0') {
-        WARN("skipped: set CUDACNN_CIFAR10_DIR to the CIFAR-10 binary folder (or its parent) to run this test");
+        WARN(
+            "skipped: set CUDACNN_CIFAR10_DIR to the CIFAR-10 binary folder (or its parent) to run this "
+            "test");
         return;
     }
     const Splits s = load_cifar10(dir);

@@ -79,7 +79,8 @@ TEST_CASE("make_synthetic images use the whole range and every class varies in c
             CHECK(*hi - *lo >= 40);
         }
     }
-    // The first pixel's colour of a class's records spreads over the range, so colour does not give the class.
+    // The first pixel's colour of a class's records spreads over the range, so colour does not give the
+    // class.
     for (int64_t label = 0; label < 10; ++label) {
         double lo = 255, hi = 0;
         for (int64_t i = label; i < d.size(); i += 10) {
@@ -95,7 +96,8 @@ TEST_CASE("make_synthetic classes are not told apart by mean brightness", "[data
     // Nearest class mean of the brightness, fitted on train and scored on test, stays near chance (10 %).
     const Splits s = make_synthetic(SyntheticOptions{2000, 1000, 5});
     std::vector<double> class_mean(10, 0.0);
-    for (int64_t i = 0; i < s.train.size(); ++i) class_mean[s.train.labels[i]] += brightness(s.train, i) / 200.0;
+    for (int64_t i = 0; i < s.train.size(); ++i)
+        class_mean[s.train.labels[i]] += brightness(s.train, i) / 200.0;
     int64_t correct = 0;
     for (int64_t i = 0; i < s.test.size(); ++i) {
         const double b = brightness(s.test, i);
@@ -120,7 +122,8 @@ TEST_CASE("Dataset::first keeps a prefix; validate and image check their input",
     CHECK(head.labels == std::vector<int64_t>(d.labels.begin(), d.labels.begin() + 7));
     CHECK(d.first(1000).size() == 30);
     CHECK(d.first(0).size() == 0);
-    CHECK_THAT(test::error_message([&] { d.first(-1); }), Catch::Contains("cannot take the first -1 records"));
+    CHECK_THAT(test::error_message([&] { d.first(-1); }),
+               Catch::Contains("cannot take the first -1 records"));
     CHECK_THAT(test::error_message([&] { d.image(30); }),
                Catch::Contains("synthetic train: record 30 is outside [0, 30)"));
 
@@ -130,5 +133,6 @@ TEST_CASE("Dataset::first keeps a prefix; validate and image check their input",
                Catch::Contains("synthetic train: record 2 has label 10, outside [0, 10)"));
     bad.labels[2] = 0;
     bad.images.pop_back();
-    CHECK_THAT(test::error_message([&] { bad.validate(); }), Catch::Contains("9215 image bytes for 3 labels"));
+    CHECK_THAT(test::error_message([&] { bad.validate(); }),
+               Catch::Contains("9215 image bytes for 3 labels"));
 }

@@ -25,8 +25,8 @@ struct Dataset {
 
     // How many records each class has: num_classes entries.
     std::vector<int64_t> class_counts() const;
-    // Throws an Error naming the dataset unless images, labels, class names and sizes agree and every label is
-    // in [0, num_classes).
+    // Throws an Error naming the dataset unless images, labels, class names and sizes agree and every label
+    // is in [0, num_classes).
     void validate() const;
 };
 
@@ -40,7 +40,8 @@ struct Splits {
 // range are Errors naming the file (and the record).
 
 // data_batch_1.bin … data_batch_5.bin (train, in that order) and test_batch.bin; records of 1 label byte +
-// 3072 pixel bytes (1024 R, 1024 G, 1024 B, row-major). Class names from batches.meta.txt, else the known ones.
+// 3072 pixel bytes (1024 R, 1024 G, 1024 B, row-major). Class names from batches.meta.txt, else the known
+// ones.
 Splits load_cifar10(const std::string& dir);
 // train.bin and test.bin; records of 1 coarse label byte + 1 fine label byte + 3072 pixel bytes. The fine
 // labels (100 classes) are used; names from fine_label_names.txt, else the known ones.
@@ -64,7 +65,7 @@ struct Normalization {
 };
 Normalization cifar10_normalization();  // mean (0.4914, 0.4822, 0.4465), std (0.2023, 0.1994, 0.2010)
 
-// RandomCrop(32, padding=crop_padding) (zero fill) + RandomHorizontalFlip(p=0.5), as torchvision applies them.
+// torchvision's RandomCrop(32, padding=crop_padding) (zero fill) + RandomHorizontalFlip(p=0.5).
 struct Augmentation {
     int64_t crop_padding = 4;
     bool horizontal_flip = true;
@@ -80,17 +81,19 @@ constexpr uint64_t kSyntheticTestStream = 0xDA7A0004ull << 32;   // + record ind
 
 // The order of one epoch: 0..size-1, or a permutation drawn from (seed, epoch) when shuffle is set.
 // Shuffling is Fisher–Yates: for i = size-1 down to 1, with k = size-1-i and the 32-bit draw
-// u = philox_draw(seed, kShuffleStream + epoch, k / 4).v[k % 4], swap order[i] with order[j], j = (u · (i+1)) >> 32
-// (uniform in [0, i] up to a bias below (i+1) / 2^32).
+//   u = philox_draw(seed, kShuffleStream + epoch, k / 4).v[k % 4],
+// swap order[i] with order[j], j = (u · (i+1)) >> 32: uniform in [0, i] up to a bias below (i+1) / 2^32.
 std::vector<int64_t> epoch_order(int64_t size, bool shuffle, uint64_t seed, int64_t epoch);
 
-// Fills x (count, C, H, W) float32 and labels (count) from the records `indices[0..count)`: optional augmentation
-// then normalization exactly as torchvision's ToTensor + Normalize compute it in float32:
-// v = float(u8) / 255.0f; x = (v - mean[c]) / std[c]. The augmentation randomness depends only on
-// (seed, epoch, position = first_position + i within the epoch), so a resumed run draws the same crops and flips:
-// b = philox_draw(seed, kAugmentStream + epoch, position); top = (b.v[0] · (2p+1)) >> 32 and
-// left = (b.v[1] · (2p+1)) >> 32 in [0, 2p] for padding p; flip when uint32_to_unit_float(b.v[2]) < 0.5f.
-// The window's pixel (y, x) is padded-image pixel (top + y, left + x), i.e. source (top - p + y, left - p + x),
+// Fills x (count, C, H, W) float32 and labels (count) from the records `indices[0..count)`: optional
+// augmentation then normalization exactly as torchvision's ToTensor + Normalize compute it in float32:
+//   v = float(u8) / 255.0f; x = (v - mean[c]) / std[c].
+// The augmentation randomness depends only on (seed, epoch, position = first_position + i within the epoch),
+// so a resumed run draws the same crops and flips. With padding p and
+//   b = philox_draw(seed, kAugmentStream + epoch, position):
+//   top = (b.v[0] · (2p+1)) >> 32 and left = (b.v[1] · (2p+1)) >> 32, both in [0, 2p];
+//   flip when uint32_to_unit_float(b.v[2]) < 0.5f.
+// Window pixel (y, x) is padded pixel (top + y, left + x), i.e. source (top - p + y, left - p + x),
 // 0 outside the image; a flip then mirrors the window's columns.
 void assemble_batch(const Dataset& dataset, const int64_t* indices, int64_t count,
                     const Augmentation* augmentation /* nullptr: none (test transform, --no-augment) */,
