@@ -359,6 +359,12 @@ const std::vector<Flag>& flags() {
          "write the final weights as a PyTorch state_dict",
          [](TrainOptions& o, const Arg& a) { o.export_path = a.path(); },
          [](const TrainOptions& o) { return json(o.export_path); }},
+        {"Runs and checkpoints", "export-dtype", 0, "TYPE", "the floats of --export: f32, f16 or bf16",
+         [](TrainOptions& o, const Arg& a) {
+             a.one_of({"f32", "f16", "bf16"});
+             o.export_dtype = a.text;
+         },
+         [](const TrainOptions& o) { return json(o.export_dtype); }},
         {"Runs and checkpoints", "evaluate", 0, nullptr,
          "only evaluate on the test set (with --resume or --init-weights)",
          [](TrainOptions& o, const Arg&) { o.evaluate_only = true; },

@@ -132,6 +132,7 @@ const std::vector<FlagCase>& valued_flags() {
          [](const TrainOptions& o) { return o.init_weights == "w.safetensors"; }},
         {"--export", "final.safetensors",
          [](const TrainOptions& o) { return o.export_path == "final.safetensors"; }},
+        {"--export-dtype", "bf16", [](const TrainOptions& o) { return o.export_dtype == "bf16"; }},
         {"--metrics", "log.csv",
          [](const TrainOptions& o) {
              return o.metrics_path == "log.csv" && o.metrics_format == MetricsFormat::csv;
@@ -233,6 +234,7 @@ TEST_CASE("each bad command line names the flag, the value and what is accepted"
         {{"--optimizer", "adagrad"}, {"--optimizer adagrad: use adam, adamw or sgd"}},
         {{"--device", "gpu"}, {"--device gpu: use auto, cuda or cpu"}},
         {{"--conv-algo", "fft"}, {"--conv-algo fft: use auto, cudnn, direct or im2col"}},
+        {{"--export-dtype", "f64"}, {"--export-dtype f64: use f32, f16 or bf16"}},
         {{"--dataset", "cifar10"},
          {"--dataset cifar10 needs --data DIR", "CIFAR-10 binary version", "cifar-10-batches-bin",
           "https://www.cs.toronto.edu/~kriz/cifar.html"}},

@@ -75,6 +75,7 @@ struct TrainOptions {
     bool augment = true, dropout = true, shuffle = true;  // --no-augment, --no-dropout, --no-shuffle
     std::string init_weights;                             // --init-weights FILE.safetensors
     std::string export_path;                              // --export FILE.safetensors
+    std::string export_dtype = "f32";                     // --export-dtype f32|f16|bf16
     std::string metrics_path;                             // --metrics FILE
     MetricsFormat metrics_format = MetricsFormat::csv;    // set with metrics_path
     int64_t synthetic_train_size = 10000, synthetic_test_size = 2000;  // --synthetic-size TRAIN,TEST

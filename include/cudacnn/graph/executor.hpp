@@ -1,0 +1,102 @@
+// The graph executor: runs a Graph's training and evaluation steps on the CPU reference ops or on the
+// device kernels, with parameters, gradients and optimizer state each in one flat block and every
+// activation, gradient and workspace in one arena laid out by a static memory plan.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "cudacnn/graph/memory_plan.hpp"
+#include "cudacnn/graph/model.hpp"
+#include "cudacnn/io/state_dict.hpp"
+#include "cudacnn/ops/optimizer.hpp"
+
+namespace cudacnn::graph {
+
+enum class Backend { cpu, gpu };  // gpu: the hand-written kernels (and cuDNN/cuBLAS), real or emulated
+
+const char* backend_name(Backend backend);  // "cpu", "gpu"
+
+enum class OptimizerKind { adam, adamw, sgd };
+
+struct OptimizerConfig {
+    OptimizerKind kind = OptimizerKind::adam;
+    double lr = 1e-4;
+    double momentum = 0.0;      // sgd
+    double weight_decay = 0.0;  // adam / sgd: L2 in the gradient; adamw: decoupled
+    double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
+};
+
+struct ExecutorOptions {
+    Backend backend = Backend::cpu;
+    int64_t batch_size = 128;           // the largest batch a step may get
+    std::string conv_algo = "auto";     // gpu: auto | cudnn | direct | im2col
+    OptimizerConfig optimizer;
+    double label_smoothing = 0.0;
+    bool dropout = true;                // false: dropout layers pass their input through (--no-dropout)
+    uint64_t seed = 0;                  // initial weights and dropout masks
+};
+
+// What a run of steps added up since the last read_metrics(): the seed's per-epoch numbers.
+struct Metrics {
+    int64_t batches = 0;
+    int64_t samples = 0;
+    double loss_sum = 0.0;  // the sum of each batch's mean loss (the seed's running_loss)
+    int64_t correct = 0;    // top-1
+
+    double mean_loss() const { return batches > 0 ? loss_sum / static_cast<double>(batches) : 0.0; }
+    double accuracy_percent() const { return samples > 0 ? 100.0 * correct / static_cast<double>(samples) : 0.0; }
+};
+
+class Executor {
+  public:
+    Executor(const Graph& graph, const ExecutorOptions& options);
+    ~Executor();
+    Executor(const Executor&) = delete;
+    Executor& operator=(const Executor&) = delete;
+
+    const Graph& graph() const;
+    const ExecutorOptions& options() const;
+    const MemoryPlan& memory_plan() const;
+    // One line each: the device, the planned arena beside the naive total, each conv layer's algorithm.
+    std::vector<std::string> describe() const;
+
+    // cudacnn's default initialization (PyTorch's distributions over Philox; parameter k of
+    // named_parameters() draws from stream k), BN weight 1, bias 0, running mean 0, var 1; fresh optimizer.
+    void initialize(uint64_t seed);
+
+    // The model's state_dict (parameters and buffers by PyTorch's names) and the optimizer's
+    // ("exp_avg.<param>", "exp_avg_sq.<param>", "momentum_buffer.<param>", and "step").
+    io::StateDict model_state() const;
+    void load_model_state(const io::StateDict& state, const std::string& source);
+    io::StateDict optimizer_state() const;
+    void load_optimizer_state(const io::StateDict& state, const std::string& source);
+
+    void set_learning_rate(double lr);
+    int64_t optimizer_steps() const;
+
+    // Copies a batch of `count` <= batch_size images (count, C, H, W) and labels into the arena: the
+    // only host → device transfer of a training step on the GPU.
+    void set_batch(const float* images, const int64_t* labels, int64_t count);
+    // Forward in training mode, cross-entropy, backward, optimizer step; `step` numbers the dropout masks.
+    // Adds the batch's loss and correct count to the metrics, which stay on the device.
+    void train_step(int64_t step);
+    // train_step without the optimizer step: the gradients of this batch's mean loss (for gradient checks
+    // and tests; gradients() reads them).
+    void forward_backward(int64_t step);
+    io::StateDict gradients() const;  // by parameter name
+    // Forward in evaluation mode (running BN statistics, no dropout); adds to the metrics.
+    void eval_step();
+    // The metrics accumulated since the last call (the periodic read-back), and zeroes them.
+    Metrics read_metrics();
+    // The last forward's logits (count, classes), e.g. for a confusion matrix.
+    HostTensor<float> logits() const;
+
+  private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace cudacnn::graph

@@ -1,0 +1,97 @@
+// The executor's two implementations of each node's forward and backward: the CPU reference ops
+// (cpu_backend.cpp) and the device kernels (gpu_backend.cpp). Both work on raw pointers that the executor
+// hands out from its arena and flat blocks, so that the executor's bookkeeping is written once.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "cudacnn/graph/executor.hpp"
+#include "cudacnn/graph/model.hpp"
+#include "cudacnn/ops/batch_norm.hpp"
+#include "cudacnn/ops/dropout.hpp"
+
+namespace cudacnn::graph::detail {
+
+// What one node reads and writes in one pass. Shapes include the batch dimension.
+struct NodeArgs {
+    int index = 0;
+    const Node* node = nullptr;
+    std::vector<Shape> input_shapes;
+    Shape output_shape;
+    std::vector<const float*> x;  // inputs
+    float* y = nullptr;
+    const float* dy = nullptr;    // backward: the gradient of y
+    std::vector<float*> dx;       // backward: per input, or nullptr where no gradient is needed
+    const float* weight = nullptr;
+    const float* bias = nullptr;
+    float* dweight = nullptr;
+    float* dbias = nullptr;
+    float* running_mean = nullptr;  // batch norm with running statistics
+    float* running_var = nullptr;
+    int64_t* num_batches_tracked = nullptr;  // host memory
+    void* saved = nullptr;  // kept from forward to backward: see saved_bytes()
+    void* workspace = nullptr;
+    std::size_t workspace_bytes = 0;
+    bool training = true;
+    bool dropout_active = true;  // false: dropout layers are the identity even in training
+    uint64_t seed = 0;
+    uint64_t dropout_stream = 0;
+};
+
+// The bytes a node keeps from its forward for its backward: batch norm's mean and 1/std (2·C floats), max
+// pooling's argmax (int64 per output), dropout's mask (a byte per unit).
+std::size_t saved_bytes(const Node& node, const std::vector<Shape>& input_shapes, const Shape& output_shape);
+
+class BackendImpl {
+  public:
+    virtual ~BackendImpl() = default;
+    virtual Backend kind() const = 0;
+    virtual std::string device_description() const = 0;
+
+    // Memory the executor lays its arena and flat blocks in; zero-filled.
+    virtual std::shared_ptr<void> allocate(std::size_t bytes) = 0;
+    virtual void copy_from_host(void* dst, const void* src, std::size_t bytes) = 0;
+    virtual void copy_to_host(void* dst, const void* src, std::size_t bytes) = 0;
+    virtual void zero(void* dst, std::size_t bytes) = 0;
+
+    // Called once per (node, batch) before the node runs with that batch: chooses algorithms and returns
+    // the workspace bytes its forward and its backward need.
+    virtual std::size_t prepare(const NodeArgs& args) = 0;
+    virtual std::string describe(int node_index) const = 0;  // "" when there is nothing to say
+
+    virtual void forward(const NodeArgs& args) = 0;
+    virtual void backward(const NodeArgs& args) = 0;
+    virtual void accumulate(float* sum, const float* value, int64_t count) = 0;  // sum += value
+
+    virtual std::size_t loss_workspace_bytes(int64_t rows) const = 0;
+    // Mean cross-entropy into *loss and, when dlogits is not null, its gradient with respect to the logits.
+    virtual void cross_entropy(const float* logits, const int64_t* labels, int64_t rows, int64_t classes,
+                               double label_smoothing, float* loss, float* dlogits, void* workspace,
+                               std::size_t workspace_bytes) = 0;
+    // loss_sum += *loss; correct += the batch's top-1 hits.
+    virtual void add_metrics(const float* loss, const float* logits, const int64_t* labels, int64_t rows,
+                             int64_t classes, float* loss_sum, int64_t* correct) = 0;
+    // One step over the whole flat parameter block; state holds `slots` arrays of n floats.
+    virtual void optimizer_step(const OptimizerConfig& config, float* params, const float* grads, float* state,
+                                int64_t n, int64_t& step) = 0;
+    virtual void synchronize() = 0;
+};
+
+std::unique_ptr<BackendImpl> make_cpu_backend();
+// Throws Error, saying why, when there is no GPU (the emu flavour always has its emulated one).
+std::unique_ptr<BackendImpl> make_gpu_backend(const std::string& conv_algo);
+
+// A dropout or batch norm node's settings for this pass, as the reference ops and kernels take them.
+cpu::DropoutOptions dropout_options(const NodeArgs& args);
+cpu::BatchNorm2dOptions batch_norm_options(const NodeArgs& args);
+
+int64_t optimizer_state_slots(const OptimizerConfig& config);
+cpu::SgdOptions sgd_options(const OptimizerConfig& config);
+cpu::AdamOptions adam_options(const OptimizerConfig& config);
+cpu::AdamWOptions adamw_options(const OptimizerConfig& config);
+
+}  // namespace cudacnn::graph::detail

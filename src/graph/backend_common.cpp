@@ -1,0 +1,74 @@
+// What both executor backends share: the bytes a node keeps for its backward, and the node's and the
+// optimizer's settings in the reference's option structs.
+#include "src/graph/backend.hpp"
+
+namespace cudacnn::graph::detail {
+
+std::size_t saved_bytes(const Node& node, const std::vector<Shape>& input_shapes, const Shape& output_shape) {
+    switch (node.spec.kind) {
+        case LayerKind::batch_norm2d: return 2 * sizeof(float) * static_cast<std::size_t>(node.spec.num_features);
+        case LayerKind::max_pool2d: return sizeof(int64_t) * static_cast<std::size_t>(output_shape.numel());
+        case LayerKind::dropout: return static_cast<std::size_t>(input_shapes[0].numel());
+        case LayerKind::dropout2d: return static_cast<std::size_t>(input_shapes[0][0] * input_shapes[0][1]);  // (N, C)
+        default: return 0;
+    }
+}
+
+cpu::DropoutOptions dropout_options(const NodeArgs& a) {
+    cpu::DropoutOptions options;
+    options.p = a.node->spec.p;
+    options.training = a.training && a.dropout_active;
+    options.seed = a.seed;
+    options.stream = a.dropout_stream;
+    return options;
+}
+
+cpu::BatchNorm2dOptions batch_norm_options(const NodeArgs& a) {
+    cpu::BatchNorm2dOptions options;
+    // Without running statistics PyTorch normalizes by the batch in eval mode too.
+    options.training = a.training || a.running_mean == nullptr;
+    options.momentum = a.node->spec.momentum;
+    options.eps = a.node->spec.eps;
+    return options;
+}
+
+cpu::SgdOptions sgd_options(const OptimizerConfig& config) {
+    cpu::SgdOptions options;
+    options.lr = config.lr;
+    options.momentum = config.momentum;
+    options.weight_decay = config.weight_decay;
+    return options;
+}
+
+namespace {
+// Adam's and AdamW's options have the same fields; only their default weight decay differs.
+template <class Options>
+Options adam_family_options(const OptimizerConfig& config) {
+    Options options;
+    options.lr = config.lr;
+    options.beta1 = config.beta1;
+    options.beta2 = config.beta2;
+    options.eps = config.eps;
+    options.weight_decay = config.weight_decay;
+    return options;
+}
+}  // namespace
+
+cpu::AdamOptions adam_options(const OptimizerConfig& config) {
+    return adam_family_options<cpu::AdamOptions>(config);
+}
+
+cpu::AdamWOptions adamw_options(const OptimizerConfig& config) {
+    return adam_family_options<cpu::AdamWOptions>(config);
+}
+
+int64_t optimizer_state_slots(const OptimizerConfig& config) {
+    switch (config.kind) {
+        case OptimizerKind::adam: return cpu::adam_state_slots(adam_options(config));
+        case OptimizerKind::adamw: return cpu::adamw_state_slots(adamw_options(config));
+        case OptimizerKind::sgd: return cpu::sgd_state_slots(sgd_options(config));
+    }
+    return 0;
+}
+
+}  // namespace cudacnn::graph::detail

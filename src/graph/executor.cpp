@@ -1,0 +1,542 @@
+// The graph executor's bookkeeping, shared by both backends: flat blocks for parameters, gradients,
+// optimizer state and BN buffers; a static memory plan for everything a step writes; the order of forward,
+// loss, backward (with gradient accumulation where a tensor feeds several layers) and the optimizer step.
+#include "cudacnn/graph/executor.hpp"
+
+#include <algorithm>
+#include <map>
+
+#include <fmt/format.h>
+
+#include "cudacnn/ops/init.hpp"
+#include "src/graph/backend.hpp"
+
+namespace cudacnn::graph {
+namespace {
+
+using detail::NodeArgs;
+
+// Dropout masks draw from Philox streams far above those of the initial weights (one per parameter).
+constexpr uint64_t kDropoutStreamBase = uint64_t{1} << 48;
+constexpr int kNone = -1;
+
+int64_t padded_to_float4(int64_t n) {
+    return (n + 3) / 4 * 4;  // the fused optimizer's float4 path needs every tensor 16-byte aligned
+}
+
+Shape with_batch(int64_t batch, const Shape& per_sample) {
+    std::vector<int64_t> dims{batch};
+    for (int64_t d : per_sample.dims()) dims.push_back(d);
+    return Shape(dims);
+}
+
+// Layers whose backward reads their input, or their own output.
+bool backward_reads_input(LayerKind kind) {
+    return kind == LayerKind::conv2d || kind == LayerKind::batch_norm2d || kind == LayerKind::linear;
+}
+bool backward_reads_output(LayerKind kind) {
+    return kind == LayerKind::relu;
+}
+// Layers that skip the input gradient when given none (the model's input needs none).
+bool can_skip_input_gradient(LayerKind kind) {
+    return kind == LayerKind::conv2d || kind == LayerKind::linear;
+}
+
+std::vector<std::string> optimizer_slot_names(const OptimizerConfig& config) {
+    switch (config.kind) {
+        case OptimizerKind::sgd: return config.momentum != 0.0 ? std::vector<std::string>{"momentum_buffer"}
+                                                               : std::vector<std::string>{};
+        default: break;
+    }
+    return {"exp_avg", "exp_avg_sq"};  // PyTorch's names for Adam's and AdamW's state
+}
+
+}  // namespace
+
+const char* backend_name(Backend backend) {
+    return backend == Backend::cpu ? "cpu" : "gpu";
+}
+
+struct Executor::Impl {
+    Graph graph;
+    ExecutorOptions options;
+    std::unique_ptr<detail::BackendImpl> backend;
+    int layers = 0;
+
+    // ---- flat blocks: parameters (and gradients, same layout), BN buffers, optimizer state -------------
+    std::vector<int64_t> offset;  // per state entry, in floats of its block; kNone for num_batches_tracked
+    int64_t param_floats = 0, buffer_floats = 0, slots = 0, optimizer_step = 0;
+    std::shared_ptr<void> params, grads, buffers, optimizer;
+    std::map<int, int64_t> num_batches_tracked;  // per batch norm node, on the host
+
+    // ---- the arena ----------------------------------------------------------------------------------
+    std::vector<int> storage;  // per node: the node whose output memory it uses (kInput for the model input)
+    std::vector<BufferRequest> requests;
+    MemoryPlan plan;
+    std::shared_ptr<void> arena;
+    std::vector<int> y_buf, dy_buf, saved_buf, workspace_buf;  // request indices per node, kNone if none
+    std::map<std::pair<int, int>, int> temp_buf;  // (consumer, input slot) → gradient to add, not the first writer
+    int x_buf = kNone, input_grad_buf = kNone, labels_buf = kNone, loss_buf = kNone, loss_workspace_buf = kNone,
+        loss_sum_buf = kNone, correct_buf = kNone;
+    std::map<std::pair<int, int64_t>, std::shared_ptr<void>> extra_workspace;  // (node, batch) → when a smaller
+                                                                               // batch needs more than planned
+    int64_t batch = 0;  // the current batch's size
+    int64_t metric_batches = 0, metric_samples = 0;
+
+    Impl(const Graph& g, const ExecutorOptions& o) : graph(g), options(o) {
+        CUDACNN_CHECK(options.batch_size >= 1, "executor: batch size {} must be at least 1", options.batch_size);
+        backend = options.backend == Backend::cpu ? detail::make_cpu_backend()
+                                                  : detail::make_gpu_backend(options.conv_algo);
+        layers = static_cast<int>(graph.nodes.size());
+        lay_out_state();
+        plan_arena();
+    }
+
+    int fwd_time(int node) const { return node; }
+    int loss_time() const { return layers; }
+    int bwd_time(int node) const { return 2 * layers - node; }
+
+    bool is_alias(int node) const {
+        const LayerKind kind = graph.nodes[node].spec.kind;
+        return kind == LayerKind::flatten ||
+               (!options.dropout && (kind == LayerKind::dropout || kind == LayerKind::dropout2d));
+    }
+
+    void* address(int request) const {
+        return request == kNone ? nullptr : static_cast<char*>(arena.get()) + plan.offsets[request];
+    }
+    float* floats(int request) const { return static_cast<float*>(address(request)); }
+    float* param(const std::shared_ptr<void>& block, int entry) const {
+        return static_cast<float*>(block.get()) + offset[entry];
+    }
+
+    void lay_out_state() {
+        offset.assign(graph.state.size(), kNone);
+        for (std::size_t e = 0; e < graph.state.size(); ++e) {
+            const StateEntry& entry = graph.state[e];
+            if (entry.dtype != DType::f32) {
+                num_batches_tracked[entry.node] = 0;
+                continue;
+            }
+            int64_t& size = entry.trainable ? param_floats : buffer_floats;
+            offset[e] = size;
+            size += padded_to_float4(entry.shape.numel());
+        }
+        slots = detail::optimizer_state_slots(options.optimizer);
+        CUDACNN_CHECK(slots == static_cast<int64_t>(optimizer_slot_names(options.optimizer).size()),
+                      "executor: the optimizer has {} state slots but {} names for them", slots,
+                      optimizer_slot_names(options.optimizer).size());
+        params = backend->allocate(sizeof(float) * param_floats);
+        grads = backend->allocate(sizeof(float) * param_floats);
+        buffers = backend->allocate(sizeof(float) * std::max<int64_t>(buffer_floats, 1));
+        optimizer = backend->allocate(sizeof(float) * std::max<int64_t>(slots * param_floats, 1));
+    }
+
+    int request(const std::string& name, std::size_t bytes, int first, int last) {
+        requests.push_back({name, bytes, first, last});
+        return static_cast<int>(requests.size()) - 1;
+    }
+
+    std::vector<Shape> input_shapes(int node, int64_t n) const {
+        std::vector<Shape> shapes;
+        for (int input : graph.nodes[node].inputs) shapes.push_back(with_batch(n, graph.shape_of(input)));
+        return shapes;
+    }
+
+    // Every buffer of a step with its lifetime: forward of node i at time i, the loss at L, the backward of
+    // node i at 2L − i.
+    void plan_arena() {
+        const int64_t b = options.batch_size;
+        storage.assign(layers, kNone);
+        for (int i = 0; i < layers; ++i) storage[i] = is_alias(i) ? storage_of(graph.nodes[i].inputs[0]) : i;
+        y_buf.assign(layers, kNone);
+        dy_buf.assign(layers, kNone);
+        saved_buf.assign(layers, kNone);
+        workspace_buf.assign(layers, kNone);
+        const int last = layers - 1;
+
+        x_buf = request("input", sizeof(float) * with_batch(b, graph.spec.input).numel(), 0, MemoryPlan::kForever);
+        labels_buf = request("labels", sizeof(int64_t) * b, 0, MemoryPlan::kForever);
+        loss_buf = request("loss", sizeof(float), 0, MemoryPlan::kForever);
+        loss_sum_buf = request("loss sum", sizeof(float), 0, MemoryPlan::kForever);
+        correct_buf = request("correct", sizeof(int64_t), 0, MemoryPlan::kForever);
+        loss_workspace_buf = request("loss workspace", backend->loss_workspace_bytes(b), loss_time(), loss_time());
+
+        for (int s = 0; s < layers; ++s) {
+            if (storage[s] != s) continue;
+            const std::size_t bytes = sizeof(float) * with_batch(b, graph.nodes[s].output).numel();
+            const std::string& name = graph.nodes[s].spec.name;
+            int y_last = fwd_time(s), dy_first = storage[last] == s ? loss_time() : MemoryPlan::kForever;
+            for (int m = s; m < layers; ++m) {
+                if (storage[m] != s) continue;
+                if (backward_reads_output(graph.nodes[m].spec.kind)) y_last = std::max(y_last, bwd_time(m));
+                for (int c : graph.nodes[m].consumers) {
+                    y_last = std::max(y_last, fwd_time(c));
+                    if (backward_reads_input(graph.nodes[c].spec.kind)) y_last = std::max(y_last, bwd_time(c));
+                    if (!is_alias(c)) dy_first = std::min(dy_first, bwd_time(c));
+                }
+            }
+            if (storage[last] == s) y_last = MemoryPlan::kForever;  // the logits stay readable after a step
+            y_buf[s] = request(name + " y", bytes, fwd_time(s), y_last);
+            if (dy_first != MemoryPlan::kForever) dy_buf[s] = request(name + " dy", bytes, dy_first, bwd_time(s));
+        }
+        for (int i = 0; i < layers; ++i) {
+            if (is_alias(i)) continue;
+            const Node& node = graph.nodes[i];
+            const std::vector<Shape> in = input_shapes(i, b);
+            const Shape out = with_batch(b, node.output);
+            const std::size_t saved = detail::saved_bytes(node, in, out);
+            if (saved > 0) saved_buf[i] = request(node.spec.name + " saved", saved, fwd_time(i), bwd_time(i));
+            const std::size_t workspace = backend->prepare(args_shapes(i, b));
+            if (workspace > 0) {
+                workspace_buf[i] = request(node.spec.name + " workspace", workspace, fwd_time(i), bwd_time(i));
+            }
+        }
+        plan_gradient_accumulation(b);
+        plan = plan_memory(requests);
+        check_memory_plan(requests, plan);
+        arena = backend->allocate(plan.peak_bytes);
+    }
+
+    int storage_of(int node) const { return node == kInput ? kInput : storage[node]; }
+
+    // Where several layers read one tensor, the first backward (the latest layer) writes its gradient and
+    // the others write theirs into a temporary that is then added.
+    void plan_gradient_accumulation(int64_t b) {
+        std::map<int, bool> written;  // storage → has a writer already
+        for (int c = layers - 1; c >= 0; --c) {
+            if (is_alias(c)) continue;
+            const Node& node = graph.nodes[c];
+            for (std::size_t k = 0; k < node.inputs.size(); ++k) {
+                const int target = storage_of(node.inputs[k]);
+                const std::size_t bytes = sizeof(float) * with_batch(b, graph.shape_of(node.inputs[k])).numel();
+                if (target == kInput) {
+                    if (can_skip_input_gradient(node.spec.kind)) continue;
+                    // Nobody reads the input's gradient; one scratch buffer serves every layer that must write it.
+                    if (input_grad_buf == kNone) {
+                        input_grad_buf = request("input dx (unused)", bytes, bwd_time(c), MemoryPlan::kForever);
+                    }
+                    continue;
+                }
+                if (written[target]) {
+                    temp_buf[{c, static_cast<int>(k)}] =
+                        request(fmt::format("{} dx{} (to add)", node.spec.name, k), bytes, bwd_time(c), bwd_time(c));
+                }
+                written[target] = true;
+            }
+        }
+    }
+
+    // Shapes and node only: what prepare() needs.
+    NodeArgs args_shapes(int i, int64_t n) const {
+        NodeArgs a;
+        a.index = i;
+        a.node = &graph.nodes[i];
+        a.input_shapes = input_shapes(i, n);
+        a.output_shape = with_batch(n, graph.nodes[i].output);
+        return a;
+    }
+
+    NodeArgs node_args(int i, bool training, int64_t step) {
+        NodeArgs a = args_shapes(i, batch);
+        const Node& node = graph.nodes[i];
+        for (int input : node.inputs) {
+            a.x.push_back(input == kInput ? floats(x_buf) : floats(y_buf[storage[input]]));
+        }
+        a.y = floats(y_buf[i]);
+        a.dy = dy_buf[i] == kNone ? nullptr : floats(dy_buf[i]);
+        for (int e : node.state) {
+            const StateEntry& entry = graph.state[e];
+            if (entry.role == "weight") {
+                a.weight = param(params, e);
+                a.dweight = param(grads, e);
+            } else if (entry.role == "bias") {
+                a.bias = param(params, e);
+                a.dbias = param(grads, e);
+            } else if (entry.role == "running_mean") {
+                a.running_mean = param(buffers, e);
+            } else if (entry.role == "running_var") {
+                a.running_var = param(buffers, e);
+            } else if (entry.role == "num_batches_tracked") {
+                a.num_batches_tracked = &num_batches_tracked[i];
+            }
+        }
+        a.saved = address(saved_buf[i]);
+        a.workspace = address(workspace_buf[i]);
+        a.workspace_bytes = workspace_buf[i] == kNone ? 0 : requests[workspace_buf[i]].bytes;
+        if (batch != options.batch_size) use_workspace_for_batch(a);
+        a.training = training;
+        a.dropout_active = options.dropout;
+        a.seed = options.seed;
+        a.dropout_stream = kDropoutStreamBase + static_cast<uint64_t>(step) * static_cast<uint64_t>(layers) +
+                           static_cast<uint64_t>(i);
+        return a;
+    }
+
+    // A smaller (last) batch gets its own algorithm choice; should that want more workspace than the full
+    // batch's plan holds, it gets a buffer of its own, once.
+    void use_workspace_for_batch(NodeArgs& a) {
+        const std::size_t needed = backend->prepare(a);
+        if (needed <= a.workspace_bytes) return;
+        auto& extra = extra_workspace[{a.index, batch}];
+        if (!extra) extra = backend->allocate(needed);
+        a.workspace = extra.get();
+        a.workspace_bytes = needed;
+    }
+
+    void forward(bool training, int64_t step) {
+        CUDACNN_CHECK(batch > 0, "executor: set_batch() must come before a step");
+        for (int i = 0; i < layers; ++i) {
+            if (!is_alias(i)) backend->forward(node_args(i, training, step));
+        }
+    }
+
+    const float* logits_ptr() const { return floats(y_buf[storage[layers - 1]]); }
+    float* dlogits_ptr() const { return floats(dy_buf[storage[layers - 1]]); }
+
+    void backward(int64_t step) {
+        for (int i = layers - 1; i >= 0; --i) {
+            // Aliases pass gradients through their shared memory; a layer that nothing downstream uses has none.
+            if (is_alias(i) || dy_buf[storage[i]] == kNone) continue;
+            NodeArgs a = node_args(i, true, step);
+            a.dy = floats(dy_buf[storage[i]]);
+            std::vector<std::pair<float*, float*>> to_add;  // (target, temporary)
+            for (std::size_t k = 0; k < a.node->inputs.size(); ++k) {
+                const int input = a.node->inputs[k];
+                if (input == kInput) {
+                    a.dx.push_back(can_skip_input_gradient(a.node->spec.kind) ? nullptr : floats(input_grad_buf));
+                    continue;
+                }
+                float* target = floats(dy_buf[storage[input]]);
+                const auto temp = temp_buf.find({i, static_cast<int>(k)});
+                if (temp == temp_buf.end()) {
+                    a.dx.push_back(target);
+                } else {
+                    a.dx.push_back(floats(temp->second));
+                    to_add.emplace_back(target, floats(temp->second));
+                }
+            }
+            backend->backward(a);
+            for (std::size_t k = 0; k < to_add.size(); ++k) {
+                backend->accumulate(to_add[k].first, to_add[k].second, a.input_shapes[0].numel());
+            }
+        }
+    }
+};
+
+// ---- public interface -----------------------------------------------------------------------------------
+
+Executor::Executor(const Graph& graph, const ExecutorOptions& options)
+    : impl_(std::make_unique<Impl>(graph, options)) {}
+Executor::~Executor() = default;
+
+const Graph& Executor::graph() const { return impl_->graph; }
+const ExecutorOptions& Executor::options() const { return impl_->options; }
+const MemoryPlan& Executor::memory_plan() const { return impl_->plan; }
+
+std::vector<std::string> Executor::describe() const {
+    const Impl& m = *impl_;
+    std::vector<std::string> lines{fmt::format("device: {}", m.backend->device_description())};
+    constexpr double kMiB = 1024.0 * 1024.0;
+    lines.push_back(fmt::format("memory plan at batch {}: {:.2f} MiB for activations, gradients and workspaces "
+                                "({:.2f} MiB without reuse); parameters, gradients and optimizer state {:.2f} MiB",
+                                m.options.batch_size, m.plan.peak_bytes / kMiB, m.plan.naive_bytes / kMiB,
+                                sizeof(float) * m.param_floats * (2 + m.slots) / kMiB));
+    for (int i = 0; i < m.layers; ++i) {
+        const std::string d = m.backend->describe(i);
+        if (!d.empty()) lines.push_back(fmt::format("{}: {}", m.graph.nodes[i].spec.name, d));
+    }
+    return lines;
+}
+
+void Executor::initialize(uint64_t seed) {
+    Impl& m = *impl_;
+    std::vector<float> params(m.param_floats, 0.0f), buffers(std::max<int64_t>(m.buffer_floats, 1), 0.0f);
+    const std::vector<int> order = m.graph.parameters();
+    for (std::size_t k = 0; k < order.size(); ++k) {
+        const StateEntry& entry = m.graph.state[order[k]];
+        const LayerSpec& layer = m.graph.nodes[entry.node].spec;
+        HostTensor<float> value;
+        if (layer.kind == LayerKind::batch_norm2d) {
+            value = entry.role == "weight" ? cpu::batchnorm_weight_init<float>(entry.shape[0])
+                                           : cpu::batchnorm_bias_init<float>(entry.shape[0]);
+        } else if (entry.role == "weight") {
+            value = cpu::default_weight_init<float>(entry.shape, seed, k);
+        } else {
+            // The bias's bound comes from its layer's weight, the entry before it.
+            const Shape& weight = m.graph.state[order[k - 1]].shape;
+            value = cpu::default_bias_init<float>(entry.shape, cpu::fan_in(weight), seed, k);
+        }
+        std::copy(value.values().begin(), value.values().end(), params.begin() + m.offset[order[k]]);
+    }
+    for (std::size_t e = 0; e < m.graph.state.size(); ++e) {
+        if (m.graph.state[e].role == "running_var") {
+            std::fill_n(buffers.begin() + m.offset[e], m.graph.state[e].shape.numel(), 1.0f);
+        }
+    }
+    m.backend->copy_from_host(m.params.get(), params.data(), sizeof(float) * params.size());
+    m.backend->copy_from_host(m.buffers.get(), buffers.data(), sizeof(float) * buffers.size());
+    m.backend->zero(m.optimizer.get(), sizeof(float) * std::max<int64_t>(m.slots * m.param_floats, 1));
+    for (auto& [node, count] : m.num_batches_tracked) count = 0;
+    m.optimizer_step = 0;
+}
+
+io::StateDict Executor::model_state() const {
+    const Impl& m = *impl_;
+    io::StateDict state;
+    for (std::size_t e = 0; e < m.graph.state.size(); ++e) {
+        const StateEntry& entry = m.graph.state[e];
+        if (entry.dtype == DType::i64) {
+            state.put(entry.name, HostTensor<int64_t>(Shape{}, std::vector<int64_t>{m.num_batches_tracked.at(entry.node)}));
+            continue;
+        }
+        HostTensor<float> value(entry.shape);
+        m.backend->copy_to_host(value.data(), m.param(entry.trainable ? m.params : m.buffers, static_cast<int>(e)),
+                                sizeof(float) * value.numel());
+        state.put(entry.name, std::move(value));
+    }
+    return state;
+}
+
+void Executor::load_model_state(const io::StateDict& state, const std::string& source) {
+    Impl& m = *impl_;
+    std::vector<io::ExpectedEntry> expected;
+    for (const StateEntry& entry : m.graph.state) expected.push_back({entry.name, entry.shape, entry.dtype});
+    io::check_state_dict(state, expected, source);
+    for (std::size_t e = 0; e < m.graph.state.size(); ++e) {
+        const StateEntry& entry = m.graph.state[e];
+        if (entry.dtype == DType::i64) {
+            m.num_batches_tracked[entry.node] = state.i64(entry.name)[0];
+            continue;
+        }
+        const HostTensor<float>& value = state.f32(entry.name);
+        m.backend->copy_from_host(m.param(entry.trainable ? m.params : m.buffers, static_cast<int>(e)), value.data(),
+                                  sizeof(float) * value.numel());
+    }
+}
+
+io::StateDict Executor::gradients() const {
+    const Impl& m = *impl_;
+    io::StateDict grads;
+    for (int e : m.graph.parameters()) {
+        HostTensor<float> value(m.graph.state[e].shape);
+        m.backend->copy_to_host(value.data(), m.param(m.grads, e), sizeof(float) * value.numel());
+        grads.put(m.graph.state[e].name, std::move(value));
+    }
+    return grads;
+}
+
+io::StateDict Executor::optimizer_state() const {
+    const Impl& m = *impl_;
+    io::StateDict state;
+    const std::vector<std::string> slot_names = optimizer_slot_names(m.options.optimizer);
+    for (int e : m.graph.parameters()) {
+        const StateEntry& entry = m.graph.state[e];
+        for (std::size_t k = 0; k < slot_names.size(); ++k) {
+            HostTensor<float> value(entry.shape);
+            m.backend->copy_to_host(value.data(), m.param(m.optimizer, e) + k * m.param_floats,
+                                    sizeof(float) * value.numel());
+            state.put(slot_names[k] + "." + entry.name, std::move(value));
+        }
+    }
+    state.put("step", HostTensor<int64_t>(Shape{}, std::vector<int64_t>{m.optimizer_step}));
+    return state;
+}
+
+void Executor::load_optimizer_state(const io::StateDict& state, const std::string& source) {
+    Impl& m = *impl_;
+    const std::vector<std::string> slot_names = optimizer_slot_names(m.options.optimizer);
+    std::vector<io::ExpectedEntry> expected{{"step", Shape{}, DType::i64}};
+    for (int e : m.graph.parameters()) {
+        for (const std::string& slot : slot_names) {
+            expected.push_back({slot + "." + m.graph.state[e].name, m.graph.state[e].shape, DType::f32});
+        }
+    }
+    io::check_state_dict(state, expected, source);
+    for (int e : m.graph.parameters()) {
+        for (std::size_t k = 0; k < slot_names.size(); ++k) {
+            const HostTensor<float>& value = state.f32(slot_names[k] + "." + m.graph.state[e].name);
+            m.backend->copy_from_host(m.param(m.optimizer, e) + k * m.param_floats, value.data(),
+                                      sizeof(float) * value.numel());
+        }
+    }
+    m.optimizer_step = state.i64("step")[0];
+}
+
+void Executor::set_learning_rate(double lr) { impl_->options.optimizer.lr = lr; }
+int64_t Executor::optimizer_steps() const { return impl_->optimizer_step; }
+
+void Executor::set_batch(const float* images, const int64_t* labels, int64_t count) {
+    Impl& m = *impl_;
+    CUDACNN_CHECK(count >= 1 && count <= m.options.batch_size,
+                  "executor: a batch of {} images; it must hold 1 to {} (the batch size it was planned for)", count,
+                  m.options.batch_size);
+    const int64_t classes = m.graph.spec.num_classes;
+    for (int64_t i = 0; i < count; ++i) {
+        // The kernels do not validate labels; a bad one would silently read past the logits.
+        CUDACNN_CHECK(labels[i] >= 0 && labels[i] < classes,
+                      "executor: label {} of sample {} in the batch is outside [0, {}) for model '{}' with {} classes",
+                      labels[i], i, classes, m.graph.spec.name, classes);
+    }
+    const int64_t image_floats = m.graph.spec.input.numel();
+    m.backend->copy_from_host(m.address(m.x_buf), images, sizeof(float) * image_floats * count);
+    m.backend->copy_from_host(m.address(m.labels_buf), labels, sizeof(int64_t) * count);
+    m.batch = count;
+}
+
+void Executor::train_step(int64_t step) {
+    forward_backward(step);
+    Impl& m = *impl_;
+    m.backend->optimizer_step(m.options.optimizer, static_cast<float*>(m.params.get()),
+                              static_cast<const float*>(m.grads.get()), static_cast<float*>(m.optimizer.get()),
+                              m.param_floats, m.optimizer_step);
+}
+
+void Executor::forward_backward(int64_t step) {
+    Impl& m = *impl_;
+    m.forward(/*training=*/true, step);
+    const int64_t classes = m.graph.spec.num_classes;
+    const auto* labels = static_cast<const int64_t*>(m.address(m.labels_buf));
+    m.backend->cross_entropy(m.logits_ptr(), labels, m.batch, classes, m.options.label_smoothing, m.floats(m.loss_buf),
+                             m.dlogits_ptr(), m.address(m.loss_workspace_buf), m.requests[m.loss_workspace_buf].bytes);
+    m.backend->add_metrics(m.floats(m.loss_buf), m.logits_ptr(), labels, m.batch, classes, m.floats(m.loss_sum_buf),
+                           static_cast<int64_t*>(m.address(m.correct_buf)));
+    m.backward(step);
+    ++m.metric_batches;
+    m.metric_samples += m.batch;
+}
+
+void Executor::eval_step() {
+    Impl& m = *impl_;
+    m.forward(/*training=*/false, 0);
+    const int64_t classes = m.graph.spec.num_classes;
+    const auto* labels = static_cast<const int64_t*>(m.address(m.labels_buf));
+    m.backend->cross_entropy(m.logits_ptr(), labels, m.batch, classes, m.options.label_smoothing, m.floats(m.loss_buf),
+                             nullptr, m.address(m.loss_workspace_buf), m.requests[m.loss_workspace_buf].bytes);
+    m.backend->add_metrics(m.floats(m.loss_buf), m.logits_ptr(), labels, m.batch, classes, m.floats(m.loss_sum_buf),
+                           static_cast<int64_t*>(m.address(m.correct_buf)));
+    ++m.metric_batches;
+    m.metric_samples += m.batch;
+}
+
+Metrics Executor::read_metrics() {
+    Impl& m = *impl_;
+    float loss_sum = 0.0f;
+    int64_t correct = 0;
+    m.backend->copy_to_host(&loss_sum, m.address(m.loss_sum_buf), sizeof(float));
+    m.backend->copy_to_host(&correct, m.address(m.correct_buf), sizeof(int64_t));
+    m.backend->zero(m.address(m.loss_sum_buf), sizeof(float));
+    m.backend->zero(m.address(m.correct_buf), sizeof(int64_t));
+    Metrics metrics{m.metric_batches, m.metric_samples, loss_sum, correct};
+    m.metric_batches = m.metric_samples = 0;
+    return metrics;
+}
+
+HostTensor<float> Executor::logits() const {
+    const Impl& m = *impl_;
+    HostTensor<float> logits(Shape{m.batch, m.graph.spec.num_classes});
+    m.backend->copy_to_host(logits.data(), m.logits_ptr(), sizeof(float) * logits.numel());
+    return logits;
+}
+
+}  // namespace cudacnn::graph

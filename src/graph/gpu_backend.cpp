@@ -1,0 +1,216 @@
+// The executor on the device: the hand-written kernels (and cuDNN / cuBLAS where chosen) on one stream,
+// run by a real GPU in the cuda flavour or by the CPU emulator in the emu flavour.
+#include <map>
+#include <utility>
+
+#include "cuda/activation.hpp"
+#include "cuda/batch_norm.hpp"
+#include "cuda/conv2d.hpp"
+#include "cuda/dropout.hpp"
+#include "cuda/linear.hpp"
+#include "cuda/loss.hpp"
+#include "cuda/optimizer.hpp"
+#include "cuda/pool.hpp"
+#include "cuda/shape_ops.hpp"
+#include "cudacnn/device.hpp"
+#include "src/graph/backend.hpp"
+
+namespace cudacnn::graph::detail {
+namespace {
+
+cpu::Conv2dGeometry conv_geometry(const NodeArgs& a) {
+    const LayerSpec& s = a.node->spec;
+    const Shape weight{s.out_channels, s.in_channels / s.conv.groups, s.kernel_size.h, s.kernel_size.w};
+    return cpu::conv2d_geometry(a.input_shapes[0], weight, s.conv);
+}
+
+gpu::LinearShape linear_shape(const NodeArgs& a) {
+    return {a.input_shapes[0][0], a.node->spec.in_features, a.node->spec.out_features};
+}
+
+class GpuBackend final : public BackendImpl {
+  public:
+    explicit GpuBackend(const std::string& conv_algo) : algo_(gpu::parse_conv_algo(conv_algo)) {
+        const GpuStatus status = gpu_status();
+        CUDACNN_CHECK(status.available, "--device cuda: no usable GPU here ({}); use --device cpu, or build the emu "
+                      "flavour to run the kernels on the CPU emulator", status.description);
+        description_ = status.description;
+        const float one = 1.0f;  // d(loss)/d(loss), which the loss backward reads from device memory
+        one_ = upload(&one, 1);
+    }
+
+    Backend kind() const override { return Backend::gpu; }
+    std::string device_description() const override { return "gpu: " + description_; }
+
+    std::shared_ptr<void> allocate(std::size_t bytes) override {
+        auto buffer = std::make_shared<DeviceBuffer>(bytes);
+        fill_bytes(buffer->data(), 0, bytes, stream_.handle());
+        stream_.synchronize();
+        return std::shared_ptr<void>(buffer, buffer->data());
+    }
+    // The stream may still be reading the destination (or writing the source): copy on it and wait.
+    void copy_from_host(void* dst, const void* src, std::size_t bytes) override {
+        copy_to_device(dst, src, bytes, stream_.handle());
+        stream_.synchronize();
+    }
+    void copy_to_host(void* dst, const void* src, std::size_t bytes) override {
+        cudacnn::copy_to_host(dst, src, bytes, stream_.handle());
+        stream_.synchronize();
+    }
+    void zero(void* dst, std::size_t bytes) override { fill_bytes(dst, 0, bytes, stream_.handle()); }
+
+    std::size_t prepare(const NodeArgs& a) override {
+        switch (a.node->spec.kind) {
+            case LayerKind::conv2d: {
+                const auto key = std::make_pair(a.index, a.input_shapes[0][0]);
+                auto it = plans_.find(key);
+                if (it == plans_.end()) {
+                    gpu::Conv2dSettings settings;
+                    settings.algo = algo_;
+                    it = plans_.emplace(key, gpu::Conv2dPlan(conv_geometry(a), settings, stream_.handle())).first;
+                    if (descriptions_.count(a.index) == 0) descriptions_[a.index] = it->second.description();
+                }
+                return it->second.workspace_bytes();
+            }
+            case LayerKind::batch_norm2d: return gpu::batch_norm2d_workspace_bytes(a.input_shapes[0]);
+            default: return 0;
+        }
+    }
+    std::string describe(int node_index) const override {
+        const auto it = descriptions_.find(node_index);
+        return it == descriptions_.end() ? "" : it->second;
+    }
+
+    void forward(const NodeArgs& a) override;
+    void backward(const NodeArgs& a) override;
+
+    void accumulate(float* sum, const float* value, int64_t count) override {
+        gpu::add_forward(sum, value, sum, count, stream_.handle());
+    }
+
+    std::size_t loss_workspace_bytes(int64_t rows) const override { return gpu::cross_entropy_workspace_bytes(rows); }
+    void cross_entropy(const float* logits, const int64_t* labels, int64_t rows, int64_t classes,
+                       double label_smoothing, float* loss, float* dlogits, void* workspace,
+                       std::size_t workspace_bytes) override {
+        gpu::CrossEntropyOptions options;
+        options.label_smoothing = label_smoothing;
+        gpu::cross_entropy_forward(logits, labels, rows, classes, options, loss, workspace, workspace_bytes,
+                                   stream_.handle());
+        if (dlogits != nullptr) {
+            gpu::cross_entropy_backward(logits, labels, one_.data_as<const float>(), rows, classes, options, dlogits, workspace,
+                                        workspace_bytes, stream_.handle());
+        }
+    }
+    void add_metrics(const float* loss, const float* logits, const int64_t* labels, int64_t rows, int64_t classes,
+                     float* loss_sum, int64_t* correct) override {
+        accumulate(loss_sum, loss, 1);
+        gpu::accuracy_counts(logits, labels, rows, classes, 1, correct, nullptr, /*accumulate=*/true,
+                             stream_.handle());
+    }
+
+    void optimizer_step(const OptimizerConfig& config, float* params, const float* grads, float* state, int64_t n,
+                        int64_t& step) override {
+        switch (config.kind) {
+            case OptimizerKind::adam: gpu::adam_step(adam_options(config), params, grads, state, n, step, stream_.handle()); break;
+            case OptimizerKind::adamw: gpu::adamw_step(adamw_options(config), params, grads, state, n, step, stream_.handle()); break;
+            case OptimizerKind::sgd: gpu::sgd_step(sgd_options(config), params, grads, state, n, step, stream_.handle()); break;
+        }
+    }
+    void synchronize() override { stream_.synchronize(); }
+
+  private:
+    const gpu::Conv2dPlan& plan(const NodeArgs& a) const { return plans_.at({a.index, a.input_shapes[0][0]}); }
+
+    gpu::ConvAlgo algo_;
+    std::string description_;
+    Stream stream_;
+    DeviceBuffer one_;
+    std::map<std::pair<int, int64_t>, gpu::Conv2dPlan> plans_;  // by (node, batch)
+    std::map<int, std::string> descriptions_;
+};
+
+void GpuBackend::forward(const NodeArgs& a) {
+    const LayerSpec& s = a.node->spec;
+    const cudaStream_t st = stream_.handle();
+    const Shape& in = a.input_shapes[0];
+    const int64_t count = in.numel();
+    switch (s.kind) {
+        case LayerKind::conv2d: plan(a).forward(a.x[0], a.weight, a.bias, a.y, a.workspace, st); break;
+        case LayerKind::batch_norm2d: {
+            gpu::BatchNorm2dRunningStatsView running{a.running_mean, a.running_var,
+                                                     a.num_batches_tracked ? *a.num_batches_tracked : 0};
+            auto* saved = static_cast<float*>(a.saved);
+            gpu::batch_norm2d(a.x[0], a.weight, a.bias, a.running_mean ? &running : nullptr, a.y, saved,
+                              saved + s.num_features, in, batch_norm_options(a), a.workspace, a.workspace_bytes, st);
+            if (a.num_batches_tracked != nullptr) *a.num_batches_tracked = running.num_batches_tracked;
+            break;
+        }
+        case LayerKind::relu: gpu::relu_forward(a.x[0], a.y, count, st); break;
+        case LayerKind::max_pool2d:
+            gpu::max_pool2d(a.x[0], a.y, static_cast<int64_t*>(a.saved), in, s.max_pool, st);
+            break;
+        case LayerKind::avg_pool2d: gpu::avg_pool2d(a.x[0], a.y, in, s.avg_pool, st); break;
+        case LayerKind::adaptive_avg_pool2d: gpu::adaptive_avg_pool2d(a.x[0], a.y, in, s.output_size, st); break;
+        case LayerKind::dropout:
+            gpu::dropout_forward(a.x[0], a.y, static_cast<uint8_t*>(a.saved), count, dropout_options(a), st);
+            break;
+        case LayerKind::dropout2d:
+            gpu::dropout2d_forward(a.x[0], a.y, static_cast<uint8_t*>(a.saved), in, dropout_options(a), st);
+            break;
+        case LayerKind::flatten: copy_on_device(a.y, a.x[0], static_cast<std::size_t>(count) * sizeof(float), st); break;
+        case LayerKind::linear: gpu::linear_forward(a.x[0], a.weight, a.bias, a.y, linear_shape(a), st); break;
+        case LayerKind::add:
+            gpu::add_forward(a.x[0], a.x[1], a.y, count, st);
+            for (std::size_t k = 2; k < a.x.size(); ++k) gpu::add_forward(a.y, a.x[k], a.y, count, st);
+            break;
+        case LayerKind::concat: gpu::concat_forward(a.x, a.input_shapes, 1, a.y, st); break;
+    }
+}
+
+void GpuBackend::backward(const NodeArgs& a) {
+    const LayerSpec& s = a.node->spec;
+    const cudaStream_t st = stream_.handle();
+    const Shape& in = a.input_shapes[0];
+    const int64_t count = in.numel();
+    float* dx = a.dx[0];
+    switch (s.kind) {
+        case LayerKind::conv2d:
+            if (dx != nullptr) plan(a).backward_data(a.dy, a.weight, dx, a.workspace, st);
+            plan(a).backward_filter(a.x[0], a.dy, a.dweight, a.dbias, a.workspace, st);
+            break;
+        case LayerKind::batch_norm2d: {
+            const auto* saved = static_cast<const float*>(a.saved);
+            gpu::batch_norm2d_backward(a.x[0], a.weight, saved, saved + s.num_features, a.dy, dx, a.dweight, a.dbias,
+                                       in, batch_norm_options(a).training, a.workspace, a.workspace_bytes, st);
+            break;
+        }
+        case LayerKind::relu: gpu::relu_backward(a.y, a.dy, dx, count, st); break;
+        case LayerKind::max_pool2d:
+            gpu::max_pool2d_backward(static_cast<const int64_t*>(a.saved), a.dy, dx, in, s.max_pool, st);
+            break;
+        case LayerKind::avg_pool2d: gpu::avg_pool2d_backward(a.dy, dx, in, s.avg_pool, st); break;
+        case LayerKind::adaptive_avg_pool2d: gpu::adaptive_avg_pool2d_backward(a.dy, dx, in, s.output_size, st); break;
+        case LayerKind::dropout:
+            gpu::dropout_backward(a.dy, static_cast<const uint8_t*>(a.saved), dx, count, dropout_options(a), st);
+            break;
+        case LayerKind::dropout2d:
+            gpu::dropout2d_backward(a.dy, static_cast<const uint8_t*>(a.saved), dx, in, dropout_options(a), st);
+            break;
+        case LayerKind::flatten: copy_on_device(dx, a.dy, static_cast<std::size_t>(count) * sizeof(float), st); break;
+        case LayerKind::linear:
+            gpu::linear_backward(a.x[0], a.weight, a.dy, dx, a.dweight, a.dbias, linear_shape(a), st);
+            break;
+        case LayerKind::add:
+            for (float* d : a.dx) copy_on_device(d, a.dy, static_cast<std::size_t>(count) * sizeof(float), st);
+            break;
+        case LayerKind::concat: gpu::concat_backward(a.dy, a.input_shapes, 1, a.dx, st); break;
+    }
+}
+
+}  // namespace
+
+std::unique_ptr<BackendImpl> make_gpu_backend(const std::string& conv_algo) {
+    return std::make_unique<GpuBackend>(conv_algo);
+}
+
+}  // namespace cudacnn::graph::detail

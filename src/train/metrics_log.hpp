@@ -1,0 +1,30 @@
+// The --metrics file: one row per epoch, as CSV (with a header) or JSON lines, flushed after every epoch so
+// that an interrupted run keeps what it measured.
+#pragma once
+
+#include <cstdint>
+#include <fstream>
+#include <string>
+
+#include "cudacnn/train/options.hpp"
+
+namespace cudacnn::train {
+
+struct EpochRow {
+    int64_t epoch = 0;
+    double train_loss = 0.0, train_accuracy = 0.0, test_loss = 0.0, test_accuracy = 0.0;
+    double seconds = 0.0, lr = 0.0, images_per_second = 0.0;
+};
+
+class MetricsLog {
+  public:
+    MetricsLog(const std::string& path, MetricsFormat format);  // an empty path writes nothing
+    void write(const EpochRow& row);
+
+  private:
+    std::string path_;
+    MetricsFormat format_;
+    std::ofstream file_;
+};
+
+}  // namespace cudacnn::train

@@ -1,0 +1,332 @@
+// The training loop of cudacnn-train: the seed's recipe and log line on the graph executor.
+#include "cudacnn/train/trainer.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <ostream>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "cudacnn/data/dataset.hpp"
+#include "cudacnn/device.hpp"
+#include "cudacnn/graph/executor.hpp"
+#include "cudacnn/graph/model.hpp"
+#include "cudacnn/io/state_dict.hpp"
+#include "src/train/confusion.hpp"
+#include "src/train/metrics_log.hpp"
+#include "src/train/progress.hpp"
+
+namespace cudacnn::train {
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+constexpr const char* kCheckpointFormat = "cudacnn-checkpoint";
+constexpr int kCheckpointVersion = 1;
+
+double seconds_since(Clock::time_point start) {
+    return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+// A built-in name, or a JSON file (anything that ends in .json or names an existing file).
+graph::ModelSpec resolve_model(const std::string& model) {
+    const bool is_file = model.size() > 5 && model.compare(model.size() - 5, 5, ".json") == 0;
+    if (is_file || fs::exists(model)) return graph::load_model_spec(model);
+    return graph::builtin_model(model);
+}
+
+data::Splits load_data(const TrainOptions& o) {
+    data::Splits splits;
+    if (o.dataset == "synthetic") {
+        splits = data::make_synthetic({o.synthetic_train_size, o.synthetic_test_size, o.seed});
+    } else if (o.dataset == "cifar10") {
+        splits = data::load_cifar10(o.data_dir);
+    } else if (o.dataset == "cifar100") {
+        splits = data::load_cifar100(o.data_dir);
+    } else {
+        CUDACNN_FAIL("--dataset {}: use cifar10, cifar100 or synthetic", o.dataset);
+    }
+    if (o.limit_train) splits.train = splits.train.first(*o.limit_train);
+    if (o.limit_test) splits.test = splits.test.first(*o.limit_test);
+    return splits;
+}
+
+// auto: a real GPU when there is one. The emu flavour's emulated GPU runs the kernels on the CPU, far slower
+// than the reference path, so it is used only when asked for with --device cuda.
+graph::Backend choose_backend(DeviceChoice device) {
+    switch (device) {
+        case DeviceChoice::cuda: return graph::Backend::gpu;
+        case DeviceChoice::cpu: return graph::Backend::cpu;
+        case DeviceChoice::auto_: break;
+    }
+    return !kEmulated && gpu_status().available ? graph::Backend::gpu : graph::Backend::cpu;
+}
+
+graph::OptimizerConfig optimizer_config(const TrainOptions& o) {
+    graph::OptimizerConfig config;
+    config.lr = o.lr;
+    config.momentum = o.momentum;
+    switch (o.optimizer) {
+        case OptimizerKind::adam: config.kind = graph::OptimizerKind::adam; break;
+        case OptimizerKind::adamw: config.kind = graph::OptimizerKind::adamw; break;
+        case OptimizerKind::sgd: config.kind = graph::OptimizerKind::sgd; break;
+    }
+    config.weight_decay = effective_weight_decay(o);
+    return config;
+}
+
+void check_classes(const graph::ModelSpec& spec, const data::Dataset& dataset) {
+    CUDACNN_CHECK(spec.num_classes == dataset.num_classes,
+                  "model '{}' has {} outputs but the dataset '{}' has {} classes; use a model spec with "
+                  "\"num_classes\": {} (see docs/model-format.md)",
+                  spec.name, spec.num_classes, dataset.name, dataset.num_classes, dataset.num_classes);
+    CUDACNN_CHECK(spec.input == Shape({dataset.channels, dataset.height, dataset.width}),
+                  "model '{}' takes inputs {} but the dataset '{}' has images ({}, {}, {})", spec.name, spec.input,
+                  dataset.name, dataset.channels, dataset.height, dataset.width);
+}
+
+// Everything one run holds.
+class Run {
+  public:
+    Run(const TrainOptions& options, std::ostream& out)
+        : o_(options),
+          out_(out),
+          spec_(resolve_model(options.model)),
+          graph_(graph::build_graph(spec_)),
+          data_(load_data(options)),
+          normalization_(data::cifar10_normalization()) {
+        check_classes(spec_, data_.train);
+        graph::ExecutorOptions e;
+        e.backend = choose_backend(o_.device);
+        e.batch_size = o_.batch_size;
+        e.conv_algo = o_.conv_algo;
+        e.optimizer = optimizer_config(o_);
+        e.label_smoothing = o_.label_smoothing;
+        e.dropout = o_.dropout;
+        e.seed = o_.seed;
+        executor_ = std::make_unique<graph::Executor>(graph_, e);
+        x_.resize(static_cast<std::size_t>(o_.batch_size * spec_.input.numel()));
+        labels_.resize(static_cast<std::size_t>(o_.batch_size));
+    }
+
+    TrainSummary run();
+
+  private:
+    void print_header();
+    void restore_or_initialize();
+    graph::Metrics train_epoch(int64_t epoch);
+    graph::Metrics test_epoch(Confusion* confusion);
+    std::string checkpoint_path(int64_t epoch) const;
+    void refuse_to_overwrite_checkpoints() const;
+    void save_checkpoint(int64_t epoch);
+    void write_export();
+
+    TrainOptions o_;
+    std::ostream& out_;
+    graph::ModelSpec spec_;
+    graph::Graph graph_;
+    data::Splits data_;
+    data::Normalization normalization_;
+    std::unique_ptr<graph::Executor> executor_;
+    std::vector<float> x_;
+    std::vector<int64_t> labels_;
+    int64_t first_epoch_ = 1;
+    double best_accuracy_ = 0.0;
+    int64_t best_epoch_ = 0;
+};
+
+void Run::print_header() {
+    out_ << "cudacnn-train\n" << describe(o_) << "\n";
+    out_ << fmt::format("dataset: {} ({} images) and {} ({} images), {} classes\n", data_.train.name,
+                        data_.train.size(), data_.test.name, data_.test.size(), data_.train.num_classes);
+    out_ << graph::model_summary(graph_);
+    for (const std::string& line : executor_->describe()) out_ << line << "\n";
+    out_.flush();
+}
+
+void Run::restore_or_initialize() {
+    executor_->initialize(o_.seed);
+    if (!o_.init_weights.empty()) {
+        executor_->load_model_state(io::load_state_dict(o_.init_weights), o_.init_weights);
+        out_ << "weights: " << o_.init_weights << "\n";
+    }
+    if (o_.resume.empty()) return;
+    const io::Checkpoint checkpoint = io::load_checkpoint(o_.resume);
+    CUDACNN_CHECK(checkpoint.meta.value("format", "") == kCheckpointFormat,
+                  "--resume {}: not a cudacnn checkpoint (its metadata has no \"format\": \"{}\")", o_.resume,
+                  kCheckpointFormat);
+    CUDACNN_CHECK(checkpoint.meta.at("model") == graph::model_spec_to_json(spec_),
+                  "--resume {}: the checkpoint is of model '{}', not of '{}'; pass the same --model", o_.resume,
+                  checkpoint.meta.at("model").value("name", "?"), spec_.name);
+    executor_->load_model_state(checkpoint.model, o_.resume);
+    executor_->load_optimizer_state(checkpoint.optimizer, o_.resume);
+    first_epoch_ = checkpoint.meta.at("epoch").get<int64_t>() + 1;
+    best_accuracy_ = checkpoint.meta.value("best_test_accuracy", 0.0);
+    best_epoch_ = checkpoint.meta.value("best_epoch", int64_t{0});
+    out_ << fmt::format("resumed: {} after epoch {} ({} optimizer steps)\n", o_.resume, first_epoch_ - 1,
+                        executor_->optimizer_steps());
+}
+
+graph::Metrics Run::train_epoch(int64_t epoch) {
+    const data::Dataset& train = data_.train;
+    const std::vector<int64_t> order = data::epoch_order(train.size(), o_.shuffle, o_.seed, epoch);
+    const data::Augmentation augmentation;
+    const int64_t batches = (train.size() + o_.batch_size - 1) / o_.batch_size;
+    Progress progress(out_, epoch, batches, o_.log_every);
+    graph::Metrics total;
+    for (int64_t b = 0; b < batches; ++b) {
+        const int64_t first = b * o_.batch_size;
+        const int64_t count = std::min(o_.batch_size, train.size() - first);
+        data::assemble_batch(train, order.data() + first, count, o_.augment ? &augmentation : nullptr,
+                             normalization_, o_.seed, epoch, first, x_.data(), labels_.data());
+        executor_->set_batch(x_.data(), labels_.data(), count);
+        executor_->train_step(executor_->optimizer_steps());
+        if (progress.due(b + 1)) {
+            const graph::Metrics m = executor_->read_metrics();  // the periodic read-back
+            total.batches += m.batches;
+            total.samples += m.samples;
+            total.loss_sum += m.loss_sum;
+            total.correct += m.correct;
+            progress.report(b + 1, total);
+        }
+    }
+    progress.finish();
+    return total;
+}
+
+graph::Metrics Run::test_epoch(Confusion* confusion) {
+    const data::Dataset& test = data_.test;
+    std::vector<int64_t> order(static_cast<std::size_t>(test.size()));
+    for (int64_t i = 0; i < test.size(); ++i) order[i] = i;
+    for (int64_t first = 0; first < test.size(); first += o_.batch_size) {
+        const int64_t count = std::min(o_.batch_size, test.size() - first);
+        data::assemble_batch(test, order.data() + first, count, nullptr, normalization_, o_.seed, 0, first, x_.data(),
+                             labels_.data());
+        executor_->set_batch(x_.data(), labels_.data(), count);
+        executor_->eval_step();
+        if (confusion != nullptr) confusion->add(executor_->logits(), labels_.data());
+    }
+    return executor_->read_metrics();
+}
+
+std::string Run::checkpoint_path(int64_t epoch) const {
+    return (fs::path(o_.output_dir) / fmt::format("checkpoint-epoch-{:03}.safetensors", epoch)).string();
+}
+
+// A run never replaces a checkpoint that is already there (an earlier run's, or a later epoch of the run being
+// resumed): it says so before training rather than after hours of it.
+void Run::refuse_to_overwrite_checkpoints() const {
+    for (int64_t epoch = first_epoch_; epoch <= o_.epochs; ++epoch) {
+        const bool saves = epoch == o_.epochs || (o_.save_every > 0 && epoch % o_.save_every == 0);
+        const std::string path = checkpoint_path(epoch);
+        CUDACNN_CHECK(!saves || !fs::exists(path),
+                      "--output-dir {}: {} is already there and this run would replace it; choose another "
+                      "--output-dir (or move the file away)", o_.output_dir, path);
+    }
+}
+
+void Run::save_checkpoint(int64_t epoch) {
+    fs::create_directories(o_.output_dir);
+    const std::string path = checkpoint_path(epoch);
+    io::Checkpoint checkpoint{executor_->model_state(), executor_->optimizer_state(), nlohmann::json::object()};
+    checkpoint.meta = {{"format", kCheckpointFormat},       {"version", kCheckpointVersion},
+                       {"epoch", epoch},                    {"model", graph::model_spec_to_json(spec_)},
+                       {"options", to_json(o_)},            {"best_test_accuracy", best_accuracy_},
+                       {"best_epoch", best_epoch_},         {"optimizer_steps", executor_->optimizer_steps()}};
+    io::save_checkpoint(checkpoint, path);
+    out_ << "checkpoint: " << path << "\n";
+}
+
+void Run::write_export() {
+    if (o_.export_path.empty()) return;
+    const io::FloatStorage storage = o_.export_dtype == "f16"    ? io::FloatStorage::f16
+                                     : o_.export_dtype == "bf16" ? io::FloatStorage::bf16
+                                                                 : io::FloatStorage::f32;
+    io::save_state_dict(executor_->model_state(), o_.export_path, storage, {{"model", spec_.name}});
+    out_ << "exported: " << o_.export_path << " (PyTorch state_dict names, " << io::safetensors_dtype(storage) << ")\n";
+}
+
+TrainSummary Run::run() {
+    print_header();
+    restore_or_initialize();
+    TrainSummary summary;
+    Confusion confusion(spec_.num_classes);
+    if (o_.evaluate_only) {
+        const graph::Metrics test = test_epoch(&confusion);
+        out_ << fmt::format("Evaluation | Loss: {:.4f} | Test accuracy: {:.3f}%\n", test.mean_loss(),
+                            test.accuracy_percent());
+        summary.final_test_accuracy = summary.best_test_accuracy = test.accuracy_percent();
+        summary.confusion = confusion.counts();
+        out_ << confusion.format(data_.test.class_names);
+        write_export();  // e.g. a checkpoint's weights as a state_dict, or F32 weights as BF16
+        return summary;
+    }
+    refuse_to_overwrite_checkpoints();
+    MetricsLog metrics_log(o_.metrics_path, o_.metrics_format);
+    for (int64_t epoch = first_epoch_; epoch <= o_.epochs; ++epoch) {
+        const auto start = Clock::now();
+        const double lr = lr_at_epoch(o_.lr_schedule, o_.lr, epoch - 1, o_.epochs);
+        executor_->set_learning_rate(lr);
+        const graph::Metrics train = train_epoch(epoch);
+        const bool last = epoch == o_.epochs;
+        confusion.reset();
+        const graph::Metrics test = test_epoch(last ? &confusion : nullptr);
+        const double seconds = seconds_since(start);
+        if (test.accuracy_percent() > best_accuracy_ || best_epoch_ == 0) {
+            best_accuracy_ = test.accuracy_percent();
+            best_epoch_ = epoch;
+        }
+        out_ << fmt::format("Epoch: {} | Loss: {:.4f} | Training accuracy: {:.3f}% | Test accuracy: {:.3f}% | "
+                            "Epoch Time: {:.2f} secs\n",
+                            epoch, train.mean_loss(), train.accuracy_percent(), test.accuracy_percent(), seconds);
+        out_.flush();
+        metrics_log.write({epoch, train.mean_loss(), train.accuracy_percent(), test.mean_loss(),
+                           test.accuracy_percent(), seconds, lr, train.samples / std::max(seconds, 1e-9)});
+        if (last || (o_.save_every > 0 && epoch % o_.save_every == 0)) save_checkpoint(epoch);
+        summary.epochs_run += 1;
+        summary.final_test_accuracy = test.accuracy_percent();
+        summary.final_train_loss = train.mean_loss();
+    }
+    write_export();
+    summary.best_test_accuracy = best_accuracy_;
+    summary.best_epoch = best_epoch_;
+    summary.confusion = confusion.counts();
+    out_ << fmt::format("Best test accuracy: {:.3f}% (epoch {})\n", best_accuracy_, best_epoch_);
+    if (summary.epochs_run > 0) out_ << confusion.format(data_.test.class_names);
+    return summary;
+}
+
+}  // namespace
+
+TrainSummary run_training(const TrainOptions& options, std::ostream& out) {
+    Run run(options, out);
+    return run.run();
+}
+
+int train_main(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+    ParsedArgs parsed;
+    try {
+        parsed = parse_train_args(args);
+    } catch (const UsageError& e) {
+        err << "cudacnn-train: " << e.what() << "\nRun 'cudacnn-train --help' for the flags.\n";
+        return 2;
+    }
+    if (parsed.help) {
+        out << train_usage();
+        return 0;
+    }
+    try {
+        run_training(parsed.options, out);
+    } catch (const std::exception& e) {
+        out.flush();
+        err << "cudacnn-train: error: " << e.what() << "\n";
+        return 1;
+    }
+    return 0;
+}
+
+}  // namespace cudacnn::train

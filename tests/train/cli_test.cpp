@@ -1,0 +1,129 @@
+// The cudacnn-train program itself: one CifarCNN step through the whole command line (CIFAR-10 files,
+// --init-weights, --no-augment --no-dropout --no-shuffle, --export) against the PyTorch fixture, and its
+// exit codes.
+#include <catch2/catch.hpp>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cudacnn/io/state_dict.hpp"
+#include "support/cifar_cnn.hpp"
+
+using namespace cudacnn;
+using namespace cudacnn::test::cifar_cnn;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct Outcome {
+    int exit_code = -1;
+    std::string output;  // stdout and stderr
+};
+
+Outcome run_train(const std::string& args, const fs::path& folder) {
+    const fs::path log = folder / "log.txt";
+    const std::string command = std::string(CUDACNN_TRAIN_BINARY) + " " + args + " > " + log.string() + " 2>&1";
+    const int status = std::system(command.c_str());
+    std::ifstream file(log);
+    std::stringstream text;
+    text << file.rdbuf();
+    return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, text.str()};
+}
+
+fs::path fresh_folder(const std::string& name) {
+    const fs::path folder = fs::temp_directory_path() / ("cudacnn-cli-test-" + name + "-" + std::to_string(::getpid()));
+    fs::remove_all(folder);
+    fs::create_directories(folder);
+    return folder;
+}
+
+// CIFAR-10's binary layout: per record a label byte and 3072 pixel bytes (R, G, B planes).
+void write_cifar10_records(const fs::path& path, const HostTensor<int64_t>& images, const HostTensor<int64_t>& labels,
+                           int64_t count) {
+    std::ofstream file(path, std::ios::binary);
+    for (int64_t n = 0; n < count; ++n) {
+        const int64_t i = n % labels.numel();
+        file.put(static_cast<char>(labels[i]));
+        for (int64_t k = 0; k < 3072; ++k) file.put(static_cast<char>(images[i * 3072 + k]));
+    }
+}
+
+}  // namespace
+
+TEST_CASE("one CifarCNN step through cudacnn-train's command line matches PyTorch", "[cli][cifar_cnn]") {
+    const StepFixture fixture;
+    const fs::path folder = fresh_folder("step");
+    const HostTensor<int64_t> images = fixture.file.get<int64_t>("images");
+    const int64_t n = fixture.labels.numel();
+    // The fixture's batch is the first n training records; the other files only need to be valid.
+    write_cifar10_records(folder / "data_batch_1.bin", images, fixture.labels, n);
+    for (int b = 2; b <= 5; ++b) write_cifar10_records(folder / fmt::format("data_batch_{}.bin", b), images, fixture.labels, 1);
+    write_cifar10_records(folder / "test_batch.bin", images, fixture.labels, n);
+
+    // The fixture's initial weights (cudacnn's default initialization from its seed) and fresh BN buffers.
+    const Model<float> initial = initial_model(fixture.seed);
+    io::StateDict init;
+    for (const std::string& name : initial.names) {
+        init.put(name, initial[name]);
+        const std::string layer = name.substr(0, name.rfind('.'));
+        if (name.size() > 5 && name.compare(name.size() - 5, 5, ".bias") == 0 && initial.running.count(layer)) {
+            const auto& r = initial.running.at(layer);
+            init.put(layer + ".running_mean", r.running_mean);
+            init.put(layer + ".running_var", r.running_var);
+            init.put(layer + ".num_batches_tracked", HostTensor<int64_t>(Shape{}, std::vector<int64_t>{0}));
+        }
+    }
+    io::save_state_dict(init, (folder / "init.safetensors").string());
+
+    const Outcome run = run_train(fmt::format("--model cifar_cnn --dataset cifar10 --data {} --epochs 1 -b {} "
+                                              "--limit-train {} --limit-test {} --no-augment --no-dropout --no-shuffle "
+                                              "--lr 1e-4 --device cpu --init-weights {} --export {} --output-dir {}",
+                                              folder.string(), n, n, n, (folder / "init.safetensors").string(),
+                                              (folder / "after.safetensors").string(), (folder / "runs").string()),
+                                  folder);
+    INFO(run.output);
+    REQUIRE(run.exit_code == 0);
+    CHECK_THAT(run.output, Catch::Contains("Epoch: 1 | Loss: ") && Catch::Contains("exported: "));
+
+    // The exported state after the step against PyTorch's, with the CPU reference's float bound (1e-5, see
+    // tests/cpu/cifar_cnn_step_test.cpp): the command line adds the data path (u8 → ToTensor → Normalize).
+    const io::StateDict after = io::load_state_dict((folder / "after.safetensors").string());
+    const SafetensorsFile& file = fixture.file;
+    constexpr double kTolerance = 1e-5;
+    for (const std::string& name : initial.names) {
+        INFO("after the step: " << name);
+        check_update(sample(initial[name], fixture.sample_size), sample(after.f32(name), fixture.sample_size),
+                     file.get<double>("param_after." + name), file.get<double>("grad." + name),
+                     bias_cancelled_by_batch_norm(name), fixture.adam.lr, kTolerance, kTolerance);
+    }
+    for (const auto& [layer, running] : initial.running) {
+        INFO(layer);
+        CHECK(test::max_relative_error(after.f32(layer + ".running_mean"), file.get<double>("running_mean." + layer)) <= kTolerance);
+        CHECK(test::max_relative_error(after.f32(layer + ".running_var"), file.get<double>("running_var." + layer)) <= kTolerance);
+        CHECK(after.i64(layer + ".num_batches_tracked")[0] == 1);
+    }
+    fs::remove_all(folder);
+}
+
+TEST_CASE("cudacnn-train: --help exits 0, a bad flag or value exits 2 with a message", "[cli]") {
+    const fs::path folder = fresh_folder("flags");
+    const Outcome help = run_train("--help", folder);
+    CHECK(help.exit_code == 0);
+    CHECK_THAT(help.output, Catch::Contains("--batch-size") && Catch::Contains("--resume"));
+    const Outcome unknown = run_train("--batch-sise 4", folder);
+    CHECK(unknown.exit_code == 2);
+    CHECK_THAT(unknown.output, Catch::Contains("--batch-sise"));
+    const Outcome bad_value = run_train("--epochs zero", folder);
+    CHECK(bad_value.exit_code == 2);
+    CHECK_THAT(bad_value.output, Catch::Contains("--epochs"));
+    const Outcome missing_data = run_train("--dataset cifar10 --data " + (folder / "nowhere").string(), folder);
+    CHECK(missing_data.exit_code == 1);
+    CHECK_THAT(missing_data.output, Catch::Contains("nowhere") && Catch::Contains("cifar"));
+    fs::remove_all(folder);
+}

@@ -1,0 +1,283 @@
+// The graph executor: its memory plan, a whole CifarCNN step against PyTorch on both backends, gradients
+// through residual adds and concatenations against finite differences, CPU/GPU agreement with dropout, and
+// no host↔device transfer inside a GPU training step.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <map>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "cudacnn/device.hpp"
+#include "cudacnn/graph/executor.hpp"
+#include "support/cifar_cnn.hpp"
+#include "support/compare.hpp"
+
+using namespace cudacnn;
+using namespace cudacnn::graph;
+using namespace cudacnn::test::cifar_cnn;
+using cudacnn::test::max_relative_error;
+
+namespace {
+
+// The GPU backend is the emulator in the emu flavour and a real GPU in the cuda flavour; without either
+// its tests say so and pass.
+bool have_device() {
+    if (gpu_status().available) return true;
+    WARN("skipped: no GPU here (" << gpu_status().description << ")");
+    return false;
+}
+
+ExecutorOptions fixture_options(Backend backend, const StepFixture& fixture) {
+    ExecutorOptions options;
+    options.backend = backend;
+    options.batch_size = fixture.x.dim(0);
+    options.dropout = false;  // the fixture's step has dropout off
+    options.seed = fixture.seed;
+    options.optimizer.lr = fixture.adam.lr;
+    return options;
+}
+
+// One executor step of the built-in cifar_cnn on the fixture's batch, in the fixture's terms.
+StepOutcome<float> executor_step(Backend backend, const StepFixture& fixture, const Model<float>& initial) {
+    Executor executor(build_graph(builtin_model("cifar_cnn")), fixture_options(backend, fixture));
+    executor.initialize(fixture.seed);
+    const io::StateDict before = executor.model_state();
+    for (const std::string& name : initial.names) {
+        INFO(name << ": the executor's initialization must equal the reference's");
+        CHECK(max_relative_error(before.f32(name), initial[name]) == 0.0);
+    }
+    executor.set_batch(fixture.x.data(), fixture.labels.data(), fixture.x.dim(0));
+    executor.train_step(0);
+    StepOutcome<float> step;
+    step.logits = executor.logits();
+    step.loss = HostTensor<float>(Shape{}, static_cast<float>(executor.read_metrics().loss_sum));
+    const io::StateDict grads = executor.gradients();
+    const io::StateDict after = executor.model_state();
+    for (const std::string& name : initial.names) {
+        step.grads[name] = grads.f32(name);
+        step.params_after[name] = after.f32(name);
+    }
+    for (const auto& [layer, running] : initial.running) {
+        step.running[layer] = {after.f32(layer + ".running_mean"), after.f32(layer + ".running_var"),
+                               after.i64(layer + ".num_batches_tracked")[0]};
+    }
+    return step;
+}
+
+}  // namespace
+
+TEST_CASE("memory plan: buffers alive together never share bytes, others do", "[executor]") {
+    const std::vector<BufferRequest> requests{
+        {"a", 1000, 0, 2}, {"b", 1000, 1, 3}, {"c", 1000, 3, 4}, {"d", 5000, 5, 6}, {"e", 10, 0, 6}};
+    const MemoryPlan plan = plan_memory(requests);
+    check_memory_plan(requests, plan);
+    // Aligned to 256: a, b, c take 1024 each, d 5120, e 256; d reuses a, b and c, c reuses a.
+    CHECK(plan.naive_bytes == 3 * 1024 + 5120 + 256);
+    CHECK(plan.peak_bytes == 5120 + 256);
+    CHECK(plan.offsets[0] == plan.offsets[2]);
+    for (std::size_t i = 0; i < requests.size(); ++i) CHECK(plan.offsets[i] % MemoryPlan::kAlignment == 0);
+    CHECK_THROWS_WITH(plan_memory({{"backwards", 8, 3, 2}}), Catch::Contains("backwards"));
+}
+
+TEST_CASE("the CifarCNN's plan reuses memory and the CPU executor describes itself", "[executor]") {
+    ExecutorOptions options;
+    options.batch_size = 128;
+    const Executor executor(build_graph(builtin_model("cifar_cnn")), options);
+    const MemoryPlan& plan = executor.memory_plan();
+    INFO("planned " << plan.peak_bytes << " bytes, naive " << plan.naive_bytes);
+    CHECK(plan.peak_bytes < plan.naive_bytes / 2);
+    const std::vector<std::string> lines = executor.describe();
+    REQUIRE(lines.size() >= 2);
+    CHECK_THAT(lines[0], Catch::StartsWith("device: cpu"));
+    CHECK_THAT(lines[1], Catch::Contains("MiB") && Catch::Contains("without reuse"));
+}
+
+TEST_CASE("one CifarCNN step on the CPU executor matches PyTorch", "[executor][cifar_cnn]") {
+    const StepFixture fixture;
+    const Model<float> initial = initial_model(fixture.seed);
+    check_initial_model(fixture, initial);
+    const StepOutcome<float> step = executor_step(Backend::cpu, fixture, initial);
+    // The CPU executor runs the reference ops, so the reference's float bounds hold (tests/cpu/cifar_cnn_step_test.cpp:
+    // float ops accumulate in double and round once; 1e-5 relative, cancelled-bias noise 1e-5).
+    check_step_against_pytorch(fixture, initial, step, [](const std::string& key) { return key.rfind("noise.", 0) == 0 ? 1e-5 : 1e-5; });
+}
+
+TEST_CASE("one CifarCNN step on the GPU executor matches PyTorch", "[executor][cifar_cnn][gpu]") {
+    if (!have_device()) return;
+    const StepFixture fixture;
+    const Model<float> initial = initial_model(fixture.seed);
+    const StepOutcome<float> step = executor_step(Backend::gpu, fixture, initial);
+    // As tests/ops/cifar_cnn_step_parity_test.cpp: the kernels accumulate in float like PyTorch, so a ReLU right
+    // after a batch norm can flip where its input is within rounding of 0; each entry may be off by 4× PyTorch
+    // float32's own error on it, never needing to beat 1e-4; p1 within 1e-5; cancelled-bias noise within 1e-4.
+    const SafetensorsFile& file = fixture.file;
+    check_step_against_pytorch(fixture, initial, step, [&](const std::string& key) {
+        if (key.rfind("noise.", 0) == 0) return 1e-4;
+        if (key.rfind("param_after.", 0) == 0) return 1e-5;
+        const std::string torch_key = "torch_f32_error." + key;
+        return std::max(1e-4, 4.0 * (file.contains(torch_key) ? file.get<double>(torch_key)[0] : 0.0));
+    });
+}
+
+namespace {
+
+// A small graph where one tensor feeds three layers (a conv, a residual add and a concatenation), without
+// kinks (no ReLU, no max pooling) so that central differences are exact up to rounding.
+ModelSpec branching_spec() {
+    return parse_model_spec(nlohmann::json::parse(R"({
+        "name": "branches", "input": [2, 5, 5], "num_classes": 3,
+        "layers": [
+            {"name": "a", "type": "conv2d", "in_channels": 2, "out_channels": 3, "kernel_size": 3, "padding": 1},
+            {"name": "b", "type": "conv2d", "in_channels": 3, "out_channels": 3, "kernel_size": 3, "padding": 1},
+            {"name": "sum", "type": "add", "inputs": ["a", "b"]},
+            {"name": "both", "type": "concat", "inputs": ["sum", "a"]},
+            {"name": "pool", "type": "adaptive_avg_pool2d", "output_size": 2},
+            {"name": "flat", "type": "flatten"},
+            {"name": "head", "type": "linear", "in_features": 24, "out_features": 3}
+        ]})"),
+                             "branching_spec");
+}
+
+double batch_loss(Executor& executor) {
+    executor.forward_backward(0);
+    return executor.read_metrics().loss_sum;
+}
+
+void check_gradients_by_central_differences(Backend backend) {
+    ExecutorOptions options;
+    options.backend = backend;
+    options.batch_size = 2;
+    Executor executor(build_graph(branching_spec()), options);
+    executor.initialize(7);
+    HostTensor<float> x(Shape{2, 2, 5, 5});
+    for (int64_t i = 0; i < x.numel(); ++i) x[i] = std::sin(0.37f * static_cast<float>(i)) + 0.1f;
+    const std::vector<int64_t> labels{2, 0};
+    executor.set_batch(x.data(), labels.data(), 2);
+    batch_loss(executor);
+    const io::StateDict grads = executor.gradients();
+    io::StateDict state = executor.model_state();
+    // Float loss ~1, so rounding leaves ~1e-7 / (2h) = 5e-6 in a central difference with h = 1e-2; the
+    // truncation error h² f'''/6 stays below 1e-4 for this smooth net. A wiring error (a missed or doubled
+    // branch) changes gradients by their own size.
+    constexpr float kH = 1e-2f;
+    for (const std::string& name : grads.names()) {
+        const HostTensor<float> base = state.f32(name);
+        for (int64_t i = 0; i < base.numel(); ++i) {
+            HostTensor<float> plus = base, minus = base;
+            plus[i] += kH;
+            minus[i] -= kH;
+            state.put(name, plus);
+            executor.load_model_state(state, "test");
+            const double up = batch_loss(executor);
+            state.put(name, minus);
+            executor.load_model_state(state, "test");
+            const double down = batch_loss(executor);
+            const double numeric = (up - down) / (2.0 * kH);
+            INFO(name << "[" << i << "]: backward " << grads.f32(name)[i] << ", central difference " << numeric);
+            CHECK(std::fabs(grads.f32(name)[i] - numeric) <= 2e-4 + 1e-2 * std::fabs(numeric));
+        }
+        state.put(name, base);
+    }
+}
+
+}  // namespace
+
+TEST_CASE("gradients through shared tensors, adds and concatenations match central differences (CPU)", "[executor]") {
+    check_gradients_by_central_differences(Backend::cpu);
+}
+
+TEST_CASE("gradients through shared tensors, adds and concatenations match central differences (GPU)",
+          "[executor][gpu]") {
+    if (have_device()) check_gradients_by_central_differences(Backend::gpu);
+}
+
+TEST_CASE("the CPU and GPU executors agree over steps with dropout and a partial batch", "[executor][gpu]") {
+    if (!have_device()) return;
+    ModelSpec spec = builtin_model("small_cnn");
+    // A dropout2d and a dropout: their masks are drawn by the same Philox rule on both backends.
+    LayerSpec drop2d;
+    drop2d.name = "drop2d";
+    drop2d.kind = LayerKind::dropout2d;
+    drop2d.p = 0.25;
+    spec.layers.insert(spec.layers.begin() + 4, drop2d);
+    LayerSpec drop;
+    drop.name = "drop";
+    drop.kind = LayerKind::dropout;
+    drop.p = 0.3;
+    spec.layers.insert(spec.layers.end() - 1, drop);
+    for (std::size_t i = 1; i < spec.layers.size(); ++i) spec.layers[i].inputs = {spec.layers[i - 1].name};
+    // A conv bias that a batch norm subtracts again has gradient 0 exactly, so its Adam step is the sign of
+    // rounding noise on either backend: leave those biases out, as is usual before a batch norm.
+    for (LayerSpec& layer : spec.layers) {
+        if (layer.kind == LayerKind::conv2d) layer.bias = false;
+    }
+    const Graph graph = build_graph(spec);
+
+    HostTensor<float> x(Shape{6, 3, 32, 32});
+    for (int64_t i = 0; i < x.numel(); ++i) x[i] = std::cos(0.013f * static_cast<float>(i * i % 9973));
+    const std::vector<int64_t> labels{1, 7, 3, 3, 0, 9};
+    std::map<Backend, io::StateDict> after;
+    for (Backend backend : {Backend::cpu, Backend::gpu}) {
+        ExecutorOptions options;
+        options.backend = backend;
+        options.batch_size = 4;
+        options.seed = 11;
+        options.optimizer.lr = 1e-3;
+        Executor executor(graph, options);
+        executor.initialize(11);
+        executor.set_batch(x.data(), labels.data(), 4);
+        executor.train_step(0);
+        executor.set_batch(x.data() + 4 * 3 * 32 * 32, labels.data() + 4, 2);  // the last, partial batch
+        executor.train_step(1);
+        after[backend] = executor.model_state();
+    }
+    // Two Adam steps move each parameter by about 2e-3 (lr · sign(g)); float kernels and the double-accumulating
+    // reference differ by rounding, which Adam's step passes on as at most ~1e-6 relative to p.
+    for (const std::string& name : after[Backend::cpu].names()) {
+        INFO(name);
+        if (after[Backend::cpu].dtype(name) == DType::i64) {
+            CHECK(after[Backend::gpu].i64(name)[0] == after[Backend::cpu].i64(name)[0]);
+        } else {
+            CHECK(max_relative_error(after[Backend::gpu].f32(name), after[Backend::cpu].f32(name)) <= 1e-4);
+        }
+    }
+}
+
+TEST_CASE("a GPU training step makes no host-device transfer; the metrics read-back makes two", "[executor][gpu]") {
+    if (!have_device()) return;
+    ExecutorOptions options;
+    options.backend = Backend::gpu;
+    options.batch_size = 8;
+    Executor executor(build_graph(builtin_model("small_cnn")), options);
+    executor.initialize(3);
+    HostTensor<float> x(Shape{8, 3, 32, 32}, 0.5f);
+    const std::vector<int64_t> labels{0, 1, 2, 3, 4, 5, 6, 7};
+    executor.set_batch(x.data(), labels.data(), 8);
+    reset_transfer_stats();
+    executor.train_step(0);
+    executor.train_step(1);
+    executor.eval_step();
+    TransferStats stats = transfer_stats();
+    CHECK(stats.host_to_device_calls == 0);
+    CHECK(stats.device_to_host_calls == 0);
+    const Metrics metrics = executor.read_metrics();
+    CHECK(metrics.batches == 3);
+    CHECK(metrics.samples == 24);
+    CHECK(std::isfinite(metrics.loss_sum));
+    stats = transfer_stats();
+    CHECK(stats.device_to_host_calls == 2);  // the loss sum and the correct count
+}
+
+TEST_CASE("bad batches get errors that say what is wrong", "[executor]") {
+    ExecutorOptions options;
+    options.batch_size = 2;
+    Executor executor(build_graph(builtin_model("small_cnn")), options);
+    HostTensor<float> x(Shape{3, 3, 32, 32}, 0.0f);
+    const std::vector<int64_t> good{1, 2, 3}, bad{1, 10};
+    CHECK_THROWS_WITH(executor.set_batch(x.data(), good.data(), 3), Catch::Contains("1 to 2"));
+    CHECK_THROWS_WITH(executor.set_batch(x.data(), bad.data(), 2),
+                      Catch::Contains("label 10 of sample 1") && Catch::Contains("[0, 10)"));
+    CHECK_THROWS_WITH(executor.train_step(0), Catch::Contains("set_batch"));
+}

@@ -1,0 +1,167 @@
+// cudacnn-train end to end: the synthetic dataset learned on the CPU and on the (emulated or real) GPU
+// kernels, resuming bit for bit, the seed's log line, and a short run on the real CIFAR-10 when present.
+#include <catch2/catch.hpp>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <sstream>
+#include <string>
+
+#include <unistd.h>
+
+#include "cudacnn/device.hpp"
+#include "cudacnn/io/state_dict.hpp"
+#include "cudacnn/train/trainer.hpp"
+
+using namespace cudacnn;
+using namespace cudacnn::train;
+namespace fs = std::filesystem;
+
+namespace {
+
+fs::path fresh_folder(const std::string& name) {
+    const fs::path folder = fs::temp_directory_path() / ("cudacnn-train-test-" + name + "-" + std::to_string(::getpid()));
+    fs::remove_all(folder);
+    fs::create_directories(folder);
+    return folder;
+}
+
+TrainOptions synthetic_options(const fs::path& folder) {
+    TrainOptions o = parse_train_args({"--model", "small_cnn", "--dataset", "synthetic", "--epochs", "3", "--lr", "2e-3",
+                                       "-b", "32", "--synthetic-size", "2000,500", "--seed", "5", "--device", "cpu",
+                                       "--output-dir", folder.string(), "--save-every", "0"})
+                         .options;
+    return o;
+}
+
+// The seed's line, exactly: `Epoch: 1 | Loss: 1.5168 | Training accuracy: 56.276% | Test accuracy: 57.460% | Epoch Time: 61.60 secs`.
+const std::regex kEpochLine(R"(Epoch: \d+ \| Loss: \d+\.\d{4} \| Training accuracy: \d+\.\d{3}% \| Test accuracy: \d+\.\d{3}% \| Epoch Time: \d+\.\d{2} secs)");
+
+int count_epoch_lines(const std::string& log) {
+    std::istringstream lines(log);
+    int count = 0;
+    for (std::string line; std::getline(lines, line);) count += std::regex_match(line, kEpochLine) ? 1 : 0;
+    return count;
+}
+
+}  // namespace
+
+TEST_CASE("the synthetic dataset is learned well above chance in 3 epochs on the CPU", "[train][e2e]") {
+    const fs::path folder = fresh_folder("cpu");
+    std::ostringstream log;
+    const TrainSummary summary = run_training(synthetic_options(folder), log);
+    INFO(log.str());
+    CHECK(summary.epochs_run == 3);
+    CHECK(summary.final_test_accuracy >= 50.0);  // chance is 10%
+    CHECK(count_epoch_lines(log.str()) == 3);
+    CHECK_THAT(log.str(), Catch::Contains("Total params: 11,690") && Catch::Contains("Best test accuracy") &&
+                              Catch::Contains("Confusion matrix"));
+    CHECK(fs::exists(folder / "checkpoint-epoch-003.safetensors"));
+    fs::remove_all(folder);
+}
+
+TEST_CASE("the synthetic dataset is learned well above chance in 3 epochs on the GPU kernels", "[train][e2e][gpu]") {
+    if (!gpu_status().available) {
+        WARN("skipped: no GPU here (" << gpu_status().description << ")");
+        return;
+    }
+    const fs::path folder = fresh_folder("gpu");
+    TrainOptions o = synthetic_options(folder);
+    o.device = DeviceChoice::cuda;
+    std::ostringstream log;
+    const TrainSummary summary = run_training(o, log);
+    INFO(log.str());
+    CHECK(summary.final_test_accuracy >= 50.0);
+    CHECK(count_epoch_lines(log.str()) == 3);
+    CHECK_THAT(log.str(), Catch::Contains("device: gpu"));
+    fs::remove_all(folder);
+}
+
+TEST_CASE("two epochs straight equal one epoch, a resume and one more, bit for bit", "[train][e2e]") {
+    const fs::path folder = fresh_folder("resume");
+    TrainOptions o = synthetic_options(folder);
+    o.epochs = 2;
+    o.synthetic_train_size = 256;
+    o.synthetic_test_size = 64;
+    o.save_every = 1;
+    o.export_path = (folder / "straight.safetensors").string();
+    std::ostringstream log;
+    run_training(o, log);
+
+    const fs::path resumed_folder = folder / "resumed";
+    TrainOptions first = o;
+    first.epochs = 1;
+    first.output_dir = resumed_folder.string();
+    first.export_path.clear();
+    run_training(first, log);
+    TrainOptions second = o;
+    second.output_dir = resumed_folder.string();
+    second.resume = (resumed_folder / "checkpoint-epoch-001.safetensors").string();
+    second.export_path = (folder / "resumed.safetensors").string();
+    run_training(second, log);
+    INFO(log.str());
+
+    const io::StateDict straight = io::load_state_dict((folder / "straight.safetensors").string());
+    const io::StateDict resumed = io::load_state_dict((folder / "resumed.safetensors").string());
+    REQUIRE(straight.names() == resumed.names());
+    for (const std::string& name : straight.names()) {
+        INFO(name);
+        if (straight.dtype(name) == DType::i64) {
+            CHECK(straight.i64(name).values() == resumed.i64(name).values());
+        } else {
+            CHECK(straight.f32(name).values() == resumed.f32(name).values());  // bit for bit
+        }
+    }
+    // The checkpoints of both runs after epoch 2 are equal too, optimizer state included.
+    const io::Checkpoint a = io::load_checkpoint((folder / "checkpoint-epoch-002.safetensors").string());
+    const io::Checkpoint b = io::load_checkpoint((resumed_folder / "checkpoint-epoch-002.safetensors").string());
+    for (const std::string& name : a.optimizer.names()) {
+        INFO(name);
+        if (a.optimizer.dtype(name) == DType::f32) CHECK(a.optimizer.f32(name).values() == b.optimizer.f32(name).values());
+    }
+    fs::remove_all(folder);
+}
+
+TEST_CASE("a short CPU run on the real CIFAR-10 trains and logs the seed's lines", "[train][e2e][cifar10]") {
+    const char* dir = std::getenv("CUDACNN_CIFAR10_DIR");
+    if (dir == nullptr || *dir == '\0') {
+        WARN("skipped: set CUDACNN_CIFAR10_DIR to a folder with CIFAR-10's binary version to run this test");
+        return;
+    }
+    const fs::path folder = fresh_folder("cifar10");
+    TrainOptions o = parse_train_args({"--model", "small_cnn", "--dataset", "cifar10", "--data", dir, "--epochs", "1",
+                                       "--limit-train", "2000", "--limit-test", "1000", "--lr", "2e-3", "-b", "64",
+                                       "--device", "cpu", "--output-dir", folder.string(), "--metrics",
+                                       (folder / "metrics.csv").string()})
+                         .options;
+    std::ostringstream log;
+    const TrainSummary summary = run_training(o, log);
+    INFO(log.str());
+    CHECK(count_epoch_lines(log.str()) == 1);
+    CHECK_THAT(log.str(), Catch::Contains("cifar10 train (2000 images)"));
+    CHECK(summary.final_test_accuracy > 15.0);  // one short epoch already beats chance (10%) clearly
+    std::ifstream metrics(folder / "metrics.csv");
+    std::string header, row;
+    std::getline(metrics, header);
+    std::getline(metrics, row);
+    CHECK_THAT(header, Catch::StartsWith("epoch,train_loss,train_accuracy"));
+    CHECK_THAT(row, Catch::StartsWith("1,"));
+    fs::remove_all(folder);
+}
+
+TEST_CASE("a run refuses to replace checkpoints that are already there", "[train]") {
+    const fs::path folder = fresh_folder("overwrite");
+    TrainOptions o = synthetic_options(folder);
+    o.epochs = 1;
+    o.synthetic_train_size = 32;
+    o.synthetic_test_size = 16;
+    std::ostringstream log;
+    run_training(o, log);
+    const auto written = fs::last_write_time(folder / "checkpoint-epoch-001.safetensors");
+    CHECK_THROWS_WITH(run_training(o, log), Catch::Contains("checkpoint-epoch-001.safetensors is already there") &&
+                                                Catch::Contains("--output-dir"));
+    CHECK(fs::last_write_time(folder / "checkpoint-epoch-001.safetensors") == written);
+    fs::remove_all(folder);
+}
