@@ -437,10 +437,41 @@ EOF
     [ "$rc" -eq 0 ]
 }
 
+# The CIFAR-10 JPEG tarball of --prepare unpacked and converted to the binary layout (once per machine).
+cifar10_binary() {
+    local data="$ROOT/.gpu-data" log=$1
+    local bin="$data/cifar-10-batches-bin"
+    [ -f "$bin/test_batch.bin" ] && { echo "$bin"; return 0; }
+    mkdir -p "$data/jpeg"
+    tar -xJf "$data/cifar10-jpeg.tar.xz" -C "$data/jpeg" >>"$log" 2>&1 &&
+        python3 "$data/jpeg-to-cifar-bin.py" "$data/jpeg" "$bin" >>"$log" 2>&1 && echo "$bin"
+}
+
+# cudacnn-train with the seed's recipe on the real CIFAR-10: GPU_CHECK_TRAIN_EPOCHS epochs (default 2, so the
+# whole check fits one call; the full 20-epoch recipe is `GPU_CHECK_TRAIN_EPOCHS=20` as a call of its own).
+step_train() {
+    local log="$OUT/train.log" seconds rc=0 bin epochs=${GPU_CHECK_TRAIN_EPOCHS:-2} last
+    local run_dir="$BUILD_DIR/runs/$(date +%Y%m%d-%H%M%S)"  # cudacnn-train never replaces a checkpoint
+    [ -n "$HAVE_GPU" ] || { NOTE="no GPU"; return 2; }
+    [ -f "$ROOT/.gpu-data/cifar10-jpeg.tar.xz" ] || {
+        NOTE="no .gpu-data/cifar10-jpeg.tar.xz (run --prepare here and carry .gpu-data)"
+        return 2
+    }
+    bin=$(cifar10_binary "$log") || { NOTE="could not unpack or convert the CIFAR-10 tarball (see train.log)"; return 1; }
+    seconds=$(time_cap 420)
+    [ "$seconds" -gt 0 ] || { NOTE="out of time budget"; return 1; }
+    run_logged "$log" "$seconds" "$BUILD_DIR/cudacnn-train" --dataset cifar10 --data "$bin" --epochs "$epochs" \
+        --output-dir "$run_dir" --metrics "$run_dir/metrics.csv" || rc=$?
+    [ -f "$run_dir/metrics.csv" ] && { echo "---- metrics.csv ----"; cat "$run_dir/metrics.csv"; } >>"$log"
+    last=$(grep -E '^Epoch: ' "$log" | tail -n 1 || true)
+    NOTE="$epochs epochs: ${last:-no epoch line (rc $rc)}"
+    [ "$rc" -eq 0 ]
+}
+
 # The steps that need the build, in order: "name function log-file-in-$OUT".
 # Extension point: later issues add their steps here, each as a step_* function above and one line below,
-# e.g. "bench step_bench bench.log" (cudacnn-bench against cuDNN) and "train step_train train.log" (a short
-# training on .gpu-data/cifar10-jpeg.tar.xz). At most 8 files come back from $OUT; 7 are used now.
+# e.g. "bench step_bench bench.log" (cudacnn-bench against cuDNN). At most 8 files come back from $OUT;
+# 8 are used now.
 AFTER_BUILD=(
     "vendor step_vendor vendor.log"
     "ctest step_ctest ctest.log"
@@ -450,6 +481,7 @@ AFTER_BUILD=(
     "racecheck-parity step_racecheck_parity racecheck.log"
     "demo step_demo demo.log"
     "baseline step_baseline demo.log"
+    "train step_train train.log"
 )
 
 # ---- bookkeeping and the summary --------------------------------------------------------------------------
