@@ -74,7 +74,7 @@ struct Executor::Impl {
     std::vector<BufferRequest> requests;
     MemoryPlan plan;
     std::shared_ptr<void> arena;
-    std::vector<int> y_buf, dy_buf, saved_buf, workspace_buf;  // request indices per node, kNone if none
+    std::vector<int> y_buf, dy_buf, saved_buf, workspace_buf, backward_workspace_buf;  // per node, kNone if none
     std::map<std::pair<int, int>, int> temp_buf;  // (consumer, input slot) → gradient to add, not the first writer
     int x_buf = kNone, input_grad_buf = kNone, labels_buf = kNone, loss_buf = kNone, loss_workspace_buf = kNone,
         loss_sum_buf = kNone, correct_buf = kNone;
@@ -153,6 +153,7 @@ struct Executor::Impl {
         dy_buf.assign(layers, kNone);
         saved_buf.assign(layers, kNone);
         workspace_buf.assign(layers, kNone);
+        backward_workspace_buf.assign(layers, kNone);
         const int last = layers - 1;
 
         x_buf = request("input", sizeof(float) * with_batch(b, graph.spec.input).numel(), 0, MemoryPlan::kForever);
@@ -187,9 +188,12 @@ struct Executor::Impl {
             const Shape out = with_batch(b, node.output);
             const std::size_t saved = detail::saved_bytes(node, in, out);
             if (saved > 0) saved_buf[i] = request(node.spec.name + " saved", saved, fwd_time(i), bwd_time(i));
+            // Scratch for one pass only, so that layers' workspaces share memory.
             const std::size_t workspace = backend->prepare(args_shapes(i, b));
             if (workspace > 0) {
-                workspace_buf[i] = request(node.spec.name + " workspace", workspace, fwd_time(i), bwd_time(i));
+                workspace_buf[i] = request(node.spec.name + " forward workspace", workspace, fwd_time(i), fwd_time(i));
+                backward_workspace_buf[i] =
+                    request(node.spec.name + " backward workspace", workspace, bwd_time(i), bwd_time(i));
             }
         }
         plan_gradient_accumulation(b);
@@ -237,11 +241,12 @@ struct Executor::Impl {
         return a;
     }
 
-    NodeArgs node_args(int i, bool training, int64_t step) {
+    NodeArgs node_args(int i, bool training, int64_t step, bool backward_pass = false) {
         NodeArgs a = args_shapes(i, batch);
         const Node& node = graph.nodes[i];
         for (int input : node.inputs) {
-            a.x.push_back(input == kInput ? floats(x_buf) : floats(y_buf[storage[input]]));
+            // An alias of the model input (a flatten reading "input") reads the input itself.
+            a.x.push_back(storage_of(input) == kInput ? floats(x_buf) : floats(y_buf[storage[input]]));
         }
         a.y = floats(y_buf[i]);
         a.dy = dy_buf[i] == kNone ? nullptr : floats(dy_buf[i]);
@@ -262,8 +267,9 @@ struct Executor::Impl {
             }
         }
         a.saved = address(saved_buf[i]);
-        a.workspace = address(workspace_buf[i]);
-        a.workspace_bytes = workspace_buf[i] == kNone ? 0 : requests[workspace_buf[i]].bytes;
+        const int workspace = backward_pass ? backward_workspace_buf[i] : workspace_buf[i];
+        a.workspace = address(workspace);
+        a.workspace_bytes = workspace == kNone ? 0 : requests[workspace].bytes;
         if (batch != options.batch_size) use_workspace_for_batch(a);
         a.training = training;
         a.dropout_active = options.dropout;
@@ -298,12 +304,17 @@ struct Executor::Impl {
         for (int i = layers - 1; i >= 0; --i) {
             // Aliases pass gradients through their shared memory; a layer that nothing downstream uses has none.
             if (is_alias(i) || dy_buf[storage[i]] == kNone) continue;
-            NodeArgs a = node_args(i, true, step);
+            NodeArgs a = node_args(i, true, step, /*backward_pass=*/true);
             a.dy = floats(dy_buf[storage[i]]);
-            std::vector<std::pair<float*, float*>> to_add;  // (target, temporary)
+            struct Addition {
+                float* target;
+                const float* temporary;
+                int64_t count;  // the input's elements: concat's inputs differ in size
+            };
+            std::vector<Addition> to_add;
             for (std::size_t k = 0; k < a.node->inputs.size(); ++k) {
                 const int input = a.node->inputs[k];
-                if (input == kInput) {
+                if (storage_of(input) == kInput) {
                     a.dx.push_back(can_skip_input_gradient(a.node->spec.kind) ? nullptr : floats(input_grad_buf));
                     continue;
                 }
@@ -313,13 +324,11 @@ struct Executor::Impl {
                     a.dx.push_back(target);
                 } else {
                     a.dx.push_back(floats(temp->second));
-                    to_add.emplace_back(target, floats(temp->second));
+                    to_add.push_back({target, floats(temp->second), a.input_shapes[k].numel()});
                 }
             }
             backend->backward(a);
-            for (std::size_t k = 0; k < to_add.size(); ++k) {
-                backend->accumulate(to_add[k].first, to_add[k].second, a.input_shapes[0].numel());
-            }
+            for (const Addition& add : to_add) backend->accumulate(add.target, add.temporary, add.count);
         }
     }
 };

@@ -2,6 +2,7 @@
 #include "src/train/confusion.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <numeric>
 
 #include <fmt/format.h>
@@ -12,8 +13,12 @@ void Confusion::add(const HostTensor<float>& logits, const int64_t* labels) {
     const int64_t classes = logits.dim(1);
     for (int64_t n = 0; n < logits.dim(0); ++n) {
         const float* row = logits.data() + n * classes;
-        // torch.argmax: the first of equal maxima.
-        const int64_t predicted = std::max_element(row, row + classes) - row;
+        // torch.argmax: the first of equal maxima, and a NaN ranks above every number (as the accuracy counts).
+        int64_t predicted = 0;
+        for (int64_t c = 1; c < classes; ++c) {
+            if (std::isnan(row[predicted])) break;
+            if (std::isnan(row[c]) || row[c] > row[predicted]) predicted = c;
+        }
         counts_[labels[n]][predicted] += 1;
     }
 }

@@ -10,15 +10,17 @@
 
 namespace cudacnn::train {
 
-MetricsLog::MetricsLog(const std::string& path, MetricsFormat format) : path_(path), format_(format) {
+MetricsLog::MetricsLog(const std::string& path, MetricsFormat format, bool append) : path_(path), format_(format) {
     if (path_.empty()) return;
     const std::filesystem::path parent = std::filesystem::path(path_).parent_path();
     std::error_code ignored;  // a failure shows as the open's error below
     if (!parent.empty()) std::filesystem::create_directories(parent, ignored);
-    file_.open(path_, std::ios::out | std::ios::trunc);
+    std::error_code no_size;
+    const bool has_rows = append && std::filesystem::file_size(path_, no_size) > 0 && !no_size;
+    file_.open(path_, std::ios::out | (append ? std::ios::app : std::ios::trunc));
     CUDACNN_CHECK(file_.good(), "--metrics {}: cannot open the file for writing; check the folder exists and is "
                   "writable", path_);
-    if (format_ == MetricsFormat::csv) {
+    if (format_ == MetricsFormat::csv && !has_rows) {
         file_ << "epoch,train_loss,train_accuracy,test_loss,test_accuracy,epoch_seconds,lr,images_per_second\n";
     }
 }

@@ -18,7 +18,8 @@ struct EpochRow {
 
 class MetricsLog {
   public:
-    MetricsLog(const std::string& path, MetricsFormat format);  // an empty path writes nothing
+    // An empty path writes nothing; append keeps an existing file's rows (a resumed run).
+    MetricsLog(const std::string& path, MetricsFormat format, bool append);
     void write(const EpochRow& row);
 
   private:

@@ -446,6 +446,10 @@ void validate(const TrainOptions& o) {
         usage_fail(
             "--momentum {}: only --optimizer sgd has a momentum, not {}; add --optimizer sgd or drop it",
             o.momentum, optimizer_name(o.optimizer));
+    // Evaluating freshly initialized weights would print chance-level accuracy as if it were a result.
+    if (o.evaluate_only && o.resume.empty() && o.init_weights.empty())
+        usage_fail("--evaluate needs the weights to evaluate: add --resume CHECKPOINT or --init-weights "
+                   "FILE.safetensors");
     if (!o.resume.empty() && !o.init_weights.empty())
         usage_fail(
             "--resume and --init-weights both given: --resume restores the weights with the rest of "

@@ -117,6 +117,8 @@ class Run {
 
   private:
     void print_header();
+    void check_same_recipe(const nlohmann::json& saved) const;
+    void prepare_outputs() const;
     void restore_or_initialize();
     graph::Metrics train_epoch(int64_t epoch);
     graph::Metrics test_epoch(Confusion* confusion);
@@ -145,7 +147,49 @@ void Run::print_header() {
                         data_.train.size(), data_.test.name, data_.test.size(), data_.train.num_classes);
     out_ << graph::model_summary(graph_);
     for (const std::string& line : executor_->describe()) out_ << line << "\n";
+    if (o_.device == DeviceChoice::auto_ && executor_->options().backend == graph::Backend::cpu) {
+        out_ << (kEmulated ? "--device auto chose the cpu: this is the emu flavour (its emulated GPU runs the kernels "
+                             "on the CPU, slower than the reference; --device cuda uses it)\n"
+                           : "--device auto chose the cpu: " + gpu_status().description + "\n");
+    }
     out_.flush();
+}
+
+// A resumed run continues exactly only with the settings that shaped the checkpoint's run (the data order,
+// augmentation, dropout masks and optimizer depend on them): refuse, listing every difference.
+void Run::check_same_recipe(const nlohmann::json& saved) const {
+    static const char* const kRecipe[] = {"dataset",   "synthetic_size", "limit_train",  "augment",
+                                          "shuffle",   "batch_size",     "lr",           "optimizer",
+                                          "momentum",  "weight_decay",   "lr_schedule",  "label_smoothing",
+                                          "dropout",   "seed"};
+    const nlohmann::json now = to_json(o_);
+    std::string differences;
+    for (const char* key : kRecipe) {
+        const nlohmann::json before = saved.value(key, nlohmann::json());
+        if (before != now.value(key, nlohmann::json())) {
+            differences += fmt::format("\n  {}: the checkpoint's run had {}, this one has {}", key, before.dump(),
+                                       now.value(key, nlohmann::json()).dump());
+        }
+    }
+    CUDACNN_CHECK(differences.empty(),
+                  "--resume {}: these settings differ from the run that wrote it, so it could not continue that run "
+                  "exactly; pass the same values:{}", o_.resume, differences);
+}
+
+// Problems with where results go show before training, not after hours of it.
+void Run::prepare_outputs() const {
+    const auto writable_folder = [](const fs::path& folder, const std::string& flag) {
+        std::error_code error;
+        if (!folder.empty()) fs::create_directories(folder, error);
+        const fs::path probe = (folder.empty() ? fs::path(".") : folder) / ".cudacnn-write-probe";
+        std::ofstream file(probe);
+        CUDACNN_CHECK(!error && file.good(), "{} {}: cannot create or write to this folder{}", flag, folder.string(),
+                      error ? " (" + error.message() + ")" : std::string());
+        file.close();
+        fs::remove(probe, error);
+    };
+    writable_folder(o_.output_dir, "--output-dir");
+    if (!o_.export_path.empty()) writable_folder(fs::path(o_.export_path).parent_path(), "--export");
 }
 
 void Run::restore_or_initialize() {
@@ -159,6 +203,10 @@ void Run::restore_or_initialize() {
     CUDACNN_CHECK(checkpoint.meta.value("format", "") == kCheckpointFormat,
                   "--resume {}: not a cudacnn checkpoint (its metadata has no \"format\": \"{}\")", o_.resume,
                   kCheckpointFormat);
+    CUDACNN_CHECK(checkpoint.meta.value("version", 0) == kCheckpointVersion,
+                  "--resume {}: checkpoint format version {}, this cudacnn-train reads version {}", o_.resume,
+                  checkpoint.meta.value("version", 0), kCheckpointVersion);
+    check_same_recipe(checkpoint.meta.at("options"));
     CUDACNN_CHECK(checkpoint.meta.at("model") == graph::model_spec_to_json(spec_),
                   "--resume {}: the checkpoint is of model '{}', not of '{}'; pass the same --model", o_.resume,
                   checkpoint.meta.at("model").value("name", "?"), spec_.name);
@@ -169,6 +217,9 @@ void Run::restore_or_initialize() {
     best_epoch_ = checkpoint.meta.value("best_epoch", int64_t{0});
     out_ << fmt::format("resumed: {} after epoch {} ({} optimizer steps)\n", o_.resume, first_epoch_ - 1,
                         executor_->optimizer_steps());
+    CUDACNN_CHECK(o_.evaluate_only || first_epoch_ <= o_.epochs,
+                  "--resume {}: the run already finished epoch {} and --epochs is {}; raise --epochs to train on, "
+                  "or add --evaluate", o_.resume, first_epoch_ - 1, o_.epochs);
 }
 
 graph::Metrics Run::train_epoch(int64_t epoch) {
@@ -266,12 +317,15 @@ TrainSummary Run::run() {
         return summary;
     }
     refuse_to_overwrite_checkpoints();
-    MetricsLog metrics_log(o_.metrics_path, o_.metrics_format);
+    prepare_outputs();
+    // A resumed run adds its epochs to the metrics file rather than erasing the earlier ones.
+    MetricsLog metrics_log(o_.metrics_path, o_.metrics_format, /*append=*/!o_.resume.empty());
     for (int64_t epoch = first_epoch_; epoch <= o_.epochs; ++epoch) {
         const auto start = Clock::now();
         const double lr = lr_at_epoch(o_.lr_schedule, o_.lr, epoch - 1, o_.epochs);
         executor_->set_learning_rate(lr);
         const graph::Metrics train = train_epoch(epoch);
+        const double train_seconds = seconds_since(start);
         const bool last = epoch == o_.epochs;
         confusion.reset();
         const graph::Metrics test = test_epoch(last ? &confusion : nullptr);
@@ -285,7 +339,7 @@ TrainSummary Run::run() {
                             epoch, train.mean_loss(), train.accuracy_percent(), test.accuracy_percent(), seconds);
         out_.flush();
         metrics_log.write({epoch, train.mean_loss(), train.accuracy_percent(), test.mean_loss(),
-                           test.accuracy_percent(), seconds, lr, train.samples / std::max(seconds, 1e-9)});
+                           test.accuracy_percent(), seconds, lr, train.samples / std::max(train_seconds, 1e-9)});
         if (last || (o_.save_every > 0 && epoch % o_.save_every == 0)) save_checkpoint(epoch);
         summary.epochs_run += 1;
         summary.final_test_accuracy = test.accuracy_percent();

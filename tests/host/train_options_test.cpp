@@ -169,13 +169,13 @@ TEST_CASE("-b takes its value apart or attached, and negative numbers are values
 
 TEST_CASE("switches take no value and turn their setting over", "[options]") {
     const TrainOptions o =
-        parse({"--no-augment", "--no-dropout", "--no-shuffle", "--evaluate", "--epochs", "0"});
+        parse({"--no-augment", "--no-dropout", "--no-shuffle", "--evaluate", "--epochs", "0", "--init-weights", "w.safetensors"});
     CHECK_FALSE(o.augment);
     CHECK_FALSE(o.dropout);
     CHECK_FALSE(o.shuffle);
     CHECK(o.evaluate_only);
     CHECK(o.epochs == 0);
-    CHECK(parse({"--evaluate"}).epochs == 20);
+    CHECK(parse({"--evaluate", "--resume", "last.safetensors"}).epochs == 20);
 }
 
 TEST_CASE("--help lists every flag with its default, the schedules and examples", "[options]") {
@@ -214,7 +214,7 @@ TEST_CASE("each bad command line names the flag, the value and what is accepted"
         {{"--epochs", " 3"}, {"not a whole number"}},
         {{"--epochs", "99999999999999999999"}, {"--epochs 99999999999999999999", "out of range"}},
         {{"--epochs", "0"}, {"--epochs 0: must be at least 1", "--evaluate"}},
-        {{"--epochs", "-1", "--evaluate"}, {"--epochs -1: must be at least 0"}},
+        {{"--epochs", "-1", "--evaluate", "--resume", "c.safetensors"}, {"--epochs -1: must be at least 0"}},
         {{"-b0"}, {"--batch-size 0: must be at least 1"}},
         {{"--lr", "0"}, {"--lr 0: must be > 0"}},
         {{"--lr", "-1"}, {"--lr -1: must be > 0"}},
@@ -235,6 +235,7 @@ TEST_CASE("each bad command line names the flag, the value and what is accepted"
         {{"--device", "gpu"}, {"--device gpu: use auto, cuda or cpu"}},
         {{"--conv-algo", "fft"}, {"--conv-algo fft: use auto, cudnn, direct or im2col"}},
         {{"--export-dtype", "f64"}, {"--export-dtype f64: use f32, f16 or bf16"}},
+        {{"--evaluate"}, {"--evaluate needs the weights", "--resume", "--init-weights"}},
         {{"--dataset", "cifar10"},
          {"--dataset cifar10 needs --data DIR", "CIFAR-10 binary version", "cifar-10-batches-bin",
           "https://www.cs.toronto.edu/~kriz/cifar.html"}},

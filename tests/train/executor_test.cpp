@@ -140,16 +140,46 @@ ModelSpec branching_spec() {
                              "branching_spec");
 }
 
+// DenseNet-style: the input and c1 each feed two concatenations of different widths (the later one writes
+// their gradients first, the earlier one adds its part of another size).
+ModelSpec dense_spec() {
+    return parse_model_spec(nlohmann::json::parse(R"({
+        "name": "dense", "input": [2, 5, 5], "num_classes": 3,
+        "layers": [
+            {"name": "c1", "type": "conv2d", "in_channels": 2, "out_channels": 3, "kernel_size": 3, "padding": 1},
+            {"name": "cat1", "type": "concat", "inputs": ["input", "c1"]},
+            {"name": "c2", "type": "conv2d", "in_channels": 5, "out_channels": 2, "kernel_size": 3, "padding": 1},
+            {"name": "cat2", "type": "concat", "inputs": ["input", "c1", "c2"]},
+            {"name": "pool", "type": "adaptive_avg_pool2d", "output_size": 2},
+            {"name": "flat", "type": "flatten"},
+            {"name": "head", "type": "linear", "in_features": 28, "out_features": 3}
+        ]})"),
+                             "dense_spec");
+}
+
+// A flatten straight on the model input (it shares the input's memory).
+ModelSpec flat_input_spec() {
+    return parse_model_spec(nlohmann::json::parse(R"({
+        "name": "mlp", "input": [2, 5, 5], "num_classes": 3,
+        "layers": [
+            {"name": "flat", "type": "flatten", "inputs": ["input"]},
+            {"name": "hidden", "type": "linear", "in_features": 50, "out_features": 7},
+            {"name": "head", "type": "linear", "in_features": 7, "out_features": 3}
+        ]})"),
+                             "flat_input_spec");
+}
+
 double batch_loss(Executor& executor) {
     executor.forward_backward(0);
     return executor.read_metrics().loss_sum;
 }
 
-void check_gradients_by_central_differences(Backend backend) {
+void check_gradients_by_central_differences(Backend backend, const ModelSpec& spec) {
+    INFO("model " << spec.name << " on the " << backend_name(backend));
     ExecutorOptions options;
     options.backend = backend;
     options.batch_size = 2;
-    Executor executor(build_graph(branching_spec()), options);
+    Executor executor(build_graph(spec), options);
     executor.initialize(7);
     HostTensor<float> x(Shape{2, 2, 5, 5});
     for (int64_t i = 0; i < x.numel(); ++i) x[i] = std::sin(0.37f * static_cast<float>(i)) + 0.1f;
@@ -185,12 +215,17 @@ void check_gradients_by_central_differences(Backend backend) {
 }  // namespace
 
 TEST_CASE("gradients through shared tensors, adds and concatenations match central differences (CPU)", "[executor]") {
-    check_gradients_by_central_differences(Backend::cpu);
+    for (const ModelSpec& spec : {branching_spec(), dense_spec(), flat_input_spec()}) {
+        check_gradients_by_central_differences(Backend::cpu, spec);
+    }
 }
 
 TEST_CASE("gradients through shared tensors, adds and concatenations match central differences (GPU)",
           "[executor][gpu]") {
-    if (have_device()) check_gradients_by_central_differences(Backend::gpu);
+    if (!have_device()) return;
+    for (const ModelSpec& spec : {branching_spec(), dense_spec(), flat_input_spec()}) {
+        check_gradients_by_central_differences(Backend::gpu, spec);
+    }
 }
 
 TEST_CASE("the CPU and GPU executors agree over steps with dropout and a partial batch", "[executor][gpu]") {

@@ -165,3 +165,32 @@ TEST_CASE("a run refuses to replace checkpoints that are already there", "[train
     CHECK(fs::last_write_time(folder / "checkpoint-epoch-001.safetensors") == written);
     fs::remove_all(folder);
 }
+
+TEST_CASE("a resume refuses other settings and adds its epochs to the metrics file", "[train]") {
+    const fs::path folder = fresh_folder("resume-settings");
+    TrainOptions o = synthetic_options(folder);
+    o.epochs = 1;
+    o.synthetic_train_size = 32;
+    o.synthetic_test_size = 16;
+    o.metrics_path = (folder / "metrics.csv").string();
+    std::ostringstream log;
+    run_training(o, log);
+    TrainOptions resumed = o;
+    resumed.epochs = 2;
+    resumed.resume = (folder / "checkpoint-epoch-001.safetensors").string();
+    TrainOptions other_seed = resumed;
+    other_seed.seed = 6;
+    CHECK_THROWS_WITH(run_training(other_seed, log), Catch::Contains("seed: the checkpoint's run had 5, this one has 6"));
+    TrainOptions finished = resumed;
+    finished.epochs = 1;
+    CHECK_THROWS_WITH(run_training(finished, log), Catch::Contains("already finished epoch 1") &&
+                                                       Catch::Contains("raise --epochs"));
+    run_training(resumed, log);
+    std::ifstream metrics(folder / "metrics.csv");
+    std::vector<std::string> lines;
+    for (std::string line; std::getline(metrics, line);) lines.push_back(line);
+    REQUIRE(lines.size() == 3);  // one header, epochs 1 and 2
+    CHECK_THAT(lines[1], Catch::StartsWith("1,"));
+    CHECK_THAT(lines[2], Catch::StartsWith("2,"));
+    fs::remove_all(folder);
+}

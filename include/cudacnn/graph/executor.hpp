@@ -77,8 +77,8 @@ class Executor {
     void set_learning_rate(double lr);
     int64_t optimizer_steps() const;
 
-    // Copies a batch of `count` <= batch_size images (count, C, H, W) and labels into the arena: the
-    // only host → device transfer of a training step on the GPU.
+    // Copies a batch of `count` <= batch_size images (count, C, H, W) and labels into the arena (on the GPU
+    // two host → device copies, made before the step: train_step and eval_step themselves make none).
     void set_batch(const float* images, const int64_t* labels, int64_t count);
     // Forward in training mode, cross-entropy, backward, optimizer step; `step` numbers the dropout masks.
     // Adds the batch's loss and correct count to the metrics, which stay on the device.
