@@ -15,6 +15,7 @@
 #include "cudacnn/graph/executor.hpp"
 #include "cudacnn/graph/model.hpp"
 #include "cudacnn/io/state_dict.hpp"
+#include "cudacnn/safetensors.hpp"
 #include "src/train/confusion.hpp"
 #include "src/train/metrics_log.hpp"
 #include "src/train/progress.hpp"
@@ -199,6 +200,11 @@ void Run::restore_or_initialize() {
         out_ << "weights: " << o_.init_weights << "\n";
     }
     if (o_.resume.empty()) return;
+    // A weights file (an --export, a PyTorch state_dict) is a common mix-up: say which flag takes it.
+    CUDACNN_CHECK(SafetensorsFile::read(o_.resume).metadata().count("cudacnn.checkpoint") != 0,
+                  "--resume {}: this file holds weights but no training state (not a cudacnn checkpoint); start "
+                  "from its weights with --init-weights {}, or resume from a checkpoint-epoch-NNN.safetensors",
+                  o_.resume, o_.resume);
     const io::Checkpoint checkpoint = io::load_checkpoint(o_.resume);
     CUDACNN_CHECK(checkpoint.meta.value("format", "") == kCheckpointFormat,
                   "--resume {}: not a cudacnn checkpoint (its metadata has no \"format\": \"{}\")", o_.resume,

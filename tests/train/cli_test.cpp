@@ -125,5 +125,11 @@ TEST_CASE("cudacnn-train: --help exits 0, a bad flag or value exits 2 with a mes
     const Outcome missing_data = run_train("--dataset cifar10 --data " + (folder / "nowhere").string(), folder);
     CHECK(missing_data.exit_code == 1);
     CHECK_THAT(missing_data.output, Catch::Contains("nowhere") && Catch::Contains("cifar"));
+    io::StateDict weights;
+    weights.put("w", HostTensor<float>(Shape{2}, 1.0f));
+    io::save_state_dict(weights, (folder / "weights.safetensors").string());
+    const Outcome weights_as_checkpoint = run_train("--resume " + (folder / "weights.safetensors").string(), folder);
+    CHECK(weights_as_checkpoint.exit_code == 1);
+    CHECK_THAT(weights_as_checkpoint.output, Catch::Contains("not a cudacnn checkpoint") && Catch::Contains("--init-weights"));
     fs::remove_all(folder);
 }
