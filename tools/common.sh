@@ -2,6 +2,9 @@
 # Usage: build_flavour NAME -DCUDACNN_FLAVOUR=... [more CMake options]
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 export PATH="$PATH:/usr/local/cuda/bin"
+# ccache hits for the same sources in another folder (CI builds a fresh clone): paths relative to the checkout
+# and the working directory left out of the hash (debug info then names the folder that first built it).
+export CCACHE_BASEDIR="$ROOT" CCACHE_NOHASHDIR=1
 
 build_flavour() {
     local name=$1
