@@ -24,7 +24,7 @@ HostTensor<T> read(const T* data, const Shape& shape) {
 
 template <class T>
 void write(T* data, const HostTensor<T>& tensor) {
-    std::memcpy(data, tensor.data(), static_cast<std::size_t>(tensor.numel()) * sizeof(T));
+    if (tensor.numel() > 0) std::memcpy(data, tensor.data(), static_cast<std::size_t>(tensor.numel()) * sizeof(T));
 }
 
 // Writes a gradient where one is wanted (dx entries are null for the model's input).

@@ -303,7 +303,8 @@ void SafetensorsFile::put(const std::string& name, const HostTensor<T>& tensor) 
     stored.dtype = stored_dtype<T>();
     stored.shape = tensor.shape();
     stored.bytes.resize(static_cast<size_t>(tensor.numel()) * sizeof(T));
-    std::memcpy(stored.bytes.data(), tensor.data(), stored.bytes.size());
+    // An empty tensor has no data pointer, and memcpy must not see a null one even for 0 bytes.
+    if (!stored.bytes.empty()) std::memcpy(stored.bytes.data(), tensor.data(), stored.bytes.size());
     put_stored(name, std::move(stored));
 }
 
