@@ -166,6 +166,7 @@ class AtomicFile {
     }
 
     void write(const void* data, size_t size) {
+        if (size == 0) return;  // an empty tensor's data pointer may be null, which fwrite must not see
         CUDACNN_CHECK(std::fwrite(data, 1, size, file_) == size, "{}: writing failed: {} (disk full?); {}",
                       path_, std::strerror(errno), kUnchanged);
     }
