@@ -26,6 +26,7 @@ struct NodeArgs {
     float* y = nullptr;
     const float* dy = nullptr;    // backward: the gradient of y
     std::vector<float*> dx;       // backward: per input, or nullptr where no gradient is needed
+    Shape weight_shape;  // the layer's weight state entry, when it has one: conv (OC, IC/G, KH, KW), linear (out, in)
     const float* weight = nullptr;
     const float* bias = nullptr;
     float* dweight = nullptr;
@@ -37,7 +38,6 @@ struct NodeArgs {
     void* workspace = nullptr;
     std::size_t workspace_bytes = 0;
     bool training = true;
-    bool dropout_active = true;  // false: dropout layers are the identity even in training
     uint64_t seed = 0;
     uint64_t dropout_stream = 0;
 };
@@ -84,6 +84,9 @@ class BackendImpl {
 std::unique_ptr<BackendImpl> make_cpu_backend();
 // Throws Error, saying why, when there is no GPU (the emu flavour always has its emulated one).
 std::unique_ptr<BackendImpl> make_gpu_backend(const std::string& conv_algo);
+
+// A flatten shares its input's memory and never reaches a backend; this says so if it ever does.
+[[noreturn]] void fail_alias(const NodeArgs& args);
 
 // A dropout or batch norm node's settings for this pass, as the reference ops and kernels take them.
 cpu::DropoutOptions dropout_options(const NodeArgs& args);

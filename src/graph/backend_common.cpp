@@ -14,10 +14,15 @@ std::size_t saved_bytes(const Node& node, const std::vector<Shape>& input_shapes
     }
 }
 
+void fail_alias(const NodeArgs& a) {
+    CUDACNN_FAIL("executor: layer '{}' ({}) shares its input's memory and has nothing to run; a backend was asked "
+                 "to run it (an executor bug)", a.node->spec.name, layer_kind_name(a.node->spec.kind));
+}
+
 cpu::DropoutOptions dropout_options(const NodeArgs& a) {
     cpu::DropoutOptions options;
     options.p = a.node->spec.p;
-    options.training = a.training && a.dropout_active;
+    options.training = a.training;
     options.seed = a.seed;
     options.stream = a.dropout_stream;
     return options;

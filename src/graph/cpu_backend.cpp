@@ -95,17 +95,12 @@ class CpuBackend final : public BackendImpl {
     void synchronize() override {}
 };
 
-Shape conv_weight_shape(const NodeArgs& a) {
-    const LayerSpec& s = a.node->spec;
-    return Shape{s.out_channels, s.in_channels / s.conv.groups, s.kernel_size.h, s.kernel_size.w};
-}
-
 void CpuBackend::forward(const NodeArgs& a) {
     const LayerSpec& s = a.node->spec;
     const HostTensor<float> x = read(a.x[0], a.input_shapes[0]);
     switch (s.kind) {
         case LayerKind::conv2d: {
-            const HostTensor<float> w = read(a.weight, conv_weight_shape(a));
+            const HostTensor<float> w = read(a.weight, a.weight_shape);
             const HostTensor<float> b = a.bias ? read(a.bias, Shape{s.out_channels}) : HostTensor<float>();
             write(a.y, cpu::conv2d(x, w, a.bias ? &b : nullptr, s.conv));
             break;
@@ -148,9 +143,9 @@ void CpuBackend::forward(const NodeArgs& a) {
             write(static_cast<uint8_t*>(a.saved), result.mask);
             break;
         }
-        case LayerKind::flatten: write(a.y, x); break;
+        case LayerKind::flatten: fail_alias(a); break;
         case LayerKind::linear: {
-            const HostTensor<float> w = read(a.weight, Shape{s.out_features, s.in_features});
+            const HostTensor<float> w = read(a.weight, a.weight_shape);
             const HostTensor<float> b = a.bias ? read(a.bias, Shape{s.out_features}) : HostTensor<float>();
             write(a.y, cpu::linear(x, w, a.bias ? &b : nullptr));
             break;
@@ -179,7 +174,7 @@ void CpuBackend::backward(const NodeArgs& a) {
     switch (s.kind) {
         case LayerKind::conv2d: {
             const HostTensor<float> x = read(a.x[0], in_shape);
-            const auto g = cpu::conv2d_backward(x, read(a.weight, conv_weight_shape(a)), dy, a.bias != nullptr, s.conv);
+            const auto g = cpu::conv2d_backward(x, read(a.weight, a.weight_shape), dy, a.bias != nullptr, s.conv);
             write_grad(a.dx[0], g.dx);
             write(a.dweight, g.dweight);
             if (a.bias != nullptr) write(a.dbias, g.dbias);
@@ -214,9 +209,9 @@ void CpuBackend::backward(const NodeArgs& a) {
                                                              : cpu::dropout2d_backward(dy, mask, dropout_options(a)).dx);
             break;
         }
-        case LayerKind::flatten: write_grad(a.dx[0], dy.reshaped(in_shape)); break;
+        case LayerKind::flatten: fail_alias(a); break;
         case LayerKind::linear: {
-            const auto g = cpu::linear_backward(read(a.x[0], in_shape), read(a.weight, Shape{s.out_features, s.in_features}),
+            const auto g = cpu::linear_backward(read(a.x[0], in_shape), read(a.weight, a.weight_shape),
                                                 dy, a.bias != nullptr);
             write_grad(a.dx[0], g.dx);
             write(a.dweight, g.dweight);

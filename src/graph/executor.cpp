@@ -96,6 +96,7 @@ struct Executor::Impl {
     int loss_time() const { return layers; }
     int bwd_time(int node) const { return 2 * layers - node; }
 
+    // Backends never run an alias: flatten always, dropout under --no-dropout (then the identity).
     bool is_alias(int node) const {
         const LayerKind kind = graph.nodes[node].spec.kind;
         return kind == LayerKind::flatten ||
@@ -238,6 +239,9 @@ struct Executor::Impl {
         a.node = &graph.nodes[i];
         a.input_shapes = input_shapes(i, n);
         a.output_shape = with_batch(n, graph.nodes[i].output);
+        for (int entry : graph.nodes[i].state) {
+            if (graph.state[entry].role == "weight") a.weight_shape = graph.state[entry].shape;
+        }
         return a;
     }
 
@@ -272,7 +276,6 @@ struct Executor::Impl {
         a.workspace_bytes = workspace == kNone ? 0 : requests[workspace].bytes;
         if (batch != options.batch_size) use_workspace_for_batch(a);
         a.training = training;
-        a.dropout_active = options.dropout;
         a.seed = options.seed;
         a.dropout_stream = kDropoutStreamBase + static_cast<uint64_t>(step) * static_cast<uint64_t>(layers) +
                            static_cast<uint64_t>(i);

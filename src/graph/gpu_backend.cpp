@@ -19,9 +19,7 @@ namespace cudacnn::graph::detail {
 namespace {
 
 cpu::Conv2dGeometry conv_geometry(const NodeArgs& a) {
-    const LayerSpec& s = a.node->spec;
-    const Shape weight{s.out_channels, s.in_channels / s.conv.groups, s.kernel_size.h, s.kernel_size.w};
-    return cpu::conv2d_geometry(a.input_shapes[0], weight, s.conv);
+    return cpu::conv2d_geometry(a.input_shapes[0], a.weight_shape, a.node->spec.conv);
 }
 
 gpu::LinearShape linear_shape(const NodeArgs& a) {
@@ -157,7 +155,7 @@ void GpuBackend::forward(const NodeArgs& a) {
         case LayerKind::dropout2d:
             gpu::dropout2d_forward(a.x[0], a.y, static_cast<uint8_t*>(a.saved), in, dropout_options(a), st);
             break;
-        case LayerKind::flatten: copy_on_device(a.y, a.x[0], static_cast<std::size_t>(count) * sizeof(float), st); break;
+        case LayerKind::flatten: fail_alias(a); break;
         case LayerKind::linear: gpu::linear_forward(a.x[0], a.weight, a.bias, a.y, linear_shape(a), st); break;
         case LayerKind::add:
             gpu::add_forward(a.x[0], a.x[1], a.y, count, st);
@@ -196,7 +194,7 @@ void GpuBackend::backward(const NodeArgs& a) {
         case LayerKind::dropout2d:
             gpu::dropout2d_backward(a.dy, static_cast<const uint8_t*>(a.saved), dx, in, dropout_options(a), st);
             break;
-        case LayerKind::flatten: copy_on_device(dx, a.dy, static_cast<std::size_t>(count) * sizeof(float), st); break;
+        case LayerKind::flatten: fail_alias(a); break;
         case LayerKind::linear:
             gpu::linear_backward(a.x[0], a.weight, a.dy, dx, a.dweight, a.dbias, linear_shape(a), st);
             break;
