@@ -10,10 +10,10 @@
 #include <string>
 
 #include <sys/wait.h>
-#include <unistd.h>
 
 #include "cudacnn/io/state_dict.hpp"
 #include "support/cifar_cnn.hpp"
+#include "support/temp_files.hpp"
 
 using namespace cudacnn;
 using namespace cudacnn::test::cifar_cnn;
@@ -36,13 +36,6 @@ Outcome run_train(const std::string& args, const fs::path& folder) {
     return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, text.str()};
 }
 
-fs::path fresh_folder(const std::string& name) {
-    const fs::path folder = fs::temp_directory_path() / ("cudacnn-cli-test-" + name + "-" + std::to_string(::getpid()));
-    fs::remove_all(folder);
-    fs::create_directories(folder);
-    return folder;
-}
-
 // CIFAR-10's binary layout: per record a label byte and 3072 pixel bytes (R, G, B planes).
 void write_cifar10_records(const fs::path& path, const HostTensor<int64_t>& images, const HostTensor<int64_t>& labels,
                            int64_t count) {
@@ -58,7 +51,8 @@ void write_cifar10_records(const fs::path& path, const HostTensor<int64_t>& imag
 
 TEST_CASE("one CifarCNN step through cudacnn-train's command line matches PyTorch", "[cli][cifar_cnn]") {
     const StepFixture fixture;
-    const fs::path folder = fresh_folder("step");
+    const test::TempDir temp;  // removed afterwards, also when a check fails
+    const fs::path folder = temp.path();
     const HostTensor<int64_t> images = fixture.file.get<int64_t>("images");
     const int64_t n = fixture.labels.numel();
     // The fixture's batch is the first n training records; the other files only need to be valid.
@@ -108,11 +102,11 @@ TEST_CASE("one CifarCNN step through cudacnn-train's command line matches PyTorc
         CHECK(test::max_relative_error(after.f32(layer + ".running_var"), file.get<double>("running_var." + layer)) <= kTolerance);
         CHECK(after.i64(layer + ".num_batches_tracked")[0] == 1);
     }
-    fs::remove_all(folder);
 }
 
 TEST_CASE("cudacnn-train: --help exits 0, a bad flag or value exits 2 with a message", "[cli]") {
-    const fs::path folder = fresh_folder("flags");
+    const test::TempDir temp;  // removed afterwards, also when a check fails
+    const fs::path folder = temp.path();
     const Outcome help = run_train("--help", folder);
     CHECK(help.exit_code == 0);
     CHECK_THAT(help.output, Catch::Contains("--batch-size") && Catch::Contains("--resume"));
@@ -131,5 +125,4 @@ TEST_CASE("cudacnn-train: --help exits 0, a bad flag or value exits 2 with a mes
     const Outcome weights_as_checkpoint = run_train("--resume " + (folder / "weights.safetensors").string(), folder);
     CHECK(weights_as_checkpoint.exit_code == 1);
     CHECK_THAT(weights_as_checkpoint.output, Catch::Contains("not a cudacnn checkpoint") && Catch::Contains("--init-weights"));
-    fs::remove_all(folder);
 }

@@ -9,24 +9,16 @@
 #include <sstream>
 #include <string>
 
-#include <unistd.h>
-
 #include "cudacnn/device.hpp"
 #include "cudacnn/io/state_dict.hpp"
 #include "cudacnn/train/trainer.hpp"
+#include "support/temp_files.hpp"
 
 using namespace cudacnn;
 using namespace cudacnn::train;
 namespace fs = std::filesystem;
 
 namespace {
-
-fs::path fresh_folder(const std::string& name) {
-    const fs::path folder = fs::temp_directory_path() / ("cudacnn-train-test-" + name + "-" + std::to_string(::getpid()));
-    fs::remove_all(folder);
-    fs::create_directories(folder);
-    return folder;
-}
 
 TrainOptions synthetic_options(const fs::path& folder) {
     TrainOptions o = parse_train_args({"--model", "small_cnn", "--dataset", "synthetic", "--epochs", "3", "--lr", "2e-3",
@@ -49,7 +41,8 @@ int count_epoch_lines(const std::string& log) {
 }  // namespace
 
 TEST_CASE("the synthetic dataset is learned well above chance in 3 epochs on the CPU", "[train][e2e]") {
-    const fs::path folder = fresh_folder("cpu");
+    const test::TempDir temp;  // removed afterwards, also when a check fails
+    const fs::path folder = temp.path();
     std::ostringstream log;
     const TrainSummary summary = run_training(synthetic_options(folder), log);
     INFO(log.str());
@@ -59,7 +52,6 @@ TEST_CASE("the synthetic dataset is learned well above chance in 3 epochs on the
     CHECK_THAT(log.str(), Catch::Contains("Total params: 11,690") && Catch::Contains("Best test accuracy") &&
                               Catch::Contains("Confusion matrix"));
     CHECK(fs::exists(folder / "checkpoint-epoch-003.safetensors"));
-    fs::remove_all(folder);
 }
 
 TEST_CASE("the synthetic dataset is learned well above chance in 3 epochs on the GPU kernels", "[train][e2e][gpu]") {
@@ -67,7 +59,8 @@ TEST_CASE("the synthetic dataset is learned well above chance in 3 epochs on the
         WARN("skipped: no GPU here (" << gpu_status().description << ")");
         return;
     }
-    const fs::path folder = fresh_folder("gpu");
+    const test::TempDir temp;  // removed afterwards, also when a check fails
+    const fs::path folder = temp.path();
     TrainOptions o = synthetic_options(folder);
     o.device = DeviceChoice::cuda;
     std::ostringstream log;
@@ -76,11 +69,11 @@ TEST_CASE("the synthetic dataset is learned well above chance in 3 epochs on the
     CHECK(summary.final_test_accuracy >= 50.0);
     CHECK(count_epoch_lines(log.str()) == 3);
     CHECK_THAT(log.str(), Catch::Contains("device: gpu"));
-    fs::remove_all(folder);
 }
 
 TEST_CASE("two epochs straight equal one epoch, a resume and one more, bit for bit", "[train][e2e]") {
-    const fs::path folder = fresh_folder("resume");
+    const test::TempDir temp;  // removed afterwards, also when a check fails
+    const fs::path folder = temp.path();
     TrainOptions o = synthetic_options(folder);
     o.epochs = 2;
     o.synthetic_train_size = 256;
@@ -121,7 +114,6 @@ TEST_CASE("two epochs straight equal one epoch, a resume and one more, bit for b
         INFO(name);
         if (a.optimizer.dtype(name) == DType::f32) CHECK(a.optimizer.f32(name).values() == b.optimizer.f32(name).values());
     }
-    fs::remove_all(folder);
 }
 
 TEST_CASE("a short CPU run on the real CIFAR-10 trains and logs the seed's lines", "[train][e2e][cifar10]") {
@@ -130,7 +122,8 @@ TEST_CASE("a short CPU run on the real CIFAR-10 trains and logs the seed's lines
         WARN("skipped: set CUDACNN_CIFAR10_DIR to a folder with CIFAR-10's binary version to run this test");
         return;
     }
-    const fs::path folder = fresh_folder("cifar10");
+    const test::TempDir temp;  // removed afterwards, also when a check fails
+    const fs::path folder = temp.path();
     TrainOptions o = parse_train_args({"--model", "small_cnn", "--dataset", "cifar10", "--data", dir, "--epochs", "1",
                                        "--limit-train", "2000", "--limit-test", "1000", "--lr", "2e-3", "-b", "64",
                                        "--device", "cpu", "--output-dir", folder.string(), "--metrics",
@@ -148,11 +141,11 @@ TEST_CASE("a short CPU run on the real CIFAR-10 trains and logs the seed's lines
     std::getline(metrics, row);
     CHECK_THAT(header, Catch::StartsWith("epoch,train_loss,train_accuracy"));
     CHECK_THAT(row, Catch::StartsWith("1,"));
-    fs::remove_all(folder);
 }
 
 TEST_CASE("a run refuses to replace checkpoints that are already there", "[train]") {
-    const fs::path folder = fresh_folder("overwrite");
+    const test::TempDir temp;  // removed afterwards, also when a check fails
+    const fs::path folder = temp.path();
     TrainOptions o = synthetic_options(folder);
     o.epochs = 1;
     o.synthetic_train_size = 32;
@@ -163,11 +156,11 @@ TEST_CASE("a run refuses to replace checkpoints that are already there", "[train
     CHECK_THROWS_WITH(run_training(o, log), Catch::Contains("checkpoint-epoch-001.safetensors is already there") &&
                                                 Catch::Contains("--output-dir"));
     CHECK(fs::last_write_time(folder / "checkpoint-epoch-001.safetensors") == written);
-    fs::remove_all(folder);
 }
 
 TEST_CASE("a resume refuses other settings and adds its epochs to the metrics file", "[train]") {
-    const fs::path folder = fresh_folder("resume-settings");
+    const test::TempDir temp;  // removed afterwards, also when a check fails
+    const fs::path folder = temp.path();
     TrainOptions o = synthetic_options(folder);
     o.epochs = 1;
     o.synthetic_train_size = 32;
@@ -192,5 +185,4 @@ TEST_CASE("a resume refuses other settings and adds its epochs to the metrics fi
     REQUIRE(lines.size() == 3);  // one header, epochs 1 and 2
     CHECK_THAT(lines[1], Catch::StartsWith("1,"));
     CHECK_THAT(lines[2], Catch::StartsWith("2,"));
-    fs::remove_all(folder);
 }
