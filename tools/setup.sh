@@ -4,7 +4,7 @@
 set -euo pipefail
 
 # Build tools, Catch2 v2, fmt, nlohmann-json (safetensors headers, model specs), Boost.Context (the emulator's fibers), ccache for fast rebuilds.
-PACKAGES=(cmake ninja-build g++ ccache catch2 libfmt-dev nlohmann-json3-dev libboost-context-dev)
+PACKAGES=(cmake ninja-build g++ ccache catch2 libfmt-dev nlohmann-json3-dev libboost-context-dev libpng-dev libjpeg-dev)
 
 missing_packages() {
     local pkg
