@@ -178,7 +178,8 @@ struct Executor::Impl {
                     if (!is_alias(c)) dy_first = std::min(dy_first, bwd_time(c));
                 }
             }
-            if (storage[last] == s) y_last = MemoryPlan::kForever;  // the logits stay readable after a step
+            // The logits stay readable after a step; with keep_activations every output does.
+            if (storage[last] == s || options.keep_activations) y_last = MemoryPlan::kForever;
             y_buf[s] = request(name + " y", bytes, fwd_time(s), y_last);
             if (dy_first != MemoryPlan::kForever) dy_buf[s] = request(name + " dy", bytes, dy_first, bwd_time(s));
         }
@@ -215,13 +216,16 @@ struct Executor::Impl {
             for (std::size_t k = 0; k < node.inputs.size(); ++k) {
                 const int target = storage_of(node.inputs[k]);
                 const std::size_t bytes = sizeof(float) * with_batch(b, graph.shape_of(node.inputs[k])).numel();
-                if (target == kInput) {
+                if (target == kInput && !options.input_gradient) {
                     if (can_skip_input_gradient(node.spec.kind)) continue;
                     // Nobody reads the input's gradient; one scratch buffer serves every layer that must write it.
                     if (input_grad_buf == kNone) {
                         input_grad_buf = request("input dx (unused)", bytes, bwd_time(c), MemoryPlan::kForever);
                     }
                     continue;
+                }
+                if (target == kInput && input_grad_buf == kNone) {
+                    input_grad_buf = request("input dx", bytes, bwd_time(c), MemoryPlan::kForever);
                 }
                 if (written[target]) {
                     temp_buf[{c, static_cast<int>(k)}] =
@@ -303,11 +307,30 @@ struct Executor::Impl {
     const float* logits_ptr() const { return floats(y_buf[storage[layers - 1]]); }
     float* dlogits_ptr() const { return floats(dy_buf[storage[layers - 1]]); }
 
-    void backward(int64_t step) {
+    // The mean cross-entropy of the batch (and its gradient for the backward), added to the metrics.
+    void loss_and_metrics(bool with_gradient) {
+        const int64_t classes = graph.spec.num_classes;
+        const auto* labels = static_cast<const int64_t*>(address(labels_buf));
+        backend->cross_entropy(logits_ptr(), labels, batch, classes, options.label_smoothing, floats(loss_buf),
+                               with_gradient ? dlogits_ptr() : nullptr, address(loss_workspace_buf),
+                               requests[loss_workspace_buf].bytes);
+        backend->add_metrics(floats(loss_buf), logits_ptr(), labels, batch, classes, floats(loss_sum_buf),
+                             static_cast<int64_t*>(address(correct_buf)));
+        ++metric_batches;
+        metric_samples += batch;
+    }
+
+    HostTensor<float> read_buffer(const float* device, const Shape& per_sample) const {
+        HostTensor<float> value(with_batch(batch, per_sample));
+        backend->copy_to_host(value.data(), device, sizeof(float) * value.numel());
+        return value;
+    }
+
+    void backward(bool training, int64_t step) {
         for (int i = layers - 1; i >= 0; --i) {
             // Aliases pass gradients through their shared memory; a layer that nothing downstream uses has none.
             if (is_alias(i) || dy_buf[storage[i]] == kNone) continue;
-            NodeArgs a = node_args(i, true, step, /*backward_pass=*/true);
+            NodeArgs a = node_args(i, training, step, /*backward_pass=*/true);
             a.dy = floats(dy_buf[storage[i]]);
             struct Addition {
                 float* target;
@@ -317,11 +340,12 @@ struct Executor::Impl {
             std::vector<Addition> to_add;
             for (std::size_t k = 0; k < a.node->inputs.size(); ++k) {
                 const int input = a.node->inputs[k];
-                if (storage_of(input) == kInput) {
+                const bool reads_model_input = storage_of(input) == kInput;
+                if (reads_model_input && !options.input_gradient) {
                     a.dx.push_back(can_skip_input_gradient(a.node->spec.kind) ? nullptr : floats(input_grad_buf));
                     continue;
                 }
-                float* target = floats(dy_buf[storage[input]]);
+                float* target = reads_model_input ? floats(input_grad_buf) : floats(dy_buf[storage[input]]);
                 const auto temp = temp_buf.find({i, static_cast<int>(k)});
                 if (temp == temp_buf.end()) {
                     a.dx.push_back(target);
@@ -507,28 +531,21 @@ void Executor::train_step(int64_t step) {
 void Executor::forward_backward(int64_t step) {
     Impl& m = *impl_;
     m.forward(/*training=*/true, step);
-    const int64_t classes = m.graph.spec.num_classes;
-    const auto* labels = static_cast<const int64_t*>(m.address(m.labels_buf));
-    m.backend->cross_entropy(m.logits_ptr(), labels, m.batch, classes, m.options.label_smoothing, m.floats(m.loss_buf),
-                             m.dlogits_ptr(), m.address(m.loss_workspace_buf), m.requests[m.loss_workspace_buf].bytes);
-    m.backend->add_metrics(m.floats(m.loss_buf), m.logits_ptr(), labels, m.batch, classes, m.floats(m.loss_sum_buf),
-                           static_cast<int64_t*>(m.address(m.correct_buf)));
-    m.backward(step);
-    ++m.metric_batches;
-    m.metric_samples += m.batch;
+    m.loss_and_metrics(/*with_gradient=*/true);
+    m.backward(/*training=*/true, step);
 }
 
 void Executor::eval_step() {
     Impl& m = *impl_;
     m.forward(/*training=*/false, 0);
-    const int64_t classes = m.graph.spec.num_classes;
-    const auto* labels = static_cast<const int64_t*>(m.address(m.labels_buf));
-    m.backend->cross_entropy(m.logits_ptr(), labels, m.batch, classes, m.options.label_smoothing, m.floats(m.loss_buf),
-                             nullptr, m.address(m.loss_workspace_buf), m.requests[m.loss_workspace_buf].bytes);
-    m.backend->add_metrics(m.floats(m.loss_buf), m.logits_ptr(), labels, m.batch, classes, m.floats(m.loss_sum_buf),
-                           static_cast<int64_t*>(m.address(m.correct_buf)));
-    ++m.metric_batches;
-    m.metric_samples += m.batch;
+    m.loss_and_metrics(/*with_gradient=*/false);
+}
+
+void Executor::eval_forward_backward() {
+    Impl& m = *impl_;
+    m.forward(/*training=*/false, 0);
+    m.loss_and_metrics(/*with_gradient=*/true);
+    m.backward(/*training=*/false, 0);
 }
 
 Metrics Executor::read_metrics() {
@@ -546,9 +563,29 @@ Metrics Executor::read_metrics() {
 
 HostTensor<float> Executor::logits() const {
     const Impl& m = *impl_;
-    HostTensor<float> logits(Shape{m.batch, m.graph.spec.num_classes});
-    m.backend->copy_to_host(logits.data(), m.logits_ptr(), sizeof(float) * logits.numel());
-    return logits;
+    return m.read_buffer(m.logits_ptr(), Shape{m.graph.spec.num_classes});
+}
+
+HostTensor<float> Executor::output(int node) const {
+    const Impl& m = *impl_;
+    CUDACNN_CHECK(node >= 0 && node < m.layers, "executor: node {} does not exist; model '{}' has nodes 0 to {}",
+                  node, m.graph.spec.name, m.layers - 1);
+    CUDACNN_CHECK(m.options.keep_activations || m.storage[node] == m.storage[m.layers - 1],
+                  "executor: the output of layer '{}' is not kept after a step; build the executor with "
+                  "keep_activations",
+                  m.graph.nodes[node].spec.name);
+    CUDACNN_CHECK(m.batch > 0, "executor: no step has run yet, so layer '{}' has no output",
+                  m.graph.nodes[node].spec.name);
+    const int source = m.storage[node];
+    return m.read_buffer(source == kInput ? m.floats(m.x_buf) : m.floats(m.y_buf[source]), m.graph.nodes[node].output);
+}
+
+HostTensor<float> Executor::input_gradient() const {
+    const Impl& m = *impl_;
+    CUDACNN_CHECK(m.options.input_gradient, "executor: the input gradient is not computed; build the executor with "
+                  "input_gradient");
+    CUDACNN_CHECK(m.batch > 0, "executor: no backward has run yet, so there is no input gradient");
+    return m.read_buffer(m.floats(m.input_grad_buf), m.graph.spec.input);
 }
 
 }  // namespace cudacnn::graph

@@ -212,7 +212,104 @@ void check_gradients_by_central_differences(Backend backend, const ModelSpec& sp
     }
 }
 
+// A batch norm in evaluation mode (running statistics: an affine map) between a conv and the head.
+ModelSpec batch_norm_spec() {
+    return parse_model_spec(nlohmann::json::parse(R"({
+        "name": "bn", "input": [2, 5, 5], "num_classes": 3,
+        "layers": [
+            {"name": "c", "type": "conv2d", "in_channels": 2, "out_channels": 3, "kernel_size": 3, "padding": 1},
+            {"name": "bn", "type": "batch_norm2d", "num_features": 3},
+            {"name": "pool", "type": "adaptive_avg_pool2d", "output_size": 2},
+            {"name": "flat", "type": "flatten"},
+            {"name": "head", "type": "linear", "in_features": 12, "out_features": 3}
+        ]})"),
+                             "batch_norm_spec");
+}
+
+double eval_loss(Executor& executor, const HostTensor<float>& x, const std::vector<int64_t>& labels) {
+    executor.set_batch(x.data(), labels.data(), x.dim(0));
+    executor.eval_step();
+    return executor.read_metrics().loss_sum;
+}
+
+// d loss / d input from eval_forward_backward against central differences of the evaluation loss, at every
+// input value (tolerances as for the parameters above).
+void check_input_gradient_by_central_differences(Backend backend, const ModelSpec& spec) {
+    INFO("model " << spec.name << " on the " << backend_name(backend));
+    ExecutorOptions options;
+    options.backend = backend;
+    options.batch_size = 2;
+    options.input_gradient = true;
+    Executor executor(build_graph(spec), options);
+    executor.initialize(11);
+    HostTensor<float> x(Shape{2, 2, 5, 5});
+    for (int64_t i = 0; i < x.numel(); ++i) x[i] = std::cos(0.29f * static_cast<float>(i)) - 0.2f;
+    const std::vector<int64_t> labels{1, 2};
+    executor.set_batch(x.data(), labels.data(), 2);
+    executor.eval_forward_backward();
+    executor.read_metrics();
+    const HostTensor<float> gradient = executor.input_gradient();
+    REQUIRE(gradient.shape() == x.shape());
+    constexpr float kH = 1e-2f;
+    for (int64_t i = 0; i < x.numel(); ++i) {
+        HostTensor<float> plus = x, minus = x;
+        plus[i] += kH;
+        minus[i] -= kH;
+        const double numeric = (eval_loss(executor, plus, labels) - eval_loss(executor, minus, labels)) / (2.0 * kH);
+        INFO("input[" << i << "]: backward " << gradient[i] << ", central difference " << numeric);
+        CHECK(std::fabs(gradient[i] - numeric) <= 2e-4 + 1e-2 * std::fabs(numeric));
+    }
+}
+
 }  // namespace
+
+TEST_CASE("the input gradient of an evaluation-mode backward matches central differences", "[executor]") {
+    // dense_spec reads the input twice (its gradient adds up), flat_input_spec through a flatten.
+    for (const ModelSpec& spec : {dense_spec(), flat_input_spec(), batch_norm_spec()}) {
+        check_input_gradient_by_central_differences(Backend::cpu, spec);
+    }
+    if (!have_device()) return;
+    for (const ModelSpec& spec : {dense_spec(), batch_norm_spec()}) {
+        check_input_gradient_by_central_differences(Backend::gpu, spec);
+    }
+}
+
+TEST_CASE("kept activations: every layer's output can be read after a step", "[executor]") {
+    ExecutorOptions options;
+    options.batch_size = 2;
+    options.keep_activations = true;
+    const Graph graph = build_graph(builtin_model("small_cnn"));
+    Executor executor(graph, options);
+    executor.initialize(5);
+    HostTensor<float> x(Shape{2, 3, 32, 32});
+    for (int64_t i = 0; i < x.numel(); ++i) x[i] = std::sin(0.01f * static_cast<float>(i));
+    const std::vector<int64_t> labels{3, 4};
+    executor.set_batch(x.data(), labels.data(), 2);
+    executor.eval_step();
+    for (int i = 0; i < static_cast<int>(graph.nodes.size()); ++i) {
+        const Node& node = graph.nodes[i];
+        INFO(node.spec.name);
+        const HostTensor<float> y = executor.output(i);
+        CHECK(y.dim(0) == 2);
+        CHECK(y.numel() == 2 * node.output.numel());
+        // A ReLU's output is its input's output with the negatives cut off.
+        if (node.spec.kind == LayerKind::relu) {
+            const HostTensor<float> in = executor.output(node.inputs[0]);
+            for (int64_t k = 0; k < y.numel(); ++k) REQUIRE(y[k] == std::max(in[k], 0.0f));
+        }
+    }
+    CHECK(max_relative_error(executor.output(static_cast<int>(graph.nodes.size()) - 1), executor.logits()) == 0.0);
+}
+
+TEST_CASE("outputs and input gradients that were not kept say how to get them", "[executor]") {
+    ExecutorOptions options;
+    options.batch_size = 1;
+    const Graph graph = build_graph(builtin_model("small_cnn"));
+    Executor executor(graph, options);
+    CHECK_THROWS_WITH(executor.output(0), Catch::Contains("keep_activations") && Catch::Contains(graph.nodes[0].spec.name));
+    CHECK_THROWS_WITH(executor.output(99), Catch::Contains("node 99 does not exist"));
+    CHECK_THROWS_WITH(executor.input_gradient(), Catch::Contains("input_gradient"));
+}
 
 TEST_CASE("gradients through shared tensors, adds and concatenations match central differences (CPU)", "[executor]") {
     for (const ModelSpec& spec : {branching_spec(), dense_spec(), flat_input_spec()}) {

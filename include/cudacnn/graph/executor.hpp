@@ -37,6 +37,8 @@ struct ExecutorOptions {
     double label_smoothing = 0.0;
     bool dropout = true;                // false: dropout layers pass their input through (--no-dropout)
     uint64_t seed = 0;                  // initial weights and dropout masks
+    bool keep_activations = false;      // every layer's output survives the step (output(), cudacnn-viz)
+    bool input_gradient = false;        // the backward also writes d loss / d input (input_gradient(), FGSM)
 };
 
 // What a run of steps added up since the last read_metrics(): the seed's per-epoch numbers.
@@ -93,6 +95,15 @@ class Executor {
     Metrics read_metrics();
     // The last forward's logits (count, classes), e.g. for a confusion matrix.
     HostTensor<float> logits() const;
+    // The last forward's output of graph node `node` (count, ...): needs keep_activations, except for the
+    // last node (the logits), whose output always survives.
+    HostTensor<float> output(int node) const;
+    // eval_step followed by the backward in evaluation mode (running BN statistics, no dropout): the loss's
+    // gradients for a fixed model, e.g. with respect to the input for an adversarial example. Adds to the
+    // metrics like eval_step; the optimizer is not touched.
+    void eval_forward_backward();
+    // The last backward's d loss / d input (count, C, H, W): needs input_gradient.
+    HostTensor<float> input_gradient() const;
 
   private:
     struct Impl;
