@@ -234,4 +234,11 @@ Splits load_cifar100(const std::string& dir) {
     return load(dir, cifar100_layout());
 }
 
+std::vector<std::string> known_class_names(const std::string& dataset) {
+    if (dataset == "cifar10") return cifar10_layout().known_names;
+    if (dataset == "cifar100") return cifar100_layout().known_names;
+    if (dataset == "synthetic") return synthetic_class_names();
+    CUDACNN_FAIL("dataset '{}': no known class names; use cifar10, cifar100 or synthetic", dataset);
+}
+
 }  // namespace cudacnn::data

@@ -11,16 +11,16 @@
 
 namespace cudacnn::data {
 
-namespace {
-
-constexpr int64_t kSide = 32, kChannels = 3, kClasses = 10;
-
 const std::vector<std::string>& synthetic_class_names() {
     static const std::vector<std::string> names{
         "circle",           "square",           "triangle",     "plus", "ring", "horizontal_stripes",
         "vertical_stripes", "diagonal_stripes", "checkerboard", "dots"};
     return names;
 }
+
+namespace {
+
+constexpr int64_t kSide = 32, kChannels = 3, kClasses = 10;
 
 // The draws of one record, in order: element k of its stream is draw number k.
 class Draws {

@@ -59,6 +59,11 @@ struct SyntheticOptions {
 };
 Splits make_synthetic(const SyntheticOptions& options);
 
+// The class names of a dataset kind without reading its files (for predictions from weights alone): cifar10 and
+// cifar100 (the official names, in label order) and synthetic. Error for any other name.
+std::vector<std::string> known_class_names(const std::string& dataset);
+const std::vector<std::string>& synthetic_class_names();
+
 // ---- Batches --------------------------------------------------------------------------------------------
 struct Normalization {
     std::array<float, 3> mean, stddev;

@@ -1,0 +1,42 @@
+// Single images from PNG and JPEG files (for prediction and pictures), the resize that fits them to a
+// model's input, and the ImageFolder layout (DIR/<class>/<file>) as a Dataset.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "cudacnn/data/dataset.hpp"
+
+namespace cudacnn::data {
+
+// An 8-bit RGB image, channel-planar as Dataset records are: (3, height, width).
+struct Image {
+    int64_t height = 0, width = 0;
+    std::vector<uint8_t> pixels;  // 3 · height · width: all R, then all G, then all B, row-major
+
+    uint8_t at(int64_t channel, int64_t y, int64_t x) const { return pixels[(channel * height + y) * width + x]; }
+};
+
+// PNG (any bit depth, palette, grey or alpha) or JPEG (baseline or progressive, grey or colour), told apart by
+// their first bytes, never by the extension. Grey becomes R = G = B; alpha is dropped, as PIL's
+// convert("RGB") does; 16-bit PNG channels keep their high byte. Errors name the file and the problem.
+Image read_image(const std::string& path);
+
+// The resize of prediction and pictures (PIL's Image.resize with BILINEAR, which torchvision's Resize uses):
+// separable triangle filters, widened by the scale factor when shrinking so that every source pixel counts
+// (no aliasing); each pass rounds to 8 bits. Results may differ from PIL's by 1 (PIL uses fixed point).
+Image resize_image(const Image& image, int64_t height, int64_t width);
+
+// The largest centred window with the aspect ratio height : width, then resize_image to that size: a photo
+// of any size and shape becomes a model input without being stretched (torchvision's Resize + CenterCrop,
+// up to rounding). An image of that size already is returned unchanged.
+Image fit_image(const Image& image, int64_t height, int64_t width);
+
+// torchvision's ImageFolder layout: every subfolder of `dir` (sorted by name) is a class, label = its rank;
+// its PNG and JPEG files (sorted) are the records, each fitted (fit_image) to height × width. When `dir` has a
+// "test" subfolder holding folders (the layout of train/ and test/ splits), that is used. Errors name the
+// folder or file; an empty class folder or no class folder at all is an Error.
+Dataset load_image_folder(const std::string& dir, int64_t height, int64_t width);
+
+}  // namespace cudacnn::data

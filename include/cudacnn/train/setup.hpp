@@ -1,0 +1,26 @@
+// What every program that runs a model needs before its first step: the model spec named on the command line,
+// the backend that --device picks, and the check that a model fits a dataset.
+#pragma once
+
+#include <string>
+
+#include "cudacnn/data/dataset.hpp"
+#include "cudacnn/graph/executor.hpp"
+#include "cudacnn/graph/model.hpp"
+#include "cudacnn/train/options.hpp"
+
+namespace cudacnn::train {
+
+// A built-in name, or a JSON file (anything that ends in .json or names an existing file).
+graph::ModelSpec resolve_model(const std::string& model);
+
+// auto: a real GPU when there is one. The emu flavour's emulated GPU runs the kernels on the CPU, far slower
+// than the reference path, so it is used only when asked for with --device cuda.
+graph::Backend choose_backend(DeviceChoice device);
+// Why --device auto chose the cpu, one line (empty when it chose a GPU or the device was named).
+std::string auto_device_note(DeviceChoice device, graph::Backend chosen);
+
+// Throws an Error naming both unless the model's class count and input shape are the dataset's.
+void check_classes(const graph::ModelSpec& spec, const data::Dataset& dataset);
+
+}  // namespace cudacnn::train

@@ -1,0 +1,223 @@
+// cudacnn-eval's command line: flags, --help, loading the data and the model, and the report.
+#include <algorithm>
+#include <ostream>
+
+#include <fmt/format.h>
+
+#include "cudacnn/data/image.hpp"
+#include "cudacnn/eval/evaluate.hpp"
+#include "cudacnn/graph/model.hpp"
+#include "cudacnn/train/cli.hpp"
+#include "cudacnn/train/setup.hpp"
+#include "cudacnn/viz/canvas.hpp"
+#include "src/train/confusion.hpp"
+
+namespace cudacnn::eval {
+namespace {
+
+using train::FlagSpec;
+using train::UsageError;
+
+const std::vector<FlagSpec>& eval_flags() {
+    static const std::vector<FlagSpec> table = {
+        {"checkpoint", 0, "PATH", "a cudacnn-train checkpoint (model, weights and the run's dataset)"},
+        {"weights", 0, "FILE.safetensors", "a state_dict (cudacnn-train --export, PyTorch's) ..."},
+        {"model", 0, "NAME|FILE.json", "... of this model (default: the file's \"model\" metadata)"},
+        {"dataset", 0, "NAME", "cifar10, cifar100, synthetic or folder (DIR/<class>/*.png|jpg; default: the checkpoint's)"},
+        {"data", 0, "DIR", "the dataset's folder (default: the checkpoint's)"},
+        {"limit", 0, "N", "only the first N test images"},
+        {"device", 0, "NAME", "auto (cuda when a GPU is there), cuda or cpu"},
+        {"batch-size", 'b', "N", "images per forward pass (default: 128)"},
+        {"tta", 0, nullptr, "test-time augmentation: average the logits of each image and its mirror image"},
+        {"fgsm", 0, "EPS", "also report the accuracy under an FGSM attack of size EPS on the [0, 1] pixel scale (8/255 works)"},
+        {"logits", 0, "FILE.csv", "write index, label and the logits of every test image"},
+        {"confusion", 0, "FILE.png", "draw the confusion matrix as a heat map"},
+        {"predict", 0, "IMAGE...", "classify PNG/JPEG files of any size (centre-cropped square, resized bilinearly)"},
+        {"top-k", 0, "K", "classes shown per predicted image (default: 5)"},
+    };
+    return table;
+}
+
+void validate(const EvalOptions& o, const train::CommandLine& line) {
+    if (o.source.checkpoint.empty() == o.source.weights.empty())
+        throw UsageError(o.source.checkpoint.empty()
+                             ? "give the model's weights: --checkpoint PATH (from cudacnn-train) or --weights "
+                               "FILE.safetensors with --model NAME"
+                             : "--checkpoint and --weights both given; give one of them");
+    if (!o.source.weights.empty() && o.dataset.empty() && o.predict.empty())
+        throw UsageError("--weights: a weights file does not say which data it was trained on; add --dataset "
+                         "(and --data DIR), or --predict IMAGE...");
+    const bool needs_dir = o.dataset == "cifar10" || o.dataset == "cifar100" || o.dataset == "folder";
+    if (needs_dir && o.data_dir.empty() && !o.source.weights.empty())
+        throw UsageError(fmt::format("--dataset {} needs --data DIR", o.dataset));
+    if (o.predict.empty() && line.has("--top-k")) throw UsageError("--top-k goes with --predict IMAGE...");
+    if (o.fgsm && o.dataset.empty() && o.source.checkpoint.empty())
+        throw UsageError("--fgsm reports the accuracy on a dataset: add --dataset");
+}
+
+train::DeviceChoice device_choice(const train::FlagValue& v) {
+    for (const auto choice : {train::DeviceChoice::auto_, train::DeviceChoice::cuda, train::DeviceChoice::cpu})
+        if (v.text == train::device_choice_name(choice)) return choice;
+    v.fail("use auto, cuda or cpu");
+    return train::DeviceChoice::auto_;
+}
+
+// The test split the options name: the checkpoint's run unless --dataset / --data say otherwise.
+data::Dataset load_test_set(const EvalOptions& o, const LoadedModel& model) {
+    std::string kind = o.dataset, dir = o.data_dir;
+    int64_t synthetic_size = 2000;
+    uint64_t seed = 0;
+    if (model.run) {
+        if (kind.empty()) kind = model.run->dataset;
+        if (dir.empty() && kind == model.run->dataset) dir = model.run->data_dir;
+        synthetic_size = model.run->synthetic_test_size;
+        seed = model.run->seed;
+    }
+    data::Dataset test;
+    if (kind == "synthetic") {
+        test = data::make_synthetic({1, synthetic_size, seed}).test;
+    } else if (kind == "cifar10") {
+        test = data::load_cifar10(dir).test;
+    } else if (kind == "cifar100") {
+        test = data::load_cifar100(dir).test;
+    } else {
+        CUDACNN_CHECK(!dir.empty(), "--dataset folder needs --data DIR");
+        test = data::load_image_folder(dir, model.spec.input[1], model.spec.input[2]);
+    }
+    return o.limit ? test.first(*o.limit) : test;
+}
+
+void report_predictions(const std::vector<Prediction>& predictions, const std::vector<std::string>& names,
+                        std::ostream& out) {
+    for (const Prediction& p : predictions) {
+        out << fmt::format("{} ({}x{}):", p.path, p.width, p.height);
+        for (std::size_t k = 0; k < p.top.size(); ++k)
+            out << fmt::format("{} {}. {} {:.2f}%", k == 0 ? "" : " |", k + 1, names[p.top[k].first],
+                               100.0 * p.top[k].second);
+        out << "\n";
+    }
+}
+
+void run_eval(const EvalOptions& o, std::ostream& out) {
+    LoadedModel model = load_model(o.source);
+    const bool evaluate = o.predict.empty() || !o.dataset.empty() || o.fgsm;
+    std::optional<data::Dataset> test;
+    if (evaluate) {
+        test = load_test_set(o, model);
+        train::check_classes(model.spec, *test);
+    }
+    const std::vector<std::string> names = class_names(model, test ? &*test : nullptr);
+    SessionOptions s;
+    s.backend = train::choose_backend(o.device);
+    s.batch_size = o.batch_size;
+    s.input_gradient = o.fgsm.has_value();
+    const std::string source = model.source;
+    const int64_t epoch = model.epoch;
+    Session session(std::move(model), s);
+    out << "cudacnn-eval\n";
+    out << fmt::format("model: {} ({} parameters) from {}{}\n", session.graph().spec.name,
+                       session.graph().trainable_parameter_count(), source,
+                       epoch > 0 ? fmt::format(" (epoch {})", epoch) : "");
+    out << "device: " << graph::backend_name(s.backend) << "\n";
+    if (const std::string note = train::auto_device_note(o.device, s.backend); !note.empty()) out << note << "\n";
+    if (o.tta) out << "test-time augmentation: the mean of the logits of each image and of its mirror image\n";
+    if (test) {
+        out << fmt::format("dataset: {} ({} images), {} classes\n", test->name, test->size(), test->num_classes);
+        out.flush();
+        const DatasetResult result = evaluate_dataset(session, *test, o.tta, o.fgsm);
+        out << format_result(result, names);
+        train::Confusion confusion(test->num_classes);
+        confusion.add(result.logits, result.labels.data());
+        out << confusion.format(names);
+        if (result.fgsm_eps) {
+            out << fmt::format("FGSM (eps {:g} = {:.2f}/255): accuracy {:.3f}% ({}/{}), clean {:.3f}%\n",
+                               *result.fgsm_eps, *result.fgsm_eps * 255.0,
+                               100.0 * result.fgsm_correct / std::max<int64_t>(result.size(), 1), result.fgsm_correct,
+                               result.size(), result.accuracy_percent());
+        }
+        if (!o.logits_path.empty()) {
+            write_logits_csv(result, names, o.logits_path);
+            out << "logits: " << o.logits_path << "\n";
+        }
+        if (!o.confusion_path.empty()) {
+            const std::string title = fmt::format("{}: {:.2f}% of {} images", session.graph().spec.name,
+                                                  result.accuracy_percent(), result.size());
+            viz::write_png(viz::heat_map(result.confusion, names, title, "true class", "predicted class"),
+                           o.confusion_path);
+            out << "confusion matrix: " << o.confusion_path << "\n";
+        }
+    }
+    if (!o.predict.empty()) report_predictions(predict_images(session, o.predict, o.top_k, o.tta), names, out);
+}
+
+}  // namespace
+
+ParsedEvalArgs parse_eval_args(const std::vector<std::string>& args) {
+    const train::CommandLine line = train::parse_command_line(args, eval_flags(), "cudacnn-eval", false);
+    ParsedEvalArgs parsed;
+    parsed.help = line.help;
+    if (line.help) return parsed;
+    EvalOptions& o = parsed.options;
+    for (const train::FlagValue& v : line.flags) {
+        if (v.flag == "--checkpoint") o.source.checkpoint = v.path();
+        else if (v.flag == "--weights") o.source.weights = v.path();
+        else if (v.flag == "--model") o.source.model = v.path();
+        else if (v.flag == "--dataset") {
+            if (v.text != "cifar10" && v.text != "cifar100" && v.text != "synthetic" && v.text != "folder")
+                v.fail("use cifar10, cifar100, synthetic or folder");
+            o.dataset = v.text;
+        } else if (v.flag == "--data") o.data_dir = v.path();
+        else if (v.flag == "--limit") o.limit = v.integer(1);
+        else if (v.flag == "--device") o.device = device_choice(v);
+        else if (v.flag == "--batch-size") o.batch_size = v.integer(1);
+        else if (v.flag == "--tta") o.tta = true;
+        else if (v.flag == "--fgsm") {
+            o.fgsm = v.real();
+            if (*o.fgsm < 0 || *o.fgsm > 1) v.fail("must be in [0, 1], on the [0, 1] pixel scale (e.g. 8/255)");
+        } else if (v.flag == "--logits") o.logits_path = v.path();
+        else if (v.flag == "--confusion") o.confusion_path = v.path();
+        else if (v.flag == "--predict") o.predict.push_back(v.path());
+        else if (v.flag == "--top-k") o.top_k = v.integer(1);
+    }
+    validate(o, line);
+    return parsed;
+}
+
+std::string eval_usage() {
+    return "usage: cudacnn-eval (--checkpoint PATH | --weights FILE.safetensors [--model NAME]) [flags]\n"
+           "Evaluates a trained model on a test set (accuracy, per-class accuracy, confusion matrix) and\n"
+           "classifies image files.\n\n" +
+           train::flags_help(eval_flags()) +
+           "  -h, --help                         show this text and exit\n\n"
+           "Images for --predict and --dataset folder are cropped to the largest centred square (the model's\n"
+           "aspect ratio) and resized with PIL's bilinear filter (antialiased when shrinking), as torchvision's\n"
+           "Resize + CenterCrop; then ToTensor and the seed's Normalize.\n\n"
+           "Examples:\n"
+           "  cudacnn-eval --checkpoint runs/checkpoint-epoch-020.safetensors --confusion confusion.png\n"
+           "  cudacnn-eval --weights cnn.safetensors --model cifar_cnn --dataset cifar10 --data DIR --tta --fgsm 8/255\n"
+           "  cudacnn-eval --checkpoint runs/checkpoint-epoch-020.safetensors --predict cat.jpg dog.png --top-k 3\n";
+}
+
+int eval_main(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+    ParsedEvalArgs parsed;
+    try {
+        parsed = parse_eval_args(args);
+    } catch (const UsageError& e) {
+        err << "cudacnn-eval: " << e.what() << "\nRun 'cudacnn-eval --help' for the flags.\n";
+        return 2;
+    }
+    if (parsed.help) {
+        out << eval_usage();
+        return 0;
+    }
+    try {
+        run_eval(parsed.options, out);
+    } catch (const std::exception& e) {
+        out.flush();
+        err << "cudacnn-eval: error: " << e.what() << "\n";
+        return 1;
+    }
+    return 0;
+}
+
+}  // namespace cudacnn::eval

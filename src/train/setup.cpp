@@ -1,0 +1,43 @@
+// The model, backend and dataset checks shared by the programs (see setup.hpp).
+#include "cudacnn/train/setup.hpp"
+
+#include <filesystem>
+
+#include "cudacnn/device.hpp"
+#include "cudacnn/error.hpp"
+
+namespace cudacnn::train {
+
+graph::ModelSpec resolve_model(const std::string& model) {
+    const bool is_file = model.size() > 5 && model.compare(model.size() - 5, 5, ".json") == 0;
+    if (is_file || std::filesystem::exists(model)) return graph::load_model_spec(model);
+    return graph::builtin_model(model);
+}
+
+graph::Backend choose_backend(DeviceChoice device) {
+    switch (device) {
+        case DeviceChoice::cuda: return graph::Backend::gpu;
+        case DeviceChoice::cpu: return graph::Backend::cpu;
+        case DeviceChoice::auto_: break;
+    }
+    return !kEmulated && gpu_status().available ? graph::Backend::gpu : graph::Backend::cpu;
+}
+
+std::string auto_device_note(DeviceChoice device, graph::Backend chosen) {
+    if (device != DeviceChoice::auto_ || chosen != graph::Backend::cpu) return "";
+    return kEmulated ? "--device auto chose the cpu: this is the emu flavour (its emulated GPU runs the kernels on "
+                       "the CPU, slower than the reference; --device cuda uses it)"
+                     : "--device auto chose the cpu: " + gpu_status().description;
+}
+
+void check_classes(const graph::ModelSpec& spec, const data::Dataset& dataset) {
+    CUDACNN_CHECK(spec.num_classes == dataset.num_classes,
+                  "model '{}' has {} outputs but the dataset '{}' has {} classes; use a model spec with "
+                  "\"num_classes\": {} (see docs/model-format.md)",
+                  spec.name, spec.num_classes, dataset.name, dataset.num_classes, dataset.num_classes);
+    CUDACNN_CHECK(spec.input == Shape({dataset.channels, dataset.height, dataset.width}),
+                  "model '{}' takes inputs {} but the dataset '{}' has images ({}, {}, {})", spec.name, spec.input,
+                  dataset.name, dataset.channels, dataset.height, dataset.width);
+}
+
+}  // namespace cudacnn::train
