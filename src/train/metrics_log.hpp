@@ -1,10 +1,11 @@
 // The --metrics file: one row per epoch, as CSV (with a header) or JSON lines, flushed after every epoch so
-// that an interrupted run keeps what it measured.
+// that an interrupted run keeps what it measured; and its reader (cudacnn-viz curves).
 #pragma once
 
 #include <cstdint>
 #include <fstream>
 #include <string>
+#include <vector>
 
 #include "cudacnn/train/options.hpp"
 
@@ -27,5 +28,10 @@ class MetricsLog {
     MetricsFormat format_;
     std::ofstream file_;
 };
+
+// Reads a --metrics file of either format (CSV: by its header's column names; JSON lines: by key); the epoch,
+// loss and accuracy columns are required, the others default to 0. A later row for the same epoch (a run
+// resumed from an earlier checkpoint) replaces the earlier one. Errors name the file and line.
+std::vector<EpochRow> read_metrics_file(const std::string& path);
 
 }  // namespace cudacnn::train

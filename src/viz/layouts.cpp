@@ -15,8 +15,8 @@ namespace {
 constexpr int64_t kPad = 6;
 
 // Tick positions at 1, 2 or 5 times a power of ten, about `target` of them over [lo, hi].
-std::vector<double> nice_ticks(double lo, double hi, int target) {
-    const double raw = (hi - lo) / std::max(target, 1);
+std::vector<double> nice_ticks(double lo, double hi, int target, bool whole = false) {
+    const double raw = std::max((hi - lo) / std::max(target, 1), whole ? 1.0 : 0.0);
     const double power = std::pow(10.0, std::floor(std::log10(raw)));
     double step = power;
     for (const double m : {1.0, 2.0, 5.0, 10.0}) {
@@ -141,7 +141,7 @@ Canvas line_plot(const std::vector<Series>& series, const Axes& axes, int64_t wi
     if (y_hi == y_lo) y_lo -= std::max(1.0, std::abs(y_lo) * 0.1), y_hi += std::max(1.0, std::abs(y_hi) * 0.1);
     const double y_margin = 0.05 * (y_hi - y_lo);
     y_lo -= y_margin, y_hi += y_margin;
-    const std::vector<double> x_ticks = nice_ticks(x_lo, x_hi, 8), y_ticks = nice_ticks(y_lo, y_hi, 6);
+    const std::vector<double> x_ticks = nice_ticks(x_lo, x_hi, 8, axes.whole_x), y_ticks = nice_ticks(y_lo, y_hi, 6);
     int64_t y_tick_w = 0;
     for (const double t : y_ticks) y_tick_w = std::max(y_tick_w, text_width(tick_text(t)));
     const int64_t left = kPad + 10 + kPad + y_tick_w + kPad, right = width - kPad;

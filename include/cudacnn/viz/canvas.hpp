@@ -82,6 +82,7 @@ struct Series {
 };
 struct Axes {
     std::string title, x_label, y_label;
+    bool whole_x = false;  // x ticks at whole numbers only (epochs)
 };
 // A line plot of the series with markers, axes with "nice" ticks and their numbers, and a legend.
 Canvas line_plot(const std::vector<Series>& series, const Axes& axes, int64_t width, int64_t height);

@@ -1,0 +1,53 @@
+// cudacnn-viz's pictures as library functions (the seed tutorial's plots): a conv layer's filters, every
+// layer's output for one image, every channel of one layer's output, training curves from a --metrics file,
+// and an FGSM adversarial example; and the command line that drives them.
+#pragma once
+
+#include <iosfwd>
+#include <string>
+#include <vector>
+
+#include "cudacnn/eval/session.hpp"
+#include "cudacnn/viz/canvas.hpp"
+
+namespace cudacnn::viz {
+
+// The node of the layer named `name` (its spec name, e.g. "conv_layer.0"); an Error lists the layers (with the
+// nearest name) when there is none.
+int find_layer(const graph::Graph& graph, const std::string& name);
+
+// A conv layer's kernels as a grid (the first conv layer when `layer` is empty), each filter standardized as
+// the seed does: (w − mean) / std + 0.5 over the filter's values (population std), clipped to [0, 1]. With 3
+// input channels a filter is one RGB tile; otherwise one grey tile per input channel, a row per filter, at
+// most `max_filters` rows.
+Canvas filters_picture(const eval::LoadedModel& model, const std::string& layer, int64_t max_filters);
+
+// One image (fitted to the model's input, pixels (3, H, W) in [0, 1]) through the model: the image, then per
+// layer the mean over channels of its output (a vector of features as a square), titled with the layer's
+// name, coloured by viridis over each tile's own range. The session needs keep_activations.
+Canvas activations_picture(eval::Session& session, const std::vector<float>& pixels);
+// Every channel of one layer's output (C, H, W) for the image, a tile each, over each tile's own range.
+Canvas feature_maps_picture(eval::Session& session, const std::vector<float>& pixels, const std::string& layer);
+
+// Loss and accuracy per epoch (train and test) from a cudacnn-train --metrics file (CSV or JSON lines): two
+// plots, one above the other, with axes, ticks and legends.
+Canvas curves_picture(const std::string& metrics_path);
+
+struct AdversarialResult {
+    Canvas picture;  // original, perturbation (0.5 + 0.5 · sign per channel) and perturbed image, captioned
+    int64_t original_class = 0, adversarial_class = 0;
+    double original_probability = 0.0, adversarial_probability = 0.0;
+};
+// FGSM on one image (eps on the [0, 1] pixel scale) against `label` (−1: the model's own prediction). The
+// session needs input_gradient.
+AdversarialResult adversarial_picture(eval::Session& session, const std::vector<float>& pixels, double eps,
+                                      int64_t label, const std::vector<std::string>& class_names);
+
+// An image file as the model's input: read, fitted (data::fit_image) and scaled to [0, 1], (3, H, W).
+std::vector<float> load_input_image(const std::string& path, const Shape& input);
+
+// The whole command (args without argv[0]): 0, 1 for an Error (message on `err`), 2 for a usage error.
+int viz_main(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
+std::string viz_usage();
+
+}  // namespace cudacnn::viz
