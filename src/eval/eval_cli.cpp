@@ -32,7 +32,7 @@ const std::vector<FlagSpec>& eval_flags() {
         {"fgsm", 0, "EPS", "also report the accuracy under an FGSM attack of size EPS on the [0, 1] pixel scale (8/255 works)"},
         {"logits", 0, "FILE.csv", "write index, label and the logits of every test image"},
         {"confusion", 0, "FILE.png", "draw the confusion matrix as a heat map"},
-        {"predict", 0, "IMAGE...", "classify PNG/JPEG files of any size (centre-cropped square, resized bilinearly)"},
+        {"predict", 0, "IMAGE...", "classify PNG/JPEG files of any size (centre-cropped square, resized bilinearly)", true},
         {"top-k", 0, "K", "classes shown per predicted image (default: 5)"},
     };
     return table;
