@@ -9,6 +9,8 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "cudacnn/train/cli.hpp"  // edit_distance, looks_like_flag
+
 namespace cudacnn::train {
 namespace {
 
@@ -392,21 +394,6 @@ const Flag* find_short(char name) {
     return nullptr;
 }
 
-size_t edit_distance(const std::string& a, const std::string& b) {
-    std::vector<size_t> row(b.size() + 1);
-    for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
-    for (size_t i = 1; i <= a.size(); ++i) {
-        size_t diagonal = row[0];
-        row[0] = i;
-        for (size_t j = 1; j <= b.size(); ++j) {
-            const size_t substitute = diagonal + (a[i - 1] == b[j - 1] ? 0 : 1);
-            diagonal = row[j];
-            row[j] = std::min({row[j] + 1, row[j - 1] + 1, substitute});
-        }
-    }
-    return row[b.size()];
-}
-
 [[noreturn]] void unknown_flag(const std::string& token) {
     const std::string written = token.substr(0, token.find('='));
     const std::string bare = written.substr(std::min(written.find_first_not_of('-'), written.size()));
@@ -421,12 +408,6 @@ size_t edit_distance(const std::string& a, const std::string& b) {
         usage_fail("unknown flag '{}'; did you mean '--{}'? (cudacnn-train --help lists the flags)", written,
                    nearest->name);
     usage_fail("unknown flag '{}' (cudacnn-train --help lists the flags)", written);
-}
-
-// A token that is a flag rather than a value; "-1" and "-.5" are values (negative numbers).
-bool looks_like_flag(const std::string& token) {
-    return token.size() > 1 && token[0] == '-' && !std::isdigit(static_cast<unsigned char>(token[1])) &&
-           token[1] != '.';
 }
 
 // The checks that need more than one flag, or the whole run.
