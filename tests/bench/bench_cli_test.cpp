@@ -170,3 +170,50 @@ TEST_CASE("cudacnn-bench exit codes: 2 for a bad command line, 1 for an error", 
     CHECK(help.exit_code == 0);
     CHECK_THAT(help.output, Contains("--shape OP:K=V") && Contains("conv2d:N,C,H,W,OC,KH,KW") && Contains("--repeats N"));
 }
+
+TEST_CASE("tools/bench: pytorch_bench.py writes cudacnn-bench's schema and report.py merges both", "[bench][cli][python]") {
+    // Debian's python3-torch (1.13) may sit beside another python3 earlier on PATH.
+    std::string python;
+    for (const char* candidate : {"python3", "/usr/bin/python3"}) {
+        if (std::system(fmt::format("{} -c 'import torch' > /dev/null 2>&1", candidate).c_str()) == 0) {
+            python = candidate;
+            break;
+        }
+    }
+    if (python.empty()) {
+        WARN("skipped: no python3 with torch (python3-torch) on this machine");
+        return;
+    }
+    const test::TempDir temp;
+    const std::string tools = std::string(CUDACNN_FIXTURES_DIR) + "/../../tools/bench";
+    const std::string log = temp.file("python.txt");
+    const int torch_status = std::system(fmt::format("{} {}/pytorch_bench.py --quick -b 2 --variants eager,compile --json {} > {} 2>&1",
+                                                     python, tools, temp.file("torch.json"), log)
+                                             .c_str());
+    INFO(test::read_bytes(log));
+    REQUIRE(torch_status == 0);
+    const Report torch = read_report(temp.file("torch.json"));  // our reader accepts PyTorch's side as it is
+    const Record* conv = find(torch, "conv2d", "backward_filter", "torch_eager", "N=2,C=3,H=32,W=32,OC=32,K=3,P=1");
+    REQUIRE(conv != nullptr);
+    CHECK(conv->status == Status::ok);
+    CHECK(conv->flops == 2.0 * 2 * 32 * 32 * 32 * 3 * 9);
+    CHECK(find(torch, "train_step", "step", "torch_eager", "model=cifar_cnn,N=2")->images_per_s > 0.0);
+    CHECK(find(torch, "epoch", "estimate", "torch_eager", "model=cifar_cnn,N=2")->epoch_s > 0.0);
+    if (torch.device == "cpu") CHECK(find(torch, "train_step", "step", "torch_compile")->status == Status::skipped);
+
+    const Outcome ours = run_bench(fmt::format("--quick -b 2 --filter '^conv2d forward cpu N=2,C=3,' --no-step --json {}",
+                                               temp.file("ours.json")),
+                                   temp);
+    INFO(ours.output);
+    REQUIRE(ours.exit_code == 0);
+    const int report_status = std::system(fmt::format("{} {}/report.py {} {} --out {} > {} 2>&1", python, tools,
+                                                      temp.file("ours.json"), temp.file("torch.json"),
+                                                      temp.file("report.md"), log)
+                                              .c_str());
+    REQUIRE(report_status == 0);
+    const std::string report = test::read_bytes(temp.file("report.md"));
+    INFO(report);
+    CHECK_THAT(report, Contains("| op | shape | direction | cpu | torch_eager | ours / torch_eager | ours / torch best |"));
+    CHECK_THAT(report, Contains("| conv2d | N=2,C=3,H=32,W=32,OC=32,K=3,P=1 | forward | "));
+    CHECK_THAT(report, Contains("| train_step | model=cifar_cnn,N=2 | step | – | "));
+}

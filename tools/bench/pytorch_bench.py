@@ -1,0 +1,283 @@
+#!/usr/bin/env python3
+"""PyTorch's side of cudacnn-bench: the CifarCNN training step and its per-layer convolutions, timed the way
+cudacnn-bench times ours, written in cudacnn-bench's JSON schema ("cudacnn-bench/1", README "cudacnn-bench")
+so that tools/bench/report.py can put both side by side.
+
+Variants (the algorithm column): torch_eager (fp32, cuDNN benchmark mode, TF32 off), torch_channels_last
+(the same with NHWC tensors), torch_tf32 (TF32 on for convolutions and matmuls), torch_compile
+(torch.compile of the same function; PyTorch 2.x on a GPU only). Data lives on the device before timing.
+GPU timings: CUDA events around each call after the warm-up, inputs rotated over enough copies to cover
+twice the L2 cache; CPU: time.perf_counter. Runs on the CPU (PyTorch 1.13 too) for a smoke check.
+
+    python3 tools/bench/pytorch_bench.py [--batch-size 128] [--warmup 5] [--repeats 20] [--steps 10]
+                                         [--variants eager,channels_last,tf32,compile] [--device auto|cpu|cuda]
+                                         [--quick] --json FILE
+"""
+import argparse
+import json
+import math
+import statistics
+import sys
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+SCHEMA = "cudacnn-bench/1"
+FIELDS = ["op", "shape", "direction", "algorithm", "device", "status", "note", "repeats", "median_us", "min_us",
+          "max_us", "spread_percent", "flops", "bytes", "gflops", "gbps", "peak_percent", "ratio_to_vendor",
+          "max_error", "tolerance", "images_per_s", "epoch_s"]
+CIFAR10_TRAIN_IMAGES = 50000
+
+
+class CifarCNN(nn.Module):
+    """The tutorial's network (DESIGN.md), with the state_dict names cudacnn uses."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv_layer = nn.Sequential(
+            nn.Conv2d(3, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(inplace=True),
+            nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2, 2),
+            nn.Conv2d(64, 128, 3, padding=1), nn.BatchNorm2d(128), nn.ReLU(inplace=True),
+            nn.Conv2d(128, 128, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2, 2), nn.Dropout2d(p=0.05),
+            nn.Conv2d(128, 256, 3, padding=1), nn.BatchNorm2d(256), nn.ReLU(inplace=True),
+            nn.Conv2d(256, 256, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2, 2))
+        self.fc_layer = nn.Sequential(
+            nn.Dropout(p=0.1), nn.Linear(4096, 1024), nn.ReLU(inplace=True), nn.Linear(1024, 512),
+            nn.ReLU(inplace=True), nn.Dropout(p=0.1), nn.Linear(512, 10))
+
+    def forward(self, x):
+        # The tutorial's x.view(x.size(0), -1), written so that channels_last tensors work too.
+        return self.fc_layer(torch.flatten(self.conv_layer(x), 1))
+
+
+# (C, H, W, OC) of the six 3×3, padding-1 convolutions, as cudacnn-bench names them.
+CONV_LAYERS = [(3, 32, 32, 32), (32, 32, 32, 64), (64, 16, 16, 128), (128, 16, 16, 128), (128, 8, 8, 256),
+               (256, 8, 8, 256)]
+
+
+def record(op, shape, direction, algorithm, device, **values):
+    r = {name: None for name in FIELDS}
+    r.update(op=op, shape=shape, direction=direction, algorithm=algorithm, device=device, status="ok", note="",
+             repeats=0)
+    r.update(values)
+    return r
+
+
+def summarize(samples_us):
+    s = sorted(samples_us)
+    q = statistics.quantiles(s, n=4, method="inclusive") if len(s) > 1 else [s[0]] * 3
+    median = statistics.median(s)
+    return dict(repeats=len(s), median_us=median, min_us=s[0], max_us=s[-1],
+                spread_percent=(q[2] - q[0]) / median * 100.0 if median > 0 else 0.0)
+
+
+class Timer:
+    def __init__(self, device, warmup, repeats):
+        self.cuda = device.type == "cuda"
+        self.warmup, self.repeats = warmup, repeats
+
+    def sync(self):
+        if self.cuda:
+            torch.cuda.synchronize()
+
+    def time(self, fn):
+        """fn(i) once per call; per-call microseconds, median and spread."""
+        for i in range(self.warmup):
+            fn(i)
+        self.sync()
+        samples = []
+        for i in range(self.repeats):
+            if self.cuda:
+                start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                start.record()
+                fn(self.warmup + i)
+                stop.record()
+                stop.synchronize()
+                samples.append(start.elapsed_time(stop) * 1e3)
+            else:
+                t0 = time.perf_counter()
+                fn(self.warmup + i)
+                samples.append((time.perf_counter() - t0) * 1e6)
+        return summarize(samples)
+
+
+def set_tf32(on):
+    torch.backends.cudnn.allow_tf32 = on
+    torch.backends.cuda.matmul.allow_tf32 = on
+
+
+def rotation_count(bytes_per_copy, device):
+    """As cudacnn-bench: copies covering twice the L2 (at least 2, at most 16); 1 on the CPU."""
+    if device.type != "cuda":
+        return 1
+    props = torch.cuda.get_device_properties(device)
+    l2 = getattr(props, "L2_cache_size", 50 << 20)
+    return max(2, min(16, math.ceil(2 * l2 / bytes_per_copy)))
+
+
+def conv_shape(n, c, h, w, oc):
+    return f"N={n},C={c},H={h},W={w},OC={oc},K=3,P=1"
+
+
+def bench_convs(args, device, variant, timer, out):
+    compile_fn = variant == "compile"
+    channels_last = variant == "channels_last"
+    for c, h, w, oc in CONV_LAYERS:
+        n = args.batch_size
+        shape = conv_shape(n, c, h, w, oc)
+        flops = 2.0 * n * oc * h * w * c * 9
+        fmt = torch.channels_last if channels_last else torch.contiguous_format
+        per_copy = 4 * (n * c * h * w + oc * c * 9 + n * oc * h * w)
+        copies = rotation_count(per_copy, device)
+        xs = [(torch.rand(n, c, h, w, device=device) * 2 - 1).to(memory_format=fmt) for _ in range(copies)]
+        ws = [(torch.rand(oc, c, 3, 3, device=device) * 2 - 1).to(memory_format=fmt) for _ in range(copies)]
+        dys = [(torch.rand(n, oc, h, w, device=device) * 2 - 1).to(memory_format=fmt) for _ in range(copies)]
+        b = torch.rand(oc, device=device)
+
+        def forward(x, wt):
+            return F.conv2d(x, wt, b, padding=1)
+
+        # aten's convolution_backward is the call autograd makes (cuDNN's backward-data / -filter on a GPU).
+        def backward_data(dy, x, wt):
+            return torch.ops.aten.convolution_backward(dy, x, wt, [oc], [1, 1], [1, 1], [1, 1], False, [0, 0], 1,
+                                                       [True, False, False])[0]
+
+        def backward_filter(dy, x, wt):
+            return torch.ops.aten.convolution_backward(dy, x, wt, [oc], [1, 1], [1, 1], [1, 1], False, [0, 0], 1,
+                                                       [False, True, True])[1]
+
+        passes = {"forward": (forward, lambda i: (xs[i % copies], ws[i % copies])),
+                  "backward_data": (backward_data, lambda i: (dys[i % copies], xs[i % copies], ws[i % copies])),
+                  "backward_filter": (backward_filter, lambda i: (dys[i % copies], xs[i % copies], ws[i % copies]))}
+        for direction, (fn, inputs) in passes.items():
+            if compile_fn:
+                fn = torch.compile(fn)
+            with torch.no_grad():
+                stats = timer.time(lambda i: fn(*inputs(i)))
+            r = record("conv2d", shape, direction, "torch_" + variant, device_name(device), flops=flops, **stats)
+            r["gflops"] = flops / (r["median_us"] * 1e3)
+            out.append(r)
+
+
+def bench_step(args, device, variant, timer, out):
+    n = args.batch_size
+    model = CifarCNN().to(device)
+    x = torch.rand(n, 3, 32, 32, device=device) * 2 - 1
+    y = torch.arange(n, device=device) % 10
+    if variant == "channels_last":
+        model = model.to(memory_format=torch.channels_last)
+        x = x.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+    model.train()
+
+    def one_step():
+        optimizer.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        optimizer.step()
+        return loss
+
+    step = torch.compile(one_step) if variant == "compile" else one_step
+
+    def steps(_):
+        for _ in range(args.steps):
+            loss = step()
+        loss.item()  # waits for the device, as a training loop's read-back does
+
+    stats = timer.time(steps)
+    for key in ("median_us", "min_us", "max_us"):
+        stats[key] /= args.steps
+    shape = f"model=cifar_cnn,N={n}"
+    algorithm = "torch_" + variant
+    r = record("train_step", shape, "step", algorithm, device_name(device), note=f"steps per sample: {args.steps}",
+               images_per_s=n / (stats["median_us"] * 1e-6), **stats)
+    out.append(r)
+    batches = -(-CIFAR10_TRAIN_IMAGES // n)
+    out.append(record("epoch", shape, "estimate", algorithm, device_name(device),
+                      epoch_s=batches * stats["median_us"] * 1e-6,
+                      note=f"{batches} steps of {n} images (CIFAR-10's 50,000), training only"))
+
+
+def device_name(device):
+    return "gpu" if device.type == "cuda" else "cpu"
+
+
+def skipped(variant, device, batch_size, why):
+    return [record("train_step", f"model=cifar_cnn,N={batch_size}", "step", "torch_" + variant, device_name(device),
+                   status="skipped", note=why)]
+
+
+def main(argv):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--batch-size", "-b", type=int, default=None)
+    parser.add_argument("--warmup", type=int, default=None)
+    parser.add_argument("--repeats", type=int, default=None)
+    parser.add_argument("--steps", type=int, default=None)
+    parser.add_argument("--variants", default="eager,channels_last,tf32,compile")
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    parser.add_argument("--quick", action="store_true", help="warmup 1, repeats 2, steps 1, batch 8 (unless given)")
+    parser.add_argument("--json", required=True, help="where to write the records")
+    args = parser.parse_args(argv)
+    quick = dict(batch_size=8, warmup=1, repeats=2, steps=1)
+    full = dict(batch_size=128, warmup=5, repeats=20, steps=10)
+    for key, value in (quick if args.quick else full).items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    if args.batch_size < 1 or args.repeats < 1 or args.warmup < 0 or args.steps < 1:
+        parser.error("--batch-size, --repeats and --steps must be at least 1, --warmup at least 0")
+    variants = args.variants.split(",")
+    unknown = set(variants) - {"eager", "channels_last", "tf32", "compile"}
+    if unknown:
+        parser.error(f"unknown variants {sorted(unknown)}; use eager, channels_last, tf32, compile")
+
+    cuda = torch.cuda.is_available()
+    if args.device == "cuda" and not cuda:
+        parser.error("--device cuda: torch.cuda.is_available() is False")
+    device = torch.device("cuda" if cuda and args.device != "cpu" else "cpu")
+    torch.manual_seed(0)
+    torch.backends.cudnn.benchmark = True  # cuDNN's fastest algorithm per shape, as cudacnn-bench's cuDNN rows
+    timer = Timer(device, args.warmup, args.repeats)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    print(f"pytorch_bench: torch {torch.__version__} on {name}, batch {args.batch_size}", flush=True)
+
+    records = []
+    for variant in variants:
+        why = None
+        if variant == "compile" and not hasattr(torch, "compile"):
+            why = f"torch.compile needs PyTorch 2 (this is {torch.__version__})"
+        elif variant == "compile" and device.type != "cuda":
+            why = "torch.compile is timed on the GPU only"
+        elif variant == "tf32" and device.type != "cuda":
+            why = "TF32 exists on the GPU only"
+        if why:
+            records += skipped(variant, device, args.batch_size, why)
+            print(f"  {variant}: skipped ({why})", flush=True)
+            continue
+        set_tf32(variant == "tf32")
+        try:
+            bench_convs(args, device, variant, timer, records)
+            bench_step(args, device, variant, timer, records)
+        except Exception as e:  # one variant failing (e.g. compile without a compiler) must not lose the others
+            records.append(record("train_step", f"model=cifar_cnn,N={args.batch_size}", "step", "torch_" + variant,
+                                  device_name(device), status="failed", note=f"{type(e).__name__}: {e}"[:300]))
+        for r in records:
+            if r["algorithm"] == "torch_" + variant and r["status"] != "ok":
+                print(f"  {r['op']} {r['algorithm']}: {r['status']}: {r['note']}", flush=True)
+            if r["algorithm"] == "torch_" + variant and r["median_us"] is not None:
+                rate = f"{r['gflops']:.1f} GFLOP/s" if r["gflops"] else f"{r['images_per_s']:.0f} images/s"
+                print(f"  {r['op']:<10} {r['shape']:<36} {r['direction']:<15} {r['algorithm']:<20} "
+                      f"{r['median_us']:>10.1f} µs  {rate}", flush=True)
+    set_tf32(False)
+    report = {"schema": SCHEMA, "tool": "pytorch_bench.py", "device": name, "model": "cifar_cnn",
+              "batch_size": args.batch_size, "warmup": args.warmup, "repeats": args.repeats, "records": records,
+              "torch": torch.__version__}
+    with open(args.json, "w") as f:
+        json.dump(report, f, indent=2)
+        f.write("\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

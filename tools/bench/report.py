@@ -1,0 +1,128 @@
+#!/usr/bin/env python3
+"""Merges cudacnn-bench's and tools/bench/pytorch_bench.py's JSON files (schema "cudacnn-bench/1") into one
+Markdown table: one row per (op, shape, direction) that either side measured, one column per implementation
+(median µs per call; images/s for train_step; seconds for the epoch estimate), then the ratio of cudacnn's
+best to PyTorch's eager fp32 (below 1: cudacnn is faster) and to PyTorch's best of all variants.
+
+    python3 tools/bench/report.py CUDACNN.json PYTORCH.json [--out REPORT.md]
+"""
+import argparse
+import json
+import sys
+
+SCHEMA = "cudacnn-bench/1"
+# Columns in this order where present; any other algorithm follows in the order met.
+ORDER = ["cudnn", "cublas", "direct", "im2col", "kernel", "kernels", "cuda_graph", "cpu", "torch_eager",
+         "torch_channels_last", "torch_tf32", "torch_compile"]
+OPS = ["train_step", "epoch", "conv2d", "linear", "batch_norm2d", "relu", "max_pool2d", "avg_pool2d",
+       "cross_entropy", "adam", "adamw", "sgd", "augment"]
+
+
+def load(path):
+    try:
+        with open(path) as f:
+            report = json.load(f)
+    except (OSError, ValueError) as e:
+        sys.exit(f"report.py: cannot read {path}: {e}")
+    if report.get("schema") != SCHEMA:
+        sys.exit(f"report.py: {path} is not a '{SCHEMA}' results file (schema {report.get('schema')!r})")
+    return report
+
+
+def value_of(r):
+    """The number a cell shows and whether larger is better."""
+    if r["op"] == "train_step":
+        return r.get("images_per_s"), True
+    if r["op"] == "epoch":
+        return r.get("epoch_s"), False
+    return r.get("median_us"), False
+
+
+def cell(value, op):
+    if value is None:
+        return "–"
+    if op == "train_step":
+        return f"{value:,.0f} im/s"
+    if op == "epoch":
+        return f"{value:.2f} s"
+    return f"{value:,.1f}" if value < 1000 else f"{value:,.0f}"
+
+
+def merge(reports):
+    rows, algorithms = {}, []
+    for report in reports:
+        for r in report["records"]:
+            if r["op"] == "roofline" or r.get("status") != "ok":
+                continue
+            value, _ = value_of(r)
+            if value is None:
+                continue
+            key = (r["op"], r["shape"], r["direction"])
+            rows.setdefault(key, {})[r["algorithm"]] = value
+            if r["algorithm"] not in algorithms:
+                algorithms.append(r["algorithm"])
+    columns = [a for a in ORDER if a in algorithms] + [a for a in algorithms if a not in ORDER]
+    return rows, columns
+
+
+def ratio(ours, theirs, larger_better):
+    if not ours or not theirs:
+        return "–"
+    return f"{(theirs / ours if larger_better else ours / theirs):.2f}"
+
+
+def markdown(reports, paths):
+    rows, columns = merge(reports)
+    lines = ["# cudacnn-bench beside PyTorch", ""]
+    for report, path in zip(reports, paths):
+        lines.append(f"- `{path}`: {report.get('tool')} on {report.get('device')}, model {report.get('model')}, "
+                     f"batch {report.get('batch_size')}, warm-up {report.get('warmup')}, repeats {report.get('repeats')}"
+                     + (f", torch {report['torch']}" if "torch" in report else ""))
+    for report in reports:
+        for r in report["records"]:
+            if r["op"] == "roofline" and r.get("status") == "ok":
+                rate = f"{r['gbps']:.0f} GB/s" if r.get("gbps") else f"{r['gflops']:.0f} GFLOP/s"
+                lines.append(f"- roofline {r['direction']} ({r['algorithm']}, {r['shape']}): {rate}")
+    lines += ["", "Cells: median µs per call (train_step: images/s; epoch: seconds for 50,000 images). "
+              "Ratios: cudacnn's best over PyTorch (time ratio, or inverse throughput ratio): below 1 means "
+              "cudacnn is faster.", ""]
+    header = ["op", "shape", "direction"] + columns + ["ours / torch_eager", "ours / torch best"]
+    lines.append("| " + " | ".join(header) + " |")
+    lines.append("|" + " --- |" * len(header))
+    order = {op: i for i, op in enumerate(OPS)}
+    directions = {d: i for i, d in enumerate(["forward", "backward_data", "backward_filter", "backward", "step"])}
+    first_shape = {}
+    for k in rows:
+        first_shape.setdefault((k[0], k[1]), len(first_shape))
+    for key in sorted(rows, key=lambda k: (order.get(k[0], len(OPS)), first_shape[(k[0], k[1])],
+                                           directions.get(k[2], len(directions)))):
+        op = key[0]
+        values = rows[key]
+        larger_better = op == "train_step"
+        pick = max if larger_better else min
+        ours = [v for a, v in values.items() if not a.startswith("torch_")]
+        theirs = [v for a, v in values.items() if a.startswith("torch_")]
+        best_ours = pick(ours) if ours else None
+        best_torch = pick(theirs) if theirs else None
+        cells = [op, key[1], key[2]] + [cell(values.get(a), op) for a in columns]
+        cells += [ratio(best_ours, values.get("torch_eager"), larger_better), ratio(best_ours, best_torch, larger_better)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("files", nargs="+", help="results files of cudacnn-bench and pytorch_bench.py")
+    parser.add_argument("--out", help="write the Markdown here (default: standard output)")
+    args = parser.parse_args(argv)
+    text = markdown([load(p) for p in args.files], args.files)
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write(text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
