@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# GPU check on a lent GPU machine: build for sm_90, all tests, compute-sanitizer, demo; logs + summary in $OUT.
+# GPU check on a lent GPU machine: build for sm_90, all tests, compute-sanitizer, demo, cudacnn-bench beside
+# PyTorch, a short training; logs + summary in $OUT.
 #
 # Usage:
 #   bash tools/gpu-check.sh --prepare   on the development machine (has apt): fetches the Debian packages the
@@ -437,6 +438,34 @@ EOF
     [ "$rc" -eq 0 ]
 }
 
+# cudacnn-bench (every CifarCNN layer shape, each algorithm checked against the reference, then timed) and
+# tools/bench/pytorch_bench.py (the same convolutions and step in PyTorch) in the same call on the same card,
+# merged by tools/bench/report.py. Everything goes into demo.log (the table, PyTorch's lines, the merged
+# Markdown); the JSON files stay in the build folder, since only 8 files come back from $OUT.
+step_bench() {
+    local log="$OUT/demo.log" seconds rc=0 torch_rc=0 ours="$BUILD_DIR/bench-cudacnn.json" theirs="$BUILD_DIR/bench-pytorch.json"
+    [ -n "$HAVE_GPU" ] || { NOTE="no GPU"; return 2; }
+    seconds=$(time_cap 150)
+    [ "$seconds" -gt 0 ] || { NOTE="out of time budget"; return 1; }
+    run_logged "$log" "$seconds" "$BUILD_DIR/cudacnn-bench" --json "$ours" --csv "$BUILD_DIR/bench-cudacnn.csv" || rc=$?
+    local summary step
+    summary=$(grep -E '^[0-9]+ measured, ' "$log" | tail -n 1 || true)
+    step=$(grep -E '^train_step .* (kernels|cuda_graph) ' "$log" | awk '{print $4 ": " $5 " µs"}' | tr '\n' ' ' || true)
+    NOTE="${summary:-no summary line (rc $rc)}; step ${step:-not measured}"
+    if python3 -c "import torch" 2>/dev/null; then
+        seconds=$(time_cap 120)
+        run_logged "$log" "$seconds" python3 "$ROOT/tools/bench/pytorch_bench.py" --json "$theirs" || torch_rc=$?
+        if [ -f "$ours" ] && [ -f "$theirs" ]; then
+            echo "---- report.md ----" >>"$log"
+            python3 "$ROOT/tools/bench/report.py" "$ours" "$theirs" >>"$log" 2>&1 || torch_rc=$?
+        fi
+        NOTE="$NOTE; PyTorch side: $([ "$torch_rc" -eq 0 ] && echo done || echo "failed (rc $torch_rc)")"
+    else
+        NOTE="$NOTE; python3 has no torch: no PyTorch side"
+    fi
+    [ "$rc" -eq 0 ] && [ "$torch_rc" -eq 0 ]
+}
+
 # The CIFAR-10 JPEG tarball of --prepare unpacked and converted to the binary layout (once per machine).
 cifar10_binary() {
     local data="$ROOT/.gpu-data" log=$1
@@ -470,8 +499,8 @@ step_train() {
 
 # The steps that need the build, in order: "name function log-file-in-$OUT".
 # Extension point: later issues add their steps here, each as a step_* function above and one line below,
-# e.g. "bench step_bench bench.log" (cudacnn-bench against cuDNN). At most 8 files come back from $OUT;
-# 8 are used now.
+# e.g. "bench step_bench bench.log". At most 8 files come back from $OUT; 8 are used now (the bench shares
+# demo.log's slot: the demo, the baseline and the bench are all timings).
 AFTER_BUILD=(
     "vendor step_vendor vendor.log"
     "ctest step_ctest ctest.log"
@@ -481,6 +510,7 @@ AFTER_BUILD=(
     "racecheck-parity step_racecheck_parity racecheck.log"
     "demo step_demo demo.log"
     "baseline step_baseline demo.log"
+    "bench step_bench demo.log"
     "train step_train train.log"
 )
 
@@ -563,7 +593,7 @@ gpu_check() {
 case "${1:-}" in
     --prepare) prepare ;;
     "") gpu_check ;;
-    -h | --help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//' ;;
+    -h | --help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//' ;;
     *)
         echo "gpu-check: unknown argument '$1'; use --prepare, or no argument on the GPU machine" >&2
         exit 2
