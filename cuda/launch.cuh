@@ -39,11 +39,18 @@ struct launch {
     launch(void (*kernel)(Params...), dim3 grid, dim3 block, size_t shared_bytes, cudaStream_t stream,
            Args... args, const char* file = __builtin_FILE(), int line = __builtin_LINE()) {
 #ifdef CUDACNN_EMU
-        // The emulator runs the launch before returning, so capturing the arguments by reference is safe.
-        auto body = [&]() { kernel(args...); };
-        const emu::KernelBody kernel_body{[](const void* closure) { (*static_cast<const decltype(body)*>(closure))(); },
-                                          &body, reinterpret_cast<const void*>(kernel)};
-        const cudaError_t status = emu::launch_kernel(kernel_body, grid, block, shared_bytes, stream);
+        // `run` owns a copy of the arguments: a capturing stream keeps it to run at each replay of the graph.
+        const auto run = [=]() {
+            auto body = [&]() { kernel(args...); };
+            const emu::KernelBody kernel_body{
+                [](const void* closure) { (*static_cast<const decltype(body)*>(closure))(); }, &body,
+                reinterpret_cast<const void*>(kernel)};
+            return emu::launch_kernel(kernel_body, grid, block, shared_bytes, stream);
+        };
+        const cudaError_t status =
+            emu::stream_is_capturing(stream)
+                ? emu::capture_launch(stream, reinterpret_cast<const void*>(kernel), grid, block, shared_bytes, run)
+                : run();
 #else
         kernel<<<grid, block, shared_bytes, stream>>>(args...);
         const cudaError_t status = cudaGetLastError();

@@ -3,6 +3,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include <cuda_runtime_api.h>
@@ -22,8 +23,23 @@ struct KernelBody {
 cudaError_t launch_kernel(const KernelBody& body, dim3 grid, dim3 block, size_t dynamic_shared_bytes,
                           cudaStream_t stream);
 
+// What launch_kernel checks before it runs anything (nested launch, grid and block limits, dynamic shared
+// memory), on its own: a launch recorded by a stream capture is checked when it is recorded, as CUDA does.
+cudaError_t check_launch(const void* kernel, dim3 grid, dim3 block, size_t dynamic_shared_bytes);
+
 // What went wrong in this host thread's last failed launch, in words ("" after a good one).
 std::string last_launch_error_detail();
+
+// ---- stream capture (CUDA graphs) -----------------------------------------------------------------------
+// While a stream captures (cudaStreamBeginCapture .. cudaStreamEndCapture), launches and asynchronous copies
+// and fills queued on it are recorded instead of run; cudaGraphLaunch runs the recording, in order. As in
+// CUDA, the calls that would wait for or implicitly order with a capturing stream (cudaMalloc, cudaFree,
+// cudaMemcpy, cudaMemset, any synchronize) fail with cudaErrorStreamCaptureUnsupported while a global- or
+// this thread's thread-local-mode capture is active, and invalidate it.
+bool stream_is_capturing(cudaStream_t stream);
+// Records a checked launch; `run` performs it (with its own copy of the arguments) at each replay.
+cudaError_t capture_launch(cudaStream_t stream, const void* kernel, dim3 grid, dim3 block,
+                           size_t dynamic_shared_bytes, std::function<cudaError_t()> run);
 
 // The demangled name of a kernel, or its address when the symbol is not exported.
 std::string kernel_name(const void* kernel);

@@ -1,6 +1,7 @@
 // The part of the CUDA runtime API that cudacnn uses, implemented for the emulator: "device" memory is
 // host memory, streams and events are handles whose work is already done (every launch and copy completes
-// before it returns, a valid ordering of any stream program). Declarations come from cuda_runtime_api.h,
+// before it returns, a valid ordering of any stream program), and a capturing stream records its work into
+// a graph that cudaGraphLaunch runs (launch_kernel.hpp says what capture allows). Declarations come from cuda_runtime_api.h,
 // so host code calls the same functions in both flavours.
 #include <cuda_runtime_api.h>
 #include <unistd.h>
@@ -9,14 +10,32 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <mutex>
+#include <set>
+#include <vector>
 #include <unordered_map>
 
 #include "cuda/emu/internal.hpp"
 #include "cuda/emu/launch_kernel.hpp"
 
+// The operations a capture records, in stream order; each returns what the operation itself would.
+using CapturedOperations = std::vector<std::function<cudaError_t()>>;
+
 struct CUstream_st {
     unsigned flags;
+    bool capturing = false;
+    bool invalidated = false;  // an unsafe call during the capture: cudaStreamEndCapture fails
+    cudaStreamCaptureMode mode = cudaStreamCaptureModeGlobal;
+    CapturedOperations captured;
+};
+
+struct CUgraph_st {
+    CapturedOperations operations;
+};
+
+struct CUgraphExec_st {
+    CapturedOperations operations;
 };
 
 struct CUevent_st {
@@ -67,7 +86,60 @@ size_t physical_memory_bytes() {
     return static_cast<size_t>(sysconf(_SC_PHYS_PAGES)) * static_cast<size_t>(sysconf(_SC_PAGESIZE));
 }
 
+// ---- stream capture: which captures are active, and the calls they forbid -----------------------------
+
+std::mutex captures_mutex;
+std::set<cudaStream_t>& active_captures() {
+    static std::set<cudaStream_t> streams;
+    return streams;
+}
+thread_local std::set<cudaStream_t> thread_local_captures;  // this thread's captures in thread-local mode
+
+// An unsafe call (one that would synchronize with, or implicitly order against, the capturing work) while a
+// global-mode capture, or a thread-local one of this thread, is active: CUDA refuses it and invalidates the
+// capture, so that cudaStreamEndCapture fails too.
+bool refuse_during_capture() {
+    std::lock_guard<std::mutex> lock(captures_mutex);
+    bool refused = false;
+    for (cudaStream_t stream : active_captures()) {
+        if (stream->mode == cudaStreamCaptureModeGlobal || thread_local_captures.count(stream) != 0) {
+            stream->invalidated = true;
+            refused = true;
+        }
+    }
+    if (refused) last_error = cudaErrorStreamCaptureUnsupported;
+    return refused;
+}
+
+bool capturing(cudaStream_t stream) {
+    return stream != nullptr && stream->capturing;
+}
+
+cudaError_t run_or_capture(cudaStream_t stream, std::function<cudaError_t()> operation) {
+    if (!capturing(stream)) return operation();
+    stream->captured.push_back(std::move(operation));
+    return cudaSuccess;
+}
+
 }  // namespace
+
+namespace cudacnn::emu {
+
+bool stream_is_capturing(cudaStream_t stream) {
+    return capturing(stream);
+}
+
+cudaError_t capture_launch(cudaStream_t stream, const void* kernel, dim3 grid, dim3 block,
+                           size_t dynamic_shared_bytes, std::function<cudaError_t()> run) {
+    if (const cudaError_t error = check_launch(kernel, grid, block, dynamic_shared_bytes); error != cudaSuccess) {
+        stream->invalidated = true;  // as in CUDA, a failed launch ends the capture's usefulness
+        return error;
+    }
+    stream->captured.push_back(std::move(run));
+    return cudaSuccess;
+}
+
+}  // namespace cudacnn::emu
 
 extern "C" {
 
@@ -112,52 +184,145 @@ cudaError_t cudaGetDevice(int* device) {
     return cudaSuccess;
 }
 
-cudaError_t cudaMalloc(void** pointer, size_t size) { return allocate(pointer, size); }
-cudaError_t cudaFree(void* pointer) { return release(pointer); }
-cudaError_t cudaMallocHost(void** pointer, size_t size) { return allocate(pointer, size); }
-cudaError_t cudaFreeHost(void* pointer) { return release(pointer); }
+cudaError_t cudaMalloc(void** pointer, size_t size) {
+    return refuse_during_capture() ? cudaErrorStreamCaptureUnsupported : allocate(pointer, size);
+}
+cudaError_t cudaFree(void* pointer) {
+    return refuse_during_capture() ? cudaErrorStreamCaptureUnsupported : release(pointer);
+}
+cudaError_t cudaMallocHost(void** pointer, size_t size) {
+    return refuse_during_capture() ? cudaErrorStreamCaptureUnsupported : allocate(pointer, size);
+}
+cudaError_t cudaFreeHost(void* pointer) {
+    return refuse_during_capture() ? cudaErrorStreamCaptureUnsupported : release(pointer);
+}
 
-cudaError_t cudaMemcpy(void* dst, const void* src, size_t count, cudaMemcpyKind /*kind*/) {
+namespace {
+cudaError_t copy_bytes(void* dst, const void* src, size_t count) {
     if (count == 0) return cudaSuccess;
     if (dst == nullptr || src == nullptr) return record(cudaErrorInvalidValue);
     std::memmove(dst, src, count);
     return cudaSuccess;
 }
-
-cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t count, cudaMemcpyKind kind, cudaStream_t) {
-    return cudaMemcpy(dst, src, count, kind);
-}
-
-cudaError_t cudaMemset(void* pointer, int value, size_t count) {
+cudaError_t fill_bytes(void* pointer, int value, size_t count) {
     if (count == 0) return cudaSuccess;
     if (pointer == nullptr) return record(cudaErrorInvalidValue);
     std::memset(pointer, value, count);
     return cudaSuccess;
 }
+}  // namespace
 
-cudaError_t cudaMemsetAsync(void* pointer, int value, size_t count, cudaStream_t) {
-    return cudaMemset(pointer, value, count);
+cudaError_t cudaMemcpy(void* dst, const void* src, size_t count, cudaMemcpyKind /*kind*/) {
+    return refuse_during_capture() ? cudaErrorStreamCaptureUnsupported : copy_bytes(dst, src, count);
+}
+
+cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t count, cudaMemcpyKind, cudaStream_t stream) {
+    return run_or_capture(stream, [=]() { return copy_bytes(dst, src, count); });
+}
+
+cudaError_t cudaMemset(void* pointer, int value, size_t count) {
+    return refuse_during_capture() ? cudaErrorStreamCaptureUnsupported : fill_bytes(pointer, value, count);
+}
+
+cudaError_t cudaMemsetAsync(void* pointer, int value, size_t count, cudaStream_t stream) {
+    return run_or_capture(stream, [=]() { return fill_bytes(pointer, value, count); });
 }
 
 cudaError_t cudaStreamCreate(cudaStream_t* stream) { return cudaStreamCreateWithFlags(stream, 0); }
 
 cudaError_t cudaStreamCreateWithFlags(cudaStream_t* stream, unsigned int flags) {
     if (stream == nullptr) return record(cudaErrorInvalidValue);
-    *stream = new CUstream_st{flags};
+    *stream = new CUstream_st;
+    (*stream)->flags = flags;
     return cudaSuccess;
 }
 
 cudaError_t cudaStreamDestroy(cudaStream_t stream) {
     if (stream == nullptr) return record(cudaErrorInvalidResourceHandle);
+    if (stream->capturing) {
+        std::lock_guard<std::mutex> lock(captures_mutex);
+        active_captures().erase(stream);
+        thread_local_captures.erase(stream);
+    }
     delete stream;
     return cudaSuccess;
 }
 
-cudaError_t cudaStreamSynchronize(cudaStream_t) { return cudaSuccess; }
+cudaError_t cudaStreamSynchronize(cudaStream_t) {
+    return refuse_during_capture() ? cudaErrorStreamCaptureUnsupported : cudaSuccess;
+}
 cudaError_t cudaStreamWaitEvent(cudaStream_t, cudaEvent_t event, unsigned int) {
     return event == nullptr ? record(cudaErrorInvalidResourceHandle) : cudaSuccess;
 }
-cudaError_t cudaDeviceSynchronize(void) { return cudaSuccess; }
+cudaError_t cudaDeviceSynchronize(void) {
+    return refuse_during_capture() ? cudaErrorStreamCaptureUnsupported : cudaSuccess;
+}
+
+cudaError_t cudaStreamBeginCapture(cudaStream_t stream, cudaStreamCaptureMode mode) {
+    // The legacy default stream cannot capture; a stream captures once at a time.
+    if (stream == nullptr || stream->capturing) return record(cudaErrorInvalidValue);
+    stream->capturing = true;
+    stream->invalidated = false;
+    stream->mode = mode;
+    stream->captured.clear();
+    std::lock_guard<std::mutex> lock(captures_mutex);
+    active_captures().insert(stream);
+    if (mode == cudaStreamCaptureModeThreadLocal) thread_local_captures.insert(stream);
+    return cudaSuccess;
+}
+
+cudaError_t cudaStreamEndCapture(cudaStream_t stream, cudaGraph_t* graph) {
+    if (stream == nullptr || graph == nullptr) return record(cudaErrorInvalidValue);
+    *graph = nullptr;
+    if (!stream->capturing) return record(cudaErrorIllegalState);
+    {
+        std::lock_guard<std::mutex> lock(captures_mutex);
+        active_captures().erase(stream);
+        thread_local_captures.erase(stream);
+    }
+    stream->capturing = false;
+    CapturedOperations operations = std::move(stream->captured);
+    stream->captured.clear();
+    if (stream->invalidated) return record(cudaErrorStreamCaptureInvalidated);
+    *graph = new CUgraph_st{std::move(operations)};
+    return cudaSuccess;
+}
+
+cudaError_t cudaStreamIsCapturing(cudaStream_t stream, cudaStreamCaptureStatus* status) {
+    if (status == nullptr) return record(cudaErrorInvalidValue);
+    *status = !capturing(stream)   ? cudaStreamCaptureStatusNone
+              : stream->invalidated ? cudaStreamCaptureStatusInvalidated
+                                    : cudaStreamCaptureStatusActive;
+    return cudaSuccess;
+}
+
+cudaError_t cudaGraphInstantiate(cudaGraphExec_t* exec, cudaGraph_t graph, unsigned long long) {
+    if (exec == nullptr || graph == nullptr) return record(cudaErrorInvalidValue);
+    *exec = new CUgraphExec_st{graph->operations};
+    return cudaSuccess;
+}
+
+cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t stream) {
+    if (exec == nullptr) return record(cudaErrorInvalidValue);
+    if (refuse_during_capture()) return cudaErrorStreamCaptureUnsupported;  // no graphs inside graphs here
+    (void)stream;  // every operation runs to completion now, a valid order for any stream
+    for (const auto& operation : exec->operations) {
+        if (const cudaError_t error = operation(); error != cudaSuccess) return record(error);
+    }
+    return cudaSuccess;
+}
+
+cudaError_t cudaGraphExecDestroy(cudaGraphExec_t exec) {
+    if (exec == nullptr) return record(cudaErrorInvalidValue);
+    delete exec;
+    return cudaSuccess;
+}
+
+cudaError_t cudaGraphDestroy(cudaGraph_t graph) {
+    if (graph == nullptr) return record(cudaErrorInvalidValue);
+    delete graph;
+    return cudaSuccess;
+}
 
 cudaError_t cudaEventCreate(cudaEvent_t* event) { return cudaEventCreateWithFlags(event, 0); }
 
@@ -173,15 +338,18 @@ cudaError_t cudaEventDestroy(cudaEvent_t event) {
     return cudaSuccess;
 }
 
-cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t) {
+cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream) {
     if (event == nullptr) return record(cudaErrorInvalidResourceHandle);
-    event->recorded_at = std::chrono::steady_clock::now();
-    event->recorded = true;
-    return cudaSuccess;
+    return run_or_capture(stream, [event]() {
+        event->recorded_at = std::chrono::steady_clock::now();
+        event->recorded = true;
+        return cudaSuccess;
+    });
 }
 
 cudaError_t cudaEventSynchronize(cudaEvent_t event) {
-    return event == nullptr ? record(cudaErrorInvalidResourceHandle) : cudaSuccess;
+    if (event == nullptr) return record(cudaErrorInvalidResourceHandle);
+    return refuse_during_capture() ? cudaErrorStreamCaptureUnsupported : cudaSuccess;
 }
 
 cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t start, cudaEvent_t end) {
@@ -240,6 +408,9 @@ const char* cudaGetErrorName(cudaError_t error) {
         case cudaErrorLaunchFailure: return "cudaErrorLaunchFailure";
         case cudaErrorNoDevice: return "cudaErrorNoDevice";
         case cudaErrorInsufficientDriver: return "cudaErrorInsufficientDriver";
+        case cudaErrorIllegalState: return "cudaErrorIllegalState";
+        case cudaErrorStreamCaptureUnsupported: return "cudaErrorStreamCaptureUnsupported";
+        case cudaErrorStreamCaptureInvalidated: return "cudaErrorStreamCaptureInvalidated";
         default: return "cudaErrorUnknown";
     }
 }
@@ -257,6 +428,10 @@ const char* cudaGetErrorString(cudaError_t error) {
         case cudaErrorLaunchFailure: return "unspecified launch failure";
         case cudaErrorNoDevice: return "no CUDA-capable device is detected";
         case cudaErrorInsufficientDriver: return "CUDA driver version is insufficient for CUDA runtime version";
+        case cudaErrorIllegalState: return "the operation cannot be performed in the present state";
+        case cudaErrorStreamCaptureUnsupported: return "operation not permitted when stream is capturing";
+        case cudaErrorStreamCaptureInvalidated:
+            return "operation failed due to a previous error during capture";
         default: return "unknown error";
     }
 }

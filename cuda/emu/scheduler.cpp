@@ -662,8 +662,7 @@ void set_max_dynamic_shared_bytes(const void* kernel, int bytes) {
     max_dynamic_shared[kernel] = bytes;
 }
 
-cudaError_t launch_kernel(const KernelBody& body, dim3 grid, dim3 block, size_t dynamic_shared_bytes,
-                          cudaStream_t /*stream: the emulator runs every launch to completion, in order*/) {
+cudaError_t check_launch(const void* kernel, dim3 grid, dim3 block, size_t dynamic_shared_bytes) {
     last_error_detail.clear();
     if (current_thread != nullptr) {  // called from kernel code, on a fiber
         last_error_detail = "a kernel launched another kernel; the emulator has no dynamic parallelism";
@@ -675,13 +674,21 @@ cudaError_t launch_kernel(const KernelBody& body, dim3 grid, dim3 block, size_t 
         // cudaErrorInvalidValue; older releases said cudaErrorInvalidConfiguration.
         return cudaErrorInvalidValue;
     }
-    const int shared_limit = max_dynamic_shared_bytes(body.kernel);
+    const int shared_limit = max_dynamic_shared_bytes(kernel);
     if (dynamic_shared_bytes > static_cast<size_t>(shared_limit)) {
         last_error_detail = fmt::format(
             "{} bytes of dynamic shared memory requested, the kernel may use {} (raise it with "
             "cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes), up to {})",
             dynamic_shared_bytes, shared_limit, kMaxOptInSharedBytes);
         return cudaErrorInvalidValue;
+    }
+    return cudaSuccess;
+}
+
+cudaError_t launch_kernel(const KernelBody& body, dim3 grid, dim3 block, size_t dynamic_shared_bytes,
+                          cudaStream_t /*stream: the emulator runs every launch to completion, in order*/) {
+    if (const cudaError_t error = check_launch(body.kernel, grid, block, dynamic_shared_bytes); error != cudaSuccess) {
+        return error;
     }
     std::lock_guard<std::mutex> lock(launch_mutex);
     Job job;

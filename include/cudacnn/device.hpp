@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <type_traits>
@@ -151,6 +152,31 @@ class Event {
 
   private:
     cudaEvent_t event_ = nullptr;
+};
+
+// A CUDA graph: the work that one callable queues on a stream, captured once and instantiated, then launched
+// any number of times for the cost of one launch (a training step is ~100 kernels of a few µs each).
+// Kernel arguments are frozen at capture: whatever must change between launches has to live in device
+// memory. The capture is in global mode, so a synchronizing or allocating call inside `enqueue` fails
+// (cudaErrorStreamCaptureUnsupported) instead of silently breaking the graph.
+class CudaGraph {
+  public:
+    CudaGraph() = default;
+    ~CudaGraph();
+    CudaGraph(const CudaGraph&) = delete;
+    CudaGraph& operator=(const CudaGraph&) = delete;
+    CudaGraph(CudaGraph&& other) noexcept;
+    CudaGraph& operator=(CudaGraph&& other) noexcept;
+
+    // Runs `enqueue` with `stream` capturing and instantiates what it queued. Throws Error naming the CUDA
+    // status when the capture or the instantiation fails, and rethrows what `enqueue` throws; the stream has
+    // left capture mode in every case.
+    static CudaGraph capture(const Stream& stream, const std::function<void()>& enqueue);
+    void launch(const Stream& stream) const;
+    bool empty() const { return exec_ == nullptr; }
+
+  private:
+    cudaGraphExec_t exec_ = nullptr;
 };
 
 // ---- host <-> device transfers --------------------------------------------------------------------------
