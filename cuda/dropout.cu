@@ -19,7 +19,13 @@ struct MaskRule {
     uint64_t stream;
     float p;
     bool draw;
+    const int64_t* step;   // DeviceStep: when set, the stream is stream + *step · step_stride
+    uint64_t step_stride;
 };
+
+__device__ inline uint64_t philox_stream(const MaskRule& rule) {
+    return rule.step == nullptr ? rule.stream : rule.stream + static_cast<uint64_t>(*rule.step) * rule.step_stride;
+}
 
 // The factor of a kept and of a dropped unit, in double as the reference computes them.
 struct MaskFactors {
@@ -33,7 +39,7 @@ __device__ inline void draw_keep4(const MaskRule& rule, int64_t group, bool keep
         for (int k = 0; k < 4; ++k) keep[k] = true;
         return;
     }
-    const PhiloxBlock bits = philox_draw(rule.seed, rule.stream, static_cast<uint64_t>(group));
+    const PhiloxBlock bits = philox_draw(rule.seed, philox_stream(rule), static_cast<uint64_t>(group));
     for (int k = 0; k < 4; ++k) keep[k] = uint32_to_unit_float(bits.v[k]) >= rule.p;
 }
 
@@ -128,9 +134,9 @@ void check_dropout2d_shape(const char* op, const char* name, const Shape& shape)
                   shape);
 }
 
-kernels::MaskRule mask_rule(const cpu::DropoutOptions& options) {
+kernels::MaskRule mask_rule(const cpu::DropoutOptions& options, const DeviceStep& step = {}) {
     const float p = static_cast<float>(options.p);
-    return kernels::MaskRule{options.seed, options.stream, p, options.training && p > 0.0f};
+    return kernels::MaskRule{options.seed, options.stream, p, options.training && p > 0.0f, step.counter, step.stride};
 }
 
 // As the reference's unit_factor: 1 / (1 − p) for kept units (never used when p = 1: every unit drops).
@@ -163,12 +169,12 @@ void launch_apply_mask(const float* in, const uint8_t* mask, float* out, int64_t
 }  // namespace
 
 void dropout_forward(const float* x, float* y, uint8_t* mask, int64_t count,
-                     const cpu::DropoutOptions& options, cudaStream_t stream) {
+                     const cpu::DropoutOptions& options, cudaStream_t stream, const DeviceStep& step) {
     check_options("dropout", options);
     CUDACNN_CHECK(count > 0, "dropout: the input is empty (count {}); pass at least one element", count);
     check_pointers("dropout", x, mask, y);
     const dim3 grid = group_grid(count), block(kElementwiseBlock);
-    const kernels::MaskRule rule = mask_rule(options);
+    const kernels::MaskRule rule = mask_rule(options, step);
     const kernels::MaskFactors factors = mask_factors(options);
     if (float4_aligned(x, y)) {
         launch(kernels::dropout_forward_kernel<true>, grid, block, 0, stream, x, y, mask, count, rule,
@@ -188,13 +194,13 @@ void dropout_backward(const float* dy, const uint8_t* mask, float* dx, int64_t c
 }
 
 void dropout2d_forward(const float* x, float* y, uint8_t* mask, const Shape& shape,
-                       const cpu::DropoutOptions& options, cudaStream_t stream) {
+                       const cpu::DropoutOptions& options, cudaStream_t stream, const DeviceStep& step) {
     check_options("dropout2d", options);
     check_dropout2d_shape("dropout2d", "x", shape);
     check_pointers("dropout2d", x, mask, y);
     const int64_t units = shape[0] * shape[1];  // (N, C)
     launch(kernels::draw_mask_kernel, group_grid(units), dim3(kElementwiseBlock), 0, stream, mask, units,
-           mask_rule(options));
+           mask_rule(options, step));
     launch_apply_mask(x, mask, y, shape.numel(), shape[2] * shape[3], options, stream);
 }
 

@@ -24,9 +24,18 @@ namespace cudacnn::gpu {
 // thread makes one Philox draw (10 rounds) for four units, and loads/stores its four values as one float4
 // when x and y are 16-byte aligned (scalars otherwise and for the last, partial group).
 
+// A Philox stream that moves on with a step counter in device memory: the masks are drawn from stream
+// options.stream + *counter · stride, the counter read when the kernel runs. A captured CUDA graph thus
+// draws new masks at every replay (the executor's stream is base + step · layers + layer). The default (no
+// counter) draws from options.stream.
+struct DeviceStep {
+    const int64_t* counter = nullptr;  // device memory, >= 0
+    uint64_t stride = 0;
+};
+
 // x, y: `count` floats (any shape, count ≥ 1); mask: `count` bytes, written.
 void dropout_forward(const float* x, float* y, uint8_t* mask, int64_t count,
-                     const cpu::DropoutOptions& options, cudaStream_t stream);
+                     const cpu::DropoutOptions& options, cudaStream_t stream, const DeviceStep& step = {});
 
 // dx = dy · mask · 1 / (1 − p) (dx = dy in eval mode), with the forward's mask and options.
 void dropout_backward(const float* dy, const uint8_t* mask, float* dx, int64_t count,
@@ -35,7 +44,7 @@ void dropout_backward(const float* dy, const uint8_t* mask, float* dx, int64_t c
 // x, y: (N, C, H, W); mask: (N, C) bytes, written. One unit per (n, c) channel, numbered j = n · C + c.
 // Two launches: the (N, C) mask (one thread per four channels), then y = x · factor(mask[i / (H · W)]).
 void dropout2d_forward(const float* x, float* y, uint8_t* mask, const Shape& shape,
-                       const cpu::DropoutOptions& options, cudaStream_t stream);
+                       const cpu::DropoutOptions& options, cudaStream_t stream, const DeviceStep& step = {});
 
 // dy, dx: (N, C, H, W) = shape; mask: the forward's (N, C).
 void dropout2d_backward(const float* dy, const uint8_t* mask, float* dx, const Shape& shape,

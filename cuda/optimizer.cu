@@ -42,6 +42,28 @@ struct AdamScalars {
     bool amsgrad;
 };
 
+// Where the step count lives when it is read on the device (CUDA graphs): *step = steps taken so far. Adam's
+// step-dependent scalars are then computed by each thread, in double as the host does.
+struct DeviceStepScalars {
+    const int64_t* step;  // nullptr: the host's scalars stand
+    double lr, beta1, beta2;
+};
+
+__device__ inline AdamScalars with_device_step(AdamScalars s, const DeviceStepScalars& d) {
+    if (d.step == nullptr) return s;
+    const double t = static_cast<double>(*d.step + 1);  // PyTorch counts the step before using it
+    const double bias_correction1 = 1.0 - pow(d.beta1, t);
+    const double bias_correction2 = 1.0 - pow(d.beta2, t);
+    s.neg_step_size = -static_cast<float>(d.lr / bias_correction1);
+    s.bias_correction2_sqrt = static_cast<float>(sqrt(bias_correction2));
+    return s;
+}
+
+__device__ inline SgdScalars with_device_step(SgdScalars s, const int64_t* step) {
+    if (step != nullptr) s.first_step = *step == 0;
+    return s;
+}
+
 // One value of SGD, in the reference's operations and order (cpu::sgd_step); _rn intrinsics forbid FMA.
 __device__ inline void sgd_value(const SgdScalars& s, float& p, float g, float& buffer) {
     float d = s.maximize ? -g : g;
@@ -94,7 +116,8 @@ __device__ inline void for_each_value(const Float4Split& split, int64_t n, Scala
 // params, grads, buffer: (n); buffer is the momentum slot (unused without momentum).
 __global__ void __launch_bounds__(kElementwiseBlock)
     sgd_kernel(float* __restrict__ params, const float* __restrict__ grads, float* __restrict__ buffer,
-               int64_t n, Float4Split split, SgdScalars s) {
+               int64_t n, Float4Split split, SgdScalars host_scalars, const int64_t* device_step) {
+    const SgdScalars s = with_device_step(host_scalars, device_step);
     const bool read_buffer = s.has_momentum && !s.first_step;
     const auto scalar = [&](int64_t i) {
         float p = params[i], b = read_buffer ? buffer[i] : 0.0f;
@@ -119,7 +142,8 @@ __global__ void __launch_bounds__(kElementwiseBlock)
 __global__ void __launch_bounds__(kElementwiseBlock)
     adam_kernel(float* __restrict__ params, const float* __restrict__ grads, float* __restrict__ m,
                 float* __restrict__ v, float* __restrict__ v_max, int64_t n, Float4Split split,
-                AdamScalars s) {
+                AdamScalars host_scalars, DeviceStepScalars device_step) {
+    const AdamScalars s = with_device_step(host_scalars, device_step);
     const auto scalar = [&](int64_t i) {
         float p = params[i], mi = m[i], vi = v[i], vmi = s.amsgrad ? v_max[i] : 0.0f;
         adam_value(s, p, grads[i], mi, vi, vmi);
@@ -142,6 +166,10 @@ __global__ void __launch_bounds__(kElementwiseBlock)
         if (s.amsgrad) store4(v_max + i, vmi);
     };
     for_each_value(split, n, scalar, vector);
+}
+
+__global__ void advance_counters_kernel(int64_t* counters, int count) {
+    for (int i = threadIdx.x; i < count; i += blockDim.x) counters[i] += 1;
 }
 
 }  // namespace kernels
@@ -234,31 +262,31 @@ kernels::AdamScalars adam_scalars(const Options& o, bool decoupled, int64_t t) {
     return s;
 }
 
+// One Adam launch; the step is the host's `step` or, when device_step is set, read on the device.
 template <class Options>
-void adam_like_step(const char* op, bool decoupled, const Options& o, float* params, const float* grads,
-                    float* state, int64_t n, int64_t& step, cudaStream_t stream) {
+void launch_adam(const char* op, bool decoupled, const Options& o, float* params, const float* grads, float* state,
+                 int64_t n, int64_t step, const int64_t* device_step, cudaStream_t stream) {
     cpu::check_options(o);
     const int64_t slots = o.amsgrad ? 3 : 2;
     check_arrays(op, params, grads, state, slots, n, step);
-    const int64_t t = step + 1;  // PyTorch counts the step before using it
     const Float4Split split = split_arrays(params, grads, state, slots, n);
     float* v_max = o.amsgrad ? state + cpu::kAdamMaxExpAvgSq * n : nullptr;
+    const kernels::DeviceStepScalars on_device{device_step, o.lr, o.beta1, o.beta2};
     launch(kernels::adam_kernel, grid_for(split), dim3(kElementwiseBlock), 0, stream, params, grads,
            state + cpu::kAdamExpAvg * n, state + cpu::kAdamExpAvgSq * n, v_max, n, split,
-           adam_scalars(o, decoupled, t));
-    step = t;
+           adam_scalars(o, decoupled, step + 1), on_device);  // PyTorch counts the step before using it
 }
 
-}  // namespace
-
-std::array<int64_t, 3> optimizer_float4_split(const float* params, const float* grads, const float* state,
-                                              int64_t slots, int64_t n) {
-    const Float4Split split = split_arrays(params, grads, state, slots, n);
-    return {split.head, split.vectors, split.tail};
+template <class Options>
+void adam_like_step(const char* op, bool decoupled, const Options& o, float* params, const float* grads,
+                    float* state, int64_t n, int64_t& step, cudaStream_t stream) {
+    launch_adam(op, decoupled, o, params, grads, state, n, step, nullptr, stream);
+    step += 1;
 }
 
-void sgd_step(const cpu::SgdOptions& o, float* params, const float* grads, float* state, int64_t n,
-              int64_t& step, cudaStream_t stream) {
+// One SGD launch; the step is the host's `step` or, when device_step is set, read on the device.
+void launch_sgd(const cpu::SgdOptions& o, float* params, const float* grads, float* state, int64_t n, int64_t step,
+                const int64_t* device_step, cudaStream_t stream) {
     cpu::check_options(o);
     const int64_t slots = cpu::sgd_state_slots(o);
     check_arrays("sgd", params, grads, state, slots, n, step);
@@ -275,8 +303,50 @@ void sgd_step(const cpu::SgdOptions& o, float* params, const float* grads, float
     const Float4Split split = split_arrays(params, grads, state, slots, n);
     float* buffer = slots > 0 ? state + cpu::kSgdMomentumBuffer * n : nullptr;
     launch(kernels::sgd_kernel, grid_for(split), dim3(kElementwiseBlock), 0, stream, params, grads, buffer, n,
-           split, s);
+           split, s, device_step);
+}
+
+void check_step_counter(const char* op, const int64_t* step_counter) {
+    CUDACNN_CHECK(step_counter != nullptr, "{}: the step counter must be a device pointer, not null", op);
+}
+
+}  // namespace
+
+std::array<int64_t, 3> optimizer_float4_split(const float* params, const float* grads, const float* state,
+                                              int64_t slots, int64_t n) {
+    const Float4Split split = split_arrays(params, grads, state, slots, n);
+    return {split.head, split.vectors, split.tail};
+}
+
+void sgd_step(const cpu::SgdOptions& o, float* params, const float* grads, float* state, int64_t n,
+              int64_t& step, cudaStream_t stream) {
+    launch_sgd(o, params, grads, state, n, step, nullptr, stream);
     step += 1;
+}
+
+void sgd_step(const cpu::SgdOptions& options, float* params, const float* grads, float* state, int64_t n,
+              const int64_t* step_counter, cudaStream_t stream) {
+    check_step_counter("sgd", step_counter);
+    launch_sgd(options, params, grads, state, n, 0, step_counter, stream);
+}
+
+void adam_step(const cpu::AdamOptions& options, float* params, const float* grads, float* state, int64_t n,
+               const int64_t* step_counter, cudaStream_t stream) {
+    check_step_counter("adam", step_counter);
+    launch_adam("adam", /*decoupled=*/false, options, params, grads, state, n, 0, step_counter, stream);
+}
+
+void adamw_step(const cpu::AdamWOptions& options, float* params, const float* grads, float* state, int64_t n,
+                const int64_t* step_counter, cudaStream_t stream) {
+    check_step_counter("adamw", step_counter);
+    launch_adam("adamw", /*decoupled=*/true, options, params, grads, state, n, 0, step_counter, stream);
+}
+
+void advance_step_counters(int64_t* counters, int count, cudaStream_t stream) {
+    CUDACNN_CHECK(counters != nullptr && count >= 1 && count <= kElementwiseBlock,
+                  "advance_step_counters: {} counters at {}; pass 1 to {} device counters", count,
+                  static_cast<const void*>(counters), kElementwiseBlock);
+    launch(kernels::advance_counters_kernel, dim3(1), dim3(kElementwiseBlock), 0, stream, counters, count);
 }
 
 void adam_step(const cpu::AdamOptions& options, float* params, const float* grads, float* state, int64_t n,

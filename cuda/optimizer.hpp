@@ -44,6 +44,23 @@ void adam_step(const cpu::AdamOptions& options, float* params, const float* grad
 void adamw_step(const cpu::AdamWOptions& options, float* params, const float* grads, float* state, int64_t n,
                 int64_t& step, cudaStream_t stream);
 
+// The same with the step count in device memory (*step_counter = the steps taken so far, as
+// cpu::OptimizerState::step), read when the kernel runs and left unchanged: advance_step_counters moves it on
+// after the step. A captured CUDA graph needs this, because kernel arguments are frozen at capture. Adam's
+// bias corrections are then computed on the device, in double as on the host; the emulator's pow is the
+// host's, so results stay bit-identical there, while CUDA's double pow is within 2 ulp, so on a real GPU a
+// rounded float scalar (lr / bias_correction1, sqrt(bias_correction2)) can differ from the host's in its last
+// bit — roughly once in 10^8 steps.
+void sgd_step(const cpu::SgdOptions& options, float* params, const float* grads, float* state, int64_t n,
+              const int64_t* step_counter, cudaStream_t stream);
+void adam_step(const cpu::AdamOptions& options, float* params, const float* grads, float* state, int64_t n,
+               const int64_t* step_counter, cudaStream_t stream);
+void adamw_step(const cpu::AdamWOptions& options, float* params, const float* grads, float* state, int64_t n,
+                const int64_t* step_counter, cudaStream_t stream);
+
+// counters[0 .. count) += 1 on the stream (1 <= count <= 256): the executor's step counters, after a step.
+void advance_step_counters(int64_t* counters, int count, cudaStream_t stream);
+
 // The same on views, which also checks what raw pointers cannot show: f32 device views, grads.numel() ==
 // params.numel() (params and grads may have any shape; both are read flat) and a state of shape (slots, n).
 void sgd_step(const cpu::SgdOptions& options, const TensorView& params, const TensorView& grads,

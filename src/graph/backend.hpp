@@ -5,10 +5,12 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "cudacnn/device.hpp"
 #include "cudacnn/graph/executor.hpp"
 #include "cudacnn/graph/model.hpp"
 #include "cudacnn/ops/batch_norm.hpp"
@@ -33,14 +35,28 @@ struct NodeArgs {
     float* dbias = nullptr;
     float* running_mean = nullptr;  // batch norm with running statistics
     float* running_var = nullptr;
-    int64_t* num_batches_tracked = nullptr;  // host memory
+    // Batch norm with running statistics: the count before this pass (host memory, read only: the momentum=None
+    // factor depends on it); the executor counts the pass itself, so that a replayed step counts too.
+    const int64_t* num_batches_tracked = nullptr;
     void* saved = nullptr;  // kept from forward to backward: see saved_bytes()
     void* workspace = nullptr;
     std::size_t workspace_bytes = 0;
     bool training = true;
     uint64_t seed = 0;
-    uint64_t dropout_stream = 0;
+    // Dropout's Philox stream is dropout_stream_base + step · dropout_stream_stride, with the step on the host
+    // (`step`, the CPU backend) or in device memory (step_counters[kDropoutStepCounter], the GPU backend, so
+    // that a captured step draws new masks at each replay).
+    uint64_t dropout_stream_base = 0;
+    uint64_t dropout_stream_stride = 0;
+    int64_t step = 0;
+    const int64_t* step_counters = nullptr;
 };
+
+// The executor's step counters, in backend memory: the optimizer steps taken so far (Adam's bias corrections,
+// SGD's first step) and the dropout step of the next training pass. optimizer_step() advances both.
+constexpr int kOptimizerStepCounter = 0;
+constexpr int kDropoutStepCounter = 1;
+constexpr int kStepCounters = 2;
 
 // The bytes a node keeps from its forward for its backward: batch norm's mean and 1/std (2·C floats), max
 // pooling's argmax (int64 per output), dropout's mask (a byte per unit).
@@ -75,10 +91,17 @@ class BackendImpl {
     // loss_sum += *loss; correct += the batch's top-1 hits.
     virtual void add_metrics(const float* loss, const float* logits, const int64_t* labels, int64_t rows,
                              int64_t classes, float* loss_sum, int64_t* correct) = 0;
-    // One step over the whole flat parameter block; state holds `slots` arrays of n floats.
+    // One step over the whole flat parameter block; state holds `slots` arrays of n floats. `step` is the
+    // optimizer steps taken so far (as counters[kOptimizerStepCounter], which the GPU backend reads instead);
+    // afterwards every step counter moves on by one.
     virtual void optimizer_step(const OptimizerConfig& config, float* params, const float* grads, float* state,
-                                int64_t n, int64_t& step) = 0;
+                                int64_t n, int64_t step, int64_t* counters) = 0;
     virtual void synchronize() = 0;
+
+    // CUDA graphs (the GPU backend): whether this backend can capture a step, and capturing and replaying one.
+    virtual bool can_capture() const { return false; }
+    virtual CudaGraph capture(const std::function<void()>& enqueue);
+    virtual void replay(const CudaGraph& graph);
 };
 
 std::unique_ptr<BackendImpl> make_cpu_backend();

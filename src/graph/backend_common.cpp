@@ -24,8 +24,16 @@ cpu::DropoutOptions dropout_options(const NodeArgs& a) {
     options.p = a.node->spec.p;
     options.training = a.training;
     options.seed = a.seed;
-    options.stream = a.dropout_stream;
+    options.stream = a.dropout_stream_base + static_cast<uint64_t>(a.step) * a.dropout_stream_stride;
     return options;
+}
+
+CudaGraph BackendImpl::capture(const std::function<void()>&) {
+    CUDACNN_FAIL("executor: the {} backend cannot capture a step as a CUDA graph", backend_name(kind()));
+}
+
+void BackendImpl::replay(const CudaGraph&) {
+    CUDACNN_FAIL("executor: the {} backend cannot replay a CUDA graph", backend_name(kind()));
 }
 
 cpu::BatchNorm2dOptions batch_norm_options(const NodeArgs& a) {

@@ -76,7 +76,7 @@ class CpuBackend final : public BackendImpl {
     }
 
     void optimizer_step(const OptimizerConfig& config, float* params, const float* grads, float* state, int64_t n,
-                        int64_t& step) override {
+                        int64_t step, int64_t* counters) override {
         HostTensor<float> p = read(params, Shape{n});
         const HostTensor<float> g = read(grads, Shape{n});
         const int64_t slots = optimizer_state_slots(config);
@@ -90,7 +90,7 @@ class CpuBackend final : public BackendImpl {
         }
         write(params, p);
         if (slots > 0) write(state, s.values);
-        step = s.step;
+        for (int k = 0; k < kStepCounters; ++k) counters[k] += 1;  // backend memory is host memory here
     }
     void synchronize() override {}
 };
@@ -122,7 +122,6 @@ void CpuBackend::forward(const NodeArgs& a) {
             if (a.running_mean != nullptr) {
                 write(a.running_mean, running.running_mean);
                 write(a.running_var, running.running_var);
-                *a.num_batches_tracked = running.num_batches_tracked;
             }
             break;
         }

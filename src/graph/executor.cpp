@@ -4,6 +4,8 @@
 #include "cudacnn/graph/executor.hpp"
 
 #include <algorithm>
+#include <array>
+#include <functional>
 #include <map>
 
 #include <fmt/format.h>
@@ -83,6 +85,17 @@ struct Executor::Impl {
     int64_t batch = 0;  // the current batch's size
     int64_t metric_batches = 0, metric_samples = 0;
 
+    // ---- step counters and CUDA graphs --------------------------------------------------------------------
+    int counters_buf = kNone;  // kStepCounters int64 in the arena: what a step reads that changes every step
+    std::array<int64_t, detail::kStepCounters> counters_in_backend{-1, -1};  // their values there; -1: unknown
+    struct CapturedStep {
+        bool warmed_up = false;  // one eager run has chosen algorithms and allocated what this batch needs
+        CudaGraph graph;
+    };
+    std::map<std::pair<bool, int64_t>, CapturedStep> captured_steps;  // (training, batch) → its graph
+    std::string train_capture_off, eval_capture_off;  // why steps run without a graph ("" when they don't)
+    int64_t graph_launches = 0;
+
     Impl(const Graph& g, const ExecutorOptions& o) : graph(g), options(o) {
         CUDACNN_CHECK(options.batch_size >= 1, "executor: batch size {} must be at least 1", options.batch_size);
         backend = options.backend == Backend::cpu ? detail::make_cpu_backend()
@@ -90,6 +103,30 @@ struct Executor::Impl {
         layers = static_cast<int>(graph.nodes.size());
         lay_out_state();
         plan_arena();
+        decide_capture();
+    }
+
+    // Which steps may be captured as CUDA graphs: every kernel argument must be the same at each step, so
+    // what changes lives in device memory (the step counters); a batch norm with momentum=None computes its
+    // factor from num_batches_tracked on the host, so its training step cannot be captured.
+    void decide_capture() {
+        if (!backend->can_capture()) {
+            train_capture_off = eval_capture_off = "the CPU backend runs no CUDA graphs";
+            return;
+        }
+        if (!options.cuda_graph) {
+            train_capture_off = eval_capture_off = "off (cuda_graph = false, --no-cuda-graph)";
+            return;
+        }
+        for (const Node& node : graph.nodes) {
+            if (node.spec.kind == LayerKind::batch_norm2d && node.spec.track_running_stats && !node.spec.momentum) {
+                train_capture_off = fmt::format(
+                    "off for training steps: batch norm '{}' has momentum null (a cumulative average whose "
+                    "factor changes at every step); evaluation steps are captured",
+                    node.spec.name);
+                return;
+            }
+        }
     }
 
     int fwd_time(int node) const { return node; }
@@ -163,6 +200,7 @@ struct Executor::Impl {
         loss_sum_buf = request("loss sum", sizeof(float), 0, MemoryPlan::kForever);
         correct_buf = request("correct", sizeof(int64_t), 0, MemoryPlan::kForever);
         loss_workspace_buf = request("loss workspace", backend->loss_workspace_bytes(b), loss_time(), loss_time());
+        counters_buf = request("step counters", sizeof(int64_t) * detail::kStepCounters, 0, MemoryPlan::kForever);
 
         for (int s = 0; s < layers; ++s) {
             if (storage[s] != s) continue;
@@ -271,7 +309,7 @@ struct Executor::Impl {
             } else if (entry.role == "running_var") {
                 a.running_var = param(buffers, e);
             } else if (entry.role == "num_batches_tracked") {
-                a.num_batches_tracked = &num_batches_tracked[i];
+                a.num_batches_tracked = &num_batches_tracked.at(i);
             }
         }
         a.saved = address(saved_buf[i]);
@@ -281,8 +319,11 @@ struct Executor::Impl {
         if (batch != options.batch_size) use_workspace_for_batch(a);
         a.training = training;
         a.seed = options.seed;
-        a.dropout_stream = kDropoutStreamBase + static_cast<uint64_t>(step) * static_cast<uint64_t>(layers) +
-                           static_cast<uint64_t>(i);
+        // Stream kDropoutStreamBase + step · layers + i: distinct for every layer and step.
+        a.dropout_stream_base = kDropoutStreamBase + static_cast<uint64_t>(i);
+        a.dropout_stream_stride = static_cast<uint64_t>(layers);
+        a.step = step;
+        a.step_counters = counters();
         return a;
     }
 
@@ -297,8 +338,67 @@ struct Executor::Impl {
         a.workspace_bytes = needed;
     }
 
+    int64_t* counters() const { return static_cast<int64_t*>(address(counters_buf)); }
+
+    // Makes the backend's step counters hold the optimizer's step count and the dropout step of this pass:
+    // a copy only after initialize(), a loaded optimizer state or a step number out of sequence.
+    void sync_step_counters(int64_t dropout_step) {
+        const std::array<int64_t, detail::kStepCounters> wanted{optimizer_step, dropout_step};
+        if (wanted == counters_in_backend) return;
+        backend->copy_from_host(counters(), wanted.data(), sizeof(wanted));
+        counters_in_backend = wanted;
+    }
+
+    // Runs a step's work: eagerly, or as a CUDA graph captured on the second run with this batch size (the
+    // first chooses algorithms and allocates; neither may happen inside a capture) and replayed after.
+    // `enqueue` must only queue work: the host-side bookkeeping of a step is account_step's.
+    void run_step(bool training, const std::function<void()>& enqueue) {
+        if (!(training ? train_capture_off : eval_capture_off).empty()) {
+            enqueue();
+            return;
+        }
+        CapturedStep& captured = captured_steps[{training, batch}];
+        if (captured.graph.empty()) {
+            if (!captured.warmed_up) {
+                enqueue();
+                captured.warmed_up = true;
+                return;
+            }
+            try {
+                captured.graph = backend->capture(enqueue);
+            } catch (const Error& error) {
+                // Run without graphs from now on, saying why in describe(); a real fault of the step itself
+                // shows again in the eager run.
+                train_capture_off = eval_capture_off = fmt::format("off: capturing a step failed: {}", error.what());
+                captured_steps.clear();
+                enqueue();
+                return;
+            }
+        }
+        backend->replay(captured.graph);
+        ++graph_launches;
+    }
+
+    // What a step changes on the host, done once per step however its work ran.
+    void account_step(bool training) {
+        ++metric_batches;
+        metric_samples += batch;
+        if (!training) return;
+        for (auto& [node, count] : num_batches_tracked) ++count;  // every BN with running statistics
+    }
+
+    void enqueue_train_step(int64_t step) {
+        forward(/*training=*/true, step);
+        loss_and_metrics(/*with_gradient=*/true);
+        backward(/*training=*/true, step);
+        backend->optimizer_step(options.optimizer, static_cast<float*>(params.get()),
+                                static_cast<const float*>(grads.get()), static_cast<float*>(optimizer.get()),
+                                param_floats, optimizer_step, counters());
+    }
+
+    void require_batch() const { CUDACNN_CHECK(batch > 0, "executor: set_batch() must come before a step"); }
+
     void forward(bool training, int64_t step) {
-        CUDACNN_CHECK(batch > 0, "executor: set_batch() must come before a step");
         for (int i = 0; i < layers; ++i) {
             if (!is_alias(i)) backend->forward(node_args(i, training, step));
         }
@@ -307,7 +407,7 @@ struct Executor::Impl {
     const float* logits_ptr() const { return floats(y_buf[storage[layers - 1]]); }
     float* dlogits_ptr() const { return floats(dy_buf[storage[layers - 1]]); }
 
-    // The mean cross-entropy of the batch (and its gradient for the backward), added to the metrics.
+    // The mean cross-entropy of the batch (and its gradient for the backward), added to the device metrics.
     void loss_and_metrics(bool with_gradient) {
         const int64_t classes = graph.spec.num_classes;
         const auto* labels = static_cast<const int64_t*>(address(labels_buf));
@@ -316,8 +416,6 @@ struct Executor::Impl {
                                requests[loss_workspace_buf].bytes);
         backend->add_metrics(floats(loss_buf), logits_ptr(), labels, batch, classes, floats(loss_sum_buf),
                              static_cast<int64_t*>(address(correct_buf)));
-        ++metric_batches;
-        metric_samples += batch;
     }
 
     HostTensor<float> read_buffer(const float* device, const Shape& per_sample) const {
@@ -378,6 +476,12 @@ std::vector<std::string> Executor::describe() const {
                                 "({:.2f} MiB without reuse); parameters, gradients and optimizer state {:.2f} MiB",
                                 m.options.batch_size, m.plan.peak_bytes / kMiB, m.plan.naive_bytes / kMiB,
                                 sizeof(float) * m.param_floats * (2 + m.slots) / kMiB));
+    if (m.backend->can_capture()) {
+        const std::string& off = m.train_capture_off.empty() ? m.eval_capture_off : m.train_capture_off;
+        lines.push_back(off.empty() ? "cuda graph: each training and evaluation step is captured on its second run "
+                                      "with a batch size and replayed as one launch"
+                                    : "cuda graph: " + off);
+    }
     for (int i = 0; i < m.layers; ++i) {
         const std::string d = m.backend->describe(i);
         if (!d.empty()) lines.push_back(fmt::format("{}: {}", m.graph.nodes[i].spec.name, d));
@@ -415,6 +519,7 @@ void Executor::initialize(uint64_t seed) {
     m.backend->zero(m.optimizer.get(), sizeof(float) * std::max<int64_t>(m.slots * m.param_floats, 1));
     for (auto& [node, count] : m.num_batches_tracked) count = 0;
     m.optimizer_step = 0;
+    m.sync_step_counters(0);
 }
 
 io::StateDict Executor::model_state() const {
@@ -497,9 +602,20 @@ void Executor::load_optimizer_state(const io::StateDict& state, const std::strin
         }
     }
     m.optimizer_step = state.i64("step")[0];
+    m.sync_step_counters(m.optimizer_step);  // the trainer's dropout step is the optimizer's
 }
 
-void Executor::set_learning_rate(double lr) { impl_->options.optimizer.lr = lr; }
+void Executor::set_learning_rate(double lr) {
+    Impl& m = *impl_;
+    if (lr == m.options.optimizer.lr) return;
+    m.options.optimizer.lr = lr;
+    // The learning rate is an argument of the optimizer's launch: training graphs are captured anew.
+    for (auto& [key, captured] : m.captured_steps) {
+        if (key.first) captured.graph = CudaGraph();
+    }
+}
+
+int64_t Executor::cuda_graph_launches() const { return impl_->graph_launches; }
 int64_t Executor::optimizer_steps() const { return impl_->optimizer_step; }
 
 void Executor::set_batch(const float* images, const int64_t* labels, int64_t count) {
@@ -521,31 +637,42 @@ void Executor::set_batch(const float* images, const int64_t* labels, int64_t cou
 }
 
 void Executor::train_step(int64_t step) {
-    forward_backward(step);
     Impl& m = *impl_;
-    m.backend->optimizer_step(m.options.optimizer, static_cast<float*>(m.params.get()),
-                              static_cast<const float*>(m.grads.get()), static_cast<float*>(m.optimizer.get()),
-                              m.param_floats, m.optimizer_step);
+    m.require_batch();
+    m.sync_step_counters(step);
+    m.run_step(/*training=*/true, [&m, step] { m.enqueue_train_step(step); });
+    m.account_step(/*training=*/true);
+    ++m.optimizer_step;
+    for (int64_t& counter : m.counters_in_backend) ++counter;  // optimizer_step() moved them on
 }
 
 void Executor::forward_backward(int64_t step) {
     Impl& m = *impl_;
+    m.require_batch();
+    m.sync_step_counters(step);
     m.forward(/*training=*/true, step);
     m.loss_and_metrics(/*with_gradient=*/true);
     m.backward(/*training=*/true, step);
+    m.account_step(/*training=*/true);
 }
 
 void Executor::eval_step() {
     Impl& m = *impl_;
-    m.forward(/*training=*/false, 0);
-    m.loss_and_metrics(/*with_gradient=*/false);
+    m.require_batch();
+    m.run_step(/*training=*/false, [&m] {
+        m.forward(/*training=*/false, 0);
+        m.loss_and_metrics(/*with_gradient=*/false);
+    });
+    m.account_step(/*training=*/false);
 }
 
 void Executor::eval_forward_backward() {
     Impl& m = *impl_;
+    m.require_batch();
     m.forward(/*training=*/false, 0);
     m.loss_and_metrics(/*with_gradient=*/true);
     m.backward(/*training=*/false, 0);
+    m.account_step(/*training=*/false);
 }
 
 Metrics Executor::read_metrics() {

@@ -26,6 +26,17 @@ gpu::LinearShape linear_shape(const NodeArgs& a) {
     return {a.input_shapes[0][0], a.node->spec.in_features, a.node->spec.out_features};
 }
 
+// Dropout's stream with the step read on the device: the host part is the base alone.
+cpu::DropoutOptions device_dropout_options(const NodeArgs& a) {
+    cpu::DropoutOptions options = dropout_options(a);
+    options.stream = a.dropout_stream_base;
+    return options;
+}
+
+gpu::DeviceStep dropout_step(const NodeArgs& a) {
+    return {a.step_counters + kDropoutStepCounter, a.dropout_stream_stride};
+}
+
 class GpuBackend final : public BackendImpl {
   public:
     explicit GpuBackend(const std::string& conv_algo) : algo_(gpu::parse_conv_algo(conv_algo)) {
@@ -106,15 +117,23 @@ class GpuBackend final : public BackendImpl {
                              stream_.handle());
     }
 
+    // The step count comes from device memory, so that the launch's arguments are the same at every step.
     void optimizer_step(const OptimizerConfig& config, float* params, const float* grads, float* state, int64_t n,
-                        int64_t& step) override {
+                        int64_t /*step: counters[kOptimizerStepCounter] on the device*/, int64_t* counters) override {
+        const cudaStream_t st = stream_.handle();
+        const int64_t* step = counters + kOptimizerStepCounter;
         switch (config.kind) {
-            case OptimizerKind::adam: gpu::adam_step(adam_options(config), params, grads, state, n, step, stream_.handle()); break;
-            case OptimizerKind::adamw: gpu::adamw_step(adamw_options(config), params, grads, state, n, step, stream_.handle()); break;
-            case OptimizerKind::sgd: gpu::sgd_step(sgd_options(config), params, grads, state, n, step, stream_.handle()); break;
+            case OptimizerKind::adam: gpu::adam_step(adam_options(config), params, grads, state, n, step, st); break;
+            case OptimizerKind::adamw: gpu::adamw_step(adamw_options(config), params, grads, state, n, step, st); break;
+            case OptimizerKind::sgd: gpu::sgd_step(sgd_options(config), params, grads, state, n, step, st); break;
         }
+        gpu::advance_step_counters(counters, kStepCounters, st);
     }
     void synchronize() override { stream_.synchronize(); }
+
+    bool can_capture() const override { return true; }
+    CudaGraph capture(const std::function<void()>& enqueue) override { return CudaGraph::capture(stream_, enqueue); }
+    void replay(const CudaGraph& graph) override { graph.launch(stream_); }
 
   private:
     const gpu::Conv2dPlan& plan(const NodeArgs& a) const { return plans_.at({a.index, a.input_shapes[0][0]}); }
@@ -140,7 +159,6 @@ void GpuBackend::forward(const NodeArgs& a) {
             auto* saved = static_cast<float*>(a.saved);
             gpu::batch_norm2d(a.x[0], a.weight, a.bias, a.running_mean ? &running : nullptr, a.y, saved,
                               saved + s.num_features, in, batch_norm_options(a), a.workspace, a.workspace_bytes, st);
-            if (a.num_batches_tracked != nullptr) *a.num_batches_tracked = running.num_batches_tracked;
             break;
         }
         case LayerKind::relu: gpu::relu_forward(a.x[0], a.y, count, st); break;
@@ -150,10 +168,12 @@ void GpuBackend::forward(const NodeArgs& a) {
         case LayerKind::avg_pool2d: gpu::avg_pool2d(a.x[0], a.y, in, s.avg_pool, st); break;
         case LayerKind::adaptive_avg_pool2d: gpu::adaptive_avg_pool2d(a.x[0], a.y, in, s.output_size, st); break;
         case LayerKind::dropout:
-            gpu::dropout_forward(a.x[0], a.y, static_cast<uint8_t*>(a.saved), count, dropout_options(a), st);
+            gpu::dropout_forward(a.x[0], a.y, static_cast<uint8_t*>(a.saved), count, device_dropout_options(a), st,
+                                 dropout_step(a));
             break;
         case LayerKind::dropout2d:
-            gpu::dropout2d_forward(a.x[0], a.y, static_cast<uint8_t*>(a.saved), in, dropout_options(a), st);
+            gpu::dropout2d_forward(a.x[0], a.y, static_cast<uint8_t*>(a.saved), in, device_dropout_options(a), st,
+                                   dropout_step(a));
             break;
         case LayerKind::flatten: fail_alias(a); break;
         case LayerKind::linear: gpu::linear_forward(a.x[0], a.weight, a.bias, a.y, linear_shape(a), st); break;

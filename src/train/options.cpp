@@ -343,6 +343,10 @@ const std::vector<Flag>& flags() {
              o.conv_algo = a.text;
          },
          [](const TrainOptions& o) { return json(o.conv_algo); }},
+        {"Training", "no-cuda-graph", 0, nullptr,
+         "on the GPU, launch every kernel of a step instead of replaying the step as a CUDA graph",
+         [](TrainOptions& o, const Arg&) { o.cuda_graph = false; },
+         [](const TrainOptions& o) { return json(o.cuda_graph); }},
 
         {"Runs and checkpoints", "output-dir", 0, "DIR", "where checkpoints and logs go",
          [](TrainOptions& o, const Arg& a) { o.output_dir = a.path(); },

@@ -108,6 +108,7 @@ class Run {
         e.optimizer = optimizer_config(o_);
         e.label_smoothing = o_.label_smoothing;
         e.dropout = o_.dropout;
+        e.cuda_graph = o_.cuda_graph;
         e.seed = o_.seed;
         executor_ = std::make_unique<graph::Executor>(graph_, e);
         x_.resize(static_cast<std::size_t>(o_.batch_size * spec_.input.numel()));

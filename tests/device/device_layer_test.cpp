@@ -7,6 +7,7 @@
 #include <utility>
 #include <vector>
 
+#include "cuda/optimizer.hpp"
 #include "cudacnn/device.hpp"
 
 using Catch::Matchers::Contains;
@@ -179,6 +180,49 @@ TEST_CASE("Streams and events record, synchronize and time", "[device][stream]")
     cudacnn::Stream moved = std::move(stream);
     CHECK_NOTHROW(moved.handle());
     CHECK_THROWS_WITH(stream.handle(), Contains("moved from"));  // NOLINT(bugprone-use-after-move)
+}
+
+TEST_CASE("A captured CUDA graph records without running, and each launch runs it all again", "[device][graph]") {
+    cudacnn::Stream stream;
+    DeviceBuffer counters(2 * sizeof(std::int64_t));
+    DeviceBuffer bytes(256);
+    cudacnn::fill_bytes(counters.data(), 0, counters.bytes(), stream.handle());
+    cudacnn::fill_bytes(bytes.data(), 0, bytes.bytes(), stream.handle());
+    stream.synchronize();
+
+    // A kernel launch, a fill and a device-to-device copy: none of them may run during the capture.
+    auto* counter_values = static_cast<std::int64_t*>(counters.data());
+    cudacnn::CudaGraph graph = cudacnn::CudaGraph::capture(stream, [&] {
+        cudacnn::gpu::advance_step_counters(counter_values, 2, stream.handle());
+        cudacnn::fill_bytes(bytes.data(), 0x11, 128, stream.handle());
+        cudacnn::copy_on_device(static_cast<char*>(bytes.data()) + 128, bytes.data(), 64, stream.handle());
+    });
+    CHECK_FALSE(graph.empty());
+    stream.synchronize();
+    CHECK(cudacnn::download<std::int64_t>(counters) == std::vector<std::int64_t>{0, 0});
+    CHECK(cudacnn::download<std::uint8_t>(bytes)[0] == 0);
+
+    for (int i = 0; i < 3; ++i) graph.launch(stream);
+    stream.synchronize();
+    CHECK(cudacnn::download<std::int64_t>(counters) == std::vector<std::int64_t>{3, 3});
+    const std::vector<std::uint8_t> after = cudacnn::download<std::uint8_t>(bytes);
+    CHECK(after[127] == 0x11);
+    CHECK(after[128 + 63] == 0x11);
+    CHECK(after[128 + 64] == 0);
+}
+
+TEST_CASE("A synchronizing call inside a capture fails it, and the stream is usable afterwards", "[device][graph]") {
+    cudacnn::Stream stream;
+    CHECK_THROWS_WITH(cudacnn::CudaGraph::capture(stream, [&] { stream.synchronize(); }),
+                      Contains("cudaErrorStreamCaptureUnsupported"));
+    // What `enqueue` throws comes back as it was, and the capture is abandoned.
+    CHECK_THROWS_WITH(cudacnn::CudaGraph::capture(stream, [] { CUDACNN_FAIL("thrown inside the capture"); }),
+                      Contains("thrown inside the capture"));
+    DeviceBuffer buffer(64);
+    cudacnn::fill_bytes(buffer.data(), 0x7f, buffer.bytes(), stream.handle());
+    stream.synchronize();
+    CHECK(cudacnn::download<std::uint8_t>(buffer)[63] == 0x7f);
+    CHECK_THROWS_WITH(cudacnn::CudaGraph().launch(stream), Contains("nothing was captured"));
 }
 
 TEST_CASE("view() checks that the shape fits the buffer", "[device]") {

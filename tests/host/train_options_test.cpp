@@ -169,8 +169,11 @@ TEST_CASE("-b takes its value apart or attached, and negative numbers are values
 
 TEST_CASE("switches take no value and turn their setting over", "[options]") {
     const TrainOptions o =
-        parse({"--no-augment", "--no-dropout", "--no-shuffle", "--evaluate", "--epochs", "0", "--init-weights", "w.safetensors"});
+        parse({"--no-augment", "--no-dropout", "--no-shuffle", "--no-cuda-graph", "--evaluate", "--epochs", "0",
+               "--init-weights", "w.safetensors"});
     CHECK_FALSE(o.augment);
+    CHECK_FALSE(o.cuda_graph);
+    CHECK(parse({}).cuda_graph);
     CHECK_FALSE(o.dropout);
     CHECK_FALSE(o.shuffle);
     CHECK(o.evaluate_only);
@@ -182,7 +185,8 @@ TEST_CASE("--help lists every flag with its default, the schedules and examples"
     const std::string help = train_usage();
     for (const FlagCase& c : valued_flags()) CHECK_THAT(help, Contains(c.flag));
     for (const char* flag :
-         {"-b, --batch-size N", "--no-augment", "--no-dropout", "--no-shuffle", "--evaluate", "-h, --help"})
+         {"-b, --batch-size N", "--no-augment", "--no-dropout", "--no-shuffle", "--no-cuda-graph", "--evaluate",
+          "-h, --help"})
         CHECK_THAT(help, Contains(flag));
     CHECK_THAT(help, Contains("images per step (default: 128)"));
     CHECK_THAT(help, Contains("(default: 0.0001)"));
@@ -373,6 +377,7 @@ TEST_CASE("options go to JSON and back unchanged, through the command line's che
                                   "--no-augment",
                                   "--no-dropout",
                                   "--no-shuffle",
+                                  "--no-cuda-graph",
                                   "--export",
                                   "e.safetensors",
                                   "--metrics",
@@ -385,6 +390,7 @@ TEST_CASE("options go to JSON and back unchanged, through the command line's che
     CHECK(j.at("batch_size") == 32);
     CHECK(j.at("lr_schedule") == "multistep:3,6:0.2");
     CHECK(j.at("augment") == false);
+    CHECK(j.at("cuda_graph") == false);
     CHECK(j.at("synthetic_size") == nlohmann::json{7, 8});
     CHECK(j.at("seed") == 18446744073709551615ull);
 

@@ -7,6 +7,7 @@
 #include <map>
 #include <string>
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "cudacnn/device.hpp"
@@ -400,6 +401,121 @@ TEST_CASE("a GPU training step makes no host-device transfer; the metrics read-b
     CHECK(std::isfinite(metrics.loss_sum));
     stats = transfer_stats();
     CHECK(stats.device_to_host_calls == 2);  // the loss sum and the correct count
+}
+
+namespace {
+
+// Batch norm and both kinds of dropout: every per-step argument a captured step must read from the device.
+ModelSpec dropout_bn_spec(const char* momentum) {
+    return parse_model_spec(nlohmann::json::parse(fmt::format(R"({{
+        "name": "dropout_bn", "input": [3, 8, 8], "num_classes": 4,
+        "layers": [
+            {{"name": "c", "type": "conv2d", "in_channels": 3, "out_channels": 4, "kernel_size": 3, "padding": 1}},
+            {{"name": "bn", "type": "batch_norm2d", "num_features": 4, "momentum": {}}},
+            {{"name": "r", "type": "relu"}},
+            {{"name": "d2", "type": "dropout2d", "p": 0.25}},
+            {{"name": "flat", "type": "flatten"}},
+            {{"name": "d", "type": "dropout", "p": 0.3}},
+            {{"name": "head", "type": "linear", "in_features": 256, "out_features": 4}}
+        ]}})", momentum)),
+                            "dropout_bn_spec");
+}
+
+struct GraphRun {
+    io::StateDict model, optimizer;
+    std::vector<Metrics> metrics;
+    int64_t graph_launches = 0;
+    std::vector<std::string> description;
+};
+
+// Training steps with full and partial batches, a learning-rate change and evaluation steps, with or
+// without CUDA graphs.
+GraphRun run_steps(const ModelSpec& spec, OptimizerKind optimizer, bool cuda_graph) {
+    ExecutorOptions options;
+    options.backend = Backend::gpu;
+    options.batch_size = 4;
+    options.seed = 21;
+    options.cuda_graph = cuda_graph;
+    options.optimizer.kind = optimizer;
+    options.optimizer.lr = 1e-2;
+    options.optimizer.momentum = optimizer == OptimizerKind::sgd ? 0.9 : 0.0;
+    Executor executor(build_graph(spec), options);
+    executor.initialize(21);
+    HostTensor<float> x(Shape{4, 3, 8, 8});
+    std::vector<int64_t> labels(4);
+    GraphRun run;
+    for (int64_t step = 0; step < 9; ++step) {
+        for (int64_t i = 0; i < x.numel(); ++i) x[i] = std::sin(0.05f * static_cast<float>(i + 7 * step));
+        for (int64_t i = 0; i < 4; ++i) labels[i] = (i + step) % 4;
+        const int64_t count = step == 6 ? 3 : 4;  // a partial batch gets its own graph (or none: run once)
+        if (step == 4) executor.set_learning_rate(5e-3);  // a new optimizer argument: captured anew
+        executor.set_batch(x.data(), labels.data(), count);
+        executor.train_step(executor.optimizer_steps());
+        if (step % 3 == 2) {
+            executor.eval_step();
+            run.metrics.push_back(executor.read_metrics());
+        }
+    }
+    run.model = executor.model_state();
+    run.optimizer = executor.optimizer_state();
+    run.graph_launches = executor.cuda_graph_launches();
+    run.description = executor.describe();
+    return run;
+}
+
+bool bit_identical(const io::StateDict& a, const io::StateDict& b) {
+    for (const std::string& name : a.names()) {
+        INFO(name);
+        if (a.dtype(name) == DType::i64) {
+            if (a.i64(name).values() != b.i64(name).values()) return false;
+        } else if (a.f32(name).values() != b.f32(name).values()) {
+            return false;
+        }
+    }
+    return a.names() == b.names();
+}
+
+std::string joined(const std::vector<std::string>& lines) {
+    std::string text;
+    for (const std::string& line : lines) text += line + "\n";
+    return text;
+}
+
+}  // namespace
+
+TEST_CASE("steps replayed from CUDA graphs equal eager steps bit for bit", "[executor][gpu][graph]") {
+    if (!have_device()) return;
+    for (OptimizerKind optimizer : {OptimizerKind::adam, OptimizerKind::sgd}) {
+        const ModelSpec spec = dropout_bn_spec("0.1");
+        const GraphRun eager = run_steps(spec, optimizer, false);
+        const GraphRun replayed = run_steps(spec, optimizer, true);
+        CHECK(eager.graph_launches == 0);
+        // Train: steps 0-3 at batch 4 (eager, capture, replay, replay), 4-5 recaptured after the lr change,
+        // 6 at batch 3 (eager), 7-8 replayed; eval at batch 4 from its second run.
+        CHECK(replayed.graph_launches == 3 + 2 + 2 + 2);
+        CHECK(joined(replayed.description).find("cuda graph: each training and evaluation step") != std::string::npos);
+        CHECK(bit_identical(eager.model, replayed.model));
+        CHECK(bit_identical(eager.optimizer, replayed.optimizer));
+        REQUIRE(eager.metrics.size() == replayed.metrics.size());
+        for (std::size_t k = 0; k < eager.metrics.size(); ++k) {
+            CHECK(eager.metrics[k].batches == replayed.metrics[k].batches);
+            CHECK(eager.metrics[k].samples == replayed.metrics[k].samples);
+            CHECK(eager.metrics[k].loss_sum == replayed.metrics[k].loss_sum);
+            CHECK(eager.metrics[k].correct == replayed.metrics[k].correct);
+        }
+        CHECK(replayed.model.i64("bn.num_batches_tracked")[0] == 9);
+    }
+}
+
+TEST_CASE("a batch norm with momentum null keeps training steps out of CUDA graphs, and says so",
+          "[executor][gpu][graph]") {
+    if (!have_device()) return;
+    const ModelSpec spec = dropout_bn_spec("null");
+    const GraphRun eager = run_steps(spec, OptimizerKind::adam, false);
+    const GraphRun replayed = run_steps(spec, OptimizerKind::adam, true);
+    CHECK(replayed.graph_launches == 2);  // evaluation steps only
+    CHECK_THAT(joined(replayed.description), Catch::Contains("batch norm 'bn' has momentum null"));
+    CHECK(bit_identical(eager.model, replayed.model));
 }
 
 TEST_CASE("bad batches get errors that say what is wrong", "[executor]") {

@@ -39,6 +39,9 @@ struct ExecutorOptions {
     uint64_t seed = 0;                  // initial weights and dropout masks
     bool keep_activations = false;      // every layer's output survives the step (output(), cudacnn-viz)
     bool input_gradient = false;        // the backward also writes d loss / d input (input_gradient(), FGSM)
+    // gpu: capture each training and evaluation step as a CUDA graph on its second run with a batch size and
+    // replay it (one launch instead of one per kernel); results are the same as without (--no-cuda-graph).
+    bool cuda_graph = true;
 };
 
 // What a run of steps added up since the last read_metrics(): the seed's per-epoch numbers.
@@ -76,8 +79,9 @@ class Executor {
     io::StateDict optimizer_state() const;
     void load_optimizer_state(const io::StateDict& state, const std::string& source);
 
-    void set_learning_rate(double lr);
+    void set_learning_rate(double lr);  // a new value makes the training step's CUDA graph be captured anew
     int64_t optimizer_steps() const;
+    int64_t cuda_graph_launches() const;  // steps that ran as a replayed CUDA graph
 
     // Copies a batch of `count` <= batch_size images (count, C, H, W) and labels into the arena (on the GPU
     // two host → device copies, made before the step: train_step and eval_step themselves make none).

@@ -73,6 +73,7 @@ struct TrainOptions {
     bool evaluate_only = false;                      // --evaluate
     std::optional<int64_t> limit_train, limit_test;  // --limit-train N, --limit-test N
     bool augment = true, dropout = true, shuffle = true;  // --no-augment, --no-dropout, --no-shuffle
+    bool cuda_graph = true;                               // --no-cuda-graph
     std::string init_weights;                             // --init-weights FILE.safetensors
     std::string export_path;                              // --export FILE.safetensors
     std::string export_dtype = "f32";                     // --export-dtype f32|f16|bf16
