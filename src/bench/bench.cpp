@@ -8,6 +8,7 @@
 #include <fmt/ostream.h>
 
 #include "cudacnn/graph/model.hpp"
+#include "cudacnn/train/cli.hpp"
 #include "cudacnn/train/options.hpp"
 #include "cudacnn/train/setup.hpp"
 #include "measure.hpp"
@@ -142,17 +143,7 @@ Report run_bench(const BenchOptions& options, std::ostream& out) {
 
 int bench_main(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
     ParsedBenchArgs parsed;
-    try {
-        parsed = parse_bench_args(args);
-    } catch (const train::UsageError& e) {
-        err << "cudacnn-bench: " << e.what() << "\nRun 'cudacnn-bench --help' for the flags.\n";
-        return 2;
-    }
-    if (parsed.help) {
-        out << bench_usage();
-        return 0;
-    }
-    try {
+    const auto run = [&] {
         const Report report = run_bench(parsed.options, out);
         for (const Record& r : report.records) {
             if (r.status == Status::wrong || r.status == Status::failed) {
@@ -160,12 +151,10 @@ int bench_main(const std::vector<std::string>& args, std::ostream& out, std::ost
                 return 1;
             }
         }
-    } catch (const std::exception& e) {
-        out.flush();
-        err << "cudacnn-bench: error: " << e.what() << "\n";
-        return 1;
-    }
-    return 0;
+        return 0;
+    };
+    return train::program_main(
+        "cudacnn-bench", [&] { return !(parsed = parse_bench_args(args)).help; }, bench_usage, run, out, err);
 }
 
 }  // namespace cudacnn::bench

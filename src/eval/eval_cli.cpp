@@ -200,24 +200,13 @@ std::string eval_usage() {
 
 int eval_main(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
     ParsedEvalArgs parsed;
-    try {
-        parsed = parse_eval_args(args);
-    } catch (const UsageError& e) {
-        err << "cudacnn-eval: " << e.what() << "\nRun 'cudacnn-eval --help' for the flags.\n";
-        return 2;
-    }
-    if (parsed.help) {
-        out << eval_usage();
-        return 0;
-    }
-    try {
-        run_eval(parsed.options, out);
-    } catch (const std::exception& e) {
-        out.flush();
-        err << "cudacnn-eval: error: " << e.what() << "\n";
-        return 1;
-    }
-    return 0;
+    return train::program_main(
+        "cudacnn-eval", [&] { return !(parsed = parse_eval_args(args)).help; }, eval_usage,
+        [&] {
+            run_eval(parsed.options, out);
+            return 0;
+        },
+        out, err);
 }
 
 }  // namespace cudacnn::eval

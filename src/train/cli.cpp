@@ -160,4 +160,25 @@ std::string flags_help(const std::vector<FlagSpec>& table) {
     return text;
 }
 
+int program_main(const std::string& program, const std::function<bool()>& parse,
+                 const std::function<std::string()>& usage, const std::function<int()>& run, std::ostream& out,
+                 std::ostream& err) {
+    try {
+        if (!parse()) {
+            out << usage();
+            return 0;
+        }
+    } catch (const UsageError& e) {
+        err << program << ": " << e.what() << "\nRun '" << program << " --help' for the flags.\n";
+        return 2;
+    }
+    try {
+        return run();
+    } catch (const std::exception& e) {
+        out.flush();
+        err << program << ": error: " << e.what() << "\n";
+        return 1;
+    }
+}
+
 }  // namespace cudacnn::train

@@ -16,6 +16,8 @@
 #include "cudacnn/graph/model.hpp"
 #include "cudacnn/io/state_dict.hpp"
 #include "cudacnn/safetensors.hpp"
+#include "cudacnn/train/cli.hpp"
+#include "cudacnn/train/setup.hpp"
 #include "src/train/confusion.hpp"
 #include "src/train/metrics_log.hpp"
 #include "src/train/progress.hpp"
@@ -31,13 +33,6 @@ constexpr int kCheckpointVersion = 1;
 
 double seconds_since(Clock::time_point start) {
     return std::chrono::duration<double>(Clock::now() - start).count();
-}
-
-// A built-in name, or a JSON file (anything that ends in .json or names an existing file).
-graph::ModelSpec resolve_model(const std::string& model) {
-    const bool is_file = model.size() > 5 && model.compare(model.size() - 5, 5, ".json") == 0;
-    if (is_file || fs::exists(model)) return graph::load_model_spec(model);
-    return graph::builtin_model(model);
 }
 
 data::Splits load_data(const TrainOptions& o) {
@@ -56,17 +51,6 @@ data::Splits load_data(const TrainOptions& o) {
     return splits;
 }
 
-// auto: a real GPU when there is one. The emu flavour's emulated GPU runs the kernels on the CPU, far slower
-// than the reference path, so it is used only when asked for with --device cuda.
-graph::Backend choose_backend(DeviceChoice device) {
-    switch (device) {
-        case DeviceChoice::cuda: return graph::Backend::gpu;
-        case DeviceChoice::cpu: return graph::Backend::cpu;
-        case DeviceChoice::auto_: break;
-    }
-    return !kEmulated && gpu_status().available ? graph::Backend::gpu : graph::Backend::cpu;
-}
-
 graph::OptimizerConfig optimizer_config(const TrainOptions& o) {
     graph::OptimizerConfig config;
     config.lr = o.lr;
@@ -78,16 +62,6 @@ graph::OptimizerConfig optimizer_config(const TrainOptions& o) {
     }
     config.weight_decay = effective_weight_decay(o);
     return config;
-}
-
-void check_classes(const graph::ModelSpec& spec, const data::Dataset& dataset) {
-    CUDACNN_CHECK(spec.num_classes == dataset.num_classes,
-                  "model '{}' has {} outputs but the dataset '{}' has {} classes; use a model spec with "
-                  "\"num_classes\": {} (see docs/model-format.md)",
-                  spec.name, spec.num_classes, dataset.name, dataset.num_classes, dataset.num_classes);
-    CUDACNN_CHECK(spec.input == Shape({dataset.channels, dataset.height, dataset.width}),
-                  "model '{}' takes inputs {} but the dataset '{}' has images ({}, {}, {})", spec.name, spec.input,
-                  dataset.name, dataset.channels, dataset.height, dataset.width);
 }
 
 // Everything one run holds.
@@ -149,11 +123,8 @@ void Run::print_header() {
                         data_.train.size(), data_.test.name, data_.test.size(), data_.train.num_classes);
     out_ << graph::model_summary(graph_);
     for (const std::string& line : executor_->describe()) out_ << line << "\n";
-    if (o_.device == DeviceChoice::auto_ && executor_->options().backend == graph::Backend::cpu) {
-        out_ << (kEmulated ? "--device auto chose the cpu: this is the emu flavour (its emulated GPU runs the kernels "
-                             "on the CPU, slower than the reference; --device cuda uses it)\n"
-                           : "--device auto chose the cpu: " + gpu_status().description + "\n");
-    }
+    const std::string note = auto_device_note(o_.device, executor_->options().backend);
+    if (!note.empty()) out_ << note << "\n";
     out_.flush();
 }
 
@@ -370,24 +341,13 @@ TrainSummary run_training(const TrainOptions& options, std::ostream& out) {
 
 int train_main(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
     ParsedArgs parsed;
-    try {
-        parsed = parse_train_args(args);
-    } catch (const UsageError& e) {
-        err << "cudacnn-train: " << e.what() << "\nRun 'cudacnn-train --help' for the flags.\n";
-        return 2;
-    }
-    if (parsed.help) {
-        out << train_usage();
-        return 0;
-    }
-    try {
-        run_training(parsed.options, out);
-    } catch (const std::exception& e) {
-        out.flush();
-        err << "cudacnn-train: error: " << e.what() << "\n";
-        return 1;
-    }
-    return 0;
+    return program_main(
+        "cudacnn-train", [&] { return !(parsed = parse_train_args(args)).help; }, train_usage,
+        [&] {
+            run_training(parsed.options, out);
+            return 0;
+        },
+        out, err);
 }
 
 }  // namespace cudacnn::train

@@ -184,25 +184,19 @@ std::string viz_usage() {
 
 int viz_main(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
     VizOptions options;
-    try {
+    const auto parse_args = [&] {
         const train::CommandLine line = train::parse_command_line(args, viz_flags(), "cudacnn-viz", true);
-        if (line.help) {
-            out << viz_usage();
-            return 0;
-        }
+        if (line.help) return false;
         options = parse(line);
-    } catch (const UsageError& e) {
-        err << "cudacnn-viz: " << e.what() << "\nRun 'cudacnn-viz --help' for the commands and flags.\n";
-        return 2;
-    }
-    try {
-        run(options, out);
-    } catch (const std::exception& e) {
-        out.flush();
-        err << "cudacnn-viz: error: " << e.what() << "\n";
-        return 1;
-    }
-    return 0;
+        return true;
+    };
+    return train::program_main(
+        "cudacnn-viz", parse_args, viz_usage,
+        [&] {
+            run(options, out);
+            return 0;
+        },
+        out, err);
 }
 
 }  // namespace cudacnn::viz

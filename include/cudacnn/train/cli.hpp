@@ -4,6 +4,8 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -49,6 +51,14 @@ CommandLine parse_command_line(const std::vector<std::string>& args, const std::
 
 // The table as --help lines: "  --limit N          use only the first N images".
 std::string flags_help(const std::vector<FlagSpec>& table);
+
+// What every program's main does around its own work, so that all of them answer alike: `parse` reads the
+// arguments and returns false when --help was asked (then `usage` is printed and the exit code is 0); a
+// UsageError from it prints "<program>: <problem>" and a pointer to --help (exit code 2); `run` does the work
+// and returns the exit code, and any error it throws prints "<program>: error: <what>" (exit code 1).
+int program_main(const std::string& program, const std::function<bool()>& parse,
+                 const std::function<std::string()>& usage, const std::function<int()>& run, std::ostream& out,
+                 std::ostream& err);
 
 // Levenshtein distance, for did-you-mean suggestions (flags, subcommands, layer names).
 std::size_t edit_distance(const std::string& a, const std::string& b);
