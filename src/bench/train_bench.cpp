@@ -268,31 +268,6 @@ std::vector<Candidate> augment_candidates(const OpCase& c, Context& context) {
 
 // ---- the whole training step -----------------------------------------------------------------------------------
 
-// graph::ExecutorOptions::cuda_graph and Executor::cuda_graph_launches, where this tree has them.
-template <class T, class = void>
-struct HasCudaGraphOption : std::false_type {};
-template <class T>
-struct HasCudaGraphOption<T, std::void_t<decltype(std::declval<T&>().cuda_graph)>> : std::true_type {};
-
-template <class Options>
-bool set_cuda_graph(Options& options, bool on) {
-    if constexpr (HasCudaGraphOption<Options>::value) {
-        options.cuda_graph = on;
-        return true;
-    } else {
-        return !on;  // without the option there is no replay to turn on
-    }
-}
-
-template <class E>
-auto graph_launches(const E& executor, int) -> decltype(executor.cuda_graph_launches()) {
-    return executor.cuda_graph_launches();
-}
-template <class E>
-int64_t graph_launches(const E&, long) {
-    return 0;
-}
-
 graph::OptimizerKind optimizer_kind(const std::string& name) {
     if (name == "adamw") return graph::OptimizerKind::adamw;
     if (name == "sgd") return graph::OptimizerKind::sgd;
@@ -372,11 +347,7 @@ std::vector<Record> bench_train_step(const graph::Graph& model, Context& context
         options.optimizer.lr = o.optimizer == "sgd" ? 1e-2 : 1e-4;
         options.optimizer.momentum = o.optimizer == "sgd" ? 0.9 : 0.0;
         options.seed = o.seed;
-        if (!set_cuda_graph(options, v.cuda_graph)) {
-            cand.skipped = "CUDA-graph replay is not in this build (graph::ExecutorOptions has no cuda_graph)";
-            out.push_back(measure(cand, context));
-            continue;
-        }
+        options.cuda_graph = v.cuda_graph;
         std::shared_ptr<graph::Executor> executor;
         try {
             executor = std::make_shared<graph::Executor>(model, options);
@@ -409,7 +380,7 @@ std::vector<Record> bench_train_step(const graph::Graph& model, Context& context
             // Per step, not per timed sample of several steps.
             for (auto* value : {&r.median_us, &r.min_us, &r.max_us}) **value /= static_cast<double>(steps_per_call);
             r.note += fmt::format("{}steps per sample: {}", r.note.empty() ? "" : "; ", steps_per_call);
-            if (v.cuda_graph) r.note += fmt::format("; replayed graph launches: {}", graph_launches(*executor, 0));
+            if (v.cuda_graph) r.note += fmt::format("; replayed graph launches: {}", executor->cuda_graph_launches());
         }
         out.push_back(r);
         Record e = epoch_record(r, n);
