@@ -1,0 +1,148 @@
+// The augmentation pipeline: a spec (text and JSON) of torchvision-style ops, the Philox rule that draws
+// every op's random parameters, and the CPU reference that applies them to one float image.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "cudacnn/philox.hpp"
+
+namespace cudacnn::data {
+
+// ---- Ops ------------------------------------------------------------------------------------------------
+// Every op works on one float (C, H, W) image with values in [0, 1] (ToTensor's output) before Normalize,
+// with torchvision's semantics and parameter names; normalize is the one op whose output leaves [0, 1].
+enum class AugmentKind { crop, hflip, vflip, jitter, grayscale, erasing, noise, saltpepper, normalize };
+// torchvision's padding_mode: constant (fill), edge (repeat the border), reflect (mirror without repeating
+// the border: d c b | a b c d | c b a), symmetric (mirror repeating it: b a | a b c d | d c).
+enum class PadMode { constant, edge, reflect, symmetric };
+
+struct Range {
+    float lo = 0.0f, hi = 0.0f;
+};
+
+// One op of a pipeline; only the fields of its kind are used (a plain struct a kernel can take by value).
+struct AugmentOp {
+    AugmentKind kind = AugmentKind::hflip;
+    // crop = RandomCrop(size, padding, fill, padding_mode): pad every side by `padding`, then a size × size
+    // window at a uniform offset of the padded image (size <= the padded height and width).
+    int64_t size = 32, padding = 0;
+    PadMode padding_mode = PadMode::constant;
+    // hflip, vflip, grayscale, erasing: the probability of applying the op.
+    float p = 0.5f;
+    // jitter = ColorJitter: factor ranges as torchvision turns its arguments into them (brightness b gives
+    // [max(0, 1-b), 1+b], hue h gives [-h, h]); an identity range (1-1, hue 0-0) skips that adjustment,
+    // as torchvision does for None.
+    Range brightness{1, 1}, contrast{1, 1}, saturation{1, 1}, hue{0, 0};
+    // erasing = RandomErasing(p, scale, ratio, value): area fraction and aspect-ratio ranges.
+    Range scale{0.02f, 0.33f}, ratio{0.3f, 3.3f};
+    // crop's fill and erasing's value, per channel (one number given: all channels).
+    std::array<float, 3> fill{0, 0, 0};
+    // noise = GaussianNoise(mean, sigma, clip=True) of torchvision.transforms.v2.
+    float mean = 0.0f, sigma = 0.1f;
+    // saltpepper = skimage.util.random_noise(mode="s&p", amount, salt_vs_pepper): each value independently
+    // becomes 1 (salt) or 0 (pepper) with probability amount.
+    float amount = 0.05f, salt_vs_pepper = 0.5f;
+    // normalize = Normalize(mean, std): x = (x - mean[c]) / std[c] in float32.
+    std::array<float, 3> norm_mean{0, 0, 0}, norm_std{1, 1, 1};
+};
+using AugmentSpec = std::vector<AugmentOp>;
+
+// ---- Spec text ------------------------------------------------------------------------------------------
+// Grammar (no spaces): SPEC = OP ("," OP)* ; OP = NAME (":" ARG)* ; positional arguments, trailing ones may
+// be left out (defaults in brackets):
+//   crop:SIZE[:PADDING=0[:MODE=constant[:FILL=0]]]       MODE constant|edge|reflect|symmetric
+//   hflip[:P=0.5]   vflip[:P=0.5]   grayscale[:P=0.1]
+//   jitter:B[:C=0[:S=0[:H=0]]]                             each a number f or a range LO-HI (e.g. 0.9-1.1)
+//   erasing[:P=0.5[:SCALE=0.02-0.33[:RATIO=0.3-3.3[:VALUE=0]]]]
+//   noise:SIGMA[:MEAN=0]   saltpepper:AMOUNT[:SALT_VS_PEPPER=0.5]   normalize:MEAN:STD
+// NUMBER is a decimal float; FILL, VALUE, MEAN and STD of normalize are one number or three joined by "/"
+// (0.4914/0.4822/0.4465). A bad spec is an Error naming the token and what is accepted there.
+AugmentSpec parse_augment_spec(const std::string& spec);
+// The canonical text of a spec (every argument written out); parse_augment_spec gives the same ops back.
+std::string format_augment_spec(const AugmentSpec& spec);
+// The seed's training transform: RandomCrop(32, padding=4) + RandomHorizontalFlip() = "crop:32:4,hflip".
+AugmentSpec default_augment_spec();
+
+// ---- Spec JSON ------------------------------------------------------------------------------------------
+// An array of objects, one per op: {"op": "crop", "size": 32, "padding": 4, "padding_mode": "constant",
+// "fill": [0, 0, 0]}, with torchvision's argument names (jitter: brightness/contrast/saturation/hue as
+// [lo, hi]; erasing: p, scale, ratio, value; normalize: mean, std). Missing keys take the text defaults;
+// unknown ops or keys are Errors naming them.
+nlohmann::json augment_spec_to_json(const AugmentSpec& spec);
+AugmentSpec augment_spec_from_json(const nlohmann::json& json);
+
+// ---- Random parameters ----------------------------------------------------------------------------------
+// Streams, beside dataset.hpp's (kAugmentStream + epoch holds the per-op words).
+constexpr uint64_t kAugmentPixelStream = 0xDA7A0010ull << 32;  // + epoch: per-value noise draws
+
+// The rule. Sample `position` of epoch `epoch` has a sequence of 32-bit words
+//   word(j) = philox_draw(seed, kAugmentStream + epoch, position + (j / 4) · 2^32).v[j % 4],
+// and op k of the spec uses words [offset_k, offset_k + augment_word_count(kind_k)), offset_k being the sum
+// of the counts of ops 0..k-1 (augment_word_offsets). Words 0-3 are assemble_batch's block, so "crop:32:P,
+// hflip" draws what assemble_batch draws. u(w) = uint32_to_unit_float(w) in [0, 1), below(w, n) =
+// (w · n) >> 32 in [0, n). Per op, with its words w0, w1, ...:
+//   crop:      top = below(w0, Hp - size + 1), left = below(w1, Wp - size + 1) in the padded image Hp × Wp
+//   hflip, vflip, grayscale: apply when u(w0) < p
+//   jitter:    factor_i = lo_i + (hi_i - lo_i) · u(w_i) for brightness, contrast, saturation, hue (i = 0..3);
+//              order = permutation number below(w4, 24) of (0 1 2 3) in lexicographic order
+//   erasing:   apply when u(w0) < p; then up to 10 attempts a = 0..9 with w = w(1+4a) .. w(4+4a):
+//              area = H·W · (scale.lo + (scale.hi - scale.lo) · u(w(1+4a))),
+//              aspect = exp(log(ratio.lo) + (log(ratio.hi) - log(ratio.lo)) · u(w(2+4a))),
+//              (log and exp in float, area and sqrt in double, as torchvision's float32 tensors and
+//              Python floats do), h = round(sqrt(area · aspect)), w = round(sqrt(area / aspect)) (Python's
+//              round: half to even),
+//              the first attempt with h < H and w < W wins: top = below(w(3+4a), H-h+1),
+//              left = below(w(4+4a), W-w+1); none wins: no erasing (torchvision's fallback returns the image)
+//   noise, saltpepper: no words; value e (flat (c, y, x) index of the op's input) of op k uses
+//              pixel(e) = philox_draw(seed, kAugmentPixelStream + epoch,
+//                                     position · 2^32 + k · 2^24 + e / 4).v[e % 4]
+//              (k < 256, at most 2^26 values): noise draws two values 2e and 2e+1 of that sequence,
+//              z = sqrt(-2 ln(1 - u(a))) · cos(2π u(b)) in float (Box-Muller); saltpepper draws one, r =
+//              u(pixel(e)): r < amount · salt_vs_pepper gives 1, else r < amount gives 0.
+//   normalize: no words.
+int64_t augment_word_count(AugmentKind kind);
+std::vector<int64_t> augment_word_offsets(const AugmentSpec& spec);
+
+// The drawn parameters of one op for one sample (only the fields of its kind are set).
+struct AugmentParams {
+    bool apply = false;                    // hflip, vflip, grayscale, erasing
+    int64_t top = 0, left = 0;             // crop (in the padded image), erasing
+    int64_t height = 0, width = 0;         // erasing's box
+    std::array<float, 4> factors{};        // jitter: brightness, contrast, saturation, hue
+    std::array<int, 4> order{0, 1, 2, 3};  // jitter: adjustments in this order (0 = brightness ... 3 = hue)
+};
+
+// Op k's parameters for an input of height × width (the size after the ops before it).
+AugmentParams draw_augment_params(const AugmentOp& op, uint64_t seed, int64_t epoch, int64_t position,
+                                  int64_t word_offset, int64_t height, int64_t width);
+
+// ---- CPU reference --------------------------------------------------------------------------------------
+struct FloatImage {
+    int64_t channels = 3, height = 0, width = 0;
+    std::vector<float> values;  // (C, H, W)
+    float at(int64_t c, int64_t y, int64_t x) const { return values[(c * height + y) * width + x]; }
+};
+// ToTensor: value / 255.0f.
+FloatImage to_float_image(const uint8_t* chw, int64_t channels, int64_t height, int64_t width);
+
+// One op with given parameters (op_index and the sample's identity feed the per-value draws of noise and
+// saltpepper only).
+FloatImage apply_augment_op(const AugmentOp& op, const AugmentParams& params, const FloatImage& image,
+                            uint64_t seed, int64_t epoch, int64_t position, int64_t op_index);
+// The whole spec on one sample: draws and applies every op in order.
+FloatImage augment_image(const AugmentSpec& spec, const FloatImage& image, uint64_t seed, int64_t epoch,
+                         int64_t position);
+
+// torchvision.transforms.functional's adjustments on a float image (exposed for tests and kernels' parity).
+FloatImage adjust_brightness(const FloatImage& image, float factor);
+FloatImage adjust_contrast(const FloatImage& image, float factor);
+FloatImage adjust_saturation(const FloatImage& image, float factor);
+FloatImage adjust_hue(const FloatImage& image, float hue_factor);
+FloatImage rgb_to_grayscale(const FloatImage& image, int64_t output_channels);
+
+}  // namespace cudacnn::data
