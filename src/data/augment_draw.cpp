@@ -71,14 +71,17 @@ int64_t augment_word_count(AugmentKind kind) {
         case AugmentKind::hflip:
         case AugmentKind::vflip:
         case AugmentKind::grayscale:
+        case AugmentKind::rotation:
             return 1;
         case AugmentKind::jitter:
+        case AugmentKind::affine:
             return 5;
         case AugmentKind::erasing:
             return 41;
         case AugmentKind::noise:
         case AugmentKind::saltpepper:
         case AugmentKind::normalize:
+        case AugmentKind::centercrop:
             return 0;
     }
     return 0;
@@ -126,6 +129,30 @@ AugmentParams draw_augment_params(const AugmentOp& op, uint64_t seed, int64_t ep
         case AugmentKind::erasing:
             params.apply = uint32_to_unit_float(words(w0)) < op.p;
             if (params.apply) draw_erasing(op, words, w0, height, width, params);
+            break;
+        case AugmentKind::affine: {
+            params.angle = lerp(op.degrees, words(w0));
+            // RandomAffine.get_params: a uniform shift of up to translate · size pixels, rounded half to
+            // even.
+            const float dx = static_cast<float>(op.translate[0] * static_cast<double>(width)),
+                        dy = static_cast<float>(op.translate[1] * static_cast<double>(height));
+            params.translate_x = static_cast<int64_t>(std::nearbyint(lerp(Range{-dx, dx}, words(w0 + 1))));
+            params.translate_y = static_cast<int64_t>(std::nearbyint(lerp(Range{-dy, dy}, words(w0 + 2))));
+            params.scale = lerp(op.affine_scale, words(w0 + 3));
+            params.shear = lerp(op.shear, words(w0 + 4));
+            break;
+        }
+        case AugmentKind::rotation:
+            params.angle = lerp(op.degrees, words(w0));
+            break;
+        case AugmentKind::centercrop:
+            CUDACNN_CHECK(
+                op.size <= height && op.size <= width,
+                "augment centercrop: size {} is larger than the {}x{} image (padding is not supported)",
+                op.size, height, width);
+            // CenterCrop: int(round((H - size) / 2.0)), Python's round (half to even).
+            params.top = static_cast<int64_t>(std::nearbyint((height - op.size) / 2.0));
+            params.left = static_cast<int64_t>(std::nearbyint((width - op.size) / 2.0));
             break;
         case AugmentKind::noise:
         case AugmentKind::saltpepper:

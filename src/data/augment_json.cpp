@@ -33,12 +33,18 @@ const char* kind_name(AugmentKind kind) {
             return "saltpepper";
         case AugmentKind::normalize:
             return "normalize";
+        case AugmentKind::affine:
+            return "affine";
+        case AugmentKind::rotation:
+            return "rotation";
+        case AugmentKind::centercrop:
+            return "centercrop";
     }
     return "?";
 }
 
 AugmentKind kind_of(const std::string& name) {
-    for (int k = 0; k <= static_cast<int>(AugmentKind::normalize); ++k)
+    for (int k = 0; k <= static_cast<int>(AugmentKind::centercrop); ++k)
         if (name == kind_name(static_cast<AugmentKind>(k))) return static_cast<AugmentKind>(k);
     return AugmentKind::hflip;  // not reached: callers pass known names
 }
@@ -90,12 +96,29 @@ json op_to_json(const AugmentOp& op) {
             j["mean"] = triple(op.norm_mean);
             j["std"] = triple(op.norm_std);
             break;
+        case AugmentKind::affine:
+            j["degrees"] = range(op.degrees);
+            j["translate"] = json::array({op.translate[0], op.translate[1]});
+            j["scale"] = range(op.affine_scale);
+            j["shear"] = range(op.shear);
+            j["interpolation"] = op.bilinear ? "bilinear" : "nearest";
+            j["fill"] = triple(op.fill);
+            break;
+        case AugmentKind::rotation:
+            j["degrees"] = range(op.degrees);
+            j["interpolation"] = op.bilinear ? "bilinear" : "nearest";
+            j["fill"] = triple(op.fill);
+            break;
+        case AugmentKind::centercrop:
+            j["size"] = op.size;
+            break;
     }
     return j;
 }
 
 // JSON values become the text grammar's tokens, so both forms share one parser and one set of checks.
-std::string token(const json& value, const std::string& where) {
+// A pair is a range LO-HI, except translate's (TX/TY).
+std::string token(const json& value, const std::string& where, bool pair_is_tuple = false) {
     auto number = [&](const json& v) -> std::string {
         CUDACNN_CHECK(v.is_number(), "augment JSON {}: {} is not a number", where, v.dump());
         return fmt::format("{}", v.get<double>());
@@ -105,7 +128,7 @@ std::string token(const json& value, const std::string& where) {
     CUDACNN_CHECK(value.is_array() && (value.size() == 2 || value.size() == 3),
                   "augment JSON {}: {} must be a number, a string, [lo, hi] or [a, b, c]", where,
                   value.dump());
-    if (value.size() == 2) return number(value[0]) + "-" + number(value[1]);
+    if (value.size() == 2) return number(value[0]) + (pair_is_tuple ? "/" : "-") + number(value[1]);
     return number(value[0]) + "/" + number(value[1]) + "/" + number(value[2]);
 }
 
@@ -123,7 +146,10 @@ std::string op_to_text(const json& j, size_t index) {
         {"erasing", {"p", "scale", "ratio", "value"}},
         {"noise", {"sigma", "mean"}},
         {"saltpepper", {"amount", "salt_vs_pepper"}},
-        {"normalize", {"mean", "std"}}};
+        {"normalize", {"mean", "std"}},
+        {"affine", {"degrees", "translate", "scale", "shear", "interpolation", "fill"}},
+        {"rotation", {"degrees", "interpolation", "fill"}},
+        {"centercrop", {"size"}}};
     for (const auto& [kind, names] : keys) {
         if (name != kind) continue;
         for (const auto& item : j.items()) {
@@ -134,7 +160,7 @@ std::string op_to_text(const json& j, size_t index) {
                           item.key(), name, fmt::join(names, ", "));
         }
         // Positional text: a missing key takes the default of AugmentOp (or RandomGrayscale's p = 0.1),
-        // except crop's size and normalize's mean and std, which have none.
+        // except crop's and centercrop's size, normalize's mean and std and the degrees, which have none.
         AugmentOp defaults;
         defaults.kind = kind_of(name);
         if (defaults.kind == AugmentKind::grayscale) defaults.p = 0.1f;
@@ -142,16 +168,18 @@ std::string op_to_text(const json& j, size_t index) {
         std::string text = name;
         for (const char* k : names) {
             const std::string key = k;
-            const bool required = (name == "crop" && key == "size") || name == "normalize";
+            const bool required = ((name == "crop" || name == "centercrop") && key == "size") ||
+                                  name == "normalize" || key == "degrees";
             CUDACNN_CHECK(j.contains(key) || !required, "augment JSON {}: missing \"{}\" (required for {})",
                           where, key, name);
-            text += ":" + token(j.contains(key) ? j[key] : fallback[key], where + " key \"" + key + "\"");
+            text += ":" + token(j.contains(key) ? j[key] : fallback[key], where + " key \"" + key + "\"",
+                                key == "translate");
         }
         return text;
     }
     CUDACNN_FAIL(
         "augment JSON {}: unknown op \"{}\"; accepted: crop, hflip, vflip, jitter, grayscale, erasing, "
-        "noise, saltpepper, normalize",
+        "noise, saltpepper, normalize, affine, rotation, centercrop",
         where, name);
 }
 

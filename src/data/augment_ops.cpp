@@ -193,6 +193,24 @@ FloatImage apply_augment_op(const AugmentOp& op, const AugmentParams& params, co
             return salt_pepper(op, image, pixel_words(seed, epoch, position, op_index, values, 1));
         case AugmentKind::normalize:
             return normalize(op, image);
+        case AugmentKind::affine:
+            return warp_affine(image,
+                               inverse_affine_matrix(params.angle, static_cast<double>(params.translate_x),
+                                                     static_cast<double>(params.translate_y), params.scale,
+                                                     params.shear, 0.0),
+                               op.bilinear, op.fill);
+        case AugmentKind::rotation:
+            // F.rotate passes -angle to the matrix (torchvision's rotate and affine turn opposite ways).
+            return warp_affine(image, inverse_affine_matrix(-params.angle, 0.0, 0.0, 1.0, 0.0, 0.0),
+                               op.bilinear, op.fill);
+        case AugmentKind::centercrop: {
+            FloatImage out{image.channels, op.size, op.size, {}};
+            for (int64_t c = 0; c < image.channels; ++c)
+                for (int64_t y = 0; y < op.size; ++y)
+                    for (int64_t x = 0; x < op.size; ++x)
+                        out.values.push_back(image.at(c, params.top + y, params.left + x));
+            return out;
+        }
     }
     return image;
 }

@@ -17,7 +17,8 @@ namespace {
 constexpr const char* kOpNames =
     "crop:SIZE[:PADDING[:MODE[:FILL]]], hflip[:P], vflip[:P], jitter:B[:C[:S[:H]]], grayscale[:P], "
     "erasing[:P[:SCALE[:RATIO[:VALUE]]]], noise:SIGMA[:MEAN], saltpepper:AMOUNT[:SALT_VS_PEPPER], "
-    "normalize:MEAN:STD";
+    "normalize:MEAN:STD, affine:DEGREES[:TRANSLATE[:SCALE[:SHEAR[:INTERP[:FILL]]]]], "
+    "rotation:DEGREES[:INTERP[:FILL]], centercrop:SIZE";
 
 std::vector<std::string> split(const std::string& text, char sep) {
     std::vector<std::string> parts;
@@ -119,6 +120,33 @@ std::array<float, 3> parse_triple(const OpContext& ctx, const std::string& token
     return values;
 }
 
+// A number d (the range -d to d, d >= 0) or LO-HI within [-limit, limit].
+Range parse_symmetric(const OpContext& ctx, const std::string& token, float limit, const std::string& what) {
+    std::string lo, hi;
+    if (split_range(token, lo, hi)) return parse_range(ctx, token, -limit, limit, what);
+    const float d = parse_in(ctx, token, 0.0f, limit, what + " (a number or LO-HI)");
+    return Range{-d, d};
+}
+
+bool parse_interpolation(const OpContext& ctx, const std::string& token) {
+    if (token == "nearest") return false;
+    if (token == "bilinear") return true;
+    ctx.fail(token, "INTERP: nearest or bilinear");
+}
+
+Range parse_scale(const OpContext& ctx, const std::string& token) {
+    std::string lo, hi;
+    Range r;
+    if (split_range(token, lo, hi)) {
+        r = parse_range(ctx, token, 0.0f, 1e30f, "SCALE");
+    } else {
+        const float s = parse_in(ctx, token, 0.0f, 1e30f, "SCALE (a number or LO-HI, > 0)");
+        r = Range{s, s};
+    }
+    if (!(r.lo > 0.0f)) ctx.fail(token, "SCALE: a number or LO-HI, > 0");
+    return r;
+}
+
 PadMode parse_mode(const OpContext& ctx, const std::string& token) {
     if (token == "constant") return PadMode::constant;
     if (token == "edge") return PadMode::edge;
@@ -133,7 +161,8 @@ AugmentKind parse_kind(const OpContext& ctx, const std::string& name) {
         {"vflip", AugmentKind::vflip},         {"jitter", AugmentKind::jitter},
         {"grayscale", AugmentKind::grayscale}, {"erasing", AugmentKind::erasing},
         {"noise", AugmentKind::noise},         {"saltpepper", AugmentKind::saltpepper},
-        {"normalize", AugmentKind::normalize}};
+        {"normalize", AugmentKind::normalize}, {"affine", AugmentKind::affine},
+        {"rotation", AugmentKind::rotation},   {"centercrop", AugmentKind::centercrop}};
     for (const auto& [text, kind] : kinds)
         if (name == text) return kind;
     ctx.fail(name, fmt::format("an op: {}", kOpNames));
@@ -165,6 +194,12 @@ Arity arity(AugmentKind kind) {
             return {1, 2, "saltpepper:AMOUNT[:SALT_VS_PEPPER]"};
         case AugmentKind::normalize:
             return {2, 2, "normalize:MEAN:STD"};
+        case AugmentKind::affine:
+            return {1, 6, "affine:DEGREES[:TRANSLATE[:SCALE[:SHEAR[:INTERP[:FILL]]]]]"};
+        case AugmentKind::rotation:
+            return {1, 3, "rotation:DEGREES[:INTERP[:FILL]]"};
+        case AugmentKind::centercrop:
+            return {1, 1, "centercrop:SIZE"};
     }
     return {0, 0, ""};
 }
@@ -217,6 +252,28 @@ AugmentOp parse_op(const OpContext& ctx) {
         case AugmentKind::normalize:
             op.norm_mean = parse_triple(ctx, *arg(0), "MEAN", false);
             op.norm_std = parse_triple(ctx, *arg(1), "STD", true);
+            break;
+        case AugmentKind::affine:
+            op.degrees = parse_symmetric(ctx, *arg(0), 360.0f, "DEGREES");
+            if (arg(1)) {
+                const std::vector<std::string> t = split(*arg(1), '/');
+                if (t.size() > 2) ctx.fail(*arg(1), "TRANSLATE: T or TX/TY, each in [0, 1]");
+                for (size_t i = 0; i < 2; ++i)
+                    op.translate[i] =
+                        parse_in(ctx, t[t.size() == 1 ? 0 : i], 0.0f, 1.0f, "TRANSLATE (T or TX/TY)");
+            }
+            if (arg(2)) op.affine_scale = parse_scale(ctx, *arg(2));
+            if (arg(3)) op.shear = parse_symmetric(ctx, *arg(3), 180.0f, "SHEAR");
+            if (arg(4)) op.bilinear = parse_interpolation(ctx, *arg(4));
+            if (arg(5)) op.fill = parse_triple(ctx, *arg(5), "FILL", false);
+            break;
+        case AugmentKind::rotation:
+            op.degrees = parse_symmetric(ctx, *arg(0), 360.0f, "DEGREES");
+            if (arg(1)) op.bilinear = parse_interpolation(ctx, *arg(1));
+            if (arg(2)) op.fill = parse_triple(ctx, *arg(2), "FILL", false);
+            break;
+        case AugmentKind::centercrop:
+            op.size = parse_int(ctx, *arg(0), 1, "SIZE");
             break;
     }
     return op;
@@ -294,6 +351,18 @@ std::string format_augment_spec(const AugmentSpec& spec) {
                 break;
             case AugmentKind::normalize:
                 text += fmt::format("normalize:{}:{}", triple(op.norm_mean), triple(op.norm_std));
+                break;
+            case AugmentKind::affine:
+                text += fmt::format("affine:{}:{}/{}:{}:{}:{}:{}", range(op.degrees), op.translate[0],
+                                    op.translate[1], range(op.affine_scale), range(op.shear),
+                                    op.bilinear ? "bilinear" : "nearest", triple(op.fill));
+                break;
+            case AugmentKind::rotation:
+                text += fmt::format("rotation:{}:{}:{}", range(op.degrees),
+                                    op.bilinear ? "bilinear" : "nearest", triple(op.fill));
+                break;
+            case AugmentKind::centercrop:
+                text += fmt::format("centercrop:{}", op.size);
                 break;
         }
     }

@@ -16,7 +16,20 @@ namespace cudacnn::data {
 // ---- Ops ------------------------------------------------------------------------------------------------
 // Every op works on one float (C, H, W) image with values in [0, 1] (ToTensor's output) before Normalize,
 // with torchvision's semantics and parameter names; normalize is the one op whose output leaves [0, 1].
-enum class AugmentKind { crop, hflip, vflip, jitter, grayscale, erasing, noise, saltpepper, normalize };
+enum class AugmentKind {
+    crop,
+    hflip,
+    vflip,
+    jitter,
+    grayscale,
+    erasing,
+    noise,
+    saltpepper,
+    normalize,
+    affine,
+    rotation,
+    centercrop
+};
 // torchvision's padding_mode: constant (fill), edge (repeat the border), reflect (mirror without repeating
 // the border: d c b | a b c d | c b a), symmetric (mirror repeating it: b a | a b c d | d c).
 enum class PadMode { constant, edge, reflect, symmetric };
@@ -40,7 +53,16 @@ struct AugmentOp {
     Range brightness{1, 1}, contrast{1, 1}, saturation{1, 1}, hue{0, 0};
     // erasing = RandomErasing(p, scale, ratio, value): area fraction and aspect-ratio ranges.
     Range scale{0.02f, 0.33f}, ratio{0.3f, 3.3f};
-    // crop's fill and erasing's value, per channel (one number given: all channels).
+    // affine = RandomAffine(degrees, translate, scale, shear, interpolation, fill) about the image centre:
+    // angle in degrees, translate as fractions of width and height, x shear only; rotation =
+    // RandomRotation(degrees, interpolation, fill) (expand=False, about the centre). Nearest is torchvision's
+    // default interpolation.
+    Range degrees{0, 0};
+    std::array<float, 2> translate{0, 0};
+    Range affine_scale{1, 1}, shear{0, 0};
+    bool bilinear = false;
+    // centercrop = CenterCrop(size) uses `size` (at most the image's height and width).
+    // crop's, affine's and rotation's fill and erasing's value, per channel (one number given: all channels).
     std::array<float, 3> fill{0, 0, 0};
     // noise = GaussianNoise(mean, sigma, clip=True) of torchvision.transforms.v2.
     float mean = 0.0f, sigma = 0.1f;
@@ -60,6 +82,10 @@ using AugmentSpec = std::vector<AugmentOp>;
 //   jitter:B[:C=0[:S=0[:H=0]]]                             each a number f or a range LO-HI (e.g. 0.9-1.1)
 //   erasing[:P=0.5[:SCALE=0.02-0.33[:RATIO=0.3-3.3[:VALUE=0]]]]
 //   noise:SIGMA[:MEAN=0]   saltpepper:AMOUNT[:SALT_VS_PEPPER=0.5]   normalize:MEAN:STD
+//   affine:DEGREES[:TRANSLATE=0[:SCALE=1-1[:SHEAR=0[:INTERP=nearest[:FILL=0]]]]]
+//       DEGREES and SHEAR a number d (-d to d) or LO-HI; TRANSLATE t or TX/TY; SCALE LO-HI or a number;
+//       INTERP nearest|bilinear
+//   rotation:DEGREES[:INTERP=nearest[:FILL=0]]   centercrop:SIZE
 // NUMBER is a decimal float; FILL, VALUE, MEAN and STD of normalize are one number or three joined by "/"
 // (0.4914/0.4822/0.4465). A bad spec is an Error naming the token and what is accepted there.
 AugmentSpec parse_augment_spec(const std::string& spec);
@@ -104,7 +130,10 @@ constexpr uint64_t kAugmentPixelStream = 0xDA7A0010ull << 32;  // + epoch: per-v
 //              (k < 256, at most 2^26 values): noise draws two values 2e and 2e+1 of that sequence,
 //              z = sqrt(-2 ln(1 - u(a))) · cos(2π u(b)) in float (Box-Muller); saltpepper draws one, r =
 //              u(pixel(e)): r < amount · salt_vs_pepper gives 1, else r < amount gives 0.
-//   normalize: no words.
+//   affine:    angle = lerp(degrees, w0); tx = round(lerp(-translate[0]·W, translate[0]·W, w1)), ty likewise
+//              from w2 with H (half to even); scale = lerp(scale, w3); shear = lerp(shear, w4)
+//   rotation:  angle = lerp(degrees, w0)
+//   normalize, centercrop: no words.
 int64_t augment_word_count(AugmentKind kind);
 std::vector<int64_t> augment_word_offsets(const AugmentSpec& spec);
 
@@ -115,6 +144,8 @@ struct AugmentParams {
     int64_t height = 0, width = 0;         // erasing's box
     std::array<float, 4> factors{};        // jitter: brightness, contrast, saturation, hue
     std::array<int, 4> order{0, 1, 2, 3};  // jitter: adjustments in this order (0 = brightness ... 3 = hue)
+    float angle = 0.0f, scale = 1.0f, shear = 0.0f;  // affine, rotation (degrees)
+    int64_t translate_x = 0, translate_y = 0;        // affine (pixels)
 };
 
 // Op k's parameters for an input of height × width (the size after the ops before it).
@@ -144,5 +175,17 @@ FloatImage adjust_contrast(const FloatImage& image, float factor);
 FloatImage adjust_saturation(const FloatImage& image, float factor);
 FloatImage adjust_hue(const FloatImage& image, float hue_factor);
 FloatImage rgb_to_grayscale(const FloatImage& image, int64_t output_channels);
+
+// torchvision's _get_inverse_affine_matrix (centre (0, 0), i.e. the image centre), in double: the 2×3 matrix
+// from output to input pixel coordinates relative to the centre, as F.affine passes it. F.rotate(angle) is
+// this with -angle and no translation, scale 1 and no shear.
+std::array<double, 6> inverse_affine_matrix(double angle, double translate_x, double translate_y,
+                                            double scale, double shear_x, double shear_y);
+// F_t.affine's sampling with that matrix (rounded to float32 as torch does): _gen_affine_grid, grid_sample
+// (align_corners=False, zeros) of the image and of a ones mask, then the fill blended by the mask
+// (bilinear: v·m + (1-m)·fill; nearest: fill where m < 0.5), as torchvision does with a fill list.
+// Float32 throughout; torch's bmm may sum in another order, so coordinates can differ by an ulp or so.
+FloatImage warp_affine(const FloatImage& image, const std::array<double, 6>& matrix, bool bilinear,
+                       const std::array<float, 3>& fill);
 
 }  // namespace cudacnn::data
