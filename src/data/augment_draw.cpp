@@ -62,6 +62,37 @@ void draw_erasing(const AugmentOp& op, const SampleWords& words, int64_t offset,
     params.apply = false;  // every attempt too large: torchvision returns the image unchanged
 }
 
+// torchvision's RandomResizedCrop.get_params with our words: 10 attempts of 4 words, then the central
+// fallback.
+void draw_resized_crop(const AugmentOp& op, const SampleWords& words, int64_t offset, int64_t height,
+                       int64_t width, AugmentParams& params) {
+    const double area = static_cast<double>(height * width);
+    const float log_lo = std::log(op.ratio.lo), log_hi = std::log(op.ratio.hi);
+    for (int64_t a = 0; a < 10; ++a) {
+        const int64_t k = offset + 4 * a;
+        const double target = area * static_cast<double>(lerp(op.scale, words(k)));
+        const double aspect = std::exp(log_lo + (log_hi - log_lo) * uint32_to_unit_float(words(k + 1)));
+        const int64_t w = static_cast<int64_t>(std::nearbyint(std::sqrt(target * aspect)));
+        const int64_t h = static_cast<int64_t>(std::nearbyint(std::sqrt(target / aspect)));
+        if (!(w > 0 && w <= width && h > 0 && h <= height)) continue;
+        params.height = h;
+        params.width = w;
+        params.top = detail::below(words(k + 2), static_cast<uint64_t>(height - h + 1));
+        params.left = detail::below(words(k + 3), static_cast<uint64_t>(width - w + 1));
+        return;
+    }
+    const double in_ratio = static_cast<double>(width) / static_cast<double>(height);
+    params.width = width;
+    params.height = height;
+    if (in_ratio < op.ratio.lo) {
+        params.height = static_cast<int64_t>(std::nearbyint(width / static_cast<double>(op.ratio.lo)));
+    } else if (in_ratio > op.ratio.hi) {
+        params.width = static_cast<int64_t>(std::nearbyint(height * static_cast<double>(op.ratio.hi)));
+    }
+    params.top = (height - params.height) / 2;
+    params.left = (width - params.width) / 2;
+}
+
 }  // namespace
 
 int64_t augment_word_count(AugmentKind kind) {
@@ -83,6 +114,8 @@ int64_t augment_word_count(AugmentKind kind) {
         case AugmentKind::normalize:
         case AugmentKind::centercrop:
             return 0;
+        case AugmentKind::resizedcrop:
+            return 40;
     }
     return 0;
 }
@@ -153,6 +186,9 @@ AugmentParams draw_augment_params(const AugmentOp& op, uint64_t seed, int64_t ep
             // CenterCrop: int(round((H - size) / 2.0)), Python's round (half to even).
             params.top = static_cast<int64_t>(std::nearbyint((height - op.size) / 2.0));
             params.left = static_cast<int64_t>(std::nearbyint((width - op.size) / 2.0));
+            break;
+        case AugmentKind::resizedcrop:
+            draw_resized_crop(op, words, w0, height, width, params);
             break;
         case AugmentKind::noise:
         case AugmentKind::saltpepper:

@@ -39,12 +39,14 @@ const char* kind_name(AugmentKind kind) {
             return "rotation";
         case AugmentKind::centercrop:
             return "centercrop";
+        case AugmentKind::resizedcrop:
+            return "resizedcrop";
     }
     return "?";
 }
 
 AugmentKind kind_of(const std::string& name) {
-    for (int k = 0; k <= static_cast<int>(AugmentKind::centercrop); ++k)
+    for (int k = 0; k <= static_cast<int>(AugmentKind::resizedcrop); ++k)
         if (name == kind_name(static_cast<AugmentKind>(k))) return static_cast<AugmentKind>(k);
     return AugmentKind::hflip;  // not reached: callers pass known names
 }
@@ -112,6 +114,11 @@ json op_to_json(const AugmentOp& op) {
         case AugmentKind::centercrop:
             j["size"] = op.size;
             break;
+        case AugmentKind::resizedcrop:
+            j["size"] = op.size;
+            j["scale"] = range(op.scale);
+            j["ratio"] = range(op.ratio);
+            break;
     }
     return j;
 }
@@ -149,7 +156,8 @@ std::string op_to_text(const json& j, size_t index) {
         {"normalize", {"mean", "std"}},
         {"affine", {"degrees", "translate", "scale", "shear", "interpolation", "fill"}},
         {"rotation", {"degrees", "interpolation", "fill"}},
-        {"centercrop", {"size"}}};
+        {"centercrop", {"size"}},
+        {"resizedcrop", {"size", "scale", "ratio"}}};
     for (const auto& [kind, names] : keys) {
         if (name != kind) continue;
         for (const auto& item : j.items()) {
@@ -159,17 +167,13 @@ std::string op_to_text(const json& j, size_t index) {
             CUDACNN_CHECK(known, "augment JSON {}: unknown key \"{}\" for {}; accepted: {}", where,
                           item.key(), name, fmt::join(names, ", "));
         }
-        // Positional text: a missing key takes the default of AugmentOp (or RandomGrayscale's p = 0.1),
-        // except crop's and centercrop's size, normalize's mean and std and the degrees, which have none.
-        AugmentOp defaults;
-        defaults.kind = kind_of(name);
-        if (defaults.kind == AugmentKind::grayscale) defaults.p = 0.1f;
-        const json fallback = op_to_json(defaults);
+        // Positional text: a missing key takes default_augment_op's value, except the sizes, normalize's mean
+        // and std and the degrees, which have none.
+        const json fallback = op_to_json(default_augment_op(kind_of(name)));
         std::string text = name;
         for (const char* k : names) {
             const std::string key = k;
-            const bool required = ((name == "crop" || name == "centercrop") && key == "size") ||
-                                  name == "normalize" || key == "degrees";
+            const bool required = (key == "size") || name == "normalize" || key == "degrees";
             CUDACNN_CHECK(j.contains(key) || !required, "augment JSON {}: missing \"{}\" (required for {})",
                           where, key, name);
             text += ":" + token(j.contains(key) ? j[key] : fallback[key], where + " key \"" + key + "\"",
@@ -179,7 +183,7 @@ std::string op_to_text(const json& j, size_t index) {
     }
     CUDACNN_FAIL(
         "augment JSON {}: unknown op \"{}\"; accepted: crop, hflip, vflip, jitter, grayscale, erasing, "
-        "noise, saltpepper, normalize, affine, rotation, centercrop",
+        "noise, saltpepper, normalize, affine, rotation, centercrop, resizedcrop",
         where, name);
 }
 

@@ -211,6 +211,8 @@ FloatImage apply_augment_op(const AugmentOp& op, const AugmentParams& params, co
                         out.values.push_back(image.at(c, params.top + y, params.left + x));
             return out;
         }
+        case AugmentKind::resizedcrop:
+            return resize_bilinear(image, params.top, params.left, params.height, params.width, op.size);
     }
     return image;
 }

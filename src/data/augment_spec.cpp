@@ -18,7 +18,7 @@ constexpr const char* kOpNames =
     "crop:SIZE[:PADDING[:MODE[:FILL]]], hflip[:P], vflip[:P], jitter:B[:C[:S[:H]]], grayscale[:P], "
     "erasing[:P[:SCALE[:RATIO[:VALUE]]]], noise:SIGMA[:MEAN], saltpepper:AMOUNT[:SALT_VS_PEPPER], "
     "normalize:MEAN:STD, affine:DEGREES[:TRANSLATE[:SCALE[:SHEAR[:INTERP[:FILL]]]]], "
-    "rotation:DEGREES[:INTERP[:FILL]], centercrop:SIZE";
+    "rotation:DEGREES[:INTERP[:FILL]], centercrop:SIZE, resizedcrop:SIZE[:SCALE[:RATIO]]";
 
 std::vector<std::string> split(const std::string& text, char sep) {
     std::vector<std::string> parts;
@@ -156,13 +156,19 @@ PadMode parse_mode(const OpContext& ctx, const std::string& token) {
 }
 
 AugmentKind parse_kind(const OpContext& ctx, const std::string& name) {
-    static const std::pair<const char*, AugmentKind> kinds[] = {
-        {"crop", AugmentKind::crop},           {"hflip", AugmentKind::hflip},
-        {"vflip", AugmentKind::vflip},         {"jitter", AugmentKind::jitter},
-        {"grayscale", AugmentKind::grayscale}, {"erasing", AugmentKind::erasing},
-        {"noise", AugmentKind::noise},         {"saltpepper", AugmentKind::saltpepper},
-        {"normalize", AugmentKind::normalize}, {"affine", AugmentKind::affine},
-        {"rotation", AugmentKind::rotation},   {"centercrop", AugmentKind::centercrop}};
+    static const std::pair<const char*, AugmentKind> kinds[] = {{"crop", AugmentKind::crop},
+                                                                {"hflip", AugmentKind::hflip},
+                                                                {"vflip", AugmentKind::vflip},
+                                                                {"jitter", AugmentKind::jitter},
+                                                                {"grayscale", AugmentKind::grayscale},
+                                                                {"erasing", AugmentKind::erasing},
+                                                                {"noise", AugmentKind::noise},
+                                                                {"saltpepper", AugmentKind::saltpepper},
+                                                                {"normalize", AugmentKind::normalize},
+                                                                {"affine", AugmentKind::affine},
+                                                                {"rotation", AugmentKind::rotation},
+                                                                {"centercrop", AugmentKind::centercrop},
+                                                                {"resizedcrop", AugmentKind::resizedcrop}};
     for (const auto& [text, kind] : kinds)
         if (name == text) return kind;
     ctx.fail(name, fmt::format("an op: {}", kOpNames));
@@ -200,14 +206,15 @@ Arity arity(AugmentKind kind) {
             return {1, 3, "rotation:DEGREES[:INTERP[:FILL]]"};
         case AugmentKind::centercrop:
             return {1, 1, "centercrop:SIZE"};
+        case AugmentKind::resizedcrop:
+            return {1, 3, "resizedcrop:SIZE[:SCALE[:RATIO]]"};
     }
     return {0, 0, ""};
 }
 
 AugmentOp parse_op(const OpContext& ctx) {
     const std::vector<std::string> parts = split(ctx.op_text, ':');
-    AugmentOp op;
-    op.kind = parse_kind(ctx, parts[0]);
+    AugmentOp op = default_augment_op(parse_kind(ctx, parts[0]));
     const Arity a = arity(op.kind);
     const size_t n = parts.size() - 1;
     if (n < a.min || n > a.max)
@@ -223,7 +230,6 @@ AugmentOp parse_op(const OpContext& ctx) {
         case AugmentKind::hflip:
         case AugmentKind::vflip:
         case AugmentKind::grayscale:
-            op.p = op.kind == AugmentKind::grayscale ? 0.1f : 0.5f;
             if (arg(0)) op.p = parse_in(ctx, *arg(0), 0.0f, 1.0f, "P");
             break;
         case AugmentKind::jitter:
@@ -274,6 +280,17 @@ AugmentOp parse_op(const OpContext& ctx) {
             break;
         case AugmentKind::centercrop:
             op.size = parse_int(ctx, *arg(0), 1, "SIZE");
+            break;
+        case AugmentKind::resizedcrop:
+            op.size = parse_int(ctx, *arg(0), 1, "SIZE");
+            if (arg(1)) {
+                op.scale = parse_range(ctx, *arg(1), 0.0f, 1.0f, "SCALE");
+                if (!(op.scale.hi > 0.0f)) ctx.fail(*arg(1), "SCALE: LO-HI with 0 <= LO <= HI <= 1, HI > 0");
+            }
+            if (arg(2)) {
+                op.ratio = parse_range(ctx, *arg(2), 0.0f, 1e30f, "RATIO");
+                if (!(op.ratio.lo > 0.0f)) ctx.fail(*arg(2), "RATIO: LO-HI with 0 < LO <= HI");
+            }
             break;
     }
     return op;
@@ -364,9 +381,23 @@ std::string format_augment_spec(const AugmentSpec& spec) {
             case AugmentKind::centercrop:
                 text += fmt::format("centercrop:{}", op.size);
                 break;
+            case AugmentKind::resizedcrop:
+                text += fmt::format("resizedcrop:{}:{}:{}", op.size, range(op.scale), range(op.ratio));
+                break;
         }
     }
     return text;
+}
+
+AugmentOp default_augment_op(AugmentKind kind) {
+    AugmentOp op;
+    op.kind = kind;
+    if (kind == AugmentKind::grayscale) op.p = 0.1f;  // RandomGrayscale's default
+    if (kind == AugmentKind::resizedcrop) {           // RandomResizedCrop's defaults
+        op.scale = Range{0.08f, 1.0f};
+        op.ratio = Range{3.0f / 4.0f, 4.0f / 3.0f};
+    }
+    return op;
 }
 
 AugmentSpec default_augment_spec() {

@@ -76,3 +76,42 @@ FloatImage warp_affine(const FloatImage& image, const std::array<double, 6>& mat
 }
 
 }  // namespace cudacnn::data
+
+namespace cudacnn::data {
+
+FloatImage resize_bilinear(const FloatImage& image, int64_t top, int64_t left, int64_t height, int64_t width,
+                           int64_t size) {
+    CUDACNN_CHECK(top >= 0 && left >= 0 && height >= 1 && width >= 1 && top + height <= image.height &&
+                      left + width <= image.width && size >= 1,
+                  "augment resizedcrop: window {}x{} at ({}, {}) does not fit the {}x{} image (size {})",
+                  height, width, top, left, image.height, image.width, size);
+    // upsample_bilinear2d (align_corners=False): source = max(scale · (dst + 0.5) - 0.5, 0), scale = in / out
+    // in float; the second neighbour is clamped to the last pixel.
+    struct Tap {
+        int64_t i0, i1;
+        float l0, l1;
+    };
+    auto taps = [&](int64_t in) {
+        const float scale = static_cast<float>(in) / static_cast<float>(size);
+        std::vector<Tap> t;
+        for (int64_t d = 0; d < size; ++d) {
+            const float src = std::max(scale * (static_cast<float>(d) + 0.5f) - 0.5f, 0.0f);
+            const int64_t i0 = static_cast<int64_t>(src);
+            const float l1 = src - static_cast<float>(i0);
+            t.push_back(Tap{i0, i0 + (i0 < in - 1 ? 1 : 0), 1.0f - l1, l1});
+        }
+        return t;
+    };
+    const std::vector<Tap> ty = taps(height), tx = taps(width);
+    FloatImage out{image.channels, size, size, {}};
+    for (int64_t c = 0; c < image.channels; ++c)
+        for (const Tap& y : ty)
+            for (const Tap& x : tx) {
+                auto at = [&](int64_t yy, int64_t xx) { return image.at(c, top + yy, left + xx); };
+                out.values.push_back(y.l0 * (x.l0 * at(y.i0, x.i0) + x.l1 * at(y.i0, x.i1)) +
+                                     y.l1 * (x.l0 * at(y.i1, x.i0) + x.l1 * at(y.i1, x.i1)));
+            }
+    return out;
+}
+
+}  // namespace cudacnn::data

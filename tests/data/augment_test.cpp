@@ -506,3 +506,44 @@ TEST_CASE("augment: affine and rotation with identity parameters keep the image;
         CHECK_THAT(test::error_message([&] { parse_augment_spec(spec); }), Catch::Contains(part));
     }
 }
+
+TEST_CASE("augment: resizedcrop's resize equals torchvision 0.14; its windows follow scale and ratio",
+          "[augment]") {
+    const SafetensorsFile file = test::load_fixture("augment_geometry");
+    const FloatImage x = from_tensor(file.get<float>("x"));
+    // ATen's upsample loop rounds its products in another order (an ulp apart on values below 1, 1.2e-7
+    // measured): the bound is 2.5x that.
+    constexpr float kResizeTolerance = 3e-7f;
+    for (int64_t size : {8, 3}) {
+        INFO("size " << size);
+        AugmentParams window;
+        window.top = 1, window.left = 2, window.height = 5, window.width = 6;
+        const FloatImage out =
+            apply_augment_op(op_of(fmt::format("resizedcrop:{}", size)), window, x, 0, 0, 0, 0);
+        CHECK(max_abs_diff(out, from_tensor(file.get<float>(fmt::format("resizedcrop_{}", size)))) <=
+              kResizeTolerance);
+    }
+    const AugmentOp op = op_of("resizedcrop:32:0.25-0.5:0.5-2");
+    CHECK(format_augment_spec(parse_augment_spec("resizedcrop:24")) ==
+          "resizedcrop:24:0.08-1:0.75-1.3333334");
+    for (int64_t position = 0; position < 500; ++position) {
+        const AugmentParams p = draw_augment_params(op, 6, 1, position, 0, 40, 40);
+        CHECK((p.top >= 0 && p.left >= 0 && p.top + p.height <= 40 && p.left + p.width <= 40));
+        // Rounding each side moves the area by at most (h + w) / 2 + 1/4 pixels and the ratio a little.
+        const double area = double(p.height * p.width), slack = (p.height + p.width) / 2.0 + 0.25;
+        CHECK(area >= 0.25 * 1600 - slack);
+        CHECK(area <= 0.5 * 1600 + slack);
+        const double ratio = double(p.width) / p.height;
+        CHECK((ratio >= 0.5 * 0.85 && ratio <= 2 / 0.85));
+    }
+    // A window that can never be drawn (scale 1 with ratio 2 of a square): the central fallback, clamped to
+    // the ratio: width 40, height round(40 / 2) = 20, centred.
+    const AugmentParams fallback = draw_augment_params(op_of("resizedcrop:8:1-1:2-2"), 0, 0, 0, 0, 40, 40);
+    CHECK(fallback.width == 40);
+    CHECK(fallback.height == 20);
+    CHECK(fallback.top == 10);
+    CHECK(fallback.left == 0);
+    CHECK(augment_image(parse_augment_spec("resizedcrop:8"), x, 1, 2, 3).height == 8);
+    CHECK_THAT(test::error_message([&] { parse_augment_spec("resizedcrop:8:0-0"); }),
+               Catch::Contains("SCALE: LO-HI with 0 <= LO <= HI <= 1, HI > 0"));
+}

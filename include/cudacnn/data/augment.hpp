@@ -28,7 +28,8 @@ enum class AugmentKind {
     normalize,
     affine,
     rotation,
-    centercrop
+    centercrop,
+    resizedcrop
 };
 // torchvision's padding_mode: constant (fill), edge (repeat the border), reflect (mirror without repeating
 // the border: d c b | a b c d | c b a), symmetric (mirror repeating it: b a | a b c d | d c).
@@ -61,7 +62,9 @@ struct AugmentOp {
     std::array<float, 2> translate{0, 0};
     Range affine_scale{1, 1}, shear{0, 0};
     bool bilinear = false;
-    // centercrop = CenterCrop(size) uses `size` (at most the image's height and width).
+    // centercrop = CenterCrop(size) uses `size` (at most the image's height and width); resizedcrop =
+    // RandomResizedCrop(size, scale, ratio) (bilinear, no antialias: torchvision 0.14's tensor default) uses
+    // `size`, `scale` and `ratio` (defaults 0.08-1 and 3/4-4/3).
     // crop's, affine's and rotation's fill and erasing's value, per channel (one number given: all channels).
     std::array<float, 3> fill{0, 0, 0};
     // noise = GaussianNoise(mean, sigma, clip=True) of torchvision.transforms.v2.
@@ -86,6 +89,7 @@ using AugmentSpec = std::vector<AugmentOp>;
 //       DEGREES and SHEAR a number d (-d to d) or LO-HI; TRANSLATE t or TX/TY; SCALE LO-HI or a number;
 //       INTERP nearest|bilinear
 //   rotation:DEGREES[:INTERP=nearest[:FILL=0]]   centercrop:SIZE
+//   resizedcrop:SIZE[:SCALE=0.08-1[:RATIO=0.75-1.33333337]]
 // NUMBER is a decimal float; FILL, VALUE, MEAN and STD of normalize are one number or three joined by "/"
 // (0.4914/0.4822/0.4465). A bad spec is an Error naming the token and what is accepted there.
 AugmentSpec parse_augment_spec(const std::string& spec);
@@ -93,6 +97,8 @@ AugmentSpec parse_augment_spec(const std::string& spec);
 std::string format_augment_spec(const AugmentSpec& spec);
 // The seed's training transform: RandomCrop(32, padding=4) + RandomHorizontalFlip() = "crop:32:4,hflip".
 AugmentSpec default_augment_spec();
+// An op of that kind with every argument at its default (grayscale p = 0.1, resizedcrop's scale and ratio).
+AugmentOp default_augment_op(AugmentKind kind);
 
 // ---- Spec JSON ------------------------------------------------------------------------------------------
 // An array of objects, one per op: {"op": "crop", "size": 32, "padding": 4, "padding_mode": "constant",
@@ -133,6 +139,10 @@ constexpr uint64_t kAugmentPixelStream = 0xDA7A0010ull << 32;  // + epoch: per-v
 //   affine:    angle = lerp(degrees, w0); tx = round(lerp(-translate[0]·W, translate[0]·W, w1)), ty likewise
 //              from w2 with H (half to even); scale = lerp(scale, w3); shear = lerp(shear, w4)
 //   rotation:  angle = lerp(degrees, w0)
+//   resizedcrop: up to 10 attempts a = 0..9 from w(4a) .. w(3+4a), as erasing's (area from SCALE, aspect
+//              from RATIO) but w = round(sqrt(area · aspect)), h = round(sqrt(area / aspect)), accepted
+//              when 0 < w <= W and 0 < h <= H; top = below(w(2+4a), H-h+1), left = below(w(3+4a), W-w+1);
+//              none accepted: torchvision's central fallback (ratio clamped to RATIO)
 //   normalize, centercrop: no words.
 int64_t augment_word_count(AugmentKind kind);
 std::vector<int64_t> augment_word_offsets(const AugmentSpec& spec);
@@ -175,6 +185,11 @@ FloatImage adjust_contrast(const FloatImage& image, float factor);
 FloatImage adjust_saturation(const FloatImage& image, float factor);
 FloatImage adjust_hue(const FloatImage& image, float hue_factor);
 FloatImage rgb_to_grayscale(const FloatImage& image, int64_t output_channels);
+// F.interpolate(mode="bilinear", align_corners=False, antialias=False) of the window (top, left, height,
+// width) to size × size, in float32 with ATen's upsample_bilinear2d indices and weights (F.resized_crop);
+// ATen rounds the products in another order, so values may differ by an ulp.
+FloatImage resize_bilinear(const FloatImage& image, int64_t top, int64_t left, int64_t height, int64_t width,
+                           int64_t size);
 
 // torchvision's _get_inverse_affine_matrix (centre (0, 0), i.e. the image centre), in double: the 2×3 matrix
 // from output to input pixel coordinates relative to the centre, as F.affine passes it. F.rotate(angle) is
