@@ -103,8 +103,10 @@ AugmentOp default_augment_op(AugmentKind kind);
 // ---- Spec JSON ------------------------------------------------------------------------------------------
 // An array of objects, one per op: {"op": "crop", "size": 32, "padding": 4, "padding_mode": "constant",
 // "fill": [0, 0, 0]}, with torchvision's argument names (jitter: brightness/contrast/saturation/hue as
-// [lo, hi]; erasing: p, scale, ratio, value; normalize: mean, std). Missing keys take the text defaults;
-// unknown ops or keys are Errors naming them.
+// [lo, hi]; erasing: p, scale, ratio, value; normalize: mean, std; affine: degrees, translate [tx, ty],
+// scale, shear, interpolation, fill; rotation: degrees, interpolation, fill; centercrop: size; resizedcrop:
+// size, scale, ratio). Missing keys take default_augment_op's values, except the sizes, normalize's mean
+// and std and the degrees; unknown ops or keys are Errors naming them.
 nlohmann::json augment_spec_to_json(const AugmentSpec& spec);
 AugmentSpec augment_spec_from_json(const nlohmann::json& json);
 
@@ -117,7 +119,8 @@ constexpr uint64_t kAugmentPixelStream = 0xDA7A0010ull << 32;  // + epoch: per-v
 // and op k of the spec uses words [offset_k, offset_k + augment_word_count(kind_k)), offset_k being the sum
 // of the counts of ops 0..k-1 (augment_word_offsets). Words 0-3 are assemble_batch's block, so "crop:32:P,
 // hflip" draws what assemble_batch draws. u(w) = uint32_to_unit_float(w) in [0, 1), below(w, n) =
-// (w · n) >> 32 in [0, n). Per op, with its words w0, w1, ...:
+// (w · n) >> 32 in [0, n), lerp(r, w) = r.lo + (r.hi - r.lo) · u(w) in float. Every op draws its words
+// whether it uses them or not (so offsets never depend on the draws). Per op, with its words w0, w1, ...:
 //   crop:      top = below(w0, Hp - size + 1), left = below(w1, Wp - size + 1) in the padded image Hp × Wp
 //   hflip, vflip, grayscale: apply when u(w0) < p
 //   jitter:    factor_i = lo_i + (hi_i - lo_i) · u(w_i) for brightness, contrast, saturation, hue (i = 0..3);
