@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# Regenerates the PyTorch reference fixtures under tests/fixtures/ with Debian's python3-torch (installed
-# here if missing). Tests only read the committed files; they never need Python.
+# Regenerates the PyTorch reference fixtures under tests/fixtures/ with Debian's python3-torch and
+# python3-torchvision (installed here if missing). Tests only read the committed files; they never need Python.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 
-if ! /usr/bin/python3 -c "import torch" 2>/dev/null; then
-    echo "make-fixtures: installing Debian's python3-torch"
-    if [ "$(id -u)" -eq 0 ]; then apt-get install -y -qq python3-torch >/dev/null
-    else sudo apt-get install -y -qq python3-torch >/dev/null; fi
+if ! /usr/bin/python3 -c "import torch, torchvision" 2>/dev/null; then
+    echo "make-fixtures: installing Debian's python3-torch and python3-torchvision"
+    if [ "$(id -u)" -eq 0 ]; then apt-get install -y -qq python3-torch python3-torchvision >/dev/null
+    else sudo apt-get install -y -qq python3-torch python3-torchvision >/dev/null; fi
 fi
 
 cd "$ROOT/tools/fixtures"

@@ -97,6 +97,7 @@ class BackendImpl {
     virtual void optimizer_step(const OptimizerConfig& config, float* params, const float* grads, float* state,
                                 int64_t n, int64_t step, int64_t* counters) = 0;
     virtual void synchronize() = 0;
+    virtual void* stream_handle() { return nullptr; }  // the GPU backend's cudaStream_t, where all its work goes
 
     // CUDA graphs (the GPU backend): whether this backend can capture a step, and capturing and replaying one.
     virtual bool can_capture() const { return false; }

@@ -636,6 +636,19 @@ void Executor::set_batch(const float* images, const int64_t* labels, int64_t cou
     m.batch = count;
 }
 
+Executor::InputBuffers Executor::input_buffers() {
+    Impl& m = *impl_;
+    return {m.floats(m.x_buf), static_cast<int64_t*>(m.address(m.labels_buf)), m.backend->stream_handle()};
+}
+
+void Executor::use_input(int64_t count) {
+    Impl& m = *impl_;
+    CUDACNN_CHECK(count >= 1 && count <= m.options.batch_size,
+                  "executor: a batch of {} images; it must hold 1 to {} (the batch size it was planned for)", count,
+                  m.options.batch_size);
+    m.batch = count;
+}
+
 void Executor::train_step(int64_t step) {
     Impl& m = *impl_;
     m.require_batch();

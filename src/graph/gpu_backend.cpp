@@ -130,6 +130,7 @@ class GpuBackend final : public BackendImpl {
         gpu::advance_step_counters(counters, kStepCounters, st);
     }
     void synchronize() override { stream_.synchronize(); }
+    void* stream_handle() override { return stream_.handle(); }
 
     bool can_capture() const override { return true; }
     CudaGraph capture(const std::function<void()>& enqueue) override { return CudaGraph::capture(stream_, enqueue); }

@@ -18,6 +18,7 @@
 #include "cudacnn/safetensors.hpp"
 #include "cudacnn/train/cli.hpp"
 #include "cudacnn/train/setup.hpp"
+#include "src/train/batch_feeder.hpp"
 #include "src/train/confusion.hpp"
 #include "src/train/metrics_log.hpp"
 #include "src/train/progress.hpp"
@@ -85,8 +86,11 @@ class Run {
         e.cuda_graph = o_.cuda_graph;
         e.seed = o_.seed;
         executor_ = std::make_unique<graph::Executor>(graph_, e);
-        x_.resize(static_cast<std::size_t>(o_.batch_size * spec_.input.numel()));
-        labels_.resize(static_cast<std::size_t>(o_.batch_size));
+        train_feeder_ = std::make_unique<BatchFeeder>(data_.train, *executor_, normalization_);
+        test_feeder_ = std::make_unique<BatchFeeder>(data_.test, *executor_, normalization_);
+        std::vector<int64_t> in_order(static_cast<std::size_t>(data_.test.size()));
+        for (int64_t i = 0; i < data_.test.size(); ++i) in_order[i] = i;
+        test_feeder_->set_order(std::move(in_order));
     }
 
     TrainSummary run();
@@ -110,8 +114,7 @@ class Run {
     data::Splits data_;
     data::Normalization normalization_;
     std::unique_ptr<graph::Executor> executor_;
-    std::vector<float> x_;
-    std::vector<int64_t> labels_;
+    std::unique_ptr<BatchFeeder> train_feeder_, test_feeder_;
     int64_t first_epoch_ = 1;
     double best_accuracy_ = 0.0;
     int64_t best_epoch_ = 0;
@@ -123,6 +126,10 @@ void Run::print_header() {
                         data_.train.size(), data_.test.name, data_.test.size(), data_.train.num_classes);
     out_ << graph::model_summary(graph_);
     for (const std::string& line : executor_->describe()) out_ << line << "\n";
+    out_ << (train_feeder_->on_device()
+                 ? "data: both sets on the device as uint8 (copied once); each batch is cropped, flipped and "
+                   "normalized there\n"
+                 : "data: each batch is cropped, flipped and normalized on the host\n");
     const std::string note = auto_device_note(o_.device, executor_->options().backend);
     if (!note.empty()) out_ << note << "\n";
     out_.flush();
@@ -202,7 +209,7 @@ void Run::restore_or_initialize() {
 
 graph::Metrics Run::train_epoch(int64_t epoch) {
     const data::Dataset& train = data_.train;
-    const std::vector<int64_t> order = data::epoch_order(train.size(), o_.shuffle, o_.seed, epoch);
+    train_feeder_->set_order(data::epoch_order(train.size(), o_.shuffle, o_.seed, epoch));
     const data::Augmentation augmentation;
     const int64_t batches = (train.size() + o_.batch_size - 1) / o_.batch_size;
     Progress progress(out_, epoch, batches, o_.log_every);
@@ -210,9 +217,7 @@ graph::Metrics Run::train_epoch(int64_t epoch) {
     for (int64_t b = 0; b < batches; ++b) {
         const int64_t first = b * o_.batch_size;
         const int64_t count = std::min(o_.batch_size, train.size() - first);
-        data::assemble_batch(train, order.data() + first, count, o_.augment ? &augmentation : nullptr,
-                             normalization_, o_.seed, epoch, first, x_.data(), labels_.data());
-        executor_->set_batch(x_.data(), labels_.data(), count);
+        train_feeder_->feed(first, count, o_.augment ? &augmentation : nullptr, o_.seed, epoch);
         executor_->train_step(executor_->optimizer_steps());
         if (progress.due(b + 1)) {
             const graph::Metrics m = executor_->read_metrics();  // the periodic read-back
@@ -228,16 +233,12 @@ graph::Metrics Run::train_epoch(int64_t epoch) {
 }
 
 graph::Metrics Run::test_epoch(Confusion* confusion) {
-    const data::Dataset& test = data_.test;
-    std::vector<int64_t> order(static_cast<std::size_t>(test.size()));
-    for (int64_t i = 0; i < test.size(); ++i) order[i] = i;
-    for (int64_t first = 0; first < test.size(); first += o_.batch_size) {
-        const int64_t count = std::min(o_.batch_size, test.size() - first);
-        data::assemble_batch(test, order.data() + first, count, nullptr, normalization_, o_.seed, 0, first, x_.data(),
-                             labels_.data());
-        executor_->set_batch(x_.data(), labels_.data(), count);
+    const int64_t size = data_.test.size();
+    for (int64_t first = 0; first < size; first += o_.batch_size) {
+        const int64_t count = std::min(o_.batch_size, size - first);
+        test_feeder_->feed(first, count, nullptr, o_.seed, 0);
         executor_->eval_step();
-        if (confusion != nullptr) confusion->add(executor_->logits(), labels_.data());
+        if (confusion != nullptr) confusion->add(executor_->logits(), test_feeder_->labels(first, count).data());
     }
     return executor_->read_metrics();
 }

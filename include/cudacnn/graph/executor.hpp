@@ -86,6 +86,20 @@ class Executor {
     // Copies a batch of `count` <= batch_size images (count, C, H, W) and labels into the arena (on the GPU
     // two host → device copies, made before the step: train_step and eval_step themselves make none).
     void set_batch(const float* images, const int64_t* labels, int64_t count);
+    // For a data pipeline that writes batches into the executor's memory itself (the device pipeline: no host
+    // copy per step): where images (batch_size, C, H, W) float32 and labels (batch_size) int64 go, in backend
+    // memory, and the stream that work must be queued on (the GPU backend's cudaStream_t; null on the CPU).
+    struct InputBuffers {
+        float* images;
+        int64_t* labels;
+        void* stream;
+    };
+    InputBuffers input_buffers();
+    // Declares that the input buffers now hold `count` <= batch_size records. Their labels are not checked
+    // (they are in device memory): the pipeline must take them from a validated dataset whose class count is
+    // the model's.
+    void use_input(int64_t count);
+
     // Forward in training mode, cross-entropy, backward, optimizer step; `step` numbers the dropout masks.
     // Adds the batch's loss and correct count to the metrics, which stay on the device.
     void train_step(int64_t step);
