@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <optional>
 #include <random>
 
 #include <fmt/format.h>
@@ -98,14 +99,16 @@ Record measure(Candidate& c, const Context& context) {
         if (c.device_timed) context.stream->synchronize();
 
         std::vector<double> samples;
-        Event start, end;
+        // Events only for device work: creating one needs a GPU, and host work is timed without one.
+        std::optional<Event> start, end;
+        if (c.device_timed) start.emplace(), end.emplace();
         for (int64_t i = 0; i < repeats; ++i) {
             if (c.device_timed) {
-                start.record(*context.stream);
+                start->record(*context.stream);
                 c.run(warmup + i);
-                end.record(*context.stream);
-                end.synchronize();
-                samples.push_back(1e3 * Event::elapsed_ms(start, end));
+                end->record(*context.stream);
+                end->synchronize();
+                samples.push_back(1e3 * Event::elapsed_ms(*start, *end));
             } else {
                 const double t0 = now_us();
                 c.run(warmup + i);

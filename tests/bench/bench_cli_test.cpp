@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cudacnn/bench/record.hpp"
+#include "cudacnn/device.hpp"
 #include "support/temp_files.hpp"
 
 using namespace cudacnn;
@@ -109,6 +110,11 @@ TEST_CASE("cudacnn-bench --quick: the CPU smoke pass, its table, JSON and CSV", 
 }
 
 TEST_CASE("cudacnn-bench checks the emulated kernels against the reference before timing them", "[bench][cli]") {
+    // The emu flavour's kernels (on a real GPU the same checks run through gpu-check's bench step).
+    if (!kEmulated) {
+        WARN("skipped: this case checks the emu flavour's emulated kernels; this is the cuda flavour");
+        return;
+    }
     const test::TempDir temp;
     // An odd geometry (stride 2, 7×6 images, 3 images: fewer than the check's 4 distinct ones) on every conv
     // algorithm; cuDNN is not part of the emu flavour.
