@@ -5,6 +5,7 @@
 #include "cuda/launch.cuh"
 #include "cudacnn/error.hpp"
 #include "cudacnn/philox.hpp"
+#include "src/data/draws.hpp"
 
 namespace cudacnn::gpu {
 namespace kernels {
@@ -21,11 +22,6 @@ struct Normalize {
     float mean[3], stddev[3];
 };
 
-// dataset.hpp's multiply-shift: an integer in [0, n) from one 32-bit draw.
-__device__ inline int64_t below(uint32_t u, uint64_t n) {
-    return static_cast<int64_t>((static_cast<uint64_t>(u) * n) >> 32);
-}
-
 // One thread per value of x (count, C, H, W); each draws its record's window (the same draw for all of them).
 __global__ void assemble_batch_kernel(const uint8_t* images, const int64_t* dataset_labels, const int64_t* indices,
                                       int64_t count, int64_t channels, int64_t height, int64_t width, CropFlip crop,
@@ -36,20 +32,14 @@ __global__ void assemble_batch_kernel(const uint8_t* images, const int64_t* data
         const int64_t n = i / record, c = (i / plane) % channels, y = (i / width) % height, col = i % width;
         const int64_t index = indices[n];
         if (i % record == 0) labels[n] = dataset_labels[index];
-        int64_t dy = 0, dx = 0;
-        bool flip = false;
-        if (crop.active) {
-            const PhiloxBlock b = philox_draw(crop.seed, crop.stream, static_cast<uint64_t>(crop.first_position + n));
-            const uint64_t choices = static_cast<uint64_t>(2 * crop.padding + 1);
-            dy = below(b.v[0], choices) - crop.padding;
-            dx = below(b.v[1], choices) - crop.padding;
-            flip = crop.flip && uint32_to_unit_float(b.v[2]) < 0.5f;
-        }
-        const int64_t sy = y + dy, sx = (flip ? width - 1 - col : col) + dx;
+        const data::detail::CropWindow w =
+            crop.active ? data::detail::draw_crop_window(crop.seed, crop.stream, crop.first_position + n, crop.padding,
+                                                         crop.flip)
+                        : data::detail::CropWindow{};
+        const int64_t sy = y + w.dy, sx = (w.flip ? width - 1 - col : col) + w.dx;
         const bool inside = sy >= 0 && sy < height && sx >= 0 && sx < width;
         const uint8_t u = inside ? images[index * record + c * plane + sy * width + sx] : 0;
-        const float v = static_cast<float>(u) / 255.0f;
-        x[i] = (v - normalize.mean[c]) / normalize.stddev[c];
+        x[i] = data::detail::normalize_byte(u, normalize.mean[c], normalize.stddev[c]);
     }
 }
 

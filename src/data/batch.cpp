@@ -13,23 +13,7 @@ namespace cudacnn::data {
 
 namespace {
 
-// Where a window's pixels come from: window pixel (y, x) reads source (y + dy, x' + dx) with x' = W-1-x when
-// flipped, x otherwise; outside the source it reads the padding value 0.
-struct Window {
-    int64_t dy = 0, dx = 0;
-    bool flip = false;
-};
-
-Window draw_window(const Augmentation& augmentation, uint64_t seed, uint64_t stream, int64_t position) {
-    const PhiloxBlock b = philox_draw(seed, stream, static_cast<uint64_t>(position));
-    const int64_t p = augmentation.crop_padding,
-                  choices = 2 * p + 1;  // top, left in [0, 2p] of the padded image
-    Window w;
-    w.dy = static_cast<int64_t>(detail::below(b.v[0], static_cast<uint64_t>(choices))) - p;
-    w.dx = static_cast<int64_t>(detail::below(b.v[1], static_cast<uint64_t>(choices))) - p;
-    w.flip = augmentation.horizontal_flip && uint32_to_unit_float(b.v[2]) < 0.5f;
-    return w;
-}
+using detail::CropWindow;
 
 // ToTensor + Normalize of every uint8 value of channel c: the same float32 operations, done once.
 using NormalizeTable = std::array<std::array<float, 256>, 3>;
@@ -41,15 +25,14 @@ NormalizeTable normalize_table(const Normalization& normalization, int64_t chann
                       "assemble_batch: normalization std {} of channel {} must be > 0",
                       normalization.stddev[c], c);
         for (int u = 0; u < 256; ++u) {
-            const float v = static_cast<float>(u) / 255.0f;
-            table[c][u] = (v - normalization.mean[c]) / normalization.stddev[c];
+            table[c][u] = detail::normalize_byte(static_cast<uint8_t>(u), normalization.mean[c], normalization.stddev[c]);
         }
     }
     return table;
 }
 
 // One record through the window into x: (C, H, W).
-void fill_image(const uint8_t* src, int64_t channels, int64_t height, int64_t width, const Window& w,
+void fill_image(const uint8_t* src, int64_t channels, int64_t height, int64_t width, const CropWindow& w,
                 const NormalizeTable& table, float* x) {
     for (int64_t c = 0; c < channels; ++c) {
         const uint8_t* plane = src + c * height * width;
@@ -112,8 +95,11 @@ void assemble_batch(const Dataset& dataset, const int64_t* indices, int64_t coun
                       "assemble_batch: batch entry {} asks for record {} of {}, which has {} records", i,
                       index, dataset.name, dataset.size());
         labels[i] = dataset.labels[index];
-        const Window window =
-            augmentation != nullptr ? draw_window(*augmentation, seed, stream, first_position + i) : Window{};
+        const CropWindow window = augmentation != nullptr
+                                      ? detail::draw_crop_window(seed, stream, first_position + i,
+                                                                 augmentation->crop_padding,
+                                                                 augmentation->horizontal_flip)
+                                      : CropWindow{};
         fill_image(dataset.images.data() + index * image_bytes, dataset.channels, dataset.height,
                    dataset.width, window, table, x + i * image_bytes);
     }
