@@ -387,16 +387,25 @@ struct Executor::Impl {
         for (auto& [node, count] : num_batches_tracked) ++count;  // every BN with running statistics
     }
 
-    void enqueue_train_step(int64_t step) {
-        forward(/*training=*/true, step);
+    void enqueue_forward_backward(bool training, int64_t step) {
+        forward(training, step);
         loss_and_metrics(/*with_gradient=*/true);
-        backward(/*training=*/true, step);
+        backward(training, step);
+    }
+
+    void enqueue_train_step(int64_t step) {
+        enqueue_forward_backward(/*training=*/true, step);
         backend->optimizer_step(options.optimizer, static_cast<float*>(params.get()),
                                 static_cast<const float*>(grads.get()), static_cast<float*>(optimizer.get()),
                                 param_floats, optimizer_step, counters());
     }
 
     void require_batch() const { CUDACNN_CHECK(batch > 0, "executor: set_batch() must come before a step"); }
+    void check_batch_count(int64_t count) const {
+        CUDACNN_CHECK(count >= 1 && count <= options.batch_size,
+                      "executor: a batch of {} images; it must hold 1 to {} (the batch size it was planned for)",
+                      count, options.batch_size);
+    }
 
     void forward(bool training, int64_t step) {
         for (int i = 0; i < layers; ++i) {
@@ -620,9 +629,7 @@ int64_t Executor::optimizer_steps() const { return impl_->optimizer_step; }
 
 void Executor::set_batch(const float* images, const int64_t* labels, int64_t count) {
     Impl& m = *impl_;
-    CUDACNN_CHECK(count >= 1 && count <= m.options.batch_size,
-                  "executor: a batch of {} images; it must hold 1 to {} (the batch size it was planned for)", count,
-                  m.options.batch_size);
+    m.check_batch_count(count);
     const int64_t classes = m.graph.spec.num_classes;
     for (int64_t i = 0; i < count; ++i) {
         // The kernels do not validate labels; a bad one would silently read past the logits.
@@ -642,11 +649,8 @@ Executor::InputBuffers Executor::input_buffers() {
 }
 
 void Executor::use_input(int64_t count) {
-    Impl& m = *impl_;
-    CUDACNN_CHECK(count >= 1 && count <= m.options.batch_size,
-                  "executor: a batch of {} images; it must hold 1 to {} (the batch size it was planned for)", count,
-                  m.options.batch_size);
-    m.batch = count;
+    impl_->check_batch_count(count);
+    impl_->batch = count;
 }
 
 void Executor::train_step(int64_t step) {
@@ -663,9 +667,7 @@ void Executor::forward_backward(int64_t step) {
     Impl& m = *impl_;
     m.require_batch();
     m.sync_step_counters(step);
-    m.forward(/*training=*/true, step);
-    m.loss_and_metrics(/*with_gradient=*/true);
-    m.backward(/*training=*/true, step);
+    m.enqueue_forward_backward(/*training=*/true, step);
     m.account_step(/*training=*/true);
 }
 
@@ -682,9 +684,7 @@ void Executor::eval_step() {
 void Executor::eval_forward_backward() {
     Impl& m = *impl_;
     m.require_batch();
-    m.forward(/*training=*/false, 0);
-    m.loss_and_metrics(/*with_gradient=*/true);
-    m.backward(/*training=*/false, 0);
+    m.enqueue_forward_backward(/*training=*/false, 0);
     m.account_step(/*training=*/false);
 }
 
