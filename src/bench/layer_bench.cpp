@@ -94,7 +94,7 @@ std::vector<Candidate> batch_norm_candidates(const OpCase& c, Context& context) 
             [st, ctx] {
                 st->ensure(*ctx);
                 for (const DeviceBuffer* o : {&st->y, &st->mean, &st->invstd})
-                    poison(floats(*o), static_cast<int64_t>(o->bytes() / sizeof(float)), *ctx);
+                    poison(*o, *ctx);
                 st->forward(0, *ctx);
                 return std::vector<Check>{
                     compare_output("y", floats(st->y), values_of(st->ref.output), kBnElementwise, *ctx),
@@ -108,7 +108,7 @@ std::vector<Candidate> batch_norm_candidates(const OpCase& c, Context& context) 
             [st, ctx] {
                 st->ensure(*ctx);
                 for (const DeviceBuffer* o : {&st->dx, &st->dw, &st->db})
-                    poison(floats(*o), static_cast<int64_t>(o->bytes() / sizeof(float)), *ctx);
+                    poison(*o, *ctx);
                 st->backward(0, *ctx);
                 return std::vector<Check>{
                     compare_output("dx", floats(st->dx), values_of(st->ref_grads.dx), kBnElementwise, *ctx),
@@ -406,7 +406,7 @@ std::vector<Candidate> linear_candidates(const OpCase& c, Context& context) {
                 st->ensure(*ctx);
                 GemmBackendScope scope(backend);
                 for (const DeviceBuffer* o : {&st->dx, &st->dw, &st->db})
-                    poison(floats(*o), static_cast<int64_t>(o->bytes() / sizeof(float)), *ctx);
+                    poison(*o, *ctx);
                 st->backward(0, *ctx);
                 return std::vector<Check>{
                     compare_output("dx", floats(st->dx), st->ref_dx, float_sum_tolerance(st->shape.out_features), *ctx),

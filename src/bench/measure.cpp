@@ -162,6 +162,10 @@ void poison(float* device, int64_t count, const Context& context) {
     fill_bytes(device, 0xff, static_cast<size_t>(count) * sizeof(float), context.s());
 }
 
+void poison(const DeviceBuffer& buffer, const Context& context) {
+    fill_bytes(buffer.data(), 0xff, buffer.bytes(), context.s());
+}
+
 std::vector<float> read_back(const float* device, int64_t count, const Context& context) {
     return download(device, static_cast<size_t>(count), context.s());
 }

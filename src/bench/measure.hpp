@@ -78,6 +78,7 @@ std::vector<double> as_doubles(const std::vector<float>& values);
 
 // count floats of device memory on the context's stream: filled with NaN bytes, or read back.
 void poison(float* device, int64_t count, const Context& context);
+void poison(const DeviceBuffer& buffer, const Context& context);  // every float of the buffer
 std::vector<float> read_back(const float* device, int64_t count, const Context& context);
 
 // Per-call cost and record identity shared by a case's candidates.

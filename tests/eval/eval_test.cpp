@@ -102,28 +102,6 @@ struct ProbeData {
     }
 };
 
-struct CsvRow {
-    int64_t index, label;
-    std::vector<double> logits;
-};
-std::vector<CsvRow> read_logits_csv(const std::string& path) {
-    std::ifstream file(path);
-    std::string line;
-    std::getline(file, line);  // header
-    std::vector<CsvRow> rows;
-    while (std::getline(file, line)) {
-        std::stringstream cells(line);
-        std::string cell;
-        CsvRow row{};
-        std::getline(cells, cell, ',');
-        row.index = std::stoll(cell);
-        std::getline(cells, cell, ',');
-        row.label = std::stoll(cell);
-        while (std::getline(cells, cell, ',')) row.logits.push_back(std::stod(cell));
-        rows.push_back(row);
-    }
-    return rows;
-}
 
 // "  name  45.000% (9/20)" lines of the per-class table: correct and total per class, in order.
 std::vector<std::pair<int64_t, int64_t>> per_class_counts(const std::string& output) {
@@ -168,7 +146,7 @@ TEST_CASE("cudacnn-eval on a checkpoint: its accuracy is cudacnn-train's, its co
     REQUIRE(std::regex_search(trained.log, trained_accuracy, std::regex(R"(Test accuracy: ([0-9.]+)%)")));
     CHECK_THAT(run.output, Catch::Contains("Test accuracy: " + trained_accuracy[1].str() + "% ("));
 
-    const std::vector<CsvRow> rows = read_logits_csv(dir.file("logits.csv"));
+    const std::vector<test::CsvRow> rows = test::read_logits_csv(dir.file("logits.csv"));
     REQUIRE(rows.size() == 120);
     std::vector<std::vector<int64_t>> confusion(kClasses, std::vector<int64_t>(kClasses, 0));
     int64_t correct = 0;
@@ -206,7 +184,7 @@ TEST_CASE("cudacnn-eval: logits, accuracy, confusion counts, TTA and FGSM of a h
         const test::Outcome run = eval(model + " --logits " + dir.file("logits.csv"), dir);
         INFO(run.output);
         REQUIRE(run.exit_code == 0);
-        const std::vector<CsvRow> rows = read_logits_csv(dir.file("logits.csv"));
+        const std::vector<test::CsvRow> rows = test::read_logits_csv(dir.file("logits.csv"));
         REQUIRE(rows.size() == 40);
         int64_t correct = 0;
         std::vector<int64_t> class_correct(kClasses, 0), class_total(kClasses, 0);
@@ -230,7 +208,7 @@ TEST_CASE("cudacnn-eval: logits, accuracy, confusion counts, TTA and FGSM of a h
         INFO(run.output);
         REQUIRE(run.exit_code == 0);
         CHECK_THAT(run.output, Catch::Contains("mirror image") && Catch::Contains("(9 images)"));
-        const std::vector<CsvRow> rows = read_logits_csv(dir.file("tta.csv"));
+        const std::vector<test::CsvRow> rows = test::read_logits_csv(dir.file("tta.csv"));
         REQUIRE(rows.size() == 9);
         for (int64_t n = 0; n < 9; ++n) {
             const std::vector<double> v = unit_pixels(&data.images[n * kPixels]);

@@ -47,23 +47,6 @@ std::vector<float> sample(const HostTensor<float>& t, int64_t sample_size) {
     return s;
 }
 
-std::vector<std::vector<double>> read_logits(const std::string& path) {
-    std::ifstream csv(path);
-    std::string line;
-    std::getline(csv, line);  // header
-    std::vector<std::vector<double>> rows;
-    while (std::getline(csv, line)) {
-        std::stringstream cells(line);
-        std::string cell;
-        std::getline(cells, cell, ',');  // index
-        std::getline(cells, cell, ',');  // label
-        std::vector<double> logits;
-        while (std::getline(cells, cell, ',')) logits.push_back(std::stod(cell));
-        rows.push_back(logits);
-    }
-    return rows;
-}
-
 }  // namespace
 
 TEST_CASE("CifarCNN weights PyTorch builds too, evaluated by cudacnn-eval, give PyTorch's logits", "[eval][interop]") {
@@ -114,11 +97,11 @@ TEST_CASE("CifarCNN weights PyTorch builds too, evaluated by cudacnn-eval, give 
         dir.path());
     INFO(run.output);
     REQUIRE(run.exit_code == 0);
-    const std::vector<std::vector<double>> rows = read_logits(dir.file("logits.csv"));
+    const std::vector<test::CsvRow> rows = test::read_logits_csv(dir.file("logits.csv"));
     REQUIRE(static_cast<int64_t>(rows.size()) == n);
     std::vector<int64_t> predictions;
     for (int64_t i = 0; i < n; ++i) {
-        REQUIRE(static_cast<int64_t>(rows[i].size()) == classes);
+        REQUIRE(static_cast<int64_t>(rows[i].logits.size()) == classes);
         double scale = 0.0;
         for (int64_t c = 0; c < classes; ++c) scale = std::max(scale, std::abs(expected[i * classes + c]));
         int64_t ours = 0, theirs = 0;
@@ -130,8 +113,8 @@ TEST_CASE("CifarCNN weights PyTorch builds too, evaluated by cudacnn-eval, give 
             // check would catch a wrong layer while the argmax below cannot flip by rounding.
             INFO("image " << i << " class " << c << ", PyTorch float32's error "
                           << fixture.get<double>("torch_f32_error")[0]);
-            CHECK(std::abs(rows[i][c] - expected[i * classes + c]) <= 2e-5 * scale);
-            if (rows[i][c] > rows[i][ours]) ours = c;
+            CHECK(std::abs(rows[i].logits[c] - expected[i * classes + c]) <= 2e-5 * scale);
+            if (rows[i].logits[c] > rows[i].logits[ours]) ours = c;
             if (expected[i * classes + c] > expected[i * classes + theirs]) theirs = c;
         }
         CHECK(ours == theirs);

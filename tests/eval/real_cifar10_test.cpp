@@ -38,28 +38,6 @@ std::vector<int64_t> read_test_labels(const std::string& folder, int64_t count) 
     return labels;
 }
 
-struct CsvRow {
-    int64_t index = -1, label = -1;
-    std::vector<double> logits;
-};
-std::vector<CsvRow> read_logits_csv(const std::string& path) {
-    std::ifstream file(path);
-    std::string line;
-    std::getline(file, line);  // header
-    std::vector<CsvRow> rows;
-    while (std::getline(file, line)) {
-        std::stringstream cells(line);
-        std::string cell;
-        CsvRow row;
-        std::getline(cells, cell, ',');
-        row.index = std::stoll(cell);
-        std::getline(cells, cell, ',');
-        row.label = std::stoll(cell);
-        while (std::getline(cells, cell, ',')) row.logits.push_back(std::stod(cell));
-        rows.push_back(row);
-    }
-    return rows;
-}
 
 }  // namespace
 
@@ -88,7 +66,7 @@ TEST_CASE("cudacnn-eval on 200 real CIFAR-10 test images: accuracy and confusion
 
     // The counts, from the labels read here and the argmax of the written logits.
     const std::vector<int64_t> labels = read_test_labels(data, kImages);
-    const std::vector<CsvRow> rows = read_logits_csv(dir.file("logits.csv"));
+    const std::vector<test::CsvRow> rows = test::read_logits_csv(dir.file("logits.csv"));
     REQUIRE(static_cast<int64_t>(rows.size()) == kImages);
     std::vector<std::vector<int64_t>> confusion(kClasses, std::vector<int64_t>(kClasses, 0));
     int64_t correct = 0;

@@ -1,5 +1,6 @@
 // Running the command-line programs from tests (exit code and output), decoding the PNGs they write with
-// libpng independently of cudacnn's own code, and writing CIFAR-10 binary files.
+// libpng independently of cudacnn's own code, reading cudacnn-eval's --logits CSV, and writing CIFAR-10
+// binary files.
 #pragma once
 
 #include <sys/wait.h>
@@ -55,6 +56,31 @@ inline DecodedPng decode_png(const std::string& path) {
     out.height = image.height;
     out.rgb = std::move(rgb);
     return out;
+}
+
+// One row of cudacnn-eval's --logits file: index,label,logit_0,...
+struct CsvRow {
+    int64_t index = -1, label = -1;
+    std::vector<double> logits;
+};
+
+inline std::vector<CsvRow> read_logits_csv(const std::string& path) {
+    std::ifstream file(path);
+    std::string line;
+    std::getline(file, line);  // header
+    std::vector<CsvRow> rows;
+    while (std::getline(file, line)) {
+        std::stringstream cells(line);
+        std::string cell;
+        CsvRow row;
+        std::getline(cells, cell, ',');
+        row.index = std::stoll(cell);
+        std::getline(cells, cell, ',');
+        row.label = std::stoll(cell);
+        while (std::getline(cells, cell, ',')) row.logits.push_back(std::stod(cell));
+        rows.push_back(row);
+    }
+    return rows;
 }
 
 // CIFAR-10's binary layout: per record a label byte and 3072 pixel bytes (R, G, B planes).
