@@ -1,10 +1,12 @@
 // ColorJitter's and RandomGrayscale's arithmetic on float images, as torchvision's tensor functions compute
-// it in float32 (torchvision/transforms/functional_tensor.py: _blend, rgb_to_grayscale, _rgb2hsv, _hsv2rgb).
+// it in float32 (torchvision/transforms/functional_tensor.py: _blend, rgb_to_grayscale, _rgb2hsv, _hsv2rgb;
+// the per-pixel rules are in augment_rules.hpp).
 #include <algorithm>
 #include <cmath>
 
 #include "cudacnn/data/augment.hpp"
 #include "cudacnn/error.hpp"
+#include "src/data/augment_rules.hpp"
 
 namespace cudacnn::data {
 
@@ -15,23 +17,8 @@ void check_channels(const FloatImage& image, const char* op) {
                   "augment {}: the image has {} channels; accepted 1 or 3", op, image.channels);
 }
 
-// _blend: ratio · a + (1 - ratio) · b, clamped to [0, 1]; (1 - ratio) is a double rounded to float, as
-// PyTorch passes a Python scalar.
-float blend(float ratio, float a, float b) {
-    const float rest = static_cast<float>(1.0 - static_cast<double>(ratio));
-    return std::clamp(ratio * a + rest * b, 0.0f, 1.0f);
-}
-
-float gray(float r, float g, float b) {
-    return 0.2989f * r + 0.587f * g + 0.114f * b;
-}
-
-// torch.remainder for floats: fmod, moved into [0, b) when the signs differ.
-float remainder1(float a) {
-    float m = std::fmod(a, 1.0f);
-    if (m != 0.0f && m < 0.0f) m += 1.0f;
-    return m;
-}
+using rules::blend;
+using rules::gray;
 
 }  // namespace
 
@@ -85,33 +72,7 @@ FloatImage adjust_hue(const FloatImage& image, float hue_factor) {
     const int64_t plane = image.height * image.width;
     FloatImage out = image;
     float* o = out.values.data();
-    for (int64_t i = 0; i < plane; ++i) {
-        const float r = image.values[i], g = image.values[plane + i], b = image.values[2 * plane + i];
-        // _rgb2hsv
-        const float maxc = std::max({r, g, b}), minc = std::min({r, g, b});
-        const bool eqc = maxc == minc;
-        const float cr = maxc - minc;
-        const float s = cr / (eqc ? 1.0f : maxc);
-        const float divisor = eqc ? 1.0f : cr;
-        const float rc = (maxc - r) / divisor, gc = (maxc - g) / divisor, bc = (maxc - b) / divisor;
-        const float hr = maxc == r ? bc - gc : 0.0f;
-        const float hg = (maxc == g && maxc != r) ? 2.0f + rc - bc : 0.0f;
-        const float hb = (maxc != g && maxc != r) ? 4.0f + gc - rc : 0.0f;
-        float h = std::fmod((hr + hg + hb) / 6.0f + 1.0f, 1.0f);
-        h = remainder1(h + hue_factor);
-        // _hsv2rgb
-        const float v = maxc;
-        const float h6 = h * 6.0f, fi = std::floor(h6), f = h6 - fi;
-        const int sector = static_cast<int>(fi) % 6;
-        const float p = std::clamp(v * (1.0f - s), 0.0f, 1.0f);
-        const float q = std::clamp(v * (1.0f - s * f), 0.0f, 1.0f);
-        const float t = std::clamp(v * (1.0f - s * (1.0f - f)), 0.0f, 1.0f);
-        static const int pick[6][3] = {{0, 3, 1}, {2, 0, 1}, {1, 0, 3}, {1, 2, 0}, {3, 1, 0}, {0, 1, 2}};
-        const float choices[4] = {v, p, q, t};  // indices of pick: 0 v, 1 p, 2 q, 3 t
-        o[i] = choices[pick[sector][0]];
-        o[plane + i] = choices[pick[sector][1]];
-        o[2 * plane + i] = choices[pick[sector][2]];
-    }
+    for (int64_t i = 0; i < plane; ++i) rules::shift_hue(o[i], o[plane + i], o[2 * plane + i], hue_factor);
     return out;
 }
 

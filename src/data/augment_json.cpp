@@ -41,12 +41,14 @@ const char* kind_name(AugmentKind kind) {
             return "centercrop";
         case AugmentKind::resizedcrop:
             return "resizedcrop";
+        case AugmentKind::perspective:
+            return "perspective";
     }
     return "?";
 }
 
 AugmentKind kind_of(const std::string& name) {
-    for (int k = 0; k <= static_cast<int>(AugmentKind::resizedcrop); ++k)
+    for (int k = 0; k <= static_cast<int>(AugmentKind::perspective); ++k)
         if (name == kind_name(static_cast<AugmentKind>(k))) return static_cast<AugmentKind>(k);
     return AugmentKind::hflip;  // not reached: callers pass known names
 }
@@ -84,7 +86,7 @@ json op_to_json(const AugmentOp& op) {
             j["p"] = op.p;
             j["scale"] = range(op.scale);
             j["ratio"] = range(op.ratio);
-            j["value"] = triple(op.fill);
+            j["value"] = op.random_value ? json("random") : triple(op.fill);
             break;
         case AugmentKind::noise:
             j["sigma"] = op.sigma;
@@ -118,6 +120,12 @@ json op_to_json(const AugmentOp& op) {
             j["size"] = op.size;
             j["scale"] = range(op.scale);
             j["ratio"] = range(op.ratio);
+            break;
+        case AugmentKind::perspective:
+            j["distortion_scale"] = op.distortion_scale;
+            j["p"] = op.p;
+            j["interpolation"] = op.bilinear ? "bilinear" : "nearest";
+            j["fill"] = triple(op.fill);
             break;
     }
     return j;
@@ -157,7 +165,8 @@ std::string op_to_text(const json& j, size_t index) {
         {"affine", {"degrees", "translate", "scale", "shear", "interpolation", "fill"}},
         {"rotation", {"degrees", "interpolation", "fill"}},
         {"centercrop", {"size"}},
-        {"resizedcrop", {"size", "scale", "ratio"}}};
+        {"resizedcrop", {"size", "scale", "ratio"}},
+        {"perspective", {"distortion_scale", "p", "interpolation", "fill"}}};
     for (const auto& [kind, names] : keys) {
         if (name != kind) continue;
         for (const auto& item : j.items()) {
@@ -183,7 +192,7 @@ std::string op_to_text(const json& j, size_t index) {
     }
     CUDACNN_FAIL(
         "augment JSON {}: unknown op \"{}\"; accepted: crop, hflip, vflip, jitter, grayscale, erasing, "
-        "noise, saltpepper, normalize, affine, rotation, centercrop, resizedcrop",
+        "noise, saltpepper, normalize, affine, rotation, centercrop, resizedcrop, perspective",
         where, name);
 }
 

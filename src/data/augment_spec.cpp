@@ -18,7 +18,8 @@ constexpr const char* kOpNames =
     "crop:SIZE[:PADDING[:MODE[:FILL]]], hflip[:P], vflip[:P], jitter:B[:C[:S[:H]]], grayscale[:P], "
     "erasing[:P[:SCALE[:RATIO[:VALUE]]]], noise:SIGMA[:MEAN], saltpepper:AMOUNT[:SALT_VS_PEPPER], "
     "normalize:MEAN:STD, affine:DEGREES[:TRANSLATE[:SCALE[:SHEAR[:INTERP[:FILL]]]]], "
-    "rotation:DEGREES[:INTERP[:FILL]], centercrop:SIZE, resizedcrop:SIZE[:SCALE[:RATIO]]";
+    "rotation:DEGREES[:INTERP[:FILL]], centercrop:SIZE, resizedcrop:SIZE[:SCALE[:RATIO]], "
+    "perspective[:DISTORTION[:P[:INTERP[:FILL]]]]";
 
 std::vector<std::string> split(const std::string& text, char sep) {
     std::vector<std::string> parts;
@@ -168,7 +169,8 @@ AugmentKind parse_kind(const OpContext& ctx, const std::string& name) {
                                                                 {"affine", AugmentKind::affine},
                                                                 {"rotation", AugmentKind::rotation},
                                                                 {"centercrop", AugmentKind::centercrop},
-                                                                {"resizedcrop", AugmentKind::resizedcrop}};
+                                                                {"resizedcrop", AugmentKind::resizedcrop},
+                                                                {"perspective", AugmentKind::perspective}};
     for (const auto& [text, kind] : kinds)
         if (name == text) return kind;
     ctx.fail(name, fmt::format("an op: {}", kOpNames));
@@ -208,6 +210,8 @@ Arity arity(AugmentKind kind) {
             return {1, 1, "centercrop:SIZE"};
         case AugmentKind::resizedcrop:
             return {1, 3, "resizedcrop:SIZE[:SCALE[:RATIO]]"};
+        case AugmentKind::perspective:
+            return {0, 4, "perspective[:DISTORTION[:P[:INTERP[:FILL]]]]"};
     }
     return {0, 0, ""};
 }
@@ -245,7 +249,10 @@ AugmentOp parse_op(const OpContext& ctx) {
                 op.ratio = parse_range(ctx, *arg(2), 0.0f, 1e30f, "RATIO");
                 if (!(op.ratio.lo > 0.0f)) ctx.fail(*arg(2), "RATIO: LO-HI with 0 < LO <= HI");
             }
-            if (arg(3)) op.fill = parse_triple(ctx, *arg(3), "VALUE", false);
+            if (arg(3)) {
+                op.random_value = *arg(3) == "random";
+                if (!op.random_value) op.fill = parse_triple(ctx, *arg(3), "VALUE (or \"random\")", false);
+            }
             break;
         case AugmentKind::noise:
             op.sigma = parse_in(ctx, *arg(0), 0.0f, 1e30f, "SIGMA");
@@ -291,6 +298,12 @@ AugmentOp parse_op(const OpContext& ctx) {
                 op.ratio = parse_range(ctx, *arg(2), 0.0f, 1e30f, "RATIO");
                 if (!(op.ratio.lo > 0.0f)) ctx.fail(*arg(2), "RATIO: LO-HI with 0 < LO <= HI");
             }
+            break;
+        case AugmentKind::perspective:
+            if (arg(0)) op.distortion_scale = parse_in(ctx, *arg(0), 0.0f, 1.0f, "DISTORTION");
+            if (arg(1)) op.p = parse_in(ctx, *arg(1), 0.0f, 1.0f, "P");
+            if (arg(2)) op.bilinear = parse_interpolation(ctx, *arg(2));
+            if (arg(3)) op.fill = parse_triple(ctx, *arg(3), "FILL", false);
             break;
     }
     return op;
@@ -358,7 +371,7 @@ std::string format_augment_spec(const AugmentSpec& spec) {
                 break;
             case AugmentKind::erasing:
                 text += fmt::format("erasing:{}:{}:{}:{}", op.p, range(op.scale), range(op.ratio),
-                                    triple(op.fill));
+                                    op.random_value ? "random" : triple(op.fill));
                 break;
             case AugmentKind::noise:
                 text += fmt::format("noise:{}:{}", op.sigma, op.mean);
@@ -384,6 +397,10 @@ std::string format_augment_spec(const AugmentSpec& spec) {
             case AugmentKind::resizedcrop:
                 text += fmt::format("resizedcrop:{}:{}:{}", op.size, range(op.scale), range(op.ratio));
                 break;
+            case AugmentKind::perspective:
+                text += fmt::format("perspective:{}:{}:{}:{}", op.distortion_scale, op.p,
+                                    op.bilinear ? "bilinear" : "nearest", triple(op.fill));
+                break;
         }
     }
     return text;
@@ -397,6 +414,7 @@ AugmentOp default_augment_op(AugmentKind kind) {
         op.scale = Range{0.08f, 1.0f};
         op.ratio = Range{3.0f / 4.0f, 4.0f / 3.0f};
     }
+    if (kind == AugmentKind::perspective) op.bilinear = true;  // RandomPerspective's default interpolation
     return op;
 }
 

@@ -98,7 +98,7 @@ TEST_CASE("augment spec: every bad token is named with what is accepted", "[augm
     const std::vector<std::pair<std::string, std::vector<std::string>>> cases = {
         {"", {"augment spec is empty", "crop:SIZE"}},
         {"crop:32:4,,hflip", {"bad token \"\" in op 1", "an op: crop:SIZE"}},
-        {"crop:32:4,hflip,perspective:0.5", {"bad token \"perspective\" in op 2", "centercrop:SIZE"}},
+        {"crop:32:4,hflip,sharpen:0.5", {"bad token \"sharpen\" in op 2", "perspective[:DISTORTION"}},
         {"crop", {"bad token \"crop\"", "crop:SIZE[:PADDING[:MODE[:FILL]]] (1 to 4 arguments, got 0)"}},
         {"hflip:0.5:1", {"hflip[:P] (0 to 1 arguments, got 2)"}},
         {"crop:0", {"bad token \"0\"", "SIZE: an integer >= 1"}},
@@ -135,7 +135,7 @@ TEST_CASE("augment spec: every bad token is named with what is accepted", "[augm
         {R"({"op": "hflip"})", "expected a non-empty array of ops"},
         {R"([])", "expected a non-empty array of ops"},
         {R"([3])", "each op must be an object with a string \"op\""},
-        {R"([{"op": "perspective"}])", "unknown op \"perspective\"; accepted: crop, hflip"},
+        {R"([{"op": "sharpen"}])", "unknown op \"sharpen\"; accepted: crop, hflip"},
         {R"([{"op": "affine"}])", "missing \"degrees\" (required for affine)"},
         {R"([{"op": "hflip", "prob": 0.5}])", "unknown key \"prob\" for hflip; accepted: p"},
         {R"([{"op": "crop", "padding": 4}])", "missing \"size\" (required for crop)"},
@@ -234,10 +234,14 @@ TEST_CASE("augment: crop without padding at offset 0 is the identity; padding mo
     CHECK(padded_row("reflect") == std::vector<float>{0.2f, 0.1f, 0.0f, 0.1f, 0.2f, 0.3f, 0.2f, 0.1f});
     CHECK(padded_row("symmetric") == std::vector<float>{0.1f, 0.0f, 0.0f, 0.1f, 0.2f, 0.3f, 0.3f, 0.2f});
     CHECK_THAT(test::error_message([&] { augment_image(parse_augment_spec("crop:12:2"), image, 0, 0, 0); }),
-               Catch::Contains("size 12 is larger than the padded image 10x10 (padding 2)"));
+               Catch::Contains("augment op 0 \"crop:12:2:constant:0\" on 3x6x6 images: size 12 is larger than the "
+                               "padded image 10x10; use a size of at most 10"));
     CHECK_THAT(
         test::error_message([&] { augment_image(parse_augment_spec("crop:6:6:reflect"), image, 0, 0, 0); }),
-        Catch::Contains("padding 6 is too large for reflect padding of a 6x6 image (at most 5)"));
+        Catch::Contains("reflect padding must be below the image size 6"));
+    CHECK_THAT(
+        test::error_message([&] { augment_image(parse_augment_spec("crop:6:7:symmetric"), image, 0, 0, 0); }),
+        Catch::Contains("symmetric padding must be at most the image size 6"));
 }
 
 TEST_CASE("augment: jitter with zero factors, noise with sigma 0, erasing and saltpepper at 0 are identities",
@@ -453,7 +457,7 @@ TEST_CASE(
         CHECK(max_abs_diff(out, expect(fmt::format("centercrop_{}", size))) == 0.0f);
     }
     CHECK_THAT(test::error_message([&] { augment_image(parse_augment_spec("centercrop:10"), x, 0, 0, 0); }),
-               Catch::Contains("centercrop: size 10 is larger than the 9x11 image"));
+               Catch::Contains("augment op 0 \"centercrop:10\" on 3x9x11 images: size 10 is larger than the image; use at most 9"));
 }
 
 TEST_CASE("augment: affine and rotation with identity parameters keep the image; draws stay in range",

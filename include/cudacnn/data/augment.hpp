@@ -29,7 +29,8 @@ enum class AugmentKind {
     affine,
     rotation,
     centercrop,
-    resizedcrop
+    resizedcrop,
+    perspective
 };
 // torchvision's padding_mode: constant (fill), edge (repeat the border), reflect (mirror without repeating
 // the border: d c b | a b c d | c b a), symmetric (mirror repeating it: b a | a b c d | d c).
@@ -46,7 +47,7 @@ struct AugmentOp {
     // window at a uniform offset of the padded image (size <= the padded height and width).
     int64_t size = 32, padding = 0;
     PadMode padding_mode = PadMode::constant;
-    // hflip, vflip, grayscale, erasing: the probability of applying the op.
+    // hflip, vflip, grayscale, erasing, perspective: the probability of applying the op.
     float p = 0.5f;
     // jitter = ColorJitter: factor ranges as torchvision turns its arguments into them (brightness b gives
     // [max(0, 1-b), 1+b], hue h gives [-h, h]); an identity range (1-1, hue 0-0) skips that adjustment,
@@ -62,11 +63,15 @@ struct AugmentOp {
     std::array<float, 2> translate{0, 0};
     Range affine_scale{1, 1}, shear{0, 0};
     bool bilinear = false;
+    // perspective = RandomPerspective(distortion_scale, p, interpolation, fill) (bilinear by default).
+    float distortion_scale = 0.5f;
     // centercrop = CenterCrop(size) uses `size` (at most the image's height and width); resizedcrop =
     // RandomResizedCrop(size, scale, ratio) (bilinear, no antialias: torchvision 0.14's tensor default) uses
     // `size`, `scale` and `ratio` (defaults 0.08-1 and 3/4-4/3).
-    // crop's, affine's and rotation's fill and erasing's value, per channel (one number given: all channels).
+    // crop's, affine's, rotation's and perspective's fill and erasing's value, per channel (one number given:
+    // all channels); erasing's value="random" (random_value) erases with standard normal values instead.
     std::array<float, 3> fill{0, 0, 0};
+    bool random_value = false;
     // noise = GaussianNoise(mean, sigma, clip=True) of torchvision.transforms.v2.
     float mean = 0.0f, sigma = 0.1f;
     // saltpepper = skimage.util.random_noise(mode="s&p", amount, salt_vs_pepper): each value independently
@@ -90,8 +95,10 @@ using AugmentSpec = std::vector<AugmentOp>;
 //       INTERP nearest|bilinear
 //   rotation:DEGREES[:INTERP=nearest[:FILL=0]]   centercrop:SIZE
 //   resizedcrop:SIZE[:SCALE=0.08-1[:RATIO=0.75-1.33333337]]
+//   perspective[:DISTORTION=0.5[:P=0.5[:INTERP=bilinear[:FILL=0]]]]
 // NUMBER is a decimal float; FILL, VALUE, MEAN and STD of normalize are one number or three joined by "/"
-// (0.4914/0.4822/0.4465). A bad spec is an Error naming the token and what is accepted there.
+// (0.4914/0.4822/0.4465); erasing's VALUE may also be "random". A bad spec is an Error naming the token and
+// what is accepted there.
 AugmentSpec parse_augment_spec(const std::string& spec);
 // The canonical text of a spec (every argument written out); parse_augment_spec gives the same ops back.
 std::string format_augment_spec(const AugmentSpec& spec);
@@ -105,7 +112,8 @@ AugmentOp default_augment_op(AugmentKind kind);
 // "fill": [0, 0, 0]}, with torchvision's argument names (jitter: brightness/contrast/saturation/hue as
 // [lo, hi]; erasing: p, scale, ratio, value; normalize: mean, std; affine: degrees, translate [tx, ty],
 // scale, shear, interpolation, fill; rotation: degrees, interpolation, fill; centercrop: size; resizedcrop:
-// size, scale, ratio). Missing keys take default_augment_op's values, except the sizes, normalize's mean
+// size, scale, ratio; perspective: distortion_scale, p, interpolation, fill; erasing's value may be
+// "random"). Missing keys take default_augment_op's values, except the sizes, normalize's mean
 // and std and the degrees; unknown ops or keys are Errors naming them.
 nlohmann::json augment_spec_to_json(const AugmentSpec& spec);
 AugmentSpec augment_spec_from_json(const nlohmann::json& json);
@@ -128,9 +136,9 @@ constexpr uint64_t kAugmentPixelStream = 0xDA7A0010ull << 32;  // + epoch: per-v
 //   erasing:   apply when u(w0) < p; then up to 10 attempts a = 0..9 with w = w(1+4a) .. w(4+4a):
 //              area = H·W · (scale.lo + (scale.hi - scale.lo) · u(w(1+4a))),
 //              aspect = exp(log(ratio.lo) + (log(ratio.hi) - log(ratio.lo)) · u(w(2+4a))),
-//              (log and exp in float, area and sqrt in double, as torchvision's float32 tensors and
-//              Python floats do), h = round(sqrt(area · aspect)), w = round(sqrt(area / aspect)) (Python's
-//              round: half to even),
+//              (log and exp rounded to float from double, area and sqrt in double, as torchvision's float32
+//              tensors and Python floats do), h = round(sqrt(area · aspect)), w = round(sqrt(area / aspect))
+//              (Python's round: half to even),
 //              the first attempt with h < H and w < W wins: top = below(w(3+4a), H-h+1),
 //              left = below(w(4+4a), W-w+1); none wins: no erasing (torchvision's fallback returns the image)
 //   noise, saltpepper: no words; value e (flat (c, y, x) index of the op's input) of op k uses
@@ -138,7 +146,8 @@ constexpr uint64_t kAugmentPixelStream = 0xDA7A0010ull << 32;  // + epoch: per-v
 //                                     position · 2^32 + k · 2^24 + e / 4).v[e % 4]
 //              (k < 256, at most 2^26 values): noise draws two values 2e and 2e+1 of that sequence,
 //              z = sqrt(-2 ln(1 - u(a))) · cos(2π u(b)) in float (Box-Muller); saltpepper draws one, r =
-//              u(pixel(e)): r < amount · salt_vs_pepper gives 1, else r < amount gives 0.
+//              u(pixel(e)): r < amount · salt_vs_pepper gives 1, else r < amount gives 0. Erasing with
+//              value "random" gives value e of its box noise's z (e indexes the whole image).
 //   affine:    angle = lerp(degrees, w0); tx = round(lerp(-translate[0]·W, translate[0]·W, w1)), ty likewise
 //              from w2 with H (half to even); scale = lerp(scale, w3); shear = lerp(shear, w4)
 //   rotation:  angle = lerp(degrees, w0)
@@ -146,6 +155,10 @@ constexpr uint64_t kAugmentPixelStream = 0xDA7A0010ull << 32;  // + epoch: per-v
 //              from RATIO) but w = round(sqrt(area · aspect)), h = round(sqrt(area / aspect)), accepted
 //              when 0 < w <= W and 0 < h <= H; top = below(w(2+4a), H-h+1), left = below(w(3+4a), W-w+1);
 //              none accepted: torchvision's central fallback (ratio clamped to RATIO)
+//   perspective: apply when u(w0) < p; with dx = int(distortion_scale · (W / 2)) and dy likewise, the
+//              corners (x, y) top-left, top-right, bottom-right, bottom-left are randint(lo, hi) = lo +
+//              below(w, hi - lo) of w1 .. w8: tl (0..dx, 0..dy), tr (W-dx-1..W-1, 0..dy),
+//              br (W-dx-1..W-1, H-dy-1..H-1), bl (0..dx, H-dy-1..H-1) (always drawn, as torchvision does)
 //   normalize, centercrop: no words.
 int64_t augment_word_count(AugmentKind kind);
 std::vector<int64_t> augment_word_offsets(const AugmentSpec& spec);
@@ -159,6 +172,7 @@ struct AugmentParams {
     std::array<int, 4> order{0, 1, 2, 3};  // jitter: adjustments in this order (0 = brightness ... 3 = hue)
     float angle = 0.0f, scale = 1.0f, shear = 0.0f;  // affine, rotation (degrees)
     int64_t translate_x = 0, translate_y = 0;        // affine (pixels)
+    std::array<int64_t, 8> corners{};                // perspective: where the image corners go (x, y each)
 };
 
 // Op k's parameters for an input of height × width (the size after the ops before it).
@@ -205,5 +219,45 @@ std::array<double, 6> inverse_affine_matrix(double angle, double translate_x, do
 // Float32 throughout; torch's bmm may sum in another order, so coordinates can differ by an ulp or so.
 FloatImage warp_affine(const FloatImage& image, const std::array<double, 6>& matrix, bool bilinear,
                        const std::array<float, 3>& fill);
+// F_t.perspective with the coefficients of corners (AugmentParams::corners): _perspective_grid, then the same
+// grid sampling and fill as warp_affine. The 8×8 system is solved in double (torch: float32 least squares),
+// so coordinates can differ from torchvision's by a few ulps.
+FloatImage warp_perspective(const FloatImage& image, const std::array<int64_t, 8>& corners, bool bilinear,
+                            const std::array<float, 3>& fill);
+
+// ---- Whole pipelines ------------------------------------------------------------------------------------
+struct ImageShape {
+    int64_t channels = 3, height = 32, width = 32;
+    bool operator==(const ImageShape& o) const {
+        return channels == o.channels && height == o.height && width == o.width;
+    }
+};
+// The shape before each op of `spec` and after the last (spec.size() + 1 entries) for an input of `input`,
+// with every op's arguments checked against its input: a crop larger than the padded image, reflect padding
+// too large, a centre crop larger than the image, jitter or grayscale on other than 1 or 3 channels, more
+// channels than normalize's 3, more than 255 ops, images too large for the per-value draws. The Error names
+// the op (its index and canonical text), its input shape and what would work.
+std::vector<ImageShape> augment_shapes(const AugmentSpec& spec, const ImageShape& input);
+
+// The training transform of a run: `spec`, then Normalize(normalization) unless the spec has a normalize op of
+// its own.
+AugmentSpec with_normalization(AugmentSpec spec, const std::array<float, 3>& mean, const std::array<float, 3>& std);
+
+// A spec that data::assemble_batch / gpu::assemble_batch compute in one pass: "crop:S:P" (constant mode,
+// fill 0, S the image size) then "hflip" with p 0.5 — either may be left out — then one normalize, on an
+// S × S image. Gives the fused form's arguments (padding 0 without a crop, horizontal_flip false without the
+// flip); the two paths give the same floats, bit for bit.
+struct FusedCropFlip {
+    int64_t crop_padding = 0;
+    bool horizontal_flip = false;
+    std::array<float, 3> mean{0, 0, 0}, stddev{1, 1, 1};
+};
+bool fused_crop_flip(const AugmentSpec& spec, const ImageShape& input, FusedCropFlip* fused);
+
+// Fills x (count, shape after the spec) and labels (count) from the uint8 images (C, H, W each) of
+// records `indices[0..count)`: each through to_float_image and augment_image with position first_position + i.
+void augment_batch(const uint8_t* images, const int64_t* dataset_labels, const ImageShape& input,
+                   const int64_t* indices, int64_t count, const AugmentSpec& spec, uint64_t seed, int64_t epoch,
+                   int64_t first_position, float* x, int64_t* labels);
 
 }  // namespace cudacnn::data
