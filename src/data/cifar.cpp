@@ -90,6 +90,39 @@ const Layout& cifar100_layout() {
     return layout;
 }
 
+// The same files read for the other label byte.
+const Layout& cifar100_coarse_layout() {
+    static const Layout layout = [] {
+        Layout coarse = cifar100_layout();
+        coarse.names_file = "coarse_label_names.txt";
+        coarse.label_offset = 0;
+        coarse.label_kind = "coarse label";
+        coarse.num_classes = 20;
+        coarse.known_names = {"aquatic_mammals",
+                              "fish",
+                              "flowers",
+                              "food_containers",
+                              "fruit_and_vegetables",
+                              "household_electrical_devices",
+                              "household_furniture",
+                              "insects",
+                              "large_carnivores",
+                              "large_man-made_outdoor_things",
+                              "large_natural_outdoor_scenes",
+                              "large_omnivores_and_herbivores",
+                              "medium_mammals",
+                              "non-insect_invertebrates",
+                              "people",
+                              "reptiles",
+                              "small_mammals",
+                              "trees",
+                              "vehicles_1",
+                              "vehicles_2"};
+        return coarse;
+    }();
+    return layout;
+}
+
 // Whether path is a regular file; an unreadable folder counts as not holding it (the caller then says where
 // it looked and what it expected).
 bool is_file(const fs::path& path) {
@@ -230,15 +263,24 @@ Splits load_cifar10(const std::string& dir) {
     return load(dir, cifar10_layout());
 }
 
-Splits load_cifar100(const std::string& dir) {
-    return load(dir, cifar100_layout());
+const char* cifar100_labels_name(Cifar100Labels labels) {
+    return labels == Cifar100Labels::coarse ? "coarse" : "fine";
+}
+
+Splits load_cifar100(const std::string& dir, Cifar100Labels labels) {
+    if (labels == Cifar100Labels::fine) return load(dir, cifar100_layout());
+    Splits splits = load(dir, cifar100_coarse_layout());
+    splits.train.name = "cifar100 coarse train";
+    splits.test.name = "cifar100 coarse test";
+    return splits;
 }
 
 std::vector<std::string> known_class_names(const std::string& dataset) {
     if (dataset == "cifar10") return cifar10_layout().known_names;
     if (dataset == "cifar100") return cifar100_layout().known_names;
+    if (dataset == "cifar100_coarse") return cifar100_coarse_layout().known_names;
     if (dataset == "synthetic") return synthetic_class_names();
-    CUDACNN_FAIL("dataset '{}': no known class names; use cifar10, cifar100 or synthetic", dataset);
+    CUDACNN_FAIL("dataset '{}': no known class names; use cifar10, cifar100, cifar100_coarse or synthetic", dataset);
 }
 
 }  // namespace cudacnn::data

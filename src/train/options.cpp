@@ -4,11 +4,13 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <fstream>
 #include <initializer_list>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "cudacnn/data/augment.hpp"
 #include "cudacnn/train/cli.hpp"  // edit_distance, looks_like_flag
 
 namespace cudacnn::train {
@@ -213,9 +215,11 @@ struct Flag {
     const char* help;
     void (*set)(TrainOptions&, const Arg&);
     json (*get)(const TrainOptions&);
+    const char* json_key = nullptr;  // when the name's key is taken ("augment" is --no-augment's)
 
     bool is_switch() const { return value_name == nullptr; }
     std::string key() const {
+        if (json_key != nullptr) return json_key;
         std::string key = name;
         if (is_switch() && key.rfind("no-", 0) == 0) key.erase(0, 3);
         std::replace(key.begin(), key.end(), '-', '_');
@@ -243,6 +247,34 @@ void set_metrics(TrainOptions& o, const Arg& a) {
     }
 }
 
+// --augment: the spec's canonical text, from the text grammar or, for FILE.json, from the JSON form in the file.
+void set_augment(TrainOptions& o, const Arg& a) {
+    const bool is_file = a.text.size() > 5 && a.text.compare(a.text.size() - 5, 5, ".json") == 0;
+    data::AugmentSpec spec;
+    if (is_file) {
+        std::ifstream file(a.text);
+        if (!file) a.fail("cannot open the file; give an existing FILE.json, or a spec such as crop:32:4,hflip");
+        json parsed;
+        try {
+            parsed = json::parse(file);
+        } catch (const json::exception& e) {
+            a.fail(fmt::format("the file is not valid JSON: {}", e.what()));
+        }
+        try {
+            spec = data::augment_spec_from_json(parsed);
+        } catch (const Error& e) {
+            a.fail(without_location(e));
+        }
+    } else {
+        try {
+            spec = data::parse_augment_spec(a.text);
+        } catch (const Error& e) {
+            a.fail(without_location(e));
+        }
+    }
+    o.augment_spec = data::format_augment_spec(spec);
+}
+
 void set_synthetic_size(TrainOptions& o, const Arg& a) {
     const std::vector<std::string> sizes = split(a.text, ',');
     if (sizes.size() != 2) a.fail("give two image counts, TRAIN,TEST (e.g. 10000,2000)");
@@ -257,16 +289,26 @@ const std::vector<Flag>& flags() {
          [](TrainOptions& o, const Arg& a) { o.model = a.path(); },
          [](const TrainOptions& o) { return json(o.model); }},
         {"Model and data", "dataset", 0, "NAME",
-         "cifar10, cifar100 or synthetic (random images, no download)",
+         "cifar10, cifar100, imagefolder (your own images, see below) or synthetic (random images, no download)",
          [](TrainOptions& o, const Arg& a) {
-             a.one_of({"cifar10", "cifar100", "synthetic"});
+             a.one_of({"cifar10", "cifar100", "imagefolder", "synthetic"});
              o.dataset = a.text;
          },
          [](const TrainOptions& o) { return json(o.dataset); }},
         {"Model and data", "data", 0, "DIR",
-         "the dataset's binary-version folder (needed for cifar10/cifar100)",
+         "CIFAR's binary-version folder, or the image folder (needed for cifar10/cifar100/imagefolder)",
          [](TrainOptions& o, const Arg& a) { o.data_dir = a.path(); },
          [](const TrainOptions& o) { return json(o.data_dir); }},
+        {"Model and data", "cifar100-labels", 0, "KIND",
+         "cifar100's classes: fine (100) or coarse (the 20 superclasses) (default: fine)",
+         [](TrainOptions& o, const Arg& a) {
+             o.cifar100_labels =
+                 a.pick({data::Cifar100Labels::fine, data::Cifar100Labels::coarse}, data::cifar100_labels_name);
+         },
+         // Only coarse is written, so that a checkpoint of a fine run reads the same with or without the flag.
+         [](const TrainOptions& o) {
+             return o.cifar100_labels == data::Cifar100Labels::coarse ? json("coarse") : json(nullptr);
+         }},
         {"Model and data", "synthetic-size", 0, "TRAIN,TEST", "image counts of the synthetic dataset",
          set_synthetic_size,
          [](const TrainOptions& o) {
@@ -278,9 +320,17 @@ const std::vector<Flag>& flags() {
         {"Model and data", "limit-test", 0, "N", "use only the first N test images (default: all)",
          [](TrainOptions& o, const Arg& a) { o.limit_test = a.integer(1); },
          [](const TrainOptions& o) { return optional_json(o.limit_test); }},
-        {"Model and data", "no-augment", 0, nullptr, "no random crop and flip of the training images",
+        {"Model and data", "no-augment", 0, nullptr,
+         "train without augmentation (neither the default crop and flip nor --augment)",
          [](TrainOptions& o, const Arg&) { o.augment = false; },
          [](const TrainOptions& o) { return json(o.augment); }},
+        {"Model and data", "augment", 0, "SPEC|FILE.json",
+         "the training transform, e.g. crop:32:4,hflip,jitter:0.2 (see below) (default: crop:H:4,hflip for H×H "
+         "images)",
+         set_augment,
+         // Unset (the default) is null, as in checkpoints written before the flag existed.
+         [](const TrainOptions& o) { return o.augment_spec.empty() ? json(nullptr) : json(o.augment_spec); },
+         "augment_spec"},
         {"Model and data", "no-shuffle", 0, nullptr, "keep the training images in file order",
          [](TrainOptions& o, const Arg&) { o.shuffle = false; },
          [](const TrainOptions& o) { return json(o.shuffle); }},
@@ -419,6 +469,13 @@ void validate(const TrainOptions& o) {
     if (o.epochs < (o.evaluate_only ? 0 : 1))
         usage_fail("--epochs {}: must be at least {}", o.epochs,
                    o.evaluate_only ? "0" : "1 (0 is accepted only with --evaluate)");
+    if (o.dataset == "imagefolder" && o.data_dir.empty())
+        usage_fail(
+            "--dataset imagefolder needs --data DIR, a folder with one subfolder of PNG/JPEG images per class "
+            "(DIR/<class>/<image>.png), or with train/ and test/ laid out so");
+    if (o.cifar100_labels && o.dataset != "cifar100")
+        usage_fail("--cifar100-labels {} goes with --dataset cifar100 only (this run's dataset is {})",
+                   data::cifar100_labels_name(*o.cifar100_labels), o.dataset);
     if ((o.dataset == "cifar10" || o.dataset == "cifar100") && o.data_dir.empty()) {
         const bool ten = o.dataset == "cifar10";
         usage_fail(
@@ -426,6 +483,10 @@ void validate(const TrainOptions& o) {
             "download at https://www.cs.toronto.edu/~kriz/cifar.html)",
             o.dataset, ten ? "CIFAR-10" : "CIFAR-100", ten ? "cifar-10-batches-bin" : "cifar-100-binary");
     }
+    if (!o.augment && !o.augment_spec.empty())
+        usage_fail("--augment {} and --no-augment both given: --no-augment trains without any augmentation; "
+                   "give one of them",
+                   o.augment_spec);
     // PyTorch's Adam and AdamW take no momentum argument either (beta1 plays that part).
     if (o.momentum != 0 && o.optimizer != OptimizerKind::sgd)
         usage_fail(
@@ -447,6 +508,18 @@ void validate(const TrainOptions& o) {
     } catch (const Error& e) {
         usage_fail("--lr-schedule {}: {}", lr_schedule_text(o.lr_schedule), without_location(e));
     }
+}
+
+// The --augment paragraph of --help. The ops and their arguments are README's to list (and parse_augment_spec's
+// error for an unknown op), so that this text cannot fall behind the spec code.
+std::string augment_help() {
+    return "\nAugmentation (--augment): torchvision-style ops applied in order to each training image, joined by\n"
+           "',', with arguments after ':' (trailing ones may be left out), e.g.\n"
+           "  --augment crop:32:4:reflect,hflip,jitter:0.4:0.4:0.4,erasing:0.25\n"
+           "or FILE.json holding the same as a JSON array ([{\"op\": \"crop\", \"size\": 32, \"padding\": 4}, ...]).\n"
+           "README.md, section \"Data augmentation\", lists every op with its arguments (so does the error for an\n"
+           "unknown op). The default is crop:H:4,hflip for H×H images (RandomCrop + RandomHorizontalFlip);\n"
+           "checkpoints keep the spec's full text, also when it came from a file.\n";
 }
 
 std::string flag_title(const Flag& flag) {
@@ -618,10 +691,19 @@ std::string train_usage() {
     for (const ScheduleForm& form : schedule_forms())
         text += fmt::format("  {:<36} {}\n", form.usage, form.meaning);
 
+    text += augment_help();
+    text +=
+        "\nImage folders (--dataset imagefolder --data DIR): one subfolder of PNG/JPEG images per class (its name is\n"
+        "the class name; labels follow the names' sorted order), each image centre-cropped and resized to the\n"
+        "model's input. DIR/train and DIR/test are the two sets when DIR has both (with the same class folders);\n"
+        "otherwise DIR holds the class folders and the test accuracy is measured on those same images.\n";
+
     text +=
         "\nExamples:\n"
         "  cudacnn-train --dataset cifar10 --data ~/cifar-10-batches-bin --lr 1e-3 --metrics run.csv\n"
         "  cudacnn-train --model small_cnn --epochs 3 -b64 --device cpu --limit-train 2000\n"
+        "  cudacnn-train --dataset cifar100 --data ~/cifar-100-binary --cifar100-labels coarse --model m20.json\n"
+        "  cudacnn-train --dataset imagefolder --data ~/photos --model m.json --augment resizedcrop:32,hflip\n"
         "  cudacnn-train --optimizer sgd --lr 0.1 --momentum 0.9 --weight-decay 5e-4 --lr-schedule "
         "multistep:10,15:0.1\n";
     return text;
@@ -635,6 +717,12 @@ std::string describe(const TrainOptions& options) {
         std::string shown_value = value.is_null() ? "all" : value == "" ? "-" : flag_text(value);
         if (flag.key() == "weight_decay" && !options.weight_decay)
             shown_value += fmt::format(" ({}'s default)", optimizer_name(options.optimizer));
+        if (flag.key() == "cifar100_labels")
+            shown_value = options.dataset == "cifar100"
+                              ? data::cifar100_labels_name(options.cifar100_labels.value_or(data::Cifar100Labels::fine))
+                              : "-";
+        if (flag.key() == "augment_spec" && options.augment_spec.empty())
+            shown_value = options.augment ? "- (the default: crop:H:4,hflip for H×H images)" : "- (--no-augment)";
         text += fmt::format("{:<16} {}\n", flag.key(), shown_value);
     }
     return text;

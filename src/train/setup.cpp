@@ -3,6 +3,7 @@
 
 #include <filesystem>
 
+#include "cudacnn/data/image.hpp"
 #include "cudacnn/device.hpp"
 #include "cudacnn/error.hpp"
 
@@ -28,6 +29,26 @@ std::string auto_device_note(DeviceChoice device, graph::Backend chosen) {
     return kEmulated ? "--device auto chose the cpu: this is the emu flavour (its emulated GPU runs the kernels on "
                        "the CPU, slower than the reference; --device cuda uses it)"
                      : "--device auto chose the cpu: " + gpu_status().description;
+}
+
+data::Splits load_splits(const TrainOptions& o, const graph::ModelSpec& spec) {
+    data::Splits splits;
+    if (o.dataset == "synthetic") {
+        splits = data::make_synthetic({o.synthetic_train_size, o.synthetic_test_size, o.seed});
+    } else if (o.dataset == "cifar10") {
+        splits = data::load_cifar10(o.data_dir);
+    } else if (o.dataset == "cifar100") {
+        splits = data::load_cifar100(o.data_dir, o.cifar100_labels.value_or(data::Cifar100Labels::fine));
+    } else if (o.dataset == "imagefolder") {
+        CUDACNN_CHECK(spec.input.rank() == 3, "--dataset imagefolder: model '{}' takes inputs {}, not images (C, H, W)",
+                      spec.name, spec.input);
+        splits = data::load_image_folder_splits(o.data_dir, spec.input[1], spec.input[2]);
+    } else {
+        CUDACNN_FAIL("--dataset {}: use cifar10, cifar100, imagefolder or synthetic", o.dataset);
+    }
+    if (o.limit_train) splits.train = splits.train.first(*o.limit_train);
+    if (o.limit_test) splits.test = splits.test.first(*o.limit_test);
+    return splits;
 }
 
 void check_classes(const graph::ModelSpec& spec, const data::Dataset& dataset) {

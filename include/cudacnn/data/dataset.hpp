@@ -43,9 +43,15 @@ struct Splits {
 // 3072 pixel bytes (1024 R, 1024 G, 1024 B, row-major). Class names from batches.meta.txt, else the known
 // ones.
 Splits load_cifar10(const std::string& dir);
-// train.bin and test.bin; records of 1 coarse label byte + 1 fine label byte + 3072 pixel bytes. The fine
-// labels (100 classes) are used; names from fine_label_names.txt, else the known ones.
-Splits load_cifar100(const std::string& dir);
+// Which of CIFAR-100's two labels a record's class is: the fine label (100 classes) or the coarse one (20
+// superclasses, each five fine classes).
+enum class Cifar100Labels { fine, coarse };
+const char* cifar100_labels_name(Cifar100Labels labels);  // "fine", "coarse"
+
+// train.bin and test.bin; records of 1 coarse label byte + 1 fine label byte + 3072 pixel bytes. `labels` picks
+// the byte: fine (names from fine_label_names.txt, else the known ones; datasets "cifar100 train", "cifar100
+// test") or coarse (names from coarse_label_names.txt, else the official 20; "cifar100 coarse train", ...).
+Splits load_cifar100(const std::string& dir, Cifar100Labels labels = Cifar100Labels::fine);
 
 // ---- Synthetic ------------------------------------------------------------------------------------------
 // 10 classes of procedural 32×32 colour images told apart by shape or texture, never by colour: filled
@@ -60,7 +66,8 @@ struct SyntheticOptions {
 Splits make_synthetic(const SyntheticOptions& options);
 
 // The class names of a dataset kind without reading its files (for predictions from weights alone): cifar10 and
-// cifar100 (the official names, in label order) and synthetic. Error for any other name.
+// cifar100 (the official names, in label order), cifar100_coarse (the 20 superclasses) and synthetic. Error for
+// any other name.
 std::vector<std::string> known_class_names(const std::string& dataset);
 const std::vector<std::string>& synthetic_class_names();
 

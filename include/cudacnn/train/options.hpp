@@ -9,6 +9,7 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include "cudacnn/data/dataset.hpp"
 #include "cudacnn/error.hpp"
 #include "cudacnn/ops/lr_schedule.hpp"
 
@@ -54,8 +55,9 @@ double lr_at_epoch(const LrSchedule& schedule, double base_lr, int64_t epoch, in
 
 struct TrainOptions {
     std::string model = "cifar_cnn";  // --model: a built-in name or a FILE.json path (checked by the loader)
-    std::string dataset = "synthetic";               // --dataset cifar10|cifar100|synthetic
-    std::string data_dir;                            // --data DIR: required for cifar10 / cifar100
+    std::string dataset = "synthetic";               // --dataset cifar10|cifar100|imagefolder|synthetic
+    std::string data_dir;                            // --data DIR: required for cifar10/cifar100/imagefolder
+    std::optional<data::Cifar100Labels> cifar100_labels;  // --cifar100-labels (cifar100 only); unset: fine
     int64_t epochs = 20;                             // --epochs: >= 1, or 0 with --evaluate
     int64_t batch_size = 128;                        // -b / --batch-size
     double lr = 1e-4;                                // --lr
@@ -73,6 +75,10 @@ struct TrainOptions {
     bool evaluate_only = false;                      // --evaluate
     std::optional<int64_t> limit_train, limit_test;  // --limit-train N, --limit-test N
     bool augment = true, dropout = true, shuffle = true;  // --no-augment, --no-dropout, --no-shuffle
+    // --augment SPEC or FILE.json: the training transform as data::format_augment_spec's canonical text (a
+    // file's content, not its path, so that checkpoints carry it); empty: the default, "crop:H:4,hflip" for
+    // H×H images. Never set together with augment = false.
+    std::string augment_spec;
     bool cuda_graph = true;                               // --no-cuda-graph
     std::string init_weights;                             // --init-weights FILE.safetensors
     std::string export_path;                              // --export FILE.safetensors
@@ -100,7 +106,7 @@ std::string train_usage();  // the --help text
 // One "key value" line per setting, the keys of to_json; for the log at the start and for checkpoints.
 std::string describe(const TrainOptions& options);
 // Every setting under its flag's name with '_' for '-' and without the "no-" of switches ("batch_size",
-// "data", "augment", "lr_schedule" as its text, unset optionals as null).
+// "data", "augment", "lr_schedule" as its text, unset optionals as null); --augment's is "augment_spec".
 nlohmann::json to_json(const TrainOptions& options);
 // Reads to_json's form back with the same checks as the command line (absent keys keep their defaults);
 // throws Error naming the key for an unknown key or a bad value.

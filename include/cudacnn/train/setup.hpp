@@ -1,5 +1,6 @@
 // What every program that runs a model needs before its first step: the model spec named on the command line,
-// the backend that --device picks, and the check that a model fits a dataset.
+// the backend that --device picks, the datasets of --dataset and --data, and the check that a model fits a
+// dataset.
 #pragma once
 
 #include <string>
@@ -19,6 +20,11 @@ graph::ModelSpec resolve_model(const std::string& model);
 graph::Backend choose_backend(DeviceChoice device);
 // Why --device auto chose the cpu, one line (empty when it chose a GPU or the device was named).
 std::string auto_device_note(DeviceChoice device, graph::Backend chosen);
+
+// The training and test sets that the options name: synthetic (--synthetic-size, --seed), cifar10, cifar100
+// (--cifar100-labels) or imagefolder (data::load_image_folder_splits, every image fitted to the model's input
+// height and width), each cut to --limit-train / --limit-test.
+data::Splits load_splits(const TrainOptions& options, const graph::ModelSpec& spec);
 
 // Throws an Error naming both unless the model's class count and input shape are the dataset's.
 void check_classes(const graph::ModelSpec& spec, const data::Dataset& dataset);
