@@ -9,8 +9,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include "cudacnn/data/augment.hpp"
 #include "cudacnn/train/options.hpp"
 #include "support/errors.hpp"
+#include "support/temp_files.hpp"
 
 using namespace cudacnn;
 using namespace cudacnn::train;
@@ -209,6 +211,13 @@ TEST_CASE("--help lists every flag with its default, the schedules and examples"
           "cosine[:T_MAX[:ETA_MIN]]", "one_cycle[:PCT_START[:cos|linear]]"})
         CHECK_THAT(help, Contains(schedule));
     CHECK_THAT(help, Contains("Examples:"));
+    // The data options: an --augment example, the pointer to README, the image folder layout.
+    CHECK_THAT(help, Contains("--augment SPEC|FILE.json"));
+    CHECK_THAT(help, Contains("--augment crop:32:4:reflect,hflip,jitter:0.4:0.4:0.4,erasing:0.25"));
+    CHECK_THAT(help, Contains("README.md, section \"Data augmentation\""));
+    CHECK_THAT(help, Contains("--cifar100-labels KIND"));
+    CHECK_THAT(help, Contains("Image folders (--dataset imagefolder --data DIR)"));
+    CHECK_THAT(help, Contains("DIR/train and DIR/test"));
 }
 
 TEST_CASE("each bad command line names the flag, the value and what is accepted", "[options]") {
@@ -283,6 +292,23 @@ TEST_CASE("each bad command line names the flag, the value and what is accepted"
         {{"--lr-schedule", "cosine::-1"}, {"cosine_lr: eta_min -1 must be"}},
         {{"--lr-schedule", "one_cycle:1.5"}, {"one_cycle: pct_start 1.5 must be in [0, 1]"}},
         {{"--lr-schedule", "multistep:-1"}, {"MILESTONES -1: must be at least 0"}},
+        // parse_augment_spec's own message, which names the bad token, after the flag.
+        {{"--augment", "crop:x,hflip"},
+         {"--augment crop:x,hflip: ", "bad token \"x\" in op 0 \"crop:x\"", "accepted SIZE"}},
+        {{"--augment", "hflip,blur:3"}, {"--augment hflip,blur:3: ", "bad token \"blur\"", "crop:SIZE"}},
+        {{"--augment", "crop:32:4", "--no-augment"},
+         {"--augment crop:32:4:constant:0 and --no-augment both given", "give one of them"}},
+        {{"--no-augment", "--augment=hflip"}, {"--augment hflip:0.5 and --no-augment both given"}},
+        {{"--augment", "/nonexistent/spec.json"},
+         {"--augment /nonexistent/spec.json: cannot open the file", "FILE.json"}},
+        {{"--cifar100-labels", "medium", "--dataset", "cifar100", "--data", "d"},
+         {"--cifar100-labels medium: use fine or coarse"}},
+        {{"--cifar100-labels", "coarse"},
+         {"--cifar100-labels coarse goes with --dataset cifar100 only (this run's dataset is synthetic)"}},
+        {{"--cifar100-labels", "fine", "--dataset", "cifar10", "--data", "d"},
+         {"--cifar100-labels fine goes with --dataset cifar100 only"}},
+        {{"--dataset", "imagefolder"},
+         {"--dataset imagefolder needs --data DIR", "one subfolder of PNG/JPEG images per class", "train/ and test/"}},
     };
     for (const ErrorCase& c : cases) {
         const std::string message = usage_error(c.args);
@@ -294,6 +320,34 @@ TEST_CASE("each bad command line names the flag, the value and what is accepted"
     CHECK_THAT(usage_error({"--"}), !Contains("did you mean"));
     // A usage error is an Error too, for callers that catch only that.
     CHECK_THAT(test::error_message([] { parse_train_args({"--lr", "0"}); }), StartsWith("--lr 0: "));
+}
+
+TEST_CASE("--augment keeps the canonical text of a spec given as text or as a JSON file", "[options]") {
+    const std::string text = "crop:32:4:reflect,hflip,jitter:0.4:0.4:0.4,erasing:0.25";
+    const std::string canonical = data::format_augment_spec(data::parse_augment_spec(text));
+    // Written out by hand, so that a canonical form that loses an argument cannot pass.
+    CHECK(canonical ==
+          "crop:32:4:reflect:0,hflip:0.5,jitter:0.6-1.4:0.6-1.4:0.6-1.4:0-0,erasing:0.25:0.02-0.33:0.3-3.3:0");
+    CHECK(parse({"--augment", text}).augment_spec == canonical);
+    CHECK(parse({"--augment", canonical}).augment_spec == canonical);  // the canonical text is a fixed point
+    CHECK(parse({}).augment_spec.empty());                             // unset: the trainer's default
+
+    const test::TempDir temp;
+    const std::string file = temp.file("spec.json");
+    test::write_bytes(file, data::augment_spec_to_json(data::parse_augment_spec(text)).dump(2));
+    const TrainOptions from_file = parse({"--augment", file});
+    CHECK(from_file.augment_spec == canonical);  // the content, not the path
+    CHECK(to_json(from_file).at("augment_spec") == canonical);
+
+    // A file with bad JSON, or JSON that is no spec: the flag, the file and the problem.
+    test::write_bytes(temp.file("broken.json"), "[{\"op\": \"crop\", ");
+    CHECK_THAT(usage_error({"--augment", temp.file("broken.json")}),
+               Contains("--augment " + temp.file("broken.json") + ": the file is not valid JSON"));
+    test::write_bytes(temp.file("unknown.json"), R"([{"op": "crop", "size": 32, "pading": 4}])");
+    const std::string unknown = usage_error({"--augment", temp.file("unknown.json")});
+    CHECK_THAT(unknown, Contains("--augment " + temp.file("unknown.json") + ": augment JSON"));
+    CHECK_THAT(unknown, Contains("unknown key \"pading\""));
+    CHECK_THAT(unknown, !Contains(".cpp:"));
 }
 
 TEST_CASE("lr schedules read back from their canonical text", "[options]") {
@@ -422,6 +476,43 @@ TEST_CASE("options go to JSON and back unchanged, through the command line's che
     CHECK(to_json(defaults) == to_json(TrainOptions{}));
     CHECK(options_from_json({{"epochs", 3}}).epochs == 3);
     CHECK(options_from_json({{"epochs", 3}}).batch_size == 128);
+    CHECK(to_json(defaults).at("augment_spec").is_null());
+    CHECK(to_json(defaults).at("cifar100_labels").is_null());
+}
+
+TEST_CASE("the data options go to JSON and back, and are checked there as on the command line", "[options]") {
+    const TrainOptions o = parse({"--dataset", "cifar100", "--data", "/d", "--cifar100-labels", "coarse", "--augment",
+                                  "resizedcrop:24,hflip:0.25"});
+    const nlohmann::json j = to_json(o);
+    CHECK(j.at("augment_spec") == "resizedcrop:24:0.08-1:0.75-1.3333334,hflip:0.25");
+    CHECK(j.at("augment") == true);
+    CHECK(j.at("cifar100_labels") == "coarse");
+    const TrainOptions back = options_from_json(nlohmann::json::parse(j.dump()));
+    CHECK(back.augment_spec == o.augment_spec);
+    CHECK(back.cifar100_labels == data::Cifar100Labels::coarse);
+    CHECK(to_json(back) == j);
+    CHECK(describe(back) == describe(o));
+
+    // fine is the default and is written as null, so a fine run's checkpoint reads the same either way.
+    const TrainOptions fine = parse({"--dataset", "cifar100", "--data", "/d", "--cifar100-labels", "fine"});
+    CHECK(to_json(fine).at("cifar100_labels").is_null());
+    CHECK_FALSE(options_from_json(to_json(fine)).cifar100_labels.has_value());
+
+    const TrainOptions folder = parse({"--dataset", "imagefolder", "--data", "photos"});
+    CHECK(options_from_json(to_json(folder)).dataset == "imagefolder");
+
+    CHECK_THAT(test::error_message([] {
+                   options_from_json({{"augment_spec", "crop:x"}});
+               }),
+               Contains("'augment_spec': augment_spec crop:x: augment spec \"crop:x\": bad token \"x\""));
+    CHECK_THAT(test::error_message([] {
+                   options_from_json({{"augment_spec", "hflip"}, {"augment", false}});
+               }),
+               Contains("--augment hflip:0.5 and --no-augment both given"));
+    CHECK_THAT(test::error_message([] {
+                   options_from_json({{"cifar100_labels", "coarse"}});
+               }),
+               Contains("--cifar100-labels coarse goes with --dataset cifar100 only"));
 }
 
 TEST_CASE("options_from_json names the key of a bad value", "[options]") {
@@ -456,4 +547,9 @@ TEST_CASE("describe writes one line per setting with the effective weight decay"
     CHECK_THAT(text, Contains("optimizer        adamw\n"));
     CHECK_THAT(text, Contains("lr_schedule      none\n"));
     CHECK_THAT(text, Contains("resume           -\n"));
+    CHECK_THAT(text, Contains("augment_spec     - (the default: crop:H:4,hflip for H×H images)\n"));
+    CHECK_THAT(text, Contains("cifar100_labels  -\n"));
+    CHECK_THAT(describe(parse({"--no-augment"})), Contains("augment_spec     - (--no-augment)\n"));
+    CHECK_THAT(describe(parse({"--augment", "vflip"})), Contains("augment_spec     vflip:0.5\n"));
+    CHECK_THAT(describe(parse({"--dataset", "cifar100", "--data", "d"})), Contains("cifar100_labels  fine\n"));
 }
