@@ -249,6 +249,57 @@ TEST_CASE("load_cifar100 errors: missing file, truncated record, fine label out 
                         ": record 2 (0-based, at byte offset 6148) has fine label 100, outside [0, 100)"));
 }
 
+TEST_CASE("load_cifar100 with coarse labels reads the first label byte and the 20 superclass names", "[data]") {
+    TempDir dir;
+    // Coarse and fine labels that differ in every record, so that reading the wrong byte shows.
+    write_file(dir.path() / "train.bin", record({3, 50}, 1) + record({0, 99}, 2) + record({19, 7}, 3));
+    write_file(dir.path() / "test.bin", record({11, 2}, 4) + record({1, 1}, 5));
+    Splits s = load_cifar100(dir.str(), Cifar100Labels::coarse);
+    CHECK(s.train.name == "cifar100 coarse train");
+    CHECK(s.test.name == "cifar100 coarse test");
+    CHECK(s.train.num_classes == 20);
+    CHECK(s.test.num_classes == 20);
+    CHECK(s.train.labels == std::vector<int64_t>{3, 0, 19});
+    CHECK(s.test.labels == std::vector<int64_t>{11, 1});
+    CHECK(image_of(s.train, 2) == pixels(3));
+    CHECK(image_of(s.test, 1) == pixels(5));
+    REQUIRE(s.train.class_names.size() == 20);
+    CHECK(s.train.class_names[0] == "aquatic_mammals");
+    CHECK(s.train.class_names[3] == "food_containers");
+    CHECK(s.train.class_names[11] == "large_omnivores_and_herbivores");
+    CHECK(s.train.class_names[19] == "vehicles_2");
+    CHECK(s.train.class_names == known_class_names("cifar100_coarse"));
+    CHECK_NOTHROW(s.train.validate());
+    CHECK_NOTHROW(s.test.validate());
+    // The same files with the default: the fine byte.
+    CHECK(load_cifar100(dir.str()).train.labels == std::vector<int64_t>{50, 99, 7});
+    CHECK(std::string(cifar100_labels_name(Cifar100Labels::coarse)) == "coarse");
+    CHECK(std::string(cifar100_labels_name(Cifar100Labels::fine)) == "fine");
+
+    // coarse_label_names.txt when it is there (fine_label_names.txt is not read for coarse labels).
+    std::string fine_names, coarse_names;
+    for (int k = 0; k < 100; ++k) fine_names += "fine" + std::to_string(k) + "\n";
+    for (int k = 0; k < 20; ++k) coarse_names += "super" + std::to_string(k) + "\n";
+    write_file(dir.path() / "fine_label_names.txt", fine_names);
+    write_file(dir.path() / "coarse_label_names.txt", coarse_names + "\n\n");
+    s = load_cifar100(dir.str(), Cifar100Labels::coarse);
+    CHECK(s.train.class_names[3] == "super3");
+    CHECK(load_cifar100(dir.str()).train.class_names[50] == "fine50");
+
+    write_file(dir.path() / "coarse_label_names.txt", "a\nb\n");
+    CHECK_THAT(test::error_message([&] { load_cifar100(dir.str(), Cifar100Labels::coarse); }),
+               Catch::Contains((dir.path() / "coarse_label_names.txt").string() + ": 2 class names, expected 20"));
+    fs::remove(dir.path() / "coarse_label_names.txt");
+
+    // A coarse label of 20 is damage even though a fine label could be 20.
+    const fs::path train = dir.path() / "train.bin";
+    write_file(train, record({3, 50}, 1) + record({20, 20}, 2));
+    CHECK_THAT(test::error_message([&] { load_cifar100(dir.str(), Cifar100Labels::coarse); }),
+               Catch::Contains(train.string() +
+                               ": record 1 (0-based, at byte offset 3074) has coarse label 20, outside [0, 20)"));
+    CHECK(load_cifar100(dir.str()).train.labels == std::vector<int64_t>{50, 20});
+}
+
 TEST_CASE("load_cifar10 on the real data set (CUDACNN_CIFAR10_DIR)", "[data]") {
     const char* dir = std::getenv("CUDACNN_CIFAR10_DIR");
     if (dir == nullptr || *dir == '\0') {
