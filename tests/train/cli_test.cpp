@@ -1,6 +1,6 @@
 // The cudacnn-train program itself: one CifarCNN step through the whole command line (CIFAR-10 files,
-// --init-weights, --no-augment --no-dropout --no-shuffle, --export) against the PyTorch fixture, and its
-// exit codes.
+// --init-weights, --no-augment --no-dropout --no-shuffle, --export) against the PyTorch fixture, its exit
+// codes, and --augment.
 #include <catch2/catch.hpp>
 
 #include <cstdlib>
@@ -11,6 +11,7 @@
 
 #include <sys/wait.h>
 
+#include "cudacnn/data/augment.hpp"
 #include "cudacnn/io/state_dict.hpp"
 #include "support/cifar_cnn.hpp"
 #include "support/temp_files.hpp"
@@ -125,4 +126,48 @@ TEST_CASE("cudacnn-train: --help exits 0, a bad flag or value exits 2 with a mes
     const Outcome weights_as_checkpoint = run_train("--resume " + (folder / "weights.safetensors").string(), folder);
     CHECK(weights_as_checkpoint.exit_code == 1);
     CHECK_THAT(weights_as_checkpoint.output, Catch::Contains("not a cudacnn checkpoint") && Catch::Contains("--init-weights"));
+}
+
+namespace {
+
+// The quick CPU run of the data-option cases: small_cnn, one epoch, batches of 8, checkpoints in `folder`/run.
+std::string quick_run(const fs::path& folder) {
+    return fmt::format("--model small_cnn --device cpu --epochs 1 -b 8 --log-every 1 --output-dir {}",
+                       (folder / "run").string());
+}
+
+nlohmann::json checkpoint_options(const fs::path& folder) {
+    return io::load_checkpoint((folder / "run" / "checkpoint-epoch-001.safetensors").string()).meta.at("options");
+}
+
+}  // namespace
+
+TEST_CASE("cudacnn-train: --augment as text or FILE.json reaches the run and its checkpoint; bad specs exit 2",
+          "[cli][augment]") {
+    const test::TempDir temp;
+    const fs::path folder = temp.path();
+    const std::string text = "crop:32:2:reflect,hflip,jitter:0.3";
+    const std::string canonical = "crop:32:2:reflect:0,hflip:0.5,jitter:0.7-1.3:1-1:1-1:0-0";
+    const fs::path spec_file = folder / "spec.json";
+    std::ofstream(spec_file) << data::augment_spec_to_json(data::parse_augment_spec(text)).dump();
+    const Outcome run =
+        run_train(quick_run(folder) + " --synthetic-size 16,8 --augment " + spec_file.string(), folder);
+    INFO(run.output);
+    REQUIRE(run.exit_code == 0);
+    CHECK_THAT(run.output, Catch::Contains("augment_spec     " + canonical + "\n"));
+    CHECK_THAT(run.output, Catch::Contains("Epoch: 1 |"));
+    CHECK(checkpoint_options(folder).at("augment_spec") == canonical);  // the content, not the file's name
+
+    const Outcome bad_token = run_train("--augment crop:32,blur:3", folder);
+    CHECK(bad_token.exit_code == 2);
+    CHECK_THAT(bad_token.output, Catch::Contains("--augment crop:32,blur:3") && Catch::Contains("bad token \"blur\""));
+    const Outcome both = run_train("--augment hflip --no-augment", folder);
+    CHECK(both.exit_code == 2);
+    CHECK_THAT(both.output, Catch::Contains("--augment hflip:0.5 and --no-augment both given"));
+    const Outcome missing = run_train("--augment " + (folder / "none.json").string(), folder);
+    CHECK(missing.exit_code == 2);
+    CHECK_THAT(missing.output, Catch::Contains((folder / "none.json").string() + ": cannot open the file"));
+    const Outcome coarse_alone = run_train("--cifar100-labels coarse", folder);
+    CHECK(coarse_alone.exit_code == 2);
+    CHECK_THAT(coarse_alone.output, Catch::Contains("--cifar100-labels coarse goes with --dataset cifar100 only"));
 }
