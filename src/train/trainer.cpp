@@ -65,6 +65,22 @@ graph::OptimizerConfig optimizer_config(const TrainOptions& o) {
     return config;
 }
 
+// The run's training transform: --augment's spec (by default the seed's RandomCrop(H, padding=4) +
+// RandomHorizontalFlip, a flip alone for images that are not square), then the dataset's Normalize unless
+// the spec normalizes itself; empty with --no-augment.
+data::AugmentSpec training_transform(const TrainOptions& o, const data::Dataset& train,
+                                     const data::Normalization& normalization) {
+    if (!o.augment) return {};
+    data::AugmentSpec spec;
+    if (!o.augment_spec.empty()) {
+        spec = data::parse_augment_spec(o.augment_spec);
+    } else {
+        spec = data::parse_augment_spec(train.height == train.width ? fmt::format("crop:{}:4,hflip", train.height)
+                                                                    : std::string("hflip"));
+    }
+    return data::with_normalization(std::move(spec), normalization.mean, normalization.stddev);
+}
+
 // Everything one run holds.
 class Run {
   public:
@@ -86,7 +102,8 @@ class Run {
         e.cuda_graph = o_.cuda_graph;
         e.seed = o_.seed;
         executor_ = std::make_unique<graph::Executor>(graph_, e);
-        train_feeder_ = std::make_unique<BatchFeeder>(data_.train, *executor_, normalization_);
+        train_feeder_ = std::make_unique<BatchFeeder>(data_.train, *executor_, normalization_,
+                                                      training_transform(o_, data_.train, normalization_));
         test_feeder_ = std::make_unique<BatchFeeder>(data_.test, *executor_, normalization_);
         std::vector<int64_t> in_order(static_cast<std::size_t>(data_.test.size()));
         for (int64_t i = 0; i < data_.test.size(); ++i) in_order[i] = i;
@@ -126,10 +143,7 @@ void Run::print_header() {
                         data_.train.size(), data_.test.name, data_.test.size(), data_.train.num_classes);
     out_ << graph::model_summary(graph_);
     for (const std::string& line : executor_->describe()) out_ << line << "\n";
-    out_ << (train_feeder_->on_device()
-                 ? "data: both sets on the device as uint8 (copied once); each batch is cropped, flipped and "
-                   "normalized there\n"
-                 : "data: each batch is cropped, flipped and normalized on the host\n");
+    out_ << train_feeder_->describe() << "\n";
     const std::string note = auto_device_note(o_.device, executor_->options().backend);
     if (!note.empty()) out_ << note << "\n";
     out_.flush();
@@ -139,13 +153,14 @@ void Run::print_header() {
 // augmentation, dropout masks and optimizer depend on them): refuse, listing every difference.
 void Run::check_same_recipe(const nlohmann::json& saved) const {
     static const char* const kRecipe[] = {"dataset",   "synthetic_size", "limit_train",  "augment",
-                                          "shuffle",   "batch_size",     "lr",           "optimizer",
-                                          "momentum",  "weight_decay",   "lr_schedule",  "label_smoothing",
-                                          "dropout",   "seed"};
-    const nlohmann::json now = to_json(o_);
+                                          "augment_spec", "shuffle", "batch_size", "lr",
+                                          "optimizer", "momentum", "weight_decay", "lr_schedule",
+                                          "label_smoothing", "dropout", "seed"};
+    const nlohmann::json now = to_json(o_), defaults = to_json(TrainOptions{});
     std::string differences;
     for (const char* key : kRecipe) {
-        const nlohmann::json before = saved.value(key, nlohmann::json());
+        // A setting newer than the checkpoint had its default then.
+        const nlohmann::json before = saved.contains(key) ? saved.at(key) : defaults.value(key, nlohmann::json());
         if (before != now.value(key, nlohmann::json())) {
             differences += fmt::format("\n  {}: the checkpoint's run had {}, this one has {}", key, before.dump(),
                                        now.value(key, nlohmann::json()).dump());
@@ -210,14 +225,13 @@ void Run::restore_or_initialize() {
 graph::Metrics Run::train_epoch(int64_t epoch) {
     const data::Dataset& train = data_.train;
     train_feeder_->set_order(data::epoch_order(train.size(), o_.shuffle, o_.seed, epoch));
-    const data::Augmentation augmentation;
     const int64_t batches = (train.size() + o_.batch_size - 1) / o_.batch_size;
     Progress progress(out_, epoch, batches, o_.log_every);
     graph::Metrics total;
     for (int64_t b = 0; b < batches; ++b) {
         const int64_t first = b * o_.batch_size;
         const int64_t count = std::min(o_.batch_size, train.size() - first);
-        train_feeder_->feed(first, count, o_.augment ? &augmentation : nullptr, o_.seed, epoch);
+        train_feeder_->feed(first, count, o_.augment, o_.seed, epoch);
         executor_->train_step(executor_->optimizer_steps());
         if (progress.due(b + 1)) {
             const graph::Metrics m = executor_->read_metrics();  // the periodic read-back
@@ -236,7 +250,7 @@ graph::Metrics Run::test_epoch(Confusion* confusion) {
     const int64_t size = data_.test.size();
     for (int64_t first = 0; first < size; first += o_.batch_size) {
         const int64_t count = std::min(o_.batch_size, size - first);
-        test_feeder_->feed(first, count, nullptr, o_.seed, 0);
+        test_feeder_->feed(first, count, false, o_.seed, 0);
         executor_->eval_step();
         if (confusion != nullptr) confusion->add(executor_->logits(), test_feeder_->labels(first, count).data());
     }

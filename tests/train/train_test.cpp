@@ -174,6 +174,10 @@ TEST_CASE("a resume refuses other settings and adds its epochs to the metrics fi
     TrainOptions other_seed = resumed;
     other_seed.seed = 6;
     CHECK_THROWS_WITH(run_training(other_seed, log), Catch::Contains("seed: the checkpoint's run had 5, this one has 6"));
+    TrainOptions other_augment = resumed;
+    other_augment.augment_spec = "hflip:0.5";
+    CHECK_THROWS_WITH(run_training(other_augment, log),
+                      Catch::Contains("augment_spec: the checkpoint's run had null, this one has \"hflip:0.5\""));
     TrainOptions finished = resumed;
     finished.epochs = 1;
     CHECK_THROWS_WITH(run_training(finished, log), Catch::Contains("already finished epoch 1") &&
@@ -185,4 +189,33 @@ TEST_CASE("a resume refuses other settings and adds its epochs to the metrics fi
     REQUIRE(lines.size() == 3);  // one header, epochs 1 and 2
     CHECK_THAT(lines[1], Catch::StartsWith("1,"));
     CHECK_THAT(lines[2], Catch::StartsWith("2,"));
+}
+
+TEST_CASE("--augment: a spec trains on the CPU reference and on the device kernels, the same batches", "[train][e2e][gpu]") {
+    const test::TempDir temp;  // removed afterwards, also when a check fails
+    const fs::path folder = temp.path();
+    TrainOptions o = synthetic_options(folder);
+    o.epochs = 1;
+    o.synthetic_train_size = 64;
+    o.synthetic_test_size = 32;
+    o.augment_spec = "crop:32:4:reflect:0,hflip:0.5,rotation:-10-10:bilinear:0,jitter:0.8-1.2:0.8-1.2:1-1:0-0";
+    std::ostringstream cpu_log;
+    const TrainSummary on_cpu = run_training(o, cpu_log);
+    INFO(cpu_log.str());
+    CHECK_THAT(cpu_log.str(), Catch::Contains("data: training batches go through \"" + o.augment_spec +
+                                              ",normalize:0.4914/0.4822/0.4465:0.2023/0.1994/0.201\" on the host"));
+    CHECK(count_epoch_lines(cpu_log.str()) == 1);
+    if (!gpu_status().available) {
+        WARN("skipped the device half: no GPU here (" << gpu_status().description << ")");
+        return;
+    }
+    const test::TempDir temp2;
+    o.output_dir = temp2.path();
+    o.device = DeviceChoice::cuda;
+    std::ostringstream gpu_log;
+    const TrainSummary on_gpu = run_training(o, gpu_log);
+    INFO(gpu_log.str());
+    CHECK_THAT(gpu_log.str(), Catch::Contains("on the device (both sets kept there as uint8, copied once), a kernel per op"));
+    // The same augmented batches and the same model: the two backends' losses agree to float rounding.
+    CHECK(std::abs(on_gpu.final_train_loss - on_cpu.final_train_loss) < 1e-3);
 }
