@@ -28,7 +28,10 @@ const std::vector<FlagSpec>& eval_flags() {
         {"limit", 0, "N", "only the first N test images"},
         {"device", 0, "NAME", "auto (cuda when a GPU is there), cuda or cpu"},
         {"batch-size", 'b', "N", "images per forward pass (default: 128)"},
-        {"tta", 0, nullptr, "test-time augmentation: average the logits of each image and its mirror image"},
+        {"tta", 0, nullptr, "test-time augmentation: average the logits of views of each image (below)"},
+        {"tta-views", 0, "flip|crops|all", "with --tta: the image and its mirror image, the 5 windows, or both (TenCrop's "
+                                           "10; default)"},
+        {"tta-padding", 0, "P", "with --tta: zeros around the image before the windows are cut (default: 4)"},
         {"fgsm", 0, "EPS", "also report the accuracy under an FGSM attack of size EPS on the [0, 1] pixel scale (8/255 works)"},
         {"logits", 0, "FILE.csv", "write index, label and the logits of every test image"},
         {"confusion", 0, "FILE.png", "draw the confusion matrix as a heat map"},
@@ -53,6 +56,17 @@ void validate(const EvalOptions& o, const train::CommandLine& line) {
     if (o.predict.empty() && line.has("--top-k")) throw UsageError("--top-k goes with --predict IMAGE...");
     if (o.fgsm && o.dataset.empty() && o.source.checkpoint.empty())
         throw UsageError("--fgsm reports the accuracy on a dataset: add --dataset");
+    for (const char* flag : {"--tta-views", "--tta-padding"})
+        if (line.has(flag) && !line.has("--tta")) throw UsageError(fmt::format("{} goes with --tta", flag));
+    if (line.has("--tta-padding") && o.tta.views == TtaViews::flip)
+        throw UsageError("--tta-padding goes with the windows (--tta-views crops or all); --tta-views flip cuts none");
+}
+
+TtaViews tta_views_choice(const train::FlagValue& v) {
+    for (const auto views : {TtaViews::flip, TtaViews::crops, TtaViews::all})
+        if (v.text == tta_views_name(views)) return views;
+    v.fail("use flip, crops or all");
+    return TtaViews::all;
 }
 
 train::DeviceChoice device_choice(const train::FlagValue& v) {
@@ -100,6 +114,8 @@ void report_predictions(const std::vector<Prediction>& predictions, const std::v
 
 void run_eval(const EvalOptions& o, std::ostream& out) {
     LoadedModel model = load_model(o.source);
+    if (o.tta.views == TtaViews::crops || o.tta.views == TtaViews::all)
+        check_tta_padding(o.tta.padding, model.spec.input[1], model.spec.input[2]);
     const bool evaluate = o.predict.empty() || !o.dataset.empty() || o.fgsm;
     std::optional<data::Dataset> test;
     if (evaluate) {
@@ -120,7 +136,7 @@ void run_eval(const EvalOptions& o, std::ostream& out) {
                        epoch > 0 ? fmt::format(" (epoch {})", epoch) : "");
     out << "device: " << graph::backend_name(s.backend) << "\n";
     if (const std::string note = train::auto_device_note(o.device, s.backend); !note.empty()) out << note << "\n";
-    if (o.tta) out << "test-time augmentation: the mean of the logits of each image and of its mirror image\n";
+    if (o.tta.views != TtaViews::none) out << describe_tta(o.tta) << "\n";
     if (test) {
         out << fmt::format("dataset: {} ({} images), {} classes\n", test->name, test->size(), test->num_classes);
         out.flush();
@@ -158,6 +174,7 @@ ParsedEvalArgs parse_eval_args(const std::vector<std::string>& args) {
     parsed.help = line.help;
     if (line.help) return parsed;
     EvalOptions& o = parsed.options;
+    TtaViews tta_views = TtaViews::all;  // what --tta does unless --tta-views says otherwise
     for (const train::FlagValue& v : line.flags) {
         if (v.flag == "--checkpoint") o.source.checkpoint = v.path();
         else if (v.flag == "--weights") o.source.weights = v.path();
@@ -170,7 +187,8 @@ ParsedEvalArgs parse_eval_args(const std::vector<std::string>& args) {
         else if (v.flag == "--limit") o.limit = v.integer(1);
         else if (v.flag == "--device") o.device = device_choice(v);
         else if (v.flag == "--batch-size") o.batch_size = v.integer(1);
-        else if (v.flag == "--tta") o.tta = true;
+        else if (v.flag == "--tta-views") tta_views = tta_views_choice(v);
+        else if (v.flag == "--tta-padding") o.tta.padding = v.integer(0);
         else if (v.flag == "--fgsm") {
             o.fgsm = v.real();
             if (*o.fgsm < 0 || *o.fgsm > 1) v.fail("must be in [0, 1], on the [0, 1] pixel scale (e.g. 8/255)");
@@ -179,6 +197,7 @@ ParsedEvalArgs parse_eval_args(const std::vector<std::string>& args) {
         else if (v.flag == "--predict") o.predict.push_back(v.path());
         else if (v.flag == "--top-k") o.top_k = v.integer(1);
     }
+    if (line.has("--tta")) o.tta.views = tta_views;
     validate(o, line);
     return parsed;
 }
@@ -192,9 +211,14 @@ std::string eval_usage() {
            "Images for --predict and --dataset folder are cropped to the largest centred square (the model's\n"
            "aspect ratio) and resized with PIL's bilinear filter (antialiased when shrinking), as torchvision's\n"
            "Resize + CenterCrop; then ToTensor and the seed's Normalize.\n\n"
+           "--tta classifies views of each image and averages their logits: its mirror image, and the windows of\n"
+           "the image's size at the four corners and the centre (the image itself) of the image zero-padded by P\n"
+           "pixels (0 on the [0, 1] scale, before Normalize, as the training RandomCrop's fill), as torchvision's\n"
+           "Pad(P) + TenCrop; a P that leaves a corner window without image pixels is refused.\n\n"
            "Examples:\n"
            "  cudacnn-eval --checkpoint runs/checkpoint-epoch-020.safetensors --confusion confusion.png\n"
            "  cudacnn-eval --weights cnn.safetensors --model cifar_cnn --dataset cifar10 --data DIR --tta --fgsm 8/255\n"
+           "  cudacnn-eval --checkpoint runs/checkpoint-epoch-020.safetensors --tta --tta-views flip\n"
            "  cudacnn-eval --checkpoint runs/checkpoint-epoch-020.safetensors --predict cat.jpg dog.png --top-k 3\n";
 }
 

@@ -38,7 +38,8 @@ double mean_cross_entropy(const HostTensor<float>& logits, const std::vector<int
 
 }  // namespace
 
-DatasetResult evaluate_dataset(Session& session, const data::Dataset& dataset, bool tta, std::optional<double> fgsm_eps) {
+DatasetResult evaluate_dataset(Session& session, const data::Dataset& dataset, const Tta& tta,
+                               std::optional<double> fgsm_eps) {
     const int64_t classes = session.graph().spec.num_classes;
     const std::vector<float> pixels = to_unit_pixels(dataset.images.data(), dataset.size(), dataset.image_bytes());
     DatasetResult result;
@@ -57,7 +58,8 @@ DatasetResult evaluate_dataset(Session& session, const data::Dataset& dataset, b
     return result;
 }
 
-std::vector<Prediction> predict_images(Session& session, const std::vector<std::string>& paths, int64_t top_k, bool tta) {
+std::vector<Prediction> predict_images(Session& session, const std::vector<std::string>& paths, int64_t top_k,
+                                       const Tta& tta) {
     const Shape& input = session.input_shape();
     const int64_t classes = session.graph().spec.num_classes;
     std::vector<Prediction> predictions;

@@ -117,24 +117,32 @@ void Session::run_batch(const float* pixels, const int64_t* labels, int64_t coun
     }
 }
 
-HostTensor<float> Session::logits(const float* pixels, int64_t count, bool tta) {
-    const int64_t classes = graph_.spec.num_classes;
-    const int64_t image = input_shape().numel(), width = input_shape()[2];
+HostTensor<float> Session::logits(const float* pixels, int64_t count, const Tta& tta) {
+    const int64_t classes = graph_.spec.num_classes, image = input_shape().numel();
+    const int64_t channels = input_shape()[0], height = input_shape()[1], width = input_shape()[2];
+    const std::vector<TtaView> views = tta_views(tta.views);
+    const TtaView as_is{Window::centre, false};
     HostTensor<float> out(Shape{count, classes});
-    std::vector<float> mirrored;
+    std::vector<float> view_pixels, sum;
     for (int64_t first = 0; first < count; first += options_.batch_size) {
         const int64_t n = std::min(options_.batch_size, count - first);
         const float* batch = pixels + first * image;
-        run_batch(batch, nullptr, n, false);
-        HostTensor<float> plain = executor_->logits();
-        std::copy(plain.data(), plain.data() + n * classes, out.data() + first * classes);
-        if (!tta) continue;
-        mirrored.assign(batch, batch + n * image);
-        for (int64_t row = 0; row < n * image / width; ++row)
-            std::reverse(mirrored.begin() + row * width, mirrored.begin() + (row + 1) * width);
-        run_batch(mirrored.data(), nullptr, n, false);
-        const HostTensor<float> flipped = executor_->logits();
-        for (int64_t k = 0; k < n * classes; ++k) out[first * classes + k] = 0.5f * (plain[k] + flipped[k]);
+        sum.assign(static_cast<std::size_t>(n * classes), 0.0f);
+        for (const TtaView& view : views) {
+            if (view == as_is) {
+                run_batch(batch, nullptr, n, false);
+            } else {
+                view_pixels.resize(static_cast<std::size_t>(n * image));
+                for (int64_t i = 0; i < n; ++i)
+                    tta_view(batch + i * image, channels, height, width, tta.padding, view.window, view.mirror,
+                             view_pixels.data() + i * image);
+                run_batch(view_pixels.data(), nullptr, n, false);
+            }
+            const HostTensor<float> view_logits = executor_->logits();
+            for (int64_t k = 0; k < n * classes; ++k) sum[k] += view_logits[k];
+        }
+        const auto view_count = static_cast<float>(views.size());
+        for (int64_t k = 0; k < n * classes; ++k) out[first * classes + k] = sum[k] / view_count;
     }
     executor_->read_metrics();  // this pass's metrics are not reported; the caller counts from the logits
     return out;

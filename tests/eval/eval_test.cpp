@@ -1,6 +1,7 @@
-// cudacnn-eval through its command line: accuracy, per-class counts, the confusion matrix, logits, TTA, FGSM
-// and predictions checked against computations made here (a linear model with hand-set weights, the argmax of
-// the --logits CSV, cudacnn-train's own test accuracy), the resize, and every bad flag's or file's message.
+// cudacnn-eval through its command line: accuracy, per-class counts, the confusion matrix, logits, TTA (flip and
+// TenCrop views), FGSM and predictions checked against computations made here (a linear model with hand-set
+// weights, the argmax of the --logits CSV, cudacnn-train's own test accuracy), the resize, and every bad flag's or
+// file's message.
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -77,6 +78,38 @@ std::vector<double> mirrored(const std::vector<double>& v) {
     std::vector<double> m(v);
     for (int64_t row = 0; row < 96; ++row) std::reverse(m.begin() + row * 32, m.begin() + row * 32 + 32);
     return m;
+}
+
+// A view as torchvision's Pad(padding) + TenCrop(32) makes it: zeros around the image, the padded image mirrored
+// for the second five, and the 32 x 32 window at five_crop's corner or centre (window 0-4: top left, top right,
+// bottom left, bottom right, centre).
+std::vector<double> ten_crop_view(const std::vector<double>& v, int64_t padding, int window, bool mirror) {
+    const int64_t side = 32 + 2 * padding;
+    std::vector<double> padded(3 * side * side, 0.0);
+    for (int64_t c = 0; c < 3; ++c)
+        for (int64_t y = 0; y < 32; ++y)
+            for (int64_t x = 0; x < 32; ++x) padded[(c * side + y + padding) * side + x + padding] = v[(c * 32 + y) * 32 + x];
+    if (mirror)
+        for (int64_t row = 0; row < 3 * side; ++row) std::reverse(padded.begin() + row * side, padded.begin() + (row + 1) * side);
+    const int64_t far = 2 * padding, top[5] = {0, 0, far, far, padding}, left[5] = {0, far, 0, far, padding};
+    std::vector<double> out(kPixels);
+    for (int64_t c = 0; c < 3; ++c)
+        for (int64_t y = 0; y < 32; ++y)
+            for (int64_t x = 0; x < 32; ++x)
+                out[(c * 32 + y) * 32 + x] = padded[(c * side + top[window] + y) * side + left[window] + x];
+    return out;
+}
+
+// The mean of the probe's logits over the five windows (and, with `mirrored_too`, their mirror images).
+std::vector<double> ten_crop_logits(const LinearProbe& probe, const std::vector<double>& v, int64_t padding,
+                                    bool mirrored_too) {
+    std::vector<double> mean(kClasses, 0.0);
+    const int views = mirrored_too ? 10 : 5;
+    for (int k = 0; k < views; ++k) {
+        const std::vector<double> logits = probe.logits(ten_crop_view(v, padding, k % 5, k >= 5));
+        for (int64_t c = 0; c < kClasses; ++c) mean[c] += logits[c] / views;
+    }
+    return mean;
 }
 
 int64_t argmax(const std::vector<double>& v) { return std::max_element(v.begin(), v.end()) - v.begin(); }
@@ -203,11 +236,12 @@ TEST_CASE("cudacnn-eval: logits, accuracy, confusion counts, TTA and FGSM of a h
         REQUIRE(counts.size() == kClasses);
         for (int64_t c = 0; c < kClasses; ++c) CHECK(counts[c] == std::make_pair(class_correct[c], class_total[c]));
     }
-    SECTION("--tta averages the logits of each image and its mirror image; --limit") {
-        const test::Outcome run = eval(model + " --tta --limit 9 --logits " + dir.file("tta.csv"), dir);
+    SECTION("--tta --tta-views flip averages the logits of each image and its mirror image; --limit") {
+        const test::Outcome run = eval(model + " --tta --tta-views flip --limit 9 --logits " + dir.file("tta.csv"), dir);
         INFO(run.output);
         REQUIRE(run.exit_code == 0);
-        CHECK_THAT(run.output, Catch::Contains("mirror image") && Catch::Contains("(9 images)"));
+        CHECK_THAT(run.output, Catch::Contains("test-time augmentation (flip): the mean of the logits of each image and "
+                                               "of its mirror image") && Catch::Contains("(9 images)"));
         const std::vector<test::CsvRow> rows = test::read_logits_csv(dir.file("tta.csv"));
         REQUIRE(rows.size() == 9);
         for (int64_t n = 0; n < 9; ++n) {
@@ -215,6 +249,35 @@ TEST_CASE("cudacnn-eval: logits, accuracy, confusion counts, TTA and FGSM of a h
             const std::vector<double> plain = probe.logits(v), flipped = probe.logits(mirrored(v));
             for (int64_t c = 0; c < kClasses; ++c) CHECK(std::abs(rows[n].logits[c] - 0.5 * (plain[c] + flipped[c])) <= 1e-4);
         }
+    }
+    SECTION("--tta averages the logits of the 10 TenCrop views of the image padded by 4; crops padded by 2") {
+        const test::Outcome run = eval(model + " --tta --limit 7 --logits " + dir.file("ten.csv"), dir);
+        INFO(run.output);
+        REQUIRE(run.exit_code == 0);
+        CHECK_THAT(run.output, Catch::Contains("test-time augmentation (all): the mean of the logits of 10 views") &&
+                                   Catch::Contains("zero-padded by 4 pixels, each as is and mirrored"));
+        const test::Outcome crops = eval(model + " --tta --tta-views crops --tta-padding 2 --limit 7 --logits " +
+                                         dir.file("five.csv"), dir);
+        INFO(crops.output);
+        REQUIRE(crops.exit_code == 0);
+        CHECK_THAT(crops.output, Catch::Contains("(crops): the mean of the logits of 5 views") &&
+                                     Catch::Contains("zero-padded by 2 pixels\n"));
+        const std::vector<test::CsvRow> ten = test::read_logits_csv(dir.file("ten.csv"));
+        const std::vector<test::CsvRow> five = test::read_logits_csv(dir.file("five.csv"));
+        REQUIRE(ten.size() == 7);
+        REQUIRE(five.size() == 7);
+        double largest_shift = 0;  // from the plain logits: the views are not the image again
+        for (int64_t n = 0; n < 7; ++n) {
+            const std::vector<double> v = unit_pixels(&data.images[n * kPixels]);
+            const std::vector<double> all = ten_crop_logits(probe, v, 4, true), windows = ten_crop_logits(probe, v, 2, false);
+            const std::vector<double> plain = probe.logits(v);
+            for (int64_t c = 0; c < kClasses; ++c) {
+                CHECK(std::abs(ten[n].logits[c] - all[c]) <= 1e-4);
+                CHECK(std::abs(five[n].logits[c] - windows[c]) <= 1e-4);
+                largest_shift = std::max(largest_shift, std::abs(all[c] - plain[c]));
+            }
+        }
+        CHECK(largest_shift > 0.01);
     }
     SECTION("--fgsm: the accuracy after each pixel moves by eps against the sign of the gradient") {
         const double eps = 4.0 / 255.0;
@@ -274,6 +337,18 @@ TEST_CASE("cudacnn-eval --predict: top-k softmax probabilities of PNG and JPEG f
                                                        order[2], 100 * p[order[2]])));
     CHECK_THAT(run.output, Catch::Contains("wide.png (64x48): 1. ") && Catch::Contains("cifar10_cat.jpg (32x32): 1. "));
     CHECK_THAT(run.output, !Catch::Contains("4. "));
+
+    // --tta: the probabilities of the mean logits of the views.
+    const test::Outcome tta = eval(fmt::format("--weights {} --model {} --predict {} --top-k 2 --tta --tta-padding 3",
+                                               dir.file("probe.safetensors"), dir.file("probe.json"), dir.file("exact.png")),
+                                   dir);
+    INFO(tta.output);
+    REQUIRE(tta.exit_code == 0);
+    const std::vector<double> q = softmax(ten_crop_logits(probe, unit_pixels(planes.data()), 3, true));
+    std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return q[a] > q[b]; });
+    CHECK_THAT(tta.output, Catch::Contains("10 views") &&
+                               Catch::Contains(fmt::format("exact.png (32x32): 1. {} {:.2f}% | 2. {} {:.2f}%\n", order[0],
+                                                           100 * q[order[0]], order[1], 100 * q[order[1]])));
 }
 
 TEST_CASE("image resize: PIL's bilinear filter, widened when shrinking; centre crop keeps the aspect ratio", "[eval]") {
@@ -336,6 +411,13 @@ TEST_CASE("cudacnn-eval: every bad flag exits 2 and every bad file exits 1, each
         {weights + " --dataset synthetic --top-k 3", "--top-k goes with --predict"},
         {weights + " --predict", "--predict needs a value"},
         {weights + " --dataset synthetic --tta=yes", "--tta takes no value"},
+        {weights + " --dataset synthetic --tta --tta-views rotate", "--tta-views rotate: use flip, crops or all"},
+        {weights + " --dataset synthetic --tta --tta-padding -1", "--tta-padding -1: must be at least 0"},
+        {weights + " --dataset synthetic --tta --tta-padding four", "--tta-padding four: not a whole number"},
+        {weights + " --dataset synthetic --tta-views crops", "--tta-views goes with --tta"},
+        {weights + " --dataset synthetic --tta-padding 2", "--tta-padding goes with --tta"},
+        {weights + " --dataset synthetic --tta --tta-views flip --tta-padding 2",
+         "--tta-padding goes with the windows (--tta-views crops or all)"},
         {weights + " --datset synthetic", "unknown flag '--datset'; did you mean '--dataset'?"},
         {weights + " stray", "unexpected argument 'stray'"},
     };
@@ -356,6 +438,8 @@ TEST_CASE("cudacnn-eval: every bad flag exits 2 and every bad file exits 1, each
         {weights + " --dataset folder --data " + dir.file("nowhere"), "image folder"},
         {weights + " --dataset synthetic --limit 5 --confusion " + dir.file("no/such/dir/c.png"), "cannot create the file"},
         {weights + " --dataset synthetic --limit 5 --logits " + dir.file("no/such/dir/l.csv"), "--logits"},
+        {weights + " --dataset synthetic --limit 5 --tta --tta-padding 32",
+         "--tta-padding 32: the corner windows of a 32x32 image padded by 32 would hold no pixel of the image; use 0 to 31"},
     };
     for (const auto& [args, message] : failures) {
         const test::Outcome run = eval(args, dir);
@@ -365,5 +449,6 @@ TEST_CASE("cudacnn-eval: every bad flag exits 2 and every bad file exits 1, each
     }
     const test::Outcome help = eval("--help", dir);
     CHECK(help.exit_code == 0);
-    CHECK_THAT(help.output, Catch::Contains("--predict IMAGE...") && Catch::Contains("--fgsm EPS"));
+    CHECK_THAT(help.output, Catch::Contains("--predict IMAGE...") && Catch::Contains("--fgsm EPS") &&
+                                Catch::Contains("--tta-views flip|crops|all") && Catch::Contains("--tta-padding P"));
 }

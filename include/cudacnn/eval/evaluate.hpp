@@ -32,9 +32,10 @@ struct DatasetResult {
 };
 
 // Every record of `dataset` through the model (the test transform: ToTensor + the seed's Normalize); `tta`
-// averages each image's logits with those of its mirror image; `fgsm_eps` also attacks every image (FGSM
+// averages each image's logits over its views (Session::logits); `fgsm_eps` also attacks every image (FGSM
 // with its true label, eps on the [0, 1] pixel scale) and classifies the result the same way.
-DatasetResult evaluate_dataset(Session& session, const data::Dataset& dataset, bool tta, std::optional<double> fgsm_eps);
+DatasetResult evaluate_dataset(Session& session, const data::Dataset& dataset, const Tta& tta,
+                               std::optional<double> fgsm_eps);
 
 struct Prediction {
     std::string path;
@@ -42,8 +43,10 @@ struct Prediction {
     std::vector<std::pair<int64_t, double>> top;     // (class, softmax probability), most probable first
 };
 // Each file read (PNG or JPEG), fitted to the model's input (data::fit_image: centre crop to its aspect ratio,
-// then PIL's bilinear resize) and classified; the top_k classes by probability (ties: the lower class).
-std::vector<Prediction> predict_images(Session& session, const std::vector<std::string>& paths, int64_t top_k, bool tta);
+// then PIL's bilinear resize) and classified (with `tta`, from the mean logits of its views); the top_k classes
+// by probability (ties: the lower class).
+std::vector<Prediction> predict_images(Session& session, const std::vector<std::string>& paths, int64_t top_k,
+                                       const Tta& tta);
 
 // The per-class accuracies (correct / images of the class, as a table) and the whole result as text.
 std::string format_result(const DatasetResult& result, const std::vector<std::string>& class_names);
@@ -59,7 +62,7 @@ struct EvalOptions {
     std::optional<int64_t> limit;       // --limit N: the first N test images
     train::DeviceChoice device = train::DeviceChoice::auto_;
     int64_t batch_size = 128;           // -b / --batch-size
-    bool tta = false;                   // --tta
+    Tta tta;                            // --tta (views: all unless --tta-views), --tta-padding
     std::optional<double> fgsm;         // --fgsm EPS
     std::string logits_path;            // --logits FILE.csv
     std::string confusion_path;         // --confusion FILE.png

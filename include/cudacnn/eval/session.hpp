@@ -1,6 +1,7 @@
 // A trained model ready to run for cudacnn-eval and cudacnn-viz: its spec, weights and run settings from a
 // cudacnn-train checkpoint or a state_dict file, an executor on the chosen backend holding them, and the
-// class names; plus what both programs compute with it (logits of images, flipped views, FGSM).
+// class names; plus what both programs compute with it (logits of images and of their test-time
+// augmentation views, FGSM).
 #pragma once
 
 #include <cstdint>
@@ -10,6 +11,7 @@
 #include <vector>
 
 #include "cudacnn/data/dataset.hpp"
+#include "cudacnn/eval/tta.hpp"
 #include "cudacnn/graph/executor.hpp"
 #include "cudacnn/graph/model.hpp"
 #include "cudacnn/host_tensor.hpp"
@@ -64,8 +66,13 @@ class Session {
     // Pixels in [0, 1] (count, C, H, W) → the normalized batch the model reads (the seed's Normalize).
     std::vector<float> normalize(const float* pixels, int64_t count) const;
     // The logits (count, classes) of pixel images, in batches; with `tta` the mean of the logits of each
-    // image and of its horizontal mirror (the seed's training flip, so the model knows both views).
-    HostTensor<float> logits(const float* pixels, int64_t count, bool tta);
+    // image's views (tta_views: its mirror image, the windows of the padded image — the seed's training flip
+    // and crop, so the model knows these views), summed in float in the views' order, then divided.
+    HostTensor<float> logits(const float* pixels, int64_t count, const Tta& tta = {});
+    // `mirror`: the flip views. For callers of the former bool flag (cudacnn-viz passes false).
+    HostTensor<float> logits(const float* pixels, int64_t count, bool mirror) {
+        return logits(pixels, count, Tta{mirror ? TtaViews::flip : TtaViews::none});
+    }
     // FGSM: each image moved by eps · sign(d loss / d pixel) for its label (the cross-entropy of the eval-mode
     // model), then clipped to [0, 1]. The gradient's sign with respect to pixels is that with respect to the
     // normalized input, since the std is positive; sign(0) is 0, as torch.sign's.
