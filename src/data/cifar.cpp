@@ -280,7 +280,8 @@ std::vector<std::string> known_class_names(const std::string& dataset) {
     if (dataset == "cifar100") return cifar100_layout().known_names;
     if (dataset == "cifar100_coarse") return cifar100_coarse_layout().known_names;
     if (dataset == "synthetic") return synthetic_class_names();
-    CUDACNN_FAIL("dataset '{}': no known class names; use cifar10, cifar100, cifar100_coarse or synthetic", dataset);
+    CUDACNN_FAIL("dataset '{}': no known class names; use cifar10, cifar100, cifar100_coarse or synthetic",
+                 dataset);
 }
 
 }  // namespace cudacnn::data

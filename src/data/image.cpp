@@ -246,11 +246,13 @@ Dataset load_image_folder(const std::string& dir, int64_t height, int64_t width)
 Splits load_image_folder_splits(const std::string& dir, int64_t height, int64_t width) {
     std::error_code error;
     const fs::path root = dir;
-    const bool has_train = fs::is_directory(root / "train", error), has_test = fs::is_directory(root / "test", error);
+    const bool has_train = fs::is_directory(root / "train", error),
+               has_test = fs::is_directory(root / "test", error);
     if (has_train != has_test)
-        CUDACNN_FAIL("image folder {}: has {}/ but no {}/; give both train/ and test/ (each with one subfolder of "
-                     "images per class), or neither (then {} itself holds the class folders and is used for both)",
-                     dir, has_train ? "train" : "test", has_train ? "test" : "train", dir);
+        CUDACNN_FAIL(
+            "image folder {}: has {}/ but no {}/; give both train/ and test/ (each with one subfolder of "
+            "images per class), or neither (then {} itself holds the class folders and is used for both)",
+            dir, has_train ? "train" : "test", has_train ? "test" : "train", dir);
     if (!has_train) {
         Splits splits{load_image_folder(dir, height, width), {}};
         splits.test = splits.train;
@@ -259,10 +261,12 @@ Splits load_image_folder_splits(const std::string& dir, int64_t height, int64_t 
     }
     Splits splits{load_image_folder((root / "train").string(), height, width),
                   load_image_folder((root / "test").string(), height, width)};
-    // A label is the rank of its folder's name, so the two sets mean the same by a label only with the same names.
-    CUDACNN_CHECK(splits.train.class_names == splits.test.class_names,
-                  "image folder {}: train/ has the classes [{}] but test/ has [{}]; give both the same class folders",
-                  dir, fmt::join(splits.train.class_names, ", "), fmt::join(splits.test.class_names, ", "));
+    // A label is the rank of its folder's name, so the two sets mean the same by a label only with the same
+    // names.
+    CUDACNN_CHECK(
+        splits.train.class_names == splits.test.class_names,
+        "image folder {}: train/ has the classes [{}] but test/ has [{}]; give both the same class folders",
+        dir, fmt::join(splits.train.class_names, ", "), fmt::join(splits.test.class_names, ", "));
     return splits;
 }
 

@@ -247,13 +247,15 @@ void set_metrics(TrainOptions& o, const Arg& a) {
     }
 }
 
-// --augment: the spec's canonical text, from the text grammar or, for FILE.json, from the JSON form in the file.
+// --augment: the spec's canonical text, from the text grammar or, for FILE.json, from the JSON form in the
+// file.
 void set_augment(TrainOptions& o, const Arg& a) {
     const bool is_file = a.text.size() > 5 && a.text.compare(a.text.size() - 5, 5, ".json") == 0;
     data::AugmentSpec spec;
     if (is_file) {
         std::ifstream file(a.text);
-        if (!file) a.fail("cannot open the file; give an existing FILE.json, or a spec such as crop:32:4,hflip");
+        if (!file)
+            a.fail("cannot open the file; give an existing FILE.json, or a spec such as crop:32:4,hflip");
         json parsed;
         try {
             parsed = json::parse(file);
@@ -289,7 +291,8 @@ const std::vector<Flag>& flags() {
          [](TrainOptions& o, const Arg& a) { o.model = a.path(); },
          [](const TrainOptions& o) { return json(o.model); }},
         {"Model and data", "dataset", 0, "NAME",
-         "cifar10, cifar100, imagefolder (your own images, see below) or synthetic (random images, no download)",
+         "cifar10, cifar100, imagefolder (your own images, see below) or synthetic (random images, no "
+         "download)",
          [](TrainOptions& o, const Arg& a) {
              a.one_of({"cifar10", "cifar100", "imagefolder", "synthetic"});
              o.dataset = a.text;
@@ -302,10 +305,11 @@ const std::vector<Flag>& flags() {
         {"Model and data", "cifar100-labels", 0, "KIND",
          "cifar100's classes: fine (100) or coarse (the 20 superclasses) (default: fine)",
          [](TrainOptions& o, const Arg& a) {
-             o.cifar100_labels =
-                 a.pick({data::Cifar100Labels::fine, data::Cifar100Labels::coarse}, data::cifar100_labels_name);
+             o.cifar100_labels = a.pick({data::Cifar100Labels::fine, data::Cifar100Labels::coarse},
+                                        data::cifar100_labels_name);
          },
-         // Only coarse is written, so that a checkpoint of a fine run reads the same with or without the flag.
+         // Only coarse is written, so that a checkpoint of a fine run reads the same with or without the
+         // flag.
          [](const TrainOptions& o) {
              return o.cifar100_labels == data::Cifar100Labels::coarse ? json("coarse") : json(nullptr);
          }},
@@ -325,8 +329,8 @@ const std::vector<Flag>& flags() {
          [](TrainOptions& o, const Arg&) { o.augment = false; },
          [](const TrainOptions& o) { return json(o.augment); }},
         {"Model and data", "augment", 0, "SPEC|FILE.json",
-         "the training transform, e.g. crop:32:4,hflip,jitter:0.2 (see below) (default: crop:H:4,hflip for H×H "
-         "images)",
+         "the training transform, e.g. crop:32:4,hflip,jitter:0.2 (see below) "
+         "(default: crop:H:4,hflip for H×H images)",
          set_augment,
          // Unset (the default) is null, as in checkpoints written before the flag existed.
          [](const TrainOptions& o) { return o.augment_spec.empty() ? json(nullptr) : json(o.augment_spec); },
@@ -471,8 +475,8 @@ void validate(const TrainOptions& o) {
                    o.evaluate_only ? "0" : "1 (0 is accepted only with --evaluate)");
     if (o.dataset == "imagefolder" && o.data_dir.empty())
         usage_fail(
-            "--dataset imagefolder needs --data DIR, a folder with one subfolder of PNG/JPEG images per class "
-            "(DIR/<class>/<image>.png), or with train/ and test/ laid out so");
+            "--dataset imagefolder needs --data DIR, a folder with one subfolder of PNG/JPEG images "
+            "per class (DIR/<class>/<image>.png), or with train/ and test/ laid out so");
     if (o.cifar100_labels && o.dataset != "cifar100")
         usage_fail("--cifar100-labels {} goes with --dataset cifar100 only (this run's dataset is {})",
                    data::cifar100_labels_name(*o.cifar100_labels), o.dataset);
@@ -484,9 +488,10 @@ void validate(const TrainOptions& o) {
             o.dataset, ten ? "CIFAR-10" : "CIFAR-100", ten ? "cifar-10-batches-bin" : "cifar-100-binary");
     }
     if (!o.augment && !o.augment_spec.empty())
-        usage_fail("--augment {} and --no-augment both given: --no-augment trains without any augmentation; "
-                   "give one of them",
-                   o.augment_spec);
+        usage_fail(
+            "--augment {} and --no-augment both given: --no-augment trains without any augmentation; "
+            "give one of them",
+            o.augment_spec);
     // PyTorch's Adam and AdamW take no momentum argument either (beta1 plays that part).
     if (o.momentum != 0 && o.optimizer != OptimizerKind::sgd)
         usage_fail(
@@ -510,14 +515,17 @@ void validate(const TrainOptions& o) {
     }
 }
 
-// The --augment paragraph of --help. The ops and their arguments are README's to list (and parse_augment_spec's
-// error for an unknown op), so that this text cannot fall behind the spec code.
+// The --augment paragraph of --help. The ops and their arguments are README's to list (and
+// parse_augment_spec's error for an unknown op), so that this text cannot fall behind the spec code.
 std::string augment_help() {
-    return "\nAugmentation (--augment): torchvision-style ops applied in order to each training image, joined by\n"
+    return "\nAugmentation (--augment): torchvision-style ops applied in order to each training "
+           "image, joined by\n"
            "',', with arguments after ':' (trailing ones may be left out), e.g.\n"
            "  --augment crop:32:4:reflect,hflip,jitter:0.4:0.4:0.4,erasing:0.25\n"
-           "or FILE.json holding the same as a JSON array ([{\"op\": \"crop\", \"size\": 32, \"padding\": 4}, ...]).\n"
-           "README.md, section \"Data augmentation\", lists every op with its arguments (so does the error for an\n"
+           "or FILE.json holding the same as a JSON array "
+           "([{\"op\": \"crop\", \"size\": 32, \"padding\": 4}, ...]).\n"
+           "README.md, section \"Data augmentation\", lists every op with its arguments "
+           "(so does the error for an\n"
            "unknown op). The default is crop:H:4,hflip for H×H images (RandomCrop + RandomHorizontalFlip);\n"
            "checkpoints keep the spec's full text, also when it came from a file.\n";
 }
@@ -693,17 +701,20 @@ std::string train_usage() {
 
     text += augment_help();
     text +=
-        "\nImage folders (--dataset imagefolder --data DIR): one subfolder of PNG/JPEG images per class (its name is\n"
-        "the class name; labels follow the names' sorted order), each image centre-cropped and resized to the\n"
-        "model's input. DIR/train and DIR/test are the two sets when DIR has both (with the same class folders);\n"
-        "otherwise DIR holds the class folders and the test accuracy is measured on those same images.\n";
+        "\nImage folders (--dataset imagefolder --data DIR): one subfolder of PNG/JPEG images per class\n"
+        "(its name is the class name; labels follow the names' sorted order), each image centre-cropped and\n"
+        "resized to the model's input. DIR/train and DIR/test are the two sets when DIR has both (with the\n"
+        "same class folders); otherwise DIR holds the class folders and the test accuracy is measured on\n"
+        "those same images.\n";
 
     text +=
         "\nExamples:\n"
         "  cudacnn-train --dataset cifar10 --data ~/cifar-10-batches-bin --lr 1e-3 --metrics run.csv\n"
         "  cudacnn-train --model small_cnn --epochs 3 -b64 --device cpu --limit-train 2000\n"
-        "  cudacnn-train --dataset cifar100 --data ~/cifar-100-binary --cifar100-labels coarse --model m20.json\n"
-        "  cudacnn-train --dataset imagefolder --data ~/photos --model m.json --augment resizedcrop:32,hflip\n"
+        "  cudacnn-train --dataset cifar100 --data ~/cifar-100-binary --cifar100-labels coarse --model "
+        "m20.json\n"
+        "  cudacnn-train --dataset imagefolder --data ~/photos --model m.json --augment "
+        "resizedcrop:32,hflip\n"
         "  cudacnn-train --optimizer sgd --lr 0.1 --momentum 0.9 --weight-decay 5e-4 --lr-schedule "
         "multistep:10,15:0.1\n";
     return text;
@@ -718,11 +729,13 @@ std::string describe(const TrainOptions& options) {
         if (flag.key() == "weight_decay" && !options.weight_decay)
             shown_value += fmt::format(" ({}'s default)", optimizer_name(options.optimizer));
         if (flag.key() == "cifar100_labels")
-            shown_value = options.dataset == "cifar100"
-                              ? data::cifar100_labels_name(options.cifar100_labels.value_or(data::Cifar100Labels::fine))
-                              : "-";
+            shown_value =
+                options.dataset == "cifar100"
+                    ? data::cifar100_labels_name(options.cifar100_labels.value_or(data::Cifar100Labels::fine))
+                    : "-";
         if (flag.key() == "augment_spec" && options.augment_spec.empty())
-            shown_value = options.augment ? "- (the default: crop:H:4,hflip for H×H images)" : "- (--no-augment)";
+            shown_value =
+                options.augment ? "- (the default: crop:H:4,hflip for H×H images)" : "- (--no-augment)";
         text += fmt::format("{:<16} {}\n", flag.key(), shown_value);
     }
     return text;

@@ -40,8 +40,9 @@ data::Splits load_splits(const TrainOptions& o, const graph::ModelSpec& spec) {
     } else if (o.dataset == "cifar100") {
         splits = data::load_cifar100(o.data_dir, o.cifar100_labels.value_or(data::Cifar100Labels::fine));
     } else if (o.dataset == "imagefolder") {
-        CUDACNN_CHECK(spec.input.rank() == 3, "--dataset imagefolder: model '{}' takes inputs {}, not images (C, H, W)",
-                      spec.name, spec.input);
+        CUDACNN_CHECK(spec.input.rank() == 3,
+                      "--dataset imagefolder: model '{}' takes inputs {}, not images (C, H, W)", spec.name,
+                      spec.input);
         splits = data::load_image_folder_splits(o.data_dir, spec.input[1], spec.input[2]);
     } else {
         CUDACNN_FAIL("--dataset {}: use cifar10, cifar100, imagefolder or synthetic", o.dataset);

@@ -249,7 +249,8 @@ TEST_CASE("load_cifar100 errors: missing file, truncated record, fine label out 
                         ": record 2 (0-based, at byte offset 6148) has fine label 100, outside [0, 100)"));
 }
 
-TEST_CASE("load_cifar100 with coarse labels reads the first label byte and the 20 superclass names", "[data]") {
+TEST_CASE("load_cifar100 with coarse labels reads the first label byte and the 20 superclass names",
+          "[data]") {
     TempDir dir;
     // Coarse and fine labels that differ in every record, so that reading the wrong byte shows.
     write_file(dir.path() / "train.bin", record({3, 50}, 1) + record({0, 99}, 2) + record({19, 7}, 3));
@@ -287,16 +288,18 @@ TEST_CASE("load_cifar100 with coarse labels reads the first label byte and the 2
     CHECK(load_cifar100(dir.str()).train.class_names[50] == "fine50");
 
     write_file(dir.path() / "coarse_label_names.txt", "a\nb\n");
-    CHECK_THAT(test::error_message([&] { load_cifar100(dir.str(), Cifar100Labels::coarse); }),
-               Catch::Contains((dir.path() / "coarse_label_names.txt").string() + ": 2 class names, expected 20"));
+    CHECK_THAT(
+        test::error_message([&] { load_cifar100(dir.str(), Cifar100Labels::coarse); }),
+        Catch::Contains((dir.path() / "coarse_label_names.txt").string() + ": 2 class names, expected 20"));
     fs::remove(dir.path() / "coarse_label_names.txt");
 
     // A coarse label of 20 is damage even though a fine label could be 20.
     const fs::path train = dir.path() / "train.bin";
     write_file(train, record({3, 50}, 1) + record({20, 20}, 2));
-    CHECK_THAT(test::error_message([&] { load_cifar100(dir.str(), Cifar100Labels::coarse); }),
-               Catch::Contains(train.string() +
-                               ": record 1 (0-based, at byte offset 3074) has coarse label 20, outside [0, 20)"));
+    CHECK_THAT(
+        test::error_message([&] { load_cifar100(dir.str(), Cifar100Labels::coarse); }),
+        Catch::Contains(train.string() +
+                        ": record 1 (0-based, at byte offset 3074) has coarse label 20, outside [0, 20)"));
     CHECK(load_cifar100(dir.str()).train.labels == std::vector<int64_t>{50, 20});
 }
 

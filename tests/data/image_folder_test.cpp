@@ -22,7 +22,8 @@ namespace {
 // Image i of class `label` is a solid 6×4 PNG of colour (40·label + i, 100 + i, 200 + split), so every record
 // tells which file it came from.
 std::array<uint8_t, 3> colour(int label, int i, int split) {
-    return {static_cast<uint8_t>(40 * label + i), static_cast<uint8_t>(100 + i), static_cast<uint8_t>(200 + split)};
+    return {static_cast<uint8_t>(40 * label + i), static_cast<uint8_t>(100 + i),
+            static_cast<uint8_t>(200 + split)};
 }
 
 void write_classes(const fs::path& root, const std::vector<std::string>& classes, int per_class, int split) {
@@ -30,7 +31,8 @@ void write_classes(const fs::path& root, const std::vector<std::string>& classes
         fs::create_directories(root / classes[label]);
         for (int i = 0; i < per_class; ++i) {
             const auto c = colour(static_cast<int>(label), i, split);
-            test::write_solid_png((root / classes[label] / (std::to_string(i) + ".png")).string(), 6, 4, c[0], c[1], c[2]);
+            test::write_solid_png((root / classes[label] / (std::to_string(i) + ".png")).string(), 6, 4, c[0],
+                                  c[1], c[2]);
         }
     }
 }
@@ -83,17 +85,20 @@ TEST_CASE("load_image_folder_splits: DIR alone is the training set and, named so
     CHECK(s.test.class_names == std::vector<std::string>{"a", "b"});
 }
 
-TEST_CASE("load_image_folder_splits refuses half a split, different classes and no classes", "[data][imagefolder]") {
+TEST_CASE("load_image_folder_splits refuses half a split, different classes and no classes",
+          "[data][imagefolder]") {
     const test::TempDir temp;
     const fs::path root = temp.path();
     write_classes(root / "train", {"cat", "dog"}, 1, 0);
-    CHECK_THAT(test::error_message([&] { load_image_folder_splits(root.string(), 4, 4); }),
-               Contains("image folder " + root.string() + ": has train/ but no test/; give both train/ and test/"));
+    CHECK_THAT(
+        test::error_message([&] { load_image_folder_splits(root.string(), 4, 4); }),
+        Contains("image folder " + root.string() + ": has train/ but no test/; give both train/ and test/"));
 
     write_classes(root / "test", {"cat", "cow"}, 1, 1);
     CHECK_THAT(test::error_message([&] { load_image_folder_splits(root.string(), 4, 4); }),
                Contains("image folder " + root.string() +
-                        ": train/ has the classes [cat, dog] but test/ has [cat, cow]; give both the same class folders"));
+                        ": train/ has the classes [cat, dog] but test/ has [cat, cow]; give both the same "
+                        "class folders"));
 
     fs::remove_all(root / "train");
     CHECK_THAT(test::error_message([&] { load_image_folder_splits(root.string(), 4, 4); }),

@@ -308,7 +308,8 @@ TEST_CASE("each bad command line names the flag, the value and what is accepted"
         {{"--cifar100-labels", "fine", "--dataset", "cifar10", "--data", "d"},
          {"--cifar100-labels fine goes with --dataset cifar100 only"}},
         {{"--dataset", "imagefolder"},
-         {"--dataset imagefolder needs --data DIR", "one subfolder of PNG/JPEG images per class", "train/ and test/"}},
+         {"--dataset imagefolder needs --data DIR", "one subfolder of PNG/JPEG images per class",
+          "train/ and test/"}},
     };
     for (const ErrorCase& c : cases) {
         const std::string message = usage_error(c.args);
@@ -326,8 +327,9 @@ TEST_CASE("--augment keeps the canonical text of a spec given as text or as a JS
     const std::string text = "crop:32:4:reflect,hflip,jitter:0.4:0.4:0.4,erasing:0.25";
     const std::string canonical = data::format_augment_spec(data::parse_augment_spec(text));
     // Written out by hand, so that a canonical form that loses an argument cannot pass.
-    CHECK(canonical ==
-          "crop:32:4:reflect:0,hflip:0.5,jitter:0.6-1.4:0.6-1.4:0.6-1.4:0-0,erasing:0.25:0.02-0.33:0.3-3.3:0");
+    CHECK(
+        canonical ==
+        "crop:32:4:reflect:0,hflip:0.5,jitter:0.6-1.4:0.6-1.4:0.6-1.4:0-0,erasing:0.25:0.02-0.33:0.3-3.3:0");
     CHECK(parse({"--augment", text}).augment_spec == canonical);
     CHECK(parse({"--augment", canonical}).augment_spec == canonical);  // the canonical text is a fixed point
     CHECK(parse({}).augment_spec.empty());                             // unset: the trainer's default
@@ -481,8 +483,8 @@ TEST_CASE("options go to JSON and back unchanged, through the command line's che
 }
 
 TEST_CASE("the data options go to JSON and back, and are checked there as on the command line", "[options]") {
-    const TrainOptions o = parse({"--dataset", "cifar100", "--data", "/d", "--cifar100-labels", "coarse", "--augment",
-                                  "resizedcrop:24,hflip:0.25"});
+    const TrainOptions o = parse({"--dataset", "cifar100", "--data", "/d", "--cifar100-labels", "coarse",
+                                  "--augment", "resizedcrop:24,hflip:0.25"});
     const nlohmann::json j = to_json(o);
     CHECK(j.at("augment_spec") == "resizedcrop:24:0.08-1:0.75-1.3333334,hflip:0.25");
     CHECK(j.at("augment") == true);
@@ -551,5 +553,6 @@ TEST_CASE("describe writes one line per setting with the effective weight decay"
     CHECK_THAT(text, Contains("cifar100_labels  -\n"));
     CHECK_THAT(describe(parse({"--no-augment"})), Contains("augment_spec     - (--no-augment)\n"));
     CHECK_THAT(describe(parse({"--augment", "vflip"})), Contains("augment_spec     vflip:0.5\n"));
-    CHECK_THAT(describe(parse({"--dataset", "cifar100", "--data", "d"})), Contains("cifar100_labels  fine\n"));
+    CHECK_THAT(describe(parse({"--dataset", "cifar100", "--data", "d"})),
+               Contains("cifar100_labels  fine\n"));
 }

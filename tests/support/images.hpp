@@ -13,9 +13,10 @@
 namespace cudacnn::test {
 
 // An 8-bit RGB PNG of `rgb` (height × width × 3, interleaved, row-major).
-inline void write_png(const std::string& path, int64_t width, int64_t height, const std::vector<uint8_t>& rgb) {
-    CUDACNN_CHECK(static_cast<int64_t>(rgb.size()) == width * height * 3, "write_png {}: {} bytes for {}x{}", path,
-                  rgb.size(), width, height);
+inline void write_png(const std::string& path, int64_t width, int64_t height,
+                      const std::vector<uint8_t>& rgb) {
+    CUDACNN_CHECK(static_cast<int64_t>(rgb.size()) == width * height * 3, "write_png {}: {} bytes for {}x{}",
+                  path, rgb.size(), width, height);
     png_image image{};
     image.version = PNG_IMAGE_VERSION;
     image.width = static_cast<png_uint_32>(width);
@@ -26,7 +27,8 @@ inline void write_png(const std::string& path, int64_t width, int64_t height, co
 }
 
 // A width × height PNG of one colour.
-inline void write_solid_png(const std::string& path, int64_t width, int64_t height, uint8_t r, uint8_t g, uint8_t b) {
+inline void write_solid_png(const std::string& path, int64_t width, int64_t height, uint8_t r, uint8_t g,
+                            uint8_t b) {
     std::vector<uint8_t> rgb;
     for (int64_t i = 0; i < width * height; ++i) rgb.insert(rgb.end(), {r, g, b});
     write_png(path, width, height, rgb);

@@ -130,20 +130,23 @@ TEST_CASE("cudacnn-train: --help exits 0, a bad flag or value exits 2 with a mes
 
 namespace {
 
-// The quick CPU run of the data-option cases: small_cnn, one epoch, batches of 8, checkpoints in `folder`/run.
+// The quick CPU run of the data-option cases: small_cnn, one epoch, batches of 8, checkpoints in
+// `folder`/run.
 std::string quick_run(const fs::path& folder) {
     return fmt::format("--model small_cnn --device cpu --epochs 1 -b 8 --log-every 1 --output-dir {}",
                        (folder / "run").string());
 }
 
 nlohmann::json checkpoint_options(const fs::path& folder) {
-    return io::load_checkpoint((folder / "run" / "checkpoint-epoch-001.safetensors").string()).meta.at("options");
+    return io::load_checkpoint((folder / "run" / "checkpoint-epoch-001.safetensors").string())
+        .meta.at("options");
 }
 
 }  // namespace
 
-TEST_CASE("cudacnn-train: --augment as text or FILE.json reaches the run and its checkpoint; bad specs exit 2",
-          "[cli][augment]") {
+TEST_CASE(
+    "cudacnn-train: --augment as text or FILE.json reaches the run and its checkpoint; bad specs exit 2",
+    "[cli][augment]") {
     const test::TempDir temp;
     const fs::path folder = temp.path();
     const std::string text = "crop:32:2:reflect,hflip,jitter:0.3";
@@ -160,7 +163,8 @@ TEST_CASE("cudacnn-train: --augment as text or FILE.json reaches the run and its
 
     const Outcome bad_token = run_train("--augment crop:32,blur:3", folder);
     CHECK(bad_token.exit_code == 2);
-    CHECK_THAT(bad_token.output, Catch::Contains("--augment crop:32,blur:3") && Catch::Contains("bad token \"blur\""));
+    CHECK_THAT(bad_token.output,
+               Catch::Contains("--augment crop:32,blur:3") && Catch::Contains("bad token \"blur\""));
     const Outcome both = run_train("--augment hflip --no-augment", folder);
     CHECK(both.exit_code == 2);
     CHECK_THAT(both.output, Catch::Contains("--augment hflip:0.5 and --no-augment both given"));
@@ -169,5 +173,6 @@ TEST_CASE("cudacnn-train: --augment as text or FILE.json reaches the run and its
     CHECK_THAT(missing.output, Catch::Contains((folder / "none.json").string() + ": cannot open the file"));
     const Outcome coarse_alone = run_train("--cifar100-labels coarse", folder);
     CHECK(coarse_alone.exit_code == 2);
-    CHECK_THAT(coarse_alone.output, Catch::Contains("--cifar100-labels coarse goes with --dataset cifar100 only"));
+    CHECK_THAT(coarse_alone.output,
+               Catch::Contains("--cifar100-labels coarse goes with --dataset cifar100 only"));
 }

@@ -26,19 +26,22 @@ TrainOptions options(const std::vector<std::string>& args) {
 
 // A CIFAR-100 record: coarse label, fine label, then 3072 pixel bytes of value `fill`.
 std::string cifar100_record(int coarse, int fine, uint8_t fill) {
-    return std::string{static_cast<char>(coarse), static_cast<char>(fine)} + std::string(3072, static_cast<char>(fill));
+    return std::string{static_cast<char>(coarse), static_cast<char>(fine)} +
+           std::string(3072, static_cast<char>(fill));
 }
 
 }  // namespace
 
-TEST_CASE("load_splits: an image folder at the model's input size, cut by the limits", "[setup][imagefolder]") {
+TEST_CASE("load_splits: an image folder at the model's input size, cut by the limits",
+          "[setup][imagefolder]") {
     const test::TempDir temp;
     for (const char* split : {"train", "test"})
         for (const char* name : {"bird", "fish"})
             for (int i = 0; i < 3; ++i) {
                 fs::create_directories(fs::path(temp.path()) / split / name);
-                test::write_solid_png(temp.path() + "/" + split + "/" + name + "/" + std::to_string(i) + ".png", 9, 7,
-                                      static_cast<uint8_t>(i), 0, 0);
+                test::write_solid_png(
+                    temp.path() + "/" + split + "/" + name + "/" + std::to_string(i) + ".png", 9, 7,
+                    static_cast<uint8_t>(i), 0, 0);
             }
     graph::ModelSpec spec = graph::builtin_model("small_cnn");
     spec.input = Shape{3, 12, 16};  // only the input's height and width matter to the loader
@@ -51,23 +54,28 @@ TEST_CASE("load_splits: an image folder at the model's input size, cut by the li
         CHECK(d->labels == std::vector<int64_t>{0, 0, 0, 1, 1, 1});
         CHECK(d->class_names == std::vector<std::string>{"bird", "fish"});
     }
-    const data::Splits limited = load_splits(
-        options({"--dataset", "imagefolder", "--data", temp.path(), "--limit-train", "4", "--limit-test", "1"}), spec);
+    const data::Splits limited = load_splits(options({"--dataset", "imagefolder", "--data", temp.path(),
+                                                      "--limit-train", "4", "--limit-test", "1"}),
+                                             spec);
     CHECK(limited.train.size() == 4);
     CHECK(limited.test.size() == 1);
 
     spec.input = Shape{48};
-    CHECK_THAT(test::error_message([&] { load_splits(options({"--dataset", "imagefolder", "--data", temp.path()}), spec); }),
-               Catch::Contains("--dataset imagefolder: model 'small_cnn' takes inputs (48), not images (C, H, W)"));
+    CHECK_THAT(
+        test::error_message([&] {
+            load_splits(options({"--dataset", "imagefolder", "--data", temp.path()}), spec);
+        }),
+        Catch::Contains("--dataset imagefolder: model 'small_cnn' takes inputs (48), not images (C, H, W)"));
 }
 
 TEST_CASE("load_splits: CIFAR-100's coarse or fine labels as --cifar100-labels says", "[setup]") {
     const test::TempDir temp;
-    std::ofstream(temp.file("train.bin"), std::ios::binary) << cifar100_record(7, 70, 1) + cifar100_record(19, 3, 2);
+    std::ofstream(temp.file("train.bin"), std::ios::binary)
+        << cifar100_record(7, 70, 1) + cifar100_record(19, 3, 2);
     std::ofstream(temp.file("test.bin"), std::ios::binary) << cifar100_record(0, 99, 3);
     const graph::ModelSpec spec = graph::builtin_model("small_cnn");
-    const data::Splits coarse =
-        load_splits(options({"--dataset", "cifar100", "--data", temp.path(), "--cifar100-labels", "coarse"}), spec);
+    const data::Splits coarse = load_splits(
+        options({"--dataset", "cifar100", "--data", temp.path(), "--cifar100-labels", "coarse"}), spec);
     CHECK(coarse.train.num_classes == 20);
     CHECK(coarse.train.labels == std::vector<int64_t>{7, 19});
     CHECK(coarse.test.labels == std::vector<int64_t>{0});
@@ -78,7 +86,8 @@ TEST_CASE("load_splits: CIFAR-100's coarse or fine labels as --cifar100-labels s
 
 TEST_CASE("load_splits: the synthetic set of --synthetic-size and --seed", "[setup]") {
     const graph::ModelSpec spec = graph::builtin_model("small_cnn");
-    const data::Splits s = load_splits(options({"--synthetic-size", "30,20", "--seed", "4", "--limit-test", "5"}), spec);
+    const data::Splits s =
+        load_splits(options({"--synthetic-size", "30,20", "--seed", "4", "--limit-test", "5"}), spec);
     const data::Splits reference = data::make_synthetic({30, 20, 4});
     CHECK(s.train.images == reference.train.images);
     CHECK(s.train.labels == reference.train.labels);

@@ -48,9 +48,10 @@ Splits load_cifar10(const std::string& dir);
 enum class Cifar100Labels { fine, coarse };
 const char* cifar100_labels_name(Cifar100Labels labels);  // "fine", "coarse"
 
-// train.bin and test.bin; records of 1 coarse label byte + 1 fine label byte + 3072 pixel bytes. `labels` picks
-// the byte: fine (names from fine_label_names.txt, else the known ones; datasets "cifar100 train", "cifar100
-// test") or coarse (names from coarse_label_names.txt, else the official 20; "cifar100 coarse train", ...).
+// train.bin and test.bin; records of 1 coarse label byte + 1 fine label byte + 3072 pixel bytes. `labels`
+// picks the byte: fine (names from fine_label_names.txt, else the known ones; datasets "cifar100 train",
+// "cifar100 test") or coarse (names from coarse_label_names.txt, else the official 20; "cifar100 coarse
+// train", ...).
 Splits load_cifar100(const std::string& dir, Cifar100Labels labels = Cifar100Labels::fine);
 
 // ---- Synthetic ------------------------------------------------------------------------------------------
@@ -65,9 +66,9 @@ struct SyntheticOptions {
 };
 Splits make_synthetic(const SyntheticOptions& options);
 
-// The class names of a dataset kind without reading its files (for predictions from weights alone): cifar10 and
-// cifar100 (the official names, in label order), cifar100_coarse (the 20 superclasses) and synthetic. Error for
-// any other name.
+// The class names of a dataset kind without reading its files (for predictions from weights alone): cifar10
+// and cifar100 (the official names, in label order), cifar100_coarse (the 20 superclasses) and synthetic.
+// Error for any other name.
 std::vector<std::string> known_class_names(const std::string& dataset);
 const std::vector<std::string>& synthetic_class_names();
 

@@ -39,11 +39,11 @@ Image fit_image(const Image& image, int64_t height, int64_t width);
 // folder or file; an empty class folder or no class folder at all is an Error.
 Dataset load_image_folder(const std::string& dir, int64_t height, int64_t width);
 
-// The same layout as training and test sets (cudacnn-train's --dataset imagefolder). When `dir` has both train/
-// and test/, those are the sets, and their class folders must have the same names. Otherwise `dir` itself is
-// the training set, and the test set is those same images (named so: with no held-out images, the test
-// accuracy is the training images' accuracy without augmentation). Only one of train/ and test/ is an Error,
-// since the other would be taken for a class.
+// The same layout as training and test sets (cudacnn-train's --dataset imagefolder). When `dir` has both
+// train/ and test/, those are the sets, and their class folders must have the same names. Otherwise `dir`
+// itself is the training set, and the test set is those same images (named so: with no held-out images, the
+// test accuracy is the training images' accuracy without augmentation). Only one of train/ and test/ is an
+// Error, since the other would be taken for a class.
 Splits load_image_folder_splits(const std::string& dir, int64_t height, int64_t width);
 
 }  // namespace cudacnn::data

@@ -55,8 +55,8 @@ double lr_at_epoch(const LrSchedule& schedule, double base_lr, int64_t epoch, in
 
 struct TrainOptions {
     std::string model = "cifar_cnn";  // --model: a built-in name or a FILE.json path (checked by the loader)
-    std::string dataset = "synthetic";               // --dataset cifar10|cifar100|imagefolder|synthetic
-    std::string data_dir;                            // --data DIR: required for cifar10/cifar100/imagefolder
+    std::string dataset = "synthetic";  // --dataset cifar10|cifar100|imagefolder|synthetic
+    std::string data_dir;               // --data DIR: required for cifar10/cifar100/imagefolder
     std::optional<data::Cifar100Labels> cifar100_labels;  // --cifar100-labels (cifar100 only); unset: fine
     int64_t epochs = 20;                             // --epochs: >= 1, or 0 with --evaluate
     int64_t batch_size = 128;                        // -b / --batch-size
