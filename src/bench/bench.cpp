@@ -101,7 +101,7 @@ Report run_bench(const BenchOptions& options, std::ostream& out) {
     if (options.shape.empty()) {
         model = graph::build_graph(train::resolve_model(options.model));
         cases = cases_from_graph(*model, options.batch_size, options.optimizer);
-        for (const int64_t n : {int64_t{1}, int64_t{32}, int64_t{128}}) cases.push_back(parse_shape(fmt::format("augment:N={}", n)));
+        for (OpCase& c : augment_cases()) cases.push_back(std::move(c));
     } else {
         cases.push_back(parse_shape(options.shape));
     }

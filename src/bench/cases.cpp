@@ -7,6 +7,7 @@
 
 #include <fmt/format.h>
 
+#include "cudacnn/data/dataset.hpp"
 #include "cudacnn/error.hpp"
 #include "cudacnn/train/options.hpp"
 
@@ -54,7 +55,9 @@ const std::vector<OpForm>& op_forms() {
         {"adam", "one fused step over P parameters", {{"P", ""}}},
         {"adamw", "one fused step over P parameters", {{"P", ""}}},
         {"sgd", "one fused step over P parameters (momentum 0.9)", {{"P", ""}}},
-        {"augment", "crop + flip + normalize of N CIFAR images", {{"N", ""}}},
+        {"augment", "augmentation op OP of N random 32×32 RGB images; default: the trainer's crop + flip + "
+                    "normalize; OP is one of",
+         {{"OP", "default"}, {"N", ""}}},
     };
     return forms;
 }
@@ -71,7 +74,19 @@ std::string op_names() {
     return names;
 }
 
-bool is_word_key(const std::string& key) { return key == "mode"; }
+bool is_word_key(const std::string& key) { return key == "mode" || key == "OP"; }
+
+const AugmentBenchOp* find_augment_op(const std::string& name) {
+    for (const AugmentBenchOp& op : augment_bench_ops())
+        if (name == op.name) return &op;
+    return nullptr;
+}
+
+std::string augment_op_names() {
+    std::string names;
+    for (const AugmentBenchOp& op : augment_bench_ops()) names += (names.empty() ? "" : ", ") + std::string(op.name);
+    return names;
+}
 
 [[noreturn]] void shape_fail(const std::string& text, const std::string& problem) {
     throw UsageError(fmt::format("--shape {}: {}", text, problem));
@@ -118,7 +133,8 @@ std::vector<std::string> shape_forms() {
             keys += k.key;
             if (*k.fallback != '\0' && *k.fallback != '=') keys += fmt::format("[={}]", k.fallback);
         }
-        lines.push_back(fmt::format("{}:{}  ({})", form.op, keys, form.meaning));
+        const std::string ops = form.op == std::string("augment") ? " " + augment_op_names() : "";
+        lines.push_back(fmt::format("{}:{}  ({}{})", form.op, keys, form.meaning, ops));
     }
     return lines;
 }
@@ -172,7 +188,10 @@ OpCase parse_shape(const std::string& text) {
         } else {
             value = k.fallback;
         }
-        if (is_word_key(k.key)) {
+        if (std::string(k.key) == "OP") {
+            if (find_augment_op(value) == nullptr)
+                shape_fail(text, fmt::format("OP={}: unknown augmentation op; use {}", value, augment_op_names()));
+        } else if (is_word_key(k.key)) {
             bool known = false;
             for (auto mode : {cpu::Conv2dPaddingMode::zeros, cpu::Conv2dPaddingMode::reflect,
                               cpu::Conv2dPaddingMode::replicate, cpu::Conv2dPaddingMode::circular})
@@ -279,6 +298,47 @@ cpu::AvgPool2dOptions avg_pool_options_of(const OpCase& c) {
     o.padding = {c.number("PH"), c.number("PW")};
     o.ceil_mode = c.number("ceil") == 1;
     return o;
+}
+
+const std::vector<AugmentBenchOp>& augment_bench_ops() {
+    // torchvision's defaults where it has them (RandomHorizontalFlip's p = 0.5, RandomErasing's p = 0.5 and
+    // value 0), else the usual CIFAR-training arguments; normalize is CIFAR-10's (cifar10_normalization).
+    static const std::vector<AugmentBenchOp> ops = {
+        {"default", "crop:32:4,hflip"},
+        {"crop", "crop:32:4"},
+        {"hflip", "hflip:0.5"},
+        {"vflip", "vflip:0.5"},
+        {"jitter", "jitter:0.4:0.4:0.4:0.1"},
+        {"grayscale", "grayscale:0.1"},
+        {"erasing", "erasing:0.5"},
+        {"noise", "noise:0.1"},
+        {"saltpepper", "saltpepper:0.05"},
+        {"normalize", "normalize:0.4914/0.4822/0.4465:0.2023/0.1994/0.2010"},
+        {"affine", "affine:15:0.1:0.9-1.1:5:bilinear"},
+        {"rotation", "rotation:30:bilinear"},
+        {"centercrop", "centercrop:28"},
+        {"resizedcrop", "resizedcrop:32"},
+        {"perspective", "perspective:0.5:1"},
+    };
+    return ops;
+}
+
+data::AugmentSpec augment_spec_of(const OpCase& c) {
+    CUDACNN_CHECK(c.op == "augment", "bench: op '{}' is not an augment", c.op);
+    const AugmentBenchOp* op = find_augment_op(c.text("OP"));
+    CUDACNN_CHECK(op != nullptr, "bench: unknown augmentation op '{}'; use {}", c.text("OP"), augment_op_names());
+    const data::AugmentSpec spec = data::parse_augment_spec(op->spec);
+    if (std::string(op->name) != "default") return spec;
+    const data::Normalization n = data::cifar10_normalization();
+    return data::with_normalization(spec, n.mean, n.stddev);
+}
+
+std::vector<OpCase> augment_cases() {
+    std::vector<OpCase> cases;
+    for (const AugmentBenchOp& op : augment_bench_ops())
+        for (const int64_t n : {int64_t{1}, int64_t{32}, int64_t{128}})
+            cases.push_back(parse_shape(fmt::format("augment:OP={},N={}", op.name, n)));
+    return cases;
 }
 
 std::vector<OpCase> cases_from_graph(const graph::Graph& graph, int64_t batch_size, const std::string& optimizer) {

@@ -88,10 +88,11 @@ Record base_record(const OpCase& c, const std::string& direction, const std::str
 // A GPU candidate that cannot run because there is no GPU (or GPU algorithms were not asked for).
 bool gpu_candidate_possible(const Context& context, Candidate& candidate);
 
-// The candidates of each op family (conv_bench.cpp, layer_bench.cpp, train_bench.cpp).
+// The candidates of each op family (conv_bench.cpp, layer_bench.cpp, train_bench.cpp, augment_bench.cpp).
 std::vector<Candidate> conv2d_candidates(const OpCase& c, Context& context);
 std::vector<Candidate> layer_candidates(const OpCase& c, Context& context);  // bn, relu, pools, linear
 std::vector<Candidate> training_op_candidates(const OpCase& c, Context& context);  // loss, optimizers, augment
+std::vector<Candidate> augment_candidates(const OpCase& c, Context& context);  // augment_bench.cpp
 
 // The whole training step (gpu kernels with and without CUDA-graph replay, or the CPU backend) and the
 // epoch estimate derived from each.

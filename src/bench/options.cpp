@@ -122,9 +122,9 @@ std::string bench_usage() {
         "\n";
     text += train::flags_help(flag_table());
     text +=
-        "\n--algos: cudnn, direct, im2col (conv2d), cublas (linear), kernel (the other ops' kernels), cpu (the\n"
-        "reference), gpu (all but cpu). In the emu flavour gpu runs the emulated kernels: correct but slow, so\n"
-        "use a small -b.\n"
+        "\n--algos: cudnn, direct, im2col (conv2d), cublas (linear), kernel (the other ops' kernels; augment's\n"
+        "rows kernel and fused), cpu (the reference; augment's rows cpu and cpu_fused), gpu (all but cpu). In the\n"
+        "emu flavour gpu runs the emulated kernels: correct but slow, so use a small -b.\n"
         "\n--shape OP:KEY=VALUE,... (K, S, P, D set both KH/KW, SH/SW, PH/PW, DH/DW):\n";
     for (const std::string& form : shape_forms()) text += "  " + form + "\n";
     text += "\nExit codes: 0 done, 1 an error or an implementation that was wrong or failed (after the files are\n"

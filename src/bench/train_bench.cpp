@@ -1,5 +1,6 @@
-// Candidates of the training-only ops (cross-entropy, the fused optimizers, the augmentation pipeline) and
-// the whole training step through graph::Executor, with and without CUDA-graph replay, plus an epoch estimate.
+// Candidates of the training-only ops (cross-entropy, the fused optimizers; augment_bench.cpp has the
+// augmentation's) and the whole training step through graph::Executor, with and without CUDA-graph replay, plus
+// an epoch estimate.
 #include <cmath>
 #include <memory>
 #include <random>
@@ -10,7 +11,6 @@
 
 #include "cuda/loss.hpp"
 #include "cuda/optimizer.hpp"
-#include "cudacnn/data/dataset.hpp"
 #include "cudacnn/graph/executor.hpp"
 #include "cudacnn/ops/loss.hpp"
 #include "cudacnn/ops/optimizer.hpp"
@@ -224,44 +224,6 @@ std::vector<Candidate> optimizer_candidates(const OpCase& c, Context& context) {
         const std::string op = c.op;
         out.push_back(cpu_candidate(c, "step", [host, op] { reference_step(op, host->params, host->grads, host->state); }));
         out.back().record.bytes = bytes;
-    }
-    return out;
-}
-
-// ---- augmentation ----------------------------------------------------------------------------------------------
-
-std::vector<Candidate> augment_candidates(const OpCase& c, Context& context) {
-    const int64_t n = c.number("N");
-    std::vector<Candidate> out;
-    // Listed whatever --algos says, so that the table shows what is missing.
-    Candidate gpu;
-    gpu.record = base_record(c, "forward", "kernel", context.gpu ? context.gpu_device : "gpu");
-    gpu.skipped = "not available yet: the fused GPU augmentation kernel is issue 6";
-    out.push_back(std::move(gpu));
-    if (context.wants("cpu")) {
-        // The host pipeline cudacnn-train uses today: RandomCrop(32, padding=4) + flip + Normalize per image.
-        auto dataset = std::make_shared<data::Dataset>();
-        dataset->name = "bench random";
-        dataset->class_names = data::known_class_names("cifar10");
-        std::mt19937_64 rng(context.options.seed + 23);
-        dataset->images.resize(static_cast<size_t>(n * dataset->image_bytes()));
-        for (uint8_t& byte : dataset->images) byte = static_cast<uint8_t>(rng());
-        dataset->labels.resize(static_cast<size_t>(n));
-        for (int64_t i = 0; i < n; ++i) dataset->labels[i] = i % 10;
-        auto indices = std::make_shared<std::vector<int64_t>>(static_cast<size_t>(n));
-        for (int64_t i = 0; i < n; ++i) (*indices)[i] = i;
-        auto x = std::make_shared<std::vector<float>>(static_cast<size_t>(n * dataset->image_bytes()));
-        auto labels = std::make_shared<std::vector<int64_t>>(static_cast<size_t>(n));
-        const uint64_t seed = context.options.seed;
-        Candidate cand = cpu_candidate(c, "forward", {});
-        cand.run = [dataset, indices, x, labels, seed, n](int64_t call) {
-            const data::Augmentation augmentation;
-            data::assemble_batch(*dataset, indices->data(), n, &augmentation, data::cifar10_normalization(), seed, 0,
-                                 call * n, x->data(), labels->data());
-        };
-        cand.record.note = "the host pipeline (src/data)";
-        cand.images_per_call = static_cast<double>(n);
-        out.push_back(std::move(cand));
     }
     return out;
 }

@@ -85,12 +85,19 @@ TEST_CASE("cudacnn-bench --quick: the CPU smoke pass, its table, JSON and CSV", 
     REQUIRE(adam != nullptr);
     CHECK(adam->gbps > 0.0);
     CHECK(find(report, "roofline", "copy", "memcpy")->peak_percent == 100.0);
-    // Augmentation on the GPU is issue 6: listed, not faked.
-    const Record* augment = find(report, "augment", "forward", "kernel", "N=32");
-    REQUIRE(augment != nullptr);
-    CHECK(augment->status == Status::skipped);
-    CHECK_THAT(augment->note, Contains("not available yet"));
+    // Augmentation: the trainer's transform (reference and fused pass) and every op, at batch 1, 32 and 128.
     CHECK(find(report, "augment", "forward", "cpu", "N=128")->images_per_s > 0.0);
+    const Record* fused = find(report, "augment", "forward", "cpu_fused", "N=32");
+    REQUIRE(fused != nullptr);
+    CHECK(fused->status == Status::ok);
+    CHECK(fused->max_error == 0.0);
+    for (const char* shape : {"OP=crop,N=1", "OP=jitter,N=32", "OP=perspective,N=128"}) {
+        INFO(shape);
+        const Record* r = find(report, "augment", "forward", "cpu", shape);
+        REQUIRE(r != nullptr);
+        CHECK(r->status == Status::ok);
+        CHECK(r->images_per_s > 0.0);
+    }
     const Record* step = find(report, "train_step", "step", "cpu");
     REQUIRE(step != nullptr);
     CHECK(step->status == Status::ok);
@@ -158,6 +165,49 @@ TEST_CASE("cudacnn-bench checks the emulated kernels against the reference befor
                                            {"max_pool2d backward", 1}, {"max_pool2d forward", 1}, {"adam step", 1}});
 }
 
+TEST_CASE("cudacnn-bench checks the emulated augmentation kernels against the reference", "[bench][cli]") {
+    if (!kEmulated) {
+        WARN("skipped: this case checks the emu flavour's emulated kernels; this is the cuda flavour");
+        return;
+    }
+    const test::TempDir temp;
+    // Every op at batch 1 (the default list's N=1 cases), and the trainer's transform at batch 2 via --shape.
+    const Outcome ops = run_bench(fmt::format("--quick --algos kernel,cpu --no-step --filter '^augment .*N=1$' --json {}",
+                                              temp.file("ops.json")),
+                                  temp);
+    INFO(ops.output);
+    REQUIRE(ops.exit_code == 0);
+    const Outcome pipeline = run_bench(fmt::format("--shape augment:N=2 --algos kernel,cpu --warmup 0 --repeats 1 --json {}",
+                                                   temp.file("default.json")),
+                                       temp);
+    INFO(pipeline.output);
+    REQUIRE(pipeline.exit_code == 0);
+    std::map<std::string, int> ok;
+    for (const char* file : {"ops.json", "default.json"}) {
+        for (const Record& r : read_report(temp.file(file)).records) {
+            if (r.op != "augment") continue;
+            INFO(r.shape << " " << r.algorithm << ": " << r.note);
+            CHECK(r.status == Status::ok);
+            CHECK(r.images_per_s > 0.0);
+            if (r.algorithm != "cpu") {  // the reference has no check of its own
+                REQUIRE(r.max_error.has_value());
+                CHECK(*r.max_error <= 1e-5);
+                CHECK(r.tolerance == 1e-5);
+            }
+            ok[r.algorithm + (r.shape == "N=2" ? " default" : "")] += 1;
+        }
+    }
+    // 15 entries at N=1 (the default and 14 ops; the default and normalize have fused rows), then the default at
+    // N=2.
+    CHECK(ok == std::map<std::string, int>{{"kernel", 15}, {"fused", 2}, {"cpu", 15}, {"cpu_fused", 2},
+                                           {"kernel default", 1}, {"fused default", 1}, {"cpu default", 1},
+                                           {"cpu_fused default", 1}});
+    const Record* kernel = find(read_report(temp.file("ops.json")), "augment", "forward", "kernel", "OP=affine,N=1");
+    REQUIRE(kernel != nullptr);
+    CHECK(kernel->device == "emulated");
+    CHECK_THAT(kernel->note, Contains("one kernel per op"));
+}
+
 TEST_CASE("cudacnn-bench exit codes: 2 for a bad command line, 1 for an error", "[bench][cli]") {
     const test::TempDir temp;
     const Outcome bad_flag = run_bench("--repeats 0", temp);
@@ -166,6 +216,9 @@ TEST_CASE("cudacnn-bench exit codes: 2 for a bad command line, 1 for an error", 
     const Outcome bad_shape = run_bench("--shape conv2d:N=1", temp);
     CHECK(bad_shape.exit_code == 2);
     CHECK_THAT(bad_shape.output, Contains("conv2d needs C"));
+    const Outcome bad_augment = run_bench("--shape augment:OP=sharpen,N=2", temp);
+    CHECK(bad_augment.exit_code == 2);
+    CHECK_THAT(bad_augment.output, Contains("OP=sharpen: unknown augmentation op") && Contains("perspective"));
     const Outcome no_model = run_bench(fmt::format("--quick --model {}", temp.file("missing.json")), temp);
     CHECK(no_model.exit_code == 1);
     CHECK_THAT(no_model.output, Contains("cudacnn-bench: error:") && Contains("missing.json"));
@@ -193,7 +246,8 @@ TEST_CASE("tools/bench: pytorch_bench.py writes cudacnn-bench's schema and repor
     const test::TempDir temp;
     const std::string tools = std::string(CUDACNN_FIXTURES_DIR) + "/../../tools/bench";
     const std::string log = temp.file("python.txt");
-    const int torch_status = std::system(fmt::format("{} {}/pytorch_bench.py --quick -b 2 --variants eager,compile --json {} > {} 2>&1",
+    const int torch_status = std::system(fmt::format("{} {}/pytorch_bench.py --quick -b 2 --variants eager,compile --augment-batches 2 "
+                                                     "--json {} > {} 2>&1",
                                                      python, tools, temp.file("torch.json"), log)
                                              .c_str());
     INFO(test::read_bytes(log));
@@ -206,20 +260,37 @@ TEST_CASE("tools/bench: pytorch_bench.py writes cudacnn-bench's schema and repor
     CHECK(find(torch, "train_step", "step", "torch_eager", "model=cifar_cnn,N=2")->images_per_s > 0.0);
     CHECK(find(torch, "epoch", "estimate", "torch_eager", "model=cifar_cnn,N=2")->epoch_s > 0.0);
     if (torch.device == "cpu") CHECK(find(torch, "train_step", "step", "torch_compile")->status == Status::skipped);
+    // The augmentation ops with torchvision (Debian's python3-torchvision beside python3-torch), under our shapes.
+    const bool torchvision = std::system(fmt::format("{} -c 'import torchvision' > /dev/null 2>&1", python).c_str()) == 0;
+    for (const char* algorithm : {"torch_tv_loop", "torch_tv_batch"}) {
+        for (const char* shape : {"N=2", "OP=hflip,N=2", "OP=perspective,N=2"}) {
+            INFO(algorithm << " " << shape);
+            const Record* r = find(torch, "augment", "forward", algorithm, torchvision ? shape : "");
+            REQUIRE(r != nullptr);
+            CHECK(r->status == (torchvision ? Status::ok : Status::skipped));
+            if (torchvision) CHECK(r->images_per_s == Approx(2 / (*r->median_us * 1e-6)));
+        }
+    }
 
     const Outcome ours = run_bench(fmt::format("--quick -b 2 --filter '^conv2d forward cpu N=2,C=3,' --no-step --json {}",
                                                temp.file("ours.json")),
                                    temp);
     INFO(ours.output);
     REQUIRE(ours.exit_code == 0);
-    const int report_status = std::system(fmt::format("{} {}/report.py {} {} --out {} > {} 2>&1", python, tools,
-                                                      temp.file("ours.json"), temp.file("torch.json"),
-                                                      temp.file("report.md"), log)
+    const Outcome augment = run_bench(fmt::format("--shape augment:OP=hflip,N=2 --json {}", temp.file("augment.json")), temp);
+    INFO(augment.output);
+    REQUIRE(augment.exit_code == 0);
+    const int report_status = std::system(fmt::format("{} {}/report.py {} {} {} --out {} > {} 2>&1", python, tools,
+                                                      temp.file("ours.json"), temp.file("augment.json"),
+                                                      temp.file("torch.json"), temp.file("report.md"), log)
                                               .c_str());
     REQUIRE(report_status == 0);
     const std::string report = test::read_bytes(temp.file("report.md"));
     INFO(report);
-    CHECK_THAT(report, Contains("| op | shape | direction | cpu | torch_eager | ours / torch_eager | ours / torch best |"));
+    CHECK_THAT(report, Contains(torchvision ? "| op | shape | direction | cpu | torch_eager | torch_tv_loop | torch_tv_batch | "
+                                              "ours / torch_eager | ours / torch best |"
+                                            : "| op | shape | direction | cpu | torch_eager | ours / torch_eager | ours / torch best |"));
+    if (torchvision) CHECK_THAT(report, Contains("| augment | OP=hflip,N=2 | forward | "));
     CHECK_THAT(report, Contains("| conv2d | N=2,C=3,H=32,W=32,OC=32,K=3,P=1 | forward | "));
     CHECK_THAT(report, Contains("| train_step | model=cifar_cnn,N=2 | step | – | "));
 }

@@ -7,6 +7,7 @@
 #include <limits>
 #include <stdexcept>
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "cudacnn/bench/cases.hpp"
@@ -14,6 +15,8 @@
 #include "cudacnn/bench/options.hpp"
 #include "cudacnn/bench/record.hpp"
 #include "cudacnn/bench/timing.hpp"
+#include "cudacnn/data/augment.hpp"
+#include "cudacnn/data/dataset.hpp"
 #include "cudacnn/graph/model.hpp"
 #include "cudacnn/train/options.hpp"
 #include "src/bench/measure.hpp"
@@ -114,6 +117,84 @@ TEST_CASE("bench --shape: parsing, defaults, shorthands and the canonical text",
     // The reference's own geometry checks, without their file:line.
     CHECK_THROWS_WITH(parse_shape("conv2d:N=1,C=1,H=2,W=2,OC=1,K=5"), Contains("--shape conv2d:") && !Contains(".cpp:"));
     CHECK_THROWS_WITH(parse_shape("conv2d:N=1,C=3,H=5,W=5,OC=4,K=3,G=2"), Contains("multiples of G=2"));
+}
+
+TEST_CASE("bench augment cases: the OP key, each op's spec and the default list", "[bench]") {
+    const OpCase old_form = parse_shape("augment:N=32");  // results files before OP keep their shape text
+    CHECK(old_form.text("OP") == "default");
+    CHECK(shape_text(old_form) == "N=32");
+    const OpCase flip = parse_shape("augment:OP=hflip,N=2");
+    CHECK(flip.text("OP") == "hflip");
+    CHECK(flip.number("N") == 2);
+    CHECK(shape_text(flip) == "OP=hflip,N=2");
+    CHECK(parse_shape("augment:" + shape_text(flip)) == flip);
+
+    // The default is the trainer's transform: crop + flip + CIFAR-10's normalize, which the fused kernel computes.
+    const data::AugmentSpec trainer = augment_spec_of(old_form);
+    CHECK(data::format_augment_spec(trainer) ==
+          data::format_augment_spec(data::parse_augment_spec("crop:32:4,hflip,normalize:0.4914/0.4822/0.4465:"
+                                                             "0.2023/0.1994/0.2010")));
+    data::FusedCropFlip fused;
+    REQUIRE(data::fused_crop_flip(trainer, {3, 32, 32}, &fused));
+    CHECK(fused.crop_padding == 4);
+    CHECK(fused.horizontal_flip);
+    CHECK(fused.stddev == data::cifar10_normalization().stddev);
+
+    // Every other entry is one op of its own name, valid on a 32×32 RGB image.
+    for (const AugmentBenchOp& op : augment_bench_ops()) {
+        if (std::string(op.name) == "default") continue;
+        INFO(op.name);
+        const data::AugmentSpec spec = augment_spec_of(parse_shape(fmt::format("augment:OP={},N=1", op.name)));
+        REQUIRE(spec.size() == 1);
+        const std::string text = data::format_augment_spec(spec);
+        CHECK(text.substr(0, text.find(':')) == op.name);
+        const data::ImageShape out = data::augment_shapes(spec, {3, 32, 32}).back();
+        CHECK(out == (std::string(op.name) == "centercrop" ? data::ImageShape{3, 28, 28} : data::ImageShape{3, 32, 32}));
+        // The fused pass computes crop, flip and normalize, each optional: normalize alone fuses too.
+        CHECK(data::fused_crop_flip(spec, {3, 32, 32}, &fused) == (std::string(op.name) == "normalize"));
+    }
+    CHECK(augment_bench_ops().size() == 15);  // the default and the 14 kinds of AugmentKind
+
+    // The default run's list: each op at Kornia's batch sizes 1, 32 and 128.
+    const std::vector<OpCase> cases = augment_cases();
+    REQUIRE(cases.size() == 3 * augment_bench_ops().size());
+    CHECK(shape_text(cases[0]) == "N=1");
+    CHECK(shape_text(cases[2]) == "N=128");
+    CHECK(shape_text(cases[3]) == "OP=crop,N=1");
+    CHECK(shape_text(cases.back()) == "OP=perspective,N=128");
+
+    CHECK_THROWS_AS(parse_shape("augment:OP=blur,N=1"), train::UsageError);
+    CHECK_THROWS_WITH(parse_shape("augment:OP=blur,N=1"),
+                      Contains("--shape augment:OP=blur,N=1: OP=blur: unknown augmentation op") &&
+                          Contains("default, crop, hflip") && Contains("perspective"));
+    CHECK_THROWS_WITH(parse_shape("augment:OP=hflip"), Contains("augment needs N"));
+    CHECK_THROWS_WITH(parse_shape("augment:OP=hflip,N=0"), Contains("N=0 must be at least 1"));
+}
+
+TEST_CASE("bench augment candidates on the CPU: the reference, and the fused pass checked against it", "[bench]") {
+    Context context;
+    context.algos = {"cpu", "kernel"};  // kernel rows: skipped here, as without a GPU
+    context.no_gpu_reason = "GPU timings need a GPU (none in this test)";
+    std::vector<Candidate> candidates = augment_candidates(parse_shape("augment:N=2"), context);
+    std::vector<std::string> algorithms;
+    for (const Candidate& c : candidates) algorithms.push_back(c.record.algorithm);
+    CHECK(algorithms == std::vector<std::string>{"kernel", "fused", "cpu", "cpu_fused"});
+    for (Candidate& c : candidates) {
+        INFO(c.record.algorithm);
+        const Record r = measure(c, context);
+        if (c.record.device != "cpu") {
+            CHECK(r.status == Status::skipped);
+            CHECK_THAT(r.note, Contains("none in this test"));
+            continue;
+        }
+        REQUIRE(r.status == Status::ok);
+        CHECK(r.images_per_s > 0.0);
+        CHECK(r.bytes == 2.0 * (3072 + 3072 * 4));  // uint8 images in, float batch out
+        if (r.algorithm == "cpu_fused") CHECK(r.max_error == 0.0);  // the same floats, bit for bit
+        if (r.algorithm == "cpu") CHECK_FALSE(r.max_error.has_value());  // the reference itself
+    }
+    // One op: no fused rows.
+    CHECK(augment_candidates(parse_shape("augment:OP=jitter,N=1"), context).size() == 2);
 }
 
 TEST_CASE("bench cases of the CifarCNN: every distinct layer shape, the loss and the optimizer", "[bench]") {

@@ -1,17 +1,19 @@
 #!/usr/bin/env python3
-"""PyTorch's side of cudacnn-bench: the CifarCNN training step and its per-layer convolutions, timed the way
-cudacnn-bench times ours, written in cudacnn-bench's JSON schema ("cudacnn-bench/1", README "cudacnn-bench")
-so that tools/bench/report.py can put both side by side.
+"""PyTorch's side of cudacnn-bench: the CifarCNN training step, its per-layer convolutions and the augmentation
+ops (torchvision), timed the way cudacnn-bench times ours, written in cudacnn-bench's JSON schema
+("cudacnn-bench/1", README "cudacnn-bench") so that tools/bench/report.py can put both side by side.
 
 Variants (the algorithm column): torch_eager (fp32, cuDNN benchmark mode, TF32 off), torch_channels_last
 (the same with NHWC tensors), torch_tf32 (TF32 on for convolutions and matmuls), torch_compile
 (torch.compile of the same function; PyTorch 2.x on a GPU only). Data lives on the device before timing.
 GPU timings: CUDA events around each call after the warm-up, inputs rotated over enough copies to cover
 twice the L2 cache; CPU: time.perf_counter. Runs on the CPU (PyTorch 1.13 too) for a smoke check.
+Augmentation (torchvision v1 transforms on device tensors, per image and on the whole batch) is timed once,
+not per variant: torch_tv_loop, torch_tv_batch.
 
     python3 tools/bench/pytorch_bench.py [--batch-size 128] [--warmup 5] [--repeats 20] [--steps 10]
                                          [--variants eager,channels_last,tf32,compile] [--device auto|cpu|cuda]
-                                         [--quick] --json FILE
+                                         [--augment-batches 1,32,128] [--no-augment] [--quick] --json FILE
 """
 import argparse
 import json
@@ -200,6 +202,81 @@ def bench_step(args, device, variant, timer, out):
                       note=f"{batches} steps of {n} images (CIFAR-10's 50,000), training only"))
 
 
+# The augmentation ops of cudacnn-bench's augment cases (src/bench/cases.cpp, augment_bench_ops), with the same
+# arguments, as torchvision v1 transforms (their defaults where ours are torchvision's: RandomResizedCrop without
+# antialias, as torchvision 0.14 on tensors). torchvision has no Gaussian or salt-and-pepper noise before
+# transforms.v2.GaussianNoise (0.20), so those two are written in torch. Kornia is not timed here: its published
+# table (Shi, Riba et al., "Differentiable Data Augmentation with Kornia", arXiv 2011.09832) timed batches of
+# 1, 32 and 128 images, the sizes used here.
+CIFAR10_MEAN, CIFAR10_STD = (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)
+
+
+def augment_transforms():
+    import torchvision.transforms as T
+    from torchvision.transforms import InterpolationMode
+
+    bilinear = InterpolationMode.BILINEAR
+
+    def noise(x):  # noise:0.1, GaussianNoise(mean=0, sigma=0.1, clip=True)
+        return (x + 0.1 * torch.randn_like(x)).clamp_(0, 1)
+
+    def salt_pepper(x):  # saltpepper:0.05, skimage's s&p with salt_vs_pepper 0.5
+        r = torch.rand_like(x)
+        return torch.where(r < 0.025, torch.ones_like(x), torch.where(r < 0.05, torch.zeros_like(x), x))
+
+    kwargs = {"antialias": False} if "antialias" in T.RandomResizedCrop.__init__.__code__.co_varnames else {}
+    return {
+        "default": T.Compose([T.RandomCrop(32, padding=4), T.RandomHorizontalFlip(),
+                              T.Normalize(CIFAR10_MEAN, CIFAR10_STD)]),
+        "crop": T.RandomCrop(32, padding=4),
+        "hflip": T.RandomHorizontalFlip(0.5),
+        "vflip": T.RandomVerticalFlip(0.5),
+        "jitter": T.ColorJitter(0.4, 0.4, 0.4, 0.1),
+        "grayscale": T.RandomGrayscale(0.1),
+        "erasing": T.RandomErasing(0.5),
+        "noise": noise,
+        "saltpepper": salt_pepper,
+        "normalize": T.Normalize(CIFAR10_MEAN, CIFAR10_STD),
+        "affine": T.RandomAffine(15, translate=(0.1, 0.1), scale=(0.9, 1.1), shear=5, interpolation=bilinear),
+        "rotation": T.RandomRotation(30, interpolation=bilinear),
+        "centercrop": T.CenterCrop(28),
+        "resizedcrop": T.RandomResizedCrop(32, **kwargs),
+        "perspective": T.RandomPerspective(0.5, p=1.0),
+    }
+
+
+def augment_shape(name, n):
+    return f"N={n}" if name == "default" else f"OP={name},N={n}"
+
+
+def bench_augment(args, device, timer, out):
+    """Each op on uint8 batches on the device turned into floats (ToTensor) and transformed: torch_tv_loop
+    calls the transform per image (its own random draws, as a DataLoader would) and stacks the results;
+    torch_tv_batch calls it once on the batch, which torchvision v1 allows but with one draw for all images."""
+    try:
+        transforms = augment_transforms()
+    except ImportError as e:
+        for algorithm in ("torch_tv_loop", "torch_tv_batch"):
+            out.append(record("augment", "", "forward", algorithm, device_name(device), status="skipped",
+                              note=f"torchvision is not installed ({e})"))
+        return
+    for name, transform in transforms.items():
+        for n in args.augment_batches:
+            copies = rotation_count(n * 3 * 32 * 32 * 5, device)  # uint8 in, float out
+            images = [torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8, device=device) for _ in range(copies)]
+            variants = {
+                "torch_tv_loop": lambda i: torch.stack([transform(x) for x in images[i % copies].float().div_(255)]),
+                "torch_tv_batch": lambda i: transform(images[i % copies].float().div_(255)),
+            }
+            for algorithm, fn in variants.items():
+                with torch.no_grad():
+                    stats = timer.time(fn)
+                note = ("per image, stacked" if algorithm == "torch_tv_loop" else
+                        "one call on the batch: one random draw for all its images")
+                out.append(record("augment", augment_shape(name, n), "forward", algorithm, device_name(device),
+                                  note=note, images_per_s=n / (stats["median_us"] * 1e-6), **stats))
+
+
 def device_name(device):
     return "gpu" if device.type == "cuda" else "cpu"
 
@@ -218,6 +295,9 @@ def main(argv):
     parser.add_argument("--variants", default="eager,channels_last,tf32,compile")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     parser.add_argument("--quick", action="store_true", help="warmup 1, repeats 2, steps 1, batch 8 (unless given)")
+    parser.add_argument("--augment-batches", default="1,32,128",
+                        help="batch sizes of the augmentation ops (comma-separated; default 1,32,128)")
+    parser.add_argument("--no-augment", action="store_true", help="skip the augmentation ops")
     parser.add_argument("--json", required=True, help="where to write the records")
     args = parser.parse_args(argv)
     quick = dict(batch_size=8, warmup=1, repeats=2, steps=1)
@@ -227,6 +307,12 @@ def main(argv):
             setattr(args, key, value)
     if args.batch_size < 1 or args.repeats < 1 or args.warmup < 0 or args.steps < 1:
         parser.error("--batch-size, --repeats and --steps must be at least 1, --warmup at least 0")
+    try:
+        args.augment_batches = [int(n) for n in args.augment_batches.split(",")]
+    except ValueError:
+        parser.error(f"--augment-batches {args.augment_batches}: use whole numbers joined by commas, e.g. 1,32,128")
+    if min(args.augment_batches) < 1:
+        parser.error("--augment-batches: each batch size must be at least 1")
     variants = args.variants.split(",")
     unknown = set(variants) - {"eager", "channels_last", "tf32", "compile"}
     if unknown:
@@ -269,6 +355,16 @@ def main(argv):
                 rate = f"{r['gflops']:.1f} GFLOP/s" if r["gflops"] else f"{r['images_per_s']:.0f} images/s"
                 print(f"  {r['op']:<10} {r['shape']:<36} {r['direction']:<15} {r['algorithm']:<20} "
                       f"{r['median_us']:>10.1f} µs  {rate}", flush=True)
+    set_tf32(False)
+    if not args.no_augment:
+        first = len(records)
+        bench_augment(args, device, timer, records)
+        for r in records[first:]:
+            if r["status"] != "ok":
+                print(f"  augment {r['algorithm']}: {r['status']}: {r['note']}", flush=True)
+            else:
+                print(f"  augment    {r['shape']:<36} {'forward':<15} {r['algorithm']:<20} "
+                      f"{r['median_us']:>10.1f} µs  {r['images_per_s']:.0f} images/s", flush=True)
     set_tf32(False)
     report = {"schema": SCHEMA, "tool": "pytorch_bench.py", "device": name, "model": "cifar_cnn",
               "batch_size": args.batch_size, "warmup": args.warmup, "repeats": args.repeats, "records": records,

@@ -12,8 +12,8 @@ import sys
 
 SCHEMA = "cudacnn-bench/1"
 # Columns in this order where present; any other algorithm follows in the order met.
-ORDER = ["cudnn", "cublas", "direct", "im2col", "kernel", "kernels", "cuda_graph", "cpu", "torch_eager",
-         "torch_channels_last", "torch_tf32", "torch_compile"]
+ORDER = ["cudnn", "cublas", "direct", "im2col", "kernel", "fused", "kernels", "cuda_graph", "cpu", "cpu_fused",
+         "torch_eager", "torch_channels_last", "torch_tf32", "torch_compile", "torch_tv_loop", "torch_tv_batch"]
 OPS = ["train_step", "epoch", "conv2d", "linear", "batch_norm2d", "relu", "max_pool2d", "avg_pool2d",
        "cross_entropy", "adam", "adamw", "sgd", "augment"]
 

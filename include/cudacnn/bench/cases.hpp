@@ -7,6 +7,7 @@
 #include <utility>
 #include <vector>
 
+#include "cudacnn/data/augment.hpp"
 #include "cudacnn/graph/model.hpp"
 #include "cudacnn/ops/conv2d.hpp"
 #include "cudacnn/ops/pool.hpp"
@@ -14,7 +15,8 @@
 namespace cudacnn::bench {
 
 // One op at one shape. params holds every key of the op (defaults filled in) in the op's order; values are
-// whole numbers except a conv2d's padding mode ("mode") and a train_step's model ("model").
+// whole numbers except a conv2d's padding mode ("mode"), an augment's op ("OP") and a train_step's model
+// ("model").
 struct OpCase {
     std::string op;
     std::vector<std::pair<std::string, std::string>> params;
@@ -51,5 +53,19 @@ Shape conv2d_weight_shape_of(const OpCase& c);  // (OC, C / G, KH, KW)
 Shape input_shape_of(const OpCase& c);  // (N, C, H, W) of conv2d, batch_norm2d, relu and pools
 cpu::MaxPool2dOptions max_pool_options_of(const OpCase& c);
 cpu::AvgPool2dOptions avg_pool_options_of(const OpCase& c);
+
+// ---- augment ------------------------------------------------------------------------------------------------
+// The augmentation ops an augment case times ("augment:OP=hflip,N=32"), each one op of data::parse_augment_spec
+// with torchvision-like arguments (hflip: "hflip:0.5"); "default" is the trainer's transform, RandomCrop(32,
+// padding=4) + RandomHorizontalFlip + CIFAR-10's Normalize.
+struct AugmentBenchOp {
+    const char* name;
+    const char* spec;  // the spec text ("default": crop:32:4,hflip, then data::with_normalization)
+};
+const std::vector<AugmentBenchOp>& augment_bench_ops();  // default first, then the ops in AugmentKind's order
+// The spec an augment case runs on its 32×32 RGB images (the OP key; throws Error for an unknown one).
+data::AugmentSpec augment_spec_of(const OpCase& c);
+// The default run's augment cases: every op of augment_bench_ops at N = 1, 32 and 128 (Kornia's table's sizes).
+std::vector<OpCase> augment_cases();
 
 }  // namespace cudacnn::bench

@@ -31,7 +31,8 @@ struct Record {
                             // adam, adamw, sgd, augment, train_step, epoch, roofline
     std::string shape;      // the op's parameters as --shape takes them: "N=128,C=3,H=32,W=32,OC=32,K=3,P=1"
     std::string direction;  // forward, backward_data, backward_filter, backward, step; copy / sgemm (roofline)
-    std::string algorithm;  // cudnn, direct, im2col, kernel, cublas, cpu, cuda_graph, ...; torch_* (PyTorch)
+    std::string algorithm;  // cudnn, direct, im2col, kernel, cublas, cpu, cuda_graph, fused, cpu_fused (augment),
+                            // ...; torch_* (PyTorch)
     std::string device;     // gpu, emulated (the CPU emulator of the emu flavour) or cpu
     Status status = Status::ok;
     std::string note;  // the reason when status is not ok; otherwise e.g. the algorithm cuDNN chose
@@ -47,7 +48,7 @@ struct Record {
     std::optional<double> peak_percent;     // of this device's measured SGEMM rate or copy bandwidth (roofline)
     std::optional<double> ratio_to_vendor;  // median / cuDNN's (conv2d) or cuBLAS's (linear) median
 
-    std::optional<double> max_error;  // max |out − ref| / max |ref| over the worst output
+    std::optional<double> max_error;  // max |out − ref| / max |ref| over the worst output (augment: max |out − ref|)
     std::optional<double> tolerance;  // what that output was allowed
 
     std::optional<double> images_per_s;  // train_step, augment
