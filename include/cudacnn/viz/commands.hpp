@@ -1,12 +1,15 @@
 // cudacnn-viz's pictures as library functions (the seed tutorial's plots): a conv layer's filters, every
 // layer's output for one image, every channel of one layer's output, training curves from a --metrics file,
-// and an FGSM adversarial example; and the command line that drives them.
+// an FGSM adversarial example, and samples beside their augmented versions; and the command line that drives
+// them.
 #pragma once
 
 #include <iosfwd>
 #include <string>
 #include <vector>
 
+#include "cudacnn/data/augment.hpp"
+#include "cudacnn/data/dataset.hpp"
 #include "cudacnn/eval/session.hpp"
 #include "cudacnn/viz/canvas.hpp"
 
@@ -45,6 +48,29 @@ AdversarialResult adversarial_picture(eval::Session& session, const std::vector<
 
 // An image file as the model's input: read, fitted (data::fit_image) and scaled to [0, 1], (3, H, W).
 std::vector<float> load_input_image(const std::string& path, const Shape& input);
+
+// ---- augment ----
+
+// The spec as drawn: every normalize op becomes the identity (mean 0, std 1), since its output leaves [0, 1];
+// the ops keep their places, so every other op draws exactly what it draws in training.
+data::AugmentSpec display_spec(const data::AugmentSpec& spec);
+
+struct AugmentSample {
+    std::string name;        // under the original: the class, or the file with its folder ("cat/0001.jpg")
+    data::FloatImage image;  // (C, H, W) in [0, 1] (ToTensor's output), C = 1 or 3
+};
+// The first `count` records of a dataset (named by class), or image files fitted (data::fit_image) to
+// size × size (named by file).
+std::vector<AugmentSample> augment_samples(const data::Dataset& dataset, int64_t count);
+std::vector<AugmentSample> augment_samples(const std::vector<std::string>& paths, int64_t size);
+
+// A row per sample: the original (captioned "original" and its name), then `columns` versions, version j =
+// data::augment_image(display_spec(spec), image, seed, epoch j, position = the row), i.e. what epoch j of a
+// training run with this seed draws for that position. Values are clamped to [0, 1], each pixel drawn
+// scale × scale. `title` (wrapped at commas to about the grid's width) heads the grid, with a line saying that
+// normalize ops were skipped when the spec has any.
+Canvas augment_picture(const std::vector<AugmentSample>& samples, const data::AugmentSpec& spec, int64_t columns,
+                       uint64_t seed, int scale, const std::string& title);
 
 // The whole command (args without argv[0]): 0, 1 for an Error (message on `err`), 2 for a usage error.
 int viz_main(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
