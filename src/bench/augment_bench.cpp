@@ -18,8 +18,8 @@
 namespace cudacnn::bench {
 namespace {
 
-// tests/ops/augment_parity_test.cpp's tolerance, on its metric (max |out − ref|, not relative): the kernels run
-// the reference's rules in the same float operations; only a reduction order (contrast's mean) and a real
+// tests/ops/augment_parity_test.cpp's tolerance, on its metric (max |out − ref|, not relative): the kernels
+// run the reference's rules in the same float operations; only a reduction order (contrast's mean) and a real
 // GPU's transcendental functions may move values, far less than the 1/255 of a misread pixel.
 constexpr double kAugmentTolerance = 1e-5;
 
@@ -49,8 +49,8 @@ struct AugmentState {
         if (!ref_x.empty()) return;
         ref_x.resize(static_cast<size_t>(n * out_values));
         ref_labels.resize(static_cast<size_t>(n));
-        data::augment_batch(images.data(), labels.data(), kInput, indices.data(), n, spec, seed, 0, 0, ref_x.data(),
-                            ref_labels.data());
+        data::augment_batch(images.data(), labels.data(), kInput, indices.data(), n, spec, seed, 0, 0,
+                            ref_x.data(), ref_labels.data());
     }
 
     void upload_all(const Context& ctx) {
@@ -59,7 +59,8 @@ struct AugmentState {
         std::vector<uint8_t> all = images;
         std::vector<int64_t> all_labels, order;
         std::mt19937_64 rng(seed + 29);
-        while (static_cast<int64_t>(all.size()) < copies * n * in_values()) all.push_back(static_cast<uint8_t>(rng()));
+        while (static_cast<int64_t>(all.size()) < copies * n * in_values())
+            all.push_back(static_cast<uint8_t>(rng()));
         for (int64_t i = 0; i < copies * n; ++i) {
             all_labels.push_back(i % 10);
             order.push_back(i);
@@ -67,18 +68,25 @@ struct AugmentState {
         images_d = upload(all, ctx.s());
         labels_d = upload(all_labels, ctx.s());
         indices_d = upload(order, ctx.s());
-        scratch = DeviceBuffer(static_cast<size_t>(std::max<int64_t>(1, gpu::augment_scratch_floats(spec, kInput, n))) *
-                               sizeof(float));
+        scratch = DeviceBuffer(
+            static_cast<size_t>(std::max<int64_t>(1, gpu::augment_scratch_floats(spec, kInput, n))) *
+            sizeof(float));
         x = DeviceBuffer(static_cast<size_t>(n * out_values) * sizeof(float));
         labels_out = DeviceBuffer(static_cast<size_t>(n) * sizeof(int64_t));
         on_device = true;
     }
 
     gpu::DeviceImages dataset() const {
-        return {images_d.data_as<const uint8_t>(), labels_d.data_as<const int64_t>(), copies * n, kInput.channels,
-                kInput.height, kInput.width};
+        return {images_d.data_as<const uint8_t>(),
+                labels_d.data_as<const int64_t>(),
+                copies * n,
+                kInput.channels,
+                kInput.height,
+                kInput.width};
     }
-    const int64_t* batch_indices(int64_t call) const { return indices_d.data_as<const int64_t>() + (call % copies) * n; }
+    const int64_t* batch_indices(int64_t call) const {
+        return indices_d.data_as<const int64_t>() + (call % copies) * n;
+    }
 };
 
 double max_abs_difference(const std::vector<float>& actual, const std::vector<float>& expected) {
@@ -92,7 +100,8 @@ double max_abs_difference(const std::vector<float>& actual, const std::vector<fl
     return worst;
 }
 
-std::vector<Check> compare_batch(const AugmentState& st, const std::vector<float>& x, const std::vector<int64_t>& labels) {
+std::vector<Check> compare_batch(const AugmentState& st, const std::vector<float>& x,
+                                 const std::vector<int64_t>& labels) {
     return {{"x", max_abs_difference(x, st.ref_x), kAugmentTolerance},
             {"labels", labels == st.ref_labels ? 0.0 : INFINITY, 0.0}};
 }
@@ -106,8 +115,9 @@ std::function<std::vector<Check>()> device_check(const std::shared_ptr<AugmentSt
         poison(st->x, *ctx);
         fill_bytes(st->labels_out.data(), 0xff, st->labels_out.bytes(), ctx->s());
         run(0);
-        return compare_batch(*st, read_back(st->x.data_as<float>(), st->n * st->out_values, *ctx),
-                             download(st->labels_out.data_as<const int64_t>(), static_cast<size_t>(st->n), ctx->s()));
+        return compare_batch(
+            *st, read_back(st->x.data_as<float>(), st->n * st->out_values, *ctx),
+            download(st->labels_out.data_as<const int64_t>(), static_cast<size_t>(st->n), ctx->s()));
     };
 }
 
@@ -133,7 +143,8 @@ std::vector<Candidate> augment_candidates(const OpCase& c, Context& context) {
     const data::Normalization normalization{fused.mean, fused.stddev};
 
     // The least traffic any implementation has: the uint8 images in, the float batch out.
-    const double bytes = static_cast<double>(st->n) * static_cast<double>(st->in_values() + st->out_values * 4);
+    const double bytes =
+        static_cast<double>(st->n) * static_cast<double>(st->in_values() + st->out_values * 4);
     const auto finish = [&](Candidate& cand, const char* note) {
         cand.record.bytes = bytes;
         cand.record.note = note;
@@ -143,20 +154,22 @@ std::vector<Candidate> augment_candidates(const OpCase& c, Context& context) {
     std::vector<Candidate> candidates;
     if (context.wants("kernel")) {
         auto run = [st, ctx](int64_t call) {
-            gpu::augment_batch(st->dataset(), st->batch_indices(call), st->n, st->spec, st->seed, 0, st->position(call),
-                               st->scratch.data_as<float>(), st->x.data_as<float>(), st->labels_out.data_as<int64_t>(),
-                               ctx->s());
+            gpu::augment_batch(st->dataset(), st->batch_indices(call), st->n, st->spec, st->seed, 0,
+                               st->position(call), st->scratch.data_as<float>(), st->x.data_as<float>(),
+                               st->labels_out.data_as<int64_t>(), ctx->s());
         };
         candidates.push_back(gpu_candidate(c, "forward", "kernel", context, device_check(st, ctx, run), run));
         finish(candidates.back(), "gpu::augment_batch: the uint8 gather kernel, then one kernel per op");
         if (fusable) {
             auto fused_run = [st, ctx, augmentation, normalization](int64_t call) {
-                gpu::assemble_batch(st->dataset(), st->batch_indices(call), st->n, &augmentation, normalization,
-                                    st->seed, 0, st->position(call), st->x.data_as<float>(),
+                gpu::assemble_batch(st->dataset(), st->batch_indices(call), st->n, &augmentation,
+                                    normalization, st->seed, 0, st->position(call), st->x.data_as<float>(),
                                     st->labels_out.data_as<int64_t>(), ctx->s());
             };
-            candidates.push_back(gpu_candidate(c, "forward", "fused", context, device_check(st, ctx, fused_run), fused_run));
-            finish(candidates.back(), "gpu::assemble_batch: crop, flip and normalize in one kernel, as cudacnn-train");
+            candidates.push_back(
+                gpu_candidate(c, "forward", "fused", context, device_check(st, ctx, fused_run), fused_run));
+            finish(candidates.back(),
+                   "gpu::assemble_batch: crop, flip and normalize in one kernel, as cudacnn-train");
         }
     }
     if (context.wants("cpu")) {
@@ -164,8 +177,8 @@ std::vector<Candidate> augment_candidates(const OpCase& c, Context& context) {
         auto labels = std::make_shared<std::vector<int64_t>>(static_cast<size_t>(st->n));
         candidates.push_back(cpu_candidate(c, "forward", {}));
         candidates.back().run = [st, x, labels](int64_t call) {
-            data::augment_batch(st->images.data(), st->labels.data(), kInput, st->indices.data(), st->n, st->spec,
-                                st->seed, 0, st->position(call), x->data(), labels->data());
+            data::augment_batch(st->images.data(), st->labels.data(), kInput, st->indices.data(), st->n,
+                                st->spec, st->seed, 0, st->position(call), x->data(), labels->data());
         };
         finish(candidates.back(), "data::augment_batch, the reference: per image, one op after another");
         if (fusable) {
@@ -175,8 +188,8 @@ std::vector<Candidate> augment_candidates(const OpCase& c, Context& context) {
             dataset->images = st->images;
             dataset->labels = st->labels;
             const auto fused_run = [st, dataset, x, labels, augmentation, normalization](int64_t call) {
-                data::assemble_batch(*dataset, st->indices.data(), st->n, &augmentation, normalization, st->seed, 0,
-                                     st->position(call), x->data(), labels->data());
+                data::assemble_batch(*dataset, st->indices.data(), st->n, &augmentation, normalization,
+                                     st->seed, 0, st->position(call), x->data(), labels->data());
             };
             Candidate cand = cpu_candidate(c, "forward", {});
             cand.record.algorithm = "cpu_fused";
@@ -187,7 +200,8 @@ std::vector<Candidate> augment_candidates(const OpCase& c, Context& context) {
                 return compare_batch(*st, *x, *labels);
             };
             candidates.push_back(std::move(cand));
-            finish(candidates.back(), "data::assemble_batch: crop, flip and normalize in one pass, as cudacnn-train");
+            finish(candidates.back(),
+                   "data::assemble_batch: crop, flip and normalize in one pass, as cudacnn-train");
         }
     }
     return candidates;
