@@ -205,9 +205,10 @@ def bench_step(args, device, variant, timer, out):
 # The augmentation ops of cudacnn-bench's augment cases (src/bench/cases.cpp, augment_bench_ops), with the same
 # arguments, as torchvision v1 transforms (their defaults where ours are torchvision's: RandomResizedCrop without
 # antialias, as torchvision 0.14 on tensors). torchvision has no Gaussian or salt-and-pepper noise before
-# transforms.v2.GaussianNoise (0.20), so those two are written in torch. Kornia is not timed here: its published
-# table (Shi, Riba et al., "Differentiable Data Augmentation with Kornia", arXiv 2011.09832) timed batches of
-# 1, 32 and 128 images, the sizes used here.
+# transforms.v2.GaussianNoise (0.20), so those two are written in torch. Kornia is not timed here (not installed,
+# and the GPU machine has no network); Kornia's own comparison of augmentation libraries (see Shi, Riba et al.,
+# "Differentiable Data Augmentation with Kornia", arXiv 2011.09832) is where batch sizes 1, 32 and 128 come from.
+# Its figures are not copied here: they were not at hand to check.
 CIFAR10_MEAN, CIFAR10_STD = (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)
 
 
