@@ -36,22 +36,6 @@ double seconds_since(Clock::time_point start) {
     return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-data::Splits load_data(const TrainOptions& o) {
-    data::Splits splits;
-    if (o.dataset == "synthetic") {
-        splits = data::make_synthetic({o.synthetic_train_size, o.synthetic_test_size, o.seed});
-    } else if (o.dataset == "cifar10") {
-        splits = data::load_cifar10(o.data_dir);
-    } else if (o.dataset == "cifar100") {
-        splits = data::load_cifar100(o.data_dir);
-    } else {
-        CUDACNN_FAIL("--dataset {}: use cifar10, cifar100 or synthetic", o.dataset);
-    }
-    if (o.limit_train) splits.train = splits.train.first(*o.limit_train);
-    if (o.limit_test) splits.test = splits.test.first(*o.limit_test);
-    return splits;
-}
-
 graph::OptimizerConfig optimizer_config(const TrainOptions& o) {
     graph::OptimizerConfig config;
     config.lr = o.lr;
@@ -89,7 +73,7 @@ class Run {
           out_(out),
           spec_(resolve_model(options.model)),
           graph_(graph::build_graph(spec_)),
-          data_(load_data(options)),
+          data_(load_splits(options, spec_)),
           normalization_(data::cifar10_normalization()) {
         check_classes(spec_, data_.train);
         graph::ExecutorOptions e;
@@ -155,7 +139,7 @@ void Run::check_same_recipe(const nlohmann::json& saved) const {
     static const char* const kRecipe[] = {"dataset",   "synthetic_size", "limit_train",  "augment",
                                           "augment_spec", "shuffle", "batch_size", "lr",
                                           "optimizer", "momentum", "weight_decay", "lr_schedule",
-                                          "label_smoothing", "dropout", "seed"};
+                                          "label_smoothing", "dropout", "seed", "cifar100_labels"};
     const nlohmann::json now = to_json(o_), defaults = to_json(TrainOptions{});
     std::string differences;
     for (const char* key : kRecipe) {

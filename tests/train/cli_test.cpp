@@ -1,6 +1,6 @@
 // The cudacnn-train program itself: one CifarCNN step through the whole command line (CIFAR-10 files,
 // --init-weights, --no-augment --no-dropout --no-shuffle, --export) against the PyTorch fixture, its exit
-// codes, and --augment.
+// codes, and the data options (--augment, --dataset imagefolder, --cifar100-labels coarse) on tiny data.
 #include <catch2/catch.hpp>
 
 #include <cstdlib>
@@ -12,8 +12,10 @@
 #include <sys/wait.h>
 
 #include "cudacnn/data/augment.hpp"
+#include "cudacnn/graph/model.hpp"
 #include "cudacnn/io/state_dict.hpp"
 #include "support/cifar_cnn.hpp"
+#include "support/images.hpp"
 #include "support/temp_files.hpp"
 
 using namespace cudacnn;
@@ -175,4 +177,76 @@ TEST_CASE(
     CHECK(coarse_alone.exit_code == 2);
     CHECK_THAT(coarse_alone.output,
                Catch::Contains("--cifar100-labels coarse goes with --dataset cifar100 only"));
+}
+
+TEST_CASE("cudacnn-train: --dataset imagefolder trains on DIR/train and tests on DIR/test",
+          "[cli][imagefolder]") {
+    const test::TempDir temp;
+    const fs::path folder = temp.path(), images = folder / "pictures";
+    // small_cnn's 10 classes; 40×30 pictures, which the loader fits to the model's 32×32.
+    for (int label = 0; label < 10; ++label) {
+        for (const auto& [split, count] : {std::pair<const char*, int>{"train", 2}, {"test", 1}}) {
+            const fs::path dir = images / split / fmt::format("class{}", label);
+            fs::create_directories(dir);
+            for (int i = 0; i < count; ++i)
+                test::write_solid_png((dir / fmt::format("{}.png", i)).string(), 40, 30,
+                                      static_cast<uint8_t>(25 * label), static_cast<uint8_t>(60 * i), 128);
+        }
+    }
+    const Outcome run =
+        run_train(quick_run(folder) + " --dataset imagefolder --data " + images.string(), folder);
+    INFO(run.output);
+    REQUIRE(run.exit_code == 0);
+    CHECK_THAT(run.output,
+               Catch::Contains(fmt::format("dataset: {} (20 images) and {} (10 images), 10 classes",
+                                           (images / "train").string(), (images / "test").string())));
+    CHECK_THAT(run.output, Catch::Contains("Epoch: 1 |"));
+    CHECK(checkpoint_options(folder).at("dataset") == "imagefolder");
+
+    // A folder without class folders is the loader's error (exit 1), naming the folder.
+    fs::create_directories(folder / "empty");
+    const Outcome empty = run_train(
+        quick_run(folder / "second") + " --dataset imagefolder --data " + (folder / "empty").string(),
+        folder);
+    CHECK(empty.exit_code == 1);
+    CHECK_THAT(empty.output, Catch::Contains((folder / "empty").string() + ": no class subfolders"));
+}
+
+TEST_CASE("cudacnn-train: --cifar100-labels coarse trains a 20-class model on CIFAR-100's coarse labels",
+          "[cli][cifar100]") {
+    const test::TempDir temp;
+    const fs::path folder = temp.path();
+    const auto write = [&](const char* name, int records) {
+        std::ofstream file(folder / name, std::ios::binary);
+        for (int r = 0; r < records; ++r) {
+            file.put(static_cast<char>(r % 20));  // coarse
+            file.put(static_cast<char>(99 - r));  // fine
+            for (int k = 0; k < 3072; ++k) file.put(static_cast<char>((r * 37 + k) % 251));
+        }
+    };
+    write("train.bin", 16);
+    write("test.bin", 8);
+    // small_cnn with a 20-way last layer.
+    nlohmann::json model = graph::model_spec_to_json(graph::builtin_model("small_cnn"));
+    model["name"] = "small_cnn_20";
+    model["num_classes"] = 20;
+    model["layers"].back()["out_features"] = 20;
+    std::ofstream(folder / "small_cnn_20.json") << model.dump(2);
+
+    const std::string data = " --dataset cifar100 --data " + folder.string() + " --model " +
+                             (folder / "small_cnn_20.json").string();
+    const Outcome run = run_train(quick_run(folder) + data + " --cifar100-labels coarse", folder);
+    INFO(run.output);
+    REQUIRE(run.exit_code == 0);
+    CHECK_THAT(
+        run.output,
+        Catch::Contains(
+            "dataset: cifar100 coarse train (16 images) and cifar100 coarse test (8 images), 20 classes"));
+    CHECK_THAT(run.output, Catch::Contains("cifar100_labels  coarse\n"));
+    CHECK(checkpoint_options(folder).at("cifar100_labels") == "coarse");
+    // The fine labels do not fit the 20-way model: the model/dataset check says so (exit 1).
+    const Outcome fine = run_train(quick_run(folder / "fine") + data, folder);
+    CHECK(fine.exit_code == 1);
+    CHECK_THAT(fine.output,
+               Catch::Contains("has 20 outputs but the dataset 'cifar100 train' has 100 classes"));
 }
