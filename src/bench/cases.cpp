@@ -9,6 +9,7 @@
 
 #include "cudacnn/data/dataset.hpp"
 #include "cudacnn/error.hpp"
+#include "cudacnn/error_text.hpp"
 #include "cudacnn/train/options.hpp"
 
 namespace cudacnn::bench {
@@ -90,13 +91,6 @@ std::string augment_op_names() {
 
 [[noreturn]] void shape_fail(const std::string& text, const std::string& problem) {
     throw UsageError(fmt::format("--shape {}: {}", text, problem));
-}
-
-// Error messages start with "file:line: ", which means nothing at the terminal.
-std::string without_location(const Error& e) {
-    const std::string message = e.what();
-    const size_t colon = message.find(": ");
-    return colon == std::string::npos ? message : message.substr(colon + 2);
 }
 
 const PairForm* pair_of(const std::string& key) {

@@ -1,4 +1,5 @@
 // The augmentation spec's JSON form: an array of op objects with torchvision's argument names.
+#include <fstream>
 #include <string>
 
 #include <fmt/format.h>
@@ -210,6 +211,23 @@ AugmentSpec augment_spec_from_json(const json& j) {
     std::string text;
     for (size_t i = 0; i < j.size(); ++i) text += (i ? "," : "") + op_to_text(j[i], i);
     return parse_augment_spec(text);
+}
+
+AugmentSpec read_augment_spec(const std::string& text_or_path) {
+    const std::string suffix = ".json";
+    const bool is_file = text_or_path.size() > suffix.size() &&
+                         text_or_path.compare(text_or_path.size() - suffix.size(), suffix.size(), suffix) == 0;
+    if (!is_file) return parse_augment_spec(text_or_path);
+    std::ifstream file(text_or_path);
+    CUDACNN_CHECK(file.good(), "cannot open the file; give an existing FILE.json (a JSON array of ops), or a spec "
+                               "such as crop:32:4,hflip");
+    json parsed;
+    try {
+        parsed = json::parse(file);
+    } catch (const json::exception& e) {
+        CUDACNN_FAIL("the file is not valid JSON: {}", e.what());
+    }
+    return augment_spec_from_json(parsed);
 }
 
 }  // namespace cudacnn::data

@@ -1,7 +1,10 @@
 // The status checks behind CUDACNN_*_CHECK: status codes become Errors naming the call, the code and a fix.
 #include "cudacnn/error.hpp"
 
+#include <cctype>
 #include <string>
+
+#include "cudacnn/error_text.hpp"
 
 #include <cuda_runtime_api.h>
 #if CUDACNN_CUDA
@@ -126,5 +129,16 @@ void check_cudnn_status(int status, const char* expression, const char* file, in
 }
 
 #endif
+
+std::string without_location(const Error& e) {
+    const std::string message = e.what();
+    // "path:line: message": strip up to the first ": " only when the part before it ends in ":<digits>".
+    const std::size_t colon = message.find(": ");
+    if (colon == std::string::npos) return message;
+    std::size_t digits = colon;
+    while (digits > 0 && std::isdigit(static_cast<unsigned char>(message[digits - 1]))) --digits;
+    if (digits == colon || digits < 2 || message[digits - 1] != ':') return message;
+    return message.substr(colon + 2);
+}
 
 }  // namespace cudacnn

@@ -6,6 +6,7 @@
 #include <regex>
 
 #include "cudacnn/error.hpp"
+#include "cudacnn/error_text.hpp"
 #include "cudacnn/ops/shape_ops.hpp"
 #include "spec_internal.hpp"
 
@@ -110,12 +111,6 @@ LayerContext layer_context(const Graph& graph, const Node& node) {
     context.inputs_text = node.inputs.size() == 1 ? fmt::format("input {}", context.inputs[0])
                                                   : fmt::format("inputs {}", fmt::join(parts, ", "));
     return context;
-}
-
-// The message of an Error without its "file:line: " start, to be quoted inside another message.
-std::string without_location(const Error& e) {
-    static const std::regex location(R"(^[^ ]*?:[0-9]+: )");
-    return std::regex_replace(e.what(), location, "", std::regex_constants::format_first_only);
 }
 
 // Runs a CPU reference shape helper and rethrows its Error naming the layer and its inputs.

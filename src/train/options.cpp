@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cudacnn/data/augment.hpp"
+#include "cudacnn/error_text.hpp"
 #include "cudacnn/train/cli.hpp"  // edit_distance, looks_like_flag
 
 namespace cudacnn::train {
@@ -43,13 +44,6 @@ std::vector<std::string> split(const std::string& text, char separator) {
         }
     }
     return parts;
-}
-
-// Error messages start with "file:line: ", which means nothing to the person at the terminal.
-std::string without_location(const Error& e) {
-    const std::string message = e.what();
-    const size_t colon = message.find(": ");
-    return colon == std::string::npos ? message : message.substr(colon + 2);
 }
 
 // A value being parsed and what it belongs to ("--epochs"), which every complaint starts with.
@@ -250,29 +244,11 @@ void set_metrics(TrainOptions& o, const Arg& a) {
 // --augment: the spec's canonical text, from the text grammar or, for FILE.json, from the JSON form in the
 // file.
 void set_augment(TrainOptions& o, const Arg& a) {
-    const bool is_file = a.text.size() > 5 && a.text.compare(a.text.size() - 5, 5, ".json") == 0;
     data::AugmentSpec spec;
-    if (is_file) {
-        std::ifstream file(a.text);
-        if (!file)
-            a.fail("cannot open the file; give an existing FILE.json, or a spec such as crop:32:4,hflip");
-        json parsed;
-        try {
-            parsed = json::parse(file);
-        } catch (const json::exception& e) {
-            a.fail(fmt::format("the file is not valid JSON: {}", e.what()));
-        }
-        try {
-            spec = data::augment_spec_from_json(parsed);
-        } catch (const Error& e) {
-            a.fail(without_location(e));
-        }
-    } else {
-        try {
-            spec = data::parse_augment_spec(a.text);
-        } catch (const Error& e) {
-            a.fail(without_location(e));
-        }
+    try {
+        spec = data::read_augment_spec(a.text);
+    } catch (const Error& e) {
+        a.fail(without_location(e));
     }
     o.augment_spec = data::format_augment_spec(spec);
 }

@@ -173,13 +173,13 @@ AdversarialResult adversarial_picture(eval::Session& session, const std::vector<
     CUDACNN_CHECK(label >= -1 && label < classes, "adversarial: label {} is not a class of the model (0 to {})", label,
                   classes - 1);
     AdversarialResult r;
-    const HostTensor<float> before = session.logits(pixels.data(), 1, false);
+    const HostTensor<float> before = session.logits(pixels.data(), 1);
     const std::vector<double> p = eval::softmax(before.data(), classes);
     r.original_class = eval::argmax(before.data(), classes);
     r.original_probability = p[r.original_class];
     const int64_t target = label >= 0 ? label : r.original_class;
     const std::vector<float> attacked = session.fgsm(pixels.data(), &target, 1, eps);
-    const HostTensor<float> after = session.logits(attacked.data(), 1, false);
+    const HostTensor<float> after = session.logits(attacked.data(), 1);
     const std::vector<double> q = eval::softmax(after.data(), classes);
     r.adversarial_class = eval::argmax(after.data(), classes);
     r.adversarial_probability = q[r.adversarial_class];

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cudacnn/data/dataset.hpp"
+#include "cudacnn/error_text.hpp"
 #include "cudacnn/eval/session.hpp"
 #include "cudacnn/train/cli.hpp"
 #include "cudacnn/train/setup.hpp"
@@ -100,32 +101,11 @@ int64_t bounded(const train::FlagValue& v, int64_t min, int64_t max) {
     return value;
 }
 
-// An Error's message without its "file:line: ", for a usage error that quotes it (as options.cpp does).
-std::string without_location(const Error& e) {
-    const std::string message = e.what();
-    const std::size_t colon = message.find(": ");
-    return colon == std::string::npos ? message : message.substr(colon + 2);
-}
-
 // --augment's value: the text grammar of data/augment.hpp, or a file ending in ".json" holding the JSON form
 // (as cudacnn-train reads it). Every problem is a usage error naming the flag's value and the bad token or key.
 data::AugmentSpec read_augment_flag(const std::string& value) {
-    const bool is_json = value.size() > 5 && value.compare(value.size() - 5, 5, ".json") == 0;
     try {
-        if (!is_json) return data::parse_augment_spec(value);
-        std::ifstream file(value);
-        if (!file)
-            throw UsageError(fmt::format("--augment {}: cannot open the file; give an existing FILE.json (a JSON array "
-                                         "of ops) or a spec such as crop:32:4,hflip", value));
-        nlohmann::json json;
-        try {
-            json = nlohmann::json::parse(file);
-        } catch (const nlohmann::json::exception& e) {
-            throw UsageError(fmt::format("--augment {}: not valid JSON ({})", value, e.what()));
-        }
-        return data::augment_spec_from_json(json);
-    } catch (const UsageError&) {
-        throw;
+        return data::read_augment_spec(value);
     } catch (const Error& e) {
         throw UsageError(fmt::format("--augment {}: {}", value, without_location(e)));
     }

@@ -141,8 +141,4 @@ TEST_CASE("Session::logits with TTA: the mean of the logits of its views, each r
         }
         CHECK(moved > kCount * kClasses / 2);  // the views are not the image over and over
     }
-    // The former bool flag is the flip views; false is the image alone.
-    CHECK(session.logits(pixels.data(), kCount, true).values() ==
-          session.logits(pixels.data(), kCount, eval::Tta{TtaViews::flip, 4}).values());
-    CHECK(session.logits(pixels.data(), kCount, false).values() == plain.values());
 }

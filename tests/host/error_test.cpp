@@ -6,6 +6,7 @@
 #include <cuda_runtime_api.h>
 
 #include "cudacnn/error.hpp"
+#include "cudacnn/error_text.hpp"
 
 using Catch::Matchers::Contains;
 using Catch::Matchers::StartsWith;
@@ -83,4 +84,16 @@ TEST_CASE("cuBLAS and cuDNN status checks name the library and the code", "[erro
     CHECK_THAT(cublas, Contains("status 3") && Contains("not part of the emu flavour"));
     CHECK_THAT(cudnn, Contains("status 3000") && Contains("not part of the emu flavour"));
 #endif
+}
+
+TEST_CASE("without_location drops only a leading file:line", "[error]") {
+    try {
+        CUDACNN_FAIL("model {}: bad layer", "x.json");
+    } catch (const cudacnn::Error& e) {
+        CHECK(cudacnn::without_location(e) == "model x.json: bad layer");
+    }
+    CHECK(cudacnn::without_location(cudacnn::Error("no location: here")) == "no location: here");
+    CHECK(cudacnn::without_location(cudacnn::Error("a/b.cpp:12: the message")) == "the message");
+    CHECK(cudacnn::without_location(cudacnn::Error(":12: only digits")) == ":12: only digits");
+    CHECK(cudacnn::without_location(cudacnn::Error("plain")) == "plain");
 }

@@ -182,7 +182,7 @@ TEST_CASE("cudacnn-viz augment: every bad flag or spec exits 2 and every bad fil
         {"augment --images " + kCat + " --augment crop:32:x", "bad token \"x\""},
         {"augment --images " + kCat + " --augment crop:32,blur", "bad token \"blur\""},
         {"augment --images " + kCat + " --augment " + dir.file("bad.json"), "bad.json"},
-        {"augment --images " + kCat + " --augment " + dir.file("broken.json"), "broken.json: not valid JSON"},
+        {"augment --images " + kCat + " --augment " + dir.file("broken.json"), "broken.json: the file is not valid JSON"},
         {"augment --images " + kCat + " --augment " + dir.file("none.json"), "none.json: cannot open the file"},
         {"augment", "augment needs its images: --images FILE... or --dataset"},
         {"augment --images " + kCat + " --dataset synthetic", "(one of them)"},

@@ -162,7 +162,7 @@ TEST_CASE("activations and feature maps show the executor's outputs of one image
     REQUIRE(outputs.size() == session.graph().nodes.size());
     CHECK(outputs[0].shape() == Shape({1, 8, 32, 32}));
     // The logits node's output is what a plain forward gives.
-    const HostTensor<float> logits = session.logits(pixels.data(), 1, false);
+    const HostTensor<float> logits = session.logits(pixels.data(), 1);
     for (int64_t c = 0; c < 10; ++c) CHECK(outputs.back()[c] == logits[c]);
     const viz::Canvas maps = viz::feature_maps_picture(session, pixels, "features.4");
     CHECK(maps.width() > 4 * 64);

@@ -117,6 +117,10 @@ AugmentOp default_augment_op(AugmentKind kind);
 // and std and the degrees; unknown ops or keys are Errors naming them.
 nlohmann::json augment_spec_to_json(const AugmentSpec& spec);
 AugmentSpec augment_spec_from_json(const nlohmann::json& json);
+// A command line's spec: the text grammar, or, for a value ending in ".json", the file holding the JSON form.
+// Errors: the parsers', a file that cannot be opened, a file that is not JSON (the caller names the flag
+// and the value).
+AugmentSpec read_augment_spec(const std::string& text_or_path);
 
 // ---- Random parameters ----------------------------------------------------------------------------------
 // Streams, beside dataset.hpp's (kAugmentStream + epoch holds the per-op words).

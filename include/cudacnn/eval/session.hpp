@@ -69,10 +69,6 @@ class Session {
     // image's views (tta_views: its mirror image, the windows of the padded image — the seed's training flip
     // and crop, so the model knows these views), summed in float in the views' order, then divided.
     HostTensor<float> logits(const float* pixels, int64_t count, const Tta& tta = {});
-    // `mirror`: the flip views. For callers of the former bool flag (cudacnn-viz passes false).
-    HostTensor<float> logits(const float* pixels, int64_t count, bool mirror) {
-        return logits(pixels, count, Tta{mirror ? TtaViews::flip : TtaViews::none});
-    }
     // FGSM: each image moved by eps · sign(d loss / d pixel) for its label (the cross-entropy of the eval-mode
     // model), then clipped to [0, 1]. The gradient's sign with respect to pixels is that with respect to the
     // normalized input, since the std is positive; sign(0) is 0, as torch.sign's.
