@@ -50,7 +50,8 @@ void validate(const EvalOptions& o, const train::CommandLine& line) {
     if (!o.source.weights.empty() && o.dataset.empty() && o.predict.empty())
         throw UsageError("--weights: a weights file does not say which data it was trained on; add --dataset "
                          "(and --data DIR), or --predict IMAGE...");
-    const bool needs_dir = o.dataset == "cifar10" || o.dataset == "cifar100" || o.dataset == "folder";
+    const bool needs_dir = o.dataset == "cifar10" || o.dataset == "cifar100" || o.dataset == "folder" ||
+                           o.dataset == "imagefolder";
     if (needs_dir && o.data_dir.empty() && !o.source.weights.empty())
         throw UsageError(fmt::format("--dataset {} needs --data DIR", o.dataset));
     if (o.predict.empty() && line.has("--top-k")) throw UsageError("--top-k goes with --predict IMAGE...");
@@ -81,11 +82,13 @@ data::Dataset load_test_set(const EvalOptions& o, const LoadedModel& model) {
     std::string kind = o.dataset, dir = o.data_dir;
     int64_t synthetic_size = 2000;
     uint64_t seed = 0;
+    data::Cifar100Labels labels = data::Cifar100Labels::fine;
     if (model.run) {
         if (kind.empty()) kind = model.run->dataset;
         if (dir.empty() && kind == model.run->dataset) dir = model.run->data_dir;
         synthetic_size = model.run->synthetic_test_size;
         seed = model.run->seed;
+        if (model.run->cifar100_labels) labels = *model.run->cifar100_labels;  // a coarse run's checkpoint
     }
     data::Dataset test;
     if (kind == "synthetic") {
@@ -93,9 +96,9 @@ data::Dataset load_test_set(const EvalOptions& o, const LoadedModel& model) {
     } else if (kind == "cifar10") {
         test = data::load_cifar10(dir).test;
     } else if (kind == "cifar100") {
-        test = data::load_cifar100(dir).test;
+        test = data::load_cifar100(dir, labels).test;
     } else {
-        CUDACNN_CHECK(!dir.empty(), "--dataset folder needs --data DIR");
+        CUDACNN_CHECK(!dir.empty(), "--dataset {} needs --data DIR", kind);
         test = data::load_image_folder(dir, model.spec.input[1], model.spec.input[2]);
     }
     return o.limit ? test.first(*o.limit) : test;
@@ -180,8 +183,9 @@ ParsedEvalArgs parse_eval_args(const std::vector<std::string>& args) {
         else if (v.flag == "--weights") o.source.weights = v.path();
         else if (v.flag == "--model") o.source.model = v.path();
         else if (v.flag == "--dataset") {
-            if (v.text != "cifar10" && v.text != "cifar100" && v.text != "synthetic" && v.text != "folder")
-                v.fail("use cifar10, cifar100, synthetic or folder");
+            if (v.text != "cifar10" && v.text != "cifar100" && v.text != "synthetic" && v.text != "folder" &&
+                v.text != "imagefolder")
+                v.fail("use cifar10, cifar100, synthetic or folder (imagefolder, cudacnn-train's name, is the same)");
             o.dataset = v.text;
         } else if (v.flag == "--data") o.data_dir = v.path();
         else if (v.flag == "--limit") o.limit = v.integer(1);

@@ -64,8 +64,9 @@ std::vector<std::string> class_names(const LoadedModel& model, const data::Datas
     if (dataset != nullptr && static_cast<int64_t>(dataset->class_names.size()) == model.spec.num_classes)
         return dataset->class_names;
     if (model.run) {
-        const std::string& kind = model.run->dataset;
-        if (kind == "cifar10" || kind == "cifar100" || kind == "synthetic") {
+        const bool coarse = model.run->cifar100_labels == data::Cifar100Labels::coarse;
+        const std::string kind = model.run->dataset == "cifar100" && coarse ? "cifar100_coarse" : model.run->dataset;
+        if (kind == "cifar10" || kind == "cifar100" || kind == "cifar100_coarse" || kind == "synthetic") {
             std::vector<std::string> names = data::known_class_names(kind);
             if (static_cast<int64_t>(names.size()) == model.spec.num_classes) return names;
         }
