@@ -98,7 +98,8 @@ bool fused_crop_flip(const AugmentSpec& spec, const ImageShape& input, FusedCrop
         ++k;
     }
     if (k < spec.size() && spec[k].kind == AugmentKind::hflip) {
-        if (spec[k].p != 0.5f) return false;
+        // The fused pass takes the flip from word 2, which is the rule's only after a crop's two words.
+        if (spec[k].p != 0.5f || k == 0) return false;
         f.horizontal_flip = true;
         ++k;
     }

@@ -125,8 +125,9 @@ CUDACNN_HOST_DEVICE inline void draw_resized_crop(const AugmentOp& op, const Sam
 CUDACNN_HOST_DEVICE inline void draw_perspective_corners(const AugmentOp& op, const SampleWords& words,
                                                          int64_t offset, int64_t height, int64_t width,
                                                          AugmentParams& params) {
-    const int64_t dx = static_cast<int64_t>(op.distortion_scale * static_cast<float>(width / 2));
-    const int64_t dy = static_cast<int64_t>(op.distortion_scale * static_cast<float>(height / 2));
+    // int(distortion_scale * half_width) of Python floats: the product in double.
+    const int64_t dx = static_cast<int64_t>(static_cast<double>(op.distortion_scale) * static_cast<double>(width / 2));
+    const int64_t dy = static_cast<int64_t>(static_cast<double>(op.distortion_scale) * static_cast<double>(height / 2));
     auto randint = [&](int64_t k, int64_t lo, int64_t hi) {
         return lo + static_cast<int64_t>(detail::below(words(offset + 1 + k), static_cast<uint64_t>(hi - lo)));
     };
@@ -328,9 +329,16 @@ CUDACNN_HOST_DEVICE inline void shift_hue(float& r, float& g, float& b, float hu
     }
 }
 
+// Whether a sample point is far enough from the image to be outside it whatever the rounding, NaN included (a
+// degenerate perspective): such points read the fill, and no float → integer conversion can overflow.
+CUDACNN_HOST_DEVICE inline bool far_outside(float ix, float iy) {
+    return !(fabsf(ix) < 1e9f && fabsf(iy) < 1e9f);
+}
+
 // grid_sample's value at pixel coordinates (ix, iy) of one plane, zeros outside (align_corners=False).
 CUDACNN_HOST_DEVICE inline float grid_sample(const float* plane, int64_t height, int64_t width, float ix, float iy,
                                              bool bilinear) {
+    if (far_outside(ix, iy)) return 0.0f;
     auto at = [&](int64_t y, int64_t x) {
         return y >= 0 && y < height && x >= 0 && x < width ? plane[y * width + x] : 0.0f;
     };
@@ -344,6 +352,7 @@ CUDACNN_HOST_DEVICE inline float grid_sample(const float* plane, int64_t height,
 
 // The in-bounds weight of a sample point: grid_sample of a plane of ones (torchvision's fill mask).
 CUDACNN_HOST_DEVICE inline float grid_mask(int64_t height, int64_t width, float ix, float iy, bool bilinear) {
+    if (far_outside(ix, iy)) return 0.0f;
     const float one = 1.0f;
     auto inside = [&](int64_t y, int64_t x) { return y >= 0 && y < height && x >= 0 && x < width ? one : 0.0f; };
     if (!bilinear) return inside(static_cast<int64_t>(nearbyintf(iy)), static_cast<int64_t>(nearbyintf(ix)));

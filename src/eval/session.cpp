@@ -80,7 +80,7 @@ Session::Session(LoadedModel model, const SessionOptions& options)
     : model_(std::move(model)),
       graph_(graph::build_graph(model_.spec)),
       options_(options),
-      normalization_(data::cifar10_normalization()) {
+      normalization_(model_.run ? train::run_normalization(*model_.run) : data::cifar10_normalization()) {
     CUDACNN_CHECK(graph_.spec.input[0] == 3, "model '{}' reads {} channels; cudacnn-eval and cudacnn-viz feed RGB "
                   "images (3 channels)", graph_.spec.name, graph_.spec.input[0]);
     graph::ExecutorOptions e;

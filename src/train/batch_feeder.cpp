@@ -30,11 +30,15 @@ BatchFeeder::BatchFeeder(const data::Dataset& dataset, graph::Executor& executor
     const data::ImageShape shape = shape_of(dataset);
     if (!transform_.empty()) {
         const data::ImageShape out = data::augment_shapes(transform_, shape).back();
+        // The crop ops make square images: a fix for a non-square input keeps the size instead.
+        const std::string fix = shape.height == shape.width
+                                    ? fmt::format("end the spec with a crop, centercrop or resizedcrop to {}", shape.height)
+                                    : std::string("leave out the ops that change the size (every crop op makes a square)");
         CUDACNN_CHECK(out == shape,
-                      "augmentation \"{}\" turns the {}x{}x{} images of {} into {}x{}x{} images, but the model takes "
-                      "{}x{}x{}; end the spec with a crop, centercrop or resizedcrop to {}",
+                      "augmentation \"{}\" turns the {}x{}x{} images of {} into {}x{}x{} images, but they must stay "
+                      "{}x{}x{} (the model's input); {}",
                       data::format_augment_spec(transform_), shape.channels, shape.height, shape.width, dataset.name,
-                      out.channels, out.height, out.width, shape.channels, shape.height, shape.width, shape.height);
+                      out.channels, out.height, out.width, shape.channels, shape.height, shape.width, fix);
         fused_ = data::fused_crop_flip(transform_, shape, &fused_form_);
     }
     if (!on_device_) {
@@ -76,6 +80,8 @@ void BatchFeeder::set_order(std::vector<int64_t> order) {
 void BatchFeeder::feed(int64_t first, int64_t count, bool augment, uint64_t seed, int64_t epoch) {
     CUDACNN_CHECK(first >= 0 && count >= 1 && first + count <= static_cast<int64_t>(order_.size()),
                   "batch feeder: records {} to {} of an order of {}", first, first + count - 1, order_.size());
+    CUDACNN_CHECK(count <= executor_.options().batch_size, "batch feeder: a batch of {} records; the executor takes {}",
+                  count, executor_.options().batch_size);
     CUDACNN_CHECK(!augment || !transform_.empty(), "batch feeder: asked to augment {} without a training transform",
                   dataset_.name);
     if (!augment) return feed_fused(first, count, nullptr, normalization_, seed, epoch);

@@ -3,6 +3,7 @@
 
 #include <filesystem>
 
+#include "cudacnn/data/augment.hpp"
 #include "cudacnn/data/image.hpp"
 #include "cudacnn/device.hpp"
 #include "cudacnn/error.hpp"
@@ -13,6 +14,14 @@ graph::ModelSpec resolve_model(const std::string& model) {
     const bool is_file = model.size() > 5 && model.compare(model.size() - 5, 5, ".json") == 0;
     if (is_file || std::filesystem::exists(model)) return graph::load_model_spec(model);
     return graph::builtin_model(model);
+}
+
+data::Normalization run_normalization(const TrainOptions& options) {
+    if (options.augment && !options.augment_spec.empty()) {
+        for (const data::AugmentOp& op : data::parse_augment_spec(options.augment_spec))
+            if (op.kind == data::AugmentKind::normalize) return data::Normalization{op.norm_mean, op.norm_std};
+    }
+    return data::cifar10_normalization();
 }
 
 graph::Backend choose_backend(DeviceChoice device) {

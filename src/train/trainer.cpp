@@ -74,7 +74,7 @@ class Run {
           spec_(resolve_model(options.model)),
           graph_(graph::build_graph(spec_)),
           data_(load_splits(options, spec_)),
-          normalization_(data::cifar10_normalization()) {
+          normalization_(run_normalization(options)) {
         check_classes(spec_, data_.train);
         graph::ExecutorOptions e;
         e.backend = choose_backend(o_.device);

@@ -71,12 +71,18 @@ Run device_run(const Images& d, const std::vector<int64_t>& indices, const data:
     const int64_t count = static_cast<int64_t>(indices.size());
     const DeviceBuffer images = upload(d.pixels), labels = upload(d.labels), order = upload(indices);
     DeviceBuffer scratch = test::poisoned<float>(std::max<int64_t>(1, gpu::augment_scratch_floats(spec, d.shape, count)));
-    DeviceBuffer x = test::poisoned<float>(count * out_values), out_labels = test::poisoned<int64_t>(count);
+    // A poisoned tail after x: a kernel writing past the batch changes it.
+    constexpr int64_t kTail = 64;
+    DeviceBuffer x = test::poisoned<float>(count * out_values + kTail), out_labels = test::poisoned<int64_t>(count);
     const gpu::DeviceImages device{images.data_as<const uint8_t>(), labels.data_as<const int64_t>(), d.size,
                                    d.shape.channels, d.shape.height, d.shape.width};
     gpu::augment_batch(device, order.data_as<const int64_t>(), count, spec, kSeed, epoch, first, scratch.data_as<float>(),
                        x.data_as<float>(), out_labels.data_as<int64_t>(), nullptr);
-    return {download<float>(x), download<int64_t>(out_labels)};
+    std::vector<float> all = download<float>(x);
+    for (int64_t i = count * out_values; i < count * out_values + kTail; ++i)
+        CHECK(std::isnan(all[static_cast<size_t>(i)]));  // still the poison
+    all.resize(static_cast<size_t>(count * out_values));
+    return {all, download<int64_t>(out_labels)};
 }
 
 double max_abs_difference(const std::vector<float>& a, const std::vector<float>& b) {
@@ -136,11 +142,23 @@ TEST_CASE("gpu::augment_batch equals the CPU reference for every op and option",
         "noise:0.05,saltpepper:0.02,perspective:0.4,resizedcrop:9,normalize:0.49/0.48/0.45:0.2/0.2/0.2"};
     for (const std::string& spec : specs) check_spec(colour, spec, 3, 5);
 
+    // Images of more pixels than a block has threads (256): every per-pixel loop and jitter pass strides.
+    const Images large = pattern_images(6, {3, 19, 17});
+    for (const std::string& spec : {"crop:17:3:reflect,hflip,jitter:0.4:0.4:0.4:0.1,erasing:1:0.1-0.4:0.5-2:random",
+                                    "affine:20:0.2/0.1:0.9-1.1:-5-15:bilinear:0.5,perspective:0.5:1,noise:0.1",
+                                    "jitter:0:0.6,grayscale:0.5,saltpepper:0.1,resizedcrop:20,normalize:0.5:0.25"})
+        check_spec(large, spec, 1, 40);
+    // RandomResizedCrop's central fallback: no attempt of aspect 3-4 fits with scale 0.99-1.
+    check_spec(colour, "resizedcrop:8:0.99-1:3-4", 0, 0);
+    // A flip without a crop draws word 0 (not the fused pass's word 2).
+    check_spec(colour, "hflip,normalize:0.5:0.25", 2, 9);
+
     const Images grey = pattern_images(6, {1, 9, 9});
     check_spec(grey, "crop:9:2,hflip,jitter:0.3:0.3:0.3:0.1,grayscale:0.5,rotation:20:bilinear,noise:0.1,"
                      "erasing:1:0.1-0.3:0.5-2:random,normalize:0.5:0.25",
                0, 0);
     check_spec(grey, "vflip:1,saltpepper:0.2,perspective:0.5:1,resizedcrop:5", 7, 1000);
+    check_spec(pattern_images(6, {1, 16, 16}), "crop:16:2:symmetric,jitter:0.3:0.3:0.3:0.1,rotation:30:bilinear", 1, 3);
 }
 
 TEST_CASE("gpu::augment_batch: an empty spec is ToTensor; one image works", "[augment_gpu]") {
@@ -183,6 +201,8 @@ TEST_CASE("gpu::augment_batch on the default spec equals the fused crop+flip ker
     CHECK_FALSE(data::fused_crop_flip(data::parse_augment_spec("crop:10:4,hflip,normalize:0.5:0.5"), colour.shape,
                                       nullptr));
     CHECK_FALSE(data::fused_crop_flip(data::parse_augment_spec("crop:12:4,hflip"), colour.shape, nullptr));
+    CHECK_FALSE(data::fused_crop_flip(data::parse_augment_spec("hflip,normalize:0.5:0.5"), colour.shape, nullptr));
+    CHECK(data::fused_crop_flip(data::parse_augment_spec("normalize:0.5:0.5"), colour.shape, nullptr));
 }
 
 TEST_CASE("gpu::augment_batch refuses a spec its images cannot take, naming the op", "[augment_gpu]") {

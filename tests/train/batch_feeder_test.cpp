@@ -117,6 +117,11 @@ TEST_CASE("any augmentation spec: the device pipeline feeds the CPU reference's 
 
     // A transform must give the model's input shape.
     CHECK_THROWS_WITH(train::BatchFeeder(train, on_host, normalization, data::parse_augment_spec("centercrop:24")),
-                      Catch::Contains("turns the 3x32x32 images of synthetic train into 3x24x24 images, but the model "
-                                      "takes 3x32x32; end the spec with a crop, centercrop or resizedcrop to 32"));
+                      Catch::Contains("turns the 3x32x32 images of synthetic train into 3x24x24 images, but they must "
+                                      "stay 3x32x32 (the model's input); end the spec with a crop, centercrop or "
+                                      "resizedcrop to 32"));
+    // A batch larger than the executor's is refused before anything is written.
+    train::BatchFeeder host_batches(train, on_host, normalization, transform);
+    host_batches.set_order(order);
+    CHECK_THROWS_WITH(host_batches.feed(0, 7, true, 5, 1), Catch::Contains("a batch of 7 records; the executor takes 6"));
 }

@@ -94,3 +94,15 @@ TEST_CASE("load_splits: the synthetic set of --synthetic-size and --seed", "[set
     CHECK(s.test.size() == 5);
     CHECK(s.test.labels == reference.test.first(5).labels);
 }
+
+TEST_CASE("run_normalization: the --augment spec's own normalize, else CIFAR-10's", "[setup]") {
+    train::TrainOptions o;
+    const data::Normalization cifar = data::cifar10_normalization();
+    CHECK(train::run_normalization(o).mean == cifar.mean);
+    o.augment_spec = "crop:32:4:constant:0,normalize:0.5:0.25";
+    const data::Normalization own = train::run_normalization(o);
+    CHECK(own.mean == std::array<float, 3>{0.5f, 0.5f, 0.5f});
+    CHECK(own.stddev == std::array<float, 3>{0.25f, 0.25f, 0.25f});
+    o.augment_spec = "hflip:0.5";
+    CHECK(train::run_normalization(o).stddev == cifar.stddev);
+}

@@ -148,7 +148,7 @@ constexpr uint64_t kAugmentPixelStream = 0xDA7A0010ull << 32;  // + epoch: per-v
 //   noise, saltpepper: no words; value e (flat (c, y, x) index of the op's input) of op k uses
 //              pixel(e) = philox_draw(seed, kAugmentPixelStream + epoch,
 //                                     position · 2^32 + k · 2^24 + e / 4).v[e % 4]
-//              (k < 256, at most 2^26 values): noise draws two values 2e and 2e+1 of that sequence,
+//              (k < 256, at most 2^26 draws, so 2^25 values): noise draws two values 2e and 2e+1 of that sequence,
 //              z = sqrt(-2 ln(1 - u(a))) · cos(2π u(b)) in float (Box-Muller); saltpepper draws one, r =
 //              u(pixel(e)): r < amount · salt_vs_pepper gives 1, else r < amount gives 0. Erasing with
 //              value "random" gives value e of its box noise's z (e indexes the whole image).
@@ -159,7 +159,8 @@ constexpr uint64_t kAugmentPixelStream = 0xDA7A0010ull << 32;  // + epoch: per-v
 //              from RATIO) but w = round(sqrt(area · aspect)), h = round(sqrt(area / aspect)), accepted
 //              when 0 < w <= W and 0 < h <= H; top = below(w(2+4a), H-h+1), left = below(w(3+4a), W-w+1);
 //              none accepted: torchvision's central fallback (ratio clamped to RATIO)
-//   perspective: apply when u(w0) < p; with dx = int(distortion_scale · (W / 2)) and dy likewise, the
+//   perspective: apply when u(w0) < p; with dx = int(distortion_scale · (W / 2)) (in double, as Python
+//              computes it) and dy likewise, the
 //              corners (x, y) top-left, top-right, bottom-right, bottom-left are randint(lo, hi) = lo +
 //              below(w, hi - lo) of w1 .. w8: tl (0..dx, 0..dy), tr (W-dx-1..W-1, 0..dy),
 //              br (W-dx-1..W-1, H-dy-1..H-1), bl (0..dx, H-dy-1..H-1) (always drawn, as torchvision does)
@@ -239,7 +240,8 @@ struct ImageShape {
 // The shape before each op of `spec` and after the last (spec.size() + 1 entries) for an input of `input`,
 // with every op's arguments checked against its input: a crop larger than the padded image, reflect padding
 // too large, a centre crop larger than the image, jitter or grayscale on other than 1 or 3 channels, more
-// channels than normalize's 3, more than 255 ops, images too large for the per-value draws. The Error names
+// channels than normalize's 3, an op drawing per-value noise after the 256th op, images too large for the
+// per-value draws (2^25 values). The Error names
 // the op (its index and canonical text), its input shape and what would work.
 std::vector<ImageShape> augment_shapes(const AugmentSpec& spec, const ImageShape& input);
 
@@ -248,8 +250,8 @@ std::vector<ImageShape> augment_shapes(const AugmentSpec& spec, const ImageShape
 AugmentSpec with_normalization(AugmentSpec spec, const std::array<float, 3>& mean, const std::array<float, 3>& std);
 
 // A spec that data::assemble_batch / gpu::assemble_batch compute in one pass: "crop:S:P" (constant mode,
-// fill 0, S the image size) then "hflip" with p 0.5 — either may be left out — then one normalize, on an
-// S × S image. Gives the fused form's arguments (padding 0 without a crop, horizontal_flip false without the
+// fill 0, S the image size), optionally followed by "hflip" with p 0.5, then one normalize, on an S × S image;
+// or the normalize alone. Gives the fused form's arguments (padding 0 without a crop, horizontal_flip false without the
 // flip); the two paths give the same floats, bit for bit.
 struct FusedCropFlip {
     int64_t crop_padding = 0;

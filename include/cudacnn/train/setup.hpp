@@ -26,6 +26,10 @@ std::string auto_device_note(DeviceChoice device, graph::Backend chosen);
 // height and width), each cut to --limit-train / --limit-test.
 data::Splits load_splits(const TrainOptions& options, const graph::ModelSpec& spec);
 
+// The Normalize of a run's inputs, training and test alike: the --augment spec's own normalize op when it
+// has one, else the seed's CIFAR-10 mean and std (every dataset's default).
+data::Normalization run_normalization(const TrainOptions& options);
+
 // Throws an Error naming both unless the model's class count and input shape are the dataset's.
 void check_classes(const graph::ModelSpec& spec, const data::Dataset& dataset);
 
