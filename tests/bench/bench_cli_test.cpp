@@ -208,7 +208,8 @@ TEST_CASE("cudacnn-bench checks the emulated augmentation kernels against the re
     CHECK(ok == std::map<std::string, int>{{"kernel", 15}, {"fused", 2}, {"cpu", 15}, {"cpu_fused", 2},
                                            {"kernel default", 1}, {"fused default", 1}, {"cpu default", 1},
                                            {"cpu_fused default", 1}});
-    const Record* kernel = find(read_report(temp.file("ops.json")), "augment", "forward", "kernel", "OP=affine,N=1");
+    const Report ops_report = read_report(temp.file("ops.json"));  // find() points into it: keep it alive
+    const Record* kernel = find(ops_report, "augment", "forward", "kernel", "OP=affine,N=1");
     REQUIRE(kernel != nullptr);
     CHECK(kernel->device == "emulated");
     CHECK_THAT(kernel->note, Contains("one kernel per op"));
