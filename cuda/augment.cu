@@ -210,13 +210,17 @@ int64_t values_of(const data::ImageShape& shape) {
     return shape.channels * shape.height * shape.width;
 }
 
+// Floats of one scratch buffer: `count` of the largest image an op reads (the last op's output goes to x).
+int64_t scratch_half(const std::vector<data::ImageShape>& shapes, int64_t count) {
+    int64_t largest = 0;
+    for (size_t k = 0; k + 1 < shapes.size(); ++k) largest = std::max(largest, values_of(shapes[k]));
+    return count * largest;
+}
+
 }  // namespace
 
 int64_t augment_scratch_floats(const data::AugmentSpec& spec, const data::ImageShape& input, int64_t count) {
-    const std::vector<data::ImageShape> shapes = data::augment_shapes(spec, input);
-    int64_t largest = 0;
-    for (size_t k = 0; k < spec.size(); ++k) largest = std::max(largest, values_of(shapes[k]));  // op inputs
-    return 2 * count * largest;
+    return 2 * scratch_half(data::augment_shapes(spec, input), count);
 }
 
 void augment_batch(const DeviceImages& dataset, const int64_t* indices, int64_t count, const data::AugmentSpec& spec,
@@ -236,8 +240,7 @@ void augment_batch(const DeviceImages& dataset, const int64_t* indices, int64_t 
     const data::ImageShape input{dataset.channels, dataset.height, dataset.width};
     const std::vector<data::ImageShape> shapes = data::augment_shapes(spec, input);
     const std::vector<int64_t> offsets = data::augment_word_offsets(spec);
-    const int64_t half = augment_scratch_floats(spec, input, count) / 2;
-    float* buffers[2] = {scratch, scratch + half};
+    float* buffers[2] = {scratch, scratch + scratch_half(shapes, count)};
 
     float* current = spec.empty() ? x : buffers[0];
     launch(kernels::gather_kernel, elementwise_grid(count * values_of(input)), dim3(kElementwiseBlock), 0, stream,

@@ -99,9 +99,7 @@ void BatchFeeder::feed_fused(int64_t first, int64_t count, const data::Augmentat
         return;
     }
     const graph::Executor::InputBuffers input = executor_.input_buffers();
-    const gpu::DeviceImages images{images_.data_as<const uint8_t>(), labels_.data_as<const int64_t>(), dataset_.size(),
-                                   dataset_.channels, dataset_.height, dataset_.width};
-    gpu::assemble_batch(images, device_order_.data_as<const int64_t>() + first, count, augmentation, normalization,
+    gpu::assemble_batch(device_images(), device_order_.data_as<const int64_t>() + first, count, augmentation, normalization,
                         seed, epoch, first, input.images, input.labels, static_cast<cudaStream_t>(input.stream));
     executor_.use_input(count);
 }
@@ -114,11 +112,14 @@ void BatchFeeder::feed_spec(int64_t first, int64_t count, uint64_t seed, int64_t
         return;
     }
     const graph::Executor::InputBuffers input = executor_.input_buffers();
-    const gpu::DeviceImages images{images_.data_as<const uint8_t>(), labels_.data_as<const int64_t>(), dataset_.size(),
-                                   dataset_.channels, dataset_.height, dataset_.width};
-    gpu::augment_batch(images, device_order_.data_as<const int64_t>() + first, count, transform_, seed, epoch, first,
+    gpu::augment_batch(device_images(), device_order_.data_as<const int64_t>() + first, count, transform_, seed, epoch, first,
                        scratch_.data_as<float>(), input.images, input.labels, static_cast<cudaStream_t>(input.stream));
     executor_.use_input(count);
+}
+
+gpu::DeviceImages BatchFeeder::device_images() const {
+    return gpu::DeviceImages{images_.data_as<const uint8_t>(), labels_.data_as<const int64_t>(), dataset_.size(),
+                             dataset_.channels, dataset_.height, dataset_.width};
 }
 
 std::vector<int64_t> BatchFeeder::labels(int64_t first, int64_t count) const {

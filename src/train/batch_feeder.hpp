@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "cuda/batch_assembly.hpp"
 #include "cudacnn/data/augment.hpp"
 #include "cudacnn/data/dataset.hpp"
 #include "cudacnn/device.hpp"
@@ -43,6 +44,7 @@ class BatchFeeder {
     void feed_fused(int64_t first, int64_t count, const data::Augmentation* augmentation,
                     const data::Normalization& normalization, uint64_t seed, int64_t epoch);
     void feed_spec(int64_t first, int64_t count, uint64_t seed, int64_t epoch);
+    gpu::DeviceImages device_images() const;  // the dataset's copy in device memory (on_device_ only)
 
     const data::Dataset& dataset_;
     graph::Executor& executor_;

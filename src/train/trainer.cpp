@@ -50,8 +50,8 @@ graph::OptimizerConfig optimizer_config(const TrainOptions& o) {
 }
 
 // The run's training transform: --augment's spec (by default the seed's RandomCrop(H, padding=4) +
-// RandomHorizontalFlip, a flip alone for images that are not square), then the dataset's Normalize unless
-// the spec normalizes itself; empty with --no-augment.
+// RandomHorizontalFlip, a flip alone for images that are not square), then the run's Normalize
+// (run_normalization) unless the spec normalizes itself; empty with --no-augment.
 data::AugmentSpec training_transform(const TrainOptions& o, const data::Dataset& train,
                                      const data::Normalization& normalization) {
     if (!o.augment) return {};
