@@ -7,7 +7,7 @@
 #include <utility>
 
 #include "cudacnn/error.hpp"
-#include "cudacnn/philox.hpp"
+#include "src/cpu/dropout_rule.hpp"
 
 namespace cudacnn::cpu {
 namespace {
@@ -34,8 +34,9 @@ HostTensor<uint8_t> draw_mask(const Shape& mask_shape, const DropoutOptions& opt
     const float p = static_cast<float>(options.p);
     for (int64_t j = 0; j < mask.numel(); ++j) {
         const uint64_t unit = static_cast<uint64_t>(j);
-        const uint32_t bits = philox_draw(options.seed, options.stream, unit / 4).v[unit % 4];
-        mask[j] = uint32_to_unit_float(bits) >= p ? 1 : 0;
+        bool keep[4];
+        detail::dropout_keep4(options.seed, options.stream, p, unit / 4, keep);
+        mask[j] = keep[unit % 4] ? 1 : 0;
     }
     return mask;
 }

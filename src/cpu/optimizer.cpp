@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "cudacnn/error.hpp"
+#include "src/cpu/optimizer_rule.hpp"
 
 namespace cudacnn::cpu {
 
@@ -88,35 +89,9 @@ void adam_like_step(const char* op, bool decoupled, const Options& o, HostTensor
     T* v_max = o.amsgrad ? state.slot(kAdamMaxExpAvgSq) : nullptr;
 
     state.step += 1;
-    // Host-side scalars in double, as PyTorch computes them from Python floats.
-    const double t = static_cast<double>(state.step);
-    const double bias_correction1 = 1.0 - std::pow(o.beta1, t);
-    const double bias_correction2 = 1.0 - std::pow(o.beta2, t);
-    const T step_size = static_cast<T>(o.lr / bias_correction1);
-    const T bias_correction2_sqrt = static_cast<T>(std::sqrt(bias_correction2));
-    const T beta1 = static_cast<T>(o.beta1), one_minus_beta1 = static_cast<T>(1.0 - o.beta1);
-    const T beta2 = static_cast<T>(o.beta2), one_minus_beta2 = static_cast<T>(1.0 - o.beta2);
-    const T eps = static_cast<T>(o.eps);
-    const T weight_decay = static_cast<T>(o.weight_decay);
-    const T decay_factor = static_cast<T>(1.0 - o.lr * o.weight_decay);
-
-    for (int64_t i = 0; i < n; ++i) {
-        T g = o.maximize ? -g_in[i] : g_in[i];
-        if (decoupled) {
-            p[i] = p[i] * decay_factor;
-        } else if (o.weight_decay != 0.0) {
-            g = g + weight_decay * p[i];
-        }
-        m[i] = m[i] * beta1 + one_minus_beta1 * g;
-        v[i] = v[i] * beta2 + one_minus_beta2 * g * g;
-        T second = v[i];
-        if (o.amsgrad) {
-            v_max[i] = std::max(v_max[i], v[i]);
-            second = v_max[i];
-        }
-        const T denom = std::sqrt(second) / bias_correction2_sqrt + eps;
-        p[i] = p[i] + (-step_size) * m[i] / denom;
-    }
+    const detail::AdamRule<T> rule(o, decoupled, state.step);
+    T unused = 0;  // v_max without amsgrad
+    for (int64_t i = 0; i < n; ++i) rule.apply(p[i], g_in[i], m[i], v[i], o.amsgrad ? v_max[i] : unused);
 }
 
 }  // namespace
@@ -143,22 +118,9 @@ void sgd_step(const SgdOptions& o, HostTensor<T>& params, const HostTensor<T>& g
     T* p = params.data();
     const T* g_in = grads.data();
     T* buffer = o.momentum != 0.0 ? state.slot(kSgdMomentumBuffer) : nullptr;
-    // PyTorch's buffer starts as None and becomes a clone of the first (decayed) gradient.
-    const bool first_step = state.step == 0;
-    const T weight_decay = static_cast<T>(o.weight_decay);
-    const T momentum = static_cast<T>(o.momentum);
-    const T one_minus_dampening = static_cast<T>(1.0 - o.dampening);
-    const T neg_lr = static_cast<T>(-o.lr);
-
-    for (int64_t i = 0; i < n; ++i) {
-        T g = o.maximize ? -g_in[i] : g_in[i];
-        if (o.weight_decay != 0.0) g = g + weight_decay * p[i];
-        if (o.momentum != 0.0) {
-            buffer[i] = first_step ? g : buffer[i] * momentum + one_minus_dampening * g;
-            g = o.nesterov ? g + momentum * buffer[i] : buffer[i];
-        }
-        p[i] = p[i] + neg_lr * g;
-    }
+    const detail::SgdRule<T> rule(o, state.step);
+    T unused = 0;  // the buffer without momentum
+    for (int64_t i = 0; i < n; ++i) rule.apply(p[i], g_in[i], buffer != nullptr ? buffer[i] : unused);
     state.step += 1;
 }
 
