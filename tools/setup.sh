@@ -3,8 +3,10 @@
 # that the CUDA toolkit is there. Runs as root, or through sudo.
 set -euo pipefail
 
-# Build tools, Catch2 v2, fmt, nlohmann-json (safetensors headers, model specs), Boost.Context (the emulator's fibers), ccache for fast rebuilds.
-PACKAGES=(cmake ninja-build g++ ccache catch2 libfmt-dev nlohmann-json3-dev libboost-context-dev libpng-dev libjpeg-dev)
+# Build tools, Catch2 v2, fmt, nlohmann-json (safetensors headers, model specs), Boost.Context (the emulator's fibers),
+# OpenBLAS (the fast CPU path's matrix products), ccache for fast rebuilds.
+PACKAGES=(cmake ninja-build g++ ccache catch2 libfmt-dev nlohmann-json3-dev libboost-context-dev libpng-dev libjpeg-dev
+          libopenblas-dev)
 
 missing_packages() {
     local pkg

@@ -36,23 +36,6 @@ int64_t output_size(int64_t input, int64_t kernel, int64_t stride, int64_t pad_b
     return floor_div(input + pad_before + pad_after - dilation * (kernel - 1) - 1, stride) + 1;
 }
 
-// The input index that position i of the padded axis reads (i < 0 and i >= size lie in the padding), or -1
-// when it reads a zero. The geometry checks guarantee that reflect and circular never wrap more than once.
-int64_t source_index(int64_t i, int64_t size, Conv2dPaddingMode mode) {
-    if (i >= 0 && i < size) return i;
-    switch (mode) {
-        case Conv2dPaddingMode::zeros:
-            return -1;
-        case Conv2dPaddingMode::reflect:
-            return i < 0 ? -i : 2 * (size - 1) - i;  // edge not repeated
-        case Conv2dPaddingMode::replicate:
-            return i < 0 ? 0 : size - 1;
-        case Conv2dPaddingMode::circular:
-            return i < 0 ? i + size : i - size;
-    }
-    return -1;
-}
-
 // table[o · kernel + k]: the input index that output position o reads through kernel tap k along one axis,
 // or -1 where it reads a zero. Computed once per axis so that the tap loop below does no index arithmetic
 // beyond offsets.
@@ -62,7 +45,7 @@ std::vector<int64_t> source_table(int64_t out_size, int64_t kernel, int64_t stri
     for (int64_t o = 0; o < out_size; ++o) {
         for (int64_t k = 0; k < kernel; ++k) {
             table[static_cast<size_t>(o * kernel + k)] =
-                source_index(o * stride - pad_before + k * dilation, in_size, mode);
+                conv2d_source_index(o * stride - pad_before + k * dilation, in_size, mode);
         }
     }
     return table;
@@ -112,6 +95,22 @@ HostTensor<T> rounded(const Shape& shape, const std::vector<double>& sums) {
 }
 
 }  // namespace
+
+// The geometry checks guarantee that reflect and circular never wrap more than once.
+int64_t conv2d_source_index(int64_t i, int64_t size, Conv2dPaddingMode mode) {
+    if (i >= 0 && i < size) return i;
+    switch (mode) {
+        case Conv2dPaddingMode::zeros:
+            return -1;
+        case Conv2dPaddingMode::reflect:
+            return i < 0 ? -i : 2 * (size - 1) - i;  // edge not repeated
+        case Conv2dPaddingMode::replicate:
+            return i < 0 ? 0 : size - 1;
+        case Conv2dPaddingMode::circular:
+            return i < 0 ? i + size : i - size;
+    }
+    return -1;
+}
 
 int64_t conv2d_output_size(int64_t input, int64_t kernel, int64_t stride, int64_t padding, int64_t dilation) {
     CUDACNN_CHECK(input > 0 && kernel > 0 && stride > 0 && padding >= 0 && dilation > 0,

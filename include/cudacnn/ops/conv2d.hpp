@@ -55,6 +55,10 @@ struct Conv2dOptions {
 int64_t conv2d_output_size(int64_t input, int64_t kernel, int64_t stride, int64_t padding,
                            int64_t dilation = 1);
 
+// The input index that position i of a padded axis of `size` elements reads (i < 0 and i >= size lie in the
+// padding), or -1 where it reads a zero. Every implementation's padding rule.
+int64_t conv2d_source_index(int64_t i, int64_t size, Conv2dPaddingMode mode);
+
 // Everything a conv2d implementation needs, validated and resolved ('same' / 'valid' turned into numbers,
 // which may differ between the two sides of an axis). Kernels may assume it is consistent.
 struct Conv2dGeometry {
