@@ -53,20 +53,22 @@ void draw_mask(uint8_t* mask, int64_t units, const cpu::DropoutOptions& options,
 void apply_mask(const float* in, const uint8_t* mask, float* out, int64_t count, int64_t unit_size,
                 const cpu::DropoutOptions& options, const Workers& workers) {
     const double kept = kept_factor(options);
-    const bool eval = !options.training;
+    const int eval = options.training ? 0 : 1;  // an int, so that `eval | kept` below is a select, not a branch
     const int64_t units = count / unit_size;
     const int64_t units_per_item = std::max<int64_t>(1, kElementwiseGrain / unit_size);
     parallel_ranges(workers, units, units_per_item, [&](int64_t first, int64_t last) {
         if (unit_size == 1) {
+#pragma omp simd
             for (int64_t i = first; i < last; ++i) {
-                out[i] = static_cast<float>(static_cast<double>(in[i]) * (eval || mask[i] != 0 ? kept : 0.0));
+                out[i] = static_cast<float>(static_cast<double>(in[i]) * ((eval | (mask[i] != 0)) != 0 ? kept : 0.0));
             }
             return;
         }
         for (int64_t j = first; j < last; ++j) {
-            const double factor = eval || mask[j] != 0 ? kept : 0.0;
+            const double factor = (eval | (mask[j] != 0)) != 0 ? kept : 0.0;
             const float* src = in + j * unit_size;
             float* dst = out + j * unit_size;
+#pragma omp simd
             for (int64_t i = 0; i < unit_size; ++i) dst[i] = static_cast<float>(static_cast<double>(src[i]) * factor);
         }
     });

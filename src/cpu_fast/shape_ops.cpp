@@ -44,6 +44,7 @@ void run_of(const std::vector<Shape>& input_shapes, int64_t dim, const ConcatLay
 void add(const float* a, const float* b, float* y, int64_t count, const Workers& workers) {
     CUDACNN_CHECK(count >= 1, "add: count {} must be at least 1", count);
     parallel_ranges(workers, count, kElementwiseGrain, [&](int64_t begin, int64_t end) {
+#pragma omp simd
         for (int64_t i = begin; i < end; ++i) y[i] = a[i] + b[i];
     });
 }
@@ -51,6 +52,7 @@ void add(const float* a, const float* b, float* y, int64_t count, const Workers&
 void accumulate(float* sum, const float* value, int64_t count, const Workers& workers) {
     CUDACNN_CHECK(count >= 1, "accumulate: count {} must be at least 1", count);
     parallel_ranges(workers, count, kElementwiseGrain, [&](int64_t begin, int64_t end) {
+#pragma omp simd
         for (int64_t i = begin; i < end; ++i) sum[i] += value[i];
     });
 }
