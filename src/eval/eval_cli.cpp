@@ -26,7 +26,8 @@ const std::vector<FlagSpec>& eval_flags() {
         {"dataset", 0, "NAME", "cifar10, cifar100, synthetic or folder (DIR/<class>/*.png|jpg; default: the checkpoint's)"},
         {"data", 0, "DIR", "the dataset's folder (default: the checkpoint's)"},
         {"limit", 0, "N", "only the first N test images"},
-        {"device", 0, "NAME", "auto (cuda when a GPU is there), cuda or cpu"},
+        {"device", 0, "NAME", "auto (cuda when a GPU is there, else cpu), cuda, cpu or cpu-ref (the reference ops)"},
+        {"threads", 0, "N", "threads of the fast CPU path (default 0: one per core)"},
         {"batch-size", 'b', "N", "images per forward pass (default: 128)"},
         {"tta", 0, nullptr, "test-time augmentation: average the logits of views of each image (below)"},
         {"tta-views", 0, "flip|crops|all", "with --tta: the image and its mirror image, the 5 windows, or both (TenCrop's "
@@ -68,13 +69,6 @@ TtaViews tta_views_choice(const train::FlagValue& v) {
         if (v.text == tta_views_name(views)) return views;
     v.fail("use flip, crops or all");
     return TtaViews::all;
-}
-
-train::DeviceChoice device_choice(const train::FlagValue& v) {
-    for (const auto choice : {train::DeviceChoice::auto_, train::DeviceChoice::cuda, train::DeviceChoice::cpu})
-        if (v.text == train::device_choice_name(choice)) return choice;
-    v.fail("use auto, cuda or cpu");
-    return train::DeviceChoice::auto_;
 }
 
 // The test split the options name: the checkpoint's run unless --dataset / --data say otherwise.
@@ -128,6 +122,7 @@ void run_eval(const EvalOptions& o, std::ostream& out) {
     const std::vector<std::string> names = class_names(model, test ? &*test : nullptr);
     SessionOptions s;
     s.backend = train::choose_backend(o.device);
+    s.threads = o.threads;
     s.batch_size = o.batch_size;
     s.input_gradient = o.fgsm.has_value();
     const std::string source = model.source;
@@ -189,8 +184,9 @@ ParsedEvalArgs parse_eval_args(const std::vector<std::string>& args) {
             o.dataset = v.text;
         } else if (v.flag == "--data") o.data_dir = v.path();
         else if (v.flag == "--limit") o.limit = v.integer(1);
-        else if (v.flag == "--device") o.device = device_choice(v);
+        else if (v.flag == "--device") o.device = train::device_choice(v);
         else if (v.flag == "--batch-size") o.batch_size = v.integer(1);
+        else if (v.flag == "--threads") o.threads = static_cast<int>(std::min<int64_t>(v.integer(0), 4096));
         else if (v.flag == "--tta-views") tta_views = tta_views_choice(v);
         else if (v.flag == "--tta-padding") o.tta.padding = v.integer(0);
         else if (v.flag == "--fgsm") {

@@ -85,6 +85,7 @@ Session::Session(LoadedModel model, const SessionOptions& options)
                   "images (3 channels)", graph_.spec.name, graph_.spec.input[0]);
     graph::ExecutorOptions e;
     e.backend = options.backend;
+    e.threads = options.threads;
     e.batch_size = options.batch_size;
     e.dropout = false;
     e.keep_activations = options.keep_activations;

@@ -1,5 +1,5 @@
-// The executor's two implementations of each node's forward and backward: the CPU reference ops
-// (cpu_backend.cpp) and the device kernels (gpu_backend.cpp). Both work on raw pointers that the executor
+// The executor's three implementations of each node's forward and backward: the CPU reference ops
+// (cpu_backend.cpp), the fast CPU ops (fast_cpu_backend.cpp) and the device kernels (gpu_backend.cpp). Both work on raw pointers that the executor
 // hands out from its arena and flat blocks, so that the executor's bookkeeping is written once.
 #pragma once
 
@@ -14,6 +14,7 @@
 #include "cudacnn/graph/executor.hpp"
 #include "cudacnn/graph/model.hpp"
 #include "cudacnn/ops/batch_norm.hpp"
+#include "cudacnn/ops/conv2d.hpp"
 #include "cudacnn/ops/dropout.hpp"
 
 namespace cudacnn::graph::detail {
@@ -105,12 +106,27 @@ class BackendImpl {
     virtual void replay(const CudaGraph& graph);
 };
 
-std::unique_ptr<BackendImpl> make_cpu_backend();
+// The two CPU backends' memory: host memory, aligned, zero-filled; copies are memcpy and nothing is queued.
+class HostMemoryBackend : public BackendImpl {
+  public:
+    std::shared_ptr<void> allocate(std::size_t bytes) override;
+    void copy_from_host(void* dst, const void* src, std::size_t bytes) override;
+    void copy_to_host(void* dst, const void* src, std::size_t bytes) override;
+    void zero(void* dst, std::size_t bytes) override;
+    void synchronize() override {}
+};
+
+std::unique_ptr<BackendImpl> make_cpu_reference_backend();
+// threads <= 0: one per core.
+std::unique_ptr<BackendImpl> make_fast_cpu_backend(int threads);
 // Throws Error, saying why, when there is no GPU (the emu flavour always has its emulated one).
 std::unique_ptr<BackendImpl> make_gpu_backend(const std::string& conv_algo);
 
 // A flatten shares its input's memory and never reaches a backend; this says so if it ever does.
 [[noreturn]] void fail_alias(const NodeArgs& args);
+
+// A conv2d node's geometry at this pass's batch size.
+cpu::Conv2dGeometry conv_geometry(const NodeArgs& args);
 
 // A dropout or batch norm node's settings for this pass, as the reference ops and kernels take them.
 cpu::DropoutOptions dropout_options(const NodeArgs& args);

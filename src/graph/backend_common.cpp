@@ -1,5 +1,8 @@
-// What both executor backends share: the bytes a node keeps for its backward, and the node's and the
-// optimizer's settings in the reference's option structs.
+// What the executor backends share: the bytes a node keeps for its backward, the node's and the optimizer's
+// settings in the reference's option structs, and the CPU backends' host memory.
+#include <cstdlib>
+#include <cstring>
+
 #include "src/graph/backend.hpp"
 
 namespace cudacnn::graph::detail {
@@ -12,6 +15,29 @@ std::size_t saved_bytes(const Node& node, const std::vector<Shape>& input_shapes
         case LayerKind::dropout2d: return static_cast<std::size_t>(input_shapes[0][0] * input_shapes[0][1]);  // (N, C)
         default: return 0;
     }
+}
+
+std::shared_ptr<void> HostMemoryBackend::allocate(std::size_t bytes) {
+    void* data = std::aligned_alloc(256, (bytes + 255) / 256 * 256 + 256);
+    CUDACNN_CHECK(data != nullptr, "{} backend: could not allocate {} bytes of host memory", backend_name(kind()), bytes);
+    std::memset(data, 0, bytes);
+    return std::shared_ptr<void>(data, std::free);
+}
+
+void HostMemoryBackend::copy_from_host(void* dst, const void* src, std::size_t bytes) {
+    std::memcpy(dst, src, bytes);
+}
+
+void HostMemoryBackend::copy_to_host(void* dst, const void* src, std::size_t bytes) {
+    std::memcpy(dst, src, bytes);
+}
+
+void HostMemoryBackend::zero(void* dst, std::size_t bytes) {
+    std::memset(dst, 0, bytes);
+}
+
+cpu::Conv2dGeometry conv_geometry(const NodeArgs& a) {
+    return cpu::conv2d_geometry(a.input_shapes[0], a.weight_shape, a.node->spec.conv);
 }
 
 void fail_alias(const NodeArgs& a) {

@@ -1,7 +1,6 @@
 // The executor on the CPU reference ops: each node copies its inputs out of the arena into HostTensors,
 // calls the reference op (the definition of what every kernel computes) and copies the results back.
-// Correct and simple rather than fast; the fast CPU path is a separate piece of work.
-#include <cstdlib>
+// Correct and simple rather than fast (--device cpu-ref); fast_cpu_backend.cpp is the fast CPU path.
 #include <cstring>
 
 #include "cudacnn/ops/activation.hpp"
@@ -32,20 +31,12 @@ void write_grad(float* dst, const HostTensor<float>& grad) {
     if (dst != nullptr) write(dst, grad);
 }
 
-class CpuBackend final : public BackendImpl {
+class CpuBackend final : public HostMemoryBackend {
   public:
-    Backend kind() const override { return Backend::cpu; }
-    std::string device_description() const override { return "cpu: the reference ops (plain loops, one thread)"; }
-
-    std::shared_ptr<void> allocate(std::size_t bytes) override {
-        void* data = std::aligned_alloc(256, (bytes + 255) / 256 * 256 + 256);
-        CUDACNN_CHECK(data != nullptr, "cpu backend: could not allocate {} bytes of host memory", bytes);
-        std::memset(data, 0, bytes);
-        return std::shared_ptr<void>(data, std::free);
+    Backend kind() const override { return Backend::cpu_reference; }
+    std::string device_description() const override {
+        return "cpu-ref: the reference ops (plain loops, one thread)";
     }
-    void copy_from_host(void* dst, const void* src, std::size_t bytes) override { std::memcpy(dst, src, bytes); }
-    void copy_to_host(void* dst, const void* src, std::size_t bytes) override { std::memcpy(dst, src, bytes); }
-    void zero(void* dst, std::size_t bytes) override { std::memset(dst, 0, bytes); }
 
     std::size_t prepare(const NodeArgs&) override { return 0; }
     std::string describe(int) const override { return ""; }
@@ -92,7 +83,6 @@ class CpuBackend final : public BackendImpl {
         if (slots > 0) write(state, s.values);
         for (int k = 0; k < kStepCounters; ++k) counters[k] += 1;  // backend memory is host memory here
     }
-    void synchronize() override {}
 };
 
 void CpuBackend::forward(const NodeArgs& a) {
@@ -230,7 +220,7 @@ void CpuBackend::backward(const NodeArgs& a) {
 
 }  // namespace
 
-std::unique_ptr<BackendImpl> make_cpu_backend() {
+std::unique_ptr<BackendImpl> make_cpu_reference_backend() {
     return std::make_unique<CpuBackend>();
 }
 

@@ -56,8 +56,26 @@ std::vector<std::string> optimizer_slot_names(const OptimizerConfig& config) {
 }  // namespace
 
 const char* backend_name(Backend backend) {
-    return backend == Backend::cpu ? "cpu" : "gpu";
+    switch (backend) {
+        case Backend::cpu: return "cpu";
+        case Backend::cpu_reference: return "cpu-ref";
+        case Backend::gpu: return "gpu";
+    }
+    return "unknown";
 }
+
+namespace {
+
+std::unique_ptr<detail::BackendImpl> make_backend(const ExecutorOptions& options) {
+    switch (options.backend) {
+        case Backend::cpu: return detail::make_fast_cpu_backend(options.threads);
+        case Backend::cpu_reference: return detail::make_cpu_reference_backend();
+        case Backend::gpu: return detail::make_gpu_backend(options.conv_algo);
+    }
+    CUDACNN_FAIL("executor: unknown backend {}", static_cast<int>(options.backend));
+}
+
+}  // namespace
 
 struct Executor::Impl {
     Graph graph;
@@ -98,8 +116,7 @@ struct Executor::Impl {
 
     Impl(const Graph& g, const ExecutorOptions& o) : graph(g), options(o) {
         CUDACNN_CHECK(options.batch_size >= 1, "executor: batch size {} must be at least 1", options.batch_size);
-        backend = options.backend == Backend::cpu ? detail::make_cpu_backend()
-                                                  : detail::make_gpu_backend(options.conv_algo);
+        backend = make_backend(options);
         layers = static_cast<int>(graph.nodes.size());
         lay_out_state();
         plan_arena();

@@ -18,10 +18,6 @@
 namespace cudacnn::graph::detail {
 namespace {
 
-cpu::Conv2dGeometry conv_geometry(const NodeArgs& a) {
-    return cpu::conv2d_geometry(a.input_shapes[0], a.weight_shape, a.node->spec.conv);
-}
-
 gpu::LinearShape linear_shape(const NodeArgs& a) {
     return {a.input_shapes[0][0], a.node->spec.in_features, a.node->spec.out_features};
 }

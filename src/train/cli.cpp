@@ -1,6 +1,8 @@
 // Command-line pieces shared by cudacnn-eval and cudacnn-viz (see cli.hpp).
 #include "cudacnn/train/cli.hpp"
 
+#include "cudacnn/train/options.hpp"
+
 #include <algorithm>
 #include <charconv>
 #include <cmath>
@@ -179,6 +181,13 @@ int program_main(const std::string& program, const std::function<bool()>& parse,
         err << program << ": error: " << e.what() << "\n";
         return 1;
     }
+}
+
+DeviceChoice device_choice(const FlagValue& value) {
+    for (const auto choice : {DeviceChoice::auto_, DeviceChoice::cuda, DeviceChoice::cpu, DeviceChoice::cpu_reference})
+        if (value.text == device_choice_name(choice)) return choice;
+    value.fail("use auto, cuda, cpu or cpu-ref");
+    return DeviceChoice::auto_;
 }
 
 }  // namespace cudacnn::train

@@ -361,12 +361,21 @@ const std::vector<Flag>& flags() {
         {"Training", "seed", 0, "N", "seed of initialisation, shuffling, augmentation and dropout",
          [](TrainOptions& o, const Arg& a) { o.seed = a.number<uint64_t>("a whole number >= 0"); },
          [](const TrainOptions& o) { return json(o.seed); }},
-        {"Training", "device", 0, "NAME", "auto (cuda when a GPU is there), cuda or cpu",
+        {"Training", "device", 0, "NAME",
+         "auto (cuda when a GPU is there, else cpu), cuda, cpu (the fast CPU path) or cpu-ref (the reference ops)",
          [](TrainOptions& o, const Arg& a) {
-             o.device =
-                 a.pick({DeviceChoice::auto_, DeviceChoice::cuda, DeviceChoice::cpu}, device_choice_name);
+             o.device = a.pick({DeviceChoice::auto_, DeviceChoice::cuda, DeviceChoice::cpu,
+                                DeviceChoice::cpu_reference},
+                               device_choice_name);
          },
          [](const TrainOptions& o) { return json(device_choice_name(o.device)); }},
+        {"Training", "threads", 0, "N", "threads of the fast CPU path (default 0: one per core)",
+         [](TrainOptions& o, const Arg& a) {
+             const int64_t threads = a.integer(0);
+             a.require(threads <= 4096, "must be at most 4096 (0: one per core)");
+             o.threads = static_cast<int>(threads);
+         },
+         [](const TrainOptions& o) { return json(o.threads); }},
         {"Training", "conv-algo", 0, "NAME", "convolution algorithm: auto, cudnn, direct or im2col",
          [](TrainOptions& o, const Arg& a) {
              a.one_of({"auto", "cudnn", "direct", "im2col"});
@@ -532,6 +541,8 @@ const char* device_choice_name(DeviceChoice choice) {
             return "cuda";
         case DeviceChoice::cpu:
             return "cpu";
+        case DeviceChoice::cpu_reference:
+            return "cpu-ref";
     }
     return "unknown";
 }

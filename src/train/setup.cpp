@@ -28,6 +28,7 @@ graph::Backend choose_backend(DeviceChoice device) {
     switch (device) {
         case DeviceChoice::cuda: return graph::Backend::gpu;
         case DeviceChoice::cpu: return graph::Backend::cpu;
+        case DeviceChoice::cpu_reference: return graph::Backend::cpu_reference;
         case DeviceChoice::auto_: break;
     }
     return !kEmulated && gpu_status().available ? graph::Backend::gpu : graph::Backend::cpu;
@@ -36,7 +37,7 @@ graph::Backend choose_backend(DeviceChoice device) {
 std::string auto_device_note(DeviceChoice device, graph::Backend chosen) {
     if (device != DeviceChoice::auto_ || chosen != graph::Backend::cpu) return "";
     return kEmulated ? "--device auto chose the cpu: this is the emu flavour (its emulated GPU runs the kernels on "
-                       "the CPU, slower than the reference; --device cuda uses it)"
+                       "the CPU, far slower than the fast CPU path; --device cuda uses it)"
                      : "--device auto chose the cpu: " + gpu_status().description;
 }
 

@@ -80,6 +80,7 @@ class Run {
         e.backend = choose_backend(o_.device);
         e.batch_size = o_.batch_size;
         e.conv_algo = o_.conv_algo;
+        e.threads = o_.threads;
         e.optimizer = optimizer_config(o_);
         e.label_smoothing = o_.label_smoothing;
         e.dropout = o_.dropout;

@@ -47,7 +47,7 @@ const std::vector<FlagSpec>& viz_flags() {
         {"max-filters", 0, "N", "filters: at most N filters (default: 64)"},
         {"eps", 0, "E", "adversarial: the FGSM step on the [0, 1] pixel scale (e.g. 0.03 or 8/255)"},
         {"label", 0, "CLASS", "adversarial: the true class (name or index; default: the model's prediction)"},
-        {"device", 0, "NAME", "auto (cuda when a GPU is there), cuda or cpu"},
+        {"device", 0, "NAME", "auto (cuda when a GPU is there, else cpu), cuda, cpu or cpu-ref (the reference ops)"},
         {"augment", 0, "SPEC|FILE.json", "augment: the transform (default crop:32:4,hflip; see README)"},
         {"images", 0, "FILE...", "augment: PNG/JPEG files to show, fitted to --size", true},
         {"dataset", 0, "NAME", "augment: cifar10 (with --data DIR) or synthetic: its first training images"},
@@ -169,10 +169,7 @@ VizOptions parse(const train::CommandLine& line) {
             o.has_eps = true;
             if (o.eps < 0 || o.eps > 1) v.fail("must be in [0, 1], on the [0, 1] pixel scale (e.g. 8/255)");
         } else if (v.flag == "--device") {
-            bool known = false;
-            for (const auto choice : {train::DeviceChoice::auto_, train::DeviceChoice::cuda, train::DeviceChoice::cpu})
-                if (v.text == train::device_choice_name(choice)) o.device = choice, known = true;
-            if (!known) v.fail("use auto, cuda or cpu");
+            o.device = train::device_choice(v);
         }
     }
     if (o.command == "augment") {

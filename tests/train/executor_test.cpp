@@ -99,20 +99,20 @@ TEST_CASE("one CifarCNN step on the CPU executor matches PyTorch", "[executor][c
     const StepFixture fixture;
     const Model<float> initial = initial_model(fixture.seed);
     check_initial_model(fixture, initial);
-    const StepOutcome<float> step = executor_step(Backend::cpu, fixture, initial);
-    // The CPU executor runs the reference ops, so the reference's float bounds hold (tests/cpu/cifar_cnn_step_test.cpp:
+    const StepOutcome<float> step = executor_step(Backend::cpu_reference, fixture, initial);
+    // The cpu-ref executor runs the reference ops, so the reference's float bounds hold (tests/cpu/cifar_cnn_step_test.cpp:
     // float ops accumulate in double and round once; 1e-5 relative, cancelled-bias noise 1e-5).
     check_step_against_pytorch(fixture, initial, step, [](const std::string& key) { return key.rfind("noise.", 0) == 0 ? 1e-5 : 1e-5; });
 }
 
-TEST_CASE("one CifarCNN step on the GPU executor matches PyTorch", "[executor][cifar_cnn][gpu]") {
-    if (!have_device()) return;
-    const StepFixture fixture;
-    const Model<float> initial = initial_model(fixture.seed);
-    const StepOutcome<float> step = executor_step(Backend::gpu, fixture, initial);
-    // As tests/ops/cifar_cnn_step_parity_test.cpp: the kernels accumulate in float like PyTorch, so a ReLU right
-    // after a batch norm can flip where its input is within rounding of 0; each entry may be off by 4× PyTorch
-    // float32's own error on it, never needing to beat 1e-4; p1 within 1e-5; cancelled-bias noise within 1e-4.
+namespace {
+
+// A step that accumulates in float like PyTorch (the kernels, the fast CPU ops): as
+// tests/ops/cifar_cnn_step_parity_test.cpp, a ReLU right after a batch norm can flip where its input is within
+// rounding of 0; each entry may be off by 4× PyTorch float32's own error on it, never needing to beat 1e-4;
+// p1 within 1e-5; cancelled-bias noise within 1e-4.
+void check_float_step_against_pytorch(const StepFixture& fixture, const Model<float>& initial,
+                                      const StepOutcome<float>& step) {
     const SafetensorsFile& file = fixture.file;
     check_step_against_pytorch(fixture, initial, step, [&](const std::string& key) {
         if (key.rfind("noise.", 0) == 0) return 1e-4;
@@ -120,6 +120,21 @@ TEST_CASE("one CifarCNN step on the GPU executor matches PyTorch", "[executor][c
         const std::string torch_key = "torch_f32_error." + key;
         return std::max(1e-4, 4.0 * (file.contains(torch_key) ? file.get<double>(torch_key)[0] : 0.0));
     });
+}
+
+}  // namespace
+
+TEST_CASE("one CifarCNN step on the fast CPU executor matches PyTorch", "[executor][cifar_cnn]") {
+    const StepFixture fixture;
+    const Model<float> initial = initial_model(fixture.seed);
+    check_float_step_against_pytorch(fixture, initial, executor_step(Backend::cpu, fixture, initial));
+}
+
+TEST_CASE("one CifarCNN step on the GPU executor matches PyTorch", "[executor][cifar_cnn][gpu]") {
+    if (!have_device()) return;
+    const StepFixture fixture;
+    const Model<float> initial = initial_model(fixture.seed);
+    check_float_step_against_pytorch(fixture, initial, executor_step(Backend::gpu, fixture, initial));
 }
 
 namespace {
@@ -267,6 +282,7 @@ void check_input_gradient_by_central_differences(Backend backend, const ModelSpe
 TEST_CASE("the input gradient of an evaluation-mode backward matches central differences", "[executor]") {
     // dense_spec reads the input twice (its gradient adds up), flat_input_spec through a flatten.
     for (const ModelSpec& spec : {dense_spec(), flat_input_spec(), batch_norm_spec()}) {
+        check_input_gradient_by_central_differences(Backend::cpu_reference, spec);
         check_input_gradient_by_central_differences(Backend::cpu, spec);
     }
     if (!have_device()) return;
@@ -314,6 +330,7 @@ TEST_CASE("outputs and input gradients that were not kept say how to get them", 
 
 TEST_CASE("gradients through shared tensors, adds and concatenations match central differences (CPU)", "[executor]") {
     for (const ModelSpec& spec : {branching_spec(), dense_spec(), flat_input_spec()}) {
+        check_gradients_by_central_differences(Backend::cpu_reference, spec);
         check_gradients_by_central_differences(Backend::cpu, spec);
     }
 }
@@ -326,10 +343,12 @@ TEST_CASE("gradients through shared tensors, adds and concatenations match centr
     }
 }
 
-TEST_CASE("the CPU and GPU executors agree over steps with dropout and a partial batch", "[executor][gpu]") {
-    if (!have_device()) return;
+namespace {
+
+// small_cnn with a dropout2d and a dropout (masks drawn by the same Philox rule on every backend) after two
+// Adam steps, the second on a partial batch.
+io::StateDict two_steps_with_dropout(Backend backend, int threads = 0) {
     ModelSpec spec = builtin_model("small_cnn");
-    // A dropout2d and a dropout: their masks are drawn by the same Philox rule on both backends.
     LayerSpec drop2d;
     drop2d.name = "drop2d";
     drop2d.kind = LayerKind::dropout2d;
@@ -351,31 +370,58 @@ TEST_CASE("the CPU and GPU executors agree over steps with dropout and a partial
     HostTensor<float> x(Shape{6, 3, 32, 32});
     for (int64_t i = 0; i < x.numel(); ++i) x[i] = std::cos(0.013f * static_cast<float>(i * i % 9973));
     const std::vector<int64_t> labels{1, 7, 3, 3, 0, 9};
-    std::map<Backend, io::StateDict> after;
-    for (Backend backend : {Backend::cpu, Backend::gpu}) {
-        ExecutorOptions options;
-        options.backend = backend;
-        options.batch_size = 4;
-        options.seed = 11;
-        options.optimizer.lr = 1e-3;
-        Executor executor(graph, options);
-        executor.initialize(11);
-        executor.set_batch(x.data(), labels.data(), 4);
-        executor.train_step(0);
-        executor.set_batch(x.data() + 4 * 3 * 32 * 32, labels.data() + 4, 2);  // the last, partial batch
-        executor.train_step(1);
-        after[backend] = executor.model_state();
-    }
-    // Two Adam steps move each parameter by about 2e-3 (lr · sign(g)); float kernels and the double-accumulating
-    // reference differ by rounding, which Adam's step passes on as at most ~1e-6 relative to p.
-    for (const std::string& name : after[Backend::cpu].names()) {
+    ExecutorOptions options;
+    options.backend = backend;
+    options.threads = threads;
+    options.batch_size = 4;
+    options.seed = 11;
+    options.optimizer.lr = 1e-3;
+    Executor executor(graph, options);
+    executor.initialize(11);
+    executor.set_batch(x.data(), labels.data(), 4);
+    executor.train_step(0);
+    executor.set_batch(x.data() + 4 * 3 * 32 * 32, labels.data() + 4, 2);  // the last, partial batch
+    executor.train_step(1);
+    return executor.model_state();
+}
+
+// Two Adam steps move each parameter by about 2e-3 (lr · sign(g)); float kernels and the double-accumulating
+// reference differ by rounding, which Adam's step passes on as at most ~1e-6 relative to p.
+void check_agrees_with_reference(const io::StateDict& state, const io::StateDict& reference) {
+    for (const std::string& name : reference.names()) {
         INFO(name);
-        if (after[Backend::cpu].dtype(name) == DType::i64) {
-            CHECK(after[Backend::gpu].i64(name)[0] == after[Backend::cpu].i64(name)[0]);
+        if (reference.dtype(name) == DType::i64) {
+            CHECK(state.i64(name)[0] == reference.i64(name)[0]);
         } else {
-            CHECK(max_relative_error(after[Backend::gpu].f32(name), after[Backend::cpu].f32(name)) <= 1e-4);
+            CHECK(max_relative_error(state.f32(name), reference.f32(name)) <= 1e-4);
         }
     }
+}
+
+}  // namespace
+
+TEST_CASE("the fast CPU and reference executors agree over steps with dropout and a partial batch", "[executor]") {
+    check_agrees_with_reference(two_steps_with_dropout(Backend::cpu), two_steps_with_dropout(Backend::cpu_reference));
+}
+
+TEST_CASE("the fast CPU executor gives the same bits with 1, 2 or 3 threads", "[executor]") {
+    const io::StateDict one = two_steps_with_dropout(Backend::cpu, 1);
+    for (int threads : {2, 3}) {
+        const io::StateDict other = two_steps_with_dropout(Backend::cpu, threads);
+        for (const std::string& name : one.names()) {
+            INFO(name << ", " << threads << " threads");
+            if (one.dtype(name) == DType::i64) {
+                CHECK(other.i64(name)[0] == one.i64(name)[0]);
+            } else {
+                CHECK(max_relative_error(other.f32(name), one.f32(name)) == 0.0);
+            }
+        }
+    }
+}
+
+TEST_CASE("the CPU and GPU executors agree over steps with dropout and a partial batch", "[executor][gpu]") {
+    if (!have_device()) return;
+    check_agrees_with_reference(two_steps_with_dropout(Backend::gpu), two_steps_with_dropout(Backend::cpu_reference));
 }
 
 TEST_CASE("a GPU training step makes no host-device transfer; the metrics read-back makes two", "[executor][gpu]") {

@@ -61,6 +61,7 @@ struct EvalOptions {
     std::string data_dir;               // --data DIR
     std::optional<int64_t> limit;       // --limit N: the first N test images
     train::DeviceChoice device = train::DeviceChoice::auto_;
+    int threads = 0;                    // --threads: the fast CPU path's, 0 = one per core
     int64_t batch_size = 128;           // -b / --batch-size
     Tta tta;                            // --tta (views: all unless --tta-views), --tta-padding
     std::optional<double> fgsm;         // --fgsm EPS

@@ -47,6 +47,7 @@ std::vector<std::string> class_names(const LoadedModel& model, const data::Datas
 
 struct SessionOptions {
     graph::Backend backend = graph::Backend::cpu;
+    int threads = 0;  // the fast CPU backend's; 0: one per core
     int64_t batch_size = 128;
     bool keep_activations = false;  // output(node) of every layer (activations, feature maps)
     bool input_gradient = false;    // FGSM

@@ -15,9 +15,11 @@
 
 namespace cudacnn::graph {
 
-enum class Backend { cpu, gpu };  // gpu: the hand-written kernels (and cuDNN/cuBLAS), real or emulated
+// cpu: the fast CPU ops (src/cpu_fast: OpenBLAS, threads); cpu_reference: the reference ops (src/cpu, the
+// oracle); gpu: the hand-written kernels (and cuDNN/cuBLAS), real or emulated.
+enum class Backend { cpu, cpu_reference, gpu };
 
-const char* backend_name(Backend backend);  // "cpu", "gpu"
+const char* backend_name(Backend backend);  // "cpu", "cpu-ref", "gpu"
 
 enum class OptimizerKind { adam, adamw, sgd };
 
@@ -33,6 +35,7 @@ struct ExecutorOptions {
     Backend backend = Backend::cpu;
     int64_t batch_size = 128;           // the largest batch a step may get
     std::string conv_algo = "auto";     // gpu: auto | cudnn | direct | im2col
+    int threads = 0;                    // cpu: worker threads, 0 = one per core
     OptimizerConfig optimizer;
     double label_smoothing = 0.0;
     bool dropout = true;                // false: dropout layers pass their input through (--no-dropout)

@@ -32,6 +32,11 @@ struct FlagValue {
     void fail(const std::string& problem) const;  // throws UsageError
 };
 
+enum class DeviceChoice;  // options.hpp
+
+// --device's value in cudacnn-eval and cudacnn-viz: auto, cuda, cpu or cpu-ref (fail() otherwise).
+DeviceChoice device_choice(const FlagValue& value);
+
 struct CommandLine {
     std::vector<FlagValue> flags;          // in the order given (a switch has empty text)
     std::vector<std::string> positionals;  // arguments that are not flags or their values

@@ -23,11 +23,11 @@ class UsageError : public Error {
     using Error::Error;
 };
 
-enum class DeviceChoice { auto_, cuda, cpu };
+enum class DeviceChoice { auto_, cuda, cpu, cpu_reference };
 enum class OptimizerKind { adam, adamw, sgd };
 enum class MetricsFormat { csv, jsonl };  // from the --metrics file's extension: .csv, else .jsonl / .json
 
-const char* device_choice_name(DeviceChoice choice);    // "auto", "cuda", "cpu"
+const char* device_choice_name(DeviceChoice choice);    // "auto", "cuda", "cpu", "cpu-ref"
 const char* optimizer_name(OptimizerKind kind);         // "adam", "adamw", "sgd"
 const char* metrics_format_name(MetricsFormat format);  // "csv", "jsonl"
 
@@ -69,6 +69,7 @@ struct TrainOptions {
     uint64_t seed = 0;                               // --seed
     DeviceChoice device = DeviceChoice::auto_;       // --device
     std::string conv_algo = "auto";                  // --conv-algo auto|cudnn|direct|im2col
+    int threads = 0;                                 // --threads: the fast CPU path's threads, 0 = one per core
     std::string output_dir = "runs";                 // --output-dir
     int64_t save_every = 20;                         // --save-every N epochs; 0: only the final checkpoint
     std::string resume;                              // --resume PATH
