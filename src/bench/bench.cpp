@@ -36,7 +36,7 @@ void resolve_device(Context& context, std::ostream& out) {
             context.algos.insert(name);
         }
     }
-    const bool wants_gpu = std::any_of(context.algos.begin(), context.algos.end(), [](const std::string& a) { return a != "cpu"; });
+    const bool wants_gpu = std::any_of(context.algos.begin(), context.algos.end(), [](const std::string& a) { return a != "cpu" && a != "cpu_ref"; });
     context.gpu = wants_gpu && status.available;
     context.gpu_device = kEmulated ? "emulated" : "gpu";
     if (!status.available) {

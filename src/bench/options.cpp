@@ -33,6 +33,7 @@ const std::vector<FlagSpec>& flag_table() {
         {"json", 0, "FILE", "write the records as JSON (README, \"cudacnn-bench\")"},
         {"csv", 0, "FILE", "write the records as CSV, the same fields"},
         {"seed", 0, "N", "seed of the random inputs (default 0)"},
+        {"threads", 0, "N", "threads of the fast CPU path's steps (default 0: one per core)"},
     };
     return table;
 }
@@ -57,7 +58,7 @@ void set_algos(BenchOptions& o, const FlagValue& v) {
 }  // namespace
 
 const std::vector<std::string>& algorithm_names() {
-    static const std::vector<std::string> names = {"cudnn", "direct", "im2col", "cublas", "kernel", "cpu"};
+    static const std::vector<std::string> names = {"cudnn", "direct", "im2col", "cublas", "kernel", "cpu", "cpu_ref"};
     return names;
 }
 
@@ -102,6 +103,10 @@ ParsedBenchArgs parse_bench_args(const std::vector<std::string>& args) {
     if (const FlagValue* v = line.last("--json")) o.json_path = v->path();
     if (const FlagValue* v = line.last("--csv")) o.csv_path = v->path();
     if (const FlagValue* v = line.last("--seed")) o.seed = static_cast<uint64_t>(v->integer(0));
+    if (const FlagValue* v = line.last("--threads")) {
+        if (v->integer(0) > 4096) v->fail("must be at most 4096 (0: one per core)");
+        o.threads = static_cast<int>(v->integer(0));
+    }
     if (!o.shape.empty() && (line.has("--batch-size") || line.has("--model")))
         throw UsageError("--shape names one op with its own N; it does not take --model or --batch-size");
     return parsed;
@@ -123,8 +128,10 @@ std::string bench_usage() {
     text += train::flags_help(flag_table());
     text +=
         "\n--algos: cudnn, direct, im2col (conv2d), cublas (linear), kernel (the other ops' kernels; augment's\n"
-        "rows kernel and fused), cpu (the reference; augment's rows cpu and cpu_fused), gpu (all but cpu). In the\n"
-        "emu flavour gpu runs the emulated kernels: correct but slow, so use a small -b.\n"
+        "rows kernel and fused), cpu (the reference op by op; augment's rows cpu and cpu_fused; the training and\n"
+        "inference steps on the fast CPU path, --threads), cpu_ref (the steps on the reference ops: slow), gpu\n"
+        "(all but the CPU ones). In the emu flavour gpu runs the emulated kernels: correct but slow, so use a\n"
+        "small -b. tools/bench/cpu-vs-pytorch.sh times the fast CPU path's steps beside PyTorch's.\n"
         "\n--shape OP:KEY=VALUE,... (K, S, P, D set both KH/KW, SH/SW, PH/PW, DH/DW):\n";
     for (const std::string& form : shape_forms()) text += "  " + form + "\n";
     text += "\nExit codes: 0 done, 1 an error or an implementation that was wrong or failed (after the files are\n"

@@ -3,6 +3,7 @@
 // an epoch estimate.
 #include <cmath>
 #include <memory>
+#include <optional>
 #include <random>
 #include <type_traits>
 #include <utility>
@@ -238,6 +239,7 @@ graph::OptimizerKind optimizer_kind(const std::string& name) {
 
 struct StepVariant {
     std::string algorithm;  // kernels (one launch per kernel), cuda_graph (the step replayed as a graph), cpu
+                            // (the fast CPU path), cpu_ref (the reference ops)
     graph::Backend backend;
     bool cuda_graph;
 };
@@ -263,6 +265,39 @@ Record epoch_record(const Record& step, int64_t batch_size) {
     return e;
 }
 
+// Per step, not per timed sample of several steps.
+void per_step(Record& r, int64_t steps_per_call) {
+    if (!r.median_us) return;
+    for (auto* value : {&r.median_us, &r.min_us, &r.max_us}) **value /= static_cast<double>(steps_per_call);
+    r.note += fmt::format("{}steps per sample: {}", r.note.empty() ? "" : "; ", steps_per_call);
+}
+
+// The evaluation forward pass (no dropout, running BN statistics, no backward) on the step's batch: what
+// cudacnn-eval and the test set cost per image. Nothing when --filter leaves it out.
+std::optional<Record> time_inference(const Candidate& step, const std::shared_ptr<graph::Executor>& executor, int64_t classes,
+                      int64_t steps_per_call, Context& context) {
+    Candidate cand;
+    cand.record = step.record;
+    cand.record.op = "infer_step";
+    cand.record.direction = "forward";
+    cand.images_per_call = step.images_per_call;
+    if (!context.selected(cand.record)) return std::nullopt;
+    cand.check = [executor, classes] {
+        executor->eval_step();
+        const graph::Metrics m = executor->read_metrics();
+        const double expected = std::log(static_cast<double>(classes));
+        const double error = std::fabs(m.mean_loss() - expected) / expected;
+        return std::vector<Check>{{"loss", std::isfinite(m.mean_loss()) ? error : INFINITY, 0.5}};
+    };
+    cand.run = [executor, steps_per_call](int64_t) {
+        for (int64_t i = 0; i < steps_per_call; ++i) executor->eval_step();
+        executor->read_metrics();
+    };
+    Record r = measure(cand, context);
+    per_step(r, steps_per_call);
+    return r;
+}
+
 }  // namespace
 
 std::vector<Candidate> training_op_candidates(const OpCase& c, Context& context) {
@@ -280,6 +315,7 @@ std::vector<Record> bench_train_step(const graph::Graph& model, Context& context
         variants.push_back({"cuda_graph", graph::Backend::gpu, true});
     }
     if (context.wants("cpu")) variants.push_back({"cpu", graph::Backend::cpu, false});
+    if (context.wants("cpu_ref")) variants.push_back({"cpu_ref", graph::Backend::cpu_reference, false});
 
     // One fixed random batch, copied to the device once: the step alone is timed, as PyTorch's side does.
     const int64_t n = o.batch_size;
@@ -295,7 +331,7 @@ std::vector<Record> bench_train_step(const graph::Graph& model, Context& context
         cand.record.shape = fmt::format("model={},N={}", model.spec.name, n);
         cand.record.direction = "step";
         cand.record.algorithm = v.algorithm;
-        cand.record.device = v.backend == graph::Backend::cpu ? "cpu" : context.gpu ? context.gpu_device : "gpu";
+        cand.record.device = v.backend != graph::Backend::gpu ? "cpu" : context.gpu ? context.gpu_device : "gpu";
         cand.images_per_call = static_cast<double>(n);
         if (!context.selected(cand.record)) continue;
         if (v.backend == graph::Backend::gpu && !gpu_candidate_possible(context, cand)) {
@@ -310,6 +346,7 @@ std::vector<Record> bench_train_step(const graph::Graph& model, Context& context
         options.optimizer.momentum = o.optimizer == "sgd" ? 0.9 : 0.0;
         options.seed = o.seed;
         options.cuda_graph = v.cuda_graph;
+        options.threads = o.threads;
         std::shared_ptr<graph::Executor> executor;
         try {
             executor = std::make_shared<graph::Executor>(model, options);
@@ -338,15 +375,15 @@ std::vector<Record> bench_train_step(const graph::Graph& model, Context& context
         };
         cand.images_per_call = static_cast<double>(n * steps_per_call);
         Record r = measure(cand, context);
-        if (r.median_us) {
-            // Per step, not per timed sample of several steps.
-            for (auto* value : {&r.median_us, &r.min_us, &r.max_us}) **value /= static_cast<double>(steps_per_call);
-            r.note += fmt::format("{}steps per sample: {}", r.note.empty() ? "" : "; ", steps_per_call);
-            if (v.cuda_graph) r.note += fmt::format("; replayed graph launches: {}", executor->cuda_graph_launches());
+        per_step(r, steps_per_call);
+        if (r.median_us && v.cuda_graph) {
+            r.note += fmt::format("; replayed graph launches: {}", executor->cuda_graph_launches());
         }
         out.push_back(r);
         Record e = epoch_record(r, n);
         if (context.selected(e)) out.push_back(e);
+        if (auto inference = time_inference(cand, executor, model.spec.num_classes, steps_per_call, context))
+            out.push_back(*inference);
     }
     return out;
 }

@@ -7,13 +7,16 @@ Variants (the algorithm column): torch_eager (fp32, cuDNN benchmark mode, TF32 o
 (the same with NHWC tensors), torch_tf32 (TF32 on for convolutions and matmuls), torch_compile
 (torch.compile of the same function; PyTorch 2.x on a GPU only). Data lives on the device before timing.
 GPU timings: CUDA events around each call after the warm-up, inputs rotated over enough copies to cover
-twice the L2 cache; CPU: time.perf_counter. Runs on the CPU (PyTorch 1.13 too) for a smoke check.
+twice the L2 cache; CPU: time.perf_counter. On the CPU (PyTorch 1.13 too) it is the baseline of cudacnn's fast
+CPU path (tools/bench/cpu-vs-pytorch.sh: --device cpu --threads N --variants eager --no-layers --no-augment).
+Each variant also times the evaluation forward pass (infer_step: model.eval(), no autograd).
 Augmentation (torchvision v1 transforms on device tensors, per image and on the whole batch) is timed once,
 not per variant: torch_tv_loop, torch_tv_batch.
 
     python3 tools/bench/pytorch_bench.py [--batch-size 128] [--warmup 5] [--repeats 20] [--steps 10]
                                          [--variants eager,channels_last,tf32,compile] [--device auto|cpu|cuda]
-                                         [--augment-batches 1,32,128] [--no-augment] [--quick] --json FILE
+                                         [--augment-batches 1,32,128] [--no-augment] [--no-layers]
+                                         [--threads N] [--quick] --json FILE
 """
 import argparse
 import json
@@ -200,6 +203,27 @@ def bench_step(args, device, variant, timer, out):
     out.append(record("epoch", shape, "estimate", algorithm, device_name(device),
                       epoch_s=batches * stats["median_us"] * 1e-6,
                       note=f"{batches} steps of {n} images (CIFAR-10's 50,000), training only"))
+    bench_inference(model, x, args, device, algorithm, timer, out)
+
+
+def bench_inference(model, x, args, device, algorithm, timer, out):
+    """The evaluation forward pass (model.eval(), no autograd) on the same batch: cudacnn-bench's infer_step."""
+    model.eval()
+    n = x.shape[0]
+
+    def forwards(_):
+        with torch.no_grad():
+            for _ in range(args.steps):
+                logits = model(x)
+            logits.sum().item()
+
+    stats = timer.time(forwards)
+    for key in ("median_us", "min_us", "max_us"):
+        stats[key] /= args.steps
+    out.append(record("infer_step", f"model=cifar_cnn,N={n}", "forward", algorithm, device_name(device),
+                      note=f"forward passes per sample: {args.steps}", images_per_s=n / (stats["median_us"] * 1e-6),
+                      **stats))
+    model.train()
 
 
 # The augmentation ops of cudacnn-bench's augment cases (src/bench/cases.cpp, augment_bench_ops), with the same
@@ -299,6 +323,9 @@ def main(argv):
     parser.add_argument("--augment-batches", default="1,32,128",
                         help="batch sizes of the augmentation ops (comma-separated; default 1,32,128)")
     parser.add_argument("--no-augment", action="store_true", help="skip the augmentation ops")
+    parser.add_argument("--no-layers", action="store_true", help="skip the per-layer convolutions")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch.set_num_threads on the CPU (default: PyTorch's own choice)")
     parser.add_argument("--json", required=True, help="where to write the records")
     args = parser.parse_args(argv)
     quick = dict(batch_size=8, warmup=1, repeats=2, steps=1)
@@ -323,11 +350,16 @@ def main(argv):
     if args.device == "cuda" and not cuda:
         parser.error("--device cuda: torch.cuda.is_available() is False")
     device = torch.device("cuda" if cuda and args.device != "cpu" else "cpu")
+    if args.threads is not None:
+        if args.threads < 1:
+            parser.error("--threads must be at least 1")
+        torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     torch.backends.cudnn.benchmark = True  # cuDNN's fastest algorithm per shape, as cudacnn-bench's cuDNN rows
     timer = Timer(device, args.warmup, args.repeats)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
-    print(f"pytorch_bench: torch {torch.__version__} on {name}, batch {args.batch_size}", flush=True)
+    threads = f", {torch.get_num_threads()} threads" if device.type == "cpu" else ""
+    print(f"pytorch_bench: torch {torch.__version__} on {name}{threads}, batch {args.batch_size}", flush=True)
 
     records = []
     for variant in variants:
@@ -344,7 +376,8 @@ def main(argv):
             continue
         set_tf32(variant == "tf32")
         try:
-            bench_convs(args, device, variant, timer, records)
+            if not args.no_layers:
+                bench_convs(args, device, variant, timer, records)
             bench_step(args, device, variant, timer, records)
         except Exception as e:  # one variant failing (e.g. compile without a compiler) must not lose the others
             records.append(record("train_step", f"model=cifar_cnn,N={args.batch_size}", "step", "torch_" + variant,

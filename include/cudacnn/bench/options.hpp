@@ -12,8 +12,9 @@ struct BenchOptions {
     int64_t batch_size = 128;         // --batch-size / -b
     std::string shape;                // --shape OP:K=V,...: this one op instead of the model's layers
     // --algos: which implementations to time, from cudnn, direct, im2col (conv2d), cublas (linear), kernel
-    // (the hand-written kernels of the other ops), cpu (the reference), gpu (all but cpu). Empty: gpu when a
-    // real GPU answers, else cpu.
+    // (the hand-written kernels of the other ops), cpu (the reference op by op; the fast CPU path for the
+    // whole step), cpu_ref (the step on the reference ops), gpu (all but the CPU ones). Empty: gpu when a real
+    // GPU answers, else cpu.
     std::vector<std::string> algos;
     std::string filter;                // --filter REGEX over "op direction algorithm shape"
     int64_t warmup = 5;                // --warmup: untimed calls first
@@ -24,6 +25,7 @@ struct BenchOptions {
     bool quick = false;                // --quick: warmup 1, repeats 2, steps 1, batch 8 unless -b is given
     std::string json_path, csv_path;   // --json FILE, --csv FILE
     uint64_t seed = 0;                 // --seed: the random inputs
+    int threads = 0;                   // --threads: the fast CPU path's, 0 = one per core
 };
 
 struct ParsedBenchArgs {
