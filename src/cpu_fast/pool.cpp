@@ -91,15 +91,79 @@ void check_adaptive(const char* op, const Shape& input, cpu::Pair2d output_size)
                   output_size.h, output_size.w);
 }
 
+// The argmax rule of the reference's scan: a value replaces the best when it is greater or NaN (so ties keep
+// the first maximum and the last NaN wins). Written as selects (value != value is isnan), which compile to
+// conditional moves: random data would mispredict a branch half the time.
+template <class Index>
+inline void max_step(float value, Index at, float& best_value, Index& best) {
+    const bool take = (value > best_value) | (value != value);
+    best_value = take ? value : best_value;
+    best = take ? at : best;
+}
+
+// The common 2×2 window with stride 2, no padding, no dilation, every window inside the plane (CifarCNN's
+// pooling): the reference's scan of the four cells, unrolled, without its general window arithmetic.
+bool is_plain_2x2(const PoolGeometry& g) {
+    return g.kh == 2 && g.kw == 2 && g.sh == 2 && g.sw == 2 && g.ph == 0 && g.pw == 0 && g.dh == 1 && g.dw == 1 &&
+           2 * g.oh <= g.h && 2 * g.ow <= g.w;
+}
+
+// The argmax is tracked as the cell's number k in the window (0 … 3, row-major) in 32 bits, which vector
+// instructions select cheaply; a second loop turns a run of them into h · W + w (int64 selects do not vectorize
+// without AVX).
+template <bool kIndices>
+void max_pool_plane_2x2(const PoolGeometry& g, const float* in, float* out, int64_t* idx) {
+    constexpr int64_t kRun = 256;
+    int32_t cell[kRun];
+    for (int64_t oh = 0; oh < g.oh; ++oh) {
+        const float* top = in + 2 * oh * g.w;
+        const float* bottom = top + g.w;
+        for (int64_t first = 0; first < g.ow; first += kRun) {
+            const int64_t count = std::min(kRun, g.ow - first);
+            // Outputs are independent: vector instructions change nothing (src/cpu_fast/elementwise.hpp).
+#pragma omp simd
+            for (int64_t r = 0; r < count; ++r) {
+                const int64_t left = 2 * (first + r);
+                float best_value = -std::numeric_limits<float>::infinity();
+                int32_t best = 0;
+                max_step(top[left], 0, best_value, best);
+                max_step(top[left + 1], 1, best_value, best);
+                max_step(bottom[left], 2, best_value, best);
+                max_step(bottom[left + 1], 3, best_value, best);
+                out[oh * g.ow + first + r] = best_value;
+                cell[r] = best;
+            }
+            if constexpr (kIndices) {
+                int64_t* run = idx + oh * g.ow + first;
+                const int64_t row0 = 2 * oh * g.w;
+#pragma omp simd
+                for (int64_t r = 0; r < count; ++r) {
+                    const int64_t k = cell[r];
+                    run[r] = row0 + (k >> 1) * g.w + 2 * (first + r) + (k & 1);
+                }
+            }
+        }
+    }
+}
+
 }  // namespace
 
 void max_pool2d(const float* x, float* y, int64_t* indices, const Shape& input_shape,
                 const cpu::MaxPool2dOptions& options, const Workers& workers) {
     const PoolGeometry g = max_geometry(input_shape, options);
+    const bool plain_2x2 = is_plain_2x2(g);
     parallel_for(workers, g.planes, [&](int64_t plane) {
         const float* in = x + plane * g.h * g.w;  // (H, W)
         float* out = y + plane * g.oh * g.ow;
         int64_t* idx = indices != nullptr ? indices + plane * g.oh * g.ow : nullptr;
+        if (plain_2x2) {
+            if (idx != nullptr) {
+                max_pool_plane_2x2<true>(g, in, out, idx);
+            } else {
+                max_pool_plane_2x2<false>(g, in, out, nullptr);
+            }
+            return;
+        }
         for (int64_t oh = 0; oh < g.oh; ++oh) {
             for (int64_t ow = 0; ow < g.ow; ++ow) {
                 int64_t h0 = oh * g.sh - g.ph, w0 = ow * g.sw - g.pw;
@@ -112,11 +176,7 @@ void max_pool2d(const float* x, float* y, int64_t* indices, const Shape& input_s
                 float best_value = -std::numeric_limits<float>::infinity();
                 for (int64_t h = h0; h < h1; h += g.dh) {
                     for (int64_t w = w0; w < w1; w += g.dw) {
-                        const float value = in[h * g.w + w];
-                        if (value > best_value || std::isnan(value)) {
-                            best_value = value;
-                            best = h * g.w + w;
-                        }
+                        max_step(in[h * g.w + w], h * g.w + w, best_value, best);
                     }
                 }
                 out[oh * g.ow + ow] = best_value;

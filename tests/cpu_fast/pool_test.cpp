@@ -112,6 +112,9 @@ TEST_CASE("fast max_pool2d equals the reference bit for bit, indices included", 
         check_max_pool(*input, max_options(4, 3, 2, 1, /*ceil_mode=*/true));
     }
     check_max_pool(test::random_tensor<float>(kLarge, 212), max_options(3, 2, 1));
+    check_max_pool(tied_with_nans(kLarge, 213), max_options(2));  // the unrolled 2×2 path on larger planes
+    check_max_pool(tied_with_nans(Shape{1, 2, 5, 1031}, 214), max_options(2));  // rows of several 256-output runs
+    check_max_pool(tied, max_options(2, 2, 0, 1, /*ceil_mode=*/true));  // 2×2 with partial windows: general path
 }
 
 TEST_CASE("fast avg_pool2d equals the reference bit for bit with every divisor rule", "[cpu_fast]") {
