@@ -127,6 +127,7 @@ void batch_norm2d_backward(const float* x, const float* weight, const float* sav
         }
         if (dbias != nullptr) dbias[c] = static_cast<float>(sum_dy);
         if (dweight != nullptr) dweight[c] = static_cast<float>(sum_dy_xhat);
+        if (dx == nullptr) return;  // only the parameters' gradients wanted (the network's first layer)
         const double scale = gamma * invstd;
         for (int64_t n = 0; n < n_batch; ++n) {
             const int64_t base = (n * channels + c) * hw;

@@ -30,8 +30,9 @@ void batch_norm2d(const float* x, const float* weight, const float* bias, BatchN
 
 // dx (N, C, H, W), dweight = Σ dy · x̂ and dbias = Σ dy (C) over (N, H, W), given the forward's x, weight (or
 // nullptr: 1), save_mean and save_invstd; training: through the batch statistics, else the statistics are
-// constants. Overwrites dx, dweight and dbias; dweight and dbias may be nullptr when not wanted. One work item
-// per channel, the reference's loops: bit-identical to cpu::batch_norm2d_backward<float>.
+// constants. Overwrites dx, dweight and dbias; each may be nullptr when not wanted (dx: no layer before wants a
+// gradient; dweight, dbias: affine=False). One work item per channel, the reference's loops: bit-identical to
+// cpu::batch_norm2d_backward<float>.
 void batch_norm2d_backward(const float* x, const float* weight, const float* save_mean, const float* save_invstd,
                            const float* dy, float* dx, float* dweight, float* dbias, const Shape& input_shape,
                            bool training, const Workers& workers);

@@ -117,6 +117,24 @@ TEST_CASE("fast batch_norm2d_backward may skip dweight and dbias", "[cpu_fast]")
     CHECK(test::same_bits(dx, expected.dx));
 }
 
+TEST_CASE("fast batch_norm2d_backward may skip dx", "[cpu_fast]") {
+    // The executor asks for no dx when no layer before this one needs a gradient.
+    const Shape shape{3, 5, 7, 9};
+    const HostTensor<float> x = test::random_tensor<float>(shape, 172);
+    const HostTensor<float> dy = test::random_tensor<float>(shape, 173);
+    const HostTensor<float> weight = test::random_tensor<float>(Shape{5}, 174);
+    const cpu::BatchNorm2dResult<float> forward = cpu::batch_norm2d<float>(x, &weight, nullptr, nullptr, options(true));
+    const cpu::BatchNorm2dGrads<float> expected =
+        cpu::batch_norm2d_backward(x, &weight, forward.save_mean, forward.save_invstd, dy, true);
+    HostTensor<float> dweight = test::poisoned_tensor<float>(Shape{5});
+    HostTensor<float> dbias = test::poisoned_tensor<float>(Shape{5});
+    cpu_fast::batch_norm2d_backward(x.data(), weight.data(), forward.save_mean.data(), forward.save_invstd.data(),
+                                    dy.data(), nullptr, dweight.data(), dbias.data(), shape, true,
+                                    cpu_fast::Workers(3));
+    CHECK(test::same_bits(dweight, expected.dweight));
+    CHECK(test::same_bits(dbias, expected.dbias));
+}
+
 TEST_CASE("fast batch_norm2d reports bad arguments as the reference", "[cpu_fast]") {
     const cpu_fast::Workers workers(1);
     float v[4] = {1, 2, 3, 4}, out[4], mean[1], invstd[1];
