@@ -101,9 +101,11 @@ void check_case(const ConvCase& c, uint32_t seed) {
 TEST_CASE("fast conv2d matches the reference on CifarCNN-like layers, several chunks of images",
           "[cpu_fast][conv2d]") {
     const Conv2dOptions pad1 = test::conv2d_options(1, 1, 1, 1, M::zeros);
-    // 16×16 planes: 2 images per GEMM, 5 images = 3 chunks (the last one short); 8×8: 8 per GEMM, 9 = 2 chunks.
+    // 16×16 planes: 1 image per GEMM, 5 chunks; 8×8: 4 images per GEMM, 9 images = 3 chunks (the last one short).
     check_case({"conv 3→32, 3×3 pad 1, 16×16, batch 5", Shape{5, 3, 16, 16}, Shape{32, 3, 3, 3}, pad1}, 10);
     check_case({"conv 20→24, 3×3 pad 1, 8×8, batch 9", Shape{9, 20, 8, 8}, Shape{24, 20, 3, 3}, pad1}, 20);
+    // 19 one-image chunks: the weight gradient's 8 work items take 3 chunks each, the last one only 1.
+    check_case({"conv 4→6, 3×3 pad 1, 16×16, batch 19", Shape{19, 4, 16, 16}, Shape{6, 4, 3, 3}, pad1}, 22);
     check_case({"conv 7→5, 3×3 pad 1, 33×31, batch 2, no bias", Shape{2, 7, 33, 31}, Shape{5, 7, 3, 3}, pad1,
                 false},
                25);
