@@ -187,10 +187,18 @@ void Conv2d::forward_chunk(int64_t chunk, const float* x, const float* weight, c
                            const Scratch& s) const {
     const int64_t first = chunk * chunk_images_, images = std::min(chunk_images_, g_.batch - first);
     const int64_t cols = images * plane_, ocpg = g_.out_channels_per_group();
+    // One image's (OC, OH·OW) is already y's layout: the GEMM writes there and only the bias is added.
+    float* out = images == 1 ? y + first * g_.out_channels * plane_ : s.packed;
     for (int64_t group = 0; group < g_.groups; ++group) {
         im2col(x, first, images, group, s.col);
         gemm(false, false, ocpg, cols, k_, 1.0f, weight + group * ocpg * k_, k_, s.col, cols, 0.0f,
-             s.packed + group * ocpg * cols, cols);
+             out + group * ocpg * cols, cols);
+    }
+    if (images == 1) {
+        if (bias == nullptr) return;
+        for (int64_t oc = 0; oc < g_.out_channels; ++oc)
+            for (int64_t p = 0; p < plane_; ++p) out[oc * plane_ + p] += bias[oc];
+        return;
     }
     // packed (OC, images · OH·OW) → y (images, OC, OH·OW), adding the bias.
     for (int64_t image = 0; image < images; ++image) {
@@ -210,7 +218,8 @@ void Conv2d::forward(const float* x, const float* weight, const float* bias, flo
 }
 
 // dy (images, OC, OH·OW) of the chunk → packed (OC, images · OH·OW).
-void Conv2d::pack(const float* tensor, int64_t first_image, int64_t images, float* packed) const {
+const float* Conv2d::pack(const float* tensor, int64_t first_image, int64_t images, float* packed) const {
+    if (images == 1) return tensor + first_image * g_.out_channels * plane_;  // already (OC, OH·OW)
     const int64_t cols = images * plane_;
     for (int64_t image = 0; image < images; ++image) {
         for (int64_t oc = 0; oc < g_.out_channels; ++oc) {
@@ -218,6 +227,7 @@ void Conv2d::pack(const float* tensor, int64_t first_image, int64_t images, floa
                         tensor + ((first_image + image) * g_.out_channels + oc) * plane_, floats(plane_));
         }
     }
+    return packed;
 }
 
 int64_t Conv2d::chunks_per_filter_item() const {
@@ -233,10 +243,10 @@ void Conv2d::backward_filter_chunk(int64_t chunk, const float* x, const float* d
                                    const Scratch& s) const {
     const int64_t first = chunk * chunk_images_, images = std::min(chunk_images_, g_.batch - first);
     const int64_t cols = images * plane_, ocpg = g_.out_channels_per_group();
-    pack(dy, first, images, s.packed);
+    const float* dy_chunk = pack(dy, first, images, s.packed);
     for (int64_t group = 0; group < g_.groups; ++group) {
         im2col(x, first, images, group, s.col);
-        gemm(false, true, ocpg, k_, cols, 1.0f, s.packed + group * ocpg * cols, cols, s.col, cols,
+        gemm(false, true, ocpg, k_, cols, 1.0f, dy_chunk + group * ocpg * cols, cols, s.col, cols,
              first_chunk ? 0.0f : 1.0f, partial + group * ocpg * k_, k_);
     }
 }
@@ -246,10 +256,10 @@ void Conv2d::backward_data_chunk(int64_t chunk, const float* weight, const float
     const int64_t first = chunk * chunk_images_, images = std::min(chunk_images_, g_.batch - first);
     const int64_t cols = images * plane_, ocpg = g_.out_channels_per_group();
     const int64_t image_floats = g_.in_channels * g_.in_h * g_.in_w;
-    pack(dy, first, images, s.packed);
+    const float* dy_chunk = pack(dy, first, images, s.packed);
     std::memset(dx + first * image_floats, 0, floats(images * image_floats));
     for (int64_t group = 0; group < g_.groups; ++group) {
-        gemm(true, false, k_, cols, ocpg, 1.0f, weight + group * ocpg * k_, k_, s.packed + group * ocpg * cols, cols,
+        gemm(true, false, k_, cols, ocpg, 1.0f, weight + group * ocpg * k_, k_, dy_chunk + group * ocpg * cols, cols,
              0.0f, s.dcol, cols);
         col2im(s.dcol, first, images, group, dx);
     }

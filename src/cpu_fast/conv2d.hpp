@@ -66,7 +66,8 @@ class Conv2d {
     void backward_filter_chunk(int64_t chunk, const float* x, const float* dy, float* partial, bool first_chunk,
                                const Scratch& s) const;
     void backward_data_chunk(int64_t chunk, const float* weight, const float* dy, float* dx, const Scratch& s) const;
-    void pack(const float* tensor, int64_t first_image, int64_t images, float* packed) const;
+    // The chunk's (images, OC, OH·OW) as (OC, images · OH·OW): copied into packed, or in place for one image.
+    const float* pack(const float* tensor, int64_t first_image, int64_t images, float* packed) const;
 
     cpu::Conv2dGeometry g_;
     Workers workers_;
