@@ -26,8 +26,10 @@ void use_single_threaded_blas() {
 
 const char* blas_description() {
     static const std::string text = [] {
-        std::string config = openblas_get_config();  // "OpenBLAS 0.3.21 DYNAMIC_ARCH NO_AFFINITY Haswell MAX_THREADS=64"
-        return config + " (" + openblas_get_corename() + " kernels)";
+        // openblas_get_config(): "OpenBLAS 0.3.21 NO_LAPACKE DYNAMIC_ARCH NO_AFFINITY Zen MAX_THREADS=64"
+        const std::string config = openblas_get_config();
+        const std::size_t version_end = config.find(' ', config.find(' ') + 1);
+        return config.substr(0, version_end) + " (" + openblas_get_corename() + " kernels)";
     }();
     return text.c_str();
 }

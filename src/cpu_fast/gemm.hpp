@@ -14,7 +14,7 @@ void gemm(bool transpose_a, bool transpose_b, int64_t m, int64_t n, int64_t k, f
 // Makes OpenBLAS run each call on the calling thread only (process-wide; Workers' constructor calls it).
 void use_single_threaded_blas();
 
-// "OpenBLAS 0.3.21 (Haswell kernels)", for the run's device line.
+// "OpenBLAS 0.3.21 (Zen kernels)": the library and the kernels it chose for this CPU, for the device line.
 const char* blas_description();
 
 }  // namespace cudacnn::cpu_fast
