@@ -3,7 +3,6 @@
 // an epoch estimate.
 #include <cmath>
 #include <memory>
-#include <optional>
 #include <random>
 #include <type_traits>
 #include <utility>
@@ -273,15 +272,19 @@ void per_step(Record& r, int64_t steps_per_call) {
 }
 
 // The evaluation forward pass (no dropout, running BN statistics, no backward) on the step's batch: what
-// cudacnn-eval and the test set cost per image. Nothing when --filter leaves it out.
-std::optional<Record> time_inference(const Candidate& step, const std::shared_ptr<graph::Executor>& executor, int64_t classes,
+// cudacnn-eval and the test set cost per image.
+Record inference_record(const Record& step) {
+    Record r = step;
+    r.op = "infer_step";
+    r.direction = "forward";
+    return r;
+}
+
+Record time_inference(const Candidate& step, const std::shared_ptr<graph::Executor>& executor, int64_t classes,
                       int64_t steps_per_call, Context& context) {
     Candidate cand;
-    cand.record = step.record;
-    cand.record.op = "infer_step";
-    cand.record.direction = "forward";
+    cand.record = inference_record(step.record);
     cand.images_per_call = step.images_per_call;
-    if (!context.selected(cand.record)) return std::nullopt;
     cand.check = [executor, classes] {
         executor->eval_step();
         const graph::Metrics m = executor->read_metrics();
@@ -333,7 +336,9 @@ std::vector<Record> bench_train_step(const graph::Graph& model, Context& context
         cand.record.algorithm = v.algorithm;
         cand.record.device = v.backend != graph::Backend::gpu ? "cpu" : context.gpu ? context.gpu_device : "gpu";
         cand.images_per_call = static_cast<double>(n);
-        if (!context.selected(cand.record)) continue;
+        const bool time_step = context.selected(cand.record);
+        const bool time_infer = context.selected(inference_record(cand.record));
+        if (!time_step && !time_infer) continue;
         if (v.backend == graph::Backend::gpu && !gpu_candidate_possible(context, cand)) {
             out.push_back(measure(cand, context));
             continue;
@@ -374,16 +379,17 @@ std::vector<Record> bench_train_step(const graph::Graph& model, Context& context
             executor->read_metrics();  // waits for the device, as a training loop's read-back does
         };
         cand.images_per_call = static_cast<double>(n * steps_per_call);
-        Record r = measure(cand, context);
-        per_step(r, steps_per_call);
-        if (r.median_us && v.cuda_graph) {
-            r.note += fmt::format("; replayed graph launches: {}", executor->cuda_graph_launches());
+        if (time_step) {
+            Record r = measure(cand, context);
+            per_step(r, steps_per_call);
+            if (r.median_us && v.cuda_graph) {
+                r.note += fmt::format("; replayed graph launches: {}", executor->cuda_graph_launches());
+            }
+            out.push_back(r);
+            Record e = epoch_record(r, n);
+            if (context.selected(e)) out.push_back(e);
         }
-        out.push_back(r);
-        Record e = epoch_record(r, n);
-        if (context.selected(e)) out.push_back(e);
-        if (auto inference = time_inference(cand, executor, model.spec.num_classes, steps_per_call, context))
-            out.push_back(*inference);
+        if (time_infer) out.push_back(time_inference(cand, executor, model.spec.num_classes, steps_per_call, context));
     }
     return out;
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Merges cudacnn-bench's and tools/bench/pytorch_bench.py's JSON files (schema "cudacnn-bench/1") into one
 Markdown table: one row per (op, shape, direction) that either side measured, one column per implementation
-(median µs per call; images/s for train_step; seconds for the epoch estimate), then the ratio of cudacnn's
+(median µs per call; images/s for train_step and infer_step; seconds for the epoch estimate), then the ratio of cudacnn's
 best to PyTorch's eager fp32 (below 1: cudacnn is faster) and to PyTorch's best of all variants.
 
     python3 tools/bench/report.py CUDACNN.json PYTORCH.json [--out REPORT.md]
@@ -11,10 +11,11 @@ import json
 import sys
 
 SCHEMA = "cudacnn-bench/1"
+THROUGHPUT_OPS = ("train_step", "infer_step")  # shown as images/s, larger is better
 # Columns in this order where present; any other algorithm follows in the order met.
-ORDER = ["cudnn", "cublas", "direct", "im2col", "kernel", "fused", "kernels", "cuda_graph", "cpu", "cpu_fused",
+ORDER = ["cudnn", "cublas", "direct", "im2col", "kernel", "fused", "kernels", "cuda_graph", "cpu", "cpu_ref", "cpu_fused",
          "torch_eager", "torch_channels_last", "torch_tf32", "torch_compile", "torch_tv_loop", "torch_tv_batch"]
-OPS = ["train_step", "epoch", "conv2d", "linear", "batch_norm2d", "relu", "max_pool2d", "avg_pool2d",
+OPS = ["train_step", "infer_step", "epoch", "conv2d", "linear", "batch_norm2d", "relu", "max_pool2d", "avg_pool2d",
        "cross_entropy", "adam", "adamw", "sgd", "augment"]
 
 
@@ -31,7 +32,7 @@ def load(path):
 
 def value_of(r):
     """The number a cell shows and whether larger is better."""
-    if r["op"] == "train_step":
+    if r["op"] in THROUGHPUT_OPS:
         return r.get("images_per_s"), True
     if r["op"] == "epoch":
         return r.get("epoch_s"), False
@@ -41,7 +42,7 @@ def value_of(r):
 def cell(value, op):
     if value is None:
         return "–"
-    if op == "train_step":
+    if op in THROUGHPUT_OPS:
         return f"{value:,.0f} im/s"
     if op == "epoch":
         return f"{value:.2f} s"
@@ -83,7 +84,7 @@ def markdown(reports, paths):
             if r["op"] == "roofline" and r.get("status") == "ok":
                 rate = f"{r['gbps']:.0f} GB/s" if r.get("gbps") else f"{r['gflops']:.0f} GFLOP/s"
                 lines.append(f"- roofline {r['direction']} ({r['algorithm']}, {r['shape']}): {rate}")
-    lines += ["", "Cells: median µs per call (train_step: images/s; epoch: seconds for 50,000 images). "
+    lines += ["", "Cells: median µs per call (train_step, infer_step: images/s; epoch: seconds for 50,000 images). "
               "Ratios: cudacnn's best over PyTorch (time ratio, or inverse throughput ratio): below 1 means "
               "cudacnn is faster.", ""]
     header = ["op", "shape", "direction"] + columns + ["ours / torch_eager", "ours / torch best"]
@@ -98,7 +99,7 @@ def markdown(reports, paths):
                                            directions.get(k[2], len(directions)))):
         op = key[0]
         values = rows[key]
-        larger_better = op == "train_step"
+        larger_better = op in THROUGHPUT_OPS
         pick = max if larger_better else min
         ours = [v for a, v in values.items() if not a.startswith("torch_")]
         theirs = [v for a, v in values.items() if a.startswith("torch_")]
