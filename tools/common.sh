@@ -1,5 +1,6 @@
 # Shared by tools/run.sh and tools/test.sh: configure and build one flavour of cudacnn into build/<name>.
-# Usage: build_flavour NAME -DCUDACNN_FLAVOUR=... [more CMake options]
+# Usage: [BUILD_TARGETS="a b"] build_flavour NAME -DCUDACNN_FLAVOUR=... [more CMake options]
+# (BUILD_TARGETS: build only those targets, e.g. cudacnn-train for the main job; default: everything)
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 export PATH="$PATH:/usr/local/cuda/bin"
 # ccache hits for the same sources in another folder (CI builds a fresh clone): paths relative to the checkout
@@ -13,7 +14,8 @@ build_flavour() {
         cat "$ROOT/build/$name.configure.log" >&2
         return 1
     }
-    cmake --build "$ROOT/build/$name"
+    # shellcheck disable=SC2086
+    cmake --build "$ROOT/build/$name" ${BUILD_TARGETS:+--target $BUILD_TARGETS}
 }
 
 # Whether this machine has a working NVIDIA GPU (driver and device).
