@@ -50,7 +50,7 @@ cmake --build "$build" --target cudacnn-bench >"$out/build.log" || { tail -n 40 
 for round in $(seq "$rounds"); do
     echo "round $round of $rounds: cudacnn (--device cpu, $threads threads), then PyTorch ($threads threads)"
     "$build/cudacnn-bench" --model cifar_cnn -b 128 --algos cpu --threads "$threads" \
-        --filter '^(train_step|infer_step) ' --warmup 1 --repeats "$repeats" --steps "$steps" \
+        --filter '^(train_step|infer_step|epoch) ' --warmup 1 --repeats "$repeats" --steps "$steps" \
         --json "$out/cudacnn-$round.json" >"$out/cudacnn-$round.log"
     "$PYTHON" "$ROOT/tools/bench/pytorch_bench.py" --device cpu --threads "$threads" --variants eager --no-layers \
         --no-augment -b 128 --warmup 1 --repeats "$repeats" --steps "$steps" \
