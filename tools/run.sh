@@ -5,7 +5,7 @@
 #
 # Without a GPU the default is the same CifarCNN and recipe on the fast CPU path (--device cpu: OpenBLAS, every
 # core) for 2 epochs of a 4,000-image synthetic set, a couple of minutes on 2 cores (the full 50,000-image
-# epoch takes about 8 minutes there). Later flags override these defaults.
+# epoch takes about 7 minutes there). Later flags override these defaults.
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 
