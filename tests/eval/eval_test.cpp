@@ -406,7 +406,7 @@ TEST_CASE("cudacnn-eval: every bad flag exits 2 and every bad file exits 1, each
         {weights + " --dataset synthetic --limit 0", "--limit 0: must be at least 1"},
         {weights + " --dataset synthetic --fgsm 2", "--fgsm 2: must be in [0, 1]"},
         {weights + " --dataset synthetic --fgsm x/0", "--fgsm x/0: not a number"},
-        {weights + " --dataset synthetic --device tpu", "--device tpu: use auto, cuda or cpu"},
+        {weights + " --dataset synthetic --device tpu", "--device tpu: use auto, cuda, cpu or cpu-ref"},
         {weights + " --dataset synthetic -b 0", "--batch-size 0: must be at least 1"},
         {weights + " --dataset synthetic --top-k 3", "--top-k goes with --predict"},
         {weights + " --predict", "--predict needs a value"},

@@ -257,7 +257,7 @@ TEST_CASE("each bad command line names the flag, the value and what is accepted"
         {{"--seed", "18446744073709551616"}, {"--seed 18446744073709551616", "out of range"}},
         {{"--dataset", "cifar11"}, {"--dataset cifar11: use cifar10, cifar100, imagefolder or synthetic"}},
         {{"--optimizer", "adagrad"}, {"--optimizer adagrad: use adam, adamw or sgd"}},
-        {{"--device", "gpu"}, {"--device gpu: use auto, cuda or cpu"}},
+        {{"--device", "gpu"}, {"--device gpu: use auto, cuda, cpu or cpu-ref"}},
         {{"--conv-algo", "fft"}, {"--conv-algo fft: use auto, cudnn, direct or im2col"}},
         {{"--export-dtype", "f64"}, {"--export-dtype f64: use f32, f16 or bf16"}},
         {{"--evaluate"}, {"--evaluate needs the weights", "--resume", "--init-weights"}},
