@@ -83,7 +83,7 @@ int64_t Conv2d::scratch_floats() const {
     return (k_ + g_.out_channels + (needs_dcol_ ? k_ : 0)) * max_cols_;
 }
 
-// [scratch per thread][a dW partial per chunk][flipped weight][the transposed convolution's forward scratch]
+// [scratch per thread][a dW partial per filter work item][flipped weight][the transposed convolution's forward scratch]
 std::size_t Conv2d::workspace_bytes() const {
     const int64_t weights = g_.out_channels * k_;
     const int64_t transposed = transposed_ ? weights + transposed_->forward_workspace_floats() : 0;
