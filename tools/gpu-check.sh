@@ -19,7 +19,9 @@ DEPS_DIR="$ROOT/.gpu-deps"    # .deb files and COMMIT, written by --prepare (git
 DATA_DIR="$ROOT/.gpu-data"    # CIFAR-10 JPEG tarball for the training step of later issues (git-ignored, carried)
 PREFIX="$DEPS_DIR/prefix"     # where the .deb files are unpacked on the GPU machine: never into /
 BUILD_DIR="$ROOT/build-gpu"
-DEB_PACKAGES=(catch2 libfmt-dev libfmt9 nlohmann-json3-dev)
+# OpenBLAS (the fast CPU path's matrix products) with the Fortran runtime it links against.
+DEB_PACKAGES=(catch2 libfmt-dev libfmt9 nlohmann-json3-dev libopenblas-pthread-dev libopenblas0-pthread libgfortran5
+    libquadmath0)
 BUDGET_S=${GPU_CHECK_BUDGET_S:-540}
 
 # ---- --prepare: runs on the development machine ---------------------------------------------------------
@@ -231,6 +233,17 @@ step_deps() {
     fi
     FMT_DIR=${fmt_config%/*} CATCH2_DIR=${catch2_config%/*}
     add_library_dirs "${fmt_lib%/*}"
+    # OpenBLAS: CMake looks only in the system's folders, so the configure step names the unpacked ones.
+    local blas_header blas_lib fortran_lib
+    blas_header=$(find "$PREFIX" -path '*openblas-pthread/cblas.h' | head -n 1)
+    blas_lib=$(find "$PREFIX" -path '*openblas-pthread/libopenblas.so' | head -n 1)
+    fortran_lib=$(find "$PREFIX" -name 'libgfortran.so.5' | head -n 1)
+    if [ -z "$blas_header" ] || [ -z "$blas_lib" ] || [ -z "$fortran_lib" ]; then
+        NOTE="the unpacked packages lack openblas-pthread/cblas.h, libopenblas.so or libgfortran.so.5"
+        return 1
+    fi
+    OPENBLAS_INCLUDE=${blas_header%/*} OPENBLAS_LIB=$blas_lib
+    add_library_dirs "${blas_lib%/*}" "${fortran_lib%/*}"
     NOTE="$(for deb in "${debs[@]}"; do basename "$deb" .deb; done | tr '\n' ' ')→ .gpu-deps/prefix"
 }
 
@@ -272,7 +285,8 @@ configure_args() {
         -DCMAKE_BUILD_TYPE=RelWithDebInfo "-DCMAKE_CUDA_COMPILER=$NVCC")
     command -v ninja >/dev/null 2>&1 && CMAKE_ARGS+=(-G Ninja)
     if [ -n "${FMT_DIR:-}" ]; then
-        CMAKE_ARGS+=("-DCMAKE_PREFIX_PATH=$PREFIX/usr" "-Dfmt_DIR=$FMT_DIR" "-DCatch2_DIR=$CATCH2_DIR")
+        CMAKE_ARGS+=("-DCMAKE_PREFIX_PATH=$PREFIX/usr" "-Dfmt_DIR=$FMT_DIR" "-DCatch2_DIR=$CATCH2_DIR"
+            "-DOPENBLAS_INCLUDE_DIR=$OPENBLAS_INCLUDE" "-DOPENBLAS_LIBRARY=$OPENBLAS_LIB")
     fi
     CUDNN_FROM=$(find_cudnn_root)
     if [ -n "$CUDNN_FROM" ]; then
