@@ -12,6 +12,10 @@
 # table is printed last (the device tool returns only the tail of the output). Exit status: 0 when no step
 # failed, 1 otherwise. Steps share one time budget (GPU_CHECK_BUDGET_S, default 540 s) so that the summary
 # is written inside the tool's 600 s limit even when something hangs.
+#
+# A short re-check, when little device time is left: GPU_CHECK_STEPS="bench train" runs only those steps after
+# the build (names as in the summary table), GPU_CHECK_BENCH_FILTER=REGEX only those cudacnn-bench rows, and
+# GPU_CHECK_TRAIN_EPOCHS=N (default 2) sets the training's length.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -391,11 +395,15 @@ run_sanitizer() {
 
 # The kernels' parity tests without the long whole-step and determinism cases (each kernel is covered there).
 PARITY_UNDER_SANITIZER="~[cifar_cnn]~[determinism]"
+# racecheck looks for shared-memory hazards in our kernels; under it cuBLAS's and cuDNN's kernels take minutes
+# (the cuBLAS parity case alone passed 120 s on an H100 on 2026-11-27) and their races are not ours to fix.
+# memcheck still runs them.
+RACECHECK_PARITY="$PARITY_UNDER_SANITIZER~[cublas]~[cudnn]"
 
 step_memcheck() { run_sanitizer memcheck cudacnn_device_tests; }
 step_racecheck() { run_sanitizer racecheck cudacnn_device_tests; }
 step_memcheck_parity() { run_sanitizer memcheck cudacnn_parity_tests "$PARITY_UNDER_SANITIZER"; }
-step_racecheck_parity() { run_sanitizer racecheck cudacnn_parity_tests "$PARITY_UNDER_SANITIZER"; }
+step_racecheck_parity() { run_sanitizer racecheck cudacnn_parity_tests "$RACECHECK_PARITY"; }
 
 # cuDNN and cuBLAS run nowhere but here: their parity tests on their own, so the summary says plainly whether
 # they passed (ctest runs them too, inside parity_tests).
@@ -461,14 +469,20 @@ step_bench() {
     [ -n "$HAVE_GPU" ] || { NOTE="no GPU"; return 2; }
     seconds=$(time_cap 150)
     [ "$seconds" -gt 0 ] || { NOTE="out of time budget"; return 1; }
-    run_logged "$log" "$seconds" "$BUILD_DIR/cudacnn-bench" --json "$ours" --csv "$BUILD_DIR/bench-cudacnn.csv" || rc=$?
+    local ours_args=(--json "$ours" --csv "$BUILD_DIR/bench-cudacnn.csv") theirs_args=(--json "$theirs")
+    # GPU_CHECK_BENCH_FILTER: only the rows that match (cudacnn-bench --filter); PyTorch then times only its steps.
+    if [ -n "${GPU_CHECK_BENCH_FILTER:-}" ]; then
+        ours_args+=(--filter "$GPU_CHECK_BENCH_FILTER")
+        theirs_args+=(--no-layers --no-augment)
+    fi
+    run_logged "$log" "$seconds" "$BUILD_DIR/cudacnn-bench" "${ours_args[@]}" || rc=$?
     local summary step
     summary=$(grep -E '^[0-9]+ measured, ' "$log" | tail -n 1 || true)
     step=$(grep -E '^train_step .* (kernels|cuda_graph) ' "$log" | awk '{print $4 ": " $5 " µs"}' | tr '\n' ' ' || true)
     NOTE="${summary:-no summary line (rc $rc)}; step ${step:-not measured}"
     if python3 -c "import torch" 2>/dev/null; then
         seconds=$(time_cap 120)
-        run_logged "$log" "$seconds" python3 "$ROOT/tools/bench/pytorch_bench.py" --json "$theirs" || torch_rc=$?
+        run_logged "$log" "$seconds" python3 "$ROOT/tools/bench/pytorch_bench.py" "${theirs_args[@]}" || torch_rc=$?
         if [ -f "$ours" ] && [ -f "$theirs" ]; then
             echo "---- report.md ----" >>"$log"
             python3 "$ROOT/tools/bench/report.py" "$ours" "$theirs" >>"$log" 2>&1 || torch_rc=$?
@@ -591,7 +605,9 @@ gpu_check() {
     run_step build step_build build.log
     for entry in "${AFTER_BUILD[@]}"; do
         read -r name fn logname <<<"$entry"
-        if [ "${STATUS[build]}" = PASS ]; then
+        if [ -n "${GPU_CHECK_STEPS:-}" ] && [[ " $GPU_CHECK_STEPS " != *" $name "* ]]; then
+            skip_step "$name" "not in GPU_CHECK_STEPS"
+        elif [ "${STATUS[build]}" = PASS ]; then
             run_step "$name" "$fn" "$logname"
         else
             skip_step "$name" "no build"
@@ -607,7 +623,7 @@ gpu_check() {
 case "${1:-}" in
     --prepare) prepare ;;
     "") gpu_check ;;
-    -h | --help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//' ;;
+    -h | --help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//' ;;
     *)
         echo "gpu-check: unknown argument '$1'; use --prepare, or no argument on the GPU machine" >&2
         exit 2
