@@ -6,6 +6,7 @@
 #include <cuda_runtime_api.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -50,25 +51,52 @@ constexpr int kRuntimeVersion = 13000;
 
 thread_local cudaError_t last_error = cudaSuccess;
 
+// Every live allocation with its size and whether it is "device" memory (cudaMalloc) or pinned host memory
+// (cudaMallocHost); only device memory counts against the emulated card's size.
+struct Allocation {
+    size_t bytes;
+    bool device;
+};
 std::mutex allocations_mutex;
-std::unordered_map<void*, size_t>& allocations() {
-    static std::unordered_map<void*, size_t> live;
+std::unordered_map<void*, Allocation>& allocations() {
+    static std::unordered_map<void*, Allocation> live;
     return live;
 }
+size_t device_bytes_in_use = 0;  // under allocations_mutex
+size_t device_memory_limit = 0;  // under allocations_mutex; 0: not chosen yet
 
 cudaError_t record(cudaError_t error) {
     if (error != cudaSuccess) last_error = error;
     return error;
 }
 
-cudaError_t allocate(void** pointer, size_t size) {
+size_t physical_memory_bytes() {
+    return static_cast<size_t>(sysconf(_SC_PHYS_PAGES)) * static_cast<size_t>(sysconf(_SC_PAGESIZE));
+}
+
+// The emulated card's memory: the machine's, or CUDACNN_EMU_DEVICE_MEMORY_MB, so that a run too large for a real
+// card's memory fails the same way here. Caller holds allocations_mutex.
+size_t device_memory_limit_locked() {
+    if (device_memory_limit == 0) {
+        const uint64_t megabytes =
+            cudacnn::emu::integer_from_environment("CUDACNN_EMU_DEVICE_MEMORY_MB", 0, 1, uint64_t{1} << 30);
+        device_memory_limit = megabytes > 0 ? static_cast<size_t>(megabytes) << 20 : physical_memory_bytes();
+    }
+    return device_memory_limit;
+}
+
+cudaError_t allocate(void** pointer, size_t size, bool device) {
     if (pointer == nullptr) return record(cudaErrorInvalidValue);
     *pointer = nullptr;
     if (size == 0) return cudaSuccess;
+    std::lock_guard<std::mutex> lock(allocations_mutex);
+    // (A limit lowered below what is already in use refuses every new block.)
+    const size_t limit = device_memory_limit_locked();
+    if (device && (size > limit || device_bytes_in_use > limit - size)) return record(cudaErrorMemoryAllocation);
     // Exactly `size` bytes, so AddressSanitizer reports the first byte past the end.
     if (posix_memalign(pointer, kDeviceAlignment, size) != 0) return record(cudaErrorMemoryAllocation);
-    std::lock_guard<std::mutex> lock(allocations_mutex);
-    allocations()[*pointer] = size;
+    allocations()[*pointer] = Allocation{size, device};
+    if (device) device_bytes_in_use += size;
     return cudaSuccess;
 }
 
@@ -76,14 +104,13 @@ cudaError_t release(void* pointer) {
     if (pointer == nullptr) return cudaSuccess;
     {
         std::lock_guard<std::mutex> lock(allocations_mutex);
-        if (allocations().erase(pointer) == 0) return record(cudaErrorInvalidValue);
+        auto found = allocations().find(pointer);
+        if (found == allocations().end()) return record(cudaErrorInvalidValue);
+        if (found->second.device) device_bytes_in_use -= found->second.bytes;
+        allocations().erase(found);
     }
     std::free(pointer);
     return cudaSuccess;
-}
-
-size_t physical_memory_bytes() {
-    return static_cast<size_t>(sysconf(_SC_PHYS_PAGES)) * static_cast<size_t>(sysconf(_SC_PAGESIZE));
 }
 
 // ---- stream capture: which captures are active, and the calls they forbid -----------------------------
@@ -125,6 +152,11 @@ cudaError_t run_or_capture(cudaStream_t stream, std::function<cudaError_t()> ope
 
 namespace cudacnn::emu {
 
+void set_device_memory_limit(size_t bytes) {
+    std::lock_guard<std::mutex> lock(allocations_mutex);
+    device_memory_limit = bytes;
+}
+
 bool stream_is_capturing(cudaStream_t stream) {
     return capturing(stream);
 }
@@ -155,7 +187,10 @@ cudaError_t cudaGetDeviceProperties(cudaDeviceProp* prop, int device) {
     const int workers = cudacnn::emu::settings().worker_threads;
     std::snprintf(prop->name, sizeof(prop->name), "cudacnn CPU emulator (%d worker thread%s, sm_90 limits)",
                   workers, workers == 1 ? "" : "s");
-    prop->totalGlobalMem = physical_memory_bytes();
+    {
+        std::lock_guard<std::mutex> lock(allocations_mutex);
+        prop->totalGlobalMem = device_memory_limit_locked();
+    }
     prop->sharedMemPerBlock = 48 * 1024;
     prop->sharedMemPerBlockOptin = cudacnn::emu::kMaxOptInSharedBytes;
     prop->sharedMemPerMultiprocessor = 228 * 1024;
@@ -185,13 +220,13 @@ cudaError_t cudaGetDevice(int* device) {
 }
 
 cudaError_t cudaMalloc(void** pointer, size_t size) {
-    return refuse_during_capture() ? cudaErrorStreamCaptureUnsupported : allocate(pointer, size);
+    return refuse_during_capture() ? cudaErrorStreamCaptureUnsupported : allocate(pointer, size, /*device=*/true);
 }
 cudaError_t cudaFree(void* pointer) {
     return refuse_during_capture() ? cudaErrorStreamCaptureUnsupported : release(pointer);
 }
 cudaError_t cudaMallocHost(void** pointer, size_t size) {
-    return refuse_during_capture() ? cudaErrorStreamCaptureUnsupported : allocate(pointer, size);
+    return refuse_during_capture() ? cudaErrorStreamCaptureUnsupported : allocate(pointer, size, /*device=*/false);
 }
 cudaError_t cudaFreeHost(void* pointer) {
     return refuse_during_capture() ? cudaErrorStreamCaptureUnsupported : release(pointer);
@@ -370,8 +405,11 @@ cudaError_t cudaPeekAtLastError(void) { return last_error; }
 
 cudaError_t cudaMemGetInfo(size_t* free_bytes, size_t* total_bytes) {
     if (free_bytes == nullptr || total_bytes == nullptr) return record(cudaErrorInvalidValue);
-    *total_bytes = physical_memory_bytes();
-    *free_bytes = static_cast<size_t>(sysconf(_SC_AVPHYS_PAGES)) * static_cast<size_t>(sysconf(_SC_PAGESIZE));
+    const size_t available =
+        static_cast<size_t>(sysconf(_SC_AVPHYS_PAGES)) * static_cast<size_t>(sysconf(_SC_PAGESIZE));
+    std::lock_guard<std::mutex> lock(allocations_mutex);
+    *total_bytes = device_memory_limit_locked();
+    *free_bytes = std::min(available, *total_bytes - std::min(*total_bytes, device_bytes_in_use));
     return cudaSuccess;
 }
 

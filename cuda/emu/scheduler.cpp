@@ -33,6 +33,18 @@ namespace cudacnn::emu {
 thread_local ThreadContext* current_thread = nullptr;
 thread_local BlockContext* current_block = nullptr;
 
+// A whole number from an environment variable, or Error naming the variable and the range to use.
+uint64_t integer_from_environment(const char* name, uint64_t fallback, uint64_t lowest, uint64_t highest) {
+    const char* text = std::getenv(name);
+    if (text == nullptr || *text == '\0') return fallback;
+    char* end = nullptr;
+    const unsigned long long value = std::strtoull(text, &end, 10);
+    CUDACNN_CHECK(*end == '\0' && value >= lowest && value <= highest,
+                  "the emulator's {} is '{}'; use a whole number from {} to {}, or unset it", name, text, lowest,
+                  highest);
+    return value;
+}
+
 namespace {
 
 // sm_90 launch limits (CUDA C++ Programming Guide, compute capability 9.0).
@@ -107,17 +119,6 @@ std::mutex settings_mutex;
 Settings current_settings{};
 bool settings_loaded = false;
 
-// A whole number from an environment variable, or Error naming the variable and the range to use.
-uint64_t integer_from_environment(const char* name, uint64_t fallback, uint64_t lowest, uint64_t highest) {
-    const char* text = std::getenv(name);
-    if (text == nullptr || *text == '\0') return fallback;
-    char* end = nullptr;
-    const unsigned long long value = std::strtoull(text, &end, 10);
-    CUDACNN_CHECK(*end == '\0' && value >= lowest && value <= highest,
-                  "the emulator's {} is '{}'; use a whole number from {} to {}, or unset it", name, text, lowest,
-                  highest);
-    return value;
-}
 
 Settings settings_from_environment() {
     Settings s{};
