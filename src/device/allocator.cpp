@@ -2,6 +2,7 @@
 #include "cudacnn/device.hpp"
 
 #include <algorithm>
+#include <string>
 #include <utility>
 
 // Under the emulator "device" memory is host memory, so AddressSanitizer can watch it, but only if the cache
@@ -39,6 +40,22 @@ std::string format_bytes(std::size_t bytes) {
     if (bytes >= (std::size_t{1} << 20))
         return fmt::format("{:.1f} MiB", bytes / double(std::size_t{1} << 20));
     return fmt::format("{} bytes", bytes);
+}
+
+// What was needed, what the device has, and what to change. The device may be shared with other processes,
+// so its free memory can be much less than its total minus what cudacnn holds.
+std::string out_of_memory_message(std::size_t block_size, std::size_t bytes_in_use) {
+    std::size_t free_bytes = 0, total_bytes = 0;
+    const bool known = cudaMemGetInfo(&free_bytes, &total_bytes) == cudaSuccess;
+    if (!known) cudaGetLastError();
+    const std::string device =
+        known ? fmt::format("the GPU has {} free of {}", format_bytes(free_bytes), format_bytes(total_bytes))
+              : std::string("the GPU's free memory could not be read");
+    return fmt::format(
+        "out of device memory: needed {} more with {} already in use by cudacnn, but {}: lower the batch size "
+        "(--batch-size; activations and workspaces grow with it), or stop other processes that use the GPU "
+        "(nvidia-smi lists them)",
+        format_bytes(block_size), format_bytes(bytes_in_use), device);
 }
 
 }  // namespace
@@ -79,10 +96,7 @@ void* CachingAllocator::allocate(std::size_t bytes) {
         }
         if (status == cudaErrorMemoryAllocation) {
             cudaGetLastError();
-            CUDACNN_FAIL(
-                "out of device memory allocating {} ({} in use by cudacnn): lower the batch size or the "
-                "model size, or free buffers that are no longer needed",
-                format_bytes(block_size), format_bytes(stats_.bytes_in_use));
+            CUDACNN_FAIL("{}", out_of_memory_message(block_size, stats_.bytes_in_use));
         }
         check_cuda_status(status, "cudaMalloc(&ptr, block_size)", __FILE__, __LINE__);
         ++stats_.malloc_calls;

@@ -23,8 +23,8 @@ const char* cuda_hint(cudaError_t status) {
             return "lower the batch size or the model size, or free buffers that are no longer needed";
         case cudaErrorInsufficientDriver:
         case cudaErrorNoDevice:
-            return "there is no usable GPU here; build with -DCUDACNN_FLAVOUR=emu to run the kernels on the "
-                   "CPU";
+            return "there is no usable GPU here; use --device cpu, or the emu flavour to run the kernels on "
+                   "the CPU";
         case cudaErrorInvalidConfiguration:
         case cudaErrorLaunchOutOfResources:
             return "the kernel's block size, shared memory or register use exceeds what the device allows";

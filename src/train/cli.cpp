@@ -9,6 +9,8 @@
 
 #include <fmt/format.h>
 
+#include "cudacnn/error_text.hpp"
+
 namespace cudacnn::train {
 namespace {
 
@@ -176,6 +178,11 @@ int program_main(const std::string& program, const std::function<bool()>& parse,
     }
     try {
         return run();
+    } catch (const Error& e) {
+        // The source location is for the developers; the person at the terminal gets the message alone.
+        out.flush();
+        err << program << ": error: " << without_location(e) << "\n";
+        return 1;
     } catch (const std::exception& e) {
         out.flush();
         err << program << ": error: " << e.what() << "\n";
