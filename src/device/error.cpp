@@ -106,6 +106,17 @@ void check_cudnn_status(int status, const char* expression, const char* file, in
                 hint = "lower the batch size or the model size";
             }
     }
+    // cuDNN 9 loads its engines from further libraries (libcudnn_*.so.9) when first used.
+    if (code == CUDNN_STATUS_SUBLIBRARY_LOADING_FAILED || code == CUDNN_STATUS_NOT_SUPPORTED_SUBLIBRARY_UNAVAILABLE) {
+        hint = "a part of cuDNN 9 (a libcudnn_*.so.9 library) could not be loaded: install the whole of cuDNN 9 or "
+               "put its lib folder on LD_LIBRARY_PATH, or use --conv-algo direct or im2col, which need no cuDNN";
+    } else if (code == CUDNN_STATUS_SUBLIBRARY_VERSION_MISMATCH) {
+        hint = "the cuDNN libraries found are of different versions: remove the stray copy (ldconfig -p | grep "
+               "cudnn lists them) or use --conv-algo direct or im2col";
+    } else if (code == CUDNN_STATUS_NOT_INITIALIZED) {
+        hint = "cuDNN could not start: is there a usable GPU and driver? (--conv-algo direct or im2col need no "
+               "cuDNN)";
+    }
     throw_error(file, line, with_hint(std::move(message), hint));
 }
 

@@ -36,10 +36,6 @@ gpu::DeviceStep dropout_step(const NodeArgs& a) {
 class GpuBackend final : public BackendImpl {
   public:
     explicit GpuBackend(const std::string& conv_algo) : algo_(gpu::parse_conv_algo(conv_algo)) {
-        const GpuStatus status = gpu_status();
-        CUDACNN_CHECK(status.available, "--device cuda: no usable GPU here ({}); use --device cpu, or build the emu "
-                      "flavour to run the kernels on the CPU emulator", status.description);
-        description_ = status.description;
         const float one = 1.0f;  // d(loss)/d(loss), which the loss backward reads from device memory
         one_ = upload(&one, 1);
     }
@@ -135,8 +131,17 @@ class GpuBackend final : public BackendImpl {
   private:
     const gpu::Conv2dPlan& plan(const NodeArgs& a) const { return plans_.at({a.index, a.input_shapes[0][0]}); }
 
+    // Which device, or why there is none: before any member makes a CUDA call (stream_), so that no GPU gives
+    // this message rather than the first call's error.
+    static std::string usable_gpu_description() {
+        const GpuStatus status = gpu_status();
+        CUDACNN_CHECK(status.available, "--device cuda: no usable GPU here ({}); use --device cpu, or build the emu "
+                      "flavour to run the kernels on the CPU emulator", status.description);
+        return status.description;
+    }
+
     gpu::ConvAlgo algo_;
-    std::string description_;
+    std::string description_ = usable_gpu_description();
     Stream stream_;
     DeviceBuffer one_;
     std::map<std::pair<int, int64_t>, gpu::Conv2dPlan> plans_;  // by (node, batch)
