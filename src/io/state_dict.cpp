@@ -1,10 +1,12 @@
 // State dicts and checkpoints in safetensors files (see include/cudacnn/io/state_dict.hpp).
 #include "cudacnn/io/state_dict.hpp"
 
+#include <cstdint>
 #include <unordered_set>
 
 #include <fmt/format.h>
 
+#include "cudacnn/error_text.hpp"
 #include "cudacnn/safetensors.hpp"
 
 namespace cudacnn::io {
@@ -15,8 +17,20 @@ constexpr const char* kModelPrefix = "model.";
 constexpr const char* kOptimizerPrefix = "optimizer.";
 constexpr const char* kCheckpointKey = "cudacnn.checkpoint";  // __metadata__ entry holding Checkpoint::meta
 // How the file is laid out (prefixes, metadata keys), versioned apart from whatever the caller puts in meta.
+// Version 2 adds the magic and the checksum; version-1 files (no checksum) still load, unverified.
 constexpr const char* kLayoutKey = "cudacnn.checkpoint_layout";
-constexpr const char* kLayoutVersion = "1";
+constexpr const char* kLayoutVersion = "2";
+constexpr const char* kUncheckedLayoutVersion = "1";
+constexpr const char* kMagicKey = "cudacnn.magic";
+constexpr const char* kMagic = "cudacnn-checkpoint";
+// FNV-1a (64 bits) over every metadata entry but itself and every tensor's name, dtype, shape and bytes, so
+// that a flipped bit anywhere in the file (that still parses) shows as a mismatch.
+constexpr const char* kChecksumKey = "cudacnn.checksum";
+constexpr const char* kChecksumPrefix = "fnv1a64:";
+// What to do about a checkpoint that does not load: every such error ends with it.
+constexpr const char* kDamagedAdvice =
+    "the file is damaged or was not written completely; resume from the previous checkpoint in its folder "
+    "(the file is left as it is)";
 
 bool starts_with(const std::string& text, const std::string& prefix) {
     return text.compare(0, prefix.size(), prefix) == 0;
@@ -53,6 +67,66 @@ void take_entry(StateDict& state, const SafetensorsFile& file, const std::string
             "{}: tensor '{}' is {}; a state dict holds floats (F64, F32, F16, BF16) or integers (I64, I32)",
             file.path(), stored_name, dtype);
     }
+}
+
+class Fnv1a64 {
+  public:
+    void add(const void* data, size_t size) {
+        const auto* bytes = static_cast<const uint8_t*>(data);
+        for (size_t i = 0; i < size; ++i) hash_ = (hash_ ^ bytes[i]) * 0x100000001b3ULL;
+    }
+    // Strings with their length first, so that ("ab", "c") and ("a", "bc") differ.
+    void add_text(const std::string& text) {
+        add_number(text.size());
+        add(text.data(), text.size());
+    }
+    void add_number(uint64_t value) { add(&value, sizeof value); }
+    std::string hex() const { return fmt::format("{}{:016x}", kChecksumPrefix, hash_); }
+
+  private:
+    uint64_t hash_ = 0xcbf29ce484222325ULL;
+};
+
+std::string checksum(const SafetensorsFile& file) {
+    Fnv1a64 hash;
+    for (const auto& [key, value] : file.metadata()) {
+        if (key == kChecksumKey) continue;
+        hash.add_text(key);
+        hash.add_text(value);
+    }
+    for (const std::string& name : file.names_in_file_order()) {
+        const StoredTensor& tensor = file.tensor(name);
+        hash.add_text(name);
+        hash.add_text(tensor.dtype);
+        hash.add_number(tensor.shape.dims().size());
+        for (const int64_t dim : tensor.shape.dims()) hash.add_number(static_cast<uint64_t>(dim));
+        hash.add_text(std::string(tensor.bytes.begin(), tensor.bytes.end()));
+    }
+    return hash.hex();
+}
+
+// The layout version after checking the magic and, for version 2, the checksum; the Errors say what to do.
+std::string check_integrity(const SafetensorsFile& file, const std::string& path) {
+    const auto& metadata = file.metadata();
+    const auto layout = metadata.find(kLayoutKey);
+    const std::string version = layout == metadata.end() ? "(none)" : layout->second;
+    if (version == kUncheckedLayoutVersion) return version;
+    CUDACNN_CHECK(version == kLayoutVersion,
+                  "{}: the checkpoint layout is version '{}'; this cudacnn reads versions {} and {} (a newer "
+                  "cudacnn wrote it? load it with that one, or resume from a checkpoint this one wrote)",
+                  path, version, kUncheckedLayoutVersion, kLayoutVersion);
+    const auto magic = metadata.find(kMagicKey);
+    CUDACNN_CHECK(magic != metadata.end() && magic->second == kMagic,
+                  "{}: the checkpoint's magic (\"{}\") is {} rather than \"{}\"; {}", path, kMagicKey,
+                  magic == metadata.end() ? "missing" : "\"" + magic->second + "\"", kMagic, kDamagedAdvice);
+    const auto stored = metadata.find(kChecksumKey);
+    CUDACNN_CHECK(stored != metadata.end(), "{}: the checkpoint has no checksum (\"{}\"); {}", path,
+                  kChecksumKey, kDamagedAdvice);
+    const std::string computed = checksum(file);
+    CUDACNN_CHECK(stored->second == computed,
+                  "{}: the checkpoint's checksum does not match its contents (stored {}, computed {}): {}", path,
+                  stored->second, computed, kDamagedAdvice);
+    return version;
 }
 
 std::string quoted_list(const std::vector<std::string>& names) {
@@ -168,15 +242,23 @@ void check_state_dict(const StateDict& loaded, const std::vector<ExpectedEntry>&
 
 void save_checkpoint(const Checkpoint& checkpoint, const std::string& path) {
     SafetensorsFile file;
-    file.metadata() = {
-        {"format", "pt"}, {kLayoutKey, kLayoutVersion}, {kCheckpointKey, checkpoint.meta.dump()}};
+    file.metadata() = {{"format", "pt"},
+                       {kMagicKey, kMagic},
+                       {kLayoutKey, kLayoutVersion},
+                       {kCheckpointKey, checkpoint.meta.dump()}};
     put_entries(file, checkpoint.model, kModelPrefix, FloatStorage::f32);
     put_entries(file, checkpoint.optimizer, kOptimizerPrefix, FloatStorage::f32);
+    file.metadata()[kChecksumKey] = checksum(file);
     file.write(path);
 }
 
 Checkpoint load_checkpoint(const std::string& path) {
-    const SafetensorsFile file = SafetensorsFile::read(path);
+    SafetensorsFile file;
+    try {
+        file = SafetensorsFile::read(path);
+    } catch (const Error& e) {
+        CUDACNN_FAIL("{}; {}", without_location(e), kDamagedAdvice);
+    }
     const auto& metadata = file.metadata();
     const auto meta_text = metadata.find(kCheckpointKey);
     CUDACNN_CHECK(
@@ -184,17 +266,13 @@ Checkpoint load_checkpoint(const std::string& path) {
         "{}: not a cudacnn checkpoint: its safetensors metadata has no \"{}\" entry (a plain state dict "
         "loads with load_state_dict)",
         path, kCheckpointKey);
-    const auto layout = metadata.find(kLayoutKey);
-    CUDACNN_CHECK(layout != metadata.end() && layout->second == kLayoutVersion,
-                  "{}: the checkpoint layout is version '{}'; this cudacnn reads version {} (a newer cudacnn "
-                  "wrote it?)",
-                  path, layout == metadata.end() ? "(none)" : layout->second, kLayoutVersion);
-
     Checkpoint checkpoint;
+    checkpoint.checksum_verified = check_integrity(file, path) == kLayoutVersion;
     try {
         checkpoint.meta = nlohmann::json::parse(meta_text->second);
     } catch (const nlohmann::json::exception& e) {
-        CUDACNN_FAIL("{}: the checkpoint's metadata (\"{}\") is damaged: {}", path, kCheckpointKey, e.what());
+        CUDACNN_FAIL("{}: the checkpoint's metadata (\"{}\") is damaged: {}; {}", path, kCheckpointKey, e.what(),
+                     kDamagedAdvice);
     }
     for (const std::string& name : file.names_in_file_order()) {
         if (starts_with(name, kModelPrefix)) {

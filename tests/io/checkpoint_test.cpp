@@ -104,9 +104,9 @@ TEST_CASE("files that are not cudacnn checkpoints, or have damaged parts, give E
                Catch::Contains(path) && Catch::Contains("metadata (\"cudacnn.checkpoint\") is damaged"));
 
     file.metadata()["cudacnn.checkpoint"] = "{}";
-    file.metadata()["cudacnn.checkpoint_layout"] = "2";
+    file.metadata()["cudacnn.checkpoint_layout"] = "3";
     file.write(path);
-    CHECK_THAT(load_error(path), Catch::Contains("layout is version '2'; this cudacnn reads version 1"));
+    CHECK_THAT(load_error(path), Catch::Contains("layout is version '3'; this cudacnn reads versions 1 and 2"));
 
     file.metadata()["cudacnn.checkpoint_layout"] = "1";
     file.put("model.w", HostTensor<float>(Shape{1}, {1.0f}));

@@ -66,13 +66,21 @@ void check_state_dict(const StateDict& loaded, const std::vector<ExpectedEntry>&
 // A training checkpoint in one safetensors file: model tensors under "model.<name>", optimizer tensors under
 // "optimizer.<name>" (floats as F32, so a resumed run continues exactly), and `meta` (epoch, step,
 // configuration, RNG seed, format version, …) as JSON in the "__metadata__" entry "cudacnn.checkpoint".
+// The metadata also holds a magic ("cudacnn.magic": "cudacnn-checkpoint"), the layout version
+// ("cudacnn.checkpoint_layout": "2") and a checksum ("cudacnn.checksum": "fnv1a64:<16 hex digits>", FNV-1a
+// over the other metadata entries and every tensor's name, dtype, shape and bytes); other safetensors readers
+// read the file as usual.
 struct Checkpoint {
     StateDict model;
     StateDict optimizer;
     nlohmann::json meta;
+    // Whether load_checkpoint verified a checksum: false for layout-1 files, written before checksums (they
+    // still load), and for a Checkpoint not loaded from a file.
+    bool checksum_verified = false;
 };
 void save_checkpoint(const Checkpoint& checkpoint, const std::string& path);  // atomic, as save_state_dict
-// Errors name the file and say it is not a cudacnn checkpoint, or which part is damaged.
+// Errors name the file and say it is not a cudacnn checkpoint, or what is damaged (truncated, checksum
+// mismatch, missing magic, a newer layout) and to resume from the previous checkpoint. Never writes the file.
 Checkpoint load_checkpoint(const std::string& path);
 
 }  // namespace cudacnn::io
