@@ -32,6 +32,18 @@ bool is_jpeg(const std::string& bytes) {
            static_cast<uint8_t>(bytes[2]) == 0xFF;
 }
 
+// The most pixels a file may have (8192 × 8192): a header's size is checked before any pixel is allocated, so
+// that a damaged header cannot ask for gigabytes.
+constexpr int64_t kMaxImagePixels = int64_t{1} << 26;
+
+bool too_large(int64_t height, int64_t width) { return height * width > kMaxImagePixels; }
+
+[[noreturn]] void fail_too_large(const std::string& path, int64_t height, int64_t width) {
+    CUDACNN_FAIL("image {}: {}x{} pixels is more than the {} (8192x8192) cudacnn reads; shrink the image (or its "
+                 "header is damaged)",
+                 path, width, height, kMaxImagePixels);
+}
+
 // Interleaved RGB rows → the planar layout of Image.
 Image from_interleaved(const uint8_t* rgb, int64_t height, int64_t width) {
     Image image{height, width, std::vector<uint8_t>(static_cast<std::size_t>(3 * height * width))};
@@ -47,6 +59,10 @@ Image decode_png(const std::string& bytes, const std::string& path) {
     png.version = PNG_IMAGE_VERSION;
     CUDACNN_CHECK(png_image_begin_read_from_memory(&png, bytes.data(), bytes.size()) != 0,
                   "image {}: not a readable PNG ({})", path, png.message);
+    if (too_large(png.height, png.width)) {
+        png_image_free(&png);
+        fail_too_large(path, png.height, png.width);
+    }
     png.format = PNG_FORMAT_RGB;  // grey replicated, alpha dropped, 16 bits reduced, palette expanded
     std::vector<uint8_t> rgb(PNG_IMAGE_SIZE(png));
     const bool ok = png_image_finish_read(&png, nullptr, rgb.data(), 0, nullptr) != 0;
@@ -84,6 +100,12 @@ bool decode_jpeg_into(const std::string& bytes, std::vector<uint8_t>& rgb, int64
     jpeg_create_decompress(&info);
     jpeg_mem_src(&info, reinterpret_cast<const unsigned char*>(bytes.data()), static_cast<unsigned long>(bytes.size()));
     jpeg_read_header(&info, TRUE);
+    height = info.image_height;
+    width = info.image_width;
+    if (too_large(height, width)) {  // decode_jpeg says so
+        jpeg_destroy_decompress(&info);
+        return false;
+    }
     info.out_color_space = JCS_RGB;  // grey and YCbCr alike
     jpeg_start_decompress(&info);
     height = info.output_height;
@@ -102,7 +124,9 @@ Image decode_jpeg(const std::string& bytes, const std::string& path) {
     std::vector<uint8_t> rgb;
     int64_t height = 0, width = 0;
     char message[JMSG_LENGTH_MAX] = {};
-    CUDACNN_CHECK(decode_jpeg_into(bytes, rgb, height, width, message), "image {}: damaged JPEG ({})", path, message);
+    const bool decoded = decode_jpeg_into(bytes, rgb, height, width, message);
+    if (too_large(height, width)) fail_too_large(path, height, width);
+    CUDACNN_CHECK(decoded, "image {}: damaged JPEG ({})", path, message);
     return from_interleaved(rgb.data(), height, width);
 }
 
