@@ -19,7 +19,9 @@
 #include "cudacnn/train/cli.hpp"
 #include "cudacnn/train/setup.hpp"
 #include "src/train/batch_feeder.hpp"
+#include "src/train/checkpoint_files.hpp"
 #include "src/train/confusion.hpp"
+#include "src/train/interrupt.hpp"
 #include "src/train/metrics_log.hpp"
 #include "src/train/progress.hpp"
 
@@ -30,7 +32,8 @@ namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
 constexpr const char* kCheckpointFormat = "cudacnn-checkpoint";
-constexpr int kCheckpointVersion = 1;
+// Version 2 adds "in_epoch" (a checkpoint taken within an epoch); version-1 checkpoints (epoch ends) still resume.
+constexpr int kCheckpointVersion = 2;
 
 double seconds_since(Clock::time_point start) {
     return std::chrono::duration<double>(Clock::now() - start).count();
@@ -68,9 +71,10 @@ data::AugmentSpec training_transform(const TrainOptions& o, const data::Dataset&
 // Everything one run holds.
 class Run {
   public:
-    Run(const TrainOptions& options, std::ostream& out)
+    Run(const TrainOptions& options, std::ostream& out, const TrainHooks& hooks)
         : o_(options),
           out_(out),
+          hooks_(hooks),
           spec_(resolve_model(options.model)),
           graph_(graph::build_graph(spec_)),
           data_(load_splits(options, spec_)),
@@ -102,15 +106,18 @@ class Run {
     void check_same_recipe(const nlohmann::json& saved) const;
     void prepare_outputs() const;
     void restore_or_initialize();
-    graph::Metrics train_epoch(int64_t epoch);
+    void restore_position(const nlohmann::json& meta);
+    graph::Metrics train_epoch(int64_t epoch, int64_t& stopped_after);
     graph::Metrics test_epoch(Confusion* confusion);
-    std::string checkpoint_path(int64_t epoch) const;
+    std::string checkpoint_path(const CheckpointPosition& position) const;
     void refuse_to_overwrite_checkpoints() const;
-    void save_checkpoint(int64_t epoch);
+    void save_checkpoint(int64_t epoch, int64_t step = 0, const graph::Metrics& partial = {});
+    void stop_for_interrupt(TrainSummary& summary, int64_t epoch, int64_t step);
     void write_export();
 
     TrainOptions o_;
     std::ostream& out_;
+    TrainHooks hooks_;
     graph::ModelSpec spec_;
     graph::Graph graph_;
     data::Splits data_;
@@ -118,6 +125,9 @@ class Run {
     std::unique_ptr<graph::Executor> executor_;
     std::unique_ptr<BatchFeeder> train_feeder_, test_feeder_;
     int64_t first_epoch_ = 1;
+    int64_t resume_batch_ = 0;         // where first_epoch_ starts: after this many of its batches
+    graph::Metrics resume_metrics_;    // first_epoch_'s training metrics before resume_batch_
+    std::string last_checkpoint_;
     double best_accuracy_ = 0.0;
     int64_t best_epoch_ = 0;
 };
@@ -179,8 +189,14 @@ void Run::restore_or_initialize() {
         out_ << "weights: " << o_.init_weights << "\n";
     }
     if (o_.resume.empty()) return;
-    // A weights file (an --export, a PyTorch state_dict) is a common mix-up: say which flag takes it.
-    CUDACNN_CHECK(SafetensorsFile::read(o_.resume).metadata().count("cudacnn.checkpoint") != 0,
+    // A weights file (an --export, a PyTorch state_dict) is a common mix-up: say which flag takes it. A file
+    // that does not read at all gets load_checkpoint's Error (damaged, resume from the previous checkpoint).
+    bool has_training_state = true;
+    try {
+        has_training_state = SafetensorsFile::read(o_.resume).metadata().count("cudacnn.checkpoint") != 0;
+    } catch (const Error&) {
+    }
+    CUDACNN_CHECK(has_training_state,
                   "--resume {}: this file holds weights but no training state (not a cudacnn checkpoint); start "
                   "from its weights with --init-weights {}, or resume from a checkpoint-epoch-NNN.safetensors",
                   o_.resume, o_.resume);
@@ -188,43 +204,83 @@ void Run::restore_or_initialize() {
     CUDACNN_CHECK(checkpoint.meta.value("format", "") == kCheckpointFormat,
                   "--resume {}: not a cudacnn checkpoint (its metadata has no \"format\": \"{}\")", o_.resume,
                   kCheckpointFormat);
-    CUDACNN_CHECK(checkpoint.meta.value("version", 0) == kCheckpointVersion,
-                  "--resume {}: checkpoint format version {}, this cudacnn-train reads version {}", o_.resume,
-                  checkpoint.meta.value("version", 0), kCheckpointVersion);
+    const int version = checkpoint.meta.value("version", 0);
+    CUDACNN_CHECK(version >= 1 && version <= kCheckpointVersion,
+                  "--resume {}: checkpoint format version {}, this cudacnn-train reads versions 1 to {}; resume "
+                  "with the cudacnn-train that wrote it, or from a checkpoint this one wrote",
+                  o_.resume, version, kCheckpointVersion);
+    if (!checkpoint.checksum_verified) {
+        out_ << fmt::format("note: {} is an older checkpoint without a checksum, so its contents could not be "
+                            "verified\n", o_.resume);
+    }
     check_same_recipe(checkpoint.meta.at("options"));
     CUDACNN_CHECK(checkpoint.meta.at("model") == graph::model_spec_to_json(spec_),
                   "--resume {}: the checkpoint is of model '{}', not of '{}'; pass the same --model", o_.resume,
                   checkpoint.meta.at("model").value("name", "?"), spec_.name);
     executor_->load_model_state(checkpoint.model, o_.resume);
     executor_->load_optimizer_state(checkpoint.optimizer, o_.resume);
-    first_epoch_ = checkpoint.meta.at("epoch").get<int64_t>() + 1;
+    restore_position(checkpoint.meta);
     best_accuracy_ = checkpoint.meta.value("best_test_accuracy", 0.0);
     best_epoch_ = checkpoint.meta.value("best_epoch", int64_t{0});
-    out_ << fmt::format("resumed: {} after epoch {} ({} optimizer steps)\n", o_.resume, first_epoch_ - 1,
-                        executor_->optimizer_steps());
+    const std::string where = resume_batch_ == 0 ? fmt::format("after epoch {}", first_epoch_ - 1)
+                                                 : fmt::format("in epoch {} after batch {}", first_epoch_,
+                                                               resume_batch_);
+    out_ << fmt::format("resumed: {} {} ({} optimizer steps)\n", o_.resume, where, executor_->optimizer_steps());
     CUDACNN_CHECK(o_.evaluate_only || first_epoch_ <= o_.epochs,
                   "--resume {}: the run already finished epoch {} and --epochs is {}; raise --epochs to train on, "
                   "or add --evaluate", o_.resume, first_epoch_ - 1, o_.epochs);
 }
 
-graph::Metrics Run::train_epoch(int64_t epoch) {
+// Where the checkpoint's run stopped: after epoch "epoch", or within "in_epoch" (a run interrupted there) with
+// that epoch's training metrics so far, so that the resumed epoch's log line counts all of its batches.
+void Run::restore_position(const nlohmann::json& meta) {
+    first_epoch_ = meta.at("epoch").get<int64_t>() + 1;
+    if (!meta.contains("in_epoch")) return;
+    const nlohmann::json& in_epoch = meta.at("in_epoch");
+    const int64_t batches = (data_.train.size() + o_.batch_size - 1) / o_.batch_size;
+    first_epoch_ = in_epoch.at("epoch").get<int64_t>();
+    resume_batch_ = in_epoch.at("next_batch").get<int64_t>();
+    CUDACNN_CHECK(resume_batch_ > 0 && resume_batch_ < batches && first_epoch_ >= 1,
+                  "--resume {}: the checkpoint stopped at batch {} of epoch {}, which has {} batches here; the file "
+                  "is damaged: resume from the previous checkpoint",
+                  o_.resume, resume_batch_, first_epoch_, batches);
+    resume_metrics_.batches = in_epoch.at("metric_batches").get<int64_t>();
+    resume_metrics_.samples = in_epoch.at("samples").get<int64_t>();
+    resume_metrics_.loss_sum = in_epoch.at("loss_sum").get<double>();
+    resume_metrics_.correct = in_epoch.at("correct").get<int64_t>();
+}
+
+// One epoch's training from where it starts (batch 0, or resume_batch_ in a resumed epoch). On SIGINT or SIGTERM
+// it finishes the step under way, writes a checkpoint of the epoch so far and sets `stopped_after` to the
+// batches done (it stays 0 for an epoch run to its end).
+graph::Metrics Run::train_epoch(int64_t epoch, int64_t& stopped_after) {
     const data::Dataset& train = data_.train;
     train_feeder_->set_order(data::epoch_order(train.size(), o_.shuffle, o_.seed, epoch));
     const int64_t batches = (train.size() + o_.batch_size - 1) / o_.batch_size;
+    const bool resumed_epoch = epoch == first_epoch_ && resume_batch_ > 0;
     Progress progress(out_, epoch, batches, o_.log_every);
-    graph::Metrics total;
-    for (int64_t b = 0; b < batches; ++b) {
+    graph::Metrics total = resumed_epoch ? resume_metrics_ : graph::Metrics{};
+    for (int64_t b = resumed_epoch ? resume_batch_ : 0; b < batches; ++b) {
         const int64_t first = b * o_.batch_size;
         const int64_t count = std::min(o_.batch_size, train.size() - first);
         train_feeder_->feed(first, count, o_.augment, o_.seed, epoch);
         executor_->train_step(executor_->optimizer_steps());
-        if (progress.due(b + 1)) {
+        if (hooks_.after_step) hooks_.after_step(epoch, b + 1);
+        // The last batch ends the epoch as usual; the run stops after it (see run()).
+        const bool stop = pending_interrupt() != 0 && b + 1 < batches;
+        if (progress.due(b + 1) || stop) {
             const graph::Metrics m = executor_->read_metrics();  // the periodic read-back
             total.batches += m.batches;
             total.samples += m.samples;
             total.loss_sum += m.loss_sum;
             total.correct += m.correct;
-            progress.report(b + 1, total);
+            if (progress.due(b + 1)) progress.report(b + 1, total);
+        }
+        if (stop) {
+            progress.finish();
+            save_checkpoint(epoch, b + 1, total);
+            stopped_after = b + 1;
+            return total;
         }
     }
     progress.finish();
@@ -242,32 +298,59 @@ graph::Metrics Run::test_epoch(Confusion* confusion) {
     return executor_->read_metrics();
 }
 
-std::string Run::checkpoint_path(int64_t epoch) const {
-    return (fs::path(o_.output_dir) / fmt::format("checkpoint-epoch-{:03}.safetensors", epoch)).string();
+std::string Run::checkpoint_path(const CheckpointPosition& position) const {
+    return (fs::path(o_.output_dir) / checkpoint_file_name(position)).string();
 }
 
-// A run never replaces a checkpoint that is already there (an earlier run's, or a later epoch of the run being
-// resumed): it says so before training rather than after hours of it.
+// A run never replaces a checkpoint that is already there (an earlier run's, or a later one of the run being
+// resumed): any checkpoint in --output-dir from past the point where this run starts would be in the way, so it
+// says so before training rather than after hours of it. Writers' leftover temporaries are not checkpoints.
 void Run::refuse_to_overwrite_checkpoints() const {
-    for (int64_t epoch = first_epoch_; epoch <= o_.epochs; ++epoch) {
-        const bool saves = epoch == o_.epochs || (o_.save_every > 0 && epoch % o_.save_every == 0);
-        const std::string path = checkpoint_path(epoch);
-        CUDACNN_CHECK(!saves || !fs::exists(path),
-                      "--output-dir {}: {} is already there and this run would replace it; choose another "
-                      "--output-dir (or move the file away)", o_.output_dir, path);
+    // Where this run starts: within first_epoch_, or at the end of the epoch before it.
+    const CheckpointPosition start = resume_batch_ > 0 ? CheckpointPosition{first_epoch_, resume_batch_}
+                                                       : CheckpointPosition{first_epoch_ - 1, 0};
+    std::error_code error;
+    std::vector<std::string> in_the_way;
+    for (const auto& entry : fs::directory_iterator(o_.output_dir, error)) {
+        const auto position = parse_checkpoint_file_name(entry.path().filename().string());
+        if (position && start < *position) in_the_way.push_back(entry.path().string());
     }
+    std::sort(in_the_way.begin(), in_the_way.end());
+    CUDACNN_CHECK(in_the_way.empty(),
+                  "--output-dir {}: {} is already there and this run would replace it{}; choose another "
+                  "--output-dir (or move the file away)", o_.output_dir, in_the_way.empty() ? "" : in_the_way[0],
+                  in_the_way.size() > 1 ? fmt::format(" ({} checkpoints from later in training)", in_the_way.size())
+                                        : std::string());
 }
 
-void Run::save_checkpoint(int64_t epoch) {
+// After `epoch`, or within it after `step` of its batches with its training metrics so far.
+void Run::save_checkpoint(int64_t epoch, int64_t step, const graph::Metrics& partial) {
     fs::create_directories(o_.output_dir);
-    const std::string path = checkpoint_path(epoch);
+    const std::string path = checkpoint_path({epoch, step});
     io::Checkpoint checkpoint{executor_->model_state(), executor_->optimizer_state(), nlohmann::json::object()};
     checkpoint.meta = {{"format", kCheckpointFormat},       {"version", kCheckpointVersion},
-                       {"epoch", epoch},                    {"model", graph::model_spec_to_json(spec_)},
+                       {"epoch", step == 0 ? epoch : epoch - 1},
+                       {"model", graph::model_spec_to_json(spec_)},
                        {"options", to_json(o_)},            {"best_test_accuracy", best_accuracy_},
                        {"best_epoch", best_epoch_},         {"optimizer_steps", executor_->optimizer_steps()}};
+    if (step != 0) {
+        checkpoint.meta["in_epoch"] = {{"epoch", epoch},           {"next_batch", step},
+                                       {"metric_batches", partial.batches}, {"samples", partial.samples},
+                                       {"loss_sum", partial.loss_sum},     {"correct", partial.correct}};
+    }
     io::save_checkpoint(checkpoint, path);
+    last_checkpoint_ = path;
     out_ << "checkpoint: " << path << "\n";
+}
+
+void Run::stop_for_interrupt(TrainSummary& summary, int64_t epoch, int64_t step) {
+    summary.interrupted_by_signal = pending_interrupt();
+    summary.last_checkpoint = last_checkpoint_;
+    out_ << fmt::format("interrupted by {} {}; saved {}\n", interrupt_signal_name(summary.interrupted_by_signal),
+                        step == 0 ? fmt::format("after epoch {}", epoch)
+                                  : fmt::format("in epoch {} after batch {}", epoch, step),
+                        last_checkpoint_);
+    out_.flush();
 }
 
 void Run::write_export() {
@@ -296,13 +379,19 @@ TrainSummary Run::run() {
     }
     refuse_to_overwrite_checkpoints();
     prepare_outputs();
+    const InterruptGuard interrupt_guard;  // from here on SIGINT/SIGTERM stop the run with a checkpoint
     // A resumed run adds its epochs to the metrics file rather than erasing the earlier ones.
     MetricsLog metrics_log(o_.metrics_path, o_.metrics_format, /*append=*/!o_.resume.empty());
     for (int64_t epoch = first_epoch_; epoch <= o_.epochs; ++epoch) {
         const auto start = Clock::now();
         const double lr = lr_at_epoch(o_.lr_schedule, o_.lr, epoch - 1, o_.epochs);
         executor_->set_learning_rate(lr);
-        const graph::Metrics train = train_epoch(epoch);
+        int64_t stopped_after = 0;
+        const graph::Metrics train = train_epoch(epoch, stopped_after);
+        if (stopped_after != 0) {
+            stop_for_interrupt(summary, epoch, stopped_after);
+            return summary;
+        }
         const double train_seconds = seconds_since(start);
         const bool last = epoch == o_.epochs;
         confusion.reset();
@@ -318,10 +407,16 @@ TrainSummary Run::run() {
         out_.flush();
         metrics_log.write({epoch, train.mean_loss(), train.accuracy_percent(), test.mean_loss(),
                            test.accuracy_percent(), seconds, lr, train.samples / std::max(train_seconds, 1e-9)});
-        if (last || (o_.save_every > 0 && epoch % o_.save_every == 0)) save_checkpoint(epoch);
+        const bool saves = last || (o_.save_every > 0 && epoch % o_.save_every == 0);
+        // A signal during the epoch's last batch or its test pass stops the run once the epoch is saved.
+        if (saves || pending_interrupt() != 0) save_checkpoint(epoch);
         summary.epochs_run += 1;
         summary.final_test_accuracy = test.accuracy_percent();
         summary.final_train_loss = train.mean_loss();
+        if (pending_interrupt() != 0 && !last) {
+            stop_for_interrupt(summary, epoch, 0);
+            return summary;
+        }
     }
     write_export();
     summary.best_test_accuracy = best_accuracy_;
@@ -334,9 +429,31 @@ TrainSummary Run::run() {
 
 }  // namespace
 
-TrainSummary run_training(const TrainOptions& options, std::ostream& out) {
-    Run run(options, out);
+TrainSummary run_training(const TrainOptions& options, std::ostream& out, const TrainHooks& hooks) {
+    clear_interrupt();
+    Run run(options, out, hooks);
     return run.run();
+}
+
+std::string resume_command(const std::vector<std::string>& args, const std::string& checkpoint) {
+    const auto quoted = [](const std::string& word) {
+        const bool plain = !word.empty() && word.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                                                   "0123456789_-+=.,:/@%") == std::string::npos;
+        if (plain) return word;
+        std::string out = "'";
+        for (const char c : word) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+        return out + "'";
+    };
+    std::string command = "cudacnn-train";
+    for (size_t i = 0; i < args.size(); ++i) {
+        if (args[i] == "--resume") {
+            ++i;  // and its value
+            continue;
+        }
+        if (args[i].rfind("--resume=", 0) == 0) continue;
+        command += " " + quoted(args[i]);
+    }
+    return command + " --resume " + quoted(checkpoint);
 }
 
 int train_main(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
@@ -344,8 +461,13 @@ int train_main(const std::vector<std::string>& args, std::ostream& out, std::ost
     return program_main(
         "cudacnn-train", [&] { return !(parsed = parse_train_args(args)).help; }, train_usage,
         [&] {
-            run_training(parsed.options, out);
-            return 0;
+            const TrainSummary summary = run_training(parsed.options, out);
+            if (summary.interrupted_by_signal == 0) return 0;
+            out.flush();
+            err << fmt::format("cudacnn-train: interrupted by {}; the work so far is in {}\nTo go on, run:\n  {}\n",
+                               interrupt_signal_name(summary.interrupted_by_signal), summary.last_checkpoint,
+                               resume_command(args, summary.last_checkpoint));
+            return 128 + summary.interrupted_by_signal;  // the shell's status for a process ended by the signal
         },
         out, err);
 }
