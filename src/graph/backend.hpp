@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "cuda/nonfinite.hpp"
 #include "cudacnn/device.hpp"
 #include "cudacnn/graph/executor.hpp"
 #include "cudacnn/graph/model.hpp"
@@ -97,6 +98,10 @@ class BackendImpl {
     // afterwards every step counter moves on by one.
     virtual void optimizer_step(const OptimizerConfig& config, float* params, const float* grads, float* state,
                                 int64_t n, int64_t step, int64_t* counters) = 0;
+    // Marks *step (read from backend memory) in `record` if `values` (n floats) holds a NaN or an infinity and
+    // the record holds no earlier step: gpu::record_nonfinite's rule. Queued like a kernel; reads only.
+    virtual void record_nonfinite(const float* values, int64_t n, const int64_t* step,
+                                  gpu::NonfiniteRecord* record) = 0;
     virtual void synchronize() = 0;
     virtual void* stream_handle() { return nullptr; }  // the GPU backend's cudaStream_t, where all its work goes
 
@@ -113,6 +118,10 @@ class HostMemoryBackend : public BackendImpl {
     void copy_from_host(void* dst, const void* src, std::size_t bytes) override;
     void copy_to_host(void* dst, const void* src, std::size_t bytes) override;
     void zero(void* dst, std::size_t bytes) override;
+    void record_nonfinite(const float* values, int64_t n, const int64_t* step,
+                          gpu::NonfiniteRecord* record) override {
+        gpu::record_nonfinite_host(values, n, step, record);
+    }
     void synchronize() override {}
 };
 

@@ -5,8 +5,10 @@
 
 #include <algorithm>
 #include <array>
+#include <cmath>
 #include <functional>
 #include <map>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -43,6 +45,30 @@ bool backward_reads_output(LayerKind kind) {
 bool can_skip_input_gradient(LayerKind kind) {
     return kind == LayerKind::conv2d || kind == LayerKind::linear;
 }
+
+// The per-step non-finite checks, each a gpu::NonfiniteRecord after the correct count: the parameters as a
+// training step begins, its loss, its gradients after the backward.
+enum NonfiniteCheck { kParamsCheck, kLossCheck, kGradsCheck, kNonfiniteChecks };
+using NonfiniteRecords = std::array<gpu::NonfiniteRecord, kNonfiniteChecks>;
+
+constexpr const char* kAnomalyAdvice =
+    "lower the learning rate (--lr) and resume from the last checkpoint (--resume; the checkpoints written so "
+    "far are kept)";
+constexpr const char* kNonfiniteAdvice =
+    "lower the learning rate (--lr), run with --detect-anomaly to stop at the first layer whose output or "
+    "gradient is not finite, and resume from the last checkpoint (--resume; the checkpoints written so far are "
+    "kept)";
+
+std::string nonfinite_kinds(unsigned long long kinds) {
+    std::vector<std::string> names;
+    if (kinds & gpu::kNonfiniteNaN) names.push_back("NaN");
+    if (kinds & gpu::kNonfinitePosInf) names.push_back("+Inf");
+    if (kinds & gpu::kNonfiniteNegInf) names.push_back("-Inf");
+    return fmt::format("{}", fmt::join(names, " and "));
+}
+
+int64_t record_step(const gpu::NonfiniteRecord& record) { return static_cast<int64_t>(record.step_plus_one) - 1; }
+int64_t record_index(const gpu::NonfiniteRecord& record) { return static_cast<int64_t>(~record.not_first_index); }
 
 std::vector<std::string> optimizer_slot_names(const OptimizerConfig& config) {
     switch (config.kind) {
@@ -114,6 +140,10 @@ struct Executor::Impl {
     std::string train_capture_off, eval_capture_off;  // why steps run without a graph ("" when they don't)
     int64_t graph_launches = 0;
 
+    // ---- non-finite checks ------------------------------------------------------------------------------
+    std::string pass_label;     // "step N" or "an evaluation step": what detect_anomaly's errors name
+    int64_t last_train_step = -1;  // the step of the latest training pass, whose input batch is still there
+
     Impl(const Graph& g, const ExecutorOptions& o) : graph(g), options(o) {
         CUDACNN_CHECK(options.batch_size >= 1, "executor: batch size {} must be at least 1", options.batch_size);
         backend = make_backend(options);
@@ -129,6 +159,11 @@ struct Executor::Impl {
     void decide_capture() {
         if (!backend->can_capture()) {
             train_capture_off = eval_capture_off = "the CPU backend runs no CUDA graphs";
+            return;
+        }
+        if (options.detect_anomaly) {
+            train_capture_off = eval_capture_off =
+                "off (detect_anomaly, --detect-anomaly: every layer's values are read back as they are written)";
             return;
         }
         if (!options.cuda_graph) {
@@ -215,7 +250,9 @@ struct Executor::Impl {
         labels_buf = request("labels", sizeof(int64_t) * b, 0, MemoryPlan::kForever);
         loss_buf = request("loss", sizeof(float), 0, MemoryPlan::kForever);
         loss_sum_buf = request("loss sum", sizeof(float), 0, MemoryPlan::kForever);
-        correct_buf = request("correct", sizeof(int64_t), 0, MemoryPlan::kForever);
+        // The correct count and the non-finite records: read back together, in one copy.
+        correct_buf = request("correct and non-finite records", sizeof(int64_t) + sizeof(NonfiniteRecords), 0,
+                              MemoryPlan::kForever);
         loss_workspace_buf = request("loss workspace", backend->loss_workspace_bytes(b), loss_time(), loss_time());
         counters_buf = request("step counters", sizeof(int64_t) * detail::kStepCounters, 0, MemoryPlan::kForever);
 
@@ -356,6 +393,9 @@ struct Executor::Impl {
     }
 
     int64_t* counters() const { return static_cast<int64_t*>(address(counters_buf)); }
+    gpu::NonfiniteRecord* records() const {
+        return reinterpret_cast<gpu::NonfiniteRecord*>(static_cast<int64_t*>(address(correct_buf)) + 1);
+    }
 
     // Makes the backend's step counters hold the optimizer's step count and the dropout step of this pass:
     // a copy only after initialize(), a loaded optimizer state or a step number out of sequence.
@@ -404,10 +444,19 @@ struct Executor::Impl {
         for (auto& [node, count] : num_batches_tracked) ++count;  // every BN with running statistics
     }
 
+    // A training pass marks its step (the dropout step counter, in backend memory) in the records where the
+    // parameters as it begins, its loss or its gradients are not finite: cheap, and captured with the step.
+    void record_nonfinite(NonfiniteCheck check, const float* values, int64_t n) {
+        if (n > 0) backend->record_nonfinite(values, n, counters() + detail::kDropoutStepCounter, &records()[check]);
+    }
+
     void enqueue_forward_backward(bool training, int64_t step) {
+        if (training) record_nonfinite(kParamsCheck, static_cast<const float*>(params.get()), param_floats);
         forward(training, step);
         loss_and_metrics(/*with_gradient=*/true);
+        if (training) record_nonfinite(kLossCheck, floats(loss_buf), 1);
         backward(training, step);
+        if (training) record_nonfinite(kGradsCheck, static_cast<const float*>(grads.get()), param_floats);
     }
 
     void enqueue_train_step(int64_t step) {
@@ -415,6 +464,127 @@ struct Executor::Impl {
         backend->optimizer_step(options.optimizer, static_cast<float*>(params.get()),
                                 static_cast<const float*>(grads.get()), static_cast<float*>(optimizer.get()),
                                 param_floats, optimizer_step, counters());
+        if (!options.detect_anomaly) return;
+        for (int e : graph.parameters()) {
+            check_finite(fmt::format("the optimizer step's new {}", graph.state[e].name), param(params, e),
+                         graph.state[e].shape.numel());
+        }
+    }
+
+    // ---- detect_anomaly: each value read back as it is written ---------------------------------------------
+
+    // Throws naming the pass, `what` and the first non-finite value of data (n floats; `per_sample` floats a
+    // sample, 0 when the value is no batch).
+    void check_finite(const std::string& what, const float* data, int64_t n, int64_t per_sample = 0) const {
+        if (!options.detect_anomaly || n <= 0) return;
+        std::vector<float> host(static_cast<std::size_t>(n));
+        backend->copy_to_host(host.data(), data, sizeof(float) * host.size());
+        for (int64_t i = 0; i < n; ++i) {
+            const float v = host[static_cast<std::size_t>(i)];
+            if (std::isfinite(v)) continue;
+            const std::string sample = per_sample > 0 ? fmt::format(", sample {}", i / per_sample) : "";
+            CUDACNN_FAIL("{}: {} holds {} at index {} of {}{} (--detect-anomaly: the first non-finite value of the "
+                         "step, everything before it was finite); {}",
+                         pass_label, what, std::isnan(v) ? "NaN" : (v > 0 ? "+Inf" : "-Inf"), i, n, sample,
+                         kAnomalyAdvice);
+        }
+    }
+
+    std::string layer_label(int node) const {
+        return fmt::format("layer '{}' ({})", graph.nodes[node].spec.name,
+                           layer_kind_name(graph.nodes[node].spec.kind));
+    }
+
+    // ---- the non-finite report ------------------------------------------------------------------------------
+
+    NonfiniteRecords read_records() const {
+        NonfiniteRecords r;
+        backend->copy_to_host(r.data(), records(), sizeof(r));
+        return r;
+    }
+
+    // The trainable entry holding flat index i of the parameter (or gradient) block, as "name (index k)".
+    std::string parameter_at(int64_t i) const {
+        for (int e : graph.parameters()) {
+            const int64_t first = offset[e], n = graph.state[e].shape.numel();
+            if (i >= first && i < first + n) return fmt::format("{} (index {})", graph.state[e].name, i - first);
+        }
+        return fmt::format("index {} of the parameter block (padding: an executor bug)", i);
+    }
+
+    // The first non-finite value of the model input now in the arena, or "" when it is finite.
+    std::string input_nonfinite() const {
+        const int64_t per_sample = graph.spec.input.numel(), n = batch * per_sample;
+        std::vector<float> host(static_cast<std::size_t>(n));
+        backend->copy_to_host(host.data(), floats(x_buf), sizeof(float) * host.size());
+        for (int64_t i = 0; i < n; ++i) {
+            const float v = host[static_cast<std::size_t>(i)];
+            if (!std::isfinite(v)) {
+                return fmt::format("{} at index {} (sample {})", std::isnan(v) ? "NaN" : "an infinity", i,
+                                   i / per_sample);
+            }
+        }
+        return "";
+    }
+
+    // What the records say, in the order things happen: the parameters as the step began, then its loss,
+    // then its gradients.
+    std::string nonfinite_report(const NonfiniteRecords& r) const {
+        const gpu::NonfiniteRecord& params_r = r[kParamsCheck];
+        const gpu::NonfiniteRecord& loss_r = r[kLossCheck];
+        const gpu::NonfiniteRecord& grads_r = r[kGradsCheck];
+        auto at_or_before = [](const gpu::NonfiniteRecord& a, int64_t step) {
+            return a.step_plus_one != 0 && record_step(a) <= step;
+        };
+        std::string text;
+        if (loss_r.step_plus_one != 0) {
+            const int64_t step = record_step(loss_r);
+            text = fmt::format("step {} (counting from 0): the loss is {}", step,
+                               loss_r.kinds == gpu::kNonfiniteNaN ? "NaN" : nonfinite_kinds(loss_r.kinds));
+            if (at_or_before(params_r, step)) {
+                text += fmt::format("; the parameters already held {} when step {} began, the first of them (in "
+                                    "forward order) {}",
+                                    nonfinite_kinds(params_r.kinds), record_step(params_r),
+                                    parameter_at(record_index(params_r)));
+            } else if (at_or_before(grads_r, step) && record_step(grads_r) < step) {
+                text += fmt::format("; step {}'s gradients held {}, the first (in forward order) that of {}",
+                                    record_step(grads_r), nonfinite_kinds(grads_r.kinds),
+                                    parameter_at(record_index(grads_r)));
+            } else {
+                text += "; every parameter was finite when that step began, so its forward made the loss "
+                        "non-finite (a layer's output overflowed, or the input batch holds NaN or Inf)";
+                if (step == last_train_step) {
+                    const std::string bad_input = input_nonfinite();
+                    text += bad_input.empty() ? "; its input batch is finite"
+                                              : "; its input batch holds " + bad_input;
+                }
+            }
+        } else if (grads_r.step_plus_one != 0) {
+            text = fmt::format("step {} (counting from 0): the gradients hold {} although the loss was finite; the "
+                               "first (in forward order) is that of {}",
+                               record_step(grads_r), nonfinite_kinds(grads_r.kinds),
+                               parameter_at(record_index(grads_r)));
+        } else {
+            text = fmt::format("step {} (counting from 0): the parameters held {} as it began, the first (in forward "
+                               "order) {}",
+                               record_step(params_r), nonfinite_kinds(params_r.kinds),
+                               parameter_at(record_index(params_r)));
+        }
+        return text + "; training cannot go on: " + kNonfiniteAdvice;
+    }
+
+    // Throws the report if a check has fired (then clears the records, so that an executor given a good state
+    // again can go on).
+    void throw_if_nonfinite(const NonfiniteRecords& r) {
+        const bool fired = std::any_of(r.begin(), r.end(), [](const auto& x) { return x.step_plus_one != 0; });
+        if (!fired) return;
+        backend->zero(records(), sizeof(NonfiniteRecords));
+        CUDACNN_FAIL("{}", nonfinite_report(r));
+    }
+
+    // On the CPU backends the records are in host memory and the step has finished: look at once.
+    void check_records_now() {
+        if (backend->kind() != Backend::gpu) throw_if_nonfinite(read_records());
     }
 
     void require_batch() const { CUDACNN_CHECK(batch > 0, "executor: set_batch() must come before a step"); }
@@ -425,8 +595,14 @@ struct Executor::Impl {
     }
 
     void forward(bool training, int64_t step) {
+        const int64_t per_sample = graph.spec.input.numel();
+        check_finite("the input batch", floats(x_buf), batch * per_sample, per_sample);
         for (int i = 0; i < layers; ++i) {
-            if (!is_alias(i)) backend->forward(node_args(i, training, step));
+            if (is_alias(i)) continue;
+            const NodeArgs a = node_args(i, training, step);
+            backend->forward(a);
+            check_finite("the forward output of " + layer_label(i), a.y, a.output_shape.numel(),
+                         a.output_shape.numel() / batch);
         }
     }
 
@@ -442,6 +618,10 @@ struct Executor::Impl {
                                requests[loss_workspace_buf].bytes);
         backend->add_metrics(floats(loss_buf), logits_ptr(), labels, batch, classes, floats(loss_sum_buf),
                              static_cast<int64_t*>(address(correct_buf)));
+        check_finite("the loss", floats(loss_buf), 1);
+        if (with_gradient) {
+            check_finite("the loss's gradient with respect to the logits", dlogits_ptr(), batch * classes, classes);
+        }
     }
 
     HostTensor<float> read_buffer(const float* device, const Shape& per_sample) const {
@@ -480,6 +660,29 @@ struct Executor::Impl {
             }
             backend->backward(a);
             for (const Addition& add : to_add) backend->accumulate(add.target, add.temporary, add.count);
+            if (options.detect_anomaly) check_backward(a, to_add);
+        }
+    }
+
+    // detect_anomaly: the gradients a node's backward wrote (its parameters', then its inputs', sums included).
+    template <class Additions>
+    void check_backward(const NodeArgs& a, const Additions& to_add) const {
+        const std::string layer = "the backward of " + layer_label(a.index);
+        for (int e : a.node->state) {
+            const StateEntry& entry = graph.state[e];
+            const float* grad = entry.role == "weight" ? a.dweight : entry.role == "bias" ? a.dbias : nullptr;
+            if (grad != nullptr) check_finite(layer + ": the gradient of " + entry.name, grad, entry.shape.numel());
+        }
+        for (std::size_t k = 0; k < a.dx.size(); ++k) {
+            if (a.dx[k] == nullptr) continue;
+            const float* written = a.dx[k];
+            for (const auto& add : to_add) {
+                if (add.temporary == a.dx[k]) written = add.target;  // the sum it was added into
+            }
+            const int input = a.node->inputs[k];
+            const std::string name = input == kInput ? "the model input" : "'" + graph.nodes[input].spec.name + "'";
+            check_finite(fmt::format("{}: the gradient with respect to its input {}", layer, name), written,
+                         a.input_shapes[k].numel(), a.input_shapes[k].numel() / batch);
         }
     }
 };
@@ -546,6 +749,7 @@ void Executor::initialize(uint64_t seed) {
     for (auto& [node, count] : m.num_batches_tracked) count = 0;
     m.optimizer_step = 0;
     m.sync_step_counters(0);
+    m.backend->zero(m.records(), sizeof(NonfiniteRecords));  // a fresh model has no non-finite history
 }
 
 io::StateDict Executor::model_state() const {
@@ -674,23 +878,30 @@ void Executor::train_step(int64_t step) {
     Impl& m = *impl_;
     m.require_batch();
     m.sync_step_counters(step);
+    m.pass_label = fmt::format("step {} (counting from 0)", step);
+    m.last_train_step = step;
     m.run_step(/*training=*/true, [&m, step] { m.enqueue_train_step(step); });
     m.account_step(/*training=*/true);
     ++m.optimizer_step;
     for (int64_t& counter : m.counters_in_backend) ++counter;  // optimizer_step() moved them on
+    m.check_records_now();
 }
 
 void Executor::forward_backward(int64_t step) {
     Impl& m = *impl_;
     m.require_batch();
     m.sync_step_counters(step);
+    m.pass_label = fmt::format("step {} (counting from 0)", step);
+    m.last_train_step = step;
     m.enqueue_forward_backward(/*training=*/true, step);
     m.account_step(/*training=*/true);
+    m.check_records_now();
 }
 
 void Executor::eval_step() {
     Impl& m = *impl_;
     m.require_batch();
+    m.pass_label = "an evaluation step";
     m.run_step(/*training=*/false, [&m] {
         m.forward(/*training=*/false, 0);
         m.loss_and_metrics(/*with_gradient=*/false);
@@ -701,6 +912,7 @@ void Executor::eval_step() {
 void Executor::eval_forward_backward() {
     Impl& m = *impl_;
     m.require_batch();
+    m.pass_label = "an evaluation step";
     m.enqueue_forward_backward(/*training=*/false, 0);
     m.account_step(/*training=*/false);
 }
@@ -708,11 +920,17 @@ void Executor::eval_forward_backward() {
 Metrics Executor::read_metrics() {
     Impl& m = *impl_;
     float loss_sum = 0.0f;
-    int64_t correct = 0;
+    struct {
+        int64_t correct = 0;
+        NonfiniteRecords records;
+    } counts;
+    static_assert(sizeof(counts) == sizeof(int64_t) + sizeof(NonfiniteRecords), "one copy reads both");
     m.backend->copy_to_host(&loss_sum, m.address(m.loss_sum_buf), sizeof(float));
-    m.backend->copy_to_host(&correct, m.address(m.correct_buf), sizeof(int64_t));
+    m.backend->copy_to_host(&counts, m.address(m.correct_buf), sizeof(counts));
     m.backend->zero(m.address(m.loss_sum_buf), sizeof(float));
     m.backend->zero(m.address(m.correct_buf), sizeof(int64_t));
+    const int64_t correct = counts.correct;
+    m.throw_if_nonfinite(counts.records);
     Metrics metrics{m.metric_batches, m.metric_samples, loss_sum, correct};
     m.metric_batches = m.metric_samples = 0;
     return metrics;

@@ -9,6 +9,7 @@
 #include "cuda/dropout.hpp"
 #include "cuda/linear.hpp"
 #include "cuda/loss.hpp"
+#include "cuda/nonfinite.hpp"
 #include "cuda/optimizer.hpp"
 #include "cuda/pool.hpp"
 #include "cuda/shape_ops.hpp"
@@ -120,6 +121,10 @@ class GpuBackend final : public BackendImpl {
             case OptimizerKind::sgd: gpu::sgd_step(sgd_options(config), params, grads, state, n, step, st); break;
         }
         gpu::advance_step_counters(counters, kStepCounters, st);
+    }
+    void record_nonfinite(const float* values, int64_t n, const int64_t* step,
+                          gpu::NonfiniteRecord* record) override {
+        gpu::record_nonfinite(values, n, step, record, stream_.handle());
     }
     void synchronize() override { stream_.synchronize(); }
     void* stream_handle() override { return stream_.handle(); }

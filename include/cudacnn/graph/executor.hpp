@@ -45,6 +45,12 @@ struct ExecutorOptions {
     // gpu: capture each training and evaluation step as a CUDA graph on its second run with a batch size and
     // replay it (one launch instead of one per kernel); results are the same as without (--no-cuda-graph).
     bool cuda_graph = true;
+    // Every training step checks itself for a non-finite loss, gradient or parameter (in backend memory, so a
+    // CUDA graph does too); the check shows at the next read_metrics() (at once on the CPU backends), which
+    // throws naming the step and the first non-finite parameter. detect_anomaly (--detect-anomaly) also copies
+    // the input, every layer's output and gradient, the loss and the parameters to the host as each is written
+    // and throws at the first non-finite value: slow (a read-back per layer, no CUDA graphs), for diagnosis.
+    bool detect_anomaly = false;
 };
 
 // What a run of steps added up since the last read_metrics(): the seed's per-epoch numbers.
