@@ -386,6 +386,12 @@ const std::vector<Flag>& flags() {
          "on the GPU, launch every kernel of a step instead of replaying the step as a CUDA graph",
          [](TrainOptions& o, const Arg&) { o.cuda_graph = false; },
          [](const TrainOptions& o) { return json(o.cuda_graph); }},
+        {"Training", "detect-anomaly", 0, nullptr,
+         "check the input, every layer's output and gradient, the loss and the parameters after each is written, "
+         "and stop at the first NaN or Inf, naming the step, the layer and the index; slow (a read-back per "
+         "layer, no CUDA graphs): for finding where a NaN loss starts",
+         [](TrainOptions& o, const Arg&) { o.detect_anomaly = true; },
+         [](const TrainOptions& o) { return json(o.detect_anomaly); }},
 
         {"Runs and checkpoints", "output-dir", 0, "DIR", "where checkpoints and logs go",
          [](TrainOptions& o, const Arg& a) { o.output_dir = a.path(); },

@@ -81,6 +81,7 @@ struct TrainOptions {
     // H×H images. Never set together with augment = false.
     std::string augment_spec;
     bool cuda_graph = true;                               // --no-cuda-graph
+    bool detect_anomaly = false;                          // --detect-anomaly
     std::string init_weights;                             // --init-weights FILE.safetensors
     std::string export_path;                              // --export FILE.safetensors
     std::string export_dtype = "f32";                     // --export-dtype f32|f16|bf16
