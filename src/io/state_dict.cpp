@@ -100,7 +100,8 @@ std::string checksum(const SafetensorsFile& file) {
         hash.add_text(tensor.dtype);
         hash.add_number(tensor.shape.dims().size());
         for (const int64_t dim : tensor.shape.dims()) hash.add_number(static_cast<uint64_t>(dim));
-        hash.add_text(std::string(tensor.bytes.begin(), tensor.bytes.end()));
+        hash.add_number(tensor.bytes.size());
+        hash.add(tensor.bytes.data(), tensor.bytes.size());
     }
     return hash.hex();
 }

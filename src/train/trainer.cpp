@@ -310,10 +310,18 @@ void Run::refuse_to_overwrite_checkpoints() const {
     const CheckpointPosition start = resume_batch_ > 0 ? CheckpointPosition{first_epoch_, resume_batch_}
                                                        : CheckpointPosition{first_epoch_ - 1, 0};
     std::error_code error;
-    std::vector<std::string> in_the_way;
+    std::vector<std::string> in_the_way, temporaries;
     for (const auto& entry : fs::directory_iterator(o_.output_dir, error)) {
-        const auto position = parse_checkpoint_file_name(entry.path().filename().string());
+        const std::string name = entry.path().filename().string();
+        const auto position = parse_checkpoint_file_name(name);
         if (position && start < *position) in_the_way.push_back(entry.path().string());
+        if (name.rfind("checkpoint-", 0) == 0 && name.find(".safetensors.tmp-") != std::string::npos)
+            temporaries.push_back(name);
+    }
+    if (!temporaries.empty()) {
+        out_ << fmt::format("note: {} holds {} unfinished checkpoint write(s) of a process that was killed (e.g. {}); "
+                            "they are not checkpoints and are ignored, and may be deleted\n",
+                            o_.output_dir, temporaries.size(), temporaries.front());
     }
     std::sort(in_the_way.begin(), in_the_way.end());
     CUDACNN_CHECK(in_the_way.empty(),
