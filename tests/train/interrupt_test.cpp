@@ -17,7 +17,10 @@
 #include <thread>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "cudacnn/io/state_dict.hpp"
+#include "cudacnn/safetensors.hpp"
 #include "cudacnn/train/trainer.hpp"
 #include "src/train/checkpoint_files.hpp"
 #include "support/temp_files.hpp"
@@ -268,4 +271,27 @@ TEST_CASE("--resume of a damaged, other-model or newer checkpoint says what is w
     io::save_checkpoint(newer, temp.file("newer.safetensors"));
     CHECK_THAT(resume_error(test::read_bytes(temp.file("newer.safetensors"))),
                Catch::Contains(path) && Catch::Contains("format version 99") && Catch::Contains("versions 1 to 2"));
+}
+
+TEST_CASE("--resume of a version-1 checkpoint (written before checksums) continues, noting it was not verified",
+          "[train][interrupt]") {
+    const test::TempDir temp;
+    SafetensorsFile old = SafetensorsFile::read(reference_final_checkpoint());
+    old.metadata().erase("cudacnn.magic");
+    old.metadata().erase("cudacnn.checksum");
+    old.metadata()["cudacnn.checkpoint_layout"] = "1";
+    nlohmann::json meta = nlohmann::json::parse(old.metadata().at("cudacnn.checkpoint"));
+    meta["version"] = 1;
+    old.metadata()["cudacnn.checkpoint"] = meta.dump();
+    const std::string path = temp.file("checkpoint-epoch-003.safetensors");
+    old.write(path);
+    std::vector<std::string> args = tiny_run_args(temp.path());
+    args[5] = "4";  // --epochs
+    TrainOptions o = parse_train_args(args).options;
+    o.resume = path;
+    std::ostringstream log;
+    const TrainSummary summary = run_training(o, log);
+    CHECK(summary.epochs_run == 1);
+    CHECK_THAT(log.str(), Catch::Contains("older checkpoint without a checksum") &&
+                              Catch::Contains("resumed: " + path + " after epoch 3"));
 }
