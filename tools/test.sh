@@ -36,6 +36,19 @@ run_suite emu -DCUDACNN_FLAVOUR=emu
 run_suite emu-asan -DCUDACNN_FLAVOUR=emu -DCUDACNN_SANITIZE=ON
 run_suite cuda -DCUDACNN_FLAVOUR=cuda
 
+# The parsers under libFuzzer (tools/fuzz.sh): each target without a finding counts as passed, each finding (or
+# a failed build) as failed.
+echo "=== fuzz"
+bash "$ROOT/tools/fuzz.sh" 2>&1 | tee "$ROOT/build/fuzz.log"
+[ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+fuzz_summary=$(sed -nE 's/^fuzz: ([0-9]+) targets, [0-9]+ executions, ([0-9]+) findings$/\1 \2/p' "$ROOT/build/fuzz.log")
+if [ -n "$fuzz_summary" ]; then
+    read -r fuzz_targets fuzz_findings <<<"$fuzz_summary"
+    passed=$((passed + fuzz_targets - fuzz_findings)) failed=$((failed + fuzz_findings))
+else
+    failed=$((failed + 1)) status=1
+fi
+
 echo
 echo "tests: $passed passed, $failed failed, $skipped skipped"
 exit $status

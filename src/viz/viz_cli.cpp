@@ -289,6 +289,11 @@ std::string viz_usage() {
     return text;
 }
 
+void check_viz_args(const std::vector<std::string>& args) {
+    const train::CommandLine line = train::parse_command_line(args, viz_flags(), "cudacnn-viz", true);
+    if (!line.help) (void)parse(line);
+}
+
 int viz_main(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
     VizOptions options;
     const auto parse_args = [&] {

@@ -74,6 +74,9 @@ Canvas augment_picture(const std::vector<AugmentSample>& samples, const data::Au
 
 // The whole command (args without argv[0]): 0, 1 for an Error (message on `err`), 2 for a usage error.
 int viz_main(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
+// The command line checked as viz_main checks it, without running the command: UsageError when it would be
+// refused (the command-line fuzz target's entry).
+void check_viz_args(const std::vector<std::string>& args);
 std::string viz_usage();
 
 }  // namespace cudacnn::viz

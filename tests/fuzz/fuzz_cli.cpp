@@ -1,0 +1,7 @@
+// libFuzzer target: cudacnn::fuzz::parse_command_line (tests/fuzz/parsers.hpp).
+#include "parsers.hpp"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+    cudacnn::fuzz::parse_command_line(data, size);
+    return 0;
+}
