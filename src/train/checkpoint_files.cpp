@@ -10,7 +10,9 @@
 
 namespace cudacnn::train {
 namespace {
-int64_t order_key(int64_t step) { return step == 0 ? std::numeric_limits<int64_t>::max() : step; }
+int64_t order_key(int64_t step) {
+    return step == 0 ? std::numeric_limits<int64_t>::max() : step;
+}
 }  // namespace
 
 bool CheckpointPosition::operator<(const CheckpointPosition& other) const {
@@ -18,9 +20,9 @@ bool CheckpointPosition::operator<(const CheckpointPosition& other) const {
 }
 
 std::string checkpoint_file_name(const CheckpointPosition& position) {
-    return position.step == 0 ? fmt::format("checkpoint-epoch-{:03}.safetensors", position.epoch)
-                              : fmt::format("checkpoint-epoch-{:03}-step-{:05}.safetensors", position.epoch,
-                                            position.step);
+    return position.step == 0
+               ? fmt::format("checkpoint-epoch-{:03}.safetensors", position.epoch)
+               : fmt::format("checkpoint-epoch-{:03}-step-{:05}.safetensors", position.epoch, position.step);
 }
 
 std::optional<CheckpointPosition> parse_checkpoint_file_name(const std::string& file_name) {

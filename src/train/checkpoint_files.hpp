@@ -1,6 +1,7 @@
 // The names of cudacnn-train's checkpoints in an output folder and which one is the newest.
 //   checkpoint-epoch-003.safetensors             after epoch 3
-//   checkpoint-epoch-003-step-00120.safetensors  within epoch 3, after its first 120 batches (an interrupted run)
+//   checkpoint-epoch-003-step-00120.safetensors  within epoch 3, after its first 120 batches (an interrupted
+//   run)
 // A writer's temporary (NAME.tmp-<pid>, left by a process killed while writing) is not a checkpoint: it is
 // ignored here and never loaded; a later write of the same checkpoint uses its own temporary.
 #pragma once

@@ -30,9 +30,15 @@ InterruptGuard::~InterruptGuard() {
     sigaction(SIGTERM, &g_previous_term, nullptr);
 }
 
-int pending_interrupt() { return g_pending; }
-void request_interrupt(int signal) { record_signal(signal); }
-void clear_interrupt() { g_pending = 0; }
+int pending_interrupt() {
+    return g_pending;
+}
+void request_interrupt(int signal) {
+    record_signal(signal);
+}
+void clear_interrupt() {
+    g_pending = 0;
+}
 
 const char* interrupt_signal_name(int signal) {
     if (signal == SIGINT) return "SIGINT";

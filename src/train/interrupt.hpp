@@ -1,5 +1,5 @@
-// SIGINT and SIGTERM during training: the loop finishes its step, writes a checkpoint and stops, rather than the
-// process dying with the work since the last checkpoint.
+// SIGINT and SIGTERM during training: the loop finishes its step, writes a checkpoint and stops, rather than
+// the process dying with the work since the last checkpoint.
 #pragma once
 
 namespace cudacnn::train {
@@ -15,8 +15,8 @@ class InterruptGuard {
     InterruptGuard& operator=(const InterruptGuard&) = delete;
 };
 
-int pending_interrupt();              // the first signal received since clear_interrupt(), 0 if none
-void request_interrupt(int signal);   // as if `signal` had come (tests)
+int pending_interrupt();             // the first signal received since clear_interrupt(), 0 if none
+void request_interrupt(int signal);  // as if `signal` had come (tests)
 void clear_interrupt();
 const char* interrupt_signal_name(int signal);  // "SIGINT", "SIGTERM", or "signal N"
 

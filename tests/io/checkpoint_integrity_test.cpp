@@ -21,7 +21,8 @@ Checkpoint small_checkpoint() {
     Checkpoint c;
     c.model.put("conv.weight", HostTensor<float>(Shape{2, 3}, {0.1f, -2.0f, 3.5f, 0.0f, 1e-20f, 7.0f}));
     c.model.put("bn.num_batches_tracked", HostTensor<int64_t>(Shape{}, {12}));
-    c.optimizer.put("exp_avg.conv.weight", HostTensor<float>(Shape{2, 3}, {1e-3f, 2e-3f, 3e-3f, 4e-3f, 5e-3f, 6e-3f}));
+    c.optimizer.put("exp_avg.conv.weight",
+                    HostTensor<float>(Shape{2, 3}, {1e-3f, 2e-3f, 3e-3f, 4e-3f, 5e-3f, 6e-3f}));
     c.meta = {{"format", "cudacnn-checkpoint"}, {"version", 2}, {"epoch", 4}};
     return c;
 }
@@ -50,7 +51,8 @@ TEST_CASE("every flipped bit of a checkpoint gives an Error naming the file, whi
     const std::string whole_path = dir.file("whole.safetensors"), path = dir.file("flipped.safetensors");
     save_checkpoint(small_checkpoint(), whole_path);
     const std::string whole = test::read_bytes(whole_path);
-    const size_t header_end = 8 + static_cast<size_t>(static_cast<uint8_t>(whole[0]) | static_cast<uint8_t>(whole[1]) << 8);
+    const size_t header_end =
+        8 + static_cast<size_t>(static_cast<uint8_t>(whole[0]) | static_cast<uint8_t>(whole[1]) << 8);
     int checksum_errors = 0;
     // Every data byte and every other header byte, a different bit each time (a file write per case).
     for (size_t byte = 0; byte < whole.size(); byte += byte < header_end ? 2 : 1) {
@@ -81,13 +83,15 @@ TEST_CASE("a truncated checkpoint says it is damaged and to resume from the prev
     for (size_t size = 0; size < whole.size(); size += 5) {
         INFO("truncated to " << size << " of " << whole.size() << " bytes");
         test::write_bytes(path, whole.substr(0, size));
-        CHECK_THAT(load_error(path), Catch::Contains(path) && Catch::Contains("resume from the previous checkpoint"));
+        CHECK_THAT(load_error(path),
+                   Catch::Contains(path) && Catch::Contains("resume from the previous checkpoint"));
         CHECK(test::read_bytes(path) == whole.substr(0, size));
     }
 }
 
-TEST_CASE("a checkpoint without its magic or checksum, or of a newer layout, is refused; layout 1 loads unverified",
-          "[io]") {
+TEST_CASE(
+    "a checkpoint without its magic or checksum, or of a newer layout, is refused; layout 1 loads unverified",
+    "[io]") {
     test::TempDir dir;
     const std::string good = dir.file("good.safetensors"), path = dir.file("edited.safetensors");
     save_checkpoint(small_checkpoint(), good);
@@ -105,7 +109,8 @@ TEST_CASE("a checkpoint without its magic or checksum, or of a newer layout, is 
                                                      Catch::Contains("resume from the previous checkpoint"));
     CHECK_THAT(edited("cudacnn.magic", "something-else"), Catch::Contains("\"something-else\" rather than"));
     CHECK_THAT(edited("cudacnn.checksum", nullptr), Catch::Contains("has no checksum"));
-    CHECK_THAT(edited("cudacnn.checksum", "fnv1a64:0000000000000000"), Catch::Contains("checksum does not match"));
+    CHECK_THAT(edited("cudacnn.checksum", "fnv1a64:0000000000000000"),
+               Catch::Contains("checksum does not match"));
     CHECK_THAT(edited("cudacnn.checkpoint_layout", "3"),
                Catch::Contains("layout is version '3'") && Catch::Contains("newer cudacnn"));
     CHECK_THAT(edited("cudacnn.checkpoint", "{\"epoch\": 5}"), Catch::Contains("checksum does not match"));

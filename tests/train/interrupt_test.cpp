@@ -1,6 +1,7 @@
 // Interrupted runs lose no work: SIGINT or SIGTERM finishes the step, writes a checkpoint (within an epoch:
-// checkpoint-epoch-NNN-step-SSSSS) and exits 130 or 143 with the command that resumes, and the resumed run ends
-// with the weights and optimizer state of an uninterrupted one, bit for bit (the CPU backends are deterministic).
+// checkpoint-epoch-NNN-step-SSSSS) and exits 130 or 143 with the command that resumes, and the resumed run
+// ends with the weights and optimizer state of an uninterrupted one, bit for bit (the CPU backends are
+// deterministic).
 #include <catch2/catch.hpp>
 
 #include <sys/wait.h>
@@ -33,12 +34,15 @@ namespace {
 
 // 6 batches an epoch, 3 epochs, a checkpoint after each: about a third of a second on the CPU.
 std::vector<std::string> tiny_run_args(const std::string& folder) {
-    return {"--model", "small_cnn", "--dataset", "synthetic", "--epochs", "3", "--lr", "2e-3", "-b", "16",
-            "--synthetic-size", "96,16", "--seed", "5", "--device", "cpu", "--threads", "1",
-            "--output-dir", folder, "--save-every", "1", "--log-every", "1"};
+    return {"--model",      "small_cnn", "--dataset",    "synthetic", "--epochs",         "3",
+            "--lr",         "2e-3",      "-b",           "16",        "--synthetic-size", "96,16",
+            "--seed",       "5",         "--device",     "cpu",       "--threads",        "1",
+            "--output-dir", folder,      "--save-every", "1",         "--log-every",      "1"};
 }
 
-TrainOptions tiny_run(const std::string& folder) { return parse_train_args(tiny_run_args(folder)).options; }
+TrainOptions tiny_run(const std::string& folder) {
+    return parse_train_args(tiny_run_args(folder)).options;
+}
 
 void check_same(const io::StateDict& a, const io::StateDict& b) {
     REQUIRE(a.names() == b.names());
@@ -80,7 +84,9 @@ std::vector<std::string> training_accuracies(const std::string& log) {
     return out;
 }
 
-std::string read_text(const std::string& path) { return test::read_bytes(path); }
+std::string read_text(const std::string& path) {
+    return test::read_bytes(path);
+}
 
 // cudacnn-train in a child process (fork + exec), stdout and stderr to files in `folder`.
 pid_t start_train(const std::vector<std::string>& args, const std::string& folder) {
@@ -108,7 +114,8 @@ int wait_for(pid_t pid) {
 
 }  // namespace
 
-TEST_CASE("checkpoint names order as training does; temporaries and other files are not checkpoints", "[train]") {
+TEST_CASE("checkpoint names order as training does; temporaries and other files are not checkpoints",
+          "[train]") {
     CHECK(checkpoint_file_name({3, 0}) == "checkpoint-epoch-003.safetensors");
     CHECK(checkpoint_file_name({3, 120}) == "checkpoint-epoch-003-step-00120.safetensors");
     const auto position = parse_checkpoint_file_name("checkpoint-epoch-003-step-00120.safetensors");
@@ -124,21 +131,25 @@ TEST_CASE("checkpoint names order as training does; temporaries and other files 
     const test::TempDir temp;
     CHECK(newest_checkpoint(temp.path()).empty());
     CHECK(newest_checkpoint(temp.file("no-such-folder")).empty());
-    for (const char* name : {"checkpoint-epoch-002.safetensors", "checkpoint-epoch-003-step-00004.safetensors",
-                             "checkpoint-epoch-003-step-00010.safetensors", "checkpoint-epoch-003.safetensors.tmp-77",
-                             "checkpoint-epoch-009.txt"})
+    for (const char* name :
+         {"checkpoint-epoch-002.safetensors", "checkpoint-epoch-003-step-00004.safetensors",
+          "checkpoint-epoch-003-step-00010.safetensors", "checkpoint-epoch-003.safetensors.tmp-77",
+          "checkpoint-epoch-009.txt"})
         test::write_bytes(temp.file(name), "x");
     CHECK(newest_checkpoint(temp.path()) == temp.file("checkpoint-epoch-003-step-00010.safetensors"));
 }
 
 TEST_CASE("the resume command repeats the run's arguments with --resume, quoted for the shell", "[train]") {
-    CHECK(resume_command({"--epochs", "3", "--resume", "old.safetensors", "--output-dir", "runs/a b"}, "runs/a b/c.st") ==
+    CHECK(resume_command({"--epochs", "3", "--resume", "old.safetensors", "--output-dir", "runs/a b"},
+                         "runs/a b/c.st") ==
           "cudacnn-train --epochs 3 --output-dir 'runs/a b' --resume 'runs/a b/c.st'");
-    CHECK(resume_command({"--resume=x", "--note", "it's"}, "c") == "cudacnn-train --note 'it'\\''s' --resume c");
+    CHECK(resume_command({"--resume=x", "--note", "it's"}, "c") ==
+          "cudacnn-train --note 'it'\\''s' --resume c");
 }
 
-TEST_CASE("an interrupted run saves within the epoch and resumes to the uninterrupted run's weights, bit for bit",
-          "[train][interrupt]") {
+TEST_CASE(
+    "an interrupted run saves within the epoch and resumes to the uninterrupted run's weights, bit for bit",
+    "[train][interrupt]") {
     struct sigaction before = {};
     sigaction(SIGINT, nullptr, &before);
     const test::TempDir temp;
@@ -191,8 +202,9 @@ TEST_CASE("an interrupted run saves within the epoch and resumes to the uninterr
     CHECK(now.sa_handler == before.sa_handler);
 }
 
-TEST_CASE("cudacnn-train stopped by SIGINT or SIGTERM exits 130 or 143, says how to resume, and resumes exactly",
-          "[train][interrupt]") {
+TEST_CASE(
+    "cudacnn-train stopped by SIGINT or SIGTERM exits 130 or 143, says how to resume, and resumes exactly",
+    "[train][interrupt]") {
     for (const int signal : {SIGINT, SIGTERM}) {
         INFO((signal == SIGINT ? "SIGINT" : "SIGTERM"));
         const test::TempDir temp;
@@ -216,7 +228,8 @@ TEST_CASE("cudacnn-train stopped by SIGINT or SIGTERM exits 130 or 143, says how
         CHECK(WEXITSTATUS(status) == 128 + signal);
         const std::string checkpoint = newest_checkpoint(folder);
         REQUIRE(!checkpoint.empty());
-        CHECK_THAT(err, Catch::Contains(std::string("interrupted by ") + (signal == SIGINT ? "SIGINT" : "SIGTERM")) &&
+        CHECK_THAT(err, Catch::Contains(std::string("interrupted by ") +
+                                        (signal == SIGINT ? "SIGINT" : "SIGTERM")) &&
                             Catch::Contains("To go on, run:") && Catch::Contains("--resume " + checkpoint));
         CHECK(io::load_checkpoint(checkpoint).checksum_verified);
         // The command it printed, run as printed (but for the binary's path), ends as the uninterrupted run.
@@ -234,8 +247,9 @@ TEST_CASE("cudacnn-train stopped by SIGINT or SIGTERM exits 130 or 143, says how
     }
 }
 
-TEST_CASE("--resume of a damaged, other-model or newer checkpoint says what is wrong and leaves the file as it was",
-          "[train][interrupt]") {
+TEST_CASE(
+    "--resume of a damaged, other-model or newer checkpoint says what is wrong and leaves the file as it was",
+    "[train][interrupt]") {
     const test::TempDir temp;
     const std::string good = reference_final_checkpoint();
     const std::string path = temp.file("checkpoint-epoch-003.safetensors");
@@ -263,18 +277,21 @@ TEST_CASE("--resume of a damaged, other-model or newer checkpoint says what is w
                                           Catch::Contains("resume from the previous checkpoint"));
     CHECK_THAT(resume_error(whole.substr(0, whole.size() / 2)),
                Catch::Contains(path) && Catch::Contains("resume from the previous checkpoint"));
-    CHECK_THAT(resume_error(whole, "cifar_cnn"),
-               Catch::Contains(path) && Catch::Contains("is of model 'small_cnn'") && Catch::Contains("--model"));
+    CHECK_THAT(resume_error(whole, "cifar_cnn"), Catch::Contains(path) &&
+                                                     Catch::Contains("is of model 'small_cnn'") &&
+                                                     Catch::Contains("--model"));
 
     io::Checkpoint newer = io::load_checkpoint(good);
     newer.meta["version"] = 99;
     io::save_checkpoint(newer, temp.file("newer.safetensors"));
-    CHECK_THAT(resume_error(test::read_bytes(temp.file("newer.safetensors"))),
-               Catch::Contains(path) && Catch::Contains("format version 99") && Catch::Contains("versions 1 to 2"));
+    CHECK_THAT(
+        resume_error(test::read_bytes(temp.file("newer.safetensors"))),
+        Catch::Contains(path) && Catch::Contains("format version 99") && Catch::Contains("versions 1 to 2"));
 }
 
-TEST_CASE("--resume of a version-1 checkpoint (written before checksums) continues, noting it was not verified",
-          "[train][interrupt]") {
+TEST_CASE(
+    "--resume of a version-1 checkpoint (written before checksums) continues, noting it was not verified",
+    "[train][interrupt]") {
     const test::TempDir temp;
     SafetensorsFile old = SafetensorsFile::read(reference_final_checkpoint());
     old.metadata().erase("cudacnn.magic");

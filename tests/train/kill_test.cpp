@@ -32,9 +32,10 @@ namespace {
 
 // 6 batches an epoch, 3 epochs, a checkpoint after each.
 std::vector<std::string> run_args(const std::string& folder) {
-    return {"--model", "small_cnn", "--dataset", "synthetic", "--epochs", "3", "--lr", "2e-3", "-b", "16",
-            "--synthetic-size", "96,16", "--seed", "5", "--device", "cpu", "--threads", "1",
-            "--output-dir", folder, "--save-every", "1"};
+    return {"--model",      "small_cnn", "--dataset",    "synthetic", "--epochs",         "3",
+            "--lr",         "2e-3",      "-b",           "16",        "--synthetic-size", "96,16",
+            "--seed",       "5",         "--device",     "cpu",       "--threads",        "1",
+            "--output-dir", folder,      "--save-every", "1"};
 }
 
 pid_t start_train(const std::vector<std::string>& args) {
@@ -88,8 +89,9 @@ void check_same(const io::StateDict& a, const io::StateDict& b) {
 
 }  // namespace
 
-TEST_CASE("cudacnn-train killed at random moments, also mid-write, resumes to the uninterrupted run's weights",
-          "[train][kill]") {
+TEST_CASE(
+    "cudacnn-train killed at random moments, also mid-write, resumes to the uninterrupted run's weights",
+    "[train][kill]") {
     const test::TempDir temp;
     // The uninterrupted run, in a child as the killed ones, timed to spread the kills over it.
     const std::string reference_folder = temp.file("reference");
@@ -99,7 +101,8 @@ TEST_CASE("cudacnn-train killed at random moments, also mid-write, resumes to th
     REQUIRE(waitpid(reference, &status, 0) == reference);
     REQUIRE((WIFEXITED(status) && WEXITSTATUS(status) == 0));
     const double run_seconds = std::chrono::duration<double>(Clock::now() - start).count();
-    const io::Checkpoint expected = io::load_checkpoint(reference_folder + "/checkpoint-epoch-003.safetensors");
+    const io::Checkpoint expected =
+        io::load_checkpoint(reference_folder + "/checkpoint-epoch-003.safetensors");
 
     constexpr int kRounds = 24;
     std::mt19937 random(20261127);
@@ -157,10 +160,10 @@ TEST_CASE("cudacnn-train killed at random moments, also mid-write, resumes to th
         check_same(final.model, expected.model);
         check_same(final.optimizer, expected.optimizer);
     }
-    WARN(kRounds << " SIGKILL rounds: " << resumed << " resumed from the newest checkpoint, " << started_afresh
-                 << " started afresh, " << killed_mid_write << " killed while writing a checkpoint (temporary left), "
-                 << finished_before_kill << " finished before the kill; an uninterrupted run takes " << run_seconds
-                 << " s");
+    WARN(kRounds << " SIGKILL rounds: " << resumed << " resumed from the newest checkpoint, "
+                 << started_afresh << " started afresh, " << killed_mid_write
+                 << " killed while writing a checkpoint (temporary left), " << finished_before_kill
+                 << " finished before the kill; an uninterrupted run takes " << run_seconds << " s");
     CHECK(killed_mid_write > 0);
     CHECK(resumed > 0);
 }
