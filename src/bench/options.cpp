@@ -86,6 +86,10 @@ ParsedBenchArgs parse_bench_args(const std::vector<std::string>& args) {
     }
     if (const FlagValue* v = line.last("--algos")) set_algos(o, *v);
     if (const FlagValue* v = line.last("--filter")) {
+        // std::regex compiles recursively: thousands of nested groups would overflow the stack.
+        constexpr size_t kMaxFilterLength = 256;
+        if (v->text.size() > kMaxFilterLength)
+            v->fail(fmt::format("is {} characters long; a filter has at most {}", v->text.size(), kMaxFilterLength));
         try {
             const std::regex check(v->text);
         } catch (const std::regex_error& e) {

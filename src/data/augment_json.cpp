@@ -7,6 +7,7 @@
 
 #include "cudacnn/data/augment.hpp"
 #include "cudacnn/error.hpp"
+#include "cudacnn/json_parse.hpp"
 
 namespace cudacnn::data {
 
@@ -223,7 +224,7 @@ AugmentSpec read_augment_spec(const std::string& text_or_path) {
                                "such as crop:32:4,hflip");
     json parsed;
     try {
-        parsed = json::parse(file);
+        parsed = parse_json_limited(text_or_path, file);
     } catch (const json::exception& e) {
         CUDACNN_FAIL("the file is not valid JSON: {}", e.what());
     }

@@ -42,6 +42,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cudacnn/error.hpp"
+#include "cudacnn/json_parse.hpp"
 #include "spec_internal.hpp"
 
 namespace cudacnn::graph {
@@ -88,6 +89,10 @@ std::string join(const std::vector<std::string>& items) {
 // The fallback of a nullable key that is absent: present-and-none, not "no fallback".
 template <class T>
 const std::optional<std::optional<T>> kAbsentIsNone{std::in_place, std::nullopt};
+
+// The largest integer a spec may hold: larger sizes are typos or damage, and products of them (dilation ·
+// kernel, C · H · W) stay far from overflowing int64.
+constexpr int64_t kMaxSpecInteger = int64_t{1} << 30;
 
 std::string integer_bound(int64_t min) {
     if (min == 1) return "a positive integer";
@@ -226,6 +231,8 @@ class Reader {
                            v.get<uint64_t>() <= static_cast<uint64_t>(std::numeric_limits<int64_t>::max()));
         if (!fits || v.get<int64_t>() < min)
             fail(key, fmt::format("must be {}, got {}", integer_bound(min), v.dump()));
+        if (v.get<int64_t>() > kMaxSpecInteger)
+            fail(key, fmt::format("must be at most {} (2^30), got {}", kMaxSpecInteger, v.dump()));
         return v.get<int64_t>();
     }
 
@@ -360,6 +367,8 @@ Shape parse_input_shape(const Reader& r) {
         if (!d.is_number_integer() || d.get<int64_t>() < 1) {
             r.fail("input", "must list positive sizes, (C, H, W) for images, got " + dims.dump());
         }
+        if (d.get<int64_t>() > kMaxSpecInteger)
+            r.fail("input", fmt::format("has a size above {} (2^30), got {}", kMaxSpecInteger, dims.dump()));
         out.push_back(d.get<int64_t>());
     }
     // One dimension goes to the batch.
@@ -495,7 +504,7 @@ ModelSpec load_model_spec(const std::string& path) {
                   join(builtin_model_names()));
     json parsed;
     try {
-        parsed = json::parse(in);
+        parsed = parse_json_limited(path, in);
     } catch (const json::exception& e) {
         CUDACNN_FAIL("{}: the model spec is not valid JSON: {}", path, e.what());
     }

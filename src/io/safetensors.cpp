@@ -14,6 +14,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "cudacnn/json_parse.hpp"
+
 namespace cudacnn {
 
 namespace {
@@ -224,8 +226,8 @@ SafetensorsFile SafetensorsFile::read(const std::string& path) {
         path, header_size, content.size());
     nlohmann::json header;
     try {
-        header = nlohmann::json::parse(content.begin() + 8,
-                                       content.begin() + 8 + static_cast<int64_t>(header_size));
+        header = parse_json_limited(path, content.begin() + 8,
+                                    content.begin() + 8 + static_cast<int64_t>(header_size));
     } catch (const nlohmann::json::exception& e) {
         CUDACNN_FAIL("{}: the header is not valid JSON: {}", path, e.what());
     }

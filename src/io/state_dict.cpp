@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include "cudacnn/error_text.hpp"
+#include "cudacnn/json_parse.hpp"
 #include "cudacnn/safetensors.hpp"
 
 namespace cudacnn::io {
@@ -270,7 +271,7 @@ Checkpoint load_checkpoint(const std::string& path) {
     Checkpoint checkpoint;
     checkpoint.checksum_verified = check_integrity(file, path) == kLayoutVersion;
     try {
-        checkpoint.meta = nlohmann::json::parse(meta_text->second);
+        checkpoint.meta = parse_json_limited(path, meta_text->second);
     } catch (const nlohmann::json::exception& e) {
         CUDACNN_FAIL("{}: the checkpoint's metadata (\"{}\") is damaged: {}; {}", path, kCheckpointKey, e.what(),
                      kDamagedAdvice);

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "cudacnn/json_parse.hpp"
 #include "fuzz/parsers.hpp"
 
 namespace {
@@ -66,4 +67,34 @@ TEST_CASE("fuzz regressions: an image header too large for memory is refused bef
         const std::string path = (kFuzzDir / "regressions" / "image" / name).string();
         CHECK_THROWS_WITH(cudacnn::data::read_image(path), Catch::Contains("pixels is more than the 67108864 (8192x8192)"));
     }
+}
+
+TEST_CASE("fuzz regressions: JSON nested 60 000 deep is refused while parsing, before it can overflow the stack",
+          "[fuzz]") {
+    const fs::path dir = kFuzzDir / "regressions";
+    const std::string nested = "JSON nested deeper than 64 levels";
+    CHECK_THROWS_WITH(cudacnn::graph::load_model_spec((dir / "model_json" / "input_nested_60000_deep.json").string()),
+                      Catch::Contains(nested));
+    CHECK_THROWS_WITH(cudacnn::data::read_augment_spec((dir / "augment_json" / "size_nested_60000_deep.json").string()),
+                      Catch::Contains(nested));
+    CHECK_THROWS_WITH(cudacnn::SafetensorsFile::read((dir / "safetensors" / "shape_nested_60000_deep").string()),
+                      Catch::Contains(nested));
+    // 64 levels are still read.
+    const auto nest = [](int levels) { return std::string(levels - 1, '[') + "{}" + std::string(levels - 1, ']'); };
+    CHECK_NOTHROW(cudacnn::parse_json_limited("test", nest(64)));
+    CHECK_THROWS_WITH(cudacnn::parse_json_limited("test", nest(65)), Catch::Contains(nested));
+}
+
+TEST_CASE("fuzz regressions: a cudacnn-bench --filter too long for std::regex's recursion is a usage error", "[fuzz]") {
+    const std::string nested = std::string(20000, '(') + std::string(20000, ')');
+    CHECK_THROWS_WITH(cudacnn::bench::parse_bench_args({"--filter", nested}),
+                      Catch::Contains("40000 characters long; a filter has at most 256"));
+    CHECK_NOTHROW(cudacnn::bench::parse_bench_args({"--filter", std::string(128, '(') + std::string(128, ')')}));
+}
+
+TEST_CASE("fuzz regressions: model spec sizes above 2^30 are refused (dilation 2^62 overflowed the output size)",
+          "[fuzz]") {
+    CHECK_THROWS_WITH(
+        cudacnn::graph::load_model_spec((kFuzzDir / "regressions" / "model_json" / "conv2d_dilation_2pow62.json").string()),
+        Catch::Contains("key 'dilation' must be at most 1073741824 (2^30), got 4611686018427387904"));
 }
