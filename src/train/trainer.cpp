@@ -23,6 +23,7 @@
 #include "src/train/confusion.hpp"
 #include "src/train/interrupt.hpp"
 #include "src/train/metrics_log.hpp"
+#include "src/train/output_space.hpp"
 #include "src/train/progress.hpp"
 
 namespace cudacnn::train {
@@ -89,6 +90,7 @@ class Run {
         e.label_smoothing = o_.label_smoothing;
         e.dropout = o_.dropout;
         e.cuda_graph = o_.cuda_graph;
+        e.detect_anomaly = o_.detect_anomaly;
         e.seed = o_.seed;
         executor_ = std::make_unique<graph::Executor>(graph_, e);
         train_feeder_ = std::make_unique<BatchFeeder>(data_.train, *executor_, normalization_,
@@ -105,6 +107,7 @@ class Run {
     void print_header();
     void check_same_recipe(const nlohmann::json& saved) const;
     void prepare_outputs() const;
+    std::uintmax_t checkpoint_bytes() const;
     void restore_or_initialize();
     void restore_position(const nlohmann::json& meta);
     graph::Metrics train_epoch(int64_t epoch, int64_t& stopped_after);
@@ -180,6 +183,24 @@ void Run::prepare_outputs() const {
     };
     writable_folder(o_.output_dir, "--output-dir");
     if (!o_.export_path.empty()) writable_folder(fs::path(o_.export_path).parent_path(), "--export");
+    int64_t checkpoints = 0;
+    for (int64_t epoch = first_epoch_; epoch <= o_.epochs; ++epoch) {
+        if (epoch == o_.epochs || (o_.save_every > 0 && epoch % o_.save_every == 0)) ++checkpoints;
+    }
+    const std::string warning = check_output_space(o_.output_dir, checkpoint_bytes(), checkpoints, "--output-dir");
+    if (!warning.empty()) out_ << warning << "\n";
+}
+
+// About how large one checkpoint is: the model's and the optimizer's tensors, plus room for the header (the
+// model spec and options as JSON).
+std::uintmax_t Run::checkpoint_bytes() const {
+    std::uintmax_t bytes = 64 * 1024;
+    for (const io::StateDict& state : {executor_->model_state(), executor_->optimizer_state()}) {
+        for (const std::string& name : state.names()) {
+            bytes += static_cast<std::uintmax_t>(state.shape(name).numel()) * dtype_size(state.dtype(name));
+        }
+    }
+    return bytes;
 }
 
 void Run::restore_or_initialize() {
