@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Fuzzes every parser: builds the libFuzzer targets (tests/fuzz, clang++ with ASan + UBSan, in build/fuzz) and
 # runs each for FUZZ_SECONDS seconds (default 30), FUZZ_JOBS (default 2) at a time, from a scratch copy of the
-# committed seed corpus (tests/fuzz/corpus/<target>, so runs add nothing to the repository) plus the saved
-# regressions (tests/fuzz/regressions/<target>). Prints each target's executions (libFuzzer's final
+# committed seed corpus (tests/fuzz/corpus/<target>, so runs add nothing to the repository), after replaying
+# the saved findings (tests/fuzz/regressions/<target>). Prints each target's executions (libFuzzer's final
 # stat::number_of_executed_units) and, for a finding (crash, sanitizer report, leak, out-of-memory, timeout,
 # an exception other than cudacnn's), the path of the input that caused it; exits 1 on any finding.
 # Last line: "fuzz: N targets, E executions, F findings" (tools/test.sh reads it).
@@ -32,13 +32,19 @@ run_target() {
     local name=$1 dir="$runs/$1"
     mkdir -p "$dir/artifacts"
     cp -r "$fuzz_dir/corpus/$name" "$dir/corpus"
-    local extra=() dict=()
-    [ -d "$fuzz_dir/regressions/$name" ] && extra=("$fuzz_dir/regressions/$name")
+    local dict=() options=(-timeout=25 -rss_limit_mb=2048 -artifact_prefix="$dir/artifacts/")
     [ -f "$fuzz_dir/dict/$name.dict" ] && dict=("-dict=$fuzz_dir/dict/$name.dict")
     # TMPDIR: the targets' scratch files, left behind by a crash, stay in the run's folder.
-    TMPDIR="$dir" UBSAN_OPTIONS=print_stacktrace=1 "$ROOT/build/fuzz/fuzz/fuzz_$name" -max_total_time="$seconds" \
-        -print_final_stats=1 -timeout=25 -rss_limit_mb=2048 -artifact_prefix="$dir/artifacts/" "${dict[@]}" \
-        "$dir/corpus" "${extra[@]}" >"$dir/log" 2>&1
+    export TMPDIR="$dir" UBSAN_OPTIONS=print_stacktrace=1
+    # The saved findings first, each whole (as a corpus they would be cut to the fuzzing length), then the fuzzing.
+    local regressions=("$fuzz_dir/regressions/$name"/*)
+    if [ -e "${regressions[0]}" ] &&
+        ! "$ROOT/build/fuzz/fuzz/fuzz_$name" "${options[@]}" "${regressions[@]}" >"$dir/log" 2>&1; then
+        echo 1 >"$dir/status"
+        return
+    fi
+    "$ROOT/build/fuzz/fuzz/fuzz_$name" "${options[@]}" -max_total_time="$seconds" -print_final_stats=1 \
+        "${dict[@]}" "$dir/corpus" >"$dir/log" 2>&1
     echo $? >"$dir/status"
 }
 
@@ -70,6 +76,8 @@ for name in $targets; do
     else
         findings=$((findings + 1))
         artifact=$(sed -nE 's/.*Test unit written to (.*)$/\1/p' "$dir/log" | tail -n 1)
+        # A saved regression that fails again: the file it was running.
+        [ -n "$artifact" ] || artifact=$(sed -nE 's/^Running: (.*)$/\1/p' "$dir/log" | tail -n 1)
         printf '  %-13s %10s executions, FINDING: %s\n' "$name" "${executions:-0}" \
             "$(grep -m 1 -E '^(==[0-9]+==ERROR|SUMMARY|.*runtime error|terminate called)' "$dir/log")"
         echo "                input: ${artifact:-(none written)}; log: ${dir#"$ROOT/"}/log"
