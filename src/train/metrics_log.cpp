@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cudacnn/error.hpp"
+#include "cudacnn/json_parse.hpp"
 
 namespace cudacnn::train {
 
@@ -91,7 +92,7 @@ std::vector<EpochRow> read_metrics_file(const std::string& path) {
         if (text.front() == '{') {
             nlohmann::json row;
             try {
-                row = nlohmann::json::parse(text);
+                row = parse_json_limited(fmt::format("metrics file {}, line {}", path, line), text);
             } catch (const nlohmann::json::exception& e) {
                 CUDACNN_FAIL("metrics file {}, line {}: not valid JSON ({})", path, line, e.what());
             }

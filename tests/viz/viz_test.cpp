@@ -190,6 +190,10 @@ TEST_CASE("read_metrics_file: CSV and JSON lines, a resumed epoch replaces the e
     std::ofstream(dir.file("bad.jsonl")) << "{\"epoch\": 1,\n";
     CHECK_THAT(test::error_message([&] { train::read_metrics_file(dir.file("bad.jsonl")); }),
                Catch::Contains("bad.jsonl, line 1: not valid JSON"));
+    // Nested deeper than any metrics row: refused while parsing (nlohmann would recurse through it later).
+    std::ofstream(dir.file("deep.jsonl")) << "{\"epoch\": " << std::string(100000, '[') << "\n";
+    CHECK_THAT(test::error_message([&] { train::read_metrics_file(dir.file("deep.jsonl")); }),
+               Catch::Contains("deep.jsonl, line 1: JSON nested deeper than 64 levels"));
 }
 
 TEST_CASE("cudacnn-viz: every bad flag exits 2 and every bad file exits 1, each with a message", "[viz]") {
