@@ -2,17 +2,13 @@
 // a flag of its own, whose help says that it is slow.
 #include <catch2/catch.hpp>
 
-#include <cstdlib>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 #include <string>
-
-#include <sys/wait.h>
 
 #include <fmt/format.h>
 
 #include "cudacnn/train/options.hpp"
+#include "support/programs.hpp"
 #include "support/temp_files.hpp"
 
 using namespace cudacnn;
@@ -20,19 +16,10 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct Outcome {
-    int exit_code = -1;
-    std::string output;  // stdout and stderr
-};
+using test::Outcome;
 
 Outcome run_train(const std::string& args, const fs::path& folder) {
-    const fs::path log = folder / "log.txt";
-    const std::string command = std::string(CUDACNN_TRAIN_BINARY) + " " + args + " > " + log.string() + " 2>&1";
-    const int status = std::system(command.c_str());
-    std::ifstream file(log);
-    std::stringstream text;
-    text << file.rdbuf();
-    return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, text.str()};
+    return test::run_program(CUDACNN_TRAIN_BINARY, args, folder.string());
 }
 
 }  // namespace
