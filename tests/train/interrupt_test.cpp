@@ -24,6 +24,7 @@
 #include "cudacnn/safetensors.hpp"
 #include "cudacnn/train/trainer.hpp"
 #include "src/train/checkpoint_files.hpp"
+#include "support/state_dicts.hpp"
 #include "support/temp_files.hpp"
 
 using namespace cudacnn;
@@ -44,23 +45,11 @@ TrainOptions tiny_run(const std::string& folder) {
     return parse_train_args(tiny_run_args(folder)).options;
 }
 
-void check_same(const io::StateDict& a, const io::StateDict& b) {
-    REQUIRE(a.names() == b.names());
-    for (const std::string& name : a.names()) {
-        INFO(name);
-        if (a.dtype(name) == DType::i64) {
-            REQUIRE(a.i64(name).values() == b.i64(name).values());
-        } else {
-            REQUIRE(a.f32(name).values() == b.f32(name).values());  // bit for bit
-        }
-    }
-}
-
 // The final checkpoints of two runs hold the same weights and optimizer state.
 void check_same_checkpoint(const std::string& a, const std::string& b) {
     const io::Checkpoint x = io::load_checkpoint(a), y = io::load_checkpoint(b);
-    check_same(x.model, y.model);
-    check_same(x.optimizer, y.optimizer);
+    test::require_same_state(x.model, y.model);
+    test::require_same_state(x.optimizer, y.optimizer);
     CHECK(x.meta.at("optimizer_steps") == y.meta.at("optimizer_steps"));
 }
 

@@ -21,6 +21,7 @@
 #include "cudacnn/io/state_dict.hpp"
 #include "cudacnn/train/trainer.hpp"
 #include "src/train/checkpoint_files.hpp"
+#include "support/state_dicts.hpp"
 #include "support/temp_files.hpp"
 
 using namespace cudacnn;
@@ -73,18 +74,6 @@ int complete_checkpoints(const std::string& folder) {
 bool exited(pid_t pid) {
     int status = 0;
     return waitpid(pid, &status, WNOHANG) == pid;
-}
-
-void check_same(const io::StateDict& a, const io::StateDict& b) {
-    REQUIRE(a.names() == b.names());
-    for (const std::string& name : a.names()) {
-        INFO(name);
-        if (a.dtype(name) == DType::i64) {
-            REQUIRE(a.i64(name).values() == b.i64(name).values());
-        } else {
-            REQUIRE(a.f32(name).values() == b.f32(name).values());  // bit for bit
-        }
-    }
 }
 
 }  // namespace
@@ -144,8 +133,8 @@ TEST_CASE(
             REQUIRE_NOTHROW(loaded = io::load_checkpoint(newest));  // the newest complete checkpoint loads
             CHECK(loaded.checksum_verified);
             if (loaded.meta.at("epoch").get<int64_t>() == 3) {  // killed after the last checkpoint
-                check_same(loaded.model, expected.model);
-                check_same(loaded.optimizer, expected.optimizer);
+                test::require_same_state(loaded.model, expected.model);
+                test::require_same_state(loaded.optimizer, expected.optimizer);
                 continue;
             }
             options.resume = newest;
@@ -157,8 +146,8 @@ TEST_CASE(
         INFO(log.str());
         if (temporaries_in(folder) > 0) CHECK_THAT(log.str(), Catch::Contains("unfinished checkpoint write"));
         const io::Checkpoint final = io::load_checkpoint(folder + "/checkpoint-epoch-003.safetensors");
-        check_same(final.model, expected.model);
-        check_same(final.optimizer, expected.optimizer);
+        test::require_same_state(final.model, expected.model);
+        test::require_same_state(final.optimizer, expected.optimizer);
     }
     WARN(kRounds << " SIGKILL rounds: " << resumed << " resumed from the newest checkpoint, "
                  << started_afresh << " started afresh, " << killed_mid_write
