@@ -107,6 +107,10 @@ class Run {
     void print_header();
     void check_same_recipe(const nlohmann::json& saved) const;
     void prepare_outputs() const;
+    // Every --save-every epochs and after the last one.
+    bool saves_checkpoint(int64_t epoch) const {
+        return epoch == o_.epochs || (o_.save_every > 0 && epoch % o_.save_every == 0);
+    }
     std::uintmax_t checkpoint_bytes() const;
     void restore_or_initialize();
     void restore_position(const nlohmann::json& meta);
@@ -185,7 +189,7 @@ void Run::prepare_outputs() const {
     if (!o_.export_path.empty()) writable_folder(fs::path(o_.export_path).parent_path(), "--export");
     int64_t checkpoints = 0;
     for (int64_t epoch = first_epoch_; epoch <= o_.epochs; ++epoch) {
-        if (epoch == o_.epochs || (o_.save_every > 0 && epoch % o_.save_every == 0)) ++checkpoints;
+        if (saves_checkpoint(epoch)) ++checkpoints;
     }
     const std::string warning = check_output_space(o_.output_dir, checkpoint_bytes(), checkpoints, "--output-dir");
     if (!warning.empty()) out_ << warning << "\n";
@@ -436,7 +440,7 @@ TrainSummary Run::run() {
         out_.flush();
         metrics_log.write({epoch, train.mean_loss(), train.accuracy_percent(), test.mean_loss(),
                            test.accuracy_percent(), seconds, lr, train.samples / std::max(train_seconds, 1e-9)});
-        const bool saves = last || (o_.save_every > 0 && epoch % o_.save_every == 0);
+        const bool saves = saves_checkpoint(epoch);
         // A signal during the epoch's last batch or its test pass stops the run once the epoch is saved.
         if (saves || pending_interrupt() != 0) save_checkpoint(epoch);
         summary.epochs_run += 1;
