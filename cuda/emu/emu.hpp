@@ -274,3 +274,6 @@ template <typename T>
 cudaError_t cudaFuncSetAttribute(T* entry, cudaFuncAttribute attr, int value) {
     return ::cudaFuncSetAttribute(reinterpret_cast<const void*>(entry), attr, value);
 }
+
+// Warp matrix functions (nvcuda::wmma, <mma.h> under nvcc): tensor-core code runs on the emulator too.
+#include "cuda/emu/wmma.hpp"

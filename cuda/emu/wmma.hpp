@@ -1,0 +1,237 @@
+// The emulator's nvcuda::wmma (<mma.h>): the subset a TF32 GEMM needs, with CUDA's documented semantics
+// ("Warp Matrix Functions" in the CUDA C++ Programming Guide), so kernel source using tensor cores runs
+// unchanged on the CPU. Included by emu.hpp; under nvcc <mma.h> provides the real thing.
+//
+// Supported, as in CUDA (sm_80+): fragment<matrix_a | matrix_b, 16, 16, 8, precision::tf32, row_major |
+// col_major>, fragment<accumulator, 16, 16, 8, float>, fill_fragment, load_matrix_sync, store_matrix_sync
+// (mem_row_major | mem_col_major), mma_sync, __float_to_tf32, num_elements and x[]. Other combinations fail
+// to compile, as they would under nvcc.
+//
+// How CUDA's rules map onto fibers:
+// - The element-to-lane mapping of a fragment is unspecified, so here every lane keeps the whole tile
+//   (x[] is the tile in row-major order of its logical shape: m × k, k × n or m × n). Element-wise code over
+//   x[0 .. num_elements) (scaling, conversion) then means the same as on a GPU, and mma_sync needs no
+//   exchange between lanes: each lane computes the whole product (32× the arithmetic, cheap next to fibers).
+// - The *_sync functions must be called by all 32 lanes of the warp with the same arguments: each is a warp
+//   collective here (a lane that never arrives is a deadlock the scheduler names), and load/store check that
+//   every lane passed the same pointer, leading dimension and layout.
+// - mptr must be 256-bit aligned and ldm a multiple of 4 floats (16 bytes); a violation throws, which the
+//   emulator reports as a launch failure naming the kernel (a GPU would fault or compute garbage).
+// - __float_to_tf32 rounds to 10 mantissa bits, to nearest with ties away from zero (cvt.rna.tf32.f32).
+//   mma_sync reads only the top 19 bits (sign, exponent, 10 mantissa bits) of each tf32 element, so inputs
+//   that were not converted are truncated, as tensor cores do.
+// - Products of two tf32 values are exact in float (11 × 11 significand bits); mma_sync adds them to the
+//   accumulator in float, k in order (tensor cores promise no order; this one is deterministic).
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+
+namespace nvcuda {
+namespace wmma {
+
+struct row_major;
+struct col_major;
+struct matrix_a;
+struct matrix_b;
+struct accumulator;
+namespace precision {
+struct tf32;
+}
+
+enum layout_t { mem_row_major, mem_col_major };
+
+namespace emu_detail {
+
+inline uint32_t float_bits(float value) {
+    uint32_t bits;
+    std::memcpy(&bits, &value, sizeof bits);
+    return bits;
+}
+
+inline float bits_float(uint32_t bits) {
+    float value;
+    std::memcpy(&value, &bits, sizeof value);
+    return value;
+}
+
+constexpr uint32_t kTf32DroppedBits = 0x1fffu;  // the 13 low mantissa bits that tf32 does not keep
+constexpr uint32_t kExponentMask = 0x7f800000u;
+constexpr uint32_t kCanonicalNan = 0x7fffffffu;
+
+inline bool is_nan_bits(uint32_t bits) {
+    return (bits & kExponentMask) == kExponentMask && (bits & 0x007fffffu) != 0;
+}
+
+// What a tensor core reads of a tf32 element: its top 19 bits. A NaN stays a NaN (its payload may sit in
+// the dropped bits, and cutting them would make it an infinity).
+inline float tf32_operand(float value) {
+    const uint32_t bits = float_bits(value);
+    return is_nan_bits(bits) ? bits_float(kCanonicalNan) : bits_float(bits & ~kTf32DroppedBits);
+}
+
+template <class T>
+struct storage {
+    using type = T;
+};
+template <>
+struct storage<precision::tf32> {
+    using type = float;
+};
+
+// The logical shape of a fragment's tile: m × k for matrix_a, k × n for matrix_b, m × n for the accumulator.
+template <class Use, int M, int N, int K>
+struct tile_shape;
+template <int M, int N, int K>
+struct tile_shape<matrix_a, M, N, K> {
+    static constexpr int rows = M, cols = K;
+};
+template <int M, int N, int K>
+struct tile_shape<matrix_b, M, N, K> {
+    static constexpr int rows = K, cols = N;
+};
+template <int M, int N, int K>
+struct tile_shape<accumulator, M, N, K> {
+    static constexpr int rows = M, cols = N;
+};
+
+// The combinations CUDA offers that this emulation implements.
+template <class Use, int M, int N, int K, class T, class Layout>
+constexpr bool supported() {
+    constexpr bool tf32_shape = M == 16 && N == 16 && K == 8;
+    constexpr bool operand = std::is_same_v<Use, matrix_a> || std::is_same_v<Use, matrix_b>;
+    constexpr bool operand_layout = std::is_same_v<Layout, row_major> || std::is_same_v<Layout, col_major>;
+    if (operand) return tf32_shape && std::is_same_v<T, precision::tf32> && operand_layout;
+    return std::is_same_v<Use, accumulator> && tf32_shape && std::is_same_v<T, float> &&
+           std::is_same_v<Layout, void>;
+}
+
+[[noreturn]] inline void fail(const char* function, const std::string& what) {
+    throw std::invalid_argument(std::string("nvcuda::wmma::") + function + ": " + what);
+}
+
+// Every lane of the warp must reach the call (it is a warp collective here, as on a GPU) and pass the same
+// pointer, leading dimension and layout; alignment as the Programming Guide requires.
+inline void check_memory_access(const char* function, const void* mptr, unsigned ldm, int layout) {
+    const auto address = reinterpret_cast<uintptr_t>(mptr);
+    const uint64_t key = (static_cast<uint64_t>(address) * 0x9e3779b97f4a7c15ull) ^
+                         (static_cast<uint64_t>(ldm) << 1) ^ static_cast<uint64_t>(layout);
+    const auto key32 = static_cast<unsigned>(key ^ (key >> 32));
+    const unsigned lowest = __reduce_min_sync(0xffffffffu, key32);
+    const unsigned highest = __reduce_max_sync(0xffffffffu, key32);
+    if (lowest != highest) {
+        fail(function, "the lanes of a warp passed different pointers, leading dimensions or layouts; all 32 "
+                       "lanes must call it with the same arguments");
+    }
+    if (address % 32 != 0) {
+        fail(function, "mptr " + std::to_string(address) + " is not 256-bit (32-byte) aligned");
+    }
+    if (ldm % 4 != 0) {
+        fail(function, "ldm = " + std::to_string(ldm) + " is not a multiple of 4 floats (16 bytes)");
+    }
+}
+
+// Offset of element (row, col) of a tile stored with leading dimension ldm.
+inline size_t offset(bool row_major_storage, int row, int col, unsigned ldm) {
+    return row_major_storage ? static_cast<size_t>(row) * ldm + col : static_cast<size_t>(col) * ldm + row;
+}
+
+}  // namespace emu_detail
+
+template <class Use, int M, int N, int K, class T, class Layout = void>
+class fragment {
+    static_assert(emu_detail::supported<Use, M, N, K, T, Layout>(),
+                  "the emulated nvcuda::wmma implements matrix_a / matrix_b <16, 16, 8, precision::tf32, "
+                  "row_major | col_major> and accumulator <16, 16, 8, float> only");
+
+public:
+    using element_type = T;
+    using storage_element_type = typename emu_detail::storage<T>::type;
+    static constexpr int tile_rows = emu_detail::tile_shape<Use, M, N, K>::rows;
+    static constexpr int tile_cols = emu_detail::tile_shape<Use, M, N, K>::cols;
+    // The whole tile in every lane (see the top of this file), as enums like CUDA's __frag_base.
+    enum { num_elements = tile_rows * tile_cols };
+    enum { num_storage_elements = num_elements };
+
+    storage_element_type x[num_storage_elements];
+};
+
+template <class Use, int M, int N, int K, class T, class Layout>
+inline void fill_fragment(fragment<Use, M, N, K, T, Layout>& f,
+                          const typename fragment<Use, M, N, K, T, Layout>::storage_element_type& value) {
+    for (auto& element : f.x) element = value;
+}
+
+// matrix_a / matrix_b: the layout is part of the fragment's type.
+template <class Use, int M, int N, int K, class T, class Layout>
+inline void load_matrix_sync(fragment<Use, M, N, K, T, Layout>& f, const float* mptr, unsigned ldm) {
+    static_assert(!std::is_same_v<Layout, void>, "an accumulator load needs a layout_t argument");
+    using Frag = fragment<Use, M, N, K, T, Layout>;
+    constexpr bool row_major_storage = std::is_same_v<Layout, row_major>;
+    emu_detail::check_memory_access("load_matrix_sync", mptr, ldm, row_major_storage ? 0 : 1);
+    for (int r = 0; r < Frag::tile_rows; ++r) {
+        for (int c = 0; c < Frag::tile_cols; ++c)
+            f.x[r * Frag::tile_cols + c] = mptr[emu_detail::offset(row_major_storage, r, c, ldm)];
+    }
+}
+
+// The accumulator: the layout in memory is an argument.
+template <int M, int N, int K>
+inline void load_matrix_sync(fragment<accumulator, M, N, K, float>& f, const float* mptr, unsigned ldm,
+                             layout_t layout) {
+    using Frag = fragment<accumulator, M, N, K, float>;
+    emu_detail::check_memory_access("load_matrix_sync", mptr, ldm, layout);
+    for (int r = 0; r < Frag::tile_rows; ++r) {
+        for (int c = 0; c < Frag::tile_cols; ++c)
+            f.x[r * Frag::tile_cols + c] = mptr[emu_detail::offset(layout == mem_row_major, r, c, ldm)];
+    }
+}
+
+template <int M, int N, int K>
+inline void store_matrix_sync(float* mptr, const fragment<accumulator, M, N, K, float>& f, unsigned ldm,
+                              layout_t layout) {
+    using Frag = fragment<accumulator, M, N, K, float>;
+    emu_detail::check_memory_access("store_matrix_sync", mptr, ldm, layout);
+    for (int r = 0; r < Frag::tile_rows; ++r) {
+        for (int c = 0; c < Frag::tile_cols; ++c)
+            mptr[emu_detail::offset(layout == mem_row_major, r, c, ldm)] = f.x[r * Frag::tile_cols + c];
+    }
+}
+
+// d = a · b + c (d may be c). Each product of two tf32 values is exact in float; the sums are float, k in
+// order, so the result is deterministic.
+template <int M, int N, int K, class LayoutA, class LayoutB>
+inline void mma_sync(fragment<accumulator, M, N, K, float>& d,
+                     const fragment<matrix_a, M, N, K, precision::tf32, LayoutA>& a,
+                     const fragment<matrix_b, M, N, K, precision::tf32, LayoutB>& b,
+                     const fragment<accumulator, M, N, K, float>& c) {
+    __syncwarp();  // all lanes of the warp take part, as on a GPU
+    float a_tf32[M * K], b_tf32[K * N];
+    for (int i = 0; i < M * K; ++i) a_tf32[i] = emu_detail::tf32_operand(a.x[i]);
+    for (int i = 0; i < K * N; ++i) b_tf32[i] = emu_detail::tf32_operand(b.x[i]);
+    for (int i = 0; i < M; ++i) {
+        for (int j = 0; j < N; ++j) {
+            float sum = c.x[i * N + j];
+            for (int q = 0; q < K; ++q) sum += a_tf32[i * K + q] * b_tf32[q * N + j];
+            d.x[i * N + j] = sum;
+        }
+    }
+}
+
+// cvt.rna.tf32.f32: round to 10 mantissa bits, to nearest, ties away from zero (adding half of the dropped
+// range to the magnitude's bits carries into the kept ones exactly then); the dropped bits become zero. An
+// infinity stays itself, a NaN becomes the canonical NaN, and values that round past the largest tf32 become
+// infinities, as IEEE rounding gives.
+inline float __float_to_tf32(float in) {
+    const uint32_t bits = emu_detail::float_bits(in);
+    if ((bits & emu_detail::kExponentMask) == emu_detail::kExponentMask) {
+        return emu_detail::is_nan_bits(bits) ? emu_detail::bits_float(emu_detail::kCanonicalNan) : in;
+    }
+    return emu_detail::bits_float((bits + 0x1000u) & ~emu_detail::kTf32DroppedBits);
+}
+
+}  // namespace wmma
+}  // namespace nvcuda
