@@ -14,8 +14,10 @@
 #include "cudacnn/device.hpp"
 #include "kernels/wmma_kernels.hpp"
 #include "support/errors.hpp"
+#include "support/tf32.hpp"
 
 using namespace cudacnn;
+using cudacnn::test::tf32_rounded;
 
 namespace {
 
@@ -31,18 +33,6 @@ float float_of(uint32_t bits) {
     float value;
     std::memcpy(&value, &bits, sizeof value);
     return value;
-}
-
-// TF32 rounding computed with arithmetic rather than bits (so it checks the kernels' bit tricks): the
-// value's quantum is 2^-10 of its binade (2^-136 for subnormals, whose binade is that of 2^-126), and the
-// value is rounded to a multiple of it, halves away from zero (std::round), in double; then to float, where
-// a result past the largest finite float becomes infinity.
-float tf32_rounded(float x) {
-    if (!std::isfinite(x) || x == 0.0f) return x;
-    int exponent = 0;
-    std::frexp(static_cast<double>(x), &exponent);  // |x| = m · 2^exponent, m in [0.5, 1)
-    const double quantum = std::ldexp(1.0, std::max(exponent, -125) - 11);
-    return static_cast<float>(std::round(static_cast<double>(x) / quantum) * quantum);
 }
 
 // What a tensor core reads of an unconverted float: its top 19 bits.
