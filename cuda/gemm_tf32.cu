@@ -36,9 +36,6 @@ constexpr int kBlockK = 32;                // k per shared-memory slice
 constexpr int kThreads = 128;              // 4 warps, 2 × 2 over the block tile
 constexpr int kMinBlocksPerSm = 3;         // __launch_bounds__: at most 168 registers per thread
 constexpr int kWarpTile = 32;              // each warp: 32 × 32 of C, 2 × 2 wmma accumulators
-constexpr int kFrag = 16;                  // wmma tile m = n = 16
-constexpr int kFragK = 8;                  // wmma tile k
-constexpr int kFragsPerWarp = kWarpTile / kFrag;
 // Shared rows padded by 4 floats: rows stay 16-byte aligned (float4 stores) and wmma's ldm a multiple of 4,
 // while a 16-row step moves 2304 or 4352 bytes (multiples of 32, so every fragment is 256-bit aligned).
 constexpr int kPad = 4;
@@ -181,6 +178,9 @@ __device__ inline void stage_cuda_cores(CTile& c_s, const float (&acc)[kMicroRow
 
 #if CUDACNN_TF32_WMMA
 namespace wmma = nvcuda::wmma;
+constexpr int kFrag = 16;   // wmma tile m = n = 16
+constexpr int kFragK = 8;   // wmma tile k
+constexpr int kFragsPerWarp = kWarpTile / kFrag;
 using Accumulator = wmma::fragment<wmma::accumulator, kFrag, kFrag, kFragK, float>;
 
 // The wmma fragment layout that reads a Slice: matrix_a (m × k) is row-major in a k-contiguous slice,

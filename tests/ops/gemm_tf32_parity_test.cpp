@@ -262,4 +262,12 @@ TEST_CASE("sgemm_tf32: bad arguments name the op and the values", "[parity][gemm
                                                    nullptr);
                }),
                Contains("sgemm_tf32_strided_batched") && Contains("stride_c = 0") && Contains("batch = 3"));
+    if (!gpu::tf32_tensor_cores_available()) {  // a build with CUDACNN_TENSOR_CORES=0, or a GPU below sm_80
+        CHECK_THAT(test::error_message([&] {
+                       gpu::sgemm_tf32_strided_batched_with_kernel(gpu::Tf32Kernel::tensor_cores, false, false, 2, 2,
+                                                                   2, 1.0f, p, 2, 0, p, 2, 0, 0.0f, p, 2, 0, 1,
+                                                                   nullptr);
+                   }),
+                   Contains("tensor-core kernel needs") && Contains("cuda_cores"));
+    }
 }
