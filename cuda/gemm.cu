@@ -1,5 +1,5 @@
-// The project's tiled SGEMM: 64 × 64 or 32 × 32 block tiles stepped through k in slices of 16, 4 × 4 per
-// thread.
+// The project's tiled SGEMM: warp-tiled block tiles from 128 × 128 (8 × 8 outputs per thread) down to
+// 32 × 32, stepped through k in double-buffered slices of 16.
 #include "cuda/gemm.hpp"
 
 #include <algorithm>
@@ -12,27 +12,44 @@
 namespace cudacnn::gpu {
 namespace kernels {
 
-constexpr int kGemmBlockK = 16;
-constexpr int kGemmMicro = 4;  // each thread computes a 4 × 4 register tile of C
+constexpr int kGemmBlockK = 16;  // the same for every tiling, so that all pad k alike (see sgemm_kernel)
 // Shared rows padded by 4 floats: the transposing stores of a non-contiguous operand then hit 2-way instead
 // of 4-way bank conflicts, while every row still starts 16-byte aligned for the float4 reads.
 constexpr int kGemmSmemPad = 4;
+// The lanes of a warp as 4 rows × 8 columns of 4 × 4 output blocks: per k step a warp reads one float4 of
+// op(A) per row group (broadcast to 8 lanes) and 8 consecutive float4 of op(B) (128 bytes, no conflicts),
+// and writes 128 contiguous bytes of a C row per store.
+constexpr int kLaneRows = 4, kLaneCols = 8;
+constexpr int kMicro = 4;  // each lane's 4 × 4 output block, repeated kRepM × kRepN times per warp tile
 
-// A block tile of kRows × kCols outputs: kRows · kCols / 16 threads, each staging `groups` runs of 4
-// contiguous elements per operand slice and step. 64 × 64 (256 threads) is the default; 32 × 32 (64 threads)
-// gives 4× the blocks for products too small to fill the GPU with large tiles.
-template <int kRows, int kCols>
+// A block tile of kRows × kCols outputs computed by kWarpsM × kWarpsN warps. A warp tile is
+// (16 · kRepM) × (32 · kRepN): each lane holds kRepM × kRepN blocks of 4 × 4 outputs, 16 rows and 32 columns
+// apart (so the 8 × 8 register tile of the big tilings reads 2 + 2 float4 per k step for 64 FMAs).
+template <int kRows, int kCols, int kWarpsM, int kWarpsN, int kRepM, int kRepN>
 struct GemmTile {
-    static constexpr int rows = kRows, cols = kCols;
-    static constexpr int threads = (kRows / kGemmMicro) * (kCols / kGemmMicro);
+    static constexpr int rows = kRows, cols = kCols, rep_m = kRepM, rep_n = kRepN;
+    static constexpr int warp_rows = kLaneRows * kMicro * kRepM, warp_cols = kLaneCols * kMicro * kRepN;
+    static constexpr int warps_n = kWarpsN;
+    static constexpr int threads = 32 * kWarpsM * kWarpsN;
     static constexpr int groups_a = kRows * kGemmBlockK / 4 / threads;
     static constexpr int groups_b = kCols * kGemmBlockK / 4 / threads;
+    static_assert(warp_rows * kWarpsM == kRows && warp_cols * kWarpsN == kCols,
+                  "the warp tiles must cover the block tile");
     static_assert(groups_a * threads * 4 == kRows * kGemmBlockK &&
                       groups_b * threads * 4 == kCols * kGemmBlockK,
                   "the slices must split evenly into groups of 4 per thread");
+    static_assert(2 * kGemmBlockK * (kRows + kCols + 2 * kGemmSmemPad) * sizeof(float) <= 48 * 1024,
+                  "static shared memory is limited to 48 KiB");
 };
-using LargeTile = GemmTile<64, 64>;
-using SmallTile = GemmTile<32, 32>;
+// 8 × 8 outputs per thread: the workhorses for products that fill the GPU.
+using Tile128x128 = GemmTile<128, 128, 4, 2, 2, 2>;  // 256 threads, warp tile 32 × 64
+using Tile128x64 = GemmTile<128, 64, 4, 1, 2, 2>;    // 128 threads, for n ≤ 64 (conv layers on 8 × 8 maps)
+using Tile64x128 = GemmTile<64, 128, 2, 2, 2, 2>;    // 128 threads, for m ≤ 64 (64-channel conv layers)
+// 4 × 8 outputs per thread, for m ≤ 32 (32-channel conv layers).
+using Tile32x128 = GemmTile<32, 128, 2, 2, 1, 2>;  // 128 threads, warp tile 16 × 64
+// 4 × 4 outputs per thread, for products too small to fill the GPU with bigger tiles.
+using Tile64x64 = GemmTile<64, 64, 4, 2, 1, 1>;  // 256 threads, warp tile 16 × 32
+using Tile32x32 = GemmTile<32, 32, 2, 1, 1, 1>;  // 64 threads
 
 // Everything a launch needs, by value. vec_* says the operand's pointer, leading dimension and batch stride
 // keep every group of 4 contiguous elements at a multiple of 4 16-byte aligned, so float4 accesses are legal.
@@ -50,44 +67,62 @@ struct GemmParams {
     bool vec_a, vec_b, vec_c;
 };
 
-// Loads 4 elements of a (rows × cols) row-major operand into registers: the group starts at (row, col) and
-// runs along the contiguous dimension (col … col + 3). Elements outside the matrix read as 0, so the product
-// of edge tiles needs no further guards.
-__device__ inline void load_group(const float* base, int64_t ld, int64_t rows, int64_t cols, int64_t row,
-                                  int64_t col, bool vec, float (&r)[4]) {
-    if (row >= rows) {
-        r[0] = r[1] = r[2] = r[3] = 0.0f;
-        return;
-    }
-    const float* src = base + row * ld + col;
-    if (vec && col + 3 < cols) {
-        const float4 v = *reinterpret_cast<const float4*>(src);
-        r[0] = v.x, r[1] = v.y, r[2] = v.z, r[3] = v.w;
-        return;
-    }
-#pragma unroll
-    for (int j = 0; j < 4; ++j) r[j] = col + j < cols ? src[j] : 0.0f;
-}
-
-// This thread's groups of the op(X) slice (kRows × kGemmBlockK) at (row0, k0), where op(X) is (rows_op, k);
-// group g = threadIdx.x + i · kThreads. Untransposed, X is stored (rows_op, k): groups run along k, g takes
-// row g / 4 and k-quad g % 4. Transposed, X is stored (k, rows_op): groups run along rows_op, g takes k-row
-// g / (kRows / 4) and row-quad g % (kRows / 4). Consecutive threads thus read consecutive addresses.
+// One thread's part in staging an operand op(X) (rows_op × k) slice by slice: kGroups groups of 4 elements
+// that run along X's contiguous dimension, group i being number g = threadIdx.x + i · kThreads of the slice.
+// Untransposed, X is stored (rows_op, k): g takes row g / 4 and k-quad g % 4. Transposed, X is stored
+// (k, rows_op): g takes k-row g / (kRows / 4) and row-quad g % (kRows / 4). Consecutive threads thus read
+// consecutive addresses, and group i + 1 lies kStride stored rows below group i. Elements outside the matrix
+// read as 0, so the product of edge tiles needs no further guards. One pointer that moves a slice per load
+// and two counters keep the per-slice cost (and the registers) low.
 template <bool kTrans, int kRows, int kThreads, int kGroups>
-__device__ inline void load_operand(const float* x, int64_t ld, int64_t rows_op, int64_t k, int64_t row0,
-                                    int64_t k0, bool vec, float (&r)[kGroups][4]) {
-#pragma unroll
-    for (int i = 0; i < kGroups; ++i) {
-        const int g = threadIdx.x + i * kThreads;
+struct SliceLoader {
+    static constexpr int kQuads = kTrans ? kRows / 4 : kGemmBlockK / 4;  // groups per stored row of a slice
+    static constexpr int kStride = kThreads / kQuads;
+    static_assert(kStride * kQuads == kThreads, "every group of a thread must start in the same quad");
+
+    const float* next;   // group 0's first element in the next slice
+    int64_t k_left;      // k minus group 0's k index in the next slice
+    int64_t width_left;  // untransposed: rows_op minus group 0's row; transposed: rows_op minus its column
+    bool vec;            // float4 loads are aligned
+
+    __device__ SliceLoader(const float* x, int64_t ld, int64_t rows_op, int64_t k, int64_t row0, bool vec_)
+        : vec(vec_) {
+        const int quad = threadIdx.x % kQuads, stored_row = threadIdx.x / kQuads;
         if (kTrans) {
-            load_group(x, ld, k, rows_op, k0 + g / (kRows / 4), row0 + (g % (kRows / 4)) * 4, vec, r[i]);
+            next = x + stored_row * ld + row0 + quad * 4;
+            k_left = k - stored_row;
+            width_left = rows_op - row0 - quad * 4;
         } else {
-            load_group(x, ld, rows_op, k, row0 + g / 4, k0 + (g % 4) * 4, vec, r[i]);
+            next = x + (row0 + stored_row) * ld + quad * 4;
+            k_left = k - quad * 4;
+            width_left = rows_op - row0 - stored_row;
         }
     }
-}
 
-// Stores the groups loaded by load_operand into the k-major shared slice s[kk][row]: the layout the inner
+    // Loads the next slice into r and moves on to the one after (ld is X's leading dimension).
+    __device__ void load(int64_t ld, float (&r)[kGroups][4]) {
+        // Untransposed, the groups share k and differ in row; transposed, the other way round.
+        const int64_t run_left = kTrans ? width_left : k_left;  // elements left in a group's row
+        const int64_t rows_left = kTrans ? k_left : width_left;
+#pragma unroll
+        for (int i = 0; i < kGroups; ++i) {
+            const float* src = next + i * kStride * ld;
+            if (rows_left <= i * kStride) {
+                r[i][0] = r[i][1] = r[i][2] = r[i][3] = 0.0f;
+            } else if (vec && run_left >= 4) {
+                const float4 v = *reinterpret_cast<const float4*>(src);
+                r[i][0] = v.x, r[i][1] = v.y, r[i][2] = v.z, r[i][3] = v.w;
+            } else {
+#pragma unroll
+                for (int j = 0; j < 4; ++j) r[i][j] = j < run_left ? src[j] : 0.0f;
+            }
+        }
+        next += kTrans ? kGemmBlockK * ld : kGemmBlockK;
+        k_left -= kGemmBlockK;
+    }
+};
+
+// Stores the groups loaded by SliceLoader into the k-major shared slice s[kk][row]: the layout the inner
 // product reads runs of 4 consecutive outputs from.
 template <bool kTrans, int kRows, int kThreads, int kGroups>
 __device__ inline void store_operand(float (&s)[kGemmBlockK][kRows + kGemmSmemPad],
@@ -107,7 +142,7 @@ __device__ inline void store_operand(float (&s)[kGemmBlockK][kRows + kGemmSmemPa
 
 // Writes alpha · acc + beta · C for one row of 4 outputs; beta == 0 never reads C.
 __device__ inline void store_row(float* dst, int64_t col, int64_t n, bool vec, float alpha, float beta,
-                                 const float (&acc)[4]) {
+                                 const float* acc) {
     if (vec && col + 3 < n) {
         float4 out = make_float4(alpha * acc[0], alpha * acc[1], alpha * acc[2], alpha * acc[3]);
         if (beta != 0.0f) {
@@ -123,58 +158,105 @@ __device__ inline void store_row(float* dst, int64_t col, int64_t n, bool vec, f
     }
 }
 
+// Copies 4 consecutive floats of a k-major shared row into registers with one float4 read.
+__device__ inline void read_quad(const float* s, float* r) {
+    const float4 v = *reinterpret_cast<const float4*>(s);
+    r[0] = v.x, r[1] = v.y, r[2] = v.z, r[3] = v.w;
+}
+
+// acc += the products of k steps kFrom … kTo − 1 of the shared slices, in k order: per step, the lane's
+// rep_m + rep_n float4 runs of op(A)ᵀ and op(B), then their outer product.
+template <class Tile, int kFrom, int kTo, int kRowsT, int kColsT>
+__device__ inline void multiply_slice(const float (&a_slice)[kGemmBlockK][Tile::rows + kGemmSmemPad],
+                                      const float (&b_slice)[kGemmBlockK][Tile::cols + kGemmSmemPad], int ty,
+                                      int tx, float (&acc)[kRowsT][kColsT]) {
+#pragma unroll
+    for (int kk = kFrom; kk < kTo; ++kk) {
+        float a_reg[kRowsT], b_reg[kColsT];
+#pragma unroll
+        for (int r = 0; r < Tile::rep_m; ++r)
+            read_quad(&a_slice[kk][ty + r * kLaneRows * kMicro], &a_reg[r * kMicro]);
+#pragma unroll
+        for (int c = 0; c < Tile::rep_n; ++c)
+            read_quad(&b_slice[kk][tx + c * kLaneCols * kMicro], &b_reg[c * kMicro]);
+#pragma unroll
+        for (int i = 0; i < kRowsT; ++i) {
+#pragma unroll
+            for (int j = 0; j < kColsT; ++j) acc[i][j] += a_reg[i] * b_reg[j];  // one FMA under nvcc
+        }
+    }
+}
+
 // One block computes one Tile::rows × Tile::cols tile of C for every batch entry blockIdx.y, + gridDim.y, …
-// Thread (ty, tx) owns rows 4·ty … 4·ty + 3 and columns 4·tx … 4·tx + 3 of the tile. The next k-slice is
-// loaded into registers while the current one is multiplied out of shared memory. Every element sums its
-// k products in order 0 … k − 1 (zeros past the edges add nothing), so both tile sizes give the same bits.
+// Warp w owns the warp tile (w / warps_n, w % warps_n); lane (ly, lx) of it owns, for each repeat (r, c),
+// rows 16·r + 4·ly … + 3 and columns 32·c + 4·lx … + 3 of the warp tile.
+// Pipeline, one barrier per k-slice: the slices are double-buffered in shared memory; while slice t is
+// multiplied out of buffer t % 2, slice t + 1 is loaded from global memory into registers (its latency
+// hidden by the FMAs) and then stored into the other buffer, which everyone finished reading before the
+// barrier that ended step t − 1.
+// Every element sums its k products in order 0 … k − 1, and zeros past the edges (k rounded up to the same
+// slice length for every tiling) add the same +0 terms, so all tilings give the same bits.
 template <class Tile, bool kTransA, bool kTransB>
-__global__ void __launch_bounds__(Tile::threads) sgemm_kernel(GemmParams p) {
+// __launch_bounds__(threads, 1) lets ptxas use up to 255 registers: an 8 × 8 tile takes ~200 – 230 for sm_90
+// without spills (capped at 128 or 168 it spills), i.e. 8 resident warps per SM, whose 64 independent FMAs
+// per k step keep the FMA pipes busy.
+__global__ void __launch_bounds__(Tile::threads, 1) sgemm_kernel(GemmParams p) {
     constexpr int kThreads = Tile::threads, kGroupsA = Tile::groups_a, kGroupsB = Tile::groups_b;
-    __shared__ __align__(16) float a_slice[kGemmBlockK][Tile::rows + kGemmSmemPad];  // op(A)ᵀ slice
-    __shared__ __align__(16) float b_slice[kGemmBlockK][Tile::cols + kGemmSmemPad];  // op(B) slice
-    const int ty = threadIdx.x / (Tile::cols / kGemmMicro), tx = threadIdx.x % (Tile::cols / kGemmMicro);
+    constexpr int kRowsT = kMicro * Tile::rep_m, kColsT = kMicro * Tile::rep_n;  // outputs per thread
+    __shared__ __align__(16) float a_slices[2][kGemmBlockK][Tile::rows + kGemmSmemPad];  // op(A)ᵀ slices
+    __shared__ __align__(16) float b_slices[2][kGemmBlockK][Tile::cols + kGemmSmemPad];  // op(B) slices
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    // This lane's first row and column inside the block tile.
+    const int ty = (warp / Tile::warps_n) * Tile::warp_rows + (lane / kLaneCols) * kMicro;
+    const int tx = (warp % Tile::warps_n) * Tile::warp_cols + (lane % kLaneCols) * kMicro;
     const int64_t row0 = (blockIdx.x / p.tiles_n) * int64_t{Tile::rows};
     const int64_t col0 = (blockIdx.x % p.tiles_n) * int64_t{Tile::cols};
 
     for (int64_t z = blockIdx.y; z < p.batch; z += gridDim.y) {
-        const float* a = p.a + z * p.stride_a;
-        const float* b = p.b + z * p.stride_b;
-        float acc[kGemmMicro][kGemmMicro] = {};
+        float acc[kRowsT][kColsT] = {};
         float ra[kGroupsA][4], rb[kGroupsB][4];
         // op(B) is (k, n): as an operand of the loader (rows_op = n), it is stored transposed exactly when B
         // is not.
-        load_operand<kTransA, Tile::rows, kThreads>(a, p.lda, p.m, p.k, row0, 0, p.vec_a, ra);
-        load_operand<!kTransB, Tile::cols, kThreads>(b, p.ldb, p.n, p.k, col0, 0, p.vec_b, rb);
-        for (int64_t k0 = 0; k0 < p.k; k0 += kGemmBlockK) {
-            store_operand<kTransA, Tile::rows, kThreads>(a_slice, ra);
-            store_operand<!kTransB, Tile::cols, kThreads>(b_slice, rb);
-            __syncthreads();  // the slices are complete
-            if (k0 + kGemmBlockK < p.k) {
-                load_operand<kTransA, Tile::rows, kThreads>(a, p.lda, p.m, p.k, row0, k0 + kGemmBlockK,
-                                                            p.vec_a, ra);
-                load_operand<!kTransB, Tile::cols, kThreads>(b, p.ldb, p.n, p.k, col0, k0 + kGemmBlockK,
-                                                             p.vec_b, rb);
+        SliceLoader<kTransA, Tile::rows, kThreads, kGroupsA> a_loader(p.a + z * p.stride_a, p.lda, p.m, p.k,
+                                                                     row0, p.vec_a);
+        SliceLoader<!kTransB, Tile::cols, kThreads, kGroupsB> b_loader(p.b + z * p.stride_b, p.ldb, p.n, p.k,
+                                                                      col0, p.vec_b);
+        a_loader.load(p.lda, ra);
+        b_loader.load(p.ldb, rb);
+        store_operand<kTransA, Tile::rows, kThreads>(a_slices[0], ra);
+        store_operand<!kTransB, Tile::cols, kThreads>(b_slices[0], rb);
+        __syncthreads();  // slice 0 is complete
+        int buf = 0;
+        for (int64_t k0 = 0; k0 < p.k; k0 += kGemmBlockK, buf ^= 1) {
+            // The next slice's A is in flight during the first half of this one's FMAs, its B during the
+            // second: half the staging registers of loading both at once.
+            const bool more = k0 + kGemmBlockK < p.k;
+            if (more) a_loader.load(p.lda, ra);
+            multiply_slice<Tile, 0, kGemmBlockK / 2>(a_slices[buf], b_slices[buf], ty, tx, acc);
+            if (more) {
+                store_operand<kTransA, Tile::rows, kThreads>(a_slices[buf ^ 1], ra);
+                b_loader.load(p.ldb, rb);
             }
-#pragma unroll
-            for (int kk = 0; kk < kGemmBlockK; ++kk) {
-                const float4 av = *reinterpret_cast<const float4*>(&a_slice[kk][ty * kGemmMicro]);
-                const float4 bv = *reinterpret_cast<const float4*>(&b_slice[kk][tx * kGemmMicro]);
-                const float a_reg[4] = {av.x, av.y, av.z, av.w}, b_reg[4] = {bv.x, bv.y, bv.z, bv.w};
-#pragma unroll
-                for (int i = 0; i < kGemmMicro; ++i) {
-#pragma unroll
-                    for (int j = 0; j < kGemmMicro; ++j)
-                        acc[i][j] += a_reg[i] * b_reg[j];  // one FMA under nvcc
-                }
-            }
-            __syncthreads();  // everyone has read the slices before the next step overwrites them
+            multiply_slice<Tile, kGemmBlockK / 2, kGemmBlockK>(a_slices[buf], b_slices[buf], ty, tx, acc);
+            if (more) store_operand<!kTransB, Tile::cols, kThreads>(b_slices[buf ^ 1], rb);
+            // The next slice is complete, and everyone is done with this one's buffer, which the next step
+            // overwrites (or, after the last slice, the next batch entry's slice 0).
+            __syncthreads();
         }
         float* c = p.c + z * p.stride_c;
-        const int64_t col = col0 + tx * kGemmMicro;
 #pragma unroll
-        for (int i = 0; i < kGemmMicro; ++i) {
-            const int64_t row = row0 + ty * kGemmMicro + i;
-            if (row < p.m) store_row(c + row * p.ldc + col, col, p.n, p.vec_c, p.alpha, p.beta, acc[i]);
+        for (int r = 0; r < Tile::rep_m; ++r) {
+#pragma unroll
+            for (int i = 0; i < kMicro; ++i) {
+                const int64_t row = row0 + ty + r * kLaneRows * kMicro + i;
+                if (row >= p.m) continue;
+#pragma unroll
+                for (int cr = 0; cr < Tile::rep_n; ++cr) {
+                    const int64_t col = col0 + tx + cr * kLaneCols * kMicro;
+                    store_row(c + row * p.ldc + col, col, p.n, p.vec_c, p.alpha, p.beta,
+                              &acc[r * kMicro + i][cr * kMicro]);
+                }
+            }
         }
     }
 }
@@ -236,8 +318,44 @@ void check_gemm_args(const char* op, bool trans_a, bool trans_b, int64_t m, int6
     }
 }
 
-// Two blocks per SM of an H100 (132 SMs): below this many 64 × 64 blocks, 32 × 32 tiles are used instead.
-constexpr int64_t kLargeTileMinBlocks = 2 * 132;
+// The tilings `automatic` chooses from, biggest tile first (64 × 128 ahead of 128 × 64: its C rows are
+// written in longer runs).
+struct TilingShape {
+    GemmTiling tiling;
+    int64_t rows, cols;
+};
+constexpr TilingShape kTilingShapes[] = {
+    {GemmTiling::block128x128, 128, 128}, {GemmTiling::block64x128, 64, 128},
+    {GemmTiling::block128x64, 128, 64},   {GemmTiling::block32x128, 32, 128},
+    {GemmTiling::large, 64, 64},          {GemmTiling::small, 32, 32}};
+
+// One block for each of the 132 SMs of an H100: below this, SMs would idle for the whole product.
+constexpr int64_t kMinBlocks = 132;
+// A tile is skipped when its padding makes the computed area exceed the tightest tiling's by more than 25%
+// (a 128-row tile on a 64-row product computes twice the outputs).
+constexpr double kMaxPaddingRatio = 1.25;
+
+int64_t ceil_div(int64_t a, int64_t b) {
+    return (a + b - 1) / b;
+}
+
+// The rule: the biggest tile (the most FMAs per shared-memory read, the fewest operand reloads) that
+// fits the product's shape without much padding and still gives every SM of an H100 at least one block
+// (with 132 – 264 blocks of 128 × 128, every SM gets 1 – 2 blocks, all resident at once: one wave). If no
+// tile does, the smallest one, which spreads the product over the most SMs (split-k would be the next step:
+// see the report of issue 11).
+GemmTiling choose_tiling(int64_t m, int64_t n, int64_t batch) {
+    const auto computed = [&](const TilingShape& s) {
+        return ceil_div(m, s.rows) * s.rows * ceil_div(n, s.cols) * s.cols;
+    };
+    int64_t tightest = computed(kTilingShapes[0]);
+    for (const TilingShape& s : kTilingShapes) tightest = std::min(tightest, computed(s));
+    for (const TilingShape& s : kTilingShapes) {
+        if (static_cast<double>(computed(s)) > kMaxPaddingRatio * static_cast<double>(tightest)) continue;
+        if (ceil_div(m, s.rows) * ceil_div(n, s.cols) * batch >= kMinBlocks) return s.tiling;
+    }
+    return GemmTiling::small;
+}
 
 template <class Tile>
 void launch_tiled(const char* op, bool trans_a, bool trans_b, kernels::GemmParams p, cudaStream_t stream) {
@@ -255,17 +373,23 @@ void launch_tiled(const char* op, bool trans_a, bool trans_b, kernels::GemmParam
 
 void launch_sgemm(const char* op, GemmTiling tiling, bool trans_a, bool trans_b, const kernels::GemmParams& p,
                   cudaStream_t stream) {
-    if (tiling == GemmTiling::automatic) {
-        using Large = kernels::LargeTile;
-        const int64_t large_blocks =
-            (p.m + Large::rows - 1) / Large::rows * ((p.n + Large::cols - 1) / Large::cols) * p.batch;
-        tiling = large_blocks < kLargeTileMinBlocks ? GemmTiling::small : GemmTiling::large;
+    if (tiling == GemmTiling::automatic) tiling = choose_tiling(p.m, p.n, p.batch);
+    switch (tiling) {
+        case GemmTiling::block128x128:
+            return launch_tiled<kernels::Tile128x128>(op, trans_a, trans_b, p, stream);
+        case GemmTiling::block64x128:
+            return launch_tiled<kernels::Tile64x128>(op, trans_a, trans_b, p, stream);
+        case GemmTiling::block128x64:
+            return launch_tiled<kernels::Tile128x64>(op, trans_a, trans_b, p, stream);
+        case GemmTiling::block32x128:
+            return launch_tiled<kernels::Tile32x128>(op, trans_a, trans_b, p, stream);
+        case GemmTiling::large:
+            return launch_tiled<kernels::Tile64x64>(op, trans_a, trans_b, p, stream);
+        case GemmTiling::small:
+        case GemmTiling::automatic:
+            break;
     }
-    if (tiling == GemmTiling::large) {
-        launch_tiled<kernels::LargeTile>(op, trans_a, trans_b, p, stream);
-    } else {
-        launch_tiled<kernels::SmallTile>(op, trans_a, trans_b, p, stream);
-    }
+    launch_tiled<kernels::Tile32x32>(op, trans_a, trans_b, p, stream);
 }
 
 void launch_scale(int64_t m, int64_t n, float beta, float* c, int64_t ldc, int64_t stride_c, int64_t batch,
@@ -314,6 +438,10 @@ void sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float al
            int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc, cudaStream_t stream) {
     sgemm_impl("sgemm", GemmTiling::automatic, trans_a, trans_b, m, n, k, alpha, a, lda, 0, b, ldb, 0, beta,
                c, ldc, 0, 1, stream);
+}
+
+GemmTiling sgemm_automatic_tiling(int64_t m, int64_t n, int64_t batch) {
+    return choose_tiling(m, n, batch);
 }
 
 void sgemm_strided_batched_with_tiling(GemmTiling tiling, bool trans_a, bool trans_b, int64_t m, int64_t n,

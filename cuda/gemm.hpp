@@ -15,11 +15,12 @@ namespace cudacnn::gpu {
 //
 // Accumulates in float, each element's products in k order, so results are deterministic (no atomics) and
 // independent of the tile size chosen.
-// Tiling: 64 × 64 block tiles (256 threads), or 32 × 32 (64 threads) when large tiles would give fewer than
-// two blocks per SM of an H100; k in slices of 16 staged through shared memory (k-major, so each thread reads
-// float4 runs) with the next slice prefetched into registers; each thread computes a 4 × 4 register tile.
-// float4 global loads and stores where pointers, leading dimensions and batch strides are 16-byte aligned,
-// scalar ones otherwise; edges guarded for any size.
+// Tiling (see GemmTiling): warp-tiled block tiles, 128 × 128 with 8 × 8 outputs per thread for products that
+// fill the GPU, smaller ones (down to 32 × 32) for thin or small products; k in slices of 16 staged through
+// double-buffered shared memory (k-major, so each thread reads float4 runs), the next slice loaded into
+// registers while the current one is multiplied, one barrier per slice. float4 global loads and stores where
+// pointers, leading dimensions and batch strides are 16-byte aligned, scalar ones otherwise; edges guarded
+// for any size.
 void sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
            int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc, cudaStream_t stream);
 
@@ -31,9 +32,14 @@ void sgemm_strided_batched(bool trans_a, bool trans_b, int64_t m, int64_t n, int
                            int64_t stride_b, float beta, float* c, int64_t ldc, int64_t stride_c,
                            int64_t batch, cudaStream_t stream);
 
-// Which block tile sgemm uses; `automatic` is what sgemm and sgemm_strided_batched do. The explicit choices
-// exist so that tests cover both kernels whatever the sizes (the result is bitwise the same either way).
-enum class GemmTiling { automatic, large, small };
+// Which block tile (rows × columns of C) sgemm uses; `automatic` is what sgemm and sgemm_strided_batched do
+// (sgemm_automatic_tiling). The explicit choices exist so that tests cover every kernel whatever the sizes
+// (the result is bitwise the same either way). large is 64 × 64, small 32 × 32 (4 × 4 outputs per thread).
+enum class GemmTiling { automatic, large, small, block128x128, block64x128, block128x64, block32x128 };
+
+// The tiling `automatic` picks for `batch` products of m × n: the biggest tile that fits the shape without
+// much padding and still gives each SM of an H100 at least one block, else the smallest.
+GemmTiling sgemm_automatic_tiling(int64_t m, int64_t n, int64_t batch);
 
 // sgemm_strided_batched with the block tile chosen by the caller.
 void sgemm_strided_batched_with_tiling(GemmTiling tiling, bool trans_a, bool trans_b, int64_t m, int64_t n,

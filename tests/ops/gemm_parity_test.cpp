@@ -1,5 +1,6 @@
 // Parity of the tiled sgemm (cuda/gemm.cu) with a double-accumulating host reference: all four transpose
-// combinations, alpha / beta, leading dimensions wider than the matrices, batching with shared operands.
+// combinations, alpha / beta, leading dimensions wider than the matrices, batching with shared operands, every
+// block tiling giving the same bits.
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -74,8 +75,13 @@ HostTensor<float> run_device(gpu::GemmTiling tiling, const GemmCase& g, const Op
     return test::to_host<float>(dc, c0.shape());
 }
 
-// Runs one case with both block tiles, checks that they agree bit for bit (same summation order), and returns
-// the max relative error against the reference over the whole C buffer, padding included: the kernel must
+// Every explicit tiling: each kernel must give the same bits as the others.
+constexpr gpu::GemmTiling kTilings[] = {gpu::GemmTiling::block128x128, gpu::GemmTiling::block64x128,
+                                        gpu::GemmTiling::block128x64,  gpu::GemmTiling::block32x128,
+                                        gpu::GemmTiling::large,        gpu::GemmTiling::small};
+
+// Runs one case with every block tile, checks that they agree bit for bit (same summation order), and returns
+// the max relative error against the reference over the whole C buffer, padding included: the kernels must
 // leave it alone (NaN padding compares equal to NaN).
 double run_case(const GemmCase& g, uint32_t seed) {
     const Operand a = make_operand(g.trans_a ? g.k : g.m, g.trans_a ? g.m : g.k, g, g.share_a, seed);
@@ -85,10 +91,12 @@ double run_case(const GemmCase& g, uint32_t seed) {
     const HostTensor<float> c0 = g.beta == 0.0f
                                      ? HostTensor<float>(c_shape, std::numeric_limits<float>::quiet_NaN())
                                      : test::random_tensor<float>(c_shape, seed + 2);
-    const HostTensor<float> large = run_device(gpu::GemmTiling::large, g, a, b, c0, ldc, stride_c);
-    const HostTensor<float> small = run_device(gpu::GemmTiling::small, g, a, b, c0, ldc, stride_c);
-    CHECK(test::bitwise_equal(large, small));
-    return test::max_relative_error(large, reference(g, a, b, c0, ldc, stride_c));
+    const HostTensor<float> first = run_device(kTilings[0], g, a, b, c0, ldc, stride_c);
+    for (const gpu::GemmTiling tiling : kTilings) {
+        INFO("tiling " << static_cast<int>(tiling));
+        CHECK(test::bitwise_equal(run_device(tiling, g, a, b, c0, ldc, stride_c), first));
+    }
+    return test::max_relative_error(first, reference(g, a, b, c0, ldc, stride_c));
 }
 
 // Runs `base` with every combination of transposes.
@@ -122,6 +130,17 @@ TEST_CASE("sgemm: sizes off the tile grid, every transpose, scalar and float4 pa
     SECTION("68 x 132 x 36, alpha and beta: every width a multiple of 4, padded by 4 (float4 paths only)") {
         g.m = 68, g.n = 132, g.k = 36, g.alpha = 2.0f, g.beta = 0.5f, g.pad = 4;
         check_all_transposes(g, 4);
+    }
+}
+
+TEST_CASE("sgemm: several 128 x 128 tiles with ragged edges on every side, k off the slice length",
+          "[parity][gemm]") {
+    GemmCase g;
+    g.m = 131, g.n = 259, g.k = 45, g.alpha = -0.5f, g.beta = 1.0f, g.align4 = true;
+    check_all_transposes(g, 11);
+    SECTION("unaligned: the scalar paths") {
+        g.pad = 1, g.align4 = false, g.beta = 0.0f;
+        check_all_transposes(g, 12);
     }
 }
 
@@ -173,6 +192,23 @@ TEST_CASE("sgemm: k = 0 and alpha = 0 give beta · C without reading A and B; em
     gpu::sgemm_strided_batched(false, false, m, n, 3, 1.0f, nullptr, 3, 0, nullptr, n, 0, 0.0f,
                                dc.data_as<float>(), n, 0, 0, nullptr);
     CHECK(test::bitwise_equal(test::to_host<float>(dc, Shape{m, n}), c0));
+}
+
+TEST_CASE("sgemm: the automatic tiling takes the biggest tile that fits the shape and fills an H100",
+          "[parity][gemm]") {
+    using gpu::GemmTiling;
+    // 2048^3: 256 blocks of 128 x 128.
+    CHECK(gpu::sgemm_automatic_tiling(2048, 2048, 1) == GemmTiling::block128x128);
+    // CifarCNN forward per image (OC, OH·OW), batch 128: 128-row tiles would half-fill 64 rows, and 32 rows.
+    CHECK(gpu::sgemm_automatic_tiling(128, 256, 128) == GemmTiling::block128x128);
+    CHECK(gpu::sgemm_automatic_tiling(64, 1024, 128) == GemmTiling::block64x128);
+    CHECK(gpu::sgemm_automatic_tiling(32, 1024, 128) == GemmTiling::block32x128);
+    CHECK(gpu::sgemm_automatic_tiling(256, 64, 128) == GemmTiling::block128x64);
+    // 1024^3 makes only 64 blocks of 128 x 128 and 128 of 64 x 128, 128 x 64: 256 of 32 x 128.
+    CHECK(gpu::sgemm_automatic_tiling(1024, 1024, 1) == GemmTiling::block32x128);
+    // The linear layer's 128 x 1024 output fills no SM count with any tile: the smallest spreads it most.
+    CHECK(gpu::sgemm_automatic_tiling(128, 1024, 1) == GemmTiling::small);
+    CHECK(gpu::sgemm_automatic_tiling(1, 1, 1) == GemmTiling::small);
 }
 
 TEST_CASE("sgemm: bad arguments name the op and the values", "[parity][gemm]") {
