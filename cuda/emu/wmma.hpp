@@ -3,9 +3,12 @@
 // unchanged on the CPU. Included by emu.hpp; under nvcc <mma.h> provides the real thing.
 //
 // Supported, as in CUDA (sm_80+): fragment<matrix_a | matrix_b, 16, 16, 8, precision::tf32, row_major |
-// col_major>, fragment<accumulator, 16, 16, 8, float>, fill_fragment, load_matrix_sync, store_matrix_sync
-// (mem_row_major | mem_col_major), mma_sync, __float_to_tf32, num_elements and x[]. Other combinations fail
-// to compile, as they would under nvcc.
+// col_major> with fragment<accumulator, 16, 16, 8, float>, and fragment<matrix_a | matrix_b, 16, 16, 16,
+// __nv_bfloat16 | __half, row_major | col_major> with fragment<accumulator, 16, 16, 16, float>;
+// fill_fragment, load_matrix_sync, store_matrix_sync (mem_row_major | mem_col_major), mma_sync,
+// __float_to_tf32, num_elements and x[]. Other combinations fail to compile (nvcc has a few more: integer,
+// double and __half accumulator fragments, other shapes). The 16-bit types come from <cuda_bf16.h> and
+// <cuda_fp16.h>, which <mma.h> includes; this header needs them only where a kernel uses them.
 //
 // How CUDA's rules map onto fibers:
 // - The element-to-lane mapping of a fragment is unspecified, so here every lane keeps the whole tile
@@ -15,13 +18,14 @@
 // - The *_sync functions must be called by all 32 lanes of the warp with the same arguments: each is a warp
 //   collective here (a lane that never arrives is a deadlock the scheduler names), and load/store check that
 //   every lane passed the same pointer, leading dimension and layout.
-// - mptr must be 256-bit aligned and ldm a multiple of 4 floats (16 bytes); a violation throws, which the
-//   emulator reports as a launch failure naming the kernel (a GPU would fault or compute garbage).
+// - mptr must be 256-bit aligned and ldm a multiple of 16 bytes (4 floats, 8 halves); a violation throws,
+//   which the emulator reports as a launch failure naming the kernel (a GPU would fault or compute garbage).
 // - __float_to_tf32 rounds to 10 mantissa bits, to nearest with ties away from zero (cvt.rna.tf32.f32).
 //   mma_sync reads only the top 19 bits (sign, exponent, 10 mantissa bits) of each tf32 element, so inputs
 //   that were not converted are truncated, as tensor cores do.
-// - Products of two tf32 values are exact in float (11 × 11 significand bits); mma_sync adds them to the
-//   accumulator in float, k in order (tensor cores promise no order; this one is deterministic).
+// - Products of two tf32, bf16 or half values are exact in float (at most 11 × 11 significand bits); mma_sync
+//   adds them to the accumulator in float, k in order (tensor cores promise no order; this one is
+//   deterministic).
 #pragma once
 
 #include <cstdint>
@@ -98,15 +102,39 @@ struct tile_shape<accumulator, M, N, K> {
     static constexpr int rows = M, cols = N;
 };
 
-// The combinations CUDA offers that this emulation implements.
+// __nv_bfloat16 and __half, without naming them (their headers are the kernel's business): 2-byte class
+// types that convert to float.
+template <class T>
+constexpr bool is_16bit_float() {
+    if constexpr (std::is_same_v<T, precision::tf32>) {
+        return false;  // an incomplete tag type
+    } else {
+        return sizeof(T) == 2 && std::is_class_v<T> && std::is_convertible_v<T, float>;
+    }
+}
+
+// The combinations CUDA offers that this emulation implements: tf32 operands in 16 × 16 × 8 tiles, bf16 and
+// half operands in 16 × 16 × 16 tiles, float accumulators.
 template <class Use, int M, int N, int K, class T, class Layout>
 constexpr bool supported() {
-    constexpr bool tf32_shape = M == 16 && N == 16 && K == 8;
+    constexpr bool m16n16 = M == 16 && N == 16;
     constexpr bool operand = std::is_same_v<Use, matrix_a> || std::is_same_v<Use, matrix_b>;
     constexpr bool operand_layout = std::is_same_v<Layout, row_major> || std::is_same_v<Layout, col_major>;
-    if (operand) return tf32_shape && std::is_same_v<T, precision::tf32> && operand_layout;
-    return std::is_same_v<Use, accumulator> && tf32_shape && std::is_same_v<T, float> &&
+    if (operand) {
+        return m16n16 && operand_layout &&
+               ((K == 8 && std::is_same_v<T, precision::tf32>) || (K == 16 && is_16bit_float<T>()));
+    }
+    return std::is_same_v<Use, accumulator> && m16n16 && (K == 8 || K == 16) && std::is_same_v<T, float> &&
            std::is_same_v<Layout, void>;
+}
+
+// The value a tensor core multiplies: the top 19 bits of a tf32 element, a 16-bit element exactly.
+inline float operand_value(float tf32_element) {
+    return tf32_operand(tf32_element);
+}
+template <class T>
+float operand_value(const T& element) {
+    return static_cast<float>(element);
 }
 
 [[noreturn]] inline void fail(const char* function, const std::string& what) {
@@ -115,7 +143,8 @@ constexpr bool supported() {
 
 // Every lane of the warp must reach the call (it is a warp collective here, as on a GPU) and pass the same
 // pointer, leading dimension and layout; alignment as the Programming Guide requires.
-inline void check_memory_access(const char* function, const void* mptr, unsigned ldm, int layout) {
+inline void check_memory_access(const char* function, const void* mptr, unsigned ldm, size_t element_bytes,
+                                int layout) {
     const auto address = reinterpret_cast<uintptr_t>(mptr);
     const uint64_t key = (static_cast<uint64_t>(address) * 0x9e3779b97f4a7c15ull) ^
                          (static_cast<uint64_t>(ldm) << 1) ^ static_cast<uint64_t>(layout);
@@ -129,8 +158,9 @@ inline void check_memory_access(const char* function, const void* mptr, unsigned
     if (address % 32 != 0) {
         fail(function, "mptr " + std::to_string(address) + " is not 256-bit (32-byte) aligned");
     }
-    if (ldm % 4 != 0) {
-        fail(function, "ldm = " + std::to_string(ldm) + " is not a multiple of 4 floats (16 bytes)");
+    if (ldm * element_bytes % 16 != 0) {
+        fail(function, "ldm = " + std::to_string(ldm) + " is not a multiple of " +
+                           std::to_string(16 / element_bytes) + " elements (16 bytes)");
     }
 }
 
@@ -144,8 +174,9 @@ inline size_t offset(bool row_major_storage, int row, int col, unsigned ldm) {
 template <class Use, int M, int N, int K, class T, class Layout = void>
 class fragment {
     static_assert(emu_detail::supported<Use, M, N, K, T, Layout>(),
-                  "the emulated nvcuda::wmma implements matrix_a / matrix_b <16, 16, 8, precision::tf32, "
-                  "row_major | col_major> and accumulator <16, 16, 8, float> only");
+                  "the emulated nvcuda::wmma implements matrix_a / matrix_b <16, 16, 8, precision::tf32> and "
+                  "<16, 16, 16, __nv_bfloat16 | __half> (row_major | col_major), accumulator <16, 16, 8 | 16, "
+                  "float> only");
 
 public:
     using element_type = T;
@@ -166,12 +197,14 @@ inline void fill_fragment(fragment<Use, M, N, K, T, Layout>& f,
 }
 
 // matrix_a / matrix_b: the layout is part of the fragment's type.
-template <class Use, int M, int N, int K, class T, class Layout>
-inline void load_matrix_sync(fragment<Use, M, N, K, T, Layout>& f, const float* mptr, unsigned ldm) {
+template <class Use, int M, int N, int K, class T, class Layout, class Element>
+inline void load_matrix_sync(fragment<Use, M, N, K, T, Layout>& f, const Element* mptr, unsigned ldm) {
     static_assert(!std::is_same_v<Layout, void>, "an accumulator load needs a layout_t argument");
     using Frag = fragment<Use, M, N, K, T, Layout>;
+    static_assert(std::is_same_v<std::remove_cv_t<Element>, typename Frag::storage_element_type>,
+                  "load_matrix_sync reads the fragment's storage type (float for precision::tf32)");
     constexpr bool row_major_storage = std::is_same_v<Layout, row_major>;
-    emu_detail::check_memory_access("load_matrix_sync", mptr, ldm, row_major_storage ? 0 : 1);
+    emu_detail::check_memory_access("load_matrix_sync", mptr, ldm, sizeof(Element), row_major_storage ? 0 : 1);
     for (int r = 0; r < Frag::tile_rows; ++r) {
         for (int c = 0; c < Frag::tile_cols; ++c)
             f.x[r * Frag::tile_cols + c] = mptr[emu_detail::offset(row_major_storage, r, c, ldm)];
@@ -183,7 +216,7 @@ template <int M, int N, int K>
 inline void load_matrix_sync(fragment<accumulator, M, N, K, float>& f, const float* mptr, unsigned ldm,
                              layout_t layout) {
     using Frag = fragment<accumulator, M, N, K, float>;
-    emu_detail::check_memory_access("load_matrix_sync", mptr, ldm, layout);
+    emu_detail::check_memory_access("load_matrix_sync", mptr, ldm, sizeof(float), layout);
     for (int r = 0; r < Frag::tile_rows; ++r) {
         for (int c = 0; c < Frag::tile_cols; ++c)
             f.x[r * Frag::tile_cols + c] = mptr[emu_detail::offset(layout == mem_row_major, r, c, ldm)];
@@ -194,28 +227,27 @@ template <int M, int N, int K>
 inline void store_matrix_sync(float* mptr, const fragment<accumulator, M, N, K, float>& f, unsigned ldm,
                               layout_t layout) {
     using Frag = fragment<accumulator, M, N, K, float>;
-    emu_detail::check_memory_access("store_matrix_sync", mptr, ldm, layout);
+    emu_detail::check_memory_access("store_matrix_sync", mptr, ldm, sizeof(float), layout);
     for (int r = 0; r < Frag::tile_rows; ++r) {
         for (int c = 0; c < Frag::tile_cols; ++c)
             mptr[emu_detail::offset(layout == mem_row_major, r, c, ldm)] = f.x[r * Frag::tile_cols + c];
     }
 }
 
-// d = a · b + c (d may be c). Each product of two tf32 values is exact in float; the sums are float, k in
+// d = a · b + c (d may be c). Each product of two operand values is exact in float; the sums are float, k in
 // order, so the result is deterministic.
-template <int M, int N, int K, class LayoutA, class LayoutB>
-inline void mma_sync(fragment<accumulator, M, N, K, float>& d,
-                     const fragment<matrix_a, M, N, K, precision::tf32, LayoutA>& a,
-                     const fragment<matrix_b, M, N, K, precision::tf32, LayoutB>& b,
+template <int M, int N, int K, class T, class LayoutA, class LayoutB>
+inline void mma_sync(fragment<accumulator, M, N, K, float>& d, const fragment<matrix_a, M, N, K, T, LayoutA>& a,
+                     const fragment<matrix_b, M, N, K, T, LayoutB>& b,
                      const fragment<accumulator, M, N, K, float>& c) {
     __syncwarp();  // all lanes of the warp take part, as on a GPU
-    float a_tf32[M * K], b_tf32[K * N];
-    for (int i = 0; i < M * K; ++i) a_tf32[i] = emu_detail::tf32_operand(a.x[i]);
-    for (int i = 0; i < K * N; ++i) b_tf32[i] = emu_detail::tf32_operand(b.x[i]);
+    float a_values[M * K], b_values[K * N];
+    for (int i = 0; i < M * K; ++i) a_values[i] = emu_detail::operand_value(a.x[i]);
+    for (int i = 0; i < K * N; ++i) b_values[i] = emu_detail::operand_value(b.x[i]);
     for (int i = 0; i < M; ++i) {
         for (int j = 0; j < N; ++j) {
             float sum = c.x[i * N + j];
-            for (int q = 0; q < K; ++q) sum += a_tf32[i * K + q] * b_tf32[q * N + j];
+            for (int q = 0; q < K; ++q) sum += a_values[i * K + q] * b_values[q * N + j];
             d.x[i * N + j] = sum;
         }
     }

@@ -4,6 +4,9 @@
 // rounding of __float_to_tf32 (cvt.rna.tf32.f32).
 #include <catch2/catch.hpp>
 
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -211,6 +214,64 @@ TEST_CASE("wmma: the product differs from the float product by tf32's precision,
     INFO("max relative error against the float inputs: " << relative);
     CHECK(relative > 1e-5);
     CHECK(relative < 2e-3);
+}
+
+TEST_CASE("wmma: 16 x 16 x 16 bf16 and half tiles with a float accumulator", "[wmma][device]") {
+    constexpr int kT = 16;
+    const auto run = [](bool bf16, bool b_col_major, const std::vector<float>& a, const std::vector<float>& b,
+                        const std::vector<float>& c) {
+        const DeviceBuffer da = upload(a), db = upload(b), dc = upload(c);
+        DeviceBuffer dd = upload(std::vector<float>(kT * kT, std::numeric_limits<float>::quiet_NaN()));
+        test::wmma_16bit_tile_product(bf16, b_col_major, da.data_as<float>(), db.data_as<float>(),
+                                      dc.data_as<float>(), dd.data_as<float>(), nullptr);
+        return download<float>(dd);
+    };
+    for (const bool bf16 : {true, false}) {
+        for (const bool b_col_major : {false, true}) {
+            INFO((bf16 ? "bf16" : "half") << ", B " << (b_col_major ? "col" : "row") << "-major");
+            // Hand-computed: A[i][q] = i + q, B[q][j] = q − j, C = 0: integers below 31, exact in both types.
+            std::vector<float> a(kT * kT), b(kT * kT), zero(kT * kT, 0.0f);
+            for (int r = 0; r < kT; ++r) {
+                for (int q = 0; q < kT; ++q) a[r * kT + q] = static_cast<float>(r + q), b[r * kT + q] = static_cast<float>(r - q);
+            }
+            const std::vector<float> d = run(bf16, b_col_major, a, b, zero);
+            CHECK(d[0] == 1240.0f);            // Σ q² over q < 16
+            CHECK(d[15 * kT + 15] == -2360.0f);  // Σ (q² − 225) = 1240 − 3600
+            int wrong = 0;
+            for (int i = 0; i < kT; ++i) {
+                for (int j = 0; j < kT; ++j) {
+                    int expected = 0;
+                    for (int q = 0; q < kT; ++q) expected += (i + q) * (q - j);
+                    wrong += d[i * kT + j] != static_cast<float>(expected);
+                }
+            }
+            CHECK(wrong == 0);
+
+            // Random values against a double reference on the rounded inputs (the host's __float2bfloat16 /
+            // __float2half, to nearest even). Products of two 16-bit values are exact in float, so the error is
+            // that of 16 float additions: at most γ_16 · Σ|terms| ≈ 16 · 2^-24 · Σ|terms|, doubled as above.
+            const std::vector<float> ra = random_values(kT * kT, 41), rb = random_values(kT * kT, 42),
+                                     rc = random_values(kT * kT, 43);
+            const auto rounded = [bf16](float x) {
+                return bf16 ? __bfloat162float(__float2bfloat16(x)) : __half2float(__float2half(x));
+            };
+            const std::vector<float> rd = run(bf16, b_col_major, ra, rb, rc);
+            double worst = 0.0;
+            for (int i = 0; i < kT; ++i) {
+                for (int j = 0; j < kT; ++j) {
+                    double sum = rc[i * kT + j], magnitude = std::fabs(rc[i * kT + j]);
+                    for (int q = 0; q < kT; ++q) {
+                        const double term = static_cast<double>(rounded(ra[i * kT + q])) * rounded(rb[q * kT + j]);
+                        sum += term, magnitude += std::fabs(term);
+                    }
+                    const double excess = std::fabs(rd[i * kT + j] - sum) / (2.0 * kT * 0x1p-24 * magnitude);
+                    if (!(excess <= worst)) worst = excess;
+                }
+            }
+            INFO("worst error / bound = " << worst);
+            CHECK(worst <= 1.0);
+        }
+    }
 }
 
 TEST_CASE("wmma: __float_to_tf32 rounds to nearest, ties away from zero, like cvt.rna.tf32.f32",

@@ -2,7 +2,11 @@
 // or on the emulator's version (cuda/emu/wmma.hpp).
 #include "kernels/wmma_kernels.hpp"
 
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
 #include <mma.h>
+
+#include <type_traits>
 
 #include "cuda/launch.cuh"
 
@@ -40,6 +44,53 @@ void wmma_tile_product(const WmmaTileLayout& layout, const float* a, const float
         launch(wmma_tile_product_kernel<wmma::col_major, wmma::row_major>, grid, warp, 0, stream, layout, a, b, c, d);
     } else {
         launch(wmma_tile_product_kernel<wmma::col_major, wmma::col_major>, grid, warp, 0, stream, layout, a, b, c, d);
+    }
+}
+
+template <class T>
+__device__ T from_float(float x);
+template <>
+__device__ __nv_bfloat16 from_float<__nv_bfloat16>(float x) {
+    return __float2bfloat16(x);
+}
+template <>
+__device__ __half from_float<__half>(float x) {
+    return __float2half(x);
+}
+
+template <class T, class LayoutB>
+__global__ void wmma_16bit_tile_product_kernel(const float* a, const float* b, const float* c, float* d) {
+    constexpr int kTile = 16;
+    constexpr bool b_col = std::is_same_v<LayoutB, wmma::col_major>;
+    __shared__ __align__(32) T a_s[kTile * kTile];
+    __shared__ __align__(32) T b_s[kTile * kTile];
+    for (int e = threadIdx.x; e < kTile * kTile; e += 32) {
+        const int r = e / kTile, col = e % kTile;
+        a_s[e] = from_float<T>(a[e]);
+        b_s[b_col ? col * kTile + r : e] = from_float<T>(b[e]);
+    }
+    __syncwarp();
+    wmma::fragment<wmma::matrix_a, kTile, kTile, kTile, T, wmma::row_major> a_frag;
+    wmma::fragment<wmma::matrix_b, kTile, kTile, kTile, T, LayoutB> b_frag;
+    wmma::fragment<wmma::accumulator, kTile, kTile, kTile, float> acc;
+    wmma::load_matrix_sync(a_frag, a_s, kTile);
+    wmma::load_matrix_sync(b_frag, b_s, kTile);
+    wmma::load_matrix_sync(acc, c, kTile, wmma::mem_row_major);
+    wmma::mma_sync(acc, a_frag, b_frag, acc);
+    wmma::store_matrix_sync(d, acc, kTile, wmma::mem_row_major);
+}
+
+void wmma_16bit_tile_product(bool bf16, bool b_col_major, const float* a, const float* b, const float* c,
+                             float* d, cudaStream_t stream) {
+    const dim3 grid(1), warp(32);
+    if (bf16 && b_col_major) {
+        launch(wmma_16bit_tile_product_kernel<__nv_bfloat16, wmma::col_major>, grid, warp, 0, stream, a, b, c, d);
+    } else if (bf16) {
+        launch(wmma_16bit_tile_product_kernel<__nv_bfloat16, wmma::row_major>, grid, warp, 0, stream, a, b, c, d);
+    } else if (b_col_major) {
+        launch(wmma_16bit_tile_product_kernel<__half, wmma::col_major>, grid, warp, 0, stream, a, b, c, d);
+    } else {
+        launch(wmma_16bit_tile_product_kernel<__half, wmma::row_major>, grid, warp, 0, stream, a, b, c, d);
     }
 }
 

@@ -20,6 +20,13 @@ struct WmmaTileLayout {
 void wmma_tile_product(const WmmaTileLayout& layout, const float* a, const float* b, const float* c, float* d,
                        cudaStream_t stream);
 
+// One warp: D = A · B + C for 16 × 16 × 16 tiles of bf16 (else half) operands with a float accumulator.
+// A (16 × 16), B (16 × 16), C and D are row-major floats on the device (ld 16); the kernel rounds A and B to
+// the 16-bit type (__float2bfloat16 / __float2half, to nearest even) into shared memory, A row-major and B
+// column-major when b_col_major (else row-major), and loads the fragments from there.
+void wmma_16bit_tile_product(bool bf16, bool b_col_major, const float* a, const float* b, const float* c,
+                             float* d, cudaStream_t stream);
+
 // out[i] = nvcuda::wmma::__float_to_tf32(in[i]) for i < n.
 void float_to_tf32(const float* in, float* out, std::int64_t n, cudaStream_t stream);
 
