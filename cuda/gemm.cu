@@ -140,6 +140,12 @@ __device__ inline void store_operand(float (&s)[kGemmBlockK][kRows + kGemmSmemPa
     }
 }
 
+// alpha · sum + beta · old with one explicit rounding order, so that every path (float4 or scalar stores, the
+// split-k sum) gives the same bits: nvcc would otherwise fuse either product into the addition.
+__device__ inline float scale_add(float alpha, float sum, float beta, float old) {
+    return __fmaf_rn(beta, old, alpha * sum);
+}
+
 // Writes alpha · acc + beta · C for one row of 4 outputs; beta == 0 never reads C.
 __device__ inline void store_row(float* dst, int64_t col, int64_t n, bool vec, float alpha, float beta,
                                  const float* acc) {
@@ -147,14 +153,15 @@ __device__ inline void store_row(float* dst, int64_t col, int64_t n, bool vec, f
         float4 out = make_float4(alpha * acc[0], alpha * acc[1], alpha * acc[2], alpha * acc[3]);
         if (beta != 0.0f) {
             const float4 old = *reinterpret_cast<const float4*>(dst);
-            out.x += beta * old.x, out.y += beta * old.y, out.z += beta * old.z, out.w += beta * old.w;
+            out = make_float4(scale_add(alpha, acc[0], beta, old.x), scale_add(alpha, acc[1], beta, old.y),
+                              scale_add(alpha, acc[2], beta, old.z), scale_add(alpha, acc[3], beta, old.w));
         }
         *reinterpret_cast<float4*>(dst) = out;
         return;
     }
 #pragma unroll
     for (int j = 0; j < 4; ++j) {
-        if (col + j < n) dst[j] = beta == 0.0f ? alpha * acc[j] : alpha * acc[j] + beta * dst[j];
+        if (col + j < n) dst[j] = beta == 0.0f ? alpha * acc[j] : scale_add(alpha, acc[j], beta, dst[j]);
     }
 }
 
@@ -272,6 +279,20 @@ __global__ void sgemm_scale_kernel(int64_t m, int64_t n, float beta, float* c, i
             float* dst = cz + (i / n) * ldc + i % n;
             *dst = beta == 0.0f ? 0.0f : beta * *dst;
         }
+    }
+}
+
+// Split-k's second pass: C = alpha · (P_0 + P_1 + … + P_{splits−1}) + beta · C, the partial products P_s
+// (m × n, dense, `partial_stride` apart) summed in order s = 0, 1, … so the result is deterministic; beta == 0
+// never reads C. Grid-stride over the m · n elements.
+__global__ void sgemm_sum_partials_kernel(int64_t m, int64_t n, const float* partials, int64_t partial_stride,
+                                          int64_t splits, float alpha, float beta, float* c, int64_t ldc) {
+    for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < m * n;
+         i += int64_t{gridDim.x} * blockDim.x) {
+        float sum = partials[i];
+        for (int64_t s = 1; s < splits; ++s) sum += partials[s * partial_stride + i];
+        float* dst = c + (i / n) * ldc + i % n;
+        *dst = beta == 0.0f ? alpha * sum : scale_add(alpha, sum, beta, *dst);
     }
 }
 
@@ -424,6 +445,24 @@ void sgemm_impl(const char* op, GemmTiling tiling, bool trans_a, bool trans_b, i
     launch_sgemm(op, tiling, trans_a, trans_b, p, stream);
 }
 
+
+// How split-k cuts k: `count` ranges of `length` (a multiple of the slice length, so that every range starts
+// 16-byte aligned where the operand is), the last one `last` long (≤ length).
+struct SplitPlan {
+    int64_t length, count, last;
+};
+
+SplitPlan plan_split(int64_t k, int64_t splits) {
+    const int64_t length =
+        std::max<int64_t>(ceil_div(ceil_div(k, splits), kernels::kGemmBlockK) * kernels::kGemmBlockK, 1);
+    const int64_t count = std::max<int64_t>(ceil_div(k, length), 1);
+    return {length, count, k - (count - 1) * length};
+}
+
+// Each split should multiply at least this many k (16 slices: the pipeline's prologue and the partial's
+// write and read stay small next to its FMAs).
+constexpr int64_t kMinSplitLength = 256;
+
 }  // namespace
 
 void sgemm_strided_batched(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
@@ -450,6 +489,61 @@ void sgemm_strided_batched_with_tiling(GemmTiling tiling, bool trans_a, bool tra
                                        int64_t ldc, int64_t stride_c, int64_t batch, cudaStream_t stream) {
     sgemm_impl("sgemm_strided_batched", tiling, trans_a, trans_b, m, n, k, alpha, a, lda, stride_a, b, ldb,
                stride_b, beta, c, ldc, stride_c, batch, stream);
+}
+
+int64_t sgemm_split_k_count(int64_t m, int64_t n, int64_t k) {
+    if (m <= 0 || n <= 0 || k <= 0) return 1;
+    // The tiles of the tiling a product with plenty of blocks would get (the biggest that fits the shape).
+    const GemmTiling tiling = choose_tiling(m, n, kMinBlocks);
+    int64_t tiles = 0;
+    for (const TilingShape& s : kTilingShapes) {
+        if (s.tiling == tiling) tiles = ceil_div(m, s.rows) * ceil_div(n, s.cols);
+    }
+    if (tiles >= kMinBlocks) return 1;
+    return std::clamp<int64_t>(ceil_div(kMinBlocks, tiles), 1, std::max<int64_t>(k / kMinSplitLength, 1));
+}
+
+size_t sgemm_split_k_workspace_bytes(int64_t m, int64_t n, int64_t k, int64_t splits) {
+    CUDACNN_CHECK(splits >= 1, "sgemm_split_k_workspace_bytes: splits = {} must be at least 1", splits);
+    if (m <= 0 || n <= 0 || k <= 0) return 0;
+    return static_cast<size_t>(plan_split(k, splits).count * m * n) * sizeof(float);
+}
+
+void sgemm_split_k(int64_t splits, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+                   const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc,
+                   void* workspace, size_t workspace_bytes, cudaStream_t stream) {
+    constexpr const char* op = "sgemm_split_k";
+    CUDACNN_CHECK(splits >= 1, "{}: splits = {} must be at least 1", op, splits);
+    check_gemm_args(op, trans_a, trans_b, m, n, k, alpha, a, lda, 0, b, ldb, 0, c, ldc, 0, 1);
+    if (m == 0 || n == 0) return;
+    if (k == 0 || alpha == 0.0f) {
+        launch_scale(m, n, beta, c, ldc, 0, 1, stream);
+        return;
+    }
+    const SplitPlan plan = plan_split(k, splits);
+    const size_t needed = sgemm_split_k_workspace_bytes(m, n, k, splits);
+    CUDACNN_CHECK(workspace != nullptr && workspace_bytes >= needed,
+                  "{}: the workspace holds {} bytes, {} splits of {} × {} need {} "
+                  "(size it with sgemm_split_k_workspace_bytes)",
+                  op, workspace == nullptr ? 0 : workspace_bytes, plan.count, m, n, needed);
+    float* partials = static_cast<float*>(workspace);
+    // Split s multiplies k range [s · length, …): columns of a stored (m, k) A or rows of a stored (k, m)
+    // one, likewise for B. The full-length ranges are one strided batch, the shorter last one another call.
+    const int64_t step_a = trans_a ? plan.length * lda : plan.length;
+    const int64_t step_b = trans_b ? plan.length : plan.length * ldb;
+    const int64_t full = plan.last == plan.length ? plan.count : plan.count - 1;
+    if (full > 0) {
+        sgemm_impl(op, GemmTiling::automatic, trans_a, trans_b, m, n, plan.length, 1.0f, a, lda, step_a, b,
+                   ldb, step_b, 0.0f, partials, n, m * n, full, stream);
+    }
+    if (full < plan.count) {
+        sgemm_impl(op, GemmTiling::automatic, trans_a, trans_b, m, n, plan.last, 1.0f, a + full * step_a,
+                   lda, 0, b + full * step_b, ldb, 0, 0.0f, partials + full * m * n, n, 0, 1, stream);
+    }
+    constexpr int kThreads = 256;
+    const int64_t blocks = std::min<int64_t>(ceil_div(m * n, kThreads), 4096);
+    launch(kernels::sgemm_sum_partials_kernel, dim3(static_cast<unsigned>(blocks)), dim3(kThreads), 0, stream,
+           m, n, static_cast<const float*>(partials), m * n, plan.count, alpha, beta, c, ldc);
 }
 
 }  // namespace cudacnn::gpu

@@ -3,6 +3,7 @@
 
 #include <cuda_runtime_api.h>
 
+#include <cstddef>
 #include <cstdint>
 
 namespace cudacnn::gpu {
@@ -46,5 +47,23 @@ void sgemm_strided_batched_with_tiling(GemmTiling tiling, bool trans_a, bool tra
                                        int64_t k, float alpha, const float* a, int64_t lda, int64_t stride_a,
                                        const float* b, int64_t ldb, int64_t stride_b, float beta, float* c,
                                        int64_t ldc, int64_t stride_c, int64_t batch, cudaStream_t stream);
+
+// Split-k, for products with few output tiles and a long k (a linear layer's 128 × 1024 output with
+// k = 4096 makes 8 blocks of 128 × 128 for 132 SMs): k is cut into `splits` ranges (lengths rounded up to a
+// multiple of 16, so there may be fewer), each range's product is written to the workspace by the tiled
+// kernel (all ranges in one launch), then a second kernel sums the partial products in range order and
+// applies alpha and beta. Deterministic (no atomics), but the sums are associated differently from sgemm's,
+// so the bits differ from sgemm's unless splits == 1. Arguments, errors and k == 0 / alpha == 0 as sgemm;
+// throws Error when the workspace is smaller than sgemm_split_k_workspace_bytes(m, n, k, splits).
+void sgemm_split_k(int64_t splits, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+                   const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc,
+                   void* workspace, size_t workspace_bytes, cudaStream_t stream);
+
+// The bytes of workspace sgemm_split_k needs: one m × n float partial product per range of k.
+size_t sgemm_split_k_workspace_bytes(int64_t m, int64_t n, int64_t k, int64_t splits);
+
+// The split count worth using on an H100: 1 when the output alone gives every SM a block (then use sgemm),
+// else enough ranges for about one block per SM, each at least 256 long.
+int64_t sgemm_split_k_count(int64_t m, int64_t n, int64_t k);
 
 }  // namespace cudacnn::gpu

@@ -240,3 +240,89 @@ TEST_CASE("sgemm: bad arguments name the op and the values", "[parity][gemm]") {
                }),
                Contains("batch = -1"));
 }
+
+namespace {
+
+// C after sgemm_split_k with `splits` ranges of k (batch 1), the workspace poisoned with NaN.
+HostTensor<float> run_split_k(int64_t splits, const GemmCase& g, const Operand& a, const Operand& b,
+                              const HostTensor<float>& c0, int64_t ldc) {
+    DeviceBuffer da = test::to_device(a.values), db = test::to_device(b.values);
+    DeviceBuffer dc = g.beta == 0.0f ? test::poisoned<float>(c0.numel()) : test::to_device(c0);
+    const size_t bytes = gpu::sgemm_split_k_workspace_bytes(g.m, g.n, g.k, splits);
+    DeviceBuffer workspace = test::poisoned<float>(static_cast<int64_t>(bytes / sizeof(float)));
+    gpu::sgemm_split_k(splits, g.trans_a, g.trans_b, g.m, g.n, g.k, g.alpha, da.data_as<float>(), a.ld,
+                       db.data_as<float>(), b.ld, g.beta, dc.data_as<float>(), ldc, workspace.data(), bytes,
+                       nullptr);
+    return test::to_host<float>(dc, c0.shape());
+}
+
+}  // namespace
+
+TEST_CASE("sgemm_split_k: every transpose, ragged ranges of k, alpha and beta; deterministic; 1 split is sgemm",
+          "[parity][gemm]") {
+    GemmCase g;
+    g.m = 37, g.n = 29, g.k = 100, g.alpha = 0.75f, g.beta = -1.5f, g.pad = 3;
+    for (const bool aligned : {false, true}) {
+        g.align4 = aligned, g.beta = aligned ? 0.0f : -1.5f;
+        for (const bool trans_a : {false, true}) {
+            for (const bool trans_b : {false, true}) {
+                g.trans_a = trans_a, g.trans_b = trans_b;
+                const Operand a = make_operand(trans_a ? g.k : g.m, trans_a ? g.m : g.k, g, false, 20);
+                const Operand b = make_operand(trans_b ? g.n : g.k, trans_b ? g.k : g.n, g, false, 21);
+                const int64_t ldc = padded(g.n, g);
+                const Shape c_shape{g.m * ldc};
+                const HostTensor<float> c0 =
+                    g.beta == 0.0f ? HostTensor<float>(c_shape, std::numeric_limits<float>::quiet_NaN())
+                                   : test::random_tensor<float>(c_shape, 22);
+                const HostTensor<float> expected = reference(g, a, b, c0, ldc, 0);
+                INFO("aligned " << aligned << ", trans_a " << trans_a << ", trans_b " << trans_b);
+                // 100 = 32 + 32 + 32 + 4 for 3 splits (lengths rounded up to 16); 7 splits: 16 × 6 + 4.
+                for (const int64_t splits : {3, 7}) {
+                    INFO("splits " << splits);
+                    const HostTensor<float> once = run_split_k(splits, g, a, b, c0, ldc);
+                    CHECK(test::max_relative_error(once, expected) <= gemm_tolerance(g.k));
+                    CHECK(test::bitwise_equal(run_split_k(splits, g, a, b, c0, ldc), once));
+                }
+                CHECK(test::bitwise_equal(run_split_k(1, g, a, b, c0, ldc),
+                                          run_device(gpu::GemmTiling::automatic, g, a, b, c0, ldc, 0)));
+            }
+        }
+    }
+}
+
+TEST_CASE("sgemm_split_k: the split count, the workspace size, k = 0 and the errors", "[parity][gemm]") {
+    using Catch::Matchers::Contains;
+    // The linear layer 4096 -> 1024 at batch 128: 8 tiles of 128 x 128, so 16 ranges of 256.
+    CHECK(gpu::sgemm_split_k_count(128, 1024, 4096) == 16);
+    CHECK(gpu::sgemm_split_k_workspace_bytes(128, 1024, 4096, 16) == 16 * 128 * 1024 * sizeof(float));
+    // Its backward-data product (128, 4096) with k = 1024: 32 tiles, at most 1024 / 256 ranges.
+    CHECK(gpu::sgemm_split_k_count(128, 4096, 1024) == 4);
+    CHECK(gpu::sgemm_split_k_count(2048, 2048, 2048) == 1);
+    CHECK(gpu::sgemm_split_k_count(16, 16, 100) == 1);
+    // 10 = one range however many are asked for.
+    CHECK(gpu::sgemm_split_k_workspace_bytes(3, 5, 10, 4) == 15 * sizeof(float));
+
+    const int64_t m = 5, n = 7;
+    const HostTensor<float> c0 = test::random_tensor<float>(Shape{m, n}, 23);
+    DeviceBuffer dc = test::to_device(c0);
+    gpu::sgemm_split_k(4, false, false, m, n, 0, 1.0f, nullptr, 1, nullptr, n, 2.0f, dc.data_as<float>(), n,
+                       nullptr, 0, nullptr);
+    HostTensor<float> doubled = c0;
+    for (float& v : doubled.values()) v *= 2.0f;
+    CHECK(test::max_relative_error(test::to_host<float>(dc, Shape{m, n}), doubled) == 0.0);
+
+    DeviceBuffer buffer = test::poisoned<float>(64);
+    float* p = buffer.data_as<float>();
+    CHECK_THAT(test::error_message([&] {
+                   gpu::sgemm_split_k(2, false, false, 4, 4, 64, 1.0f, p, 64, p, 4, 0.0f, p, 4, p, 16, nullptr);
+               }),
+               Contains("sgemm_split_k") && Contains("16 bytes") && Contains("sgemm_split_k_workspace_bytes"));
+    CHECK_THAT(test::error_message([&] {
+                   gpu::sgemm_split_k(0, false, false, 4, 4, 4, 1.0f, p, 4, p, 4, 0.0f, p, 4, p, 256, nullptr);
+               }),
+               Contains("splits = 0"));
+    CHECK_THAT(test::error_message([&] {
+                   gpu::sgemm_split_k(2, false, false, 4, 4, 8, 1.0f, p, 4, p, 4, 0.0f, p, 4, p, 256, nullptr);
+               }),
+               Contains("sgemm_split_k") && Contains("lda = 4"));
+}
