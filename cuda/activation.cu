@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "cuda/elementwise.cuh"
+#include "cuda/relu_rule.cuh"
 #include "cudacnn/error.hpp"
 
 namespace cudacnn::gpu {
@@ -16,13 +17,10 @@ constexpr float kInvSqrt2Pi = 0.39894228040143267794f;
 
 // Each functor maps (input, second input) to the output; unary ops ignore the second argument.
 struct ReluForward {
-    // x < 0 rather than max(x, 0), so that NaN stays NaN as in the reference.
-    __device__ float operator()(float x, float) const { return x < 0.0f ? 0.0f : x; }
+    __device__ float operator()(float x, float) const { return relu_value(x); }
 };
 struct ReluBackward {
-    // A select, not dy · (y > 0): an infinite dy where y = 0 gives 0, and a NaN y passes dy, as the
-    // reference.
-    __device__ float operator()(float y, float dy) const { return y <= 0.0f ? 0.0f : dy; }
+    __device__ float operator()(float y, float dy) const { return relu_gradient(y, dy); }
 };
 
 struct LeakyReluForward {

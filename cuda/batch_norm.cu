@@ -8,6 +8,7 @@
 
 #include "cuda/elementwise.cuh"
 #include "cuda/launch.cuh"
+#include "cuda/relu_rule.cuh"
 #include "cuda/reduce.cuh"
 #include "cudacnn/error.hpp"
 
@@ -167,27 +168,35 @@ __global__ void batch_norm_eval_stats_kernel(const float* running_mean, const fl
     save_invstd[c] = 1.0f / sqrtf(running_var[c] + eps);
 }
 
+// relu: a following ReLU is fused in (its rule applied before the store).
 __global__ void batch_norm_normalize_kernel(const float* x, const float* mean, const float* invstd,
                                             const float* weight, const float* bias, float* y, int64_t total,
-                                            int channels, int hw) {
+                                            int channels, int hw, bool relu) {
     const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
     for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < total; i += stride) {
         const int c = (static_cast<int>(i) / hw) % channels;
         const float gamma = weight != nullptr ? weight[c] : 1.0f;
         const float beta = bias != nullptr ? bias[c] : 0.0f;
-        y[i] = (x[i] - mean[c]) * invstd[c] * gamma + beta;
+        const float value = (x[i] - mean[c]) * invstd[c] * gamma + beta;
+        y[i] = relu ? relu_value(value) : value;
     }
+}
+
+// The gradient batch norm's backward reads at element i: dy, or, with a fused ReLU whose output is relu_y,
+// ReLU's backward of it (computed where it is read instead of stored).
+__device__ inline float incoming_gradient(const float* dy, const float* relu_y, int64_t i) {
+    return relu_y != nullptr ? relu_gradient(relu_y[i], dy[i]) : dy[i];
 }
 
 // Block (s, c): Σ dy and Σ dy · (x − mean) over its slice. partials: Σ dy (C, S) then Σ dy · (x − mean) (C,
 // S).
-__global__ void batch_norm_grad_sums_kernel(const float* x, const float* dy, const float* save_mean,
-                                            float* partials, BnDims d) {
+__global__ void batch_norm_grad_sums_kernel(const float* x, const float* dy, const float* relu_y,
+                                            const float* save_mean, float* partials, BnDims d) {
     const int split = blockIdx.x, channel = blockIdx.y;
     const float mean = save_mean[channel];
     GradSums acc = GradSums::empty();
     for_each_in_slice(d, channel, slice_begin(d, split), slice_end(d, split), [&](int64_t offset) {
-        const float g = dy[offset];
+        const float g = incoming_gradient(dy, relu_y, offset);
         acc.dy += g;
         acc.dy_xmu += g * (x[offset] - mean);
     });
@@ -213,7 +222,7 @@ __global__ void batch_norm_grad_finalize_kernel(const float* partials, const flo
 
 // training: dx = γ · invstd · (dy − Σdy / M − x̂ · Σ(dy · x̂) / M); otherwise dx = γ · invstd · dy
 // (totals is then unused and may be nullptr).
-__global__ void batch_norm_dx_kernel(const float* x, const float* dy, const float* weight,
+__global__ void batch_norm_dx_kernel(const float* x, const float* dy, const float* relu_y, const float* weight,
                                      const float* save_mean, const float* save_invstd, const float* totals,
                                      float* dx, int64_t total, int channels, int hw, int count,
                                      bool training) {
@@ -223,7 +232,7 @@ __global__ void batch_norm_dx_kernel(const float* x, const float* dy, const floa
         const int c = (static_cast<int>(i) / hw) % channels;
         const float invstd = save_invstd[c];
         const float scale = (weight != nullptr ? weight[c] : 1.0f) * invstd;
-        float g = dy[i];
+        float g = incoming_gradient(dy, relu_y, i);
         if (training) {
             const float x_hat = (x[i] - save_mean[c]) * invstd;
             g -= totals[c] * inv_count + x_hat * (totals[channels + c] * inv_count);
@@ -323,11 +332,13 @@ size_t batch_norm2d_workspace_bytes(const Shape& input_shape) {
     return partials_bytes(d) + totals_bytes(d);
 }
 
-void batch_norm2d(const float* x, const float* weight, const float* bias,
-                  BatchNorm2dRunningStatsView* running, float* y, float* save_mean, float* save_invstd,
-                  const Shape& input_shape, const cpu::BatchNorm2dOptions& options, void* workspace,
-                  size_t workspace_bytes, cudaStream_t stream) {
-    const char* op = "batch_norm2d";
+namespace {
+
+// batch_norm2d, and with relu batch_norm2d_relu; op names the entry point in errors.
+void batch_norm2d_impl(const char* op, bool relu, const float* x, const float* weight, const float* bias,
+                       BatchNorm2dRunningStatsView* running, float* y, float* save_mean, float* save_invstd,
+                       const Shape& input_shape, const cpu::BatchNorm2dOptions& options, void* workspace,
+                       size_t workspace_bytes, cudaStream_t stream) {
     const BnDims d = bn_dims(op, input_shape);
     CUDACNN_CHECK(x != nullptr && y != nullptr && save_mean != nullptr && save_invstd != nullptr,
                   "{}: x, y, save_mean and save_invstd must be device pointers, got {}, {}, {} and {}", op,
@@ -353,14 +364,14 @@ void batch_norm2d(const float* x, const float* weight, const float* bias,
     const int64_t total = input_shape.numel();
     launch(kernels::batch_norm_normalize_kernel, elementwise_grid(total), dim3(kElementwiseBlock), 0, stream,
            x, static_cast<const float*>(save_mean), static_cast<const float*>(save_invstd), weight, bias, y,
-           total, d.c, d.hw);
+           total, d.c, d.hw, relu);
 }
 
-void batch_norm2d_backward(const float* x, const float* weight, const float* save_mean,
-                           const float* save_invstd, const float* dy, float* dx, float* dweight, float* dbias,
-                           const Shape& input_shape, bool training, void* workspace, size_t workspace_bytes,
-                           cudaStream_t stream) {
-    const char* op = "batch_norm2d_backward";
+// batch_norm2d_backward, and with relu_y batch_norm2d_relu_backward.
+void batch_norm2d_backward_impl(const char* op, const float* relu_y, const float* x, const float* weight,
+                                const float* save_mean, const float* save_invstd, const float* dy, float* dx,
+                                float* dweight, float* dbias, const Shape& input_shape, bool training,
+                                void* workspace, size_t workspace_bytes, cudaStream_t stream) {
     const BnDims d = bn_dims(op, input_shape);
     CUDACNN_CHECK(
         x != nullptr && dy != nullptr && dx != nullptr && save_mean != nullptr && save_invstd != nullptr,
@@ -374,15 +385,51 @@ void batch_norm2d_backward(const float* x, const float* weight, const float* sav
         float* partials = static_cast<float*>(workspace);
         totals = reinterpret_cast<float*>(static_cast<char*>(workspace) + partials_bytes(d));
         launch(kernels::batch_norm_grad_sums_kernel, dim3(d.splits, d.c), dim3(kernels::kBnReduceBlock), 0,
-               stream, x, dy, save_mean, partials, d);
+               stream, x, dy, relu_y, save_mean, partials, d);
         launch(kernels::batch_norm_grad_finalize_kernel, per_channel_warps_grid(d.c),
                dim3(kernels::kBnFinalizeBlock), 0, stream, static_cast<const float*>(partials), save_invstd,
                d, totals, dweight, dbias);
     }
     const int64_t total = input_shape.numel();
     launch(kernels::batch_norm_dx_kernel, elementwise_grid(total), dim3(kElementwiseBlock), 0, stream, x, dy,
-           weight, save_mean, save_invstd, static_cast<const float*>(totals), dx, total, d.c, d.hw, d.count,
+           relu_y, weight, save_mean, save_invstd, static_cast<const float*>(totals), dx, total, d.c, d.hw, d.count,
            training);
+}
+
+}  // namespace
+
+void batch_norm2d(const float* x, const float* weight, const float* bias,
+                  BatchNorm2dRunningStatsView* running, float* y, float* save_mean, float* save_invstd,
+                  const Shape& input_shape, const cpu::BatchNorm2dOptions& options, void* workspace,
+                  size_t workspace_bytes, cudaStream_t stream) {
+    batch_norm2d_impl("batch_norm2d", false, x, weight, bias, running, y, save_mean, save_invstd, input_shape,
+                      options, workspace, workspace_bytes, stream);
+}
+
+void batch_norm2d_relu(const float* x, const float* weight, const float* bias,
+                       BatchNorm2dRunningStatsView* running, float* y, float* save_mean, float* save_invstd,
+                       const Shape& input_shape, const cpu::BatchNorm2dOptions& options, void* workspace,
+                       size_t workspace_bytes, cudaStream_t stream) {
+    batch_norm2d_impl("batch_norm2d_relu", true, x, weight, bias, running, y, save_mean, save_invstd,
+                      input_shape, options, workspace, workspace_bytes, stream);
+}
+
+void batch_norm2d_backward(const float* x, const float* weight, const float* save_mean,
+                           const float* save_invstd, const float* dy, float* dx, float* dweight, float* dbias,
+                           const Shape& input_shape, bool training, void* workspace, size_t workspace_bytes,
+                           cudaStream_t stream) {
+    batch_norm2d_backward_impl("batch_norm2d_backward", nullptr, x, weight, save_mean, save_invstd, dy, dx,
+                               dweight, dbias, input_shape, training, workspace, workspace_bytes, stream);
+}
+
+void batch_norm2d_relu_backward(const float* x, const float* y, const float* weight, const float* save_mean,
+                                const float* save_invstd, const float* dy, float* dx, float* dweight,
+                                float* dbias, const Shape& input_shape, bool training, void* workspace,
+                                size_t workspace_bytes, cudaStream_t stream) {
+    CUDACNN_CHECK(y != nullptr,
+                  "batch_norm2d_relu_backward: y must be the device pointer batch_norm2d_relu wrote, got nullptr");
+    batch_norm2d_backward_impl("batch_norm2d_relu_backward", y, x, weight, save_mean, save_invstd, dy, dx,
+                               dweight, dbias, input_shape, training, workspace, workspace_bytes, stream);
 }
 
 }  // namespace cudacnn::gpu

@@ -64,4 +64,19 @@ void batch_norm2d_backward(const float* x, const float* weight, const float* sav
                            const Shape& input_shape, bool training, void* workspace, size_t workspace_bytes,
                            cudaStream_t stream);
 
+// batch_norm2d and a following ReLU in one pass: y = relu(batch_norm2d(x)), bit for bit what batch_norm2d then
+// relu_forward give (the normalize kernel applies ReLU's rule, cuda/relu_rule.cuh, before it stores), without
+// writing and reading back the intermediate tensor. Same arguments, checks and saves as batch_norm2d.
+void batch_norm2d_relu(const float* x, const float* weight, const float* bias,
+                       BatchNorm2dRunningStatsView* running, float* y, float* save_mean, float* save_invstd,
+                       const Shape& input_shape, const cpu::BatchNorm2dOptions& options, void* workspace,
+                       size_t workspace_bytes, cudaStream_t stream);
+
+// The backward of batch_norm2d_relu, given its output y and the gradient dy of y: bit for bit relu_backward(y,
+// dy) then batch_norm2d_backward, with ReLU's backward applied wherever the batch norm kernels read a gradient.
+void batch_norm2d_relu_backward(const float* x, const float* y, const float* weight, const float* save_mean,
+                                const float* save_invstd, const float* dy, float* dx, float* dweight,
+                                float* dbias, const Shape& input_shape, bool training, void* workspace,
+                                size_t workspace_bytes, cudaStream_t stream);
+
 }  // namespace cudacnn::gpu

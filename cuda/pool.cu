@@ -8,6 +8,7 @@
 
 #include "cuda/elementwise.cuh"
 #include "cuda/launch.cuh"
+#include "cuda/relu_rule.cuh"
 #include "cuda/reduce.cuh"
 #include "cudacnn/error.hpp"
 
@@ -42,7 +43,8 @@ __device__ void for_each_cell(int planes, int rows, int cols, F f) {
 
 // Row-major scan of the dilated window with the reference's comparison: strictly greater replaces (first
 // maximum wins ties), and a NaN always replaces. The window starts on its first tap inside the input.
-__global__ void max_pool2d_kernel(const float* x, float* y, int64_t* indices, PoolDims d) {
+// relu: a ReLU before the pooling is fused in (its rule applied to each value read).
+__global__ void max_pool2d_kernel(const float* x, float* y, int64_t* indices, PoolDims d, bool relu) {
     for_each_cell(d.planes, d.oh, d.ow, [&](int i, int plane, int oh, int ow) {
         const float* in = x + static_cast<int64_t>(plane) * d.h * d.w;  // (H, W)
         int h0 = oh * d.sh - d.ph, w0 = ow * d.sw - d.pw;
@@ -54,7 +56,8 @@ __global__ void max_pool2d_kernel(const float* x, float* y, int64_t* indices, Po
         float best_value = -INFINITY;
         for (int h = h0; h < h1; h += d.dh) {
             for (int w = w0; w < w1; w += d.dw) {
-                const float value = in[h * d.w + w];
+                const float read = in[h * d.w + w];
+                const float value = relu ? relu_value(read) : read;
                 if (value > best_value || value != value) {  // value != value: NaN
                     best_value = value;
                     best = h * d.w + w;
@@ -73,7 +76,10 @@ __device__ inline int first_window(int p, int extent, int s) {
     return reach <= 0 ? 0 : (reach + s - 1) / s;
 }
 
-__global__ void max_pool2d_backward_kernel(const int64_t* indices, const float* dy, float* dx, PoolDims d) {
+// relu_y: with a fused ReLU before the pooling, the pooled output, through which each window's gradient passes
+// ReLU's backward (the ReLU's output at a window's argmax is the window's output).
+__global__ void max_pool2d_backward_kernel(const int64_t* indices, const float* dy, const float* relu_y,
+                                           float* dx, PoolDims d) {
     const int extent_h = (d.kh - 1) * d.dh + 1, extent_w = (d.kw - 1) * d.dw + 1;
     for_each_cell(d.planes, d.h, d.w, [&](int i, int plane, int h, int w) {
         const int hp = h + d.ph, wp = w + d.pw;  // position in the padded plane
@@ -87,7 +93,7 @@ __global__ void max_pool2d_backward_kernel(const int64_t* indices, const float* 
             for (int ow = ow_begin; ow < ow_end; ++ow) {
                 if ((wp - ow * d.sw) % d.dw != 0) continue;
                 const int64_t o = plane_out + oh * d.ow + ow;
-                if (indices[o] == target) sum += dy[o];
+                if (indices[o] == target) sum += relu_y != nullptr ? relu_gradient(relu_y[o], dy[o]) : dy[o];
             }
         }
         dx[i] = sum;
@@ -334,26 +340,50 @@ PoolDims adaptive_dims(const char* op, const Shape& input, cpu::Pair2d output_si
     return plane_dims(input, out);
 }
 
+
+void launch_max_pool2d(const char* op, bool relu, const float* x, float* y, int64_t* indices,
+                       const Shape& input_shape, const cpu::MaxPool2dOptions& options, cudaStream_t stream) {
+    const PoolDims d = max_dims(op, input_shape, options);
+    check_pointers(op, x, "x", y, "y");
+    const int64_t outputs = static_cast<int64_t>(d.planes) * d.oh * d.ow;
+    launch(kernels::max_pool2d_kernel, elementwise_grid(outputs), dim3(kElementwiseBlock), 0, stream, x, y,
+           indices, d, relu);
+}
+
+void launch_max_pool2d_backward(const char* op, const int64_t* indices, const float* dy, const float* relu_y,
+                                float* dx, const Shape& input_shape, const cpu::MaxPool2dOptions& options,
+                                cudaStream_t stream) {
+    const PoolDims d = max_dims(op, input_shape, options);
+    check_pointers(op, dy, "dy", dx, "dx");
+    CUDACNN_CHECK(indices != nullptr, "{}: indices must be the device pointer that max_pool2d filled, got nullptr",
+                  op);
+    launch(kernels::max_pool2d_backward_kernel, elementwise_grid(input_shape.numel()), dim3(kElementwiseBlock), 0,
+           stream, indices, dy, relu_y, dx, d);
+}
+
 }  // namespace
 
 void max_pool2d(const float* x, float* y, int64_t* indices, const Shape& input_shape,
                 const cpu::MaxPool2dOptions& options, cudaStream_t stream) {
-    const PoolDims d = max_dims("max_pool2d", input_shape, options);
-    check_pointers("max_pool2d", x, "x", y, "y");
-    const int64_t outputs = static_cast<int64_t>(d.planes) * d.oh * d.ow;
-    launch(kernels::max_pool2d_kernel, elementwise_grid(outputs), dim3(kElementwiseBlock), 0, stream, x, y,
-           indices, d);
+    launch_max_pool2d("max_pool2d", false, x, y, indices, input_shape, options, stream);
+}
+
+void relu_max_pool2d(const float* x, float* y, int64_t* indices, const Shape& input_shape,
+                     const cpu::MaxPool2dOptions& options, cudaStream_t stream) {
+    launch_max_pool2d("relu_max_pool2d", true, x, y, indices, input_shape, options, stream);
 }
 
 void max_pool2d_backward(const int64_t* indices, const float* dy, float* dx, const Shape& input_shape,
                          const cpu::MaxPool2dOptions& options, cudaStream_t stream) {
-    const PoolDims d = max_dims("max_pool2d_backward", input_shape, options);
-    check_pointers("max_pool2d_backward", dy, "dy", dx, "dx");
-    CUDACNN_CHECK(
-        indices != nullptr,
-        "max_pool2d_backward: indices must be the device pointer that max_pool2d filled, got nullptr");
-    launch(kernels::max_pool2d_backward_kernel, elementwise_grid(input_shape.numel()),
-           dim3(kElementwiseBlock), 0, stream, indices, dy, dx, d);
+    launch_max_pool2d_backward("max_pool2d_backward", indices, dy, nullptr, dx, input_shape, options, stream);
+}
+
+void relu_max_pool2d_backward(const int64_t* indices, const float* y, const float* dy, float* dx,
+                              const Shape& input_shape, const cpu::MaxPool2dOptions& options,
+                              cudaStream_t stream) {
+    CUDACNN_CHECK(y != nullptr, "relu_max_pool2d_backward: y must be the device pointer relu_max_pool2d wrote, got "
+                  "nullptr");
+    launch_max_pool2d_backward("relu_max_pool2d_backward", indices, dy, y, dx, input_shape, options, stream);
 }
 
 void avg_pool2d(const float* x, float* y, const Shape& input_shape, const cpu::AvgPool2dOptions& options,

@@ -32,6 +32,18 @@ void max_pool2d(const float* x, float* y, int64_t* indices, const Shape& input_s
 void max_pool2d_backward(const int64_t* indices, const float* dy, float* dx, const Shape& input_shape,
                          const cpu::MaxPool2dOptions& options, cudaStream_t stream);
 
+// A ReLU and the max pooling that follows it in one pass: y, indices = max_pool2d(relu(x)), bit for bit what
+// relu_forward then max_pool2d give (ReLU's rule, cuda/relu_rule.cuh, applied to each value read), without
+// writing and reading back the ReLU's output. Same arguments and checks as max_pool2d.
+void relu_max_pool2d(const float* x, float* y, int64_t* indices, const Shape& input_shape,
+                     const cpu::MaxPool2dOptions& options, cudaStream_t stream);
+
+// The backward of relu_max_pool2d, given its output y: dx = relu_backward(relu(x), max_pool2d_backward(dy)) bit
+// for bit, each window's gradient passing ReLU's backward at its argmax, whose ReLU output is the window's y.
+void relu_max_pool2d_backward(const int64_t* indices, const float* y, const float* dy, float* dx,
+                              const Shape& input_shape, const cpu::MaxPool2dOptions& options,
+                              cudaStream_t stream);
+
 // y (N, C, OH, OW) = avg_pool2d(x (N, C, H, W)) with count_include_pad, ceil-mode clipping and
 // divisor_override as the reference. One thread per output element; the window is summed in float in
 // row-major order and divided once (the reference sums in double: see the parity test's tolerance).
