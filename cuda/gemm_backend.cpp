@@ -1,9 +1,11 @@
-// The SGEMM backend switch: the project's tiled SGEMM everywhere, cuBLAS in the cuda flavour on request.
+// The SGEMM backend switch: the project's tiled SGEMMs (FP32 or TF32) everywhere, cuBLAS in the cuda flavour on
+// request; a process-wide default and per-thread scopes.
 #include "cuda/gemm_backend.hpp"
 
 #include <atomic>
 
 #include "cuda/gemm.hpp"
+#include "cuda/gemm_tf32.hpp"
 #include "cudacnn/error.hpp"
 #if CUDACNN_CUDA
 #include "cuda/vendor/cublas_gemm.hpp"
@@ -13,6 +15,7 @@ namespace cudacnn::gpu {
 namespace {
 
 std::atomic<GemmBackend> selected_backend{GemmBackend::own};
+thread_local const GemmSettings* scoped_settings = nullptr;  // the innermost GemmScope on this thread
 
 }  // namespace
 
@@ -54,13 +57,33 @@ GemmBackend gemm_backend() {
     return selected_backend.load();
 }
 
+GemmSettings current_gemm_settings() {
+    if (scoped_settings != nullptr) return *scoped_settings;
+    return GemmSettings{gemm_backend(), GemmMath::fp32};
+}
+
+GemmScope::GemmScope(const GemmSettings& settings) : previous_(scoped_settings), settings_(settings) {
+    const std::string why_not = gemm_backend_unsupported(settings.backend);
+    CUDACNN_CHECK(why_not.empty(), "GEMM backend {}: {}", gemm_backend_name(settings.backend), why_not);
+    scoped_settings = &settings_;
+}
+
+GemmScope::~GemmScope() {
+    scoped_settings = previous_;
+}
+
 void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
           int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc, cudaStream_t stream) {
+    const GemmSettings settings = current_gemm_settings();
 #if CUDACNN_CUDA
-    if (gemm_backend() == GemmBackend::cublas) {
-        return cublas_sgemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, stream);
+    if (settings.backend == GemmBackend::cublas) {
+        return cublas_sgemm_with_math(settings.math == GemmMath::tf32, trans_a, trans_b, m, n, k, alpha, a, lda,
+                                      b, ldb, beta, c, ldc, stream);
     }
 #endif
+    if (settings.math == GemmMath::tf32) {
+        return sgemm_tf32(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, stream);
+    }
     sgemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, stream);
 }
 
@@ -68,12 +91,18 @@ void gemm_strided_batched(bool trans_a, bool trans_b, int64_t m, int64_t n, int6
                           const float* a, int64_t lda, int64_t stride_a, const float* b, int64_t ldb,
                           int64_t stride_b, float beta, float* c, int64_t ldc, int64_t stride_c,
                           int64_t batch, cudaStream_t stream) {
+    const GemmSettings settings = current_gemm_settings();
 #if CUDACNN_CUDA
-    if (gemm_backend() == GemmBackend::cublas) {
-        return cublas_sgemm_strided_batched(trans_a, trans_b, m, n, k, alpha, a, lda, stride_a, b, ldb,
-                                            stride_b, beta, c, ldc, stride_c, batch, stream);
+    if (settings.backend == GemmBackend::cublas) {
+        return cublas_sgemm_strided_batched_with_math(settings.math == GemmMath::tf32, trans_a, trans_b, m, n, k,
+                                                      alpha, a, lda, stride_a, b, ldb, stride_b, beta, c, ldc,
+                                                      stride_c, batch, stream);
     }
 #endif
+    if (settings.math == GemmMath::tf32) {
+        return sgemm_tf32_strided_batched(trans_a, trans_b, m, n, k, alpha, a, lda, stride_a, b, ldb, stride_b,
+                                          beta, c, ldc, stride_c, batch, stream);
+    }
     sgemm_strided_batched(trans_a, trans_b, m, n, k, alpha, a, lda, stride_a, b, ldb, stride_b, beta, c, ldc,
                           stride_c, batch, stream);
 }

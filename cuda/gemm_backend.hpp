@@ -1,5 +1,6 @@
-// Which SGEMM serves the linear layers and im2col convolution: the project's own (cuda/gemm.hpp) or cuBLAS
-// (cuda flavour), chosen once per process like PyTorch's torch.backends flags.
+// Which SGEMM serves the linear layers and im2col convolution, and in which arithmetic: the project's own
+// (cuda/gemm.hpp) or cuBLAS (cuda flavour), FP32 or TF32; a process-wide default like PyTorch's
+// torch.backends flags, which a GemmScope overrides on its thread (an executor applies its own options so).
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -10,6 +11,16 @@
 namespace cudacnn::gpu {
 
 enum class GemmBackend { own, cublas };
+
+// FP32: every product an FP32 multiply-add. TF32: the inputs are rounded to TF32 (10 mantissa bits, as
+// PyTorch's allow_tf32 and cuBLAS's CUBLAS_TF32_TENSOR_OP_MATH) and multiplied on tensor cores where the GPU
+// has them; sums stay FP32. About 1e-3 relative error per product for up to ~7× the throughput on an H100.
+enum class GemmMath { fp32, tf32 };
+
+struct GemmSettings {
+    GemmBackend backend = GemmBackend::own;
+    GemmMath math = GemmMath::fp32;
+};
 
 const char* gemm_backend_name(GemmBackend backend);  // "own", "cublas"
 // The backend named `name`; throws Error naming the value and the choices.
@@ -22,7 +33,25 @@ std::string gemm_backend_unsupported(GemmBackend backend);
 void set_gemm_backend(GemmBackend backend);
 GemmBackend gemm_backend();
 
-// gpu::sgemm / gpu::sgemm_strided_batched (same arguments and contract) through the selected backend.
+// What gemm / gemm_strided_batched use on the calling thread: the innermost live GemmScope's settings, else
+// the process-wide backend with FP32 math.
+GemmSettings current_gemm_settings();
+
+// Overrides the settings on the constructing thread until destroyed (scopes nest). Throws Error, changing
+// nothing, when the backend does not exist in this build.
+class GemmScope {
+  public:
+    explicit GemmScope(const GemmSettings& settings);
+    ~GemmScope();
+    GemmScope(const GemmScope&) = delete;
+    GemmScope& operator=(const GemmScope&) = delete;
+
+  private:
+    const GemmSettings* previous_;
+    GemmSettings settings_;
+};
+
+// gpu::sgemm / gpu::sgemm_strided_batched (same arguments and contract) through current_gemm_settings().
 void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
           int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc, cudaStream_t stream);
 void gemm_strided_batched(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,

@@ -21,7 +21,7 @@ static_assert(std::is_same_v<decltype(&cublas_sgemm_strided_batched), decltype(&
 
 namespace {
 
-std::atomic<bool> allow_tf32{false};
+std::atomic<bool> process_allow_tf32{false};  // set_cublas_allow_tf32
 
 struct CublasHandleTraits {
     static cublasHandle_t create() {
@@ -34,13 +34,11 @@ struct CublasHandleTraits {
     static void destroy(cublasHandle_t handle) noexcept { cublasDestroy(handle); }
 };
 
-// The calling thread's handle, bound to `stream` and to the current TF32 setting for this call.
-cublasHandle_t handle_for(cudaStream_t stream) {
+// The calling thread's handle, bound to `stream` and to the math mode of this call.
+cublasHandle_t handle_for(cudaStream_t stream, bool tf32) {
     const cublasHandle_t handle = thread_handle<CublasHandleTraits>();
     CUDACNN_CUBLAS_CHECK(cublasSetStream(handle, stream));
-    CUDACNN_CUBLAS_CHECK(cublasSetMathMode(handle, allow_tf32.load(std::memory_order_relaxed)
-                                                       ? CUBLAS_TF32_TENSOR_OP_MATH
-                                                       : CUBLAS_DEFAULT_MATH));
+    CUDACNN_CUBLAS_CHECK(cublasSetMathMode(handle, tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH));
     return handle;
 }
 
@@ -90,33 +88,49 @@ int64_t effective_k(int64_t k, float alpha) {
 }  // namespace
 
 void set_cublas_allow_tf32(bool allow) {
-    allow_tf32.store(allow, std::memory_order_relaxed);
+    process_allow_tf32.store(allow, std::memory_order_relaxed);
 }
 
 bool cublas_allow_tf32() {
-    return allow_tf32.load(std::memory_order_relaxed);
+    return process_allow_tf32.load(std::memory_order_relaxed);
 }
 
 void cublas_sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
                   int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc,
                   cudaStream_t stream) {
-    check_arguments("cublas_sgemm", trans_a, trans_b, m, n, k, alpha, a, lda, 0, b, ldb, 0, c, ldc, 0, 1);
-    if (m == 0 || n == 0) return;
-    // Column-major Cᵀ (n, m) = op(B)ᵀ (n, k) · op(A)ᵀ (k, m); see the header.
-    CUDACNN_CUBLAS_CHECK(cublasSgemm_64(handle_for(stream), operation(trans_b), operation(trans_a), n, m,
-                                        effective_k(k, alpha), &alpha, b, ldb, a, lda, &beta, c, ldc));
+    cublas_sgemm_with_math(cublas_allow_tf32(), trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc,
+                           stream);
 }
 
 void cublas_sgemm_strided_batched(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
                                   const float* a, int64_t lda, int64_t stride_a, const float* b, int64_t ldb,
                                   int64_t stride_b, float beta, float* c, int64_t ldc, int64_t stride_c,
                                   int64_t batch, cudaStream_t stream) {
+    cublas_sgemm_strided_batched_with_math(cublas_allow_tf32(), trans_a, trans_b, m, n, k, alpha, a, lda,
+                                           stride_a, b, ldb, stride_b, beta, c, ldc, stride_c, batch, stream);
+}
+
+void cublas_sgemm_with_math(bool allow_tf32, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
+                            float alpha, const float* a, int64_t lda, const float* b, int64_t ldb, float beta,
+                            float* c, int64_t ldc, cudaStream_t stream) {
+    check_arguments("cublas_sgemm", trans_a, trans_b, m, n, k, alpha, a, lda, 0, b, ldb, 0, c, ldc, 0, 1);
+    if (m == 0 || n == 0) return;
+    // Column-major Cᵀ (n, m) = op(B)ᵀ (n, k) · op(A)ᵀ (k, m); see the header.
+    CUDACNN_CUBLAS_CHECK(cublasSgemm_64(handle_for(stream, allow_tf32), operation(trans_b), operation(trans_a), n,
+                                        m, effective_k(k, alpha), &alpha, b, ldb, a, lda, &beta, c, ldc));
+}
+
+void cublas_sgemm_strided_batched_with_math(bool allow_tf32, bool trans_a, bool trans_b, int64_t m, int64_t n,
+                                            int64_t k, float alpha, const float* a, int64_t lda,
+                                            int64_t stride_a, const float* b, int64_t ldb, int64_t stride_b,
+                                            float beta, float* c, int64_t ldc, int64_t stride_c, int64_t batch,
+                                            cudaStream_t stream) {
     check_arguments("cublas_sgemm_strided_batched", trans_a, trans_b, m, n, k, alpha, a, lda, stride_a, b,
                     ldb, stride_b, c, ldc, stride_c, batch);
     if (m == 0 || n == 0 || batch == 0) return;
     CUDACNN_CUBLAS_CHECK(cublasSgemmStridedBatched_64(
-        handle_for(stream), operation(trans_b), operation(trans_a), n, m, effective_k(k, alpha), &alpha, b,
-        ldb, stride_b, a, lda, stride_a, &beta, c, ldc, stride_c, batch));
+        handle_for(stream, allow_tf32), operation(trans_b), operation(trans_a), n, m, effective_k(k, alpha),
+        &alpha, b, ldb, stride_b, a, lda, stride_a, &beta, c, ldc, stride_c, batch));
 }
 
 }  // namespace cudacnn::gpu

@@ -36,6 +36,17 @@ void cublas_sgemm_strided_batched(bool trans_a, bool trans_b, int64_t m, int64_t
                                   int64_t stride_b, float beta, float* c, int64_t ldc, int64_t stride_c,
                                   int64_t batch, cudaStream_t stream);
 
+// The same two with the math mode given per call (allow_tf32: CUBLAS_TF32_TENSOR_OP_MATH, else
+// CUBLAS_DEFAULT_MATH) instead of the process-wide setting below; gpu::gemm calls these.
+void cublas_sgemm_with_math(bool allow_tf32, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
+                            float alpha, const float* a, int64_t lda, const float* b, int64_t ldb, float beta,
+                            float* c, int64_t ldc, cudaStream_t stream);
+void cublas_sgemm_strided_batched_with_math(bool allow_tf32, bool trans_a, bool trans_b, int64_t m, int64_t n,
+                                            int64_t k, float alpha, const float* a, int64_t lda,
+                                            int64_t stride_a, const float* b, int64_t ldb, int64_t stride_b,
+                                            float beta, float* c, int64_t ldc, int64_t stride_c, int64_t batch,
+                                            cudaStream_t stream);
+
 // Whether cuBLAS may use TF32 tensor cores for FP32 GEMMs (PyTorch's torch.backends.cuda.matmul.allow_tf32).
 // Process-wide, off by default so that results match the float reference within float tolerances; takes
 // effect at the next cublas_sgemm* call on any thread. TF32 rounds the inputs to 10 mantissa bits (about 1e-3

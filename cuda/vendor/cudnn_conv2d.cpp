@@ -9,6 +9,9 @@
 #include <cstdint>
 #include <initializer_list>
 #include <iterator>
+#include <map>
+#include <mutex>
+#include <string>
 #include <vector>
 
 #include <fmt/format.h>
@@ -383,11 +386,46 @@ Choice choose_algorithm(cudnnHandle_t handle, Descriptors& d, Direction directio
         candidates_text(direction, candidates), advice);
 }
 
-// The ranking for one direction, by heuristics or by timing on scratch buffers.
-std::vector<Candidate> ranked_candidates(cudnnHandle_t handle, const Descriptors& d, Direction direction,
-                                         const CudnnConvOptions& options, const cpu::Conv2dGeometry& g,
-                                         cudaStream_t stream) {
-    if (!options.benchmark) return heuristic_candidates(handle, d, direction);
+// Timed rankings are worth keeping: cudnnFind runs every algorithm (tens of milliseconds per direction), and a
+// network repeats shapes (the same layer at the training and evaluation batch, models with repeated blocks,
+// several executors in one process). One process-wide cache, keyed by everything the timings depend on.
+class BenchmarkCache {
+  public:
+    static BenchmarkCache& instance() {
+        static BenchmarkCache cache;
+        return cache;
+    }
+    static std::string key(const cpu::Conv2dGeometry& g, Direction direction, const CudnnConvOptions& options) {
+        int device = 0;
+        CUDACNN_CUDA_CHECK(cudaGetDevice(&device));
+        return fmt::format("{} | {} | tf32 {} | limit {} | device {}", geometry_text(g), kDirectionNames[direction],
+                           options.allow_tf32, options.workspace_limit_bytes, device);
+    }
+    bool find(const std::string& key, std::vector<Candidate>* candidates) const {
+        std::lock_guard<std::mutex> lock(mutex_);
+        const auto it = rankings_.find(key);
+        if (it == rankings_.end()) return false;
+        *candidates = it->second;
+        return true;
+    }
+    void store(const std::string& key, const std::vector<Candidate>& candidates) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        rankings_[key] = candidates;
+    }
+    size_t size() const {
+        std::lock_guard<std::mutex> lock(mutex_);
+        return rankings_.size();
+    }
+
+  private:
+    mutable std::mutex mutex_;
+    std::map<std::string, std::vector<Candidate>> rankings_;
+};
+
+// cuDNN's timed ranking, run on scratch buffers the size of this geometry's tensors.
+std::vector<Candidate> timed_candidates(cudnnHandle_t handle, const Descriptors& d, Direction direction,
+                                        const CudnnConvOptions& options, const cpu::Conv2dGeometry& g,
+                                        cudaStream_t stream) {
     const auto bytes_of = [](const Shape& shape) {
         return static_cast<size_t>(shape.numel()) * sizeof(float);
     };
@@ -398,9 +436,27 @@ std::vector<Candidate> ranked_candidates(cudnnHandle_t handle, const Descriptors
     scratch.y = zeroed_buffer(bytes_of(g.output_shape()), stream);
     scratch.workspace =
         DeviceBuffer(benchmark_workspace_bytes(handle, d, direction, options.workspace_limit_bytes));
-    std::vector<Candidate> candidates = benchmark_candidates(handle, d, direction, scratch);
     // The scratch buffers go back to the allocator when this returns; Find has finished with them (it blocks
     // the host until its runs end), and later work on `stream` is ordered after them anyway.
+    return benchmark_candidates(handle, d, direction, scratch);
+}
+
+// The ranking for one direction: by heuristics, or by timing (once per process and key; *reused says whether
+// the timings came from the cache).
+std::vector<Candidate> ranked_candidates(cudnnHandle_t handle, const Descriptors& d, Direction direction,
+                                         const CudnnConvOptions& options, const cpu::Conv2dGeometry& g,
+                                         cudaStream_t stream, bool* reused) {
+    *reused = false;
+    if (!options.benchmark) return heuristic_candidates(handle, d, direction);
+    BenchmarkCache& cache = BenchmarkCache::instance();
+    const std::string key = BenchmarkCache::key(g, direction, options);
+    std::vector<Candidate> candidates;
+    if (cache.find(key, &candidates)) {
+        *reused = true;
+        return candidates;
+    }
+    candidates = timed_candidates(handle, d, direction, options, g, stream);
+    cache.store(key, candidates);
     return candidates;
 }
 
@@ -477,6 +533,7 @@ struct CudnnConv2d::State {
     CudnnConvOptions options;
     Descriptors desc;
     std::array<Choice, 3> choice;
+    bool reused_timings = false;  // benchmark: some direction's timings came from the process-wide cache
 };
 
 CudnnConv2d::CudnnConv2d(const cpu::Conv2dGeometry& g, const CudnnConvOptions& options, cudaStream_t stream)
@@ -507,8 +564,10 @@ CudnnConv2d::CudnnConv2d(const cpu::Conv2dGeometry& g, const CudnnConvOptions& o
 
     const cudnnHandle_t handle = handle_on(stream);
     for (const Direction direction : kDirections) {
+        bool reused = false;
         const std::vector<Candidate> candidates =
-            ranked_candidates(handle, s.desc, direction, options, g, stream);
+            ranked_candidates(handle, s.desc, direction, options, g, stream, &reused);
+        s.reused_timings = s.reused_timings || reused;
         s.choice[direction] = choose_algorithm(handle, s.desc, direction, candidates, options, g);
     }
 }
@@ -570,7 +629,9 @@ std::string CudnnConv2d::describe() const {
                        algorithm_name(kBackwardData, choice[kBackwardData].algo),
                        algorithm_name(kBackwardFilter, choice[kBackwardFilter].algo),
                        static_cast<double>(workspace_bytes()) / (1024.0 * 1024.0), math, determinism,
-                       s.options.benchmark ? "benchmarked" : "heuristics");
+                       !s.options.benchmark ? "heuristics"
+                       : s.reused_timings   ? "benchmarked (timings cached)"
+                                            : "benchmarked");
 }
 
 void CudnnConv2d::forward(const float* x, const float* weight, const float* bias, float* y, void* workspace,
@@ -634,6 +695,10 @@ void CudnnConv2d::backward_filter(const float* x, const float* dy, float* dweigh
         CUDACNN_CUDNN_CHECK(
             cudnnConvolutionBackwardBias(handle, &one, s.desc.y.get(), dy, &zero, s.desc.bias.get(), dbias));
     }
+}
+
+size_t cudnn_benchmark_cache_entries() {
+    return BenchmarkCache::instance().size();
 }
 
 }  // namespace cudacnn::gpu

@@ -20,7 +20,9 @@ struct CudnnConvOptions {
     bool allow_tf32 = false;
     // false: cuDNN's heuristics rank the algorithms (cudnnGet*Algorithm_v7; no GPU work).
     // true: cudnnFind*AlgorithmEx runs and times every algorithm on scratch buffers (host-blocking; the
-    // scratch tensors and up to workspace_limit_bytes of workspace are allocated for the duration).
+    // scratch tensors and up to workspace_limit_bytes of workspace are allocated for the duration), once per
+    // process for each geometry, direction, allow_tf32, workspace limit and device: later plans of the same
+    // shape reuse the timings (describe() then says "timings cached").
     bool benchmark = false;
     // Only algorithms whose workspace fits are considered; the caller provides the workspace on each call.
     size_t workspace_limit_bytes = size_t{256} << 20;
@@ -93,5 +95,8 @@ class CudnnConv2d {
     std::unique_ptr<State> state_;
     const State& state() const;  // throws Error on a moved-from object
 };
+
+// How many timed rankings (one per geometry, direction and options) the process has cached so far.
+size_t cudnn_benchmark_cache_entries();
 
 }  // namespace cudacnn::gpu

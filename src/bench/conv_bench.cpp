@@ -12,6 +12,7 @@
 #include <fmt/format.h>
 
 #include "cuda/conv2d.hpp"
+#include "cuda/gemm_backend.hpp"
 #include "cudacnn/ops/conv2d.hpp"
 #include "measure.hpp"
 
@@ -126,6 +127,7 @@ struct ConvState {
 // One GPU algorithm's plan, shared by its three passes and made on first use.
 struct PlanState {
     gpu::ConvAlgo algo;
+    bool tf32;  // --precision tf32: cuDNN may use TF32 tensor cores; im2col runs the own TF32 GEMM
     std::unique_ptr<gpu::Conv2dPlan> plan;
     DeviceBuffer workspace;
 
@@ -133,6 +135,7 @@ struct PlanState {
         if (plan) return;
         gpu::Conv2dSettings settings;
         settings.algo = algo;
+        settings.allow_tf32 = tf32;
         settings.benchmark = true;  // cuDNN: cudnnFind's fastest, as torch.backends.cudnn.benchmark = True
         plan = std::make_unique<gpu::Conv2dPlan>(conv.g, settings, context.s());
         workspace = DeviceBuffer(plan->workspace_bytes());
@@ -144,10 +147,12 @@ double conv_flops(const cpu::Conv2dGeometry& g) {
            static_cast<double>(g.in_channels_per_group() * g.kernel_h * g.kernel_w);
 }
 
-void add_gpu_candidates(std::vector<Candidate>& out, gpu::ConvAlgo algo, const std::shared_ptr<ConvState>& conv,
-                        const OpCase& c, Context& context) {
-    const std::string name = gpu::conv_algo_name(algo);
-    auto plan = std::make_shared<PlanState>(PlanState{algo, nullptr, DeviceBuffer()});
+void add_gpu_candidates(std::vector<Candidate>& out, gpu::ConvAlgo algo, bool tf32,
+                        const std::shared_ptr<ConvState>& conv, const OpCase& c, Context& context) {
+    const std::string name = std::string(gpu::conv_algo_name(algo)) + (tf32 ? "_tf32" : "");
+    auto plan = std::make_shared<PlanState>(PlanState{algo, tf32, nullptr, DeviceBuffer()});
+    // The im2col GEMMs' arithmetic (cuDNN takes its own from the plan's settings).
+    const gpu::GemmSettings gemm{gpu::GemmBackend::own, tf32 ? gpu::GemmMath::tf32 : gpu::GemmMath::fp32};
     const Context* ctx = &context;
     const std::string unsupported = context.gpu ? gpu::conv2d_unsupported(algo, conv->g) : "";
     const bool cudnn = algo == gpu::ConvAlgo::cudnn;
@@ -169,10 +174,11 @@ void add_gpu_candidates(std::vector<Candidate>& out, gpu::ConvAlgo algo, const s
         cand.unsupported = unsupported;
         cand.device_timed = true;
         cand.describe = describe;
-        const double tolerance = conv2d_tolerance(conv->g, p.pass, cudnn);
+        const double tolerance = tf32 ? kTf32CheckTolerance : conv2d_tolerance(conv->g, p.pass, cudnn);
         const ConvPass pass = p.pass;
         // One call of this pass on input copy `call`.
-        const auto run = [conv, plan, ctx, pass](int64_t call) {
+        const auto run = [conv, plan, ctx, pass, gemm](int64_t call) {
+            const gpu::GemmScope scope(gemm);
             const ConvState& s = *conv;
             const gpu::Conv2dPlan& pl = *plan->plan;
             void* ws = plan->workspace.data();
@@ -259,8 +265,13 @@ std::vector<Candidate> conv2d_candidates(const OpCase& c, Context& context) {
     conv->dy_shape = conv->g.output_shape();
     conv->seed = context.options.seed;
     std::vector<Candidate> out;
-    for (const gpu::ConvAlgo algo : {gpu::ConvAlgo::cudnn, gpu::ConvAlgo::direct, gpu::ConvAlgo::im2col})
-        if (context.wants(gpu::conv_algo_name(algo))) add_gpu_candidates(out, algo, conv, c, context);
+    for (const gpu::ConvAlgo algo : {gpu::ConvAlgo::cudnn, gpu::ConvAlgo::direct, gpu::ConvAlgo::im2col}) {
+        const std::string name = gpu::conv_algo_name(algo);
+        if (context.wants(name)) add_gpu_candidates(out, algo, false, conv, c, context);
+        if (algo != gpu::ConvAlgo::direct && context.wants(name + "_tf32")) {
+            add_gpu_candidates(out, algo, true, conv, c, context);
+        }
+    }
     if (context.wants("cpu")) add_cpu_candidates(out, conv, c);
     return out;
 }

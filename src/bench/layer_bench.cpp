@@ -323,18 +323,6 @@ std::vector<Candidate> pool_candidates(const OpCase& c, Context& context) {
 
 // ---- linear -------------------------------------------------------------------------------------------------
 
-// Runs its calls with one GEMM backend and puts the previous one back.
-class GemmBackendScope {
-  public:
-    explicit GemmBackendScope(gpu::GemmBackend backend) : previous_(gpu::gemm_backend()) { gpu::set_gemm_backend(backend); }
-    ~GemmBackendScope() { gpu::set_gemm_backend(previous_); }
-    GemmBackendScope(const GemmBackendScope&) = delete;
-    GemmBackendScope& operator=(const GemmBackendScope&) = delete;
-
-  private:
-    gpu::GemmBackend previous_;
-};
-
 std::vector<Candidate> linear_candidates(const OpCase& c, Context& context) {
     struct State {
         gpu::LinearShape shape;
@@ -381,40 +369,45 @@ std::vector<Candidate> linear_candidates(const OpCase& c, Context& context) {
     const double flops = 2.0 * static_cast<double>(shape.batch * shape.in_features * shape.out_features);
     std::vector<Candidate> out;
     // linear_parity_test.cpp: float sums of in_features (y), out_features (dx) and batch (dw, dbias) terms.
-    for (const auto backend : {gpu::GemmBackend::cublas, gpu::GemmBackend::own}) {
-        const std::string name = backend == gpu::GemmBackend::own ? "kernel" : "cublas";
+    for (const std::string name : {"cublas", "cublas_tf32", "kernel", "kernel_tf32"}) {
         if (!context.wants(name)) continue;
+        const bool tf32 = name.find("_tf32") != std::string::npos;
+        const gpu::GemmBackend backend = name.rfind("kernel", 0) == 0 ? gpu::GemmBackend::own : gpu::GemmBackend::cublas;
+        const gpu::GemmSettings gemm{backend, tf32 ? gpu::GemmMath::tf32 : gpu::GemmMath::fp32};
+        // TF32 rows: kTf32CheckTolerance instead of the float sums' bounds.
+        const auto tolerance = [tf32](int64_t terms) { return tf32 ? kTf32CheckTolerance : float_sum_tolerance(terms); };
         out.push_back(gpu_candidate(
             c, "forward", name, context,
-            [st, ctx, backend] {
+            [st, ctx, gemm, tolerance] {
                 st->ensure(*ctx);
-                GemmBackendScope scope(backend);
+                const gpu::GemmScope scope(gemm);
                 poison(floats(st->y), static_cast<int64_t>(st->ref_y.size()), *ctx);
                 st->forward(0, *ctx);
-                return std::vector<Check>{compare_output("y", floats(st->y), st->ref_y,
-                                                         float_sum_tolerance(st->shape.in_features), *ctx)};
+                return std::vector<Check>{
+                    compare_output("y", floats(st->y), st->ref_y, tolerance(st->shape.in_features), *ctx)};
             },
-            [st, ctx, backend](int64_t call) {
-                GemmBackendScope scope(backend);
+            [st, ctx, gemm](int64_t call) {
+                const gpu::GemmScope scope(gemm);
                 st->forward(call, *ctx);
             }));
         out.back().record.flops = flops;
         out.back().unsupported = out.back().skipped.empty() ? gpu::gemm_backend_unsupported(backend) : "";
         out.push_back(gpu_candidate(
             c, "backward", name, context,
-            [st, ctx, backend] {
+            [st, ctx, gemm, tolerance] {
                 st->ensure(*ctx);
-                GemmBackendScope scope(backend);
+                const gpu::GemmScope scope(gemm);
                 for (const DeviceBuffer* o : {&st->dx, &st->dw, &st->db})
                     poison(*o, *ctx);
                 st->backward(0, *ctx);
                 return std::vector<Check>{
-                    compare_output("dx", floats(st->dx), st->ref_dx, float_sum_tolerance(st->shape.out_features), *ctx),
-                    compare_output("dweight", floats(st->dw), st->ref_dw, float_sum_tolerance(st->shape.batch), *ctx),
+                    compare_output("dx", floats(st->dx), st->ref_dx, tolerance(st->shape.out_features), *ctx),
+                    compare_output("dweight", floats(st->dw), st->ref_dw, tolerance(st->shape.batch), *ctx),
+                    // The bias gradient is a plain sum of dy, FP32 at every precision.
                     compare_output("dbias", floats(st->db), st->ref_db, float_sum_tolerance(st->shape.batch), *ctx)};
             },
-            [st, ctx, backend](int64_t call) {
-                GemmBackendScope scope(backend);
+            [st, ctx, gemm](int64_t call) {
+                const gpu::GemmScope scope(gemm);
                 st->backward(call, *ctx);
             }));
         out.back().record.flops = 2 * flops;  // dx and dweight; the bias gradient is negligible

@@ -239,9 +239,13 @@ graph::OptimizerKind optimizer_kind(const std::string& name) {
 
 struct StepVariant {
     std::string algorithm;  // kernels (one launch per kernel), cuda_graph (the step replayed as a graph), cpu
-                            // (the fast CPU path), cpu_ref (the reference ops)
+                            // (the fast CPU path), cpu_ref (the reference ops); cuda_graph_* the GPU options below
     graph::Backend backend;
     bool cuda_graph;
+    std::string precision = "fp32";  // ExecutorOptions::precision, gemm and cudnn_benchmark
+    std::string gemm = "auto";
+    bool cudnn_benchmark = false;
+    bool fuse_relu = true;           // ExecutorOptions::fuse_relu
 };
 
 Record epoch_record(const Record& step, int64_t batch_size) {
@@ -317,6 +321,12 @@ std::vector<Record> bench_train_step(const graph::Graph& model, Context& context
     if (context.wants("kernel") || context.wants("direct") || context.wants("im2col") || context.wants("cudnn")) {
         variants.push_back({"kernels", graph::Backend::gpu, false});
         variants.push_back({"cuda_graph", graph::Backend::gpu, true});
+        // What each of issue 11's means adds on its own, and all together (each row's note names its settings).
+        variants.push_back({"cuda_graph_unfused", graph::Backend::gpu, true, "fp32", "auto", false, false});
+        variants.push_back({"cuda_graph_own_gemm", graph::Backend::gpu, true, "fp32", "own"});
+        variants.push_back({"cuda_graph_benchmark", graph::Backend::gpu, true, "fp32", "auto", true});
+        variants.push_back({"cuda_graph_tf32", graph::Backend::gpu, true, "tf32"});
+        variants.push_back({"cuda_graph_tf32_benchmark", graph::Backend::gpu, true, "tf32", "auto", true});
     }
     if (context.wants("cpu")) variants.push_back({"cpu", graph::Backend::cpu, false});
     if (context.wants("cpu_ref")) variants.push_back({"cpu_ref", graph::Backend::cpu_reference, false});
@@ -352,6 +362,10 @@ std::vector<Record> bench_train_step(const graph::Graph& model, Context& context
         options.optimizer.momentum = o.optimizer == "sgd" ? 0.9 : 0.0;
         options.seed = o.seed;
         options.cuda_graph = v.cuda_graph;
+        options.precision = v.precision;
+        options.gemm = v.gemm;
+        options.cudnn_benchmark = v.cudnn_benchmark;
+        options.fuse_relu = v.fuse_relu;
         options.threads = o.threads;
         std::shared_ptr<graph::Executor> executor;
         try {
@@ -390,6 +404,7 @@ std::vector<Record> bench_train_step(const graph::Graph& model, Context& context
             if (r.median_us && v.cuda_graph) {
                 r.note += fmt::format("; replayed graph launches: {}", executor->cuda_graph_launches());
             }
+            if (v.backend == graph::Backend::gpu) r.note += "; " + executor->describe().front();
             out.push_back(r);
             Record e = epoch_record(r, n);
             if (context.selected(e)) out.push_back(e);

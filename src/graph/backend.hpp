@@ -44,6 +44,9 @@ struct NodeArgs {
     void* workspace = nullptr;
     std::size_t workspace_bytes = 0;
     bool training = true;
+    // A fused ReLU (only for a backend whose fuses_relu() is true): batch_norm2d applies it after itself,
+    // max_pool2d before itself; either backward then reads y, the fused output.
+    bool relu = false;
     uint64_t seed = 0;
     // Dropout's Philox stream is dropout_stream_base + step · dropout_stream_stride, with the step on the host
     // (`step`, the CPU backend) or in device memory (step_counters[kDropoutStepCounter], the GPU backend, so
@@ -105,6 +108,9 @@ class BackendImpl {
     virtual void synchronize() = 0;
     virtual void* stream_handle() { return nullptr; }  // the GPU backend's cudaStream_t, where all its work goes
 
+    // Whether forward and backward honour NodeArgs::relu (fused ReLUs; the GPU backend).
+    virtual bool fuses_relu() const { return false; }
+
     // CUDA graphs (the GPU backend): whether this backend can capture a step, and capturing and replaying one.
     virtual bool can_capture() const { return false; }
     virtual CudaGraph capture(const std::function<void()>& enqueue);
@@ -128,8 +134,9 @@ class HostMemoryBackend : public BackendImpl {
 std::unique_ptr<BackendImpl> make_cpu_reference_backend();
 // threads <= 0: one per core.
 std::unique_ptr<BackendImpl> make_fast_cpu_backend(int threads);
-// Throws Error, saying why, when there is no GPU (the emu flavour always has its emulated one).
-std::unique_ptr<BackendImpl> make_gpu_backend(const std::string& conv_algo);
+// Throws Error, saying why, when there is no GPU (the emu flavour always has its emulated one), or naming the
+// option when conv_algo, precision or gemm is not one of its choices.
+std::unique_ptr<BackendImpl> make_gpu_backend(const ExecutorOptions& options);
 
 // A flatten shares its input's memory and never reaches a backend; this says so if it ever does.
 [[noreturn]] void fail_alias(const NodeArgs& args);

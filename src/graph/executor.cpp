@@ -93,10 +93,16 @@ const char* backend_name(Backend backend) {
 namespace {
 
 std::unique_ptr<detail::BackendImpl> make_backend(const ExecutorOptions& options) {
+    if (options.backend != Backend::gpu) {
+        CUDACNN_CHECK(options.precision == "fp32",
+                      "--precision {}: the {} backend computes in FP32 only; use --precision fp32, or --device cuda "
+                      "for TF32 on the GPU",
+                      options.precision, backend_name(options.backend));
+    }
     switch (options.backend) {
         case Backend::cpu: return detail::make_fast_cpu_backend(options.threads);
         case Backend::cpu_reference: return detail::make_cpu_reference_backend();
-        case Backend::gpu: return detail::make_gpu_backend(options.conv_algo);
+        case Backend::gpu: return detail::make_gpu_backend(options);
     }
     CUDACNN_FAIL("executor: unknown backend {}", static_cast<int>(options.backend));
 }
@@ -117,6 +123,10 @@ struct Executor::Impl {
 
     // ---- the arena ----------------------------------------------------------------------------------
     std::vector<int> storage;  // per node: the node whose output memory it uses (kInput for the model input)
+    // Fused ReLUs (ExecutorOptions::fuse_relu): per node, for a ReLU that runs inside a neighbour, that neighbour
+    // (kNone: not fused); applies_relu marks the neighbours (a batch norm before or a max pooling after it).
+    std::vector<int> relu_host;
+    std::vector<bool> applies_relu;
     std::vector<BufferRequest> requests;
     MemoryPlan plan;
     std::shared_ptr<void> arena;
@@ -149,6 +159,7 @@ struct Executor::Impl {
         backend = make_backend(options);
         layers = static_cast<int>(graph.nodes.size());
         lay_out_state();
+        decide_fusion();
         plan_arena();
         decide_capture();
     }
@@ -181,14 +192,49 @@ struct Executor::Impl {
         }
     }
 
+    // Which ReLUs run inside a neighbour's kernels: a batch norm whose only use is the ReLU applies it after
+    // normalizing (the ReLU then shares the batch norm's output); otherwise a max pooling that is the ReLU's only
+    // use applies it to each value it reads (the ReLU then shares its input's memory and is never written).
+    // The ReLU itself becomes an alias; the neighbour's backward reads its own output for ReLU's mask.
+    void decide_fusion() {
+        relu_host.assign(layers, kNone);
+        applies_relu.assign(layers, false);
+        if (!options.fuse_relu || !backend->fuses_relu() || options.keep_activations || options.detect_anomaly) return;
+        for (int r = 0; r < layers - 1; ++r) {  // the last node's output is the logits, which must exist
+            const Node& relu = graph.nodes[r];
+            if (relu.spec.kind != LayerKind::relu || relu.inputs.size() != 1 || relu.inputs[0] == kInput) continue;
+            const int producer = relu.inputs[0];
+            const Node& before = graph.nodes[producer];
+            if (before.spec.kind == LayerKind::batch_norm2d && before.consumers.size() == 1 && !applies_relu[producer]) {
+                relu_host[r] = producer;
+            } else if (relu.consumers.size() == 1 && before.spec.kind != LayerKind::flatten &&
+                       before.spec.kind != LayerKind::dropout && before.spec.kind != LayerKind::dropout2d) {
+                // (Not after a possible alias, which might share the model input's memory.)
+                const int consumer = relu.consumers[0];
+                const Node& after = graph.nodes[consumer];
+                if (after.spec.kind == LayerKind::max_pool2d && after.inputs.size() == 1 && !applies_relu[consumer]) {
+                    relu_host[r] = consumer;
+                }
+            }
+            if (relu_host[r] != kNone) applies_relu[relu_host[r]] = true;
+        }
+    }
+
+    // Whether node m's backward reads its own output: a ReLU's, or a node's that applies a fused ReLU.
+    bool reads_own_output(int m) const {
+        if (relu_host[m] != kNone) return false;  // a fused ReLU has no backward of its own
+        return backward_reads_output(graph.nodes[m].spec.kind) || applies_relu[m];
+    }
+
     int fwd_time(int node) const { return node; }
     int loss_time() const { return layers; }
     int bwd_time(int node) const { return 2 * layers - node; }
 
-    // Backends never run an alias: flatten always, dropout under --no-dropout (then the identity).
+    // Backends never run an alias: flatten always, dropout under --no-dropout (then the identity), a ReLU fused
+    // into a neighbour.
     bool is_alias(int node) const {
         const LayerKind kind = graph.nodes[node].spec.kind;
-        return kind == LayerKind::flatten ||
+        return kind == LayerKind::flatten || relu_host[node] != kNone ||
                (!options.dropout && (kind == LayerKind::dropout || kind == LayerKind::dropout2d));
     }
 
@@ -263,7 +309,7 @@ struct Executor::Impl {
             int y_last = fwd_time(s), dy_first = storage[last] == s ? loss_time() : MemoryPlan::kForever;
             for (int m = s; m < layers; ++m) {
                 if (storage[m] != s) continue;
-                if (backward_reads_output(graph.nodes[m].spec.kind)) y_last = std::max(y_last, bwd_time(m));
+                if (reads_own_output(m)) y_last = std::max(y_last, bwd_time(m));
                 for (int c : graph.nodes[m].consumers) {
                     y_last = std::max(y_last, fwd_time(c));
                     if (backward_reads_input(graph.nodes[c].spec.kind)) y_last = std::max(y_last, bwd_time(c));
@@ -372,6 +418,7 @@ struct Executor::Impl {
         a.workspace_bytes = workspace == kNone ? 0 : requests[workspace].bytes;
         if (batch != options.batch_size) use_workspace_for_batch(a);
         a.training = training;
+        a.relu = applies_relu[i];
         a.seed = options.seed;
         // Stream kDropoutStreamBase + step · layers + i: distinct for every layer and step.
         a.dropout_stream_base = kDropoutStreamBase + static_cast<uint64_t>(i);
@@ -714,6 +761,14 @@ std::vector<std::string> Executor::describe() const {
     for (int i = 0; i < m.layers; ++i) {
         const std::string d = m.backend->describe(i);
         if (!d.empty()) lines.push_back(fmt::format("{}: {}", m.graph.nodes[i].spec.name, d));
+    }
+    for (int r = 0; r < m.layers; ++r) {
+        const int host = m.relu_host[r];
+        if (host == kNone) continue;
+        const Node& node = m.graph.nodes[host];
+        lines.push_back(fmt::format("{}: fused into {} '{}'", m.graph.nodes[r].spec.name,
+                                    node.spec.kind == LayerKind::batch_norm2d ? "batch norm" : "max pooling",
+                                    node.spec.name));
     }
     return lines;
 }

@@ -7,6 +7,7 @@
 #include "cuda/batch_norm.hpp"
 #include "cuda/conv2d.hpp"
 #include "cuda/dropout.hpp"
+#include "cuda/gemm_backend.hpp"
 #include "cuda/linear.hpp"
 #include "cuda/loss.hpp"
 #include "cuda/nonfinite.hpp"
@@ -34,15 +35,48 @@ gpu::DeviceStep dropout_step(const NodeArgs& a) {
     return {a.step_counters + kDropoutStepCounter, a.dropout_stream_stride};
 }
 
+// --precision: whether the convolutions and matrix products may round their inputs to TF32.
+bool allows_tf32(const std::string& precision) {
+    CUDACNN_CHECK(precision == "fp32" || precision == "tf32",
+                  "--precision {}: not one of fp32, tf32 (bf16 is not implemented yet)", precision);
+    return precision == "tf32";
+}
+
+// --gemm: which SGEMM serves the linear layers and im2col convolutions; auto prefers cuBLAS where it is built,
+// as conv-algo auto prefers cuDNN.
+gpu::GemmSettings gemm_settings(const ExecutorOptions& options) {
+    CUDACNN_CHECK(options.gemm == "auto" || options.gemm == "own" || options.gemm == "cublas",
+                  "--gemm {}: not one of auto, own, cublas", options.gemm);
+    gpu::GemmSettings settings;
+    if (options.gemm == "auto") {
+        const bool cublas = gpu::gemm_backend_unsupported(gpu::GemmBackend::cublas).empty();
+        settings.backend = cublas ? gpu::GemmBackend::cublas : gpu::GemmBackend::own;
+    } else {
+        settings.backend = gpu::parse_gemm_backend(options.gemm);
+        const std::string why_not = gpu::gemm_backend_unsupported(settings.backend);
+        CUDACNN_CHECK(why_not.empty(), "--gemm {}: {}; use --gemm auto or own", options.gemm, why_not);
+    }
+    settings.math = allows_tf32(options.precision) ? gpu::GemmMath::tf32 : gpu::GemmMath::fp32;
+    return settings;
+}
+
 class GpuBackend final : public BackendImpl {
   public:
-    explicit GpuBackend(const std::string& conv_algo) : algo_(gpu::parse_conv_algo(conv_algo)) {
+    explicit GpuBackend(const ExecutorOptions& options)
+        : gemm_(gemm_settings(options)) {
+        conv_settings_.algo = gpu::parse_conv_algo(options.conv_algo);
+        conv_settings_.allow_tf32 = allows_tf32(options.precision);
+        conv_settings_.benchmark = options.cudnn_benchmark;
         const float one = 1.0f;  // d(loss)/d(loss), which the loss backward reads from device memory
         one_ = upload(&one, 1);
     }
 
     Backend kind() const override { return Backend::gpu; }
-    std::string device_description() const override { return "gpu: " + description_; }
+    std::string device_description() const override {
+        return fmt::format("gpu: {}; {}, GEMM {}{}", description_, conv_settings_.allow_tf32 ? "TF32" : "FP32",
+                           gpu::gemm_backend_name(gemm_.backend),
+                           conv_settings_.benchmark ? ", cuDNN benchmark" : "");
+    }
 
     std::shared_ptr<void> allocate(std::size_t bytes) override {
         auto buffer = std::make_shared<DeviceBuffer>(bytes);
@@ -67,9 +101,8 @@ class GpuBackend final : public BackendImpl {
                 const auto key = std::make_pair(a.index, a.input_shapes[0][0]);
                 auto it = plans_.find(key);
                 if (it == plans_.end()) {
-                    gpu::Conv2dSettings settings;
-                    settings.algo = algo_;
-                    it = plans_.emplace(key, gpu::Conv2dPlan(conv_geometry(a), settings, stream_.handle())).first;
+                    it = plans_.emplace(key, gpu::Conv2dPlan(conv_geometry(a), conv_settings_, stream_.handle()))
+                             .first;
                     if (descriptions_.count(a.index) == 0) descriptions_[a.index] = it->second.description();
                 }
                 return it->second.workspace_bytes();
@@ -129,6 +162,7 @@ class GpuBackend final : public BackendImpl {
     void synchronize() override { stream_.synchronize(); }
     void* stream_handle() override { return stream_.handle(); }
 
+    bool fuses_relu() const override { return true; }
     bool can_capture() const override { return true; }
     CudaGraph capture(const std::function<void()>& enqueue) override { return CudaGraph::capture(stream_, enqueue); }
     void replay(const CudaGraph& graph) override { graph.launch(stream_); }
@@ -145,7 +179,8 @@ class GpuBackend final : public BackendImpl {
         return status.description;
     }
 
-    gpu::ConvAlgo algo_;
+    gpu::GemmSettings gemm_;  // applied (GemmScope) around every node, so that its GEMMs follow this executor
+    gpu::Conv2dSettings conv_settings_;
     std::string description_ = usable_gpu_description();
     Stream stream_;
     DeviceBuffer one_;
@@ -154,6 +189,7 @@ class GpuBackend final : public BackendImpl {
 };
 
 void GpuBackend::forward(const NodeArgs& a) {
+    const gpu::GemmScope gemm_scope(gemm_);
     const LayerSpec& s = a.node->spec;
     const cudaStream_t st = stream_.handle();
     const Shape& in = a.input_shapes[0];
@@ -164,13 +200,15 @@ void GpuBackend::forward(const NodeArgs& a) {
             gpu::BatchNorm2dRunningStatsView running{a.running_mean, a.running_var,
                                                      a.num_batches_tracked ? *a.num_batches_tracked : 0};
             auto* saved = static_cast<float*>(a.saved);
-            gpu::batch_norm2d(a.x[0], a.weight, a.bias, a.running_mean ? &running : nullptr, a.y, saved,
-                              saved + s.num_features, in, batch_norm_options(a), a.workspace, a.workspace_bytes, st);
+            const auto batch_norm = a.relu ? gpu::batch_norm2d_relu : gpu::batch_norm2d;
+            batch_norm(a.x[0], a.weight, a.bias, a.running_mean ? &running : nullptr, a.y, saved,
+                       saved + s.num_features, in, batch_norm_options(a), a.workspace, a.workspace_bytes, st);
             break;
         }
         case LayerKind::relu: gpu::relu_forward(a.x[0], a.y, count, st); break;
         case LayerKind::max_pool2d:
-            gpu::max_pool2d(a.x[0], a.y, static_cast<int64_t*>(a.saved), in, s.max_pool, st);
+            (a.relu ? gpu::relu_max_pool2d : gpu::max_pool2d)(a.x[0], a.y, static_cast<int64_t*>(a.saved), in,
+                                                              s.max_pool, st);
             break;
         case LayerKind::avg_pool2d: gpu::avg_pool2d(a.x[0], a.y, in, s.avg_pool, st); break;
         case LayerKind::adaptive_avg_pool2d: gpu::adaptive_avg_pool2d(a.x[0], a.y, in, s.output_size, st); break;
@@ -193,6 +231,7 @@ void GpuBackend::forward(const NodeArgs& a) {
 }
 
 void GpuBackend::backward(const NodeArgs& a) {
+    const gpu::GemmScope gemm_scope(gemm_);
     const LayerSpec& s = a.node->spec;
     const cudaStream_t st = stream_.handle();
     const Shape& in = a.input_shapes[0];
@@ -205,13 +244,23 @@ void GpuBackend::backward(const NodeArgs& a) {
             break;
         case LayerKind::batch_norm2d: {
             const auto* saved = static_cast<const float*>(a.saved);
-            gpu::batch_norm2d_backward(a.x[0], a.weight, saved, saved + s.num_features, a.dy, dx, a.dweight, a.dbias,
-                                       in, batch_norm_options(a).training, a.workspace, a.workspace_bytes, st);
+            const bool training = batch_norm_options(a).training;
+            if (a.relu) {
+                gpu::batch_norm2d_relu_backward(a.x[0], a.y, a.weight, saved, saved + s.num_features, a.dy, dx,
+                                                a.dweight, a.dbias, in, training, a.workspace, a.workspace_bytes, st);
+            } else {
+                gpu::batch_norm2d_backward(a.x[0], a.weight, saved, saved + s.num_features, a.dy, dx, a.dweight,
+                                           a.dbias, in, training, a.workspace, a.workspace_bytes, st);
+            }
             break;
         }
         case LayerKind::relu: gpu::relu_backward(a.y, a.dy, dx, count, st); break;
         case LayerKind::max_pool2d:
-            gpu::max_pool2d_backward(static_cast<const int64_t*>(a.saved), a.dy, dx, in, s.max_pool, st);
+            if (a.relu) {
+                gpu::relu_max_pool2d_backward(static_cast<const int64_t*>(a.saved), a.y, a.dy, dx, in, s.max_pool, st);
+            } else {
+                gpu::max_pool2d_backward(static_cast<const int64_t*>(a.saved), a.dy, dx, in, s.max_pool, st);
+            }
             break;
         case LayerKind::avg_pool2d: gpu::avg_pool2d_backward(a.dy, dx, in, s.avg_pool, st); break;
         case LayerKind::adaptive_avg_pool2d: gpu::adaptive_avg_pool2d_backward(a.dy, dx, in, s.output_size, st); break;
@@ -234,8 +283,8 @@ void GpuBackend::backward(const NodeArgs& a) {
 
 }  // namespace
 
-std::unique_ptr<BackendImpl> make_gpu_backend(const std::string& conv_algo) {
-    return std::make_unique<GpuBackend>(conv_algo);
+std::unique_ptr<BackendImpl> make_gpu_backend(const ExecutorOptions& options) {
+    return std::make_unique<GpuBackend>(options);
 }
 
 }  // namespace cudacnn::graph::detail

@@ -382,6 +382,26 @@ const std::vector<Flag>& flags() {
              o.conv_algo = a.text;
          },
          [](const TrainOptions& o) { return json(o.conv_algo); }},
+        {"Training", "precision", 0, "NAME",
+         "on the GPU, the arithmetic of convolutions and matrix products: fp32 (FP32 multiply-adds) or tf32 (inputs "
+         "rounded to TF32 on tensor cores, as PyTorch's allow_tf32; storage and sums stay FP32)",
+         [](TrainOptions& o, const Arg& a) {
+             a.one_of({"fp32", "tf32"});
+             o.precision = a.text;
+         },
+         [](const TrainOptions& o) { return json(o.precision); }},
+        {"Training", "gemm", 0, "NAME",
+         "on the GPU, the matrix products of linear layers and im2col: auto (cuBLAS where built), own or cublas",
+         [](TrainOptions& o, const Arg& a) {
+             a.one_of({"auto", "own", "cublas"});
+             o.gemm = a.text;
+         },
+         [](const TrainOptions& o) { return json(o.gemm); }},
+        {"Training", "cudnn-benchmark", 0, nullptr,
+         "time every cuDNN convolution algorithm once per layer shape and use the fastest deterministic one "
+         "(a few seconds at start-up; PyTorch's cudnn.benchmark)",
+         [](TrainOptions& o, const Arg&) { o.cudnn_benchmark = true; },
+         [](const TrainOptions& o) { return json(o.cudnn_benchmark); }},
         {"Training", "no-cuda-graph", 0, nullptr,
          "on the GPU, launch every kernel of a step instead of replaying the step as a CUDA graph",
          [](TrainOptions& o, const Arg&) { o.cuda_graph = false; },

@@ -85,6 +85,9 @@ class Run {
         e.backend = choose_backend(o_.device);
         e.batch_size = o_.batch_size;
         e.conv_algo = o_.conv_algo;
+        e.precision = o_.precision;
+        e.gemm = o_.gemm;
+        e.cudnn_benchmark = o_.cudnn_benchmark;
         e.threads = o_.threads;
         e.optimizer = optimizer_config(o_);
         e.label_smoothing = o_.label_smoothing;

@@ -136,6 +136,8 @@ const std::vector<FlagCase>& valued_flags() {
          [](const TrainOptions& o) { return o.seed == 18446744073709551615ull; }},
         {"--device", "cpu", [](const TrainOptions& o) { return o.device == DeviceChoice::cpu; }},
         {"--conv-algo", "im2col", [](const TrainOptions& o) { return o.conv_algo == "im2col"; }},
+        {"--precision", "tf32", [](const TrainOptions& o) { return o.precision == "tf32"; }},
+        {"--gemm", "own", [](const TrainOptions& o) { return o.gemm == "own"; }},
         {"--output-dir", "out/run1", [](const TrainOptions& o) { return o.output_dir == "out/run1"; }},
         {"--save-every", "0", [](const TrainOptions& o) { return o.save_every == 0; }},
         {"--resume", "runs/epoch_10.ckpt",
@@ -188,6 +190,8 @@ TEST_CASE("switches take no value and turn their setting over", "[options]") {
     CHECK_FALSE(o.augment);
     CHECK_FALSE(o.cuda_graph);
     CHECK(parse({}).cuda_graph);
+    CHECK(parse({"--cudnn-benchmark"}).cudnn_benchmark);
+    CHECK_FALSE(parse({}).cudnn_benchmark);
     CHECK_FALSE(o.dropout);
     CHECK_FALSE(o.shuffle);
     CHECK(o.evaluate_only);
@@ -234,6 +238,8 @@ TEST_CASE("each bad command line names the flag, the value and what is accepted"
         {{"--epochs", "--lr", "1"}, {"--epochs needs a value"}},
         {{"--data="}, {"--data needs a value: --data DIR"}},
         {{"--epochs", "abc"}, {"--epochs abc: not a whole number"}},
+        {{"--precision", "bf16"}, {"--precision bf16", "fp32", "tf32"}},
+        {{"--gemm", "blas"}, {"--gemm blas", "auto", "own", "cublas"}},
         {{"--epochs", "12x"}, {"--epochs 12x: not a whole number"}},
         {{"--epochs", "2.5"}, {"--epochs 2.5: not a whole number"}},
         {{"--epochs", " 3"}, {"not a whole number"}},
@@ -432,6 +438,11 @@ TEST_CASE("options go to JSON and back unchanged, through the command line's che
                                   "cuda",
                                   "--conv-algo",
                                   "direct",
+                                  "--precision",
+                                  "tf32",
+                                  "--gemm",
+                                  "cublas",
+                                  "--cudnn-benchmark",
                                   "--output-dir",
                                   "o",
                                   "--save-every",

@@ -227,6 +227,27 @@ TEST_CASE("cuDNN conv2d describes its choice", "[parity][cudnn]") {
     CHECK_THAT(gpu::CudnnConv2d(g, benchmark, stream.handle()).describe(), Contains("benchmarked"));
 }
 
+TEST_CASE("cuDNN conv2d: benchmark timings are cached per shape and options", "[parity][cudnn]") {
+    // A shape no other test times, so that the first plan is sure to run cudnnFind.
+    const cpu::Conv2dGeometry g =
+        cpu::conv2d_geometry(Shape{3, 5, 13, 11}, Shape{7, 5, 3, 3}, Conv2dOptions{1, 1});
+    Stream stream;
+    gpu::CudnnConvOptions benchmark;
+    benchmark.benchmark = true;
+    const size_t before = gpu::cudnn_benchmark_cache_entries();
+    const gpu::CudnnConv2d first(g, benchmark, stream.handle());
+    CHECK(gpu::cudnn_benchmark_cache_entries() == before + 3);  // one timed ranking per direction
+    CHECK_THAT(first.describe(), Contains("benchmarked") && !Contains("cached"));
+    const gpu::CudnnConv2d second(g, benchmark, stream.handle());
+    CHECK(gpu::cudnn_benchmark_cache_entries() == before + 3);
+    CHECK_THAT(second.describe(), Contains("benchmarked (timings cached)"));
+    CHECK(second.describe() == first.describe() + " (timings cached)");
+    // TF32 allowed is another ranking (its candidates include tensor-op kernels).
+    benchmark.allow_tf32 = true;
+    const gpu::CudnnConv2d tf32(g, benchmark, stream.handle());
+    CHECK(gpu::cudnn_benchmark_cache_entries() == before + 6);
+}
+
 TEST_CASE("conv2d_cudnn_unsupported names what cuDNN cannot do", "[parity][cudnn]") {
     using M = Conv2dPaddingMode;
     const Shape x{2, 3, 7, 5}, w{4, 3, 3, 3};

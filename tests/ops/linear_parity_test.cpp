@@ -128,3 +128,51 @@ TEST_CASE("linear: every GEMM backend of this build matches the reference", "[pa
     CHECK_THROWS_WITH(gpu::parse_gemm_backend("mkl"),
                       Catch::Matchers::Contains("'mkl' is not one of own, cublas"));
 }
+
+// An executor applies its --gemm and --precision through a GemmScope on its thread: the scope's settings hold
+// inside, nested scopes restore the outer ones, and the process-wide default is back afterwards.
+TEST_CASE("linear: a GemmScope sets backend and arithmetic on its thread, nested scopes restore", "[parity][linear]") {
+    CHECK(gpu::current_gemm_settings().backend == gpu::GemmBackend::own);
+    CHECK(gpu::current_gemm_settings().math == gpu::GemmMath::fp32);
+    {
+        const gpu::GemmScope outer({gpu::GemmBackend::own, gpu::GemmMath::tf32});
+        CHECK(gpu::current_gemm_settings().math == gpu::GemmMath::tf32);
+        {
+            const gpu::GemmScope inner({gpu::GemmBackend::own, gpu::GemmMath::fp32});
+            CHECK(gpu::current_gemm_settings().math == gpu::GemmMath::fp32);
+        }
+        CHECK(gpu::current_gemm_settings().math == gpu::GemmMath::tf32);
+    }
+    CHECK(gpu::current_gemm_settings().math == gpu::GemmMath::fp32);
+    if (!gpu::gemm_backend_unsupported(gpu::GemmBackend::cublas).empty()) {
+        CHECK_THROWS_WITH(gpu::GemmScope({gpu::GemmBackend::cublas, gpu::GemmMath::fp32}),
+                          Catch::Matchers::Contains("GEMM backend cublas: cuBLAS is not part of the emu flavour"));
+        CHECK(gpu::current_gemm_settings().backend == gpu::GemmBackend::own);
+    }
+}
+
+// Under TF32 the linear layer runs the TF32 GEMM (own or cuBLAS): its inputs are rounded to 10 mantissa bits,
+// about 1e-3 relative per product, so it meets kTf32Tolerance (sums of ≤ 67 mixed-sign terms, a factor 10 of
+// margin over the product error) but, on the own GEMM, not FP32's bound (which a forgotten rounding would meet).
+TEST_CASE("linear: TF32 through a GemmScope gives TF32-sized errors on every backend", "[parity][linear]") {
+    constexpr double kTf32Tolerance = 1e-2;
+    const gpu::LinearShape s{5, 67, 66};
+    const auto x = test::random_tensor<float>(Shape{s.batch, s.in_features}, 81);
+    const auto weight = test::random_tensor<float>(Shape{s.out_features, s.in_features}, 82);
+    const auto y = cpu::linear<float>(x, weight, nullptr);
+    const DeviceBuffer d_x = test::to_device(x), d_weight = test::to_device(weight);
+    for (const gpu::GemmBackend backend : {gpu::GemmBackend::own, gpu::GemmBackend::cublas}) {
+        if (!gpu::gemm_backend_unsupported(backend).empty()) continue;
+        INFO("backend " << gpu::gemm_backend_name(backend));
+        const DeviceBuffer d_y = test::poisoned<float>(s.batch * s.out_features);
+        {
+            const gpu::GemmScope scope({backend, gpu::GemmMath::tf32});
+            gpu::linear_forward(d_x.data_as<float>(), d_weight.data_as<float>(), nullptr, d_y.data_as<float>(), s,
+                                nullptr);
+        }
+        const double error = test::max_relative_error(test::to_host<float>(d_y, y.shape()), y);
+        CHECK(error <= kTf32Tolerance);
+        // cuBLAS may run so small a product on CUDA cores even in TF32 mode; the own GEMM always rounds.
+        if (backend == gpu::GemmBackend::own) CHECK(error > tolerance(s.in_features));
+    }
+}

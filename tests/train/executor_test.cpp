@@ -3,6 +3,7 @@
 // no host↔device transfer inside a GPU training step.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <map>
 #include <string>
@@ -476,9 +477,10 @@ struct GraphRun {
 
 // Training steps with full and partial batches, a learning-rate change and evaluation steps, with or
 // without CUDA graphs.
-GraphRun run_steps(const ModelSpec& spec, OptimizerKind optimizer, bool cuda_graph) {
+GraphRun run_steps(const ModelSpec& spec, OptimizerKind optimizer, bool cuda_graph, bool fuse_relu = true) {
     ExecutorOptions options;
     options.backend = Backend::gpu;
+    options.fuse_relu = fuse_relu;
     options.batch_size = 4;
     options.seed = 21;
     options.cuda_graph = cuda_graph;
@@ -574,4 +576,182 @@ TEST_CASE("bad batches get errors that say what is wrong", "[executor]") {
     CHECK_THROWS_WITH(executor.set_batch(x.data(), bad.data(), 2),
                       Catch::Contains("label 10 of sample 1") && Catch::Contains("[0, 10)"));
     CHECK_THROWS_WITH(executor.train_step(0), Catch::Contains("set_batch"));
+}
+
+namespace {
+
+// The gradients of one small_cnn training step (conv, batch norm, ReLU, pooling and a linear layer) on
+// a fixed batch of 8, with the given backend and GPU options.
+// What one small_cnn training step (convolutions, batch norm, ReLU, pooling, a linear layer) on a fixed batch
+// of 8 computes: the logits and every parameter's gradient.
+struct SmallStep {
+    HostTensor<float> logits;
+    io::StateDict gradients;
+};
+
+SmallStep small_cnn_step(Backend backend, const std::string& precision, const std::string& gemm = "auto",
+                         const std::string& conv_algo = "auto") {
+    ExecutorOptions options;
+    options.backend = backend;
+    options.batch_size = 8;
+    options.dropout = false;
+    options.precision = precision;
+    options.gemm = gemm;
+    options.conv_algo = conv_algo;
+    // A conv bias that a batch norm subtracts again has gradient 0 exactly, so only rounding noise: leave
+    // those biases out (as two_steps_with_dropout does), or the relative errors would measure noise.
+    ModelSpec spec = builtin_model("small_cnn");
+    for (LayerSpec& layer : spec.layers) {
+        if (layer.kind == LayerKind::conv2d) layer.bias = false;
+    }
+    Executor executor(build_graph(spec), options);
+    executor.initialize(5);
+    HostTensor<float> x(Shape{8, 3, 32, 32});
+    for (int64_t i = 0; i < x.numel(); ++i) x[i] = std::sin(0.37f * static_cast<float>(i % 1543)) + 0.25f;
+    const std::vector<int64_t> labels{0, 1, 2, 3, 4, 5, 6, 7};
+    executor.set_batch(x.data(), labels.data(), 8);
+    executor.train_step(0);
+    return {executor.logits(), executor.gradients()};
+}
+
+// How far a step is from the reference step: the logits' and each gradient's max |a − b| / max |b|.
+struct StepErrors {
+    double logits = 0.0, classifier = 0.0, largest_gradient = 0.0;
+};
+
+StepErrors step_errors(const SmallStep& actual, const SmallStep& reference) {
+    StepErrors e;
+    e.logits = max_relative_error(actual.logits, reference.logits);
+    for (const std::string& name : reference.gradients.names()) {
+        const double error = max_relative_error(actual.gradients.f32(name), reference.gradients.f32(name));
+        UNSCOPED_INFO(name << ": " << error);
+        if (name == "classifier.weight") e.classifier = error;
+        e.largest_gradient = std::max(e.largest_gradient, error);
+    }
+    return e;
+}
+
+// TF32 keeps 10 of float's 23 mantissa bits: each rounded input errs by up to 2^-11 ≈ 4.9e-4 relative and a
+// product of two by ~1e-3; sums of mixed signs come out smaller than their terms, which a factor 10 covers.
+// That bounds the logits and the classifier's weight gradient (one GEMM of rounded inputs on top of the
+// rounded forward).
+constexpr double kTf32StepTolerance = 1e-2;
+// The gradients below a batch norm amplify that: its backward subtracts the per-channel means of dy and dy · x̂
+// (cancellation), and ReLUs whose pre-activation lies within TF32's rounding of 0 flip their decision (as in
+// PyTorch's own float32 step against double, README "Status"). Measured: up to 9e-2 (the second convolution's
+// weight); bound 0.25 — a broken kernel (a wrong index, a dropped term) is off by O(1).
+constexpr double kTf32DeepGradientTolerance = 0.25;
+
+}  // namespace
+
+TEST_CASE("--precision tf32: the GPU executor's step carries TF32-sized errors, fp32's float-sized ones",
+          "[executor][gpu][precision]") {
+    if (!have_device()) return;
+    const SmallStep reference = small_cnn_step(Backend::cpu_reference, "fp32");
+    // The hand-written GEMM on both flavours (im2col convolutions, own GEMM), so that TF32 rounding is sure to
+    // happen; cuDNN and cuBLAS may pick FP32 kernels for such small shapes even when TF32 is allowed.
+    const StepErrors fp32 = step_errors(small_cnn_step(Backend::gpu, "fp32", "own", "im2col"), reference);
+    const StepErrors tf32 = step_errors(small_cnn_step(Backend::gpu, "tf32", "own", "im2col"), reference);
+    INFO("fp32: logits " << fp32.logits << ", gradients " << fp32.largest_gradient << "; tf32: logits "
+                         << tf32.logits << ", classifier " << tf32.classifier << ", gradients "
+                         << tf32.largest_gradient);
+    // FP32: float rounding in sums of up to 1,024 terms, amplified by batch norm's normalization over 8 images
+    // (the same bound as the CPU/GPU agreement tests above).
+    CHECK(fp32.logits <= 1e-4);
+    CHECK(fp32.largest_gradient <= 1e-4);
+    CHECK(tf32.logits <= kTf32StepTolerance);
+    CHECK(tf32.classifier <= kTf32StepTolerance);
+    CHECK(tf32.largest_gradient <= kTf32DeepGradientTolerance);
+    // The rounding did happen: errors an order of magnitude above FP32's (a kernel that forgot to round fails).
+    CHECK(tf32.logits > 10 * fp32.logits);
+    CHECK(tf32.largest_gradient > 10 * fp32.largest_gradient);
+    // The default GEMM and convolution choices (cuBLAS and cuDNN on a real GPU) stay within TF32's bounds too.
+    const StepErrors defaults = step_errors(small_cnn_step(Backend::gpu, "tf32"), reference);
+    CHECK(defaults.logits <= kTf32StepTolerance);
+    CHECK(defaults.classifier <= kTf32StepTolerance);
+    CHECK(defaults.largest_gradient <= kTf32DeepGradientTolerance);
+}
+
+TEST_CASE("precision and GEMM choices that cannot apply are errors naming the option", "[executor][precision]") {
+    const Graph graph = build_graph(builtin_model("small_cnn"));
+    ExecutorOptions options;
+    options.precision = "tf32";
+    for (const Backend backend : {Backend::cpu, Backend::cpu_reference}) {
+        options.backend = backend;
+        CHECK_THROWS_WITH(Executor(graph, options),
+                          Catch::Contains("--precision tf32") && Catch::Contains("computes in FP32 only") &&
+                              Catch::Contains("--device cuda"));
+    }
+    if (!have_device()) return;
+    options.backend = Backend::gpu;
+    options.precision = "fp16";
+    CHECK_THROWS_WITH(Executor(graph, options), Catch::Contains("--precision fp16: not one of fp32, tf32"));
+    options.precision = "fp32";
+    options.gemm = "mkl";
+    CHECK_THROWS_WITH(Executor(graph, options), Catch::Contains("--gemm mkl: not one of auto, own, cublas"));
+#if CUDACNN_EMU
+    options.gemm = "cublas";
+    CHECK_THROWS_WITH(Executor(graph, options),
+                      Catch::Contains("--gemm cublas: cuBLAS is not part of the emu flavour"));
+#endif
+    options.gemm = "own";
+    options.precision = "tf32";
+    const std::vector<std::string> lines = Executor(graph, options).describe();
+    CHECK_THAT(lines.front(), Catch::Contains("TF32, GEMM own"));
+}
+
+namespace {
+
+// Both kinds of ReLU fusion (r1 into the batch norm before it, r2 into the max pooling after it) and a ReLU
+// that cannot fuse (r3: after a pooling, before a flatten).
+ModelSpec fused_relu_spec() {
+    return parse_model_spec(nlohmann::json::parse(R"({
+        "name": "fused_relu", "input": [3, 8, 8], "num_classes": 4,
+        "layers": [
+            {"name": "c1", "type": "conv2d", "in_channels": 3, "out_channels": 4, "kernel_size": 3, "padding": 1},
+            {"name": "bn", "type": "batch_norm2d", "num_features": 4},
+            {"name": "r1", "type": "relu"},
+            {"name": "c2", "type": "conv2d", "in_channels": 4, "out_channels": 6, "kernel_size": 3, "padding": 1},
+            {"name": "r2", "type": "relu"},
+            {"name": "p", "type": "max_pool2d", "kernel_size": 2},
+            {"name": "r3", "type": "relu"},
+            {"name": "flat", "type": "flatten"},
+            {"name": "head", "type": "linear", "in_features": 96, "out_features": 4}
+        ]})"),
+                            "fused_relu_spec");
+}
+
+}  // namespace
+
+TEST_CASE("fused ReLUs train bit for bit as separate ones, and the executor says which it fused",
+          "[executor][gpu][fused]") {
+    if (!have_device()) return;
+    for (const bool cuda_graph : {false, true}) {
+        INFO("cuda_graph " << cuda_graph);
+        const GraphRun fused = run_steps(fused_relu_spec(), OptimizerKind::adam, cuda_graph, true);
+        const GraphRun separate = run_steps(fused_relu_spec(), OptimizerKind::adam, cuda_graph, false);
+        CHECK(bit_identical(fused.model, separate.model));
+        CHECK(bit_identical(fused.optimizer, separate.optimizer));
+        REQUIRE(fused.metrics.size() == separate.metrics.size());
+        for (std::size_t k = 0; k < fused.metrics.size(); ++k) {
+            CHECK(fused.metrics[k].loss_sum == separate.metrics[k].loss_sum);
+            CHECK(fused.metrics[k].correct == separate.metrics[k].correct);
+        }
+        const std::string said = joined(fused.description);
+        CHECK_THAT(said, Catch::Contains("r1: fused into batch norm 'bn'") &&
+                             Catch::Contains("r2: fused into max pooling 'p'") && !Catch::Contains("r3: fused"));
+        CHECK_THAT(joined(separate.description), !Catch::Contains("fused into"));
+    }
+}
+
+TEST_CASE("ReLUs stay separate where a layer's own output is wanted", "[executor][gpu][fused]") {
+    if (!have_device()) return;
+    ExecutorOptions options;
+    options.backend = Backend::gpu;
+    options.batch_size = 2;
+    options.keep_activations = true;  // every layer's output readable, the ReLUs' included
+    CHECK_THAT(joined(Executor(build_graph(fused_relu_spec()), options).describe()), !Catch::Contains("fused into"));
+    options.keep_activations = false;
+    options.detect_anomaly = true;
+    CHECK_THAT(joined(Executor(build_graph(fused_relu_spec()), options).describe()), !Catch::Contains("fused into"));
 }

@@ -37,4 +37,10 @@ enum class ConvPass { forward, backward_data, backward_filter };
 // of FFT / Winograd transforms, worth 256 more terms (conv2d_cudnn_vendor_parity_test.cpp).
 double conv2d_tolerance(const cpu::Conv2dGeometry& g, ConvPass pass, bool cudnn);
 
+// The check of a TF32 row (cuDNN, cuBLAS or the own GEMM with --precision tf32): TF32 keeps 10 mantissa bits,
+// so each rounded input errs by up to 2^-11 and each product by about 2^-10 ≈ 1e-3 relative; sums of mixed
+// signs come out smaller than their terms, which a factor 10 covers. A kernel that mis-indexes or drops terms
+// is off by O(1), so 1e-2 still tells a wrong one.
+constexpr double kTf32CheckTolerance = 1e-2;
+
 }  // namespace cudacnn::bench

@@ -35,6 +35,20 @@ struct ExecutorOptions {
     Backend backend = Backend::cpu;
     int64_t batch_size = 128;           // the largest batch a step may get
     std::string conv_algo = "auto";     // gpu: auto | cudnn | direct | im2col
+    // gpu: the arithmetic of the convolutions and matrix products. "fp32": FP32 multiply-adds everywhere.
+    // "tf32": cuDNN, cuBLAS and the hand-written GEMMs (linear layers, im2col) round their inputs to TF32 on
+    // tensor cores (PyTorch's allow_tf32); storage, sums and every other op stay FP32; the direct kernels
+    // compute in FP32 either way. The CPU backends compute in FP32 only.
+    std::string precision = "fp32";
+    std::string gemm = "auto";          // gpu: auto (cublas where built, else own) | own | cublas
+    // gpu: cuDNN times every algorithm for each layer shape (cudnnFind, once per process and shape) and the
+    // fastest deterministic one wins, instead of its heuristics' first choice (torch.backends.cudnn.benchmark).
+    bool cudnn_benchmark = false;
+    // gpu: a ReLU whose input is a batch norm's only use runs inside that batch norm's kernels, and a ReLU whose
+    // only use is a max pooling inside the pooling's kernels (bit for bit the same results, without writing and
+    // reading back the ReLU's tensors). Off with keep_activations and detect_anomaly, which read every layer's
+    // own output.
+    bool fuse_relu = true;
     int threads = 0;                    // cpu: worker threads, 0 = one per core
     OptimizerConfig optimizer;
     double label_smoothing = 0.0;
