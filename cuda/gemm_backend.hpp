@@ -5,6 +5,7 @@
 
 #include <cuda_runtime_api.h>
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 
@@ -54,6 +55,17 @@ class GemmScope {
 // gpu::sgemm / gpu::sgemm_strided_batched (same arguments and contract) through current_gemm_settings().
 void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
           int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc, cudaStream_t stream);
+// The workspace gemm_split() may use for an m × n product over k under current_gemm_settings(): what the own
+// FP32 SGEMM's split-k needs when the output alone gives too few blocks for the GPU (sgemm_split_k_count > 1),
+// else 0 (cuBLAS keeps its own workspace; the TF32 GEMM does not split).
+size_t gemm_split_workspace_bytes(int64_t m, int64_t n, int64_t k);
+
+// gemm() that splits k into `workspace` where gemm_split_workspace_bytes asks for it and the workspace holds
+// that much; otherwise exactly gemm(). Split results are deterministic but not gemm()'s bits.
+void gemm_split(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+                int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc, void* workspace,
+                size_t workspace_bytes, cudaStream_t stream);
+
 void gemm_strided_batched(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
                           const float* a, int64_t lda, int64_t stride_a, const float* b, int64_t ldb,
                           int64_t stride_b, float beta, float* c, int64_t ldc, int64_t stride_c,

@@ -1,4 +1,5 @@
-// Linear layer forward and backward: three sgemm calls, a bias broadcast and a bias-gradient reduction.
+// Linear layer forward and backward: three GEMMs (split over k where that helps), a bias broadcast and a
+// bias-gradient reduction.
 #include "cuda/linear.hpp"
 
 #include <algorithm>
@@ -31,8 +32,16 @@ void check_linear_shape(const char* op, const LinearShape& s) {
 
 }  // namespace
 
+size_t linear_workspace_bytes(const LinearShape& s) {
+    check_linear_shape("linear_workspace_bytes", s);
+    const int64_t n = s.batch, in = s.in_features, out = s.out_features;
+    // The three products of linear_forward and linear_backward, as (m, n, k).
+    return std::max({gemm_split_workspace_bytes(n, out, in), gemm_split_workspace_bytes(n, in, out),
+                     gemm_split_workspace_bytes(out, in, n)});
+}
+
 void linear_forward(const float* x, const float* weight, const float* bias, float* y,
-                    const LinearShape& shape, cudaStream_t stream) {
+                    const LinearShape& shape, cudaStream_t stream, void* workspace, size_t workspace_bytes) {
     check_linear_shape("linear", shape);
     const int64_t n = shape.batch, in = shape.in_features, out = shape.out_features;
     if (bias != nullptr) {
@@ -42,17 +51,25 @@ void linear_forward(const float* x, const float* weight, const float* bias, floa
                stream, bias, y, n, out);
     }
     // y (N, out) = x (N, in) · weightᵀ, weight stored (out, in).
-    gemm(false, true, n, out, in, 1.0f, x, in, weight, in, bias != nullptr ? 1.0f : 0.0f, y, out, stream);
+    gemm_split(false, true, n, out, in, 1.0f, x, in, weight, in, bias != nullptr ? 1.0f : 0.0f, y, out, workspace,
+               workspace_bytes, stream);
 }
 
 void linear_backward(const float* x, const float* weight, const float* dy, float* dx, float* dweight,
-                     float* dbias, const LinearShape& shape, cudaStream_t stream) {
+                     float* dbias, const LinearShape& shape, cudaStream_t stream, void* workspace,
+                     size_t workspace_bytes) {
     check_linear_shape("linear_backward", shape);
     const int64_t n = shape.batch, in = shape.in_features, out = shape.out_features;
     // dx (N, in) = dy (N, out) · weight (out, in).
-    if (dx != nullptr) gemm(false, false, n, in, out, 1.0f, dy, out, weight, in, 0.0f, dx, in, stream);
+    if (dx != nullptr) {
+        gemm_split(false, false, n, in, out, 1.0f, dy, out, weight, in, 0.0f, dx, in, workspace, workspace_bytes,
+                   stream);
+    }
     // dweight (out, in) = dyᵀ · x, dy stored (N, out).
-    if (dweight != nullptr) gemm(true, false, out, in, n, 1.0f, dy, out, x, in, 0.0f, dweight, in, stream);
+    if (dweight != nullptr) {
+        gemm_split(true, false, out, in, n, 1.0f, dy, out, x, in, 0.0f, dweight, in, workspace, workspace_bytes,
+                   stream);
+    }
     if (dbias != nullptr) linear_bias_grad(dy, dbias, n, out, stream);
 }
 

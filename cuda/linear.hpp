@@ -3,6 +3,7 @@
 
 #include <cuda_runtime_api.h>
 
+#include <cstddef>
 #include <cstdint>
 
 namespace cudacnn::gpu {
@@ -15,17 +16,25 @@ struct LinearShape {
     int64_t out_features = 0;
 };
 
+// The workspace linear_forward and linear_backward can use to split a product's k range (the own FP32 GEMM
+// on products with few output tiles and a long k, e.g. CifarCNN's 4096 → 1024 layer: gemm_split_workspace_bytes),
+// under the calling thread's GEMM settings; 0 when no product would split.
+size_t linear_workspace_bytes(const LinearShape& shape);
+
 // y = x · weightᵀ + bias; bias (out_features) may be nullptr (a layer without bias). Overwrites y.
 // With a bias, a broadcast kernel first writes every row of y as the bias and sgemm (x · weightᵀ, beta = 1)
 // adds the product to it in its epilogue, so no read-modify-write pass over y follows the product.
 // Throws Error naming "linear" and the sizes unless every size is positive.
+// `workspace` (linear_workspace_bytes of it, or nullptr: no split) lets the GEMM split k.
 void linear_forward(const float* x, const float* weight, const float* bias, float* y,
-                    const LinearShape& shape, cudaStream_t stream);
+                    const LinearShape& shape, cudaStream_t stream, void* workspace = nullptr,
+                    size_t workspace_bytes = 0);
 
 // Gradients given dy (batch, out_features); each output is overwritten (not accumulated) and may be nullptr
 // to skip it: dx (batch, in_features) = dy · weight, dweight (out_features, in_features) = dyᵀ · x (one sgemm
 // each), dbias (out_features) = Σ_n dy (linear_bias_grad; nullptr for a layer without bias).
 void linear_backward(const float* x, const float* weight, const float* dy, float* dx, float* dweight,
-                     float* dbias, const LinearShape& shape, cudaStream_t stream);
+                     float* dbias, const LinearShape& shape, cudaStream_t stream, void* workspace = nullptr,
+                     size_t workspace_bytes = 0);
 
 }  // namespace cudacnn::gpu

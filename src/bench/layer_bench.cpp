@@ -330,6 +330,8 @@ std::vector<Candidate> linear_candidates(const OpCase& c, Context& context) {
         HostTensor<float> bias;
         bool ready = false;
         DeviceBuffer b, y, dx, dw, db;
+        DeviceBuffer workspace;  // split-k room for the own FP32 GEMM (the only one that splits)
+        size_t workspace_bytes = 0;
         std::vector<double> ref_y, ref_dx, ref_dw, ref_db;
         void ensure(const Context& ctx) {
             if (ready) return;
@@ -339,6 +341,11 @@ std::vector<Candidate> linear_candidates(const OpCase& c, Context& context) {
             dx = device_floats(shape.batch * shape.in_features);
             dw = device_floats(shape.out_features * shape.in_features);
             db = device_floats(shape.out_features);
+            {
+                const gpu::GemmScope own({gpu::GemmBackend::own, gpu::GemmMath::fp32});
+                workspace_bytes = gpu::linear_workspace_bytes(shape);
+            }
+            workspace = DeviceBuffer(workspace_bytes);
             const HostTensor<double> x(Shape{shape.batch, shape.in_features}, as_doubles(in.host(0)));
             const HostTensor<double> w(Shape{shape.out_features, shape.in_features}, as_doubles(in.host(1)));
             const HostTensor<double> dy(Shape{shape.batch, shape.out_features}, as_doubles(in.host(2)));
@@ -351,11 +358,12 @@ std::vector<Candidate> linear_candidates(const OpCase& c, Context& context) {
             ready = true;
         }
         void forward(int64_t call, const Context& ctx) {
-            gpu::linear_forward(in.get(call, 0), in.get(call, 1), floats(b), floats(y), shape, ctx.s());
+            gpu::linear_forward(in.get(call, 0), in.get(call, 1), floats(b), floats(y), shape, ctx.s(), workspace.data(),
+                                workspace_bytes);
         }
         void backward(int64_t call, const Context& ctx) {
             gpu::linear_backward(in.get(call, 0), in.get(call, 1), in.get(call, 2), floats(dx), floats(dw), floats(db),
-                                 shape, ctx.s());
+                                 shape, ctx.s(), workspace.data(), workspace_bytes);
         }
     };
     const gpu::LinearShape shape{c.number("N"), c.number("IN"), c.number("OUT")};

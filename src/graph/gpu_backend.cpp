@@ -108,6 +108,10 @@ class GpuBackend final : public BackendImpl {
                 return it->second.workspace_bytes();
             }
             case LayerKind::batch_norm2d: return gpu::batch_norm2d_workspace_bytes(a.input_shapes[0]);
+            case LayerKind::linear: {
+                const gpu::GemmScope gemm_scope(gemm_);  // the workspace depends on which GEMM runs
+                return gpu::linear_workspace_bytes(linear_shape(a));
+            }
             default: return 0;
         }
     }
@@ -221,7 +225,9 @@ void GpuBackend::forward(const NodeArgs& a) {
                                    dropout_step(a));
             break;
         case LayerKind::flatten: fail_alias(a); break;
-        case LayerKind::linear: gpu::linear_forward(a.x[0], a.weight, a.bias, a.y, linear_shape(a), st); break;
+        case LayerKind::linear:
+            gpu::linear_forward(a.x[0], a.weight, a.bias, a.y, linear_shape(a), st, a.workspace, a.workspace_bytes);
+            break;
         case LayerKind::add:
             gpu::add_forward(a.x[0], a.x[1], a.y, count, st);
             for (std::size_t k = 2; k < a.x.size(); ++k) gpu::add_forward(a.y, a.x[k], a.y, count, st);
@@ -272,7 +278,8 @@ void GpuBackend::backward(const NodeArgs& a) {
             break;
         case LayerKind::flatten: fail_alias(a); break;
         case LayerKind::linear:
-            gpu::linear_backward(a.x[0], a.weight, a.dy, dx, a.dweight, a.dbias, linear_shape(a), st);
+            gpu::linear_backward(a.x[0], a.weight, a.dy, dx, a.dweight, a.dbias, linear_shape(a), st, a.workspace,
+                                 a.workspace_bytes);
             break;
         case LayerKind::add:
             for (float* d : a.dx) copy_on_device(d, a.dy, static_cast<std::size_t>(count) * sizeof(float), st);

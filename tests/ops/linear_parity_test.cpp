@@ -24,7 +24,8 @@ double tolerance(int64_t terms) {
     return test::float_sum_tolerance(terms);
 }
 
-void check_linear(const gpu::LinearShape& s, bool has_bias, uint32_t seed) {
+// With a workspace of linear_workspace_bytes, products with few output tiles and a long k split it (own GEMM).
+void check_linear(const gpu::LinearShape& s, bool has_bias, uint32_t seed, bool with_workspace = false) {
     INFO("batch " << s.batch << ", in " << s.in_features << ", out " << s.out_features << ", bias "
                   << has_bias);
     const auto x = test::random_tensor<float>(Shape{s.batch, s.in_features}, seed);
@@ -38,11 +39,14 @@ void check_linear(const gpu::LinearShape& s, bool has_bias, uint32_t seed) {
     DeviceBuffer d_dweight = test::poisoned<float>(s.out_features * s.in_features);
     DeviceBuffer d_dbias = test::poisoned<float>(s.out_features);
 
+    const size_t workspace_bytes = with_workspace ? gpu::linear_workspace_bytes(s) : 0;
+    const DeviceBuffer workspace(workspace_bytes);
     gpu::linear_forward(d_x.data_as<float>(), d_weight.data_as<float>(),
-                        has_bias ? d_bias.data_as<float>() : nullptr, d_y.data_as<float>(), s, nullptr);
+                        has_bias ? d_bias.data_as<float>() : nullptr, d_y.data_as<float>(), s, nullptr,
+                        workspace.data(), workspace_bytes);
     gpu::linear_backward(d_x.data_as<float>(), d_weight.data_as<float>(), d_dy.data_as<float>(),
                          d_dx.data_as<float>(), d_dweight.data_as<float>(),
-                         has_bias ? d_dbias.data_as<float>() : nullptr, s, nullptr);
+                         has_bias ? d_dbias.data_as<float>() : nullptr, s, nullptr, workspace.data(), workspace_bytes);
 
     const auto y = cpu::linear(x, weight, has_bias ? &bias : nullptr);
     const auto grads = cpu::linear_backward(x, weight, dy, has_bias);
@@ -64,6 +68,18 @@ TEST_CASE("linear: forward and backward match the CPU reference on CifarCNN's la
     check_linear({2, 4096, 1024}, true, 1);
     check_linear({2, 1024, 512}, true, 2);
     check_linear({2, 512, 10}, false, 3);
+}
+
+TEST_CASE("linear: products split over k into the workspace match the reference", "[parity][linear]") {
+    // A narrow output over a long k (as CifarCNN's 4096 → 1024 layer at batch 128 is for an H100): the own
+    // FP32 GEMM splits k. The split sums are still float sums of the same terms, so the same bounds hold.
+    for (const gpu::LinearShape s : {gpu::LinearShape{2, 4096, 64}, gpu::LinearShape{3, 2047, 70}}) {
+        CHECK(gpu::linear_workspace_bytes(s) > 0);
+        check_linear(s, true, 30, /*with_workspace=*/true);
+    }
+    // cuBLAS and the TF32 GEMM never split: no workspace wanted.
+    const gpu::GemmScope tf32({gpu::GemmBackend::own, gpu::GemmMath::tf32});
+    CHECK(gpu::linear_workspace_bytes({2, 4096, 64}) == 0);
 }
 
 TEST_CASE("linear: odd shapes, with and without bias", "[parity][linear]") {
