@@ -6,6 +6,7 @@
 #include <climits>
 #include <cstdint>
 
+#include "cuda/gemm_common.hpp"
 #include "cuda/launch.cuh"
 #include "cudacnn/error.hpp"
 
@@ -268,20 +269,6 @@ __global__ void __launch_bounds__(Tile::threads, 1) sgemm_kernel(GemmParams p) {
     }
 }
 
-// C = beta · C for k == 0 or alpha == 0, where A and B take no part (and are not read); beta == 0 writes
-// zeros without reading C. Grid-stride over the m · n elements of each batch entry blockIdx.y, + gridDim.y, …
-__global__ void sgemm_scale_kernel(int64_t m, int64_t n, float beta, float* c, int64_t ldc, int64_t stride_c,
-                                   int64_t batch) {
-    for (int64_t z = blockIdx.y; z < batch; z += gridDim.y) {
-        float* cz = c + z * stride_c;
-        for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < m * n;
-             i += int64_t{gridDim.x} * blockDim.x) {
-            float* dst = cz + (i / n) * ldc + i % n;
-            *dst = beta == 0.0f ? 0.0f : beta * *dst;
-        }
-    }
-}
-
 // Split-k's second pass: C = alpha · (P_0 + P_1 + … + P_{splits−1}) + beta · C, the partial products P_s
 // (m × n, dense, `partial_stride` apart) summed in order s = 0, 1, … so the result is deterministic; beta == 0
 // never reads C. Grid-stride over the m · n elements.
@@ -300,44 +287,6 @@ __global__ void sgemm_sum_partials_kernel(int64_t m, int64_t n, const float* par
 
 namespace {
 
-constexpr int64_t kMaxGridY = 65535;
-
-bool aligned16(const void* p) {
-    return reinterpret_cast<uintptr_t>(p) % 16 == 0;
-}
-
-// float4 access is legal when every matrix of the batch starts 16-byte aligned and every row does too.
-bool vectorizable(const void* p, int64_t ld, int64_t stride, int64_t batch) {
-    return aligned16(p) && ld % 4 == 0 && (batch <= 1 || stride % 4 == 0);
-}
-
-// Throws Error unless the arguments describe valid row-major products (see gemm.hpp).
-void check_gemm_args(const char* op, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
-                     const float* a, int64_t lda, int64_t stride_a, const float* b, int64_t ldb,
-                     int64_t stride_b, const float* c, int64_t ldc, int64_t stride_c, int64_t batch) {
-    CUDACNN_CHECK(m >= 0 && n >= 0 && k >= 0, "{}: sizes m = {}, n = {}, k = {} must not be negative", op, m,
-                  n, k);
-    CUDACNN_CHECK(batch >= 0, "{}: batch = {} must not be negative", op, batch);
-    // The stored widths of A (m, k) or (k, m) and B (k, n) or (n, k); a leading dimension is at least 1.
-    const int64_t a_width = trans_a ? m : k, b_width = trans_b ? k : n;
-    CUDACNN_CHECK(lda >= std::max<int64_t>(1, a_width), "{}: lda = {} is less than the {} width {} of A ({})",
-                  op, lda, trans_a ? "transposed" : "stored", a_width, trans_a ? "k, m" : "m, k");
-    CUDACNN_CHECK(ldb >= std::max<int64_t>(1, b_width), "{}: ldb = {} is less than the {} width {} of B ({})",
-                  op, ldb, trans_b ? "transposed" : "stored", b_width, trans_b ? "n, k" : "k, n");
-    CUDACNN_CHECK(ldc >= std::max<int64_t>(1, n), "{}: ldc = {} is less than n = {}", op, ldc, n);
-    CUDACNN_CHECK(stride_a >= 0 && stride_b >= 0 && stride_c >= 0,
-                  "{}: strides a = {}, b = {}, c = {} must not be negative", op, stride_a, stride_b,
-                  stride_c);
-    CUDACNN_CHECK(stride_c > 0 || batch <= 1 || m == 0 || n == 0,
-                  "{}: stride_c = 0 with batch = {} would make every product write the same C", op, batch);
-    if (m == 0 || n == 0 || batch == 0) return;
-    CUDACNN_CHECK(c != nullptr, "{}: C is null for an output of {} × {}", op, m, n);
-    if (k > 0 && alpha != 0.0f) {
-        CUDACNN_CHECK(a != nullptr && b != nullptr,
-                      "{}: A ({}) or B ({}) is null with m = {}, n = {}, k = {}", op,
-                      static_cast<const void*>(a), static_cast<const void*>(b), m, n, k);
-    }
-}
 
 // The tilings `automatic` chooses from, biggest tile first (64 × 128 ahead of 128 × 64: its C rows are
 // written in longer runs).
@@ -384,7 +333,7 @@ void launch_tiled(const char* op, bool trans_a, bool trans_b, kernels::GemmParam
     const int64_t tiles = (p.m + Tile::rows - 1) / Tile::rows * p.tiles_n;
     CUDACNN_CHECK(tiles <= INT_MAX, "{}: {} × {} needs {} tiles of {} × {}, more than one grid holds", op,
                   p.m, p.n, tiles, Tile::rows, Tile::cols);
-    const dim3 grid(static_cast<unsigned>(tiles), static_cast<unsigned>(std::min(p.batch, kMaxGridY)));
+    const dim3 grid(static_cast<unsigned>(tiles), static_cast<unsigned>(std::min(p.batch, kGemmMaxGridY)));
     const dim3 block(Tile::threads);
     if (!trans_a && !trans_b) launch(kernels::sgemm_kernel<Tile, false, false>, grid, block, 0, stream, p);
     if (!trans_a && trans_b) launch(kernels::sgemm_kernel<Tile, false, true>, grid, block, 0, stream, p);
@@ -413,13 +362,6 @@ void launch_sgemm(const char* op, GemmTiling tiling, bool trans_a, bool trans_b,
     launch_tiled<kernels::Tile32x32>(op, trans_a, trans_b, p, stream);
 }
 
-void launch_scale(int64_t m, int64_t n, float beta, float* c, int64_t ldc, int64_t stride_c, int64_t batch,
-                  cudaStream_t stream) {
-    constexpr int kThreads = 256;
-    const int64_t blocks = std::min<int64_t>((m * n + kThreads - 1) / kThreads, 1024);
-    const dim3 grid(static_cast<unsigned>(blocks), static_cast<unsigned>(std::min(batch, kMaxGridY)));
-    launch(kernels::sgemm_scale_kernel, grid, dim3(kThreads), 0, stream, m, n, beta, c, ldc, stride_c, batch);
-}
 
 // The batched product behind both entry points; op names the caller in errors.
 void sgemm_impl(const char* op, GemmTiling tiling, bool trans_a, bool trans_b, int64_t m, int64_t n,
@@ -430,7 +372,7 @@ void sgemm_impl(const char* op, GemmTiling tiling, bool trans_a, bool trans_b, i
                     stride_c, batch);
     if (m == 0 || n == 0 || batch == 0) return;
     if (k == 0 || alpha == 0.0f) {
-        launch_scale(m, n, beta, c, ldc, stride_c, batch, stream);
+        gemm_scale(m, n, beta, c, ldc, stride_c, batch, stream);
         return;
     }
     kernels::GemmParams p{};
@@ -439,9 +381,9 @@ void sgemm_impl(const char* op, GemmTiling tiling, bool trans_a, bool trans_b, i
     p.b = b, p.ldb = ldb, p.stride_b = stride_b;
     p.c = c, p.ldc = ldc, p.stride_c = stride_c;
     p.batch = batch;
-    p.vec_a = vectorizable(a, lda, stride_a, batch);
-    p.vec_b = vectorizable(b, ldb, stride_b, batch);
-    p.vec_c = vectorizable(c, ldc, stride_c, batch);
+    p.vec_a = gemm_vectorizable(a, lda, stride_a, batch);
+    p.vec_b = gemm_vectorizable(b, ldb, stride_b, batch);
+    p.vec_c = gemm_vectorizable(c, ldc, stride_c, batch);
     launch_sgemm(op, tiling, trans_a, trans_b, p, stream);
 }
 
@@ -517,7 +459,7 @@ void sgemm_split_k(int64_t splits, bool trans_a, bool trans_b, int64_t m, int64_
     check_gemm_args(op, trans_a, trans_b, m, n, k, alpha, a, lda, 0, b, ldb, 0, c, ldc, 0, 1);
     if (m == 0 || n == 0) return;
     if (k == 0 || alpha == 0.0f) {
-        launch_scale(m, n, beta, c, ldc, 0, 1, stream);
+        gemm_scale(m, n, beta, c, ldc, 0, 1, stream);
         return;
     }
     const SplitPlan plan = plan_split(k, splits);

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "cuda/gemm_common.hpp"
 #include "cuda/launch.cuh"
 #include "cudacnn/error.hpp"
 
@@ -306,57 +307,11 @@ __global__ void __launch_bounds__(kThreads, kMinBlocksPerSm) sgemm_tf32_kernel(T
     }
 }
 
-// C = beta · C for k == 0 or alpha == 0, where A and B take no part (and are not read); beta == 0 writes
-// zeros without reading C. Grid-stride over the m · n elements of each batch entry blockIdx.y, + gridDim.y, …
-__global__ void sgemm_tf32_scale_kernel(int64_t m, int64_t n, float beta, float* c, int64_t ldc,
-                                        int64_t stride_c, int64_t batch) {
-    for (int64_t z = blockIdx.y; z < batch; z += gridDim.y) {
-        float* cz = c + z * stride_c;
-        for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < m * n;
-             i += int64_t{gridDim.x} * blockDim.x) {
-            float* dst = cz + (i / n) * ldc + i % n;
-            *dst = beta == 0.0f ? 0.0f : beta * *dst;
-        }
-    }
-}
 
 }  // namespace tf32_kernels
 
 namespace {
 
-constexpr int64_t kMaxGridY = 65535;
-
-// float4 access is legal when every matrix of the batch starts 16-byte aligned and every row does too.
-bool vectorizable(const void* p, int64_t ld, int64_t stride, int64_t batch) {
-    return reinterpret_cast<uintptr_t>(p) % 16 == 0 && ld % 4 == 0 && (batch <= 1 || stride % 4 == 0);
-}
-
-// Throws Error unless the arguments describe valid row-major products (the contract of gemm.hpp).
-void check_gemm_args(const char* op, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
-                     const float* a, int64_t lda, int64_t stride_a, const float* b, int64_t ldb,
-                     int64_t stride_b, const float* c, int64_t ldc, int64_t stride_c, int64_t batch) {
-    CUDACNN_CHECK(m >= 0 && n >= 0 && k >= 0, "{}: sizes m = {}, n = {}, k = {} must not be negative", op, m,
-                  n, k);
-    CUDACNN_CHECK(batch >= 0, "{}: batch = {} must not be negative", op, batch);
-    const int64_t a_width = trans_a ? m : k, b_width = trans_b ? k : n;
-    CUDACNN_CHECK(lda >= std::max<int64_t>(1, a_width), "{}: lda = {} is less than the {} width {} of A ({})",
-                  op, lda, trans_a ? "transposed" : "stored", a_width, trans_a ? "k, m" : "m, k");
-    CUDACNN_CHECK(ldb >= std::max<int64_t>(1, b_width), "{}: ldb = {} is less than the {} width {} of B ({})",
-                  op, ldb, trans_b ? "transposed" : "stored", b_width, trans_b ? "n, k" : "k, n");
-    CUDACNN_CHECK(ldc >= std::max<int64_t>(1, n), "{}: ldc = {} is less than n = {}", op, ldc, n);
-    CUDACNN_CHECK(stride_a >= 0 && stride_b >= 0 && stride_c >= 0,
-                  "{}: strides a = {}, b = {}, c = {} must not be negative", op, stride_a, stride_b,
-                  stride_c);
-    CUDACNN_CHECK(stride_c > 0 || batch <= 1 || m == 0 || n == 0,
-                  "{}: stride_c = 0 with batch = {} would make every product write the same C", op, batch);
-    if (m == 0 || n == 0 || batch == 0) return;
-    CUDACNN_CHECK(c != nullptr, "{}: C is null for an output of {} × {}", op, m, n);
-    if (k > 0 && alpha != 0.0f) {
-        CUDACNN_CHECK(a != nullptr && b != nullptr,
-                      "{}: A ({}) or B ({}) is null with m = {}, n = {}, k = {}", op,
-                      static_cast<const void*>(a), static_cast<const void*>(b), m, n, k);
-    }
-}
 
 // The compute capability major of the current device, asked once per device (cudaGetDeviceProperties is slow).
 int device_major() {
@@ -382,7 +337,7 @@ void launch_product(const char* op, bool trans_a, bool trans_b, tf32_kernels::Tf
     const int64_t tiles = (p.m + kBlockM - 1) / kBlockM * p.tiles_n;
     CUDACNN_CHECK(tiles <= INT_MAX, "{}: {} × {} needs {} tiles of {} × {}, more than one grid holds", op, p.m,
                   p.n, tiles, kBlockM, kBlockN);
-    const dim3 grid(static_cast<unsigned>(tiles), static_cast<unsigned>(std::min(p.batch, kMaxGridY)));
+    const dim3 grid(static_cast<unsigned>(tiles), static_cast<unsigned>(std::min(p.batch, kGemmMaxGridY)));
     const dim3 block(kThreads);
     if (!trans_a && !trans_b) launch(sgemm_tf32_kernel<kTensorCores, false, false>, grid, block, 0, stream, p);
     if (!trans_a && trans_b) launch(sgemm_tf32_kernel<kTensorCores, false, true>, grid, block, 0, stream, p);
@@ -390,14 +345,6 @@ void launch_product(const char* op, bool trans_a, bool trans_b, tf32_kernels::Tf
     if (trans_a && trans_b) launch(sgemm_tf32_kernel<kTensorCores, true, true>, grid, block, 0, stream, p);
 }
 
-void launch_scale(int64_t m, int64_t n, float beta, float* c, int64_t ldc, int64_t stride_c, int64_t batch,
-                  cudaStream_t stream) {
-    constexpr int kScaleThreads = 256;
-    const int64_t blocks = std::min<int64_t>((m * n + kScaleThreads - 1) / kScaleThreads, 1024);
-    const dim3 grid(static_cast<unsigned>(blocks), static_cast<unsigned>(std::min(batch, kMaxGridY)));
-    launch(tf32_kernels::sgemm_tf32_scale_kernel, grid, dim3(kScaleThreads), 0, stream, m, n, beta, c, ldc,
-           stride_c, batch);
-}
 
 // The batched product behind every entry point; op names the caller in errors.
 void sgemm_tf32_impl(const char* op, Tf32Kernel kernel, bool trans_a, bool trans_b, int64_t m, int64_t n,
@@ -414,7 +361,7 @@ void sgemm_tf32_impl(const char* op, Tf32Kernel kernel, bool trans_a, bool trans
     }
     if (m == 0 || n == 0 || batch == 0) return;
     if (k == 0 || alpha == 0.0f) {
-        launch_scale(m, n, beta, c, ldc, stride_c, batch, stream);
+        gemm_scale(m, n, beta, c, ldc, stride_c, batch, stream);
         return;
     }
     tf32_kernels::Tf32Params p{};
@@ -423,8 +370,8 @@ void sgemm_tf32_impl(const char* op, Tf32Kernel kernel, bool trans_a, bool trans
     p.b = b, p.ldb = ldb, p.stride_b = stride_b;
     p.c = c, p.ldc = ldc, p.stride_c = stride_c;
     p.batch = batch;
-    p.vec_a = vectorizable(a, lda, stride_a, batch);
-    p.vec_b = vectorizable(b, ldb, stride_b, batch);
+    p.vec_a = gemm_vectorizable(a, lda, stride_a, batch);
+    p.vec_b = gemm_vectorizable(b, ldb, stride_b, batch);
     const bool tensor_cores =
         kernel == Tf32Kernel::tensor_cores || (kernel == Tf32Kernel::automatic && tf32_tensor_cores_available());
 #if CUDACNN_TENSOR_CORES

@@ -11,48 +11,22 @@
 #include "cuda/gemm.hpp"
 #include "support/compare.hpp"
 #include "support/errors.hpp"
+#include "support/gemm_cases.hpp"
 #include "support/gemm_reference.hpp"
 #include "support/parity.hpp"
 #include "support/tolerance.hpp"
 
 using namespace cudacnn;
+using test::GemmCase;
+using test::Operand;
+using test::make_operand;
+using test::padded;
 
 namespace {
 
 // A k-term dot product per output: test::float_sum_tolerance(k) (margin 1: measured errors sit ~10× below).
 double gemm_tolerance(int64_t k) {
     return test::float_sum_tolerance(k);
-}
-
-struct GemmCase {
-    bool trans_a = false, trans_b = false;
-    int64_t m = 1, n = 1, k = 1;
-    float alpha = 1.0f, beta = 0.0f;
-    int64_t pad = 0;      // extra columns of every leading dimension (beyond the stored width)
-    bool align4 = false;  // round leading dimensions and batch strides up to multiples of 4 (float4 paths)
-    int64_t batch = 1;
-    bool share_a = false, share_b = false;  // stride 0: one matrix for every batch entry
-};
-
-// A row-major stored operand: `rows` × `width` values in rows of `ld`; batch matrices lie `stride` apart.
-struct Operand {
-    int64_t rows, width, ld, stride;
-    HostTensor<float> values;
-};
-
-// A leading dimension (or batch stride) of `size` + pad, rounded up to a multiple of 4 when align4 is set.
-int64_t padded(int64_t size, const GemmCase& g) {
-    const int64_t ld = std::max<int64_t>(size + g.pad, 1);
-    return g.align4 ? (ld + 3) / 4 * 4 : ld;
-}
-
-Operand make_operand(int64_t rows, int64_t width, const GemmCase& g, bool shared, uint32_t seed) {
-    const int64_t ld = padded(width, g);
-    // A gap of `pad` between matrices: unaligned batch offsets unless align4 rounds it up.
-    const int64_t stride = shared ? 0 : padded(rows * ld, g);
-    const int64_t matrices = shared ? 1 : g.batch;
-    const Shape shape{std::max<int64_t>(matrices * stride, rows * ld)};
-    return {rows, width, ld, stride, test::random_tensor<float>(shape, seed)};
 }
 
 // C after the product, in double rounded once; entries outside the (m, n) windows keep their initial value.

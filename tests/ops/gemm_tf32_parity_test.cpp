@@ -13,12 +13,17 @@
 #include "cuda/gemm_tf32.hpp"
 #include "support/compare.hpp"
 #include "support/errors.hpp"
+#include "support/gemm_cases.hpp"
 #include "support/gemm_reference.hpp"
 #include "support/parity.hpp"
 #include "support/tf32.hpp"
 #include "support/tolerance.hpp"
 
 using namespace cudacnn;
+using test::GemmCase;
+using test::Operand;
+using test::make_operand;
+using test::padded;
 
 namespace {
 
@@ -27,35 +32,6 @@ namespace {
 // (margin 1; measured errors sit well below).
 double tf32_parity_tolerance(int64_t k) {
     return test::float_sum_tolerance(k);
-}
-
-struct GemmCase {
-    bool trans_a = false, trans_b = false;
-    int64_t m = 1, n = 1, k = 1;
-    float alpha = 1.0f, beta = 0.0f;
-    int64_t pad = 0;      // extra columns of every leading dimension (beyond the stored width)
-    bool align4 = false;  // round leading dimensions and batch strides up to multiples of 4 (float4 loads)
-    int64_t batch = 1;
-    bool share_a = false, share_b = false;  // stride 0: one matrix for every batch entry
-};
-
-// A row-major stored operand: `rows` × `width` values in rows of `ld`; batch matrices lie `stride` apart.
-struct Operand {
-    int64_t rows, width, ld, stride;
-    HostTensor<float> values;
-};
-
-int64_t padded(int64_t size, const GemmCase& g) {
-    const int64_t ld = std::max<int64_t>(size + g.pad, 1);
-    return g.align4 ? (ld + 3) / 4 * 4 : ld;
-}
-
-Operand make_operand(int64_t rows, int64_t width, const GemmCase& g, bool shared, uint32_t seed) {
-    const int64_t ld = padded(width, g);
-    const int64_t stride = shared ? 0 : padded(rows * ld, g);
-    const int64_t matrices = shared ? 1 : g.batch;
-    const Shape shape{std::max<int64_t>(matrices * stride, rows * ld)};
-    return {rows, width, ld, stride, test::random_tensor<float>(shape, seed)};
 }
 
 HostTensor<float> tf32_rounded(HostTensor<float> t) {
