@@ -1,0 +1,521 @@
+// conv2d as an implicit GEMM (see conv2d_implicit.hpp): one tiled GEMM kernel whose operands are gathered
+// through index decoders, the launchers that describe forward, backward-data and backward-filter to it, and
+// two small helpers (the weight transpose of backward-data, the split-k sum of backward-filter).
+#include "cuda/conv2d_implicit.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <initializer_list>
+#include <string>
+
+#include "cuda/bias_grad.hpp"
+#include "cuda/conv2d_common.cuh"
+#include "cuda/elementwise.cuh"
+#include "cuda/launch.cuh"
+#include "cudacnn/error.hpp"
+
+namespace cudacnn::gpu {
+
+using cpu::Conv2dGeometry;
+
+namespace kernels {
+
+constexpr int kImplicitThreads = 256;
+constexpr int kImplicitBlockK = 8;    // the k-slice
+constexpr int kImplicitBlockN = 128;  // the block tile's columns; its rows BM are 32, 64 or 128
+// Shared rows padded by 4 floats: the k-fast stores s[t % 8][t / 8] of a warp then hit 32 distinct banks
+// (row pitch ≡ 4 mod 32), while rows stay 16-byte aligned for the float4 reads.
+constexpr int kImplicitPad = 4;
+
+// x / d by a multiply-high and a shift (Granlund–Montgomery, the scheme of CUTLASS's FastDivmod), exact for
+// 0 ≤ x < 2^31 and d ≥ 1: a hardware integer division costs ~20 instructions, and the gathers decode several
+// indices per k-slice.
+struct FastDiv {
+    int divisor;
+    uint32_t mul, shift;
+    __device__ int div(int x) const {
+        if (divisor == 1) return x;
+        const auto high =
+            static_cast<uint32_t>((static_cast<uint64_t>(static_cast<uint32_t>(x)) * mul) >> 32);
+        return static_cast<int>(high >> shift);
+    }
+};
+
+// Decodes a row, column or k index of a product into a partial address. idx → (outer, y, x) with
+// outer = idx / (ny·nx) and (y, x) its position in an ny × nx plane; gives offset = outer · outer_stride and
+// the scaled, shifted (y, x). Indices ≥ count lie outside the matrix.
+struct IndexDecoder {
+    FastDiv plane, width;  // ny·nx and nx
+    int outer_stride, y_scale, y_shift, x_scale, x_shift;
+    int count;
+};
+
+struct Spot {
+    int offset, y, x;
+    bool valid;
+};
+
+__device__ inline Spot decode(const IndexDecoder& d, int idx) {
+    const int outer = d.plane.div(idx);
+    const int in_plane = idx - outer * d.plane.divisor;
+    const int y = d.width.div(in_plane);
+    const int x = in_plane - y * d.width.divisor;
+    return {outer * d.outer_stride, y * d.y_scale + d.y_shift, x * d.x_scale + d.x_shift, idx < d.count};
+}
+
+// An operand stored densely: element (row, k) at base[row.offset + row.y + k.offset + k.y] (the decoders'
+// x is unused). The weights (rows oc, k = (c, i, j)) and dy as backward-filter's A (rows oc, k = (n, p)).
+struct MatrixGather {
+    const float* base;
+    __device__ float load(const Spot& r, const Spot& k) const {
+        return r.valid && k.valid ? base[r.offset + r.y + k.offset + k.y] : 0.0f;
+    }
+};
+
+// An operand read from an NCHW tensor of h × w planes: element (row, k) is at plane offset row.offset +
+// k.offset, position (row.y + k.y, row.x + k.x), divided by the stride when the stride is not 1 (backward-
+// data: only positions that a stride step reaches read dy); zero outside the plane (the zero padding).
+struct SpatialGather {
+    const float* base;
+    int h, w, stride_h, stride_w;
+    __device__ float load(const Spot& r, const Spot& k) const {
+        if (!r.valid || !k.valid) return 0.0f;
+        int y = r.y + k.y, x = r.x + k.x;
+        if (stride_h != 1) {
+            if (y < 0 || y % stride_h != 0) return 0.0f;
+            y /= stride_h;
+        }
+        if (stride_w != 1) {
+            if (x < 0 || x % stride_w != 0) return 0.0f;
+            x /= stride_w;
+        }
+        return y >= 0 && y < h && x >= 0 && x < w ? base[r.offset + k.offset + y * w + x] : 0.0f;
+    }
+};
+
+// Where the product's outputs go: element (row, col) at base[row.offset + row.y + col.offset + col.y]
+// (NCHW y or dx, or a dense dw), plus bias[row] when bias is not null.
+struct OutputView {
+    float* base;
+    IndexDecoder rows, cols;
+    const float* bias;
+    int slice_stride;  // elements between the partial outputs of consecutive k slices (blockIdx.y)
+};
+
+// C (m × n) = A (m × k) · B (k × n) over k range [blockIdx.y · k_slice, + k_slice) ∩ [0, k).
+template <class GA, class GB>
+struct ImplicitProblem {
+    GA a;
+    IndexDecoder a_rows, a_k;
+    GB b;
+    IndexDecoder b_cols, b_k;
+    OutputView c;
+    int k, k_slice, tiles_n;
+};
+
+// One thread's part in staging an operand slice (kRows × kImplicitBlockK) into the k-major shared slice
+// s[kk][row]: kRows / 32 elements. k-fast: consecutive threads take consecutive k of a row (t % 8, rows
+// t / 8 + 32·e), so one k index per slice is decoded; row-fast: consecutive threads take consecutive rows
+// (t % kRows, k t / kRows + (256 / kRows)·e), so one row is decoded once. The layout that reads contiguous
+// memory is chosen per operand: along k for the weights, dy as A and x as backward-filter's B; along the
+// columns (output or input positions) for the forward's and backward-data's B.
+template <int kRows, bool kKFast>
+struct TileLoader {
+    static constexpr int kPer = kRows * kImplicitBlockK / kImplicitThreads;
+    static constexpr int kRowSpots = kKFast ? kPer : 1;
+    static_assert(kPer * kImplicitThreads == kRows * kImplicitBlockK, "the slice must split evenly");
+    Spot rows[kRowSpots];
+
+    __device__ static int row_of(int e) {
+        return kKFast ? static_cast<int>(threadIdx.x) / kImplicitBlockK +
+                            e * (kImplicitThreads / kImplicitBlockK)
+                      : static_cast<int>(threadIdx.x) % kRows;
+    }
+    __device__ static int kk_of(int e) {
+        return kKFast ? static_cast<int>(threadIdx.x) % kImplicitBlockK
+                      : static_cast<int>(threadIdx.x) / kRows + e * (kImplicitThreads / kRows);
+    }
+
+    __device__ TileLoader(const IndexDecoder& row_decoder, int row0) {
+#pragma unroll
+        for (int e = 0; e < kRowSpots; ++e) rows[e] = decode(row_decoder, row0 + row_of(e));
+    }
+
+    template <class Gather>
+    __device__ void load(const Gather& g, const IndexDecoder& k_decoder, int k0, int k_end,
+                         float (&r)[kPer]) const {
+        Spot k = decode(k_decoder, k0 + kk_of(0));
+        k.valid = k.valid && k0 + kk_of(0) < k_end;
+#pragma unroll
+        for (int e = 0; e < kPer; ++e) {
+            if (!kKFast && e > 0) {
+                k = decode(k_decoder, k0 + kk_of(e));
+                k.valid = k.valid && k0 + kk_of(e) < k_end;
+            }
+            r[e] = g.load(rows[kKFast ? e : 0], k);
+        }
+    }
+
+    __device__ static void store(float (&s)[kImplicitBlockK][kRows + kImplicitPad], const float (&r)[kPer]) {
+#pragma unroll
+        for (int e = 0; e < kPer; ++e) s[kk_of(e)][row_of(e)] = r[e];
+    }
+};
+
+// acc += the 8 k steps of the shared slices: thread (ty, tx) = (t / 16, t % 16) owns rows ty·TM … + TM − 1
+// (a warp's two ty values read by broadcast) and columns tx·4 + 64·c + j, c < 2, j < 4 (16 lanes read 256
+// contiguous bytes per float4 read: no bank conflicts).
+template <int kBM>
+__device__ inline void multiply_slice(const float (&a)[kImplicitBlockK][kBM + kImplicitPad],
+                                      const float (&b)[kImplicitBlockK][kImplicitBlockN + kImplicitPad],
+                                      int ty, int tx, float (&acc)[kBM / 16][8]) {
+    constexpr int kTM = kBM / 16;
+#pragma unroll
+    for (int kk = 0; kk < kImplicitBlockK; ++kk) {
+        float a_reg[kTM], b_reg[8];
+        if constexpr (kTM % 4 == 0) {
+#pragma unroll
+            for (int q = 0; q < kTM / 4; ++q) {
+                const float4 v = *reinterpret_cast<const float4*>(&a[kk][ty * kTM + 4 * q]);
+                a_reg[4 * q] = v.x, a_reg[4 * q + 1] = v.y, a_reg[4 * q + 2] = v.z, a_reg[4 * q + 3] = v.w;
+            }
+        } else {
+            const float2 v = *reinterpret_cast<const float2*>(&a[kk][ty * kTM]);
+            a_reg[0] = v.x, a_reg[1] = v.y;
+        }
+#pragma unroll
+        for (int c = 0; c < 2; ++c) {
+            const float4 v = *reinterpret_cast<const float4*>(&b[kk][tx * 4 + 64 * c]);
+            b_reg[4 * c] = v.x, b_reg[4 * c + 1] = v.y, b_reg[4 * c + 2] = v.z, b_reg[4 * c + 3] = v.w;
+        }
+#pragma unroll
+        for (int i = 0; i < kTM; ++i) {
+#pragma unroll
+            for (int j = 0; j < 8; ++j) acc[i][j] += a_reg[i] * b_reg[j];  // one FMA under nvcc
+        }
+    }
+}
+
+// One block computes one kBM × 128 tile of C (blockIdx.x = tile_row · tiles_n + tile_col) over k slice
+// blockIdx.y. Pipeline, one barrier per k-slice (as cuda/gemm.cu): slices double-buffered in shared memory;
+// while slice t is multiplied out of buffer t % 2, slice t + 1 is gathered into registers (its latency hidden
+// by the FMAs) and then stored into the other buffer, which everyone finished reading before the barrier
+// that ended step t − 1. Every output sums its k terms in order, so results are reproducible.
+// __launch_bounds__(256, 1): ptxas may use up to 255 registers (the 8 × 8 tile and the decoded positions).
+template <int kBM, bool kBKFast, class GA, class GB>
+__global__ void __launch_bounds__(kImplicitThreads, 1) implicit_gemm_kernel(ImplicitProblem<GA, GB> p) {
+    constexpr int kTM = kBM / 16;
+    __shared__ __align__(16) float a_slices[2][kImplicitBlockK][kBM + kImplicitPad];
+    __shared__ __align__(16) float b_slices[2][kImplicitBlockK][kImplicitBlockN + kImplicitPad];
+    const int row0 = static_cast<int>(blockIdx.x) / p.tiles_n * kBM;
+    const int col0 = static_cast<int>(blockIdx.x) % p.tiles_n * kImplicitBlockN;
+    const int k_begin = static_cast<int>(blockIdx.y) * p.k_slice;
+    const int k_end = min(p.k, k_begin + p.k_slice);
+    const int ty = static_cast<int>(threadIdx.x) / 16, tx = static_cast<int>(threadIdx.x) % 16;
+
+    const TileLoader<kBM, true> a_loader(p.a_rows, row0);
+    const TileLoader<kImplicitBlockN, kBKFast> b_loader(p.b_cols, col0);
+    float ra[TileLoader<kBM, true>::kPer], rb[TileLoader<kImplicitBlockN, kBKFast>::kPer];
+    a_loader.load(p.a, p.a_k, k_begin, k_end, ra);
+    b_loader.load(p.b, p.b_k, k_begin, k_end, rb);
+    a_loader.store(a_slices[0], ra);
+    b_loader.store(b_slices[0], rb);
+    __syncthreads();
+
+    float acc[kTM][8] = {};
+    int buf = 0;
+    for (int k0 = k_begin; k0 < k_end; k0 += kImplicitBlockK, buf ^= 1) {
+        const bool more = k0 + kImplicitBlockK < k_end;
+        if (more) {
+            a_loader.load(p.a, p.a_k, k0 + kImplicitBlockK, k_end, ra);
+            b_loader.load(p.b, p.b_k, k0 + kImplicitBlockK, k_end, rb);
+        }
+        multiply_slice<kBM>(a_slices[buf], b_slices[buf], ty, tx, acc);
+        if (more) {
+            a_loader.store(a_slices[buf ^ 1], ra);
+            b_loader.store(b_slices[buf ^ 1], rb);
+        }
+        __syncthreads();
+    }
+
+    float* out = p.c.base + static_cast<int>(blockIdx.y) * p.c.slice_stride;
+    Spot cols[8];
+#pragma unroll
+    for (int j = 0; j < 8; ++j) cols[j] = decode(p.c.cols, col0 + tx * 4 + 64 * (j / 4) + j % 4);
+#pragma unroll
+    for (int i = 0; i < kTM; ++i) {
+        const int row = row0 + ty * kTM + i;
+        const Spot r = decode(p.c.rows, row);
+        if (!r.valid) continue;
+        const float bias = p.c.bias != nullptr ? p.c.bias[row] : 0.0f;
+#pragma unroll
+        for (int j = 0; j < 8; ++j) {
+            if (cols[j].valid) out[r.offset + r.y + cols[j].offset + cols[j].y] = acc[i][j] + bias;
+        }
+    }
+}
+
+// wt (C, OC, KH·KW) = w (OC, C, KH·KW) with the first two axes swapped: backward-data's A, rows c, contiguous
+// k = (oc, i, j). Grid-stride, coalesced writes.
+__global__ void transpose_weights_kernel(const float* w, float* wt, int out_channels, int channels,
+                                         int taps) {
+    const int total = out_channels * channels * taps;
+    for (int t = blockIdx.x * blockDim.x + threadIdx.x; t < total; t += gridDim.x * blockDim.x) {
+        const int tap = t % taps, oc = (t / taps) % out_channels, c = t / (taps * out_channels);
+        wt[t] = w[(oc * channels + c) * taps + tap];
+    }
+}
+
+// dw (count) = Σ_s partials[s·count + ·], the k slices in order: deterministic. Grid-stride, coalesced.
+__global__ void sum_slices_kernel(const float* partials, int slices, float* dw, int count) {
+    for (int t = blockIdx.x * blockDim.x + threadIdx.x; t < count; t += gridDim.x * blockDim.x) {
+        float sum = partials[t];
+        for (int s = 1; s < slices; ++s) sum += partials[s * count + t];
+        dw[t] = sum;
+    }
+}
+
+}  // namespace kernels
+
+namespace {
+
+using kernels::ImplicitProblem;
+using kernels::IndexDecoder;
+using kernels::MatrixGather;
+using kernels::SpatialGather;
+
+constexpr int64_t kMaxElements = (int64_t{1} << 31) - 1024;  // 32-bit indices with room for a tile's overrun
+// Backward-filter's split-k: its product has only OC × C·KH·KW outputs but k = N·OH·OW, so with few output
+// tiles the k range is cut into slices for about two blocks per H100 SM, at most kMaxSlices, each at least
+// kMinSliceK long (shorter slices would spend more on the partial sums than they save).
+constexpr int64_t kTargetBlocks = 2 * 132;
+constexpr int64_t kMaxSlices = 64;
+constexpr int64_t kMinSliceK = 512;
+
+// The multiplier and shift of kernels::FastDiv for d ≥ 1: p = 31 + ⌈log2 d⌉, mul = ⌈2^p / d⌉, shift = p − 32.
+kernels::FastDiv fast_div(int64_t d) {
+    CUDACNN_CHECK(d >= 1 && d < (int64_t{1} << 31), "conv2d_implicit: divisor {} outside [1, 2^31)", d);
+    if (d == 1) return {1, 0, 0};
+    int log2 = 0;
+    while ((int64_t{1} << log2) < d) ++log2;
+    const int p = 31 + log2;
+    const uint64_t mul = ((uint64_t{1} << p) + static_cast<uint64_t>(d) - 1) / static_cast<uint64_t>(d);
+    return {static_cast<int>(d), static_cast<uint32_t>(mul), static_cast<uint32_t>(p - 32)};
+}
+
+// idx → (idx / plane, (idx % plane) / width, idx % width): offset outer · outer_stride, y · y_scale +
+// y_shift, x · x_scale + x_shift; valid below count.
+IndexDecoder decoder(int64_t plane, int64_t width, int64_t outer_stride, int64_t y_scale, int64_t y_shift,
+                     int64_t x_scale, int64_t x_shift, int64_t count) {
+    auto i = [](int64_t v) { return static_cast<int>(v); };
+    return {fast_div(plane), fast_div(width), i(outer_stride), i(y_scale),
+            i(y_shift),      i(x_scale),      i(x_shift),      i(count)};
+}
+
+// Rows (or columns) of a dense matrix with `stride` elements between them: offset index · stride.
+IndexDecoder dense(int64_t stride, int64_t count) {
+    return decoder(1, 1, stride, 0, 0, 0, 0, count);
+}
+
+// (n, p) for p < plane, as offset n · image_stride + p: a column of y, dy or dx (NCHW) or a k of dy.
+IndexDecoder images_by_plane(int64_t plane, int64_t image_stride, int64_t count) {
+    return decoder(plane, 1, image_stride, 1, 0, 0, 0, count);
+}
+
+int64_t taps(const Conv2dGeometry& g) {
+    return g.kernel_h * g.kernel_w;
+}
+int64_t column_rows(const Conv2dGeometry& g) {  // K = C·KH·KW
+    return g.in_channels * taps(g);
+}
+int64_t out_plane(const Conv2dGeometry& g) {
+    return g.out_h * g.out_w;
+}
+
+int block_rows_for(int64_t m) {
+    return m <= 32 ? 32 : m <= 64 ? 64 : 128;
+}
+
+int64_t ceil_div(int64_t a, int64_t b) {
+    return (a + b - 1) / b;
+}
+
+// Backward-filter's k slice length (a multiple of the k-slice) and slice count.
+struct FilterSplit {
+    int64_t slice_k, slices;
+};
+
+FilterSplit filter_split(const Conv2dGeometry& g) {
+    const int64_t k = g.batch * out_plane(g);
+    const int64_t tiles = ceil_div(g.out_channels, block_rows_for(g.out_channels)) *
+                          ceil_div(column_rows(g), kernels::kImplicitBlockN);
+    const int64_t wanted = std::clamp<int64_t>(kTargetBlocks / tiles, 1, kMaxSlices);
+    const int64_t by_length = std::max<int64_t>(k / kMinSliceK, 1);
+    const int64_t slices = std::min(wanted, by_length);
+    const int64_t slice_k =
+        ceil_div(ceil_div(k, slices), kernels::kImplicitBlockK) * kernels::kImplicitBlockK;
+    return {slice_k, ceil_div(k, slice_k)};
+}
+
+int64_t transposed_weight_floats(const Conv2dGeometry& g) {
+    return g.out_channels * column_rows(g);
+}
+int64_t partial_floats(const Conv2dGeometry& g) {
+    const FilterSplit split = filter_split(g);
+    return split.slices > 1 ? split.slices * g.out_channels * column_rows(g) : 0;
+}
+
+void check_geometry(const Conv2dGeometry& g, const char* op) {
+    const std::string why = conv2d_implicit_unsupported(g);
+    CUDACNN_CHECK(why.empty(), "{}: {}", op, why);
+}
+
+void check_pointers(std::initializer_list<const void*> pointers, const char* names, const char* op) {
+    for (const void* p : pointers) {
+        CUDACNN_CHECK(p != nullptr, "{}: {} must be device pointers, not null", op, names);
+    }
+}
+
+void check_workspace(const Conv2dGeometry& g, const void* workspace, size_t bytes, int64_t floats,
+                     const char* op) {
+    const int64_t needed = floats * int64_t{sizeof(float)};
+    CUDACNN_CHECK(needed == 0 || (workspace != nullptr && static_cast<int64_t>(bytes) >= needed),
+                  "{}: workspace {} of {} bytes is smaller than the {} bytes this call needs "
+                  "(conv2d_implicit_workspace_bytes gives {}) for geometry {}",
+                  op, workspace, bytes, needed, conv2d_implicit_workspace_bytes(g),
+                  describe_conv2d_geometry(g));
+}
+
+// Launches the implicit GEMM with the block tile that fits m (the rows of A) over `slices` k slices.
+template <bool kBKFast, class GA, class GB>
+void run_implicit_gemm(ImplicitProblem<GA, GB> p, int64_t slices, cudaStream_t stream) {
+    const int64_t m = p.a_rows.count, n = p.b_cols.count;
+    const int block_rows = block_rows_for(m);
+    p.tiles_n = static_cast<int>(ceil_div(n, kernels::kImplicitBlockN));
+    const dim3 grid(static_cast<unsigned>(ceil_div(m, block_rows) * p.tiles_n),
+                    static_cast<unsigned>(slices));
+    const dim3 block(kernels::kImplicitThreads);
+    if (block_rows == 32) {
+        launch(kernels::implicit_gemm_kernel<32, kBKFast, GA, GB>, grid, block, 0, stream, p);
+    } else if (block_rows == 64) {
+        launch(kernels::implicit_gemm_kernel<64, kBKFast, GA, GB>, grid, block, 0, stream, p);
+    } else {
+        launch(kernels::implicit_gemm_kernel<128, kBKFast, GA, GB>, grid, block, 0, stream, p);
+    }
+}
+
+}  // namespace
+
+std::string conv2d_implicit_unsupported(const Conv2dGeometry& g) {
+    std::string problem = conv2d_geometry_problem(g);
+    if (!problem.empty()) return problem;
+    if (g.groups != 1) {
+        return fmt::format("conv2d_implicit: groups {} are not supported (only groups 1), geometry {}",
+                           g.groups, describe_conv2d_geometry(g));
+    }
+    if (g.padding_mode != cpu::Conv2dPaddingMode::zeros) {
+        return fmt::format("conv2d_implicit: padding_mode '{}' is not supported (only 'zeros'), geometry {}",
+                           cpu::conv2d_padding_mode_name(g.padding_mode), describe_conv2d_geometry(g));
+    }
+    const int64_t largest =
+        std::max({g.batch * g.in_channels * g.in_h * g.in_w, g.batch * g.out_channels * out_plane(g),
+                  transposed_weight_floats(g), partial_floats(g)});
+    if (largest >= kMaxElements) {
+        return fmt::format(
+            "conv2d_implicit: geometry {} has a tensor (x, y, w or backward-filter's partial sums) of {} "
+            "elements; the kernels index with 32 bits and take fewer than {}",
+            describe_conv2d_geometry(g), largest, kMaxElements);
+    }
+    return {};
+}
+
+size_t conv2d_implicit_workspace_bytes(const Conv2dGeometry& g) {
+    check_geometry(g, "conv2d_implicit_workspace_bytes");
+    return static_cast<size_t>(std::max(transposed_weight_floats(g), partial_floats(g))) * sizeof(float);
+}
+
+void conv2d_implicit_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias,
+                             float* y, void* /*workspace*/, size_t /*workspace_bytes*/, cudaStream_t stream) {
+    const char* op = "conv2d_implicit_forward";
+    check_geometry(g, op);
+    check_pointers({x, w, y}, "x, w and y", op);
+    const int64_t k = column_rows(g), plane = out_plane(g), n = g.batch * plane, hw = g.in_h * g.in_w;
+    ImplicitProblem<MatrixGather, SpatialGather> p{};
+    // A = W (OC, K); B = col: column (n, oh, ow), k (c, i, j) reads x[n, c, oh·SH − PT + i·DH, ow·SW − PL +
+    // j·DW].
+    p.a = {w};
+    p.a_rows = dense(k, g.out_channels);
+    p.a_k = dense(1, k);
+    p.b = {x, static_cast<int>(g.in_h), static_cast<int>(g.in_w), 1, 1};
+    p.b_cols =
+        decoder(plane, g.out_w, g.in_channels * hw, g.stride_h, -g.pad_top, g.stride_w, -g.pad_left, n);
+    p.b_k = decoder(taps(g), g.kernel_w, hw, g.dilation_h, 0, g.dilation_w, 0, k);
+    p.c = {y, dense(plane, g.out_channels), images_by_plane(plane, g.out_channels * plane, n), bias, 0};
+    p.k = static_cast<int>(k);
+    p.k_slice = static_cast<int>(k);
+    run_implicit_gemm<false>(p, 1, stream);
+}
+
+void conv2d_implicit_backward_data(const Conv2dGeometry& g, const float* dy, const float* w, float* dx,
+                                   void* workspace, size_t workspace_bytes, cudaStream_t stream) {
+    const char* op = "conv2d_implicit_backward_data";
+    check_geometry(g, op);
+    check_pointers({dy, w, dx}, "dy, w and dx", op);
+    check_workspace(g, workspace, workspace_bytes, transposed_weight_floats(g), op);
+    float* wt = static_cast<float*>(workspace);
+    const int64_t weights = transposed_weight_floats(g);
+    launch(kernels::transpose_weights_kernel, elementwise_grid(weights), dim3(kElementwiseBlock), 0, stream,
+           w, wt, static_cast<int>(g.out_channels), static_cast<int>(g.in_channels),
+           static_cast<int>(taps(g)));
+    const int64_t k = g.out_channels * taps(g), plane = out_plane(g), hw = g.in_h * g.in_w, n = g.batch * hw;
+    ImplicitProblem<MatrixGather, SpatialGather> p{};
+    // A = Wᵗ (C, OC·KH·KW); B: column (n, h, w), k (oc, i, j) reads dy[n, oc, (h + PT − i·DH) / SH,
+    // (w + PL − j·DW) / SW] where the divisions are exact and land inside the output.
+    p.a = {wt};
+    p.a_rows = dense(k, g.in_channels);
+    p.a_k = dense(1, k);
+    p.b = {dy, static_cast<int>(g.out_h), static_cast<int>(g.out_w), static_cast<int>(g.stride_h),
+           static_cast<int>(g.stride_w)};
+    p.b_cols = decoder(hw, g.in_w, g.out_channels * plane, 1, g.pad_top, 1, g.pad_left, n);
+    p.b_k = decoder(taps(g), g.kernel_w, plane, -g.dilation_h, 0, -g.dilation_w, 0, k);
+    p.c = {dx, dense(hw, g.in_channels), images_by_plane(hw, g.in_channels * hw, n), nullptr, 0};
+    p.k = static_cast<int>(k);
+    p.k_slice = static_cast<int>(k);
+    run_implicit_gemm<false>(p, 1, stream);
+}
+
+void conv2d_implicit_backward_filter(const Conv2dGeometry& g, const float* x, const float* dy, float* dw,
+                                     float* dbias, void* workspace, size_t workspace_bytes,
+                                     cudaStream_t stream) {
+    const char* op = "conv2d_implicit_backward_filter";
+    check_geometry(g, op);
+    check_pointers({x, dy, dw}, "x, dy and dw", op);
+    check_workspace(g, workspace, workspace_bytes, partial_floats(g), op);
+    const FilterSplit split = filter_split(g);
+    const int64_t cols = column_rows(g), plane = out_plane(g), k = g.batch * plane, hw = g.in_h * g.in_w;
+    float* partials = static_cast<float*>(workspace);
+    ImplicitProblem<MatrixGather, SpatialGather> p{};
+    // A = dy (OC, N·OH·OW): row oc, k (n, p) at dy[n, oc, p]; B = colᵀ: k (n, oh, ow), column (c, i, j) reads
+    // x[n, c, oh·SH − PT + i·DH, ow·SW − PL + j·DW]; C = dW (OC, C·KH·KW), one per k slice when split.
+    p.a = {dy};
+    p.a_rows = dense(plane, g.out_channels);
+    p.a_k = images_by_plane(plane, g.out_channels * plane, k);
+    p.b = {x, static_cast<int>(g.in_h), static_cast<int>(g.in_w), 1, 1};
+    p.b_cols = decoder(taps(g), g.kernel_w, hw, g.dilation_h, 0, g.dilation_w, 0, cols);
+    p.b_k = decoder(plane, g.out_w, g.in_channels * hw, g.stride_h, -g.pad_top, g.stride_w, -g.pad_left, k);
+    p.c = {split.slices > 1 ? partials : dw, dense(cols, g.out_channels), dense(1, cols), nullptr,
+           static_cast<int>(g.out_channels * cols)};
+    p.k = static_cast<int>(k);
+    p.k_slice = static_cast<int>(split.slice_k);
+    run_implicit_gemm<true>(p, split.slices, stream);
+    if (split.slices > 1) {
+        const int64_t count = g.out_channels * cols;
+        launch(kernels::sum_slices_kernel, elementwise_grid(count), dim3(kElementwiseBlock), 0, stream,
+               partials, static_cast<int>(split.slices), dw, static_cast<int>(count));
+    }
+    if (dbias != nullptr) conv_bias_grad(dy, dbias, g.batch, g.out_channels, g.out_h, g.out_w, stream);
+}
+
+}  // namespace cudacnn::gpu
