@@ -268,12 +268,17 @@ __global__ void transpose_weights_kernel(const float* w, float* wt, int out_chan
     }
 }
 
-// dw (count) = Σ_s partials[s·count + ·], the k slices in order: deterministic. Grid-stride, coalesced.
-__global__ void sum_slices_kernel(const float* partials, int slices, float* dw, int count) {
+// Split-k's second pass: element (row, col) of the m × n product = Σ_s partials[s·m·n + row·n + col], the k
+// slices in order (deterministic), + bias[row] when there is one, written where `out` puts it (NCHW y or dx,
+// or dw). Grid-stride over the m·n elements; reads coalesced, writes coalesced along each output plane.
+__global__ void sum_slices_kernel(const float* partials, int slices, OutputView out) {
+    const int m = out.rows.count, n = out.cols.count, count = m * n;
     for (int t = blockIdx.x * blockDim.x + threadIdx.x; t < count; t += gridDim.x * blockDim.x) {
         float sum = partials[t];
         for (int s = 1; s < slices; ++s) sum += partials[s * count + t];
-        dw[t] = sum;
+        const int row = t / n;
+        const Spot r = decode(out.rows, row), c = decode(out.cols, t - row * n);
+        out.base[r.offset + r.y + c.offset + c.y] = out.bias != nullptr ? sum + out.bias[row] : sum;
     }
 }
 
@@ -287,9 +292,10 @@ using kernels::MatrixGather;
 using kernels::SpatialGather;
 
 constexpr int64_t kMaxElements = (int64_t{1} << 31) - 1024;  // 32-bit indices with room for a tile's overrun
-// Backward-filter's split-k: its product has only OC × C·KH·KW outputs but k = N·OH·OW, so with few output
-// tiles the k range is cut into slices for about two blocks per H100 SM, at most kMaxSlices, each at least
-// kMinSliceK long (shorter slices would spend more on the partial sums than they save).
+// Split-k: a product with few output tiles for its k (backward-filter: OC × C·KH·KW outputs, k = N·OH·OW;
+// the 8 × 8 layers' forward and backward-data: 64 – 128 tiles for 132 SMs) has its k range cut into slices
+// for about two blocks per H100 SM, at most kMaxSlices, each at least kMinSliceK long (shorter slices would
+// spend more on the partial sums than they save). Partial products go to the workspace, then are summed.
 constexpr int64_t kTargetBlocks = 2 * 132;
 constexpr int64_t kMaxSlices = 64;
 constexpr int64_t kMinSliceK = 512;
@@ -342,29 +348,60 @@ int64_t ceil_div(int64_t a, int64_t b) {
     return (a + b - 1) / b;
 }
 
-// Backward-filter's k slice length (a multiple of the k-slice) and slice count.
-struct FilterSplit {
+// The sizes of one product: C (m × n) = A (m × k) · B (k × n).
+struct ProductSize {
+    int64_t m, n, k;
+};
+
+ProductSize forward_size(const Conv2dGeometry& g) {
+    return {g.out_channels, g.batch * out_plane(g), column_rows(g)};
+}
+ProductSize backward_data_size(const Conv2dGeometry& g) {
+    return {g.in_channels, g.batch * g.in_h * g.in_w, g.out_channels * taps(g)};
+}
+ProductSize backward_filter_size(const Conv2dGeometry& g) {
+    return {g.out_channels, column_rows(g), g.batch * out_plane(g)};
+}
+
+// A product's k slice length (a multiple of the k-slice) and slice count.
+struct KSplit {
     int64_t slice_k, slices;
 };
 
-FilterSplit filter_split(const Conv2dGeometry& g) {
-    const int64_t k = g.batch * out_plane(g);
-    const int64_t tiles = ceil_div(g.out_channels, block_rows_for(g.out_channels)) *
-                          ceil_div(column_rows(g), kernels::kImplicitBlockN);
+KSplit k_split(const ProductSize& s) {
+    const int64_t tiles = ceil_div(s.m, block_rows_for(s.m)) * ceil_div(s.n, kernels::kImplicitBlockN);
     const int64_t wanted = std::clamp<int64_t>(kTargetBlocks / tiles, 1, kMaxSlices);
-    const int64_t by_length = std::max<int64_t>(k / kMinSliceK, 1);
+    const int64_t by_length = std::max<int64_t>(s.k / kMinSliceK, 1);
     const int64_t slices = std::min(wanted, by_length);
     const int64_t slice_k =
-        ceil_div(ceil_div(k, slices), kernels::kImplicitBlockK) * kernels::kImplicitBlockK;
-    return {slice_k, ceil_div(k, slice_k)};
+        ceil_div(ceil_div(s.k, slices), kernels::kImplicitBlockK) * kernels::kImplicitBlockK;
+    return {slice_k, ceil_div(s.k, slice_k)};
 }
+
+// The partial products' floats (0 when k is not split).
+int64_t partial_floats(const ProductSize& s) {
+    const KSplit split = k_split(s);
+    return split.slices > 1 ? split.slices * s.m * s.n : 0;
+}
+
+constexpr int64_t kAlignFloats = 64;  // 256-byte aligned parts of the workspace
 
 int64_t transposed_weight_floats(const Conv2dGeometry& g) {
     return g.out_channels * column_rows(g);
 }
-int64_t partial_floats(const Conv2dGeometry& g) {
-    const FilterSplit split = filter_split(g);
-    return split.slices > 1 ? split.slices * g.out_channels * column_rows(g) : 0;
+// Backward-data's workspace: the transposed weights, then (256-byte aligned) its partial products.
+int64_t backward_data_partials_offset(const Conv2dGeometry& g) {
+    return ceil_div(transposed_weight_floats(g), kAlignFloats) * kAlignFloats;
+}
+
+int64_t backward_data_floats(const Conv2dGeometry& g) {
+    const int64_t partials = partial_floats(backward_data_size(g));
+    return partials > 0 ? backward_data_partials_offset(g) + partials : transposed_weight_floats(g);
+}
+
+int64_t workspace_floats(const Conv2dGeometry& g) {
+    return std::max(
+        {partial_floats(forward_size(g)), backward_data_floats(g), partial_floats(backward_filter_size(g))});
 }
 
 void check_geometry(const Conv2dGeometry& g, const char* op) {
@@ -390,7 +427,7 @@ void check_workspace(const Conv2dGeometry& g, const void* workspace, size_t byte
 
 // Launches the implicit GEMM with the block tile that fits m (the rows of A) over `slices` k slices.
 template <bool kBKFast, class GA, class GB>
-void run_implicit_gemm(ImplicitProblem<GA, GB> p, int64_t slices, cudaStream_t stream) {
+void launch_implicit_gemm(ImplicitProblem<GA, GB> p, int64_t slices, cudaStream_t stream) {
     const int64_t m = p.a_rows.count, n = p.b_cols.count;
     const int block_rows = block_rows_for(m);
     p.tiles_n = static_cast<int>(ceil_div(n, kernels::kImplicitBlockN));
@@ -406,6 +443,24 @@ void run_implicit_gemm(ImplicitProblem<GA, GB> p, int64_t slices, cudaStream_t s
     }
 }
 
+// Runs product p (its k, A, B and final output view set): in one pass, or split over k into dense partial
+// products at `partials` (room for partial_floats) and then summed into p.c in slice order.
+template <bool kBKFast, class GA, class GB>
+void run_product(ImplicitProblem<GA, GB> p, float* partials, cudaStream_t stream) {
+    const ProductSize size{p.a_rows.count, p.b_cols.count, p.k};
+    const KSplit split = k_split(size);
+    p.k_slice = static_cast<int>(split.slice_k);
+    if (split.slices == 1) {
+        launch_implicit_gemm<kBKFast>(p, 1, stream);
+        return;
+    }
+    const kernels::OutputView out = p.c;
+    p.c = {partials, dense(size.n, size.m), dense(1, size.n), nullptr, static_cast<int>(size.m * size.n)};
+    launch_implicit_gemm<kBKFast>(p, split.slices, stream);
+    launch(kernels::sum_slices_kernel, elementwise_grid(size.m * size.n), dim3(kElementwiseBlock), 0, stream,
+           partials, static_cast<int>(split.slices), out);
+}
+
 }  // namespace
 
 std::string conv2d_implicit_unsupported(const Conv2dGeometry& g) {
@@ -419,12 +474,12 @@ std::string conv2d_implicit_unsupported(const Conv2dGeometry& g) {
         return fmt::format("conv2d_implicit: padding_mode '{}' is not supported (only 'zeros'), geometry {}",
                            cpu::conv2d_padding_mode_name(g.padding_mode), describe_conv2d_geometry(g));
     }
-    const int64_t largest =
-        std::max({g.batch * g.in_channels * g.in_h * g.in_w, g.batch * g.out_channels * out_plane(g),
-                  transposed_weight_floats(g), partial_floats(g)});
+    const int64_t largest = std::max({g.batch * g.in_channels * g.in_h * g.in_w,
+                                      g.batch * g.out_channels * out_plane(g), workspace_floats(g)});
     if (largest >= kMaxElements) {
         return fmt::format(
-            "conv2d_implicit: geometry {} has a tensor (x, y, w or backward-filter's partial sums) of {} "
+            "conv2d_implicit: geometry {} has a tensor (x, y, w or the workspace's split-k partial sums) of "
+            "{} "
             "elements; the kernels index with 32 bits and take fewer than {}",
             describe_conv2d_geometry(g), largest, kMaxElements);
     }
@@ -433,14 +488,15 @@ std::string conv2d_implicit_unsupported(const Conv2dGeometry& g) {
 
 size_t conv2d_implicit_workspace_bytes(const Conv2dGeometry& g) {
     check_geometry(g, "conv2d_implicit_workspace_bytes");
-    return static_cast<size_t>(std::max(transposed_weight_floats(g), partial_floats(g))) * sizeof(float);
+    return static_cast<size_t>(workspace_floats(g)) * sizeof(float);
 }
 
 void conv2d_implicit_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias,
-                             float* y, void* /*workspace*/, size_t /*workspace_bytes*/, cudaStream_t stream) {
+                             float* y, void* workspace, size_t workspace_bytes, cudaStream_t stream) {
     const char* op = "conv2d_implicit_forward";
     check_geometry(g, op);
     check_pointers({x, w, y}, "x, w and y", op);
+    check_workspace(g, workspace, workspace_bytes, partial_floats(forward_size(g)), op);
     const int64_t k = column_rows(g), plane = out_plane(g), n = g.batch * plane, hw = g.in_h * g.in_w;
     ImplicitProblem<MatrixGather, SpatialGather> p{};
     // A = W (OC, K); B = col: column (n, oh, ow), k (c, i, j) reads x[n, c, oh·SH − PT + i·DH, ow·SW − PL +
@@ -454,8 +510,7 @@ void conv2d_implicit_forward(const Conv2dGeometry& g, const float* x, const floa
     p.b_k = decoder(taps(g), g.kernel_w, hw, g.dilation_h, 0, g.dilation_w, 0, k);
     p.c = {y, dense(plane, g.out_channels), images_by_plane(plane, g.out_channels * plane, n), bias, 0};
     p.k = static_cast<int>(k);
-    p.k_slice = static_cast<int>(k);
-    run_implicit_gemm<false>(p, 1, stream);
+    run_product<false>(p, static_cast<float*>(workspace), stream);
 }
 
 void conv2d_implicit_backward_data(const Conv2dGeometry& g, const float* dy, const float* w, float* dx,
@@ -463,7 +518,7 @@ void conv2d_implicit_backward_data(const Conv2dGeometry& g, const float* dy, con
     const char* op = "conv2d_implicit_backward_data";
     check_geometry(g, op);
     check_pointers({dy, w, dx}, "dy, w and dx", op);
-    check_workspace(g, workspace, workspace_bytes, transposed_weight_floats(g), op);
+    check_workspace(g, workspace, workspace_bytes, backward_data_floats(g), op);
     float* wt = static_cast<float*>(workspace);
     const int64_t weights = transposed_weight_floats(g);
     launch(kernels::transpose_weights_kernel, elementwise_grid(weights), dim3(kElementwiseBlock), 0, stream,
@@ -482,8 +537,7 @@ void conv2d_implicit_backward_data(const Conv2dGeometry& g, const float* dy, con
     p.b_k = decoder(taps(g), g.kernel_w, plane, -g.dilation_h, 0, -g.dilation_w, 0, k);
     p.c = {dx, dense(hw, g.in_channels), images_by_plane(hw, g.in_channels * hw, n), nullptr, 0};
     p.k = static_cast<int>(k);
-    p.k_slice = static_cast<int>(k);
-    run_implicit_gemm<false>(p, 1, stream);
+    run_product<false>(p, static_cast<float*>(workspace) + backward_data_partials_offset(g), stream);
 }
 
 void conv2d_implicit_backward_filter(const Conv2dGeometry& g, const float* x, const float* dy, float* dw,
@@ -492,10 +546,8 @@ void conv2d_implicit_backward_filter(const Conv2dGeometry& g, const float* x, co
     const char* op = "conv2d_implicit_backward_filter";
     check_geometry(g, op);
     check_pointers({x, dy, dw}, "x, dy and dw", op);
-    check_workspace(g, workspace, workspace_bytes, partial_floats(g), op);
-    const FilterSplit split = filter_split(g);
+    check_workspace(g, workspace, workspace_bytes, partial_floats(backward_filter_size(g)), op);
     const int64_t cols = column_rows(g), plane = out_plane(g), k = g.batch * plane, hw = g.in_h * g.in_w;
-    float* partials = static_cast<float*>(workspace);
     ImplicitProblem<MatrixGather, SpatialGather> p{};
     // A = dy (OC, N·OH·OW): row oc, k (n, p) at dy[n, oc, p]; B = colᵀ: k (n, oh, ow), column (c, i, j) reads
     // x[n, c, oh·SH − PT + i·DH, ow·SW − PL + j·DW]; C = dW (OC, C·KH·KW), one per k slice when split.
@@ -505,16 +557,9 @@ void conv2d_implicit_backward_filter(const Conv2dGeometry& g, const float* x, co
     p.b = {x, static_cast<int>(g.in_h), static_cast<int>(g.in_w), 1, 1};
     p.b_cols = decoder(taps(g), g.kernel_w, hw, g.dilation_h, 0, g.dilation_w, 0, cols);
     p.b_k = decoder(plane, g.out_w, g.in_channels * hw, g.stride_h, -g.pad_top, g.stride_w, -g.pad_left, k);
-    p.c = {split.slices > 1 ? partials : dw, dense(cols, g.out_channels), dense(1, cols), nullptr,
-           static_cast<int>(g.out_channels * cols)};
+    p.c = {dw, dense(cols, g.out_channels), dense(1, cols), nullptr, 0};
     p.k = static_cast<int>(k);
-    p.k_slice = static_cast<int>(split.slice_k);
-    run_implicit_gemm<true>(p, split.slices, stream);
-    if (split.slices > 1) {
-        const int64_t count = g.out_channels * cols;
-        launch(kernels::sum_slices_kernel, elementwise_grid(count), dim3(kElementwiseBlock), 0, stream,
-               partials, static_cast<int>(split.slices), dw, static_cast<int>(count));
-    }
+    run_product<true>(p, static_cast<float*>(workspace), stream);
     if (dbias != nullptr) conv_bias_grad(dy, dbias, g.batch, g.out_channels, g.out_h, g.out_w, stream);
 }
 

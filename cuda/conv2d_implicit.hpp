@@ -7,12 +7,15 @@
 //                    where Wᵗ[c, (oc, i, j)] = W[oc, c, i, j] (transposed into the workspace first) and
 //                    dycol[(oc, i, j), (n, h, w)] = dy[n, oc, oh, ow] for the output position (oh, ow) whose
 //                    tap (i, j) reads (h, w), or 0 when none does (a gather: no atomics);
-//   backward-filter  dW (OC, K)       = dy (OC, N·OH·OW) · colᵀ (N·OH·OW, K), the long k range split over
-//                    blocks into partial sums in the workspace, then added in slice order (deterministic).
-// The "matrices" are views: y, dx are written in NCHW and dy, x are read in NCHW through index decoders.
-// Kernel: 256 threads, block tile BM × 128 (BM = 32, 64 or 128 by the product's m), k-slices of 8,
-// double-buffered shared slices with one barrier per slice, BM/16 × 8 outputs per thread in registers.
-// Every output sums its k terms in order and nothing uses atomics: results are bitwise reproducible.
+//   backward-filter  dW (OC, K)       = dy (OC, N·OH·OW) · colᵀ (N·OH·OW, K).
+// Split-k: a product with few output tiles for its k range (backward-filter, whose k = N·OH·OW is long;
+// forward and backward-data on small maps, e.g. CifarCNN's 8 × 8 layers) has k cut into slices for about two
+// blocks per H100 SM, each slice's partial product written densely to the workspace, then summed in slice
+// order by a second kernel (deterministic, no atomics) that writes the real output. The "matrices" are views:
+// y, dx are written in NCHW and dy, x are read in NCHW through index decoders. Kernel: 256 threads, block
+// tile BM × 128 (BM = 32, 64 or 128 by the product's m), k-slices of 8, double-buffered shared slices with
+// one barrier per slice, BM/16 × 8 outputs per thread in registers. Every output sums its k terms in order
+// and nothing uses atomics: results are bitwise reproducible.
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -29,23 +32,25 @@ namespace cudacnn::gpu {
 // Otherwise one sentence why; the three calls then throw Error with it (Conv2dPlan falls back to im2col).
 std::string conv2d_implicit_unsupported(const cpu::Conv2dGeometry& g);
 
-// The workspace backward-data and backward-filter need, in bytes (the forward needs none): the larger of the
-// transposed weights (backward-data) and backward-filter's partial weight gradients (one per k slice; none
-// when the k range is not split). Throws Error for an unsupported geometry.
+// The workspace each of the three calls accepts, in bytes: the largest of the forward's split-k partial
+// outputs, backward-data's transposed weights (+ its partial outputs) and backward-filter's partial weight
+// gradients (partial sums only where a product splits k; 0 is possible for the forward alone, never for
+// backward-data). No call allocates. Throws Error for an unsupported geometry.
 size_t conv2d_implicit_workspace_bytes(const cpu::Conv2dGeometry& g);
 
-// x (N, C, H, W), w (OC, C, KH, KW), bias (OC) or nullptr → y (N, OC, OH, OW), overwritten. The workspace is
-// not used (it may be null).
+// x (N, C, H, W), w (OC, C, KH, KW), bias (OC) or nullptr → y (N, OC, OH, OW), overwritten. Needs workspace
+// only where it splits k (it may be null otherwise); conv2d_implicit_workspace_bytes(g) is always enough.
 void conv2d_implicit_forward(const cpu::Conv2dGeometry& g, const float* x, const float* w, const float* bias,
                              float* y, void* workspace, size_t workspace_bytes, cudaStream_t stream);
 
-// dy (N, OC, OH, OW), w → dx (N, C, H, W), overwritten (elements no tap reads get 0). Needs
-// conv2d_implicit_workspace_bytes(g) bytes of workspace.
+// dy (N, OC, OH, OW), w → dx (N, C, H, W), overwritten (elements no tap reads get 0). Needs workspace
+// (conv2d_implicit_workspace_bytes(g) is enough); a smaller one than the call needs throws Error.
 void conv2d_implicit_backward_data(const cpu::Conv2dGeometry& g, const float* dy, const float* w, float* dx,
                                    void* workspace, size_t workspace_bytes, cudaStream_t stream);
 
 // x, dy → dw (OC, C, KH, KW), overwritten; dbias (OC) = Σ dy over (N, OH, OW) when non-null, overwritten
-// (conv_bias_grad of cuda/bias_grad.hpp). Needs conv2d_implicit_workspace_bytes(g) bytes of workspace.
+// (conv_bias_grad of cuda/bias_grad.hpp). Needs workspace where it splits k
+// (conv2d_implicit_workspace_bytes(g) is enough).
 void conv2d_implicit_backward_filter(const cpu::Conv2dGeometry& g, const float* x, const float* dy, float* dw,
                                      float* dbias, void* workspace, size_t workspace_bytes,
                                      cudaStream_t stream);

@@ -67,8 +67,8 @@ void check_case(const ConvCase& c, uint32_t seed) {
 
     poison(workspace);
     gpu::conv2d_implicit_forward(g, d_x.data_as<float>(), d_w.data_as<float>(),
-                                 c.bias ? d_bias.data_as<float>() : nullptr, d_y.data_as<float>(), nullptr, 0,
-                                 nullptr);
+                                 c.bias ? d_bias.data_as<float>() : nullptr, d_y.data_as<float>(),
+                                 workspace.data(), workspace_bytes, nullptr);
     poison(workspace);
     gpu::conv2d_implicit_backward_data(g, d_dy.data_as<float>(), d_w.data_as<float>(), d_dx.data_as<float>(),
                                        workspace.data(), workspace_bytes, nullptr);
@@ -151,7 +151,7 @@ TEST_CASE("conv2d_implicit is bitwise reproducible", "[parity][conv2d_implicit]"
         const DeviceBuffer y = test::poisoned<float>(g.output_shape().numel()),
                            dx = test::poisoned<float>(xs.numel()), dw = test::poisoned<float>(ws.numel());
         gpu::conv2d_implicit_forward(g, x.data_as<float>(), w.data_as<float>(), nullptr, y.data_as<float>(),
-                                     nullptr, 0, nullptr);
+                                     workspace.data(), bytes, nullptr);
         gpu::conv2d_implicit_backward_data(g, dy.data_as<float>(), w.data_as<float>(), dx.data_as<float>(),
                                            workspace.data(), bytes, nullptr);
         gpu::conv2d_implicit_backward_filter(g, x.data_as<float>(), dy.data_as<float>(), dw.data_as<float>(),
@@ -214,6 +214,18 @@ TEST_CASE("conv2d_implicit rejects bad arguments naming the op and the values", 
     CHECK_THAT(test::error_message(
                    [&] { gpu::conv2d_implicit_forward(g, nullptr, wp, nullptr, yp, nullptr, 0, nullptr); }),
                Contains("conv2d_implicit_forward: x, w and y must be device pointers"));
+
+    // 256 output channels of 4×4 maps with k = 1152: the forward splits k in 2 and needs partial sums.
+    const cpu::Conv2dGeometry split =
+        cpu::conv2d_geometry(Shape{1, 128, 4, 4}, Shape{256, 128, 3, 3}, zeros(1, 1));
+    const DeviceBuffer big(256 * 128 * 9 * sizeof(float));
+    CHECK_THAT(test::error_message([&] {
+                   gpu::conv2d_implicit_forward(split, big.data_as<float>(), big.data_as<float>(), nullptr,
+                                                big.data_as<float>(), nullptr, 0, nullptr);
+               }),
+               Contains("conv2d_implicit_forward: workspace") &&
+                   Contains("of 0 bytes is smaller than the " + std::to_string(2 * 256 * 16 * sizeof(float)) +
+                            " bytes this call needs"));
 
     cpu::Conv2dGeometry wrong_output = g;
     wrong_output.out_w = 4;
