@@ -5,6 +5,7 @@
 
 #include "cuda/conv2d_direct.hpp"
 #include "cuda/conv2d_im2col.hpp"
+#include "cuda/conv2d_implicit.hpp"
 #include "cudacnn/error.hpp"
 #if CUDACNN_CUDA
 #include "cuda/vendor/cudnn_conv2d.hpp"
@@ -30,15 +31,17 @@ const char* conv_algo_name(ConvAlgo algo) {
             return "direct";
         case ConvAlgo::im2col:
             return "im2col";
+        case ConvAlgo::implicit:
+            return "implicit";
     }
     return "invalid";
 }
 
 ConvAlgo parse_conv_algo(const std::string& name) {
-    for (ConvAlgo algo : {ConvAlgo::automatic, ConvAlgo::cudnn, ConvAlgo::direct, ConvAlgo::im2col}) {
+    for (ConvAlgo algo : {ConvAlgo::automatic, ConvAlgo::cudnn, ConvAlgo::direct, ConvAlgo::im2col, ConvAlgo::implicit}) {
         if (name == conv_algo_name(algo)) return algo;
     }
-    CUDACNN_FAIL("conv algorithm '{}' is not one of auto, cudnn, direct, im2col", name);
+    CUDACNN_FAIL("conv algorithm '{}' is not one of auto, cudnn, direct, im2col, implicit", name);
 }
 
 std::string conv2d_unsupported(ConvAlgo algo, const cpu::Conv2dGeometry& g) {
@@ -53,10 +56,12 @@ std::string conv2d_unsupported(ConvAlgo algo, const cpu::Conv2dGeometry& g) {
             return conv2d_direct_unsupported(g);
         case ConvAlgo::im2col:
             return conv2d_im2col_unsupported(g);
+        case ConvAlgo::implicit:
+            return conv2d_implicit_unsupported(g);
         case ConvAlgo::automatic:
             break;
     }
-    CUDACNN_FAIL("conv2d_unsupported: ask about one algorithm (cudnn, direct or im2col), not '{}'",
+    CUDACNN_FAIL("conv2d_unsupported: ask about one algorithm (cudnn, direct, im2col or implicit), not '{}'",
                  conv_algo_name(algo));
 }
 
@@ -104,6 +109,9 @@ Conv2dPlan::Conv2dPlan(const cpu::Conv2dGeometry& g, const Conv2dSettings& setti
         case ConvAlgo::im2col:
             workspace_bytes_ = conv2d_im2col_workspace_bytes(g);
             break;
+        case ConvAlgo::implicit:
+            workspace_bytes_ = conv2d_implicit_workspace_bytes(g);
+            break;
         case ConvAlgo::direct:
         case ConvAlgo::automatic:
             break;
@@ -126,6 +134,8 @@ void Conv2dPlan::forward(const float* x, const float* w, const float* bias, floa
             return;
         case ConvAlgo::im2col:
             return conv2d_im2col_forward(geometry_, x, w, bias, y, workspace, workspace_bytes_, stream);
+        case ConvAlgo::implicit:
+            return conv2d_implicit_forward(geometry_, x, w, bias, y, workspace, workspace_bytes_, stream);
         case ConvAlgo::direct:
         case ConvAlgo::automatic:
             return conv2d_direct_forward(geometry_, x, w, bias, y, stream);
@@ -142,6 +152,8 @@ void Conv2dPlan::backward_data(const float* dy, const float* w, float* dx, void*
             return;
         case ConvAlgo::im2col:
             return conv2d_im2col_backward_data(geometry_, dy, w, dx, workspace, workspace_bytes_, stream);
+        case ConvAlgo::implicit:
+            return conv2d_implicit_backward_data(geometry_, dy, w, dx, workspace, workspace_bytes_, stream);
         case ConvAlgo::direct:
         case ConvAlgo::automatic:
             return conv2d_direct_backward_data(geometry_, dy, w, dx, stream);
@@ -159,6 +171,9 @@ void Conv2dPlan::backward_filter(const float* x, const float* dy, float* dw, flo
         case ConvAlgo::im2col:
             return conv2d_im2col_backward_filter(geometry_, x, dy, dw, dbias, workspace, workspace_bytes_,
                                                  stream);
+        case ConvAlgo::implicit:
+            return conv2d_implicit_backward_filter(geometry_, x, dy, dw, dbias, workspace, workspace_bytes_,
+                                                   stream);
         case ConvAlgo::direct:
         case ConvAlgo::automatic:
             return conv2d_direct_backward_filter(geometry_, x, dy, dw, dbias, stream);

@@ -265,10 +265,11 @@ std::vector<Candidate> conv2d_candidates(const OpCase& c, Context& context) {
     conv->dy_shape = conv->g.output_shape();
     conv->seed = context.options.seed;
     std::vector<Candidate> out;
-    for (const gpu::ConvAlgo algo : {gpu::ConvAlgo::cudnn, gpu::ConvAlgo::direct, gpu::ConvAlgo::im2col}) {
+    for (const gpu::ConvAlgo algo :
+         {gpu::ConvAlgo::cudnn, gpu::ConvAlgo::direct, gpu::ConvAlgo::im2col, gpu::ConvAlgo::implicit}) {
         const std::string name = gpu::conv_algo_name(algo);
         if (context.wants(name)) add_gpu_candidates(out, algo, false, conv, c, context);
-        if (algo != gpu::ConvAlgo::direct && context.wants(name + "_tf32")) {
+        if ((algo == gpu::ConvAlgo::cudnn || algo == gpu::ConvAlgo::im2col) && context.wants(name + "_tf32")) {
             add_gpu_candidates(out, algo, true, conv, c, context);
         }
     }

@@ -58,9 +58,9 @@ void set_algos(BenchOptions& o, const FlagValue& v) {
 }  // namespace
 
 const std::vector<std::string>& algorithm_names() {
-    static const std::vector<std::string> names = {"cudnn",       "direct",      "im2col",      "cublas",
-                                                   "kernel",      "cpu",         "cpu_ref",     "cudnn_tf32",
-                                                   "im2col_tf32", "cublas_tf32", "kernel_tf32"};
+    static const std::vector<std::string> names = {"cudnn",       "direct",      "im2col",     "cublas",
+                                                   "kernel",      "cpu",         "cpu_ref",    "implicit",
+                                                   "cudnn_tf32",  "im2col_tf32", "cublas_tf32", "kernel_tf32"};
     return names;
 }
 
@@ -133,7 +133,7 @@ std::string bench_usage() {
         "\n";
     text += train::flags_help(flag_table());
     text +=
-        "\n--algos: cudnn, direct, im2col (conv2d), cublas (linear), kernel (the other ops' kernels; augment's\n"
+        "\n--algos: cudnn, direct, im2col, implicit (conv2d), cublas (linear), kernel (the other ops' kernels; augment's\n"
         "rows kernel and fused), cpu (the reference op by op; augment's rows cpu and cpu_fused; the training and\n"
         "inference steps on the fast CPU path, --threads), cpu_ref (the steps on the reference ops: slow), gpu\n"
         "(all but the CPU ones). In the emu flavour gpu runs the emulated kernels: correct but slow, so use a\n"

@@ -376,9 +376,9 @@ const std::vector<Flag>& flags() {
              o.threads = static_cast<int>(threads);
          },
          [](const TrainOptions& o) { return json(o.threads); }},
-        {"Training", "conv-algo", 0, "NAME", "convolution algorithm: auto, cudnn, direct or im2col",
+        {"Training", "conv-algo", 0, "NAME", "convolution algorithm: auto, cudnn, direct, im2col or implicit (implicit GEMM)",
          [](TrainOptions& o, const Arg& a) {
-             a.one_of({"auto", "cudnn", "direct", "im2col"});
+             a.one_of({"auto", "cudnn", "direct", "im2col", "implicit"});
              o.conv_algo = a.text;
          },
          [](const TrainOptions& o) { return json(o.conv_algo); }},

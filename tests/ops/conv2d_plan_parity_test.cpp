@@ -77,7 +77,8 @@ TEST_CASE("Conv2dPlan: auto prefers cuDNN, else im2col, and says what it passed 
 
 TEST_CASE("Conv2dPlan: every explicitly chosen algorithm this build has matches the reference",
           "[parity][conv2d_plan]") {
-    for (const gpu::ConvAlgo algo : {gpu::ConvAlgo::cudnn, gpu::ConvAlgo::direct, gpu::ConvAlgo::im2col}) {
+    for (const gpu::ConvAlgo algo :
+         {gpu::ConvAlgo::cudnn, gpu::ConvAlgo::direct, gpu::ConvAlgo::im2col, gpu::ConvAlgo::implicit}) {
         const cpu::Conv2dGeometry g = geometry(cpu::Conv2dPaddingMode::zeros);
         gpu::Conv2dSettings settings;
         settings.algo = algo;
@@ -98,6 +99,7 @@ TEST_CASE("Conv2dPlan: every explicitly chosen algorithm this build has matches 
 TEST_CASE("Conv2dPlan: algorithm names", "[parity][conv2d_plan]") {
     CHECK(gpu::parse_conv_algo("auto") == gpu::ConvAlgo::automatic);
     CHECK(gpu::parse_conv_algo("im2col") == gpu::ConvAlgo::im2col);
+    CHECK(gpu::parse_conv_algo("implicit") == gpu::ConvAlgo::implicit);
     CHECK_THROWS_WITH(gpu::parse_conv_algo("winograd"),
-                      Contains("'winograd' is not one of auto, cudnn, direct, im2col"));
+                      Contains("'winograd' is not one of auto, cudnn, direct, im2col, implicit"));
 }
