@@ -116,51 +116,46 @@ struct ImplicitProblem {
 };
 
 // One thread's part in staging an operand slice (kRows × kImplicitBlockK) into the k-major shared slice
-// s[kk][row]: kRows / 32 elements. k-fast: consecutive threads take consecutive k of a row (t % 8, rows
-// t / 8 + 32·e), so one k index per slice is decoded; row-fast: consecutive threads take consecutive rows
-// (t % kRows, k t / kRows + (256 / kRows)·e), so one row is decoded once. The layout that reads contiguous
-// memory is chosen per operand: along k for the weights, dy as A and x as backward-filter's B; along the
-// columns (output or input positions) for the forward's and backward-data's B.
+// s[kk][row]: kRows / 32 elements, all of one k index, so each slice decodes one k index per thread and the
+// rows are decoded once. k-fast: consecutive threads take consecutive k of a row (k t % 8, rows t / 8 +
+// 32·e); row-fast: a warp takes 32 consecutive rows of one k (k t / 32, rows t % 32 + 32·e). The layout that
+// reads contiguous memory is chosen per operand: along k for the weights, dy as A and x as backward-filter's
+// B; along the columns (output or input positions) for the forward's and backward-data's B. Both store a
+// warp's 32 values into 32 distinct banks (k-fast: row pitch ≡ 4 mod 32).
 template <int kRows, bool kKFast>
 struct TileLoader {
     static constexpr int kPer = kRows * kImplicitBlockK / kImplicitThreads;
-    static constexpr int kRowSpots = kKFast ? kPer : 1;
-    static_assert(kPer * kImplicitThreads == kRows * kImplicitBlockK, "the slice must split evenly");
-    Spot rows[kRowSpots];
+    static_assert(kPer * kImplicitThreads == kRows * kImplicitBlockK &&
+                      kImplicitThreads == 32 * kImplicitBlockK,
+                  "the slice must split evenly");
+    Spot rows[kPer];
 
     __device__ static int row_of(int e) {
-        return kKFast ? static_cast<int>(threadIdx.x) / kImplicitBlockK +
-                            e * (kImplicitThreads / kImplicitBlockK)
-                      : static_cast<int>(threadIdx.x) % kRows;
+        const int t = static_cast<int>(threadIdx.x);
+        return kKFast ? t / kImplicitBlockK + e * (kImplicitThreads / kImplicitBlockK) : t % 32 + 32 * e;
     }
-    __device__ static int kk_of(int e) {
-        return kKFast ? static_cast<int>(threadIdx.x) % kImplicitBlockK
-                      : static_cast<int>(threadIdx.x) / kRows + e * (kImplicitThreads / kRows);
+    __device__ static int kk() {
+        const int t = static_cast<int>(threadIdx.x);
+        return kKFast ? t % kImplicitBlockK : t / 32;
     }
 
     __device__ TileLoader(const IndexDecoder& row_decoder, int row0) {
 #pragma unroll
-        for (int e = 0; e < kRowSpots; ++e) rows[e] = decode(row_decoder, row0 + row_of(e));
+        for (int e = 0; e < kPer; ++e) rows[e] = decode(row_decoder, row0 + row_of(e));
     }
 
     template <class Gather>
     __device__ void load(const Gather& g, const IndexDecoder& k_decoder, int k0, int k_end,
                          float (&r)[kPer]) const {
-        Spot k = decode(k_decoder, k0 + kk_of(0));
-        k.valid = k.valid && k0 + kk_of(0) < k_end;
+        Spot k = decode(k_decoder, k0 + kk());
+        k.valid = k.valid && k0 + kk() < k_end;
 #pragma unroll
-        for (int e = 0; e < kPer; ++e) {
-            if (!kKFast && e > 0) {
-                k = decode(k_decoder, k0 + kk_of(e));
-                k.valid = k.valid && k0 + kk_of(e) < k_end;
-            }
-            r[e] = g.load(rows[kKFast ? e : 0], k);
-        }
+        for (int e = 0; e < kPer; ++e) r[e] = g.load(rows[e], k);
     }
 
     __device__ static void store(float (&s)[kImplicitBlockK][kRows + kImplicitPad], const float (&r)[kPer]) {
 #pragma unroll
-        for (int e = 0; e < kPer; ++e) s[kk_of(e)][row_of(e)] = r[e];
+        for (int e = 0; e < kPer; ++e) s[kk()][row_of(e)] = r[e];
     }
 };
 
