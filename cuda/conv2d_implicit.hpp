@@ -28,7 +28,7 @@
 namespace cudacnn::gpu {
 
 // Empty when the geometry is supported: what cpu::conv2d_geometry resolves, with groups 1, padding mode
-// zeros, and x, y, w (and backward-filter's partial sums) below 2^31 elements (32-bit index math).
+// zeros, and x, y, w and the workspace below 2^31 elements (32-bit index math).
 // Otherwise one sentence why; the three calls then throw Error with it (Conv2dPlan falls back to im2col).
 std::string conv2d_implicit_unsupported(const cpu::Conv2dGeometry& g);
 

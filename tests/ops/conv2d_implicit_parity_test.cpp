@@ -97,9 +97,10 @@ void check_case(const ConvCase& c, uint32_t seed) {
 
 TEST_CASE("conv2d_implicit matches the reference on CifarCNN's layers, scaled down",
           "[parity][conv2d_implicit]") {
-    // CifarCNN's channel counts (3→32, 32→64, 64→128, 128→256) at smaller maps and batches, so each runs
-    // in about a second under the emulator: block tiles of 32, 64 and 128 rows, several column tiles, and
-    // backward-filter's k range split into slices (e.g. 2·16·16 = 512 columns: 1 slice, 3·8·8·… more).
+    // CifarCNN's channel counts (3→32, 32→64, 64→128, 128→256) at smaller maps and batches, so all run in
+    // about a second under the emulator: block tiles of 32, 64 and 128 rows, several row and column tiles,
+    // and split k: 64→128 splits backward-data's k = 1152 in 2; 128→256 on 4×4 maps splits the forward's
+    // k = 1152 in 2 (the bias added by the sum pass) and backward-data's k = 2304 in 4.
     const Conv2dOptions pad1 = zeros(1, 1);
     check_case({"conv 3→32, 16×16, batch 2", Shape{2, 3, 16, 16}, Shape{32, 3, 3, 3}, pad1}, 10);
     check_case({"conv 32→64, 16×16, batch 2", Shape{2, 32, 16, 16}, Shape{64, 32, 3, 3}, pad1}, 20);
