@@ -131,14 +131,15 @@ TEST_CASE("cudacnn-bench checks the emulated kernels against the reference befor
     const test::TempDir temp;
     // An odd geometry (stride 2, 7×6 images, 3 images: fewer than the check's 4 distinct ones) on every conv
     // algorithm; cuDNN is not part of the emu flavour.
-    const Outcome o = run_bench(fmt::format("--shape conv2d:N=3,C=5,H=7,W=6,OC=4,K=3,S=2,P=1 --algos cudnn,direct,im2col,cpu "
+    const Outcome o = run_bench(fmt::format("--shape conv2d:N=3,C=5,H=7,W=6,OC=4,K=3,S=2,P=1 "
+                                            "--algos cudnn,direct,im2col,implicit,im2col_tf32,cpu "
                                             "--warmup 0 --repeats 1 --json {}",
                                             temp.file("conv.json")),
                                 temp);
     INFO(o.output);
     REQUIRE(o.exit_code == 0);
     const Report report = read_report(temp.file("conv.json"));
-    for (const char* algorithm : {"direct", "im2col"}) {
+    for (const char* algorithm : {"direct", "im2col", "implicit", "im2col_tf32"}) {
         for (const char* direction : {"forward", "backward_data", "backward_filter"}) {
             INFO(algorithm << " " << direction);
             const Record* r = find(report, "conv2d", direction, algorithm, "N=3,C=5,H=7,W=6,OC=4,K=3,S=2,P=1");
@@ -147,7 +148,12 @@ TEST_CASE("cudacnn-bench checks the emulated kernels against the reference befor
             CHECK(r->device == "emulated");
             REQUIRE(r->max_error.has_value());
             CHECK(*r->max_error <= *r->tolerance);
-            CHECK(*r->max_error < 1e-5);  // float against double: a wrong tap would be off by ~1e-1
+            if (std::string(algorithm) == "im2col_tf32") {
+                CHECK(*r->tolerance == 1e-2);   // kTf32CheckTolerance
+                CHECK(*r->max_error > 1e-5);    // the inputs were rounded to TF32
+            } else {
+                CHECK(*r->max_error < 1e-5);  // float against double: a wrong tap would be off by ~1e-1
+            }
         }
     }
     const Record* cudnn = find(report, "conv2d", "forward", "cudnn");
