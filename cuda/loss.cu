@@ -131,38 +131,43 @@ __device__ inline float weight_total(const CrossEntropyParams& params, int64_t c
     return warp_sum(w);
 }
 
-// Per row: row_loss = loss_n (0 if ignored, NaN for a bad label) and, when row_weight is not null, the
-// row's share of the mean's denominator, w[y] (0 if ignored, NaN for a bad label).
+// One row's loss_n (0 if ignored, NaN for a bad label) and its share of the mean's denominator, w[y] (0 if
+// ignored, NaN for a bad label); a warp computes it together and every lane ends with the result.
+struct RowLoss {
+    float loss, weight;
+};
+
+__device__ inline RowLoss cross_entropy_row(const float* logits, const int64_t* labels, int64_t n, int64_t classes,
+                                            const CrossEntropyParams& params) {
+    const int64_t label = labels[n];
+    RowLoss r{0.0f, 0.0f};
+    if (label == params.ignore_index) return r;
+    if (label < 0 || label >= classes) return {NAN, NAN};
+    const float* x = logits + n * classes;
+    const RowStats stats = row_stats(x, classes);
+    const float log_sum = logf(stats.sum);
+    r.weight = class_weight(params, label);
+    // −log p[c] = log Σ exp(x − max) + (max − x[c]): both terms ≥ 0, no cancellation.
+    r.loss = (1.0f - params.smoothing) * r.weight * (log_sum + (stats.max - x[label]));
+    // Skipped when ε = 0, as the reference, so that a −inf logit cannot turn 0 · inf into NaN.
+    if (params.smoothing != 0.0f) {
+        float smooth = 0.0f;  // Σ_c w[c] · (max − x[c])
+        for (int64_t c = lane_id(); c < classes; c += 32) smooth += class_weight(params, c) * (stats.max - x[c]);
+        smooth = warp_sum(smooth) + weight_total(params, classes) * log_sum;
+        r.loss += params.smoothing / static_cast<float>(classes) * smooth;
+    }
+    return r;
+}
+
+// Per row: row_loss = loss_n and, when row_weight is not null, w[y] (cross_entropy_row).
 __global__ void cross_entropy_rows_kernel(const float* logits, const int64_t* labels, int64_t rows,
                                           int64_t classes, CrossEntropyParams params, float* row_loss,
                                           float* row_weight) {
     for (WarpRows r = warp_rows(); r.row < rows; r.row += r.stride) {
-        const int64_t n = r.row, label = labels[n];
-        float loss = 0.0f, weight = 0.0f;
-        if (label != params.ignore_index) {
-            if (label < 0 || label >= classes) {
-                loss = weight = NAN;
-            } else {
-                const float* x = logits + n * classes;
-                const RowStats stats = row_stats(x, classes);
-                const float log_sum = logf(stats.sum);
-                weight = class_weight(params, label);
-                // −log p[c] = log Σ exp(x − max) + (max − x[c]): both terms ≥ 0, no cancellation.
-                loss = (1.0f - params.smoothing) * weight * (log_sum + (stats.max - x[label]));
-                // Skipped when ε = 0, as the reference, so that a −inf logit cannot turn 0 · inf into NaN.
-                if (params.smoothing != 0.0f) {
-                    float smooth = 0.0f;  // Σ_c w[c] · (max − x[c])
-                    for (int64_t c = lane_id(); c < classes; c += 32) {
-                        smooth += class_weight(params, c) * (stats.max - x[c]);
-                    }
-                    smooth = warp_sum(smooth) + weight_total(params, classes) * log_sum;
-                    loss += params.smoothing / static_cast<float>(classes) * smooth;
-                }
-            }
-        }
+        const RowLoss row = cross_entropy_row(logits, labels, r.row, classes, params);
         if (lane_id() == 0) {
-            row_loss[n] = loss;
-            if (row_weight != nullptr) row_weight[n] = weight;
+            row_loss[r.row] = row.loss;
+            if (row_weight != nullptr) row_weight[r.row] = row.weight;
         }
     }
 }
@@ -201,32 +206,76 @@ __global__ void mean_denominator_kernel(const int64_t* labels, int64_t rows, int
     if (threadIdx.x == 0) *denominator = total;
 }
 
-// dlogits per row (see loss.hpp); denominator is null except for 'mean'; dloss per row for 'none'.
+// One row of dlogits (see loss.hpp), given upstream = dloss_n / D; a warp writes it together.
+__device__ inline void cross_entropy_row_gradient(const float* logits, const int64_t* labels, int64_t n,
+                                                  int64_t classes, const CrossEntropyParams& params, float upstream,
+                                                  float* dlogits) {
+    const int64_t label = labels[n];
+    const float* x = logits + n * classes;
+    float* out = dlogits + n * classes;
+    if (label == params.ignore_index || label < 0 || label >= classes) {
+        const float fill = label == params.ignore_index ? 0.0f : NAN;
+        for (int64_t c = lane_id(); c < classes; c += 32) out[c] = fill;
+        return;
+    }
+    const RowStats stats = row_stats(x, classes);
+    const float eps = params.smoothing;
+    const float label_term = (1.0f - eps) * class_weight(params, label);
+    const float w_total = eps != 0.0f ? weight_total(params, classes) : 0.0f;
+    const float eps_per_class = eps / static_cast<float>(classes);
+    for (int64_t c = lane_id(); c < classes; c += 32) {
+        const float p = expf(x[c] - stats.max) / stats.sum;
+        float g = label_term * (p - (c == label ? 1.0f : 0.0f));
+        if (eps != 0.0f) g += eps_per_class * (w_total * p - class_weight(params, c));
+        out[c] = upstream * g;
+    }
+}
+
+// upstream = dloss / D in double, rounded once, as every launcher computes it.
+__device__ inline float upstream_gradient(float dloss, double denominator) {
+    return static_cast<float>(static_cast<double>(dloss) / denominator);
+}
+
+// dlogits per row; denominator is null except for 'mean'; dloss per row for 'none'.
 __global__ void cross_entropy_backward_kernel(const float* logits, const int64_t* labels, const float* dloss,
                                               const double* denominator, bool dloss_per_row, int64_t rows,
                                               int64_t classes, CrossEntropyParams params, float* dlogits) {
     for (WarpRows r = warp_rows(); r.row < rows; r.row += r.stride) {
-        const int64_t n = r.row, label = labels[n];
-        const float* x = logits + n * classes;
-        float* out = dlogits + n * classes;
-        if (label == params.ignore_index || label < 0 || label >= classes) {
-            const float fill = label == params.ignore_index ? 0.0f : NAN;
-            for (int64_t c = lane_id(); c < classes; c += 32) out[c] = fill;
-            continue;
-        }
         const double d = denominator != nullptr ? *denominator : 1.0;
-        const float upstream = static_cast<float>(static_cast<double>(dloss[dloss_per_row ? n : 0]) / d);
-        const RowStats stats = row_stats(x, classes);
-        const float eps = params.smoothing;
-        const float label_term = (1.0f - eps) * class_weight(params, label);
-        const float w_total = eps != 0.0f ? weight_total(params, classes) : 0.0f;
-        const float eps_per_class = eps / static_cast<float>(classes);
-        for (int64_t c = lane_id(); c < classes; c += 32) {
-            const float p = expf(x[c] - stats.max) / stats.sum;
-            float g = label_term * (p - (c == label ? 1.0f : 0.0f));
-            if (eps != 0.0f) g += eps_per_class * (w_total * p - class_weight(params, c));
-            out[c] = upstream * g;
+        const float upstream = upstream_gradient(dloss[dloss_per_row ? r.row : 0], d);
+        cross_entropy_row_gradient(logits, labels, r.row, classes, params, upstream, dlogits);
+    }
+}
+
+// 'mean' or 'sum': the loss and its gradient in one block, bit for bit the separate kernels (the same row
+// functions, and the same fixed-order double sums as cross_entropy_reduce_kernel and mean_denominator_kernel:
+// Σ row_weight equals Σ w[y_n] over the samples that are not ignored, an ignored row adding 0). Three phases
+// separated by barriers: each warp's rows into the workspace, the block's sums, each warp's gradient rows.
+__global__ void cross_entropy_fused_kernel(const float* logits, const int64_t* labels, const float* dloss,
+                                           bool mean, int64_t rows, int64_t classes, CrossEntropyParams params,
+                                           float* row_loss, float* row_weight, float* loss, float* dlogits) {
+    __shared__ double partial[kReduceThreads];
+    const int64_t warp = threadIdx.x / 32, warps = kReduceThreads / 32;
+    for (int64_t n = warp; n < rows; n += warps) {
+        const RowLoss row = cross_entropy_row(logits, labels, n, classes, params);
+        if (lane_id() == 0) {
+            row_loss[n] = row.loss;
+            row_weight[n] = row.weight;
         }
+    }
+    __syncthreads();  // every row's loss and weight are written
+    double total = 0.0, weight = 0.0;
+    for (int64_t n = threadIdx.x; n < rows; n += kReduceThreads) {
+        total += row_loss[n];
+        if (mean) weight += row_weight[n];
+    }
+    total = reduce::block_tree_sum<kReduceThreads>(total, partial);
+    __syncthreads();  // everyone has read partial[0] before it is reused
+    const double denominator = mean ? reduce::block_tree_sum<kReduceThreads>(weight, partial) : 1.0;
+    if (threadIdx.x == 0) *loss = static_cast<float>(mean ? total / denominator : total);
+    const float upstream = upstream_gradient(dloss[0], denominator);
+    for (int64_t n = warp; n < rows; n += warps) {
+        cross_entropy_row_gradient(logits, labels, n, classes, params, upstream, dlogits);
     }
 }
 
@@ -416,6 +465,24 @@ void cross_entropy_backward(const float* logits, const int64_t* labels, const fl
     launch(kernels::cross_entropy_backward_kernel, row_grid(rows), dim3(kernels::kRowThreads), 0, stream,
            logits, labels, dloss, denominator, options.reduction == cpu::Reduction::none, rows, classes,
            params, dlogits);
+}
+
+void cross_entropy_forward_backward(const float* logits, const int64_t* labels, const float* dloss, int64_t rows,
+                                    int64_t classes, const CrossEntropyOptions& options, float* loss,
+                                    float* dlogits, void* workspace, size_t workspace_bytes, cudaStream_t stream) {
+    if (options.reduction == cpu::Reduction::none || rows > kCrossEntropyFusedMaxRows) {
+        cross_entropy_forward(logits, labels, rows, classes, options, loss, workspace, workspace_bytes, stream);
+        cross_entropy_backward(logits, labels, dloss, rows, classes, options, dlogits, workspace, workspace_bytes,
+                               stream);
+        return;
+    }
+    const kernels::CrossEntropyParams params =
+        checked_params("cross_entropy_forward_backward", rows, classes, options, workspace, workspace_bytes);
+    check_pointers("cross_entropy_forward_backward", {logits, labels, dloss, loss, dlogits});
+    float* row_loss = workspace_row_losses(workspace);
+    launch(kernels::cross_entropy_fused_kernel, dim3(1), dim3(kernels::kReduceThreads), 0, stream, logits, labels,
+           dloss, options.reduction == cpu::Reduction::mean, rows, classes, params, row_loss, row_loss + rows, loss,
+           dlogits);
 }
 
 void accuracy_counts(const float* logits, const int64_t* labels, int64_t rows, int64_t classes, int64_t k,

@@ -69,6 +69,17 @@ void cross_entropy_backward(const float* logits, const int64_t* labels, const fl
                             int64_t classes, const CrossEntropyOptions& options, float* dlogits,
                             void* workspace, size_t workspace_bytes, cudaStream_t stream);
 
+// Up to this many rows, cross_entropy_forward_backward runs as one block (a training batch); beyond, the one
+// block's serial share of rows would cost more than the launches it saves.
+constexpr int64_t kCrossEntropyFusedMaxRows = 4096;
+
+// cross_entropy_forward then cross_entropy_backward (same arguments, same bits, both outputs) — for 'mean' and
+// 'sum' with rows ≤ kCrossEntropyFusedMaxRows in one launch of one block instead of four: the softmax, loss and
+// gradient fused, the training step's loss in a single kernel. Otherwise the two calls.
+void cross_entropy_forward_backward(const float* logits, const int64_t* labels, const float* dloss, int64_t rows,
+                                    int64_t classes, const CrossEntropyOptions& options, float* loss,
+                                    float* dlogits, void* workspace, size_t workspace_bytes, cudaStream_t stream);
+
 // ---- accuracy ---------------------------------------------------------------------------------------------
 
 // Counts the samples whose label is in the top 1 and in the top k of its logits, by the reference's rule:

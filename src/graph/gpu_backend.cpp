@@ -133,11 +133,12 @@ class GpuBackend final : public BackendImpl {
                        std::size_t workspace_bytes) override {
         gpu::CrossEntropyOptions options;
         options.label_smoothing = label_smoothing;
-        gpu::cross_entropy_forward(logits, labels, rows, classes, options, loss, workspace, workspace_bytes,
-                                   stream_.handle());
-        if (dlogits != nullptr) {
-            gpu::cross_entropy_backward(logits, labels, one_.data_as<const float>(), rows, classes, options, dlogits, workspace,
-                                        workspace_bytes, stream_.handle());
+        if (dlogits == nullptr) {
+            gpu::cross_entropy_forward(logits, labels, rows, classes, options, loss, workspace, workspace_bytes,
+                                       stream_.handle());
+        } else {
+            gpu::cross_entropy_forward_backward(logits, labels, one_.data_as<const float>(), rows, classes, options,
+                                                loss, dlogits, workspace, workspace_bytes, stream_.handle());
         }
     }
     void add_metrics(const float* loss, const float* logits, const int64_t* labels, int64_t rows, int64_t classes,

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "cuda/loss.hpp"
@@ -91,6 +92,18 @@ void check_cross_entropy(const CeCase& c) {
     CHECK(max_relative_error(test::to_host<float>(dlogits_d, shape),
                              cpu::cross_entropy_backward(logits, labels, dloss, ref_options).dlogits) <=
           kRowReductionTolerance);
+
+    // The fused launcher (one kernel for 'mean' / 'sum' up to kCrossEntropyFusedMaxRows rows, the two calls
+    // otherwise) gives the separate calls' bits, both outputs.
+    DeviceBuffer fused_loss_d = test::poisoned<float>(expected.numel());
+    DeviceBuffer fused_dlogits_d = test::poisoned<float>(shape.numel());
+    gpu::cross_entropy_forward_backward(logits_d.data_as<float>(), labels_d.data_as<int64_t>(),
+                                        dloss_d.data_as<float>(), c.rows, c.classes, options,
+                                        fused_loss_d.data_as<float>(), fused_dlogits_d.data_as<float>(),
+                                        workspace.data(), workspace_bytes, nullptr);
+    CHECK(test::bitwise_equal(test::to_host<float>(fused_loss_d, expected.shape()),
+                              test::to_host<float>(loss_d, expected.shape())));
+    CHECK(test::bitwise_equal(test::to_host<float>(fused_dlogits_d, shape), test::to_host<float>(dlogits_d, shape)));
 }
 
 // Runs accuracy_counts (overwriting) and returns {top-1, top-k}.
@@ -205,6 +218,24 @@ TEST_CASE("cross-entropy kernels: every sample ignored, a NaN logit, a bad label
     CHECK(std::isnan(forward(logits, labels, mean, 1)[0]));
     const HostTensor<float> dlogits = backward(logits, labels, mean);
     CHECK(std::isnan(dlogits[1 * 10]));
+
+    // The fused launcher agrees, bit for bit, on all-ignored and bad-label batches.
+    const auto fused = [&](const HostTensor<float>& x, const HostTensor<int64_t>& y) {
+        const DeviceBuffer x_d = test::to_device(x), y_d = test::to_device(y);
+        const DeviceBuffer dloss = test::to_device(HostTensor<float>(Shape{}, std::vector<float>{1.0f}));
+        DeviceBuffer loss = test::poisoned<float>(1), dx = test::poisoned<float>(shape.numel());
+        gpu::cross_entropy_forward_backward(x_d.data_as<float>(), y_d.data_as<int64_t>(), dloss.data_as<float>(), 4,
+                                            10, mean, loss.data_as<float>(), dx.data_as<float>(), workspace.data(),
+                                            workspace_bytes, nullptr);
+        return std::make_pair(download<float>(loss)[0], test::to_host<float>(dx, shape));
+    };
+    const auto [bad_loss, bad_dlogits] = fused(logits, labels);
+    CHECK(std::isnan(bad_loss));
+    CHECK(test::bitwise_equal(bad_dlogits, dlogits));
+    const HostTensor<int64_t> ignored(Shape{4}, int64_t{-100});
+    const auto [ignored_loss, ignored_dlogits] = fused(logits, ignored);
+    CHECK(std::isnan(ignored_loss));
+    CHECK(test::bitwise_equal(ignored_dlogits, backward(logits, ignored, mean)));
 }
 
 TEST_CASE("accuracy counts match the reference's top-k rule exactly, with ties and NaN", "[parity][loss]") {
