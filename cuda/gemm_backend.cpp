@@ -87,20 +87,30 @@ void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alp
     sgemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, stream);
 }
 
-size_t gemm_split_workspace_bytes(int64_t m, int64_t n, int64_t k) {
+namespace {
+
+// How many k ranges gemm_split cuts an m × n product into under the current settings: 1 (no split) except on
+// the own FP32 SGEMM, whose split-k is the only one.
+int64_t split_count(int64_t m, int64_t n, int64_t k) {
     const GemmSettings settings = current_gemm_settings();
-    if (settings.backend != GemmBackend::own || settings.math != GemmMath::fp32) return 0;
-    const int64_t splits = sgemm_split_k_count(m, n, k);
+    if (settings.backend != GemmBackend::own || settings.math != GemmMath::fp32) return 1;
+    return sgemm_split_k_count(m, n, k);
+}
+
+}  // namespace
+
+size_t gemm_split_workspace_bytes(int64_t m, int64_t n, int64_t k) {
+    const int64_t splits = split_count(m, n, k);
     return splits > 1 ? sgemm_split_k_workspace_bytes(m, n, k, splits) : 0;
 }
 
 void gemm_split(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
                 int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc, void* workspace,
                 size_t workspace_bytes, cudaStream_t stream) {
-    const size_t wanted = gemm_split_workspace_bytes(m, n, k);
-    if (wanted > 0 && workspace != nullptr && workspace_bytes >= wanted) {
-        return sgemm_split_k(sgemm_split_k_count(m, n, k), trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta,
-                             c, ldc, workspace, workspace_bytes, stream);
+    const int64_t splits = split_count(m, n, k);
+    if (splits > 1 && workspace != nullptr && workspace_bytes >= sgemm_split_k_workspace_bytes(m, n, k, splits)) {
+        return sgemm_split_k(splits, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, workspace,
+                             workspace_bytes, stream);
     }
     gemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, stream);
 }

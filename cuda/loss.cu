@@ -177,10 +177,13 @@ __device__ inline double block_sum(double v, double* shared) {
     return reduce::block_tree_sum<kReduceThreads>(v, shared);
 }
 
-// One block: loss = Σ row_loss (/ Σ row_weight when row_weight is given: 'mean'), in double.
-__global__ void cross_entropy_reduce_kernel(const float* row_loss, const float* row_weight, int64_t rows,
-                                            float* loss) {
-    __shared__ double partial[kReduceThreads];
+// The scalar loss's two sums over the rows, in double and in a fixed order (a stride over the block's threads,
+// then a tree): Σ row_loss, and Σ row_weight when row_weight is given ('mean'; else 1). Every thread returns them.
+struct LossSums {
+    double total, denominator;
+};
+
+__device__ inline LossSums sum_rows(const float* row_loss, const float* row_weight, int64_t rows, double* partial) {
     double total = 0.0, weight = 0.0;
     for (int64_t n = threadIdx.x; n < rows; n += kReduceThreads) {
         total += row_loss[n];
@@ -188,8 +191,15 @@ __global__ void cross_entropy_reduce_kernel(const float* row_loss, const float* 
     }
     total = block_sum(total, partial);
     __syncthreads();  // everyone has read partial[0] before it is reused
-    if (row_weight != nullptr) weight = block_sum(weight, partial);
-    if (threadIdx.x == 0) *loss = static_cast<float>(row_weight != nullptr ? total / weight : total);
+    return {total, row_weight != nullptr ? block_sum(weight, partial) : 1.0};
+}
+
+// One block: loss = Σ row_loss (/ Σ row_weight when row_weight is given: 'mean'), in double.
+__global__ void cross_entropy_reduce_kernel(const float* row_loss, const float* row_weight, int64_t rows,
+                                            float* loss) {
+    __shared__ double partial[kReduceThreads];
+    const LossSums sums = sum_rows(row_loss, row_weight, rows, partial);
+    if (threadIdx.x == 0) *loss = static_cast<float>(row_weight != nullptr ? sums.total / sums.denominator : sums.total);
 }
 
 // One block: D = Σ w[y_n] over the samples that are not ignored (NaN for a bad label), in double.
@@ -248,7 +258,7 @@ __global__ void cross_entropy_backward_kernel(const float* logits, const int64_t
 }
 
 // 'mean' or 'sum': the loss and its gradient in one block, bit for bit the separate kernels (the same row
-// functions, and the same fixed-order double sums as cross_entropy_reduce_kernel and mean_denominator_kernel:
+// functions, cross_entropy_reduce_kernel's sum_rows, whose Σ row_weight equals mean_denominator_kernel's sum:
 // Σ row_weight equals Σ w[y_n] over the samples that are not ignored, an ignored row adding 0). Three phases
 // separated by barriers: each warp's rows into the workspace, the block's sums, each warp's gradient rows.
 __global__ void cross_entropy_fused_kernel(const float* logits, const int64_t* labels, const float* dloss,
@@ -264,16 +274,9 @@ __global__ void cross_entropy_fused_kernel(const float* logits, const int64_t* l
         }
     }
     __syncthreads();  // every row's loss and weight are written
-    double total = 0.0, weight = 0.0;
-    for (int64_t n = threadIdx.x; n < rows; n += kReduceThreads) {
-        total += row_loss[n];
-        if (mean) weight += row_weight[n];
-    }
-    total = reduce::block_tree_sum<kReduceThreads>(total, partial);
-    __syncthreads();  // everyone has read partial[0] before it is reused
-    const double denominator = mean ? reduce::block_tree_sum<kReduceThreads>(weight, partial) : 1.0;
-    if (threadIdx.x == 0) *loss = static_cast<float>(mean ? total / denominator : total);
-    const float upstream = upstream_gradient(dloss[0], denominator);
+    const LossSums sums = sum_rows(row_loss, mean ? row_weight : nullptr, rows, partial);
+    if (threadIdx.x == 0) *loss = static_cast<float>(mean ? sums.total / sums.denominator : sums.total);
+    const float upstream = upstream_gradient(dloss[0], sums.denominator);
     for (int64_t n = warp; n < rows; n += warps) {
         cross_entropy_row_gradient(logits, labels, n, classes, params, upstream, dlogits);
     }
