@@ -62,11 +62,12 @@ struct Tf32Params {
 };
 
 // cvt.rna.tf32.f32 on the CUDA-core path, on any architecture: round to 10 mantissa bits, ties away from zero
-// (half the dropped range added to the bits carries into the kept ones exactly then); infinities stay,
-// NaN stays NaN. The tensor-core path uses wmma::__float_to_tf32, which must give the same bits.
+// (half the dropped range added to the bits carries into the kept ones exactly then); infinities stay, and a
+// NaN loses its dropped bits unrounded (so 0x7f800001 becomes an infinity, as the hardware conversion does).
+// The tensor-core path uses wmma::__float_to_tf32, which must give the same bits.
 __device__ inline float round_to_tf32(float x) {
     const unsigned bits = __float_as_uint(x);
-    if ((bits & 0x7f800000u) == 0x7f800000u) return (bits & 0x007fffffu) ? __uint_as_float(0x7fffffffu) : x;
+    if ((bits & 0x7f800000u) == 0x7f800000u) return __uint_as_float(bits & ~0x1fffu);
     return __uint_as_float((bits + 0x1000u) & ~0x1fffu);
 }
 

@@ -255,12 +255,14 @@ inline void mma_sync(fragment<accumulator, M, N, K, float>& d, const fragment<ma
 
 // cvt.rna.tf32.f32: round to 10 mantissa bits, to nearest, ties away from zero (adding half of the dropped
 // range to the magnitude's bits carries into the kept ones exactly then); the dropped bits become zero. An
-// infinity stays itself, a NaN becomes the canonical NaN, and values that round past the largest tf32 become
-// infinities, as IEEE rounding gives.
+// infinity stays itself and values that round past the largest tf32 become infinities, as IEEE rounding gives.
+// A NaN keeps its top 19 bits: the dropped bits are cut, not rounded, so a NaN whose payload sits only in them
+// becomes an infinity. That is what an H200 does (0x7f800001 -> 0x7f800000, measured 2026-11-27 by the wmma
+// device test); NaNs made by arithmetic (0x7fffffff on a GPU) stay NaNs.
 inline float __float_to_tf32(float in) {
     const uint32_t bits = emu_detail::float_bits(in);
     if ((bits & emu_detail::kExponentMask) == emu_detail::kExponentMask) {
-        return emu_detail::is_nan_bits(bits) ? emu_detail::bits_float(emu_detail::kCanonicalNan) : in;
+        return emu_detail::bits_float(bits & ~emu_detail::kTf32DroppedBits);
     }
     return emu_detail::bits_float((bits + 0x1000u) & ~emu_detail::kTf32DroppedBits);
 }

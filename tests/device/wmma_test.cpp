@@ -298,11 +298,18 @@ TEST_CASE("wmma: __float_to_tf32 rounds to nearest, ties away from zero, like cv
         {0x7f800000u, 0x7f800000u, "+infinity stays"},
         {0xff800000u, 0xff800000u, "-infinity stays"},
     };
-    const std::vector<uint32_t> nans = {0x7fc00000u, 0x7f800001u, 0xffc00001u, 0x7fffffffu};
+    // NaNs lose their dropped bits unrounded: an H200 turned 0x7f800001 into +infinity (2026-11-27); the
+    // other three are this model's prediction, and the WARN below prints what the device gave.
+    const std::vector<Pattern> nans = {
+        {0x7fc00000u, 0x7fc00000u, "the quiet NaN stays"},
+        {0x7f800001u, 0x7f800000u, "a NaN whose payload sits only in the dropped bits becomes +infinity"},
+        {0xffc00001u, 0xffc00000u, "a negative NaN keeps its sign and top payload"},
+        {0x7fffffffu, 0x7fffe000u, "the GPU's canonical NaN stays a NaN (cut, not rounded into the sign bit)"},
+    };
 
     std::vector<float> inputs;
     for (const Pattern& p : patterns) inputs.push_back(float_of(p.in));
-    for (const uint32_t nan : nans) inputs.push_back(float_of(nan));
+    for (const Pattern& p : nans) inputs.push_back(float_of(p.in));
     const std::vector<float> random = random_values(1000, 31);
     for (const float v : random) inputs.push_back(v * 1e3f);
     for (const float v : random) inputs.push_back(v * 1e-38f);  // subnormals and the smallest normals
@@ -317,9 +324,9 @@ TEST_CASE("wmma: __float_to_tf32 rounds to nearest, ties away from zero, like cv
         INFO(p.what << ": 0x" << std::hex << p.in << " -> 0x" << bits_of(converted[i]) << ", expected 0x" << p.out);
         CHECK(bits_of(converted[i++]) == p.out);
     }
-    for (const uint32_t nan : nans) {
-        INFO("NaN 0x" << std::hex << nan << " -> 0x" << bits_of(converted[i]));
-        CHECK(std::isnan(converted[i++]));  // never an infinity, though the payload may sit in dropped bits
+    for (const Pattern& p : nans) {
+        WARN("NaN 0x" << std::hex << p.in << " -> 0x" << bits_of(converted[i]) << " (" << p.what << ")");
+        CHECK(bits_of(converted[i++]) == p.out);
     }
     int mismatches = 0;
     for (; i < inputs.size(); ++i) mismatches += bits_of(converted[i]) != bits_of(tf32_rounded(inputs[i]));
