@@ -160,6 +160,7 @@ struct Candidate {
     size_t memory = 0;
     bool deterministic = false;
     cudnnMathType_t math = CUDNN_DEFAULT_MATH;
+    float time_ms = -1.0f;  // cudnnFind's measurement; negative for heuristics, which time nothing
 };
 
 template <class Perf>
@@ -168,7 +169,7 @@ std::vector<Candidate> to_candidates(const std::vector<Perf>& perfs, int returne
     for (int i = 0; i < std::min(returned, static_cast<int>(perfs.size())); ++i) {
         const Perf& p = perfs[static_cast<size_t>(i)];
         candidates.push_back(Candidate{static_cast<int>(p.algo), p.status, p.memory,
-                                       p.determinism == CUDNN_DETERMINISTIC, p.mathType});
+                                       p.determinism == CUDNN_DETERMINISTIC, p.mathType, p.time});
     }
     return candidates;
 }
@@ -179,6 +180,8 @@ struct Choice {
     cudnnMathType_t math = CUDNN_FMA_MATH;
     size_t workspace = 0;
     bool deterministic = true;
+    float time_ms = -1.0f;          // as Candidate::time_ms
+    float fastest_time_ms = -1.0f;  // benchmark: the fastest successful candidate's time, whatever it was
 };
 
 struct Descriptors {
@@ -350,6 +353,16 @@ std::string candidates_text(Direction direction, const std::vector<Candidate>& c
     return text.empty() ? "none" : text;
 }
 
+// The smallest measured time among the candidates that ran (negative when nothing was timed).
+float fastest_time(const std::vector<Candidate>& candidates) {
+    float fastest = -1.0f;
+    for (const Candidate& c : candidates) {
+        if (c.status != CUDNN_STATUS_SUCCESS || c.time_ms < 0.0f) continue;
+        if (fastest < 0.0f || c.time_ms < fastest) fastest = c.time_ms;
+    }
+    return fastest;
+}
+
 // The first qualifying candidate in cuDNN's order, deterministic ones first (see the header). Leaves the
 // direction's descriptor set to the chosen math type.
 Choice choose_algorithm(cudnnHandle_t handle, Descriptors& d, Direction direction,
@@ -371,7 +384,7 @@ Choice choose_algorithm(cudnnHandle_t handle, Descriptors& d, Direction directio
                 smallest_over_limit = std::min(smallest_over_limit, bytes);
                 continue;
             }
-            return Choice{c.algo, c.math, bytes, c.deterministic};
+            return Choice{c.algo, c.math, bytes, c.deterministic, c.time_ms, fastest_time(candidates)};
         }
     }
     const std::string advice =
@@ -422,23 +435,59 @@ class BenchmarkCache {
     std::map<std::string, std::vector<Candidate>> rankings_;
 };
 
-// cuDNN's timed ranking, run on scratch buffers the size of this geometry's tensors.
+// The math types cudnnFind is run under. With TF32 allowed, once under CUDNN_DEFAULT_MATH and once under
+// CUDNN_TENSOR_OP_MATH: on an H200 (docs/gpu-runs.md, 2026-11-27) Find under the default math alone reported
+// only default-math entries and kept FP32-speed kernels on the 32×32 and 16×16 CifarCNN layers (2.2× slower
+// than PyTorch's TF32 convolutions there), while the heuristics' tensor-op picks ran the whole step 14% faster.
+std::vector<cudnnMathType_t> benchmark_maths(bool allow_tf32) {
+    if (!allow_tf32) return {CUDNN_FMA_MATH};
+    return {CUDNN_DEFAULT_MATH, CUDNN_TENSOR_OP_MATH};
+}
+
+// Several timed rankings as one, fastest first (a stable sort keeps cuDNN's order among equal times; entries
+// that failed, which carry no meaningful time, go last in their original order).
+std::vector<Candidate> merge_by_time(const std::vector<std::vector<Candidate>>& rankings) {
+    std::vector<Candidate> merged;
+    for (const std::vector<Candidate>& ranking : rankings) merged.insert(merged.end(), ranking.begin(), ranking.end());
+    std::stable_sort(merged.begin(), merged.end(), [](const Candidate& a, const Candidate& b) {
+        const bool a_ran = a.status == CUDNN_STATUS_SUCCESS, b_ran = b.status == CUDNN_STATUS_SUCCESS;
+        if (a_ran != b_ran) return a_ran;
+        return a_ran && a.time_ms < b.time_ms;
+    });
+    return merged;
+}
+
+// cuDNN's timed ranking, run on scratch buffers the size of this geometry's tensors, under every math type of
+// benchmark_maths; leaves the direction's descriptor at that list's first math type.
 std::vector<Candidate> timed_candidates(cudnnHandle_t handle, const Descriptors& d, Direction direction,
                                         const CudnnConvOptions& options, const cpu::Conv2dGeometry& g,
                                         cudaStream_t stream) {
     const auto bytes_of = [](const Shape& shape) {
         return static_cast<size_t>(shape.numel()) * sizeof(float);
     };
+    cudnnConvolutionDescriptor_t conv = d.conv[direction].get();
+    const std::vector<cudnnMathType_t> maths = benchmark_maths(options.allow_tf32);
+    size_t workspace_bytes = 0;  // enough for every algorithm under every math type, within the limit
+    for (const cudnnMathType_t math : maths) {
+        CUDACNN_CUDNN_CHECK(cudnnSetConvolutionMathType(conv, math));
+        workspace_bytes =
+            std::max(workspace_bytes, benchmark_workspace_bytes(handle, d, direction, options.workspace_limit_bytes));
+    }
     Scratch scratch;
     scratch.x = zeroed_buffer(bytes_of(Shape{g.batch, g.in_channels, g.in_h, g.in_w}), stream);
     scratch.w = zeroed_buffer(
         bytes_of(Shape{g.out_channels, g.in_channels_per_group(), g.kernel_h, g.kernel_w}), stream);
     scratch.y = zeroed_buffer(bytes_of(g.output_shape()), stream);
-    scratch.workspace =
-        DeviceBuffer(benchmark_workspace_bytes(handle, d, direction, options.workspace_limit_bytes));
+    scratch.workspace = DeviceBuffer(workspace_bytes);
     // The scratch buffers go back to the allocator when this returns; Find has finished with them (it blocks
     // the host until its runs end), and later work on `stream` is ordered after them anyway.
-    return benchmark_candidates(handle, d, direction, scratch);
+    std::vector<std::vector<Candidate>> rankings;
+    for (const cudnnMathType_t math : maths) {
+        CUDACNN_CUDNN_CHECK(cudnnSetConvolutionMathType(conv, math));
+        rankings.push_back(benchmark_candidates(handle, d, direction, scratch));
+    }
+    CUDACNN_CUDNN_CHECK(cudnnSetConvolutionMathType(conv, maths.front()));
+    return merge_by_time(rankings);
 }
 
 // The ranking for one direction: by heuristics, or by timing (once per process and key; *reused says whether
@@ -624,14 +673,26 @@ std::string CudnnConv2d::describe() const {
     const std::string determinism = non_deterministic.empty()
                                         ? std::string("deterministic")
                                         : "non-deterministic (" + non_deterministic + ")";
-    return fmt::format("fwd {}, bwd-data {}, bwd-filter {}, ws {:.1f} MiB, {}, {}, {}",
+    std::string timings;  // benchmark: each choice's measured time, and the fastest where that was not chosen
+    if (s.options.benchmark) {
+        for (const Direction direction : kDirections) {
+            const Choice& c = choice[direction];
+            timings += fmt::format("{}{} {:.3f} ms", timings.empty() ? "; timed " : ", ", kDirectionNames[direction],
+                                   c.time_ms);
+            if (c.fastest_time_ms >= 0.0f && c.fastest_time_ms < c.time_ms) {
+                timings += fmt::format(" (fastest {:.3f})", c.fastest_time_ms);
+            }
+        }
+    }
+    return fmt::format("fwd {}, bwd-data {}, bwd-filter {}, ws {:.1f} MiB, {}, {}, {}{}",
                        algorithm_name(kForward, choice[kForward].algo),
                        algorithm_name(kBackwardData, choice[kBackwardData].algo),
                        algorithm_name(kBackwardFilter, choice[kBackwardFilter].algo),
                        static_cast<double>(workspace_bytes()) / (1024.0 * 1024.0), math, determinism,
                        !s.options.benchmark ? "heuristics"
                        : s.reused_timings   ? "benchmarked (timings cached)"
-                                            : "benchmarked");
+                                            : "benchmarked",
+                       timings);
 }
 
 void CudnnConv2d::forward(const float* x, const float* weight, const float* bias, float* y, void* workspace,

@@ -241,11 +241,18 @@ TEST_CASE("cuDNN conv2d: benchmark timings are cached per shape and options", "[
     const gpu::CudnnConv2d second(g, benchmark, stream.handle());
     CHECK(gpu::cudnn_benchmark_cache_entries() == before + 3);
     CHECK_THAT(second.describe(), Contains("benchmarked (timings cached)"));
-    CHECK(second.describe() == first.describe() + " (timings cached)");
-    // TF32 allowed is another ranking (its candidates include tensor-op kernels).
+    // The same choices and measured times, only marked as cached.
+    std::string expected = first.describe();
+    expected.replace(expected.find("benchmarked"), std::string("benchmarked").size(), "benchmarked (timings cached)");
+    CHECK(second.describe() == expected);
+    CHECK_THAT(first.describe(), Contains("; timed fwd ") && Contains(" ms, bwd-data ") && Contains(" ms, bwd-filter "));
+    // TF32 allowed is another ranking (its candidates include tensor-op kernels: Find runs under the default
+    // and the tensor-op math types).
     benchmark.allow_tf32 = true;
     const gpu::CudnnConv2d tf32(g, benchmark, stream.handle());
     CHECK(gpu::cudnn_benchmark_cache_entries() == before + 6);
+    INFO(tf32.describe());
+    CHECK_THAT(tf32.describe(), Contains("benchmarked") && Contains("; timed fwd "));
 }
 
 TEST_CASE("conv2d_cudnn_unsupported names what cuDNN cannot do", "[parity][cudnn]") {
