@@ -6,6 +6,7 @@
 #include "cuda/conv2d_direct.hpp"
 #include "cuda/conv2d_im2col.hpp"
 #include "cuda/conv2d_implicit.hpp"
+#include "cuda/conv2d_winograd.hpp"
 #include "cudacnn/error.hpp"
 #if CUDACNN_CUDA
 #include "cuda/vendor/cudnn_conv2d.hpp"
@@ -33,15 +34,18 @@ const char* conv_algo_name(ConvAlgo algo) {
             return "im2col";
         case ConvAlgo::implicit:
             return "implicit";
+        case ConvAlgo::winograd:
+            return "winograd";
     }
     return "invalid";
 }
 
 ConvAlgo parse_conv_algo(const std::string& name) {
-    for (ConvAlgo algo : {ConvAlgo::automatic, ConvAlgo::cudnn, ConvAlgo::direct, ConvAlgo::im2col, ConvAlgo::implicit}) {
+    for (ConvAlgo algo : {ConvAlgo::automatic, ConvAlgo::cudnn, ConvAlgo::direct, ConvAlgo::im2col,
+                          ConvAlgo::implicit, ConvAlgo::winograd}) {
         if (name == conv_algo_name(algo)) return algo;
     }
-    CUDACNN_FAIL("conv algorithm '{}' is not one of auto, cudnn, direct, im2col, implicit", name);
+    CUDACNN_FAIL("conv algorithm '{}' is not one of auto, cudnn, direct, im2col, implicit, winograd", name);
 }
 
 std::string conv2d_unsupported(ConvAlgo algo, const cpu::Conv2dGeometry& g) {
@@ -58,11 +62,14 @@ std::string conv2d_unsupported(ConvAlgo algo, const cpu::Conv2dGeometry& g) {
             return conv2d_im2col_unsupported(g);
         case ConvAlgo::implicit:
             return conv2d_implicit_unsupported(g);
+        case ConvAlgo::winograd:
+            return conv2d_winograd_unsupported(g);
         case ConvAlgo::automatic:
             break;
     }
-    CUDACNN_FAIL("conv2d_unsupported: ask about one algorithm (cudnn, direct, im2col or implicit), not '{}'",
-                 conv_algo_name(algo));
+    CUDACNN_FAIL(
+        "conv2d_unsupported: ask about one algorithm (cudnn, direct, im2col, implicit or winograd), not '{}'",
+        conv_algo_name(algo));
 }
 
 namespace {
@@ -112,6 +119,9 @@ Conv2dPlan::Conv2dPlan(const cpu::Conv2dGeometry& g, const Conv2dSettings& setti
         case ConvAlgo::implicit:
             workspace_bytes_ = conv2d_implicit_workspace_bytes(g);
             break;
+        case ConvAlgo::winograd:
+            workspace_bytes_ = conv2d_winograd_workspace_bytes(g);
+            break;
         case ConvAlgo::direct:
         case ConvAlgo::automatic:
             break;
@@ -136,6 +146,8 @@ void Conv2dPlan::forward(const float* x, const float* w, const float* bias, floa
             return conv2d_im2col_forward(geometry_, x, w, bias, y, workspace, workspace_bytes_, stream);
         case ConvAlgo::implicit:
             return conv2d_implicit_forward(geometry_, x, w, bias, y, workspace, workspace_bytes_, stream);
+        case ConvAlgo::winograd:
+            return conv2d_winograd_forward(geometry_, x, w, bias, y, workspace, workspace_bytes_, stream);
         case ConvAlgo::direct:
         case ConvAlgo::automatic:
             return conv2d_direct_forward(geometry_, x, w, bias, y, stream);
@@ -154,6 +166,8 @@ void Conv2dPlan::backward_data(const float* dy, const float* w, float* dx, void*
             return conv2d_im2col_backward_data(geometry_, dy, w, dx, workspace, workspace_bytes_, stream);
         case ConvAlgo::implicit:
             return conv2d_implicit_backward_data(geometry_, dy, w, dx, workspace, workspace_bytes_, stream);
+        case ConvAlgo::winograd:
+            return conv2d_winograd_backward_data(geometry_, dy, w, dx, workspace, workspace_bytes_, stream);
         case ConvAlgo::direct:
         case ConvAlgo::automatic:
             return conv2d_direct_backward_data(geometry_, dy, w, dx, stream);
@@ -173,6 +187,9 @@ void Conv2dPlan::backward_filter(const float* x, const float* dy, float* dw, flo
                                                  stream);
         case ConvAlgo::implicit:
             return conv2d_implicit_backward_filter(geometry_, x, dy, dw, dbias, workspace, workspace_bytes_,
+                                                   stream);
+        case ConvAlgo::winograd:
+            return conv2d_winograd_backward_filter(geometry_, x, dy, dw, dbias, workspace, workspace_bytes_,
                                                    stream);
         case ConvAlgo::direct:
         case ConvAlgo::automatic:

@@ -13,9 +13,9 @@
 namespace cudacnn::gpu {
 
 // The algorithms, as the trainer's --conv-algo names them.
-enum class ConvAlgo { automatic, cudnn, direct, im2col, implicit };
+enum class ConvAlgo { automatic, cudnn, direct, im2col, implicit, winograd };
 
-const char* conv_algo_name(ConvAlgo algo);  // "auto", "cudnn", "direct", "im2col", "implicit"
+const char* conv_algo_name(ConvAlgo algo);  // "auto", "cudnn", "direct", "im2col", "implicit", "winograd"
 // The algorithm named `name`; throws Error naming the value and the choices.
 ConvAlgo parse_conv_algo(const std::string& name);
 
@@ -35,8 +35,8 @@ struct Conv2dSettings {
 // The algorithm for one convolution geometry, with what it needs (cuDNN descriptors, workspace size).
 // `automatic` picks cuDNN where it is built and supports g, else im2col + GEMM (faster than the direct
 // kernels on large layers), else direct; description() says what was chosen and, for a fallback, why. The
-// implicit-GEMM kernels (cuda/conv2d_implicit.hpp) run only when asked for by name until a GPU has timed
-// them against im2col.
+// implicit-GEMM kernels (cuda/conv2d_implicit.hpp) and the Winograd F(2×2, 3×3) ones
+// (cuda/conv2d_winograd.hpp) run only when asked for by name until a GPU has timed them against im2col.
 // An explicitly requested algorithm that cannot compute g throws Error with the reason.
 class Conv2dPlan {
   public:

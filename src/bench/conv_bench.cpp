@@ -155,7 +155,8 @@ void add_gpu_candidates(std::vector<Candidate>& out, gpu::ConvAlgo algo, bool tf
     const gpu::GemmSettings gemm{gpu::GemmBackend::own, tf32 ? gpu::GemmMath::tf32 : gpu::GemmMath::fp32};
     const Context* ctx = &context;
     const std::string unsupported = context.gpu ? gpu::conv2d_unsupported(algo, conv->g) : "";
-    const bool cudnn = algo == gpu::ConvAlgo::cudnn;
+    // cuDNN's FFT / Winograd algorithms and the own Winograd kernels also round in their transforms.
+    const bool transforms = algo == gpu::ConvAlgo::cudnn || algo == gpu::ConvAlgo::winograd;
     const auto describe = [plan] { return plan->plan ? plan->plan->description() : std::string(); };
 
     struct Pass {
@@ -174,7 +175,7 @@ void add_gpu_candidates(std::vector<Candidate>& out, gpu::ConvAlgo algo, bool tf
         cand.unsupported = unsupported;
         cand.device_timed = true;
         cand.describe = describe;
-        const double tolerance = tf32 ? kTf32CheckTolerance : conv2d_tolerance(conv->g, p.pass, cudnn);
+        const double tolerance = tf32 ? kTf32CheckTolerance : conv2d_tolerance(conv->g, p.pass, transforms);
         const ConvPass pass = p.pass;
         // One call of this pass on input copy `call`.
         const auto run = [conv, plan, ctx, pass, gemm](int64_t call) {
@@ -265,8 +266,8 @@ std::vector<Candidate> conv2d_candidates(const OpCase& c, Context& context) {
     conv->dy_shape = conv->g.output_shape();
     conv->seed = context.options.seed;
     std::vector<Candidate> out;
-    for (const gpu::ConvAlgo algo :
-         {gpu::ConvAlgo::cudnn, gpu::ConvAlgo::direct, gpu::ConvAlgo::im2col, gpu::ConvAlgo::implicit}) {
+    for (const gpu::ConvAlgo algo : {gpu::ConvAlgo::cudnn, gpu::ConvAlgo::direct, gpu::ConvAlgo::im2col,
+                                     gpu::ConvAlgo::implicit, gpu::ConvAlgo::winograd}) {
         const std::string name = gpu::conv_algo_name(algo);
         if (context.wants(name)) add_gpu_candidates(out, algo, false, conv, c, context);
         if ((algo == gpu::ConvAlgo::cudnn || algo == gpu::ConvAlgo::im2col) && context.wants(name + "_tf32")) {

@@ -58,9 +58,10 @@ void set_algos(BenchOptions& o, const FlagValue& v) {
 }  // namespace
 
 const std::vector<std::string>& algorithm_names() {
-    static const std::vector<std::string> names = {"cudnn",       "direct",      "im2col",     "cublas",
-                                                   "kernel",      "cpu",         "cpu_ref",    "implicit",
-                                                   "cudnn_tf32",  "im2col_tf32", "cublas_tf32", "kernel_tf32"};
+    static const std::vector<std::string> names = {"cudnn",       "direct",      "im2col",      "cublas",
+                                                   "kernel",      "cpu",         "cpu_ref",     "implicit",
+                                                   "winograd",    "cudnn_tf32",  "im2col_tf32", "cublas_tf32",
+                                                   "kernel_tf32"};
     return names;
 }
 
@@ -133,11 +134,12 @@ std::string bench_usage() {
         "\n";
     text += train::flags_help(flag_table());
     text +=
-        "\n--algos: cudnn, direct, im2col, implicit (conv2d), cublas (linear), kernel (the other ops' kernels; augment's\n"
-        "rows kernel and fused), cpu (the reference op by op; augment's rows cpu and cpu_fused; the training and\n"
-        "inference steps on the fast CPU path, --threads), cpu_ref (the steps on the reference ops: slow), gpu\n"
-        "(all but the CPU ones). In the emu flavour gpu runs the emulated kernels: correct but slow, so use a\n"
-        "small -b. tools/bench/cpu-vs-pytorch.sh times the fast CPU path's steps beside PyTorch's.\n"
+        "\n--algos: cudnn, direct, im2col, implicit, winograd (conv2d), cublas (linear), kernel (the other ops'\n"
+        "kernels; augment's rows kernel and fused), cpu (the reference op by op; augment's rows cpu and\n"
+        "cpu_fused; the training and inference steps on the fast CPU path, --threads), cpu_ref (the steps on the\n"
+        "reference ops: slow), gpu (all but the CPU ones). In the emu flavour gpu runs the emulated kernels:\n"
+        "correct but slow, so use a small -b. tools/bench/cpu-vs-pytorch.sh times the fast CPU path's steps\n"
+        "beside PyTorch's.\n"
         "cudnn_tf32, im2col_tf32 (conv2d), cublas_tf32 and kernel_tf32 (linear) are the same with --precision\n"
         "tf32: inputs rounded to TF32 on tensor cores, checked with a TF32 tolerance.\n"
         "\n--shape OP:KEY=VALUE,... (K, S, P, D set both KH/KW, SH/SW, PH/PW, DH/DW):\n";

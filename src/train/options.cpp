@@ -376,9 +376,10 @@ const std::vector<Flag>& flags() {
              o.threads = static_cast<int>(threads);
          },
          [](const TrainOptions& o) { return json(o.threads); }},
-        {"Training", "conv-algo", 0, "NAME", "convolution algorithm: auto, cudnn, direct, im2col or implicit (implicit GEMM)",
+        {"Training", "conv-algo", 0, "NAME",
+         "convolution algorithm: auto, cudnn, direct, im2col, implicit (implicit GEMM) or winograd (F(2x2, 3x3))",
          [](TrainOptions& o, const Arg& a) {
-             a.one_of({"auto", "cudnn", "direct", "im2col", "implicit"});
+             a.one_of({"auto", "cudnn", "direct", "im2col", "implicit", "winograd"});
              o.conv_algo = a.text;
          },
          [](const TrainOptions& o) { return json(o.conv_algo); }},

@@ -132,7 +132,7 @@ TEST_CASE("cudacnn-bench checks the emulated kernels against the reference befor
     // An odd geometry (stride 2, 7×6 images, 3 images: fewer than the check's 4 distinct ones) on every conv
     // algorithm; cuDNN is not part of the emu flavour.
     const Outcome o = run_bench(fmt::format("--shape conv2d:N=3,C=5,H=7,W=6,OC=4,K=3,S=2,P=1 "
-                                            "--algos cudnn,direct,im2col,implicit,im2col_tf32,cpu "
+                                            "--algos cudnn,direct,im2col,implicit,winograd,im2col_tf32,cpu "
                                             "--warmup 0 --repeats 1 --json {}",
                                             temp.file("conv.json")),
                                 temp);
@@ -159,6 +159,29 @@ TEST_CASE("cudacnn-bench checks the emulated kernels against the reference befor
     const Record* cudnn = find(report, "conv2d", "forward", "cudnn");
     REQUIRE(cudnn != nullptr);
     CHECK(cudnn->status == Status::unsupported);
+
+    // Winograd F(2×2, 3×3) computes stride 1 only: unsupported above, checked and timed on a stride-1 layer
+    // with odd maps (partial last tiles).
+    const Record* strided = find(report, "conv2d", "forward", "winograd");
+    REQUIRE(strided != nullptr);
+    CHECK(strided->status == Status::unsupported);
+    const Outcome winograd = run_bench(fmt::format("--shape conv2d:N=3,C=5,H=7,W=6,OC=4,K=3,P=1 --algos winograd "
+                                                   "--warmup 0 --repeats 1 --json {}",
+                                                   temp.file("winograd.json")),
+                                       temp);
+    INFO(winograd.output);
+    REQUIRE(winograd.exit_code == 0);
+    const Report winograd_report = read_report(temp.file("winograd.json"));
+    for (const char* direction : {"forward", "backward_data", "backward_filter"}) {
+        INFO("winograd " << direction);
+        const Record* r = find(winograd_report, "conv2d", direction, "winograd", "N=3,C=5,H=7,W=6,OC=4,K=3,P=1");
+        REQUIRE(r != nullptr);
+        CHECK(r->status == Status::ok);
+        CHECK(r->device == "emulated");
+        REQUIRE(r->max_error.has_value());
+        CHECK(*r->max_error <= *r->tolerance);
+        CHECK(*r->max_error < 1e-5);
+    }
 
     // The CifarCNN's first batch norm and pooling layer, the loss and the optimizer on the emulated kernels, at
     // batch 2.

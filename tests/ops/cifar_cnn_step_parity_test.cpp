@@ -1,6 +1,6 @@
-// One training step of the full CifarCNN on the hand-written kernels (direct, im2col and implicit-GEMM
-// convolution, the project's SGEMM, batch norm, pooling, fused cross-entropy, the fused Adam kernel over one
-// flat parameter block) against PyTorch (tests/fixtures/cifar_cnn_step.safetensors), and bit-for-bit
+// One training step of the full CifarCNN on the hand-written kernels (direct, im2col, implicit-GEMM and
+// Winograd convolution, the project's SGEMM, batch norm, pooling, fused cross-entropy, the fused Adam kernel
+// over one flat parameter block) against PyTorch (tests/fixtures/cifar_cnn_step.safetensors), and bit-for-bit
 // determinism.
 #include <catch2/catch.hpp>
 
@@ -315,6 +315,10 @@ TEST_CASE("CifarCNN training step on the kernels with direct convolution matches
 TEST_CASE("CifarCNN training step on the kernels with implicit-GEMM convolution matches PyTorch",
           "[parity][cifar_cnn]") {
     check_algorithm(gpu::ConvAlgo::implicit);
+}
+
+TEST_CASE("CifarCNN training step on the kernels with Winograd convolution matches PyTorch", "[parity][cifar_cnn]") {
+    check_algorithm(gpu::ConvAlgo::winograd);
 }
 
 // ctest runs these with CUDACNN_EMU_WORKERS=1 (tests/CMakeLists.txt): the hand-written path has no atomics

@@ -77,8 +77,8 @@ TEST_CASE("Conv2dPlan: auto prefers cuDNN, else im2col, and says what it passed 
 
 TEST_CASE("Conv2dPlan: every explicitly chosen algorithm this build has matches the reference",
           "[parity][conv2d_plan]") {
-    for (const gpu::ConvAlgo algo :
-         {gpu::ConvAlgo::cudnn, gpu::ConvAlgo::direct, gpu::ConvAlgo::im2col, gpu::ConvAlgo::implicit}) {
+    for (const gpu::ConvAlgo algo : {gpu::ConvAlgo::cudnn, gpu::ConvAlgo::direct, gpu::ConvAlgo::im2col,
+                                     gpu::ConvAlgo::implicit, gpu::ConvAlgo::winograd}) {
         const cpu::Conv2dGeometry g = geometry(cpu::Conv2dPaddingMode::zeros);
         gpu::Conv2dSettings settings;
         settings.algo = algo;
@@ -100,6 +100,25 @@ TEST_CASE("Conv2dPlan: algorithm names", "[parity][conv2d_plan]") {
     CHECK(gpu::parse_conv_algo("auto") == gpu::ConvAlgo::automatic);
     CHECK(gpu::parse_conv_algo("im2col") == gpu::ConvAlgo::im2col);
     CHECK(gpu::parse_conv_algo("implicit") == gpu::ConvAlgo::implicit);
-    CHECK_THROWS_WITH(gpu::parse_conv_algo("winograd"),
-                      Contains("'winograd' is not one of auto, cudnn, direct, im2col, implicit"));
+    CHECK(gpu::parse_conv_algo("winograd") == gpu::ConvAlgo::winograd);
+    CHECK(std::string(gpu::conv_algo_name(gpu::ConvAlgo::winograd)) == "winograd");
+    CHECK_THROWS_WITH(gpu::parse_conv_algo("fft"),
+                      Contains("'fft' is not one of auto, cudnn, direct, im2col, implicit, winograd"));
+}
+
+TEST_CASE("Conv2dPlan: winograd runs only when asked for, and names what it cannot compute",
+          "[parity][conv2d_plan]") {
+    // auto never picks it (cuDNN, else im2col, until a GPU has timed it).
+    const gpu::Conv2dPlan automatic(geometry(cpu::Conv2dPaddingMode::zeros), {}, nullptr);
+    CHECK(automatic.algorithm() != gpu::ConvAlgo::winograd);
+
+    gpu::Conv2dSettings settings;
+    settings.algo = gpu::ConvAlgo::winograd;
+    cpu::Conv2dOptions stride2;
+    stride2.stride = 2;
+    stride2.padding = 1;
+    const cpu::Conv2dGeometry g = cpu::conv2d_geometry(Shape{2, 3, 7, 5}, Shape{4, 3, 3, 3}, stride2);
+    CHECK_THROWS_WITH(gpu::Conv2dPlan(g, settings, nullptr),
+                      Contains("--conv-algo winograd cannot compute this layer: conv2d_winograd: F(2×2, 3×3) "
+                               "computes 3×3 kernels with stride 1"));
 }

@@ -11,8 +11,8 @@ struct BenchOptions {
     std::string model = "cifar_cnn";  // --model NAME|FILE.json: its layer shapes and training step
     int64_t batch_size = 128;         // --batch-size / -b
     std::string shape;                // --shape OP:K=V,...: this one op instead of the model's layers
-    // --algos: which implementations to time, from cudnn, direct, im2col, implicit (conv2d), cublas (linear), kernel
-    // (the hand-written kernels of the other ops), cpu (the reference op by op; the fast CPU path for the
+    // --algos: which implementations to time, from cudnn, direct, im2col, implicit, winograd (conv2d), cublas
+    // (linear), kernel (the hand-written kernels of the other ops), cpu (the reference op by op; the fast CPU path for the
     // whole step), cpu_ref (the step on the reference ops), gpu (all but the CPU ones). Empty: gpu when a real
     // GPU answers, else cpu.
     std::vector<std::string> algos;

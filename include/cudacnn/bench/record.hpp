@@ -31,8 +31,8 @@ struct Record {
                             // adam, adamw, sgd, augment, train_step, epoch, roofline
     std::string shape;      // the op's parameters as --shape takes them: "N=128,C=3,H=32,W=32,OC=32,K=3,P=1"
     std::string direction;  // forward, backward_data, backward_filter, backward, step; copy / sgemm (roofline)
-    std::string algorithm;  // cudnn, direct, im2col, implicit, kernel, cublas, cpu, cuda_graph, fused, cpu_fused (augment),
-                            // ...; torch_* (PyTorch)
+    std::string algorithm;  // cudnn, direct, im2col, implicit, winograd, kernel, cublas, cpu, cuda_graph, fused,
+                            // cpu_fused (augment), ...; torch_* (PyTorch)
     std::string device;     // gpu, emulated (the CPU emulator of the emu flavour) or cpu
     Status status = Status::ok;
     std::string note;  // the reason when status is not ok; otherwise e.g. the algorithm cuDNN chose
