@@ -49,9 +49,16 @@ struct TileLayout {
     int rows, chunk, padded_tiles;  // padded_tiles = chunks · chunk
 };
 
-__device__ inline int tile_index(const TileLayout& layout, int xi, int row, int t) {
+// The 16 entries of (row, t): at base + ξ · stride (one division per thread, not one per entry).
+struct TileEntries {
+    int base, stride;
+    __device__ int operator[](int xi) const { return base + xi * stride; }
+};
+
+__device__ inline TileEntries tile_entries(const TileLayout& layout, int row, int t) {
     const int s = t / layout.chunk;
-    return ((s * kPositions + xi) * layout.rows + row) * layout.chunk + (t - s * layout.chunk);
+    return {(s * kPositions * layout.rows + row) * layout.chunk + (t - s * layout.chunk),
+            layout.rows * layout.chunk};
 }
 
 // v[ξ][c][t] = (Bᵗ d B)[ξ], d the 4 × 4 input tile of t in channel c of `in` (N, channels, h, w), zero
@@ -83,12 +90,13 @@ __global__ void input_transform_kernel(const float* in, float* v, TileGrid grid,
             r[2][b] = d[2][b] - d[1][b];
             r[3][b] = d[1][b] - d[3][b];
         }
+        const TileEntries at = tile_entries(layout, c, t);
 #pragma unroll
         for (int a = 0; a < 4; ++a) {  // (Bᵗ d) B
-            v[tile_index(layout, 4 * a + 0, c, t)] = r[a][0] - r[a][2];
-            v[tile_index(layout, 4 * a + 1, c, t)] = r[a][1] + r[a][2];
-            v[tile_index(layout, 4 * a + 2, c, t)] = r[a][2] - r[a][1];
-            v[tile_index(layout, 4 * a + 3, c, t)] = r[a][1] - r[a][3];
+            v[at[4 * a + 0]] = r[a][0] - r[a][2];
+            v[at[4 * a + 1]] = r[a][1] + r[a][2];
+            v[at[4 * a + 2]] = r[a][2] - r[a][1];
+            v[at[4 * a + 3]] = r[a][1] - r[a][3];
         }
     }
 }
@@ -135,11 +143,11 @@ __global__ void output_transform_kernel(const float* m, const float* bias, float
     const int total = layout.rows * grid.tiles;
     for (int idx = blockIdx.x * blockDim.x + threadIdx.x; idx < total; idx += gridDim.x * blockDim.x) {
         const int k = idx / grid.tiles, t = idx - k * grid.tiles;
+        const TileEntries at = tile_entries(layout, k, t);
         float r[2][4];  // Aᵗ M
 #pragma unroll
         for (int b = 0; b < 4; ++b) {
-            const float m0 = m[tile_index(layout, b, k, t)], m1 = m[tile_index(layout, 4 + b, k, t)];
-            const float m2 = m[tile_index(layout, 8 + b, k, t)], m3 = m[tile_index(layout, 12 + b, k, t)];
+            const float m0 = m[at[b]], m1 = m[at[4 + b]], m2 = m[at[8 + b]], m3 = m[at[12 + b]];
             r[0][b] = m0 + m1 + m2;
             r[1][b] = m1 - m2 - m3;
         }
@@ -183,12 +191,13 @@ __global__ void gradient_transform_kernel(const float* dy, float* dm, TileGrid g
             r[2][b] = e[0][b] - e[1][b];
             r[3][b] = -e[1][b];
         }
+        const TileEntries at = tile_entries(layout, k, t);
 #pragma unroll
         for (int a = 0; a < 4; ++a) {  // (A dy) Aᵗ
-            dm[tile_index(layout, 4 * a + 0, k, t)] = r[a][0];
-            dm[tile_index(layout, 4 * a + 1, k, t)] = r[a][0] + r[a][1];
-            dm[tile_index(layout, 4 * a + 2, k, t)] = r[a][0] - r[a][1];
-            dm[tile_index(layout, 4 * a + 3, k, t)] = -r[a][1];
+            dm[at[4 * a + 0]] = r[a][0];
+            dm[at[4 * a + 1]] = r[a][0] + r[a][1];
+            dm[at[4 * a + 2]] = r[a][0] - r[a][1];
+            dm[at[4 * a + 3]] = -r[a][1];
         }
     }
 }
