@@ -6,9 +6,9 @@
 // The tiles: output tile (ty, tx) of image n covers y[2ty .. 2ty + 1][2tx .. 2tx + 1] and reads the 4 × 4
 // input tile x[2ty − 1 .. 2ty + 2][2tx − 1 .. 2tx + 2] (zero outside the image: the padding, applied while
 // gathering); T = N · ⌈OH/2⌉ · ⌈OW/2⌉ tiles; outputs of a last partial tile beyond OH × OW are dropped. With
-//   Bᵗ = [1 0 −1 0; 0 1 1 0; 0 −1 1 0; 0 1 0 −1], G = [1 0 0; ½ ½ ½; ½ −½ ½; 0 0 1], Aᵗ = [1 1 1 0; 0 1 −1
-//   −1]: forward          U[ξ][k][c] = (G w[k][c] Gᵗ)[ξ], V[ξ][c][t] = (Bᵗ d_t B)[ξ] for the 16 positions ξ
-//   of a
+//   Bᵗ = [1 0 −1 0; 0 1 1 0; 0 −1 1 0; 0 1 0 −1], G = [1 0 0; ½ ½ ½; ½ −½ ½; 0 0 1],
+//   Aᵗ = [1 1 1 0; 0 1 −1 −1]:
+//   forward          U[ξ][k][c] = (G w[k][c] Gᵗ)[ξ], V[ξ][c][t] = (Bᵗ d_t B)[ξ] for the 16 positions ξ of a
 //                    4 × 4 tile, then 16 independent GEMMs M[ξ] (OC × T) = U[ξ] (OC × C) · V[ξ] (C × T) and
 //                    y_t[k] = Aᵗ M[·][k][t] A (+ bias);
 //   backward-data    the same pipeline on dy with the filter rotated by 180° and C / OC swapped:
