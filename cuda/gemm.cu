@@ -269,20 +269,6 @@ __global__ void __launch_bounds__(Tile::threads, 1) sgemm_kernel(GemmParams p) {
     }
 }
 
-// Split-k's second pass: C = alpha · (P_0 + P_1 + … + P_{splits−1}) + beta · C, the partial products P_s
-// (m × n, dense, `partial_stride` apart) summed in order s = 0, 1, … so the result is deterministic; beta == 0
-// never reads C. Grid-stride over the m · n elements.
-__global__ void sgemm_sum_partials_kernel(int64_t m, int64_t n, const float* partials, int64_t partial_stride,
-                                          int64_t splits, float alpha, float beta, float* c, int64_t ldc) {
-    for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < m * n;
-         i += int64_t{gridDim.x} * blockDim.x) {
-        float sum = partials[i];
-        for (int64_t s = 1; s < splits; ++s) sum += partials[s * partial_stride + i];
-        float* dst = c + (i / n) * ldc + i % n;
-        *dst = beta == 0.0f ? alpha * sum : scale_add(alpha, sum, beta, *dst);
-    }
-}
-
 }  // namespace kernels
 
 namespace {
@@ -388,19 +374,6 @@ void sgemm_impl(const char* op, GemmTiling tiling, bool trans_a, bool trans_b, i
 }
 
 
-// How split-k cuts k: `count` ranges of `length` (a multiple of the slice length, so that every range starts
-// 16-byte aligned where the operand is), the last one `last` long (≤ length).
-struct SplitPlan {
-    int64_t length, count, last;
-};
-
-SplitPlan plan_split(int64_t k, int64_t splits) {
-    const int64_t length =
-        std::max<int64_t>(ceil_div(ceil_div(k, splits), kernels::kGemmBlockK) * kernels::kGemmBlockK, 1);
-    const int64_t count = std::max<int64_t>(ceil_div(k, length), 1);
-    return {length, count, k - (count - 1) * length};
-}
-
 // Each split should multiply at least this many k (16 slices: the pipeline's prologue and the partial's
 // write and read stay small next to its FMAs).
 constexpr int64_t kMinSplitLength = 256;
@@ -446,46 +419,21 @@ int64_t sgemm_split_k_count(int64_t m, int64_t n, int64_t k) {
 }
 
 size_t sgemm_split_k_workspace_bytes(int64_t m, int64_t n, int64_t k, int64_t splits) {
-    CUDACNN_CHECK(splits >= 1, "sgemm_split_k_workspace_bytes: splits = {} must be at least 1", splits);
-    if (m <= 0 || n <= 0 || k <= 0) return 0;
-    return static_cast<size_t>(plan_split(k, splits).count * m * n) * sizeof(float);
+    return gemm_split_k_workspace_bytes("sgemm_split_k_workspace_bytes", m, n, k, splits, kernels::kGemmBlockK);
 }
 
 void sgemm_split_k(int64_t splits, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
                    const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc,
                    void* workspace, size_t workspace_bytes, cudaStream_t stream) {
     constexpr const char* op = "sgemm_split_k";
-    CUDACNN_CHECK(splits >= 1, "{}: splits = {} must be at least 1", op, splits);
-    check_gemm_args(op, trans_a, trans_b, m, n, k, alpha, a, lda, 0, b, ldb, 0, c, ldc, 0, 1);
-    if (m == 0 || n == 0) return;
-    if (k == 0 || alpha == 0.0f) {
-        gemm_scale(m, n, beta, c, ldc, 0, 1, stream);
-        return;
-    }
-    const SplitPlan plan = plan_split(k, splits);
-    const size_t needed = sgemm_split_k_workspace_bytes(m, n, k, splits);
-    CUDACNN_CHECK(workspace != nullptr && workspace_bytes >= needed,
-                  "{}: the workspace holds {} bytes, {} splits of {} × {} need {} "
-                  "(size it with sgemm_split_k_workspace_bytes)",
-                  op, workspace == nullptr ? 0 : workspace_bytes, plan.count, m, n, needed);
-    float* partials = static_cast<float*>(workspace);
-    // Split s multiplies k range [s · length, …): columns of a stored (m, k) A or rows of a stored (k, m)
-    // one, likewise for B. The full-length ranges are one strided batch, the shorter last one another call.
-    const int64_t step_a = trans_a ? plan.length * lda : plan.length;
-    const int64_t step_b = trans_b ? plan.length : plan.length * ldb;
-    const int64_t full = plan.last == plan.length ? plan.count : plan.count - 1;
-    if (full > 0) {
-        sgemm_impl(op, GemmTiling::automatic, trans_a, trans_b, m, n, plan.length, 1.0f, a, lda, step_a, b,
-                   ldb, step_b, 0.0f, partials, n, m * n, full, stream);
-    }
-    if (full < plan.count) {
-        sgemm_impl(op, GemmTiling::automatic, trans_a, trans_b, m, n, plan.last, 1.0f, a + full * step_a,
-                   lda, 0, b + full * step_b, ldb, 0, 0.0f, partials + full * m * n, n, 0, 1, stream);
-    }
-    constexpr int kThreads = 256;
-    const int64_t blocks = std::min<int64_t>(ceil_div(m * n, kThreads), 4096);
-    launch(kernels::sgemm_sum_partials_kernel, dim3(static_cast<unsigned>(blocks)), dim3(kThreads), 0, stream,
-           m, n, static_cast<const float*>(partials), m * n, plan.count, alpha, beta, c, ldc);
+    // Ranges in multiples of the slice length, so that every range starts 16-byte aligned where the operand is.
+    gemm_split_k(op, "sgemm_split_k_workspace_bytes", splits, kernels::kGemmBlockK, trans_a, trans_b, m, n, k,
+                 alpha, a, lda, b, ldb, beta, c, ldc, workspace, workspace_bytes, stream,
+                 [&](int64_t k_len, const float* a_s, int64_t stride_a, const float* b_s, int64_t stride_b,
+                     float* c_s, int64_t batch) {
+                     sgemm_impl(op, GemmTiling::automatic, trans_a, trans_b, m, n, k_len, 1.0f, a_s, lda,
+                                stride_a, b_s, ldb, stride_b, 0.0f, c_s, n, m * n, batch, stream);
+                 });
 }
 
 }  // namespace cudacnn::gpu

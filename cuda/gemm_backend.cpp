@@ -89,26 +89,38 @@ void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alp
 
 namespace {
 
-// How many k ranges gemm_split cuts an m × n product into under the current settings: 1 (no split) except on
-// the own FP32 SGEMM, whose split-k is the only one.
-int64_t split_count(int64_t m, int64_t n, int64_t k) {
-    const GemmSettings settings = current_gemm_settings();
-    if (settings.backend != GemmBackend::own || settings.math != GemmMath::fp32) return 1;
-    return sgemm_split_k_count(m, n, k);
+// How many k ranges gemm_split cuts an m × n product into under `settings`: the own GEMMs' split-k count
+// (FP32 or TF32), 1 (no split) on cuBLAS, which keeps its own workspace.
+int64_t split_count(const GemmSettings& settings, int64_t m, int64_t n, int64_t k) {
+    if (settings.backend != GemmBackend::own) return 1;
+    return settings.math == GemmMath::tf32 ? sgemm_tf32_split_k_count(m, n, k) : sgemm_split_k_count(m, n, k);
+}
+
+// The workspace the own GEMM of `settings` needs for `splits` ranges (0 for one range: no split).
+size_t split_workspace_bytes(const GemmSettings& settings, int64_t m, int64_t n, int64_t k, int64_t splits) {
+    if (splits <= 1) return 0;
+    return settings.math == GemmMath::tf32 ? sgemm_tf32_split_k_workspace_bytes(m, n, k, splits)
+                                           : sgemm_split_k_workspace_bytes(m, n, k, splits);
 }
 
 }  // namespace
 
 size_t gemm_split_workspace_bytes(int64_t m, int64_t n, int64_t k) {
-    const int64_t splits = split_count(m, n, k);
-    return splits > 1 ? sgemm_split_k_workspace_bytes(m, n, k, splits) : 0;
+    const GemmSettings settings = current_gemm_settings();
+    return split_workspace_bytes(settings, m, n, k, split_count(settings, m, n, k));
 }
 
 void gemm_split(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
                 int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc, void* workspace,
                 size_t workspace_bytes, cudaStream_t stream) {
-    const int64_t splits = split_count(m, n, k);
-    if (splits > 1 && workspace != nullptr && workspace_bytes >= sgemm_split_k_workspace_bytes(m, n, k, splits)) {
+    const GemmSettings settings = current_gemm_settings();
+    const int64_t splits = split_count(settings, m, n, k);
+    const size_t needed = split_workspace_bytes(settings, m, n, k, splits);
+    if (splits > 1 && workspace != nullptr && workspace_bytes >= needed) {
+        if (settings.math == GemmMath::tf32) {
+            return sgemm_tf32_split_k(splits, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc,
+                                      workspace, workspace_bytes, stream);
+        }
         return sgemm_split_k(splits, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, workspace,
                              workspace_bytes, stream);
     }

@@ -56,8 +56,8 @@ class GemmScope {
 void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
           int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc, cudaStream_t stream);
 // The workspace gemm_split() may use for an m × n product over k under current_gemm_settings(): what the own
-// FP32 SGEMM's split-k needs when the output alone gives too few blocks for the GPU (sgemm_split_k_count > 1),
-// else 0 (cuBLAS keeps its own workspace; the TF32 GEMM does not split).
+// GEMM's split-k needs when the output alone gives too few blocks for the GPU (FP32: sgemm_split_k_count > 1,
+// TF32: sgemm_tf32_split_k_count > 1), else 0 (cuBLAS keeps its own workspace).
 size_t gemm_split_workspace_bytes(int64_t m, int64_t n, int64_t k);
 
 // gemm() that splits k into `workspace` where gemm_split_workspace_bytes asks for it and the workspace holds

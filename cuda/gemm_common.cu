@@ -1,4 +1,4 @@
-// The GEMMs' shared host side (see gemm_common.hpp) and the kernel of C = beta · C.
+// The GEMMs' shared host side (see gemm_common.hpp), the kernel of C = beta · C and split-k's ordered sum.
 #include "cuda/gemm_common.hpp"
 
 #include <algorithm>
@@ -24,7 +24,42 @@ __global__ void sgemm_scale_kernel(int64_t m, int64_t n, float beta, float* c, i
     }
 }
 
+// Split-k's second pass: C = alpha · (P_0 + P_1 + … + P_{splits−1}) + beta · C, the partial products P_s
+// (m × n, dense, `partial_stride` apart) summed in order s = 0, 1, … so the result is deterministic; beta == 0
+// never reads C. alpha and beta in one explicit rounding order, that of the FP32 GEMM's stores (cuda/gemm.cu
+// scale_add), which nvcc would otherwise be free to fuse either way. Grid-stride over the m · n elements.
+__global__ void sgemm_sum_partials_kernel(int64_t m, int64_t n, const float* partials, int64_t partial_stride,
+                                          int64_t splits, float alpha, float beta, float* c, int64_t ldc) {
+    for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < m * n;
+         i += int64_t{gridDim.x} * blockDim.x) {
+        float sum = partials[i];
+        for (int64_t s = 1; s < splits; ++s) sum += partials[s * partial_stride + i];
+        float* dst = c + (i / n) * ldc + i % n;
+        *dst = beta == 0.0f ? alpha * sum : __fmaf_rn(beta, *dst, alpha * sum);
+    }
+}
+
 }  // namespace kernels
+
+namespace {
+
+int64_t ceil_div(int64_t a, int64_t b) {
+    return (a + b - 1) / b;
+}
+
+// How split-k cuts k: `count` ranges of `length` (a multiple of the kernel's k-slice, so that every range
+// starts where a slice would and 16-byte aligned where the operand is), the last one `last` long (≤ length).
+struct SplitPlan {
+    int64_t length, count, last;
+};
+
+SplitPlan plan_split(int64_t k, int64_t splits, int64_t slice) {
+    const int64_t length = std::max<int64_t>(ceil_div(ceil_div(k, splits), slice) * slice, 1);
+    const int64_t count = std::max<int64_t>(ceil_div(k, length), 1);
+    return {length, count, k - (count - 1) * length};
+}
+
+}  // namespace
 
 void check_gemm_args(const char* op, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
                      const float* a, int64_t lda, int64_t stride_a, const float* b, int64_t ldb,
@@ -63,6 +98,45 @@ void gemm_scale(int64_t m, int64_t n, float beta, float* c, int64_t ldc, int64_t
     const int64_t blocks = std::min<int64_t>((m * n + kThreads - 1) / kThreads, 1024);
     const dim3 grid(static_cast<unsigned>(blocks), static_cast<unsigned>(std::min(batch, kGemmMaxGridY)));
     launch(kernels::sgemm_scale_kernel, grid, dim3(kThreads), 0, stream, m, n, beta, c, ldc, stride_c, batch);
+}
+
+size_t gemm_split_k_workspace_bytes(const char* op, int64_t m, int64_t n, int64_t k, int64_t splits,
+                                    int64_t slice) {
+    CUDACNN_CHECK(splits >= 1, "{}: splits = {} must be at least 1", op, splits);
+    if (m <= 0 || n <= 0 || k <= 0) return 0;
+    return static_cast<size_t>(plan_split(k, splits, slice).count * m * n) * sizeof(float);
+}
+
+void gemm_split_k(const char* op, const char* workspace_function, int64_t splits, int64_t slice, bool trans_a,
+                  bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
+                  const float* b, int64_t ldb, float beta, float* c, int64_t ldc, void* workspace,
+                  size_t workspace_bytes, cudaStream_t stream, const GemmRangeProduct& product) {
+    CUDACNN_CHECK(splits >= 1, "{}: splits = {} must be at least 1", op, splits);
+    check_gemm_args(op, trans_a, trans_b, m, n, k, alpha, a, lda, 0, b, ldb, 0, c, ldc, 0, 1);
+    if (m == 0 || n == 0) return;
+    if (k == 0 || alpha == 0.0f) {
+        gemm_scale(m, n, beta, c, ldc, 0, 1, stream);
+        return;
+    }
+    const SplitPlan plan = plan_split(k, splits, slice);
+    const size_t needed = gemm_split_k_workspace_bytes(op, m, n, k, splits, slice);
+    CUDACNN_CHECK(workspace != nullptr && workspace_bytes >= needed,
+                  "{}: the workspace holds {} bytes, {} splits of {} × {} need {} (size it with {})", op,
+                  workspace == nullptr ? 0 : workspace_bytes, plan.count, m, n, needed, workspace_function);
+    float* partials = static_cast<float*>(workspace);
+    // Split s multiplies k range [s · length, …): columns of a stored (m, k) A or rows of a stored (k, m)
+    // one, likewise for B. The full-length ranges are one strided batch, the shorter last one another call.
+    const int64_t step_a = trans_a ? plan.length * lda : plan.length;
+    const int64_t step_b = trans_b ? plan.length : plan.length * ldb;
+    const int64_t full = plan.last == plan.length ? plan.count : plan.count - 1;
+    if (full > 0) product(plan.length, a, step_a, b, step_b, partials, full);
+    if (full < plan.count) {
+        product(plan.last, a + full * step_a, 0, b + full * step_b, 0, partials + full * m * n, 1);
+    }
+    constexpr int kThreads = 256;
+    const int64_t blocks = std::min<int64_t>(ceil_div(m * n, kThreads), 4096);
+    launch(kernels::sgemm_sum_partials_kernel, dim3(static_cast<unsigned>(blocks)), dim3(kThreads), 0, stream,
+           m, n, static_cast<const float*>(partials), m * n, plan.count, alpha, beta, c, ldc);
 }
 
 }  // namespace cudacnn::gpu

@@ -1,11 +1,13 @@
 // What the project's GEMMs (cuda/gemm.cu: FP32, cuda/gemm_tf32.cu: TF32) share on the host: the argument
-// checks of their common contract (cuda/gemm.hpp), the rule for float4 access, and the k == 0 / alpha == 0
-// case, C = beta · C.
+// checks of their common contract (cuda/gemm.hpp), the rule for float4 access, the k == 0 / alpha == 0
+// case, C = beta · C, and the body of split-k (the ranges of k, the workspace, the ordered sum).
 #pragma once
 
 #include <cuda_runtime_api.h>
 
+#include <cstddef>
 #include <cstdint>
+#include <functional>
 
 namespace cudacnn::gpu {
 
@@ -24,5 +26,27 @@ bool gemm_vectorizable(const void* p, int64_t ld, int64_t stride, int64_t batch)
 // alpha == 0, where A and B take no part; beta == 0 writes zeros without reading C.
 void gemm_scale(int64_t m, int64_t n, float beta, float* c, int64_t ldc, int64_t stride_c, int64_t batch,
                 cudaStream_t stream);
+
+// One batched product of a split-k GEMM, alpha 1 and beta 0, on the GEMM's own kernel: `batch` ranges of k,
+// each k_len long, range s reading op(A) at a + s · stride_a, op(B) at b + s · stride_b (the caller's
+// lda, ldb and transposes) and writing its dense m × n partial product at c + s · m · n.
+using GemmRangeProduct = std::function<void(int64_t k_len, const float* a, int64_t stride_a, const float* b,
+                                            int64_t stride_b, float* c, int64_t batch)>;
+
+// The bytes of workspace gemm_split_k needs: one m × n float partial product per range of k (see
+// gemm_split_k for how k is cut). `op` names the caller in errors (splits < 1).
+size_t gemm_split_k_workspace_bytes(const char* op, int64_t m, int64_t n, int64_t k, int64_t splits,
+                                    int64_t slice);
+
+// The body of sgemm_split_k and sgemm_tf32_split_k: checks the arguments (errors name `op`, and
+// `workspace_function` when the workspace is too small), does k == 0 / alpha == 0 as the GEMMs do, cuts k
+// into `splits` ranges whose length is rounded up to a multiple of `slice` (the kernel's k-slice; so there
+// may be fewer ranges, the last one shorter), runs `product` for them into the workspace (the full-length
+// ranges as one batch, a shorter last one as another), then sums the partial products in range order and
+// applies alpha and beta as fmaf(beta, C, alpha · sum) (beta == 0 never reads C). Deterministic, no atomics.
+void gemm_split_k(const char* op, const char* workspace_function, int64_t splits, int64_t slice, bool trans_a,
+                  bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
+                  const float* b, int64_t ldb, float beta, float* c, int64_t ldc, void* workspace,
+                  size_t workspace_bytes, cudaStream_t stream, const GemmRangeProduct& product);
 
 }  // namespace cudacnn::gpu

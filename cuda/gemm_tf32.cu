@@ -240,7 +240,9 @@ __device__ inline void write_tile(const CTile& c_s, float* c, int64_t ldc, int64
         if (row0 + r >= m || col0 + col >= n) continue;
         float* dst = c + (row0 + r) * ldc + col0 + col;
         const float value = alpha * c_s.v[r][col];
-        *dst = beta == 0.0f ? value : value + beta * *dst;
+        // One explicit rounding order (nvcc fuses it so anyway), that of split-k's ordered sum
+        // (gemm_common.cu), so a single range of sgemm_tf32_split_k gives sgemm_tf32's bits.
+        *dst = beta == 0.0f ? value : __fmaf_rn(beta, *dst, value);
     }
 }
 
@@ -331,6 +333,15 @@ int device_major() {
     return majors_plus_one[device].load() - 1;
 }
 
+// Throws Error naming `op` when the caller asks for the tensor-core kernel where it cannot run.
+void check_kernel_available(const char* op, Tf32Kernel kernel) {
+    if (kernel != Tf32Kernel::tensor_cores) return;
+    CUDACNN_CHECK(tf32_tensor_cores_available(),
+                  "{}: the tensor-core kernel needs a build with CUDACNN_TENSOR_CORES on (it is {}) and a GPU "
+                  "of compute capability 8.0 or more (this one is {}.x); use Tf32Kernel::automatic or cuda_cores",
+                  op, CUDACNN_TENSOR_CORES ? "on" : "off", device_major());
+}
+
 template <bool kTensorCores>
 void launch_product(const char* op, bool trans_a, bool trans_b, tf32_kernels::Tf32Params p, cudaStream_t stream) {
     using namespace tf32_kernels;
@@ -354,12 +365,7 @@ void sgemm_tf32_impl(const char* op, Tf32Kernel kernel, bool trans_a, bool trans
                      int64_t batch, cudaStream_t stream) {
     check_gemm_args(op, trans_a, trans_b, m, n, k, alpha, a, lda, stride_a, b, ldb, stride_b, c, ldc, stride_c,
                     batch);
-    if (kernel == Tf32Kernel::tensor_cores) {
-        CUDACNN_CHECK(tf32_tensor_cores_available(),
-                      "{}: the tensor-core kernel needs a build with CUDACNN_TENSOR_CORES on (it is {}) and a GPU "
-                      "of compute capability 8.0 or more (this one is {}.x); use Tf32Kernel::automatic or cuda_cores",
-                      op, CUDACNN_TENSOR_CORES ? "on" : "off", device_major());
-    }
+    check_kernel_available(op, kernel);
     if (m == 0 || n == 0 || batch == 0) return;
     if (k == 0 || alpha == 0.0f) {
         gemm_scale(m, n, beta, c, ldc, stride_c, batch, stream);
@@ -384,6 +390,13 @@ void sgemm_tf32_impl(const char* op, Tf32Kernel kernel, bool trans_a, bool trans
     (void)tensor_cores;
     launch_product<false>(op, trans_a, trans_b, p, stream);
 }
+
+// The SMs of an H100 (132) times the blocks of sgemm_tf32_kernel each holds at once (kMinBlocksPerSm: its
+// registers allow 3, its 35 KiB of shared memory 6): the blocks one wave runs.
+constexpr int64_t kResidentBlocks = 132 * tf32_kernels::kMinBlocksPerSm;
+// Each range should multiply at least this many k (8 slices: the pipeline's prologue and the partial's
+// write and read stay small next to its products).
+constexpr int64_t kMinSplitLength = 256;
 
 }  // namespace
 
@@ -411,6 +424,41 @@ void sgemm_tf32(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, flo
                 int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc, cudaStream_t stream) {
     sgemm_tf32_impl("sgemm_tf32", Tf32Kernel::automatic, trans_a, trans_b, m, n, k, alpha, a, lda, 0, b, ldb, 0,
                     beta, c, ldc, 0, 1, stream);
+}
+
+int64_t sgemm_tf32_split_k_count(int64_t m, int64_t n, int64_t k) {
+    using namespace tf32_kernels;
+    if (m <= 0 || n <= 0 || k <= 0) return 1;
+    const int64_t tiles = (m + kBlockM - 1) / kBlockM * ((n + kBlockN - 1) / kBlockN);
+    return std::clamp<int64_t>(kResidentBlocks / tiles, 1, std::max<int64_t>(k / kMinSplitLength, 1));
+}
+
+size_t sgemm_tf32_split_k_workspace_bytes(int64_t m, int64_t n, int64_t k, int64_t splits) {
+    return gemm_split_k_workspace_bytes("sgemm_tf32_split_k_workspace_bytes", m, n, k, splits,
+                                        tf32_kernels::kBlockK);
+}
+
+void sgemm_tf32_split_k_with_kernel(Tf32Kernel kernel, int64_t splits, bool trans_a, bool trans_b, int64_t m,
+                                    int64_t n, int64_t k, float alpha, const float* a, int64_t lda, const float* b,
+                                    int64_t ldb, float beta, float* c, int64_t ldc, void* workspace,
+                                    size_t workspace_bytes, cudaStream_t stream) {
+    constexpr const char* op = "sgemm_tf32_split_k";
+    check_kernel_available(op, kernel);
+    // Ranges in multiples of the k-slice: no slice of a range is padding but the last range's last.
+    gemm_split_k(op, "sgemm_tf32_split_k_workspace_bytes", splits, tf32_kernels::kBlockK, trans_a, trans_b, m, n, k,
+                 alpha, a, lda, b, ldb, beta, c, ldc, workspace, workspace_bytes, stream,
+                 [&](int64_t k_len, const float* a_s, int64_t stride_a, const float* b_s, int64_t stride_b,
+                     float* c_s, int64_t batch) {
+                     sgemm_tf32_impl(op, kernel, trans_a, trans_b, m, n, k_len, 1.0f, a_s, lda, stride_a, b_s, ldb,
+                                     stride_b, 0.0f, c_s, n, m * n, batch, stream);
+                 });
+}
+
+void sgemm_tf32_split_k(int64_t splits, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+                        const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc,
+                        void* workspace, size_t workspace_bytes, cudaStream_t stream) {
+    sgemm_tf32_split_k_with_kernel(Tf32Kernel::automatic, splits, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb,
+                                   beta, c, ldc, workspace, workspace_bytes, stream);
 }
 
 }  // namespace cudacnn::gpu

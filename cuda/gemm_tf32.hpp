@@ -5,6 +5,7 @@
 
 #include <cuda_runtime_api.h>
 
+#include <cstddef>
 #include <cstdint>
 
 namespace cudacnn::gpu {
@@ -50,5 +51,35 @@ void sgemm_tf32_strided_batched_with_kernel(Tf32Kernel kernel, bool trans_a, boo
                                             int64_t k, float alpha, const float* a, int64_t lda, int64_t stride_a,
                                             const float* b, int64_t ldb, int64_t stride_b, float beta, float* c,
                                             int64_t ldc, int64_t stride_c, int64_t batch, cudaStream_t stream);
+
+// Split-k, for products with few output tiles and a long k (a linear layer's 128 × 1024 output with k = 4096
+// makes 32 blocks of 64 × 64 for 132 SMs, each looping over all of k): k is cut into `splits` ranges (lengths
+// rounded up to a multiple of the k-slice, 32, so there may be fewer), each range's product is written to the
+// workspace by the TF32 kernel (same rounding; all full-length ranges in one launch), then a second kernel
+// (the FP32 split-k's, cuda/gemm_common.hpp) sums the partial products in range order and applies alpha and
+// beta as sgemm_tf32 does. Deterministic (no atomics), but the k sum is associated differently from
+// sgemm_tf32's (the ranges' float sums are added up), so the bits differ from sgemm_tf32's unless there is one
+// range; the error stays a float sum of the same k TF32 products. Arguments, errors and k == 0 / alpha == 0 as
+// sgemm_tf32; throws Error when the workspace is smaller than sgemm_tf32_split_k_workspace_bytes(m, n, k,
+// splits).
+void sgemm_tf32_split_k(int64_t splits, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+                        const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc,
+                        void* workspace, size_t workspace_bytes, cudaStream_t stream);
+
+// sgemm_tf32_split_k whose ranges run on the kernel chosen by the caller (automatic: as sgemm_tf32).
+void sgemm_tf32_split_k_with_kernel(Tf32Kernel kernel, int64_t splits, bool trans_a, bool trans_b, int64_t m,
+                                    int64_t n, int64_t k, float alpha, const float* a, int64_t lda, const float* b,
+                                    int64_t ldb, float beta, float* c, int64_t ldc, void* workspace,
+                                    size_t workspace_bytes, cudaStream_t stream);
+
+// The bytes of workspace sgemm_tf32_split_k needs: one m × n float partial product per range of k.
+size_t sgemm_tf32_split_k_workspace_bytes(int64_t m, int64_t n, int64_t k, int64_t splits);
+
+// The split count worth using on an H100: as many ranges as keep every block of the split product resident in
+// one wave (132 SMs × 3 blocks of 128 threads: a block alone on an SM waits on its loads most of the time, so
+// more blocks per SM, each over a shorter k, run nearly as fast as one), each at least 256 long; 1 (then use
+// sgemm_tf32) when the output alone has more than half a wave of tiles. E.g. 128 × 1024 over k = 4096: 32
+// tiles, 12 ranges; 128 × 4096 over 1024: 128 tiles, 3 ranges.
+int64_t sgemm_tf32_split_k_count(int64_t m, int64_t n, int64_t k);
 
 }  // namespace cudacnn::gpu

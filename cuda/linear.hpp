@@ -16,9 +16,9 @@ struct LinearShape {
     int64_t out_features = 0;
 };
 
-// The workspace linear_forward and linear_backward can use to split a product's k range (the own FP32 GEMM
-// on products with few output tiles and a long k, e.g. CifarCNN's 4096 → 1024 layer: gemm_split_workspace_bytes),
-// under the calling thread's GEMM settings; 0 when no product would split.
+// The workspace linear_forward and linear_backward can use to split a product's k range (the own GEMM, FP32
+// or TF32, on products with few output tiles and a long k, e.g. CifarCNN's 4096 → 1024 layer:
+// gemm_split_workspace_bytes), under the calling thread's GEMM settings; 0 when no product would split.
 size_t linear_workspace_bytes(const LinearShape& shape);
 
 // y = x · weightᵀ + bias; bias (out_features) may be nullptr (a layer without bias). Overwrites y.

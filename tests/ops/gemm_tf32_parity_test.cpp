@@ -1,7 +1,7 @@
 // Parity of the TF32 GEMM (cuda/gemm_tf32.cu), both kernels (tensor cores through wmma, CUDA cores), with a
 // double-accumulating host reference whose inputs are rounded to TF32: every transpose, alpha / beta,
-// padded leading dimensions, batches with shared operands; and the size of its error against the FP32
-// product, which must be TF32's, not FP32's.
+// padded leading dimensions, batches with shared operands; the size of its error against the FP32 product,
+// which must be TF32's, not FP32's; and its split-k (sgemm_tf32_split_k), alone and through gemm_split.
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -10,6 +10,7 @@
 #include <limits>
 #include <vector>
 
+#include "cuda/gemm_backend.hpp"
 #include "cuda/gemm_tf32.hpp"
 #include "support/compare.hpp"
 #include "support/errors.hpp"
@@ -246,4 +247,179 @@ TEST_CASE("sgemm_tf32: bad arguments name the op and the values", "[parity][gemm
                    }),
                    Contains("tensor-core kernel needs") && Contains("cuda_cores"));
     }
+}
+
+namespace {
+
+// C after sgemm_tf32_split_k on `kernel` with `splits` ranges of k (batch 1), the workspace poisoned with NaN.
+HostTensor<float> run_split_k(gpu::Tf32Kernel kernel, int64_t splits, const GemmCase& g, const Operand& a,
+                              const Operand& b, const HostTensor<float>& c0, int64_t ldc) {
+    DeviceBuffer da = test::to_device(a.values), db = test::to_device(b.values);
+    DeviceBuffer dc = g.beta == 0.0f ? test::poisoned<float>(c0.numel()) : test::to_device(c0);
+    const size_t bytes = gpu::sgemm_tf32_split_k_workspace_bytes(g.m, g.n, g.k, splits);
+    DeviceBuffer workspace = test::poisoned<float>(static_cast<int64_t>(bytes / sizeof(float)));
+    gpu::sgemm_tf32_split_k_with_kernel(kernel, splits, g.trans_a, g.trans_b, g.m, g.n, g.k, g.alpha,
+                                        da.data_as<float>(), a.ld, db.data_as<float>(), b.ld, g.beta,
+                                        dc.data_as<float>(), ldc, workspace.data(), bytes, nullptr);
+    return test::to_host<float>(dc, c0.shape());
+}
+
+// Every transpose and kernel of one case, split into each of `splits` ranges: against the reference on
+// TF32-rounded inputs with the unsplit tolerance (the split sums are still float sums of the same k TF32
+// products, only associated by range), bitwise equal on a second run (deterministic), bitwise equal across
+// the kernels under the emulator, and with one range bitwise sgemm_tf32 itself.
+void check_split_k(GemmCase g, std::initializer_list<int64_t> splits, uint32_t seed) {
+    for (const bool trans_a : {false, true}) {
+        for (const bool trans_b : {false, true}) {
+            g.trans_a = trans_a, g.trans_b = trans_b;
+            const Operand a = make_operand(trans_a ? g.k : g.m, trans_a ? g.m : g.k, g, false, seed);
+            const Operand b = make_operand(trans_b ? g.n : g.k, trans_b ? g.k : g.n, g, false, seed + 1);
+            const int64_t ldc = padded(g.n, g);
+            const Shape c_shape{g.m * ldc};
+            const HostTensor<float> c0 = g.beta == 0.0f
+                                             ? HostTensor<float>(c_shape, std::numeric_limits<float>::quiet_NaN())
+                                             : test::random_tensor<float>(c_shape, seed + 2);
+            const HostTensor<float> expected =
+                reference(g, tf32_rounded(a.values), a.ld, 0, tf32_rounded(b.values), b.ld, 0, c0, ldc, 0);
+            INFO("m " << g.m << ", n " << g.n << ", k " << g.k << ", trans_a " << trans_a << ", trans_b "
+                      << trans_b);
+            for (const int64_t s : splits) {
+                std::vector<HostTensor<float>> results;
+                for (const gpu::Tf32Kernel kernel : kernels()) {
+                    INFO(kernel_name(kernel) << ", splits " << s);
+                    results.push_back(run_split_k(kernel, s, g, a, b, c0, ldc));
+                    CHECK(test::max_relative_error(results.back(), expected) <= tf32_parity_tolerance(g.k));
+                    CHECK(test::bitwise_equal(run_split_k(kernel, s, g, a, b, c0, ldc), results.back()));
+                }
+#ifdef CUDACNN_EMU
+                if (results.size() == 2) CHECK(test::bitwise_equal(results[0], results[1]));
+#endif
+            }
+            for (const gpu::Tf32Kernel kernel : kernels()) {
+                INFO(kernel_name(kernel) << ", one range");
+                CHECK(test::bitwise_equal(run_split_k(kernel, 1, g, a, b, c0, ldc),
+                                          run_device(kernel, g, a, b, c0, ldc, 0)));
+            }
+        }
+    }
+}
+
+}  // namespace
+
+TEST_CASE("sgemm_tf32_split_k: narrow outputs over a long k, odd sizes, every transpose, alpha and beta, both "
+          "kernels; deterministic; one range is sgemm_tf32",
+          "[parity][gemm_tf32]") {
+    GemmCase g;
+    SECTION("8 x 20 x 700, beta 0 on a NaN C: ranges of 256, 256, 188 (3 splits) and 160 x 4 + 60 (5)") {
+        g.m = 8, g.n = 20, g.k = 700;
+        check_split_k(g, {3, 5}, 40);
+    }
+    SECTION("37 x 29 x 100, alpha and beta, unaligned (scalar loads): ranges of 64 + 36 (2) and 32 x 3 + 4 (4)") {
+        g.m = 37, g.n = 29, g.k = 100, g.alpha = 0.75f, g.beta = -1.5f, g.pad = 3;
+        check_split_k(g, {2, 4}, 43);
+    }
+    SECTION("one row (a linear layer at batch 1), 1 x 70 x 300, beta: ranges of 128, 128, 44") {
+        g.m = 1, g.n = 70, g.k = 300, g.beta = 0.5f;
+        check_split_k(g, {3}, 46);
+    }
+    SECTION("68 x 72 x 256 over four tiles, float4 loads, beta 0: four whole ranges in one launch") {
+        g.m = 68, g.n = 72, g.k = 256, g.alpha = 2.0f, g.pad = 4, g.align4 = true;
+        check_split_k(g, {4}, 49);
+    }
+}
+
+TEST_CASE("sgemm_tf32_split_k: the split count, the workspace size, k = 0 and the errors", "[parity][gemm_tf32]") {
+    using Catch::Matchers::Contains;
+    // CifarCNN's 4096 -> 1024 layer at batch 128. Forward (128, 1024) over 4096: 32 tiles of 64 x 64, 396 / 32
+    // = 12 ranges (of 352 = 11 slices, the last 224). Backward data (128, 4096) over 1024: 128 tiles, 3
+    // ranges. Backward weights (1024, 4096) over 128: 1024 tiles, no split.
+    CHECK(gpu::sgemm_tf32_split_k_count(128, 1024, 4096) == 12);
+    CHECK(gpu::sgemm_tf32_split_k_workspace_bytes(128, 1024, 4096, 12) == 12 * 128 * 1024 * sizeof(float));
+    CHECK(gpu::sgemm_tf32_split_k_count(128, 4096, 1024) == 3);
+    CHECK(gpu::sgemm_tf32_split_k_count(1024, 4096, 128) == 1);
+    // Its 1024 -> 512 layer: 16 tiles, at most 1024 / 256 ranges.
+    CHECK(gpu::sgemm_tf32_split_k_count(128, 512, 1024) == 4);
+    // More than half a wave of tiles: no split; a short k: no split.
+    CHECK(gpu::sgemm_tf32_split_k_count(1024, 1024, 4096) == 1);
+    CHECK(gpu::sgemm_tf32_split_k_count(16, 16, 100) == 1);
+    // Lengths rounded up to the 32-long k-slice: 100 in 3 splits is 64 + 36, two partial products.
+    CHECK(gpu::sgemm_tf32_split_k_workspace_bytes(3, 5, 100, 3) == 2 * 15 * sizeof(float));
+    CHECK(gpu::sgemm_tf32_split_k_workspace_bytes(3, 5, 10, 4) == 15 * sizeof(float));
+
+    const int64_t m = 5, n = 7;
+    const HostTensor<float> c0 = test::random_tensor<float>(Shape{m, n}, 52);
+    DeviceBuffer dc = test::to_device(c0);
+    gpu::sgemm_tf32_split_k(4, false, false, m, n, 0, 1.0f, nullptr, 1, nullptr, n, 2.0f, dc.data_as<float>(), n,
+                            nullptr, 0, nullptr);
+    HostTensor<float> doubled = c0;
+    for (float& v : doubled.values()) v *= 2.0f;
+    CHECK(test::max_relative_error(test::to_host<float>(dc, Shape{m, n}), doubled) == 0.0);
+
+    DeviceBuffer buffer = test::poisoned<float>(64);
+    float* p = buffer.data_as<float>();
+    // 64 in 2 ranges of 32: 2 · 4 · 4 floats = 128 bytes needed.
+    CHECK_THAT(test::error_message([&] {
+                   gpu::sgemm_tf32_split_k(2, false, false, 4, 4, 64, 1.0f, p, 64, p, 4, 0.0f, p, 4, p, 16, nullptr);
+               }),
+               Contains("sgemm_tf32_split_k") && Contains("16 bytes") && Contains("need 128") &&
+                   Contains("sgemm_tf32_split_k_workspace_bytes"));
+    CHECK_THAT(test::error_message([&] {
+                   gpu::sgemm_tf32_split_k(0, false, false, 4, 4, 4, 1.0f, p, 4, p, 4, 0.0f, p, 4, p, 256, nullptr);
+               }),
+               Contains("sgemm_tf32_split_k") && Contains("splits = 0"));
+    CHECK_THAT(test::error_message([&] { gpu::sgemm_tf32_split_k_workspace_bytes(4, 4, 4, 0); }),
+               Contains("sgemm_tf32_split_k_workspace_bytes") && Contains("splits = 0"));
+    CHECK_THAT(test::error_message([&] {
+                   gpu::sgemm_tf32_split_k(2, false, false, 4, 4, 8, 1.0f, p, 4, p, 4, 0.0f, p, 4, p, 256, nullptr);
+               }),
+               Contains("sgemm_tf32_split_k") && Contains("lda = 4"));
+    if (!gpu::tf32_tensor_cores_available()) {
+        CHECK_THAT(test::error_message([&] {
+                       gpu::sgemm_tf32_split_k_with_kernel(gpu::Tf32Kernel::tensor_cores, 2, false, false, 4, 4, 64,
+                                                           1.0f, p, 64, p, 4, 0.0f, p, 4, p, 256, nullptr);
+                   }),
+                   Contains("sgemm_tf32_split_k") && Contains("tensor-core kernel needs"));
+    }
+}
+
+// gemm_split is what the linear layers call (cuda/linear.cu), under the executor's GemmScope.
+TEST_CASE("gemm_split: under the own TF32 GEMM it splits k with sgemm_tf32_split_k, and without room for the "
+          "partial products it is sgemm_tf32",
+          "[parity][gemm_tf32]") {
+    // 8 x 20 over 600: one tile, so as many ranges as k allows (600 / 256 = 2).
+    GemmCase g;
+    g.m = 8, g.n = 20, g.k = 600, g.trans_b = true, g.beta = 0.5f;
+    const Operand a = make_operand(g.m, g.k, g, false, 60), b = make_operand(g.n, g.k, g, false, 61);
+    const HostTensor<float> c0 = test::random_tensor<float>(Shape{g.m * g.n}, 62);
+    DeviceBuffer da = test::to_device(a.values), db = test::to_device(b.values);
+    const gpu::GemmScope tf32({gpu::GemmBackend::own, gpu::GemmMath::tf32});
+    REQUIRE(gpu::sgemm_tf32_split_k_count(g.m, g.n, g.k) == 2);
+    const size_t bytes = gpu::gemm_split_workspace_bytes(g.m, g.n, g.k);
+    CHECK(bytes == gpu::sgemm_tf32_split_k_workspace_bytes(g.m, g.n, g.k, 2));
+    CHECK(gpu::gemm_split_workspace_bytes(128, 1024, 4096) ==
+          gpu::sgemm_tf32_split_k_workspace_bytes(128, 1024, 4096, 12));
+    DeviceBuffer workspace = test::poisoned<float>(static_cast<int64_t>(bytes / sizeof(float)));
+    const auto run = [&](void* ws, size_t ws_bytes, bool direct_split) {
+        DeviceBuffer dc = test::to_device(c0);
+        if (direct_split) {
+            gpu::sgemm_tf32_split_k(2, false, true, g.m, g.n, g.k, g.alpha, da.data_as<float>(), a.ld,
+                                    db.data_as<float>(), b.ld, g.beta, dc.data_as<float>(), g.n, workspace.data(),
+                                    bytes, nullptr);
+        } else {
+            gpu::gemm_split(false, true, g.m, g.n, g.k, g.alpha, da.data_as<float>(), a.ld, db.data_as<float>(),
+                            b.ld, g.beta, dc.data_as<float>(), g.n, ws, ws_bytes, nullptr);
+        }
+        return test::to_host<float>(dc, c0.shape());
+    };
+    const HostTensor<float> split = run(nullptr, 0, true);
+    const HostTensor<float> unsplit = run_device(gpu::Tf32Kernel::automatic, g, a, b, c0, g.n, 0);
+    const HostTensor<float> expected =
+        reference(g, tf32_rounded(a.values), a.ld, 0, tf32_rounded(b.values), b.ld, 0, c0, g.n, 0);
+    CHECK(test::max_relative_error(split, expected) <= tf32_parity_tolerance(g.k));
+    // The range sums are associated differently, so some bits differ and the checks below tell them apart.
+    REQUIRE_FALSE(test::bitwise_equal(split, unsplit));
+    CHECK(test::bitwise_equal(run(workspace.data(), bytes, false), split));
+    // Too small a workspace, or none: the unsplit product, as on the FP32 GEMM.
+    CHECK(test::bitwise_equal(run(workspace.data(), bytes - sizeof(float), false), unsplit));
+    CHECK(test::bitwise_equal(run(nullptr, 0, false), unsplit));
 }

@@ -77,9 +77,13 @@ TEST_CASE("linear: products split over k into the workspace match the reference"
         CHECK(gpu::linear_workspace_bytes(s) > 0);
         check_linear(s, true, 30, /*with_workspace=*/true);
     }
-    // cuBLAS and the TF32 GEMM never split: no workspace wanted.
+    // The own TF32 GEMM splits too (tests/ops/gemm_tf32_parity_test.cpp); cuBLAS keeps its own workspace.
     const gpu::GemmScope tf32({gpu::GemmBackend::own, gpu::GemmMath::tf32});
-    CHECK(gpu::linear_workspace_bytes({2, 4096, 64}) == 0);
+    CHECK(gpu::linear_workspace_bytes({2, 4096, 64}) > 0);
+    if (gpu::gemm_backend_unsupported(gpu::GemmBackend::cublas).empty()) {
+        const gpu::GemmScope cublas({gpu::GemmBackend::cublas, gpu::GemmMath::tf32});
+        CHECK(gpu::linear_workspace_bytes({2, 4096, 64}) == 0);
+    }
 }
 
 TEST_CASE("linear: odd shapes, with and without bias", "[parity][linear]") {
