@@ -429,10 +429,19 @@ void sgemm_split_k(int64_t splits, bool trans_a, bool trans_b, int64_t m, int64_
     // Ranges in multiples of the slice length, so that every range starts 16-byte aligned where the operand is.
     gemm_split_k(op, "sgemm_split_k_workspace_bytes", splits, kernels::kGemmBlockK, trans_a, trans_b, m, n, k,
                  alpha, a, lda, b, ldb, beta, c, ldc, workspace, workspace_bytes, stream,
-                 [&](int64_t k_len, const float* a_s, int64_t stride_a, const float* b_s, int64_t stride_b,
-                     float* c_s, int64_t batch) {
-                     sgemm_impl(op, GemmTiling::automatic, trans_a, trans_b, m, n, k_len, 1.0f, a_s, lda,
-                                stride_a, b_s, ldb, stride_b, 0.0f, c_s, n, m * n, batch, stream);
+                 [&](int64_t k_len, int64_t k_last, const float* a_s, int64_t stride_a, const float* b_s,
+                     int64_t stride_b, float* c_s, int64_t batch) {
+                     // The full-length ranges are one strided batch, a shorter last one another launch.
+                     const int64_t full = k_last == k_len ? batch : batch - 1;
+                     if (full > 0) {
+                         sgemm_impl(op, GemmTiling::automatic, trans_a, trans_b, m, n, k_len, 1.0f, a_s, lda,
+                                    stride_a, b_s, ldb, stride_b, 0.0f, c_s, n, m * n, full, stream);
+                     }
+                     if (full < batch) {
+                         sgemm_impl(op, GemmTiling::automatic, trans_a, trans_b, m, n, k_last, 1.0f,
+                                    a_s + full * stride_a, lda, 0, b_s + full * stride_b, ldb, 0, 0.0f,
+                                    c_s + full * m * n, n, 0, 1, stream);
+                     }
                  });
 }
 

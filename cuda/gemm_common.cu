@@ -56,6 +56,7 @@ struct SplitPlan {
 SplitPlan plan_split(int64_t k, int64_t splits, int64_t slice) {
     const int64_t length = std::max<int64_t>(ceil_div(ceil_div(k, splits), slice) * slice, 1);
     const int64_t count = std::max<int64_t>(ceil_div(k, length), 1);
+    if (count == 1) return {k, 1, k};  // one range: k itself (a rounded-up length could pass lda)
     return {length, count, k - (count - 1) * length};
 }
 
@@ -125,14 +126,10 @@ void gemm_split_k(const char* op, const char* workspace_function, int64_t splits
                   workspace == nullptr ? 0 : workspace_bytes, plan.count, m, n, needed, workspace_function);
     float* partials = static_cast<float*>(workspace);
     // Split s multiplies k range [s · length, …): columns of a stored (m, k) A or rows of a stored (k, m)
-    // one, likewise for B. The full-length ranges are one strided batch, the shorter last one another call.
+    // one, likewise for B.
     const int64_t step_a = trans_a ? plan.length * lda : plan.length;
     const int64_t step_b = trans_b ? plan.length : plan.length * ldb;
-    const int64_t full = plan.last == plan.length ? plan.count : plan.count - 1;
-    if (full > 0) product(plan.length, a, step_a, b, step_b, partials, full);
-    if (full < plan.count) {
-        product(plan.last, a + full * step_a, 0, b + full * step_b, 0, partials + full * m * n, 1);
-    }
+    product(plan.length, plan.last, a, step_a, b, step_b, partials, plan.count);
     constexpr int kThreads = 256;
     const int64_t blocks = std::min<int64_t>(ceil_div(m * n, kThreads), 4096);
     launch(kernels::sgemm_sum_partials_kernel, dim3(static_cast<unsigned>(blocks)), dim3(kThreads), 0, stream,

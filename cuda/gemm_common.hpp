@@ -27,11 +27,12 @@ bool gemm_vectorizable(const void* p, int64_t ld, int64_t stride, int64_t batch)
 void gemm_scale(int64_t m, int64_t n, float beta, float* c, int64_t ldc, int64_t stride_c, int64_t batch,
                 cudaStream_t stream);
 
-// One batched product of a split-k GEMM, alpha 1 and beta 0, on the GEMM's own kernel: `batch` ranges of k,
-// each k_len long, range s reading op(A) at a + s · stride_a, op(B) at b + s · stride_b (the caller's
-// lda, ldb and transposes) and writing its dense m × n partial product at c + s · m · n.
-using GemmRangeProduct = std::function<void(int64_t k_len, const float* a, int64_t stride_a, const float* b,
-                                            int64_t stride_b, float* c, int64_t batch)>;
+// The products of a split-k GEMM, alpha 1 and beta 0, on the GEMM's own kernel: `batch` ranges of k, each
+// k_len long but the last, which is k_last long (≤ k_len); range s reads op(A) at a + s · stride_a, op(B) at
+// b + s · stride_b (the caller's lda, ldb and transposes) and writes its dense m × n partial product at
+// c + s · m · n.
+using GemmRangeProduct = std::function<void(int64_t k_len, int64_t k_last, const float* a, int64_t stride_a,
+                                            const float* b, int64_t stride_b, float* c, int64_t batch)>;
 
 // The bytes of workspace gemm_split_k needs: one m × n float partial product per range of k (see
 // gemm_split_k for how k is cut). `op` names the caller in errors (splits < 1).
@@ -41,8 +42,8 @@ size_t gemm_split_k_workspace_bytes(const char* op, int64_t m, int64_t n, int64_
 // The body of sgemm_split_k and sgemm_tf32_split_k: checks the arguments (errors name `op`, and
 // `workspace_function` when the workspace is too small), does k == 0 / alpha == 0 as the GEMMs do, cuts k
 // into `splits` ranges whose length is rounded up to a multiple of `slice` (the kernel's k-slice; so there
-// may be fewer ranges, the last one shorter), runs `product` for them into the workspace (the full-length
-// ranges as one batch, a shorter last one as another), then sums the partial products in range order and
+// may be fewer ranges, the last one shorter), runs `product` once for all of them into the workspace, then
+// sums the partial products in range order and
 // applies alpha and beta as fmaf(beta, C, alpha · sum) (beta == 0 never reads C). Deterministic, no atomics.
 void gemm_split_k(const char* op, const char* workspace_function, int64_t splits, int64_t slice, bool trans_a,
                   bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,

@@ -57,6 +57,7 @@ struct Tf32Params {
     float* c;
     int64_t ldc, stride_c;
     int64_t batch;
+    int64_t k_last;   // the last batch entry's k (≤ k): split-k's shorter last range runs in the same launch
     int64_t tiles_n;  // column tiles per matrix: blockIdx.x = tile_row · tiles_n + tile_col
     bool vec_a, vec_b;
 };
@@ -262,11 +263,12 @@ __global__ void __launch_bounds__(kThreads, kMinBlocksPerSm) sgemm_tf32_kernel(T
     const int64_t col0 = (blockIdx.x % p.tiles_n) * int64_t{kBlockN};
 
     for (int64_t z = blockIdx.y; z < p.batch; z += gridDim.y) {
+        const int64_t k = z + 1 == p.batch ? p.k_last : p.k;
         const float* a = p.a + z * p.stride_a;
         const float* b = p.b + z * p.stride_b;
         float ra[SliceA::groups_per_thread][4], rb[SliceB::groups_per_thread][4];
-        load_slice<SliceA>(a, p.lda, p.m, p.k, row0, 0, p.vec_a, ra);
-        load_slice<SliceB>(b, p.ldb, p.n, p.k, col0, 0, p.vec_b, rb);
+        load_slice<SliceA>(a, p.lda, p.m, k, row0, 0, p.vec_a, ra);
+        load_slice<SliceB>(b, p.ldb, p.n, k, col0, 0, p.vec_b, rb);
 #if CUDACNN_TF32_WMMA
         if constexpr (kTensorCores) {
             Accumulator acc[kFragsPerWarp][kFragsPerWarp];
@@ -275,13 +277,13 @@ __global__ void __launch_bounds__(kThreads, kMinBlocksPerSm) sgemm_tf32_kernel(T
 #pragma unroll
                 for (int j = 0; j < kFragsPerWarp; ++j) wmma::fill_fragment(acc[i][j], 0.0f);
             }
-            for (int64_t k0 = 0; k0 < p.k; k0 += kBlockK) {
+            for (int64_t k0 = 0; k0 < k; k0 += kBlockK) {
                 store_slice<true>(a_s, ra);
                 store_slice<true>(b_s, rb);
                 __syncthreads();  // the slices are complete
-                if (k0 + kBlockK < p.k) {
-                    load_slice<SliceA>(a, p.lda, p.m, p.k, row0, k0 + kBlockK, p.vec_a, ra);
-                    load_slice<SliceB>(b, p.ldb, p.n, p.k, col0, k0 + kBlockK, p.vec_b, rb);
+                if (k0 + kBlockK < k) {
+                    load_slice<SliceA>(a, p.lda, p.m, k, row0, k0 + kBlockK, p.vec_a, ra);
+                    load_slice<SliceB>(b, p.ldb, p.n, k, col0, k0 + kBlockK, p.vec_b, rb);
                 }
                 multiply_slice_tensor_cores<kAKContiguous, kBKContiguous>(a_s, b_s, acc);
                 __syncthreads();  // everyone has read the slices before the next step overwrites them
@@ -291,13 +293,13 @@ __global__ void __launch_bounds__(kThreads, kMinBlocksPerSm) sgemm_tf32_kernel(T
 #endif
         {
             float acc[kMicroRows][kMicroCols] = {};
-            for (int64_t k0 = 0; k0 < p.k; k0 += kBlockK) {
+            for (int64_t k0 = 0; k0 < k; k0 += kBlockK) {
                 store_slice<false>(a_s, ra);
                 store_slice<false>(b_s, rb);
                 __syncthreads();  // the slices are complete
-                if (k0 + kBlockK < p.k) {
-                    load_slice<SliceA>(a, p.lda, p.m, p.k, row0, k0 + kBlockK, p.vec_a, ra);
-                    load_slice<SliceB>(b, p.ldb, p.n, p.k, col0, k0 + kBlockK, p.vec_b, rb);
+                if (k0 + kBlockK < k) {
+                    load_slice<SliceA>(a, p.lda, p.m, k, row0, k0 + kBlockK, p.vec_a, ra);
+                    load_slice<SliceB>(b, p.ldb, p.n, k, col0, k0 + kBlockK, p.vec_b, rb);
                 }
                 multiply_slice_cuda_cores(a_s, b_s, acc);
                 __syncthreads();  // everyone has read the slices before the next step overwrites them
@@ -359,10 +361,11 @@ void launch_product(const char* op, bool trans_a, bool trans_b, tf32_kernels::Tf
 
 
 // The batched product behind every entry point; op names the caller in errors.
+// The last batch entry multiplies only the first k_last (1 ≤ k_last ≤ k) of its k.
 void sgemm_tf32_impl(const char* op, Tf32Kernel kernel, bool trans_a, bool trans_b, int64_t m, int64_t n,
                      int64_t k, float alpha, const float* a, int64_t lda, int64_t stride_a, const float* b,
                      int64_t ldb, int64_t stride_b, float beta, float* c, int64_t ldc, int64_t stride_c,
-                     int64_t batch, cudaStream_t stream) {
+                     int64_t batch, cudaStream_t stream, int64_t k_last) {
     check_gemm_args(op, trans_a, trans_b, m, n, k, alpha, a, lda, stride_a, b, ldb, stride_b, c, ldc, stride_c,
                     batch);
     check_kernel_available(op, kernel);
@@ -377,6 +380,7 @@ void sgemm_tf32_impl(const char* op, Tf32Kernel kernel, bool trans_a, bool trans
     p.b = b, p.ldb = ldb, p.stride_b = stride_b;
     p.c = c, p.ldc = ldc, p.stride_c = stride_c;
     p.batch = batch;
+    p.k_last = k_last;
     p.vec_a = gemm_vectorizable(a, lda, stride_a, batch);
     p.vec_b = gemm_vectorizable(b, ldb, stride_b, batch);
     const bool tensor_cores =
@@ -409,7 +413,7 @@ void sgemm_tf32_strided_batched_with_kernel(Tf32Kernel kernel, bool trans_a, boo
                                             const float* b, int64_t ldb, int64_t stride_b, float beta, float* c,
                                             int64_t ldc, int64_t stride_c, int64_t batch, cudaStream_t stream) {
     sgemm_tf32_impl("sgemm_tf32_strided_batched", kernel, trans_a, trans_b, m, n, k, alpha, a, lda, stride_a, b,
-                    ldb, stride_b, beta, c, ldc, stride_c, batch, stream);
+                    ldb, stride_b, beta, c, ldc, stride_c, batch, stream, k);
 }
 
 void sgemm_tf32_strided_batched(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
@@ -417,13 +421,13 @@ void sgemm_tf32_strided_batched(bool trans_a, bool trans_b, int64_t m, int64_t n
                                 int64_t stride_b, float beta, float* c, int64_t ldc, int64_t stride_c,
                                 int64_t batch, cudaStream_t stream) {
     sgemm_tf32_impl("sgemm_tf32_strided_batched", Tf32Kernel::automatic, trans_a, trans_b, m, n, k, alpha, a, lda,
-                    stride_a, b, ldb, stride_b, beta, c, ldc, stride_c, batch, stream);
+                    stride_a, b, ldb, stride_b, beta, c, ldc, stride_c, batch, stream, k);
 }
 
 void sgemm_tf32(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
                 int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc, cudaStream_t stream) {
     sgemm_tf32_impl("sgemm_tf32", Tf32Kernel::automatic, trans_a, trans_b, m, n, k, alpha, a, lda, 0, b, ldb, 0,
-                    beta, c, ldc, 0, 1, stream);
+                    beta, c, ldc, 0, 1, stream, k);
 }
 
 int64_t sgemm_tf32_split_k_count(int64_t m, int64_t n, int64_t k) {
@@ -447,10 +451,12 @@ void sgemm_tf32_split_k_with_kernel(Tf32Kernel kernel, int64_t splits, bool tran
     // Ranges in multiples of the k-slice: no slice of a range is padding but the last range's last.
     gemm_split_k(op, "sgemm_tf32_split_k_workspace_bytes", splits, tf32_kernels::kBlockK, trans_a, trans_b, m, n, k,
                  alpha, a, lda, b, ldb, beta, c, ldc, workspace, workspace_bytes, stream,
-                 [&](int64_t k_len, const float* a_s, int64_t stride_a, const float* b_s, int64_t stride_b,
-                     float* c_s, int64_t batch) {
+                 [&](int64_t k_len, int64_t k_last, const float* a_s, int64_t stride_a, const float* b_s,
+                     int64_t stride_b, float* c_s, int64_t batch) {
+                     // Every range in one launch, the shorter last one included: a launch of its own would run
+                     // its few blocks alone after all the others.
                      sgemm_tf32_impl(op, kernel, trans_a, trans_b, m, n, k_len, 1.0f, a_s, lda, stride_a, b_s, ldb,
-                                     stride_b, 0.0f, c_s, n, m * n, batch, stream);
+                                     stride_b, 0.0f, c_s, n, m * n, batch, stream, k_last);
                  });
 }
 

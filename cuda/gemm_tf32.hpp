@@ -55,7 +55,7 @@ void sgemm_tf32_strided_batched_with_kernel(Tf32Kernel kernel, bool trans_a, boo
 // Split-k, for products with few output tiles and a long k (a linear layer's 128 × 1024 output with k = 4096
 // makes 32 blocks of 64 × 64 for 132 SMs, each looping over all of k): k is cut into `splits` ranges (lengths
 // rounded up to a multiple of the k-slice, 32, so there may be fewer), each range's product is written to the
-// workspace by the TF32 kernel (same rounding; all full-length ranges in one launch), then a second kernel
+// workspace by the TF32 kernel (same rounding; all ranges in one launch), then a second kernel
 // (the FP32 split-k's, cuda/gemm_common.hpp) sums the partial products in range order and applies alpha and
 // beta as sgemm_tf32 does. Deterministic (no atomics), but the k sum is associated differently from
 // sgemm_tf32's (the ranges' float sums are added up), so the bits differ from sgemm_tf32's unless there is one
