@@ -1,6 +1,7 @@
 // Candidates of the layers other than conv2d: training-mode batch norm, relu, max and average pooling and
 // linear, each forward and backward, as the hand-written kernels and the CPU reference. Tolerances are those
 // of tests/ops/<op>_parity_test.cpp.
+#include <algorithm>
 #include <memory>
 #include <optional>
 
@@ -330,7 +331,7 @@ std::vector<Candidate> linear_candidates(const OpCase& c, Context& context) {
         HostTensor<float> bias;
         bool ready = false;
         DeviceBuffer b, y, dx, dw, db;
-        DeviceBuffer workspace;  // split-k room for the own FP32 GEMM (the only one that splits)
+        DeviceBuffer workspace;  // split-k room for the own GEMM's FP32 and TF32 kernels (cuBLAS needs none)
         size_t workspace_bytes = 0;
         std::vector<double> ref_y, ref_dx, ref_dw, ref_db;
         void ensure(const Context& ctx) {
@@ -341,9 +342,9 @@ std::vector<Candidate> linear_candidates(const OpCase& c, Context& context) {
             dx = device_floats(shape.batch * shape.in_features);
             dw = device_floats(shape.out_features * shape.in_features);
             db = device_floats(shape.out_features);
-            {
-                const gpu::GemmScope own({gpu::GemmBackend::own, gpu::GemmMath::fp32});
-                workspace_bytes = gpu::linear_workspace_bytes(shape);
+            for (const gpu::GemmMath math : {gpu::GemmMath::fp32, gpu::GemmMath::tf32}) {
+                const gpu::GemmScope own({gpu::GemmBackend::own, math});
+                workspace_bytes = std::max(workspace_bytes, gpu::linear_workspace_bytes(shape));
             }
             workspace = DeviceBuffer(workspace_bytes);
             const HostTensor<double> x(Shape{shape.batch, shape.in_features}, as_doubles(in.host(0)));

@@ -246,6 +246,7 @@ struct StepVariant {
     std::string gemm = "auto";
     bool cudnn_benchmark = false;
     bool fuse_relu = true;           // ExecutorOptions::fuse_relu
+    std::string conv_algo = "auto";  // ExecutorOptions::conv_algo
 };
 
 Record epoch_record(const Record& step, int64_t batch_size) {
@@ -328,6 +329,9 @@ std::vector<Record> bench_train_step(const graph::Graph& model, Context& context
         variants.push_back({"cuda_graph_benchmark", graph::Backend::gpu, true, "fp32", "auto", true});
         variants.push_back({"cuda_graph_tf32", graph::Backend::gpu, true, "tf32"});
         variants.push_back({"cuda_graph_tf32_benchmark", graph::Backend::gpu, true, "tf32", "auto", true});
+        // No vendor library at all: the Winograd convolution and the own GEMM, FP32 (issue 11's "hand-written").
+        variants.push_back(
+            {"cuda_graph_hand_written", graph::Backend::gpu, true, "fp32", "own", false, true, "winograd"});
     }
     if (context.wants("cpu")) variants.push_back({"cpu", graph::Backend::cpu, false});
     if (context.wants("cpu_ref")) variants.push_back({"cpu_ref", graph::Backend::cpu_reference, false});
@@ -367,6 +371,7 @@ std::vector<Record> bench_train_step(const graph::Graph& model, Context& context
         options.gemm = v.gemm;
         options.cudnn_benchmark = v.cudnn_benchmark;
         options.fuse_relu = v.fuse_relu;
+        options.conv_algo = v.conv_algo;
         options.threads = o.threads;
         std::shared_ptr<graph::Executor> executor;
         try {
@@ -405,7 +410,10 @@ std::vector<Record> bench_train_step(const graph::Graph& model, Context& context
             if (r.median_us && v.cuda_graph) {
                 r.note += fmt::format("; replayed graph launches: {}", executor->cuda_graph_launches());
             }
-            if (v.backend == graph::Backend::gpu) r.note += "; " + executor->describe().front();
+            if (v.backend == graph::Backend::gpu) {
+                r.note += "; " + executor->describe().front();
+                if (v.conv_algo != "auto") r.note += ", conv2d " + v.conv_algo;
+            }
             out.push_back(r);
             Record e = epoch_record(r, n);
             if (context.selected(e)) out.push_back(e);
