@@ -100,6 +100,28 @@ __global__ void max_pool2d_backward_kernel(const int64_t* indices, const float* 
     });
 }
 
+// The backward of windows that tile the input exactly (kernel == stride, no padding, no dilation, H = OH·KH and
+// W = OW·KW; e.g. CifarCNN's MaxPool2d(2, 2)): every dx element lies in exactly one window, so one thread per
+// window writes its KH × KW gradients, decoding its position once, instead of one thread per dx element
+// searching the windows that could reach it (integer divisions per element: the general kernel took 137 µs
+// for CifarCNN's first pooling on an H200, ~10% of memory bandwidth). Bit for bit the general kernel's result:
+// the argmax gets 0 + its window's gradient (as the gather's sum from 0 gives: −0 becomes +0), the rest 0.
+__global__ void max_pool2d_backward_tiled_kernel(const int64_t* indices, const float* dy, const float* relu_y,
+                                                 float* dx, PoolDims d) {
+    for_each_cell(d.planes, d.oh, d.ow, [&](int o, int plane, int oh, int ow) {
+        const float g = relu_y != nullptr ? relu_gradient(relu_y[o], dy[o]) : dy[o];
+        const int64_t argmax = indices[o];
+        float* plane_dx = dx + static_cast<int64_t>(plane) * d.h * d.w;
+        for (int r = 0; r < d.kh; ++r) {
+            const int h = oh * d.kh + r;
+            for (int c = 0; c < d.kw; ++c) {
+                const int w = ow * d.kw + c;
+                plane_dx[h * d.w + w] = h * d.w + w == argmax ? 0.0f + g : 0.0f;
+            }
+        }
+    });
+}
+
 // One average window after the reference's clipping (cpu avg_window): input cells [h0, h1) × [w0, w1).
 struct AvgWindow {
     int h0, h1, w0, w1;
@@ -357,6 +379,14 @@ void launch_max_pool2d_backward(const char* op, const int64_t* indices, const fl
     check_pointers(op, dy, "dy", dx, "dx");
     CUDACNN_CHECK(indices != nullptr, "{}: indices must be the device pointer that max_pool2d filled, got nullptr",
                   op);
+    const bool windows_tile_input = d.kh == d.sh && d.kw == d.sw && d.ph == 0 && d.pw == 0 && d.dh == 1 &&
+                                    d.dw == 1 && d.h == d.oh * d.kh && d.w == d.ow * d.kw;
+    if (windows_tile_input) {
+        const int64_t windows = static_cast<int64_t>(d.planes) * d.oh * d.ow;
+        launch(kernels::max_pool2d_backward_tiled_kernel, elementwise_grid(windows), dim3(kElementwiseBlock), 0,
+               stream, indices, dy, relu_y, dx, d);
+        return;
+    }
     launch(kernels::max_pool2d_backward_kernel, elementwise_grid(input_shape.numel()), dim3(kElementwiseBlock), 0,
            stream, indices, dy, relu_y, dx, d);
 }

@@ -134,8 +134,12 @@ struct AvgCase {
 TEST_CASE("max_pool2d kernels match the reference: outputs and gradients bit for bit, indices exactly",
           "[parity][pool]") {
     const std::vector<MaxCase> cases = {
-        // CifarCNN's first MaxPool(2, 2), batch 2 instead of 128.
+        // CifarCNN's first MaxPool(2, 2), batch 2 instead of 128 (windows tile the input: the one-thread-per-window
+        // backward kernel).
         {"cifar_k2", {2, 64, 32, 32}, max_options(2)},
+        {"k3_tiles_9x6", {2, 3, 9, 6}, max_options(3)},
+        {"k21_tiles_6x8", {1, 4, 6, 8}, max_options({2, 1}, Pair2d{2, 1}, {0, 0}, {1, 1}, false)},
+        {"k2_odd_input_leaves_a_row_uncovered", {2, 3, 7, 5}, max_options(2)},
         {"k3s2p1", {5, 3, 7, 5}, max_options(3, 2, 1)},
         {"k3s2p1_ceil", {1, 3, 7, 5}, max_options(3, 2, 1, 1, true)},
         {"k2s2p1_ceil_drops_last_window", {1, 3, 5, 7}, max_options(2, 2, 1, 1, true)},
@@ -162,6 +166,10 @@ TEST_CASE("max_pool2d kernels: ties go to the first maximum, NaN propagates as i
     }
     SECTION("NaN inputs") {
         check_max_pool(with_nans(test::random_tensor<float>({1, 3, 7, 5}, 11)), max_options(3, 2, 1), 12);
+    }
+    SECTION("ties and NaN where the windows tile the input (k2 s2)") {
+        check_max_pool(tied_tensor({2, 3, 8, 6}, 13), max_options(2), 14);
+        check_max_pool(with_nans(test::random_tensor<float>({1, 3, 8, 6}, 15)), max_options(2), 16);
     }
 }
 
