@@ -127,7 +127,7 @@ struct ConvState {
 // One GPU algorithm's plan, shared by its three passes and made on first use.
 struct PlanState {
     gpu::ConvAlgo algo;
-    bool tf32;  // --precision tf32: cuDNN may use TF32 tensor cores; im2col runs the own TF32 GEMM
+    bool tf32;  // --precision tf32: cuDNN may use TF32 tensor cores; im2col and winograd run the own TF32 GEMM
     std::unique_ptr<gpu::Conv2dPlan> plan;
     DeviceBuffer workspace;
 
@@ -270,7 +270,9 @@ std::vector<Candidate> conv2d_candidates(const OpCase& c, Context& context) {
                                      gpu::ConvAlgo::implicit, gpu::ConvAlgo::winograd}) {
         const std::string name = gpu::conv_algo_name(algo);
         if (context.wants(name)) add_gpu_candidates(out, algo, false, conv, c, context);
-        if ((algo == gpu::ConvAlgo::cudnn || algo == gpu::ConvAlgo::im2col) && context.wants(name + "_tf32")) {
+        const bool has_tf32 = algo == gpu::ConvAlgo::cudnn || algo == gpu::ConvAlgo::im2col ||
+                              algo == gpu::ConvAlgo::winograd;  // cuDNN's TF32, or the own TF32 GEMM
+        if (has_tf32 && context.wants(name + "_tf32")) {
             add_gpu_candidates(out, algo, true, conv, c, context);
         }
     }

@@ -165,7 +165,7 @@ TEST_CASE("cudacnn-bench checks the emulated kernels against the reference befor
     const Record* strided = find(report, "conv2d", "forward", "winograd");
     REQUIRE(strided != nullptr);
     CHECK(strided->status == Status::unsupported);
-    const Outcome winograd = run_bench(fmt::format("--shape conv2d:N=3,C=5,H=7,W=6,OC=4,K=3,P=1 --algos winograd "
+    const Outcome winograd = run_bench(fmt::format("--shape conv2d:N=3,C=5,H=7,W=6,OC=4,K=3,P=1 --algos winograd,winograd_tf32 "
                                                    "--warmup 0 --repeats 1 --json {}",
                                                    temp.file("winograd.json")),
                                        temp);
@@ -181,6 +181,14 @@ TEST_CASE("cudacnn-bench checks the emulated kernels against the reference befor
         REQUIRE(r->max_error.has_value());
         CHECK(*r->max_error <= *r->tolerance);
         CHECK(*r->max_error < 1e-5);
+        // The same on the own TF32 GEMM: checked with the TF32 tolerance, and shown to round.
+        const Record* t = find(winograd_report, "conv2d", direction, "winograd_tf32", "N=3,C=5,H=7,W=6,OC=4,K=3,P=1");
+        REQUIRE(t != nullptr);
+        CHECK(t->status == Status::ok);
+        REQUIRE(t->max_error.has_value());
+        CHECK(*t->tolerance == 1e-2);  // kTf32CheckTolerance
+        CHECK(*t->max_error <= *t->tolerance);
+        CHECK(*t->max_error > 1e-5);
     }
 
     // The CifarCNN's first batch norm and pooling layer, the loss and the optimizer on the emulated kernels, at
