@@ -1,81 +1,20 @@
-// The built-in model specs: cifar_cnn (DESIGN.md's CifarCNN, with PyTorch's state_dict names) and small_cnn.
+// The built-in model specs: cifar_cnn (DESIGN.md's CifarCNN, with PyTorch's state_dict names), small_cnn, and
+// torchvision's vgg16, vgg16_bn, resnet18 and resnet50 (torchvision_models.cpp).
 #include "cudacnn/graph/model.hpp"
 
 #include <optional>
 #include <utility>
 
 #include "cudacnn/error.hpp"
+#include "layer_builders.hpp"
 #include "spec_internal.hpp"
+#include "torchvision_models.hpp"
 
 namespace cudacnn::graph {
 
 namespace {
 
-LayerSpec conv2d(int64_t in_channels, int64_t out_channels, int64_t kernel_size, int64_t padding) {
-    LayerSpec layer;
-    layer.kind = LayerKind::conv2d;
-    layer.in_channels = in_channels;
-    layer.out_channels = out_channels;
-    layer.kernel_size = kernel_size;
-    layer.conv.padding = padding;
-    return layer;
-}
-
-LayerSpec batch_norm2d(int64_t num_features) {
-    LayerSpec layer;
-    layer.kind = LayerKind::batch_norm2d;
-    layer.num_features = num_features;
-    return layer;
-}
-
-LayerSpec of_kind(LayerKind kind) {
-    LayerSpec layer;
-    layer.kind = kind;
-    return layer;
-}
-
-LayerSpec max_pool2d(int64_t kernel_size, std::optional<int64_t> stride) {
-    LayerSpec layer = of_kind(LayerKind::max_pool2d);
-    layer.max_pool.kernel_size = kernel_size;
-    if (stride) layer.max_pool.stride = cpu::Pair2d(*stride);
-    return layer;
-}
-
-LayerSpec dropout(LayerKind kind, double p) {
-    LayerSpec layer = of_kind(kind);
-    layer.p = p;
-    return layer;
-}
-
-LayerSpec linear(int64_t in_features, int64_t out_features) {
-    LayerSpec layer = of_kind(LayerKind::linear);
-    layer.in_features = in_features;
-    layer.out_features = out_features;
-    return layer;
-}
-
-// Appends layers named as the children of a PyTorch nn.Sequential attribute: "<prefix>.0", "<prefix>.1", …
-class Sequential {
-  public:
-    Sequential(std::vector<LayerSpec>& layers, std::string prefix)
-        : layers_(layers), prefix_(std::move(prefix)) {}
-
-    Sequential& operator<<(LayerSpec layer) {
-        layer.name = fmt::format("{}.{}", prefix_, next_index_++);
-        layers_.push_back(std::move(layer));
-        return *this;
-    }
-
-  private:
-    std::vector<LayerSpec>& layers_;
-    std::string prefix_;
-    int next_index_ = 0;
-};
-
-LayerSpec named(LayerSpec layer, std::string name) {
-    layer.name = std::move(name);
-    return layer;
-}
+using namespace detail;  // the layer builders and Sequential (layer_builders.hpp)
 
 // The CifarCNN of DESIGN.md: conv_layer and fc_layer are nn.Sequential, and forward() flattens with
 // x.view(x.size(0), -1) between them (the "flatten" layer, which has no state).
@@ -111,8 +50,10 @@ ModelSpec small_cnn() {
 }
 
 const std::vector<std::pair<std::string, ModelSpec (*)()>>& builtins() {
-    static const std::vector<std::pair<std::string, ModelSpec (*)()>> models = {{"cifar_cnn", cifar_cnn},
-                                                                                {"small_cnn", small_cnn}};
+    static const std::vector<std::pair<std::string, ModelSpec (*)()>> models = {
+        {"cifar_cnn", cifar_cnn},          {"small_cnn", small_cnn},
+        {"vgg16", torchvision::vgg16},       {"vgg16_bn", torchvision::vgg16_bn},
+        {"resnet18", torchvision::resnet18}, {"resnet50", torchvision::resnet50}};
     return models;
 }
 

@@ -225,7 +225,8 @@ TEST_CASE("models/cifar_cnn.json is the built-in cifar_cnn", "[graph]") {
 }
 
 TEST_CASE("the built-in models and their names", "[graph]") {
-    CHECK(builtin_model_names() == std::vector<std::string>{"cifar_cnn", "small_cnn"});
+    CHECK(builtin_model_names() ==
+          std::vector<std::string>{"cifar_cnn", "small_cnn", "vgg16", "vgg16_bn", "resnet18", "resnet50"});
     const ModelSpec small = builtin_model("small_cnn");
     CHECK(small.name == "small_cnn");
     std::vector<std::string> names;
@@ -237,8 +238,9 @@ TEST_CASE("the built-in models and their names", "[graph]") {
         INFO(name);
         CHECK(parse_model_spec(model_spec_to_json(builtin_model(name)), name) == builtin_model(name));
     }
-    CHECK_THAT(error_message([] { builtin_model("resnet18"); }),
-               Contains("no built-in model 'resnet18'") && Contains("cifar_cnn, small_cnn"));
+    CHECK_THAT(error_message([] { builtin_model("resnet34"); }),
+               Contains("no built-in model 'resnet34'") &&
+                   Contains("cifar_cnn, small_cnn, vgg16, vgg16_bn, resnet18, resnet50"));
 }
 
 TEST_CASE("load_model_spec reads a file and reports unreadable ones", "[graph][errors]") {
