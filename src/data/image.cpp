@@ -238,7 +238,37 @@ Image fit_image(const Image& image, int64_t height, int64_t width) {
     return resize_image(window, height, width);
 }
 
-Dataset load_image_folder(const std::string& dir, int64_t height, int64_t width) {
+Image resize_shorter_side(const Image& image, int64_t size) {
+    CUDACNN_CHECK(size > 0, "resize_shorter_side: size {} must be positive", size);
+    const bool portrait = image.width <= image.height;
+    const int64_t shorter = portrait ? image.width : image.height, longer = portrait ? image.height : image.width;
+    // Python's int(size * long / short): an exact product, one correctly rounded division, then truncation.
+    const auto new_longer =
+        static_cast<int64_t>(static_cast<double>(size * longer) / static_cast<double>(shorter));
+    return portrait ? resize_image(image, new_longer, size) : resize_image(image, size, new_longer);
+}
+
+namespace {
+// Python's int(round(v / 2.0)) for v >= 0: round() takes halves to the even neighbour.
+int64_t python_round_half(int64_t v) {
+    const int64_t floor = v / 2;
+    return v % 2 == 0 || floor % 2 == 0 ? floor : floor + 1;
+}
+}  // namespace
+
+Image center_crop(const Image& image, int64_t height, int64_t width) {
+    CUDACNN_CHECK(height > 0 && width > 0 && height <= image.height && width <= image.width,
+                  "center_crop: a {}x{} window does not fit in a {}x{} image; resize the image first", height, width,
+                  image.height, image.width);
+    const int64_t top = python_round_half(image.height - height), left = python_round_half(image.width - width);
+    Image out{height, width, std::vector<uint8_t>(static_cast<std::size_t>(3 * height * width))};
+    for (int64_t c = 0; c < 3; ++c)
+        for (int64_t y = 0; y < height; ++y)
+            for (int64_t x = 0; x < width; ++x) out.pixels[(c * height + y) * width + x] = image.at(c, top + y, left + x);
+    return out;
+}
+
+Dataset load_image_folder(const std::string& dir, int64_t height, int64_t width, const ImageFit& fit) {
     std::error_code error;
     CUDACNN_CHECK(fs::is_directory(dir, error), "image folder {}: not a folder; give DIR with one subfolder of "
                   "images per class (DIR/<class>/<image>.jpg)", dir);
@@ -258,7 +288,9 @@ Dataset load_image_folder(const std::string& dir, int64_t height, int64_t width)
         CUDACNN_CHECK(!files.empty(), "image folder {}: class folder '{}' holds no .png/.jpg/.jpeg file", root.string(),
                       classes[label].filename().string());
         for (const fs::path& file : files) {
-            const Image image = fit_image(read_image(file.string()), height, width);
+            const Image image = fit ? fit(read_image(file.string())) : fit_image(read_image(file.string()), height, width);
+            CUDACNN_CHECK(image.height == height && image.width == width, "image folder {}: {} became {}x{}, not {}x{}",
+                          root.string(), file.string(), image.height, image.width, height, width);
             out.images.insert(out.images.end(), image.pixels.begin(), image.pixels.end());
             out.labels.push_back(static_cast<int64_t>(label));
         }

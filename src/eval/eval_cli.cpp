@@ -36,7 +36,7 @@ const std::vector<FlagSpec>& eval_flags() {
         {"fgsm", 0, "EPS", "also report the accuracy under an FGSM attack of size EPS on the [0, 1] pixel scale (8/255 works)"},
         {"logits", 0, "FILE.csv", "write index, label and the logits of every test image"},
         {"confusion", 0, "FILE.png", "draw the confusion matrix as a heat map"},
-        {"predict", 0, "IMAGE...", "classify PNG/JPEG files of any size (centre-cropped square, resized bilinearly)", true},
+        {"predict", 0, "IMAGE...", "classify PNG/JPEG files of any size (resized and centre-cropped as the model expects: below)", true},
         {"top-k", 0, "K", "classes shown per predicted image (default: 5)"},
     };
     return table;
@@ -93,7 +93,9 @@ data::Dataset load_test_set(const EvalOptions& o, const LoadedModel& model) {
         test = data::load_cifar100(dir, labels).test;
     } else {
         CUDACNN_CHECK(!dir.empty(), "--dataset {} needs --data DIR", kind);
-        test = data::load_image_folder(dir, model.spec.input[1], model.spec.input[2]);
+        const Preprocessing preprocessing = preprocessing_for(model.spec, model.run ? &*model.run : nullptr);
+        test = data::load_image_folder(dir, model.spec.input[1], model.spec.input[2],
+                                       [&](const data::Image& image) { return preprocessing.apply(image); });
     }
     return o.limit ? test.first(*o.limit) : test;
 }
@@ -134,6 +136,8 @@ void run_eval(const EvalOptions& o, std::ostream& out) {
                        epoch > 0 ? fmt::format(" (epoch {})", epoch) : "");
     out << "device: " << graph::backend_name(s.backend) << "\n";
     if (const std::string note = train::auto_device_note(o.device, s.backend); !note.empty()) out << note << "\n";
+    if (!o.predict.empty() || o.dataset == "folder" || o.dataset == "imagefolder")
+        out << "preprocessing: " << session.preprocessing().describe() << "\n";
     if (o.tta.views != TtaViews::none) out << describe_tta(o.tta) << "\n";
     if (test) {
         out << fmt::format("dataset: {} ({} images), {} classes\n", test->name, test->size(), test->num_classes);
@@ -208,9 +212,13 @@ std::string eval_usage() {
            "classifies image files.\n\n" +
            train::flags_help(eval_flags()) +
            "  -h, --help                         show this text and exit\n\n"
-           "Images for --predict and --dataset folder are cropped to the largest centred square (the model's\n"
-           "aspect ratio) and resized with PIL's bilinear filter (antialiased when shrinking), as torchvision's\n"
-           "Resize + CenterCrop; then ToTensor and the seed's Normalize.\n\n"
+           "Images for --predict and --dataset folder become the model's input as its weights expect. For\n"
+           "torchvision's architectures (vgg16, vgg16_bn, resnet18, resnet50) as their pretrained weights'\n"
+           "transforms(): Resize(256) of the shorter side with PIL's bilinear filter (antialiased), CenterCrop(224),\n"
+           "ToTensor and ImageNet's Normalize(mean (0.485, 0.456, 0.406), std (0.229, 0.224, 0.225)); their\n"
+           "classes are ImageNet's 1,000 (models/imagenet_classes.txt). For other models: cropped to the largest\n"
+           "centred window of the input's aspect ratio, resized to the input with PIL's bilinear filter (antialiased\n"
+           "when shrinking), then ToTensor and the checkpoint run's Normalize (else the seed's).\n\n"
            "--tta classifies views of each image and averages their logits: its mirror image, and the windows of\n"
            "the image's size at the four corners and the centre (the image itself) of the image zero-padded by P\n"
            "pixels (0 on the [0, 1] scale, before Normalize, as the training RandomCrop's fill), as torchvision's\n"
@@ -219,7 +227,9 @@ std::string eval_usage() {
            "  cudacnn-eval --checkpoint runs/checkpoint-epoch-020.safetensors --confusion confusion.png\n"
            "  cudacnn-eval --weights cnn.safetensors --model cifar_cnn --dataset cifar10 --data DIR --tta --fgsm 8/255\n"
            "  cudacnn-eval --checkpoint runs/checkpoint-epoch-020.safetensors --tta --tta-views flip\n"
-           "  cudacnn-eval --checkpoint runs/checkpoint-epoch-020.safetensors --predict cat.jpg dog.png --top-k 3\n";
+           "  cudacnn-eval --checkpoint runs/checkpoint-epoch-020.safetensors --predict cat.jpg dog.png --top-k 3\n"
+           "  cudacnn-eval --weights vgg16.safetensors --model vgg16 --predict kitten.jpg\n"
+           "    (torchvision's weights converted by tools/torchvision-to-safetensors.py; see the README)\n";
 }
 
 int eval_main(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {

@@ -67,7 +67,7 @@ std::vector<Prediction> predict_images(Session& session, const std::vector<std::
     for (const std::string& path : paths) {
         const data::Image image = data::read_image(path);
         predictions.push_back({path, image.height, image.width, {}});
-        const data::Image fitted = data::fit_image(image, input[1], input[2]);
+        const data::Image fitted = session.preprocessing().apply(image);
         images.insert(images.end(), fitted.pixels.begin(), fitted.pixels.end());
     }
     const auto count = static_cast<int64_t>(paths.size());

@@ -71,6 +71,7 @@ std::vector<std::string> class_names(const LoadedModel& model, const data::Datas
             if (static_cast<int64_t>(names.size()) == model.spec.num_classes) return names;
         }
     }
+    if (is_imagenet_model(model.spec.name) && model.spec.num_classes == 1000) return imagenet_class_names();
     std::vector<std::string> names;
     for (int64_t c = 0; c < model.spec.num_classes; ++c) names.push_back(std::to_string(c));
     return names;
@@ -80,7 +81,7 @@ Session::Session(LoadedModel model, const SessionOptions& options)
     : model_(std::move(model)),
       graph_(graph::build_graph(model_.spec)),
       options_(options),
-      normalization_(model_.run ? train::run_normalization(*model_.run) : data::cifar10_normalization()) {
+      preprocessing_(preprocessing_for(model_.spec, model_.run ? &*model_.run : nullptr)) {
     CUDACNN_CHECK(graph_.spec.input[0] == 3, "model '{}' reads {} channels; cudacnn-eval and cudacnn-viz feed RGB "
                   "images (3 channels)", graph_.spec.name, graph_.spec.input[0]);
     graph::ExecutorOptions e;
@@ -102,7 +103,7 @@ std::vector<float> Session::normalize(const float* pixels, int64_t count) const 
         for (int64_t c = 0; c < 3; ++c)
             for (int64_t i = 0; i < plane; ++i) {
                 const int64_t k = (n * 3 + c) * plane + i;
-                x[k] = (pixels[k] - normalization_.mean[c]) / normalization_.stddev[c];
+                x[k] = (pixels[k] - preprocessing_.normalization.mean[c]) / preprocessing_.normalization.stddev[c];
             }
     return x;
 }

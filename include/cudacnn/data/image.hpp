@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -33,11 +34,24 @@ Image resize_image(const Image& image, int64_t height, int64_t width);
 // up to rounding). An image of that size already is returned unchanged.
 Image fit_image(const Image& image, int64_t height, int64_t width);
 
+// torchvision's Resize(size) with one int (weights.transforms() of the pretrained ImageNet models): the shorter
+// side becomes `size`, the longer one int(size · long / short) (truncated, as torchvision 0.14 computes it), then
+// resize_image. An image whose shorter side already is `size` is returned unchanged, as torchvision does.
+Image resize_shorter_side(const Image& image, int64_t size);
+
+// torchvision's CenterCrop((height, width)) of an image at least that large: the window's top is
+// int(round((H − height) / 2.0)) with Python's round (halves to even: 16.5 → 16, 17.5 → 18), its left likewise.
+// Error for an image smaller than the window (torchvision would pad it; resize it first).
+Image center_crop(const Image& image, int64_t height, int64_t width);
+
+// How a file's image becomes a record of height × width; empty: fit_image.
+using ImageFit = std::function<Image(const Image&)>;
+
 // torchvision's ImageFolder layout: every subfolder of `dir` (sorted by name) is a class, label = its rank;
-// its PNG and JPEG files (sorted) are the records, each fitted (fit_image) to height × width. When `dir` has a
+// its PNG and JPEG files (sorted) are the records, each fitted (`fit`, else fit_image) to height × width. When `dir` has a
 // "test" subfolder holding folders (the layout of train/ and test/ splits), that is used. Errors name the
 // folder or file; an empty class folder or no class folder at all is an Error.
-Dataset load_image_folder(const std::string& dir, int64_t height, int64_t width);
+Dataset load_image_folder(const std::string& dir, int64_t height, int64_t width, const ImageFit& fit = {});
 
 // The same layout as training and test sets (cudacnn-train's --dataset imagefolder). When `dir` has both
 // train/ and test/, those are the sets, and their class folders must have the same names. Otherwise `dir`

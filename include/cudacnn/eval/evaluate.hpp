@@ -42,8 +42,9 @@ struct Prediction {
     int64_t height = 0, width = 0;                   // of the file
     std::vector<std::pair<int64_t, double>> top;     // (class, softmax probability), most probable first
 };
-// Each file read (PNG or JPEG), fitted to the model's input (data::fit_image: centre crop to its aspect ratio,
-// then PIL's bilinear resize) and classified (with `tta`, from the mean logits of its views); the top_k classes
+// Each file read (PNG or JPEG), made the model's input by session.preprocessing() (torchvision's Resize +
+// CenterCrop for the ImageNet models; else data::fit_image: centre crop to the input's aspect ratio, then PIL's
+// bilinear resize) and classified (with `tta`, from the mean logits of its views); the top_k classes
 // by probability (ties: the lower class).
 std::vector<Prediction> predict_images(Session& session, const std::vector<std::string>& paths, int64_t top_k,
                                        const Tta& tta);

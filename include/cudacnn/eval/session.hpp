@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "cudacnn/data/dataset.hpp"
+#include "cudacnn/eval/preprocess.hpp"
 #include "cudacnn/eval/tta.hpp"
 #include "cudacnn/graph/executor.hpp"
 #include "cudacnn/graph/model.hpp"
@@ -42,7 +43,8 @@ struct LoadedModel {
 LoadedModel load_model(const ModelSource& source);
 
 // The names of the model's classes: the given dataset's, else those of the checkpoint's dataset when known
-// without reading it (cifar10, cifar100, synthetic), else "0", "1", ...
+// without reading it (cifar10, cifar100, synthetic), else ImageNet's for an ImageNet model with 1,000 classes
+// (is_imagenet_model), else "0", "1", ...
 std::vector<std::string> class_names(const LoadedModel& model, const data::Dataset* dataset);
 
 struct SessionOptions {
@@ -63,8 +65,10 @@ class Session {
     graph::Executor& executor() { return *executor_; }
     int64_t batch_size() const { return options_.batch_size; }
     const Shape& input_shape() const { return graph_.spec.input; }  // (C, H, W)
+    // How image files become this model's input (preprocessing_for: ImageNet's or the seed's).
+    const Preprocessing& preprocessing() const { return preprocessing_; }
 
-    // Pixels in [0, 1] (count, C, H, W) → the normalized batch the model reads (the seed's Normalize).
+    // Pixels in [0, 1] (count, C, H, W) → the normalized batch the model reads (preprocessing().normalization).
     std::vector<float> normalize(const float* pixels, int64_t count) const;
     // The logits (count, classes) of pixel images, in batches; with `tta` the mean of the logits of each
     // image's views (tta_views: its mirror image, the windows of the padded image — the seed's training flip
@@ -83,7 +87,7 @@ class Session {
     LoadedModel model_;
     graph::Graph graph_;
     SessionOptions options_;
-    data::Normalization normalization_;
+    Preprocessing preprocessing_;
     std::unique_ptr<graph::Executor> executor_;
 };
 
