@@ -125,7 +125,8 @@ void run_eval(const EvalOptions& o, std::ostream& out) {
     SessionOptions s;
     s.backend = train::choose_backend(o.device);
     s.threads = o.threads;
-    s.batch_size = o.batch_size;
+    // Only predicting: no larger batch than the files (the activations of a 224 x 224 model at batch 128 take GBs).
+    s.batch_size = evaluate ? o.batch_size : std::min<int64_t>(o.batch_size, static_cast<int64_t>(o.predict.size()));
     s.input_gradient = o.fgsm.has_value();
     const std::string source = model.source;
     const int64_t epoch = model.epoch;
