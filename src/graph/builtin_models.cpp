@@ -51,9 +51,12 @@ ModelSpec small_cnn() {
 
 const std::vector<std::pair<std::string, ModelSpec (*)()>>& builtins() {
     static const std::vector<std::pair<std::string, ModelSpec (*)()>> models = {
-        {"cifar_cnn", cifar_cnn},          {"small_cnn", small_cnn},
-        {"vgg16", torchvision::vgg16},       {"vgg16_bn", torchvision::vgg16_bn},
-        {"resnet18", torchvision::resnet18}, {"resnet50", torchvision::resnet50}};
+        {"cifar_cnn", cifar_cnn},
+        {"small_cnn", small_cnn},
+        {"vgg16", torchvision::vgg16},
+        {"vgg16_bn", torchvision::vgg16_bn},
+        {"resnet18", torchvision::resnet18},
+        {"resnet50", torchvision::resnet50}};
     return models;
 }
 

@@ -22,8 +22,10 @@ const Shape kImageNetInput{3, 224, 224};
 // ---- VGG --------------------------------------------------------------------------------------------------
 
 constexpr int kMaxPool = 0;  // "M" in torchvision's cfgs: MaxPool2d(kernel_size=2, stride=2)
-const std::vector<int> kVgg16Config = {64,  64,  kMaxPool, 128, 128, kMaxPool, 256, 256, 256, kMaxPool,
-                                       512, 512, 512,      kMaxPool, 512, 512, 512, kMaxPool};
+// clang-format off
+const std::vector<int> kVgg16Config = {64, 64, kMaxPool, 128, 128, kMaxPool, 256, 256, 256, kMaxPool,
+                                       512, 512, 512, kMaxPool, 512, 512, 512, kMaxPool};  // torchvision's "D"
+// clang-format on
 
 // VGG: features (3×3 convolutions with padding 1, optionally batch norm, ReLU; 2×2 max pools), avgpool
 // AdaptiveAvgPool2d((7, 7)), torch.flatten (our "flatten", which has no module in torchvision), and
@@ -42,7 +44,7 @@ ModelSpec vgg(const std::string& name, const std::vector<int>& config, bool batc
         features << of_kind(LayerKind::relu);
         channels = width;
     }
-    spec.layers.push_back(named(adaptive_avg_pool2d(7, 7), "avgpool"));  // (512, 7, 7)
+    spec.layers.push_back(named(adaptive_avg_pool2d(7, 7), "avgpool"));    // (512, 7, 7)
     spec.layers.push_back(named(of_kind(LayerKind::flatten), "flatten"));  // (25088)
     Sequential classifier(spec.layers, "classifier");
     classifier << linear(512 * 7 * 7, 4096) << of_kind(LayerKind::relu) << dropout(LayerKind::dropout, 0.5)
@@ -54,8 +56,8 @@ ModelSpec vgg(const std::string& name, const std::vector<int>& config, bool batc
 // ---- ResNet -----------------------------------------------------------------------------------------------
 //
 // torchvision's blocks own one nn.ReLU module that forward() applies two or three times, and add the identity
-// with `out += identity`, which is no module. A graph layer runs once and names one output, so each use of the
-// ReLU and the addition get names of their own inside the block: "<block>.relu1", "<block>.relu2",
+// with `out += identity`, which is no module. A graph layer runs once and names one output, so each use of
+// the ReLU and the addition get names of their own inside the block: "<block>.relu1", "<block>.relu2",
 // ("<block>.relu3"), "<block>.add". They have no state, so the state_dict names are torchvision's all the
 // same. A block's layers are listed in torchvision's registration order (downsample after the last batch
 // norm), which is what orders its state_dict.
@@ -77,16 +79,18 @@ LayerSpec conv1x1(int64_t in_channels, int64_t out_channels, int64_t stride) {
 
 // Appends the downsample branch when the block changes the shape (torchvision's _make_layer) and returns the
 // name of what the residual addition reads as the identity.
-std::string identity(ModelSpec& spec, const Block& block, const std::string& block_input, int64_t out_channels) {
+std::string identity(ModelSpec& spec, const Block& block, const std::string& block_input,
+                     int64_t out_channels) {
     if (block.stride == 1 && block.in_channels == out_channels) return block_input;
     const std::string prefix = block.name + ".downsample";
-    spec.layers.push_back(named(conv1x1(block.in_channels, out_channels, block.stride), prefix + ".0", {block_input}));
+    spec.layers.push_back(
+        named(conv1x1(block.in_channels, out_channels, block.stride), prefix + ".0", {block_input}));
     spec.layers.push_back(named(batch_norm2d(out_channels), prefix + ".1"));
     return prefix + ".1";
 }
 
-void add_and_relu(ModelSpec& spec, const Block& block, const std::string& residual, const std::string& identity,
-                  const std::string& relu_name) {
+void add_and_relu(ModelSpec& spec, const Block& block, const std::string& residual,
+                  const std::string& identity, const std::string& relu_name) {
     spec.layers.push_back(named(of_kind(LayerKind::add), block.name + ".add", {residual, identity}));
     spec.layers.push_back(named(of_kind(LayerKind::relu), block.name + "." + relu_name));
 }
@@ -94,7 +98,8 @@ void add_and_relu(ModelSpec& spec, const Block& block, const std::string& residu
 // BasicBlock (expansion 1): conv3x3 (stride) bn relu, conv3x3 bn, + identity, relu.
 int64_t basic_block(ModelSpec& spec, const Block& block, const std::string& input) {
     const std::string& p = block.name;
-    spec.layers.push_back(named(conv3x3(block.in_channels, block.planes, block.stride), p + ".conv1", {input}));
+    spec.layers.push_back(
+        named(conv3x3(block.in_channels, block.planes, block.stride), p + ".conv1", {input}));
     spec.layers.push_back(named(batch_norm2d(block.planes), p + ".bn1"));
     spec.layers.push_back(named(of_kind(LayerKind::relu), p + ".relu1"));
     spec.layers.push_back(named(conv3x3(block.planes, block.planes, 1), p + ".conv2"));
@@ -147,9 +152,17 @@ ModelSpec resnet(const std::string& name, BlockBuilder block, const std::vector<
 
 }  // namespace
 
-ModelSpec vgg16() { return vgg("vgg16", kVgg16Config, /*batch_norm=*/false); }
-ModelSpec vgg16_bn() { return vgg("vgg16_bn", kVgg16Config, /*batch_norm=*/true); }
-ModelSpec resnet18() { return resnet("resnet18", basic_block, {2, 2, 2, 2}); }
-ModelSpec resnet50() { return resnet("resnet50", bottleneck, {3, 4, 6, 3}); }
+ModelSpec vgg16() {
+    return vgg("vgg16", kVgg16Config, /*batch_norm=*/false);
+}
+ModelSpec vgg16_bn() {
+    return vgg("vgg16_bn", kVgg16Config, /*batch_norm=*/true);
+}
+ModelSpec resnet18() {
+    return resnet("resnet18", basic_block, {2, 2, 2, 2});
+}
+ModelSpec resnet50() {
+    return resnet("resnet50", bottleneck, {3, 4, 6, 3});
+}
 
 }  // namespace cudacnn::graph::torchvision

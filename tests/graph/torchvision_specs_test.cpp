@@ -32,7 +32,8 @@ constexpr TorchvisionModel kModels[] = {{"vgg16", 138'357'544, 40},
 
 }  // namespace
 
-TEST_CASE("torchvision models: torchvision's parameter counts, state_dict names and shapes", "[graph][torchvision]") {
+TEST_CASE("torchvision models: torchvision's parameter counts, state_dict names and shapes",
+          "[graph][torchvision]") {
     const SafetensorsFile fixture = test::load_fixture("torchvision_models");
     for (const TorchvisionModel& model : kModels) {
         INFO(model.name);
@@ -43,7 +44,8 @@ TEST_CASE("torchvision models: torchvision's parameter counts, state_dict names 
         CHECK(graph.nodes.size() == model.layers);
         CHECK(graph.trainable_parameter_count() == model.parameters);
 
-        const auto expected = nlohmann::json::parse(fixture.metadata().at(std::string(model.name) + ".state_dict"));
+        const auto expected =
+            nlohmann::json::parse(fixture.metadata().at(std::string(model.name) + ".state_dict"));
         REQUIRE(graph.state.size() == expected.size());
         for (size_t i = 0; i < graph.state.size(); ++i) {
             INFO("state_dict entry " << i);
@@ -53,7 +55,8 @@ TEST_CASE("torchvision models: torchvision's parameter counts, state_dict names 
     }
 }
 
-TEST_CASE("torchvision models: the layers torchvision reuses get names of their own", "[graph][torchvision]") {
+TEST_CASE("torchvision models: the layers torchvision reuses get names of their own",
+          "[graph][torchvision]") {
     const ModelSpec resnet = builtin_model("resnet50");
     const Graph graph = build_graph(resnet);
     const Node& add = graph.nodes.at(graph.find_node("layer2.0.add"));
@@ -64,7 +67,8 @@ TEST_CASE("torchvision models: the layers torchvision reuses get names of their 
           std::vector<int>{graph.find_node("layer1.2.relu3")});
     CHECK(graph.nodes[graph.find_node("layer2.0.downsample.0")].output == Shape{512, 28, 28});
     const Node& identity_add = graph.nodes.at(graph.find_node("layer2.1.add"));
-    CHECK(graph.nodes[identity_add.inputs[1]].spec.name == "layer2.0.relu3");  // no downsample: the block input
+    CHECK(graph.nodes[identity_add.inputs[1]].spec.name ==
+          "layer2.0.relu3");  // no downsample: the block input
     CHECK(graph.nodes[graph.find_node("layer4.2.relu3")].output == Shape{2048, 7, 7});
     CHECK(graph.nodes[graph.find_node("maxpool")].output == Shape{64, 56, 56});
 

@@ -1,7 +1,7 @@
 // Weights and inputs from a formula that tools/fixtures/torchvision_models.py computes bit for bit the same
 // (formula_values there; its docstring is the specification), so that the torchvision parity tests need no
-// stored weights: a value is a 32-bit hash of its flat index and a salt from the tensor's name, mapped exactly
-// to u in [-1, 1), then scaled by the tensor's role.
+// stored weights: a value is a 32-bit hash of its flat index and a salt from the tensor's name, mapped
+// exactly to u in [-1, 1), then scaled by the tensor's role.
 #pragma once
 
 #include <cmath>

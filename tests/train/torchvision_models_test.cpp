@@ -30,13 +30,14 @@ constexpr Case k224{"224", 1, 224};
 constexpr Case k64{"64", 2, 64};
 constexpr Case k32{"32", 1, 32};
 
-// Float32 logits against torchvision's float64 ones, as max |a − b| / max |b| over the logits. Each layer adds
-// a few float roundings per output (sums over k = C·3·3 up to 4608 products, blocked differently by OpenBLAS,
-// im2col and the kernels than by PyTorch), 16 to 50 layers deep. Measured: PyTorch's own float32 logits are off
-// by 2.3e-7 to 9.7e-7 on these cases (the fixture's metadata); the fast CPU path by at most 1.0e-6, the
-// emulated kernels 2.3e-6, the reference ops (double sums) 1.3e-7. 1e-4 leaves a margin of 40 over the worst
-// of them for other summation orders (cuDNN's algorithms on a GPU), and is far below what a slip does: one
-// batch norm's running variance left at 1 moves resnet18's logits by 6e-2 (the last test case).
+// Float32 logits against torchvision's float64 ones, as max |a − b| / max |b| over the logits. Each layer
+// adds a few float roundings per output (sums over k = C·3·3 up to 4608 products, blocked differently by
+// OpenBLAS, im2col and the kernels than by PyTorch), 16 to 50 layers deep. Measured: PyTorch's own float32
+// logits are off by 2.3e-7 to 9.7e-7 on these cases (the fixture's metadata); the fast CPU path by at
+// most 1.0e-6, the emulated kernels 2.3e-6, the reference ops (double sums) 1.3e-7. 1e-4 leaves a margin of
+// 40 over the worst of them for other summation orders (cuDNN's algorithms on a GPU), and is far below what a
+// slip does: one batch norm's running variance left at 1 moves resnet18's logits by 6e-2 (the last test
+// case).
 constexpr double kLogitsTolerance = 1e-4;
 
 bool have_device() {
@@ -45,7 +46,8 @@ bool have_device() {
     return false;
 }
 
-// The model's logits for the case's formula input, on `backend` with formula weights (which `edit` may change).
+// The model's logits for the case's formula input, on `backend` with formula weights (which `edit` may
+// change).
 HostTensor<float> formula_logits(const std::string& model, const Case& c, Backend backend,
                                  const std::function<void(io::StateDict&)>& edit = {}) {
     ModelSpec spec = builtin_model(model);
@@ -72,23 +74,24 @@ HostTensor<float> fixture_logits(const std::string& model, const Case& c) {  // 
 
 void check_logits(const std::string& model, const Case& c, Backend backend) {
     const double error = max_relative_error(formula_logits(model, c, backend), fixture_logits(model, c));
-    INFO(model << " at " << c.size << "x" << c.size << ", batch " << c.batch << ", on " << backend_name(backend)
-               << ": relative error " << error);
+    INFO(model << " at " << c.size << "x" << c.size << ", batch " << c.batch << ", on "
+               << backend_name(backend) << ": relative error " << error);
     CHECK(error <= kLogitsTolerance);
 }
 
 }  // namespace
 
 // Timings on 2 cores (emu flavour, RelWithDebInfo): 224x224 vgg16 2.4 s, vgg16_bn 2.1 s, resnet18 0.2 s,
-// resnet50 0.4 s; 64x64 VGG 1.5 s each (mostly its 138 million formula weights and their copies), ResNet 0.1 and
-// 0.3 s. The reference ops would take 10 s per VGG at 64x64 and 4 s at 32x32, so they run the ResNets only
-// (resnet18 1 s at 64x64, resnet50 0.7 s at 32x32); the emulated kernels (VGG 5.7 s at 64x64) run the ResNets at
-// 64x64 (0.5 and 1.1 s) and vgg16_bn at 32x32 (3 s; vgg16's layers are a subset of vgg16_bn's).
+// resnet50 0.4 s; 64x64 VGG 1.5 s each (mostly its 138 million formula weights and their copies), ResNet 0.1
+// and 0.3 s. The reference ops would take 10 s per VGG at 64x64 and 4 s at 32x32, so they run the ResNets
+// only (resnet18 1 s at 64x64, resnet50 0.7 s at 32x32); the emulated kernels (VGG 5.7 s at 64x64) run the
+// ResNets at 64x64 (0.5 and 1.1 s) and vgg16_bn at 32x32 (3 s; vgg16's layers are a subset of vgg16_bn's).
 TEST_CASE("torchvision models: the fast CPU path gives torchvision's logits at 224x224", "[torchvision]") {
     for (const char* model : kModels) check_logits(model, k224, Backend::cpu);
 }
 
-TEST_CASE("torchvision models: the fast CPU path gives torchvision's logits at 64x64 batch 2", "[torchvision]") {
+TEST_CASE("torchvision models: the fast CPU path gives torchvision's logits at 64x64 batch 2",
+          "[torchvision]") {
     for (const char* model : kModels) check_logits(model, k64, Backend::cpu);
 }
 

@@ -85,8 +85,8 @@ ModelSpec parse_model_spec(const nlohmann::json& json, const std::string& source
 ModelSpec load_model_spec(const std::string& path);  // reads and parses a JSON file
 nlohmann::json model_spec_to_json(const ModelSpec& spec);  // parse_model_spec(to_json(s)) == s
 
-// "cifar_cnn" (DESIGN.md, 5,852,170 parameters, PyTorch state_dict names; also models/cifar_cnn.json) and
-// "small_cnn" (a few thousand parameters, for quick runs and tests on the CPU).
+// "cifar_cnn" (DESIGN.md, 5,852,170 parameters, PyTorch state_dict names; models/cifar_cnn.json), "small_cnn"
+// (a few thousand parameters, for quick CPU runs), torchvision's "vgg16", "vgg16_bn", "resnet18", "resnet50".
 ModelSpec builtin_model(const std::string& name);  // throws Error listing the built-in names
 std::vector<std::string> builtin_model_names();
 
