@@ -4,9 +4,13 @@
 // (tools/fixtures/torchvision_models.py: torchvision 0.14 in float64 on the same float32 weights).
 #include <catch2/catch.hpp>
 
+#include <cstring>
 #include <functional>
 #include <string>
 #include <vector>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include "cudacnn/device.hpp"
 #include "cudacnn/graph/executor.hpp"
@@ -46,6 +50,17 @@ bool have_device() {
     return false;
 }
 
+// FNV-1a 64 over the floats' bit patterns, one 32-bit step each, as the fixture script's fnv1a64_of_bits.
+std::string fnv1a64_of_bits(const HostTensor<float>& t) {
+    uint64_t h = 0xCBF29CE484222325ull;
+    for (int64_t i = 0; i < t.numel(); ++i) {
+        uint32_t bits;
+        std::memcpy(&bits, &t[i], sizeof bits);
+        h = (h ^ bits) * 0x100000001B3ull;
+    }
+    return fmt::format("{:016x}", h);
+}
+
 // The model's logits for the case's formula input, on `backend` with formula weights (which `edit` may
 // change).
 HostTensor<float> formula_logits(const std::string& model, const Case& c, Backend backend,
@@ -80,6 +95,20 @@ void check_logits(const std::string& model, const Case& c, Backend backend) {
 }
 
 }  // namespace
+
+// The logits tests would pass with weights a rounding apart; this one sees the C++ formula give the script's
+// bits for one tensor of every role and scale rule.
+TEST_CASE("torchvision models: the formula weights are the fixture script's, bit for bit", "[torchvision]") {
+    const auto samples =
+        nlohmann::json::parse(test::load_fixture("torchvision_models").metadata().at("formula.fnv1a64"));
+    REQUIRE(samples.size() == 7);
+    for (const auto& [name, sample] : samples.items()) {
+        INFO(name);
+        const Shape shape(sample[0].get<std::vector<int64_t>>());
+        CHECK(fnv1a64_of_bits(test::formula::values(name, shape, sample[1].get<std::string>())) ==
+              sample[2].get<std::string>());
+    }
+}
 
 // Timings on 2 cores (emu flavour, RelWithDebInfo): 224x224 vgg16 2.4 s, vgg16_bn 2.1 s, resnet18 0.2 s,
 // resnet50 0.4 s; 64x64 VGG 1.5 s each (mostly its 138 million formula weights and their copies), ResNet 0.1
