@@ -141,7 +141,8 @@ ModelSpec resnet(const std::string& name, BlockBuilder block, const std::vector<
         for (int b = 0; b < layers[stage]; ++b) {
             const Block spec_block{fmt::format("layer{}.{}", stage + 1, b), channels, planes,
                                    stage > 0 && b == 0 ? 2 : 1};
-            channels = block(spec, spec_block, spec.layers.back().name);
+            const std::string input = spec.layers.back().name;  // a copy: the block appends to spec.layers
+            channels = block(spec, spec_block, input);
         }
     }
     spec.layers.push_back(named(adaptive_avg_pool2d(1, 1), "avgpool"));  // (C, 1, 1)
