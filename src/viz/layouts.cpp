@@ -84,7 +84,7 @@ Canvas tile_grid(const std::vector<Tile>& tiles, int64_t columns, const std::str
         const int64_t x = kPad + (i % columns) * (cell_w + kPad), y = header + kPad + (i / columns) * (cell_h + kPad);
         canvas.text(x, y, fit_text(t.title, cell_w), kBlack);
         canvas.paste(t.picture, x, y + title_h);
-        canvas.text(x, y + title_h + picture_h + 2, t.caption, kBlack);
+        canvas.text(x, y + title_h + t.picture.height() + 2, t.caption, kBlack);  // right under its own picture
     }
     return canvas;
 }

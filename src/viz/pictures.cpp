@@ -24,17 +24,47 @@ std::string shape_text(const Shape& shape) {
 // Pixels per value so that a tile is about `target` pixels wide (at least 1).
 int scale_for(int64_t side, int64_t target) { return static_cast<int>(std::max<int64_t>(1, target / std::max<int64_t>(side, 1))); }
 
+// `planes` maps of (rows, columns) values, shrunk by averaging factor × factor blocks (the last row and column
+// of blocks may be partial) where the longer side exceeds `target`, so that a large map (VGG's 224 × 224) makes
+// a tile of the size small maps reach by scale_for; maps that fit are returned as they are.
+struct Maps {
+    std::vector<float> values;  // (planes, rows, columns)
+    int64_t rows = 0, columns = 0;
+};
+Maps fitted_maps(const float* values, int64_t planes, int64_t rows, int64_t columns, int64_t target) {
+    const int64_t factor = (std::max(rows, columns) + target - 1) / target;
+    if (factor <= 1) return {std::vector<float>(values, values + planes * rows * columns), rows, columns};
+    Maps out;
+    out.rows = (rows + factor - 1) / factor, out.columns = (columns + factor - 1) / factor;
+    out.values.resize(static_cast<std::size_t>(planes * out.rows * out.columns));
+    for (int64_t p = 0; p < planes; ++p)
+        for (int64_t r = 0; r < out.rows; ++r)
+            for (int64_t c = 0; c < out.columns; ++c) {
+                double sum = 0.0;
+                int64_t count = 0;
+                for (int64_t y = r * factor; y < std::min(rows, (r + 1) * factor); ++y)
+                    for (int64_t x = c * factor; x < std::min(columns, (c + 1) * factor); ++x, ++count)
+                        sum += values[(p * rows + y) * columns + x];
+                out.values[(p * out.rows + r) * out.columns + c] = static_cast<float>(sum / static_cast<double>(count));
+            }
+    return out;
+}
+
 // A vector of F features as a near-square map (the rest of the last row takes the minimum, so it reads as empty).
 Canvas feature_square(const float* values, int64_t count, int64_t target) {
     const auto columns = static_cast<int64_t>(std::ceil(std::sqrt(static_cast<double>(count))));
     const int64_t rows = (count + columns - 1) / columns;
     std::vector<float> square(static_cast<std::size_t>(rows * columns), *std::min_element(values, values + count));
     std::copy(values, values + count, square.begin());
-    return value_map(square.data(), rows, columns, scale_for(columns, target), viridis);
+    const Maps fitted = fitted_maps(square.data(), 1, rows, columns, target);
+    return value_map(fitted.values.data(), fitted.rows, fitted.columns, scale_for(fitted.columns, target), viridis);
 }
 
-Canvas image_tile(const std::vector<float>& pixels, const Shape& input, int64_t target) {
-    return rgb_image(pixels.data(), input[1], input[2], scale_for(input[2], target));
+// shrink: a larger image is averaged down to about `target` (fitted_maps); otherwise it keeps every pixel.
+Canvas image_tile(const std::vector<float>& pixels, const Shape& input, int64_t target, bool shrink = false) {
+    if (!shrink) return rgb_image(pixels.data(), input[1], input[2], scale_for(input[2], target));
+    const Maps fitted = fitted_maps(pixels.data(), 3, input[1], input[2], target);
+    return rgb_image(fitted.values.data(), fitted.rows, fitted.columns, scale_for(fitted.columns, target));
 }
 
 // The seed's standardization of one filter: zero mean, unit (population) std, plus 0.5, clipped to [0, 1].
@@ -113,7 +143,8 @@ Canvas activations_picture(eval::Session& session, const std::vector<float>& pix
     const graph::Graph& graph = session.graph();
     const std::vector<HostTensor<float>> outputs = session.activations(pixels.data());
     std::vector<Tile> tiles;
-    tiles.push_back({image_tile(pixels, session.input_shape(), 96), "input", shape_text(session.input_shape())});
+    tiles.push_back(
+        {image_tile(pixels, session.input_shape(), 96, true), "input", shape_text(session.input_shape())});
     for (std::size_t i = 0; i < outputs.size(); ++i) {
         const Shape& shape = graph.nodes[i].output;
         const HostTensor<float>& y = outputs[i];
@@ -123,7 +154,9 @@ Canvas activations_picture(eval::Session& session, const std::vector<float>& pix
             std::vector<float> mean(static_cast<std::size_t>(plane), 0.0f);
             for (int64_t c = 0; c < shape[0]; ++c)
                 for (int64_t k = 0; k < plane; ++k) mean[k] += y[c * plane + k] / static_cast<float>(shape[0]);
-            picture = value_map(mean.data(), shape[1], shape[2], scale_for(shape[2], 96), viridis);
+            const Maps fitted = fitted_maps(mean.data(), 1, shape[1], shape[2], 96);
+            picture = value_map(fitted.values.data(), fitted.rows, fitted.columns, scale_for(fitted.columns, 96),
+                                viridis);
         } else {
             picture = feature_square(y.data(), y.numel(), 96);
         }
@@ -197,9 +230,9 @@ AdversarialResult adversarial_picture(eval::Session& session, const std::vector<
     return r;
 }
 
-std::vector<float> load_input_image(const std::string& path, const Shape& input) {
-    const data::Image image = data::fit_image(data::read_image(path), input[1], input[2]);
-    return eval::to_unit_pixels(image.pixels.data(), 1, input.numel());
+std::vector<float> load_input_image(const std::string& path, const eval::Preprocessing& preprocessing) {
+    const data::Image image = preprocessing.apply(data::read_image(path));
+    return eval::to_unit_pixels(image.pixels.data(), 1, static_cast<int64_t>(image.pixels.size()));
 }
 
 }  // namespace cudacnn::viz

@@ -253,7 +253,7 @@ void run(const VizOptions& o, std::ostream& out) {
     s.keep_activations = o.command != "adversarial";
     s.input_gradient = o.command == "adversarial";
     eval::Session session(std::move(model), s);
-    const std::vector<float> pixels = load_input_image(o.argument, session.input_shape());
+    const std::vector<float> pixels = load_input_image(o.argument, session.preprocessing());
     if (o.command == "activations") {
         write_png(activations_picture(session, pixels), o.output);
     } else if (o.command == "feature-maps") {

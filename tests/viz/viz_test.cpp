@@ -157,7 +157,7 @@ TEST_CASE("activations and feature maps show the executor's outputs of one image
     options.batch_size = 1;
     options.keep_activations = true;
     eval::Session session(eval::load_model({"", small_cnn_weights(dir), ""}), options);
-    const std::vector<float> pixels = viz::load_input_image(kCat, session.input_shape());
+    const std::vector<float> pixels = viz::load_input_image(kCat, session.preprocessing());
     const std::vector<HostTensor<float>> outputs = session.activations(pixels.data());
     REQUIRE(outputs.size() == session.graph().nodes.size());
     CHECK(outputs[0].shape() == Shape({1, 8, 32, 32}));

@@ -46,8 +46,10 @@ struct AdversarialResult {
 AdversarialResult adversarial_picture(eval::Session& session, const std::vector<float>& pixels, double eps,
                                       int64_t label, const std::vector<std::string>& class_names);
 
-// An image file as the model's input: read, fitted (data::fit_image) and scaled to [0, 1], (3, H, W).
-std::vector<float> load_input_image(const std::string& path, const Shape& input);
+// An image file as the model's input, (3, H, W) in [0, 1]: read and shaped as the session's preprocessing says
+// (torchvision's Resize + CenterCrop for its ImageNet models, data::fit_image for the others); the session
+// applies the normalization.
+std::vector<float> load_input_image(const std::string& path, const eval::Preprocessing& preprocessing);
 
 // ---- augment ----
 
