@@ -17,7 +17,8 @@
 # the build (names as in the summary table), GPU_CHECK_BENCH_FILTER=REGEX only those cudacnn-bench rows, and
 # GPU_CHECK_TRAIN_EPOCHS=N (default 2) sets the training's length; GPU_CHECK_TRAIN_FLAGS="..." adds flags to
 # cudacnn-train (e.g. "--precision tf32 --cudnn-benchmark", the fast settings of issue 11, whose accuracy
-# over the 20-epoch recipe must be recorded).
+# over the 20-epoch recipe must be recorded). The "models" step times torchvision's built-in architectures'
+# inference (cudacnn-bench --model vgg16 … beside tools/bench/torchvision_infer_bench.py; up to 200 + 90 s).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -498,6 +499,37 @@ step_bench() {
     [ "$rc" -eq 0 ] && [ "$torch_rc" -eq 0 ]
 }
 
+# Inference of torchvision's architectures (issue 13) at 224 x 224, batch 1 and 64: cudacnn-bench's infer_step
+# rows (FP32 and TF32 CUDA graphs, cuDNN benchmarked and the hand-written Winograd path) and PyTorch's eager
+# forward (tools/bench/torchvision_infer_bench.py) in the same call, into demo.log.
+step_models() {
+    local log="$OUT/demo.log" seconds rc=0 torch_rc=0 model batch rows
+    [ -n "$HAVE_GPU" ] || { NOTE="no GPU"; return 2; }
+    seconds=$(time_cap 200)
+    [ "$seconds" -gt 0 ] || { NOTE="out of time budget"; return 1; }
+    echo "---- torchvision models: cudacnn-bench ----" >>"$log"
+    local started=$SECONDS
+    for model in resnet18 resnet50 vgg16 vgg16_bn; do
+        for batch in 1 64; do
+            seconds=$(time_cap $((200 - (SECONDS - started))))
+            [ "$seconds" -gt 10 ] || { rc=124; break 2; }
+            run_logged "$log" "$seconds" "$BUILD_DIR/cudacnn-bench" --model "$model" -b "$batch" --warmup 3 \
+                --repeats 10 --filter '^infer_step forward (cuda_graph|cuda_graph_benchmark|cuda_graph_tf32|cuda_graph_tf32_benchmark|cuda_graph_hand_written) ' ||
+                rc=$?
+        done
+    done
+    rows=$(grep -cE '^infer_step +model=(resnet|vgg)' "$log" || true)
+    NOTE="${rows:-0} cudacnn rows (rc $rc)"
+    if python3 -c "import torchvision" 2>/dev/null; then
+        seconds=$(time_cap 90)
+        run_logged "$log" "$seconds" python3 "$ROOT/tools/bench/torchvision_infer_bench.py" || torch_rc=$?
+        NOTE="$NOTE; PyTorch side: $([ "$torch_rc" -eq 0 ] && echo done || echo "failed (rc $torch_rc)")"
+    else
+        NOTE="$NOTE; python3 has no torchvision: no PyTorch side"
+    fi
+    [ "$rc" -eq 0 ] && [ "$torch_rc" -eq 0 ]
+}
+
 # The CIFAR-10 JPEG tarball of --prepare unpacked and converted to the binary layout (once per machine).
 cifar10_binary() {
     local data="$ROOT/.gpu-data" log=$1
@@ -545,6 +577,7 @@ AFTER_BUILD=(
     "demo step_demo demo.log"
     "baseline step_baseline demo.log"
     "bench step_bench demo.log"
+    "models step_models demo.log"
     "train step_train train.log"
 )
 

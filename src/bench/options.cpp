@@ -19,7 +19,9 @@ using train::UsageError;
 
 const std::vector<FlagSpec>& flag_table() {
     static const std::vector<FlagSpec> table = {
-        {"model", 0, "NAME|FILE.json", "the model whose layers and step to time (default cifar_cnn)"},
+        {"model", 0, "NAME|FILE.json",
+         "the model whose layers and step to time (default cifar_cnn; also small_cnn, vgg16, vgg16_bn, resnet18, "
+         "resnet50)"},
         {"batch-size", 'b', "N", "images per batch (default 128; 8 with --quick)"},
         {"shape", 0, "OP:K=V,...", "time this one op instead (its own N); the ops and keys are below"},
         {"algos", 0, "LIST", "implementations to time, comma-separated (below); default gpu with a GPU, else cpu"},
@@ -121,7 +123,7 @@ ParsedBenchArgs parse_bench_args(const std::vector<std::string>& args) {
 
 std::string bench_usage() {
     std::string text =
-        "usage: cudacnn-bench [--model cifar_cnn|small_cnn|FILE.json] [-b 128] [--shape OP:KEY=VALUE,...]\n"
+        "usage: cudacnn-bench [--model NAME|FILE.json] [-b 128] [--shape OP:KEY=VALUE,...]\n"
         "                     [--algos LIST] [--filter REGEX] [--warmup 5] [--repeats 20] [--steps 10]\n"
         "                     [--optimizer adam|adamw|sgd] [--no-step] [--quick] [--json FILE] [--csv FILE]\n"
         "\n"
