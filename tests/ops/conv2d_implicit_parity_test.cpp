@@ -6,13 +6,13 @@
 #include <algorithm>
 #include <cstdint>
 #include <string>
-#include <tuple>
 #include <utility>
 
 #include "cuda/conv2d_implicit.hpp"
 #include "cudacnn/ops/conv2d.hpp"
 #include "support/compare.hpp"
 #include "support/conv2d_options.hpp"
+#include "support/conv_kernels.hpp"
 #include "support/errors.hpp"
 #include "support/parity.hpp"
 #include "support/tolerance.hpp"
@@ -141,29 +141,9 @@ TEST_CASE("conv2d_implicit splits backward-filter's k range with a short last sl
 }
 
 TEST_CASE("conv2d_implicit is bitwise reproducible", "[parity][conv2d_implicit]") {
-    const Shape xs{9, 4, 13, 11}, ws{6, 4, 3, 3};
-    const cpu::Conv2dGeometry g = cpu::conv2d_geometry(xs, ws, zeros(1, 1));
-    const DeviceBuffer x = test::to_device(test::random_tensor<float>(xs, 160));
-    const DeviceBuffer dy = test::to_device(test::random_tensor<float>(g.output_shape(), 161));
-    const DeviceBuffer w = test::to_device(test::random_tensor<float>(ws, 162));
-    const size_t bytes = gpu::conv2d_implicit_workspace_bytes(g);
-    const DeviceBuffer workspace(bytes);
-    auto run = [&]() {
-        const DeviceBuffer y = test::poisoned<float>(g.output_shape().numel()),
-                           dx = test::poisoned<float>(xs.numel()), dw = test::poisoned<float>(ws.numel());
-        gpu::conv2d_implicit_forward(g, x.data_as<float>(), w.data_as<float>(), nullptr, y.data_as<float>(),
-                                     workspace.data(), bytes, nullptr);
-        gpu::conv2d_implicit_backward_data(g, dy.data_as<float>(), w.data_as<float>(), dx.data_as<float>(),
-                                           workspace.data(), bytes, nullptr);
-        gpu::conv2d_implicit_backward_filter(g, x.data_as<float>(), dy.data_as<float>(), dw.data_as<float>(),
-                                             nullptr, workspace.data(), bytes, nullptr);
-        return std::make_tuple(test::to_host<float>(y, g.output_shape()), test::to_host<float>(dx, xs),
-                               test::to_host<float>(dw, ws));
-    };
-    const auto first = run(), second = run();
-    CHECK(test::bitwise_equal(std::get<0>(first), std::get<0>(second)));
-    CHECK(test::bitwise_equal(std::get<1>(first), std::get<1>(second)));
-    CHECK(test::bitwise_equal(std::get<2>(first), std::get<2>(second)));
+    const test::ConvKernels kernels{gpu::conv2d_implicit_workspace_bytes, gpu::conv2d_implicit_forward,
+                                    gpu::conv2d_implicit_backward_data, gpu::conv2d_implicit_backward_filter};
+    test::check_bitwise_reproducible(kernels, cpu::conv2d_geometry(Shape{9, 4, 13, 11}, Shape{6, 4, 3, 3}, zeros(1, 1)));
 }
 
 TEST_CASE("conv2d_implicit names the geometries it does not support", "[parity][conv2d_implicit]") {

@@ -7,12 +7,12 @@
 #include <algorithm>
 #include <cstdint>
 #include <string>
-#include <tuple>
 
 #include "cuda/conv2d_winograd.hpp"
 #include "cudacnn/ops/conv2d.hpp"
 #include "support/compare.hpp"
 #include "support/conv2d_options.hpp"
+#include "support/conv_kernels.hpp"
 #include "support/errors.hpp"
 #include "support/parity.hpp"
 #include "support/tolerance.hpp"
@@ -135,29 +135,9 @@ TEST_CASE("conv2d_winograd cuts backward-filter's tiles into chunks with a short
 }
 
 TEST_CASE("conv2d_winograd is bitwise reproducible", "[parity][conv2d_winograd]") {
-    const Shape xs{3, 5, 9, 11}, ws{6, 5, 3, 3};
-    const cpu::Conv2dGeometry g = cpu::conv2d_geometry(xs, ws, pad1());
-    const DeviceBuffer x = test::to_device(test::random_tensor<float>(xs, 160));
-    const DeviceBuffer dy = test::to_device(test::random_tensor<float>(g.output_shape(), 161));
-    const DeviceBuffer w = test::to_device(test::random_tensor<float>(ws, 162));
-    const size_t bytes = gpu::conv2d_winograd_workspace_bytes(g);
-    const DeviceBuffer workspace(bytes);
-    auto run = [&]() {
-        const DeviceBuffer y = test::poisoned<float>(g.output_shape().numel()),
-                           dx = test::poisoned<float>(xs.numel()), dw = test::poisoned<float>(ws.numel());
-        gpu::conv2d_winograd_forward(g, x.data_as<float>(), w.data_as<float>(), nullptr, y.data_as<float>(),
-                                     workspace.data(), bytes, nullptr);
-        gpu::conv2d_winograd_backward_data(g, dy.data_as<float>(), w.data_as<float>(), dx.data_as<float>(),
-                                           workspace.data(), bytes, nullptr);
-        gpu::conv2d_winograd_backward_filter(g, x.data_as<float>(), dy.data_as<float>(), dw.data_as<float>(),
-                                             nullptr, workspace.data(), bytes, nullptr);
-        return std::make_tuple(test::to_host<float>(y, g.output_shape()), test::to_host<float>(dx, xs),
-                               test::to_host<float>(dw, ws));
-    };
-    const auto first = run(), second = run();
-    CHECK(test::bitwise_equal(std::get<0>(first), std::get<0>(second)));
-    CHECK(test::bitwise_equal(std::get<1>(first), std::get<1>(second)));
-    CHECK(test::bitwise_equal(std::get<2>(first), std::get<2>(second)));
+    const test::ConvKernels kernels{gpu::conv2d_winograd_workspace_bytes, gpu::conv2d_winograd_forward,
+                                    gpu::conv2d_winograd_backward_data, gpu::conv2d_winograd_backward_filter};
+    test::check_bitwise_reproducible(kernels, cpu::conv2d_geometry(Shape{3, 5, 9, 11}, Shape{6, 5, 3, 3}, pad1()));
 }
 
 TEST_CASE("conv2d_winograd names the geometries it does not support", "[parity][conv2d_winograd]") {
