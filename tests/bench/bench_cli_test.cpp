@@ -139,22 +139,28 @@ TEST_CASE("cudacnn-bench checks the emulated kernels against the reference befor
     INFO(o.output);
     REQUIRE(o.exit_code == 0);
     const Report report = read_report(temp.file("conv.json"));
-    for (const char* algorithm : {"direct", "im2col", "implicit", "im2col_tf32"}) {
+    // Every direction of one algorithm's rows on one shape: checked, emulated, within its tolerance; a *_tf32
+    // row with the TF32 tolerance and visibly rounded, an FP32 row close to the reference.
+    const auto check_emulated_rows = [](const Report& from, const std::string& algorithm, const std::string& shape) {
+        const bool tf32 = algorithm.size() > 5 && algorithm.compare(algorithm.size() - 5, 5, "_tf32") == 0;
         for (const char* direction : {"forward", "backward_data", "backward_filter"}) {
             INFO(algorithm << " " << direction);
-            const Record* r = find(report, "conv2d", direction, algorithm, "N=3,C=5,H=7,W=6,OC=4,K=3,S=2,P=1");
+            const Record* r = find(from, "conv2d", direction, algorithm, shape);
             REQUIRE(r != nullptr);
             CHECK(r->status == Status::ok);
             CHECK(r->device == "emulated");
             REQUIRE(r->max_error.has_value());
             CHECK(*r->max_error <= *r->tolerance);
-            if (std::string(algorithm) == "im2col_tf32") {
+            if (tf32) {
                 CHECK(*r->tolerance == 1e-2);   // kTf32CheckTolerance
                 CHECK(*r->max_error > 1e-5);    // the inputs were rounded to TF32
             } else {
                 CHECK(*r->max_error < 1e-5);  // float against double: a wrong tap would be off by ~1e-1
             }
         }
+    };
+    for (const char* algorithm : {"direct", "im2col", "implicit", "im2col_tf32"}) {
+        check_emulated_rows(report, algorithm, "N=3,C=5,H=7,W=6,OC=4,K=3,S=2,P=1");
     }
     const Record* cudnn = find(report, "conv2d", "forward", "cudnn");
     REQUIRE(cudnn != nullptr);
@@ -172,23 +178,9 @@ TEST_CASE("cudacnn-bench checks the emulated kernels against the reference befor
     INFO(winograd.output);
     REQUIRE(winograd.exit_code == 0);
     const Report winograd_report = read_report(temp.file("winograd.json"));
-    for (const char* direction : {"forward", "backward_data", "backward_filter"}) {
-        INFO("winograd " << direction);
-        const Record* r = find(winograd_report, "conv2d", direction, "winograd", "N=3,C=5,H=7,W=6,OC=4,K=3,P=1");
-        REQUIRE(r != nullptr);
-        CHECK(r->status == Status::ok);
-        CHECK(r->device == "emulated");
-        REQUIRE(r->max_error.has_value());
-        CHECK(*r->max_error <= *r->tolerance);
-        CHECK(*r->max_error < 1e-5);
-        // The same on the own TF32 GEMM: checked with the TF32 tolerance, and shown to round.
-        const Record* t = find(winograd_report, "conv2d", direction, "winograd_tf32", "N=3,C=5,H=7,W=6,OC=4,K=3,P=1");
-        REQUIRE(t != nullptr);
-        CHECK(t->status == Status::ok);
-        REQUIRE(t->max_error.has_value());
-        CHECK(*t->tolerance == 1e-2);  // kTf32CheckTolerance
-        CHECK(*t->max_error <= *t->tolerance);
-        CHECK(*t->max_error > 1e-5);
+    // The same on the own TF32 GEMM (winograd_tf32): checked with the TF32 tolerance, and shown to round.
+    for (const char* algorithm : {"winograd", "winograd_tf32"}) {
+        check_emulated_rows(winograd_report, algorithm, "N=3,C=5,H=7,W=6,OC=4,K=3,P=1");
     }
 
     // The CifarCNN's first batch norm and pooling layer, the loss and the optimizer on the emulated kernels, at
