@@ -222,6 +222,17 @@ Image resize_image(const Image& image, int64_t height, int64_t width) {
     return out;
 }
 
+namespace {
+// The (height, width) window of `image` whose top-left pixel is (top, left); the caller keeps it inside.
+Image crop(const Image& image, int64_t top, int64_t left, int64_t height, int64_t width) {
+    Image window{height, width, std::vector<uint8_t>(static_cast<std::size_t>(3 * height * width))};
+    for (int64_t c = 0; c < 3; ++c)
+        for (int64_t y = 0; y < height; ++y)
+            for (int64_t x = 0; x < width; ++x) window.pixels[(c * height + y) * width + x] = image.at(c, top + y, left + x);
+    return window;
+}
+}  // namespace
+
 Image fit_image(const Image& image, int64_t height, int64_t width) {
     CUDACNN_CHECK(height > 0 && width > 0, "fit_image: target size {}x{} must be positive", height, width);
     if (image.height == height && image.width == width) return image;
@@ -230,12 +241,7 @@ Image fit_image(const Image& image, int64_t height, int64_t width) {
     if (crop_w > image.width) crop_w = image.width, crop_h = std::max<int64_t>(1, image.width * height / width);
     crop_w = std::max<int64_t>(crop_w, 1);
     const int64_t top = (image.height - crop_h) / 2, left = (image.width - crop_w) / 2;
-    Image window{crop_h, crop_w, std::vector<uint8_t>(static_cast<std::size_t>(3 * crop_h * crop_w))};
-    for (int64_t c = 0; c < 3; ++c)
-        for (int64_t y = 0; y < crop_h; ++y)
-            for (int64_t x = 0; x < crop_w; ++x)
-                window.pixels[(c * crop_h + y) * crop_w + x] = image.at(c, top + y, left + x);
-    return resize_image(window, height, width);
+    return resize_image(crop(image, top, left, crop_h, crop_w), height, width);
 }
 
 Image resize_shorter_side(const Image& image, int64_t size) {
@@ -260,12 +266,8 @@ Image center_crop(const Image& image, int64_t height, int64_t width) {
     CUDACNN_CHECK(height > 0 && width > 0 && height <= image.height && width <= image.width,
                   "center_crop: a {}x{} window does not fit in a {}x{} image; resize the image first", height, width,
                   image.height, image.width);
-    const int64_t top = python_round_half(image.height - height), left = python_round_half(image.width - width);
-    Image out{height, width, std::vector<uint8_t>(static_cast<std::size_t>(3 * height * width))};
-    for (int64_t c = 0; c < 3; ++c)
-        for (int64_t y = 0; y < height; ++y)
-            for (int64_t x = 0; x < width; ++x) out.pixels[(c * height + y) * width + x] = image.at(c, top + y, left + x);
-    return out;
+    return crop(image, python_round_half(image.height - height), python_round_half(image.width - width), height,
+                width);
 }
 
 Dataset load_image_folder(const std::string& dir, int64_t height, int64_t width, const ImageFit& fit) {
