@@ -5,9 +5,10 @@ set -euo pipefail
 
 # Build tools, Catch2 v2, fmt, nlohmann-json (safetensors headers, model specs), Boost.Context (the emulator's fibers),
 # OpenBLAS (the fast CPU path's matrix products), ccache for fast rebuilds; clang with libFuzzer and the sanitizer
-# runtimes (libclang-rt-14-dev) and lld for the fuzz targets (tools/fuzz.sh).
+# runtimes (libclang-rt-14-dev) and lld for the fuzz targets (tools/fuzz.sh); Open MPI (libopenmpi-dev, and
+# openmpi-bin's mpirun) for data-parallel training across processes and its tests.
 PACKAGES=(cmake ninja-build g++ ccache catch2 libfmt-dev nlohmann-json3-dev libboost-context-dev libpng-dev libjpeg-dev
-          libopenblas-dev clang libclang-rt-14-dev lld)
+          libopenblas-dev clang libclang-rt-14-dev lld libopenmpi-dev openmpi-bin)
 
 missing_packages() {
     local pkg

@@ -12,6 +12,7 @@
 
 #include "cuda/nonfinite.hpp"
 #include "cudacnn/device.hpp"
+#include "cudacnn/dist/communicator.hpp"
 #include "cudacnn/graph/executor.hpp"
 #include "cudacnn/graph/model.hpp"
 #include "cudacnn/ops/batch_norm.hpp"
@@ -47,6 +48,9 @@ struct NodeArgs {
     // A fused ReLU (only for a backend whose fuses_relu() is true): batch_norm2d applies it after itself,
     // max_pool2d before itself; either backward then reads y, the fused output.
     bool relu = false;
+    // A training-mode batch norm of a data-parallel run with synchronized statistics (ExecutorOptions::
+    // sync_batch_norm): its sums over the batch are summed across this communicator's ranks. Null otherwise.
+    dist::Communicator* sync_statistics = nullptr;
     uint64_t seed = 0;
     // Dropout's Philox stream is dropout_stream_base + step · dropout_stream_stride, with the step on the host
     // (`step`, the CPU backend) or in device memory (step_counters[kDropoutStepCounter], the GPU backend, so

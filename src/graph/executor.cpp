@@ -12,6 +12,7 @@
 
 #include <fmt/format.h>
 
+#include "cudacnn/dist/communicator.hpp"
 #include "cudacnn/ops/init.hpp"
 #include "src/graph/backend.hpp"
 
@@ -157,11 +158,32 @@ struct Executor::Impl {
     Impl(const Graph& g, const ExecutorOptions& o) : graph(g), options(o) {
         CUDACNN_CHECK(options.batch_size >= 1, "executor: batch size {} must be at least 1", options.batch_size);
         backend = make_backend(options);
+        check_communicator();
         layers = static_cast<int>(graph.nodes.size());
         lay_out_state();
         decide_fusion();
         plan_arena();
         decide_capture();
+    }
+
+    // A communicator must reduce memory where this backend keeps its gradients.
+    void check_communicator() const {
+        const dist::Communicator* communicator = options.communicator;
+        if (communicator == nullptr) {
+            CUDACNN_CHECK(!options.sync_batch_norm, "executor: synchronized batch norm (--sync-bn) needs a "
+                          "data-parallel run (a communicator); a single process has nothing to synchronize with");
+            return;
+        }
+        CUDACNN_CHECK(!options.sync_batch_norm || options.backend == Backend::cpu,
+                      "executor: synchronized batch norm (--sync-bn) runs on the fast CPU path (--device cpu) so far; "
+                      "on the {} backend leave it off (each rank normalizes by its own batch, as "
+                      "DistributedDataParallel does by default)", backend_name(options.backend));
+        const bool device = options.backend == Backend::gpu;
+        CUDACNN_CHECK(communicator->device_memory() == device,
+                      "executor: the data-parallel engine ({}) reduces {} memory, but the {} backend keeps its "
+                      "gradients in {} memory; the CPU path runs under MPI, the GPU path under NCCL",
+                      communicator->describe(), communicator->device_memory() ? "GPU" : "host",
+                      backend_name(options.backend), device ? "GPU" : "host");
     }
 
     // Which steps may be captured as CUDA graphs: every kernel argument must be the same at each step, so
@@ -418,6 +440,9 @@ struct Executor::Impl {
         a.workspace_bytes = workspace == kNone ? 0 : requests[workspace].bytes;
         if (batch != options.batch_size) use_workspace_for_batch(a);
         a.training = training;
+        if (training && options.sync_batch_norm && node.spec.kind == LayerKind::batch_norm2d) {
+            a.sync_statistics = options.communicator;
+        }
         a.relu = applies_relu[i];
         a.seed = options.seed;
         // Stream kDropoutStreamBase + step · layers + i: distinct for every layer and step.
@@ -508,6 +533,12 @@ struct Executor::Impl {
 
     void enqueue_train_step(int64_t step) {
         enqueue_forward_backward(/*training=*/true, step);
+        // Data-parallel: every replica steps with the world's mean gradient (equal batches on every rank, so the
+        // mean of the ranks' mean-loss gradients is the gradient of the world batch's mean loss).
+        if (options.communicator != nullptr) {
+            options.communicator->all_reduce_mean(static_cast<float*>(grads.get()), param_floats,
+                                                  backend->stream_handle());
+        }
         backend->optimizer_step(options.optimizer, static_cast<float*>(params.get()),
                                 static_cast<const float*>(grads.get()), static_cast<float*>(optimizer.get()),
                                 param_floats, optimizer_step, counters());
@@ -758,6 +789,13 @@ std::vector<std::string> Executor::describe() const {
                                       "with a batch size and replayed as one launch"
                                     : "cuda graph: " + off);
     }
+    if (m.options.communicator != nullptr) {
+        lines.push_back(fmt::format("data-parallel: {}; gradients ({} floats) averaged across ranks after each "
+                                    "backward; batch norm statistics {}",
+                                    m.options.communicator->describe(), m.param_floats,
+                                    m.options.sync_batch_norm ? "synchronized across ranks (--sync-bn)"
+                                                              : "per rank"));
+    }
     for (int i = 0; i < m.layers; ++i) {
         const std::string d = m.backend->describe(i);
         if (!d.empty()) lines.push_back(fmt::format("{}: {}", m.graph.nodes[i].spec.name, d));
@@ -888,6 +926,24 @@ void Executor::load_optimizer_state(const io::StateDict& state, const std::strin
     }
     m.optimizer_step = state.i64("step")[0];
     m.sync_step_counters(m.optimizer_step);  // the trainer's dropout step is the optimizer's
+}
+
+void Executor::replicate_from(int root) {
+    Impl& m = *impl_;
+    dist::Communicator* communicator = m.options.communicator;
+    CUDACNN_CHECK(communicator != nullptr, "executor: replicate_from needs a communicator (a data-parallel run)");
+    void* stream = m.backend->stream_handle();
+    communicator->broadcast(m.params.get(), sizeof(float) * m.param_floats, root, stream);
+    communicator->broadcast(m.buffers.get(), sizeof(float) * m.buffer_floats, root, stream);
+    communicator->broadcast(m.optimizer.get(), sizeof(float) * m.slots * m.param_floats, root, stream);
+    std::vector<int64_t> counts{m.optimizer_step};
+    for (const auto& [node, count] : m.num_batches_tracked) counts.push_back(count);
+    communicator->broadcast_host(counts.data(), sizeof(int64_t) * counts.size(), root);
+    m.optimizer_step = counts[0];
+    std::size_t k = 1;
+    for (auto& [node, count] : m.num_batches_tracked) count = counts[k++];
+    m.backend->synchronize();
+    m.sync_step_counters(m.optimizer_step);
 }
 
 void Executor::set_learning_rate(double lr) {

@@ -25,6 +25,13 @@ cpu_fast::LinearShape linear_shape(const NodeArgs& a) {
     return {a.input_shapes[0][0], a.node->spec.in_features, a.node->spec.out_features};
 }
 
+// A synchronized batch norm's sums across the data-parallel ranks (host memory: MPI); empty when not synchronized.
+cpu_fast::StatisticsReducer statistics_reducer(const NodeArgs& a) {
+    if (a.sync_statistics == nullptr) return {};
+    dist::Communicator* communicator = a.sync_statistics;
+    return [communicator](double* values, int64_t n) { communicator->all_reduce_sum(values, n, nullptr); };
+}
+
 class FastCpuBackend final : public HostMemoryBackend {
   public:
     explicit FastCpuBackend(int threads) : workers_(threads) {}
@@ -106,8 +113,9 @@ void FastCpuBackend::forward(const NodeArgs& a) {
             cpu_fast::BatchNorm2dRunningStatsView running{a.running_mean, a.running_var,
                                                           a.num_batches_tracked ? *a.num_batches_tracked : 0};
             auto* saved = static_cast<float*>(a.saved);
+            const cpu_fast::StatisticsReducer reducer = statistics_reducer(a);
             cpu_fast::batch_norm2d(a.x[0], a.weight, a.bias, a.running_mean ? &running : nullptr, a.y, saved,
-                                   saved + s.num_features, in, batch_norm_options(a), w);
+                                   saved + s.num_features, in, batch_norm_options(a), w, reducer ? &reducer : nullptr);
             break;
         }
         case LayerKind::relu: cpu_fast::relu_forward(a.x[0], a.y, count, w); break;
@@ -145,8 +153,10 @@ void FastCpuBackend::backward(const NodeArgs& a) {
         case LayerKind::conv2d: conv(a).backward(a.x[0], a.weight, a.dy, dx, a.dweight, a.dbias, a.workspace); break;
         case LayerKind::batch_norm2d: {
             const auto* saved = static_cast<const float*>(a.saved);
+            const cpu_fast::StatisticsReducer reducer = statistics_reducer(a);
             cpu_fast::batch_norm2d_backward(a.x[0], a.weight, saved, saved + s.num_features, a.dy, dx, a.dweight,
-                                            a.dbias, in, batch_norm_options(a).training, w);
+                                            a.dbias, in, batch_norm_options(a).training, w,
+                                            reducer ? &reducer : nullptr);
             break;
         }
         case LayerKind::relu: cpu_fast::relu_backward(a.y, a.dy, dx, count, w); break;

@@ -442,6 +442,26 @@ const std::vector<Flag>& flags() {
          [](TrainOptions& o, const Arg&) { o.evaluate_only = true; },
          [](const TrainOptions& o) { return json(o.evaluate_only); }},
 
+        {"Data-parallel", "distributed", 0, "MODE",
+         "auto (when a launcher started several processes: mpirun, or torchrun's RANK and WORLD_SIZE), on or off; "
+         "each process trains a replica on its shard of every batch and the gradients are averaged: MPI on the "
+         "CPU, NCCL on the GPU",
+         [](TrainOptions& o, const Arg& a) {
+             a.one_of({"auto", "on", "off"});
+             o.distributed = a.text;
+         },
+         [](const TrainOptions& o) { return json(o.distributed); }},
+        {"Data-parallel", "sync-bn", 0, nullptr,
+         "batch norms use the statistics of all processes' batches together (SyncBatchNorm; the CPU path), not "
+         "each process's own",
+         [](TrainOptions& o, const Arg&) { o.sync_bn = true; },
+         [](const TrainOptions& o) { return json(o.sync_bn); }},
+        {"Data-parallel", "dist-id-file", 0, "PATH",
+         "GPU processes not started by mpirun pass NCCL's id through this file, on a filesystem every process "
+         "reads (default: /tmp/cudacnn-nccl-id-MASTER_ADDR-MASTER_PORT, one machine)",
+         [](TrainOptions& o, const Arg& a) { o.dist_id_file = a.path(); },
+         [](const TrainOptions& o) { return json(o.dist_id_file); }},
+
         {"Logging", "metrics", 0, "FILE", "per-epoch metrics: FILE.csv, or FILE.jsonl for JSON lines",
          set_metrics, [](const TrainOptions& o) { return json(o.metrics_path); }},
         {"Logging", "log-every", 0, "N",

@@ -3,8 +3,10 @@
 
 #include <algorithm>
 #include <chrono>
+#include <csignal>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <ostream>
 
 #include <fmt/format.h>
@@ -12,6 +14,7 @@
 
 #include "cudacnn/data/dataset.hpp"
 #include "cudacnn/device.hpp"
+#include "cudacnn/error_text.hpp"
 #include "cudacnn/graph/executor.hpp"
 #include "cudacnn/graph/model.hpp"
 #include "cudacnn/io/state_dict.hpp"
@@ -21,6 +24,7 @@
 #include "src/train/batch_feeder.hpp"
 #include "src/train/checkpoint_files.hpp"
 #include "src/train/confusion.hpp"
+#include "src/train/data_parallel.hpp"
 #include "src/train/interrupt.hpp"
 #include "src/train/metrics_log.hpp"
 #include "src/train/output_space.hpp"
@@ -35,6 +39,9 @@ using Clock = std::chrono::steady_clock;
 constexpr const char* kCheckpointFormat = "cudacnn-checkpoint";
 // Version 2 adds "in_epoch" (a checkpoint taken within an epoch); version-1 checkpoints (epoch ends) still resume.
 constexpr int kCheckpointVersion = 2;
+// A data-parallel run asks every rank whether a signal arrived this often (a collective: the world stops at the
+// same step); a single process checks after every step.
+constexpr int64_t kInterruptPollSteps = 10;
 
 double seconds_since(Clock::time_point start) {
     return std::chrono::duration<double>(Clock::now() - start).count();
@@ -72,7 +79,7 @@ data::AugmentSpec training_transform(const TrainOptions& o, const data::Dataset&
 // Everything one run holds.
 class Run {
   public:
-    Run(const TrainOptions& options, std::ostream& out, const TrainHooks& hooks)
+    Run(const TrainOptions& options, const dist::LaunchInfo& launch, std::ostream& out, const TrainHooks& hooks)
         : o_(options),
           out_(out),
           hooks_(hooks),
@@ -83,6 +90,9 @@ class Run {
         check_classes(spec_, data_.train);
         graph::ExecutorOptions e;
         e.backend = choose_backend(o_.device);
+        parallel_ = start_data_parallel(o_, launch, e.backend);  // before the executor: NCCL picks this rank's GPU
+        e.communicator = parallel_.communicator;
+        e.sync_batch_norm = o_.sync_bn;
         e.batch_size = o_.batch_size;
         e.conv_algo = o_.conv_algo;
         e.precision = o_.precision;
@@ -108,7 +118,7 @@ class Run {
 
   private:
     void print_header();
-    void check_same_recipe(const nlohmann::json& saved) const;
+    void check_same_recipe(const nlohmann::json& saved, int64_t saved_world) const;
     void prepare_outputs() const;
     // Every --save-every epochs and after the last one.
     bool saves_checkpoint(int64_t epoch) const {
@@ -117,6 +127,11 @@ class Run {
     std::uintmax_t checkpoint_bytes() const;
     void restore_or_initialize();
     void restore_position(const nlohmann::json& meta);
+    void share_start();
+    ShardPlan train_plan() const {
+        return ShardPlan(data_.train.size(), o_.batch_size, parallel_.world_size(), parallel_.rank());
+    }
+    bool world_interrupted_now() const { return world_interrupted(parallel_, pending_interrupt() != 0); }
     graph::Metrics train_epoch(int64_t epoch, int64_t& stopped_after);
     graph::Metrics test_epoch(Confusion* confusion);
     std::string checkpoint_path(const CheckpointPosition& position) const;
@@ -132,6 +147,7 @@ class Run {
     graph::Graph graph_;
     data::Splits data_;
     data::Normalization normalization_;
+    DataParallel parallel_;  // outlives the executor, which uses its communicator
     std::unique_ptr<graph::Executor> executor_;
     std::unique_ptr<BatchFeeder> train_feeder_, test_feeder_;
     int64_t first_epoch_ = 1;
@@ -149,6 +165,17 @@ void Run::print_header() {
     out_ << graph::model_summary(graph_);
     for (const std::string& line : executor_->describe()) out_ << line << "\n";
     out_ << train_feeder_->describe() << "\n";
+    if (parallel_.communicator != nullptr) {
+        const ShardPlan plan = train_plan();
+        out_ << fmt::format("data-parallel: {} processes x batch {} = {} records per step, {} steps per epoch{}; "
+                            "rank 0 logs, evaluates and writes checkpoints\n",
+                            parallel_.world_size(), o_.batch_size, parallel_.world_size() * o_.batch_size,
+                            plan.steps(),
+                            plan.padded_size() > data_.train.size()
+                                ? fmt::format(" (the last step repeats {} records of the epoch's start so that "
+                                              "every process gets as many)", plan.padded_size() - data_.train.size())
+                                : std::string());
+    }
     const std::string note = auto_device_note(o_.device, executor_->options().backend);
     if (!note.empty()) out_ << note << "\n";
     out_.flush();
@@ -156,9 +183,11 @@ void Run::print_header() {
 
 // A resumed run continues exactly only with the settings that shaped the checkpoint's run (the data order,
 // augmentation, dropout masks and optimizer depend on them): refuse, listing every difference.
-void Run::check_same_recipe(const nlohmann::json& saved) const {
+// The batch of the recipe is the world's (records per step): a run may resume with another number of processes
+// and a per-process batch that keeps it.
+void Run::check_same_recipe(const nlohmann::json& saved, int64_t saved_world) const {
     static const char* const kRecipe[] = {"dataset",   "synthetic_size", "limit_train",  "augment",
-                                          "augment_spec", "shuffle", "batch_size", "lr",
+                                          "augment_spec", "shuffle", "lr",
                                           "optimizer", "momentum", "weight_decay", "lr_schedule",
                                           "label_smoothing", "dropout", "seed", "cifar100_labels"};
     const nlohmann::json now = to_json(o_), defaults = to_json(TrainOptions{});
@@ -170,6 +199,12 @@ void Run::check_same_recipe(const nlohmann::json& saved) const {
             differences += fmt::format("\n  {}: the checkpoint's run had {}, this one has {}", key, before.dump(),
                                        now.value(key, nlohmann::json()).dump());
         }
+    }
+    const int64_t saved_batch = saved.value("batch_size", defaults.at("batch_size").get<int64_t>());
+    if (saved_batch * saved_world != o_.batch_size * parallel_.world_size()) {
+        differences += fmt::format("\n  records per step (batch_size x processes): the checkpoint's run had {} ({} x {}), "
+                                   "this one has {} ({} x {})", saved_batch * saved_world, saved_batch, saved_world,
+                                   o_.batch_size * parallel_.world_size(), o_.batch_size, parallel_.world_size());
     }
     CUDACNN_CHECK(differences.empty(),
                   "--resume {}: these settings differ from the run that wrote it, so it could not continue that run "
@@ -212,11 +247,12 @@ std::uintmax_t Run::checkpoint_bytes() const {
 
 void Run::restore_or_initialize() {
     executor_->initialize(o_.seed);
+    if (!parallel_.is_root()) return share_start();  // rank 0 reads the files and hands the state on
     if (!o_.init_weights.empty()) {
         executor_->load_model_state(io::load_state_dict(o_.init_weights), o_.init_weights);
         out_ << "weights: " << o_.init_weights << "\n";
     }
-    if (o_.resume.empty()) return;
+    if (o_.resume.empty()) return share_start();
     // A weights file (an --export, a PyTorch state_dict) is a common mix-up: say which flag takes it. A file
     // that does not read at all gets load_checkpoint's Error (damaged, resume from the previous checkpoint).
     bool has_training_state = true;
@@ -241,7 +277,7 @@ void Run::restore_or_initialize() {
         out_ << fmt::format("note: {} is an older checkpoint without a checksum, so its contents could not be "
                             "verified\n", o_.resume);
     }
-    check_same_recipe(checkpoint.meta.at("options"));
+    check_same_recipe(checkpoint.meta.at("options"), checkpoint.meta.value("world_size", int64_t{1}));
     CUDACNN_CHECK(checkpoint.meta.at("model") == graph::model_spec_to_json(spec_),
                   "--resume {}: the checkpoint is of model '{}', not of '{}'; pass the same --model", o_.resume,
                   checkpoint.meta.at("model").value("name", "?"), spec_.name);
@@ -257,6 +293,25 @@ void Run::restore_or_initialize() {
     CUDACNN_CHECK(o_.evaluate_only || first_epoch_ <= o_.epochs,
                   "--resume {}: the run already finished epoch {} and --epochs is {}; raise --epochs to train on, "
                   "or add --evaluate", o_.resume, first_epoch_ - 1, o_.epochs);
+    share_start();
+}
+
+// A data-parallel run starts every rank where rank 0 starts: its model and optimizer state (initialized, loaded
+// from --init-weights or --resume) and its place in training.
+void Run::share_start() {
+    if (parallel_.communicator == nullptr) return;
+    struct Start {
+        int64_t first_epoch, resume_batch, batches, samples, correct, best_epoch;
+        double loss_sum, best_accuracy;
+    } start{first_epoch_, resume_batch_, resume_metrics_.batches, resume_metrics_.samples, resume_metrics_.correct,
+            best_epoch_, resume_metrics_.loss_sum, best_accuracy_};
+    parallel_.communicator->broadcast_host(&start, sizeof(start), 0);
+    first_epoch_ = start.first_epoch;
+    resume_batch_ = start.resume_batch;
+    resume_metrics_ = graph::Metrics{start.batches, start.samples, start.loss_sum, start.correct};
+    best_epoch_ = start.best_epoch;
+    best_accuracy_ = start.best_accuracy;
+    executor_->replicate_from(0);
 }
 
 // Where the checkpoint's run stopped: after epoch "epoch", or within "in_epoch" (a run interrupted there) with
@@ -265,9 +320,11 @@ void Run::restore_position(const nlohmann::json& meta) {
     first_epoch_ = meta.at("epoch").get<int64_t>() + 1;
     if (!meta.contains("in_epoch")) return;
     const nlohmann::json& in_epoch = meta.at("in_epoch");
-    const int64_t batches = (data_.train.size() + o_.batch_size - 1) / o_.batch_size;
+    const int64_t batches = train_plan().steps();
     first_epoch_ = in_epoch.at("epoch").get<int64_t>();
     resume_batch_ = in_epoch.at("next_batch").get<int64_t>();
+    // The checkpoint's run may have had another number of processes, but the same records per step (the recipe
+    // check), so its steps are this run's.
     CUDACNN_CHECK(resume_batch_ > 0 && resume_batch_ < batches && first_epoch_ >= 1,
                   "--resume {}: the checkpoint stopped at batch {} of epoch {}, which has {} batches here; the file "
                   "is damaged: resume from the previous checkpoint",
@@ -283,21 +340,23 @@ void Run::restore_position(const nlohmann::json& meta) {
 // batches done (it stays 0 for an epoch run to its end).
 graph::Metrics Run::train_epoch(int64_t epoch, int64_t& stopped_after) {
     const data::Dataset& train = data_.train;
-    train_feeder_->set_order(data::epoch_order(train.size(), o_.shuffle, o_.seed, epoch));
-    const int64_t batches = (train.size() + o_.batch_size - 1) / o_.batch_size;
+    const ShardPlan plan = train_plan();
+    train_feeder_->set_order(plan.pad(data::epoch_order(train.size(), o_.shuffle, o_.seed, epoch)));
+    const int64_t batches = plan.steps();
     const bool resumed_epoch = epoch == first_epoch_ && resume_batch_ > 0;
     Progress progress(out_, epoch, batches, o_.log_every);
     graph::Metrics total = resumed_epoch ? resume_metrics_ : graph::Metrics{};
     for (int64_t b = resumed_epoch ? resume_batch_ : 0; b < batches; ++b) {
-        const int64_t first = b * o_.batch_size;
-        const int64_t count = std::min(o_.batch_size, train.size() - first);
-        train_feeder_->feed(first, count, o_.augment, o_.seed, epoch);
+        const Shard shard = plan.shard(b);
+        train_feeder_->feed(shard.first, shard.count, o_.augment, o_.seed, epoch);
         executor_->train_step(executor_->optimizer_steps());
         if (hooks_.after_step) hooks_.after_step(epoch, b + 1);
         // The last batch ends the epoch as usual; the run stops after it (see run()).
-        const bool stop = pending_interrupt() != 0 && b + 1 < batches;
+        const bool poll = parallel_.communicator == nullptr || (b + 1) % kInterruptPollSteps == 0;
+        const bool stop = b + 1 < batches && poll && world_interrupted_now();
         if (progress.due(b + 1) || stop) {
-            const graph::Metrics m = executor_->read_metrics();  // the periodic read-back
+            // The periodic read-back, of the whole world's batches.
+            const graph::Metrics m = world_metrics(parallel_, executor_->read_metrics());
             total.batches += m.batches;
             total.samples += m.samples;
             total.loss_sum += m.loss_sum;
@@ -316,6 +375,7 @@ graph::Metrics Run::train_epoch(int64_t epoch, int64_t& stopped_after) {
 }
 
 graph::Metrics Run::test_epoch(Confusion* confusion) {
+    if (!parallel_.is_root()) return {};  // rank 0 alone evaluates
     const int64_t size = data_.test.size();
     for (int64_t first = 0; first < size; first += o_.batch_size) {
         const int64_t count = std::min(o_.batch_size, size - first);
@@ -361,6 +421,7 @@ void Run::refuse_to_overwrite_checkpoints() const {
 
 // After `epoch`, or within it after `step` of its batches with its training metrics so far.
 void Run::save_checkpoint(int64_t epoch, int64_t step, const graph::Metrics& partial) {
+    if (!parallel_.is_root()) return;  // rank 0 alone writes (every replica holds the same state)
     fs::create_directories(o_.output_dir);
     const std::string path = checkpoint_path({epoch, step});
     io::Checkpoint checkpoint{executor_->model_state(), executor_->optimizer_state(), nlohmann::json::object()};
@@ -368,7 +429,8 @@ void Run::save_checkpoint(int64_t epoch, int64_t step, const graph::Metrics& par
                        {"epoch", step == 0 ? epoch : epoch - 1},
                        {"model", graph::model_spec_to_json(spec_)},
                        {"options", to_json(o_)},            {"best_test_accuracy", best_accuracy_},
-                       {"best_epoch", best_epoch_},         {"optimizer_steps", executor_->optimizer_steps()}};
+                       {"best_epoch", best_epoch_},         {"optimizer_steps", executor_->optimizer_steps()},
+                       {"world_size", parallel_.world_size()}};
     if (step != 0) {
         checkpoint.meta["in_epoch"] = {{"epoch", epoch},           {"next_batch", step},
                                        {"metric_batches", partial.batches}, {"samples", partial.samples},
@@ -380,7 +442,8 @@ void Run::save_checkpoint(int64_t epoch, int64_t step, const graph::Metrics& par
 }
 
 void Run::stop_for_interrupt(TrainSummary& summary, int64_t epoch, int64_t step) {
-    summary.interrupted_by_signal = pending_interrupt();
+    // A rank the signal did not reach stops with the world as if it had been terminated.
+    summary.interrupted_by_signal = pending_interrupt() != 0 ? pending_interrupt() : SIGTERM;
     summary.last_checkpoint = last_checkpoint_;
     out_ << fmt::format("interrupted by {} {}; saved {}\n", interrupt_signal_name(summary.interrupted_by_signal),
                         step == 0 ? fmt::format("after epoch {}", epoch)
@@ -390,7 +453,7 @@ void Run::stop_for_interrupt(TrainSummary& summary, int64_t epoch, int64_t step)
 }
 
 void Run::write_export() {
-    if (o_.export_path.empty()) return;
+    if (o_.export_path.empty() || !parallel_.is_root()) return;
     const io::FloatStorage storage = o_.export_dtype == "f16"    ? io::FloatStorage::f16
                                      : o_.export_dtype == "bf16" ? io::FloatStorage::bf16
                                                                  : io::FloatStorage::f32;
@@ -413,11 +476,14 @@ TrainSummary Run::run() {
         write_export();  // e.g. a checkpoint's weights as a state_dict, or F32 weights as BF16
         return summary;
     }
-    refuse_to_overwrite_checkpoints();
-    prepare_outputs();
+    if (parallel_.is_root()) {
+        refuse_to_overwrite_checkpoints();
+        prepare_outputs();
+    }
     const InterruptGuard interrupt_guard;  // from here on SIGINT/SIGTERM stop the run with a checkpoint
     // A resumed run adds its epochs to the metrics file rather than erasing the earlier ones.
-    MetricsLog metrics_log(o_.metrics_path, o_.metrics_format, /*append=*/!o_.resume.empty());
+    MetricsLog metrics_log(parallel_.is_root() ? o_.metrics_path : std::string(), o_.metrics_format,
+                           /*append=*/!o_.resume.empty());
     for (int64_t epoch = first_epoch_; epoch <= o_.epochs; ++epoch) {
         const auto start = Clock::now();
         const double lr = lr_at_epoch(o_.lr_schedule, o_.lr, epoch - 1, o_.epochs);
@@ -445,11 +511,12 @@ TrainSummary Run::run() {
                            test.accuracy_percent(), seconds, lr, train.samples / std::max(train_seconds, 1e-9)});
         const bool saves = saves_checkpoint(epoch);
         // A signal during the epoch's last batch or its test pass stops the run once the epoch is saved.
-        if (saves || pending_interrupt() != 0) save_checkpoint(epoch);
+        const bool interrupted = world_interrupted_now();
+        if (saves || interrupted) save_checkpoint(epoch);
         summary.epochs_run += 1;
         summary.final_test_accuracy = test.accuracy_percent();
         summary.final_train_loss = train.mean_loss();
-        if (pending_interrupt() != 0 && !last) {
+        if (interrupted && !last) {
             stop_for_interrupt(summary, epoch, 0);
             return summary;
         }
@@ -467,8 +534,25 @@ TrainSummary Run::run() {
 
 TrainSummary run_training(const TrainOptions& options, std::ostream& out, const TrainHooks& hooks) {
     clear_interrupt();
-    Run run(options, out, hooks);
-    return run.run();
+    const dist::LaunchInfo launch = hooks.launch ? *hooks.launch : dist::detect_launch();
+    std::ostream quiet(nullptr);  // ranks other than 0 log nothing (writes to it are dropped)
+    try {
+        Run run(options, launch, launch.rank == 0 ? out : quiet, hooks);
+        return run.run();
+    } catch (const Error& error) {
+        // A rank that fails alone would leave the others waiting in a collective forever: under mpirun every
+        // process ends here (torchrun's agent ends the others when this one exits).
+        if (launch.world_size <= 1 || options.distributed == "off" || launch.launcher != "mpirun" ||
+            !dist::mpi_built()) {
+            throw;
+        }
+        out.flush();
+        std::cerr << fmt::format("cudacnn-train (rank {} of {}): error: {}\nending every process of the run\n",
+                                 launch.rank, launch.world_size, without_location(error));
+        std::cerr.flush();
+        dist::mpi_world().abort(1);
+        throw;  // not reached: abort ends the process
+    }
 }
 
 std::string resume_command(const std::vector<std::string>& args, const std::string& checkpoint) {

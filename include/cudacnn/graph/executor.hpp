@@ -13,6 +13,10 @@
 #include "cudacnn/io/state_dict.hpp"
 #include "cudacnn/ops/optimizer.hpp"
 
+namespace cudacnn::dist {
+class Communicator;
+}
+
 namespace cudacnn::graph {
 
 // cpu: the fast CPU ops (src/cpu_fast: OpenBLAS, threads); cpu_reference: the reference ops (src/cpu, the
@@ -34,7 +38,7 @@ struct OptimizerConfig {
 struct ExecutorOptions {
     Backend backend = Backend::cpu;
     int64_t batch_size = 128;           // the largest batch a step may get
-    std::string conv_algo = "auto";     // gpu: auto | cudnn | direct | im2col
+    std::string conv_algo = "auto";     // gpu: auto | cudnn | direct | im2col | implicit | winograd
     // gpu: the arithmetic of the convolutions and matrix products. "fp32": FP32 multiply-adds everywhere.
     // "tf32": cuDNN, cuBLAS and the hand-written GEMMs (linear layers, im2col) round their inputs to TF32 on
     // tensor cores (PyTorch's allow_tf32); storage, sums and every other op stay FP32; the direct kernels
@@ -65,6 +69,13 @@ struct ExecutorOptions {
     // the input, every layer's output and gradient, the loss and the parameters to the host as each is written
     // and throws at the first non-finite value: slow (a read-back per layer, no CUDA graphs), for diagnosis.
     bool detect_anomaly = false;
+    // Data-parallel training (one process per replica, include/cudacnn/dist/communicator.hpp): each training
+    // step averages the gradients across the communicator's ranks between the backward and the optimizer step.
+    // Not owned; null: a single process. Its memory must be the backend's (MPI: the CPU backends; NCCL: gpu).
+    dist::Communicator* communicator = nullptr;
+    // With a communicator: training-mode batch norms normalize by the statistics of the whole world's batch
+    // (PyTorch's SyncBatchNorm) instead of each rank's own (the default, as in DistributedDataParallel).
+    bool sync_batch_norm = false;
 };
 
 // What a run of steps added up since the last read_metrics(): the seed's per-epoch numbers.
@@ -101,6 +112,10 @@ class Executor {
     void load_model_state(const io::StateDict& state, const std::string& source);
     io::StateDict optimizer_state() const;
     void load_optimizer_state(const io::StateDict& state, const std::string& source);
+
+    // With a communicator: every rank's parameters, buffers, optimizer state and step counts become rank
+    // `root`'s (what DistributedDataParallel does as it starts), so that all replicas begin identical.
+    void replicate_from(int root);
 
     void set_learning_rate(double lr);  // a new value makes the training step's CUDA graph be captured anew
     int64_t optimizer_steps() const;

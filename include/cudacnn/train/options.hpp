@@ -91,6 +91,9 @@ struct TrainOptions {
     std::string metrics_path;                             // --metrics FILE
     MetricsFormat metrics_format = MetricsFormat::csv;    // set with metrics_path
     int64_t synthetic_train_size = 10000, synthetic_test_size = 2000;  // --synthetic-size TRAIN,TEST
+    std::string distributed = "auto";  // --distributed auto|on|off: data-parallel across processes (src/train/data_parallel)
+    bool sync_bn = false;              // --sync-bn
+    std::string dist_id_file;          // --dist-id-file PATH: NCCL's id for processes not started by mpirun
     int64_t log_every = 0;  // --log-every N steps; 0: a progress bar on a terminal, about every 10% otherwise
 };
 

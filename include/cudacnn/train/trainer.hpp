@@ -5,9 +5,11 @@
 #include <cstdint>
 #include <functional>
 #include <iosfwd>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "cudacnn/dist/communicator.hpp"
 #include "cudacnn/train/options.hpp"
 
 namespace cudacnn::train {
@@ -28,6 +30,9 @@ struct TrainSummary {
 // Calls into a run, for tests.
 struct TrainHooks {
     std::function<void(int64_t epoch, int64_t batches_done)> after_step;  // after each training step
+    // The launch to assume instead of the environment's (dist::detect_launch), e.g. a single-process run inside
+    // a test that mpirun started.
+    std::optional<dist::LaunchInfo> launch;
 };
 
 // Trains (or, with --evaluate, evaluates) as the options say, writing the log to `out`. Throws Error.

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# cudacnn-train under mpirun, as a user starts it: 2 processes on the CPU path; rank 0 alone prints the log and
+# writes the checkpoint, and a rank that fails ends the whole run instead of leaving the other waiting.
+# Usage: mpirun_cli_test.sh MPIEXEC CUDACNN_TRAIN
+set -uo pipefail
+mpiexec=$1 train=$2
+folder=$(mktemp -d)
+trap 'rm -rf "$folder"' EXIT
+fail() { echo "FAIL: $*"; echo "--- log"; cat "$folder/log"; exit 1; }
+
+"$mpiexec" -n 2 "$train" --model small_cnn --dataset synthetic --synthetic-size 64,16 --epochs 1 -b 8 \
+    --device cpu --threads 1 --output-dir "$folder/run" >"$folder/log" 2>&1 || fail "the run exited with $?"
+[ "$(grep -o 'Epoch: 1 |' "$folder/log" | wc -l)" -eq 1 ] || fail "expected one 'Epoch: 1' line (rank 0 alone logs)"
+grep -q 'data-parallel: 2 processes x batch 8 = 16 records per step, 4 steps per epoch' "$folder/log" ||
+    fail "no data-parallel line"
+grep -q 'MPI (Open MPI\|MPI (' "$folder/log" || fail "the log does not name MPI"
+[ -f "$folder/run/checkpoint-epoch-001.safetensors" ] || fail "no checkpoint"
+
+# Rank 0 finds a checkpoint in the way and stops: the other rank must not hang in its first collective.
+timeout 120 "$mpiexec" -n 2 "$train" --model small_cnn --dataset synthetic --synthetic-size 64,16 --epochs 1 \
+    -b 8 --device cpu --threads 1 --output-dir "$folder/run" >"$folder/log" 2>&1
+status=$?
+[ "$status" -ne 0 ] && [ "$status" -ne 124 ] || fail "expected a failed run, not exit status $status (124: it hung)"
+grep -q 'rank 0 of 2.*already there' "$folder/log" || fail "the error does not name the rank and the checkpoint"
+echo "PASS: mpirun -n 2 cudacnn-train"
