@@ -19,6 +19,8 @@
 # cudacnn-train (e.g. "--precision tf32 --cudnn-benchmark", the fast settings of issue 11, whose accuracy
 # over the 20-epoch recipe must be recorded). The "models" step times torchvision's built-in architectures'
 # inference (cudacnn-bench --model vgg16 … beside tools/bench/torchvision_infer_bench.py; up to 200 + 90 s).
+# Opt-in steps run only when GPU_CHECK_STEPS names them: "dist" (data-parallel training through NCCL at world
+# size 1, launched torchrun's way and under mpirun -np 1 where mpirun exists; up to 3 short trainings, ~1 min).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -285,6 +287,17 @@ for base in nvidia.__path__:
 EOF
 }
 
+# NCCL (the multi-GPU path): CMake looks in the toolkit; where the toolkit has no nccl.h, PyTorch's pip wheel
+# (nvidia/nccl: include/nccl.h, lib/libnccl.so.2, which find_library would not take for libnccl.so). Prints
+# the wheel's folder, nothing when the toolkit has NCCL or there is no wheel.
+find_pip_nccl() {
+    [ -f "$CUDA_HOME/include/nccl.h" ] && return 0
+    local root
+    root=$(python3 -c "import nvidia.nccl as m; print(list(m.__path__)[0])" 2>/dev/null) || return 0
+    [ -f "$root/include/nccl.h" ] && compgen -G "$root/lib/libnccl.so*" >/dev/null && echo "$root"
+    return 0
+}
+
 # Sets CMAKE_ARGS for the cuda flavour and LD_LIBRARY_PATH so that the programs find cuDNN and cuBLAS.
 configure_args() {
     # --fresh: a build folder kept from an earlier call must not keep cached paths of other settings.
@@ -314,6 +327,14 @@ configure_args() {
             add_library_dirs "$dir"
         fi
     fi
+    NCCL_FROM="the CUDA toolkit, if it has it (build.log's \"NCCL:\" line)"
+    local nccl_root
+    nccl_root=$(find_pip_nccl)
+    if [ -n "$nccl_root" ]; then
+        NCCL_FROM=$(compgen -G "$nccl_root/lib/libnccl.so*" | head -n 1)
+        CMAKE_ARGS+=("-DNCCL_INCLUDE_DIR=$nccl_root/include" "-DNCCL_LIBRARY=$NCCL_FROM")
+        add_library_dirs "$nccl_root/lib"
+    fi
     add_library_dirs "$CUDA_HOME/lib64" "$CUDA_HOME/lib" "$CUDA_HOME/targets/x86_64-linux/lib"
     export_library_path
 }
@@ -330,6 +351,7 @@ step_build() {
     {
         echo "cuDNN from: $CUDNN_FROM"
         echo "cuBLAS from: $CUBLAS_FROM"
+        echo "NCCL from: $NCCL_FROM"
         echo "LD_LIBRARY_PATH=${LD_LIBRARY_PATH:-}"
     } >>"$log"
     if ! run_logged "$log" "$seconds" cmake "${CMAKE_ARGS[@]}"; then
@@ -563,6 +585,71 @@ step_train() {
     [ "$rc" -eq 0 ]
 }
 
+# Data-parallel training through NCCL at world size 1 (issue 12), into train.log: a short cudacnn-train on the
+# GPU in one process (--distributed off), then the same launched torchrun's way (RANK, WORLD_SIZE, LOCAL_RANK,
+# MASTER_ADDR, MASTER_PORT; NCCL's id through --dist-id-file) and, where mpirun exists, under `mpirun -np 1` (the
+# id over MPI when the build has MPI). PASS: every run exits 0, the NCCL runs' "data-parallel: NCCL …" line is
+# there, rank 0 removed its id file, and each final loss equals the single process's within 1e-3 (4 decimals
+# printed; at world size 1 the all-reduce is the identity, so only a nondeterministic kernel could differ).
+DIST_TRAIN_ARGS=(--model small_cnn --dataset synthetic --synthetic-size "4096,1024" --epochs 1 --device cuda --no-augment)
+
+# dist_run NAME CMD...: one run of the dist step, logged in $DIST_TMP/NAME.log and appended to train.log.
+dist_run() {
+    local name=$1 rc=0
+    shift
+    run_logged "$DIST_TMP/$name.log" "$(time_cap 90)" "$@" --output-dir "$DIST_TMP/$name" || rc=$?
+    { echo "---- dist: $name (exit $rc) ----"; cat "$DIST_TMP/$name.log"; } >>"$OUT/train.log"
+    return $rc
+}
+
+dist_loss() { grep -oE '^Epoch: 1 \| Loss: [0-9.eE+-]+' "$DIST_TMP/$1.log" | tail -n 1 | awk '{print $NF}'; }
+
+# dist_check NAME: appends "NAME: …" to DIST_NOTES; fails unless the run names NCCL and its loss is the
+# single process's.
+dist_check() {
+    local name=$1 line loss
+    line=$(grep -m 1 -oE '^data-parallel: NCCL[^;]*' "$DIST_TMP/$name.log" || true)
+    loss=$(dist_loss "$name")
+    DIST_NOTES+=("$name: ${line:-no \"data-parallel: NCCL\" line}, loss ${loss:-none}")
+    [ -n "$line" ] && [ -n "$loss" ] && [ -n "$DIST_BASE_LOSS" ] &&
+        awk -v a="$loss" -v b="$DIST_BASE_LOSS" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d <= 1e-3) }'
+}
+
+step_dist() {
+    local train="$BUILD_DIR/cudacnn-train" nccl failed=0 mpirun
+    [ -n "$HAVE_GPU" ] || { NOTE="no GPU"; return 2; }
+    nccl=$(grep -oE -- '-- NCCL: .*' "$OUT/build.log" | tail -n 1 | sed 's/^-- //' || true)
+    case $nccl in
+        "NCCL: /"*) ;;
+        *) NOTE="the build has no NCCL (${nccl:-no NCCL line in build.log}; NCCL from: ${NCCL_FROM:-?})"; return 2 ;;
+    esac
+    DIST_TMP=$(mktemp -d) DIST_NOTES=() DIST_BASE_LOSS=""
+    export NCCL_DEBUG=${NCCL_DEBUG:-WARN}
+    dist_run single "$train" "${DIST_TRAIN_ARGS[@]}" --distributed off || failed=1
+    DIST_BASE_LOSS=$(dist_loss single)
+    DIST_NOTES=("single process: loss ${DIST_BASE_LOSS:-none}")
+    dist_run torchrun env RANK=0 WORLD_SIZE=1 LOCAL_RANK=0 MASTER_ADDR=127.0.0.1 MASTER_PORT=29500 \
+        "$train" "${DIST_TRAIN_ARGS[@]}" --distributed on --dist-id-file "$DIST_TMP/nccl-id" || failed=1
+    dist_check torchrun || failed=1
+    if [ -e "$DIST_TMP/nccl-id" ]; then
+        DIST_NOTES+=("rank 0 left its id file behind")
+        failed=1
+    fi
+    if mpirun=$(find_tool mpirun); then
+        # Root in a container: Open MPI refuses without these; shared memory without ptrace's single copy.
+        dist_run mpirun env OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 \
+            OMPI_MCA_btl_vader_single_copy_mechanism=none "$mpirun" -np 1 \
+            "$train" "${DIST_TRAIN_ARGS[@]}" --distributed on --dist-id-file "$DIST_TMP/nccl-id-mpirun" || failed=1
+        dist_check mpirun || failed=1
+    else
+        DIST_NOTES+=("mpirun: not found, not run")
+    fi
+    NOTE="$nccl; $(printf '%s; ' "${DIST_NOTES[@]}")"
+    NOTE=${NOTE%; }
+    rm -rf "$DIST_TMP"
+    [ "$failed" -eq 0 ]
+}
+
 # The steps that need the build, in order: "name function log-file-in-$OUT".
 # Extension point: later issues add their steps here, each as a step_* function above and one line below,
 # e.g. "bench step_bench bench.log". At most 8 files come back from $OUT; 8 are used now (the bench shares
@@ -579,7 +666,10 @@ AFTER_BUILD=(
     "bench step_bench demo.log"
     "models step_models demo.log"
     "train step_train train.log"
+    "dist step_dist train.log"
 )
+# Steps that run only when GPU_CHECK_STEPS names them (the default list must fit GPU_CHECK_BUDGET_S).
+OPT_IN_STEPS=" dist "
 
 # ---- bookkeeping and the summary --------------------------------------------------------------------------
 
@@ -646,6 +736,8 @@ gpu_check() {
         read -r name fn logname <<<"$entry"
         if [ -n "${GPU_CHECK_STEPS:-}" ] && [[ " $GPU_CHECK_STEPS " != *" $name "* ]]; then
             skip_step "$name" "not in GPU_CHECK_STEPS"
+        elif [ -z "${GPU_CHECK_STEPS:-}" ] && [[ "$OPT_IN_STEPS" == *" $name "* ]]; then
+            skip_step "$name" "opt-in: GPU_CHECK_STEPS=\"$name\" runs it"
         elif [ "${STATUS[build]}" = PASS ]; then
             run_step "$name" "$fn" "$logname"
         else
@@ -662,7 +754,7 @@ gpu_check() {
 case "${1:-}" in
     --prepare) prepare ;;
     "") gpu_check ;;
-    -h | --help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//' ;;
+    -h | --help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//' ;;
     *)
         echo "gpu-check: unknown argument '$1'; use --prepare, or no argument on the GPU machine" >&2
         exit 2
