@@ -286,8 +286,7 @@ int select_device(const LaunchInfo& launch) {
     CUDACNN_CHECK(status == cudaSuccess && count > 0,
                   "NCCL: rank {} (local rank {}) sees no GPU ({}); data-parallel training on the GPU needs one GPU "
                   "per process: check CUDA_VISIBLE_DEVICES and the driver, or train on the CPU under mpirun",
-                  launch.rank, launch.local_rank,
-                  status == cudaSuccess ? std::string("0 devices") : std::string(cudaGetErrorString(status)));
+                  launch.rank, launch.local_rank, gpu_status().description);
     const int device = launch.local_rank % count;
     CUDACNN_CUDA_CHECK(cudaSetDevice(device));
     return device;
