@@ -584,9 +584,16 @@ int train_main(const std::vector<std::string>& args, std::ostream& out, std::ost
             const TrainSummary summary = run_training(parsed.options, out);
             if (summary.interrupted_by_signal == 0) return 0;
             out.flush();
-            err << fmt::format("cudacnn-train: interrupted by {}; the work so far is in {}\nTo go on, run:\n  {}\n",
+            // In a data-parallel run rank 0 wrote the checkpoint and says so; the other ranks stop quietly.
+            if (summary.last_checkpoint.empty()) return 128 + summary.interrupted_by_signal;
+            const dist::LaunchInfo launch = dist::detect_launch();
+            const std::string launcher = launch.world_size > 1 && launch.launcher == "mpirun"
+                                             ? fmt::format("mpirun -np {} ", launch.world_size)
+                                         : launch.world_size > 1 ? std::string("(every process, with its RANK and WORLD_SIZE) ")
+                                                                 : std::string();
+            err << fmt::format("cudacnn-train: interrupted by {}; the work so far is in {}\nTo go on, run:\n  {}{}\n",
                                interrupt_signal_name(summary.interrupted_by_signal), summary.last_checkpoint,
-                               resume_command(args, summary.last_checkpoint));
+                               launcher, resume_command(args, summary.last_checkpoint));
             return 128 + summary.interrupted_by_signal;  // the shell's status for a process ended by the signal
         },
         out, err);
