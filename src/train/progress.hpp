@@ -19,6 +19,7 @@ class Progress {
     // Whether step (1-based) should read the metrics back and report; always true for the last step, so that
     // the epoch's metrics are read in full.
     bool due(int64_t step) const;
+    int64_t every() const { return every_; }  // the steps between reports, as chosen
     void report(int64_t step, const graph::Metrics& so_far);
     void finish();  // ends the bar's line on a terminal
 

@@ -132,6 +132,16 @@ class Run {
         return ShardPlan(data_.train.size(), o_.batch_size, parallel_.world_size(), parallel_.rank());
     }
     bool world_interrupted_now() const { return world_interrupted(parallel_, pending_interrupt() != 0); }
+    // Steps between progress reports. Each report reads the world's metrics (a collective), so in a data-parallel
+    // run every rank takes rank 0's interval, which depends on whether its output is a terminal (the others'
+    // output is dropped).
+    int64_t report_interval(int64_t batches) const {
+        int64_t every = o_.log_every;
+        if (parallel_.communicator == nullptr || every > 0) return every;
+        every = Progress(out_, 0, batches, 0).every();
+        parallel_.communicator->broadcast_host(&every, sizeof(every), 0);
+        return every;
+    }
     graph::Metrics train_epoch(int64_t epoch, int64_t& stopped_after);
     graph::Metrics test_epoch(Confusion* confusion);
     std::string checkpoint_path(const CheckpointPosition& position) const;
@@ -344,7 +354,7 @@ graph::Metrics Run::train_epoch(int64_t epoch, int64_t& stopped_after) {
     train_feeder_->set_order(plan.pad(data::epoch_order(train.size(), o_.shuffle, o_.seed, epoch)));
     const int64_t batches = plan.steps();
     const bool resumed_epoch = epoch == first_epoch_ && resume_batch_ > 0;
-    Progress progress(out_, epoch, batches, o_.log_every);
+    Progress progress(out_, epoch, batches, report_interval(batches));
     graph::Metrics total = resumed_epoch ? resume_metrics_ : graph::Metrics{};
     for (int64_t b = resumed_epoch ? resume_batch_ : 0; b < batches; ++b) {
         const Shard shard = plan.shard(b);

@@ -8,10 +8,12 @@ folder=$(mktemp -d)
 trap 'rm -rf "$folder"' EXIT
 fail() { echo "FAIL: $*"; echo "--- log"; cat "$folder/log"; exit 1; }
 
-"$mpiexec" -n 2 "$train" --model small_cnn --dataset synthetic --synthetic-size 64,16 --epochs 1 -b 8 \
-    --device cpu --threads 1 --output-dir "$folder/run" >"$folder/log" 2>&1 || fail "the run exited with $?"
+# 20 steps: rank 0's output is mpirun's terminal (a bar, 40 reports an epoch), the other's is dropped; both must
+# read the metrics at the same steps.
+timeout 120 "$mpiexec" -n 2 "$train" --model small_cnn --dataset synthetic --synthetic-size 320,16 --epochs 1 -b 8 \
+    --device cpu --threads 1 --output-dir "$folder/run" >"$folder/log" 2>&1 || fail "the run exited with $? (124: hung)"
 [ "$(grep -o 'Epoch: 1 |' "$folder/log" | wc -l)" -eq 1 ] || fail "expected one 'Epoch: 1' line (rank 0 alone logs)"
-grep -q 'data-parallel: 2 processes x batch 8 = 16 records per step, 4 steps per epoch' "$folder/log" ||
+grep -q 'data-parallel: 2 processes x batch 8 = 16 records per step, 20 steps per epoch' "$folder/log" ||
     fail "no data-parallel line"
 grep -q 'MPI (Open MPI\|MPI (' "$folder/log" || fail "the log does not name MPI"
 [ -f "$folder/run/checkpoint-epoch-001.safetensors" ] || fail "no checkpoint"
