@@ -118,6 +118,14 @@ Conv2dPlan::Conv2dPlan(const cpu::Conv2dGeometry& g, const Conv2dSettings& setti
             break;
         case ConvAlgo::implicit:
             workspace_bytes_ = conv2d_implicit_workspace_bytes(g);
+            implicit_tf32_ = settings.allow_tf32 && conv2d_implicit_tf32_available();
+            if (implicit_tf32_) {
+                description_ += " (TF32 tensor cores)";
+            } else if (settings.allow_tf32) {
+                description_ +=
+                    " (FP32: TF32 tensor cores need CUDACNN_IMPLICIT_TF32 and compute "
+                    "capability 8.0)";
+            }
             break;
         case ConvAlgo::winograd:
             workspace_bytes_ = conv2d_winograd_workspace_bytes(g);
@@ -145,7 +153,8 @@ void Conv2dPlan::forward(const float* x, const float* w, const float* bias, floa
         case ConvAlgo::im2col:
             return conv2d_im2col_forward(geometry_, x, w, bias, y, workspace, workspace_bytes_, stream);
         case ConvAlgo::implicit:
-            return conv2d_implicit_forward(geometry_, x, w, bias, y, workspace, workspace_bytes_, stream);
+            return conv2d_implicit_forward(geometry_, x, w, bias, y, workspace, workspace_bytes_, stream,
+                                           implicit_tf32_);
         case ConvAlgo::winograd:
             return conv2d_winograd_forward(geometry_, x, w, bias, y, workspace, workspace_bytes_, stream);
         case ConvAlgo::direct:
@@ -165,7 +174,8 @@ void Conv2dPlan::backward_data(const float* dy, const float* w, float* dx, void*
         case ConvAlgo::im2col:
             return conv2d_im2col_backward_data(geometry_, dy, w, dx, workspace, workspace_bytes_, stream);
         case ConvAlgo::implicit:
-            return conv2d_implicit_backward_data(geometry_, dy, w, dx, workspace, workspace_bytes_, stream);
+            return conv2d_implicit_backward_data(geometry_, dy, w, dx, workspace, workspace_bytes_, stream,
+                                                 implicit_tf32_);
         case ConvAlgo::winograd:
             return conv2d_winograd_backward_data(geometry_, dy, w, dx, workspace, workspace_bytes_, stream);
         case ConvAlgo::direct:
@@ -187,7 +197,7 @@ void Conv2dPlan::backward_filter(const float* x, const float* dy, float* dw, flo
                                                  stream);
         case ConvAlgo::implicit:
             return conv2d_implicit_backward_filter(geometry_, x, dy, dw, dbias, workspace, workspace_bytes_,
-                                                   stream);
+                                                   stream, implicit_tf32_);
         case ConvAlgo::winograd:
             return conv2d_winograd_backward_filter(geometry_, x, dy, dw, dbias, workspace, workspace_bytes_,
                                                    stream);

@@ -25,8 +25,9 @@ std::string conv2d_unsupported(ConvAlgo algo, const cpu::Conv2dGeometry& g);
 
 struct Conv2dSettings {
     ConvAlgo algo = ConvAlgo::automatic;
-    // cuDNN only (see cuda/vendor/cudnn_conv2d.hpp): TF32 off for parity; benchmark with cudnnFind*; the
-    // largest workspace an algorithm may ask for.
+    // TF32 tensor cores for cuDNN (see cuda/vendor/cudnn_conv2d.hpp) and the implicit GEMM (see
+    // cuda/conv2d_implicit.hpp), off for parity; cuDNN only: benchmark with cudnnFind*; the largest
+    // workspace an algorithm may ask for.
     bool allow_tf32 = false;
     bool benchmark = false;
     size_t workspace_limit_bytes = size_t{256} << 20;
@@ -49,7 +50,8 @@ class Conv2dPlan {
 
     const cpu::Conv2dGeometry& geometry() const { return geometry_; }
     ConvAlgo algorithm() const { return algo_; }
-    // e.g. "im2col (auto: cudnn: padding_mode 'reflect' ...)" or "cudnn fwd IMPLICIT_PRECOMP_GEMM, ...".
+    // e.g. "im2col (auto: cudnn: padding_mode 'reflect' ...)", "cudnn fwd IMPLICIT_PRECOMP_GEMM, ..." or
+    // "implicit (TF32 tensor cores)".
     const std::string& description() const { return description_; }
     // The workspace every pass may use (one buffer serves all three); 0 for the direct kernels.
     size_t workspace_bytes() const { return workspace_bytes_; }
@@ -70,6 +72,7 @@ class Conv2dPlan {
     ConvAlgo algo_ = ConvAlgo::direct;
     std::string description_;
     size_t workspace_bytes_ = 0;
+    bool implicit_tf32_ = false;  // the implicit GEMM runs its TF32 tensor-core kernel
     std::unique_ptr<Cudnn> cudnn_;
 };
 

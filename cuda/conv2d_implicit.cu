@@ -1,20 +1,41 @@
 // conv2d as an implicit GEMM (see conv2d_implicit.hpp): one tiled GEMM kernel whose operands are gathered
-// through index decoders, the launchers that describe forward, backward-data and backward-filter to it, and
-// two small helpers (the weight transpose of backward-data, the split-k sum of backward-filter).
+// through index decoders, in two arithmetics (FP32 FMAs on CUDA cores; TF32 wmma on tensor cores), the
+// launchers that describe forward, backward-data and backward-filter to it, and two small helpers (the weight
+// transpose of backward-data, the split-k sum).
 #include "cuda/conv2d_implicit.hpp"
 
 #include <fmt/format.h>
+#include <mma.h>  // nvcuda::wmma under nvcc; under the host compiler it declares nothing (emu.hpp has its own)
 
 #include <algorithm>
 #include <cstdint>
 #include <initializer_list>
 #include <string>
+#include <type_traits>
 
 #include "cuda/bias_grad.hpp"
 #include "cuda/conv2d_common.cuh"
 #include "cuda/elementwise.cuh"
+#include "cuda/gemm_tf32.hpp"
 #include "cuda/launch.cuh"
 #include "cudacnn/error.hpp"
+
+// The TF32 tensor-core kernel (allow_tf32): built (1) or left out (0: allow_tf32 then runs the FP32 kernel).
+// Defaults to CUDACNN_TENSOR_CORES, the switch of the TF32 GEMM (cuda/gemm_tf32.cu), which defaults to on.
+#ifndef CUDACNN_TENSOR_CORES
+#define CUDACNN_TENSOR_CORES 1
+#endif
+#ifndef CUDACNN_IMPLICIT_TF32
+#define CUDACNN_IMPLICIT_TF32 CUDACNN_TENSOR_CORES
+#endif
+// Whether this compilation can emit wmma TF32 code: the host compiler (the emulator's nvcuda::wmma) and
+// sm_80+ device code. Elsewhere the TF32 kernel's body is the FP32 one; the host never launches it there
+// (conv2d_implicit_tf32_available asks for compute capability 8.0).
+#if CUDACNN_IMPLICIT_TF32 && (!defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 800)
+#define CUDACNN_IMPLICIT_WMMA 1
+#else
+#define CUDACNN_IMPLICIT_WMMA 0
+#endif
 
 namespace cudacnn::gpu {
 
@@ -193,33 +214,171 @@ __device__ inline void multiply_slice(const float (&a)[kImplicitBlockK][kBM + kI
     }
 }
 
+// The FP32 arithmetic: thread (ty, tx) = (t / 16, t % 16) keeps BM/16 × 8 outputs in registers
+// (multiply_slice), multiplied with FMAs on CUDA cores, and writes them straight from there.
+template <int kBM>
+struct FmaTile {
+    static constexpr int kTM = kBM / 16;
+    float acc[kTM][8] = {};
+
+    template <int kN>
+    __device__ static void round_inputs(float (&)[kN]) {}  // FP32: the gathered values as they are
+
+    __device__ void multiply(const float (&a)[kImplicitBlockK][kBM + kImplicitPad],
+                             const float (&b)[kImplicitBlockK][kImplicitBlockN + kImplicitPad]) {
+        const int t = static_cast<int>(threadIdx.x);
+        multiply_slice<kBM>(a, b, t / 16, t % 16, acc);
+    }
+
+    __device__ void write(const OutputView& c, float* out, int row0, int col0, float* /*stage*/) const {
+        const int ty = static_cast<int>(threadIdx.x) / 16, tx = static_cast<int>(threadIdx.x) % 16;
+        Spot cols[8];
+#pragma unroll
+        for (int j = 0; j < 8; ++j) cols[j] = decode(c.cols, col0 + tx * 4 + 64 * (j / 4) + j % 4);
+#pragma unroll
+        for (int i = 0; i < kTM; ++i) {
+            const int row = row0 + ty * kTM + i;
+            const Spot r = decode(c.rows, row);
+            if (!r.valid) continue;
+            const float bias = c.bias != nullptr ? c.bias[row] : 0.0f;
+#pragma unroll
+            for (int j = 0; j < 8; ++j) {
+                if (cols[j].valid) out[r.offset + r.y + cols[j].offset + cols[j].y] = acc[i][j] + bias;
+            }
+        }
+    }
+};
+
+#if CUDACNN_IMPLICIT_WMMA
+namespace wmma = nvcuda::wmma;
+constexpr int kFrag = 16;                    // wmma tile m = n = 16; its k, 8, is the whole k-slice
+constexpr int kWarpRows = 2, kWarpCols = 4;  // the 8 warps over the block tile
+static_assert(kWarpRows * kWarpCols * 32 == kImplicitThreads && kImplicitBlockK == 8,
+              "one wmma k step per k-slice, one warp tile per warp");
+
+// The TF32 arithmetic (allow_tf32): the gathered values are rounded to TF32 (wmma::__float_to_tf32, i.e.
+// cvt.rna.tf32.f32, as cuda/gemm_tf32.cu rounds) before they are stored into the shared slices, and warp
+// (wr, wc) = (warp / 4, warp % 4) multiplies its (BM/2) × 32 part of the tile on tensor cores: BM/32 × 2
+// accumulator fragments of 16 × 16 (FP32), one m16n16k8 step per k-slice. The k-major slices are matrix_a in
+// column-major and matrix_b in row-major layout as they stand (leading dimensions BM + 4 and 132, multiples
+// of 4; every fragment starts 32-byte aligned: rows of 16 floats, slices of 8 · (BM + 4) floats).
+template <int kBM>
+struct WmmaTile {
+    static constexpr int kWarpM = kBM / kWarpRows, kWarpN = kImplicitBlockN / kWarpCols;
+    static constexpr int kFragRows = kWarpM / kFrag, kFragCols = kWarpN / kFrag;
+    static constexpr int kStageLd = kFrag;  // one warp's staged 16 × 16 fragment (see write)
+    using Accumulator = wmma::fragment<wmma::accumulator, kFrag, kFrag, kImplicitBlockK, float>;
+    Accumulator acc[kFragRows][kFragCols];
+
+    __device__ WmmaTile() {
+#pragma unroll
+        for (int i = 0; i < kFragRows; ++i) {
+#pragma unroll
+            for (int j = 0; j < kFragCols; ++j) wmma::fill_fragment(acc[i][j], 0.0f);
+        }
+    }
+
+    template <int kN>
+    __device__ static void round_inputs(float (&r)[kN]) {
+#pragma unroll
+        for (int e = 0; e < kN; ++e) r[e] = wmma::__float_to_tf32(r[e]);
+    }
+
+    __device__ static int warp_row() {
+        return static_cast<int>(threadIdx.x) / 32 / kWarpCols;
+    }
+    __device__ static int warp_col() {
+        return static_cast<int>(threadIdx.x) / 32 % kWarpCols;
+    }
+
+    __device__ void multiply(const float (&a)[kImplicitBlockK][kBM + kImplicitPad],
+                             const float (&b)[kImplicitBlockK][kImplicitBlockN + kImplicitPad]) {
+        wmma::fragment<wmma::matrix_a, kFrag, kFrag, kImplicitBlockK, wmma::precision::tf32, wmma::col_major>
+            a_frag[kFragRows];
+        wmma::fragment<wmma::matrix_b, kFrag, kFrag, kImplicitBlockK, wmma::precision::tf32, wmma::row_major>
+            b_frag[kFragCols];
+#pragma unroll
+        for (int i = 0; i < kFragRows; ++i) {
+            wmma::load_matrix_sync(a_frag[i], &a[0][warp_row() * kWarpM + i * kFrag], kBM + kImplicitPad);
+        }
+#pragma unroll
+        for (int j = 0; j < kFragCols; ++j) {
+            wmma::load_matrix_sync(b_frag[j], &b[0][warp_col() * kWarpN + j * kFrag],
+                                   kImplicitBlockN + kImplicitPad);
+        }
+#pragma unroll
+        for (int i = 0; i < kFragRows; ++i) {
+#pragma unroll
+            for (int j = 0; j < kFragCols; ++j) wmma::mma_sync(acc[i][j], a_frag[i], b_frag[j], acc[i][j]);
+        }
+    }
+
+    // A fragment's element-to-lane mapping is unspecified, so each warp stores one fragment at a time into
+    // its own 16 × 16 of `stage` (shared memory the slices no longer need, 8 · 256 floats, 32-byte aligned)
+    // and writes it out: lane l takes column l % 16 and rows l / 16, + 2, …, so half-warps write 16
+    // consecutive columns (output positions).
+    __device__ void write(const OutputView& c, float* out, int row0, int col0, float* stage) const {
+        const int lane = static_cast<int>(threadIdx.x) % 32;
+        float* mine = stage + static_cast<int>(threadIdx.x) / 32 * kFrag * kStageLd;
+#pragma unroll
+        for (int i = 0; i < kFragRows; ++i) {
+#pragma unroll
+            for (int j = 0; j < kFragCols; ++j) {
+                wmma::store_matrix_sync(mine, acc[i][j], kStageLd, wmma::mem_row_major);
+                __syncwarp();  // the fragment is in `mine`
+                const int frag_row0 = row0 + warp_row() * kWarpM + i * kFrag;
+                const Spot col = decode(c.cols, col0 + warp_col() * kWarpN + j * kFrag + lane % 16);
+#pragma unroll
+                for (int e = lane / 16; e < kFrag; e += 2) {
+                    const int row = frag_row0 + e;
+                    const Spot r = decode(c.rows, row);
+                    if (!r.valid || !col.valid) continue;
+                    const float bias = c.bias != nullptr ? c.bias[row] : 0.0f;
+                    out[r.offset + r.y + col.offset + col.y] = mine[e * kStageLd + lane % 16] + bias;
+                }
+                __syncwarp();  // every lane has read `mine` before the next fragment overwrites it
+            }
+        }
+    }
+};
+
+template <int kBM>
+using Tf32Tile = WmmaTile<kBM>;
+#else
+template <int kBM>
+using Tf32Tile = FmaTile<kBM>;  // never launched (see CUDACNN_IMPLICIT_WMMA)
+#endif
+
 // One block computes one kBM × 128 tile of C (blockIdx.x = tile_row · tiles_n + tile_col) over k slice
-// blockIdx.y. Pipeline, one barrier per k-slice (as cuda/gemm.cu): slices double-buffered in shared memory;
-// while slice t is multiplied out of buffer t % 2, slice t + 1 is gathered into registers (its latency hidden
-// by the FMAs) and then stored into the other buffer, which everyone finished reading before the barrier
-// that ended step t − 1. Every output sums its k terms in order, so results are reproducible.
+// blockIdx.y, in FP32 (FmaTile) or TF32 (kTf32: Tf32Tile). Pipeline, one barrier per k-slice (as
+// cuda/gemm.cu): slices double-buffered in shared memory; while slice t is multiplied out of buffer t % 2,
+// slice t + 1 is gathered into registers (its latency hidden by the FMAs or MMAs) and then stored into the
+// other buffer, which everyone finished reading before the barrier that ended step t − 1. Every output sums
+// its k terms in one fixed order, so results are reproducible.
 // __launch_bounds__(256, 1): ptxas may use up to 255 registers (the 8 × 8 tile and the decoded positions).
-template <int kBM, bool kBKFast, class GA, class GB>
+template <int kBM, bool kBKFast, bool kTf32, class GA, class GB>
 __global__ void __launch_bounds__(kImplicitThreads, 1) implicit_gemm_kernel(ImplicitProblem<GA, GB> p) {
-    constexpr int kTM = kBM / 16;
-    __shared__ __align__(16) float a_slices[2][kImplicitBlockK][kBM + kImplicitPad];
-    __shared__ __align__(16) float b_slices[2][kImplicitBlockK][kImplicitBlockN + kImplicitPad];
+    using Tile = std::conditional_t<kTf32, Tf32Tile<kBM>, FmaTile<kBM>>;
+    // 32-byte aligned: wmma fragments load from them, and b_slices stages the TF32 tile's output.
+    __shared__ __align__(32) float a_slices[2][kImplicitBlockK][kBM + kImplicitPad];
+    __shared__ __align__(32) float b_slices[2][kImplicitBlockK][kImplicitBlockN + kImplicitPad];
     const int row0 = static_cast<int>(blockIdx.x) / p.tiles_n * kBM;
     const int col0 = static_cast<int>(blockIdx.x) % p.tiles_n * kImplicitBlockN;
     const int k_begin = static_cast<int>(blockIdx.y) * p.k_slice;
     const int k_end = min(p.k, k_begin + p.k_slice);
-    const int ty = static_cast<int>(threadIdx.x) / 16, tx = static_cast<int>(threadIdx.x) % 16;
 
     const TileLoader<kBM, true> a_loader(p.a_rows, row0);
     const TileLoader<kImplicitBlockN, kBKFast> b_loader(p.b_cols, col0);
     float ra[TileLoader<kBM, true>::kPer], rb[TileLoader<kImplicitBlockN, kBKFast>::kPer];
     a_loader.load(p.a, p.a_k, k_begin, k_end, ra);
     b_loader.load(p.b, p.b_k, k_begin, k_end, rb);
+    Tile::round_inputs(ra);
+    Tile::round_inputs(rb);
     a_loader.store(a_slices[0], ra);
     b_loader.store(b_slices[0], rb);
     __syncthreads();
 
-    float acc[kTM][8] = {};
+    Tile tile;
     int buf = 0;
     for (int k0 = k_begin; k0 < k_end; k0 += kImplicitBlockK, buf ^= 1) {
         const bool more = k0 + kImplicitBlockK < k_end;
@@ -227,29 +386,19 @@ __global__ void __launch_bounds__(kImplicitThreads, 1) implicit_gemm_kernel(Impl
             a_loader.load(p.a, p.a_k, k0 + kImplicitBlockK, k_end, ra);
             b_loader.load(p.b, p.b_k, k0 + kImplicitBlockK, k_end, rb);
         }
-        multiply_slice<kBM>(a_slices[buf], b_slices[buf], ty, tx, acc);
+        tile.multiply(a_slices[buf], b_slices[buf]);
         if (more) {
+            Tile::round_inputs(ra);
+            Tile::round_inputs(rb);
             a_loader.store(a_slices[buf ^ 1], ra);
             b_loader.store(b_slices[buf ^ 1], rb);
         }
         __syncthreads();
     }
-
-    float* out = p.c.base + static_cast<int>(blockIdx.y) * p.c.slice_stride;
-    Spot cols[8];
-#pragma unroll
-    for (int j = 0; j < 8; ++j) cols[j] = decode(p.c.cols, col0 + tx * 4 + 64 * (j / 4) + j % 4);
-#pragma unroll
-    for (int i = 0; i < kTM; ++i) {
-        const int row = row0 + ty * kTM + i;
-        const Spot r = decode(p.c.rows, row);
-        if (!r.valid) continue;
-        const float bias = p.c.bias != nullptr ? p.c.bias[row] : 0.0f;
-#pragma unroll
-        for (int j = 0; j < 8; ++j) {
-            if (cols[j].valid) out[r.offset + r.y + cols[j].offset + cols[j].y] = acc[i][j] + bias;
-        }
-    }
+    // The last barrier above ended every read of the slices: the TF32 tile may stage its output in b_slices.
+    static_assert(sizeof(b_slices) >= sizeof(float) * kImplicitThreads / 32 * 16 * 16, "room to stage");
+    tile.write(p.c, p.c.base + static_cast<int>(blockIdx.y) * p.c.slice_stride, row0, col0,
+               &b_slices[0][0][0]);
 }
 
 // wt (C, OC, KH·KW) = w (OC, C, KH·KW) with the first two axes swapped: backward-data's A, rows c, contiguous
@@ -399,6 +548,11 @@ int64_t workspace_floats(const Conv2dGeometry& g) {
         {partial_floats(forward_size(g)), backward_data_floats(g), partial_floats(backward_filter_size(g))});
 }
 
+// allow_tf32 takes the TF32 kernel where it can run; elsewhere the FP32 kernel (more precise, never wrong).
+bool use_tf32(bool allow_tf32) {
+    return allow_tf32 && conv2d_implicit_tf32_available();
+}
+
 void check_geometry(const Conv2dGeometry& g, const char* op) {
     const std::string why = conv2d_implicit_unsupported(g);
     CUDACNN_CHECK(why.empty(), "{}: {}", op, why);
@@ -420,8 +574,9 @@ void check_workspace(const Conv2dGeometry& g, const void* workspace, size_t byte
                   describe_conv2d_geometry(g));
 }
 
-// Launches the implicit GEMM with the block tile that fits m (the rows of A) over `slices` k slices.
-template <bool kBKFast, class GA, class GB>
+// Launches the implicit GEMM (TF32 on tensor cores when kTf32) with the block tile that fits m (the rows of
+// A) over `slices` k slices.
+template <bool kBKFast, bool kTf32, class GA, class GB>
 void launch_implicit_gemm(ImplicitProblem<GA, GB> p, int64_t slices, cudaStream_t stream) {
     const int64_t m = p.a_rows.count, n = p.b_cols.count;
     const int block_rows = block_rows_for(m);
@@ -430,28 +585,38 @@ void launch_implicit_gemm(ImplicitProblem<GA, GB> p, int64_t slices, cudaStream_
                     static_cast<unsigned>(slices));
     const dim3 block(kernels::kImplicitThreads);
     if (block_rows == 32) {
-        launch(kernels::implicit_gemm_kernel<32, kBKFast, GA, GB>, grid, block, 0, stream, p);
+        launch(kernels::implicit_gemm_kernel<32, kBKFast, kTf32, GA, GB>, grid, block, 0, stream, p);
     } else if (block_rows == 64) {
-        launch(kernels::implicit_gemm_kernel<64, kBKFast, GA, GB>, grid, block, 0, stream, p);
+        launch(kernels::implicit_gemm_kernel<64, kBKFast, kTf32, GA, GB>, grid, block, 0, stream, p);
     } else {
-        launch(kernels::implicit_gemm_kernel<128, kBKFast, GA, GB>, grid, block, 0, stream, p);
+        launch(kernels::implicit_gemm_kernel<128, kBKFast, kTf32, GA, GB>, grid, block, 0, stream, p);
     }
 }
 
-// Runs product p (its k, A, B and final output view set): in one pass, or split over k into dense partial
-// products at `partials` (room for partial_floats) and then summed into p.c in slice order.
 template <bool kBKFast, class GA, class GB>
-void run_product(ImplicitProblem<GA, GB> p, float* partials, cudaStream_t stream) {
+void launch_implicit_gemm(ImplicitProblem<GA, GB> p, int64_t slices, bool tf32, cudaStream_t stream) {
+#if CUDACNN_IMPLICIT_TF32
+    if (tf32) return launch_implicit_gemm<kBKFast, true>(p, slices, stream);
+#endif
+    (void)tf32;
+    launch_implicit_gemm<kBKFast, false>(p, slices, stream);
+}
+
+// Runs product p (its k, A, B and final output view set), in TF32 when `tf32`: in one pass, or split over k
+// into dense partial products at `partials` (room for partial_floats) and then summed into p.c in slice
+// order.
+template <bool kBKFast, class GA, class GB>
+void run_product(ImplicitProblem<GA, GB> p, float* partials, bool tf32, cudaStream_t stream) {
     const ProductSize size{p.a_rows.count, p.b_cols.count, p.k};
     const KSplit split = k_split(size);
     p.k_slice = static_cast<int>(split.slice_k);
     if (split.slices == 1) {
-        launch_implicit_gemm<kBKFast>(p, 1, stream);
+        launch_implicit_gemm<kBKFast>(p, 1, tf32, stream);
         return;
     }
     const kernels::OutputView out = p.c;
     p.c = {partials, dense(size.n, size.m), dense(1, size.n), nullptr, static_cast<int>(size.m * size.n)};
-    launch_implicit_gemm<kBKFast>(p, split.slices, stream);
+    launch_implicit_gemm<kBKFast>(p, split.slices, tf32, stream);
     launch(kernels::sum_slices_kernel, elementwise_grid(size.m * size.n), dim3(kElementwiseBlock), 0, stream,
            partials, static_cast<int>(split.slices), out);
 }
@@ -486,8 +651,18 @@ size_t conv2d_implicit_workspace_bytes(const Conv2dGeometry& g) {
     return static_cast<size_t>(workspace_floats(g)) * sizeof(float);
 }
 
+bool conv2d_implicit_tf32_available() {
+    return CUDACNN_IMPLICIT_TF32 && tf32_tensor_cores_available();
+}
+
 void conv2d_implicit_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias,
                              float* y, void* workspace, size_t workspace_bytes, cudaStream_t stream) {
+    conv2d_implicit_forward(g, x, w, bias, y, workspace, workspace_bytes, stream, false);
+}
+
+void conv2d_implicit_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias,
+                             float* y, void* workspace, size_t workspace_bytes, cudaStream_t stream,
+                             bool allow_tf32) {
     const char* op = "conv2d_implicit_forward";
     check_geometry(g, op);
     check_pointers({x, w, y}, "x, w and y", op);
@@ -505,11 +680,17 @@ void conv2d_implicit_forward(const Conv2dGeometry& g, const float* x, const floa
     p.b_k = decoder(taps(g), g.kernel_w, hw, g.dilation_h, 0, g.dilation_w, 0, k);
     p.c = {y, dense(plane, g.out_channels), images_by_plane(plane, g.out_channels * plane, n), bias, 0};
     p.k = static_cast<int>(k);
-    run_product<false>(p, static_cast<float*>(workspace), stream);
+    run_product<false>(p, static_cast<float*>(workspace), use_tf32(allow_tf32), stream);
 }
 
 void conv2d_implicit_backward_data(const Conv2dGeometry& g, const float* dy, const float* w, float* dx,
                                    void* workspace, size_t workspace_bytes, cudaStream_t stream) {
+    conv2d_implicit_backward_data(g, dy, w, dx, workspace, workspace_bytes, stream, false);
+}
+
+void conv2d_implicit_backward_data(const Conv2dGeometry& g, const float* dy, const float* w, float* dx,
+                                   void* workspace, size_t workspace_bytes, cudaStream_t stream,
+                                   bool allow_tf32) {
     const char* op = "conv2d_implicit_backward_data";
     check_geometry(g, op);
     check_pointers({dy, w, dx}, "dy, w and dx", op);
@@ -532,12 +713,19 @@ void conv2d_implicit_backward_data(const Conv2dGeometry& g, const float* dy, con
     p.b_k = decoder(taps(g), g.kernel_w, plane, -g.dilation_h, 0, -g.dilation_w, 0, k);
     p.c = {dx, dense(hw, g.in_channels), images_by_plane(hw, g.in_channels * hw, n), nullptr, 0};
     p.k = static_cast<int>(k);
-    run_product<false>(p, static_cast<float*>(workspace) + backward_data_partials_offset(g), stream);
+    run_product<false>(p, static_cast<float*>(workspace) + backward_data_partials_offset(g),
+                       use_tf32(allow_tf32), stream);
 }
 
 void conv2d_implicit_backward_filter(const Conv2dGeometry& g, const float* x, const float* dy, float* dw,
                                      float* dbias, void* workspace, size_t workspace_bytes,
                                      cudaStream_t stream) {
+    conv2d_implicit_backward_filter(g, x, dy, dw, dbias, workspace, workspace_bytes, stream, false);
+}
+
+void conv2d_implicit_backward_filter(const Conv2dGeometry& g, const float* x, const float* dy, float* dw,
+                                     float* dbias, void* workspace, size_t workspace_bytes,
+                                     cudaStream_t stream, bool allow_tf32) {
     const char* op = "conv2d_implicit_backward_filter";
     check_geometry(g, op);
     check_pointers({x, dy, dw}, "x, dy and dw", op);
@@ -554,7 +742,7 @@ void conv2d_implicit_backward_filter(const Conv2dGeometry& g, const float* x, co
     p.b_k = decoder(plane, g.out_w, g.in_channels * hw, g.stride_h, -g.pad_top, g.stride_w, -g.pad_left, k);
     p.c = {dw, dense(cols, g.out_channels), dense(1, cols), nullptr, 0};
     p.k = static_cast<int>(k);
-    run_product<true>(p, static_cast<float*>(workspace), stream);
+    run_product<true>(p, static_cast<float*>(workspace), use_tf32(allow_tf32), stream);
     if (dbias != nullptr) conv_bias_grad(dy, dbias, g.batch, g.out_channels, g.out_h, g.out_w, stream);
 }
 

@@ -16,6 +16,14 @@
 // tile BM × 128 (BM = 32, 64 or 128 by the product's m), k-slices of 8, double-buffered shared slices with
 // one barrier per slice, BM/16 × 8 outputs per thread in registers. Every output sums its k terms in order
 // and nothing uses atomics: results are bitwise reproducible.
+// TF32 (allow_tf32, --precision tf32): the same gather, pipeline and split-k, with the gathered values
+// rounded to TF32 (cvt.rna.tf32.f32, as cuda/gemm_tf32.hpp rounds) as they enter shared memory and the block
+// tile multiplied on tensor cores (nvcuda::wmma 16 × 16 × 8, FP32 accumulators, 8 warps of (BM/2) × 32).
+// Inputs keep 10 mantissa bits, so errors are of TF32 size (~1e-3 relative), not FP32's; the bias, the
+// split-k sums and backward-filter's bias gradient stay FP32. Still deterministic: the tensor cores' order is
+// fixed, and the emulator's wmma sums k in order, which makes it bit for bit the FP32 kernel on TF32-rounded
+// inputs. Built unless CUDACNN_IMPLICIT_TF32=0 (default: CUDACNN_TENSOR_CORES); where it cannot run,
+// allow_tf32 runs the FP32 kernel (conv2d_implicit_tf32_available() says which).
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -38,15 +46,28 @@ std::string conv2d_implicit_unsupported(const cpu::Conv2dGeometry& g);
 // backward-data). No call allocates. Throws Error for an unsupported geometry.
 size_t conv2d_implicit_workspace_bytes(const cpu::Conv2dGeometry& g);
 
+// Whether allow_tf32 runs the TF32 tensor-core kernel: built with CUDACNN_IMPLICIT_TF32 on and a device of
+// compute capability 8.0 or more (the emulator reports 9.0 and runs it through its nvcuda::wmma).
+bool conv2d_implicit_tf32_available();
+
+// Each call below comes in FP32 and, with a last argument allow_tf32, in TF32 where
+// conv2d_implicit_tf32_available() (FP32 elsewhere, or when it is false); the workspace is the same for both.
+
 // x (N, C, H, W), w (OC, C, KH, KW), bias (OC) or nullptr → y (N, OC, OH, OW), overwritten. Needs workspace
 // only where it splits k (it may be null otherwise); conv2d_implicit_workspace_bytes(g) is always enough.
 void conv2d_implicit_forward(const cpu::Conv2dGeometry& g, const float* x, const float* w, const float* bias,
                              float* y, void* workspace, size_t workspace_bytes, cudaStream_t stream);
+void conv2d_implicit_forward(const cpu::Conv2dGeometry& g, const float* x, const float* w, const float* bias,
+                             float* y, void* workspace, size_t workspace_bytes, cudaStream_t stream,
+                             bool allow_tf32);
 
 // dy (N, OC, OH, OW), w → dx (N, C, H, W), overwritten (elements no tap reads get 0). Needs workspace
 // (conv2d_implicit_workspace_bytes(g) is enough); a smaller one than the call needs throws Error.
 void conv2d_implicit_backward_data(const cpu::Conv2dGeometry& g, const float* dy, const float* w, float* dx,
                                    void* workspace, size_t workspace_bytes, cudaStream_t stream);
+void conv2d_implicit_backward_data(const cpu::Conv2dGeometry& g, const float* dy, const float* w, float* dx,
+                                   void* workspace, size_t workspace_bytes, cudaStream_t stream,
+                                   bool allow_tf32);
 
 // x, dy → dw (OC, C, KH, KW), overwritten; dbias (OC) = Σ dy over (N, OH, OW) when non-null, overwritten
 // (conv_bias_grad of cuda/bias_grad.hpp). Needs workspace where it splits k
@@ -54,5 +75,8 @@ void conv2d_implicit_backward_data(const cpu::Conv2dGeometry& g, const float* dy
 void conv2d_implicit_backward_filter(const cpu::Conv2dGeometry& g, const float* x, const float* dy, float* dw,
                                      float* dbias, void* workspace, size_t workspace_bytes,
                                      cudaStream_t stream);
+void conv2d_implicit_backward_filter(const cpu::Conv2dGeometry& g, const float* x, const float* dy, float* dw,
+                                     float* dbias, void* workspace, size_t workspace_bytes,
+                                     cudaStream_t stream, bool allow_tf32);
 
 }  // namespace cudacnn::gpu
