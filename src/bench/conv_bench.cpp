@@ -127,7 +127,8 @@ struct ConvState {
 // One GPU algorithm's plan, shared by its three passes and made on first use.
 struct PlanState {
     gpu::ConvAlgo algo;
-    bool tf32;  // --precision tf32: cuDNN may use TF32 tensor cores; im2col and winograd run the own TF32 GEMM
+    bool tf32;  // --precision tf32: cuDNN and implicit may use TF32 tensor cores; im2col and winograd run the own
+                // TF32 GEMM
     std::unique_ptr<gpu::Conv2dPlan> plan;
     DeviceBuffer workspace;
 
@@ -270,8 +271,9 @@ std::vector<Candidate> conv2d_candidates(const OpCase& c, Context& context) {
                                      gpu::ConvAlgo::implicit, gpu::ConvAlgo::winograd}) {
         const std::string name = gpu::conv_algo_name(algo);
         if (context.wants(name)) add_gpu_candidates(out, algo, false, conv, c, context);
+        // cuDNN's TF32, the implicit GEMM's TF32 kernel, or the own TF32 GEMM.
         const bool has_tf32 = algo == gpu::ConvAlgo::cudnn || algo == gpu::ConvAlgo::im2col ||
-                              algo == gpu::ConvAlgo::winograd;  // cuDNN's TF32, or the own TF32 GEMM
+                              algo == gpu::ConvAlgo::implicit || algo == gpu::ConvAlgo::winograd;
         if (has_tf32 && context.wants(name + "_tf32")) {
             add_gpu_candidates(out, algo, true, conv, c, context);
         }

@@ -60,10 +60,10 @@ void set_algos(BenchOptions& o, const FlagValue& v) {
 }  // namespace
 
 const std::vector<std::string>& algorithm_names() {
-    static const std::vector<std::string> names = {"cudnn",       "direct",      "im2col",      "cublas",
-                                                   "kernel",      "cpu",         "cpu_ref",     "implicit",
-                                                   "winograd",    "cudnn_tf32",  "im2col_tf32", "cublas_tf32",
-                                                   "kernel_tf32", "winograd_tf32"};
+    static const std::vector<std::string> names = {"cudnn",       "direct",        "im2col",      "cublas",
+                                                   "kernel",      "cpu",           "cpu_ref",     "implicit",
+                                                   "winograd",    "cudnn_tf32",    "im2col_tf32", "cublas_tf32",
+                                                   "kernel_tf32", "winograd_tf32", "implicit_tf32"};
     return names;
 }
 
@@ -142,8 +142,9 @@ std::string bench_usage() {
         "reference ops: slow), gpu (all but the CPU ones). In the emu flavour gpu runs the emulated kernels:\n"
         "correct but slow, so use a small -b. tools/bench/cpu-vs-pytorch.sh times the fast CPU path's steps\n"
         "beside PyTorch's.\n"
-        "cudnn_tf32, im2col_tf32, winograd_tf32 (conv2d), cublas_tf32 and kernel_tf32 (linear) are the same\n"
-        "with --precision tf32: inputs rounded to TF32 on tensor cores, checked with a TF32 tolerance.\n"
+        "cudnn_tf32, im2col_tf32, implicit_tf32, winograd_tf32 (conv2d), cublas_tf32 and kernel_tf32 (linear)\n"
+        "are the same with --precision tf32: inputs rounded to TF32 on tensor cores, checked with a TF32\n"
+        "tolerance.\n"
         "\n--shape OP:KEY=VALUE,... (K, S, P, D set both KH/KW, SH/SW, PH/PW, DH/DW):\n";
     for (const std::string& form : shape_forms()) text += "  " + form + "\n";
     text += "\nExit codes: 0 done, 1 an error or an implementation that was wrong or failed (after the files are\n"

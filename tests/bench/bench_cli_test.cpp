@@ -132,7 +132,7 @@ TEST_CASE("cudacnn-bench checks the emulated kernels against the reference befor
     // An odd geometry (stride 2, 7×6 images, 3 images: fewer than the check's 4 distinct ones) on every conv
     // algorithm; cuDNN is not part of the emu flavour.
     const Outcome o = run_bench(fmt::format("--shape conv2d:N=3,C=5,H=7,W=6,OC=4,K=3,S=2,P=1 "
-                                            "--algos cudnn,direct,im2col,implicit,winograd,im2col_tf32,cpu "
+                                            "--algos cudnn,direct,im2col,implicit,winograd,im2col_tf32,implicit_tf32,cpu "
                                             "--warmup 0 --repeats 1 --json {}",
                                             temp.file("conv.json")),
                                 temp);
@@ -159,7 +159,7 @@ TEST_CASE("cudacnn-bench checks the emulated kernels against the reference befor
             }
         }
     };
-    for (const char* algorithm : {"direct", "im2col", "implicit", "im2col_tf32"}) {
+    for (const char* algorithm : {"direct", "im2col", "implicit", "im2col_tf32", "implicit_tf32"}) {
         check_emulated_rows(report, algorithm, "N=3,C=5,H=7,W=6,OC=4,K=3,S=2,P=1");
     }
     const Record* cudnn = find(report, "conv2d", "forward", "cudnn");
