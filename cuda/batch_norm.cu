@@ -2,13 +2,11 @@
 // Per-channel reductions are split over a few blocks and merged in a fixed order: deterministic, no atomics.
 #include "cuda/batch_norm.hpp"
 
-#include <algorithm>
-#include <climits>
 #include <cmath>
 
+#include "cuda/batch_norm_common.cuh"
 #include "cuda/elementwise.cuh"
 #include "cuda/launch.cuh"
-#include "cuda/relu_rule.cuh"
 #include "cuda/reduce.cuh"
 #include "cudacnn/error.hpp"
 
@@ -16,20 +14,7 @@ namespace cudacnn::gpu {
 
 namespace kernels {
 
-constexpr int kBnWarp = 32;
-constexpr int kBnReduceBlock = 256;      // threads of a statistics / gradient-sum block
-constexpr int kBnValuesPerBlock = 2048;  // aim: 8 values per thread before the block's tree
-constexpr int kBnMaxSplits = kBnWarp;    // the finalize merges a channel's partials in one warp
-constexpr int kBnFinalizeBlock = 256;    // 8 channels per finalize block, one warp each
 constexpr unsigned kFullMask = 0xffffffffu;
-
-// Sizes of one call; the launchers check that they fit in int.
-struct BnDims {
-    int n = 0, c = 0, hw = 0;
-    int count = 0;   // M = N · H · W, values per channel
-    int splits = 1;  // S: blocks per channel in the reductions
-    int chunk = 0;   // values per block: block s covers [s · chunk, min((s + 1) · chunk, M))
-};
 
 // Welford's running (count, mean, M2) and Chan's merge. No default member initializers: a __shared__ array
 // of it must be trivially constructible.
@@ -77,33 +62,11 @@ struct GradSums {
     }
 };
 
-// Calls f(offset) for the values j = begin + threadIdx.x, j + blockDim.x, … < end of channel c, where value
-// j is (n, h·W + w) = (j / HW, j % HW): consecutive threads read consecutive addresses within a plane, and
-// the position advances without a division per value.
-template <class F>
-__device__ void for_each_in_slice(const BnDims& d, int channel, int begin, int end, F f) {
-    int j = begin + static_cast<int>(threadIdx.x);
-    if (j >= end) return;
-    int n = j / d.hw, i = j % d.hw;
-    const int step = static_cast<int>(blockDim.x);
-    const int dn = step / d.hw, di = step % d.hw;
-    for (; j < end; j += step) {
-        f((static_cast<int64_t>(n) * d.c + channel) * d.hw + i);
-        n += dn, i += di;
-        if (i >= d.hw) i -= d.hw, ++n;
-    }
-}
-
 // Partials live in two (C, S) arrays one after the other: the first and second field of each block's result.
 __device__ inline void store_partial(float* partials, const BnDims& d, int channel, int split, float first,
                                      float second) {
     partials[channel * d.splits + split] = first;
     partials[(d.c + channel) * d.splits + split] = second;
-}
-
-// The finalize kernels run one warp per channel; this is the warp's channel (≥ C: the warp has none).
-__device__ inline int warp_channel() {
-    return blockIdx.x * (blockDim.x / kBnWarp) + threadIdx.x / kBnWarp;
 }
 
 // Lane s loads partial s of the channel as make(first, second, s) and the warp merges them in a fixed tree;
@@ -116,13 +79,6 @@ __device__ Acc merge_partials(const float* partials, const BnDims& d, int channe
         acc = make(partials[channel * d.splits + lane], partials[(d.c + channel) * d.splits + lane], lane);
     }
     return reduce::warp_reduce(acc);
-}
-
-__device__ inline int slice_begin(const BnDims& d, int split) {
-    return split * d.chunk;
-}
-__device__ inline int slice_end(const BnDims& d, int split) {
-    return min((split + 1) * d.chunk, d.count);
 }
 
 // Block (s, c): Welford over its slice of channel c, shifted by the channel's first value (x[0, c, 0, 0])
@@ -142,7 +98,7 @@ __global__ void batch_norm_stats_kernel(const float* x, float* partials, BnDims 
 __global__ void batch_norm_finalize_kernel(const float* x, const float* partials, BnDims d, float eps,
                                            float momentum_factor, float* running_mean, float* running_var,
                                            float* save_mean, float* save_invstd) {
-    const int channel = warp_channel();
+    const int channel = warp_row();
     if (channel >= d.c) return;  // whole warps only
     const Welford acc = merge_partials<Welford>(partials, d, channel, [&](float mean, float m2, int split) {
         return Welford{mean, m2, max(slice_end(d, split) - slice_begin(d, split), 0)};
@@ -175,17 +131,8 @@ __global__ void batch_norm_normalize_kernel(const float* x, const float* mean, c
     const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
     for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < total; i += stride) {
         const int c = (static_cast<int>(i) / hw) % channels;
-        const float gamma = weight != nullptr ? weight[c] : 1.0f;
-        const float beta = bias != nullptr ? bias[c] : 0.0f;
-        const float value = (x[i] - mean[c]) * invstd[c] * gamma + beta;
-        y[i] = relu ? relu_value(value) : value;
+        y[i] = normalized_value(x[i], mean[c], invstd[c], weight, bias, c, relu);
     }
-}
-
-// The gradient batch norm's backward reads at element i: dy, or, with a fused ReLU whose output is relu_y,
-// ReLU's backward of it (computed where it is read instead of stored).
-__device__ inline float incoming_gradient(const float* dy, const float* relu_y, int64_t i) {
-    return relu_y != nullptr ? relu_gradient(relu_y[i], dy[i]) : dy[i];
 }
 
 // Block (s, c): Σ dy and Σ dy · (x − mean) over its slice. partials: Σ dy (C, S) then Σ dy · (x − mean) (C,
@@ -207,7 +154,7 @@ __global__ void batch_norm_grad_sums_kernel(const float* x, const float* dy, con
 // One warp per channel adds the S partials; totals: Σ dy (C) then Σ dy · x̂ (C), for the dx kernel.
 __global__ void batch_norm_grad_finalize_kernel(const float* partials, const float* save_invstd, BnDims d,
                                                 float* totals, float* dweight, float* dbias) {
-    const int channel = warp_channel();
+    const int channel = warp_row();
     if (channel >= d.c) return;  // whole warps only
     const GradSums acc = merge_partials<GradSums>(partials, d, channel, [](float dy, float dy_xmu, int) {
         return GradSums{dy, dy_xmu};
@@ -245,29 +192,9 @@ __global__ void batch_norm_dx_kernel(const float* x, const float* dy, const floa
 
 namespace {
 
+using bn_detail::align16;
+using bn_detail::bn_dims;
 using kernels::BnDims;
-
-BnDims bn_dims(const char* op, const Shape& x) {
-    CUDACNN_CHECK(x.rank() == 4, "{}: input must be (N, C, H, W), got shape {}", op, x);
-    CUDACNN_CHECK(x[0] > 0 && x[1] > 0 && x[2] > 0 && x[3] > 0,
-                  "{}: input sizes must be positive, got shape {}", op, x);
-    CUDACNN_CHECK(x.numel() <= INT_MAX,
-                  "{}: shape {} has {} elements; the kernels index with 32-bit integers (at most {})", op, x,
-                  x.numel(), INT_MAX);
-    // Reduction blocks are laid out as grid (S, C), and gridDim.y is at most 65535.
-    CUDACNN_CHECK(x[1] <= 65535, "{}: {} channels; the kernels handle at most 65535", op, x[1]);
-    BnDims d;
-    d.n = static_cast<int>(x[0]), d.c = static_cast<int>(x[1]), d.hw = static_cast<int>(x[2] * x[3]);
-    d.count = d.n * d.hw;
-    const int wanted = (d.count + kernels::kBnValuesPerBlock - 1) / kernels::kBnValuesPerBlock;
-    d.splits = std::clamp(wanted, 1, kernels::kBnMaxSplits);
-    d.chunk = (d.count + d.splits - 1) / d.splits;
-    return d;
-}
-
-size_t align16(size_t bytes) {
-    return (bytes + 15) / 16 * 16;
-}
 
 // Workspace layout: partials 2 · C · S floats, then totals 2 · C floats (backward only).
 size_t partials_bytes(const BnDims& d) {
@@ -285,44 +212,13 @@ void check_workspace(const char* op, const BnDims& d, const Shape& x, const void
                   op, x, needed, bytes, workspace);
 }
 
-dim3 per_channel_warps_grid(int channels) {
-    constexpr int channels_per_block = kernels::kBnFinalizeBlock / kernels::kBnWarp;
-    return dim3((channels + channels_per_block - 1) / channels_per_block);
-}
-
 // Validates like the reference, in its order; returns the running statistics' update factor (−1: none),
 // incrementing num_batches_tracked when a training step updates them.
 float check_forward_and_count(const BnDims& d, const Shape& x, BatchNorm2dRunningStatsView* running,
                               const cpu::BatchNorm2dOptions& options) {
-    const char* op = "batch_norm2d";
-    if (running != nullptr) {
-        CUDACNN_CHECK(
-            running->running_mean != nullptr && running->running_var != nullptr,
-            "{}: running statistics need device pointers for running_mean and running_var, got {} and {}", op,
-            static_cast<const void*>(running->running_mean), static_cast<const void*>(running->running_var));
-        CUDACNN_CHECK(running->num_batches_tracked >= 0, "{}: num_batches_tracked {} must not be negative",
-                      op, running->num_batches_tracked);
-    }
-    CUDACNN_CHECK(std::isfinite(options.eps) && options.eps >= 0, "{}: eps {} must be finite and >= 0", op,
-                  options.eps);
-    CUDACNN_CHECK(!options.momentum || (*options.momentum >= 0 && *options.momentum <= 1),
-                  "{}: momentum {} must be in [0, 1] (or unset for a cumulative average)", op,
-                  options.momentum.value_or(0.0));
-    CUDACNN_CHECK(
-        options.training || running != nullptr,
-        "{}: evaluation mode normalizes by the running statistics, but none were given; pass them or "
-        "use training mode (as nn.BatchNorm2d does with track_running_stats=False)",
-        op);
-    CUDACNN_CHECK(
-        !options.training || d.count > 1,
-        "{}: training needs more than 1 value per channel, got input shape {}; use a larger batch or "
-        "evaluation mode",
-        op, x);
-    if (!options.training || running == nullptr) return -1.0f;
-    ++running->num_batches_tracked;
-    const double factor =
-        options.momentum ? *options.momentum : 1.0 / static_cast<double>(running->num_batches_tracked);
-    return static_cast<float>(factor);
+    bn_detail::check_forward("batch_norm2d", d, x, running, options);
+    const double factor = bn_detail::count_training_batch(running, options);
+    return factor < 0.0 ? -1.0f : static_cast<float>(factor);
 }
 
 }  // namespace
@@ -353,7 +249,7 @@ void batch_norm2d_impl(const char* op, bool relu, const float* x, const float* w
                stream, x, partials, d);
         float* running_mean = running != nullptr ? running->running_mean : nullptr;
         float* running_var = running != nullptr ? running->running_var : nullptr;
-        launch(kernels::batch_norm_finalize_kernel, per_channel_warps_grid(d.c),
+        launch(kernels::batch_norm_finalize_kernel, bn_detail::warp_per_row_grid(d.c),
                dim3(kernels::kBnFinalizeBlock), 0, stream, x, static_cast<const float*>(partials), d, eps,
                factor, running_mean, running_var, save_mean, save_invstd);
     } else {
@@ -386,7 +282,7 @@ void batch_norm2d_backward_impl(const char* op, const float* relu_y, const float
         totals = reinterpret_cast<float*>(static_cast<char*>(workspace) + partials_bytes(d));
         launch(kernels::batch_norm_grad_sums_kernel, dim3(d.splits, d.c), dim3(kernels::kBnReduceBlock), 0,
                stream, x, dy, relu_y, save_mean, partials, d);
-        launch(kernels::batch_norm_grad_finalize_kernel, per_channel_warps_grid(d.c),
+        launch(kernels::batch_norm_grad_finalize_kernel, bn_detail::warp_per_row_grid(d.c),
                dim3(kernels::kBnFinalizeBlock), 0, stream, static_cast<const float*>(partials), save_invstd,
                d, totals, dweight, dbias);
     }

@@ -1,0 +1,155 @@
+// What the batch norm kernels (cuda/batch_norm.cu) and the synchronized batch norm kernels
+// (cuda/batch_norm_sync.cu) share: how a channel's N·H·W values split over reduction blocks, the walk over
+// one block's slice, and the per-element rules of the normalize and of the incoming gradient. Included by
+// those .cu files only.
+#pragma once
+
+#include <algorithm>
+#include <climits>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+
+#include "cuda/batch_norm.hpp"
+#include "cuda/launch.cuh"
+#include "cuda/relu_rule.cuh"
+#include "cudacnn/error.hpp"
+#include "cudacnn/tensor.hpp"
+
+namespace cudacnn::gpu {
+
+namespace kernels {
+
+constexpr int kBnWarp = 32;
+constexpr int kBnReduceBlock = 256;      // threads of a statistics / gradient-sum block
+constexpr int kBnValuesPerBlock = 2048;  // aim: 8 values per thread before the block's tree
+constexpr int kBnMaxSplits = kBnWarp;    // the finalize merges a channel's partials in one warp
+constexpr int kBnFinalizeBlock = 256;    // 8 channels per finalize block, one warp each
+
+// Sizes of one call; the launchers check that they fit in int.
+struct BnDims {
+    int n = 0, c = 0, hw = 0;
+    int count = 0;   // M = N · H · W, values per channel
+    int splits = 1;  // S: blocks per channel in the reductions
+    int chunk = 0;   // values per block: block s covers [s · chunk, min((s + 1) · chunk, M))
+};
+
+// Calls f(offset) for the values j = begin + threadIdx.x, j + blockDim.x, … < end of channel c, where value
+// j is (n, h·W + w) = (j / HW, j % HW): consecutive threads read consecutive addresses within a plane, and
+// the position advances without a division per value.
+template <class F>
+__device__ void for_each_in_slice(const BnDims& d, int channel, int begin, int end, F f) {
+    int j = begin + static_cast<int>(threadIdx.x);
+    if (j >= end) return;
+    int n = j / d.hw, i = j % d.hw;
+    const int step = static_cast<int>(blockDim.x);
+    const int dn = step / d.hw, di = step % d.hw;
+    for (; j < end; j += step) {
+        f((static_cast<int64_t>(n) * d.c + channel) * d.hw + i);
+        n += dn, i += di;
+        if (i >= d.hw) i -= d.hw, ++n;
+    }
+}
+
+__device__ inline int slice_begin(const BnDims& d, int split) {
+    return split * d.chunk;
+}
+__device__ inline int slice_end(const BnDims& d, int split) {
+    return min((split + 1) * d.chunk, d.count);
+}
+
+// The kernels that finish a per-channel reduction run one warp per row (a channel, or a channel's second
+// sum); this is the warp's row (≥ the row count: the warp has none).
+__device__ inline int warp_row() {
+    return blockIdx.x * (blockDim.x / kBnWarp) + threadIdx.x / kBnWarp;
+}
+
+// y = (x − mean) · invstd · γ + β (γ, β: 1, 0 without affine), with a fused ReLU's rule applied when relu.
+__device__ inline float normalized_value(float x, float mean, float invstd, const float* weight,
+                                         const float* bias, int c, bool relu) {
+    const float gamma = weight != nullptr ? weight[c] : 1.0f;
+    const float beta = bias != nullptr ? bias[c] : 0.0f;
+    const float value = (x - mean) * invstd * gamma + beta;
+    return relu ? relu_value(value) : value;
+}
+
+// The gradient batch norm's backward reads at element i: dy, or, with a fused ReLU whose output is relu_y,
+// ReLU's backward of it (computed where it is read instead of stored).
+__device__ inline float incoming_gradient(const float* dy, const float* relu_y, int64_t i) {
+    return relu_y != nullptr ? relu_gradient(relu_y[i], dy[i]) : dy[i];
+}
+
+}  // namespace kernels
+
+namespace bn_detail {
+
+// Validates an (N, C, H, W) input for the kernels and chooses S.
+inline kernels::BnDims bn_dims(const char* op, const Shape& x) {
+    CUDACNN_CHECK(x.rank() == 4, "{}: input must be (N, C, H, W), got shape {}", op, x);
+    CUDACNN_CHECK(x[0] > 0 && x[1] > 0 && x[2] > 0 && x[3] > 0,
+                  "{}: input sizes must be positive, got shape {}", op, x);
+    CUDACNN_CHECK(x.numel() <= INT_MAX,
+                  "{}: shape {} has {} elements; the kernels index with 32-bit integers (at most {})", op, x,
+                  x.numel(), INT_MAX);
+    // Reduction blocks are laid out as grid (S, C), and gridDim.y is at most 65535.
+    CUDACNN_CHECK(x[1] <= 65535, "{}: {} channels; the kernels handle at most 65535", op, x[1]);
+    kernels::BnDims d;
+    d.n = static_cast<int>(x[0]), d.c = static_cast<int>(x[1]), d.hw = static_cast<int>(x[2] * x[3]);
+    d.count = d.n * d.hw;
+    const int wanted = (d.count + kernels::kBnValuesPerBlock - 1) / kernels::kBnValuesPerBlock;
+    d.splits = std::clamp(wanted, 1, kernels::kBnMaxSplits);
+    d.chunk = (d.count + d.splits - 1) / d.splits;
+    return d;
+}
+
+inline size_t align16(size_t bytes) {
+    return (bytes + 15) / 16 * 16;
+}
+
+// The grid of a kernel that runs one warp per row.
+inline dim3 warp_per_row_grid(int rows) {
+    constexpr int rows_per_block = kernels::kBnFinalizeBlock / kernels::kBnWarp;
+    return dim3((rows + rows_per_block - 1) / rows_per_block);
+}
+
+// Validates a forward's arguments like the reference, in its order (op names the entry point in errors).
+inline void check_forward(const char* op, const kernels::BnDims& d, const Shape& x,
+                          const BatchNorm2dRunningStatsView* running,
+                          const cpu::BatchNorm2dOptions& options) {
+    if (running != nullptr) {
+        CUDACNN_CHECK(
+            running->running_mean != nullptr && running->running_var != nullptr,
+            "{}: running statistics need device pointers for running_mean and running_var, got {} and {}", op,
+            static_cast<const void*>(running->running_mean), static_cast<const void*>(running->running_var));
+        CUDACNN_CHECK(running->num_batches_tracked >= 0, "{}: num_batches_tracked {} must not be negative",
+                      op, running->num_batches_tracked);
+    }
+    CUDACNN_CHECK(std::isfinite(options.eps) && options.eps >= 0, "{}: eps {} must be finite and >= 0", op,
+                  options.eps);
+    CUDACNN_CHECK(!options.momentum || (*options.momentum >= 0 && *options.momentum <= 1),
+                  "{}: momentum {} must be in [0, 1] (or unset for a cumulative average)", op,
+                  options.momentum.value_or(0.0));
+    CUDACNN_CHECK(
+        options.training || running != nullptr,
+        "{}: evaluation mode normalizes by the running statistics, but none were given; pass them or "
+        "use training mode (as nn.BatchNorm2d does with track_running_stats=False)",
+        op);
+    CUDACNN_CHECK(
+        !options.training || d.count > 1,
+        "{}: training needs more than 1 value per channel, got input shape {}; use a larger batch or "
+        "evaluation mode",
+        op, x);
+}
+
+// The running statistics' update factor of a training step (−1: nothing to update), counting the batch in
+// num_batches_tracked: momentum, or 1 / num_batches_tracked for a cumulative average (momentum unset).
+inline double count_training_batch(BatchNorm2dRunningStatsView* running,
+                                   const cpu::BatchNorm2dOptions& options) {
+    if (!options.training || running == nullptr) return -1.0;
+    ++running->num_batches_tracked;
+    return options.momentum ? *options.momentum : 1.0 / static_cast<double>(running->num_batches_tracked);
+}
+
+}  // namespace bn_detail
+
+}  // namespace cudacnn::gpu
