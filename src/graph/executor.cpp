@@ -174,9 +174,9 @@ struct Executor::Impl {
                           "data-parallel run (a communicator); a single process has nothing to synchronize with");
             return;
         }
-        CUDACNN_CHECK(!options.sync_batch_norm || options.backend == Backend::cpu,
-                      "executor: synchronized batch norm (--sync-bn) runs on the fast CPU path (--device cpu) so far; "
-                      "on the {} backend leave it off (each rank normalizes by its own batch, as "
+        CUDACNN_CHECK(!options.sync_batch_norm || options.backend != Backend::cpu_reference,
+                      "executor: synchronized batch norm (--sync-bn) runs on the fast CPU path (--device cpu) and the "
+                      "GPU, not on the {} backend; leave it off there (each rank normalizes by its own batch, as "
                       "DistributedDataParallel does by default)", backend_name(options.backend));
         const bool device = options.backend == Backend::gpu;
         CUDACNN_CHECK(communicator->device_memory() == device,

@@ -1,10 +1,12 @@
 // The executor on the device: the hand-written kernels (and cuDNN / cuBLAS where chosen) on one stream,
 // run by a real GPU in the cuda flavour or by the CPU emulator in the emu flavour.
+#include <algorithm>
 #include <map>
 #include <utility>
 
 #include "cuda/activation.hpp"
 #include "cuda/batch_norm.hpp"
+#include "cuda/batch_norm_sync.hpp"
 #include "cuda/conv2d.hpp"
 #include "cuda/dropout.hpp"
 #include "cuda/gemm_backend.hpp"
@@ -63,7 +65,7 @@ gpu::GemmSettings gemm_settings(const ExecutorOptions& options) {
 class GpuBackend final : public BackendImpl {
   public:
     explicit GpuBackend(const ExecutorOptions& options)
-        : gemm_(gemm_settings(options)) {
+        : gemm_(gemm_settings(options)), sync_batch_norm_(options.sync_batch_norm) {
         conv_settings_.algo = gpu::parse_conv_algo(options.conv_algo);
         conv_settings_.allow_tf32 = gemm_.math == gpu::GemmMath::tf32;  // one --precision for both
         conv_settings_.benchmark = options.cudnn_benchmark;
@@ -107,7 +109,12 @@ class GpuBackend final : public BackendImpl {
                 }
                 return it->second.workspace_bytes();
             }
-            case LayerKind::batch_norm2d: return gpu::batch_norm2d_workspace_bytes(a.input_shapes[0]);
+            case LayerKind::batch_norm2d: {
+                // Synchronized training passes (NodeArgs::sync_statistics, not set here) need room for their sums.
+                const std::size_t bytes = gpu::batch_norm2d_workspace_bytes(a.input_shapes[0]);
+                if (!sync_batch_norm_) return bytes;
+                return std::max(bytes, gpu::batch_norm2d_sync_workspace_bytes(a.input_shapes[0]));
+            }
             case LayerKind::linear: {
                 const gpu::GemmScope gemm_scope(gemm_);  // the workspace depends on which GEMM runs
                 return gpu::linear_workspace_bytes(linear_shape(a));
@@ -174,6 +181,14 @@ class GpuBackend final : public BackendImpl {
 
   private:
     const gpu::Conv2dPlan& plan(const NodeArgs& a) const { return plans_.at({a.index, a.input_shapes[0][0]}); }
+    void synchronized_batch_norm_forward(const NodeArgs& a);
+    void synchronized_batch_norm_backward(const NodeArgs& a);
+    // Sums a synchronized batch norm's doubles across the ranks, in device memory, on this backend's stream.
+    gpu::BatchNormSyncReduce sync_reduce(const NodeArgs& a) {
+        dist::Communicator* communicator = a.sync_statistics;
+        void* stream = stream_.handle();
+        return [communicator, stream](double* data, int64_t n) { communicator->all_reduce_sum(data, n, stream); };
+    }
 
     // Which device, or why there is none: before any member makes a CUDA call (stream_), so that no GPU gives
     // this message rather than the first call's error.
@@ -185,6 +200,7 @@ class GpuBackend final : public BackendImpl {
     }
 
     gpu::GemmSettings gemm_;  // applied (GemmScope) around every node, so that its GEMMs follow this executor
+    bool sync_batch_norm_;    // ExecutorOptions::sync_batch_norm: batch norm workspaces hold the sync kernels' sums
     gpu::Conv2dSettings conv_settings_;
     std::string description_ = usable_gpu_description();
     Stream stream_;
@@ -202,6 +218,10 @@ void GpuBackend::forward(const NodeArgs& a) {
     switch (s.kind) {
         case LayerKind::conv2d: plan(a).forward(a.x[0], a.weight, a.bias, a.y, a.workspace, st); break;
         case LayerKind::batch_norm2d: {
+            if (a.sync_statistics != nullptr) {
+                synchronized_batch_norm_forward(a);
+                break;
+            }
             gpu::BatchNorm2dRunningStatsView running{a.running_mean, a.running_var,
                                                      a.num_batches_tracked ? *a.num_batches_tracked : 0};
             auto* saved = static_cast<float*>(a.saved);
@@ -250,6 +270,10 @@ void GpuBackend::backward(const NodeArgs& a) {
             plan(a).backward_filter(a.x[0], a.dy, a.dweight, a.dbias, a.workspace, st);
             break;
         case LayerKind::batch_norm2d: {
+            if (a.sync_statistics != nullptr) {
+                synchronized_batch_norm_backward(a);
+                break;
+            }
             const auto* saved = static_cast<const float*>(a.saved);
             const bool training = batch_norm_options(a).training;
             if (a.relu) {
@@ -287,6 +311,48 @@ void GpuBackend::backward(const NodeArgs& a) {
             break;
         case LayerKind::concat: gpu::concat_backward(a.dy, a.input_shapes, 1, a.dx, st); break;
     }
+}
+
+// The world's statistics (--sync-bn): the kernels' phases with the communicator's all-reduces between them.
+void GpuBackend::synchronized_batch_norm_forward(const NodeArgs& a) {
+    const int64_t channels = a.node->spec.num_features;
+    gpu::BatchNorm2dRunningStatsView running{a.running_mean, a.running_var,
+                                             a.num_batches_tracked ? *a.num_batches_tracked : 0};
+    gpu::BatchNorm2dSyncForward args;
+    args.x = a.x[0];
+    args.weight = a.weight;
+    args.bias = a.bias;
+    args.running = a.running_mean ? &running : nullptr;
+    args.y = a.y;
+    args.save_mean = static_cast<float*>(a.saved);
+    args.save_invstd = args.save_mean + channels;
+    args.input_shape = a.input_shapes[0];
+    args.options = batch_norm_options(a);
+    args.relu = a.relu;
+    args.workspace = a.workspace;
+    args.workspace_bytes = a.workspace_bytes;
+    args.stream = stream_.handle();
+    gpu::batch_norm2d_sync(args, sync_reduce(a));
+}
+
+// dweight and dbias stay this rank's sums (averaged later with the other gradients); dx uses the world's.
+void GpuBackend::synchronized_batch_norm_backward(const NodeArgs& a) {
+    const int64_t channels = a.node->spec.num_features;
+    gpu::BatchNorm2dSyncBackward args;
+    args.x = a.x[0];
+    args.relu_y = a.relu ? a.y : nullptr;
+    args.weight = a.weight;
+    args.save_mean = static_cast<const float*>(a.saved);
+    args.save_invstd = args.save_mean + channels;
+    args.dy = a.dy;
+    args.dx = a.dx[0];
+    args.dweight = a.dweight;
+    args.dbias = a.dbias;
+    args.input_shape = a.input_shapes[0];
+    args.workspace = a.workspace;
+    args.workspace_bytes = a.workspace_bytes;
+    args.stream = stream_.handle();
+    gpu::batch_norm2d_sync_backward(args, sync_reduce(a));
 }
 
 }  // namespace

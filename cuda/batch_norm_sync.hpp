@@ -1,0 +1,100 @@
+// Synchronized batch norm (PyTorch's SyncBatchNorm) on the device: batch_norm2d in training mode whose
+// statistics are those of the whole data-parallel world's batch. The kernels run in phases, and between two
+// phases the caller sums a small buffer of doubles across the ranks (dist::Communicator::all_reduce_sum, on
+// the same stream); the fast CPU path's src/cpu_fast/batch_norm.cpp defines the same sums.
+//
+// Forward:  statistics → [all-reduce C + 1: Σx per channel, then the count M] → squares → [all-reduce C:
+//           Σ(x − mean)²] → normalize (save_mean, save_invstd, running statistics, y; a fused ReLU
+//           optionally).
+// Backward: gradient sums → [all-reduce 2·C + 1: Σdy, Σdy·x̂ per channel, then M] → dx. dweight and dbias are
+//           this rank's own sums (written before the reduction): the data-parallel gradient average treats
+//           them like every other gradient.
+// Every sum is in double, block partials merged in a fixed tree (deterministic, no atomics). With no other
+// rank (an identity reduction) the results are batch_norm2d's within float rounding.
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+
+#include "cuda/batch_norm.hpp"
+#include "cudacnn/ops/batch_norm.hpp"
+#include "cudacnn/tensor.hpp"
+
+namespace cudacnn::gpu {
+
+// A phase's sums, in the workspace (device memory): what the caller all-reduces before the next phase.
+struct BatchNormSyncSums {
+    double* data = nullptr;
+    int64_t count = 0;  // doubles
+};
+
+// Sums `count` doubles in device memory across the ranks, in place, queued on the kernels' stream.
+using BatchNormSyncReduce = std::function<void(double* data, int64_t count)>;
+
+// Bytes of device workspace both directions need for this input shape; a multiple of 16. The same workspace
+// must be passed to every phase of one direction, and its sums must not be touched between phases except by
+// the reduction.
+size_t batch_norm2d_sync_workspace_bytes(const Shape& input_shape);
+
+// One synchronized forward: batch_norm2d's arguments (training mode only: options.training must be true),
+// and relu for batch_norm2d_relu's fused ReLU.
+struct BatchNorm2dSyncForward {
+    const float* x = nullptr;                        // (N, C, H, W), this rank's part of the batch
+    const float* weight = nullptr;                   // (C) or nullptr (affine=False)
+    const float* bias = nullptr;                     // (C) or nullptr
+    BatchNorm2dRunningStatsView* running = nullptr;  // nullptr: track_running_stats=False
+    float* y = nullptr;
+    float* save_mean = nullptr;    // (C): the world's mean
+    float* save_invstd = nullptr;  // (C): 1 / sqrt(the world's biased variance + eps)
+    Shape input_shape;
+    cpu::BatchNorm2dOptions options;
+    bool relu = false;
+    void* workspace = nullptr;
+    size_t workspace_bytes = 0;
+    cudaStream_t stream = nullptr;
+};
+
+// Phase 1: validates like batch_norm2d and writes Σx per channel and this rank's M (C + 1 doubles).
+BatchNormSyncSums batch_norm2d_sync_statistics(const BatchNorm2dSyncForward& args);
+// Phase 2, after phase 1's sums were all-reduced: Σ(x − mean)² per channel about the world's mean (C
+// doubles).
+BatchNormSyncSums batch_norm2d_sync_squares(const BatchNorm2dSyncForward& args);
+// Phase 3, after phase 2's sums were all-reduced: the saves, the running statistics (momentum, or the
+// cumulative factor; unbiased variance over the world's M − 1; increments running->num_batches_tracked) and
+// y.
+void batch_norm2d_sync_normalize(const BatchNorm2dSyncForward& args);
+// The three phases with `all_reduce` between them.
+void batch_norm2d_sync(const BatchNorm2dSyncForward& args, const BatchNormSyncReduce& all_reduce);
+
+// One synchronized backward (training mode): batch_norm2d_backward's arguments, and relu_y = the forward's y
+// for batch_norm2d_relu_backward (nullptr: no fused ReLU).
+struct BatchNorm2dSyncBackward {
+    const float* x = nullptr;
+    const float* relu_y = nullptr;
+    const float* weight = nullptr;  // (C) or nullptr: 1
+    const float* save_mean = nullptr;
+    const float* save_invstd = nullptr;
+    const float* dy = nullptr;
+    float* dx = nullptr;       // nullptr: only dweight and dbias wanted (the network's first layer)
+    float* dweight = nullptr;  // (C) or nullptr
+    float* dbias = nullptr;    // (C) or nullptr
+    Shape input_shape;
+    void* workspace = nullptr;
+    size_t workspace_bytes = 0;
+    cudaStream_t stream = nullptr;
+};
+
+// Phase 1: Σdy and Σdy·x̂ per channel, then this rank's M (2·C + 1 doubles); writes dweight = Σdy·x̂ and
+// dbias = Σdy of this rank.
+BatchNormSyncSums batch_norm2d_sync_backward_sums(const BatchNorm2dSyncBackward& args);
+// Phase 2, after phase 1's sums were all-reduced: dx = γ · invstd · (dy − Σdy / M − x̂ · Σdy·x̂ / M), the
+// world's sums and M.
+void batch_norm2d_sync_backward_dx(const BatchNorm2dSyncBackward& args);
+// Both phases with `all_reduce` between them; without dx, phase 1 alone and no reduction (as the fast CPU
+// path: every rank's graph is the same, so every rank skips it).
+void batch_norm2d_sync_backward(const BatchNorm2dSyncBackward& args, const BatchNormSyncReduce& all_reduce);
+
+}  // namespace cudacnn::gpu
