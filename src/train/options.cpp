@@ -452,7 +452,7 @@ const std::vector<Flag>& flags() {
          },
          [](const TrainOptions& o) { return json(o.distributed); }},
         {"Data-parallel", "sync-bn", 0, nullptr,
-         "batch norms use the statistics of all processes' batches together (SyncBatchNorm; the CPU path), not "
+         "batch norms use the statistics of all processes' batches together (SyncBatchNorm), not "
          "each process's own",
          [](TrainOptions& o, const Arg&) { o.sync_bn = true; },
          [](const TrainOptions& o) { return json(o.sync_bn); }},
