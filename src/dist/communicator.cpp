@@ -7,6 +7,7 @@
 
 #include <fmt/format.h>
 
+#include "cudacnn/device.hpp"
 #include "cudacnn/error.hpp"
 
 #if CUDACNN_HAVE_MPI
@@ -164,16 +165,72 @@ class MpiCommunicator final : public Communicator {
     std::string library_;
 };
 
+// Device memory through the host (see make_mpi_staged_communicator): wait for the stream's work, copy the data
+// out, reduce it with MPI, copy it back and wait again (the host buffer must outlive the copy).
+class MpiStagedCommunicator final : public Communicator {
+  public:
+    explicit MpiStagedCommunicator(Communicator& host) : host_(host) {}
+
+    int rank() const override { return host_.rank(); }
+    int world_size() const override { return host_.world_size(); }
+    std::string describe() const override {
+        return host_.describe() + ", GPU data through host memory (this build has no NCCL)";
+    }
+    bool device_memory() const override { return true; }
+    bool capturable() const override { return false; }
+
+    void all_reduce_mean(float* data, int64_t n, void* stream) override {
+        staged<float>(data, n, stream, [this](float* host, int64_t count) { host_.all_reduce_mean(host, count, nullptr); });
+    }
+    void all_reduce_sum(double* data, int64_t n, void* stream) override {
+        staged<double>(data, n, stream, [this](double* host, int64_t count) { host_.all_reduce_sum_host(host, count); });
+    }
+    void broadcast(void* data, std::size_t bytes, int root, void* stream) override {
+        staged<char>(static_cast<char*>(data), static_cast<int64_t>(bytes), stream,
+                     [this, root](char* host, int64_t count) { host_.broadcast_host(host, static_cast<std::size_t>(count), root); });
+    }
+    void all_reduce_sum_host(double* data, int64_t n) override { host_.all_reduce_sum_host(data, n); }
+    void broadcast_host(void* data, std::size_t bytes, int root) override { host_.broadcast_host(data, bytes, root); }
+    [[noreturn]] void abort(int exit_code) override {
+        host_.abort(exit_code);
+        std::_Exit(exit_code);  // not reached: MPI_Abort ends the process
+    }
+
+  private:
+    template <class T, class Reduce>
+    static void staged(T* device_data, int64_t n, void* stream_handle, const Reduce& reduce) {
+        if (n <= 0) return;
+        const auto stream = static_cast<cudaStream_t>(stream_handle);
+        std::vector<T> host(static_cast<std::size_t>(n));
+        copy_to_host(host.data(), device_data, sizeof(T) * host.size(), stream);
+        CUDACNN_CUDA_CHECK(cudaStreamSynchronize(stream));
+        reduce(host.data(), n);
+        copy_to_device(device_data, host.data(), sizeof(T) * host.size(), stream);
+        CUDACNN_CUDA_CHECK(cudaStreamSynchronize(stream));
+    }
+
+    Communicator& host_;
+};
+
 }  // namespace
 
 Communicator& mpi_world() {
     static MpiCommunicator world;
     return world;
 }
+
+std::unique_ptr<Communicator> make_mpi_staged_communicator() {
+    return std::make_unique<MpiStagedCommunicator>(mpi_world());
+}
 #else
 Communicator& mpi_world() {
     CUDACNN_FAIL("this cudacnn was built without MPI, so it cannot train across processes started by mpirun; "
                  "install Debian's libopenmpi-dev (bash tools/setup.sh does) and build again");
+}
+
+std::unique_ptr<Communicator> make_mpi_staged_communicator() {
+    mpi_world();  // says why there is none
+    return nullptr;
 }
 #endif
 

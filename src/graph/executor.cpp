@@ -203,6 +203,11 @@ struct Executor::Impl {
             train_capture_off = eval_capture_off = "off (cuda_graph = false, --no-cuda-graph)";
             return;
         }
+        if (options.communicator != nullptr && !options.communicator->capturable()) {
+            train_capture_off = fmt::format("off for training steps: the gradient all-reduce ({}) cannot be captured; "
+                                            "evaluation steps are captured", options.communicator->describe());
+            return;
+        }
         for (const Node& node : graph.nodes) {
             if (node.spec.kind == LayerKind::batch_norm2d && node.spec.track_running_stats && !node.spec.momentum) {
                 train_capture_off = fmt::format(

@@ -40,8 +40,10 @@ DataParallel start_data_parallel(const TrainOptions& o, const dist::LaunchInfo& 
     parallel.launch = launch;
     if (!wants_parallel(o, launch)) return parallel;
     if (backend == graph::Backend::gpu) {
+        // NCCL; without it in this build (always in the emu flavour), MPI through host memory under mpirun.
+        const bool staged = !dist::nccl_built() && dist::mpi_built() && launch.launcher != "torchrun";
         const std::string id_file = o.dist_id_file.empty() ? default_id_file(launch) : o.dist_id_file;
-        parallel.owned = dist::make_nccl_communicator(launch, id_file);
+        parallel.owned = staged ? dist::make_mpi_staged_communicator() : dist::make_nccl_communicator(launch, id_file);
         parallel.communicator = parallel.owned.get();
     } else {
         CUDACNN_CHECK(launch.launcher != "torchrun" || launch.world_size == 1,

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "cudacnn/device.hpp"
 #include "cudacnn/dist/communicator.hpp"
 #include "cudacnn/io/state_dict.hpp"
 #include "cudacnn/train/options.hpp"
@@ -122,6 +123,38 @@ TEST_CASE("2 ranks with --sync-bn end with the weights of one process with the c
     const double difference = largest_relative_difference(io::load_state_dict(folder.file("parallel.safetensors")),
                                                           io::load_state_dict(folder.file("single.safetensors")));
     CHECK(difference < kCombinedBatchTolerance);
+}
+
+// The GPU backend's data parallelism: the executor's all-reduce on the stream, synchronized batch norm's kernels
+// with the all-reduces between them, the broadcast of rank 0's state. Under the emulator (no NCCL) the ranks
+// reduce through host memory with MPI; on real GPUs NCCL does it, which needs a GPU per rank.
+TEST_CASE("2 GPU ranks with --sync-bn end with the weights of one GPU process with the combined batch", "[mpi][gpu]") {
+    int gpus = 0;
+    if (!gpu_status().available || cudaGetDeviceCount(&gpus) != cudaSuccess || (!kEmulated && gpus < 2)) {
+        WARN("skipped: 2 ranks on the GPU need a GPU each (" << gpu_status().description << ")");
+        return;
+    }
+    const SharedFolder folder;
+    std::ostringstream log;
+    TrainOptions parallel = run_options(folder.file("parallel"), 4, 1);
+    parallel.synthetic_train_size = 64;
+    parallel.synthetic_test_size = 16;
+    parallel.device = DeviceChoice::cuda;
+    parallel.sync_bn = true;
+    parallel.export_path = folder.file("parallel.safetensors");
+    run_training(parallel, log);
+    if (world().rank() != 0) return;
+    INFO(log.str());
+    CHECK(log.str().find(kEmulated ? "GPU data through host memory" : "NCCL") != std::string::npos);
+    TrainOptions single = parallel;
+    single.batch_size = 8;
+    single.sync_bn = false;
+    single.output_dir = folder.file("single");
+    single.export_path = folder.file("single.safetensors");
+    run_training(single, log, single_process());
+    CHECK(largest_relative_difference(io::load_state_dict(folder.file("parallel.safetensors")),
+                                      io::load_state_dict(folder.file("single.safetensors"))) <
+          kCombinedBatchTolerance);
 }
 
 TEST_CASE("2 ranks without --sync-bn normalize by their own batches", "[mpi]") {

@@ -37,6 +37,8 @@ class Communicator {
     // The memory of the collectives below: host memory (MPI; the CPU backends) or device memory (NCCL; the GPU
     // backend, whose work is queued on `stream`, a cudaStream_t).
     virtual bool device_memory() const = 0;
+    // Whether the device collectives may be captured in a CUDA graph (NCCL's may; host-staged ones may not).
+    virtual bool capturable() const { return true; }
     // data (n floats) = the mean over the ranks of their data: the gradient all-reduce.
     virtual void all_reduce_mean(float* data, int64_t n, void* stream) = 0;
     // data (n doubles) = the sum over the ranks of their data (synchronized batch norm's sums).
@@ -60,6 +62,11 @@ bool nccl_built();
 // MPI's world communicator (MPI_Init on first use, MPI_Finalize at exit): the one a process started by mpirun
 // uses. Throws Error when the build has no MPI.
 Communicator& mpi_world();
+
+// MPI's world for the GPU backend where this build has no NCCL (the emu flavour; a cuda build without it): each
+// device collective waits for the stream and goes through host memory. Correct everywhere, slow on a real GPU,
+// and not capturable. Throws Error when the build has no MPI.
+std::unique_ptr<Communicator> make_mpi_staged_communicator();
 
 // NCCL over the GPU this process uses (cudaSetDevice(launch.local_rank) first), its unique id passed from rank
 // 0 to the others by MPI when launch.launcher is "mpirun" and MPI is built, otherwise through `id_file`, a path
