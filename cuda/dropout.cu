@@ -6,6 +6,7 @@
 
 #include "cuda/elementwise.cuh"
 #include "cuda/launch.cuh"
+#include "cuda/relu_rule.cuh"
 #include "cudacnn/error.hpp"
 #include "cudacnn/philox.hpp"
 
@@ -112,6 +113,71 @@ __global__ void apply_mask_kernel(const float* in, const uint8_t* mask, float* o
     }
 }
 
+// The values of elements 4 · group .. (fewer at the end of the range; the rest left 0), as scale_group reads.
+template <bool kVector>
+__device__ inline void load_group(const float* in, int64_t group, int64_t count, float v[4]) {
+    const int64_t first = 4 * group;
+    if (kVector && first + 4 <= count) {
+        const float4 q = reinterpret_cast<const float4*>(in)[group];
+        v[0] = q.x;
+        v[1] = q.y;
+        v[2] = q.z;
+        v[3] = q.w;
+        return;
+    }
+    for (int k = 0; k < 4; ++k) v[k] = first + k < count ? in[first + k] : 0.0f;
+}
+
+template <bool kVector>
+__device__ inline void store_group(float* out, int64_t group, int64_t count, const float v[4]) {
+    const int64_t first = 4 * group;
+    if (kVector && first + 4 <= count) {
+        reinterpret_cast<float4*>(out)[group] = make_float4(v[0], v[1], v[2], v[3]);
+        return;
+    }
+    for (int k = 0; k < 4 && first + k < count; ++k) out[first + k] = v[k];
+}
+
+// ReLU then dropout: dropout_forward_kernel's draws and arithmetic on relu_value(x), the mask byte also
+// recording whether the ReLU passes its gradient (relu_gradient's rule: not relu(x) <= 0).
+template <bool kVector>
+__global__ void relu_dropout_forward_kernel(const float* x, float* y, uint8_t* mask, int64_t count, MaskRule rule,
+                                            MaskFactors factors) {
+    const int64_t groups = (count + 3) / 4;
+    const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+    for (int64_t g = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; g < groups; g += stride) {
+        bool keep[4];
+        draw_keep4(rule, g, keep);
+        float v[4];
+        load_group<kVector>(x, g, count, v);
+        uint8_t bits[4];
+        for (int k = 0; k < 4; ++k) {
+            const float relu = relu_value(v[k]);
+            bits[k] = static_cast<uint8_t>((keep[k] ? kReluDropoutKept : 0) | (relu <= 0.0f ? 0 : kReluDropoutPasses));
+            v[k] = apply_factor(relu, keep[k], factors);
+        }
+        store_group<kVector>(y, g, count, v);
+        for (int k = 0; k < 4 && 4 * g + k < count; ++k) mask[4 * g + k] = bits[k];
+    }
+}
+
+// dropout's backward (dy times the factor of the unit) then the ReLU's select, from the two mask bits.
+template <bool kVector>
+__global__ void relu_dropout_backward_kernel(const float* dy, const uint8_t* mask, float* dx, int64_t count,
+                                             MaskFactors factors) {
+    const int64_t groups = (count + 3) / 4;
+    const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+    for (int64_t g = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; g < groups; g += stride) {
+        float v[4];
+        load_group<kVector>(dy, g, count, v);
+        for (int k = 0; k < 4 && 4 * g + k < count; ++k) {
+            const uint8_t bits = mask[4 * g + k];
+            v[k] = (bits & kReluDropoutPasses) ? apply_factor(v[k], (bits & kReluDropoutKept) != 0, factors) : 0.0f;
+        }
+        store_group<kVector>(dx, g, count, v);
+    }
+}
+
 }  // namespace kernels
 
 namespace {
@@ -191,6 +257,35 @@ void dropout_backward(const float* dy, const uint8_t* mask, float* dx, int64_t c
     CUDACNN_CHECK(count > 0, "dropout_backward: dy is empty (count {}); pass at least one element", count);
     check_pointers("dropout_backward", dy, mask, dx);
     launch_apply_mask(dy, mask, dx, count, 1, options, stream);
+}
+
+void relu_dropout_forward(const float* x, float* y, uint8_t* mask, int64_t count,
+                          const cpu::DropoutOptions& options, cudaStream_t stream, const DeviceStep& step) {
+    check_options("relu_dropout", options);
+    CUDACNN_CHECK(count > 0, "relu_dropout: the input is empty (count {}); pass at least one element", count);
+    check_pointers("relu_dropout", x, mask, y);
+    const dim3 grid = group_grid(count), block(kElementwiseBlock);
+    const kernels::MaskRule rule = mask_rule(options, step);
+    const kernels::MaskFactors factors = mask_factors(options);
+    if (float4_aligned(x, y)) {
+        launch(kernels::relu_dropout_forward_kernel<true>, grid, block, 0, stream, x, y, mask, count, rule, factors);
+    } else {
+        launch(kernels::relu_dropout_forward_kernel<false>, grid, block, 0, stream, x, y, mask, count, rule, factors);
+    }
+}
+
+void relu_dropout_backward(const float* dy, const uint8_t* mask, float* dx, int64_t count,
+                           const cpu::DropoutOptions& options, cudaStream_t stream) {
+    check_options("relu_dropout_backward", options);
+    CUDACNN_CHECK(count > 0, "relu_dropout_backward: dy is empty (count {}); pass at least one element", count);
+    check_pointers("relu_dropout_backward", dy, mask, dx);
+    const dim3 grid = group_grid(count), block(kElementwiseBlock);
+    const kernels::MaskFactors factors = mask_factors(options);
+    if (float4_aligned(dy, dx)) {
+        launch(kernels::relu_dropout_backward_kernel<true>, grid, block, 0, stream, dy, mask, dx, count, factors);
+    } else {
+        launch(kernels::relu_dropout_backward_kernel<false>, grid, block, 0, stream, dy, mask, dx, count, factors);
+    }
 }
 
 void dropout2d_forward(const float* x, float* y, uint8_t* mask, const Shape& shape,

@@ -41,6 +41,23 @@ void dropout_forward(const float* x, float* y, uint8_t* mask, int64_t count,
 void dropout_backward(const float* dy, const uint8_t* mask, float* dx, int64_t count,
                       const cpu::DropoutOptions& options, cudaStream_t stream);
 
+// ReLU then dropout in one kernel (the executor's fused ReLU, ExecutorOptions::fuse_relu): y and the keep
+// decisions are bit for bit those of relu_forward then dropout_forward (same Philox stream and draws, y =
+// float(double(relu(x)) · factor)), but each mask byte holds two bits: kReluDropoutKept (the dropout kept the
+// unit) and kReluDropoutPasses (the ReLU passes its gradient: relu(x) <= 0 is false, i.e. x > 0 or NaN).
+// The backward then needs neither x nor the ReLU's output, which y no longer shows where the unit dropped:
+// the two bits ride in the byte the dropout saves anyway, so the fused pair keeps no more memory and reads
+// no more than the dropout alone. y may alias x exactly.
+constexpr uint8_t kReluDropoutKept = 1;
+constexpr uint8_t kReluDropoutPasses = 2;
+void relu_dropout_forward(const float* x, float* y, uint8_t* mask, int64_t count,
+                          const cpu::DropoutOptions& options, cudaStream_t stream, const DeviceStep& step = {});
+
+// dx = passes ? float(double(dy) · factor(kept)) : 0 with relu_dropout_forward's mask: bit for bit
+// dropout_backward then relu_backward. dx may alias dy exactly.
+void relu_dropout_backward(const float* dy, const uint8_t* mask, float* dx, int64_t count,
+                           const cpu::DropoutOptions& options, cudaStream_t stream);
+
 // x, y: (N, C, H, W); mask: (N, C) bytes, written. One unit per (n, c) channel, numbered j = n · C + c.
 // Two launches: the (N, C) mask (one thread per four channels), then y = x · factor(mask[i / (H · W)]).
 void dropout2d_forward(const float* x, float* y, uint8_t* mask, const Shape& shape,

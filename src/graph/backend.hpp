@@ -46,7 +46,8 @@ struct NodeArgs {
     std::size_t workspace_bytes = 0;
     bool training = true;
     // A fused ReLU (only for a backend whose fuses_relu() is true): batch_norm2d applies it after itself,
-    // max_pool2d before itself; either backward then reads y, the fused output.
+    // max_pool2d and dropout before themselves; the first two's backwards then read y, the fused output, the
+    // dropout's its mask (which then also records where the ReLU passes gradients).
     bool relu = false;
     // A training-mode batch norm of a data-parallel run with synchronized statistics (ExecutorOptions::
     // sync_batch_norm): its sums over the batch are summed across this communicator's ranks. Null otherwise.

@@ -125,7 +125,7 @@ struct Executor::Impl {
     // ---- the arena ----------------------------------------------------------------------------------
     std::vector<int> storage;  // per node: the node whose output memory it uses (kInput for the model input)
     // Fused ReLUs (ExecutorOptions::fuse_relu): per node, for a ReLU that runs inside a neighbour, that neighbour
-    // (kNone: not fused); applies_relu marks the neighbours (a batch norm before or a max pooling after it).
+    // (kNone: not fused); applies_relu marks the neighbours (a batch norm before, a max pooling or dropout after).
     std::vector<int> relu_host;
     std::vector<bool> applies_relu;
     std::vector<BufferRequest> requests;
@@ -245,12 +245,42 @@ struct Executor::Impl {
             }
             if (relu_host[r] != kNone) applies_relu[relu_host[r]] = true;
         }
+        fold_relus_into_dropouts();
     }
 
-    // Whether node m's backward reads its own output: a ReLU's, or a node's that applies a fused ReLU.
+    // A dropout whose input is a ReLU used by nothing else (and not already fused) applies that ReLU to what it
+    // reads: one kernel writes the dropout's output and a mask whose bytes also record where the ReLU passes
+    // gradients, so its backward is one kernel too (gpu::relu_dropout_forward). The ReLU shares its input's
+    // memory and is never written; its input lives only until the dropout's forward (nothing reads it later).
+    void fold_relus_into_dropouts() {
+        if (!options.dropout) return;  // --no-dropout: every dropout is an alias, the ReLUs run
+        for (int d = 0; d < layers; ++d) {
+            const Node& dropout = graph.nodes[d];
+            if (dropout.spec.kind != LayerKind::dropout || dropout.inputs.size() != 1 || dropout.inputs[0] == kInput) {
+                continue;
+            }
+            const int r = dropout.inputs[0];
+            const Node& relu = graph.nodes[r];
+            if (relu.spec.kind != LayerKind::relu || relu_host[r] != kNone || relu.consumers.size() != 1 ||
+                relu.inputs.size() != 1 || relu.inputs[0] == kInput) {
+                continue;
+            }
+            // (Not after a possible alias, which might share the model input's memory.)
+            const LayerKind before = graph.nodes[relu.inputs[0]].spec.kind;
+            if (before == LayerKind::flatten || before == LayerKind::dropout || before == LayerKind::dropout2d) {
+                continue;
+            }
+            relu_host[r] = d;
+            applies_relu[d] = true;
+        }
+    }
+
+    // Whether node m's backward reads its own output: a ReLU's, or a node's that applies a fused ReLU (not a
+    // dropout's: its mask holds the ReLU's rule).
     bool reads_own_output(int m) const {
         if (relu_host[m] != kNone) return false;  // a fused ReLU has no backward of its own
-        return backward_reads_output(graph.nodes[m].spec.kind) || applies_relu[m];
+        const LayerKind kind = graph.nodes[m].spec.kind;
+        return backward_reads_output(kind) || (applies_relu[m] && kind != LayerKind::dropout);
     }
 
     int fwd_time(int node) const { return node; }
@@ -809,8 +839,11 @@ std::vector<std::string> Executor::describe() const {
         const int host = m.relu_host[r];
         if (host == kNone) continue;
         const Node& node = m.graph.nodes[host];
+        const LayerKind kind = node.spec.kind;
         lines.push_back(fmt::format("{}: fused into {} '{}'", m.graph.nodes[r].spec.name,
-                                    node.spec.kind == LayerKind::batch_norm2d ? "batch norm" : "max pooling",
+                                    kind == LayerKind::batch_norm2d ? "batch norm"
+                                    : kind == LayerKind::dropout    ? "dropout"
+                                                                    : "max pooling",
                                     node.spec.name));
     }
     return lines;

@@ -238,8 +238,9 @@ void GpuBackend::forward(const NodeArgs& a) {
         case LayerKind::avg_pool2d: gpu::avg_pool2d(a.x[0], a.y, in, s.avg_pool, st); break;
         case LayerKind::adaptive_avg_pool2d: gpu::adaptive_avg_pool2d(a.x[0], a.y, in, s.output_size, st); break;
         case LayerKind::dropout:
-            gpu::dropout_forward(a.x[0], a.y, static_cast<uint8_t*>(a.saved), count, device_dropout_options(a), st,
-                                 dropout_step(a));
+            (a.relu ? gpu::relu_dropout_forward : gpu::dropout_forward)(a.x[0], a.y, static_cast<uint8_t*>(a.saved),
+                                                                        count, device_dropout_options(a), st,
+                                                                        dropout_step(a));
             break;
         case LayerKind::dropout2d:
             gpu::dropout2d_forward(a.x[0], a.y, static_cast<uint8_t*>(a.saved), in, device_dropout_options(a), st,
@@ -296,7 +297,8 @@ void GpuBackend::backward(const NodeArgs& a) {
         case LayerKind::avg_pool2d: gpu::avg_pool2d_backward(a.dy, dx, in, s.avg_pool, st); break;
         case LayerKind::adaptive_avg_pool2d: gpu::adaptive_avg_pool2d_backward(a.dy, dx, in, s.output_size, st); break;
         case LayerKind::dropout:
-            gpu::dropout_backward(a.dy, static_cast<const uint8_t*>(a.saved), dx, count, dropout_options(a), st);
+            (a.relu ? gpu::relu_dropout_backward : gpu::dropout_backward)(a.dy, static_cast<const uint8_t*>(a.saved),
+                                                                          dx, count, dropout_options(a), st);
             break;
         case LayerKind::dropout2d:
             gpu::dropout2d_backward(a.dy, static_cast<const uint8_t*>(a.saved), dx, in, dropout_options(a), st);
