@@ -26,21 +26,25 @@ status=$?
 grep -q 'rank 0 of 2.*already there' "$folder/log" || fail "the error does not name the rank and the checkpoint"
 
 # SIGTERM to mpirun reaches both ranks: the world stops at the same step, rank 0 writes the checkpoint and says
-# how to go on, and both ranks resume from it.
-args=(--model small_cnn --dataset synthetic --synthetic-size 800,16 --epochs 3 -b 8 --device cpu --threads 1
-      --log-every 10 --output-dir "$folder/stop")
-"$mpiexec" -n 2 "$train" "${args[@]}" >"$folder/log" 2>&1 &
+# how to go on, and both ranks resume from it. The run is long (100 epochs) so that the signal, sent once epoch 1
+# is logged, always arrives while it trains; the resumed run only finishes the epoch it stopped in.
+args=(--model small_cnn --dataset synthetic --synthetic-size 800,16 -b 8 --device cpu --threads 1 --log-every 10
+      --output-dir "$folder/stop")
+"$mpiexec" -n 2 "$train" "${args[@]}" --epochs 100 >"$folder/log" 2>&1 &
 pid=$!
 for _ in $(seq 600); do grep -q 'Epoch: 1 |' "$folder/log" && break; sleep 0.1; done
 kill -TERM "$pid"
 wait "$pid"
 grep -q 'interrupted by SIGTERM' "$folder/log" || fail "no 'interrupted by SIGTERM' line"
-grep -q 'To go on, run:' "$folder/log" || fail "no resume command"
 [ "$(grep -c 'To go on, run:' "$folder/log")" -eq 1 ] || fail "expected the resume command once (rank 0)"
 grep -q 'mpirun -np 2 cudacnn-train' "$folder/log" || fail "the resume command does not start 2 processes"
 checkpoint=$(ls "$folder"/stop/checkpoint-epoch-*.safetensors 2>/dev/null | tail -n 1)
 [ -n "$checkpoint" ] || fail "no checkpoint after SIGTERM"
-"$mpiexec" -n 2 "$train" "${args[@]}" --resume "$checkpoint" >"$folder/log" 2>&1 || fail "the resumed run failed"
+# checkpoint-epoch-NNN.safetensors (an epoch's end) or checkpoint-epoch-NNN-step-SSSSS (within epoch NNN).
+stopped=$(basename "$checkpoint" | sed -E 's/^checkpoint-epoch-0*([0-9]+).*/\1/')
+last=$((stopped + 1))
+"$mpiexec" -n 2 "$train" "${args[@]}" --epochs "$last" --resume "$checkpoint" >"$folder/log" 2>&1 ||
+    fail "the resumed run failed"
 grep -q 'resumed: ' "$folder/log" || fail "the run did not resume"
-grep -q 'Epoch: 3 |' "$folder/log" || fail "the resumed run did not finish epoch 3"
+grep -q "Epoch: $last |" "$folder/log" || fail "the resumed run did not finish epoch $last"
 echo "PASS: mpirun -n 2 cudacnn-train"
