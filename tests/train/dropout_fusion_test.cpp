@@ -24,8 +24,9 @@ bool have_device() {
     return false;
 }
 
-// r2 and r4 fold into the dropouts after them (r4's with p = 0); r1 is fused into its batch norm already, so
-// d1 stays a plain dropout; r3 has two uses (d3 and the add), so it stays a ReLU.
+// r2 and r4 fold into the dropouts after them (r4's with p = 0; its input l3 has a second use, so l3's gradient
+// is a sum); r1 is fused into its batch norm already, so d1 stays a plain dropout; r3 has two uses (d3 and the
+// add), so it stays a ReLU.
 ModelSpec relu_dropout_spec() {
     return parse_model_spec(nlohmann::json::parse(R"({
         "name": "relu_dropout", "input": [3, 8, 8], "num_classes": 4,
@@ -46,6 +47,7 @@ ModelSpec relu_dropout_spec() {
             {"name": "l3", "type": "linear", "in_features": 16, "out_features": 15},
             {"name": "r4", "type": "relu"},
             {"name": "d4", "type": "dropout", "p": 0.0},
+            {"name": "sum2", "type": "add", "inputs": ["d4", "l3"]},
             {"name": "head", "type": "linear", "in_features": 15, "out_features": 4}
         ]})"),
                              "relu_dropout_spec");
