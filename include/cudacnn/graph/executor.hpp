@@ -48,10 +48,10 @@ struct ExecutorOptions {
     // gpu: cuDNN times every algorithm for each layer shape (cudnnFind, once per process and shape) and the
     // fastest deterministic one wins, instead of its heuristics' first choice (torch.backends.cudnn.benchmark).
     bool cudnn_benchmark = false;
-    // gpu: a ReLU whose input is a batch norm's only use runs inside that batch norm's kernels, and a ReLU whose
-    // only use is a max pooling inside the pooling's kernels (bit for bit the same results, without writing and
-    // reading back the ReLU's tensors). Off with keep_activations and detect_anomaly, which read every layer's
-    // own output.
+    // gpu: a ReLU whose input is a batch norm's only use runs inside that batch norm's kernels, a ReLU whose
+    // only use is a max pooling inside the pooling's kernels, and one whose only use is a dropout inside the
+    // dropout's (bit for bit the same results, without writing and reading back the ReLU's tensors). Off with
+    // keep_activations and detect_anomaly, which read every layer's own output.
     bool fuse_relu = true;
     int threads = 0;                    // cpu: worker threads, 0 = one per core
     OptimizerConfig optimizer;
