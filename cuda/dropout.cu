@@ -232,23 +232,26 @@ void launch_apply_mask(const float* in, const uint8_t* mask, float* out, int64_t
     }
 }
 
+// The element-wise forward launches (dropout, and ReLU + dropout): checks, the mask rule of this step, and the
+// float4 kernel where x and y allow it.
+template <class Kernel>
+void launch_masked_forward(const char* op, Kernel aligned, Kernel unaligned, const float* x, float* y,
+                           uint8_t* mask, int64_t count, const cpu::DropoutOptions& options, cudaStream_t stream,
+                           const DeviceStep& step) {
+    check_options(op, options);
+    CUDACNN_CHECK(count > 0, "{}: the input is empty (count {}); pass at least one element", op, count);
+    check_pointers(op, x, mask, y);
+    const dim3 grid = group_grid(count), block(kElementwiseBlock);
+    launch(float4_aligned(x, y) ? aligned : unaligned, grid, block, 0, stream, x, y, mask, count,
+           mask_rule(options, step), mask_factors(options));
+}
+
 }  // namespace
 
 void dropout_forward(const float* x, float* y, uint8_t* mask, int64_t count,
                      const cpu::DropoutOptions& options, cudaStream_t stream, const DeviceStep& step) {
-    check_options("dropout", options);
-    CUDACNN_CHECK(count > 0, "dropout: the input is empty (count {}); pass at least one element", count);
-    check_pointers("dropout", x, mask, y);
-    const dim3 grid = group_grid(count), block(kElementwiseBlock);
-    const kernels::MaskRule rule = mask_rule(options, step);
-    const kernels::MaskFactors factors = mask_factors(options);
-    if (float4_aligned(x, y)) {
-        launch(kernels::dropout_forward_kernel<true>, grid, block, 0, stream, x, y, mask, count, rule,
-               factors);
-    } else {
-        launch(kernels::dropout_forward_kernel<false>, grid, block, 0, stream, x, y, mask, count, rule,
-               factors);
-    }
+    launch_masked_forward("dropout", kernels::dropout_forward_kernel<true>, kernels::dropout_forward_kernel<false>,
+                          x, y, mask, count, options, stream, step);
 }
 
 void dropout_backward(const float* dy, const uint8_t* mask, float* dx, int64_t count,
@@ -261,17 +264,8 @@ void dropout_backward(const float* dy, const uint8_t* mask, float* dx, int64_t c
 
 void relu_dropout_forward(const float* x, float* y, uint8_t* mask, int64_t count,
                           const cpu::DropoutOptions& options, cudaStream_t stream, const DeviceStep& step) {
-    check_options("relu_dropout", options);
-    CUDACNN_CHECK(count > 0, "relu_dropout: the input is empty (count {}); pass at least one element", count);
-    check_pointers("relu_dropout", x, mask, y);
-    const dim3 grid = group_grid(count), block(kElementwiseBlock);
-    const kernels::MaskRule rule = mask_rule(options, step);
-    const kernels::MaskFactors factors = mask_factors(options);
-    if (float4_aligned(x, y)) {
-        launch(kernels::relu_dropout_forward_kernel<true>, grid, block, 0, stream, x, y, mask, count, rule, factors);
-    } else {
-        launch(kernels::relu_dropout_forward_kernel<false>, grid, block, 0, stream, x, y, mask, count, rule, factors);
-    }
+    launch_masked_forward("relu_dropout", kernels::relu_dropout_forward_kernel<true>,
+                          kernels::relu_dropout_forward_kernel<false>, x, y, mask, count, options, stream, step);
 }
 
 void relu_dropout_backward(const float* dy, const uint8_t* mask, float* dx, int64_t count,

@@ -12,9 +12,11 @@
 
 #include "cudacnn/device.hpp"
 #include "cudacnn/graph/executor.hpp"
+#include "support/executor_steps.hpp"
 
 using namespace cudacnn;
 using namespace cudacnn::graph;
+using cudacnn::test::bit_identical;
 
 namespace {
 
@@ -77,21 +79,8 @@ ExecutorOptions gpu_options(bool fuse_relu, bool cuda_graph) {
 Run run_steps(bool fuse_relu, bool cuda_graph) {
     Executor executor(build_graph(relu_dropout_spec()), gpu_options(fuse_relu, cuda_graph));
     executor.initialize(21);
-    HostTensor<float> x(Shape{4, 3, 8, 8});
-    std::vector<int64_t> labels(4);
     Run run;
-    for (int64_t step = 0; step < 9; ++step) {
-        for (int64_t i = 0; i < x.numel(); ++i) x[i] = std::sin(0.05f * static_cast<float>(i + 7 * step));
-        for (int64_t i = 0; i < 4; ++i) labels[i] = (i + step) % 4;
-        const int64_t count = step == 6 ? 3 : 4;
-        if (step == 4) executor.set_learning_rate(5e-3);
-        executor.set_batch(x.data(), labels.data(), count);
-        executor.train_step(executor.optimizer_steps());
-        if (step % 3 == 2) {
-            executor.eval_step();
-            run.metrics.push_back(executor.read_metrics());
-        }
-    }
+    test::run_test_steps(executor, run.metrics);
     run.model = executor.model_state();
     run.optimizer = executor.optimizer_state();
     executor.forward_backward(executor.optimizer_steps());
@@ -103,18 +92,6 @@ Run run_steps(bool fuse_relu, bool cuda_graph) {
     run.graph_launches = executor.cuda_graph_launches();
     for (const std::string& line : executor.describe()) run.description += line + "\n";
     return run;
-}
-
-bool bit_identical(const io::StateDict& a, const io::StateDict& b) {
-    for (const std::string& name : a.names()) {
-        INFO(name);
-        if (a.dtype(name) == DType::i64) {
-            if (a.i64(name).values() != b.i64(name).values()) return false;
-        } else if (std::memcmp(a.f32(name).data(), b.f32(name).data(), sizeof(float) * a.f32(name).numel()) != 0) {
-            return false;
-        }
-    }
-    return a.names() == b.names();
 }
 
 }  // namespace

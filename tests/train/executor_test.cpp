@@ -15,10 +15,12 @@
 #include "cudacnn/graph/executor.hpp"
 #include "support/cifar_cnn.hpp"
 #include "support/compare.hpp"
+#include "support/executor_steps.hpp"
 
 using namespace cudacnn;
 using namespace cudacnn::graph;
 using namespace cudacnn::test::cifar_cnn;
+using cudacnn::test::bit_identical;
 using cudacnn::test::max_relative_error;
 
 namespace {
@@ -489,38 +491,13 @@ GraphRun run_steps(const ModelSpec& spec, OptimizerKind optimizer, bool cuda_gra
     options.optimizer.momentum = optimizer == OptimizerKind::sgd ? 0.9 : 0.0;
     Executor executor(build_graph(spec), options);
     executor.initialize(21);
-    HostTensor<float> x(Shape{4, 3, 8, 8});
-    std::vector<int64_t> labels(4);
     GraphRun run;
-    for (int64_t step = 0; step < 9; ++step) {
-        for (int64_t i = 0; i < x.numel(); ++i) x[i] = std::sin(0.05f * static_cast<float>(i + 7 * step));
-        for (int64_t i = 0; i < 4; ++i) labels[i] = (i + step) % 4;
-        const int64_t count = step == 6 ? 3 : 4;  // a partial batch gets its own graph (or none: run once)
-        if (step == 4) executor.set_learning_rate(5e-3);  // a new optimizer argument: captured anew
-        executor.set_batch(x.data(), labels.data(), count);
-        executor.train_step(executor.optimizer_steps());
-        if (step % 3 == 2) {
-            executor.eval_step();
-            run.metrics.push_back(executor.read_metrics());
-        }
-    }
+    test::run_test_steps(executor, run.metrics);
     run.model = executor.model_state();
     run.optimizer = executor.optimizer_state();
     run.graph_launches = executor.cuda_graph_launches();
     run.description = executor.describe();
     return run;
-}
-
-bool bit_identical(const io::StateDict& a, const io::StateDict& b) {
-    for (const std::string& name : a.names()) {
-        INFO(name);
-        if (a.dtype(name) == DType::i64) {
-            if (a.i64(name).values() != b.i64(name).values()) return false;
-        } else if (a.f32(name).values() != b.f32(name).values()) {
-            return false;
-        }
-    }
-    return a.names() == b.names();
 }
 
 std::string joined(const std::vector<std::string>& lines) {
