@@ -122,11 +122,10 @@ class MpiCommunicator final : public Communicator {
     bool device_memory() const override { return false; }
 
     void all_reduce_mean(float* data, int64_t n, void*) override {
-        for (int64_t first = 0; first < n; first += kChunk) {
-            const int count = static_cast<int>(std::min<int64_t>(kChunk, n - first));
-            check_mpi(MPI_Allreduce(MPI_IN_PLACE, data + first, count, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD),
+        in_chunks(data, n, [](float* first, int count) {
+            check_mpi(MPI_Allreduce(MPI_IN_PLACE, first, count, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD),
                       "MPI_Allreduce (gradients)");
-        }
+        });
         const float scale = 1.0f / static_cast<float>(size_);
         for (int64_t i = 0; i < n; ++i) data[i] *= scale;
     }
@@ -134,18 +133,14 @@ class MpiCommunicator final : public Communicator {
     void broadcast(void* data, std::size_t bytes, int root, void*) override { broadcast_host(data, bytes, root); }
 
     void all_reduce_sum_host(double* data, int64_t n) override {
-        for (int64_t first = 0; first < n; first += kChunk) {
-            const int count = static_cast<int>(std::min<int64_t>(kChunk, n - first));
-            check_mpi(MPI_Allreduce(MPI_IN_PLACE, data + first, count, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD),
-                      "MPI_Allreduce");
-        }
+        in_chunks(data, n, [](double* first, int count) {
+            check_mpi(MPI_Allreduce(MPI_IN_PLACE, first, count, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD), "MPI_Allreduce");
+        });
     }
     void broadcast_host(void* data, std::size_t bytes, int root) override {
-        auto* bytes_at = static_cast<char*>(data);
-        for (std::size_t first = 0; first < bytes; first += kChunk) {
-            const int count = static_cast<int>(std::min<std::size_t>(kChunk, bytes - first));
-            check_mpi(MPI_Bcast(bytes_at + first, count, MPI_BYTE, root, MPI_COMM_WORLD), "MPI_Bcast");
-        }
+        in_chunks(static_cast<char*>(data), static_cast<int64_t>(bytes), [root](char* first, int count) {
+            check_mpi(MPI_Bcast(first, count, MPI_BYTE, root, MPI_COMM_WORLD), "MPI_Bcast");
+        });
     }
 
     [[noreturn]] void abort(int exit_code) override {
@@ -154,7 +149,14 @@ class MpiCommunicator final : public Communicator {
     }
 
   private:
-    static constexpr int64_t kChunk = 1 << 30;  // MPI counts are int
+    // call(first, count) over n elements in pieces of at most 2^30: MPI counts are int.
+    template <class T, class Call>
+    static void in_chunks(T* data, int64_t n, const Call& call) {
+        constexpr int64_t kChunk = int64_t{1} << 30;
+        for (int64_t first = 0; first < n; first += kChunk) {
+            call(data + first, static_cast<int>(std::min(kChunk, n - first)));
+        }
+    }
     static void finalize() {
         int finalized = 0;
         MPI_Finalized(&finalized);
