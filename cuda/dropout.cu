@@ -49,21 +49,40 @@ __device__ inline float apply_factor(float v, bool kept, const MaskFactors& fact
     return static_cast<float>(static_cast<double>(v) * (kept ? factors.kept : factors.dropped));
 }
 
-// in/out values of elements 4 · group .. (fewer at the end of the range): a float4 when kVector (in and out
-// 16-byte aligned) and the group is whole.
+// The values of elements 4 · group .. (fewer at the end of the range; the rest left 0): a float4 when
+// kVector (the pointer 16-byte aligned) and the group is whole.
+template <bool kVector>
+__device__ inline void load_group(const float* in, int64_t group, int64_t count, float v[4]) {
+    const int64_t first = 4 * group;
+    if (kVector && first + 4 <= count) {
+        const float4 q = reinterpret_cast<const float4*>(in)[group];
+        v[0] = q.x;
+        v[1] = q.y;
+        v[2] = q.z;
+        v[3] = q.w;
+        return;
+    }
+    for (int k = 0; k < 4; ++k) v[k] = first + k < count ? in[first + k] : 0.0f;
+}
+
+template <bool kVector>
+__device__ inline void store_group(float* out, int64_t group, int64_t count, const float v[4]) {
+    const int64_t first = 4 * group;
+    if (kVector && first + 4 <= count) {
+        reinterpret_cast<float4*>(out)[group] = make_float4(v[0], v[1], v[2], v[3]);
+        return;
+    }
+    for (int k = 0; k < 4 && first + k < count; ++k) out[first + k] = v[k];
+}
+
+// in → out for elements 4 · group ..: each value times its unit's factor.
 template <bool kVector>
 __device__ inline void scale_group(const float* in, float* out, int64_t group, int64_t count,
                                    const bool keep[4], const MaskFactors& factors) {
-    const int64_t first = 4 * group;
-    if (kVector && first + 4 <= count) {
-        const float4 v = reinterpret_cast<const float4*>(in)[group];
-        reinterpret_cast<float4*>(out)[group] =
-            make_float4(apply_factor(v.x, keep[0], factors), apply_factor(v.y, keep[1], factors),
-                        apply_factor(v.z, keep[2], factors), apply_factor(v.w, keep[3], factors));
-        return;
-    }
-    for (int k = 0; k < 4 && first + k < count; ++k)
-        out[first + k] = apply_factor(in[first + k], keep[k], factors);
+    float v[4];
+    load_group<kVector>(in, group, count, v);
+    for (int k = 0; k < 4; ++k) v[k] = apply_factor(v[k], keep[k], factors);
+    store_group<kVector>(out, group, count, v);
 }
 
 // Dropout forward, fused: one thread per group of four elements draws their mask and scales their values.
@@ -111,31 +130,6 @@ __global__ void apply_mask_kernel(const float* in, const uint8_t* mask, float* o
         }
         scale_group<kVector>(in, out, g, count, keep, factors);
     }
-}
-
-// The values of elements 4 · group .. (fewer at the end of the range; the rest left 0), as scale_group reads.
-template <bool kVector>
-__device__ inline void load_group(const float* in, int64_t group, int64_t count, float v[4]) {
-    const int64_t first = 4 * group;
-    if (kVector && first + 4 <= count) {
-        const float4 q = reinterpret_cast<const float4*>(in)[group];
-        v[0] = q.x;
-        v[1] = q.y;
-        v[2] = q.z;
-        v[3] = q.w;
-        return;
-    }
-    for (int k = 0; k < 4; ++k) v[k] = first + k < count ? in[first + k] : 0.0f;
-}
-
-template <bool kVector>
-__device__ inline void store_group(float* out, int64_t group, int64_t count, const float v[4]) {
-    const int64_t first = 4 * group;
-    if (kVector && first + 4 <= count) {
-        reinterpret_cast<float4*>(out)[group] = make_float4(v[0], v[1], v[2], v[3]);
-        return;
-    }
-    for (int k = 0; k < 4 && first + k < count; ++k) out[first + k] = v[k];
 }
 
 // ReLU then dropout: dropout_forward_kernel's draws and arithmetic on relu_value(x), the mask byte also
