@@ -13,13 +13,16 @@
 namespace cudacnn::gpu {
 
 // The algorithms, as the trainer's --conv-algo names them.
-enum class ConvAlgo { automatic, cudnn, direct, im2col, implicit, winograd };
+// own: the hand-written kernels only, the fastest that computes each layer (Winograd for 3×3 stride-1 layers
+// of 16 or more input channels, else the implicit GEMM, else im2col, else direct).
+enum class ConvAlgo { automatic, cudnn, direct, im2col, implicit, winograd, own };
 
-const char* conv_algo_name(ConvAlgo algo);  // "auto", "cudnn", "direct", "im2col", "implicit", "winograd"
+// "auto", "cudnn", "direct", "im2col", "implicit", "winograd", "own"
+const char* conv_algo_name(ConvAlgo algo);
 // The algorithm named `name`; throws Error naming the value and the choices.
 ConvAlgo parse_conv_algo(const std::string& name);
 
-// Empty when `algo` (not automatic) computes geometry g in this build, else one sentence saying why not
+// Empty when `algo` (not automatic or own) computes geometry g in this build, else one sentence saying why not
 // (e.g. cuDNN is not part of the emu flavour, or pads with zeros only).
 std::string conv2d_unsupported(ConvAlgo algo, const cpu::Conv2dGeometry& g);
 
@@ -37,8 +40,9 @@ struct Conv2dSettings {
 // `automatic` picks cuDNN where it is built and supports g, else im2col + GEMM (faster than the direct
 // kernels on large layers), else direct; description() says what was chosen and, for a fallback, why. The
 // implicit-GEMM kernels (cuda/conv2d_implicit.hpp) and the Winograd F(2×2, 3×3) ones
-// (cuda/conv2d_winograd.hpp) run only when asked for by name until a GPU has timed them against im2col.
-// An explicitly requested algorithm that cannot compute g throws Error with the reason.
+// (cuda/conv2d_winograd.hpp) run when asked for by name, or per layer through `own` (description() then
+// names the choice and why faster ones were passed over). An explicitly requested algorithm that cannot
+// compute g throws Error with the reason.
 class Conv2dPlan {
   public:
     Conv2dPlan(const cpu::Conv2dGeometry& g, const Conv2dSettings& settings, cudaStream_t stream);

@@ -377,9 +377,10 @@ const std::vector<Flag>& flags() {
          },
          [](const TrainOptions& o) { return json(o.threads); }},
         {"Training", "conv-algo", 0, "NAME",
-         "convolution algorithm: auto, cudnn, direct, im2col, implicit (implicit GEMM) or winograd (F(2x2, 3x3))",
+         "convolution algorithm: auto, cudnn, direct, im2col, implicit (implicit GEMM), winograd (F(2x2, 3x3)) or "
+         "own (the fastest hand-written one per layer)",
          [](TrainOptions& o, const Arg& a) {
-             a.one_of({"auto", "cudnn", "direct", "im2col", "implicit", "winograd"});
+             a.one_of({"auto", "cudnn", "direct", "im2col", "implicit", "winograd", "own"});
              o.conv_algo = a.text;
          },
          [](const TrainOptions& o) { return json(o.conv_algo); }},

@@ -103,7 +103,7 @@ TEST_CASE("Conv2dPlan: algorithm names", "[parity][conv2d_plan]") {
     CHECK(gpu::parse_conv_algo("winograd") == gpu::ConvAlgo::winograd);
     CHECK(std::string(gpu::conv_algo_name(gpu::ConvAlgo::winograd)) == "winograd");
     CHECK_THROWS_WITH(gpu::parse_conv_algo("fft"),
-                      Contains("'fft' is not one of auto, cudnn, direct, im2col, implicit, winograd"));
+                      Contains("'fft' is not one of auto, cudnn, direct, im2col, implicit, winograd, own"));
 }
 
 TEST_CASE("Conv2dPlan: winograd runs only when asked for, and names what it cannot compute",
@@ -121,4 +121,37 @@ TEST_CASE("Conv2dPlan: winograd runs only when asked for, and names what it cann
     CHECK_THROWS_WITH(gpu::Conv2dPlan(g, settings, nullptr),
                       Contains("--conv-algo winograd cannot compute this layer: conv2d_winograd: F(2×2, 3×3) "
                                "computes 3×3 kernels with stride 1"));
+}
+
+TEST_CASE("Conv2dPlan: own picks the fastest hand-written algorithm per layer and says why", "[parity][conv2d_plan]") {
+    gpu::Conv2dSettings own;
+    own.algo = gpu::ConvAlgo::own;
+    CHECK(gpu::parse_conv_algo("own") == gpu::ConvAlgo::own);
+
+    // 3×3, stride 1, padding 1, 16 input channels: Winograd.
+    cpu::Conv2dOptions same;
+    same.padding = 1;
+    const gpu::Conv2dPlan wide(cpu::conv2d_geometry(Shape{1, 16, 6, 6}, Shape{4, 16, 3, 3}, same), own, nullptr);
+    CHECK(wide.algorithm() == gpu::ConvAlgo::winograd);
+    CHECK(wide.description() == "winograd");
+
+    // The same with 3 input channels (an RGB first layer): the transforms would cost more than they save.
+    const gpu::Conv2dPlan rgb(geometry(cpu::Conv2dPaddingMode::zeros), own, nullptr);
+    CHECK(rgb.algorithm() == gpu::ConvAlgo::implicit);
+    CHECK_THAT(rgb.description(),
+               Contains("(own; passed over winograd: 3 input channels per group, fewer than the 16 where it pays)"));
+    check_plan_matches_reference(rgb, cpu::Conv2dPaddingMode::zeros);
+
+    // ResNet's stem (7×7, stride 2, padding 3) is not Winograd's; reflect padding is not the implicit GEMM's.
+    cpu::Conv2dOptions stem;
+    stem.stride = 2;
+    stem.padding = 3;
+    const gpu::Conv2dPlan resnet_stem(cpu::conv2d_geometry(Shape{1, 3, 16, 16}, Shape{8, 3, 7, 7}, stem), own,
+                                      nullptr);
+    CHECK(resnet_stem.algorithm() == gpu::ConvAlgo::implicit);
+    CHECK_THAT(resnet_stem.description(), Contains("passed over winograd: conv2d_winograd: F(2×2, 3×3)"));
+    const gpu::Conv2dPlan reflect(geometry(cpu::Conv2dPaddingMode::reflect), own, nullptr);
+    CHECK(reflect.algorithm() == gpu::ConvAlgo::im2col);
+    CHECK_THAT(reflect.description(), Contains("implicit: conv2d_implicit: padding_mode 'reflect'"));
+    check_plan_matches_reference(reflect, cpu::Conv2dPaddingMode::reflect);
 }
