@@ -602,7 +602,12 @@ dist_run() {
     return $rc
 }
 
-dist_loss() { grep -oE '^Epoch: 1 \| Loss: [0-9.eE+-]+' "$DIST_TMP/$1.log" | tail -n 1 | awk '{print $NF}'; }
+# The last "Epoch: 1 | Loss: …" value. Under mpirun the rank's stdout is a pseudo-terminal (Open MPI's default),
+# so the trainer draws its progress bar: the epoch line then follows "\r…\r\033[K" on the same line.
+dist_loss() {
+    tr '\r' '\n' <"$DIST_TMP/$1.log" | sed 's/\x1b\[K//g' | grep -oE '^Epoch: 1 \| Loss: [0-9.eE+-]+' |
+        tail -n 1 | awk '{print $NF}'
+}
 
 # dist_check NAME: appends "NAME: …" to DIST_NOTES; fails unless the run names NCCL and its loss is the
 # single process's.
