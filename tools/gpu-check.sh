@@ -18,7 +18,8 @@
 # GPU_CHECK_TRAIN_EPOCHS=N (default 2) sets the training's length; GPU_CHECK_TRAIN_FLAGS="..." adds flags to
 # cudacnn-train (e.g. "--precision tf32 --cudnn-benchmark", the fast settings of issue 11, whose accuracy
 # over the 20-epoch recipe must be recorded). The "models" step times torchvision's built-in architectures'
-# inference (cudacnn-bench --model vgg16 … beside tools/bench/torchvision_infer_bench.py; up to 200 + 90 s).
+# inference (cudacnn-bench --model vgg16 … beside tools/bench/torchvision_infer_bench.py; up to
+# GPU_CHECK_MODELS_S (default 300) + 90 s).
 # Opt-in steps run only when GPU_CHECK_STEPS names them: "dist" (data-parallel training through NCCL at world
 # size 1, launched torchrun's way and under mpirun -np 1 where mpirun exists; up to 3 short trainings, ~1 min).
 set -euo pipefail
@@ -527,16 +528,20 @@ step_bench() {
 step_models() {
     local log="$OUT/demo.log" seconds rc=0 torch_rc=0 model batch rows
     [ -n "$HAVE_GPU" ] || { NOTE="no GPU"; return 2; }
-    seconds=$(time_cap 200)
+    # 8 runs of 5 variants each; on the H200 of 2026-11-27 the first 7 took 200 s (VGG at batch 64: ~50 ms a step,
+    # 10 steps per sample), so batch 64 takes 5 repeats and the step GPU_CHECK_MODELS_S (default 300) seconds.
+    local budget=${GPU_CHECK_MODELS_S:-300} repeats
+    seconds=$(time_cap "$budget")
     [ "$seconds" -gt 0 ] || { NOTE="out of time budget"; return 1; }
     echo "---- torchvision models: cudacnn-bench ----" >>"$log"
     local started=$SECONDS
     for model in resnet18 resnet50 vgg16 vgg16_bn; do
         for batch in 1 64; do
-            seconds=$(time_cap $((200 - (SECONDS - started))))
+            seconds=$(time_cap $((budget - (SECONDS - started))))
             [ "$seconds" -gt 10 ] || { rc=124; break 2; }
+            repeats=$([ "$batch" -gt 1 ] && echo 5 || echo 10)
             run_logged "$log" "$seconds" "$BUILD_DIR/cudacnn-bench" --model "$model" -b "$batch" --warmup 3 \
-                --repeats 10 --filter '^infer_step forward (cuda_graph|cuda_graph_benchmark|cuda_graph_tf32|cuda_graph_tf32_benchmark|cuda_graph_hand_written) ' ||
+                --repeats "$repeats" --filter '^infer_step forward (cuda_graph|cuda_graph_benchmark|cuda_graph_tf32|cuda_graph_tf32_benchmark|cuda_graph_hand_written) ' ||
                 rc=$?
         done
     done
