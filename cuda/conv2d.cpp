@@ -38,16 +38,19 @@ const char* conv_algo_name(ConvAlgo algo) {
             return "winograd";
         case ConvAlgo::own:
             return "own";
+        case ConvAlgo::fastest:
+            return "fastest";
     }
     return "invalid";
 }
 
 ConvAlgo parse_conv_algo(const std::string& name) {
     for (ConvAlgo algo : {ConvAlgo::automatic, ConvAlgo::cudnn, ConvAlgo::direct, ConvAlgo::im2col,
-                          ConvAlgo::implicit, ConvAlgo::winograd, ConvAlgo::own}) {
+                          ConvAlgo::implicit, ConvAlgo::winograd, ConvAlgo::own, ConvAlgo::fastest}) {
         if (name == conv_algo_name(algo)) return algo;
     }
-    CUDACNN_FAIL("conv algorithm '{}' is not one of auto, cudnn, direct, im2col, implicit, winograd, own", name);
+    CUDACNN_FAIL("conv algorithm '{}' is not one of auto, cudnn, direct, im2col, implicit, winograd, own, fastest",
+                 name);
 }
 
 std::string conv2d_unsupported(ConvAlgo algo, const cpu::Conv2dGeometry& g) {
@@ -68,6 +71,7 @@ std::string conv2d_unsupported(ConvAlgo algo, const cpu::Conv2dGeometry& g) {
             return conv2d_winograd_unsupported(g);
         case ConvAlgo::automatic:
         case ConvAlgo::own:
+        case ConvAlgo::fastest:
             break;
     }
     CUDACNN_FAIL(
@@ -122,6 +126,9 @@ Conv2dPlan::Conv2dPlan(const cpu::Conv2dGeometry& g, const Conv2dSettings& setti
         std::tie(algo_, passed_over) = choose_automatically(g);
     } else if (settings.algo == ConvAlgo::own) {
         std::tie(algo_, passed_over) = choose_own(g);
+    } else if (settings.algo == ConvAlgo::fastest) {
+        choose_fastest(settings, stream);  // cuda/conv2d_fastest.cpp
+        return;
     } else {
         algo_ = settings.algo;
         const std::string why_not = conv2d_unsupported(algo_, g);
@@ -160,8 +167,9 @@ Conv2dPlan::Conv2dPlan(const cpu::Conv2dGeometry& g, const Conv2dSettings& setti
             workspace_bytes_ = conv2d_winograd_workspace_bytes(g);
             break;
         case ConvAlgo::direct:
-        case ConvAlgo::automatic:  // resolved by the constructor, as is own
+        case ConvAlgo::automatic:  // resolved by the constructor, as are own and fastest
         case ConvAlgo::own:
+        case ConvAlgo::fastest:
             break;
     }
     (void)stream;
@@ -174,8 +182,16 @@ Conv2dPlan::~Conv2dPlan() = default;
 Conv2dPlan::Conv2dPlan(Conv2dPlan&&) noexcept = default;
 Conv2dPlan& Conv2dPlan::operator=(Conv2dPlan&&) noexcept = default;
 
+ConvAlgo Conv2dPlan::algorithm(Pass pass) const {
+    const auto& part = by_pass_[static_cast<size_t>(pass)];
+    return part ? part->algorithm(pass) : algo_;
+}
+
 void Conv2dPlan::forward(const float* x, const float* w, const float* bias, float* y, void* workspace,
                          cudaStream_t stream) const {
+    if (const auto& part = by_pass_[static_cast<size_t>(Pass::forward)]) {
+        return part->forward(x, w, bias, y, workspace, stream);
+    }
     switch (algo_) {
         case ConvAlgo::cudnn:
 #if CUDACNN_CUDA
@@ -190,14 +206,18 @@ void Conv2dPlan::forward(const float* x, const float* w, const float* bias, floa
         case ConvAlgo::winograd:
             return conv2d_winograd_forward(geometry_, x, w, bias, y, workspace, workspace_bytes_, stream);
         case ConvAlgo::direct:
-        case ConvAlgo::automatic:  // resolved by the constructor, as is own
+        case ConvAlgo::automatic:  // resolved by the constructor, as are own and fastest
         case ConvAlgo::own:
+        case ConvAlgo::fastest:
             return conv2d_direct_forward(geometry_, x, w, bias, y, stream);
     }
 }
 
 void Conv2dPlan::backward_data(const float* dy, const float* w, float* dx, void* workspace,
                                cudaStream_t stream) const {
+    if (const auto& part = by_pass_[static_cast<size_t>(Pass::backward_data)]) {
+        return part->backward_data(dy, w, dx, workspace, stream);
+    }
     switch (algo_) {
         case ConvAlgo::cudnn:
 #if CUDACNN_CUDA
@@ -212,14 +232,18 @@ void Conv2dPlan::backward_data(const float* dy, const float* w, float* dx, void*
         case ConvAlgo::winograd:
             return conv2d_winograd_backward_data(geometry_, dy, w, dx, workspace, workspace_bytes_, stream);
         case ConvAlgo::direct:
-        case ConvAlgo::automatic:  // resolved by the constructor, as is own
+        case ConvAlgo::automatic:  // resolved by the constructor, as are own and fastest
         case ConvAlgo::own:
+        case ConvAlgo::fastest:
             return conv2d_direct_backward_data(geometry_, dy, w, dx, stream);
     }
 }
 
 void Conv2dPlan::backward_filter(const float* x, const float* dy, float* dw, float* dbias, void* workspace,
                                  cudaStream_t stream) const {
+    if (const auto& part = by_pass_[static_cast<size_t>(Pass::backward_filter)]) {
+        return part->backward_filter(x, dy, dw, dbias, workspace, stream);
+    }
     switch (algo_) {
         case ConvAlgo::cudnn:
 #if CUDACNN_CUDA
@@ -236,8 +260,9 @@ void Conv2dPlan::backward_filter(const float* x, const float* dy, float* dw, flo
             return conv2d_winograd_backward_filter(geometry_, x, dy, dw, dbias, workspace, workspace_bytes_,
                                                    stream);
         case ConvAlgo::direct:
-        case ConvAlgo::automatic:  // resolved by the constructor, as is own
+        case ConvAlgo::automatic:  // resolved by the constructor, as are own and fastest
         case ConvAlgo::own:
+        case ConvAlgo::fastest:
             return conv2d_direct_backward_filter(geometry_, x, dy, dw, dbias, stream);
     }
 }

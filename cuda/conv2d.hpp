@@ -4,6 +4,7 @@
 
 #include <cuda_runtime_api.h>
 
+#include <array>
 #include <cstddef>
 #include <memory>
 #include <string>
@@ -15,14 +16,15 @@ namespace cudacnn::gpu {
 // The algorithms, as the trainer's --conv-algo names them.
 // own: the hand-written kernels only, the fastest that computes each layer (Winograd for 3×3 stride-1 layers
 // of 16 or more input channels, else the implicit GEMM, else im2col, else direct).
-enum class ConvAlgo { automatic, cudnn, direct, im2col, implicit, winograd, own };
+// fastest: each pass of each layer by the algorithm that ran it fastest when timed (see Conv2dPlan).
+enum class ConvAlgo { automatic, cudnn, direct, im2col, implicit, winograd, own, fastest };
 
-// "auto", "cudnn", "direct", "im2col", "implicit", "winograd", "own"
+// "auto", "cudnn", "direct", "im2col", "implicit", "winograd", "own", "fastest"
 const char* conv_algo_name(ConvAlgo algo);
 // The algorithm named `name`; throws Error naming the value and the choices.
 ConvAlgo parse_conv_algo(const std::string& name);
 
-// Empty when `algo` (not automatic or own) computes geometry g in this build, else one sentence saying why not
+// Empty when `algo` (not automatic, own or fastest) computes geometry g in this build, else one sentence saying why not
 // (e.g. cuDNN is not part of the emu flavour, or pads with zeros only).
 std::string conv2d_unsupported(ConvAlgo algo, const cpu::Conv2dGeometry& g);
 
@@ -43,6 +45,14 @@ struct Conv2dSettings {
 // (cuda/conv2d_winograd.hpp) run when asked for by name, or per layer through `own` (description() then
 // names the choice and why faster ones were passed over). An explicitly requested algorithm that cannot
 // compute g throws Error with the reason.
+//
+// `fastest` times every algorithm that computes g (cuDNN benchmarked with cudnnFind where it is built, Winograd,
+// the implicit GEMM and im2col; direct only when none of those can) on scratch buffers, each pass once to warm
+// up and then three times, and runs each pass with the algorithm of the smallest time: the passes may differ.
+// Timing blocks the host (tens of milliseconds per layer on a GPU; far longer under the emulator); the choice
+// is cached for the process by geometry, TF32 and device, like cudnnFind's. description() lists each pass's
+// choice and the times of all candidates. Every candidate is deterministic, so the run is as reproducible as
+// its choices (which, like cuDNN's benchmark mode, may differ between runs).
 class Conv2dPlan {
   public:
     Conv2dPlan(const cpu::Conv2dGeometry& g, const Conv2dSettings& settings, cudaStream_t stream);
@@ -53,7 +63,10 @@ class Conv2dPlan {
     Conv2dPlan& operator=(const Conv2dPlan&) = delete;
 
     const cpu::Conv2dGeometry& geometry() const { return geometry_; }
-    ConvAlgo algorithm() const { return algo_; }
+    enum class Pass { forward, backward_data, backward_filter };
+    // The algorithm of the forward pass (every pass's, except with `fastest`).
+    ConvAlgo algorithm() const { return algorithm(Pass::forward); }
+    ConvAlgo algorithm(Pass pass) const;
     // e.g. "im2col (auto: cudnn: padding_mode 'reflect' ...)", "cudnn fwd IMPLICIT_PRECOMP_GEMM, ..." or
     // "implicit (TF32 tensor cores)".
     const std::string& description() const { return description_; }
@@ -72,8 +85,12 @@ class Conv2dPlan {
 
   private:
     struct Cudnn;  // the cuDNN state, cuda flavour only
+    void choose_fastest(const Conv2dSettings& settings, cudaStream_t stream);
+
     cpu::Conv2dGeometry geometry_;
     ConvAlgo algo_ = ConvAlgo::direct;
+    // `fastest`: the plan that runs each pass (two passes may share one); empty otherwise.
+    std::array<std::shared_ptr<const Conv2dPlan>, 3> by_pass_;
     std::string description_;
     size_t workspace_bytes_ = 0;
     bool implicit_tf32_ = false;  // the implicit GEMM runs its TF32 tensor-core kernel

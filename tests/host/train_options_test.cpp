@@ -264,7 +264,7 @@ TEST_CASE("each bad command line names the flag, the value and what is accepted"
         {{"--dataset", "cifar11"}, {"--dataset cifar11: use cifar10, cifar100, imagefolder or synthetic"}},
         {{"--optimizer", "adagrad"}, {"--optimizer adagrad: use adam, adamw or sgd"}},
         {{"--device", "gpu"}, {"--device gpu: use auto, cuda, cpu or cpu-ref"}},
-        {{"--conv-algo", "fft"}, {"--conv-algo fft: use auto, cudnn, direct, im2col, implicit, winograd or own"}},
+        {{"--conv-algo", "fft"}, {"--conv-algo fft: use auto, cudnn, direct, im2col, implicit, winograd, own or fastest"}},
         {{"--export-dtype", "f64"}, {"--export-dtype f64: use f32, f16 or bf16"}},
         {{"--evaluate"}, {"--evaluate needs the weights", "--resume", "--init-weights"}},
         {{"--dataset", "cifar10"},

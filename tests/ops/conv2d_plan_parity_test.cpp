@@ -12,6 +12,8 @@
 
 using namespace cudacnn;
 using Catch::Matchers::Contains;
+using Catch::Matchers::Matches;
+using Catch::Matchers::StartsWith;
 
 namespace {
 
@@ -103,7 +105,7 @@ TEST_CASE("Conv2dPlan: algorithm names", "[parity][conv2d_plan]") {
     CHECK(gpu::parse_conv_algo("winograd") == gpu::ConvAlgo::winograd);
     CHECK(std::string(gpu::conv_algo_name(gpu::ConvAlgo::winograd)) == "winograd");
     CHECK_THROWS_WITH(gpu::parse_conv_algo("fft"),
-                      Contains("'fft' is not one of auto, cudnn, direct, im2col, implicit, winograd, own"));
+                      Contains("'fft' is not one of auto, cudnn, direct, im2col, implicit, winograd, own, fastest"));
 }
 
 TEST_CASE("Conv2dPlan: winograd runs only when asked for, and names what it cannot compute",
@@ -153,5 +155,43 @@ TEST_CASE("Conv2dPlan: own picks the fastest hand-written algorithm per layer an
     const gpu::Conv2dPlan reflect(geometry(cpu::Conv2dPaddingMode::reflect), own, nullptr);
     CHECK(reflect.algorithm() == gpu::ConvAlgo::im2col);
     CHECK_THAT(reflect.description(), Contains("implicit: conv2d_implicit: padding_mode 'reflect'"));
+    check_plan_matches_reference(reflect, cpu::Conv2dPaddingMode::reflect);
+}
+
+TEST_CASE("Conv2dPlan: fastest times every algorithm per pass, keeps the fastest and caches the choice",
+          "[parity][conv2d_plan]") {
+    gpu::Conv2dSettings fastest;
+    fastest.algo = gpu::ConvAlgo::fastest;
+    CHECK(gpu::parse_conv_algo("fastest") == gpu::ConvAlgo::fastest);
+    // 16 input channels: Winograd, the implicit GEMM and im2col all compute it (and cuDNN in the cuda flavour).
+    cpu::Conv2dOptions same;
+    same.padding = 1;
+    const cpu::Conv2dGeometry g = cpu::conv2d_geometry(Shape{1, 16, 6, 6}, Shape{4, 16, 3, 3}, same);
+    const gpu::Conv2dPlan first(g, fastest, nullptr);
+    INFO(first.description());
+    CHECK_THAT(first.description(),
+               Matches("fastest: forward [a-z0-9]+ [0-9.]+ ms \\(.*\\); backward-data [a-z0-9]+ [0-9.]+ ms \\(.*\\); "
+                       "backward-filter [a-z0-9]+ [0-9.]+ ms \\(.*\\).*"));
+    for (const auto pass : {gpu::Conv2dPlan::Pass::forward, gpu::Conv2dPlan::Pass::backward_data,
+                            gpu::Conv2dPlan::Pass::backward_filter}) {
+        const gpu::ConvAlgo algo = first.algorithm(pass);
+        CHECK((algo == gpu::ConvAlgo::cudnn || algo == gpu::ConvAlgo::winograd || algo == gpu::ConvAlgo::implicit ||
+               algo == gpu::ConvAlgo::im2col));
+    }
+    // A second plan of the same shape reuses the choice instead of timing again.
+    const gpu::Conv2dPlan second(g, fastest, nullptr);
+    CHECK_THAT(second.description(), StartsWith("fastest (timings cached): "));
+    for (const auto pass : {gpu::Conv2dPlan::Pass::forward, gpu::Conv2dPlan::Pass::backward_data,
+                            gpu::Conv2dPlan::Pass::backward_filter}) {
+        CHECK(second.algorithm(pass) == first.algorithm(pass));
+    }
+
+    // Whatever won, the passes compute the reference (an RGB layer: 27 terms per output, within the 1e-5 bound).
+    const gpu::Conv2dPlan rgb(geometry(cpu::Conv2dPaddingMode::zeros), fastest, nullptr);
+    check_plan_matches_reference(rgb, cpu::Conv2dPaddingMode::zeros);
+    // Reflect padding: only im2col and direct compute it, and the report says why the others were not timed.
+    const gpu::Conv2dPlan reflect(geometry(cpu::Conv2dPaddingMode::reflect), fastest, nullptr);
+    CHECK(reflect.algorithm() == gpu::ConvAlgo::im2col);
+    CHECK_THAT(reflect.description(), Contains("not timed: cudnn: ") && Contains("winograd: conv2d_winograd: padding_mode"));
     check_plan_matches_reference(reflect, cpu::Conv2dPaddingMode::reflect);
 }

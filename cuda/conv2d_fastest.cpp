@@ -1,0 +1,234 @@
+// Conv2dPlan with `fastest` (see cuda/conv2d.hpp): time every algorithm that computes a geometry, pass by
+// pass, and keep the fastest for each pass.
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <array>
+#include <map>
+#include <mutex>
+#include <vector>
+
+#include "cuda/conv2d.hpp"
+#include "cudacnn/device.hpp"
+#include "cudacnn/error.hpp"
+
+namespace cudacnn::gpu {
+
+namespace {
+
+using Pass = Conv2dPlan::Pass;
+constexpr std::array<Pass, 3> kPasses = {Pass::forward, Pass::backward_data, Pass::backward_filter};
+constexpr std::array<const char*, 3> kPassNames = {"forward", "backward-data", "backward-filter"};
+constexpr int kTimedRuns = 3;  // after one warm-up run; the smallest counts (noise only ever adds time)
+
+// The candidates, in the order that breaks ties: the vendor's first, then the hand-written ones by how often
+// they won on an H200 (2026-11-27). The direct kernels only stand in when none of these computes g.
+constexpr std::array<ConvAlgo, 4> kCandidates = {ConvAlgo::cudnn, ConvAlgo::winograd, ConvAlgo::implicit,
+                                                 ConvAlgo::im2col};
+
+// One pass's measurements: per candidate, its time in ms, or why it did not run.
+struct Timing {
+    ConvAlgo algo;
+    float ms = -1.0f;     // < 0: not run
+    std::string why_not;  // set when not run
+};
+
+// What a geometry's timing decided, kept for the process: each pass's winner and the line that explains it.
+struct Decision {
+    std::array<ConvAlgo, 3> winners{};
+    std::string report;
+};
+
+// Device buffers for every tensor a pass reads or writes, zero-filled (the time of these kernels does not
+// depend on the values), and the largest workspace of the candidates.
+struct Scratch {
+    DeviceBuffer x, w, bias, y, dx, dw, db, workspace;
+
+    Scratch(const cpu::Conv2dGeometry& g, size_t workspace_bytes, cudaStream_t stream)
+        : x(floats(g.batch * g.in_channels * g.in_h * g.in_w)),
+          w(floats(g.out_channels * g.in_channels_per_group() * g.kernel_h * g.kernel_w)),
+          bias(floats(g.out_channels)),
+          y(floats(g.output_shape().numel())),
+          dx(floats(g.batch * g.in_channels * g.in_h * g.in_w)),
+          dw(floats(g.out_channels * g.in_channels_per_group() * g.kernel_h * g.kernel_w)),
+          db(floats(g.out_channels)),
+          workspace(std::max<size_t>(workspace_bytes, 1)) {
+        for (DeviceBuffer* b : {&x, &w, &bias, &y}) {
+            CUDACNN_CUDA_CHECK(cudaMemsetAsync(b->data(), 0, b->bytes(), stream));
+        }
+    }
+
+    static size_t floats(int64_t count) { return static_cast<size_t>(count) * sizeof(float); }
+};
+
+// Runs one pass of `plan` on the scratch buffers (y doubles as dy: only the time matters).
+void run_pass(const Conv2dPlan& plan, Pass pass, const Scratch& s, cudaStream_t stream) {
+    switch (pass) {
+        case Pass::forward:
+            return plan.forward(s.x.data_as<float>(), s.w.data_as<float>(), s.bias.data_as<float>(),
+                                s.y.data_as<float>(), s.workspace.data(), stream);
+        case Pass::backward_data:
+            return plan.backward_data(s.y.data_as<float>(), s.w.data_as<float>(), s.dx.data_as<float>(),
+                                      s.workspace.data(), stream);
+        case Pass::backward_filter:
+            return plan.backward_filter(s.x.data_as<float>(), s.y.data_as<float>(), s.dw.data_as<float>(),
+                                        s.db.data_as<float>(), s.workspace.data(), stream);
+    }
+}
+
+// The smallest of kTimedRuns timed runs of the pass, in ms, after one warm-up run.
+float time_pass(const Conv2dPlan& plan, Pass pass, const Scratch& s, cudaStream_t stream) {
+    Event start, end;
+    run_pass(plan, pass, s, stream);
+    float best = -1.0f;
+    for (int run = 0; run < kTimedRuns; ++run) {
+        start.record(stream);
+        run_pass(plan, pass, s, stream);
+        end.record(stream);
+        end.synchronize();
+        const float ms = Event::elapsed_ms(start, end);
+        if (best < 0.0f || ms < best) best = ms;
+    }
+    return best;
+}
+
+// The candidates that compute g, each as its own plan (a candidate whose plan cannot be made, e.g. cuDNN with no
+// algorithm within the workspace limit, is left out with the reason).
+std::vector<std::pair<ConvAlgo, std::shared_ptr<const Conv2dPlan>>> candidate_plans(
+    const cpu::Conv2dGeometry& g, const Conv2dSettings& settings, cudaStream_t stream,
+    std::vector<std::string>* left_out) {
+    std::vector<std::pair<ConvAlgo, std::shared_ptr<const Conv2dPlan>>> plans;
+    auto add = [&](ConvAlgo algo) {
+        const std::string why_not = conv2d_unsupported(algo, g);
+        if (!why_not.empty()) {
+            left_out->push_back(fmt::format("{}: {}", conv_algo_name(algo), why_not));
+            return;
+        }
+        Conv2dSettings single = settings;
+        single.algo = algo;
+        single.benchmark = true;  // cuDNN's own choice by time, as fastest asks of the others
+        try {
+            plans.emplace_back(algo, std::make_shared<const Conv2dPlan>(g, single, stream));
+        } catch (const Error& e) {
+            left_out->push_back(fmt::format("{}: {}", conv_algo_name(algo), e.what()));
+        }
+    };
+    for (ConvAlgo algo : kCandidates) add(algo);
+    if (plans.empty()) add(ConvAlgo::direct);
+    CUDACNN_CHECK(!plans.empty(), "conv2d: --conv-algo fastest found no algorithm for this layer: {}",
+                  fmt::join(*left_out, "; "));
+    return plans;
+}
+
+// "forward winograd 0.126 ms (cudnn 0.138, implicit 0.207, im2col 0.278)"
+std::string pass_report(Pass pass, ConvAlgo winner, const std::vector<Timing>& timings) {
+    std::string others;
+    float winner_ms = 0.0f;
+    for (const Timing& t : timings) {
+        if (t.algo == winner) {
+            winner_ms = t.ms;
+            continue;
+        }
+        others += fmt::format("{}{} {:.3f}", others.empty() ? "" : ", ", conv_algo_name(t.algo), t.ms);
+    }
+    return fmt::format("{} {} {:.3f} ms{}", kPassNames[static_cast<size_t>(pass)], conv_algo_name(winner),
+                       winner_ms, others.empty() ? "" : " (" + others + ")");
+}
+
+// Times every candidate on every pass and keeps the fastest per pass; `plans` receives the candidates' plans
+// so that the winners need not be made again.
+Decision decide(const cpu::Conv2dGeometry& g, const Conv2dSettings& settings, cudaStream_t stream,
+                std::vector<std::pair<ConvAlgo, std::shared_ptr<const Conv2dPlan>>>* plans) {
+    std::vector<std::string> left_out;
+    *plans = candidate_plans(g, settings, stream, &left_out);
+    size_t workspace_bytes = 0;
+    for (const auto& candidate : *plans) workspace_bytes = std::max(workspace_bytes, candidate.second->workspace_bytes());
+    const Scratch scratch(g, workspace_bytes, stream);
+    Decision decision;
+    std::string report;
+    for (Pass pass : kPasses) {
+        std::vector<Timing> timings;
+        for (const auto& [algo, plan] : *plans) timings.push_back({algo, time_pass(*plan, pass, scratch, stream), {}});
+        // The first of the smallest: ties go to the earlier candidate (kCandidates' order).
+        const auto best = std::min_element(timings.begin(), timings.end(),
+                                           [](const Timing& a, const Timing& b) { return a.ms < b.ms; });
+        decision.winners[static_cast<size_t>(pass)] = best->algo;
+        report += (report.empty() ? "" : "; ") + pass_report(pass, best->algo, timings);
+    }
+    if (!left_out.empty()) report += fmt::format("; not timed: {}", fmt::join(left_out, "; "));
+    decision.report = report;
+    return decision;
+}
+
+// Decisions for the process, by everything the times depend on (like cudnnFind's cache).
+class DecisionCache {
+  public:
+    static DecisionCache& instance() {
+        static DecisionCache cache;
+        return cache;
+    }
+    static std::string key(const cpu::Conv2dGeometry& g, const Conv2dSettings& settings) {
+        int device = 0;
+        CUDACNN_CUDA_CHECK(cudaGetDevice(&device));
+        return fmt::format(
+            "N {} C {} H {} W {} OC {} k {}x{} g {} s {}x{} d {}x{} p {} {} {} {} mode {} | tf32 {} | limit {} | "
+            "device {}",
+            g.batch, g.in_channels, g.in_h, g.in_w, g.out_channels, g.kernel_h, g.kernel_w, g.groups, g.stride_h,
+            g.stride_w, g.dilation_h, g.dilation_w, g.pad_top, g.pad_bottom, g.pad_left, g.pad_right,
+            cpu::conv2d_padding_mode_name(g.padding_mode), settings.allow_tf32, settings.workspace_limit_bytes,
+            device);
+    }
+    bool find(const std::string& key, Decision* decision) const {
+        std::lock_guard<std::mutex> lock(mutex_);
+        const auto it = decisions_.find(key);
+        if (it == decisions_.end()) return false;
+        *decision = it->second;
+        return true;
+    }
+    void store(const std::string& key, const Decision& decision) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        decisions_.emplace(key, decision);
+    }
+
+  private:
+    mutable std::mutex mutex_;
+    std::map<std::string, Decision> decisions_;
+};
+
+}  // namespace
+
+void Conv2dPlan::choose_fastest(const Conv2dSettings& settings, cudaStream_t stream) {
+    const std::string key = DecisionCache::key(geometry_, settings);
+    Decision decision;
+    std::vector<std::pair<ConvAlgo, std::shared_ptr<const Conv2dPlan>>> plans;
+    const bool cached = DecisionCache::instance().find(key, &decision);
+    if (!cached) {
+        decision = decide(geometry_, settings, stream, &plans);
+        DecisionCache::instance().store(key, decision);
+    }
+    for (Pass pass : kPasses) {
+        const ConvAlgo winner = decision.winners[static_cast<size_t>(pass)];
+        auto it = std::find_if(plans.begin(), plans.end(), [&](const auto& p) { return p.first == winner; });
+        if (it == plans.end()) {  // cached: make the winner's plan (once, if two passes share it)
+            Conv2dSettings single = settings;
+            single.algo = winner;
+            single.benchmark = true;
+            plans.emplace_back(winner, std::make_shared<const Conv2dPlan>(geometry_, single, stream));
+            it = std::prev(plans.end());
+        }
+        by_pass_[static_cast<size_t>(pass)] = it->second;
+        workspace_bytes_ = std::max(workspace_bytes_, it->second->workspace_bytes());
+    }
+    algo_ = ConvAlgo::fastest;
+    description_ = fmt::format("fastest{}: {}", cached ? " (timings cached)" : "", decision.report);
+    for (ConvAlgo algo : kCandidates) {  // what the chosen cuDNN or implicit plans say of themselves
+        for (Pass pass : kPasses) {
+            if (decision.winners[static_cast<size_t>(pass)] != algo) continue;
+            const auto it = std::find_if(plans.begin(), plans.end(), [&](const auto& p) { return p.first == algo; });
+            if (it->second->description() != conv_algo_name(algo)) description_ += "; " + it->second->description();
+            break;
+        }
+    }
+}
+
+}  // namespace cudacnn::gpu
