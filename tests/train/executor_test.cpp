@@ -649,6 +649,20 @@ TEST_CASE("--precision tf32: the GPU executor's step carries TF32-sized errors, 
     CHECK(defaults.largest_gradient <= kTf32DeepGradientTolerance);
 }
 
+TEST_CASE("--conv-algo own and fastest: the GPU executor's FP32 step matches the reference",
+          "[executor][gpu][conv_algo]") {
+    if (!have_device()) return;
+    const SmallStep reference = small_cnn_step(Backend::cpu_reference, "fp32");
+    for (const std::string algo : {"own", "fastest"}) {
+        const StepErrors e = step_errors(small_cnn_step(Backend::gpu, "fp32", "own", algo), reference);
+        INFO("--conv-algo " << algo << ": logits " << e.logits << ", gradients " << e.largest_gradient);
+        // The FP32 bounds of the test above; Winograd's transforms add a few float roundings per term, well
+        // within them (its own parity tests bound it per layer).
+        CHECK(e.logits <= 1e-4);
+        CHECK(e.largest_gradient <= 1e-4);
+    }
+}
+
 TEST_CASE("precision and GEMM choices that cannot apply are errors naming the option", "[executor][precision]") {
     const Graph graph = build_graph(builtin_model("small_cnn"));
     ExecutorOptions options;
