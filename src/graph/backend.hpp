@@ -72,6 +72,16 @@ constexpr int kStepCounters = 2;
 // pooling's argmax (int64 per output), dropout's mask (a byte per unit).
 std::size_t saved_bytes(const Node& node, const std::vector<Shape>& input_shapes, const Shape& output_shape);
 
+// Profiling (Executor::start_profile): a start and a stop mark around queued work, read once the work is done
+// (after synchronize()); start and stop may be marked again after that.
+class Stopwatch {
+  public:
+    virtual ~Stopwatch() = default;
+    virtual void start() = 0;
+    virtual void stop() = 0;
+    virtual double elapsed_us() = 0;
+};
+
 class BackendImpl {
   public:
     virtual ~BackendImpl() = default;
@@ -112,6 +122,11 @@ class BackendImpl {
                                   gpu::NonfiniteRecord* record) = 0;
     virtual void synchronize() = 0;
     virtual void* stream_handle() { return nullptr; }  // the GPU backend's cudaStream_t, where all its work goes
+
+    // A stopwatch for profiling and what it reads: the host clock here (the CPU backends' work is done when a
+    // call returns); the GPU backend's records CUDA events on its stream.
+    virtual std::unique_ptr<Stopwatch> make_stopwatch();
+    virtual const char* stopwatch_clock() const { return "the host clock"; }
 
     // Whether forward and backward honour NodeArgs::relu (fused ReLUs; the GPU backend).
     virtual bool fuses_relu() const { return false; }

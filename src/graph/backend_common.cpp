@@ -1,5 +1,6 @@
 // What the executor backends share: the bytes a node keeps for its backward, the node's and the optimizer's
 // settings in the reference's option structs, and the CPU backends' host memory.
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 
@@ -53,6 +54,22 @@ cpu::DropoutOptions dropout_options(const NodeArgs& a) {
     options.stream = a.dropout_stream_base + static_cast<uint64_t>(a.step) * a.dropout_stream_stride;
     return options;
 }
+
+namespace {
+
+class HostStopwatch final : public Stopwatch {
+  public:
+    void start() override { start_ = std::chrono::steady_clock::now(); }
+    void stop() override { stop_ = std::chrono::steady_clock::now(); }
+    double elapsed_us() override { return std::chrono::duration<double, std::micro>(stop_ - start_).count(); }
+
+  private:
+    std::chrono::steady_clock::time_point start_, stop_;
+};
+
+}  // namespace
+
+std::unique_ptr<Stopwatch> BackendImpl::make_stopwatch() { return std::make_unique<HostStopwatch>(); }
 
 CudaGraph BackendImpl::capture(const std::function<void()>&) {
     CUDACNN_FAIL("executor: the {} backend cannot capture a step as a CUDA graph", backend_name(kind()));

@@ -13,13 +13,17 @@
 #include <fmt/format.h>
 
 #include "cudacnn/dist/communicator.hpp"
+#include "cudacnn/graph/profile.hpp"
 #include "cudacnn/ops/init.hpp"
 #include "src/graph/backend.hpp"
+#include "src/graph/step_profiler.hpp"
 
 namespace cudacnn::graph {
 namespace {
 
 using detail::NodeArgs;
+using detail::StepProfiler;
+using detail::timed;
 
 // Dropout masks draw from Philox streams far above those of the initial weights (one per parameter).
 constexpr uint64_t kDropoutStreamBase = uint64_t{1} << 48;
@@ -154,6 +158,9 @@ struct Executor::Impl {
     // ---- non-finite checks ------------------------------------------------------------------------------
     std::string pass_label;     // "step N" or "an evaluation step": what detect_anomaly's errors name
     int64_t last_train_step = -1;  // the step of the latest training pass, whose input batch is still there
+
+    // ---- profiling (start_profile): null when off ------------------------------------------------------
+    std::unique_ptr<StepProfiler> profiler;
 
     Impl(const Graph& g, const ExecutorOptions& o) : graph(g), options(o) {
         CUDACNN_CHECK(options.batch_size >= 1, "executor: batch size {} must be at least 1", options.batch_size);
@@ -517,6 +524,10 @@ struct Executor::Impl {
     // first chooses algorithms and allocates; neither may happen inside a capture) and replayed after.
     // `enqueue` must only queue work: the host-side bookkeeping of a step is account_step's.
     void run_step(bool training, const std::function<void()>& enqueue) {
+        if (profiler) {  // one launch at a time, so that each part can be timed
+            timed(profiler.get(), profiler->step_slot(), enqueue);
+            return;
+        }
         if (!(training ? train_capture_off : eval_capture_off).empty()) {
             enqueue();
             return;
@@ -545,6 +556,10 @@ struct Executor::Impl {
 
     // What a step changes on the host, done once per step however its work ran.
     void account_step(bool training) {
+        if (profiler) {
+            backend->synchronize();
+            profiler->finish_step();
+        }
         ++metric_batches;
         metric_samples += batch;
         if (!training) return;
@@ -554,7 +569,10 @@ struct Executor::Impl {
     // A training pass marks its step (the dropout step counter, in backend memory) in the records where the
     // parameters as it begins, its loss or its gradients are not finite: cheap, and captured with the step.
     void record_nonfinite(NonfiniteCheck check, const float* values, int64_t n) {
-        if (n > 0) backend->record_nonfinite(values, n, counters() + detail::kDropoutStepCounter, &records()[check]);
+        if (n <= 0) return;
+        timed(profiler.get(), checks_slot(), [&] {
+            backend->record_nonfinite(values, n, counters() + detail::kDropoutStepCounter, &records()[check]);
+        });
     }
 
     void enqueue_forward_backward(bool training, int64_t step) {
@@ -571,17 +589,51 @@ struct Executor::Impl {
         // Data-parallel: every replica steps with the world's mean gradient (equal batches on every rank, so the
         // mean of the ranks' mean-loss gradients is the gradient of the world batch's mean loss).
         if (options.communicator != nullptr) {
-            options.communicator->all_reduce_mean(static_cast<float*>(grads.get()), param_floats,
-                                                  backend->stream_handle());
+            timed(profiler.get(), other_slot(StepProfiler::kAllReduce), [&] {
+                options.communicator->all_reduce_mean(static_cast<float*>(grads.get()), param_floats,
+                                                      backend->stream_handle());
+            });
         }
-        backend->optimizer_step(options.optimizer, static_cast<float*>(params.get()),
-                                static_cast<const float*>(grads.get()), static_cast<float*>(optimizer.get()),
-                                param_floats, optimizer_step, counters());
+        timed(profiler.get(), other_slot(StepProfiler::kOptimizer), [&] {
+            backend->optimizer_step(options.optimizer, static_cast<float*>(params.get()),
+                                    static_cast<const float*>(grads.get()), static_cast<float*>(optimizer.get()),
+                                    param_floats, optimizer_step, counters());
+        });
         if (!options.detect_anomaly) return;
         for (int e : graph.parameters()) {
             check_finite(fmt::format("the optimizer step's new {}", graph.state[e].name), param(params, e),
                          graph.state[e].shape.numel());
         }
+    }
+
+    // ---- profiling ----------------------------------------------------------------------------------------
+
+    // Stopwatch slots (timed() ignores them when the profiler is off).
+    int forward_slot(int node) const { return profiler ? profiler->forward_slot(node) : 0; }
+    int backward_slot(int node) const { return profiler ? profiler->backward_slot(node) : 0; }
+    int other_slot(StepProfiler::Other part) const { return profiler ? profiler->other_slot(part) : 0; }
+    int checks_slot() const { return other_slot(StepProfiler::kChecks); }
+
+    // What a node is in a profile beside its times: a fused ReLU or an alias never runs on its own.
+    std::string profile_detail(int node) const {
+        const int host = relu_host[node];
+        if (host != kNone) return fmt::format("fused into '{}'", graph.nodes[host].spec.name);
+        if (is_alias(node)) return "shares its input's memory: nothing to run";
+        return backend->describe(node);
+    }
+
+    StepProfile profile_parts() const {
+        const int64_t n = batch > 0 ? batch : options.batch_size;
+        StepProfile profile;
+        for (int i = 0; i < layers; ++i) {
+            const LayerSpec& spec = graph.nodes[i].spec;
+            profile.parts.push_back({spec.name, layer_kind_name(spec.kind), with_batch(n, graph.nodes[i].output),
+                                     profile_detail(i), {}, {}});
+        }
+        for (const char* other : StepProfiler::kOtherNames) {
+            profile.parts.push_back({other, other, Shape{}, "", {}, {}});
+        }
+        return profile;
     }
 
     // ---- detect_anomaly: each value read back as it is written ---------------------------------------------
@@ -713,7 +765,7 @@ struct Executor::Impl {
         for (int i = 0; i < layers; ++i) {
             if (is_alias(i)) continue;
             const NodeArgs a = node_args(i, training, step);
-            backend->forward(a);
+            timed(profiler.get(), forward_slot(i), [&] { backend->forward(a); });
             check_finite("the forward output of " + layer_label(i), a.y, a.output_shape.numel(),
                          a.output_shape.numel() / batch);
         }
@@ -726,11 +778,13 @@ struct Executor::Impl {
     void loss_and_metrics(bool with_gradient) {
         const int64_t classes = graph.spec.num_classes;
         const auto* labels = static_cast<const int64_t*>(address(labels_buf));
-        backend->cross_entropy(logits_ptr(), labels, batch, classes, options.label_smoothing, floats(loss_buf),
-                               with_gradient ? dlogits_ptr() : nullptr, address(loss_workspace_buf),
-                               requests[loss_workspace_buf].bytes);
-        backend->add_metrics(floats(loss_buf), logits_ptr(), labels, batch, classes, floats(loss_sum_buf),
-                             static_cast<int64_t*>(address(correct_buf)));
+        timed(profiler.get(), other_slot(StepProfiler::kLoss), [&] {
+            backend->cross_entropy(logits_ptr(), labels, batch, classes, options.label_smoothing, floats(loss_buf),
+                                   with_gradient ? dlogits_ptr() : nullptr, address(loss_workspace_buf),
+                                   requests[loss_workspace_buf].bytes);
+            backend->add_metrics(floats(loss_buf), logits_ptr(), labels, batch, classes, floats(loss_sum_buf),
+                                 static_cast<int64_t*>(address(correct_buf)));
+        });
         check_finite("the loss", floats(loss_buf), 1);
         if (with_gradient) {
             check_finite("the loss's gradient with respect to the logits", dlogits_ptr(), batch * classes, classes);
@@ -771,8 +825,10 @@ struct Executor::Impl {
                     to_add.push_back({target, floats(temp->second), a.input_shapes[k].numel()});
                 }
             }
-            backend->backward(a);
-            for (const Addition& add : to_add) backend->accumulate(add.target, add.temporary, add.count);
+            timed(profiler.get(), backward_slot(i), [&] {
+                backend->backward(a);
+                for (const Addition& add : to_add) backend->accumulate(add.target, add.temporary, add.count);
+            });
             if (options.detect_anomaly) check_backward(a, to_add);
         }
     }
@@ -1102,6 +1158,19 @@ HostTensor<float> Executor::output(int node) const {
                   m.graph.nodes[node].spec.name);
     const int source = m.storage[node];
     return m.read_buffer(source == kInput ? m.floats(m.x_buf) : m.floats(m.y_buf[source]), m.graph.nodes[node].output);
+}
+
+void Executor::start_profile() {
+    Impl& m = *impl_;
+    m.profiler = std::make_unique<StepProfiler>(*m.backend, m.profile_parts());
+}
+
+StepProfile Executor::stop_profile() {
+    Impl& m = *impl_;
+    CUDACNN_CHECK(m.profiler != nullptr, "executor: stop_profile() without start_profile()");
+    StepProfile profile = m.profiler->take();
+    m.profiler.reset();
+    return profile;
 }
 
 HostTensor<float> Executor::input_gradient() const {

@@ -62,6 +62,19 @@ gpu::GemmSettings gemm_settings(const ExecutorOptions& options) {
     return settings;
 }
 
+// CUDA events on the backend's stream: the device's own time between the marks, not the host's.
+class EventStopwatch final : public Stopwatch {
+  public:
+    explicit EventStopwatch(const Stream& stream) : stream_(stream) {}
+    void start() override { start_.record(stream_); }
+    void stop() override { stop_.record(stream_); }
+    double elapsed_us() override { return 1e3 * Event::elapsed_ms(start_, stop_); }
+
+  private:
+    const Stream& stream_;
+    Event start_, stop_;
+};
+
 class GpuBackend final : public BackendImpl {
   public:
     explicit GpuBackend(const ExecutorOptions& options)
@@ -173,6 +186,9 @@ class GpuBackend final : public BackendImpl {
     }
     void synchronize() override { stream_.synchronize(); }
     void* stream_handle() override { return stream_.handle(); }
+
+    std::unique_ptr<Stopwatch> make_stopwatch() override { return std::make_unique<EventStopwatch>(stream_); }
+    const char* stopwatch_clock() const override { return "CUDA events on the executor's stream"; }
 
     bool fuses_relu() const override { return true; }
     bool can_capture() const override { return true; }

@@ -19,6 +19,8 @@ class Communicator;
 
 namespace cudacnn::graph {
 
+struct StepProfile;  // cudacnn/graph/profile.hpp
+
 // cpu: the fast CPU ops (src/cpu_fast: OpenBLAS, threads); cpu_reference: the reference ops (src/cpu, the
 // oracle); gpu: the hand-written kernels (and cuDNN/cuBLAS), real or emulated.
 enum class Backend { cpu, cpu_reference, gpu };
@@ -160,6 +162,12 @@ class Executor {
     void eval_forward_backward();
     // The last backward's d loss / d input (count, C, H, W): needs input_gradient.
     HostTensor<float> input_gradient() const;
+
+    // Profiling (cudacnn-bench --profile): from start_profile() on, steps run one launch at a time (no CUDA
+    // graph), wait for their work, and each part of them is timed (profile.hpp); stop_profile() returns those
+    // times and steps run as before. Off, it costs nothing.
+    void start_profile();
+    StepProfile stop_profile();
 
   private:
     struct Impl;
