@@ -102,8 +102,10 @@ Report run_bench(const BenchOptions& options, std::ostream& out) {
     std::vector<OpCase> cases;
     if (options.shape.empty()) {
         model = graph::build_graph(train::resolve_model(options.model));
-        cases = cases_from_graph(*model, options.batch_size, options.optimizer);
-        for (OpCase& c : augment_cases()) cases.push_back(std::move(c));
+        if (!options.profile) {  // --profile: the steps alone, node by node
+            cases = cases_from_graph(*model, options.batch_size, options.optimizer);
+            for (OpCase& c : augment_cases()) cases.push_back(std::move(c));
+        }
     } else {
         cases.push_back(parse_shape(options.shape));
     }
@@ -113,9 +115,9 @@ Report run_bench(const BenchOptions& options, std::ostream& out) {
                fmt::join(context.algos, ","), options.warmup, options.repeats);
 
     out << table_header();
-    if (context.gpu)
+    if (context.gpu && !options.profile)
         for (const Record& r : measure_gpu_roofline(context)) emit(r, report, out);
-    if (context.wants("cpu"))
+    if (context.wants("cpu") && !options.profile)
         for (const Record& r : measure_cpu_roofline(context)) emit(r, report, out);
 
     for (const OpCase& c : cases) {
@@ -127,8 +129,17 @@ Report run_bench(const BenchOptions& options, std::ostream& out) {
         add_vendor_ratios(records);
         for (const Record& r : records) emit(r, report, out);
     }
-    if (model && options.step)
-        for (const Record& r : bench_train_step(*model, context)) emit(r, report, out);
+    if (model && options.step) {
+        for (const Record& r : bench_train_step(*model, context)) {
+            if (r.op == "train_profile" || r.op == "infer_profile") {
+                report.records.push_back(r);  // printed below, as a table per step variant
+                if (r.status != Status::ok) out << table_row(r);
+            } else {
+                emit(r, report, out);
+            }
+        }
+    }
+    if (!context.profile_tables.empty()) out << "\n" << context.profile_tables;
 
     int64_t bad = 0, ok = 0;
     for (const Record& r : report.records) {

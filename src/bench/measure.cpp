@@ -44,9 +44,6 @@ double now_us() {
     return std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
-// The CPU reference and the emulator are about a thousand times slower than a GPU: fewer calls suffice to
-// see their speed, and more would take minutes per op.
-constexpr int64_t kSlowWarmup = 1, kSlowRepeats = 3;
 
 void add_rates(Record& r, const Roofline& roofline) {
     const double seconds = *r.median_us * 1e-6;
@@ -61,6 +58,18 @@ void add_rates(Record& r, const Roofline& roofline) {
 }
 
 }  // namespace
+
+// The CPU reference and the emulator are about a thousand times slower than a GPU: fewer calls suffice to
+// see their speed, and more would take minutes per op.
+constexpr int64_t kSlowWarmup = 1, kSlowRepeats = 3;
+
+int64_t warmup_calls(const Context& context, const std::string& device) {
+    return device != "gpu" ? std::min(context.options.warmup, kSlowWarmup) : context.options.warmup;
+}
+
+int64_t timed_calls(const Context& context, const std::string& device) {
+    return device != "gpu" ? std::min(context.options.repeats, kSlowRepeats) : context.options.repeats;
+}
 
 Record measure(Candidate& c, const Context& context) {
     Record r = c.record;
@@ -92,9 +101,7 @@ Record measure(Candidate& c, const Context& context) {
             const std::string description = c.describe();
             if (!description.empty()) r.note = r.note.empty() ? description : r.note + "; " + description;
         }
-        const bool slow = r.device != "gpu";
-        const int64_t warmup = slow ? std::min(context.options.warmup, kSlowWarmup) : context.options.warmup;
-        const int64_t repeats = slow ? std::min(context.options.repeats, kSlowRepeats) : context.options.repeats;
+        const int64_t warmup = warmup_calls(context, r.device), repeats = timed_calls(context, r.device);
         for (int64_t i = 0; i < warmup; ++i) c.run(i);
         if (c.device_timed) context.stream->synchronize();
 

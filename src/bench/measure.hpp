@@ -20,6 +20,10 @@
 #include "cudacnn/device.hpp"
 #include "cudacnn/host_tensor.hpp"
 
+namespace cudacnn::graph {
+class Executor;
+}
+
 namespace cudacnn::bench {
 
 // The figures that percentages refer to, measured at the start on the device that runs the ops.
@@ -39,6 +43,7 @@ struct Context {
     std::unique_ptr<Stream> stream;
     Roofline gpu_roofline, cpu_roofline;
     std::optional<std::regex> filter;
+    std::string profile_tables;  // --profile: the per-node tables, printed after the step rows
 
     cudaStream_t s() const { return stream ? stream->handle() : nullptr; }
     bool wants(const std::string& algo) const { return algos.count(algo) != 0; }
@@ -64,6 +69,10 @@ struct Candidate {
 
 // Checks, warms up and times one candidate; never throws (an Error becomes status failed with its message).
 Record measure(Candidate& candidate, const Context& context);
+// The untimed and the timed calls measure() makes on `device` (gpu, emulated, cpu): the options' --warmup and
+// --repeats, at most 1 and 3 on the CPU and the emulator.
+int64_t warmup_calls(const Context& context, const std::string& device);
+int64_t timed_calls(const Context& context, const std::string& device);
 
 // Sets ratio_to_vendor on every timed record of `records` whose op, shape and direction match a timed record
 // of the vendor algorithm (cudnn for conv2d, cublas for linear).
@@ -97,6 +106,19 @@ std::vector<Candidate> augment_candidates(const OpCase& c, Context& context);  /
 // The whole training step (gpu kernels with and without CUDA-graph replay, or the CPU backend) and the
 // epoch estimate derived from each.
 std::vector<Record> bench_train_step(const graph::Graph& graph, Context& context);
+
+// --profile (profile_bench.cpp): whether the step variant of this train_step record is profiled: without
+// --filter the default FP32 and TF32 GPU steps (cuda_graph, cuda_graph_tf32) and the CPU paths; with it each
+// whose train_profile or infer_profile records it selects.
+bool profiles_variant(const Record& step_record, const Context& context);
+// Profiles the executor's training and inference steps (as the filter selects train_profile and infer_profile
+// records) after warm-up steps; `step` numbers the training steps and moves on. Returns a record per part and
+// direction and the sums (a failed record when a step throws) and appends the printed table to
+// context.profile_tables, comparing with the step measured as usual (the train_step and infer_step records).
+std::vector<Record> profile_step_variant(graph::Executor& executor, const Record& step_record,
+                                         const std::optional<Record>& train_measured,
+                                         const std::optional<Record>& infer_measured, int64_t& step,
+                                         Context& context);
 
 // The roofline records (also stored in context.gpu_roofline / cpu_roofline).
 std::vector<Record> measure_gpu_roofline(Context& context);

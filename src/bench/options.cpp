@@ -31,6 +31,8 @@ const std::vector<FlagSpec>& flag_table() {
         {"steps", 0, "N", "training steps per timed sample of the step (default 10)"},
         {"optimizer", 0, "NAME", "adam (default), adamw or sgd: the optimizer case and the step's optimizer"},
         {"no-step", 0, nullptr, "skip the training step and the epoch estimate"},
+        {"profile", 0, nullptr,
+         "time the steps node by node instead of the ops (forward, backward, loss, optimizer; below)"},
         {"quick", 0, nullptr, "a smoke pass: warmup 1, repeats 2, steps 1, batch 8 (unless given)"},
         {"json", 0, "FILE", "write the records as JSON (README, \"cudacnn-bench\")"},
         {"csv", 0, "FILE", "write the records as CSV, the same fields"},
@@ -77,6 +79,7 @@ ParsedBenchArgs parse_bench_args(const std::vector<std::string>& args) {
     BenchOptions& o = parsed.options;
     o.quick = line.has("--quick");
     o.step = !line.has("--no-step");
+    o.profile = line.has("--profile");
     if (o.quick) {
         o.warmup = 1;
         o.repeats = 2;
@@ -118,6 +121,8 @@ ParsedBenchArgs parse_bench_args(const std::vector<std::string>& args) {
     }
     if (!o.shape.empty() && (line.has("--batch-size") || line.has("--model")))
         throw UsageError("--shape names one op with its own N; it does not take --model or --batch-size");
+    if (o.profile && (!o.shape.empty() || !o.step))
+        throw UsageError("--profile times a model's steps node by node; it takes neither --shape nor --no-step");
     return parsed;
 }
 
@@ -125,7 +130,8 @@ std::string bench_usage() {
     std::string text =
         "usage: cudacnn-bench [--model NAME|FILE.json] [-b 128] [--shape OP:KEY=VALUE,...]\n"
         "                     [--algos LIST] [--filter REGEX] [--warmup 5] [--repeats 20] [--steps 10]\n"
-        "                     [--optimizer adam|adamw|sgd] [--no-step] [--quick] [--json FILE] [--csv FILE]\n"
+        "                     [--optimizer adam|adamw|sgd] [--no-step] [--profile] [--quick] [--json FILE]\n"
+        "                     [--csv FILE]\n"
         "\n"
         "Times every layer shape of a model (forward, backward-data, backward-filter), the loss, the fused\n"
         "optimizer, the augmentation, a whole training step and an epoch estimate, for each implementation.\n"
@@ -145,6 +151,11 @@ std::string bench_usage() {
         "cudnn_tf32, im2col_tf32, implicit_tf32, winograd_tf32 (conv2d), cublas_tf32 and kernel_tf32 (linear)\n"
         "are the same with --precision tf32: inputs rounded to TF32 on tensor cores, checked with a TF32\n"
         "tolerance.\n"
+        "\n--profile: the training and inference steps (no per-op rows), and for cuda_graph, cuda_graph_tf32, cpu\n"
+        "and cpu_ref (with --filter: every step variant it selects) each node's forward and backward, the loss,\n"
+        "the optimizer step and the checks timed one by one (CUDA events; one launch at a time, no CUDA graph;\n"
+        "medians of --repeats steps), with the algorithm chosen, its share and the sum beside the whole step.\n"
+        "Records train_profile and infer_profile.\n"
         "\n--shape OP:KEY=VALUE,... (K, S, P, D set both KH/KW, SH/SW, PH/PW, DH/DW):\n";
     for (const std::string& form : shape_forms()) text += "  " + form + "\n";
     text += "\nExit codes: 0 done, 1 an error or an implementation that was wrong or failed (after the files are\n"

@@ -353,9 +353,11 @@ std::vector<Record> bench_train_step(const graph::Graph& model, Context& context
         cand.record.algorithm = v.algorithm;
         cand.record.device = v.backend != graph::Backend::gpu ? "cpu" : context.gpu ? context.gpu_device : "gpu";
         cand.images_per_call = static_cast<double>(n);
+        const bool profile = o.profile && profiles_variant(cand.record, context);
+        if (o.profile && !profile) continue;  // --profile: only the variants it profiles
         const bool time_step = context.selected(cand.record);
         const bool time_infer = context.selected(inference_record(cand.record));
-        if (!time_step && !time_infer) continue;
+        if (!time_step && !time_infer && !profile) continue;
         if (v.backend == graph::Backend::gpu && !gpu_candidate_possible(context, cand)) {
             out.push_back(measure(cand, context));
             continue;
@@ -403,7 +405,7 @@ std::vector<Record> bench_train_step(const graph::Graph& model, Context& context
         cand.images_per_call = static_cast<double>(n * steps_per_call);
         // Inference first: its check expects fresh weights, and the timed training steps below fit the one
         // fixed batch until its loss is near 0 (on a GPU, where many steps are timed).
-        std::optional<Record> inference;
+        std::optional<Record> inference, trained;
         if (time_infer) inference = time_inference(cand, executor, model.spec.num_classes, steps_per_call, context);
         if (time_step) {
             Record r = measure(cand, context);
@@ -416,10 +418,15 @@ std::vector<Record> bench_train_step(const graph::Graph& model, Context& context
                 if (v.conv_algo != "auto") r.note += ", conv2d " + v.conv_algo;
             }
             out.push_back(r);
+            trained = r;
             Record e = epoch_record(r, n);
             if (context.selected(e)) out.push_back(e);
         }
         if (inference) out.push_back(*inference);
+        if (profile) {
+            for (Record& r : profile_step_variant(*executor, cand.record, trained, inference, *step, context))
+                out.push_back(std::move(r));
+        }
     }
     return out;
 }

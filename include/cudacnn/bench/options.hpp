@@ -22,6 +22,8 @@ struct BenchOptions {
     int64_t steps = 10;                // --steps: training steps per timed sample of train_step
     std::string optimizer = "adam";    // --optimizer adam|adamw|sgd: the fused optimizer case and the step
     bool step = true;                  // --no-step: no training step and epoch estimate
+    // --profile: only the whole steps (no per-op rows, no roofline), each profiled variant's also node by node
+    bool profile = false;
     bool quick = false;                // --quick: warmup 1, repeats 2, steps 1, batch 8 unless -b is given
     std::string json_path, csv_path;   // --json FILE, --csv FILE
     uint64_t seed = 0;                 // --seed: the random inputs
