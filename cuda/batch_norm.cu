@@ -1,11 +1,14 @@
-// batch_norm2d kernels (statistics, finalize, normalize; backward sums and dx) and their launchers.
-// Per-channel reductions are split over a few blocks and merged in a fixed order: deterministic, no atomics.
+// batch_norm2d kernels (statistics, normalize; backward sums, dx) and their launchers. Per-channel
+// reductions are split over a few blocks whose partials the next kernel's blocks merge, each in the same fixed
+// order: deterministic, no atomics.
 #include "cuda/batch_norm.hpp"
 
+#include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <initializer_list>
 
 #include "cuda/batch_norm_common.cuh"
-#include "cuda/elementwise.cuh"
 #include "cuda/launch.cuh"
 #include "cuda/reduce.cuh"
 #include "cudacnn/error.hpp"
@@ -16,19 +19,169 @@ namespace kernels {
 
 constexpr unsigned kFullMask = 0xffffffffu;
 
-// Welford's running (count, mean, M2) and Chan's merge. No default member initializers: a __shared__ array
-// of it must be trivially constructible.
+constexpr int kBnUnitsPerThread = 4;         // units a thread loads before it computes (4 float4s: 64 bytes)
+constexpr int kBnApplyValuesPerBlock = 4096;  // normalize / dx: 16 values per thread
+
+// How one kernel's blocks cover a channel. The channel's M = N·H·W values are taken in units of kWidth
+// consecutive values of one plane: kWidth = 4 when H·W % 4 == 0 (a unit is one float4; planes start on unit
+// boundaries), 1 otherwise. Block (s, c) covers units [s · chunk, min((s + 1) · chunk, units)) of channel c;
+// thread t the units begin + t, begin + t + blockDim.x, …: a warp reads 32 consecutive units of a plane.
+struct BnSlices {
+    int c = 0, hw = 0;
+    int width = 1;        // kWidth: values per unit
+    int plane_units = 0;  // units per plane: H·W / width
+    int units = 0;        // units per channel: N · plane_units
+    int splits = 1, chunk = 0;
+    // Width 4 and every tensor the kernel touches 16-byte aligned: a unit is one float4 load or store.
+    // Otherwise the same units go as scalars: the same values in the same order, so the same bits.
+    bool float4_access = false;
+};
+
+// The number of values block `split` covers.
+__device__ inline int slice_values(const BnSlices& s, int split) {
+    return max(min((split + 1) * s.chunk, s.units) - split * s.chunk, 0) * s.width;
+}
+
+// Walks one thread's units in block (split, channel) of s, yielding each unit's element offset; it advances
+// without a division per unit.
+class UnitCursor {
+public:
+    __device__ UnitCursor(const BnSlices& s, int channel, int split)
+        : channel_(channel), channels_(s.c), hw_(s.hw), width_(s.width), plane_units_(s.plane_units) {
+        const int step = static_cast<int>(blockDim.x);
+        const int begin = split * s.chunk + static_cast<int>(threadIdx.x);
+        const int end = min((split + 1) * s.chunk, s.units);
+        left_ = begin < end ? (end - begin + step - 1) / step : 0;
+        n_ = begin / plane_units_, i_ = begin % plane_units_;
+        step_planes_ = step / plane_units_, step_units_ = step % plane_units_;
+    }
+
+    __device__ int left() const { return left_; }
+
+    // The current unit's offset (< N·C·H·W ≤ INT_MAX, which bn_dims checks); moves to the thread's next unit.
+    __device__ int next() {
+        const int offset = (n_ * channels_ + channel_) * hw_ + i_ * width_;
+        --left_;
+        n_ += step_planes_, i_ += step_units_;
+        if (i_ >= plane_units_) i_ -= plane_units_, ++n_;
+        return offset;
+    }
+
+private:
+    int channel_, channels_, hw_, width_, plane_units_;
+    int left_, n_, i_, step_planes_, step_units_;
+};
+
+// Up to kBnUnitsPerThread units of one thread, by offset: the kernels issue all of a batch's loads before
+// they use any value, so that a thread has several loads in flight (one at a time is latency-bound).
+struct UnitBatch {
+    int offset[kBnUnitsPerThread];
+    int size;
+};
+
+__device__ inline UnitBatch next_batch(UnitCursor& cursor) {
+    UnitBatch batch;
+    batch.size = min(cursor.left(), kBnUnitsPerThread);
+#pragma unroll
+    for (int k = 0; k < kBnUnitsPerThread; ++k) batch.offset[k] = k < batch.size ? cursor.next() : 0;
+    return batch;
+}
+
+// A batch's values, v[k][w] = value w of unit k (rows ≥ size are unused).
+template <int kWidth>
+struct BatchValues {
+    float v[kBnUnitsPerThread][kWidth];
+};
+
+template <int kWidth>
+__device__ BatchValues<kWidth> load_batch(const float* p, const UnitBatch& batch, bool float4_access) {
+    BatchValues<kWidth> out;
+#pragma unroll
+    for (int k = 0; k < kBnUnitsPerThread; ++k) {
+        if (k >= batch.size) continue;
+        const float* unit = p + batch.offset[k];
+        if constexpr (kWidth == 4) {
+            if (float4_access) {
+                const float4 q = *reinterpret_cast<const float4*>(unit);
+                out.v[k][0] = q.x, out.v[k][1] = q.y, out.v[k][2] = q.z, out.v[k][3] = q.w;
+                continue;
+            }
+        }
+#pragma unroll
+        for (int w = 0; w < kWidth; ++w) out.v[k][w] = unit[w];
+    }
+    return out;
+}
+
+template <int kWidth>
+__device__ void store_batch(float* p, const UnitBatch& batch, const BatchValues<kWidth>& values,
+                            bool float4_access) {
+#pragma unroll
+    for (int k = 0; k < kBnUnitsPerThread; ++k) {
+        if (k >= batch.size) continue;
+        float* unit = p + batch.offset[k];
+        const float* v = values.v[k];
+        if constexpr (kWidth == 4) {
+            if (float4_access) {
+                *reinterpret_cast<float4*>(unit) = make_float4(v[0], v[1], v[2], v[3]);
+                continue;
+            }
+        }
+#pragma unroll
+        for (int w = 0; w < kWidth; ++w) unit[w] = v[w];
+    }
+}
+
+// The gradient the backward reads (incoming_gradient's rule, cuda/batch_norm_common.cuh), for a batch: dy,
+// or with a fused ReLU whose output is relu_y, ReLU's backward of it.
+template <int kWidth>
+__device__ BatchValues<kWidth> load_gradients(const float* dy, const float* relu_y, const UnitBatch& batch,
+                                              bool float4_access) {
+    BatchValues<kWidth> g = load_batch<kWidth>(dy, batch, float4_access);
+    if (relu_y == nullptr) return g;
+    const BatchValues<kWidth> y = load_batch<kWidth>(relu_y, batch, float4_access);
+#pragma unroll
+    for (int k = 0; k < kBnUnitsPerThread; ++k) {
+#pragma unroll
+        for (int w = 0; w < kWidth; ++w) {
+            if (k < batch.size) g.v[k][w] = relu_gradient(y.v[k][w], g.v[k][w]);
+        }
+    }
+    return g;
+}
+
+// (count, mean, M2) and Chan's merge. No default member initializers: a __shared__ array of it must be
+// trivially constructible.
 struct Welford {
     float mean, m2;
     int count;
 
     __device__ static Welford empty() { return {0.0f, 0.0f, 0}; }
 
-    __device__ void add(float value) {
-        ++count;
-        const float delta = value - mean;
-        mean += delta / static_cast<float>(count);
-        m2 += delta * (value - mean);
+    // A batch's values minus pivot, in two passes over registers (the mean, then Σ (value − mean)²): one
+    // division per batch where Welford's update takes one per value, each waiting on the last.
+    template <int kWidth>
+    __device__ static Welford of_batch(const BatchValues<kWidth>& values, int units, float pivot) {
+        float sum = 0.0f;
+#pragma unroll
+        for (int k = 0; k < kBnUnitsPerThread; ++k) {
+#pragma unroll
+            for (int w = 0; w < kWidth; ++w) {
+                if (k < units) sum += values.v[k][w] - pivot;
+            }
+        }
+        const int count = units * kWidth;
+        const float mean = sum / static_cast<float>(count);
+        float m2 = 0.0f;
+#pragma unroll
+        for (int k = 0; k < kBnUnitsPerThread; ++k) {
+#pragma unroll
+            for (int w = 0; w < kWidth; ++w) {
+                const float centered = values.v[k][w] - pivot - mean;
+                if (k < units) m2 += centered * centered;
+            }
+        }
+        return {mean, m2, count};
     }
 
     __device__ void merge(const Welford& b) {
@@ -49,6 +202,9 @@ struct Welford {
         return {__shfl_down_sync(kFullMask, mean, offset), __shfl_down_sync(kFullMask, m2, offset),
                 __shfl_down_sync(kFullMask, count, offset)};
     }
+    __device__ Welford broadcast_lane0() const {
+        return {__shfl_sync(kFullMask, mean, 0), __shfl_sync(kFullMask, m2, 0), __shfl_sync(kFullMask, count, 0)};
+    }
 };
 
 // The two sums of the backward: Σ dy and Σ dy · (x − mean).
@@ -60,131 +216,241 @@ struct GradSums {
     __device__ GradSums shfl_down(int offset) const {
         return {__shfl_down_sync(kFullMask, dy, offset), __shfl_down_sync(kFullMask, dy_xmu, offset)};
     }
+    __device__ GradSums broadcast_lane0() const {
+        return {__shfl_sync(kFullMask, dy, 0), __shfl_sync(kFullMask, dy_xmu, 0)};
+    }
 };
 
 // Partials live in two (C, S) arrays one after the other: the first and second field of each block's result.
-__device__ inline void store_partial(float* partials, const BnDims& d, int channel, int split, float first,
+__device__ inline void store_partial(float* partials, const BnSlices& s, int channel, int split, float first,
                                      float second) {
-    partials[channel * d.splits + split] = first;
-    partials[(d.c + channel) * d.splits + split] = second;
+    partials[channel * s.splits + split] = first;
+    partials[(s.c + channel) * s.splits + split] = second;
 }
 
 // Lane s loads partial s of the channel as make(first, second, s) and the warp merges them in a fixed tree;
-// lane 0 ends with the channel's total.
+// every lane gets lane 0's total (the same bits in every warp of every block that asks).
 template <class Acc, class Make>
-__device__ Acc merge_partials(const float* partials, const BnDims& d, int channel, Make make) {
+__device__ Acc merge_partials(const float* partials, const BnSlices& s, int channel, Make make) {
     const int lane = threadIdx.x % kBnWarp;
     Acc acc = Acc::empty();
-    if (lane < d.splits) {
-        acc = make(partials[channel * d.splits + lane], partials[(d.c + channel) * d.splits + lane], lane);
+    if (lane < s.splits) {
+        acc = make(partials[channel * s.splits + lane], partials[(s.c + channel) * s.splits + lane], lane);
     }
-    return reduce::warp_reduce(acc);
+    acc = reduce::warp_reduce(acc);
+    return acc.broadcast_lane0();
 }
 
-// Block (s, c): Welford over its slice of channel c, shifted by the channel's first value (x[0, c, 0, 0])
-// so that a large common offset does not cost the mean its low bits. partials: mean (C, S) then M2 (C, S).
-__global__ void batch_norm_stats_kernel(const float* x, float* partials, BnDims d) {
+// Block (s, c): (count, mean, M2) of its slice of channel c, shifted by the channel's first value
+// (x[0, c, 0, 0]) so that a large common offset does not cost the mean its low bits; the threads' results
+// merge with Chan's formula in a fixed shuffle tree. partials: mean (C, S) then M2 (C, S); pivots (C): the
+// shifts, for the normalize, which must not read them from x (y may be x).
+template <int kWidth>
+__global__ void batch_norm_stats_kernel(const float* x, float* partials, float* pivots, BnSlices s) {
     const int split = blockIdx.x, channel = blockIdx.y;
-    const float pivot = x[static_cast<int64_t>(channel) * d.hw];
+    const float pivot = x[static_cast<int64_t>(channel) * s.hw];
+    if (split == 0 && threadIdx.x == 0) pivots[channel] = pivot;
+    UnitCursor cursor(s, channel, split);
     Welford acc = Welford::empty();
-    for_each_in_slice(d, channel, slice_begin(d, split), slice_end(d, split),
-                      [&](int64_t offset) { acc.add(x[offset] - pivot); });
+    while (cursor.left() > 0) {
+        const UnitBatch batch = next_batch(cursor);
+        acc.merge(Welford::of_batch(load_batch<kWidth>(x, batch, s.float4_access), batch.size, pivot));
+    }
     acc = reduce::block_reduce(acc);
-    if (threadIdx.x == 0) store_partial(partials, d, channel, split, acc.mean, acc.m2);
+    if (threadIdx.x == 0) store_partial(partials, s, channel, split, acc.mean, acc.m2);
 }
 
-// One warp per channel merges the S partials, lane s holding partial s (its count follows from the slice).
-// momentum_factor < 0: no running statistics to update.
-__global__ void batch_norm_finalize_kernel(const float* x, const float* partials, BnDims d, float eps,
-                                           float momentum_factor, float* running_mean, float* running_var,
-                                           float* save_mean, float* save_invstd) {
-    const int channel = warp_row();
-    if (channel >= d.c) return;  // whole warps only
-    const Welford acc = merge_partials<Welford>(partials, d, channel, [&](float mean, float m2, int split) {
-        return Welford{mean, m2, max(slice_end(d, split) - slice_begin(d, split), 0)};
+// Where the normalize finds a channel's mean and invstd, and what it saves.
+struct ForwardStatistics {
+    // Training: the statistics kernel's partials and slices, merged in every block (no kernel of its own:
+    // one launch fewer, which the smaller layers notice). nullptr: evaluation, from the running statistics.
+    const float* partials;
+    const float* pivots;
+    BnSlices stats;
+    float eps;
+    float momentum_factor;  // training: < 0: no running statistics to update
+    float* running_mean;
+    float* running_var;
+    float* save_mean;
+    float* save_invstd;
+};
+
+struct ChannelNorm {
+    float mean, invstd;
+};
+
+// Channel c's statistics for every thread of the block; block (0, c)'s thread 0 writes the saves and
+// updates the running statistics. The whole block must call it (full-warp shuffles).
+__device__ ChannelNorm channel_norm(const ForwardStatistics& f, int channel, bool writer) {
+    ChannelNorm norm;
+    if (f.partials == nullptr) {  // evaluation
+        norm = {f.running_mean[channel], 1.0f / sqrtf(f.running_var[channel] + f.eps)};
+        if (writer) f.save_mean[channel] = norm.mean, f.save_invstd[channel] = norm.invstd;
+        return norm;
+    }
+    const BnSlices& s = f.stats;
+    const Welford acc = merge_partials<Welford>(f.partials, s, channel, [&](float mean, float m2, int split) {
+        return Welford{mean, m2, slice_values(s, split)};
     });
-    if (threadIdx.x % kBnWarp != 0) return;
-    const float mean = x[static_cast<int64_t>(channel) * d.hw] + acc.mean;  // undo the pivot shift
-    const float var = acc.m2 / static_cast<float>(d.count);                 // biased: normalizes this batch
-    save_mean[channel] = mean;
-    save_invstd[channel] = 1.0f / sqrtf(var + eps);
-    if (momentum_factor >= 0.0f) {
-        const float unbiased = acc.m2 / static_cast<float>(d.count - 1);
-        running_mean[channel] = (1.0f - momentum_factor) * running_mean[channel] + momentum_factor * mean;
-        running_var[channel] = (1.0f - momentum_factor) * running_var[channel] + momentum_factor * unbiased;
+    const int count = s.units * s.width;
+    norm.mean = f.pivots[channel] + acc.mean;              // undo the pivot shift
+    const float var = acc.m2 / static_cast<float>(count);  // biased: normalizes this batch
+    norm.invstd = 1.0f / sqrtf(var + f.eps);
+    if (writer) {
+        f.save_mean[channel] = norm.mean, f.save_invstd[channel] = norm.invstd;
+        if (f.momentum_factor >= 0.0f) {
+            const float factor = f.momentum_factor;
+            const float unbiased = acc.m2 / static_cast<float>(count - 1);
+            f.running_mean[channel] = (1.0f - factor) * f.running_mean[channel] + factor * norm.mean;
+            f.running_var[channel] = (1.0f - factor) * f.running_var[channel] + factor * unbiased;
+        }
+    }
+    return norm;
+}
+
+// Block (s, c) normalizes its slice of channel c. relu: a following ReLU is fused in (its rule applied
+// before the store).
+template <int kWidth>
+__global__ void batch_norm_normalize_kernel(const float* x, ForwardStatistics f, const float* weight,
+                                            const float* bias, float* y, BnSlices s, bool relu) {
+    const int split = blockIdx.x, channel = blockIdx.y;
+    UnitCursor cursor(s, channel, split);
+    UnitBatch batch = next_batch(cursor);
+    // Loaded before the statistics' merge, so that the two latencies overlap.
+    BatchValues<kWidth> values = load_batch<kWidth>(x, batch, s.float4_access);
+    const ChannelNorm norm = channel_norm(f, channel, split == 0 && threadIdx.x == 0);
+    const float gamma = channel_gamma(weight, channel), beta = channel_beta(bias, channel);
+    for (;;) {
+#pragma unroll
+        for (int k = 0; k < kBnUnitsPerThread; ++k) {
+#pragma unroll
+            for (int w = 0; w < kWidth; ++w) {
+                float& v = values.v[k][w];
+                if (k < batch.size) v = normalized_value(v, norm.mean, norm.invstd, gamma, beta, relu);
+            }
+        }
+        store_batch<kWidth>(y, batch, values, s.float4_access);
+        if (cursor.left() == 0) break;
+        batch = next_batch(cursor);
+        values = load_batch<kWidth>(x, batch, s.float4_access);
     }
 }
 
-// Evaluation: the saved statistics are the running ones.
-__global__ void batch_norm_eval_stats_kernel(const float* running_mean, const float* running_var,
-                                             int channels, float eps, float* save_mean, float* save_invstd) {
-    const int c = blockIdx.x * blockDim.x + threadIdx.x;
-    if (c >= channels) return;
-    save_mean[c] = running_mean[c];
-    save_invstd[c] = 1.0f / sqrtf(running_var[c] + eps);
-}
-
-// relu: a following ReLU is fused in (its rule applied before the store).
-__global__ void batch_norm_normalize_kernel(const float* x, const float* mean, const float* invstd,
-                                            const float* weight, const float* bias, float* y, int64_t total,
-                                            int channels, int hw, bool relu) {
-    const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
-    for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < total; i += stride) {
-        const int c = (static_cast<int>(i) / hw) % channels;
-        y[i] = normalized_value(x[i], mean[c], invstd[c], weight, bias, c, relu);
-    }
-}
-
-// Block (s, c): Σ dy and Σ dy · (x − mean) over its slice. partials: Σ dy (C, S) then Σ dy · (x − mean) (C,
-// S).
+// Block (s, c): Σ dy and Σ dy · (x − mean) over its slice. partials: Σ dy (C, S) then Σ dy · (x − mean)
+// (C, S).
+template <int kWidth>
 __global__ void batch_norm_grad_sums_kernel(const float* x, const float* dy, const float* relu_y,
-                                            const float* save_mean, float* partials, BnDims d) {
+                                            const float* save_mean, float* partials, BnSlices s) {
     const int split = blockIdx.x, channel = blockIdx.y;
     const float mean = save_mean[channel];
+    UnitCursor cursor(s, channel, split);
     GradSums acc = GradSums::empty();
-    for_each_in_slice(d, channel, slice_begin(d, split), slice_end(d, split), [&](int64_t offset) {
-        const float g = incoming_gradient(dy, relu_y, offset);
-        acc.dy += g;
-        acc.dy_xmu += g * (x[offset] - mean);
-    });
+    while (cursor.left() > 0) {
+        const UnitBatch batch = next_batch(cursor);
+        const BatchValues<kWidth> g = load_gradients<kWidth>(dy, relu_y, batch, s.float4_access);
+        const BatchValues<kWidth> xv = load_batch<kWidth>(x, batch, s.float4_access);
+#pragma unroll
+        for (int k = 0; k < kBnUnitsPerThread; ++k) {
+#pragma unroll
+            for (int w = 0; w < kWidth; ++w) {
+                if (k >= batch.size) continue;
+                acc.dy += g.v[k][w];
+                acc.dy_xmu += g.v[k][w] * (xv.v[k][w] - mean);
+            }
+        }
+    }
     acc = reduce::block_reduce(acc);
-    if (threadIdx.x == 0) store_partial(partials, d, channel, split, acc.dy, acc.dy_xmu);
+    if (threadIdx.x == 0) store_partial(partials, s, channel, split, acc.dy, acc.dy_xmu);
 }
 
-// One warp per channel adds the S partials; totals: Σ dy (C) then Σ dy · x̂ (C), for the dx kernel.
-__global__ void batch_norm_grad_finalize_kernel(const float* partials, const float* save_invstd, BnDims d,
-                                                float* totals, float* dweight, float* dbias) {
-    const int channel = warp_row();
-    if (channel >= d.c) return;  // whole warps only
-    const GradSums acc = merge_partials<GradSums>(partials, d, channel, [](float dy, float dy_xmu, int) {
+// What the dx kernel reads besides the tensors.
+struct BackwardStatistics {
+    const float* weight;  // nullptr: 1
+    const float* save_mean;
+    const float* save_invstd;
+    // The grad sums kernel's partials and slices (nullptr: no sums, evaluation without dweight and dbias),
+    // merged in every block (no kernel of its own); block (0, c) writes dweight and dbias (each nullptr:
+    // not wanted).
+    const float* partials;
+    BnSlices stats;
+    float* dweight;
+    float* dbias;
+    bool training;
+};
+
+// dx = γ · invstd · (g − mean_dy − x̂ · mean_dy_xhat): g the incoming gradient, x̂ = (x − mean) · invstd, the
+// means Σ dy / M and Σ dy · x̂ / M in training and 0 otherwise.
+struct DxRule {
+    float mean, invstd, scale;  // scale = γ · invstd
+    float mean_dy, mean_dy_xhat;
+    bool training;
+
+    __device__ float operator()(float g, float x) const {
+        if (!training) return scale * g;
+        const float x_hat = (x - mean) * invstd;
+        return scale * (g - (mean_dy + x_hat * mean_dy_xhat));
+    }
+};
+
+// Channel c's dx rule for every thread of the block; block (0, c)'s thread 0 writes dweight and dbias. The
+// whole block must call it (full-warp shuffles).
+__device__ DxRule dx_rule(const BackwardStatistics& b, int channel, bool writer) {
+    DxRule rule;
+    rule.mean = b.save_mean[channel], rule.invstd = b.save_invstd[channel];
+    rule.scale = channel_gamma(b.weight, channel) * rule.invstd;
+    rule.mean_dy = 0.0f, rule.mean_dy_xhat = 0.0f;
+    rule.training = b.training;
+    if (b.partials == nullptr) return rule;
+    const GradSums sums = merge_partials<GradSums>(b.partials, b.stats, channel, [](float dy, float dy_xmu, int) {
         return GradSums{dy, dy_xmu};
     });
-    if (threadIdx.x % kBnWarp != 0) return;
-    const float sum_dy_xhat = acc.dy_xmu * save_invstd[channel];
-    totals[channel] = acc.dy;
-    totals[d.c + channel] = sum_dy_xhat;
-    if (dbias != nullptr) dbias[channel] = acc.dy;
-    if (dweight != nullptr) dweight[channel] = sum_dy_xhat;
+    const float sum_dy_xhat = sums.dy_xmu * rule.invstd;
+    if (writer) {
+        if (b.dbias != nullptr) b.dbias[channel] = sums.dy;
+        if (b.dweight != nullptr) b.dweight[channel] = sum_dy_xhat;
+    }
+    const float inv_count = 1.0f / static_cast<float>(b.stats.units * b.stats.width);
+    rule.mean_dy = sums.dy * inv_count, rule.mean_dy_xhat = sum_dy_xhat * inv_count;
+    return rule;
 }
 
-// training: dx = γ · invstd · (dy − Σdy / M − x̂ · Σ(dy · x̂) / M); otherwise dx = γ · invstd · dy
-// (totals is then unused and may be nullptr).
-__global__ void batch_norm_dx_kernel(const float* x, const float* dy, const float* relu_y, const float* weight,
-                                     const float* save_mean, const float* save_invstd, const float* totals,
-                                     float* dx, int64_t total, int channels, int hw, int count,
-                                     bool training) {
-    const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
-    const float inv_count = 1.0f / static_cast<float>(count);
-    for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < total; i += stride) {
-        const int c = (static_cast<int>(i) / hw) % channels;
-        const float invstd = save_invstd[c];
-        const float scale = (weight != nullptr ? weight[c] : 1.0f) * invstd;
-        float g = incoming_gradient(dy, relu_y, i);
-        if (training) {
-            const float x_hat = (x[i] - save_mean[c]) * invstd;
-            g -= totals[c] * inv_count + x_hat * (totals[channels + c] * inv_count);
+// What the dx kernel reads for a batch: the incoming gradient, and x in training (otherwise unset).
+template <int kWidth>
+struct DxInputs {
+    BatchValues<kWidth> g, x;
+};
+
+template <int kWidth>
+__device__ DxInputs<kWidth> load_dx_inputs(const float* x, const float* dy, const float* relu_y, bool training,
+                                           const UnitBatch& batch, bool float4_access) {
+    DxInputs<kWidth> in;
+    in.g = load_gradients<kWidth>(dy, relu_y, batch, float4_access);
+    if (training) in.x = load_batch<kWidth>(x, batch, float4_access);
+    return in;
+}
+
+// Block (s, c) writes dx over its slice of channel c.
+template <int kWidth>
+__global__ void batch_norm_dx_kernel(const float* x, const float* dy, const float* relu_y, BackwardStatistics b,
+                                     float* dx, BnSlices s) {
+    const int split = blockIdx.x, channel = blockIdx.y;
+    UnitCursor cursor(s, channel, split);
+    UnitBatch batch = next_batch(cursor);
+    // Loaded before the sums' merge, so that the two latencies overlap.
+    DxInputs<kWidth> in = load_dx_inputs<kWidth>(x, dy, relu_y, b.training, batch, s.float4_access);
+    const DxRule rule = dx_rule(b, channel, split == 0 && threadIdx.x == 0);
+    for (;;) {
+#pragma unroll
+        for (int k = 0; k < kBnUnitsPerThread; ++k) {
+#pragma unroll
+            for (int w = 0; w < kWidth; ++w) {
+                if (k < batch.size) in.g.v[k][w] = rule(in.g.v[k][w], in.x.v[k][w]);
+            }
         }
-        dx[i] = scale * g;
+        store_batch<kWidth>(dx, batch, in.g, s.float4_access);
+        if (cursor.left() == 0) break;
+        batch = next_batch(cursor);
+        in = load_dx_inputs<kWidth>(x, dy, relu_y, b.training, batch, s.float4_access);
     }
 }
 
@@ -195,17 +461,19 @@ namespace {
 using bn_detail::align16;
 using bn_detail::bn_dims;
 using kernels::BnDims;
+using kernels::BnSlices;
 
-// Workspace layout: partials 2 · C · S floats, then totals 2 · C floats (backward only).
+// Workspace layout: the statistics or gradient sums kernel's partials, 2 · C · S floats, then the
+// statistics' pivots, C floats (forward only).
 size_t partials_bytes(const BnDims& d) {
     return align16(2 * sizeof(float) * d.c * d.splits);
 }
-size_t totals_bytes(const BnDims& d) {
-    return align16(2 * sizeof(float) * d.c);
+size_t pivots_bytes(const BnDims& d) {
+    return align16(sizeof(float) * d.c);
 }
 
 void check_workspace(const char* op, const BnDims& d, const Shape& x, const void* workspace, size_t bytes) {
-    const size_t needed = partials_bytes(d) + totals_bytes(d);
+    const size_t needed = partials_bytes(d) + pivots_bytes(d);
     CUDACNN_CHECK(workspace != nullptr && bytes >= needed,
                   "{}: the workspace for input {} must hold {} bytes (batch_norm2d_workspace_bytes), got {} "
                   "bytes at {}",
@@ -221,16 +489,66 @@ float check_forward_and_count(const BnDims& d, const Shape& x, BatchNorm2dRunnin
     return factor < 0.0 ? -1.0f : static_cast<float>(factor);
 }
 
+bool aligned16(std::initializer_list<const float*> tensors) {
+    return std::all_of(tensors.begin(), tensors.end(), [](const float* p) {
+        return p == nullptr || reinterpret_cast<uintptr_t>(p) % 16 == 0;
+    });
+}
+
+// A kernel's slices of input d: `splits` blocks per channel; float4 access when every tensor it touches
+// (nullptr: none) is 16-byte aligned. The unit width depends on the shape only, so that an unaligned
+// tensor changes how values load but not which thread adds which value: the results keep their bits.
+BnSlices make_slices(const BnDims& d, int splits, std::initializer_list<const float*> tensors) {
+    BnSlices s;
+    s.c = d.c, s.hw = d.hw;
+    s.width = d.hw % 4 == 0 ? 4 : 1;
+    s.plane_units = d.hw / s.width;
+    s.units = d.n * s.plane_units;
+    s.splits = splits;
+    s.chunk = (s.units + splits - 1) / splits;
+    s.float4_access = s.width == 4 && aligned16(tensors);
+    return s;
+}
+
+// The reductions' slices: bn_dims' S (≤ 32, about 2048 values a block, so that small-C layers still fill
+// the GPU), which sizes the workspace.
+BnSlices reduction_slices(const BnDims& d, std::initializer_list<const float*> tensors) {
+    return make_slices(d, d.splits, tensors);
+}
+
+// The normalize's and dx's slices: about kBnApplyValuesPerBlock values a block (one batch of float4s a
+// thread), without the reductions' cap on S, since they write independent values.
+BnSlices apply_slices(const BnDims& d, std::initializer_list<const float*> tensors) {
+    const int64_t splits = (static_cast<int64_t>(d.count) + kernels::kBnApplyValuesPerBlock - 1) /
+                           kernels::kBnApplyValuesPerBlock;
+    return make_slices(d, static_cast<int>(splits), tensors);
+}
+
+dim3 slices_grid(const BnSlices& s) {
+    return dim3(static_cast<unsigned>(s.splits), static_cast<unsigned>(s.c));
+}
+
+// Launches kernel<4> or kernel<1> by the slices' unit width: call(kernel) launches the given instance.
+template <class Call, class Kernel4, class Kernel1>
+void launch_by_width(const BnSlices& s, Call call, Kernel4 kernel4, Kernel1 kernel1) {
+    if (s.width == 4) {
+        call(kernel4);
+    } else {
+        call(kernel1);
+    }
+}
+
 }  // namespace
 
 size_t batch_norm2d_workspace_bytes(const Shape& input_shape) {
     const BnDims d = bn_dims("batch_norm2d_workspace_bytes", input_shape);
-    return partials_bytes(d) + totals_bytes(d);
+    return partials_bytes(d) + pivots_bytes(d);
 }
 
 namespace {
 
-// batch_norm2d, and with relu batch_norm2d_relu; op names the entry point in errors.
+// batch_norm2d, and with relu batch_norm2d_relu; op names the entry point in errors. Training: the
+// statistics kernel, then the normalize (which merges the partials); evaluation: the normalize alone.
 void batch_norm2d_impl(const char* op, bool relu, const float* x, const float* weight, const float* bias,
                        BatchNorm2dRunningStatsView* running, float* y, float* save_mean, float* save_invstd,
                        const Shape& input_shape, const cpu::BatchNorm2dOptions& options, void* workspace,
@@ -242,28 +560,39 @@ void batch_norm2d_impl(const char* op, bool relu, const float* x, const float* w
                   static_cast<const void*>(save_mean), static_cast<const void*>(save_invstd));
     if (options.training) check_workspace(op, d, input_shape, workspace, workspace_bytes);
     const float factor = check_forward_and_count(d, input_shape, running, options);
-    const float eps = static_cast<float>(options.eps);
+
+    kernels::ForwardStatistics f{};
+    f.eps = static_cast<float>(options.eps);
+    f.momentum_factor = factor;
+    f.running_mean = running != nullptr ? running->running_mean : nullptr;
+    f.running_var = running != nullptr ? running->running_var : nullptr;
+    f.save_mean = save_mean, f.save_invstd = save_invstd;
     if (options.training) {
         float* partials = static_cast<float*>(workspace);
-        launch(kernels::batch_norm_stats_kernel, dim3(d.splits, d.c), dim3(kernels::kBnReduceBlock), 0,
-               stream, x, partials, d);
-        float* running_mean = running != nullptr ? running->running_mean : nullptr;
-        float* running_var = running != nullptr ? running->running_var : nullptr;
-        launch(kernels::batch_norm_finalize_kernel, bn_detail::warp_per_row_grid(d.c),
-               dim3(kernels::kBnFinalizeBlock), 0, stream, x, static_cast<const float*>(partials), d, eps,
-               factor, running_mean, running_var, save_mean, save_invstd);
-    } else {
-        launch(kernels::batch_norm_eval_stats_kernel, dim3((d.c + 255) / 256), dim3(256), 0, stream,
-               static_cast<const float*>(running->running_mean),
-               static_cast<const float*>(running->running_var), d.c, eps, save_mean, save_invstd);
+        float* pivots = reinterpret_cast<float*>(static_cast<char*>(workspace) + partials_bytes(d));
+        f.partials = partials, f.pivots = pivots;
+        f.stats = reduction_slices(d, {x});
+        launch_by_width(
+            f.stats,
+            [&](auto kernel) {
+                launch(kernel, slices_grid(f.stats), dim3(kernels::kBnReduceBlock), 0, stream, x, partials,
+                       pivots, f.stats);
+            },
+            kernels::batch_norm_stats_kernel<4>, kernels::batch_norm_stats_kernel<1>);
     }
-    const int64_t total = input_shape.numel();
-    launch(kernels::batch_norm_normalize_kernel, elementwise_grid(total), dim3(kElementwiseBlock), 0, stream,
-           x, static_cast<const float*>(save_mean), static_cast<const float*>(save_invstd), weight, bias, y,
-           total, d.c, d.hw, relu);
+    const BnSlices s = apply_slices(d, {x, y});
+    launch_by_width(
+        s,
+        [&](auto kernel) {
+            launch(kernel, slices_grid(s), dim3(kernels::kBnReduceBlock), 0, stream, x, f, weight, bias, y, s,
+                   relu);
+        },
+        kernels::batch_norm_normalize_kernel<4>, kernels::batch_norm_normalize_kernel<1>);
 }
 
-// batch_norm2d_backward, and with relu_y batch_norm2d_relu_backward.
+// batch_norm2d_backward, and with relu_y batch_norm2d_relu_backward. With sums (training, or dweight or
+// dbias wanted): the gradient sums kernel, then the dx kernel (which merges the partials); otherwise the dx
+// kernel alone.
 void batch_norm2d_backward_impl(const char* op, const float* relu_y, const float* x, const float* weight,
                                 const float* save_mean, const float* save_invstd, const float* dy, float* dx,
                                 float* dweight, float* dbias, const Shape& input_shape, bool training,
@@ -274,22 +603,30 @@ void batch_norm2d_backward_impl(const char* op, const float* relu_y, const float
         "{}: x, dy, dx, save_mean and save_invstd must be device pointers, got {}, {}, {}, {} and {}", op,
         static_cast<const void*>(x), static_cast<const void*>(dy), static_cast<const void*>(dx),
         static_cast<const void*>(save_mean), static_cast<const void*>(save_invstd));
-    const bool sums_needed = training || dweight != nullptr || dbias != nullptr;
-    float* totals = nullptr;
-    if (sums_needed) {
+    kernels::BackwardStatistics b{};
+    b.weight = weight, b.save_mean = save_mean, b.save_invstd = save_invstd;
+    b.dweight = dweight, b.dbias = dbias;
+    b.training = training;
+    if (training || dweight != nullptr || dbias != nullptr) {
         check_workspace(op, d, input_shape, workspace, workspace_bytes);
         float* partials = static_cast<float*>(workspace);
-        totals = reinterpret_cast<float*>(static_cast<char*>(workspace) + partials_bytes(d));
-        launch(kernels::batch_norm_grad_sums_kernel, dim3(d.splits, d.c), dim3(kernels::kBnReduceBlock), 0,
-               stream, x, dy, relu_y, save_mean, partials, d);
-        launch(kernels::batch_norm_grad_finalize_kernel, bn_detail::warp_per_row_grid(d.c),
-               dim3(kernels::kBnFinalizeBlock), 0, stream, static_cast<const float*>(partials), save_invstd,
-               d, totals, dweight, dbias);
+        b.partials = partials;
+        b.stats = reduction_slices(d, {x, dy, relu_y});
+        launch_by_width(
+            b.stats,
+            [&](auto kernel) {
+                launch(kernel, slices_grid(b.stats), dim3(kernels::kBnReduceBlock), 0, stream, x, dy, relu_y,
+                       save_mean, partials, b.stats);
+            },
+            kernels::batch_norm_grad_sums_kernel<4>, kernels::batch_norm_grad_sums_kernel<1>);
     }
-    const int64_t total = input_shape.numel();
-    launch(kernels::batch_norm_dx_kernel, elementwise_grid(total), dim3(kElementwiseBlock), 0, stream, x, dy,
-           relu_y, weight, save_mean, save_invstd, static_cast<const float*>(totals), dx, total, d.c, d.hw, d.count,
-           training);
+    const BnSlices s = apply_slices(d, {x, dy, relu_y, dx});
+    launch_by_width(
+        s,
+        [&](auto kernel) {
+            launch(kernel, slices_grid(s), dim3(kernels::kBnReduceBlock), 0, stream, x, dy, relu_y, b, dx, s);
+        },
+        kernels::batch_norm_dx_kernel<4>, kernels::batch_norm_dx_kernel<1>);
 }
 
 }  // namespace

@@ -34,19 +34,24 @@ size_t batch_norm2d_workspace_bytes(const Shape& input_shape);
 // reference returns them. weight, bias: (C) or nullptr (affine=False). running: nullptr for
 // track_running_stats=False (training only); otherwise its statistics are read (evaluation) or updated in
 // place (training: momentum or cumulative average, unbiased variance M / (M − 1), M = N·H·W). Overwrites y
-// and the saves. Validates like the reference (eps, momentum, evaluation needs running, training needs M >
-// 1).
+// (which may be x) and the saves. Validates like the reference (eps, momentum, evaluation needs running,
+// training needs M > 1).
 //
-// Training runs three kernels, all deterministic (no atomics):
+// Training runs two kernels, both deterministic (no atomics). A channel's values are taken in units of 4
+// consecutive values of a plane when H·W % 4 == 0 (one float4 when the tensors are 16-byte aligned, 4
+// scalars otherwise: the same bits either way), else of 1.
 //  1. statistics: grid (S, C), 256 threads; block (s, c) covers the s-th of S equal slices of channel c's
-//     N·H·W values in (n, h, w) order (a warp reads 32 consecutive values of a plane: coalesced). Each thread
-//     runs Welford's update over its values; the block merges the threads' (count, mean, M2) with Chan's
-//     formula in a fixed shuffle tree and writes one partial to the workspace. S ≤ 32 grows with N·H·W so
-//     that small-C layers still fill the GPU (about 2048 values per block).
-//  2. finalize: one warp per channel merges its S partials (lane s holds partial s) in a fixed tree, writes
-//     save_mean, save_invstd = 1 / sqrt(var + eps) with the biased variance, and updates the running stats.
-//  3. normalize: grid-stride over all elements, one thread per element.
-// Evaluation runs a per-channel kernel (save_mean = running_mean, save_invstd from running_var) and kernel 3.
+//     units in (n, h, w) order (a warp reads 32 consecutive units of a plane: coalesced). Each thread loads
+//     up to 4 units at once, takes their (count, mean, M2) in two passes over registers, and merges batches
+//     with Chan's formula; the block merges the threads' triples in a fixed shuffle tree and writes one
+//     partial to the workspace. S ≤ 32 grows with N·H·W so that small-C layers still fill the GPU (about
+//     2048 values per block). Block (0, c) also stores the shift it subtracted, x[0, c, 0, 0], in the
+//     workspace, where kernel 2 reads it (not from x, which y may overwrite).
+//  2. normalize: grid (S', C), about 4096 values per block. Every block first merges its channel's S
+//     partials in one warp (lane s holds partial s, a fixed tree: the same bits in every block) into mean
+//     and invstd = 1 / sqrt(var + eps) with the biased variance; block (0, c) writes save_mean, save_invstd
+//     and updates the running statistics. Then each thread normalizes its units.
+// Evaluation runs kernel 2 alone, with the running statistics in place of the merged partials.
 void batch_norm2d(const float* x, const float* weight, const float* bias,
                   BatchNorm2dRunningStatsView* running, float* y, float* save_mean, float* save_invstd,
                   const Shape& input_shape, const cpu::BatchNorm2dOptions& options, void* workspace,
@@ -56,9 +61,10 @@ void batch_norm2d(const float* x, const float* weight, const float* bias,
 // given the forward's x, weight (or nullptr: 1), save_mean and save_invstd. training: dx goes through the
 // batch statistics, dx = weight · invstd · (dy − mean(dy) − x̂ · mean(dy · x̂)); otherwise the statistics are
 // constants, dx = weight · invstd · dy. Overwrites dx, dweight and dbias (it does not accumulate); dweight
-// and dbias may be nullptr when not wanted (affine=False). Deterministic: grid (S, C) blocks sum dy and dy ·
-// (x − mean) over their slices in a fixed tree, one warp per channel adds the S partials in a fixed tree,
-// then a grid-stride kernel writes dx.
+// and dbias may be nullptr when not wanted (affine=False). Deterministic, in the forward's layout: grid
+// (S, C) blocks sum dy and dy · (x − mean) over their slices in a fixed tree; then the dx kernel's blocks
+// each add their channel's S partials in one warp in a fixed tree (block (0, c) writes dweight and dbias)
+// and write dx. Without sums (evaluation, dweight and dbias nullptr) only the dx kernel runs.
 void batch_norm2d_backward(const float* x, const float* weight, const float* save_mean,
                            const float* save_invstd, const float* dy, float* dx, float* dweight, float* dbias,
                            const Shape& input_shape, bool training, void* workspace, size_t workspace_bytes,

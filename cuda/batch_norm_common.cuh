@@ -64,13 +64,25 @@ __device__ inline int warp_row() {
     return blockIdx.x * (blockDim.x / kBnWarp) + threadIdx.x / kBnWarp;
 }
 
-// y = (x − mean) · invstd · γ + β (γ, β: 1, 0 without affine), with a fused ReLU's rule applied when relu.
-__device__ inline float normalized_value(float x, float mean, float invstd, const float* weight,
-                                         const float* bias, int c, bool relu) {
-    const float gamma = weight != nullptr ? weight[c] : 1.0f;
-    const float beta = bias != nullptr ? bias[c] : 0.0f;
+// y = (x − mean) · invstd · γ + β, with a fused ReLU's rule applied when relu.
+__device__ inline float normalized_value(float x, float mean, float invstd, float gamma, float beta,
+                                         bool relu) {
     const float value = (x - mean) * invstd * gamma + beta;
     return relu ? relu_value(value) : value;
+}
+
+// γ, β of channel c: 1, 0 without affine.
+__device__ inline float channel_gamma(const float* weight, int c) {
+    return weight != nullptr ? weight[c] : 1.0f;
+}
+__device__ inline float channel_beta(const float* bias, int c) {
+    return bias != nullptr ? bias[c] : 0.0f;
+}
+
+// The same, reading γ and β of channel c.
+__device__ inline float normalized_value(float x, float mean, float invstd, const float* weight,
+                                         const float* bias, int c, bool relu) {
+    return normalized_value(x, mean, invstd, channel_gamma(weight, c), channel_beta(bias, c), relu);
 }
 
 // The gradient batch norm's backward reads at element i: dy, or, with a fused ReLU whose output is relu_y,

@@ -3,6 +3,7 @@
 // running statistics, a large common offset, split reductions; bad arguments.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <optional>
@@ -19,21 +20,22 @@ using Catch::Contains;
 
 namespace {
 
-// The per-channel statistics and gradient sums are float reductions over M = N·H·W ≤ 69615 values: each
-// thread takes ≤ 9 values, then a 5-level warp tree, 3 levels across warps and ≤ 5 across blocks, so a result
-// sits k ≤ 22 roundings from the exact value; each rounding errs by ≤ 2^-24 of the partial result it rounds.
-// The reference accumulates in double and rounds once.
+// The per-channel statistics and gradient sums are float reductions over M = N·H·W ≤ 135168 values: each
+// thread adds ≤ 16 values a batch (≤ 20 in ≤ 2 batches merged by Chan's formula here), then a 5-level warp
+// tree, 3 levels across warps and ≤ 5 across blocks, so a result sits k ≤ 30 roundings from the exact value;
+// each rounding errs by ≤ 2^-24 of the partial result it rounds. The reference accumulates in double and
+// rounds once.
 //
-// y, dx: elementwise from statistics that err by ≲ k · 2^-24 ≈ 1.3e-6 relative to the data's spread, plus a
+// y, dx: elementwise from statistics that err by ≲ k · 2^-24 ≈ 1.8e-6 relative to the data's spread, plus a
 // few roundings; the input with a common offset of 100 adds the float rounding of save_mean (ulp(100) / 2 ≈
 // 4e-6 of the spread 1): 1e-5. (The E[x²] − E[x]² shortcut would cost that case ~1e-3.)
 constexpr double kBnElementwiseTolerance = 1e-5;
 // save_invstd and the running variance: M2 is a sum of positive terms, so its error stays ≲ k · 2^-24 of
-// itself (≈ 1.3e-6), plus the reference's single rounding: 1e-5.
+// itself (≈ 1.8e-6), plus the reference's single rounding: 1e-5.
 constexpr double kBnVarianceTolerance = 1e-5;
 // save_mean and the running mean, dweight = Σ dy·x̂ and dbias = Σ dy: sums of random-sign terms, whose partial
 // sums grow like √count, so each rounding is ≲ 2^-24 of a partial sum no larger (in expectation) than the
-// result: ≈ k · 2^-24 ≈ 1.3e-6 relative to max |result| as measured (≤ 1e-6 here). The worst case, k · 2^-24
+// result: ≈ k · 2^-24 ≈ 1.8e-6 relative to max |result| as measured (≤ 1e-6 here). The worst case, k · 2^-24
 // · Σ|terms|, could be √M times larger, so the bound is 1e-4; a wrong term or a lost slice is off by ≳ 1e-2.
 constexpr double kBnSumTolerance = 1e-4;
 
@@ -143,13 +145,22 @@ TEST_CASE("batch_norm2d kernels match the reference in training and evaluation",
     cases.push_back({"odd_train_noaffine_cumulative", {5, 3, 7, 5}, true, false});
     cases.back().momentum = std::nullopt, cases.back().batches_tracked = 2, cases.back().steps = 2;
     cases.push_back({"batch1_train_untracked", {1, 3, 7, 5}, true, true, false});
-    // M = 2875 > 2048: two blocks per channel (1438 and 1437 values), merged by the finalize; a common
+    // M = 2875 > 2048: two blocks per channel (1438 and 1437 values), merged by the normalize; a common
     // offset of 100, which the E[x²] − E[x]² shortcut would turn into a variance error of ~1e-3.
     cases.push_back({"split_offset100_train_momentum03", {5, 3, 23, 25}});
     cases.back().momentum = 0.3, cases.back().offset = 100.0;
-    // 17·63·65 = 69615 values per channel: more than 32 · 2048, so the splits cap at 32 (a full finalize
-    // warp); blocks take 2176 values (8 or 9 per thread), the last one 2159.
+    // 17·63·65 = 69615 values per channel: more than 32 · 2048, so the splits cap at 32 (a full merging
+    // warp); blocks take 2176 values (8 or 9 per thread, batches of 4), the last one 2159.
     cases.push_back({"max_splits_train", {17, 2, 63, 65}});
+    // H·W % 4 == 0: the kernels take float4 units. 33·64·64 = 135168 values per channel: 32 splits of 1056
+    // units, so threads take 4 or 5 units (two batches), merged by Chan's formula; with a common offset.
+    cases.push_back({"float4_max_splits_offset100", {33, 2, 64, 64}});
+    cases.back().offset = 100.0;
+    // Planes of 4 units and of 1 unit: a thread's next unit (256 units on) lies 64 or 256 planes further.
+    cases.push_back({"float4_small_planes", {100, 3, 4, 4}});
+    cases.push_back({"float4_unit_planes_cumulative", {300, 2, 2, 2}});
+    cases.back().momentum = std::nullopt, cases.back().steps = 2;
+    cases.push_back({"float4_eval_affine", {2, 32, 16, 16}, false, true});
     cases.push_back({"odd_eval_affine", {5, 3, 7, 5}, false, true});
     cases.push_back({"batch1_eval_noaffine", {1, 3, 7, 5}, false, false});
     uint32_t seed = 400;
@@ -182,6 +193,106 @@ TEST_CASE("batch_norm2d_backward without dweight and dbias writes dx only", "[pa
                                    training ? workspace_bytes : 0, nullptr);
         CHECK(error_vs(d_dx, grads.dx) <= kBnElementwiseTolerance);
     }
+}
+
+// The outputs of one forward and backward (training, affine, running statistics) on tensors that start
+// `offset` floats into their buffers.
+struct OffsetRun {
+    HostTensor<float> y, mean, invstd, running_mean, running_var, dx, dweight, dbias;
+};
+
+OffsetRun run_at_offset(const HostTensor<float>& x, const HostTensor<float>& dy, bool relu, int64_t offset) {
+    const Shape& shape = x.shape();
+    const Shape per_channel{shape[1]};
+    const HostTensor<float> weight = test::random_tensor<float>(per_channel, 601, 0.5, 1.5);
+    const HostTensor<float> bias = test::random_tensor<float>(per_channel, 602);
+    const DeviceBuffer d_weight = test::to_device(weight), d_bias = test::to_device(bias);
+    DeviceBuffer d_running_mean = test::to_device(HostTensor<float>(per_channel, 0.0f));
+    DeviceBuffer d_running_var = test::to_device(HostTensor<float>(per_channel, 1.0f));
+    gpu::BatchNorm2dRunningStatsView running{d_running_mean.data_as<float>(), d_running_var.data_as<float>(), 0};
+    const size_t workspace_bytes = gpu::batch_norm2d_workspace_bytes(shape);
+    const DeviceBuffer workspace(workspace_bytes);
+    const DeviceBuffer d_mean = test::poisoned<float>(shape[1]), d_invstd = test::poisoned<float>(shape[1]);
+    const DeviceBuffer d_dweight = test::poisoned<float>(shape[1]), d_dbias = test::poisoned<float>(shape[1]);
+    const test::OffsetBuffer<float> d_x = test::to_device_at(x, offset), d_dy = test::to_device_at(dy, offset);
+    const test::OffsetBuffer<float> d_y = test::poisoned_at<float>(shape.numel(), offset);
+    const test::OffsetBuffer<float> d_dx = test::poisoned_at<float>(shape.numel(), offset);
+    const float* w = d_weight.data_as<float>();
+    const cpu::BatchNorm2dOptions options;
+    if (relu) {
+        gpu::batch_norm2d_relu(d_x.data(), w, d_bias.data_as<float>(), &running, d_y.data(),
+                               d_mean.data_as<float>(), d_invstd.data_as<float>(), shape, options,
+                               workspace.data(), workspace_bytes, nullptr);
+        gpu::batch_norm2d_relu_backward(d_x.data(), d_y.data(), w, d_mean.data_as<float>(),
+                                        d_invstd.data_as<float>(), d_dy.data(), d_dx.data(),
+                                        d_dweight.data_as<float>(), d_dbias.data_as<float>(), shape, true,
+                                        workspace.data(), workspace_bytes, nullptr);
+    } else {
+        gpu::batch_norm2d(d_x.data(), w, d_bias.data_as<float>(), &running, d_y.data(), d_mean.data_as<float>(),
+                          d_invstd.data_as<float>(), shape, options, workspace.data(), workspace_bytes, nullptr);
+        gpu::batch_norm2d_backward(d_x.data(), w, d_mean.data_as<float>(), d_invstd.data_as<float>(),
+                                   d_dy.data(), d_dx.data(), d_dweight.data_as<float>(),
+                                   d_dbias.data_as<float>(), shape, true, workspace.data(), workspace_bytes,
+                                   nullptr);
+    }
+    return {test::to_host(d_y, shape),
+            test::to_host<float>(d_mean, per_channel),
+            test::to_host<float>(d_invstd, per_channel),
+            test::to_host<float>(d_running_mean, per_channel),
+            test::to_host<float>(d_running_var, per_channel),
+            test::to_host(d_dx, shape),
+            test::to_host<float>(d_dweight, per_channel),
+            test::to_host<float>(d_dbias, per_channel)};
+}
+
+TEST_CASE("batch_norm2d gives the same bits on tensors that are not 16-byte aligned", "[parity][batch_norm]") {
+    // H·W = 320: float4 units, loaded as float4s when aligned and as scalars otherwise; two statistics
+    // blocks per channel, 2 or 3 units a thread.
+    const Shape shape{9, 3, 16, 20};
+    const HostTensor<float> x = test::random_tensor<float>(shape, 603, -2.0, 3.0);
+    const HostTensor<float> dy = test::random_tensor<float>(shape, 604);
+    for (bool relu : {false, true}) {
+        INFO("relu " << relu);
+        const OffsetRun aligned = run_at_offset(x, dy, relu, 0);
+        const OffsetRun unaligned = run_at_offset(x, dy, relu, 1);
+        CHECK(test::bitwise_equal(aligned.y, unaligned.y));
+        CHECK(test::bitwise_equal(aligned.mean, unaligned.mean));
+        CHECK(test::bitwise_equal(aligned.invstd, unaligned.invstd));
+        CHECK(test::bitwise_equal(aligned.running_mean, unaligned.running_mean));
+        CHECK(test::bitwise_equal(aligned.running_var, unaligned.running_var));
+        CHECK(test::bitwise_equal(aligned.dx, unaligned.dx));
+        CHECK(test::bitwise_equal(aligned.dweight, unaligned.dweight));
+        CHECK(test::bitwise_equal(aligned.dbias, unaligned.dbias));
+        // And right: the normalized output against the reference.
+        const Shape per_channel{shape[1]};
+        const HostTensor<float> weight = test::random_tensor<float>(per_channel, 601, 0.5, 1.5);
+        const HostTensor<float> bias = test::random_tensor<float>(per_channel, 602);
+        HostTensor<float> expected = cpu::batch_norm2d<float>(x, &weight, &bias, nullptr).output;
+        if (relu) {
+            for (int64_t i = 0; i < expected.numel(); ++i) expected.data()[i] = std::max(expected.data()[i], 0.0f);
+        }
+        CHECK(test::max_relative_error(aligned.y, expected) <= kBnElementwiseTolerance);
+    }
+}
+
+TEST_CASE("batch_norm2d may write y over x", "[parity][batch_norm]") {
+    // 9·24·24 = 5184 values per channel: two statistics blocks and two normalize blocks per channel, so a
+    // block that read the statistics' shift from x could see another block's output.
+    const Shape shape{9, 2, 24, 24};
+    const HostTensor<float> x = test::random_tensor<float>(shape, 605, 50.0, 52.0);
+    const size_t workspace_bytes = gpu::batch_norm2d_workspace_bytes(shape);
+    const DeviceBuffer workspace(workspace_bytes);
+    const cpu::BatchNorm2dOptions options;
+    auto run = [&](bool in_place) {
+        const DeviceBuffer d_x = test::to_device(x);
+        const DeviceBuffer d_y = test::poisoned<float>(shape.numel());
+        const DeviceBuffer d_mean = test::poisoned<float>(2), d_invstd = test::poisoned<float>(2);
+        float* y = in_place ? d_x.data_as<float>() : d_y.data_as<float>();
+        gpu::batch_norm2d(d_x.data_as<float>(), nullptr, nullptr, nullptr, y, d_mean.data_as<float>(),
+                          d_invstd.data_as<float>(), shape, options, workspace.data(), workspace_bytes, nullptr);
+        return test::to_host<float>(in_place ? d_x : d_y, shape);
+    };
+    CHECK(test::bitwise_equal(run(true), run(false)));
 }
 
 TEST_CASE("batch_norm2d launchers reject bad arguments with the reference's messages",
