@@ -475,8 +475,9 @@ constexpr int kMaxStageChannels = 8;
 constexpr int kMinFilterBlocks = 2 * 132;  // two blocks per H100 SM before backward-filter widens its blocks
 constexpr int64_t kMaxExtent = int64_t{1} << 28;  // padded extents, strides and dilated kernels: int math
 
-int ceil_div(int64_t a, int64_t b) {
-    return static_cast<int>((a + b - 1) / b);
+// ceil_div as an int, for the int fields of the tilings (extents are below kMaxExtent).
+int int_ceil_div(int64_t a, int64_t b) {
+    return static_cast<int>(ceil_div(a, b));
 }
 
 int pow2_at_least(int64_t v) {
@@ -493,7 +494,7 @@ int per_thread_channels(int64_t channels) {
 // Thread rows of a forward / backward-data block: enough for the group's channels, up to kMaxBlockThreads.
 int thread_rows(int64_t channels, int per_thread, int positions) {
     return static_cast<int>(
-        std::min<int64_t>(ceil_div(channels, per_thread), std::max(1, kMaxBlockThreads / positions)));
+        std::min<int64_t>(int_ceil_div(channels, per_thread), std::max(1, kMaxBlockThreads / positions)));
 }
 
 // A tile of an (h, w) plane: up to 32 wide (a warp along a row) and max_positions in all, no larger than
@@ -504,8 +505,8 @@ void set_spatial_tile(DirectTiling& t, int64_t h, int64_t w, int max_positions) 
 }
 
 void set_tile_counts(DirectTiling& t, int64_t h, int64_t w) {
-    t.tiles_h = ceil_div(h, t.tile_h);
-    t.tiles_w = ceil_div(w, t.tile_w);
+    t.tiles_h = int_ceil_div(h, t.tile_h);
+    t.tiles_w = int_ceil_div(w, t.tile_w);
 }
 
 // Calls derive(t), then halves the first size of `order` above 1 until shared_floats(t) fits the budget; with
@@ -555,7 +556,7 @@ DirectTiling per_position_tiling(const Conv2dGeometry& g, int64_t computed, int6
         },
         stage_floats);
     set_tile_counts(t, h, w);
-    t.channel_tiles = ceil_div(computed, t.per_thread * t.rows);
+    t.channel_tiles = int_ceil_div(computed, t.per_thread * t.rows);
     return t;
 }
 
@@ -586,11 +587,11 @@ DirectTiling backward_filter_tiling(const Conv2dGeometry& g) {
     set_spatial_tile(t, g.out_h, g.out_w, kernels::kFilterThreads);
     t.taps_w = static_cast<int>(std::min<int64_t>(g.kernel_w, kernels::kWindowTaps));
     t.taps_h = static_cast<int>(std::min<int64_t>(g.kernel_h, kernels::kWindowTaps / t.taps_w));
-    const int64_t windows = int64_t{ceil_div(g.kernel_h, t.taps_h)} * ceil_div(g.kernel_w, t.taps_w);
+    const int64_t windows = int64_t{int_ceil_div(g.kernel_h, t.taps_h)} * int_ceil_div(g.kernel_w, t.taps_w);
     // Output channels per block (one warp row each): fewer, for more blocks, while there are too few to fill
     // a GPU.
     t.rows = std::min(pow2_at_least(oc_per_group), kernels::kFilterWarps);
-    while (t.rows > 1 && g.groups * ceil_div(oc_per_group, t.rows) * g.in_channels_per_group() * windows <
+    while (t.rows > 1 && g.groups * int_ceil_div(oc_per_group, t.rows) * g.in_channels_per_group() * windows <
                              kMinFilterBlocks) {
         t.rows /= 2;
     }
@@ -601,9 +602,9 @@ DirectTiling backward_filter_tiling(const Conv2dGeometry& g) {
         t, {&t.tile_images, &t.tile_h, &t.tile_w, &t.taps_h, &t.taps_w},
         [&](DirectTiling& d) { set_input_patch(d, g); }, filter_stage_floats);
     set_tile_counts(t, g.out_h, g.out_w);
-    t.windows_h = ceil_div(g.kernel_h, t.taps_h);
-    t.windows_w = ceil_div(g.kernel_w, t.taps_w);
-    t.channel_tiles = ceil_div(oc_per_group, t.rows);
+    t.windows_h = int_ceil_div(g.kernel_h, t.taps_h);
+    t.windows_w = int_ceil_div(g.kernel_w, t.taps_w);
+    t.channel_tiles = int_ceil_div(oc_per_group, t.rows);
     return t;
 }
 

@@ -492,9 +492,6 @@ int block_rows_for(int64_t m) {
     return m <= 32 ? 32 : m <= 64 ? 64 : 128;
 }
 
-int64_t ceil_div(int64_t a, int64_t b) {
-    return (a + b - 1) / b;
-}
 
 // The sizes of one product: C (m × n) = A (m × k) · B (k × n).
 struct ProductSize {

@@ -256,9 +256,6 @@ constexpr int64_t kMaxChunks = 16;
 constexpr int64_t kMinChunk = 256;
 constexpr int64_t kChunkMultiple = 16;
 
-int64_t ceil_div(int64_t a, int64_t b) {
-    return (a + b - 1) / b;
-}
 int64_t round_up(int64_t a, int64_t b) {
     return ceil_div(a, b) * b;
 }

@@ -291,9 +291,6 @@ constexpr int64_t kMinBlocks = 132;
 // (a 128-row tile on a 64-row product computes twice the outputs).
 constexpr double kMaxPaddingRatio = 1.25;
 
-int64_t ceil_div(int64_t a, int64_t b) {
-    return (a + b - 1) / b;
-}
 
 // The rule: the biggest tile (the most FMAs per shared-memory read, the fewest operand reloads) that
 // fits the product's shape without much padding and still gives every SM of an H100 at least one block

@@ -43,9 +43,6 @@ __global__ void sgemm_sum_partials_kernel(int64_t m, int64_t n, const float* par
 
 namespace {
 
-int64_t ceil_div(int64_t a, int64_t b) {
-    return (a + b - 1) / b;
-}
 
 // How split-k cuts k: `count` ranges of `length` (a multiple of the kernel's k-slice, so that every range
 // starts where a slice would and 16-byte aligned where the operand is), the last one `last` long (≤ length).

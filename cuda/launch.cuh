@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 
 #ifdef CUDACNN_EMU
 #include "cuda/emu/emu.hpp"
@@ -14,6 +15,11 @@
 #endif
 
 namespace cudacnn {
+
+// ⌈a / b⌉ for a ≥ 0 and b > 0: how many blocks, tiles or slices cover a (host code).
+constexpr int64_t ceil_div(int64_t a, int64_t b) {
+    return (a + b - 1) / b;
+}
 
 // Throws Error("file:line: launch of kernel <name> (grid ..., block ..., shared bytes) failed: ...").
 [[noreturn]] void throw_launch_error(const void* kernel, dim3 grid, dim3 block, size_t shared_bytes,
