@@ -87,7 +87,7 @@ __device__ inline UnitBatch next_batch(UnitCursor& cursor) {
     return batch;
 }
 
-// A batch's values, v[k][w] = value w of unit k (rows ≥ size are unused).
+// A batch's values, v[k][w] = value w of unit k (rows ≥ size are 0 and unused).
 template <int kWidth>
 struct BatchValues {
     float v[kBnUnitsPerThread][kWidth];
@@ -95,7 +95,7 @@ struct BatchValues {
 
 template <int kWidth>
 __device__ BatchValues<kWidth> load_batch(const float* p, const UnitBatch& batch, bool float4_access) {
-    BatchValues<kWidth> out;
+    BatchValues<kWidth> out{};
 #pragma unroll
     for (int k = 0; k < kBnUnitsPerThread; ++k) {
         if (k >= batch.size) continue;
@@ -177,8 +177,9 @@ struct Welford {
         for (int k = 0; k < kBnUnitsPerThread; ++k) {
 #pragma unroll
             for (int w = 0; w < kWidth; ++w) {
+                if (k >= units) continue;
                 const float centered = values.v[k][w] - pivot - mean;
-                if (k < units) m2 += centered * centered;
+                m2 += centered * centered;
             }
         }
         return {mean, m2, count};
@@ -414,7 +415,7 @@ __device__ DxRule dx_rule(const BackwardStatistics& b, int channel, bool writer)
     return rule;
 }
 
-// What the dx kernel reads for a batch: the incoming gradient, and x in training (otherwise unset).
+// What the dx kernel reads for a batch: the incoming gradient, and x in training (otherwise 0).
 template <int kWidth>
 struct DxInputs {
     BatchValues<kWidth> g, x;
@@ -423,7 +424,7 @@ struct DxInputs {
 template <int kWidth>
 __device__ DxInputs<kWidth> load_dx_inputs(const float* x, const float* dy, const float* relu_y, bool training,
                                            const UnitBatch& batch, bool float4_access) {
-    DxInputs<kWidth> in;
+    DxInputs<kWidth> in{};
     in.g = load_gradients<kWidth>(dy, relu_y, batch, float4_access);
     if (training) in.x = load_batch<kWidth>(x, batch, float4_access);
     return in;
