@@ -506,7 +506,7 @@ BnSlices make_slices(const BnDims& d, int splits, std::initializer_list<const fl
     s.plane_units = d.hw / s.width;
     s.units = d.n * s.plane_units;
     s.splits = splits;
-    s.chunk = (s.units + splits - 1) / splits;
+    s.chunk = static_cast<int>(ceil_div(s.units, splits));
     s.float4_access = s.width == 4 && aligned16(tensors);
     return s;
 }
@@ -520,9 +520,7 @@ BnSlices reduction_slices(const BnDims& d, std::initializer_list<const float*> t
 // The normalize's and dx's slices: about kBnApplyValuesPerBlock values a block (one batch of float4s a
 // thread), without the reductions' cap on S, since they write independent values.
 BnSlices apply_slices(const BnDims& d, std::initializer_list<const float*> tensors) {
-    const int64_t splits = (static_cast<int64_t>(d.count) + kernels::kBnApplyValuesPerBlock - 1) /
-                           kernels::kBnApplyValuesPerBlock;
-    return make_slices(d, static_cast<int>(splits), tensors);
+    return make_slices(d, static_cast<int>(ceil_div(d.count, kernels::kBnApplyValuesPerBlock)), tensors);
 }
 
 dim3 slices_grid(const BnSlices& s) {
