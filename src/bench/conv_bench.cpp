@@ -138,6 +138,7 @@ struct PlanState {
         settings.algo = algo;
         settings.allow_tf32 = tf32;
         settings.benchmark = true;  // cuDNN: cudnnFind's fastest, as torch.backends.cudnn.benchmark = True
+        settings.workspace_limit_bytes = static_cast<size_t>(context.options.cudnn_workspace_mib) << 20;
         plan = std::make_unique<gpu::Conv2dPlan>(conv.g, settings, context.s());
         workspace = DeviceBuffer(plan->workspace_bytes());
     }

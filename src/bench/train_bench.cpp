@@ -12,6 +12,7 @@
 
 #include "cuda/loss.hpp"
 #include "cuda/optimizer.hpp"
+#include "cudacnn/device.hpp"
 #include "cudacnn/graph/executor.hpp"
 #include "cudacnn/ops/loss.hpp"
 #include "cudacnn/ops/optimizer.hpp"
@@ -333,6 +334,14 @@ std::vector<Record> bench_train_step(const graph::Graph& model, Context& context
         // --conv-algo own) and the own GEMM, FP32 (issue 11's "hand-written").
         variants.push_back(
             {"cuda_graph_hand_written", graph::Backend::gpu, true, "fp32", "own", false, true, "own"});
+        // Each pass of each layer by whichever algorithm ran it fastest when timed (--conv-algo fastest), FP32 and
+        // TF32. Under the emulator only when --filter names them: the timing runs every algorithm there too.
+        if (!kEmulated || o.filter.find("fastest") != std::string::npos) {
+            variants.push_back(
+                {"cuda_graph_fastest", graph::Backend::gpu, true, "fp32", "auto", false, true, "fastest"});
+            variants.push_back(
+                {"cuda_graph_tf32_fastest", graph::Backend::gpu, true, "tf32", "auto", false, true, "fastest"});
+        }
     }
     if (context.wants("cpu")) variants.push_back({"cpu", graph::Backend::cpu, false});
     if (context.wants("cpu_ref")) variants.push_back({"cpu_ref", graph::Backend::cpu_reference, false});
@@ -373,6 +382,7 @@ std::vector<Record> bench_train_step(const graph::Graph& model, Context& context
         options.precision = v.precision;
         options.gemm = v.gemm;
         options.cudnn_benchmark = v.cudnn_benchmark;
+        options.cudnn_workspace_limit_bytes = static_cast<size_t>(o.cudnn_workspace_mib) << 20;
         options.fuse_relu = v.fuse_relu;
         options.conv_algo = v.conv_algo;
         options.threads = o.threads;

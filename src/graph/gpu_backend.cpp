@@ -82,6 +82,7 @@ class GpuBackend final : public BackendImpl {
         conv_settings_.algo = gpu::parse_conv_algo(options.conv_algo);
         conv_settings_.allow_tf32 = gemm_.math == gpu::GemmMath::tf32;  // one --precision for both
         conv_settings_.benchmark = options.cudnn_benchmark;
+        conv_settings_.workspace_limit_bytes = options.cudnn_workspace_limit_bytes;
         const float one = 1.0f;  // d(loss)/d(loss), which the loss backward reads from device memory
         one_ = upload(&one, 1);
     }

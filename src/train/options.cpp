@@ -405,6 +405,15 @@ const std::vector<Flag>& flags() {
          "(a few seconds at start-up; PyTorch's cudnn.benchmark)",
          [](TrainOptions& o, const Arg&) { o.cudnn_benchmark = true; },
          [](const TrainOptions& o) { return json(o.cudnn_benchmark); }},
+        {"Training", "cudnn-workspace-mib", 0, "N",
+         "the most workspace in MiB that one cuDNN convolution algorithm may use (default 256); faster algorithms "
+         "that need more are passed over, which matters for large images at large batches",
+         [](TrainOptions& o, const Arg& a) {
+             const int64_t mib = a.integer(0);
+             a.require(mib <= (int64_t{1} << 20), "must be at most 1048576 (1 TiB)");
+             o.cudnn_workspace_mib = mib;
+         },
+         [](const TrainOptions& o) { return json(o.cudnn_workspace_mib); }},
         {"Training", "no-cuda-graph", 0, nullptr,
          "on the GPU, launch every kernel of a step instead of replaying the step as a CUDA graph",
          [](TrainOptions& o, const Arg&) { o.cuda_graph = false; },

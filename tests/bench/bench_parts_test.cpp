@@ -296,6 +296,8 @@ TEST_CASE("bench flags: values, --quick's defaults and every complaint", "[bench
     CHECK_FALSE(o.step);
     CHECK(o.optimizer == "sgd");
     CHECK(parse_bench_args({"--repeats", "0", "--help"}).help);
+    CHECK(d.cudnn_workspace_mib == 256);
+    CHECK(parse_bench_args({"--cudnn-workspace-mib", "8192"}).options.cudnn_workspace_mib == 8192);
 
     using train::UsageError;
     CHECK_THROWS_AS(parse_bench_args({"--repeat", "3"}), UsageError);
@@ -306,6 +308,8 @@ TEST_CASE("bench flags: values, --quick's defaults and every complaint", "[bench
     CHECK_THROWS_WITH(parse_bench_args({"--filter", "(conv"}), Contains("--filter (conv: not a regular expression"));
     CHECK_THROWS_WITH(parse_bench_args({"--optimizer", "rmsprop"}), Contains("use adam, adamw or sgd"));
     CHECK_THROWS_WITH(parse_bench_args({"--json"}), Contains("--json needs a value"));
+    CHECK_THROWS_WITH(parse_bench_args({"--cudnn-workspace-mib", "2097152"}),
+                      Contains("--cudnn-workspace-mib 2097152: must be at most 1048576"));
     CHECK_THROWS_WITH(parse_bench_args({"extra"}), Contains("unexpected argument 'extra'"));
     CHECK_THROWS_WITH(parse_bench_args({"--shape", "relu:N=2"}), Contains("relu needs C"));
     CHECK_THROWS_WITH(parse_bench_args({"--shape", "relu:N=2,C=3", "-b", "4"}), Contains("does not take --model or --batch-size"));

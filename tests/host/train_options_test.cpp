@@ -192,6 +192,8 @@ TEST_CASE("switches take no value and turn their setting over", "[options]") {
     CHECK(parse({}).cuda_graph);
     CHECK(parse({"--cudnn-benchmark"}).cudnn_benchmark);
     CHECK_FALSE(parse({}).cudnn_benchmark);
+    CHECK(parse({}).cudnn_workspace_mib == 256);
+    CHECK(parse({"--cudnn-workspace-mib", "4096"}).cudnn_workspace_mib == 4096);
     CHECK_FALSE(o.dropout);
     CHECK_FALSE(o.shuffle);
     CHECK(o.evaluate_only);
@@ -260,6 +262,8 @@ TEST_CASE("each bad command line names the flag, the value and what is accepted"
         {{"--save-every", "-1"}, {"--save-every -1: must be at least 0"}},
         {{"--log-every", "-2"}, {"--log-every -2: must be at least 0"}},
         {{"--seed", "-1"}, {"--seed -1: not a whole number >= 0"}},
+        {{"--cudnn-workspace-mib", "-5"}, {"--cudnn-workspace-mib -5: must be at least 0"}},
+        {{"--cudnn-workspace-mib", "2097152"}, {"--cudnn-workspace-mib 2097152: must be at most 1048576"}},
         {{"--seed", "18446744073709551616"}, {"--seed 18446744073709551616", "out of range"}},
         {{"--dataset", "cifar11"}, {"--dataset cifar11: use cifar10, cifar100, imagefolder or synthetic"}},
         {{"--optimizer", "adagrad"}, {"--optimizer adagrad: use adam, adamw or sgd"}},

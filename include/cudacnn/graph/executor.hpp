@@ -50,6 +50,9 @@ struct ExecutorOptions {
     // gpu: cuDNN times every algorithm for each layer shape (cudnnFind, once per process and shape) and the
     // fastest deterministic one wins, instead of its heuristics' first choice (torch.backends.cudnn.benchmark).
     bool cudnn_benchmark = false;
+    // gpu: the most workspace one cuDNN convolution algorithm may use; faster ones that need more are passed over
+    // (--cudnn-workspace-mib; cudnn_conv2d.hpp).
+    size_t cudnn_workspace_limit_bytes = size_t{256} << 20;
     // gpu: a ReLU whose input is a batch norm's only use runs inside that batch norm's kernels, a ReLU whose
     // only use is a max pooling inside the pooling's kernels, and one whose only use is a dropout inside the
     // dropout's (bit for bit the same results, without writing and reading back the ReLU's tensors). Off with
