@@ -21,7 +21,8 @@
 # inference (cudacnn-bench --model vgg16 … beside tools/bench/torchvision_infer_bench.py; up to
 # GPU_CHECK_MODELS_S (default 300) + 90 s).
 # Opt-in steps run only when GPU_CHECK_STEPS names them: "dist" (data-parallel training through NCCL at world
-# size 1, launched torchrun's way and under mpirun -np 1 where mpirun exists; up to 3 short trainings, ~1 min).
+# size 1, launched torchrun's way and under mpirun -np 1 where mpirun exists; up to 3 short trainings, ~1 min);
+# "profile" (cudacnn-bench --profile: where the CifarCNN's and VGG16's steps spend their time, node by node).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -660,6 +661,28 @@ step_dist() {
     [ "$failed" -eq 0 ]
 }
 
+# Where a step's time goes, node by node (cudacnn-bench --profile, into demo.log): the CifarCNN at batch 128 with
+# the default settings and with --conv-algo fastest, and VGG16 at batch 64 with the default cuDNN workspace cap
+# (256 MiB) and with 16 GiB. VGG16 at batch 64 ran at 2.9× PyTorch's TF32 time on the H200 of 2026-11-27; the
+# profile's algorithm column shows which cuDNN algorithms each cap leaves it (docs/gpu-runs.md).
+step_profile() {
+    local log="$OUT/demo.log" seconds rc=0 runs=0 args
+    [ -n "$HAVE_GPU" ] || { NOTE="no GPU"; return 2; }
+    echo "---- profiles: cudacnn-bench --profile ----" >>"$log"
+    local -a extra common=(--warmup 2 --repeats 5 --steps 2 --profile)
+    for args in "--model cifar_cnn -b 128" \
+        "--model cifar_cnn -b 128 --filter (train|infer)_(step|profile).*_fastest" \
+        "--model vgg16 -b 64" "--model vgg16 -b 64 --cudnn-workspace-mib 16384"; do
+        seconds=$(time_cap 120)
+        [ "$seconds" -gt 10 ] || { rc=124; break; }
+        read -r -a extra <<<"$args"
+        run_logged "$log" "$seconds" "$BUILD_DIR/cudacnn-bench" "${extra[@]}" "${common[@]}" || rc=$?
+        runs=$((runs + 1))
+    done
+    NOTE="$runs of 4 profiles (rc $rc)"
+    [ "$rc" -eq 0 ]
+}
+
 # The steps that need the build, in order: "name function log-file-in-$OUT".
 # Extension point: later issues add their steps here, each as a step_* function above and one line below,
 # e.g. "bench step_bench bench.log". At most 8 files come back from $OUT; 8 are used now (the bench shares
@@ -677,9 +700,10 @@ AFTER_BUILD=(
     "models step_models demo.log"
     "train step_train train.log"
     "dist step_dist train.log"
+    "profile step_profile demo.log"
 )
 # Steps that run only when GPU_CHECK_STEPS names them (the default list must fit GPU_CHECK_BUDGET_S).
-OPT_IN_STEPS=" dist "
+OPT_IN_STEPS=" dist profile "
 
 # ---- bookkeeping and the summary --------------------------------------------------------------------------
 
