@@ -40,7 +40,7 @@ struct OptimizerConfig {
 struct ExecutorOptions {
     Backend backend = Backend::cpu;
     int64_t batch_size = 128;           // the largest batch a step may get
-    std::string conv_algo = "auto";     // gpu: auto | cudnn | direct | im2col | implicit | winograd
+    std::string conv_algo = "auto";     // gpu: auto | cudnn | direct | im2col | implicit | winograd | own | fastest
     // gpu: the arithmetic of the convolutions and matrix products. "fp32": FP32 multiply-adds everywhere.
     // "tf32": cuDNN, cuBLAS and the hand-written GEMMs (linear layers, im2col) round their inputs to TF32 on
     // tensor cores (PyTorch's allow_tf32); storage, sums and every other op stay FP32; the direct kernels

@@ -68,7 +68,7 @@ struct TrainOptions {
     double label_smoothing = 0.0;                    // --label-smoothing in [0, 1)
     uint64_t seed = 0;                               // --seed
     DeviceChoice device = DeviceChoice::auto_;       // --device
-    std::string conv_algo = "auto";                  // --conv-algo auto|cudnn|direct|im2col|implicit|winograd
+    std::string conv_algo = "auto";                  // --conv-algo auto|cudnn|direct|im2col|implicit|winograd|own|fastest
     std::string precision = "fp32";                  // --precision fp32|tf32 (the GPU's convolutions and GEMMs)
     std::string gemm = "auto";                       // --gemm auto|own|cublas
     bool cudnn_benchmark = false;                    // --cudnn-benchmark
