@@ -26,11 +26,10 @@ constexpr int kTimedRuns = 3;  // after one warm-up run; the smallest counts (no
 constexpr std::array<ConvAlgo, 4> kCandidates = {ConvAlgo::cudnn, ConvAlgo::winograd, ConvAlgo::implicit,
                                                  ConvAlgo::im2col};
 
-// One pass's measurements: per candidate, its time in ms, or why it did not run.
+// One candidate's time on one pass, in ms.
 struct Timing {
     ConvAlgo algo;
-    float ms = -1.0f;     // < 0: not run
-    std::string why_not;  // set when not run
+    float ms;
 };
 
 // What a geometry's timing decided, kept for the process: each pass's winner and the line that explains it.
@@ -40,19 +39,18 @@ struct Decision {
 };
 
 // Device buffers for every tensor a pass reads or writes, zero-filled (the time of these kernels does not
-// depend on the values), and the largest workspace of the candidates.
+// depend on the values), and the workspace of the candidate being timed.
 struct Scratch {
     DeviceBuffer x, w, bias, y, dx, dw, db, workspace;
 
-    Scratch(const cpu::Conv2dGeometry& g, size_t workspace_bytes, cudaStream_t stream)
+    Scratch(const cpu::Conv2dGeometry& g, cudaStream_t stream)
         : x(floats(g.batch * g.in_channels * g.in_h * g.in_w)),
           w(floats(g.out_channels * g.in_channels_per_group() * g.kernel_h * g.kernel_w)),
           bias(floats(g.out_channels)),
           y(floats(g.output_shape().numel())),
           dx(floats(g.batch * g.in_channels * g.in_h * g.in_w)),
           dw(floats(g.out_channels * g.in_channels_per_group() * g.kernel_h * g.kernel_w)),
-          db(floats(g.out_channels)),
-          workspace(std::max<size_t>(workspace_bytes, 1)) {
+          db(floats(g.out_channels)) {
         for (DeviceBuffer* b : {&x, &w, &bias, &y}) {
             CUDACNN_CUDA_CHECK(cudaMemsetAsync(b->data(), 0, b->bytes(), stream));
         }
@@ -136,24 +134,42 @@ std::string pass_report(Pass pass, ConvAlgo winner, const std::vector<Timing>& t
 }
 
 // Times every candidate on every pass and keeps the fastest per pass; `plans` receives the candidates' plans
-// so that the winners need not be made again.
+// so that the winners need not be made again. Each candidate's workspace is allocated only while it is timed,
+// and one that cannot be allocated leaves the candidate out (Winograd's on a 224×224 layer at batch 64 is
+// gigabytes), so that a smaller GPU still gets the fastest of the rest.
 Decision decide(const cpu::Conv2dGeometry& g, const Conv2dSettings& settings, cudaStream_t stream,
                 std::vector<std::pair<ConvAlgo, std::shared_ptr<const Conv2dPlan>>>* plans) {
     std::vector<std::string> left_out;
     *plans = candidate_plans(g, settings, stream, &left_out);
-    size_t workspace_bytes = 0;
-    for (const auto& candidate : *plans) workspace_bytes = std::max(workspace_bytes, candidate.second->workspace_bytes());
-    const Scratch scratch(g, workspace_bytes, stream);
+    Scratch scratch(g, stream);
+    std::array<std::vector<Timing>, 3> timings;  // by pass
+    for (auto candidate = plans->begin(); candidate != plans->end();) {
+        const auto& [algo, plan] = *candidate;
+        try {
+            scratch.workspace = DeviceBuffer(std::max<size_t>(plan->workspace_bytes(), 1));
+        } catch (const Error& e) {
+            left_out.push_back(fmt::format("{}: its workspace of {} bytes: {}", conv_algo_name(algo),
+                                           plan->workspace_bytes(), e.what()));
+            candidate = plans->erase(candidate);
+            continue;
+        }
+        for (Pass pass : kPasses) {
+            timings[static_cast<size_t>(pass)].push_back({algo, time_pass(*plan, pass, scratch, stream)});
+        }
+        scratch.workspace.reset();
+        ++candidate;
+    }
+    CUDACNN_CHECK(!plans->empty(), "conv2d: --conv-algo fastest could not time any algorithm for this layer: {}",
+                  fmt::join(left_out, "; "));
     Decision decision;
     std::string report;
     for (Pass pass : kPasses) {
-        std::vector<Timing> timings;
-        for (const auto& [algo, plan] : *plans) timings.push_back({algo, time_pass(*plan, pass, scratch, stream), {}});
+        const std::vector<Timing>& times = timings[static_cast<size_t>(pass)];
         // The first of the smallest: ties go to the earlier candidate (kCandidates' order).
-        const auto best = std::min_element(timings.begin(), timings.end(),
+        const auto best = std::min_element(times.begin(), times.end(),
                                            [](const Timing& a, const Timing& b) { return a.ms < b.ms; });
         decision.winners[static_cast<size_t>(pass)] = best->algo;
-        report += (report.empty() ? "" : "; ") + pass_report(pass, best->algo, timings);
+        report += (report.empty() ? "" : "; ") + pass_report(pass, best->algo, times);
     }
     if (!left_out.empty()) report += fmt::format("; not timed: {}", fmt::join(left_out, "; "));
     decision.report = report;
