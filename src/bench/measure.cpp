@@ -71,6 +71,14 @@ int64_t timed_calls(const Context& context, const std::string& device) {
     return device != "gpu" ? std::min(context.options.repeats, kSlowRepeats) : context.options.repeats;
 }
 
+void set_timing(Record& r, const TimingSummary& t) {
+    r.repeats = t.count;
+    r.median_us = t.median;
+    r.min_us = t.min;
+    r.max_us = t.max;
+    r.spread_percent = t.spread_percent();
+}
+
 Record measure(Candidate& c, const Context& context) {
     Record r = c.record;
     if (!c.skipped.empty()) {
@@ -123,11 +131,7 @@ Record measure(Candidate& c, const Context& context) {
             }
         }
         const TimingSummary t = summarize(samples);
-        r.repeats = t.count;
-        r.median_us = t.median;
-        r.min_us = t.min;
-        r.max_us = t.max;
-        r.spread_percent = t.spread_percent();
+        set_timing(r, t);
         add_rates(r, context.roofline(r.device));
         if (c.images_per_call > 0 && t.median > 0) r.images_per_s = c.images_per_call / (t.median * 1e-6);
     } catch (const std::exception& e) {

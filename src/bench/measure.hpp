@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "cudacnn/bench/cases.hpp"
+#include "cudacnn/bench/timing.hpp"
 #include "cudacnn/bench/check.hpp"
 #include "cudacnn/bench/options.hpp"
 #include "cudacnn/bench/record.hpp"
@@ -69,6 +70,9 @@ struct Candidate {
 
 // Checks, warms up and times one candidate; never throws (an Error becomes status failed with its message).
 Record measure(Candidate& candidate, const Context& context);
+
+// Sets r's repeats, median, min, max and spread from t.
+void set_timing(Record& r, const TimingSummary& t);
 // The untimed and the timed calls measure() makes on `device` (gpu, emulated, cpu): the options' --warmup and
 // --repeats, at most 1 and 3 on the CPU and the emulator.
 int64_t warmup_calls(const Context& context, const std::string& device);

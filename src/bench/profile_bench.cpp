@@ -68,12 +68,7 @@ Record part_record(const Record& base, const std::string& op, const std::string&
     Record r = base;
     r.op = op;
     r.direction = direction;
-    const TimingSummary t = summarize(samples);
-    r.repeats = t.count;
-    r.median_us = t.median;
-    r.min_us = t.min;
-    r.max_us = t.max;
-    r.spread_percent = t.spread_percent();
+    set_timing(r, summarize(samples));
     return r;
 }
 

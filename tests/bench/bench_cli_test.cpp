@@ -15,6 +15,7 @@
 
 #include "cudacnn/bench/record.hpp"
 #include "cudacnn/device.hpp"
+#include "support/bench_runs.hpp"
 #include "support/temp_files.hpp"
 
 using namespace cudacnn;
@@ -23,22 +24,9 @@ using Catch::Matchers::Contains;
 
 namespace {
 
-struct Outcome {
-    int exit_code = -1;
-    std::string output;  // stdout and stderr
-};
-
-Outcome run_bench(const std::string& args, const test::TempDir& temp) {
-    const std::string log = temp.file("log.txt");
-    const std::string command = std::string(CUDACNN_BENCH_BINARY) + " " + args + " > " + log + " 2>&1";
-    const int status = std::system(command.c_str());
-    return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, test::read_bytes(log)};
-}
-
-Report read_report(const std::string& path) {
-    std::ifstream file(path);
-    return report_from_json(nlohmann::json::parse(file));
-}
+using test::Outcome;
+using test::read_report;
+using test::run_bench;
 
 const Record* find(const Report& report, const std::string& op, const std::string& direction,
                    const std::string& algorithm, const std::string& shape = "") {
