@@ -90,6 +90,15 @@ float time_pass(const Conv2dPlan& plan, Pass pass, const Scratch& s, cudaStream_
     return best;
 }
 
+// One candidate's own plan: `algo` alone, cuDNN choosing its algorithms by time as fastest does the others.
+std::shared_ptr<const Conv2dPlan> single_plan(const cpu::Conv2dGeometry& g, const Conv2dSettings& settings,
+                                              ConvAlgo algo, cudaStream_t stream) {
+    Conv2dSettings single = settings;
+    single.algo = algo;
+    single.benchmark = true;
+    return std::make_shared<const Conv2dPlan>(g, single, stream);
+}
+
 // The candidates that compute g, each as its own plan (a candidate whose plan cannot be made, e.g. cuDNN with no
 // algorithm within the workspace limit, is left out with the reason).
 std::vector<std::pair<ConvAlgo, std::shared_ptr<const Conv2dPlan>>> candidate_plans(
@@ -102,11 +111,8 @@ std::vector<std::pair<ConvAlgo, std::shared_ptr<const Conv2dPlan>>> candidate_pl
             left_out->push_back(fmt::format("{}: {}", conv_algo_name(algo), why_not));
             return;
         }
-        Conv2dSettings single = settings;
-        single.algo = algo;
-        single.benchmark = true;  // cuDNN's own choice by time, as fastest asks of the others
         try {
-            plans.emplace_back(algo, std::make_shared<const Conv2dPlan>(g, single, stream));
+            plans.emplace_back(algo, single_plan(g, settings, algo, stream));
         } catch (const Error& e) {
             left_out->push_back(fmt::format("{}: {}", conv_algo_name(algo), e.what()));
         }
@@ -226,10 +232,7 @@ void Conv2dPlan::choose_fastest(const Conv2dSettings& settings, cudaStream_t str
         const ConvAlgo winner = decision.winners[static_cast<size_t>(pass)];
         auto it = std::find_if(plans.begin(), plans.end(), [&](const auto& p) { return p.first == winner; });
         if (it == plans.end()) {  // cached: make the winner's plan (once, if two passes share it)
-            Conv2dSettings single = settings;
-            single.algo = winner;
-            single.benchmark = true;
-            plans.emplace_back(winner, std::make_shared<const Conv2dPlan>(geometry_, single, stream));
+            plans.emplace_back(winner, single_plan(geometry_, settings, winner, stream));
             it = std::prev(plans.end());
         }
         by_pass_[static_cast<size_t>(pass)] = it->second;
