@@ -1,6 +1,7 @@
 // conv2d on the device: choosing among cuDNN, the direct kernels and im2col + GEMM, and dispatching to them.
 #include "cuda/conv2d.hpp"
 
+#include <algorithm>
 #include <utility>
 
 #include "cuda/conv2d_direct.hpp"
@@ -42,6 +43,13 @@ const char* conv_algo_name(ConvAlgo algo) {
             return "fastest";
     }
     return "invalid";
+}
+
+size_t resolve_workspace_limit(size_t requested) {
+    if (requested != kWorkspaceLimitAuto) return requested;
+    size_t free_bytes = 0, total_bytes = 0;
+    CUDACNN_CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
+    return std::max(free_bytes / 8, kMinAutoWorkspaceLimit);
 }
 
 ConvAlgo parse_conv_algo(const std::string& name) {

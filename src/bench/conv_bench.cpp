@@ -13,6 +13,7 @@
 
 #include "cuda/conv2d.hpp"
 #include "cuda/gemm_backend.hpp"
+#include "cudacnn/graph/executor.hpp"
 #include "cudacnn/ops/conv2d.hpp"
 #include "measure.hpp"
 
@@ -138,7 +139,8 @@ struct PlanState {
         settings.algo = algo;
         settings.allow_tf32 = tf32;
         settings.benchmark = true;  // cuDNN: cudnnFind's fastest, as torch.backends.cudnn.benchmark = True
-        settings.workspace_limit_bytes = static_cast<size_t>(context.options.cudnn_workspace_mib) << 20;
+        settings.workspace_limit_bytes =
+            gpu::resolve_workspace_limit(graph::cudnn_workspace_limit_from_mib(context.options.cudnn_workspace_mib));
         plan = std::make_unique<gpu::Conv2dPlan>(conv.g, settings, context.s());
         workspace = DeviceBuffer(plan->workspace_bytes());
     }

@@ -38,8 +38,9 @@ const std::vector<FlagSpec>& flag_table() {
         {"csv", 0, "FILE", "write the records as CSV, the same fields"},
         {"seed", 0, "N", "seed of the random inputs (default 0)"},
         {"threads", 0, "N", "threads of the fast CPU path's steps (default 0: one per core)"},
-        {"cudnn-workspace-mib", 0, "N",
-         "the most workspace in MiB one cuDNN convolution algorithm may use in the steps (default 256)"},
+        {"cudnn-workspace-mib", 0, "N|auto",
+         "the most workspace in MiB one cuDNN convolution algorithm may use (default auto: an eighth of the GPU's "
+         "free memory, at least 256)"},
     };
     return table;
 }
@@ -122,8 +123,12 @@ ParsedBenchArgs parse_bench_args(const std::vector<std::string>& args) {
         o.threads = static_cast<int>(v->integer(0));
     }
     if (const FlagValue* v = line.last("--cudnn-workspace-mib")) {
-        if (v->integer(0) > (int64_t{1} << 20)) v->fail("must be at most 1048576 (1 TiB)");
-        o.cudnn_workspace_mib = v->integer(0);
+        if (v->text == "auto") {
+            o.cudnn_workspace_mib = -1;
+        } else {
+            if (v->integer(0) > (int64_t{1} << 20)) v->fail("must be at most 1048576 (1 TiB), or auto");
+            o.cudnn_workspace_mib = v->integer(0);
+        }
     }
     if (!o.shape.empty() && (line.has("--batch-size") || line.has("--model")))
         throw UsageError("--shape names one op with its own N; it does not take --model or --batch-size");

@@ -382,7 +382,7 @@ std::vector<Record> bench_train_step(const graph::Graph& model, Context& context
         options.precision = v.precision;
         options.gemm = v.gemm;
         options.cudnn_benchmark = v.cudnn_benchmark;
-        options.cudnn_workspace_limit_bytes = static_cast<size_t>(o.cudnn_workspace_mib) << 20;
+        options.cudnn_workspace_limit_bytes = graph::cudnn_workspace_limit_from_mib(o.cudnn_workspace_mib);
         options.fuse_relu = v.fuse_relu;
         options.conv_algo = v.conv_algo;
         options.threads = o.threads;

@@ -20,6 +20,8 @@
 #include "src/graph/backend.hpp"
 
 namespace cudacnn::graph::detail {
+
+static_assert(kCudnnWorkspaceAuto == gpu::kWorkspaceLimitAuto, "one value means auto on both sides");
 namespace {
 
 gpu::LinearShape linear_shape(const NodeArgs& a) {
@@ -82,7 +84,7 @@ class GpuBackend final : public BackendImpl {
         conv_settings_.algo = gpu::parse_conv_algo(options.conv_algo);
         conv_settings_.allow_tf32 = gemm_.math == gpu::GemmMath::tf32;  // one --precision for both
         conv_settings_.benchmark = options.cudnn_benchmark;
-        conv_settings_.workspace_limit_bytes = options.cudnn_workspace_limit_bytes;
+        conv_settings_.workspace_limit_bytes = gpu::resolve_workspace_limit(options.cudnn_workspace_limit_bytes);
         const float one = 1.0f;  // d(loss)/d(loss), which the loss backward reads from device memory
         one_ = upload(&one, 1);
     }

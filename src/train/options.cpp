@@ -405,15 +405,22 @@ const std::vector<Flag>& flags() {
          "(a few seconds at start-up; PyTorch's cudnn.benchmark)",
          [](TrainOptions& o, const Arg&) { o.cudnn_benchmark = true; },
          [](const TrainOptions& o) { return json(o.cudnn_benchmark); }},
-        {"Training", "cudnn-workspace-mib", 0, "N",
-         "the most workspace in MiB that one cuDNN convolution algorithm may use (default 256); faster algorithms "
-         "that need more are passed over, which matters for large images at large batches",
+        {"Training", "cudnn-workspace-mib", 0, "N|auto",
+         "the most workspace in MiB that one cuDNN convolution algorithm may use; faster algorithms that need "
+         "more are passed over, which matters for large images at large batches (default auto: an eighth of the "
+         "GPU's free memory, at least 256)",
          [](TrainOptions& o, const Arg& a) {
+             if (a.text == "auto") {
+                 o.cudnn_workspace_mib = -1;
+                 return;
+             }
              const int64_t mib = a.integer(0);
-             a.require(mib <= (int64_t{1} << 20), "must be at most 1048576 (1 TiB)");
+             a.require(mib <= (int64_t{1} << 20), "must be at most 1048576 (1 TiB), or auto");
              o.cudnn_workspace_mib = mib;
          },
-         [](const TrainOptions& o) { return json(o.cudnn_workspace_mib); }},
+         [](const TrainOptions& o) {
+             return o.cudnn_workspace_mib < 0 ? json("auto") : json(o.cudnn_workspace_mib);
+         }},
         {"Training", "no-cuda-graph", 0, nullptr,
          "on the GPU, launch every kernel of a step instead of replaying the step as a CUDA graph",
          [](TrainOptions& o, const Arg&) { o.cuda_graph = false; },

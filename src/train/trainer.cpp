@@ -98,7 +98,7 @@ class Run {
         e.precision = o_.precision;
         e.gemm = o_.gemm;
         e.cudnn_benchmark = o_.cudnn_benchmark;
-        e.cudnn_workspace_limit_bytes = static_cast<size_t>(o_.cudnn_workspace_mib) << 20;
+        e.cudnn_workspace_limit_bytes = graph::cudnn_workspace_limit_from_mib(o_.cudnn_workspace_mib);
         e.threads = o_.threads;
         e.optimizer = optimizer_config(o_);
         e.label_smoothing = o_.label_smoothing;

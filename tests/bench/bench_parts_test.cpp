@@ -296,8 +296,9 @@ TEST_CASE("bench flags: values, --quick's defaults and every complaint", "[bench
     CHECK_FALSE(o.step);
     CHECK(o.optimizer == "sgd");
     CHECK(parse_bench_args({"--repeats", "0", "--help"}).help);
-    CHECK(d.cudnn_workspace_mib == 256);
+    CHECK(d.cudnn_workspace_mib == -1);  // auto
     CHECK(parse_bench_args({"--cudnn-workspace-mib", "8192"}).options.cudnn_workspace_mib == 8192);
+    CHECK(parse_bench_args({"--cudnn-workspace-mib", "auto"}).options.cudnn_workspace_mib == -1);
 
     using train::UsageError;
     CHECK_THROWS_AS(parse_bench_args({"--repeat", "3"}), UsageError);

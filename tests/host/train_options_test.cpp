@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cudacnn/data/augment.hpp"
+#include "cudacnn/graph/executor.hpp"
 #include "cudacnn/train/options.hpp"
 #include "support/errors.hpp"
 #include "support/temp_files.hpp"
@@ -192,8 +193,15 @@ TEST_CASE("switches take no value and turn their setting over", "[options]") {
     CHECK(parse({}).cuda_graph);
     CHECK(parse({"--cudnn-benchmark"}).cudnn_benchmark);
     CHECK_FALSE(parse({}).cudnn_benchmark);
-    CHECK(parse({}).cudnn_workspace_mib == 256);
+    CHECK(parse({}).cudnn_workspace_mib == -1);  // auto
     CHECK(parse({"--cudnn-workspace-mib", "4096"}).cudnn_workspace_mib == 4096);
+    CHECK(parse({"--cudnn-workspace-mib", "4096", "--cudnn-workspace-mib", "auto"}).cudnn_workspace_mib == -1);
+    CHECK(to_json(parse({})).at("cudnn_workspace_mib") == "auto");
+    CHECK(options_from_json(to_json(parse({"--cudnn-workspace-mib", "64"}))).cudnn_workspace_mib == 64);
+    CHECK(options_from_json(to_json(parse({}))).cudnn_workspace_mib == -1);
+    CHECK(graph::cudnn_workspace_limit_from_mib(-1) == graph::kCudnnWorkspaceAuto);
+    CHECK(graph::cudnn_workspace_limit_from_mib(0) == 0);
+    CHECK(graph::cudnn_workspace_limit_from_mib(3) == size_t{3} << 20);
     CHECK_FALSE(o.dropout);
     CHECK_FALSE(o.shuffle);
     CHECK(o.evaluate_only);

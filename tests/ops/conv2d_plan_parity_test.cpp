@@ -108,6 +108,20 @@ TEST_CASE("Conv2dPlan: algorithm names", "[parity][conv2d_plan]") {
                       Contains("'fft' is not one of auto, cudnn, direct, im2col, implicit, winograd, own, fastest"));
 }
 
+TEST_CASE("resolve_workspace_limit: a given limit stays, auto takes an eighth of the free memory",
+          "[parity][conv2d_plan]") {
+    CHECK(gpu::resolve_workspace_limit(0) == 0);
+    CHECK(gpu::resolve_workspace_limit(size_t{3} << 20) == size_t{3} << 20);
+    // The emulator's free memory follows the host's, which other processes change: bracket the call.
+    size_t before = 0, after = 0, total_bytes = 0;
+    REQUIRE(cudaMemGetInfo(&before, &total_bytes) == cudaSuccess);
+    const size_t resolved = gpu::resolve_workspace_limit(gpu::kWorkspaceLimitAuto);
+    REQUIRE(cudaMemGetInfo(&after, &total_bytes) == cudaSuccess);
+    CHECK(resolved >= gpu::kMinAutoWorkspaceLimit);
+    CHECK(resolved >= std::max(std::min(before, after) / 8, gpu::kMinAutoWorkspaceLimit));
+    CHECK(resolved <= std::max(std::max(before, after) / 8, gpu::kMinAutoWorkspaceLimit));
+}
+
 TEST_CASE("Conv2dPlan: winograd runs only when asked for, and names what it cannot compute",
           "[parity][conv2d_plan]") {
     // auto never picks it (cuDNN, else im2col, until a GPU has timed it).

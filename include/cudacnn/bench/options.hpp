@@ -28,7 +28,7 @@ struct BenchOptions {
     std::string json_path, csv_path;   // --json FILE, --csv FILE
     uint64_t seed = 0;                 // --seed: the random inputs
     int threads = 0;                   // --threads: the fast CPU path's, 0 = one per core
-    int64_t cudnn_workspace_mib = 256;  // --cudnn-workspace-mib: the steps' cuDNN workspace limit
+    int64_t cudnn_workspace_mib = -1;  // --cudnn-workspace-mib N|auto (-1): the cuDNN workspace limit
 };
 
 struct ParsedBenchArgs {

@@ -3,6 +3,7 @@
 // activation, gradient and workspace in one arena laid out by a static memory plan.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -37,6 +38,14 @@ struct OptimizerConfig {
     double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
 };
 
+// ExecutorOptions::cudnn_workspace_limit_bytes's default: a limit chosen from the device's free memory.
+inline constexpr size_t kCudnnWorkspaceAuto = SIZE_MAX;
+
+// --cudnn-workspace-mib's value (negative: auto) as a cudnn_workspace_limit_bytes.
+inline size_t cudnn_workspace_limit_from_mib(int64_t mib) {
+    return mib < 0 ? kCudnnWorkspaceAuto : static_cast<size_t>(mib) << 20;
+}
+
 struct ExecutorOptions {
     Backend backend = Backend::cpu;
     int64_t batch_size = 128;           // the largest batch a step may get
@@ -51,8 +60,9 @@ struct ExecutorOptions {
     // fastest deterministic one wins, instead of its heuristics' first choice (torch.backends.cudnn.benchmark).
     bool cudnn_benchmark = false;
     // gpu: the most workspace one cuDNN convolution algorithm may use; faster ones that need more are passed over
-    // (--cudnn-workspace-mib; cudnn_conv2d.hpp).
-    size_t cudnn_workspace_limit_bytes = size_t{256} << 20;
+    // (--cudnn-workspace-mib; cudnn_conv2d.hpp). kCudnnWorkspaceAuto: an eighth of the device memory free when
+    // the executor is made, at least 256 MiB (gpu::resolve_workspace_limit in cuda/conv2d.hpp).
+    size_t cudnn_workspace_limit_bytes = kCudnnWorkspaceAuto;
     // gpu: a ReLU whose input is a batch norm's only use runs inside that batch norm's kernels, a ReLU whose
     // only use is a max pooling inside the pooling's kernels, and one whose only use is a dropout inside the
     // dropout's (bit for bit the same results, without writing and reading back the ReLU's tensors). Off with

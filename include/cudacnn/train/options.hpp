@@ -72,7 +72,7 @@ struct TrainOptions {
     std::string precision = "fp32";                  // --precision fp32|tf32 (the GPU's convolutions and GEMMs)
     std::string gemm = "auto";                       // --gemm auto|own|cublas
     bool cudnn_benchmark = false;                    // --cudnn-benchmark
-    int64_t cudnn_workspace_mib = 256;               // --cudnn-workspace-mib
+    int64_t cudnn_workspace_mib = -1;                // --cudnn-workspace-mib N|auto (-1)
     int threads = 0;                                 // --threads: the fast CPU path's threads, 0 = one per core
     std::string output_dir = "runs";                 // --output-dir
     int64_t save_every = 20;                         // --save-every N epochs; 0: only the final checkpoint
