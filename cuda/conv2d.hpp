@@ -58,8 +58,9 @@ size_t resolve_workspace_limit(size_t requested);
 // compute g throws Error with the reason.
 //
 // `fastest` times every algorithm that computes g (cuDNN benchmarked with cudnnFind where it is built, Winograd,
-// the implicit GEMM and im2col; direct only when none of those can) on scratch buffers, each pass once to warm
-// up and then three times, and runs each pass with the algorithm of the smallest time: the passes may differ.
+// the implicit GEMM, im2col, and the direct kernels' backward-filter; their other passes only when none of those
+// computes g) on scratch buffers, each pass once to warm up and then three times, and runs each pass with the
+// algorithm of the smallest time: the passes may differ.
 // Each candidate's workspace is allocated only while it is timed; one that does not fit in free memory is left
 // out. Timing blocks the host (tens of milliseconds per layer on a GPU; far longer under the emulator); the choice
 // is cached for the process by geometry, TF32 and device, like cudnnFind's. description() lists each pass's

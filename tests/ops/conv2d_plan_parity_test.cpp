@@ -190,8 +190,15 @@ TEST_CASE("Conv2dPlan: fastest times every algorithm per pass, keeps the fastest
                             gpu::Conv2dPlan::Pass::backward_filter}) {
         const gpu::ConvAlgo algo = first.algorithm(pass);
         CHECK((algo == gpu::ConvAlgo::cudnn || algo == gpu::ConvAlgo::winograd || algo == gpu::ConvAlgo::implicit ||
-               algo == gpu::ConvAlgo::im2col));
+               algo == gpu::ConvAlgo::im2col ||
+               (algo == gpu::ConvAlgo::direct && pass == gpu::Conv2dPlan::Pass::backward_filter)));
     }
+    // The direct kernels are timed on backward-filter only.
+    const std::string report = first.description();
+    const size_t filter_part = report.find("backward-filter ");
+    REQUIRE(filter_part != std::string::npos);
+    CHECK(report.substr(0, filter_part).find("direct") == std::string::npos);
+    CHECK(report.substr(filter_part).find("direct") != std::string::npos);
     // A second plan of the same shape reuses the choice instead of timing again.
     const gpu::Conv2dPlan second(g, fastest, nullptr);
     CHECK_THAT(second.description(), StartsWith("fastest (timings cached): "));
