@@ -175,6 +175,8 @@ Conv2dPlan::Conv2dPlan(const cpu::Conv2dGeometry& g, const Conv2dSettings& setti
             workspace_bytes_ = conv2d_winograd_workspace_bytes(g);
             break;
         case ConvAlgo::direct:
+            workspace_bytes_ = conv2d_direct_workspace_bytes(g);
+            break;
         case ConvAlgo::automatic:  // resolved by the constructor, as are own and fastest
         case ConvAlgo::own:
         case ConvAlgo::fastest:
@@ -271,7 +273,8 @@ void Conv2dPlan::backward_filter(const float* x, const float* dy, float* dw, flo
         case ConvAlgo::automatic:  // resolved by the constructor, as are own and fastest
         case ConvAlgo::own:
         case ConvAlgo::fastest:
-            return conv2d_direct_backward_filter(geometry_, x, dy, dw, dbias, stream);
+            return conv2d_direct_backward_filter(geometry_, x, dy, dw, dbias, workspace, workspace_bytes_,
+                                                 stream);
     }
 }
 

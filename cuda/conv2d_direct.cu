@@ -10,6 +10,7 @@
 #include <initializer_list>
 #include <type_traits>
 
+#include "cuda/bias_grad.hpp"
 #include "cuda/conv2d_common.cuh"
 #include "cuda/launch.cuh"
 #include "cuda/reduce.cuh"
@@ -461,6 +462,181 @@ __global__ void __launch_bounds__(kFilterThreads)
     }
 }
 
+// ---- Tiled backward-filter (stride 1, dilation 1, groups 1): a register-blocked split-k GEMM ----
+// dW (OC × C·KH·KW) = dY (OC × positions) · im2col(x)ᵀ over the N·OH·OW positions. A block owns an output
+// tile of oc_tile output channels × c_tile input channels × one window of taps and a slice of the positions;
+// each thread accumulates kTiledOc output channels × one input channel × the window's taps in registers, so
+// every staged dy value feeds kTaps FMAs and every staged x value kTiledOc.
+constexpr int kTiledThreads = 256;
+constexpr int kTiledOc = 8;  // output channels per thread: two float4 of a staged dy row
+
+struct TiledFilterPlan {
+    int oc_groups, oc_tile, oc_tiles;  // kTiledOc-channel groups per block; output channels per block; blocks
+    int c_tile, c_tiles;               // input channels per block; blocks along them
+    int pairs, position_groups;  // (oc group, channel) pairs per block; threads per pair (split positions)
+    int taps_h, taps_w, windows_h, windows_w;
+    // A staged tile: tile_images images × tile_h × tile_w output positions, every size a power of two so that
+    // a position index decodes with shifts: p = (image · tile_h + r) · tile_w + q.
+    int tile_h, tile_w, tile_images, log2_tile_w, log2_plane_tile, log2_positions;
+    int tiles_h, tiles_w, image_tiles, units;  // tiles per plane; image groups; units = staged tiles in all
+    int positions;  // tile_images · tile_h · tile_w, at least 8 (dy rows are staged 8 at once)
+    int dy_stride;  // floats per staged dy row (one position): oc_tile + 4, see stage_tiled_dy
+    int patch_h, patch_w, channel_stride;  // one image's input patch; floats between the staged channels
+    int dy_floats;                         // the dy region (also the reduction's scratch)
+    int slices;                            // position slices: partial dW copies summed by the second kernel
+};
+
+// dy_s[p][o] = dy[n0 + image, oc_begin + o, oh0 + r, ow0 + q] (0 outside dy). Element e = (o_hi, p_hi,
+// o_lo 4, p_lo 8): a warp reads 8 consecutive positions of 4 channels (32-byte segments) and, since dy_stride
+// ≡ 4, 12 or 20 (mod 32), writes 32 distinct banks.
+__device__ inline void stage_tiled_dy(float* dy_s, const float* dy, const DirectShape& s,
+                                      const TiledFilterPlan& t, int n0, int oc_begin, int oh0, int ow0) {
+    const int plane = s.out_h * s.out_w;
+    const int p_hi_bits = t.log2_positions - 3;
+    for (int e = threadIdx.x; e < t.oc_tile * t.positions; e += blockDim.x) {
+        const int p = ((e >> 5) & ((1 << p_hi_bits) - 1)) << 3 | (e & 7);
+        const int o = (e >> (5 + p_hi_bits)) << 2 | ((e >> 3) & 3);
+        const int image = p >> t.log2_plane_tile;
+        const int oh = oh0 + ((p >> t.log2_tile_w) & (t.tile_h - 1)), ow = ow0 + (p & (t.tile_w - 1));
+        const int n = n0 + image, oc = oc_begin + o;
+        const bool inside =
+            image < t.tile_images && n < s.batch && oc < s.out_channels && oh < s.out_h && ow < s.out_w;
+        dy_s[p * t.dy_stride + o] = inside ? dy[(n * s.out_channels + oc) * plane + oh * s.out_w + ow] : 0.0f;
+    }
+}
+
+// x_s[c][image][row][col] = the padded input of the tile's images, channels c_begin …, window (i0, j0).
+__device__ inline void stage_tiled_x(float* x_s, const float* x, const DirectShape& s,
+                                     const TiledFilterPlan& t, int n0, int c_begin, int row0, int col0) {
+    const int patch = t.patch_h * t.patch_w, per_channel = t.tile_images * patch;
+    for (int e = threadIdx.x; e < t.c_tile * per_channel; e += blockDim.x) {
+        const int c = e / per_channel, image = e % per_channel / patch, rc = e % patch;
+        const int n = n0 + image, channel = c_begin + c;
+        const float v = n < s.batch && channel < s.in_channels
+                            ? padded_value(x + (n * s.in_channels + channel) * s.in_h * s.in_w,
+                                           row0 + rc / t.patch_w, col0 + rc % t.patch_w, s)
+                            : 0.0f;
+        x_s[c * t.channel_stride + image * patch + rc] = v;
+    }
+}
+
+// Block b = ((slice · oc_tiles + oc tile) · c_tiles + c tile) · windows + window; thread = group · pairs +
+// pair, pair = channel · oc_groups + oc group. Writes the block's part of its slice's partial dW (laid out as
+// dw) at partials + slice · dw size; every element of every slice has exactly one writer. Deterministic: a
+// thread's positions and the sum over its pair's position groups come in a fixed order.
+template <int kTaps>
+__global__ void __launch_bounds__(kTiledThreads)
+    conv2d_direct_filter_tiled_kernel(DirectShape s, TiledFilterPlan t, const float* x, const float* dy,
+                                      float* partials) {
+    int b = blockIdx.x;
+    const int window = b % (t.windows_h * t.windows_w);
+    b /= t.windows_h * t.windows_w;
+    const int c_begin = b % t.c_tiles * t.c_tile;
+    b /= t.c_tiles;
+    const int oc_begin = b % t.oc_tiles * t.oc_tile;
+    const int slice = b / t.oc_tiles;
+    const int i0 = window / t.windows_w * t.taps_h, j0 = window % t.windows_w * t.taps_w;
+    const int kc = min(t.taps_w, s.kernel_w - j0), taps = min(t.taps_h, s.kernel_h - i0) * kc;
+    const int pair = threadIdx.x % t.pairs, group = threadIdx.x / t.pairs;
+    const int og = pair % t.oc_groups, cl = pair / t.oc_groups;
+
+    float* dy_s = dynamic_smem<float>();                                          // (positions, dy_stride)
+    float* x_s = dy_s + t.dy_floats;                                              // (c_tile, channel_stride)
+    int* x_offset_s = reinterpret_cast<int*>(x_s + t.c_tile * t.channel_stride);  // (positions)
+    const int patch = t.patch_h * t.patch_w;
+    for (int p = threadIdx.x; p < t.positions; p += blockDim.x) {
+        const int r = (p >> t.log2_tile_w) & (t.tile_h - 1), q = p & (t.tile_w - 1);
+        x_offset_s[p] = (p >> t.log2_plane_tile) * patch + r * t.patch_w + q;
+    }
+    int tap_offset[kTaps];  // registers: the loops over taps are unrolled
+#pragma unroll
+    for (int k = 0; k < kTaps; ++k) tap_offset[k] = k < taps ? k / kc * t.patch_w + k % kc : 0;
+
+    float acc[kTaps][kTiledOc] = {};
+    const int64_t unit_begin = int64_t{slice} * t.units / t.slices;
+    const int64_t unit_end = int64_t{slice + 1} * t.units / t.slices;
+    const float* dy_thread = dy_s + og * kTiledOc;
+    const float* x_thread = x_s + cl * t.channel_stride;
+    for (int unit = static_cast<int>(unit_begin); unit < unit_end; ++unit) {
+        const int spatial = unit % (t.tiles_h * t.tiles_w);
+        const int n0 = unit / (t.tiles_h * t.tiles_w) * t.tile_images;
+        const int oh0 = spatial / t.tiles_w * t.tile_h, ow0 = spatial % t.tiles_w * t.tile_w;
+        __syncthreads();  // everyone is done with the previous tile (and x_offset_s is written)
+        stage_tiled_dy(dy_s, dy, s, t, n0, oc_begin, oh0, ow0);
+        stage_tiled_x(x_s, x, s, t, n0, c_begin, oh0 - s.pad_top + i0, ow0 - s.pad_left + j0);
+        __syncthreads();  // the tile is complete
+        const int filled = min(t.tile_images, s.batch - n0) << t.log2_plane_tile;
+        for (int p = group; p < filled; p += t.position_groups) {
+            const float4 d0 = *reinterpret_cast<const float4*>(dy_thread + p * t.dy_stride);
+            const float4 d1 = *reinterpret_cast<const float4*>(dy_thread + p * t.dy_stride + 4);
+            const float* x_at = x_thread + x_offset_s[p];
+            // No branch on taps: a tap past the window reads x_at[0] into a sum that is never written.
+#pragma unroll
+            for (int k = 0; k < kTaps; ++k) {
+                const float v = x_at[tap_offset[k]];
+                acc[k][0] += v * d0.x;
+                acc[k][1] += v * d0.y;
+                acc[k][2] += v * d0.z;
+                acc[k][3] += v * d0.w;
+                acc[k][4] += v * d1.x;
+                acc[k][5] += v * d1.y;
+                acc[k][6] += v * d1.z;
+                acc[k][7] += v * d1.w;
+            }
+        }
+    }
+
+    // Per tap: every thread parks its kTiledOc sums in the dy region, then (pair, o) sums its position groups
+    // in group order.
+    float* sums_s = dy_s;  // (threads, kTiledOc)
+    const size_t dw_size = size_t(s.out_channels) * s.in_channels * s.kernel_h * s.kernel_w;
+    float* out = partials + slice * dw_size;
+#pragma unroll
+    for (int k = 0; k < kTaps; ++k) {
+        if (k < taps) {       // uniform over the block
+            __syncthreads();  // the last tile, or the previous tap, is no longer read
+            float4* mine = reinterpret_cast<float4*>(sums_s + threadIdx.x * kTiledOc);
+            mine[0] = make_float4(acc[k][0], acc[k][1], acc[k][2], acc[k][3]);
+            mine[1] = make_float4(acc[k][4], acc[k][5], acc[k][6], acc[k][7]);
+            __syncthreads();  // every thread's sums are in
+            for (int e = threadIdx.x; e < t.pairs * kTiledOc; e += blockDim.x) {
+                const int pr = e / kTiledOc, o = e % kTiledOc;
+                float sum = 0.0f;
+                for (int g = 0; g < t.position_groups; ++g) sum += sums_s[(g * t.pairs + pr) * kTiledOc + o];
+                const int oc = oc_begin + pr % t.oc_groups * kTiledOc + o, c = c_begin + pr / t.oc_groups;
+                if (oc < s.out_channels && c < s.in_channels) {
+                    out[((oc * s.in_channels + c) * s.kernel_h + i0 + k / kc) * s.kernel_w + j0 + k % kc] =
+                        sum;
+                }
+            }
+        }
+    }
+}
+
+// dw[e] = Σ_slice partials[slice · count + e]: block (32 elements, kSumWarps warps); warp w sums slices w,
+// w + kSumWarps, … of its lane's element (independent loads, so many are in flight), then lane's sums are
+// added in warp order. A fixed order for given slices: bit-reproducible.
+constexpr int kSumWarps = 8;
+
+__global__ void __launch_bounds__(32 * kSumWarps)
+    sum_filter_slices_kernel(const float* partials, int slices, int count, float* dw) {
+    __shared__ float warp_sums_s[kSumWarps][32];
+    const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+    const int e = blockIdx.x * 32 + lane;
+    float sum = 0.0f;
+    if (e < count) {
+#pragma unroll 4
+        for (int sl = warp; sl < slices; sl += kSumWarps) sum += partials[size_t(sl) * count + e];
+    }
+    warp_sums_s[warp][lane] = sum;
+    __syncthreads();  // every warp's sums are in
+    if (warp == 0 && e < count) {
+        float total = warp_sums_s[0][lane];
+        for (int w = 1; w < kSumWarps; ++w) total += warp_sums_s[w][lane];
+        dw[e] = total;
+    }
+}
+
 }  // namespace kernels
 
 namespace {
@@ -678,6 +854,136 @@ void launch_per_position(const Conv2dGeometry& g, const DirectTiling& t, const c
     });
 }
 
+// ---- The tiled backward-filter's plan ----
+using kernels::TiledFilterPlan;
+
+constexpr int kMaxFilterSlices = 256;  // bounds the partial dW copies (workspace) and the second stage's sums
+constexpr int kTiledMaxPairs = 64;     // (oc group, channel) pairs per block: ≥ 4 threads share each
+
+// Where the tiled kernel applies: stride 1, dilation 1, groups 1 (any padding numbers and mode).
+bool tiled_filter_applies(const Conv2dGeometry& g) {
+    return conv2d_direct_unsupported(g).empty() && g.stride_h == 1 && g.stride_w == 1 && g.dilation_h == 1 &&
+           g.dilation_w == 1 && g.groups == 1;
+}
+
+// The register tile's taps, an instantiated kernel's: the smallest of 1, 4, 9, 16 that holds the kernel, else
+// 16 in windows.
+int tiled_taps(const Conv2dGeometry& g) {
+    const int64_t taps = g.kernel_h * g.kernel_w;
+    return taps <= 1 ? 1 : taps <= 4 ? 4 : taps <= 9 ? 9 : 16;
+}
+
+int log2_of(int pow2) {
+    int bits = 0;
+    while ((1 << bits) < pow2) ++bits;
+    return bits;
+}
+
+// The spatial tile for a target number of positions (a power of two), and what follows from it.
+void set_tiled_tile(TiledFilterPlan& t, const Conv2dGeometry& g, int target) {
+    t.tile_w = std::min(pow2_at_least(g.out_w), 32);
+    t.tile_h = std::min(pow2_at_least(g.out_h), std::max(1, target / t.tile_w));
+    t.tile_images = std::min(pow2_at_least(g.batch), std::max(1, target / (t.tile_h * t.tile_w)));
+    t.log2_tile_w = log2_of(t.tile_w);
+    t.log2_plane_tile = log2_of(t.tile_h * t.tile_w);
+    t.positions = std::max(8, t.tile_images * t.tile_h * t.tile_w);
+    t.log2_positions = log2_of(t.positions);
+    t.patch_h = t.tile_h + t.taps_h - 1;
+    t.patch_w = t.tile_w + t.taps_w - 1;
+    // ≡ 1 (mod 32): the input channels of a warp's threads read distinct banks.
+    t.channel_stride = (t.tile_images * t.patch_h * t.patch_w + 31) / 32 * 32 + 1;
+    t.dy_floats = std::max(t.positions * t.dy_stride, t.pairs * t.position_groups * kernels::kTiledOc);
+}
+
+int64_t tiled_shared_floats(const TiledFilterPlan& t) {
+    return int64_t{t.dy_floats} + int64_t{t.c_tile} * t.channel_stride + t.positions;  // + the int table
+}
+
+TiledFilterPlan tiled_filter_plan(const Conv2dGeometry& g) {
+    TiledFilterPlan t{};
+    t.oc_groups = static_cast<int>(std::min<int64_t>(8, ceil_div(g.out_channels, kernels::kTiledOc)));
+    t.oc_tile = t.oc_groups * kernels::kTiledOc;
+    t.oc_tiles = int_ceil_div(g.out_channels, t.oc_tile);
+    t.c_tile = static_cast<int>(std::min<int64_t>(g.in_channels, kTiledMaxPairs / t.oc_groups));
+    t.c_tile = std::min(t.c_tile, 8);  // the staged patches of more channels would crowd out positions
+    t.c_tiles = int_ceil_div(g.in_channels, t.c_tile);
+    t.pairs = t.oc_groups * t.c_tile;
+    t.position_groups = kernels::kTiledThreads / t.pairs;
+    const int taps = tiled_taps(g);
+    t.taps_w = static_cast<int>(std::min<int64_t>(g.kernel_w, taps));
+    t.taps_h = static_cast<int>(std::min<int64_t>(g.kernel_h, taps / t.taps_w));
+    t.windows_h = int_ceil_div(g.kernel_h, t.taps_h);
+    t.windows_w = int_ceil_div(g.kernel_w, t.taps_w);
+    t.dy_stride = t.oc_tile + 4;  // ≡ 12, 20 or 4 (mod 32): conflict-free staging stores, float4 rows
+    int target = 256;
+    set_tiled_tile(t, g, target);
+    while (tiled_shared_floats(t) * int64_t{sizeof(float)} > kSharedBudgetBytes) {
+        CUDACNN_CHECK(target > 1,
+                      "conv2d_direct: no tiled backward-filter tile fits {} bytes of shared memory",
+                      kSharedBudgetBytes);
+        target /= 2;
+        set_tiled_tile(t, g, target);
+    }
+    t.tiles_h = int_ceil_div(g.out_h, t.tile_h);
+    t.tiles_w = int_ceil_div(g.out_w, t.tile_w);
+    t.image_tiles = int_ceil_div(g.batch, t.tile_images);
+    const int64_t units = int64_t{t.image_tiles} * t.tiles_h * t.tiles_w;
+    CUDACNN_CHECK(units <= INT_MAX, "conv2d_direct: {} position tiles exceed the tiled kernel's int range",
+                  units);
+    t.units = static_cast<int>(units);
+    // Position slices for two blocks per SM, at most one per staged tile and kMaxFilterSlices.
+    const int64_t tiles = int64_t{t.oc_tiles} * t.c_tiles * t.windows_h * t.windows_w;
+    t.slices = static_cast<int>(std::clamp<int64_t>(ceil_div(kMinFilterBlocks, tiles), 1,
+                                                    std::min<int64_t>(units, kMaxFilterSlices)));
+    return t;
+}
+
+// The partial dW copies of a sliced plan (0 for one slice, which writes dw directly).
+int64_t tiled_workspace_floats(const Conv2dGeometry& g, const TiledFilterPlan& t) {
+    return t.slices > 1 ? int64_t{t.slices} * g.out_channels * g.in_channels * g.kernel_h * g.kernel_w : 0;
+}
+
+// Calls body(std::integral_constant<int, k>) for k = taps, one of 16, 9, 4, 1.
+template <class Body>
+void with_tiled_taps(int taps, Body&& body) {
+    switch (taps) {
+        case 16:
+            return body(std::integral_constant<int, 16>{});
+        case 9:
+            return body(std::integral_constant<int, 9>{});
+        case 4:
+            return body(std::integral_constant<int, 4>{});
+        default:
+            return body(std::integral_constant<int, 1>{});
+    }
+}
+
+void tiled_backward_filter(const Conv2dGeometry& g, const float* x, const float* dy, float* dw, float* dbias,
+                           void* workspace, size_t workspace_bytes, cudaStream_t stream) {
+    constexpr const char* op = "conv2d_direct_backward_filter";
+    const TiledFilterPlan t = tiled_filter_plan(g);
+    const int64_t needed = tiled_workspace_floats(g, t) * int64_t{sizeof(float)};
+    CUDACNN_CHECK(needed == 0 || (workspace != nullptr && static_cast<int64_t>(workspace_bytes) >= needed),
+                  "{}: workspace {} of {} bytes is smaller than the {} bytes geometry {} needs; allocate "
+                  "conv2d_direct_workspace_bytes(g) bytes",
+                  op, workspace, workspace_bytes, needed, describe_conv2d_geometry(g));
+    float* partials = t.slices > 1 ? static_cast<float*>(workspace) : dw;
+    const dim3 grid = flat_grid(int64_t{t.slices} * t.oc_tiles * t.c_tiles * t.windows_h * t.windows_w, op);
+    const dim3 block(static_cast<unsigned>(t.pairs * t.position_groups));
+    const size_t shared_bytes = sizeof(float) * static_cast<size_t>(tiled_shared_floats(t));
+    with_tiled_taps(tiled_taps(g), [&](auto taps) {
+        launch(kernels::conv2d_direct_filter_tiled_kernel<decltype(taps)::value>, grid, block, shared_bytes,
+               stream, direct_shape(g), t, x, dy, partials);
+    });
+    if (t.slices > 1) {
+        const int64_t count = g.out_channels * g.in_channels * g.kernel_h * g.kernel_w;
+        launch(kernels::sum_filter_slices_kernel, flat_grid(ceil_div(count, 32), op),
+               dim3(32 * kernels::kSumWarps), 0, stream, static_cast<const float*>(partials), t.slices,
+               static_cast<int>(count), dw);
+    }
+    if (dbias != nullptr) conv_bias_grad(dy, dbias, g.batch, g.out_channels, g.out_h, g.out_w, stream);
+}
+
 }  // namespace
 
 std::string conv2d_direct_unsupported(const Conv2dGeometry& g) {
@@ -726,11 +1032,20 @@ void conv2d_direct_backward_data(const Conv2dGeometry& g, const float* dy, const
         dy, w, dx);
 }
 
+size_t conv2d_direct_workspace_bytes(const Conv2dGeometry& g) {
+    if (!tiled_filter_applies(g)) return 0;
+    return static_cast<size_t>(tiled_workspace_floats(g, tiled_filter_plan(g))) * sizeof(float);
+}
+
 void conv2d_direct_backward_filter(const Conv2dGeometry& g, const float* x, const float* dy, float* dw,
-                                   float* dbias, cudaStream_t stream) {
+                                   float* dbias, void* workspace, size_t workspace_bytes,
+                                   cudaStream_t stream) {
     constexpr const char* op = "conv2d_direct_backward_filter";
     check_supported(g, op);
     check_pointers({x, dy, dw}, "x, dy and dw", op);
+    if (tiled_filter_applies(g)) {
+        return tiled_backward_filter(g, x, dy, dw, dbias, workspace, workspace_bytes, stream);
+    }
     const DirectTiling t = backward_filter_tiling(g);
     const dim3 grid = flat_grid(
         g.groups * t.channel_tiles * g.in_channels_per_group() * int64_t{t.windows_h} * t.windows_w, op);

@@ -1,8 +1,8 @@
 // Direct conv2d on the GPU: shared-memory tiled forward, backward-data and backward-filter kernels for every
 // option of cpu::conv2d (any kernel, stride, padding numbers / 'same' / 'valid', dilation, groups and
-// depthwise, bias, padding modes zeros / reflect / replicate / circular). No workspace, no atomics:
-// every output element is summed by one thread (or one block's fixed reduction tree), so results are
-// bit-reproducible run to run.
+// depthwise, bias, padding modes zeros / reflect / replicate / circular). No atomics: every output element
+// is summed by one thread (or one block's fixed reduction tree, or slices added in order), so results are
+// bit-reproducible run to run. Only backward-filter may need a workspace (conv2d_direct_workspace_bytes).
 //
 // Tiling (chosen on the host per geometry; a stage must fit 48 KiB of dynamic shared memory, so for huge
 // dilated kernels the host shrinks first the channels staged at once, then the window of kernel taps staged
@@ -30,6 +30,15 @@
 //                    tap a warp shuffle tree plus a fixed-order sum over the channel's warps reduces them, so
 //                    the order depends only on the geometry. The blocks of input channel 0, first window,
 //                    also sum dbias.
+//                    Where stride and dilation are 1 and groups 1 (any padding), a tiled split-k kernel
+//                    replaces it: a block (≤ 256 threads) owns up to 64 output channels × up to 8 input
+//                    channels × a window of up to 16 taps and a slice of the (N, OH, OW) positions, staged in
+//                    tiles of ≤ 256 positions (dy of its output channels, the padded input patches of its
+//                    channels); each thread sums 8 output channels × 1 input channel × the window's taps in
+//                    registers over its share of a tile's positions, the block adds its threads' sums in a
+//                    fixed order and writes its slice's partial dW to the workspace (or dw, for one slice); a
+//                    second kernel adds the slices in order and conv_bias_grad (cuda/bias_grad.hpp) sums
+//                    dbias.
 // Launchers overwrite their outputs (never read them), validate the geometry against cpu::conv2d_geometry and
 // throw cudacnn::Error naming the launcher and the values on bad arguments.
 #pragma once
@@ -56,8 +65,15 @@ void conv2d_direct_forward(const cpu::Conv2dGeometry& g, const float* x, const f
 void conv2d_direct_backward_data(const cpu::Conv2dGeometry& g, const float* dy, const float* w, float* dx,
                                  cudaStream_t stream);
 
+// The workspace conv2d_direct_backward_filter needs for g, in bytes: the tiled kernel's partial dW slices,
+// 0 where it writes dw directly or does not apply (forward and backward-data need none).
+size_t conv2d_direct_workspace_bytes(const cpu::Conv2dGeometry& g);
+
 // dw (OC, C/G, KH, KW) from x and dy; and dbias (OC) = Σ_{n,oh,ow} dy when dbias != nullptr. Overwrites both.
+// `workspace` holds workspace_bytes bytes (may be null when conv2d_direct_workspace_bytes(g) is 0); one
+// smaller than that throws Error.
 void conv2d_direct_backward_filter(const cpu::Conv2dGeometry& g, const float* x, const float* dy, float* dw,
-                                   float* dbias, cudaStream_t stream);
+                                   float* dbias, void* workspace, size_t workspace_bytes,
+                                   cudaStream_t stream);
 
 }  // namespace cudacnn::gpu

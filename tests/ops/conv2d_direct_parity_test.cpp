@@ -3,6 +3,7 @@
 // and without bias; plus bit-reproducibility and the launchers' argument errors.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cstdint>
 #include <initializer_list>
 
@@ -72,6 +73,11 @@ float* floats(DeviceBuffer& b) {
     return b.data_as<float>();
 }
 
+// A NaN-poisoned workspace of conv2d_direct_workspace_bytes(g) bytes (at least one float, so never null).
+DeviceBuffer workspace_for(const Conv2dGeometry& g) {
+    return test::poisoned<float>(std::max<int64_t>(1, gpu::conv2d_direct_workspace_bytes(g) / sizeof(float)));
+}
+
 // The three kernels on NaN-poisoned outputs against cpu::conv2d and cpu::conv2d_backward.
 void check_parity(const Case& c, uint32_t seed) {
     INFO(c.name);
@@ -88,11 +94,13 @@ void check_parity(const Case& c, uint32_t seed) {
                  dy_d = test::to_device(dy);
     DeviceBuffer y_d = test::poisoned<float>(y_ref.numel()), dx_d = test::poisoned<float>(x.numel()),
                  dw_d = test::poisoned<float>(w.numel()), db_d = test::poisoned<float>(g.out_channels);
+    DeviceBuffer workspace = workspace_for(g);
     gpu::conv2d_direct_forward(g, floats(x_d), floats(w_d), c.bias ? floats(b_d) : nullptr, floats(y_d),
                                nullptr);
     gpu::conv2d_direct_backward_data(g, floats(dy_d), floats(w_d), floats(dx_d), nullptr);
     gpu::conv2d_direct_backward_filter(g, floats(x_d), floats(dy_d), floats(dw_d),
-                                       c.bias ? floats(db_d) : nullptr, nullptr);
+                                       c.bias ? floats(db_d) : nullptr, workspace.data(),
+                                       gpu::conv2d_direct_workspace_bytes(g), nullptr);
 
     const double y_error = test::max_relative_error(test::to_host<float>(y_d, y_ref.shape()), y_ref);
     const double dx_error = test::max_relative_error(test::to_host<float>(dx_d, x.shape()), grads.dx);
@@ -189,26 +197,40 @@ TEST_CASE("conv2d_direct matches the reference when a dilated kernel overflows s
 }
 
 TEST_CASE("conv2d_direct backward kernels are bit-reproducible", "[parity][conv2d_direct]") {
-    // No float atomics: the same inputs give the same bits in any fiber order.
-    const Conv2dOptions options{1, 1, 1, 1, Conv2dPaddingMode::circular};
-    const Conv2dGeometry g = cudacnn::cpu::conv2d_geometry(Shape{2, 4, 7, 5}, Shape{8, 4, 3, 3}, options);
-    DeviceBuffer x_d = test::to_device(test::random_tensor<float>(Shape{2, 4, 7, 5}, 7));
-    DeviceBuffer w_d = test::to_device(test::random_tensor<float>(Shape{8, 4, 3, 3}, 8));
-    DeviceBuffer dy_d = test::to_device(test::random_tensor<float>(g.output_shape(), 9));
-    HostTensor<float> first_dx, first_dw;
-    for (int run = 0; run < 2; ++run) {
-        DeviceBuffer dx_d = test::poisoned<float>(2 * 4 * 7 * 5), dw_d = test::poisoned<float>(8 * 4 * 3 * 3);
-        DeviceBuffer db_d = test::poisoned<float>(8);
-        gpu::conv2d_direct_backward_data(g, floats(dy_d), floats(w_d), floats(dx_d), nullptr);
-        gpu::conv2d_direct_backward_filter(g, floats(x_d), floats(dy_d), floats(dw_d), floats(db_d), nullptr);
-        const auto dx = test::to_host<float>(dx_d, Shape{2, 4, 7, 5});
-        const auto dw = test::to_host<float>(dw_d, Shape{8, 4, 3, 3});
-        if (run == 0) {
-            first_dx = dx;
-            first_dw = dw;
-        } else {
-            CHECK(test::bitwise_equal(dx, first_dx));
-            CHECK(test::bitwise_equal(dw, first_dw));
+    // No float atomics: the same inputs give the same bits in any fiber order. Backward-filter: the tiled
+    // kernel (stride 1; 4 tiles of 8x32 positions, so 4 slices summed by the second kernel) and the per-tap
+    // kernel (stride 2).
+    const Shape x_shape{2, 4, 7, 37}, w_shape{8, 4, 3, 3};
+    for (int stride : {1, 2}) {
+        INFO("stride " << stride);
+        const Conv2dOptions options{stride, 1, 1, 1, Conv2dPaddingMode::circular};
+        const Conv2dGeometry g = cudacnn::cpu::conv2d_geometry(x_shape, w_shape, options);
+        CHECK((gpu::conv2d_direct_workspace_bytes(g) > 0) == (stride == 1));
+        DeviceBuffer x_d = test::to_device(test::random_tensor<float>(x_shape, 7));
+        DeviceBuffer w_d = test::to_device(test::random_tensor<float>(w_shape, 8));
+        DeviceBuffer dy_d = test::to_device(test::random_tensor<float>(g.output_shape(), 9));
+        DeviceBuffer workspace = workspace_for(g);
+        HostTensor<float> first_dx, first_dw, first_db;
+        for (int run = 0; run < 2; ++run) {
+            DeviceBuffer dx_d = test::poisoned<float>(x_shape.numel()),
+                         dw_d = test::poisoned<float>(w_shape.numel());
+            DeviceBuffer db_d = test::poisoned<float>(8);
+            gpu::conv2d_direct_backward_data(g, floats(dy_d), floats(w_d), floats(dx_d), nullptr);
+            gpu::conv2d_direct_backward_filter(g, floats(x_d), floats(dy_d), floats(dw_d), floats(db_d),
+                                               workspace.data(), gpu::conv2d_direct_workspace_bytes(g),
+                                               nullptr);
+            const auto dx = test::to_host<float>(dx_d, x_shape);
+            const auto dw = test::to_host<float>(dw_d, w_shape);
+            const auto db = test::to_host<float>(db_d, Shape{8});
+            if (run == 0) {
+                first_dx = dx;
+                first_dw = dw;
+                first_db = db;
+            } else {
+                CHECK(test::bitwise_equal(dx, first_dx));
+                CHECK(test::bitwise_equal(dw, first_dw));
+                CHECK(test::bitwise_equal(db, first_db));
+            }
         }
     }
 }
@@ -229,10 +251,10 @@ TEST_CASE("conv2d_direct launchers reject bad arguments naming the launcher and 
 
     Conv2dGeometry wrong_output = good;
     wrong_output.out_h = 6;
-    CHECK_THAT(
-        test::error_message([&] { gpu::conv2d_direct_backward_filter(wrong_output, p, p, p, p, nullptr); }),
-        Contains("conv2d_direct_backward_filter") && Contains("output 6×5") &&
-            Contains("cpu::conv2d_geometry"));
+    CHECK_THAT(test::error_message(
+                   [&] { gpu::conv2d_direct_backward_filter(wrong_output, p, p, p, p, p, 4096, nullptr); }),
+               Contains("conv2d_direct_backward_filter") && Contains("output 6×5") &&
+                   Contains("cpu::conv2d_geometry"));
 
     Conv2dGeometry reflect_too_far = good;
     reflect_too_far.padding_mode = Conv2dPaddingMode::reflect;
@@ -246,4 +268,82 @@ TEST_CASE("conv2d_direct launchers reject bad arguments naming the launcher and 
         test::error_message([&] { gpu::conv2d_direct_backward_data(good, p, p, nullptr, nullptr); }),
         Contains("conv2d_direct_backward_data") && Contains("dy, w and dx must all be device pointers"));
     CHECK(gpu::conv2d_direct_unsupported(good).empty());
+}
+
+TEST_CASE("conv2d_direct's tiled backward-filter matches the reference on odd shapes",
+          "[parity][conv2d_direct]") {
+    // Stride 1, dilation 1, groups 1: the tiled kernel (8 output channels × one input channel × up to 16 taps
+    // per thread). Input and output channels that do not fill a thread's 8 or a block's tile, planes that are
+    // not multiples of the power-of-two tiles (columns beyond 32, rows beyond a tile), several images per
+    // tile with the last tile short, kernels in several tap windows (5x5: 15 + 10 taps, 7x7: 4 windows).
+    check_all({
+        {"C1 -> OC1, 1x1, pad 0, batch 1, 9x7", Shape{1, 1, 9, 7}, Shape{1, 1, 1, 1}, Conv2dOptions{1, 0},
+         true},
+        {"C3 -> OC7, 3x3, pad 1, batch 3, 37x5", Shape{3, 3, 37, 5}, Shape{7, 3, 3, 3}, Conv2dOptions{1, 1},
+         true},
+        {"C5 -> OC32, 5x5, pad 2, batch 3, 11x35", Shape{3, 5, 11, 35}, Shape{32, 5, 5, 5},
+         Conv2dOptions{1, 2}, true},
+        {"C3 -> OC7, 2x4, pad (1, 2), batch 1, 13x9", Shape{1, 3, 13, 9}, Shape{7, 3, 2, 4},
+         Conv2dOptions{1, Conv2dPadding(1, 2)}, false},
+        {"C5 -> OC1, 1x3, pad (0, 1), batch 3, 7x33", Shape{3, 5, 7, 33}, Shape{1, 5, 1, 3},
+         Conv2dOptions{1, Conv2dPadding(0, 1)}, true},
+        {"C1 -> OC32, 3x1, pad 2, batch 1, 5x5", Shape{1, 1, 5, 5}, Shape{32, 1, 3, 1}, Conv2dOptions{1, 2},
+         true},
+        {"C1 -> OC7, 7x7, pad 3, batch 1, 9x9", Shape{1, 1, 9, 9}, Shape{7, 1, 7, 7}, Conv2dOptions{1, 3},
+         false},
+        {"C5 -> OC7, 3x3, pad 1, batch 3, 3x5: 4 images per tile, one missing", Shape{3, 5, 3, 5},
+         Shape{7, 5, 3, 3}, Conv2dOptions{1, 1}, true},
+        {"C3 -> OC7, 1x1, batch 3, 1x1 planes", Shape{3, 3, 1, 1}, Shape{7, 3, 1, 1}, Conv2dOptions{1, 0},
+         true},
+        // 72 output channels and 9 input channels: two blocks along each (the second ones partly empty).
+        {"C9 -> OC72, 3x3, pad 1, batch 1, 5x5", Shape{1, 9, 5, 5}, Shape{72, 9, 3, 3}, Conv2dOptions{1, 1},
+         true},
+        {"C3 -> OC7, 3x3, pad 1, replicate, batch 3, 6x5", Shape{3, 3, 6, 5}, Shape{7, 3, 3, 3},
+         Conv2dOptions{1, 1, 1, 1, Conv2dPaddingMode::replicate}, true},
+    });
+}
+
+TEST_CASE("conv2d_direct's tiled backward-filter sums slices of several position tiles",
+          "[parity][conv2d_direct]") {
+    // One block tile and 264 staged tiles of 8x32 positions: 256 slices (the most), some of two tiles, so the
+    // workspace holds 256 partial copies of dW.
+    const Case c{"C1 -> OC1, 3x3, pad 1, batch 3, 2800x5", Shape{3, 1, 2800, 5}, Shape{1, 1, 3, 3},
+                 Conv2dOptions{1, 1}, true};
+    const Conv2dGeometry g = cudacnn::cpu::conv2d_geometry(c.x, c.w, c.options);
+    CHECK(gpu::conv2d_direct_workspace_bytes(g) == 256 * 9 * sizeof(float));
+    check_all({c});
+}
+
+TEST_CASE("conv2d_direct's backward-filter falls back to the per-tap kernel, without workspace",
+          "[parity][conv2d_direct]") {
+    const std::initializer_list<Case> cases = {
+        {"stride 2, C3 -> OC7, 3x3, pad 1, batch 3, 9x7", Shape{3, 3, 9, 7}, Shape{7, 3, 3, 3},
+         Conv2dOptions{2, 1}, true},
+        {"dilation 2, C5 -> OC7, 3x3, pad 2, batch 1, 9x7", Shape{1, 5, 9, 7}, Shape{7, 5, 3, 3},
+         Conv2dOptions{1, 2, 2}, true},
+        {"groups 2, C4 -> OC6, 3x3, pad 1, batch 3, 9x7", Shape{3, 4, 9, 7}, Shape{6, 2, 3, 3},
+         Conv2dOptions{1, 1, 1, 2}, true},
+    };
+    for (const Case& c : cases) {
+        INFO(c.name);
+        CHECK(gpu::conv2d_direct_workspace_bytes(cudacnn::cpu::conv2d_geometry(c.x, c.w, c.options)) == 0);
+    }
+    check_all(cases);
+}
+
+TEST_CASE("conv2d_direct_backward_filter rejects a workspace smaller than conv2d_direct_workspace_bytes",
+          "[parity][conv2d_direct]") {
+    const Conv2dGeometry g =
+        cudacnn::cpu::conv2d_geometry(Shape{2, 3, 16, 16}, Shape{32, 3, 3, 3}, Conv2dOptions{1, 1});
+    const size_t bytes = gpu::conv2d_direct_workspace_bytes(g);
+    REQUIRE(bytes > 0);  // two images, one tile each: two slices
+    DeviceBuffer buffer = test::poisoned<float>(2 * 16 * 16 * 32);
+    float* p = floats(buffer);
+    CHECK_THAT(test::error_message(
+                   [&] { gpu::conv2d_direct_backward_filter(g, p, p, p, nullptr, p, bytes - 4, nullptr); }),
+               Contains("conv2d_direct_backward_filter") && Contains("workspace") &&
+                   Contains(std::to_string(bytes)) && Contains("conv2d_direct_workspace_bytes"));
+    CHECK_THAT(test::error_message(
+                   [&] { gpu::conv2d_direct_backward_filter(g, p, p, p, nullptr, nullptr, 0, nullptr); }),
+               Contains("conv2d_direct_backward_filter") && Contains("workspace"));
 }
