@@ -465,8 +465,9 @@ __global__ void __launch_bounds__(kFilterThreads)
 // ---- Tiled backward-filter (stride 1, dilation 1, groups 1): a register-blocked split-k GEMM ----
 // dW (OC × C·KH·KW) = dY (OC × positions) · im2col(x)ᵀ over the N·OH·OW positions. A block owns an output
 // tile of oc_tile output channels × c_tile input channels × one window of taps and a slice of the positions;
-// each thread accumulates kTiledOc output channels × one input channel × the window's taps in registers, so
-// every staged dy value feeds kTaps FMAs and every staged x value kTiledOc.
+// each thread accumulates kTiledOc output channels × one input channel × the window's kWin × kWin taps in
+// registers, so every staged dy value feeds kWin² FMAs and every staged x value kTiledOc. The window is a
+// compile-time square (taps past the kernel are summed and dropped), so tap addresses are immediates.
 constexpr int kTiledThreads = 256;
 constexpr int kTiledOc = 8;  // output channels per thread: two float4 of a staged dy row
 
@@ -474,7 +475,7 @@ struct TiledFilterPlan {
     int oc_groups, oc_tile, oc_tiles;  // kTiledOc-channel groups per block; output channels per block; blocks
     int c_tile, c_tiles;               // input channels per block; blocks along them
     int pairs, position_groups;  // (oc group, channel) pairs per block; threads per pair (split positions)
-    int taps_h, taps_w, windows_h, windows_w;
+    int taps_h, taps_w, windows_h, windows_w;  // the window (kWin × kWin); windows per kernel
     // A staged tile: tile_images images × tile_h × tile_w output positions, every size a power of two so that
     // a position index decodes with shifts: p = (image · tile_h + r) · tile_w + q.
     int tile_h, tile_w, tile_images, log2_tile_w, log2_plane_tile, log2_positions;
@@ -524,7 +525,7 @@ __device__ inline void stage_tiled_x(float* x_s, const float* x, const DirectSha
 // pair, pair = channel · oc_groups + oc group. Writes the block's part of its slice's partial dW (laid out as
 // dw) at partials + slice · dw size; every element of every slice has exactly one writer. Deterministic: a
 // thread's positions and the sum over its pair's position groups come in a fixed order.
-template <int kTaps>
+template <int kWin>
 __global__ void __launch_bounds__(kTiledThreads)
     conv2d_direct_filter_tiled_kernel(DirectShape s, TiledFilterPlan t, const float* x, const float* dy,
                                       float* partials) {
@@ -535,8 +536,7 @@ __global__ void __launch_bounds__(kTiledThreads)
     b /= t.c_tiles;
     const int oc_begin = b % t.oc_tiles * t.oc_tile;
     const int slice = b / t.oc_tiles;
-    const int i0 = window / t.windows_w * t.taps_h, j0 = window % t.windows_w * t.taps_w;
-    const int kc = min(t.taps_w, s.kernel_w - j0), taps = min(t.taps_h, s.kernel_h - i0) * kc;
+    const int i0 = window / t.windows_w * kWin, j0 = window % t.windows_w * kWin;
     const int pair = threadIdx.x % t.pairs, group = threadIdx.x / t.pairs;
     const int og = pair % t.oc_groups, cl = pair / t.oc_groups;
 
@@ -548,15 +548,12 @@ __global__ void __launch_bounds__(kTiledThreads)
         const int r = (p >> t.log2_tile_w) & (t.tile_h - 1), q = p & (t.tile_w - 1);
         x_offset_s[p] = (p >> t.log2_plane_tile) * patch + r * t.patch_w + q;
     }
-    int tap_offset[kTaps];  // registers: the loops over taps are unrolled
-#pragma unroll
-    for (int k = 0; k < kTaps; ++k) tap_offset[k] = k < taps ? k / kc * t.patch_w + k % kc : 0;
 
-    float acc[kTaps][kTiledOc] = {};
+    float acc[kWin][kWin][kTiledOc] = {};
     const int64_t unit_begin = int64_t{slice} * t.units / t.slices;
     const int64_t unit_end = int64_t{slice + 1} * t.units / t.slices;
-    const float* dy_thread = dy_s + og * kTiledOc;
     const float* x_thread = x_s + cl * t.channel_stride;
+    const int dy_step = t.position_groups * t.dy_stride;
     for (int unit = static_cast<int>(unit_begin); unit < unit_end; ++unit) {
         const int spatial = unit % (t.tiles_h * t.tiles_w);
         const int n0 = unit / (t.tiles_h * t.tiles_w) * t.tile_images;
@@ -566,38 +563,45 @@ __global__ void __launch_bounds__(kTiledThreads)
         stage_tiled_x(x_s, x, s, t, n0, c_begin, oh0 - s.pad_top + i0, ow0 - s.pad_left + j0);
         __syncthreads();  // the tile is complete
         const int filled = min(t.tile_images, s.batch - n0) << t.log2_plane_tile;
-        for (int p = group; p < filled; p += t.position_groups) {
-            const float4 d0 = *reinterpret_cast<const float4*>(dy_thread + p * t.dy_stride);
-            const float4 d1 = *reinterpret_cast<const float4*>(dy_thread + p * t.dy_stride + 4);
+        const float* dy_at = dy_s + group * t.dy_stride + og * kTiledOc;
+        for (int p = group; p < filled; p += t.position_groups, dy_at += dy_step) {
+            const float4 d0 = *reinterpret_cast<const float4*>(dy_at);
+            const float4 d1 = *reinterpret_cast<const float4*>(dy_at + 4);
             const float* x_at = x_thread + x_offset_s[p];
-            // No branch on taps: a tap past the window reads x_at[0] into a sum that is never written.
 #pragma unroll
-            for (int k = 0; k < kTaps; ++k) {
-                const float v = x_at[tap_offset[k]];
-                acc[k][0] += v * d0.x;
-                acc[k][1] += v * d0.y;
-                acc[k][2] += v * d0.z;
-                acc[k][3] += v * d0.w;
-                acc[k][4] += v * d1.x;
-                acc[k][5] += v * d1.y;
-                acc[k][6] += v * d1.z;
-                acc[k][7] += v * d1.w;
+            for (int i = 0; i < kWin; ++i) {
+                const float* x_row = x_at + i * t.patch_w;
+#pragma unroll
+                for (int j = 0; j < kWin; ++j) {
+                    const float v = x_row[j];
+                    float* a = acc[i][j];
+                    a[0] += v * d0.x;
+                    a[1] += v * d0.y;
+                    a[2] += v * d0.z;
+                    a[3] += v * d0.w;
+                    a[4] += v * d1.x;
+                    a[5] += v * d1.y;
+                    a[6] += v * d1.z;
+                    a[7] += v * d1.w;
+                }
             }
         }
     }
 
-    // Per tap: every thread parks its kTiledOc sums in the dy region, then (pair, o) sums its position groups
-    // in group order.
+    // Per tap of the window inside the kernel: every thread parks its kTiledOc sums in the dy region, then
+    // (pair, o) sums its position groups in group order.
     float* sums_s = dy_s;  // (threads, kTiledOc)
     const size_t dw_size = size_t(s.out_channels) * s.in_channels * s.kernel_h * s.kernel_w;
     float* out = partials + slice * dw_size;
 #pragma unroll
-    for (int k = 0; k < kTaps; ++k) {
-        if (k < taps) {       // uniform over the block
+    for (int i = 0; i < kWin; ++i) {
+#pragma unroll
+        for (int j = 0; j < kWin; ++j) {
+            if (i0 + i >= s.kernel_h || j0 + j >= s.kernel_w) continue;  // uniform over the block
             __syncthreads();  // the last tile, or the previous tap, is no longer read
             float4* mine = reinterpret_cast<float4*>(sums_s + threadIdx.x * kTiledOc);
-            mine[0] = make_float4(acc[k][0], acc[k][1], acc[k][2], acc[k][3]);
-            mine[1] = make_float4(acc[k][4], acc[k][5], acc[k][6], acc[k][7]);
+            mine[0] = make_float4(acc[i][j][0], acc[i][j][1], acc[i][j][2], acc[i][j][3]);
+            mine[1] = make_float4(acc[i][j][4], acc[i][j][5], acc[i][j][6], acc[i][j][7]);
             __syncthreads();  // every thread's sums are in
             for (int e = threadIdx.x; e < t.pairs * kTiledOc; e += blockDim.x) {
                 const int pr = e / kTiledOc, o = e % kTiledOc;
@@ -605,8 +609,7 @@ __global__ void __launch_bounds__(kTiledThreads)
                 for (int g = 0; g < t.position_groups; ++g) sum += sums_s[(g * t.pairs + pr) * kTiledOc + o];
                 const int oc = oc_begin + pr % t.oc_groups * kTiledOc + o, c = c_begin + pr / t.oc_groups;
                 if (oc < s.out_channels && c < s.in_channels) {
-                    out[((oc * s.in_channels + c) * s.kernel_h + i0 + k / kc) * s.kernel_w + j0 + k % kc] =
-                        sum;
+                    out[((oc * s.in_channels + c) * s.kernel_h + i0 + i) * s.kernel_w + j0 + j] = sum;
                 }
             }
         }
@@ -866,11 +869,11 @@ bool tiled_filter_applies(const Conv2dGeometry& g) {
            g.dilation_w == 1 && g.groups == 1;
 }
 
-// The register tile's taps, an instantiated kernel's: the smallest of 1, 4, 9, 16 that holds the kernel, else
-// 16 in windows.
-int tiled_taps(const Conv2dGeometry& g) {
-    const int64_t taps = g.kernel_h * g.kernel_w;
-    return taps <= 1 ? 1 : taps <= 4 ? 4 : taps <= 9 ? 9 : 16;
+// The side of the kernel's square window of taps, an instantiated kernel's: the smallest of 1, 2, 3, 4 that
+// holds the kernel, else 4 in windows (a 3×3 window holds 72 sums per thread, a 4×4 one 128).
+int tiled_window(const Conv2dGeometry& g) {
+    const int64_t side = std::max(g.kernel_h, g.kernel_w);
+    return static_cast<int>(std::min<int64_t>(side, 4));
 }
 
 int log2_of(int pow2) {
@@ -909,9 +912,7 @@ TiledFilterPlan tiled_filter_plan(const Conv2dGeometry& g) {
     t.c_tiles = int_ceil_div(g.in_channels, t.c_tile);
     t.pairs = t.oc_groups * t.c_tile;
     t.position_groups = kernels::kTiledThreads / t.pairs;
-    const int taps = tiled_taps(g);
-    t.taps_w = static_cast<int>(std::min<int64_t>(g.kernel_w, taps));
-    t.taps_h = static_cast<int>(std::min<int64_t>(g.kernel_h, taps / t.taps_w));
+    t.taps_h = t.taps_w = tiled_window(g);
     t.windows_h = int_ceil_div(g.kernel_h, t.taps_h);
     t.windows_w = int_ceil_div(g.kernel_w, t.taps_w);
     t.dy_stride = t.oc_tile + 4;  // ≡ 12, 20 or 4 (mod 32): conflict-free staging stores, float4 rows
@@ -943,16 +944,16 @@ int64_t tiled_workspace_floats(const Conv2dGeometry& g, const TiledFilterPlan& t
     return t.slices > 1 ? int64_t{t.slices} * g.out_channels * g.in_channels * g.kernel_h * g.kernel_w : 0;
 }
 
-// Calls body(std::integral_constant<int, k>) for k = taps, one of 16, 9, 4, 1.
+// Calls body(std::integral_constant<int, k>) for k = the window's side, one of 4, 3, 2, 1.
 template <class Body>
-void with_tiled_taps(int taps, Body&& body) {
-    switch (taps) {
-        case 16:
-            return body(std::integral_constant<int, 16>{});
-        case 9:
-            return body(std::integral_constant<int, 9>{});
+void with_tiled_window(int side, Body&& body) {
+    switch (side) {
         case 4:
             return body(std::integral_constant<int, 4>{});
+        case 3:
+            return body(std::integral_constant<int, 3>{});
+        case 2:
+            return body(std::integral_constant<int, 2>{});
         default:
             return body(std::integral_constant<int, 1>{});
     }
@@ -971,8 +972,8 @@ void tiled_backward_filter(const Conv2dGeometry& g, const float* x, const float*
     const dim3 grid = flat_grid(int64_t{t.slices} * t.oc_tiles * t.c_tiles * t.windows_h * t.windows_w, op);
     const dim3 block(static_cast<unsigned>(t.pairs * t.position_groups));
     const size_t shared_bytes = sizeof(float) * static_cast<size_t>(tiled_shared_floats(t));
-    with_tiled_taps(tiled_taps(g), [&](auto taps) {
-        launch(kernels::conv2d_direct_filter_tiled_kernel<decltype(taps)::value>, grid, block, shared_bytes,
+    with_tiled_window(t.taps_h, [&](auto side) {
+        launch(kernels::conv2d_direct_filter_tiled_kernel<decltype(side)::value>, grid, block, shared_bytes,
                stream, direct_shape(g), t, x, dy, partials);
     });
     if (t.slices > 1) {

@@ -32,13 +32,14 @@
 //                    also sum dbias.
 //                    Where stride and dilation are 1 and groups 1 (any padding), a tiled split-k kernel
 //                    replaces it: a block (≤ 256 threads) owns up to 64 output channels × up to 8 input
-//                    channels × a window of up to 16 taps and a slice of the (N, OH, OW) positions, staged in
-//                    tiles of ≤ 256 positions (dy of its output channels, the padded input patches of its
-//                    channels); each thread sums 8 output channels × 1 input channel × the window's taps in
-//                    registers over its share of a tile's positions, the block adds its threads' sums in a
-//                    fixed order and writes its slice's partial dW to the workspace (or dw, for one slice); a
-//                    second kernel adds the slices in order and conv_bias_grad (cuda/bias_grad.hpp) sums
-//                    dbias.
+//                    channels × a square window of up to 4×4 taps (taps past the kernel are summed and
+//                    dropped; larger kernels take several windows) and a slice of the (N, OH, OW) positions,
+//                    staged in tiles of ≤ 256 positions (dy of its output channels, the padded input patches
+//                    of its channels); each thread sums 8 output channels × 1 input channel × the window's
+//                    taps in registers over its share of a tile's positions, the block adds its threads' sums
+//                    in a fixed order and writes its slice's partial dW to the workspace (or dw, for one
+//                    slice); a second kernel adds the slices in order and conv_bias_grad (cuda/bias_grad.hpp)
+//                    sums dbias.
 // Launchers overwrite their outputs (never read them), validate the geometry against cpu::conv2d_geometry and
 // throw cudacnn::Error naming the launcher and the values on bad arguments.
 #pragma once

@@ -272,10 +272,11 @@ TEST_CASE("conv2d_direct launchers reject bad arguments naming the launcher and 
 
 TEST_CASE("conv2d_direct's tiled backward-filter matches the reference on odd shapes",
           "[parity][conv2d_direct]") {
-    // Stride 1, dilation 1, groups 1: the tiled kernel (8 output channels × one input channel × up to 16 taps
-    // per thread). Input and output channels that do not fill a thread's 8 or a block's tile, planes that are
-    // not multiples of the power-of-two tiles (columns beyond 32, rows beyond a tile), several images per
-    // tile with the last tile short, kernels in several tap windows (5x5: 15 + 10 taps, 7x7: 4 windows).
+    // Stride 1, dilation 1, groups 1: the tiled kernel (8 output channels × one input channel × a square
+    // window of up to 4x4 taps per thread). Input and output channels that do not fill a thread's 8 or a
+    // block's tile, planes that are not multiples of the power-of-two tiles (columns beyond 32, rows beyond a
+    // tile), several images per tile with the last tile short, windows that overhang the kernel (2x4, 1x3,
+    // 3x1) and kernels in several windows (5x5 and 7x7: 4 windows of 4x4).
     check_all({
         {"C1 -> OC1, 1x1, pad 0, batch 1, 9x7", Shape{1, 1, 9, 7}, Shape{1, 1, 1, 1}, Conv2dOptions{1, 0},
          true},
