@@ -487,6 +487,28 @@ struct TiledFilterPlan {
     int slices;                            // position slices: partial dW copies summed by the second kernel
 };
 
+// Copies `count` elements to shared memory, thread t taking e = t, t + blockDim.x, …: in batches of
+// kStageBatch whose global loads (value(e)) are all issued before the first store (store(e, v)), so that a
+// thread waits for memory once per batch rather than once per element.
+constexpr int kStageBatch = 8;
+
+template <class Value, class Store>
+__device__ inline void stage_batched(int count, Value value, Store store) {
+    for (int e0 = threadIdx.x; e0 < count; e0 += kStageBatch * blockDim.x) {
+        float v[kStageBatch];
+#pragma unroll
+        for (int u = 0; u < kStageBatch; ++u) {
+            const int e = e0 + u * blockDim.x;
+            v[u] = e < count ? value(e) : 0.0f;
+        }
+#pragma unroll
+        for (int u = 0; u < kStageBatch; ++u) {
+            const int e = e0 + u * blockDim.x;
+            if (e < count) store(e, v[u]);
+        }
+    }
+}
+
 // dy_s[p][o] = dy[n0 + image, oc_begin + o, oh0 + r, ow0 + q] (0 outside dy). Element e = (o_hi, p_hi,
 // o_lo 4, p_lo 8): a warp reads 8 consecutive positions of 4 channels (32-byte segments) and, since dy_stride
 // ≡ 4, 12 or 20 (mod 32), writes 32 distinct banks.
@@ -494,31 +516,36 @@ __device__ inline void stage_tiled_dy(float* dy_s, const float* dy, const Direct
                                       const TiledFilterPlan& t, int n0, int oc_begin, int oh0, int ow0) {
     const int plane = s.out_h * s.out_w;
     const int p_hi_bits = t.log2_positions - 3;
-    for (int e = threadIdx.x; e < t.oc_tile * t.positions; e += blockDim.x) {
-        const int p = ((e >> 5) & ((1 << p_hi_bits) - 1)) << 3 | (e & 7);
-        const int o = (e >> (5 + p_hi_bits)) << 2 | ((e >> 3) & 3);
-        const int image = p >> t.log2_plane_tile;
-        const int oh = oh0 + ((p >> t.log2_tile_w) & (t.tile_h - 1)), ow = ow0 + (p & (t.tile_w - 1));
-        const int n = n0 + image, oc = oc_begin + o;
-        const bool inside =
-            image < t.tile_images && n < s.batch && oc < s.out_channels && oh < s.out_h && ow < s.out_w;
-        dy_s[p * t.dy_stride + o] = inside ? dy[(n * s.out_channels + oc) * plane + oh * s.out_w + ow] : 0.0f;
-    }
+    const auto position = [&](int e) { return ((e >> 5) & ((1 << p_hi_bits) - 1)) << 3 | (e & 7); };
+    const auto channel = [&](int e) { return (e >> (5 + p_hi_bits)) << 2 | ((e >> 3) & 3); };
+    stage_batched(
+        t.oc_tile * t.positions,
+        [&](int e) {
+            const int p = position(e), image = p >> t.log2_plane_tile;
+            const int oh = oh0 + ((p >> t.log2_tile_w) & (t.tile_h - 1)), ow = ow0 + (p & (t.tile_w - 1));
+            const int n = n0 + image, oc = oc_begin + channel(e);
+            const bool inside =
+                image < t.tile_images && n < s.batch && oc < s.out_channels && oh < s.out_h && ow < s.out_w;
+            return inside ? dy[(n * s.out_channels + oc) * plane + oh * s.out_w + ow] : 0.0f;
+        },
+        [&](int e, float v) { dy_s[position(e) * t.dy_stride + channel(e)] = v; });
 }
 
 // x_s[c][image][row][col] = the padded input of the tile's images, channels c_begin …, window (i0, j0).
 __device__ inline void stage_tiled_x(float* x_s, const float* x, const DirectShape& s,
                                      const TiledFilterPlan& t, int n0, int c_begin, int row0, int col0) {
     const int patch = t.patch_h * t.patch_w, per_channel = t.tile_images * patch;
-    for (int e = threadIdx.x; e < t.c_tile * per_channel; e += blockDim.x) {
-        const int c = e / per_channel, image = e % per_channel / patch, rc = e % patch;
-        const int n = n0 + image, channel = c_begin + c;
-        const float v = n < s.batch && channel < s.in_channels
-                            ? padded_value(x + (n * s.in_channels + channel) * s.in_h * s.in_w,
-                                           row0 + rc / t.patch_w, col0 + rc % t.patch_w, s)
-                            : 0.0f;
-        x_s[c * t.channel_stride + image * patch + rc] = v;
-    }
+    stage_batched(
+        t.c_tile * per_channel,
+        [&](int e) {
+            const int c = e / per_channel, image = e % per_channel / patch, rc = e % patch;
+            const int n = n0 + image, channel = c_begin + c;
+            return n < s.batch && channel < s.in_channels
+                       ? padded_value(x + (n * s.in_channels + channel) * s.in_h * s.in_w,
+                                      row0 + rc / t.patch_w, col0 + rc % t.patch_w, s)
+                       : 0.0f;
+        },
+        [&](int e, float v) { x_s[e / per_channel * t.channel_stride + e % per_channel] = v; });
 }
 
 // Block b = ((slice · oc_tiles + oc tile) · c_tiles + c tile) · windows + window; thread = group · pairs +
