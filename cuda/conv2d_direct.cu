@@ -483,7 +483,7 @@ struct TiledFilterPlan {
     int positions;  // tile_images · tile_h · tile_w, at least 8 (dy rows are staged 8 at once)
     int dy_stride;  // floats per staged dy row (one position): oc_tile + 4, see stage_tiled_dy
     int patch_h, patch_w, channel_stride;  // one image's input patch; floats between the staged channels
-    int dy_floats;                         // the dy region (also the reduction's scratch)
+    int dy_floats;                         // the dy region (also the final sums' scratch)
     int slices;                            // position slices: partial dW copies summed by the second kernel
 };
 
@@ -615,29 +615,30 @@ __global__ void __launch_bounds__(kTiledThreads)
         }
     }
 
-    // Per tap of the window inside the kernel: every thread parks its kTiledOc sums in the dy region, then
-    // (pair, o) sums its position groups in group order.
-    float* sums_s = dy_s;  // (threads, kTiledOc)
+    // Per row of the window inside the kernel: every thread parks its kWin × kTiledOc sums in the dy region,
+    // then each (pair, tap, o) sums its position groups in group order.
+    constexpr int kRowSums = kWin * kTiledOc;
+    float* sums_s = dy_s;  // (threads, kWin, kTiledOc)
     const size_t dw_size = size_t(s.out_channels) * s.in_channels * s.kernel_h * s.kernel_w;
     float* out = partials + slice * dw_size;
 #pragma unroll
     for (int i = 0; i < kWin; ++i) {
+        if (i0 + i >= s.kernel_h) continue;  // uniform over the block
+        __syncthreads();                     // the last tile, or the previous row, is no longer read
+        float4* mine = reinterpret_cast<float4*>(sums_s + threadIdx.x * kRowSums);
 #pragma unroll
         for (int j = 0; j < kWin; ++j) {
-            if (i0 + i >= s.kernel_h || j0 + j >= s.kernel_w) continue;  // uniform over the block
-            __syncthreads();  // the last tile, or the previous tap, is no longer read
-            float4* mine = reinterpret_cast<float4*>(sums_s + threadIdx.x * kTiledOc);
-            mine[0] = make_float4(acc[i][j][0], acc[i][j][1], acc[i][j][2], acc[i][j][3]);
-            mine[1] = make_float4(acc[i][j][4], acc[i][j][5], acc[i][j][6], acc[i][j][7]);
-            __syncthreads();  // every thread's sums are in
-            for (int e = threadIdx.x; e < t.pairs * kTiledOc; e += blockDim.x) {
-                const int pr = e / kTiledOc, o = e % kTiledOc;
-                float sum = 0.0f;
-                for (int g = 0; g < t.position_groups; ++g) sum += sums_s[(g * t.pairs + pr) * kTiledOc + o];
-                const int oc = oc_begin + pr % t.oc_groups * kTiledOc + o, c = c_begin + pr / t.oc_groups;
-                if (oc < s.out_channels && c < s.in_channels) {
-                    out[((oc * s.in_channels + c) * s.kernel_h + i0 + i) * s.kernel_w + j0 + j] = sum;
-                }
+            mine[2 * j] = make_float4(acc[i][j][0], acc[i][j][1], acc[i][j][2], acc[i][j][3]);
+            mine[2 * j + 1] = make_float4(acc[i][j][4], acc[i][j][5], acc[i][j][6], acc[i][j][7]);
+        }
+        __syncthreads();  // every thread's sums are in
+        for (int e = threadIdx.x; e < t.pairs * kRowSums; e += blockDim.x) {
+            const int pr = e / kRowSums, jo = e % kRowSums, j = jo / kTiledOc, o = jo % kTiledOc;
+            float sum = 0.0f;
+            for (int g = 0; g < t.position_groups; ++g) sum += sums_s[(g * t.pairs + pr) * kRowSums + jo];
+            const int oc = oc_begin + pr % t.oc_groups * kTiledOc + o, c = c_begin + pr / t.oc_groups;
+            if (j0 + j < s.kernel_w && oc < s.out_channels && c < s.in_channels) {
+                out[((oc * s.in_channels + c) * s.kernel_h + i0 + i) * s.kernel_w + j0 + j] = sum;
             }
         }
     }
@@ -922,7 +923,9 @@ void set_tiled_tile(TiledFilterPlan& t, const Conv2dGeometry& g, int target) {
     t.patch_w = t.tile_w + t.taps_w - 1;
     // ≡ 1 (mod 32): the input channels of a warp's threads read distinct banks.
     t.channel_stride = (t.tile_images * t.patch_h * t.patch_w + 31) / 32 * 32 + 1;
-    t.dy_floats = std::max(t.positions * t.dy_stride, t.pairs * t.position_groups * kernels::kTiledOc);
+    // The region also holds every thread's sums of a window row at the end.
+    t.dy_floats =
+        std::max(t.positions * t.dy_stride, t.pairs * t.position_groups * kernels::kTiledOc * t.taps_w);
 }
 
 int64_t tiled_shared_floats(const TiledFilterPlan& t) {
