@@ -37,6 +37,8 @@ const char* conv_algo_name(ConvAlgo algo) {
             return "implicit";
         case ConvAlgo::winograd:
             return "winograd";
+        case ConvAlgo::winograd4:
+            return "winograd4";
         case ConvAlgo::own:
             return "own";
         case ConvAlgo::fastest:
@@ -54,11 +56,13 @@ size_t resolve_workspace_limit(size_t requested) {
 
 ConvAlgo parse_conv_algo(const std::string& name) {
     for (ConvAlgo algo : {ConvAlgo::automatic, ConvAlgo::cudnn, ConvAlgo::direct, ConvAlgo::im2col,
-                          ConvAlgo::implicit, ConvAlgo::winograd, ConvAlgo::own, ConvAlgo::fastest}) {
+                          ConvAlgo::implicit, ConvAlgo::winograd, ConvAlgo::winograd4, ConvAlgo::own,
+                          ConvAlgo::fastest}) {
         if (name == conv_algo_name(algo)) return algo;
     }
-    CUDACNN_FAIL("conv algorithm '{}' is not one of auto, cudnn, direct, im2col, implicit, winograd, own, fastest",
-                 name);
+    CUDACNN_FAIL(
+        "conv algorithm '{}' is not one of auto, cudnn, direct, im2col, implicit, winograd, winograd4, own, fastest",
+        name);
 }
 
 std::string conv2d_unsupported(ConvAlgo algo, const cpu::Conv2dGeometry& g) {
@@ -76,18 +80,25 @@ std::string conv2d_unsupported(ConvAlgo algo, const cpu::Conv2dGeometry& g) {
         case ConvAlgo::implicit:
             return conv2d_implicit_unsupported(g);
         case ConvAlgo::winograd:
-            return conv2d_winograd_unsupported(g);
+            return conv2d_winograd_unsupported(g, WinogradTile::f2x2);
+        case ConvAlgo::winograd4:
+            return conv2d_winograd_unsupported(g, WinogradTile::f4x4);
         case ConvAlgo::automatic:
         case ConvAlgo::own:
         case ConvAlgo::fastest:
             break;
     }
     CUDACNN_FAIL(
-        "conv2d_unsupported: ask about one algorithm (cudnn, direct, im2col, implicit or winograd), not '{}'",
+        "conv2d_unsupported: ask about one algorithm (cudnn, direct, im2col, implicit, winograd or winograd4), "
+        "not '{}'",
         conv_algo_name(algo));
 }
 
 namespace {
+
+WinogradTile winograd_tile(ConvAlgo algo) {
+    return algo == ConvAlgo::winograd4 ? WinogradTile::f4x4 : WinogradTile::f2x2;
+}
 
 // The algorithm `automatic` stands for, and why the better ones were passed over ("" when none was).
 std::pair<ConvAlgo, std::string> choose_automatically(const cpu::Conv2dGeometry& g) {
@@ -172,7 +183,8 @@ Conv2dPlan::Conv2dPlan(const cpu::Conv2dGeometry& g, const Conv2dSettings& setti
             }
             break;
         case ConvAlgo::winograd:
-            workspace_bytes_ = conv2d_winograd_workspace_bytes(g);
+        case ConvAlgo::winograd4:
+            workspace_bytes_ = conv2d_winograd_workspace_bytes(g, winograd_tile(algo_));
             break;
         case ConvAlgo::direct:
             workspace_bytes_ = conv2d_direct_workspace_bytes(g);
@@ -214,7 +226,9 @@ void Conv2dPlan::forward(const float* x, const float* w, const float* bias, floa
             return conv2d_implicit_forward(geometry_, x, w, bias, y, workspace, workspace_bytes_, stream,
                                            implicit_tf32_);
         case ConvAlgo::winograd:
-            return conv2d_winograd_forward(geometry_, x, w, bias, y, workspace, workspace_bytes_, stream);
+        case ConvAlgo::winograd4:
+            return conv2d_winograd_forward(geometry_, x, w, bias, y, workspace, workspace_bytes_, stream,
+                                           winograd_tile(algo_));
         case ConvAlgo::direct:
         case ConvAlgo::automatic:  // resolved by the constructor, as are own and fastest
         case ConvAlgo::own:
@@ -240,7 +254,9 @@ void Conv2dPlan::backward_data(const float* dy, const float* w, float* dx, void*
             return conv2d_implicit_backward_data(geometry_, dy, w, dx, workspace, workspace_bytes_, stream,
                                                  implicit_tf32_);
         case ConvAlgo::winograd:
-            return conv2d_winograd_backward_data(geometry_, dy, w, dx, workspace, workspace_bytes_, stream);
+        case ConvAlgo::winograd4:
+            return conv2d_winograd_backward_data(geometry_, dy, w, dx, workspace, workspace_bytes_, stream,
+                                                 winograd_tile(algo_));
         case ConvAlgo::direct:
         case ConvAlgo::automatic:  // resolved by the constructor, as are own and fastest
         case ConvAlgo::own:
@@ -267,8 +283,9 @@ void Conv2dPlan::backward_filter(const float* x, const float* dy, float* dw, flo
             return conv2d_implicit_backward_filter(geometry_, x, dy, dw, dbias, workspace, workspace_bytes_,
                                                    stream, implicit_tf32_);
         case ConvAlgo::winograd:
+        case ConvAlgo::winograd4:
             return conv2d_winograd_backward_filter(geometry_, x, dy, dw, dbias, workspace, workspace_bytes_,
-                                                   stream);
+                                                   stream, winograd_tile(algo_));
         case ConvAlgo::direct:
         case ConvAlgo::automatic:  // resolved by the constructor, as are own and fastest
         case ConvAlgo::own:

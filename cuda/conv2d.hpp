@@ -18,9 +18,10 @@ namespace cudacnn::gpu {
 // own: the hand-written kernels only, the fastest that computes each layer (Winograd for 3×3 stride-1 layers
 // of 16 or more input channels, else the implicit GEMM, else im2col, else direct).
 // fastest: each pass of each layer by the algorithm that ran it fastest when timed (see Conv2dPlan).
-enum class ConvAlgo { automatic, cudnn, direct, im2col, implicit, winograd, own, fastest };
+// winograd: F(2×2, 3×3); winograd4: F(4×4, 3×3) (cuda/conv2d_winograd.hpp).
+enum class ConvAlgo { automatic, cudnn, direct, im2col, implicit, winograd, winograd4, own, fastest };
 
-// "auto", "cudnn", "direct", "im2col", "implicit", "winograd", "own", "fastest"
+// "auto", "cudnn", "direct", "im2col", "implicit", "winograd", "winograd4", "own", "fastest"
 const char* conv_algo_name(ConvAlgo algo);
 // The algorithm named `name`; throws Error naming the value and the choices.
 ConvAlgo parse_conv_algo(const std::string& name);
@@ -52,13 +53,13 @@ size_t resolve_workspace_limit(size_t requested);
 // The algorithm for one convolution geometry, with what it needs (cuDNN descriptors, workspace size).
 // `automatic` picks cuDNN where it is built and supports g, else im2col + GEMM (faster than the direct
 // kernels on large layers), else direct; description() says what was chosen and, for a fallback, why. The
-// implicit-GEMM kernels (cuda/conv2d_implicit.hpp) and the Winograd F(2×2, 3×3) ones
-// (cuda/conv2d_winograd.hpp) run when asked for by name, or per layer through `own` (description() then
-// names the choice and why faster ones were passed over). An explicitly requested algorithm that cannot
+// implicit-GEMM kernels (cuda/conv2d_implicit.hpp) and the Winograd F(2×2, 3×3) and F(4×4, 3×3) ones
+// (cuda/conv2d_winograd.hpp) run when asked for by name, or per layer through `own` (F(2×2) only until F(4×4)
+// is measured on a GPU; description() then names the choice and why faster ones were passed over). An explicitly requested algorithm that cannot
 // compute g throws Error with the reason.
 //
-// `fastest` times every algorithm that computes g (cuDNN benchmarked with cudnnFind where it is built, Winograd,
-// the implicit GEMM, im2col, and the direct kernels' backward-filter; their other passes only when none of those
+// `fastest` times every algorithm that computes g (cuDNN benchmarked with cudnnFind where it is built, both
+// Winograd tiles, the implicit GEMM, im2col, and the direct kernels' backward-filter; their other passes only when none of those
 // computes g) on scratch buffers, each pass once to warm up and then three times, and runs each pass with the
 // algorithm of the smallest time: the passes may differ.
 // Each candidate's workspace is allocated only while it is timed; one that does not fit in free memory is left

@@ -22,9 +22,15 @@ constexpr std::array<const char*, 3> kPassNames = {"forward", "backward-data", "
 constexpr int kTimedRuns = 3;  // after one warm-up run; the smallest counts (noise only ever adds time)
 
 // The candidates, in the order that breaks ties: the vendor's first, then the hand-written ones by how often
-// they won on an H200 (2026-11-27). The direct kernels are timed on backward-filter only (see timed_on).
-constexpr std::array<ConvAlgo, 5> kCandidates = {ConvAlgo::cudnn, ConvAlgo::winograd, ConvAlgo::implicit,
-                                                 ConvAlgo::im2col, ConvAlgo::direct};
+// they won on an H200 (2026-11-27; F(4×4) Winograd, not yet measured there, after F(2×2)). The direct kernels
+// are timed on backward-filter only (see timed_on).
+constexpr std::array<ConvAlgo, 6> kCandidates = {ConvAlgo::cudnn,    ConvAlgo::winograd, ConvAlgo::winograd4,
+                                                 ConvAlgo::implicit, ConvAlgo::im2col,   ConvAlgo::direct};
+
+// F(4×4) Winograd's transforms amplify its products' rounding about 10× (cuda/conv2d_winograd.hpp); on TF32's
+// 2^-11 that could reach ~5e-3 of a layer's outputs, beyond what --precision tf32 promises (about 1e-3).
+constexpr const char* kNoWinograd4WithTf32 =
+    "F(4×4)'s transforms would amplify TF32's rounding about tenfold (ask for it by name to use it)";
 
 // Whether `algo` is timed on `pass`. The direct kernels' forward and backward-data never came near the others
 // (3–10× slower on every CifarCNN layer of the H200 runs), so they are timed only when nothing else computes g;
@@ -114,7 +120,8 @@ std::vector<std::pair<ConvAlgo, std::shared_ptr<const Conv2dPlan>>> candidate_pl
     std::vector<std::string>* left_out) {
     std::vector<std::pair<ConvAlgo, std::shared_ptr<const Conv2dPlan>>> plans;
     auto add = [&](ConvAlgo algo) {
-        const std::string why_not = conv2d_unsupported(algo, g);
+        std::string why_not = conv2d_unsupported(algo, g);
+        if (why_not.empty() && algo == ConvAlgo::winograd4 && settings.allow_tf32) why_not = kNoWinograd4WithTf32;
         if (!why_not.empty()) {
             left_out->push_back(fmt::format("{}: {}", conv_algo_name(algo), why_not));
             return;

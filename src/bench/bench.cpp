@@ -20,9 +20,13 @@ namespace {
 std::vector<std::string> gpu_algorithms() {
     std::vector<std::string> names;
     if (!kEmulated) names = {"cudnn", "cudnn_tf32", "cublas", "cublas_tf32"};
-    for (const char* name : {"direct", "im2col", "implicit", "winograd", "kernel"}) names.emplace_back(name);
+    for (const char* name : {"direct", "im2col", "implicit", "winograd", "winograd4", "kernel"}) {
+        names.emplace_back(name);
+    }
     // The emulator's TF32 rows are as slow as its FP32 ones and add nothing to a timing there; ask by name.
-    if (!kEmulated) names.insert(names.end(), {"im2col_tf32", "implicit_tf32", "winograd_tf32", "kernel_tf32"});
+    if (!kEmulated) {
+        names.insert(names.end(), {"im2col_tf32", "implicit_tf32", "winograd_tf32", "winograd4_tf32", "kernel_tf32"});
+    }
     return names;
 }
 

@@ -160,7 +160,8 @@ void add_gpu_candidates(std::vector<Candidate>& out, gpu::ConvAlgo algo, bool tf
     const Context* ctx = &context;
     const std::string unsupported = context.gpu ? gpu::conv2d_unsupported(algo, conv->g) : "";
     // cuDNN's FFT / Winograd algorithms and the own Winograd kernels also round in their transforms.
-    const bool transforms = algo == gpu::ConvAlgo::cudnn || algo == gpu::ConvAlgo::winograd;
+    const bool transforms =
+        algo == gpu::ConvAlgo::cudnn || algo == gpu::ConvAlgo::winograd || algo == gpu::ConvAlgo::winograd4;
     const auto describe = [plan] { return plan->plan ? plan->plan->description() : std::string(); };
 
     struct Pass {
@@ -271,12 +272,13 @@ std::vector<Candidate> conv2d_candidates(const OpCase& c, Context& context) {
     conv->seed = context.options.seed;
     std::vector<Candidate> out;
     for (const gpu::ConvAlgo algo : {gpu::ConvAlgo::cudnn, gpu::ConvAlgo::direct, gpu::ConvAlgo::im2col,
-                                     gpu::ConvAlgo::implicit, gpu::ConvAlgo::winograd}) {
+                                     gpu::ConvAlgo::implicit, gpu::ConvAlgo::winograd, gpu::ConvAlgo::winograd4}) {
         const std::string name = gpu::conv_algo_name(algo);
         if (context.wants(name)) add_gpu_candidates(out, algo, false, conv, c, context);
         // cuDNN's TF32, the implicit GEMM's TF32 kernel, or the own TF32 GEMM.
         const bool has_tf32 = algo == gpu::ConvAlgo::cudnn || algo == gpu::ConvAlgo::im2col ||
-                              algo == gpu::ConvAlgo::implicit || algo == gpu::ConvAlgo::winograd;
+                              algo == gpu::ConvAlgo::implicit || algo == gpu::ConvAlgo::winograd ||
+                              algo == gpu::ConvAlgo::winograd4;
         if (has_tf32 && context.wants(name + "_tf32")) {
             add_gpu_candidates(out, algo, true, conv, c, context);
         }

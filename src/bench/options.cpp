@@ -68,7 +68,8 @@ const std::vector<std::string>& algorithm_names() {
     static const std::vector<std::string> names = {"cudnn",       "direct",        "im2col",      "cublas",
                                                    "kernel",      "cpu",           "cpu_ref",     "implicit",
                                                    "winograd",    "cudnn_tf32",    "im2col_tf32", "cublas_tf32",
-                                                   "kernel_tf32", "winograd_tf32", "implicit_tf32"};
+                                                   "kernel_tf32", "winograd_tf32", "implicit_tf32",
+                                                   "winograd4",   "winograd4_tf32"};
     return names;
 }
 
@@ -153,15 +154,15 @@ std::string bench_usage() {
         "\n";
     text += train::flags_help(flag_table());
     text +=
-        "\n--algos: cudnn, direct, im2col, implicit, winograd (conv2d), cublas (linear), kernel (the other ops'\n"
-        "kernels; augment's rows kernel and fused), cpu (the reference op by op; augment's rows cpu and\n"
+        "\n--algos: cudnn, direct, im2col, implicit, winograd, winograd4 (conv2d), cublas (linear), kernel (the\n"
+        "other ops' kernels; augment's rows kernel and fused), cpu (the reference op by op; augment's rows cpu and\n"
         "cpu_fused; the training and inference steps on the fast CPU path, --threads), cpu_ref (the steps on the\n"
         "reference ops: slow), gpu (all but the CPU ones). In the emu flavour gpu runs the emulated kernels:\n"
         "correct but slow, so use a small -b. tools/bench/cpu-vs-pytorch.sh times the fast CPU path's steps\n"
         "beside PyTorch's.\n"
-        "cudnn_tf32, im2col_tf32, implicit_tf32, winograd_tf32 (conv2d), cublas_tf32 and kernel_tf32 (linear)\n"
-        "are the same with --precision tf32: inputs rounded to TF32 on tensor cores, checked with a TF32\n"
-        "tolerance.\n"
+        "cudnn_tf32, im2col_tf32, implicit_tf32, winograd_tf32, winograd4_tf32 (conv2d), cublas_tf32 and\n"
+        "kernel_tf32 (linear) are the same with --precision tf32: inputs rounded to TF32 on tensor cores,\n"
+        "checked with a TF32 tolerance.\n"
         "\n--profile: the training and inference steps (no per-op rows), and for cuda_graph, cuda_graph_tf32, cpu\n"
         "and cpu_ref (with --filter: every step variant it selects) each node's forward and backward, the loss,\n"
         "the optimizer step and the checks timed one by one (CUDA events; one launch at a time, no CUDA graph;\n"

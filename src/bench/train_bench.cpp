@@ -321,7 +321,7 @@ std::vector<Record> bench_train_step(const graph::Graph& model, Context& context
     const BenchOptions& o = context.options;
     std::vector<StepVariant> variants;
     if (context.wants("kernel") || context.wants("direct") || context.wants("im2col") || context.wants("implicit") ||
-        context.wants("winograd") || context.wants("cudnn")) {
+        context.wants("winograd") || context.wants("winograd4") || context.wants("cudnn")) {
         variants.push_back({"kernels", graph::Backend::gpu, false});
         variants.push_back({"cuda_graph", graph::Backend::gpu, true});
         // What each of issue 11's means adds on its own, and all together (each row's note names its settings).

@@ -378,10 +378,10 @@ const std::vector<Flag>& flags() {
          [](const TrainOptions& o) { return json(o.threads); }},
         {"Training", "conv-algo", 0, "NAME",
          "convolution algorithm: auto, cudnn, direct, im2col, implicit (implicit GEMM), winograd (F(2x2, 3x3)), "
-         "own (the fastest hand-written one per layer) or fastest (each layer's passes timed on every algorithm "
-         "at the start, the fastest kept)",
+         "winograd4 (F(4x4, 3x3)), own (the fastest hand-written one per layer) or fastest (each layer's passes "
+         "timed on every algorithm at the start, the fastest kept)",
          [](TrainOptions& o, const Arg& a) {
-             a.one_of({"auto", "cudnn", "direct", "im2col", "implicit", "winograd", "own", "fastest"});
+             a.one_of({"auto", "cudnn", "direct", "im2col", "implicit", "winograd", "winograd4", "own", "fastest"});
              o.conv_algo = a.text;
          },
          [](const TrainOptions& o) { return json(o.conv_algo); }},

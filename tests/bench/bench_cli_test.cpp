@@ -159,15 +159,17 @@ TEST_CASE("cudacnn-bench checks the emulated kernels against the reference befor
     const Record* strided = find(report, "conv2d", "forward", "winograd");
     REQUIRE(strided != nullptr);
     CHECK(strided->status == Status::unsupported);
-    const Outcome winograd = run_bench(fmt::format("--shape conv2d:N=3,C=5,H=7,W=6,OC=4,K=3,P=1 --algos winograd,winograd_tf32 "
+    const Outcome winograd = run_bench(fmt::format("--shape conv2d:N=3,C=5,H=7,W=6,OC=4,K=3,P=1 --algos "
+                                                   "winograd,winograd_tf32,winograd4,winograd4_tf32 "
                                                    "--warmup 0 --repeats 1 --json {}",
                                                    temp.file("winograd.json")),
                                        temp);
     INFO(winograd.output);
     REQUIRE(winograd.exit_code == 0);
     const Report winograd_report = read_report(temp.file("winograd.json"));
-    // The same on the own TF32 GEMM (winograd_tf32): checked with the TF32 tolerance, and shown to round.
-    for (const char* algorithm : {"winograd", "winograd_tf32"}) {
+    // The same on the own TF32 GEMM (winograd_tf32): checked with the TF32 tolerance, and shown to round; and
+    // the same with F(4×4) tiles.
+    for (const char* algorithm : {"winograd", "winograd_tf32", "winograd4", "winograd4_tf32"}) {
         check_emulated_rows(winograd_report, algorithm, "N=3,C=5,H=7,W=6,OC=4,K=3,P=1");
     }
 

@@ -321,6 +321,11 @@ TEST_CASE("CifarCNN training step on the kernels with Winograd convolution match
     check_algorithm(gpu::ConvAlgo::winograd);
 }
 
+TEST_CASE("CifarCNN training step on the kernels with F(4×4) Winograd convolution matches PyTorch",
+          "[parity][cifar_cnn]") {
+    check_algorithm(gpu::ConvAlgo::winograd4);
+}
+
 // ctest runs these with CUDACNN_EMU_WORKERS=1 (tests/CMakeLists.txt): the hand-written path has no atomics
 // and no order-dependent reductions, so two runs of a step agree to the bit.
 TEST_CASE("CifarCNN training step on the kernels is bitwise repeatable (im2col)", "[determinism]") {

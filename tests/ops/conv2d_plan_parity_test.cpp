@@ -80,7 +80,7 @@ TEST_CASE("Conv2dPlan: auto prefers cuDNN, else im2col, and says what it passed 
 TEST_CASE("Conv2dPlan: every explicitly chosen algorithm this build has matches the reference",
           "[parity][conv2d_plan]") {
     for (const gpu::ConvAlgo algo : {gpu::ConvAlgo::cudnn, gpu::ConvAlgo::direct, gpu::ConvAlgo::im2col,
-                                     gpu::ConvAlgo::implicit, gpu::ConvAlgo::winograd}) {
+                                     gpu::ConvAlgo::implicit, gpu::ConvAlgo::winograd, gpu::ConvAlgo::winograd4}) {
         const cpu::Conv2dGeometry g = geometry(cpu::Conv2dPaddingMode::zeros);
         gpu::Conv2dSettings settings;
         settings.algo = algo;
@@ -104,8 +104,11 @@ TEST_CASE("Conv2dPlan: algorithm names", "[parity][conv2d_plan]") {
     CHECK(gpu::parse_conv_algo("implicit") == gpu::ConvAlgo::implicit);
     CHECK(gpu::parse_conv_algo("winograd") == gpu::ConvAlgo::winograd);
     CHECK(std::string(gpu::conv_algo_name(gpu::ConvAlgo::winograd)) == "winograd");
+    CHECK(gpu::parse_conv_algo("winograd4") == gpu::ConvAlgo::winograd4);
+    CHECK(std::string(gpu::conv_algo_name(gpu::ConvAlgo::winograd4)) == "winograd4");
     CHECK_THROWS_WITH(gpu::parse_conv_algo("fft"),
-                      Contains("'fft' is not one of auto, cudnn, direct, im2col, implicit, winograd, own, fastest"));
+                      Contains("'fft' is not one of auto, cudnn, direct, im2col, implicit, winograd, winograd4, own, "
+                               "fastest"));
 }
 
 TEST_CASE("resolve_workspace_limit: a given limit stays, auto takes an eighth of the free memory",
@@ -193,12 +196,19 @@ TEST_CASE("Conv2dPlan: fastest times every algorithm per pass, keeps the fastest
                algo == gpu::ConvAlgo::im2col ||
                (algo == gpu::ConvAlgo::direct && pass == gpu::Conv2dPlan::Pass::backward_filter)));
     }
-    // The direct kernels are timed on backward-filter only.
+    // Both Winograd tiles are timed in FP32; the direct kernels on backward-filter only.
+    CHECK_THAT(first.description(), Contains("winograd4"));
     const std::string report = first.description();
     const size_t filter_part = report.find("backward-filter ");
     REQUIRE(filter_part != std::string::npos);
     CHECK(report.substr(0, filter_part).find("direct") == std::string::npos);
     CHECK(report.substr(filter_part).find("direct") != std::string::npos);
+    // Under TF32 F(4×4) Winograd is left out, saying why.
+    gpu::Conv2dSettings fastest_tf32 = fastest;
+    fastest_tf32.allow_tf32 = true;
+    const gpu::Conv2dPlan tf32(g, fastest_tf32, nullptr);
+    CHECK_THAT(tf32.description(),
+               Contains("not timed: ") && Contains("winograd4: F(4×4)'s transforms would amplify TF32's"));
     // A second plan of the same shape reuses the choice instead of timing again.
     const gpu::Conv2dPlan second(g, fastest, nullptr);
     CHECK_THAT(second.description(), StartsWith("fastest (timings cached): "));
