@@ -921,8 +921,10 @@ void set_tiled_tile(TiledFilterPlan& t, const Conv2dGeometry& g, int target) {
     t.log2_positions = log2_of(t.positions);
     t.patch_h = t.tile_h + t.taps_h - 1;
     t.patch_w = t.tile_w + t.taps_w - 1;
-    // ≡ 1 (mod 32): the input channels of a warp's threads read distinct banks.
-    t.channel_stride = (t.tile_images * t.patch_h * t.patch_w + 31) / 32 * 32 + 1;
+    // A warp's threads read about ⌈32 / pairs⌉ consecutive positions of each of their input channels:
+    // channels skew apart modulo 32 (a power of two at least that) read distinct banks.
+    const int skew = pow2_at_least(ceil_div(32, t.pairs));
+    t.channel_stride = (t.tile_images * t.patch_h * t.patch_w + 31) / 32 * 32 + skew;
     // The region also holds every thread's sums of a window row at the end.
     t.dy_floats =
         std::max(t.positions * t.dy_stride, t.pairs * t.position_groups * kernels::kTiledOc * t.taps_w);
