@@ -84,7 +84,8 @@ class Conv2dPlan {
     // e.g. "im2col (auto: cudnn: padding_mode 'reflect' ...)", "cudnn fwd IMPLICIT_PRECOMP_GEMM, ..." or
     // "implicit (TF32 tensor cores)".
     const std::string& description() const { return description_; }
-    // The workspace every pass may use (one buffer serves all three); 0 for the direct kernels.
+    // The workspace every pass may use (one buffer serves all three); for the direct kernels only their tiled
+    // backward-filter's partial sums (0 where it does not apply).
     size_t workspace_bytes() const { return workspace_bytes_; }
 
     // The three passes with the semantics of cpu::conv2d / conv2d_backward; all device pointers, outputs
