@@ -347,4 +347,10 @@ TEST_CASE("conv2d_direct_backward_filter rejects a workspace smaller than conv2d
     CHECK_THAT(test::error_message(
                    [&] { gpu::conv2d_direct_backward_filter(g, p, p, p, nullptr, nullptr, 0, nullptr); }),
                Contains("conv2d_direct_backward_filter") && Contains("workspace"));
+    // A null workspace of the right size is named as null, not as "0x0 of N bytes smaller than N bytes".
+    CHECK_THAT(test::error_message(
+                   [&] { gpu::conv2d_direct_backward_filter(g, p, p, p, nullptr, nullptr, bytes, nullptr); }),
+               Contains("conv2d_direct_backward_filter: the workspace is null") &&
+                   Contains("needs " + std::to_string(bytes) + " bytes") &&
+                   Contains("conv2d_direct_workspace_bytes") && !Contains("is smaller"));
 }

@@ -271,9 +271,13 @@ TEST_CASE("conv2d_winograd rejects bad arguments naming the op and the values", 
         }),
         Contains("conv2d_winograd_backward_filter: workspace") &&
             Contains(std::to_string(bytes - 4) + " bytes is smaller than the " + std::to_string(bytes)));
+    // A null workspace of the right size is named as null, not as "0x0 of N bytes smaller than M bytes".
     CHECK_THAT(test::error_message(
                    [&] { gpu::conv2d_winograd_backward_data(g, yp, wp, yp, nullptr, bytes, nullptr); }),
-               Contains("conv2d_winograd_backward_data: workspace"));
+               Contains("conv2d_winograd_backward_data: the workspace is null") &&
+                   Contains("conv2d_winograd_workspace_bytes(g, tile) bytes (" + std::to_string(bytes) +
+                            " for F(2×2, 3×3))") &&
+                   !Contains("is smaller"));
     CHECK_THAT(test::error_message([&] {
                    gpu::conv2d_winograd_backward_data(g, yp, wp, nullptr, workspace.data(), bytes, nullptr);
                }),
