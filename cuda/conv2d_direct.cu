@@ -511,7 +511,8 @@ __device__ inline void stage_batched(int count, Value value, Store store) {
 
 // dy_s[p][o] = dy[n0 + image, oc_begin + o, oh0 + r, ow0 + q] (0 outside dy). Element e = (o_hi, p_hi,
 // o_lo 4, p_lo 8): a warp reads 8 consecutive positions of 4 channels (32-byte segments) and, since dy_stride
-// ≡ 4, 12 or 20 (mod 32), writes 32 distinct banks.
+// ≡ 4 (mod 8) (12, 20, 28 or 4 mod 32: 8 positions' rows start in distinct 4-bank quads), writes 32 distinct
+// banks.
 __device__ inline void stage_tiled_dy(float* dy_s, const float* dy, const DirectShape& s,
                                       const TiledFilterPlan& t, int n0, int oc_begin, int oh0, int ow0) {
     const int plane = s.out_h * s.out_w;
@@ -947,7 +948,7 @@ TiledFilterPlan tiled_filter_plan(const Conv2dGeometry& g) {
     t.taps_h = t.taps_w = tiled_window(g);
     t.windows_h = int_ceil_div(g.kernel_h, t.taps_h);
     t.windows_w = int_ceil_div(g.kernel_w, t.taps_w);
-    t.dy_stride = t.oc_tile + 4;  // ≡ 12, 20 or 4 (mod 32): conflict-free staging stores, float4 rows
+    t.dy_stride = t.oc_tile + 4;  // ≡ 4 (mod 8): conflict-free staging stores (stage_tiled_dy), float4 rows
     int target = 256;
     set_tiled_tile(t, g, target);
     while (tiled_shared_floats(t) * int64_t{sizeof(float)} > kSharedBudgetBytes) {
