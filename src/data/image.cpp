@@ -11,6 +11,7 @@
 
 #include <fmt/format.h>
 #include <jpeglib.h>
+#include <jerror.h>  // libjpeg's message codes (JWRN_JPEG_EOF)
 #include <png.h>
 
 #include "cudacnn/error.hpp"
@@ -77,12 +78,21 @@ struct JpegErrors {
     jpeg_error_mgr manager;
     std::jmp_buf jump;
     char message[JMSG_LENGTH_MAX];
+    void (*libjpeg_emit_message)(j_common_ptr, int);  // jpeg_std_error's, for the warnings we keep
 };
 
 void jpeg_error_exit(j_common_ptr info) {
     auto* errors = reinterpret_cast<JpegErrors*>(info->err);
     (*info->err->format_message)(info, errors->message);
     std::longjmp(errors->jump, 1);
+}
+
+// A file that ends before its pixels do is an error (PIL's "image file is truncated"), not libjpeg's warning
+// and grey fill: a few hundred bytes whose header claims 8192x8192 pixels would otherwise decode, resize and
+// train on 67 million invented pixels (a fuzzer found it taking minutes). Other warnings keep libjpeg's handling.
+void jpeg_emit_message(j_common_ptr info, int level) {
+    if (level < 0 && info->err->msg_code == JWRN_JPEG_EOF) jpeg_error_exit(info);
+    reinterpret_cast<JpegErrors*>(info->err)->libjpeg_emit_message(info, level);
 }
 
 // Only plain C objects live across setjmp, so the longjmp skips no destructor.
@@ -92,6 +102,8 @@ bool decode_jpeg_into(const std::string& bytes, std::vector<uint8_t>& rgb, int64
     JpegErrors errors{};
     info.err = jpeg_std_error(&errors.manager);
     errors.manager.error_exit = jpeg_error_exit;
+    errors.libjpeg_emit_message = errors.manager.emit_message;
+    errors.manager.emit_message = jpeg_emit_message;
     if (setjmp(errors.jump) != 0) {
         std::copy(std::begin(errors.message), std::end(errors.message), message);
         jpeg_destroy_decompress(&info);

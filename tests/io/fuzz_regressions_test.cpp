@@ -69,6 +69,14 @@ TEST_CASE("fuzz regressions: an image header too large for memory is refused bef
     }
 }
 
+TEST_CASE("fuzz regressions: a JPEG that ends before its pixels is damaged, refused at once", "[fuzz]") {
+    // 335 bytes whose header claims 8192 rows: libjpeg would fill 67M missing pixels with grey (minutes under the
+    // fuzzer's sanitizers); like PIL ("image file is truncated") we refuse it at its premature end.
+    const std::string path = (kFuzzDir / "regressions" / "image" / "jpeg_truncated_8192x8192.jpg").string();
+    CHECK_THROWS_WITH(cudacnn::data::read_image(path),
+                      Catch::Contains("damaged JPEG (Premature end of JPEG file)") && Catch::Contains(path));
+}
+
 TEST_CASE("fuzz regressions: JSON nested 60 000 deep is refused while parsing, before it can overflow the stack",
           "[fuzz]") {
     const fs::path dir = kFuzzDir / "regressions";
