@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <initializer_list>
 #include <type_traits>
+#include <utility>
 
 #include "cuda/bias_grad.hpp"
 #include "cuda/conv2d_common.cuh"
@@ -858,18 +859,16 @@ dim3 flat_grid(int64_t blocks, const char* op) {
     return dim3(static_cast<unsigned>(blocks));
 }
 
-// Calls body(std::integral_constant<int, k>) for k = per_thread, one of 8, 4, 2, 1.
-template <class Body>
-void with_per_thread(int per_thread, Body&& body) {
-    switch (per_thread) {
-        case 8:
-            return body(std::integral_constant<int, 8>{});
-        case 4:
-            return body(std::integral_constant<int, 4>{});
-        case 2:
-            return body(std::integral_constant<int, 2>{});
-        default:
-            return body(std::integral_constant<int, 1>{});
+// Calls body(std::integral_constant<int, K>) for the first K of Ks equal to `value`, else for the last K: a
+// run-time choice among kernels compiled for a few constants (per-thread positions, window sides).
+template <int K, int... Rest, class Body>
+void with_constant(int value, Body&& body) {
+    if constexpr (sizeof...(Rest) == 0) {
+        body(std::integral_constant<int, K>{});
+    } else if (value == K) {
+        body(std::integral_constant<int, K>{});
+    } else {
+        with_constant<Rest...>(value, std::forward<Body>(body));
     }
 }
 
@@ -881,7 +880,7 @@ void launch_per_position(const Conv2dGeometry& g, const DirectTiling& t, const c
     const dim3 grid = flat_grid(g.batch * g.groups * t.channel_tiles * t.tiles_h * t.tiles_w, op);
     const dim3 block(t.tile_h * t.tile_w, t.rows);
     const size_t shared_bytes = sizeof(float) * static_cast<size_t>(stage_floats(t));
-    with_per_thread(t.per_thread, [&](auto per_thread) {
+    with_constant<8, 4, 2, 1>(t.per_thread, [&](auto per_thread) {
         launch(kernel_for(per_thread), grid, block, shared_bytes, stream, direct_shape(g), t, args...);
     });
 }
@@ -977,21 +976,6 @@ int64_t tiled_workspace_floats(const Conv2dGeometry& g, const TiledFilterPlan& t
     return t.slices > 1 ? int64_t{t.slices} * g.out_channels * g.in_channels * g.kernel_h * g.kernel_w : 0;
 }
 
-// Calls body(std::integral_constant<int, k>) for k = the window's side, one of 4, 3, 2, 1.
-template <class Body>
-void with_tiled_window(int side, Body&& body) {
-    switch (side) {
-        case 4:
-            return body(std::integral_constant<int, 4>{});
-        case 3:
-            return body(std::integral_constant<int, 3>{});
-        case 2:
-            return body(std::integral_constant<int, 2>{});
-        default:
-            return body(std::integral_constant<int, 1>{});
-    }
-}
-
 void tiled_backward_filter(const Conv2dGeometry& g, const float* x, const float* dy, float* dw, float* dbias,
                            void* workspace, size_t workspace_bytes, cudaStream_t stream) {
     constexpr const char* op = "conv2d_direct_backward_filter";
@@ -1010,7 +994,7 @@ void tiled_backward_filter(const Conv2dGeometry& g, const float* x, const float*
     const dim3 grid = flat_grid(int64_t{t.slices} * t.oc_tiles * t.c_tiles * t.windows_h * t.windows_w, op);
     const dim3 block(static_cast<unsigned>(t.pairs * t.position_groups));
     const size_t shared_bytes = sizeof(float) * static_cast<size_t>(tiled_shared_floats(t));
-    with_tiled_window(t.taps_h, [&](auto side) {
+    with_constant<4, 3, 2, 1>(t.taps_h, [&](auto side) {
         launch(kernels::conv2d_direct_filter_tiled_kernel<decltype(side)::value>, grid, block, shared_bytes,
                stream, direct_shape(g), t, x, dy, partials);
     });
