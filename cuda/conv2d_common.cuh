@@ -59,6 +59,24 @@ inline std::string conv2d_geometry_problem(const cpu::Conv2dGeometry& g) {
         describe_conv2d_geometry(g), describe_conv2d_geometry(resolved));
 }
 
+// Checks that a caller passed the `needed` bytes of workspace; sizer() says how to get them (e.g.
+// "conv2d_implicit_workspace_bytes(g) bytes (8192)"), called only for a message since the check runs at every
+// launch. A null workspace gets its own message: "0x0 of 0 bytes is smaller than the N bytes" would point at
+// the size, not at the missing buffer.
+template <class Sizer>
+void check_conv2d_workspace(const char* op, const cpu::Conv2dGeometry& g, const void* workspace, size_t bytes,
+                            int64_t needed, Sizer&& sizer) {
+    if (needed == 0) return;
+    CUDACNN_CHECK(workspace != nullptr,
+                  "{}: the workspace is null, but this call needs {} bytes of it for geometry {}; pass a device "
+                  "buffer of {}",
+                  op, needed, describe_conv2d_geometry(g), sizer());
+    CUDACNN_CHECK(static_cast<int64_t>(bytes) >= needed,
+                  "{}: workspace {} of {} bytes is smaller than the {} bytes this call needs for geometry {}; "
+                  "allocate {}",
+                  op, workspace, bytes, needed, describe_conv2d_geometry(g), sizer());
+}
+
 namespace kernels {
 
 // The input index that padded position i (i < 0 and i ≥ size lie in the padding) reads, or -1 for a zero:

@@ -981,15 +981,9 @@ void tiled_backward_filter(const Conv2dGeometry& g, const float* x, const float*
     constexpr const char* op = "conv2d_direct_backward_filter";
     const TiledFilterPlan t = tiled_filter_plan(g);
     const int64_t needed = tiled_workspace_floats(g, t) * int64_t{sizeof(float)};
-    // A null workspace gets its own message: "0x0 of N bytes is smaller than the N bytes" would be false.
-    CUDACNN_CHECK(needed == 0 || workspace != nullptr,
-                  "{}: the workspace is null, but geometry {} needs {} bytes of it; pass a device buffer of "
-                  "conv2d_direct_workspace_bytes(g) bytes",
-                  op, describe_conv2d_geometry(g), needed);
-    CUDACNN_CHECK(needed == 0 || static_cast<int64_t>(workspace_bytes) >= needed,
-                  "{}: workspace {} of {} bytes is smaller than the {} bytes geometry {} needs; allocate "
-                  "conv2d_direct_workspace_bytes(g) bytes",
-                  op, workspace, workspace_bytes, needed, describe_conv2d_geometry(g));
+    check_conv2d_workspace(op, g, workspace, workspace_bytes, needed, [&] {
+        return fmt::format("conv2d_direct_workspace_bytes(g) bytes ({})", conv2d_direct_workspace_bytes(g));
+    });
     float* partials = t.slices > 1 ? static_cast<float*>(workspace) : dw;
     const dim3 grid = flat_grid(int64_t{t.slices} * t.oc_tiles * t.c_tiles * t.windows_h * t.windows_w, op);
     const dim3 block(static_cast<unsigned>(t.pairs * t.position_groups));

@@ -567,12 +567,9 @@ void check_pointers(std::initializer_list<const void*> pointers, const char* nam
 
 void check_workspace(const Conv2dGeometry& g, const void* workspace, size_t bytes, int64_t floats,
                      const char* op) {
-    const int64_t needed = floats * int64_t{sizeof(float)};
-    CUDACNN_CHECK(needed == 0 || (workspace != nullptr && static_cast<int64_t>(bytes) >= needed),
-                  "{}: workspace {} of {} bytes is smaller than the {} bytes this call needs "
-                  "(conv2d_implicit_workspace_bytes gives {}) for geometry {}",
-                  op, workspace, bytes, needed, conv2d_implicit_workspace_bytes(g),
-                  describe_conv2d_geometry(g));
+    check_conv2d_workspace(op, g, workspace, bytes, floats * int64_t{sizeof(float)}, [&] {
+        return fmt::format("conv2d_implicit_workspace_bytes(g) bytes ({})", conv2d_implicit_workspace_bytes(g));
+    });
 }
 
 // Launches the implicit GEMM (TF32 on tensor cores when kTf32) with the block tile that fits m (the rows of

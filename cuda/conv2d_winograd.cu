@@ -490,18 +490,10 @@ void check_pointers(std::initializer_list<const void*> pointers, const char* nam
 // Returns the workspace as floats once it holds `floats`.
 float* checked_workspace(const Conv2dGeometry& g, WinogradTile tile, void* workspace, size_t bytes,
                          int64_t floats, const char* op) {
-    const int64_t needed = floats * int64_t{sizeof(float)};
-    // A null workspace gets its own message: "0x0 of N bytes is smaller than the N bytes" would be false.
-    CUDACNN_CHECK(workspace != nullptr,
-                  "{}: the workspace is null, but this call needs {} bytes of it for geometry {}; pass a "
-                  "device buffer of conv2d_winograd_workspace_bytes(g, tile) bytes ({} for {})",
-                  op, needed, describe_conv2d_geometry(g), conv2d_winograd_workspace_bytes(g, tile),
-                  winograd_tile_name(tile));
-    CUDACNN_CHECK(static_cast<int64_t>(bytes) >= needed,
-                  "{}: workspace {} of {} bytes is smaller than the {} bytes this call needs "
-                  "(conv2d_winograd_workspace_bytes gives {} for {}) for geometry {}",
-                  op, workspace, bytes, needed, conv2d_winograd_workspace_bytes(g, tile),
-                  winograd_tile_name(tile), describe_conv2d_geometry(g));
+    check_conv2d_workspace(op, g, workspace, bytes, floats * int64_t{sizeof(float)}, [&] {
+        return fmt::format("conv2d_winograd_workspace_bytes(g, tile) bytes ({} for {})",
+                           conv2d_winograd_workspace_bytes(g, tile), winograd_tile_name(tile));
+    });
     return static_cast<float*>(workspace);
 }
 

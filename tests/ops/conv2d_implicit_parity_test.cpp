@@ -204,9 +204,9 @@ TEST_CASE("conv2d_implicit rejects bad arguments naming the op and the values", 
                    gpu::conv2d_implicit_forward(split, big.data_as<float>(), big.data_as<float>(), nullptr,
                                                 big.data_as<float>(), nullptr, 0, nullptr);
                }),
-               Contains("conv2d_implicit_forward: workspace") &&
-                   Contains("of 0 bytes is smaller than the " + std::to_string(2 * 256 * 16 * sizeof(float)) +
-                            " bytes this call needs"));
+               Contains("conv2d_implicit_forward: the workspace is null") &&
+                   Contains("the workspace is null, but this call needs " +
+                            std::to_string(2 * 256 * 16 * sizeof(float)) + " bytes"));
 
     cpu::Conv2dGeometry wrong_output = g;
     wrong_output.out_w = 4;

@@ -263,7 +263,8 @@ TEST_CASE("conv2d_winograd rejects bad arguments naming the op and the values", 
                Contains("conv2d_winograd_forward: workspace") &&
                    Contains(std::to_string(forward_bytes - 4) + " bytes is smaller than the " +
                             std::to_string(forward_bytes) + " bytes this call needs") &&
-                   Contains("conv2d_winograd_workspace_bytes gives " + std::to_string(bytes)));
+                   Contains("allocate conv2d_winograd_workspace_bytes(g, tile) bytes (" + std::to_string(bytes) +
+                            " for F(2×2, 3×3))"));
     CHECK_THAT(
         test::error_message([&] {
             gpu::conv2d_winograd_backward_filter(g, xp, yp, yp, nullptr, workspace.data(), bytes - 4,
@@ -329,7 +330,8 @@ TEST_CASE("conv2d_winograd's F(4×4) workspace is sized and checked per directio
         Contains("conv2d_winograd_forward: workspace") &&
             Contains(std::to_string(forward_bytes - 4) + " bytes is smaller than the " +
                      std::to_string(forward_bytes) + " bytes this call needs") &&
-            Contains("conv2d_winograd_workspace_bytes gives " + std::to_string(bytes) + " for F(4×4, 3×3)"));
+            Contains("allocate conv2d_winograd_workspace_bytes(g, tile) bytes (" + std::to_string(bytes) +
+                            " for F(4×4, 3×3))"));
     // Backward-data: U 36 · 3 · 4 = 432 (448 long), V 36 · 4 · 8 = 1152, M 36 · 3 · 8 = 864.
     const size_t data_bytes = (448 + 1152 + 864) * sizeof(float);
     CHECK_THAT(test::error_message([&] {
