@@ -272,7 +272,7 @@ TEST_CASE("tools/bench: pytorch_bench.py writes cudacnn-bench's schema and repor
     const test::TempDir temp;
     const std::string tools = std::string(CUDACNN_FIXTURES_DIR) + "/../../tools/bench";
     const std::string log = temp.file("python.txt");
-    const int torch_status = std::system(fmt::format("{} {}/pytorch_bench.py --quick -b 2 --variants eager,compile --augment-batches 2 "
+    const int torch_status = std::system(fmt::format("{} {}/pytorch_bench.py --quick -b 2 --variants eager,bf16,compile --augment-batches 2 "
                                                      "--json {} > {} 2>&1",
                                                      python, tools, temp.file("torch.json"), log)
                                              .c_str());
@@ -286,6 +286,11 @@ TEST_CASE("tools/bench: pytorch_bench.py writes cudacnn-bench's schema and repor
     CHECK(find(torch, "train_step", "step", "torch_eager", "model=cifar_cnn,N=2")->images_per_s > 0.0);
     CHECK(find(torch, "epoch", "estimate", "torch_eager", "model=cifar_cnn,N=2")->epoch_s > 0.0);
     if (torch.device == "cpu") CHECK(find(torch, "train_step", "step", "torch_compile")->status == Status::skipped);
+    // Autocast to bfloat16 runs on the CPU too (PyTorch 1.13 has it), so this machine checks the variant's code.
+    const Record* bf16 = find(torch, "train_step", "step", "torch_bf16", "model=cifar_cnn,N=2");
+    REQUIRE(bf16 != nullptr);
+    CHECK(bf16->status == Status::ok);
+    CHECK(find(torch, "conv2d", "forward", "torch_bf16", "N=2,C=3,H=32,W=32,OC=32,K=3,P=1")->status == Status::ok);
     // The augmentation ops with torchvision (Debian's python3-torchvision beside python3-torch), under our shapes.
     const bool torchvision = std::system(fmt::format("{} -c 'import torchvision' > /dev/null 2>&1", python).c_str()) == 0;
     for (const char* algorithm : {"torch_tv_loop", "torch_tv_batch"}) {
@@ -307,9 +312,14 @@ TEST_CASE("tools/bench: pytorch_bench.py writes cudacnn-bench's schema and repor
         run_bench(fmt::format("--shape augment:OP=hflip,N=2 --algos cpu --json {}", temp.file("augment.json")), temp);
     INFO(augment.output);
     REQUIRE(augment.exit_code == 0);
-    const int report_status = std::system(fmt::format("{} {}/report.py {} {} {} --out {} > {} 2>&1", python, tools,
+    const Outcome profile = run_bench(
+        fmt::format("--quick --model small_cnn -b 2 --algos cpu --profile --json {}", temp.file("profile.json")), temp);
+    INFO(profile.output);
+    REQUIRE(profile.exit_code == 0);
+    const int report_status = std::system(fmt::format("{} {}/report.py {} {} {} {} --out {} > {} 2>&1", python, tools,
                                                       temp.file("ours.json"), temp.file("augment.json"),
-                                                      temp.file("torch.json"), temp.file("report.md"), log)
+                                                      temp.file("profile.json"), temp.file("torch.json"),
+                                                      temp.file("report.md"), log)
                                               .c_str());
     REQUIRE(report_status == 0);
     const std::string report = test::read_bytes(temp.file("report.md"));
@@ -321,4 +331,11 @@ TEST_CASE("tools/bench: pytorch_bench.py writes cudacnn-bench's schema and repor
     if (torchvision) CHECK_THAT(report, Contains("| augment | OP=hflip,N=2 | forward | "));
     CHECK_THAT(report, Contains("| conv2d | N=2,C=3,H=32,W=32,OC=32,K=3,P=1 | forward | "));
     CHECK_THAT(report, Contains("| train_step | model=cifar_cnn,N=2 | step | – | "));
+    // --profile's per-node records get tables of their own, not rows of the comparison.
+    CHECK_THAT(report, !Contains("| train_profile |") && !Contains("node=features.0"));
+    CHECK_THAT(report, Contains("## train_profile: model=small_cnn,N=2, cpu") &&
+                           Contains("## infer_profile: model=small_cnn,N=2, cpu") &&
+                           Contains("| node | kind | forward µs | backward µs | note |") &&
+                           Contains("| features.0 | conv2d | ") && Contains("| flatten | flatten | – | – | ") &&
+                           Contains("| (sum) | | "));
 }

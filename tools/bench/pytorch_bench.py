@@ -4,8 +4,9 @@ ops (torchvision), timed the way cudacnn-bench times ours, written in cudacnn-be
 ("cudacnn-bench/1", README "cudacnn-bench") so that tools/bench/report.py can put both side by side.
 
 Variants (the algorithm column): torch_eager (fp32, cuDNN benchmark mode, TF32 off), torch_channels_last
-(the same with NHWC tensors), torch_tf32 (TF32 on for convolutions and matmuls), torch_compile
-(torch.compile of the same function; PyTorch 2.x on a GPU only). Data lives on the device before timing.
+(the same with NHWC tensors), torch_tf32 (TF32 on for convolutions and matmuls), torch_bf16 (automatic mixed
+precision, torch.autocast with bfloat16, on NHWC tensors: PyTorch's usual fast recipe, the baseline for a BF16 path
+of ours, docs/bf16-nhwc-plan.md), torch_compile (torch.compile of the same function; PyTorch 2.x on a GPU only). Data lives on the device before timing.
 GPU timings: CUDA events around each call after the warm-up, inputs rotated over enough copies to cover
 twice the L2 cache; CPU: time.perf_counter. On the CPU (PyTorch 1.13 too) it is the baseline of cudacnn's fast
 CPU path (tools/bench/cpu-vs-pytorch.sh: --device cpu --threads N --variants eager --no-layers --no-augment).
@@ -14,11 +15,12 @@ Augmentation (torchvision v1 transforms on device tensors, per image and on the 
 not per variant: torch_tv_loop, torch_tv_batch.
 
     python3 tools/bench/pytorch_bench.py [--batch-size 128] [--warmup 5] [--repeats 20] [--steps 10]
-                                         [--variants eager,channels_last,tf32,compile] [--device auto|cpu|cuda]
+                                         [--variants eager,channels_last,tf32,bf16,compile] [--device auto|cpu|cuda]
                                          [--augment-batches 1,32,128] [--no-augment] [--no-layers]
                                          [--threads N] [--quick] --json FILE
 """
 import argparse
+import contextlib
 import json
 import math
 import statistics
@@ -126,20 +128,32 @@ def conv_shape(n, c, h, w, oc):
     return f"N={n},C={c},H={h},W={w},OC={oc},K=3,P=1"
 
 
+def channels_last_variant(variant):
+    return variant in ("channels_last", "bf16")
+
+
+def autocast(variant, device):
+    """torch_bf16's automatic mixed precision (weights stay FP32; convolutions and matmuls run in BF16)."""
+    if variant != "bf16":
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+
 def bench_convs(args, device, variant, timer, out):
     compile_fn = variant == "compile"
-    channels_last = variant == "channels_last"
+    channels_last = channels_last_variant(variant)
+    dtype = torch.bfloat16 if variant == "bf16" else torch.float32
     for c, h, w, oc in CONV_LAYERS:
         n = args.batch_size
         shape = conv_shape(n, c, h, w, oc)
         flops = 2.0 * n * oc * h * w * c * 9
         fmt = torch.channels_last if channels_last else torch.contiguous_format
-        per_copy = 4 * (n * c * h * w + oc * c * 9 + n * oc * h * w)
+        per_copy = torch.finfo(dtype).bits // 8 * (n * c * h * w + oc * c * 9 + n * oc * h * w)
         copies = rotation_count(per_copy, device)
-        xs = [(torch.rand(n, c, h, w, device=device) * 2 - 1).to(memory_format=fmt) for _ in range(copies)]
-        ws = [(torch.rand(oc, c, 3, 3, device=device) * 2 - 1).to(memory_format=fmt) for _ in range(copies)]
-        dys = [(torch.rand(n, oc, h, w, device=device) * 2 - 1).to(memory_format=fmt) for _ in range(copies)]
-        b = torch.rand(oc, device=device)
+        xs = [(torch.rand(n, c, h, w, device=device) * 2 - 1).to(dtype, memory_format=fmt) for _ in range(copies)]
+        ws = [(torch.rand(oc, c, 3, 3, device=device) * 2 - 1).to(dtype, memory_format=fmt) for _ in range(copies)]
+        dys = [(torch.rand(n, oc, h, w, device=device) * 2 - 1).to(dtype, memory_format=fmt) for _ in range(copies)]
+        b = torch.rand(oc, device=device, dtype=dtype)
 
         def forward(x, wt):
             return F.conv2d(x, wt, b, padding=1)
@@ -171,7 +185,7 @@ def bench_step(args, device, variant, timer, out):
     model = CifarCNN().to(device)
     x = torch.rand(n, 3, 32, 32, device=device) * 2 - 1
     y = torch.arange(n, device=device) % 10
-    if variant == "channels_last":
+    if channels_last_variant(variant):
         model = model.to(memory_format=torch.channels_last)
         x = x.to(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
@@ -179,7 +193,8 @@ def bench_step(args, device, variant, timer, out):
 
     def one_step():
         optimizer.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(model(x), y)
+        with autocast(variant, device):
+            loss = F.cross_entropy(model(x), y)
         loss.backward()
         optimizer.step()
         return loss
@@ -203,16 +218,17 @@ def bench_step(args, device, variant, timer, out):
     out.append(record("epoch", shape, "estimate", algorithm, device_name(device),
                       epoch_s=batches * stats["median_us"] * 1e-6,
                       note=f"{batches} steps of {n} images (CIFAR-10's 50,000), training only"))
-    bench_inference(model, x, args, device, algorithm, timer, out)
+    bench_inference(model, x, args, device, variant, timer, out)
 
 
-def bench_inference(model, x, args, device, algorithm, timer, out):
+def bench_inference(model, x, args, device, variant, timer, out):
     """The evaluation forward pass (model.eval(), no autograd) on the same batch: cudacnn-bench's infer_step."""
     model.eval()
     n = x.shape[0]
+    algorithm = "torch_" + variant
 
     def forwards(_):
-        with torch.no_grad():
+        with torch.no_grad(), autocast(variant, device):
             for _ in range(args.steps):
                 logits = model(x)
             logits.sum().item()
@@ -317,7 +333,7 @@ def main(argv):
     parser.add_argument("--warmup", type=int, default=None)
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--steps", type=int, default=None)
-    parser.add_argument("--variants", default="eager,channels_last,tf32,compile")
+    parser.add_argument("--variants", default="eager,channels_last,tf32,bf16,compile")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     parser.add_argument("--quick", action="store_true", help="warmup 1, repeats 2, steps 1, batch 8 (unless given)")
     parser.add_argument("--augment-batches", default="1,32,128",
@@ -342,9 +358,9 @@ def main(argv):
     if min(args.augment_batches) < 1:
         parser.error("--augment-batches: each batch size must be at least 1")
     variants = args.variants.split(",")
-    unknown = set(variants) - {"eager", "channels_last", "tf32", "compile"}
+    unknown = set(variants) - {"eager", "channels_last", "tf32", "bf16", "compile"}
     if unknown:
-        parser.error(f"unknown variants {sorted(unknown)}; use eager, channels_last, tf32, compile")
+        parser.error(f"unknown variants {sorted(unknown)}; use eager, channels_last, tf32, bf16, compile")
 
     cuda = torch.cuda.is_available()
     if args.device == "cuda" and not cuda:

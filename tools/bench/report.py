@@ -2,7 +2,8 @@
 """Merges cudacnn-bench's and tools/bench/pytorch_bench.py's JSON files (schema "cudacnn-bench/1") into one
 Markdown table: one row per (op, shape, direction) that either side measured, one column per implementation
 (median µs per call; images/s for train_step and infer_step; seconds for the epoch estimate), then the ratio of cudacnn's
-best to PyTorch's eager fp32 (below 1: cudacnn is faster) and to PyTorch's best of all variants.
+best to PyTorch's eager fp32 (below 1: cudacnn is faster) and to PyTorch's best of all variants. The per-node records of
+`cudacnn-bench --profile` (train_profile, infer_profile) follow in tables of their own, one per model and step variant.
 
     python3 tools/bench/report.py CUDACNN.json PYTORCH.json [--out REPORT.md]
 """
@@ -12,9 +13,10 @@ import sys
 
 SCHEMA = "cudacnn-bench/1"
 THROUGHPUT_OPS = ("train_step", "infer_step")  # shown as images/s, larger is better
+PROFILE_OPS = ("train_profile", "infer_profile")  # per-node parts of one step: not comparable with PyTorch's rows
 # Columns in this order where present; any other algorithm follows in the order met.
 ORDER = ["cudnn", "cublas", "direct", "im2col", "kernel", "fused", "kernels", "cuda_graph", "cpu", "cpu_ref", "cpu_fused",
-         "torch_eager", "torch_channels_last", "torch_tf32", "torch_compile", "torch_tv_loop", "torch_tv_batch"]
+         "torch_eager", "torch_channels_last", "torch_tf32", "torch_bf16", "torch_compile", "torch_tv_loop", "torch_tv_batch"]
 OPS = ["train_step", "infer_step", "epoch", "conv2d", "linear", "batch_norm2d", "relu", "max_pool2d", "avg_pool2d",
        "cross_entropy", "adam", "adamw", "sgd", "augment"]
 
@@ -53,7 +55,7 @@ def merge(reports):
     rows, algorithms = {}, []
     for report in reports:
         for r in report["records"]:
-            if r["op"] == "roofline" or r.get("status") != "ok":
+            if r["op"] == "roofline" or r["op"] in PROFILE_OPS or r.get("status") != "ok":
                 continue
             value, _ = value_of(r)
             if value is None:
@@ -108,7 +110,39 @@ def markdown(reports, paths):
         cells = [op, key[1], key[2]] + [cell(values.get(a), op) for a in columns]
         cells += [ratio(best_ours, values.get("torch_eager"), larger_better), ratio(best_ours, best_torch, larger_better)]
         lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + profile_tables(reports)) + "\n"
+
+
+def profile_tables(reports):
+    """One table per (pass, model and batch, step variant) of --profile's records: a row per node or other part
+    (forward µs, backward µs, note: share, algorithm or where a fused node went), then the sum of the parts."""
+    tables = {}  # (op, model and batch, algorithm) → rows in the order met
+    for report in reports:
+        for r in report["records"]:
+            if r["op"] not in PROFILE_OPS:
+                continue
+            model, _, node = r["shape"].partition(",node=")
+            name, _, kind = node.partition(",kind=")
+            kind = kind.split(",out=")[0]
+            rows = tables.setdefault((r["op"], model, r["algorithm"]), {})
+            row = rows.setdefault(name or "(the step)", {"kind": kind, "note": r.get("note", "")})
+            if r.get("status") != "ok":
+                row["note"] = r.get("note", "") or r.get("status", "")
+                continue
+            row[r["direction"]] = r.get("median_us")
+    lines = []
+    for (op, model, algorithm), rows in tables.items():
+        lines += ["", f"## {op}: {model}, {algorithm}", "",
+                  "| node | kind | forward µs | backward µs | note |", "| --- | --- | --- | --- | --- |"]
+        whole = rows.pop("(the step)", {})
+        for name, row in rows.items():
+            forward = row.get("forward", row.get("step"))
+            lines.append(f"| {name} | {row['kind']} | {cell(forward, op)} | {cell(row.get('backward'), op)} | "
+                         f"{row['note']} |")
+        for direction in ("sum", "profiled_step"):
+            if whole.get(direction) is not None:
+                lines.append(f"| ({direction}) | | {cell(whole[direction], op)} | | |")
+    return lines
 
 
 def main(argv):
