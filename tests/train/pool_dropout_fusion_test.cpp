@@ -8,22 +8,14 @@
 
 #include <nlohmann/json.hpp>
 
-#include "cudacnn/device.hpp"
 #include "cudacnn/graph/executor.hpp"
 #include "cudacnn/graph/profile.hpp"
 #include "support/executor_steps.hpp"
 
 using namespace cudacnn;
 using namespace cudacnn::graph;
-using cudacnn::test::bit_identical;
 
 namespace {
-
-bool have_device() {
-    if (gpu_status().available) return true;
-    WARN("skipped: no GPU here (" << gpu_status().description << ")");
-    return false;
-}
 
 // d1 (dropout2d) folds into p1, which also runs r1 (the ReLU, pooling and dropout kernel); d2 (dropout) into p2,
 // whose windows overlap (the gather backward); d4 into p4 through the flatten (CifarCNN's fc Dropout); p3 has two
@@ -53,13 +45,6 @@ ModelSpec pool_dropout_spec() {
                             "pool_dropout_spec");
 }
 
-struct Run {
-    io::StateDict model, optimizer, gradients, eval_gradients;
-    std::vector<Metrics> metrics;
-    int64_t graph_launches = 0;
-    std::string description;
-};
-
 ExecutorOptions gpu_options(bool fuse_relu, bool fuse_dropout, bool cuda_graph) {
     ExecutorOptions options;
     options.backend = Backend::gpu;
@@ -73,58 +58,27 @@ ExecutorOptions gpu_options(bool fuse_relu, bool fuse_dropout, bool cuda_graph) 
     return options;
 }
 
-std::string described(const Executor& executor) {
-    std::string text;
-    for (const std::string& line : executor.describe()) text += line + "\n";
-    return text;
-}
-
 // Training steps with full and partial batches (new dropout masks each step), a learning-rate change,
 // evaluation steps, then the gradients of a training and of an evaluation-mode forward and backward.
-Run run_steps(bool fuse_relu, bool fuse_dropout, bool cuda_graph) {
+test::StepRun run_steps(bool fuse_relu, bool fuse_dropout, bool cuda_graph) {
     Executor executor(build_graph(pool_dropout_spec()), gpu_options(fuse_relu, fuse_dropout, cuda_graph));
     executor.initialize(23);
-    Run run;
-    test::run_test_steps(executor, run.metrics);
-    run.model = executor.model_state();
-    run.optimizer = executor.optimizer_state();
-    executor.forward_backward(executor.optimizer_steps());
-    run.metrics.push_back(executor.read_metrics());
-    run.gradients = executor.gradients();
-    executor.eval_forward_backward();
-    run.metrics.push_back(executor.read_metrics());
-    run.eval_gradients = executor.gradients();
-    run.graph_launches = executor.cuda_graph_launches();
-    run.description = described(executor);
-    return run;
-}
-
-void check_same_training(const Run& a, const Run& b) {
-    CHECK(bit_identical(a.model, b.model));
-    CHECK(bit_identical(a.optimizer, b.optimizer));
-    CHECK(bit_identical(a.gradients, b.gradients));
-    CHECK(bit_identical(a.eval_gradients, b.eval_gradients));
-    REQUIRE(a.metrics.size() == b.metrics.size());
-    for (std::size_t k = 0; k < a.metrics.size(); ++k) {
-        CHECK(a.metrics[k].loss_sum == b.metrics[k].loss_sum);
-        CHECK(a.metrics[k].correct == b.metrics[k].correct);
-    }
-    CHECK(a.graph_launches == b.graph_launches);
+    return test::run_compared_steps(executor);
 }
 
 }  // namespace
 
 TEST_CASE("dropouts folded into max poolings train bit for bit as separate ones, and the executor says which",
           "[executor][gpu][fused][pool_dropout]") {
-    if (!have_device()) return;
+    if (!test::have_gpu_backend()) return;
     for (const bool cuda_graph : {false, true}) {
         INFO("cuda_graph " << cuda_graph);
-        const Run fused = run_steps(true, true, cuda_graph);
+        const test::StepRun fused = run_steps(true, true, cuda_graph);
         INFO("against the ReLUs fused but no dropout folded");
-        check_same_training(fused, run_steps(true, false, cuda_graph));
+        test::check_same_steps(fused, run_steps(true, false, cuda_graph));
         INFO("against nothing fused");
-        const Run separate = run_steps(false, false, cuda_graph);
-        check_same_training(fused, separate);
+        const test::StepRun separate = run_steps(false, false, cuda_graph);
+        test::check_same_steps(fused, separate);
         // The folded kernels are captured and replayed like the separate ones: steps 0-3 eager, capture,
         // replay, replay; 4-5 recaptured after the lr change; 6 at batch 3 eager; 7-8 replayed; eval twice.
         CHECK(fused.graph_launches == (cuda_graph ? 3 + 2 + 2 + 2 : 0));
@@ -138,7 +92,7 @@ TEST_CASE("dropouts folded into max poolings train bit for bit as separate ones,
 }
 
 TEST_CASE("a profile says where a folded dropout went", "[executor][gpu][fused][pool_dropout]") {
-    if (!have_device()) return;
+    if (!test::have_gpu_backend()) return;
     Executor executor(build_graph(pool_dropout_spec()), gpu_options(true, true, false));
     executor.initialize(23);
     std::vector<float> x(4 * 3 * 8 * 8, 0.5f);
@@ -156,9 +110,9 @@ TEST_CASE("a profile says where a folded dropout went", "[executor][gpu][fused][
 
 TEST_CASE("dropouts stay out of max poolings where they do not run, where every output is read, or when asked",
           "[executor][gpu][fused][pool_dropout]") {
-    if (!have_device()) return;
+    if (!test::have_gpu_backend()) return;
     const auto text = [](const ExecutorOptions& options) {
-        return described(Executor(build_graph(pool_dropout_spec()), options));
+        return test::description(Executor(build_graph(pool_dropout_spec()), options));
     };
     ExecutorOptions options = gpu_options(true, true, true);
     CHECK_THAT(text(options), Catch::Contains("d1: fused into max pooling"));
@@ -182,11 +136,11 @@ TEST_CASE("dropouts stay out of max poolings where they do not run, where every 
 }
 
 TEST_CASE("the CifarCNN folds its dropouts after max poolings", "[executor][gpu][fused][pool_dropout][cifar_cnn]") {
-    if (!have_device()) return;
+    if (!test::have_gpu_backend()) return;
     ExecutorOptions options;
     options.backend = Backend::gpu;
     options.batch_size = 2;
-    const std::string text = described(Executor(build_graph(builtin_model("cifar_cnn")), options));
+    const std::string text = test::description(Executor(build_graph(builtin_model("cifar_cnn")), options));
     // conv_layer: …, MaxPool (11), Dropout2d (12), …, MaxPool (18); fc_layer: flatten, Dropout (fc_layer.0), ….
     CHECK_THAT(text, Catch::Contains("conv_layer.12: fused into max pooling 'conv_layer.11'") &&
                          Catch::Contains("fc_layer.0: fused into max pooling 'conv_layer.18'"));
