@@ -51,7 +51,8 @@ struct NodeArgs {
     bool relu = false;
     // A dropout folded into this max pooling (only for a backend whose folds_dropouts() is true): the dropout's
     // node (its kind and p) and its mask, which the pooling's forward writes and its backward reads; the
-    // dropout_stream_base below is then the dropout's, so that the masks are those it would draw itself.
+    // dropout_stream_base below is then the dropout's, so that the masks are those it would draw itself. With a
+    // fused ReLU too, the pooling's backward reads neither y nor the ReLU's rule from it: its indices hold that.
     const Node* dropout = nullptr;
     uint8_t* dropout_mask = nullptr;
     // A training-mode batch norm of a data-parallel run with synchronized statistics (ExecutorOptions::
