@@ -99,8 +99,10 @@ __global__ void max_pool2d_dropout_kernel(const float* x, float* y, int64_t* ind
         const bool keep = draw_keep(drop.rule, unit);
         y[i] = apply_factor(best.value, keep, drop.factors);
         // Where the unit dropped, y no longer shows whether the fused ReLU passes its window's gradient (y = 0
-        // either way), so that rides in the index: a window whose ReLU output is <= 0 (relu_gradient's rule)
-        // passes no gradient, and its index points nowhere.
+        // either way; it matters when dy is infinite or NaN, as dy · 0 is then NaN), so that rides in the index:
+        // a window whose ReLU output is <= 0 (relu_gradient's rule) passes no gradient, and its index points
+        // nowhere. Bit for bit: the separate backward adds relu_gradient's +0 there, which changes no sum (a sum
+        // from +0 is never −0).
         if (indices != nullptr) indices[i] = relu && best.value <= 0.0f ? kNoArgmax : best.index;
         if (!drop.channelwise || (oh == 0 && ow == 0)) drop.mask[unit] = keep ? 1 : 0;
     });
