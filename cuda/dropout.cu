@@ -4,50 +4,14 @@
 
 #include <cstdint>
 
+#include "cuda/dropout_rule.cuh"
 #include "cuda/elementwise.cuh"
 #include "cuda/launch.cuh"
 #include "cuda/relu_rule.cuh"
 #include "cudacnn/error.hpp"
-#include "cudacnn/philox.hpp"
 
 namespace cudacnn::gpu {
 namespace kernels {
-
-// The mask rule of cpu::DropoutOptions; draw = false keeps every unit (eval mode, or p = 0 where u >= 0
-// holds for every draw anyway).
-struct MaskRule {
-    uint64_t seed;
-    uint64_t stream;
-    float p;
-    bool draw;
-    const int64_t* step;   // DeviceStep: when set, the stream is stream + *step · step_stride
-    uint64_t step_stride;
-};
-
-__device__ inline uint64_t philox_stream(const MaskRule& rule) {
-    return rule.step == nullptr ? rule.stream : rule.stream + static_cast<uint64_t>(*rule.step) * rule.step_stride;
-}
-
-// The factor of a kept and of a dropped unit, in double as the reference computes them.
-struct MaskFactors {
-    double kept;
-    double dropped;
-};
-
-// The keep decisions of units 4 · group .. 4 · group + 3: one Philox block serves all four.
-__device__ inline void draw_keep4(const MaskRule& rule, int64_t group, bool keep[4]) {
-    if (!rule.draw) {
-        for (int k = 0; k < 4; ++k) keep[k] = true;
-        return;
-    }
-    const PhiloxBlock bits = philox_draw(rule.seed, philox_stream(rule), static_cast<uint64_t>(group));
-    for (int k = 0; k < 4; ++k) keep[k] = uint32_to_unit_float(bits.v[k]) >= rule.p;
-}
-
-// The reference's value: float(double(v) · factor), one rounding.
-__device__ inline float apply_factor(float v, bool kept, const MaskFactors& factors) {
-    return static_cast<float>(static_cast<double>(v) * (kept ? factors.kept : factors.dropped));
-}
 
 // The values of elements 4 · group .. (fewer at the end of the range; the rest left 0): a float4 when
 // kVector (the pointer 16-byte aligned) and the group is whole.
@@ -176,12 +140,6 @@ __global__ void relu_dropout_backward_kernel(const float* dy, const uint8_t* mas
 
 namespace {
 
-void check_options(const char* op, const cpu::DropoutOptions& options) {
-    // Written so that NaN fails too.
-    CUDACNN_CHECK(options.p >= 0.0 && options.p <= 1.0,
-                  "{}: p is {}; it must be in [0, 1] (the probability of zeroing a unit)", op, options.p);
-}
-
 void check_pointers(const char* op, const void* in, const void* mask, const void* out) {
     CUDACNN_CHECK(in != nullptr && mask != nullptr && out != nullptr,
                   "{}: the input ({}), mask ({}) and output ({}) must be device pointers, not null", op, in,
@@ -192,17 +150,6 @@ void check_dropout2d_shape(const char* op, const char* name, const Shape& shape)
     CUDACNN_CHECK(shape.rank() == 4, "{}: {} has shape {}; it must be (N, C, H, W)", op, name, shape);
     CUDACNN_CHECK(shape.numel() > 0, "{}: {} has shape {}; every dimension must be positive", op, name,
                   shape);
-}
-
-kernels::MaskRule mask_rule(const cpu::DropoutOptions& options, const DeviceStep& step = {}) {
-    const float p = static_cast<float>(options.p);
-    return kernels::MaskRule{options.seed, options.stream, p, options.training && p > 0.0f, step.counter, step.stride};
-}
-
-// As the reference's unit_factor: 1 / (1 − p) for kept units (never used when p = 1: every unit drops).
-kernels::MaskFactors mask_factors(const cpu::DropoutOptions& options) {
-    if (!options.training) return {1.0, 1.0};
-    return {1.0 / (1.0 - options.p), 0.0};
 }
 
 bool float4_aligned(const float* a, const float* b) {
@@ -232,7 +179,7 @@ template <class Kernel>
 void launch_masked_forward(const char* op, Kernel aligned, Kernel unaligned, const float* x, float* y,
                            uint8_t* mask, int64_t count, const cpu::DropoutOptions& options, cudaStream_t stream,
                            const DeviceStep& step) {
-    check_options(op, options);
+    check_dropout_options(op, options);
     CUDACNN_CHECK(count > 0, "{}: the input is empty (count {}); pass at least one element", op, count);
     check_pointers(op, x, mask, y);
     const dim3 grid = group_grid(count), block(kElementwiseBlock);
@@ -250,7 +197,7 @@ void dropout_forward(const float* x, float* y, uint8_t* mask, int64_t count,
 
 void dropout_backward(const float* dy, const uint8_t* mask, float* dx, int64_t count,
                       const cpu::DropoutOptions& options, cudaStream_t stream) {
-    check_options("dropout_backward", options);
+    check_dropout_options("dropout_backward", options);
     CUDACNN_CHECK(count > 0, "dropout_backward: dy is empty (count {}); pass at least one element", count);
     check_pointers("dropout_backward", dy, mask, dx);
     launch_apply_mask(dy, mask, dx, count, 1, options, stream);
@@ -264,7 +211,7 @@ void relu_dropout_forward(const float* x, float* y, uint8_t* mask, int64_t count
 
 void relu_dropout_backward(const float* dy, const uint8_t* mask, float* dx, int64_t count,
                            const cpu::DropoutOptions& options, cudaStream_t stream) {
-    check_options("relu_dropout_backward", options);
+    check_dropout_options("relu_dropout_backward", options);
     CUDACNN_CHECK(count > 0, "relu_dropout_backward: dy is empty (count {}); pass at least one element", count);
     check_pointers("relu_dropout_backward", dy, mask, dx);
     const dim3 grid = group_grid(count), block(kElementwiseBlock);
@@ -278,7 +225,7 @@ void relu_dropout_backward(const float* dy, const uint8_t* mask, float* dx, int6
 
 void dropout2d_forward(const float* x, float* y, uint8_t* mask, const Shape& shape,
                        const cpu::DropoutOptions& options, cudaStream_t stream, const DeviceStep& step) {
-    check_options("dropout2d", options);
+    check_dropout_options("dropout2d", options);
     check_dropout2d_shape("dropout2d", "x", shape);
     check_pointers("dropout2d", x, mask, y);
     const int64_t units = shape[0] * shape[1];  // (N, C)
@@ -289,7 +236,7 @@ void dropout2d_forward(const float* x, float* y, uint8_t* mask, const Shape& sha
 
 void dropout2d_backward(const float* dy, const uint8_t* mask, float* dx, const Shape& shape,
                         const cpu::DropoutOptions& options, cudaStream_t stream) {
-    check_options("dropout2d_backward", options);
+    check_dropout_options("dropout2d_backward", options);
     check_dropout2d_shape("dropout2d_backward", "dy", shape);
     check_pointers("dropout2d_backward", dy, mask, dx);
     launch_apply_mask(dy, mask, dx, shape.numel(), shape[2] * shape[3], options, stream);

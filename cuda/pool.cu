@@ -6,6 +6,7 @@
 #include <climits>
 #include <cmath>
 
+#include "cuda/dropout_rule.cuh"
 #include "cuda/elementwise.cuh"
 #include "cuda/launch.cuh"
 #include "cuda/relu_rule.cuh"
@@ -18,6 +19,8 @@ namespace kernels {
 
 constexpr int kWarp = 32;
 constexpr int kGlobalPoolBlock = 256;  // 8 warps, one (n, c) plane each
+// The index of a window that passes no gradient (max_pool2d_dropout with a ReLU): outside every plane.
+constexpr int64_t kNoArgmax = -1;
 
 // The validated geometry of one pooling call, in 32-bit integers (launchers check that the sizes fit).
 struct PoolDims {
@@ -41,31 +44,67 @@ __device__ void for_each_cell(int planes, int rows, int cols, F f) {
     }
 }
 
+// A window's maximum and where it is (h · W + w in its plane).
+struct WindowMax {
+    float value;
+    int index;
+};
+
 // Row-major scan of the dilated window with the reference's comparison: strictly greater replaces (first
 // maximum wins ties), and a NaN always replaces. The window starts on its first tap inside the input.
 // relu: a ReLU before the pooling is fused in (its rule applied to each value read).
+__device__ inline WindowMax window_max(const float* x, const PoolDims& d, int plane, int oh, int ow, bool relu) {
+    const float* in = x + static_cast<int64_t>(plane) * d.h * d.w;  // (H, W)
+    int h0 = oh * d.sh - d.ph, w0 = ow * d.sw - d.pw;
+    const int h1 = min(h0 + (d.kh - 1) * d.dh + 1, d.h), w1 = min(w0 + (d.kw - 1) * d.dw + 1, d.w);
+    // Skip the −inf padding taps in steps of the dilation, staying on the window's grid.
+    if (h0 < 0) h0 += (-h0 + d.dh - 1) / d.dh * d.dh;
+    if (w0 < 0) w0 += (-w0 + d.dw - 1) / d.dw * d.dw;
+    WindowMax best{-INFINITY, h0 * d.w + w0};
+    for (int h = h0; h < h1; h += d.dh) {
+        for (int w = w0; w < w1; w += d.dw) {
+            const float read = in[h * d.w + w];
+            const float value = relu ? relu_value(read) : read;
+            if (value > best.value || value != value) best = {value, h * d.w + w};  // value != value: NaN
+        }
+    }
+    return best;
+}
+
 __global__ void max_pool2d_kernel(const float* x, float* y, int64_t* indices, PoolDims d, bool relu) {
     for_each_cell(d.planes, d.oh, d.ow, [&](int i, int plane, int oh, int ow) {
-        const float* in = x + static_cast<int64_t>(plane) * d.h * d.w;  // (H, W)
-        int h0 = oh * d.sh - d.ph, w0 = ow * d.sw - d.pw;
-        const int h1 = min(h0 + (d.kh - 1) * d.dh + 1, d.h), w1 = min(w0 + (d.kw - 1) * d.dw + 1, d.w);
-        // Skip the −inf padding taps in steps of the dilation, staying on the window's grid.
-        if (h0 < 0) h0 += (-h0 + d.dh - 1) / d.dh * d.dh;
-        if (w0 < 0) w0 += (-w0 + d.dw - 1) / d.dw * d.dw;
-        int best = h0 * d.w + w0;
-        float best_value = -INFINITY;
-        for (int h = h0; h < h1; h += d.dh) {
-            for (int w = w0; w < w1; w += d.dw) {
-                const float read = in[h * d.w + w];
-                const float value = relu ? relu_value(read) : read;
-                if (value > best_value || value != value) {  // value != value: NaN
-                    best_value = value;
-                    best = h * d.w + w;
-                }
-            }
-        }
-        y[i] = best_value;
-        if (indices != nullptr) indices[i] = best;
+        const WindowMax best = window_max(x, d, plane, oh, ow, relu);
+        y[i] = best.value;
+        if (indices != nullptr) indices[i] = best.index;
+    });
+}
+
+// A dropout after the pooling, folded in (max_pool2d_dropout).
+struct FoldedDropout {
+    uint8_t* mask;
+    bool channelwise;  // dropout2d: one unit per plane, else one per pooled element
+    MaskRule rule;
+    MaskFactors factors;
+};
+
+// max_pool2d_kernel, then the dropout on each pooled value as dropout_forward / dropout2d_forward would: the
+// thread of pooled element i draws its own unit's Philox word (unit i, or its plane for dropout2d), so the
+// masks are those kernels' without a second launch; the thread of a plane's first output writes the plane's
+// dropout2d mask byte (every thread of the plane draws the same decision).
+__global__ void max_pool2d_dropout_kernel(const float* x, float* y, int64_t* indices, PoolDims d, bool relu,
+                                          FoldedDropout drop) {
+    for_each_cell(d.planes, d.oh, d.ow, [&](int i, int plane, int oh, int ow) {
+        const WindowMax best = window_max(x, d, plane, oh, ow, relu);
+        const int64_t unit = drop.channelwise ? plane : i;
+        const bool keep = draw_keep(drop.rule, unit);
+        y[i] = apply_factor(best.value, keep, drop.factors);
+        // Where the unit dropped, y no longer shows whether the fused ReLU passes its window's gradient (y = 0
+        // either way; it matters when dy is infinite or NaN, as dy · 0 is then NaN), so that rides in the index:
+        // a window whose ReLU output is <= 0 (relu_gradient's rule) passes no gradient, and its index points
+        // nowhere. Bit for bit: the separate backward adds relu_gradient's +0 there, which changes no sum (a sum
+        // from +0 is never −0).
+        if (indices != nullptr) indices[i] = relu && best.value <= 0.0f ? kNoArgmax : best.index;
+        if (!drop.channelwise || (oh == 0 && ow == 0)) drop.mask[unit] = keep ? 1 : 0;
     });
 }
 
@@ -76,10 +115,24 @@ __device__ inline int first_window(int p, int extent, int s) {
     return reach <= 0 ? 0 : (reach + s - 1) / s;
 }
 
-// relu_y: with a fused ReLU before the pooling, the pooled output, through which each window's gradient passes
-// ReLU's backward (the ReLU's output at a window's argmax is the window's output).
-__global__ void max_pool2d_backward_kernel(const int64_t* indices, const float* dy, const float* relu_y,
-                                           float* dx, PoolDims d) {
+// Where window o's gradient comes from: dy passed back through the layers fused after the pooling, in the
+// order their own backwards would run: a folded dropout's (mask · factor), then a fused ReLU's, through which
+// each window's gradient passes at its argmax, whose ReLU output is the window's output relu_y.
+struct OutputGradient {
+    const float* dy;
+    const float* relu_y = nullptr;  // relu_max_pool2d's y; nullptr: no ReLU, or one that the indices carry
+    const uint8_t* mask = nullptr;  // a folded dropout's mask; nullptr: none
+    bool channelwise = false;       // the mask is dropout2d's, one byte per plane
+    MaskFactors factors{1.0, 1.0};
+};
+
+__device__ inline float output_gradient(const OutputGradient& g, int64_t o, int plane) {
+    float v = g.dy[o];
+    if (g.mask != nullptr) v = apply_factor(v, g.mask[g.channelwise ? plane : o] != 0, g.factors);
+    return g.relu_y != nullptr ? relu_gradient(g.relu_y[o], v) : v;
+}
+
+__global__ void max_pool2d_backward_kernel(const int64_t* indices, OutputGradient g, float* dx, PoolDims d) {
     const int extent_h = (d.kh - 1) * d.dh + 1, extent_w = (d.kw - 1) * d.dw + 1;
     for_each_cell(d.planes, d.h, d.w, [&](int i, int plane, int h, int w) {
         const int hp = h + d.ph, wp = w + d.pw;  // position in the padded plane
@@ -93,7 +146,7 @@ __global__ void max_pool2d_backward_kernel(const int64_t* indices, const float* 
             for (int ow = ow_begin; ow < ow_end; ++ow) {
                 if ((wp - ow * d.sw) % d.dw != 0) continue;
                 const int64_t o = plane_out + oh * d.ow + ow;
-                if (indices[o] == target) sum += relu_y != nullptr ? relu_gradient(relu_y[o], dy[o]) : dy[o];
+                if (indices[o] == target) sum += output_gradient(g, o, plane);
             }
         }
         dx[i] = sum;
@@ -105,11 +158,12 @@ __global__ void max_pool2d_backward_kernel(const int64_t* indices, const float* 
 // window writes its KH × KW gradients, decoding its position once, instead of one thread per dx element
 // searching the windows that could reach it (integer divisions per element: the general kernel took 137 µs
 // for CifarCNN's first pooling on an H200, ~10% of memory bandwidth). Bit for bit the general kernel's result:
-// the argmax gets 0 + its window's gradient (as the gather's sum from 0 gives: −0 becomes +0), the rest 0.
-__global__ void max_pool2d_backward_tiled_kernel(const int64_t* indices, const float* dy, const float* relu_y,
-                                                 float* dx, PoolDims d) {
+// the argmax gets 0 + its window's gradient (as the gather's sum from 0 gives: −0 becomes +0), the rest 0 (all of
+// the window when its index is kNoArgmax, as the gather adds nothing there).
+__global__ void max_pool2d_backward_tiled_kernel(const int64_t* indices, OutputGradient gradient, float* dx,
+                                                 PoolDims d) {
     for_each_cell(d.planes, d.oh, d.ow, [&](int o, int plane, int oh, int ow) {
-        const float g = relu_y != nullptr ? relu_gradient(relu_y[o], dy[o]) : dy[o];
+        const float g = output_gradient(gradient, o, plane);
         const int64_t argmax = indices[o];
         float* plane_dx = dx + static_cast<int64_t>(plane) * d.h * d.w;
         for (int r = 0; r < d.kh; ++r) {
@@ -372,11 +426,10 @@ void launch_max_pool2d(const char* op, bool relu, const float* x, float* y, int6
            indices, d, relu);
 }
 
-void launch_max_pool2d_backward(const char* op, const int64_t* indices, const float* dy, const float* relu_y,
-                                float* dx, const Shape& input_shape, const cpu::MaxPool2dOptions& options,
-                                cudaStream_t stream) {
+void launch_max_pool2d_backward(const char* op, const int64_t* indices, const kernels::OutputGradient& g, float* dx,
+                                const Shape& input_shape, const cpu::MaxPool2dOptions& options, cudaStream_t stream) {
     const PoolDims d = max_dims(op, input_shape, options);
-    check_pointers(op, dy, "dy", dx, "dx");
+    check_pointers(op, g.dy, "dy", dx, "dx");
     CUDACNN_CHECK(indices != nullptr, "{}: indices must be the device pointer that max_pool2d filled, got nullptr",
                   op);
     const bool windows_tile_input = d.kh == d.sh && d.kw == d.sw && d.ph == 0 && d.pw == 0 && d.dh == 1 &&
@@ -384,11 +437,18 @@ void launch_max_pool2d_backward(const char* op, const int64_t* indices, const fl
     if (windows_tile_input) {
         const int64_t windows = static_cast<int64_t>(d.planes) * d.oh * d.ow;
         launch(kernels::max_pool2d_backward_tiled_kernel, elementwise_grid(windows), dim3(kElementwiseBlock), 0,
-               stream, indices, dy, relu_y, dx, d);
+               stream, indices, g, dx, d);
         return;
     }
     launch(kernels::max_pool2d_backward_kernel, elementwise_grid(input_shape.numel()), dim3(kElementwiseBlock), 0,
-           stream, indices, dy, relu_y, dx, d);
+           stream, indices, g, dx, d);
+}
+
+// The folded dropout's checks: dropout's own (p in [0, 1]) and a mask to write or read.
+void check_folded_dropout(const char* op, const PooledDropout& dropout, const void* mask) {
+    check_dropout_options(op, dropout.options);
+    CUDACNN_CHECK(mask != nullptr, "{}: the dropout mask must be a device pointer ({} bytes), got nullptr", op,
+                  dropout.channelwise ? "N · C" : "N · C · OH · OW");
 }
 
 }  // namespace
@@ -405,7 +465,7 @@ void relu_max_pool2d(const float* x, float* y, int64_t* indices, const Shape& in
 
 void max_pool2d_backward(const int64_t* indices, const float* dy, float* dx, const Shape& input_shape,
                          const cpu::MaxPool2dOptions& options, cudaStream_t stream) {
-    launch_max_pool2d_backward("max_pool2d_backward", indices, dy, nullptr, dx, input_shape, options, stream);
+    launch_max_pool2d_backward("max_pool2d_backward", indices, {dy}, dx, input_shape, options, stream);
 }
 
 void relu_max_pool2d_backward(const int64_t* indices, const float* y, const float* dy, float* dx,
@@ -413,7 +473,33 @@ void relu_max_pool2d_backward(const int64_t* indices, const float* y, const floa
                               cudaStream_t stream) {
     CUDACNN_CHECK(y != nullptr, "relu_max_pool2d_backward: y must be the device pointer relu_max_pool2d wrote, got "
                   "nullptr");
-    launch_max_pool2d_backward("relu_max_pool2d_backward", indices, dy, y, dx, input_shape, options, stream);
+    launch_max_pool2d_backward("relu_max_pool2d_backward", indices, {dy, y}, dx, input_shape, options, stream);
+}
+
+void max_pool2d_dropout(const float* x, float* y, int64_t* indices, uint8_t* mask, const Shape& input_shape,
+                        const cpu::MaxPool2dOptions& options, const PooledDropout& dropout, bool relu,
+                        cudaStream_t stream) {
+    const char* op = relu ? "relu_max_pool2d_dropout" : "max_pool2d_dropout";
+    const PoolDims d = max_dims(op, input_shape, options);
+    check_pointers(op, x, "x", y, "y");
+    check_folded_dropout(op, dropout, mask);
+    const kernels::FoldedDropout drop{mask, dropout.channelwise, mask_rule(dropout.options, dropout.step),
+                                      mask_factors(dropout.options)};
+    const int64_t outputs = static_cast<int64_t>(d.planes) * d.oh * d.ow;
+    launch(kernels::max_pool2d_dropout_kernel, elementwise_grid(outputs), dim3(kElementwiseBlock), 0, stream, x, y,
+           indices, d, relu, drop);
+}
+
+void max_pool2d_dropout_backward(const int64_t* indices, const uint8_t* mask, const float* dy, float* dx,
+                                 const Shape& input_shape, const cpu::MaxPool2dOptions& options,
+                                 const PooledDropout& dropout, cudaStream_t stream) {
+    const char* op = "max_pool2d_dropout_backward";
+    check_folded_dropout(op, dropout, mask);
+    kernels::OutputGradient g{dy};
+    g.mask = mask;
+    g.channelwise = dropout.channelwise;
+    g.factors = mask_factors(dropout.options);
+    launch_max_pool2d_backward(op, indices, g, dx, input_shape, options, stream);
 }
 
 void avg_pool2d(const float* x, float* y, const Shape& input_shape, const cpu::AvgPool2dOptions& options,

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 
+#include "cuda/dropout.hpp"
 #include "cudacnn/ops/pool.hpp"
 #include "cudacnn/tensor.hpp"
 
@@ -43,6 +44,37 @@ void relu_max_pool2d(const float* x, float* y, int64_t* indices, const Shape& in
 void relu_max_pool2d_backward(const int64_t* indices, const float* y, const float* dy, float* dx,
                               const Shape& input_shape, const cpu::MaxPool2dOptions& options,
                               cudaStream_t stream);
+
+// A dropout after a max pooling, folded into its kernels (max_pool2d_dropout): dropout's own options, and its
+// step counter as dropout_forward takes it (forward only).
+struct PooledDropout {
+    cpu::DropoutOptions options;
+    bool channelwise = false;  // dropout2d: one unit per (n, c) plane; else dropout: one unit per pooled element
+    DeviceStep step;
+};
+
+// Max pooling (after a fused ReLU when relu, as relu_max_pool2d) and the dropout on its output in one launch:
+// y (N, C, OH, OW) and mask bit for bit what max_pool2d (or relu_max_pool2d) then dropout_forward (over the
+// N·C·OH·OW pooled values) or dropout2d_forward would write (same Philox draws, step counter included; eval
+// mode, p = 0 and p = 1 as there), without writing and reading back the pooled tensor. mask: dropout's bytes,
+// N·C·OH·OW of them, or dropout2d's N·C. indices as max_pool2d's, except that with relu a window whose ReLU
+// output is <= 0 gets index −1 (outside its plane): where the unit dropped, y = 0 can no longer tell whether
+// ReLU's backward passes that window's gradient (which matters for an infinite or NaN dy), so the index says it.
+// indices may be nullptr when no backward follows.
+// Tiling: one thread per pooled element, as max_pool2d; each thread draws its own unit's Philox word (a block
+// of four words serves four units in dropout_forward), and dropout2d's mask byte is written by the thread of
+// its plane's first output.
+void max_pool2d_dropout(const float* x, float* y, int64_t* indices, uint8_t* mask, const Shape& input_shape,
+                        const cpu::MaxPool2dOptions& options, const PooledDropout& dropout, bool relu,
+                        cudaStream_t stream);
+
+// The backward of max_pool2d_dropout, one launch: dx (N, C, H, W) = max_pool2d_backward(dropout_backward(dy))
+// (or dropout2d_backward's; with the forward's ReLU, relu_max_pool2d_backward's result), bit for bit, each
+// window's gradient scaled by its unit's factor as it is gathered. The ReLU's rule rides in the indices, so
+// this backward needs no y and no relu flag. dropout.step is not read.
+void max_pool2d_dropout_backward(const int64_t* indices, const uint8_t* mask, const float* dy, float* dx,
+                                 const Shape& input_shape, const cpu::MaxPool2dOptions& options,
+                                 const PooledDropout& dropout, cudaStream_t stream);
 
 // y (N, C, OH, OW) = avg_pool2d(x (N, C, H, W)) with count_include_pad, ceil-mode clipping and
 // divisor_override as the reference. One thread per output element; the window is summed in float in

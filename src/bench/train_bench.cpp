@@ -246,7 +246,7 @@ struct StepVariant {
     std::string precision = "fp32";  // ExecutorOptions::precision, gemm and cudnn_benchmark
     std::string gemm = "auto";
     bool cudnn_benchmark = false;
-    bool fuse_relu = true;           // ExecutorOptions::fuse_relu
+    bool fuse_relu = true;           // ExecutorOptions::fuse_relu and fuse_dropout (both or neither)
     std::string conv_algo = "auto";  // ExecutorOptions::conv_algo
 };
 
@@ -384,6 +384,7 @@ std::vector<Record> bench_train_step(const graph::Graph& model, Context& context
         options.cudnn_benchmark = v.cudnn_benchmark;
         options.cudnn_workspace_limit_bytes = graph::cudnn_workspace_limit_from_mib(o.cudnn_workspace_mib);
         options.fuse_relu = v.fuse_relu;
+        options.fuse_dropout = v.fuse_relu;  // "unfused" runs every layer's own kernels
         options.conv_algo = v.conv_algo;
         options.threads = o.threads;
         std::shared_ptr<graph::Executor> executor;

@@ -49,6 +49,12 @@ struct NodeArgs {
     // max_pool2d and dropout before themselves; the first two's backwards then read y, the fused output, the
     // dropout's its mask (which then also records where the ReLU passes gradients).
     bool relu = false;
+    // A dropout folded into this max pooling (only for a backend whose folds_dropouts() is true): the dropout's
+    // node (its kind and p) and its mask, which the pooling's forward writes and its backward reads; the
+    // dropout_stream_base below is then the dropout's, so that the masks are those it would draw itself. With a
+    // fused ReLU too, the pooling's backward reads neither y nor the ReLU's rule from it: its indices hold that.
+    const Node* dropout = nullptr;
+    uint8_t* dropout_mask = nullptr;
     // A training-mode batch norm of a data-parallel run with synchronized statistics (ExecutorOptions::
     // sync_batch_norm): its sums over the batch are summed across this communicator's ranks. Null otherwise.
     dist::Communicator* sync_statistics = nullptr;
@@ -130,6 +136,8 @@ class BackendImpl {
 
     // Whether forward and backward honour NodeArgs::relu (fused ReLUs; the GPU backend).
     virtual bool fuses_relu() const { return false; }
+    // Whether a max pooling's forward and backward honour NodeArgs::dropout (folded dropouts; the GPU backend).
+    virtual bool folds_dropouts() const { return false; }
 
     // CUDA graphs (the GPU backend): whether this backend can capture a step, and capturing and replaying one.
     virtual bool can_capture() const { return false; }

@@ -132,6 +132,10 @@ struct Executor::Impl {
     // (kNone: not fused); applies_relu marks the neighbours (a batch norm before, a max pooling or dropout after).
     std::vector<int> relu_host;
     std::vector<bool> applies_relu;
+    // Folded dropouts (ExecutorOptions::fuse_dropout): per dropout node that runs inside the max pooling before
+    // it, that pooling (kNone: not folded); per max pooling, the dropout it runs (kNone: none).
+    std::vector<int> dropout_host;
+    std::vector<int> folded_dropout;
     std::vector<BufferRequest> requests;
     MemoryPlan plan;
     std::shared_ptr<void> arena;
@@ -226,14 +230,27 @@ struct Executor::Impl {
         }
     }
 
+    // Which layers run inside a neighbour's kernels (and become aliases): ReLUs (ExecutorOptions::fuse_relu), then
+    // dropouts after a max pooling (ExecutorOptions::fuse_dropout), on a backend that can.
+    void decide_fusion() {
+        relu_host.assign(layers, kNone);
+        applies_relu.assign(layers, false);
+        dropout_host.assign(layers, kNone);
+        folded_dropout.assign(layers, kNone);
+        // keep_activations and detect_anomaly read every layer's own output, which a fused layer never writes.
+        if (options.keep_activations || options.detect_anomaly) return;
+        if (options.fuse_relu && backend->fuses_relu()) {
+            fuse_relus();
+            fold_relus_into_dropouts();
+        }
+        if (options.fuse_dropout && backend->folds_dropouts()) fold_dropouts_into_pools();
+    }
+
     // Which ReLUs run inside a neighbour's kernels: a batch norm whose only use is the ReLU applies it after
     // normalizing (the ReLU then shares the batch norm's output); otherwise a max pooling that is the ReLU's only
     // use applies it to each value it reads (the ReLU then shares its input's memory and is never written).
     // The ReLU itself becomes an alias; the neighbour's backward reads its own output for ReLU's mask.
-    void decide_fusion() {
-        relu_host.assign(layers, kNone);
-        applies_relu.assign(layers, false);
-        if (!options.fuse_relu || !backend->fuses_relu() || options.keep_activations || options.detect_anomaly) return;
+    void fuse_relus() {
         for (int r = 0; r < layers - 1; ++r) {  // the last node's output is the logits, which must exist
             const Node& relu = graph.nodes[r];
             if (relu.spec.kind != LayerKind::relu || relu.inputs.size() != 1 || relu.inputs[0] == kInput) continue;
@@ -252,7 +269,6 @@ struct Executor::Impl {
             }
             if (relu_host[r] != kNone) applies_relu[relu_host[r]] = true;
         }
-        fold_relus_into_dropouts();
     }
 
     // A dropout whose input is a ReLU used by nothing else (and not already fused) applies that ReLU to what it
@@ -282,12 +298,43 @@ struct Executor::Impl {
         }
     }
 
+    // A dropout (or dropout2d) whose input is a max pooling used by nothing else, directly or through a flatten
+    // used by nothing else (CifarCNN's MaxPool → flatten → Dropout; a flatten keeps the element order, so the
+    // dropout's units are the pooled elements), runs inside the pooling's kernels (gpu::max_pool2d_dropout): the
+    // pooling writes the dropout's output and mask, and its backward applies the mask as it gathers, one kernel
+    // each way instead of two (three for dropout2d). The dropout shares the pooling's memory and never runs; its
+    // mask keeps the dropout's own Philox stream, so the masks are the unfolded run's.
+    void fold_dropouts_into_pools() {
+        if (!options.dropout) return;  // --no-dropout: every dropout is an alias already
+        for (int d = 0; d < layers; ++d) {
+            const Node& dropout = graph.nodes[d];
+            const LayerKind kind = dropout.spec.kind;
+            if ((kind != LayerKind::dropout && kind != LayerKind::dropout2d) || applies_relu[d] ||
+                dropout.inputs.size() != 1 || dropout.inputs[0] == kInput) {
+                continue;
+            }
+            int p = dropout.inputs[0];
+            if (kind == LayerKind::dropout && graph.nodes[p].spec.kind == LayerKind::flatten) {
+                const Node& flatten = graph.nodes[p];
+                if (flatten.consumers.size() != 1 || flatten.inputs.size() != 1 || flatten.inputs[0] == kInput) continue;
+                p = flatten.inputs[0];
+            }
+            const Node& pool = graph.nodes[p];
+            if (pool.spec.kind != LayerKind::max_pool2d || pool.consumers.size() != 1 || folded_dropout[p] != kNone) {
+                continue;
+            }
+            dropout_host[d] = p;
+            folded_dropout[p] = d;
+        }
+    }
+
     // Whether node m's backward reads its own output: a ReLU's, or a node's that applies a fused ReLU (not a
-    // dropout's: its mask holds the ReLU's rule).
+    // dropout's: its mask holds the ReLU's rule; nor a max pooling's that runs a folded dropout: its indices do).
     bool reads_own_output(int m) const {
         if (relu_host[m] != kNone) return false;  // a fused ReLU has no backward of its own
         const LayerKind kind = graph.nodes[m].spec.kind;
-        return backward_reads_output(kind) || (applies_relu[m] && kind != LayerKind::dropout);
+        return backward_reads_output(kind) ||
+               (applies_relu[m] && kind != LayerKind::dropout && folded_dropout[m] == kNone);
     }
 
     int fwd_time(int node) const { return node; }
@@ -295,10 +342,10 @@ struct Executor::Impl {
     int bwd_time(int node) const { return 2 * layers - node; }
 
     // Backends never run an alias: flatten always, dropout under --no-dropout (then the identity), a ReLU fused
-    // into a neighbour.
+    // into a neighbour, a dropout folded into its max pooling.
     bool is_alias(int node) const {
         const LayerKind kind = graph.nodes[node].spec.kind;
-        return kind == LayerKind::flatten || relu_host[node] != kNone ||
+        return kind == LayerKind::flatten || relu_host[node] != kNone || dropout_host[node] != kNone ||
                (!options.dropout && (kind == LayerKind::dropout || kind == LayerKind::dropout2d));
     }
 
@@ -386,10 +433,15 @@ struct Executor::Impl {
             if (dy_first != MemoryPlan::kForever) dy_buf[s] = request(name + " dy", bytes, dy_first, bwd_time(s));
         }
         for (int i = 0; i < layers; ++i) {
-            if (is_alias(i)) continue;
             const Node& node = graph.nodes[i];
             const std::vector<Shape> in = input_shapes(i, b);
             const Shape out = with_batch(b, node.output);
+            const int host = dropout_host[i];
+            if (host != kNone) {  // the mask of a folded dropout, from its pooling's forward to its backward
+                saved_buf[i] = request(node.spec.name + " saved (written by '" + graph.nodes[host].spec.name + "')",
+                                       detail::saved_bytes(node, in, out), fwd_time(host), bwd_time(host));
+            }
+            if (is_alias(i)) continue;
             const std::size_t saved = detail::saved_bytes(node, in, out);
             if (saved > 0) saved_buf[i] = request(node.spec.name + " saved", saved, fwd_time(i), bwd_time(i));
             // Scratch for one pass only, so that layers' workspaces share memory.
@@ -490,6 +542,11 @@ struct Executor::Impl {
         // Stream kDropoutStreamBase + step · layers + i: distinct for every layer and step.
         a.dropout_stream_base = kDropoutStreamBase + static_cast<uint64_t>(i);
         a.dropout_stream_stride = static_cast<uint64_t>(layers);
+        if (const int d = folded_dropout[i]; d != kNone) {  // the dropout's own stream, mask and settings
+            a.dropout = &graph.nodes[d];
+            a.dropout_mask = static_cast<uint8_t*>(address(saved_buf[d]));
+            a.dropout_stream_base = kDropoutStreamBase + static_cast<uint64_t>(d);
+        }
         a.step = step;
         a.step_counters = counters();
         return a;
@@ -616,7 +673,7 @@ struct Executor::Impl {
 
     // What a node is in a profile beside its times: a fused ReLU or an alias never runs on its own.
     std::string profile_detail(int node) const {
-        const int host = relu_host[node];
+        const int host = relu_host[node] != kNone ? relu_host[node] : dropout_host[node];
         if (host != kNone) return fmt::format("fused into '{}'", graph.nodes[host].spec.name);
         if (is_alias(node)) return "shares its input's memory: nothing to run";
         return backend->describe(node);
@@ -901,6 +958,13 @@ std::vector<std::string> Executor::describe() const {
                                     : kind == LayerKind::dropout    ? "dropout"
                                                                     : "max pooling",
                                     node.spec.name));
+    }
+    for (int d = 0; d < m.layers; ++d) {
+        const int host = m.dropout_host[d];
+        if (host != kNone) {
+            lines.push_back(fmt::format("{}: fused into max pooling '{}' (one kernel each way writes and applies its "
+                                        "mask)", m.graph.nodes[d].spec.name, m.graph.nodes[host].spec.name));
+        }
     }
     return lines;
 }

@@ -39,6 +39,13 @@ gpu::DeviceStep dropout_step(const NodeArgs& a) {
     return {a.step_counters + kDropoutStepCounter, a.dropout_stream_stride};
 }
 
+// The dropout folded into a max pooling (NodeArgs::dropout): its own p and kind, the stream as its own node's.
+gpu::PooledDropout pooled_dropout(const NodeArgs& a) {
+    cpu::DropoutOptions options = device_dropout_options(a);
+    options.p = a.dropout->spec.p;
+    return {options, a.dropout->spec.kind == LayerKind::dropout2d, dropout_step(a)};
+}
+
 // --precision: whether the convolutions and matrix products may round their inputs to TF32.
 bool allows_tf32(const std::string& precision) {
     CUDACNN_CHECK(precision == "fp32" || precision == "tf32",
@@ -194,6 +201,7 @@ class GpuBackend final : public BackendImpl {
     const char* stopwatch_clock() const override { return "CUDA events on the executor's stream"; }
 
     bool fuses_relu() const override { return true; }
+    bool folds_dropouts() const override { return true; }
     bool can_capture() const override { return true; }
     CudaGraph capture(const std::function<void()>& enqueue) override { return CudaGraph::capture(stream_, enqueue); }
     void replay(const CudaGraph& graph) override { graph.launch(stream_); }
@@ -251,6 +259,11 @@ void GpuBackend::forward(const NodeArgs& a) {
         }
         case LayerKind::relu: gpu::relu_forward(a.x[0], a.y, count, st); break;
         case LayerKind::max_pool2d:
+            if (a.dropout != nullptr) {
+                gpu::max_pool2d_dropout(a.x[0], a.y, static_cast<int64_t*>(a.saved), a.dropout_mask, in, s.max_pool,
+                                        pooled_dropout(a), a.relu, st);
+                break;
+            }
             (a.relu ? gpu::relu_max_pool2d : gpu::max_pool2d)(a.x[0], a.y, static_cast<int64_t*>(a.saved), in,
                                                               s.max_pool, st);
             break;
@@ -307,7 +320,10 @@ void GpuBackend::backward(const NodeArgs& a) {
         }
         case LayerKind::relu: gpu::relu_backward(a.y, a.dy, dx, count, st); break;
         case LayerKind::max_pool2d:
-            if (a.relu) {
+            if (a.dropout != nullptr) {  // the fused ReLU's rule rides in the indices
+                gpu::max_pool2d_dropout_backward(static_cast<const int64_t*>(a.saved), a.dropout_mask, a.dy, dx, in,
+                                                 s.max_pool, pooled_dropout(a), st);
+            } else if (a.relu) {
                 gpu::relu_max_pool2d_backward(static_cast<const int64_t*>(a.saved), a.y, a.dy, dx, in, s.max_pool, st);
             } else {
                 gpu::max_pool2d_backward(static_cast<const int64_t*>(a.saved), a.dy, dx, in, s.max_pool, st);

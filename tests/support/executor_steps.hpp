@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "cudacnn/device.hpp"
 #include "cudacnn/graph/executor.hpp"
 #include "cudacnn/host_tensor.hpp"
 #include "cudacnn/io/state_dict.hpp"
@@ -46,6 +47,61 @@ inline bool bit_identical(const io::StateDict& a, const io::StateDict& b) {
         }
     }
     return a.names() == b.names();
+}
+
+// The GPU backend is the emulator in the emu flavour and a real GPU in the cuda flavour; without either its
+// tests say so and pass.
+inline bool have_gpu_backend() {
+    if (gpu_status().available) return true;
+    WARN("skipped: no GPU here (" << gpu_status().description << ")");
+    return false;
+}
+
+// describe(), a line each.
+inline std::string description(const graph::Executor& executor) {
+    std::string text;
+    for (const std::string& line : executor.describe()) text += line + "\n";
+    return text;
+}
+
+// What the fusion tests compare between two ways of running the same training (fused kernels against separate
+// ones): run_test_steps' metrics and final state, then the gradients of a training-mode and of an
+// evaluation-mode forward and backward.
+struct StepRun {
+    io::StateDict model, optimizer, gradients, eval_gradients;
+    std::vector<graph::Metrics> metrics;
+    int64_t graph_launches = 0;
+    std::string description;  // describe(), a line each
+};
+
+inline StepRun run_compared_steps(graph::Executor& executor) {
+    StepRun run;
+    run_test_steps(executor, run.metrics);
+    run.model = executor.model_state();
+    run.optimizer = executor.optimizer_state();
+    executor.forward_backward(executor.optimizer_steps());
+    run.metrics.push_back(executor.read_metrics());
+    run.gradients = executor.gradients();
+    executor.eval_forward_backward();
+    run.metrics.push_back(executor.read_metrics());
+    run.eval_gradients = executor.gradients();
+    run.graph_launches = executor.cuda_graph_launches();
+    run.description = description(executor);
+    return run;
+}
+
+// The same bits everywhere, and as many CUDA graph replays.
+inline void check_same_steps(const StepRun& a, const StepRun& b) {
+    CHECK(bit_identical(a.model, b.model));
+    CHECK(bit_identical(a.optimizer, b.optimizer));
+    CHECK(bit_identical(a.gradients, b.gradients));
+    CHECK(bit_identical(a.eval_gradients, b.eval_gradients));
+    REQUIRE(a.metrics.size() == b.metrics.size());
+    for (std::size_t k = 0; k < a.metrics.size(); ++k) {
+        CHECK(a.metrics[k].loss_sum == b.metrics[k].loss_sum);
+        CHECK(a.metrics[k].correct == b.metrics[k].correct);
+    }
+    CHECK(a.graph_launches == b.graph_launches);
 }
 
 }  // namespace cudacnn::test

@@ -68,6 +68,13 @@ struct ExecutorOptions {
     // dropout's (bit for bit the same results, without writing and reading back the ReLU's tensors). Off with
     // keep_activations and detect_anomaly, which read every layer's own output.
     bool fuse_relu = true;
+    // gpu: a dropout or dropout2d whose input is a max pooling's only use (directly, or through a flatten for
+    // dropout) runs inside the pooling's kernels, which then write and apply its mask (bit for bit the same masks
+    // and results; one kernel each way instead of two or three). A switch of its own beside fuse_relu because it
+    // folds a different layer, with its own saved state (the pooling keeps the dropout's mask), so that each
+    // fusion can be measured and tested alone. Only with dropout on (under --no-dropout a dropout is an alias
+    // anyway); off with keep_activations and detect_anomaly, as fuse_relu.
+    bool fuse_dropout = true;
     int threads = 0;                    // cpu: worker threads, 0 = one per core
     OptimizerConfig optimizer;
     double label_smoothing = 0.0;
