@@ -108,7 +108,8 @@ __global__ void batch_norm_sync_finalize_kernel(const double* sums, const double
     save_invstd[c] = static_cast<float>(1.0 / sqrt(var + eps));
     if (factor >= 0.0) {
         const double unbiased = squares[c] / (count - 1.0);
-        // input_shift (BatchNorm2dRunningStatsView): what x lacks per channel, which the running mean includes.
+        // input_shift (BatchNorm2dRunningStatsView): what x lacks per channel, which the running mean
+        // includes.
         const double shifted = input_shift != nullptr ? mean + static_cast<double>(input_shift[c]) : mean;
         running_mean[c] =
             static_cast<float>((1.0 - factor) * static_cast<double>(running_mean[c]) + factor * shifted);

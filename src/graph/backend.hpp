@@ -51,8 +51,8 @@ struct NodeArgs {
     bool relu = false;
     // A conv2d's bias folded into the batch norm that is its only use (ExecutorOptions::fold_conv_bias, for a
     // backend whose folds_conv_bias() is true), in a pass where that batch norm normalizes by the batch: the
-    // conv's forward runs without its bias (skip_bias; its backward is unchanged, dbias = Σ dy), and the batch
-    // norm gets the bias as input_shift (C), which only its running mean's update adds.
+    // conv's forward runs without its bias (skip_bias; its backward is unchanged, dbias = Σ dy), and the
+    // batch norm gets the bias as input_shift (C), which only its running mean's update adds.
     bool skip_bias = false;
     const float* input_shift = nullptr;
     // A training-mode batch norm of a data-parallel run with synchronized statistics (ExecutorOptions::

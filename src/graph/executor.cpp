@@ -132,8 +132,8 @@ struct Executor::Impl {
     // (kNone: not fused); applies_relu marks the neighbours (a batch norm before, a max pooling or dropout after).
     std::vector<int> relu_host;
     std::vector<bool> applies_relu;
-    // Folded conv biases (ExecutorOptions::fold_conv_bias): per node, a conv2d's batch norm, or a batch norm's
-    // conv2d; kNone where there is none (conv_bias_folds_in() says in which passes).
+    // Folded conv biases (ExecutorOptions::fold_conv_bias): per node, a conv2d's batch norm, or a batch
+    // norm's conv2d; kNone where there is none (conv_bias_folds_in() says in which passes).
     std::vector<int> bias_fold;
     std::vector<BufferRequest> requests;
     MemoryPlan plan;
@@ -298,17 +298,21 @@ struct Executor::Impl {
         }
         for (int b = 0; b < layers; ++b) {
             const Node& bn = graph.nodes[b];
-            if (bn.spec.kind != LayerKind::batch_norm2d || bn.inputs.size() != 1 || bn.inputs[0] == kInput) continue;
+            if (bn.spec.kind != LayerKind::batch_norm2d || bn.inputs.size() != 1 || bn.inputs[0] == kInput) {
+                continue;
+            }
             const int c = bn.inputs[0];
             const Node& conv = graph.nodes[c];
-            if (conv.spec.kind != LayerKind::conv2d || !conv.spec.bias || conv.consumers.size() != 1) continue;
+            if (conv.spec.kind != LayerKind::conv2d || !conv.spec.bias || conv.consumers.size() != 1) {
+                continue;
+            }
             bias_fold[c] = b, bias_fold[b] = c;
         }
     }
 
     // Whether node i's folded conv bias is folded in this pass: where the batch norm normalizes by the batch
-    // (training passes; every pass without running statistics). Evaluation by the running statistics needs the
-    // conv's output with its bias.
+    // (training passes; every pass without running statistics). Evaluation by the running statistics needs
+    // the conv's output with its bias.
     bool conv_bias_folds_in(int i, bool training) const {
         if (bias_fold[i] == kNone) return false;
         const int bn = graph.nodes[i].spec.kind == LayerKind::batch_norm2d ? i : bias_fold[i];
@@ -663,7 +667,8 @@ struct Executor::Impl {
         if (is_alias(node)) return "shares its input's memory: nothing to run";
         const std::string described = backend->describe(node);
         if (bias_fold[node] == kNone || graph.nodes[node].spec.kind != LayerKind::conv2d) return described;
-        const std::string folded = fmt::format("bias folded into '{}'", graph.nodes[bias_fold[node]].spec.name);
+        const std::string folded =
+            fmt::format("bias folded into '{}'", graph.nodes[bias_fold[node]].spec.name);
         return described.empty() ? folded : described + "; " + folded;
     }
 
@@ -951,7 +956,8 @@ std::vector<std::string> Executor::describe() const {
         if (m.bias_fold[c] == kNone || m.graph.nodes[c].spec.kind != LayerKind::conv2d) continue;
         const Node& bn = m.graph.nodes[m.bias_fold[c]];
         lines.push_back(fmt::format("{}: bias folded into batch norm '{}' ({})", m.graph.nodes[c].spec.name,
-                                    bn.spec.name, bn.spec.track_running_stats ? "training steps" : "every step"));
+                                    bn.spec.name,
+                                    bn.spec.track_running_stats ? "training steps" : "every step"));
     }
     return lines;
 }

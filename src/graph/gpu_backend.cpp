@@ -341,8 +341,8 @@ void GpuBackend::backward(const NodeArgs& a) {
 // The world's statistics (--sync-bn): the kernels' phases with the communicator's all-reduces between them.
 void GpuBackend::synchronized_batch_norm_forward(const NodeArgs& a) {
     const int64_t channels = a.node->spec.num_features;
-    gpu::BatchNorm2dRunningStatsView running{a.running_mean, a.running_var,
-                                             a.num_batches_tracked ? *a.num_batches_tracked : 0, a.input_shift};
+    gpu::BatchNorm2dRunningStatsView running{
+        a.running_mean, a.running_var, a.num_batches_tracked ? *a.num_batches_tracked : 0, a.input_shift};
     gpu::BatchNorm2dSyncForward args;
     args.x = a.x[0];
     args.weight = a.weight;

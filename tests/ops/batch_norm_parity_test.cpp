@@ -1,6 +1,7 @@
 // Parity of the batch_norm2d kernels (cuda/batch_norm.cu) with the CPU reference (src/cpu/batch_norm.cpp):
 // training (momentum, cumulative average, untracked), evaluation, affine on and off, forward and backward,
-// running statistics, a large common offset, split reductions; an input shift (a folded conv bias); bad arguments.
+// running statistics, a large common offset, split reductions; an input shift (a folded conv bias);
+// bad arguments.
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -327,25 +328,29 @@ TEST_CASE("batch_norm2d with an input shift normalizes x as it is and updates th
         for (int64_t i = 0; i < x_full.numel(); ++i) x_full[i] = x_lacking[i] + shift[(i / plane) % channels];
         const HostTensor<float> weight = test::random_tensor<float>(per_channel, seed + 2, 0.5, 1.5);
         const HostTensor<float> bias = test::random_tensor<float>(per_channel, seed + 3);
-        cpu::BatchNorm2dRunningStats<float> running{test::random_tensor<float>(per_channel, seed + 4, -0.5, 0.5),
-                                                    test::random_tensor<float>(per_channel, seed + 5, 0.5, 1.5),
-                                                    c.momentum ? 0 : 3};
+        cpu::BatchNorm2dRunningStats<float> running{
+            test::random_tensor<float>(per_channel, seed + 4, -0.5, 0.5),
+            test::random_tensor<float>(per_channel, seed + 5, 0.5, 1.5), c.momentum ? 0 : 3};
         DeviceRunning d_running = upload_running(running);
         const DeviceBuffer d_shift = test::to_device(shift);
         d_running.view.input_shift = d_shift.data_as<float>();
         cpu::BatchNorm2dOptions options;
         options.momentum = c.momentum;
-        const cpu::BatchNorm2dResult<float> expected = cpu::batch_norm2d(x_full, &weight, &bias, &running, options);
-        const HostTensor<float> lacking_mean = cpu::batch_norm2d<float>(x_lacking, nullptr, nullptr, nullptr).save_mean;
+        const cpu::BatchNorm2dResult<float> expected =
+            cpu::batch_norm2d(x_full, &weight, &bias, &running, options);
+        const HostTensor<float> lacking_mean =
+            cpu::batch_norm2d<float>(x_lacking, nullptr, nullptr, nullptr).save_mean;
         HostTensor<float> expected_y = expected.output;
         if (c.relu) expected_y = cpu::relu(expected_y);
 
         const size_t workspace_bytes = gpu::batch_norm2d_workspace_bytes(c.shape);
-        const DeviceBuffer workspace = test::poisoned<float>(static_cast<int64_t>(workspace_bytes / sizeof(float)));
+        const DeviceBuffer workspace =
+            test::poisoned<float>(static_cast<int64_t>(workspace_bytes / sizeof(float)));
         const DeviceBuffer d_x = test::to_device(x_lacking), d_weight = test::to_device(weight),
                            d_bias = test::to_device(bias);
         const DeviceBuffer d_y = test::poisoned<float>(c.shape.numel());
-        const DeviceBuffer d_mean = test::poisoned<float>(channels), d_invstd = test::poisoned<float>(channels);
+        const DeviceBuffer d_mean = test::poisoned<float>(channels),
+                           d_invstd = test::poisoned<float>(channels);
         (c.relu ? gpu::batch_norm2d_relu : gpu::batch_norm2d)(
             d_x.data_as<float>(), d_weight.data_as<float>(), d_bias.data_as<float>(), &d_running.view,
             d_y.data_as<float>(), d_mean.data_as<float>(), d_invstd.data_as<float>(), c.shape, options,

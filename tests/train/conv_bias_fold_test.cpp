@@ -51,7 +51,7 @@ ModelSpec conv_bn_spec() {
             {"name": "flat", "type": "flatten"},
             {"name": "head", "type": "linear", "in_features": 96, "out_features": 4}
         ]})"),
-                             "conv_bn_spec");
+                            "conv_bn_spec");
 }
 
 struct Run {
@@ -104,10 +104,11 @@ Run run_steps(bool fold, bool cuda_graph) {
 // bounds), gradients through up to five layers at batch size 4 (1/std amplifies), nine SGD steps that feed
 // the differences back. Measured on the emulator: ≤ 8e-6 relative to each tensor's largest value
 // (max_relative_error; parameters, running statistics, momentum buffers, gradients, logits, losses); 1e-4
-// leaves room for other summation orders, and a running mean without its bias is off by |b| / max|mean| ≳ 0.1.
+// leaves room for other summation orders, and a running mean without its bias is off by
+// |b| / max|mean| ≳ 0.1.
 constexpr double kFoldTolerance = 1e-4;
-// A folded conv's bias gradient is rounding noise around 0 (see gpu_options) in both runs: bounded against the
-// same conv's weight gradient (2^-24 · Σ|dy| per sum; measured ≤ 2e-7 of it), not against itself.
+// A folded conv's bias gradient is rounding noise around 0 (see gpu_options) in both runs: bounded against
+// the same conv's weight gradient (2^-24 · Σ|dy| per sum; measured ≤ 2e-7 of it), not against itself.
 constexpr double kFoldedBiasGradientTolerance = 1e-5;
 
 bool is_folded_bias(const std::string& name) {
@@ -171,10 +172,11 @@ TEST_CASE("conv biases folded into batch norms train as unfolded ones, and the e
         // Folded steps are captured and replayed like unfolded ones.
         CHECK(folded.graph_launches == (cuda_graph ? 3 + 2 + 2 + 2 : 0));
         CHECK(folded.graph_launches == unfolded.graph_launches);
-        CHECK_THAT(folded.description, Catch::Contains("c1: bias folded into batch norm 'bn1' (training steps)") &&
-                                           Catch::Contains("c2: bias folded into batch norm 'bn2' (training steps)") &&
-                                           Catch::Contains("c4: bias folded into batch norm 'bn4' (every step)") &&
-                                           !Catch::Contains("c3: bias folded") && !Catch::Contains("c5: bias folded"));
+        CHECK_THAT(folded.description,
+                   Catch::Contains("c1: bias folded into batch norm 'bn1' (training steps)") &&
+                       Catch::Contains("c2: bias folded into batch norm 'bn2' (training steps)") &&
+                       Catch::Contains("c4: bias folded into batch norm 'bn4' (every step)") &&
+                       !Catch::Contains("c3: bias folded") && !Catch::Contains("c5: bias folded"));
         CHECK_THAT(unfolded.description, !Catch::Contains("bias folded"));
     }
 }
@@ -184,7 +186,8 @@ TEST_CASE("conv biases stay unfolded where every output is read or the backend d
     if (!have_device()) return;
     const auto described = [](const ExecutorOptions& options) {
         std::string text;
-        for (const std::string& line : Executor(build_graph(conv_bn_spec()), options).describe()) text += line + "\n";
+        for (const std::string& line : Executor(build_graph(conv_bn_spec()), options).describe())
+            text += line + "\n";
         return text;
     };
     ExecutorOptions options = gpu_options(true, true);
@@ -208,7 +211,8 @@ TEST_CASE("the CifarCNN folds each conv bias before a batch norm", "[executor][g
     for (const std::string& line : Executor(build_graph(builtin_model("cifar_cnn")), options).describe()) {
         text += line + "\n";
     }
-    // conv_layer: 0 conv, 1 BN, 2 ReLU, 3 conv (a ReLU after it: keeps its bias), …, 6 conv, 7 BN, …, 13 conv, 14 BN.
+    // conv_layer: 0 conv, 1 BN, 2 ReLU, 3 conv (a ReLU after it: keeps its bias), …, 6 conv, 7 BN, …, 13
+    // conv, 14 BN.
     CHECK_THAT(text, Catch::Contains("conv_layer.0: bias folded into batch norm 'conv_layer.1'") &&
                          Catch::Contains("conv_layer.6: bias folded into batch norm 'conv_layer.7'") &&
                          Catch::Contains("conv_layer.13: bias folded into batch norm 'conv_layer.14'") &&

@@ -68,12 +68,13 @@ struct ExecutorOptions {
     // dropout's (bit for bit the same results, without writing and reading back the ReLU's tensors). Off with
     // keep_activations and detect_anomaly, which read every layer's own output.
     bool fuse_relu = true;
-    // gpu: a conv2d whose only use is a batch norm runs without its bias wherever that batch norm normalizes by
-    // the batch (training steps; every step without running statistics): the batch mean cancels the bias, so
-    // only the running mean needs it, and the batch norm adds it there (gpu::BatchNorm2dRunningStatsView::
-    // input_shift). Saves cuDNN's separate bias pass over the conv's output (the hand-written kernels' epilogue
-    // add). Gradients are unchanged; outputs, saves and running statistics differ from unfolded runs by float
-    // rounding only. Off with keep_activations and detect_anomaly, which read every layer's own output.
+    // gpu: a conv2d whose only use is a batch norm runs without its bias wherever that batch norm normalizes
+    // by the batch (training steps; every step without running statistics): the batch mean cancels the bias,
+    // so only the running mean needs it, and the batch norm adds it there (gpu::BatchNorm2dRunningStatsView::
+    // input_shift). Saves cuDNN's separate bias pass over the conv's output (the hand-written kernels'
+    // epilogue add). Gradients are unchanged; outputs, saves and running statistics differ from unfolded runs
+    // by float rounding only. Off with keep_activations and detect_anomaly, which read every layer's own
+    // output.
     bool fold_conv_bias = true;
     int threads = 0;                    // cpu: worker threads, 0 = one per core
     OptimizerConfig optimizer;
