@@ -667,8 +667,9 @@ struct Executor::Impl {
         if (is_alias(node)) return "shares its input's memory: nothing to run";
         const std::string described = backend->describe(node);
         if (bias_fold[node] == kNone || graph.nodes[node].spec.kind != LayerKind::conv2d) return described;
-        const std::string folded =
-            fmt::format("bias folded into '{}'", graph.nodes[bias_fold[node]].spec.name);
+        const LayerSpec& bn = graph.nodes[bias_fold[node]].spec;
+        const std::string folded = fmt::format("bias folded into '{}'{}", bn.name,
+                                               bn.track_running_stats ? " in training steps" : "");
         return described.empty() ? folded : described + "; " + folded;
     }
 

@@ -13,6 +13,7 @@
 
 #include "cudacnn/device.hpp"
 #include "cudacnn/graph/executor.hpp"
+#include "cudacnn/graph/profile.hpp"
 #include "support/compare.hpp"
 #include "support/executor_steps.hpp"
 
@@ -200,6 +201,29 @@ TEST_CASE("conv biases stay unfolded where every output is read or the backend d
     options.detect_anomaly = false;
     options.backend = Backend::cpu;  // the CPU backends add every bias in the conv
     CHECK_THAT(described(options), !Catch::Contains("bias folded"));
+}
+
+TEST_CASE("a profile names the batch norm each folded conv bias went into",
+          "[executor][gpu][fused][bias_fold]") {
+    if (!have_device()) return;
+    Executor executor(build_graph(conv_bn_spec()), gpu_options(true, true));
+    executor.initialize(23);
+    HostTensor<float> x(Shape{4, 3, 8, 8});
+    for (int64_t i = 0; i < x.numel(); ++i) x[i] = std::sin(0.05f * static_cast<float>(i));
+    const std::vector<int64_t> labels{0, 1, 2, 3};
+    executor.set_batch(x.data(), labels.data(), 4);
+    executor.start_profile();
+    executor.train_step(0);
+    const StepProfile profile = executor.stop_profile();
+    const auto detail = [&](const std::string& name) {
+        for (const ProfilePart& part : profile.parts) {
+            if (part.name == name) return part.detail;
+        }
+        return std::string("no part named " + name);
+    };
+    CHECK_THAT(detail("c1"), Catch::EndsWith("bias folded into 'bn1' in training steps"));
+    CHECK_THAT(detail("c4"), Catch::EndsWith("bias folded into 'bn4'"));
+    CHECK_THAT(detail("c3"), !Catch::Contains("folded"));
 }
 
 TEST_CASE("the CifarCNN folds each conv bias before a batch norm", "[executor][gpu][fused][bias_fold]") {
