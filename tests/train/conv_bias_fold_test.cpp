@@ -55,14 +55,6 @@ ModelSpec conv_bn_spec() {
                             "conv_bn_spec");
 }
 
-struct Run {
-    io::StateDict model, optimizer, gradients, eval_gradients;
-    std::vector<Metrics> metrics;
-    HostTensor<float> eval_logits;
-    int64_t graph_launches = 0;
-    std::string description;
-};
-
 // SGD with momentum, not Adam: a folded conv's bias gradient is Σ of the batch norm's dx over a channel,
 // exactly 0, so what either run computes is rounding noise, which Adam would scale up to ±lr steps (in both
 // runs, differently: PyTorch's biases before a batch norm wander alike); SGD moves them by lr · noise.
@@ -79,25 +71,11 @@ ExecutorOptions gpu_options(bool fold, bool cuda_graph) {
     return options;
 }
 
-// Training steps with full and partial batches, a learning-rate change and evaluation steps, then the
-// gradients of a training and of an evaluation-mode forward and backward, and the evaluation logits.
-Run run_steps(bool fold, bool cuda_graph) {
+// test::record_test_run's steps, checks and reads.
+test::RecordedRun run_steps(bool fold, bool cuda_graph) {
     Executor executor(build_graph(conv_bn_spec()), gpu_options(fold, cuda_graph));
     executor.initialize(23);
-    Run run;
-    test::run_test_steps(executor, run.metrics);
-    run.model = executor.model_state();
-    run.optimizer = executor.optimizer_state();
-    executor.forward_backward(executor.optimizer_steps());
-    run.metrics.push_back(executor.read_metrics());
-    run.gradients = executor.gradients();
-    executor.eval_forward_backward();
-    run.metrics.push_back(executor.read_metrics());
-    run.eval_gradients = executor.gradients();
-    run.eval_logits = executor.logits();
-    run.graph_launches = executor.cuda_graph_launches();
-    for (const std::string& line : executor.describe()) run.description += line + "\n";
-    return run;
+    return test::record_test_run(executor);
 }
 
 // Folded and unfolded runs differ where the conv's output is rounded: x' + b against x' (≤ 2^-24 of |x' + b|
@@ -156,8 +134,8 @@ TEST_CASE("conv biases folded into batch norms train as unfolded ones, and the e
     if (!have_device()) return;
     for (const bool cuda_graph : {false, true}) {
         INFO("cuda_graph " << cuda_graph);
-        const Run folded = run_steps(true, cuda_graph);
-        const Run unfolded = run_steps(false, cuda_graph);
+        const test::RecordedRun folded = run_steps(true, cuda_graph);
+        const test::RecordedRun unfolded = run_steps(false, cuda_graph);
         check_close(folded.model, unfolded.model, false);
         check_close(folded.optimizer, unfolded.optimizer, true);  // momentum buffers: sums of gradients
         check_close(folded.gradients, unfolded.gradients, true);
