@@ -272,6 +272,7 @@ struct ForwardStatistics {
     float momentum_factor;  // training: < 0: no running statistics to update
     float* running_mean;
     float* running_var;
+    const float* input_shift;  // nullptr, or what x lacks per channel: the running mean adds it
     float* save_mean;
     float* save_invstd;
 };
@@ -302,7 +303,10 @@ __device__ ChannelNorm channel_norm(const ForwardStatistics& f, int channel, boo
         if (f.momentum_factor >= 0.0f) {
             const float factor = f.momentum_factor;
             const float unbiased = acc.m2 / static_cast<float>(count - 1);
-            f.running_mean[channel] = (1.0f - factor) * f.running_mean[channel] + factor * norm.mean;
+            // The running mean is of the input with its folded shift; the saves stay x's own (the backward
+            // reads x).
+            const float mean = f.input_shift != nullptr ? norm.mean + f.input_shift[channel] : norm.mean;
+            f.running_mean[channel] = (1.0f - factor) * f.running_mean[channel] + factor * mean;
             f.running_var[channel] = (1.0f - factor) * f.running_var[channel] + factor * unbiased;
         }
     }
@@ -565,6 +569,7 @@ void batch_norm2d_impl(const char* op, bool relu, const float* x, const float* w
     f.momentum_factor = factor;
     f.running_mean = running != nullptr ? running->running_mean : nullptr;
     f.running_var = running != nullptr ? running->running_var : nullptr;
+    f.input_shift = running != nullptr ? running->input_shift : nullptr;
     f.save_mean = save_mean, f.save_invstd = save_invstd;
     if (options.training) {
         float* partials = static_cast<float*>(workspace);

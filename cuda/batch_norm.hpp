@@ -18,10 +18,17 @@ namespace cudacnn::gpu {
 // with options.momentum unset (cumulative average), passes 1 / num_batches_tracked to the kernel as an
 // argument: a CUDA graph that captured such a launch would replay the old factor, so capture only with a
 // momentum (the CifarCNN default 0.1), or re-capture every step.
+//
+// input_shift (C) or nullptr: per-channel values that x lacks, the bias of a convolution folded into this
+// batch norm (the executor runs such a conv without its bias). A training step normalizes x as it is, which
+// is exact since the batch mean cancels the shift, and updates the running mean with mean(x) + input_shift[c]
+// (the variance does not change with a shift). Evaluation reads the running statistics, which include the
+// shift, so it refuses an input_shift: run the conv with its bias there.
 struct BatchNorm2dRunningStatsView {
     float* running_mean = nullptr;  // (C)
     float* running_var = nullptr;   // (C)
     int64_t num_batches_tracked = 0;
+    const float* input_shift = nullptr;  // (C)
 };
 
 // Bytes of device workspace that batch_norm2d and batch_norm2d_backward need for this input shape (either

@@ -135,6 +135,12 @@ inline void check_forward(const char* op, const kernels::BnDims& d, const Shape&
             static_cast<const void*>(running->running_mean), static_cast<const void*>(running->running_var));
         CUDACNN_CHECK(running->num_batches_tracked >= 0, "{}: num_batches_tracked {} must not be negative",
                       op, running->num_batches_tracked);
+        CUDACNN_CHECK(
+            options.training || running->input_shift == nullptr,
+            "{}: evaluation normalizes by the running statistics, which include the input_shift "
+            "({}) that x lacks; pass input_shift = nullptr and x with the shift added (the conv with "
+            "its bias)",
+            op, static_cast<const void*>(running->input_shift));
     }
     CUDACNN_CHECK(std::isfinite(options.eps) && options.eps >= 0, "{}: eps {} must be finite and >= 0", op,
                   options.eps);

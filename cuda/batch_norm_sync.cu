@@ -97,7 +97,8 @@ __global__ void batch_norm_sync_merge_kernel(const double* partials, int rows, B
 // factor < 0: none to update), in double as the reference, rounded once.
 __global__ void batch_norm_sync_finalize_kernel(const double* sums, const double* squares, int channels,
                                                 double eps, double factor, float* running_mean,
-                                                float* running_var, float* save_mean, float* save_invstd) {
+                                                float* running_var, const float* input_shift,
+                                                float* save_mean, float* save_invstd) {
     const int c = blockIdx.x * blockDim.x + threadIdx.x;
     if (c >= channels) return;
     const double count = sums[channels];
@@ -107,8 +108,11 @@ __global__ void batch_norm_sync_finalize_kernel(const double* sums, const double
     save_invstd[c] = static_cast<float>(1.0 / sqrt(var + eps));
     if (factor >= 0.0) {
         const double unbiased = squares[c] / (count - 1.0);
+        // input_shift (BatchNorm2dRunningStatsView): what x lacks per channel, which the running mean
+        // includes.
+        const double shifted = input_shift != nullptr ? mean + static_cast<double>(input_shift[c]) : mean;
         running_mean[c] =
-            static_cast<float>((1.0 - factor) * static_cast<double>(running_mean[c]) + factor * mean);
+            static_cast<float>((1.0 - factor) * static_cast<double>(running_mean[c]) + factor * shifted);
         running_var[c] =
             static_cast<float>((1.0 - factor) * static_cast<double>(running_var[c]) + factor * unbiased);
     }
@@ -260,7 +264,8 @@ void batch_norm2d_sync_normalize(const BatchNorm2dSyncForward& a) {
     float* running_var = a.running != nullptr ? a.running->running_var : nullptr;
     launch(kernels::batch_norm_sync_finalize_kernel, per_channel_grid(d.c), dim3(kernels::kSyncChannelBlock),
            0, a.stream, static_cast<const double*>(ws.sums), static_cast<const double*>(ws.sums + d.c + 1),
-           d.c, a.options.eps, factor, running_mean, running_var, a.save_mean, a.save_invstd);
+           d.c, a.options.eps, factor, running_mean, running_var,
+           a.running != nullptr ? a.running->input_shift : nullptr, a.save_mean, a.save_invstd);
     const int64_t total = a.input_shape.numel();
     launch(kernels::batch_norm_sync_normalize_kernel, elementwise_grid(total), dim3(kElementwiseBlock), 0,
            a.stream, a.x, static_cast<const float*>(a.save_mean), static_cast<const float*>(a.save_invstd),

@@ -55,6 +55,12 @@ struct NodeArgs {
     // fused ReLU too, the pooling's backward reads neither y nor the ReLU's rule from it: its indices hold that.
     const Node* dropout = nullptr;
     uint8_t* dropout_mask = nullptr;
+    // A conv2d's bias folded into the batch norm that is its only use (ExecutorOptions::fold_conv_bias, for a
+    // backend whose folds_conv_bias() is true), in a pass where that batch norm normalizes by the batch: the
+    // conv's forward runs without its bias (skip_bias; its backward is unchanged, dbias = Σ dy), and the
+    // batch norm gets the bias as input_shift (C), which only its running mean's update adds.
+    bool skip_bias = false;
+    const float* input_shift = nullptr;
     // A training-mode batch norm of a data-parallel run with synchronized statistics (ExecutorOptions::
     // sync_batch_norm): its sums over the batch are summed across this communicator's ranks. Null otherwise.
     dist::Communicator* sync_statistics = nullptr;
@@ -138,6 +144,8 @@ class BackendImpl {
     virtual bool fuses_relu() const { return false; }
     // Whether a max pooling's forward and backward honour NodeArgs::dropout (folded dropouts; the GPU backend).
     virtual bool folds_dropouts() const { return false; }
+    // Whether forward honours NodeArgs::skip_bias and input_shift (folded conv biases; the GPU backend).
+    virtual bool folds_conv_bias() const { return false; }
 
     // CUDA graphs (the GPU backend): whether this backend can capture a step, and capturing and replaying one.
     virtual bool can_capture() const { return false; }

@@ -136,6 +136,9 @@ struct Executor::Impl {
     // it, that pooling (kNone: not folded); per max pooling, the dropout it runs (kNone: none).
     std::vector<int> dropout_host;
     std::vector<int> folded_dropout;
+    // Folded conv biases (ExecutorOptions::fold_conv_bias): per node, a conv2d's batch norm, or a batch
+    // norm's conv2d; kNone where there is none (conv_bias_folds_in() says in which passes).
+    std::vector<int> bias_fold;
     std::vector<BufferRequest> requests;
     MemoryPlan plan;
     std::shared_ptr<void> arena;
@@ -173,6 +176,7 @@ struct Executor::Impl {
         layers = static_cast<int>(graph.nodes.size());
         lay_out_state();
         decide_fusion();
+        decide_conv_bias_folds();
         plan_arena();
         decide_capture();
     }
@@ -326,6 +330,39 @@ struct Executor::Impl {
             dropout_host[d] = p;
             folded_dropout[p] = d;
         }
+    }
+
+    // Which conv2d biases fold into the batch norm after them: a conv2d with a bias whose only use is a batch
+    // norm. The batch mean cancels the bias, so where the batch norm normalizes by the batch the conv runs
+    // without it and the batch norm adds it to its running mean only. Not with keep_activations or
+    // detect_anomaly, which read the conv's own output.
+    void decide_conv_bias_folds() {
+        bias_fold.assign(layers, kNone);
+        if (!options.fold_conv_bias || !backend->folds_conv_bias() || options.keep_activations ||
+            options.detect_anomaly) {
+            return;
+        }
+        for (int b = 0; b < layers; ++b) {
+            const Node& bn = graph.nodes[b];
+            if (bn.spec.kind != LayerKind::batch_norm2d || bn.inputs.size() != 1 || bn.inputs[0] == kInput) {
+                continue;
+            }
+            const int c = bn.inputs[0];
+            const Node& conv = graph.nodes[c];
+            if (conv.spec.kind != LayerKind::conv2d || !conv.spec.bias || conv.consumers.size() != 1) {
+                continue;
+            }
+            bias_fold[c] = b, bias_fold[b] = c;
+        }
+    }
+
+    // Whether node i's folded conv bias is folded in this pass: where the batch norm normalizes by the batch
+    // (training passes; every pass without running statistics). Evaluation by the running statistics needs
+    // the conv's output with its bias.
+    bool conv_bias_folds_in(int i, bool training) const {
+        if (bias_fold[i] == kNone) return false;
+        const int bn = graph.nodes[i].spec.kind == LayerKind::batch_norm2d ? i : bias_fold[i];
+        return training || !graph.nodes[bn].spec.track_running_stats;
     }
 
     // Whether node m's backward reads its own output: a ReLU's, or a node's that applies a fused ReLU (not a
@@ -538,6 +575,15 @@ struct Executor::Impl {
             a.sync_statistics = options.communicator;
         }
         a.relu = applies_relu[i];
+        if (conv_bias_folds_in(i, training)) {
+            if (node.spec.kind == LayerKind::conv2d) {
+                a.skip_bias = true;
+            } else {
+                for (int e : graph.nodes[bias_fold[i]].state) {
+                    if (graph.state[e].role == "bias") a.input_shift = param(params, e);
+                }
+            }
+        }
         a.seed = options.seed;
         // Stream kDropoutStreamBase + step · layers + i: distinct for every layer and step.
         a.dropout_stream_base = kDropoutStreamBase + static_cast<uint64_t>(i);
@@ -676,7 +722,12 @@ struct Executor::Impl {
         const int host = relu_host[node] != kNone ? relu_host[node] : dropout_host[node];
         if (host != kNone) return fmt::format("fused into '{}'", graph.nodes[host].spec.name);
         if (is_alias(node)) return "shares its input's memory: nothing to run";
-        return backend->describe(node);
+        const std::string described = backend->describe(node);
+        if (bias_fold[node] == kNone || graph.nodes[node].spec.kind != LayerKind::conv2d) return described;
+        const LayerSpec& bn = graph.nodes[bias_fold[node]].spec;
+        const std::string folded = fmt::format("bias folded into '{}'{}", bn.name,
+                                               bn.track_running_stats ? " in training steps" : "");
+        return described.empty() ? folded : described + "; " + folded;
     }
 
     StepProfile profile_parts() const {
@@ -965,6 +1016,13 @@ std::vector<std::string> Executor::describe() const {
             lines.push_back(fmt::format("{}: fused into max pooling '{}' (one kernel each way writes and applies its "
                                         "mask)", m.graph.nodes[d].spec.name, m.graph.nodes[host].spec.name));
         }
+    }
+    for (int c = 0; c < m.layers; ++c) {
+        if (m.bias_fold[c] == kNone || m.graph.nodes[c].spec.kind != LayerKind::conv2d) continue;
+        const Node& bn = m.graph.nodes[m.bias_fold[c]];
+        lines.push_back(fmt::format("{}: bias folded into batch norm '{}' ({})", m.graph.nodes[c].spec.name,
+                                    bn.spec.name,
+                                    bn.spec.track_running_stats ? "training steps" : "every step"));
     }
     return lines;
 }

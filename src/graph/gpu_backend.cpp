@@ -202,6 +202,7 @@ class GpuBackend final : public BackendImpl {
 
     bool fuses_relu() const override { return true; }
     bool folds_dropouts() const override { return true; }
+    bool folds_conv_bias() const override { return true; }
     bool can_capture() const override { return true; }
     CudaGraph capture(const std::function<void()>& enqueue) override { return CudaGraph::capture(stream_, enqueue); }
     void replay(const CudaGraph& graph) override { graph.launch(stream_); }
@@ -243,14 +244,17 @@ void GpuBackend::forward(const NodeArgs& a) {
     const Shape& in = a.input_shapes[0];
     const int64_t count = in.numel();
     switch (s.kind) {
-        case LayerKind::conv2d: plan(a).forward(a.x[0], a.weight, a.bias, a.y, a.workspace, st); break;
+        case LayerKind::conv2d:
+            plan(a).forward(a.x[0], a.weight, a.skip_bias ? nullptr : a.bias, a.y, a.workspace, st);
+            break;
         case LayerKind::batch_norm2d: {
             if (a.sync_statistics != nullptr) {
                 synchronized_batch_norm_forward(a);
                 break;
             }
             gpu::BatchNorm2dRunningStatsView running{a.running_mean, a.running_var,
-                                                     a.num_batches_tracked ? *a.num_batches_tracked : 0};
+                                                     a.num_batches_tracked ? *a.num_batches_tracked : 0,
+                                                     a.input_shift};
             auto* saved = static_cast<float*>(a.saved);
             const auto batch_norm = a.relu ? gpu::batch_norm2d_relu : gpu::batch_norm2d;
             batch_norm(a.x[0], a.weight, a.bias, a.running_mean ? &running : nullptr, a.y, saved,
@@ -353,8 +357,8 @@ void GpuBackend::backward(const NodeArgs& a) {
 // The world's statistics (--sync-bn): the kernels' phases with the communicator's all-reduces between them.
 void GpuBackend::synchronized_batch_norm_forward(const NodeArgs& a) {
     const int64_t channels = a.node->spec.num_features;
-    gpu::BatchNorm2dRunningStatsView running{a.running_mean, a.running_var,
-                                             a.num_batches_tracked ? *a.num_batches_tracked : 0};
+    gpu::BatchNorm2dRunningStatsView running{
+        a.running_mean, a.running_var, a.num_batches_tracked ? *a.num_batches_tracked : 0, a.input_shift};
     gpu::BatchNorm2dSyncForward args;
     args.x = a.x[0];
     args.weight = a.weight;

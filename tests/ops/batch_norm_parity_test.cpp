@@ -1,6 +1,7 @@
 // Parity of the batch_norm2d kernels (cuda/batch_norm.cu) with the CPU reference (src/cpu/batch_norm.cpp):
 // training (momentum, cumulative average, untracked), evaluation, affine on and off, forward and backward,
-// running statistics, a large common offset, split reductions; bad arguments.
+// running statistics, a large common offset, split reductions; an input shift (a folded conv bias);
+// bad arguments.
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -11,6 +12,7 @@
 #include <vector>
 
 #include "cuda/batch_norm.hpp"
+#include "cudacnn/ops/activation.hpp"
 #include "support/compare.hpp"
 #include "support/errors.hpp"
 #include "support/parity.hpp"
@@ -295,6 +297,73 @@ TEST_CASE("batch_norm2d may write y over x", "[parity][batch_norm]") {
     CHECK(test::bitwise_equal(run(true), run(false)));
 }
 
+// A convolution's bias folded into the training-mode batch norm after it (BatchNorm2dRunningStatsView::
+// input_shift): the kernels see x' = x − shift and must give what the reference gives on x = x' + shift,
+// except that save_mean is x''s own (the backward reads x'). The running mean's extra error is one float
+// rounding of mean(x') + shift (≤ 2^-24 of |mean + shift| ≤ 2) beside the reference's roundings of
+// x' + shift (≤ 2^-24 of |x| each, random in sign, averaged): orders below kBnSumTolerance's 1e-4, which
+// the mean's own reduction error already sets; a missing shift is off by |shift| ≈ 0.5.
+TEST_CASE("batch_norm2d with an input shift normalizes x as it is and updates the running mean of x + shift",
+          "[parity][batch_norm][bias_fold]") {
+    struct ShiftCase {
+        Shape shape;
+        bool relu;
+        std::optional<double> momentum;
+    };
+    // Odd planes (units of 1), float4 planes split over two statistics blocks, a cumulative average.
+    const std::vector<ShiftCase> cases{{{5, 3, 7, 5}, false, 0.1},
+                                       {{5, 3, 7, 5}, true, 0.1},
+                                       {{9, 2, 24, 24}, true, 0.3},
+                                       {{3, 5, 9, 11}, false, std::nullopt}};
+    uint32_t seed = 3100;
+    for (const ShiftCase& c : cases) {
+        INFO("shape " << fmt::format("{}", c.shape) << " relu " << c.relu);
+        seed += 100;
+        const int64_t channels = c.shape[1];
+        const Shape per_channel{channels};
+        const HostTensor<float> x_lacking = test::random_tensor<float>(c.shape, seed);
+        const HostTensor<float> shift = test::random_tensor<float>(per_channel, seed + 1);
+        HostTensor<float> x_full(c.shape);
+        const int64_t plane = c.shape[2] * c.shape[3];
+        for (int64_t i = 0; i < x_full.numel(); ++i) x_full[i] = x_lacking[i] + shift[(i / plane) % channels];
+        const HostTensor<float> weight = test::random_tensor<float>(per_channel, seed + 2, 0.5, 1.5);
+        const HostTensor<float> bias = test::random_tensor<float>(per_channel, seed + 3);
+        cpu::BatchNorm2dRunningStats<float> running{
+            test::random_tensor<float>(per_channel, seed + 4, -0.5, 0.5),
+            test::random_tensor<float>(per_channel, seed + 5, 0.5, 1.5), c.momentum ? 0 : 3};
+        DeviceRunning d_running = upload_running(running);
+        const DeviceBuffer d_shift = test::to_device(shift);
+        d_running.view.input_shift = d_shift.data_as<float>();
+        cpu::BatchNorm2dOptions options;
+        options.momentum = c.momentum;
+        const cpu::BatchNorm2dResult<float> expected =
+            cpu::batch_norm2d(x_full, &weight, &bias, &running, options);
+        const HostTensor<float> lacking_mean =
+            cpu::batch_norm2d<float>(x_lacking, nullptr, nullptr, nullptr).save_mean;
+        HostTensor<float> expected_y = expected.output;
+        if (c.relu) expected_y = cpu::relu(expected_y);
+
+        const size_t workspace_bytes = gpu::batch_norm2d_workspace_bytes(c.shape);
+        const DeviceBuffer workspace =
+            test::poisoned<float>(static_cast<int64_t>(workspace_bytes / sizeof(float)));
+        const DeviceBuffer d_x = test::to_device(x_lacking), d_weight = test::to_device(weight),
+                           d_bias = test::to_device(bias);
+        const DeviceBuffer d_y = test::poisoned<float>(c.shape.numel());
+        const DeviceBuffer d_mean = test::poisoned<float>(channels),
+                           d_invstd = test::poisoned<float>(channels);
+        (c.relu ? gpu::batch_norm2d_relu : gpu::batch_norm2d)(
+            d_x.data_as<float>(), d_weight.data_as<float>(), d_bias.data_as<float>(), &d_running.view,
+            d_y.data_as<float>(), d_mean.data_as<float>(), d_invstd.data_as<float>(), c.shape, options,
+            workspace.data(), workspace_bytes, nullptr);
+        CHECK(error_vs(d_y, expected_y) <= kBnElementwiseTolerance);
+        CHECK(error_vs(d_mean, lacking_mean) <= kBnSumTolerance);  // x''s own: the backward reads x'
+        CHECK(error_vs(d_invstd, expected.save_invstd) <= kBnVarianceTolerance);
+        CHECK(d_running.view.num_batches_tracked == running.num_batches_tracked);
+        CHECK(error_vs(d_running.mean, running.running_mean) <= kBnSumTolerance);
+        CHECK(error_vs(d_running.var, running.running_var) <= kBnVarianceTolerance);
+    }
+}
+
 TEST_CASE("batch_norm2d launchers reject bad arguments with the reference's messages",
           "[parity][batch_norm]") {
     using test::error_message;
@@ -323,6 +392,11 @@ TEST_CASE("batch_norm2d launchers reject bad arguments with the reference's mess
     CHECK_THAT(
         error_message([&] { forward(shape, nullptr, eval, 0); }),
         Contains("batch_norm2d: evaluation mode normalizes by the running statistics, but none were given"));
+    gpu::BatchNorm2dRunningStatsView shifted = running;
+    shifted.input_shift = stats.data_as<float>();
+    CHECK_THAT(error_message([&] { forward(shape, &shifted, eval, 0); }),
+               Contains("batch_norm2d: evaluation normalizes by the running statistics, which include the "
+                        "input_shift"));
     cpu::BatchNorm2dOptions bad_momentum;
     bad_momentum.momentum = 1.5;
     CHECK_THAT(error_message([&] { forward(shape, &running, bad_momentum, bytes); }),

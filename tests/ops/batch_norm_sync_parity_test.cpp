@@ -289,6 +289,38 @@ TEST_CASE("synchronized batch norm over two simulated ranks matches the referenc
     }
 }
 
+// A convolution's bias folded into the batch norm (BatchNorm2dRunningStatsView::input_shift): the kernels see
+// x' = x − shift and give the reference's results on x, save_mean excepted (x''s own, for the backward). The
+// subtraction rounds x' by ≤ 2^-24 of |x| ≤ 2 per value, and the running mean adds shift in double: far
+// inside the sums' 1e-4; a missing shift is off by |shift| ≈ 0.5.
+TEST_CASE("synchronized batch norm with an input shift updates the running mean of x + shift",
+          "[parity][batch_norm_sync][bias_fold]") {
+    for (const bool relu : {false, true}) {
+        INFO("relu " << relu);
+        SyncCase c{"shifted", {3, 4, 7, 5}};
+        c.relu = relu;
+        const Reference r = reference(c, relu ? 2950 : 2900);
+        const int64_t channels = c.shape[1], plane = c.shape[2] * c.shape[3];
+        const HostTensor<float> shift = test::random_tensor<float>(Shape{channels}, 2990);
+        HostTensor<float> x_lacking(c.shape), mean_lacking(Shape{channels});
+        for (int64_t i = 0; i < r.x.numel(); ++i) x_lacking[i] = r.x[i] - shift[(i / plane) % channels];
+        for (int64_t ch = 0; ch < channels; ++ch) mean_lacking[ch] = r.save_mean[ch] - shift[ch];
+        Rank k;
+        set_up(k, c, r, 0, c.shape[0]);
+        k.x = test::to_device(x_lacking);
+        k.forward.x = k.x.data_as<float>();
+        const DeviceBuffer d_shift = test::to_device(shift);
+        k.running.input_shift = d_shift.data_as<float>();
+        gpu::batch_norm2d_sync(k.forward, [](double*, int64_t) {});  // a world of one
+        CHECK(error_vs(k.y, r.y) <= kSyncElementwiseTolerance);
+        CHECK(error_vs(k.save_mean, mean_lacking) <= kSyncSumTolerance);
+        CHECK(error_vs(k.save_invstd, r.save_invstd) <= kSyncVarianceTolerance);
+        CHECK(k.running.num_batches_tracked == r.running_after.num_batches_tracked);
+        CHECK(error_vs(k.running_mean, r.running_after.running_mean) <= kSyncSumTolerance);
+        CHECK(error_vs(k.running_var, r.running_after.running_var) <= kSyncVarianceTolerance);
+    }
+}
+
 TEST_CASE("synchronized batch norm without dx reduces nothing and writes this rank's dweight and dbias",
           "[parity][batch_norm_sync]") {
     SyncCase c{"first_layer", {2, 3, 5, 7}};

@@ -1,5 +1,6 @@
 // The step sequence of the executor tests that compare two ways of running the same training (CUDA graphs
-// against eager launches, fused kernels against separate ones), and their bitwise comparison.
+// against eager launches, fused kernels against separate ones), what they record, and their bitwise
+// comparison.
 #pragma once
 
 #include <catch2/catch.hpp>
@@ -34,6 +35,34 @@ inline void run_test_steps(graph::Executor& executor, std::vector<graph::Metrics
             metrics.push_back(executor.read_metrics());
         }
     }
+}
+
+// What a comparison of two ways of running the same training looks at: run_test_steps' metrics, then the state,
+// the gradients of a training and of an evaluation-mode forward and backward (whose metrics are appended too),
+// the latter's logits, the replayed CUDA graphs and the executor's description.
+struct RecordedRun {
+    io::StateDict model, optimizer, gradients, eval_gradients;
+    std::vector<graph::Metrics> metrics;
+    HostTensor<float> eval_logits;
+    int64_t graph_launches = 0;
+    std::string description;
+};
+
+inline RecordedRun record_test_run(graph::Executor& executor) {
+    RecordedRun run;
+    run_test_steps(executor, run.metrics);
+    run.model = executor.model_state();
+    run.optimizer = executor.optimizer_state();
+    executor.forward_backward(executor.optimizer_steps());
+    run.metrics.push_back(executor.read_metrics());
+    run.gradients = executor.gradients();
+    executor.eval_forward_backward();
+    run.metrics.push_back(executor.read_metrics());
+    run.eval_gradients = executor.gradients();
+    run.eval_logits = executor.logits();
+    run.graph_launches = executor.cuda_graph_launches();
+    for (const std::string& line : executor.describe()) run.description += line + "\n";
+    return run;
 }
 
 // The same names with the same bits (NaNs included), entry by entry.

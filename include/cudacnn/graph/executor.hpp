@@ -75,6 +75,14 @@ struct ExecutorOptions {
     // fusion can be measured and tested alone. Only with dropout on (under --no-dropout a dropout is an alias
     // anyway); off with keep_activations and detect_anomaly, as fuse_relu.
     bool fuse_dropout = true;
+    // gpu: a conv2d whose only use is a batch norm runs without its bias wherever that batch norm normalizes
+    // by the batch (training steps; every step without running statistics): the batch mean cancels the bias,
+    // so only the running mean needs it, and the batch norm adds it there (gpu::BatchNorm2dRunningStatsView::
+    // input_shift). Saves cuDNN's separate bias pass over the conv's output (the hand-written kernels'
+    // epilogue add). Gradients are unchanged; outputs, saves and running statistics differ from unfolded runs
+    // by float rounding only. Off with keep_activations and detect_anomaly, which read every layer's own
+    // output.
+    bool fold_conv_bias = true;
     int threads = 0;                    // cpu: worker threads, 0 = one per core
     OptimizerConfig optimizer;
     double label_smoothing = 0.0;

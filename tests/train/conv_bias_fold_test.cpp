@@ -1,0 +1,222 @@
+// Conv biases folded into the training-mode batch norm after them (ExecutorOptions::fold_conv_bias on the GPU
+// backend: the conv runs without its bias, the batch norm adds it to its running mean only): training,
+// evaluation and CUDA graphs give what unfolded runs give up to float rounding, and the executor says which
+// convs it folded and leaves the others alone.
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "cudacnn/device.hpp"
+#include "cudacnn/graph/executor.hpp"
+#include "cudacnn/graph/profile.hpp"
+#include "support/compare.hpp"
+#include "support/executor_steps.hpp"
+
+using namespace cudacnn;
+using namespace cudacnn::graph;
+
+namespace {
+
+bool have_device() {
+    if (gpu_status().available) return true;
+    WARN("skipped: no GPU here (" << gpu_status().description << ")");
+    return false;
+}
+
+// c1 → bn1 → r1 (a fused ReLU) and c2 → bn2 fold; c3's output is also added to bn3's, so it keeps its bias;
+// c4 → bn4 without running statistics folds in evaluation steps too; c5 has no bias; the head is linear.
+ModelSpec conv_bn_spec() {
+    return parse_model_spec(nlohmann::json::parse(R"({
+        "name": "conv_bn", "input": [3, 8, 8], "num_classes": 4,
+        "layers": [
+            {"name": "c1", "type": "conv2d", "in_channels": 3, "out_channels": 4, "kernel_size": 3, "padding": 1},
+            {"name": "bn1", "type": "batch_norm2d", "num_features": 4},
+            {"name": "r1", "type": "relu"},
+            {"name": "c2", "type": "conv2d", "in_channels": 4, "out_channels": 5, "kernel_size": 3, "padding": 1},
+            {"name": "bn2", "type": "batch_norm2d", "num_features": 5},
+            {"name": "c3", "type": "conv2d", "in_channels": 5, "out_channels": 5, "kernel_size": 3, "padding": 1},
+            {"name": "bn3", "type": "batch_norm2d", "num_features": 5},
+            {"name": "sum", "type": "add", "inputs": ["bn3", "c3"]},
+            {"name": "c4", "type": "conv2d", "in_channels": 5, "out_channels": 6, "kernel_size": 3, "padding": 1},
+            {"name": "bn4", "type": "batch_norm2d", "num_features": 6, "track_running_stats": false},
+            {"name": "r4", "type": "relu"},
+            {"name": "c5", "type": "conv2d", "in_channels": 6, "out_channels": 6, "kernel_size": 3, "padding": 1,
+             "bias": false},
+            {"name": "bn5", "type": "batch_norm2d", "num_features": 6},
+            {"name": "p", "type": "max_pool2d", "kernel_size": 2},
+            {"name": "flat", "type": "flatten"},
+            {"name": "head", "type": "linear", "in_features": 96, "out_features": 4}
+        ]})"),
+                            "conv_bn_spec");
+}
+
+// SGD with momentum, not Adam: a folded conv's bias gradient is Σ of the batch norm's dx over a channel,
+// exactly 0, so what either run computes is rounding noise, which Adam would scale up to ±lr steps (in both
+// runs, differently: PyTorch's biases before a batch norm wander alike); SGD moves them by lr · noise.
+ExecutorOptions gpu_options(bool fold, bool cuda_graph) {
+    ExecutorOptions options;
+    options.backend = Backend::gpu;
+    options.fold_conv_bias = fold;
+    options.cuda_graph = cuda_graph;
+    options.batch_size = 4;
+    options.seed = 23;
+    options.optimizer.kind = OptimizerKind::sgd;
+    options.optimizer.lr = 5e-2;
+    options.optimizer.momentum = 0.9;
+    return options;
+}
+
+// test::record_test_run's steps, checks and reads.
+test::RecordedRun run_steps(bool fold, bool cuda_graph) {
+    Executor executor(build_graph(conv_bn_spec()), gpu_options(fold, cuda_graph));
+    executor.initialize(23);
+    return test::record_test_run(executor);
+}
+
+// Folded and unfolded runs differ where the conv's output is rounded: x' + b against x' (≤ 2^-24 of |x' + b|
+// per value), then the batch norm's statistics and outputs (≲ 1e-6 of the spread, batch_norm_parity_test's
+// bounds), gradients through up to five layers at batch size 4 (1/std amplifies), nine SGD steps that feed
+// the differences back. Measured on the emulator: ≤ 8e-6 relative to each tensor's largest value
+// (max_relative_error; parameters, running statistics, momentum buffers, gradients, logits, losses); 1e-4
+// leaves room for other summation orders, and a running mean without its bias is off by
+// |b| / max|mean| ≳ 0.1.
+constexpr double kFoldTolerance = 1e-4;
+// A folded conv's bias gradient is rounding noise around 0 (see gpu_options) in both runs: bounded against
+// the same conv's weight gradient (2^-24 · Σ|dy| per sum; measured ≤ 2e-7 of it), not against itself.
+constexpr double kFoldedBiasGradientTolerance = 1e-5;
+
+bool is_folded_bias(const std::string& name) {
+    for (const char* bias : {"c1.bias", "c2.bias", "c4.bias"}) {
+        const std::string b = bias;
+        if (name.size() >= b.size() && name.compare(name.size() - b.size(), b.size(), b) == 0) return true;
+    }
+    return false;
+}
+
+double max_abs(const HostTensor<float>& t) {
+    double m = 0.0;
+    for (int64_t i = 0; i < t.numel(); ++i) m = std::max(m, std::fabs(static_cast<double>(t[i])));
+    return m;
+}
+
+// Every float entry of a against b within kFoldTolerance (the i64 ones, step counts, equal); folded biases'
+// gradients against their conv's weight gradient.
+void check_close(const io::StateDict& a, const io::StateDict& b, bool gradients) {
+    REQUIRE(a.names() == b.names());
+    for (const std::string& name : a.names()) {
+        INFO(name);
+        if (a.dtype(name) == DType::i64) {
+            CHECK(a.i64(name).values() == b.i64(name).values());
+            continue;
+        }
+        if (gradients && is_folded_bias(name)) {
+            const std::string weight = name.substr(0, name.size() - 4) + "weight";
+            double diff = 0.0;
+            for (int64_t i = 0; i < a.f32(name).numel(); ++i) {
+                diff = std::max(diff, std::fabs(static_cast<double>(a.f32(name)[i]) - b.f32(name)[i]));
+            }
+            CHECK(diff <= kFoldedBiasGradientTolerance * max_abs(b.f32(weight)));
+            continue;
+        }
+        CHECK(test::max_relative_error(a.f32(name), b.f32(name)) <= kFoldTolerance);
+    }
+}
+
+}  // namespace
+
+TEST_CASE("conv biases folded into batch norms train as unfolded ones, and the executor says which",
+          "[executor][gpu][fused][bias_fold]") {
+    if (!have_device()) return;
+    for (const bool cuda_graph : {false, true}) {
+        INFO("cuda_graph " << cuda_graph);
+        const test::RecordedRun folded = run_steps(true, cuda_graph);
+        const test::RecordedRun unfolded = run_steps(false, cuda_graph);
+        check_close(folded.model, unfolded.model, false);
+        check_close(folded.optimizer, unfolded.optimizer, true);  // momentum buffers: sums of gradients
+        check_close(folded.gradients, unfolded.gradients, true);
+        check_close(folded.eval_gradients, unfolded.eval_gradients, true);
+        CHECK(test::max_relative_error(folded.eval_logits, unfolded.eval_logits) <= kFoldTolerance);
+        REQUIRE(folded.metrics.size() == unfolded.metrics.size());
+        for (std::size_t k = 0; k < folded.metrics.size(); ++k) {
+            INFO("metrics " << k);
+            CHECK(std::fabs(folded.metrics[k].loss_sum - unfolded.metrics[k].loss_sum) <=
+                  kFoldTolerance * std::fabs(unfolded.metrics[k].loss_sum));
+            CHECK(folded.metrics[k].samples == unfolded.metrics[k].samples);
+        }
+        // Folded steps are captured and replayed like unfolded ones.
+        CHECK(folded.graph_launches == (cuda_graph ? 3 + 2 + 2 + 2 : 0));
+        CHECK(folded.graph_launches == unfolded.graph_launches);
+        CHECK_THAT(folded.description,
+                   Catch::Contains("c1: bias folded into batch norm 'bn1' (training steps)") &&
+                       Catch::Contains("c2: bias folded into batch norm 'bn2' (training steps)") &&
+                       Catch::Contains("c4: bias folded into batch norm 'bn4' (every step)") &&
+                       !Catch::Contains("c3: bias folded") && !Catch::Contains("c5: bias folded"));
+        CHECK_THAT(unfolded.description, !Catch::Contains("bias folded"));
+    }
+}
+
+TEST_CASE("conv biases stay unfolded where every output is read or the backend does not fold",
+          "[executor][gpu][fused][bias_fold]") {
+    if (!have_device()) return;
+    const auto described = [](const ExecutorOptions& options) {
+        std::string text;
+        for (const std::string& line : Executor(build_graph(conv_bn_spec()), options).describe())
+            text += line + "\n";
+        return text;
+    };
+    ExecutorOptions options = gpu_options(true, true);
+    CHECK_THAT(described(options), Catch::Contains("bias folded"));
+    options.keep_activations = true;
+    CHECK_THAT(described(options), !Catch::Contains("bias folded"));
+    options.keep_activations = false;
+    options.detect_anomaly = true;
+    CHECK_THAT(described(options), !Catch::Contains("bias folded"));
+    options.detect_anomaly = false;
+    options.backend = Backend::cpu;  // the CPU backends add every bias in the conv
+    CHECK_THAT(described(options), !Catch::Contains("bias folded"));
+}
+
+TEST_CASE("a profile names the batch norm each folded conv bias went into",
+          "[executor][gpu][fused][bias_fold]") {
+    if (!have_device()) return;
+    Executor executor(build_graph(conv_bn_spec()), gpu_options(true, true));
+    executor.initialize(23);
+    HostTensor<float> x(Shape{4, 3, 8, 8});
+    for (int64_t i = 0; i < x.numel(); ++i) x[i] = std::sin(0.05f * static_cast<float>(i));
+    const std::vector<int64_t> labels{0, 1, 2, 3};
+    executor.set_batch(x.data(), labels.data(), 4);
+    executor.start_profile();
+    executor.train_step(0);
+    const StepProfile profile = executor.stop_profile();
+    const auto detail = [&](const std::string& name) {
+        for (const ProfilePart& part : profile.parts) {
+            if (part.name == name) return part.detail;
+        }
+        return std::string("no part named " + name);
+    };
+    CHECK_THAT(detail("c1"), Catch::EndsWith("bias folded into 'bn1' in training steps"));
+    CHECK_THAT(detail("c4"), Catch::EndsWith("bias folded into 'bn4'"));
+    CHECK_THAT(detail("c3"), !Catch::Contains("folded"));
+}
+
+TEST_CASE("the CifarCNN folds each conv bias before a batch norm", "[executor][gpu][fused][bias_fold]") {
+    if (!have_device()) return;
+    ExecutorOptions options;
+    options.backend = Backend::gpu;
+    options.batch_size = 2;
+    std::string text;
+    for (const std::string& line : Executor(build_graph(builtin_model("cifar_cnn")), options).describe()) {
+        text += line + "\n";
+    }
+    // conv_layer: 0 conv, 1 BN, 2 ReLU, 3 conv (a ReLU after it: keeps its bias), …, 6 conv, 7 BN, …, 13
+    // conv, 14 BN.
+    CHECK_THAT(text, Catch::Contains("conv_layer.0: bias folded into batch norm 'conv_layer.1'") &&
+                         Catch::Contains("conv_layer.6: bias folded into batch norm 'conv_layer.7'") &&
+                         Catch::Contains("conv_layer.13: bias folded into batch norm 'conv_layer.14'") &&
+                         !Catch::Contains("conv_layer.3: bias folded"));
+}
