@@ -37,34 +37,6 @@ inline void run_test_steps(graph::Executor& executor, std::vector<graph::Metrics
     }
 }
 
-// What a comparison of two ways of running the same training looks at: run_test_steps' metrics, then the state,
-// the gradients of a training and of an evaluation-mode forward and backward (whose metrics are appended too),
-// the latter's logits, the replayed CUDA graphs and the executor's description.
-struct RecordedRun {
-    io::StateDict model, optimizer, gradients, eval_gradients;
-    std::vector<graph::Metrics> metrics;
-    HostTensor<float> eval_logits;
-    int64_t graph_launches = 0;
-    std::string description;
-};
-
-inline RecordedRun record_test_run(graph::Executor& executor) {
-    RecordedRun run;
-    run_test_steps(executor, run.metrics);
-    run.model = executor.model_state();
-    run.optimizer = executor.optimizer_state();
-    executor.forward_backward(executor.optimizer_steps());
-    run.metrics.push_back(executor.read_metrics());
-    run.gradients = executor.gradients();
-    executor.eval_forward_backward();
-    run.metrics.push_back(executor.read_metrics());
-    run.eval_gradients = executor.gradients();
-    run.eval_logits = executor.logits();
-    run.graph_launches = executor.cuda_graph_launches();
-    for (const std::string& line : executor.describe()) run.description += line + "\n";
-    return run;
-}
-
 // The same names with the same bits (NaNs included), entry by entry.
 inline bool bit_identical(const io::StateDict& a, const io::StateDict& b) {
     for (const std::string& name : a.names()) {
@@ -95,10 +67,12 @@ inline std::string description(const graph::Executor& executor) {
 
 // What the fusion tests compare between two ways of running the same training (fused kernels against separate
 // ones): run_test_steps' metrics and final state, then the gradients of a training-mode and of an
-// evaluation-mode forward and backward.
+// evaluation-mode forward and backward (whose metrics are appended too), the latter's logits, the replayed CUDA
+// graphs and the executor's description.
 struct StepRun {
     io::StateDict model, optimizer, gradients, eval_gradients;
     std::vector<graph::Metrics> metrics;
+    HostTensor<float> eval_logits;
     int64_t graph_launches = 0;
     std::string description;  // describe(), a line each
 };
@@ -114,6 +88,7 @@ inline StepRun run_compared_steps(graph::Executor& executor) {
     executor.eval_forward_backward();
     run.metrics.push_back(executor.read_metrics());
     run.eval_gradients = executor.gradients();
+    run.eval_logits = executor.logits();
     run.graph_launches = executor.cuda_graph_launches();
     run.description = description(executor);
     return run;

@@ -22,12 +22,6 @@ using namespace cudacnn::graph;
 
 namespace {
 
-bool have_device() {
-    if (gpu_status().available) return true;
-    WARN("skipped: no GPU here (" << gpu_status().description << ")");
-    return false;
-}
-
 // c1 → bn1 → r1 (a fused ReLU) and c2 → bn2 fold; c3's output is also added to bn3's, so it keeps its bias;
 // c4 → bn4 without running statistics folds in evaluation steps too; c5 has no bias; the head is linear.
 ModelSpec conv_bn_spec() {
@@ -71,11 +65,11 @@ ExecutorOptions gpu_options(bool fold, bool cuda_graph) {
     return options;
 }
 
-// test::record_test_run's steps, checks and reads.
-test::RecordedRun run_steps(bool fold, bool cuda_graph) {
+// test::run_compared_steps' steps, checks and reads.
+test::StepRun run_steps(bool fold, bool cuda_graph) {
     Executor executor(build_graph(conv_bn_spec()), gpu_options(fold, cuda_graph));
     executor.initialize(23);
-    return test::record_test_run(executor);
+    return test::run_compared_steps(executor);
 }
 
 // Folded and unfolded runs differ where the conv's output is rounded: x' + b against x' (≤ 2^-24 of |x' + b|
@@ -131,11 +125,11 @@ void check_close(const io::StateDict& a, const io::StateDict& b, bool gradients)
 
 TEST_CASE("conv biases folded into batch norms train as unfolded ones, and the executor says which",
           "[executor][gpu][fused][bias_fold]") {
-    if (!have_device()) return;
+    if (!test::have_gpu_backend()) return;
     for (const bool cuda_graph : {false, true}) {
         INFO("cuda_graph " << cuda_graph);
-        const test::RecordedRun folded = run_steps(true, cuda_graph);
-        const test::RecordedRun unfolded = run_steps(false, cuda_graph);
+        const test::StepRun folded = run_steps(true, cuda_graph);
+        const test::StepRun unfolded = run_steps(false, cuda_graph);
         check_close(folded.model, unfolded.model, false);
         check_close(folded.optimizer, unfolded.optimizer, true);  // momentum buffers: sums of gradients
         check_close(folded.gradients, unfolded.gradients, true);
@@ -162,7 +156,7 @@ TEST_CASE("conv biases folded into batch norms train as unfolded ones, and the e
 
 TEST_CASE("conv biases stay unfolded where every output is read or the backend does not fold",
           "[executor][gpu][fused][bias_fold]") {
-    if (!have_device()) return;
+    if (!test::have_gpu_backend()) return;
     const auto described = [](const ExecutorOptions& options) {
         std::string text;
         for (const std::string& line : Executor(build_graph(conv_bn_spec()), options).describe())
@@ -183,7 +177,7 @@ TEST_CASE("conv biases stay unfolded where every output is read or the backend d
 
 TEST_CASE("a profile names the batch norm each folded conv bias went into",
           "[executor][gpu][fused][bias_fold]") {
-    if (!have_device()) return;
+    if (!test::have_gpu_backend()) return;
     Executor executor(build_graph(conv_bn_spec()), gpu_options(true, true));
     executor.initialize(23);
     HostTensor<float> x(Shape{4, 3, 8, 8});
@@ -205,7 +199,7 @@ TEST_CASE("a profile names the batch norm each folded conv bias went into",
 }
 
 TEST_CASE("the CifarCNN folds each conv bias before a batch norm", "[executor][gpu][fused][bias_fold]") {
-    if (!have_device()) return;
+    if (!test::have_gpu_backend()) return;
     ExecutorOptions options;
     options.backend = Backend::gpu;
     options.batch_size = 2;
