@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <climits>
 #include <cmath>
+#include <type_traits>
 
 #include "cuda/dropout_rule.cuh"
 #include "cuda/elementwise.cuh"
@@ -44,10 +45,11 @@ __device__ void for_each_cell(int planes, int rows, int cols, F f) {
     }
 }
 
-// A window's maximum and where it is (h · W + w in its plane).
+// A window's maximum and where it is: h · W + w in its plane, and r · KW + c, its tap in the KH × KW window.
 struct WindowMax {
     float value;
     int index;
+    int tap;
 };
 
 // Row-major scan of the dilated window with the reference's comparison: strictly greater replaces (first
@@ -57,25 +59,46 @@ __device__ inline WindowMax window_max(const float* x, const PoolDims& d, int pl
     const float* in = x + static_cast<int64_t>(plane) * d.h * d.w;  // (H, W)
     int h0 = oh * d.sh - d.ph, w0 = ow * d.sw - d.pw;
     const int h1 = min(h0 + (d.kh - 1) * d.dh + 1, d.h), w1 = min(w0 + (d.kw - 1) * d.dw + 1, d.w);
-    // Skip the −inf padding taps in steps of the dilation, staying on the window's grid.
-    if (h0 < 0) h0 += (-h0 + d.dh - 1) / d.dh * d.dh;
-    if (w0 < 0) w0 += (-w0 + d.dw - 1) / d.dw * d.dw;
-    WindowMax best{-INFINITY, h0 * d.w + w0};
-    for (int h = h0; h < h1; h += d.dh) {
-        for (int w = w0; w < w1; w += d.dw) {
+    // Skip the −inf padding taps (r0 rows, c0 columns of the window's grid) in steps of the dilation.
+    const int r0 = h0 < 0 ? (-h0 + d.dh - 1) / d.dh : 0, c0 = w0 < 0 ? (-w0 + d.dw - 1) / d.dw : 0;
+    h0 += r0 * d.dh, w0 += c0 * d.dw;
+    WindowMax best{-INFINITY, h0 * d.w + w0, r0 * d.kw + c0};
+    for (int h = h0, r = r0; h < h1; h += d.dh, ++r) {
+        for (int w = w0, c = c0; w < w1; w += d.dw, ++c) {
             const float read = in[h * d.w + w];
             const float value = relu ? relu_value(read) : read;
-            if (value > best.value || value != value) best = {value, h * d.w + w};  // value != value: NaN
+            // value != value: NaN
+            if (value > best.value || value != value) best = {value, h * d.w + w, r * d.kw + c};
         }
     }
     return best;
 }
 
-__global__ void max_pool2d_kernel(const float* x, float* y, int64_t* indices, PoolDims d, bool relu) {
+// The two forms of saved argmaxes (gpu::MaxPoolIndices), chosen by the index type the kernels are
+// instantiated with: int64_t, the argmax's index in its plane (kNoArgmax: none); uint8_t, its window tap
+// (kNoWindowTap: none).
+__device__ inline int64_t saved_argmax(const WindowMax& best, bool none, int64_t) {
+    return none ? kNoArgmax : best.index;
+}
+__device__ inline uint8_t saved_argmax(const WindowMax& best, bool none, uint8_t) {
+    return none ? kNoWindowTap : static_cast<uint8_t>(best.tap);
+}
+
+// Whether a saved argmax points at input cell `index` of its plane, tap `tap` of the window: the same answer
+// in both forms (a tap and the plane index it decodes to name one cell; "none" matches neither).
+__device__ inline bool is_argmax(int64_t saved, int64_t index, int /*tap*/) {
+    return saved == index;
+}
+__device__ inline bool is_argmax(uint8_t saved, int64_t /*index*/, int tap) {
+    return saved == tap;
+}
+
+template <class Index>
+__global__ void max_pool2d_kernel(const float* x, float* y, Index* indices, PoolDims d, bool relu) {
     for_each_cell(d.planes, d.oh, d.ow, [&](int i, int plane, int oh, int ow) {
         const WindowMax best = window_max(x, d, plane, oh, ow, relu);
         y[i] = best.value;
-        if (indices != nullptr) indices[i] = best.index;
+        if (indices != nullptr) indices[i] = saved_argmax(best, false, Index{});
     });
 }
 
@@ -91,7 +114,8 @@ struct FoldedDropout {
 // thread of pooled element i draws its own unit's Philox word (unit i, or its plane for dropout2d), so the
 // masks are those kernels' without a second launch; the thread of a plane's first output writes the plane's
 // dropout2d mask byte (every thread of the plane draws the same decision).
-__global__ void max_pool2d_dropout_kernel(const float* x, float* y, int64_t* indices, PoolDims d, bool relu,
+template <class Index>
+__global__ void max_pool2d_dropout_kernel(const float* x, float* y, Index* indices, PoolDims d, bool relu,
                                           FoldedDropout drop) {
     for_each_cell(d.planes, d.oh, d.ow, [&](int i, int plane, int oh, int ow) {
         const WindowMax best = window_max(x, d, plane, oh, ow, relu);
@@ -103,7 +127,7 @@ __global__ void max_pool2d_dropout_kernel(const float* x, float* y, int64_t* ind
         // a window whose ReLU output is <= 0 (relu_gradient's rule) passes no gradient, and its index points
         // nowhere. Bit for bit: the separate backward adds relu_gradient's +0 there, which changes no sum (a sum
         // from +0 is never −0).
-        if (indices != nullptr) indices[i] = relu && best.value <= 0.0f ? kNoArgmax : best.index;
+        if (indices != nullptr) indices[i] = saved_argmax(best, relu && best.value <= 0.0f, Index{});
         if (!drop.channelwise || (oh == 0 && ow == 0)) drop.mask[unit] = keep ? 1 : 0;
     });
 }
@@ -132,7 +156,8 @@ __device__ inline float output_gradient(const OutputGradient& g, int64_t o, int 
     return g.relu_y != nullptr ? relu_gradient(g.relu_y[o], v) : v;
 }
 
-__global__ void max_pool2d_backward_kernel(const int64_t* indices, OutputGradient g, float* dx, PoolDims d) {
+template <class Index>
+__global__ void max_pool2d_backward_kernel(const Index* indices, OutputGradient g, float* dx, PoolDims d) {
     const int extent_h = (d.kh - 1) * d.dh + 1, extent_w = (d.kw - 1) * d.dw + 1;
     for_each_cell(d.planes, d.h, d.w, [&](int i, int plane, int h, int w) {
         const int hp = h + d.ph, wp = w + d.pw;  // position in the padded plane
@@ -143,34 +168,37 @@ __global__ void max_pool2d_backward_kernel(const int64_t* indices, OutputGradien
         float sum = 0.0f;
         for (int oh = first_window(hp, extent_h, d.sh); oh < oh_end; ++oh) {
             if ((hp - oh * d.sh) % d.dh != 0) continue;  // (h, w) falls between this window's dilated taps
+            const int tap_row = (hp - oh * d.sh) / d.dh * d.kw;
             for (int ow = ow_begin; ow < ow_end; ++ow) {
                 if ((wp - ow * d.sw) % d.dw != 0) continue;
                 const int64_t o = plane_out + oh * d.ow + ow;
-                if (indices[o] == target) sum += output_gradient(g, o, plane);
+                const int tap = tap_row + (wp - ow * d.sw) / d.dw;
+                if (is_argmax(indices[o], target, tap)) sum += output_gradient(g, o, plane);
             }
         }
         dx[i] = sum;
     });
 }
 
-// The backward of windows that tile the input exactly (kernel == stride, no padding, no dilation, H = OH·KH and
-// W = OW·KW; e.g. CifarCNN's MaxPool2d(2, 2)): every dx element lies in exactly one window, so one thread per
-// window writes its KH × KW gradients, decoding its position once, instead of one thread per dx element
+// The backward of windows that tile the input exactly (kernel == stride, no padding, no dilation, H = OH·KH
+// and W = OW·KW; e.g. CifarCNN's MaxPool2d(2, 2)): every dx element lies in exactly one window, so one thread
+// per window writes its KH × KW gradients, decoding its position once, instead of one thread per dx element
 // searching the windows that could reach it (integer divisions per element: the general kernel took 137 µs
-// for CifarCNN's first pooling on an H200, ~10% of memory bandwidth). Bit for bit the general kernel's result:
-// the argmax gets 0 + its window's gradient (as the gather's sum from 0 gives: −0 becomes +0), the rest 0 (all of
-// the window when its index is kNoArgmax, as the gather adds nothing there).
-__global__ void max_pool2d_backward_tiled_kernel(const int64_t* indices, OutputGradient gradient, float* dx,
+// for CifarCNN's first pooling on an H200, ~10% of memory bandwidth). Bit for bit the general kernel's
+// result: the argmax gets 0 + its window's gradient (as the gather's sum from 0 gives: −0 becomes +0), the
+// rest 0 (all of the window when its index is kNoArgmax or kNoWindowTap, as the gather adds nothing there).
+template <class Index>
+__global__ void max_pool2d_backward_tiled_kernel(const Index* indices, OutputGradient gradient, float* dx,
                                                  PoolDims d) {
     for_each_cell(d.planes, d.oh, d.ow, [&](int o, int plane, int oh, int ow) {
         const float g = output_gradient(gradient, o, plane);
-        const int64_t argmax = indices[o];
+        const Index argmax = indices[o];
         float* plane_dx = dx + static_cast<int64_t>(plane) * d.h * d.w;
         for (int r = 0; r < d.kh; ++r) {
             const int h = oh * d.kh + r;
             for (int c = 0; c < d.kw; ++c) {
                 const int w = ow * d.kw + c;
-                plane_dx[h * d.w + w] = h * d.w + w == argmax ? 0.0f + g : 0.0f;
+                plane_dx[h * d.w + w] = is_argmax(argmax, h * d.w + w, r * d.kw + c) ? 0.0f + g : 0.0f;
             }
         }
     });
@@ -416,32 +444,52 @@ PoolDims adaptive_dims(const char* op, const Shape& input, cpu::Pair2d output_si
     return plane_dims(input, out);
 }
 
+// Calls f with the saved argmaxes as a pointer of their form's type (int64_t or uint8_t, const where Pointer
+// is), which instantiates the kernels for it; window taps must fit the window.
+template <class Pointer, class F>
+void with_indices(const char* op, const PoolDims& d, BasicMaxPoolIndices<Pointer> indices, F f) {
+    using Indices = BasicMaxPoolIndices<Pointer>;
+    if (!indices.taps) return f(static_cast<typename Indices::template Ptr<int64_t>>(indices.data));
+    CUDACNN_CHECK(
+        d.kh * d.kw <= kNoWindowTap,
+        "{}: window taps are saved as bytes and kernel_size ({}, {}) has {} taps (at most {}); save int64 "
+        "plane indices for windows this large",
+        op, d.kh, d.kw, d.kh * d.kw, static_cast<int>(kNoWindowTap));
+    f(static_cast<typename Indices::template Ptr<uint8_t>>(indices.data));
+}
 
-void launch_max_pool2d(const char* op, bool relu, const float* x, float* y, int64_t* indices,
+void launch_max_pool2d(const char* op, bool relu, const float* x, float* y, MaxPoolIndices indices,
                        const Shape& input_shape, const cpu::MaxPool2dOptions& options, cudaStream_t stream) {
     const PoolDims d = max_dims(op, input_shape, options);
     check_pointers(op, x, "x", y, "y");
     const int64_t outputs = static_cast<int64_t>(d.planes) * d.oh * d.ow;
-    launch(kernels::max_pool2d_kernel, elementwise_grid(outputs), dim3(kElementwiseBlock), 0, stream, x, y,
-           indices, d, relu);
+    with_indices(op, d, indices, [&](auto* saved) {
+        using Index = std::remove_pointer_t<decltype(saved)>;
+        launch(kernels::max_pool2d_kernel<Index>, elementwise_grid(outputs), dim3(kElementwiseBlock), 0,
+               stream, x, y, saved, d, relu);
+    });
 }
 
-void launch_max_pool2d_backward(const char* op, const int64_t* indices, const kernels::OutputGradient& g, float* dx,
-                                const Shape& input_shape, const cpu::MaxPool2dOptions& options, cudaStream_t stream) {
+void launch_max_pool2d_backward(const char* op, ConstMaxPoolIndices indices, const kernels::OutputGradient& g,
+                                float* dx, const Shape& input_shape, const cpu::MaxPool2dOptions& options,
+                                cudaStream_t stream) {
     const PoolDims d = max_dims(op, input_shape, options);
     check_pointers(op, g.dy, "dy", dx, "dx");
-    CUDACNN_CHECK(indices != nullptr, "{}: indices must be the device pointer that max_pool2d filled, got nullptr",
-                  op);
+    CUDACNN_CHECK(indices.data != nullptr,
+                  "{}: indices must be the device pointer that max_pool2d filled, got nullptr", op);
     const bool windows_tile_input = d.kh == d.sh && d.kw == d.sw && d.ph == 0 && d.pw == 0 && d.dh == 1 &&
                                     d.dw == 1 && d.h == d.oh * d.kh && d.w == d.ow * d.kw;
-    if (windows_tile_input) {
-        const int64_t windows = static_cast<int64_t>(d.planes) * d.oh * d.ow;
-        launch(kernels::max_pool2d_backward_tiled_kernel, elementwise_grid(windows), dim3(kElementwiseBlock), 0,
-               stream, indices, g, dx, d);
-        return;
-    }
-    launch(kernels::max_pool2d_backward_kernel, elementwise_grid(input_shape.numel()), dim3(kElementwiseBlock), 0,
-           stream, indices, g, dx, d);
+    with_indices(op, d, indices, [&](auto* saved) {
+        using Index = std::remove_const_t<std::remove_pointer_t<decltype(saved)>>;
+        if (windows_tile_input) {
+            const int64_t windows = static_cast<int64_t>(d.planes) * d.oh * d.ow;
+            launch(kernels::max_pool2d_backward_tiled_kernel<Index>, elementwise_grid(windows),
+                   dim3(kElementwiseBlock), 0, stream, saved, g, dx, d);
+        } else {
+            launch(kernels::max_pool2d_backward_kernel<Index>, elementwise_grid(input_shape.numel()),
+                   dim3(kElementwiseBlock), 0, stream, saved, g, dx, d);
+        }
+    });
 }
 
 // The folded dropout's checks: dropout's own (p in [0, 1]) and a mask to write or read.
@@ -453,22 +501,26 @@ void check_folded_dropout(const char* op, const PooledDropout& dropout, const vo
 
 }  // namespace
 
-void max_pool2d(const float* x, float* y, int64_t* indices, const Shape& input_shape,
+bool window_taps_fit(const cpu::MaxPool2dOptions& options) {
+    return options.kernel_size.h * options.kernel_size.w <= kNoWindowTap;
+}
+
+void max_pool2d(const float* x, float* y, MaxPoolIndices indices, const Shape& input_shape,
                 const cpu::MaxPool2dOptions& options, cudaStream_t stream) {
     launch_max_pool2d("max_pool2d", false, x, y, indices, input_shape, options, stream);
 }
 
-void relu_max_pool2d(const float* x, float* y, int64_t* indices, const Shape& input_shape,
+void relu_max_pool2d(const float* x, float* y, MaxPoolIndices indices, const Shape& input_shape,
                      const cpu::MaxPool2dOptions& options, cudaStream_t stream) {
     launch_max_pool2d("relu_max_pool2d", true, x, y, indices, input_shape, options, stream);
 }
 
-void max_pool2d_backward(const int64_t* indices, const float* dy, float* dx, const Shape& input_shape,
+void max_pool2d_backward(ConstMaxPoolIndices indices, const float* dy, float* dx, const Shape& input_shape,
                          const cpu::MaxPool2dOptions& options, cudaStream_t stream) {
     launch_max_pool2d_backward("max_pool2d_backward", indices, {dy}, dx, input_shape, options, stream);
 }
 
-void relu_max_pool2d_backward(const int64_t* indices, const float* y, const float* dy, float* dx,
+void relu_max_pool2d_backward(ConstMaxPoolIndices indices, const float* y, const float* dy, float* dx,
                               const Shape& input_shape, const cpu::MaxPool2dOptions& options,
                               cudaStream_t stream) {
     CUDACNN_CHECK(y != nullptr, "relu_max_pool2d_backward: y must be the device pointer relu_max_pool2d wrote, got "
@@ -476,9 +528,9 @@ void relu_max_pool2d_backward(const int64_t* indices, const float* y, const floa
     launch_max_pool2d_backward("relu_max_pool2d_backward", indices, {dy, y}, dx, input_shape, options, stream);
 }
 
-void max_pool2d_dropout(const float* x, float* y, int64_t* indices, uint8_t* mask, const Shape& input_shape,
-                        const cpu::MaxPool2dOptions& options, const PooledDropout& dropout, bool relu,
-                        cudaStream_t stream) {
+void max_pool2d_dropout(const float* x, float* y, MaxPoolIndices indices, uint8_t* mask,
+                        const Shape& input_shape, const cpu::MaxPool2dOptions& options,
+                        const PooledDropout& dropout, bool relu, cudaStream_t stream) {
     const char* op = relu ? "relu_max_pool2d_dropout" : "max_pool2d_dropout";
     const PoolDims d = max_dims(op, input_shape, options);
     check_pointers(op, x, "x", y, "y");
@@ -486,11 +538,14 @@ void max_pool2d_dropout(const float* x, float* y, int64_t* indices, uint8_t* mas
     const kernels::FoldedDropout drop{mask, dropout.channelwise, mask_rule(dropout.options, dropout.step),
                                       mask_factors(dropout.options)};
     const int64_t outputs = static_cast<int64_t>(d.planes) * d.oh * d.ow;
-    launch(kernels::max_pool2d_dropout_kernel, elementwise_grid(outputs), dim3(kElementwiseBlock), 0, stream, x, y,
-           indices, d, relu, drop);
+    with_indices(op, d, indices, [&](auto* saved) {
+        using Index = std::remove_pointer_t<decltype(saved)>;
+        launch(kernels::max_pool2d_dropout_kernel<Index>, elementwise_grid(outputs), dim3(kElementwiseBlock),
+               0, stream, x, y, saved, d, relu, drop);
+    });
 }
 
-void max_pool2d_dropout_backward(const int64_t* indices, const uint8_t* mask, const float* dy, float* dx,
+void max_pool2d_dropout_backward(ConstMaxPoolIndices indices, const uint8_t* mask, const float* dy, float* dx,
                                  const Shape& input_shape, const cpu::MaxPool2dOptions& options,
                                  const PooledDropout& dropout, cudaStream_t stream) {
     const char* op = "max_pool2d_dropout_backward";

@@ -5,6 +5,7 @@
 #include <cuda_runtime_api.h>
 
 #include <cstdint>
+#include <type_traits>
 
 #include "cuda/dropout.hpp"
 #include "cudacnn/ops/pool.hpp"
@@ -18,30 +19,63 @@ namespace cudacnn::gpu {
 // All kernels are deterministic: no atomics; every output element is computed by one thread (or one warp)
 // in a fixed order.
 
-// y, indices (N, C, OH, OW) = max_pool2d(x (N, C, H, W)). indices[n, c, oh, ow] = h · W + w of the argmax in
-// its plane (first maximum in row-major scan order on ties; a NaN wins and the last NaN of the scan is
-// kept, as the reference). indices may be nullptr when no backward follows (inference).
-// Tiling: one thread per output element (grid-stride, 256 threads per block), so a warp writes 32
-// consecutive outputs and reads neighbouring window rows that the L1 cache shares between lanes.
-void max_pool2d(const float* x, float* y, int64_t* indices, const Shape& input_shape,
+// The tap that a window's saved argmax holds where the window passes no gradient (see MaxPoolIndices).
+constexpr uint8_t kNoWindowTap = 255;
+
+// Where a max pooling saves its argmaxes for its backward, one per pooled element (N, C, OH, OW), in one of
+// two forms. An int64_t pointer converts to the first, PyTorch's: the argmax's index h · W + w in its plane
+// (−1 where the window passes no gradient). window_taps() gives the second, a byte each: the argmax's tap
+// r · KW + c in its window, r and c its row and column in the KH × KW grid of the dilated window (padding
+// taps counted), or kNoWindowTap; 8× less memory and traffic than the first, for windows of at most 255 taps
+// (window_taps_fit(); the launchers reject larger ones). The executor's GPU backend saves taps. Either form
+// gives the same backward, bit for bit: a tap and the plane index it stands for name the same input cell.
+template <class Pointer>  // void* where a forward writes them, const void* where a backward reads them
+struct BasicMaxPoolIndices {
+    template <class T>
+    using Ptr = std::conditional_t<std::is_const_v<std::remove_pointer_t<Pointer>>, const T*, T*>;
+
+    // Implicit, so that the usual form reads as before: max_pool2d(x, y, indices, ...) with int64_t* indices.
+    BasicMaxPoolIndices(Ptr<int64_t> plane_indices) : data(plane_indices) {}  // NOLINT
+    static BasicMaxPoolIndices window_taps(Ptr<uint8_t> taps) {
+        BasicMaxPoolIndices indices(nullptr);
+        indices.data = taps;
+        indices.taps = true;
+        return indices;
+    }
+
+    Pointer data;       // nullptr: none saved (a forward that no backward follows)
+    bool taps = false;  // bytes (window taps), else int64 plane indices
+};
+using MaxPoolIndices = BasicMaxPoolIndices<void*>;
+using ConstMaxPoolIndices = BasicMaxPoolIndices<const void*>;
+
+// Whether options' windows have few enough taps (KH · KW <= 255: kNoWindowTap is not a tap) to save taps.
+bool window_taps_fit(const cpu::MaxPool2dOptions& options);
+
+// y, indices (N, C, OH, OW) = max_pool2d(x (N, C, H, W)). indices: the argmax of each window (first maximum
+// in row-major scan order on ties; a NaN wins and the last NaN of the scan is kept, as the reference), in
+// either form of MaxPoolIndices. indices may be nullptr when no backward follows (inference). Tiling: one
+// thread per output element (grid-stride, 256 threads per block), so a warp writes 32 consecutive outputs and
+// reads neighbouring window rows that the L1 cache shares between lanes.
+void max_pool2d(const float* x, float* y, MaxPoolIndices indices, const Shape& input_shape,
                 const cpu::MaxPool2dOptions& options, cudaStream_t stream);
 
 // dx (N, C, H, W) from dy and the forward's indices (N, C, OH, OW). A gather, not a scatter: the thread of
 // dx[n, c, h, w] visits the windows that contain (h, w) in (oh, ow) row-major order and adds the dy of those
 // whose index points at it, so overlapping windows need no atomics and the float sum is the reference's
 // (same terms, same order: bit-identical). Indices outside their plane contribute nowhere.
-void max_pool2d_backward(const int64_t* indices, const float* dy, float* dx, const Shape& input_shape,
+void max_pool2d_backward(ConstMaxPoolIndices indices, const float* dy, float* dx, const Shape& input_shape,
                          const cpu::MaxPool2dOptions& options, cudaStream_t stream);
 
 // A ReLU and the max pooling that follows it in one pass: y, indices = max_pool2d(relu(x)), bit for bit what
 // relu_forward then max_pool2d give (ReLU's rule, cuda/relu_rule.cuh, applied to each value read), without
 // writing and reading back the ReLU's output. Same arguments and checks as max_pool2d.
-void relu_max_pool2d(const float* x, float* y, int64_t* indices, const Shape& input_shape,
+void relu_max_pool2d(const float* x, float* y, MaxPoolIndices indices, const Shape& input_shape,
                      const cpu::MaxPool2dOptions& options, cudaStream_t stream);
 
 // The backward of relu_max_pool2d, given its output y: dx = relu_backward(relu(x), max_pool2d_backward(dy)) bit
 // for bit, each window's gradient passing ReLU's backward at its argmax, whose ReLU output is the window's y.
-void relu_max_pool2d_backward(const int64_t* indices, const float* y, const float* dy, float* dx,
+void relu_max_pool2d_backward(ConstMaxPoolIndices indices, const float* y, const float* dy, float* dx,
                               const Shape& input_shape, const cpu::MaxPool2dOptions& options,
                               cudaStream_t stream);
 
@@ -58,21 +92,20 @@ struct PooledDropout {
 // N·C·OH·OW pooled values) or dropout2d_forward would write (same Philox draws, step counter included; eval
 // mode, p = 0 and p = 1 as there), without writing and reading back the pooled tensor. mask: dropout's bytes,
 // N·C·OH·OW of them, or dropout2d's N·C. indices as max_pool2d's, except that with relu a window whose ReLU
-// output is <= 0 gets index −1 (outside its plane): where the unit dropped, y = 0 can no longer tell whether
-// ReLU's backward passes that window's gradient (which matters for an infinite or NaN dy), so the index says it.
-// indices may be nullptr when no backward follows.
-// Tiling: one thread per pooled element, as max_pool2d; each thread draws its own unit's Philox word (a block
-// of four words serves four units in dropout_forward), and dropout2d's mask byte is written by the thread of
-// its plane's first output.
-void max_pool2d_dropout(const float* x, float* y, int64_t* indices, uint8_t* mask, const Shape& input_shape,
-                        const cpu::MaxPool2dOptions& options, const PooledDropout& dropout, bool relu,
-                        cudaStream_t stream);
+// output is <= 0 gets index −1 (outside its plane; kNoWindowTap as a tap): where the unit dropped, y = 0 can
+// no longer tell whether ReLU's backward passes that window's gradient (which matters for an infinite or NaN
+// dy), so the index says it. indices may be nullptr when no backward follows. Tiling: one thread per pooled
+// element, as max_pool2d; each thread draws its own unit's Philox word (a block of four words serves four
+// units in dropout_forward), and dropout2d's mask byte is written by the thread of its plane's first output.
+void max_pool2d_dropout(const float* x, float* y, MaxPoolIndices indices, uint8_t* mask,
+                        const Shape& input_shape, const cpu::MaxPool2dOptions& options,
+                        const PooledDropout& dropout, bool relu, cudaStream_t stream);
 
 // The backward of max_pool2d_dropout, one launch: dx (N, C, H, W) = max_pool2d_backward(dropout_backward(dy))
 // (or dropout2d_backward's; with the forward's ReLU, relu_max_pool2d_backward's result), bit for bit, each
 // window's gradient scaled by its unit's factor as it is gathered. The ReLU's rule rides in the indices, so
 // this backward needs no y and no relu flag. dropout.step is not read.
-void max_pool2d_dropout_backward(const int64_t* indices, const uint8_t* mask, const float* dy, float* dx,
+void max_pool2d_dropout_backward(ConstMaxPoolIndices indices, const uint8_t* mask, const float* dy, float* dx,
                                  const Shape& input_shape, const cpu::MaxPool2dOptions& options,
                                  const PooledDropout& dropout, cudaStream_t stream);
 

@@ -81,7 +81,8 @@ constexpr int kDropoutStepCounter = 1;
 constexpr int kStepCounters = 2;
 
 // The bytes a node keeps from its forward for its backward: batch norm's mean and 1/std (2·C floats), max
-// pooling's argmax (int64 per output), dropout's mask (a byte per unit).
+// pooling's argmax (int64 per output), dropout's mask (a byte per unit). A backend may save less (its own
+// saved_bytes).
 std::size_t saved_bytes(const Node& node, const std::vector<Shape>& input_shapes, const Shape& output_shape);
 
 // Profiling (Executor::start_profile): a start and a stop mark around queued work, read once the work is done
@@ -109,6 +110,12 @@ class BackendImpl {
     // Called once per (node, batch) before the node runs with that batch: chooses algorithms and returns
     // the workspace bytes its forward and its backward need.
     virtual std::size_t prepare(const NodeArgs& args) = 0;
+    // The bytes NodeArgs::saved holds for the node: detail::saved_bytes, unless the backend saves less (the
+    // GPU backend's max pooling: a byte per argmax).
+    virtual std::size_t saved_bytes(const Node& node, const std::vector<Shape>& input_shapes,
+                                    const Shape& output_shape) const {
+        return detail::saved_bytes(node, input_shapes, output_shape);
+    }
     virtual std::string describe(int node_index) const = 0;  // "" when there is nothing to say
 
     virtual void forward(const NodeArgs& args) = 0;

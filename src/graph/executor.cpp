@@ -475,11 +475,12 @@ struct Executor::Impl {
             const Shape out = with_batch(b, node.output);
             const int host = dropout_host[i];
             if (host != kNone) {  // the mask of a folded dropout, from its pooling's forward to its backward
-                saved_buf[i] = request(node.spec.name + " saved (written by '" + graph.nodes[host].spec.name + "')",
-                                       detail::saved_bytes(node, in, out), fwd_time(host), bwd_time(host));
+                saved_buf[i] =
+                    request(node.spec.name + " saved (written by '" + graph.nodes[host].spec.name + "')",
+                            backend->saved_bytes(node, in, out), fwd_time(host), bwd_time(host));
             }
             if (is_alias(i)) continue;
-            const std::size_t saved = detail::saved_bytes(node, in, out);
+            const std::size_t saved = backend->saved_bytes(node, in, out);
             if (saved > 0) saved_buf[i] = request(node.spec.name + " saved", saved, fwd_time(i), bwd_time(i));
             // Scratch for one pass only, so that layers' workspaces share memory.
             const std::size_t workspace = backend->prepare(args_shapes(i, b));

@@ -46,6 +46,17 @@ gpu::PooledDropout pooled_dropout(const NodeArgs& a) {
     return {options, a.dropout->spec.kind == LayerKind::dropout2d, dropout_step(a)};
 }
 
+// Where a max pooling's argmaxes go (NodeArgs::saved): as window taps, a byte each, where the window allows,
+// which moves 8× less memory than int64 plane indices (CifarCNN: 29 MB less written and read back per step at
+// batch 128).
+template <class Indices>  // gpu::MaxPoolIndices for the forward, gpu::ConstMaxPoolIndices for the backward
+Indices pool_indices(const NodeArgs& a) {
+    if (!gpu::window_taps_fit(a.node->spec.max_pool)) {
+        return static_cast<typename Indices::template Ptr<int64_t>>(a.saved);
+    }
+    return Indices::window_taps(static_cast<typename Indices::template Ptr<uint8_t>>(a.saved));
+}
+
 // --precision: whether the convolutions and matrix products may round their inputs to TF32.
 bool allows_tf32(const std::string& precision) {
     CUDACNN_CHECK(precision == "fp32" || precision == "tf32",
@@ -119,6 +130,15 @@ class GpuBackend final : public BackendImpl {
         stream_.synchronize();
     }
     void zero(void* dst, std::size_t bytes) override { fill_bytes(dst, 0, bytes, stream_.handle()); }
+
+    std::size_t saved_bytes(const Node& node, const std::vector<Shape>& input_shapes,
+                            const Shape& output_shape) const override {
+        // pool_indices: one tap per pooled element where the window allows.
+        if (node.spec.kind == LayerKind::max_pool2d && gpu::window_taps_fit(node.spec.max_pool)) {
+            return static_cast<std::size_t>(output_shape.numel());
+        }
+        return detail::saved_bytes(node, input_shapes, output_shape);
+    }
 
     std::size_t prepare(const NodeArgs& a) override {
         switch (a.node->spec.kind) {
@@ -262,15 +282,16 @@ void GpuBackend::forward(const NodeArgs& a) {
             break;
         }
         case LayerKind::relu: gpu::relu_forward(a.x[0], a.y, count, st); break;
-        case LayerKind::max_pool2d:
+        case LayerKind::max_pool2d: {
+            const auto indices = pool_indices<gpu::MaxPoolIndices>(a);
             if (a.dropout != nullptr) {
-                gpu::max_pool2d_dropout(a.x[0], a.y, static_cast<int64_t*>(a.saved), a.dropout_mask, in, s.max_pool,
+                gpu::max_pool2d_dropout(a.x[0], a.y, indices, a.dropout_mask, in, s.max_pool,
                                         pooled_dropout(a), a.relu, st);
                 break;
             }
-            (a.relu ? gpu::relu_max_pool2d : gpu::max_pool2d)(a.x[0], a.y, static_cast<int64_t*>(a.saved), in,
-                                                              s.max_pool, st);
+            (a.relu ? gpu::relu_max_pool2d : gpu::max_pool2d)(a.x[0], a.y, indices, in, s.max_pool, st);
             break;
+        }
         case LayerKind::avg_pool2d: gpu::avg_pool2d(a.x[0], a.y, in, s.avg_pool, st); break;
         case LayerKind::adaptive_avg_pool2d: gpu::adaptive_avg_pool2d(a.x[0], a.y, in, s.output_size, st); break;
         case LayerKind::dropout:
@@ -323,16 +344,18 @@ void GpuBackend::backward(const NodeArgs& a) {
             break;
         }
         case LayerKind::relu: gpu::relu_backward(a.y, a.dy, dx, count, st); break;
-        case LayerKind::max_pool2d:
+        case LayerKind::max_pool2d: {
+            const auto indices = pool_indices<gpu::ConstMaxPoolIndices>(a);
             if (a.dropout != nullptr) {  // the fused ReLU's rule rides in the indices
-                gpu::max_pool2d_dropout_backward(static_cast<const int64_t*>(a.saved), a.dropout_mask, a.dy, dx, in,
-                                                 s.max_pool, pooled_dropout(a), st);
+                gpu::max_pool2d_dropout_backward(indices, a.dropout_mask, a.dy, dx, in, s.max_pool,
+                                                 pooled_dropout(a), st);
             } else if (a.relu) {
-                gpu::relu_max_pool2d_backward(static_cast<const int64_t*>(a.saved), a.y, a.dy, dx, in, s.max_pool, st);
+                gpu::relu_max_pool2d_backward(indices, a.y, a.dy, dx, in, s.max_pool, st);
             } else {
-                gpu::max_pool2d_backward(static_cast<const int64_t*>(a.saved), a.dy, dx, in, s.max_pool, st);
+                gpu::max_pool2d_backward(indices, a.dy, dx, in, s.max_pool, st);
             }
             break;
+        }
         case LayerKind::avg_pool2d: gpu::avg_pool2d_backward(a.dy, dx, in, s.avg_pool, st); break;
         case LayerKind::adaptive_avg_pool2d: gpu::adaptive_avg_pool2d_backward(a.dy, dx, in, s.output_size, st); break;
         case LayerKind::dropout:

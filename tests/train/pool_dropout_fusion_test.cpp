@@ -10,6 +10,7 @@
 
 #include "cudacnn/graph/executor.hpp"
 #include "cudacnn/graph/profile.hpp"
+#include "src/graph/backend.hpp"
 #include "support/executor_steps.hpp"
 
 using namespace cudacnn;
@@ -144,4 +145,25 @@ TEST_CASE("the CifarCNN folds its dropouts after max poolings", "[executor][gpu]
     // conv_layer: …, MaxPool (11), Dropout2d (12), …, MaxPool (18); fc_layer: flatten, Dropout (fc_layer.0), ….
     CHECK_THAT(text, Catch::Contains("conv_layer.12: fused into max pooling 'conv_layer.11'") &&
                          Catch::Contains("fc_layer.0: fused into max pooling 'conv_layer.18'"));
+}
+
+TEST_CASE("the GPU backend saves a byte per max pooling window up to 255 taps and int64 indices beyond",
+          "[executor][gpu][pool_dropout]") {
+    if (!test::have_gpu_backend()) return;
+    const std::unique_ptr<detail::BackendImpl> gpu = detail::make_gpu_backend(ExecutorOptions{});
+    const std::unique_ptr<detail::BackendImpl> cpu = detail::make_cpu_reference_backend();
+    Node node;
+    node.spec.kind = LayerKind::max_pool2d;
+    for (const cpu::Pair2d kernel : {cpu::Pair2d{2, 2}, cpu::Pair2d{15, 17}, cpu::Pair2d{16, 16}}) {
+        node.spec.max_pool.kernel_size = kernel;
+        const Shape in{3, 5, 33, 34};
+        const Shape out = cpu::max_pool2d_output_shape(in, node.spec.max_pool);
+        const auto pooled = static_cast<std::size_t>(out.numel());
+        CAPTURE(kernel.h, kernel.w);
+        // cuda/pool.hpp MaxPoolIndices: window taps below kNoWindowTap (255) fit a byte; the CPU backends
+        // keep int64.
+        CHECK(gpu->saved_bytes(node, {in}, out) ==
+              (kernel.h * kernel.w <= 255 ? 1 : sizeof(int64_t)) * pooled);
+        CHECK(cpu->saved_bytes(node, {in}, out) == sizeof(int64_t) * pooled);
+    }
 }
