@@ -14,6 +14,7 @@
 #include "cuda/dropout.hpp"
 #include "cuda/pool.hpp"
 #include "support/errors.hpp"
+#include "support/max_pool_cases.hpp"
 #include "support/parity.hpp"
 #include "support/pool_options.hpp"
 
@@ -21,18 +22,6 @@ using namespace cudacnn;
 using Catch::Matchers::Contains;
 
 namespace {
-
-constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
-constexpr float kInf = std::numeric_limits<float>::infinity();
-
-// Random values with every `every`-th one replaced by an edge case in turn: ±0, NaN, ±infinity. In dy they make
-// the dropped units' gradients NaN (NaN · 0), which only the right ReLU decision passes or stops.
-HostTensor<float> with_specials(const Shape& shape, uint32_t seed, int64_t every) {
-    HostTensor<float> t = test::random_tensor<float>(shape, seed);
-    const float specials[] = {0.0f, -0.0f, kNaN, kInf, -kInf, -kNaN};
-    for (int64_t i = seed % every, k = 0; i < t.numel(); i += every, ++k) t[i] = specials[k % 6];
-    return t;
-}
 
 struct Pass {
     HostTensor<float> y, dx;
@@ -102,36 +91,23 @@ void check_same(const Pass& fused, const Pass& separate, bool relu) {
 
 TEST_CASE("max_pool2d_dropout equals max pooling then dropout bit for bit, forward and backward",
           "[parity][pool][dropout][fused]") {
-    struct Case {
-        std::string name;
-        Shape shape;
-        cpu::MaxPool2dOptions pool;
-    };
-    // CifarCNN's MaxPool(2, 2) scaled down (the tiled backward); odd sizes with a tiled backward and with a cut-off
-    // last row and column (the gather); overlapping windows with padding; dilation with ceil mode.
-    const std::vector<Case> cases = {
-        {"cifar_k2", {2, 8, 16, 16}, test::max_options(2)},
-        {"odd_tiled_k2", {3, 5, 6, 10}, test::max_options(2)},
-        {"odd_cut_k2", {3, 5, 9, 7}, test::max_options(2)},
-        {"overlap_k3s1p1", {2, 3, 7, 5}, test::max_options(3, 1, 1)},
-        {"overlap_k3s2p1", {1, 7, 7, 5}, test::max_options(3, 2, 1)},
-        {"dilation2_ceil", {2, 3, 9, 7}, test::max_options(3, 2, 1, 2, true)},
-    };
     const std::vector<cpu::DropoutOptions> options = {
         cpu::DropoutOptions{0.3, true, 1234, 5},
         cpu::DropoutOptions{0.0, true, 77, 3},   // nothing drawn, every unit kept
         cpu::DropoutOptions{1.0, true, 77, 3},   // every unit dropped: y = pooled · 0
         cpu::DropoutOptions{0.3, false, 77, 3},  // eval mode: the pooling alone, an all-ones mask
     };
+    // The edge cases in dy make the dropped units' gradients NaN (NaN · 0), which only the right ReLU decision
+    // passes or stops.
     uint32_t seed = 1100;
-    for (const Case& c : cases) {
+    for (const test::MaxPoolCase& c : test::max_pool_kernel_cases()) {
         for (const cpu::DropoutOptions& o : options) {
             for (bool channelwise : {false, true}) {
                 for (bool relu : {false, true}) {
                     CAPTURE(c.name, o.p, o.training, channelwise, relu);
-                    const HostTensor<float> x = with_specials(c.shape, seed, 11);
+                    const HostTensor<float> x = test::with_specials(c.shape, seed, 11);
                     const HostTensor<float> dy =
-                        with_specials(cpu::max_pool2d_output_shape(c.shape, c.pool), seed + 1, 5);
+                        test::with_specials(cpu::max_pool2d_output_shape(c.shape, c.pool), seed + 1, 5);
                     const gpu::PooledDropout dropout{o, channelwise, {}};
                     const Pass fused = run(x, dy, c.pool, dropout, relu, true);
                     const Pass separate = run(x, dy, c.pool, dropout, relu, false);
@@ -149,9 +125,9 @@ TEST_CASE("max_pool2d_dropout's test inputs reach the cases that matter", "[pari
     const Shape shape{3, 5, 9, 7};
     const cpu::MaxPool2dOptions pool = test::max_options(2);
     // Mostly negative inputs, so that many windows are all <= 0.
-    HostTensor<float> x = with_specials(shape, 1200, 11);
+    HostTensor<float> x = test::with_specials(shape, 1200, 11);
     for (float& v : x.values()) v -= 0.6f;
-    const HostTensor<float> dy = with_specials(cpu::max_pool2d_output_shape(shape, pool), 1201, 5);
+    const HostTensor<float> dy = test::with_specials(cpu::max_pool2d_output_shape(shape, pool), 1201, 5);
     const gpu::PooledDropout dropout{cpu::DropoutOptions{0.3, true, 1234, 5}, false, {}};
     const Pass fused = run(x, dy, pool, dropout, true, true);
     const Pass separate = run(x, dy, pool, dropout, true, false);
@@ -173,8 +149,8 @@ TEST_CASE("max_pool2d_dropout draws from the device step counter's stream, as dr
           "[parity][pool][dropout][fused]") {
     const Shape shape{4, 6, 10, 9};
     const cpu::MaxPool2dOptions pool = test::max_options(2);
-    const HostTensor<float> x = with_specials(shape, 1300, 11);
-    const HostTensor<float> dy = with_specials(cpu::max_pool2d_output_shape(shape, pool), 1301, 5);
+    const HostTensor<float> x = test::with_specials(shape, 1300, 11);
+    const HostTensor<float> dy = test::with_specials(cpu::max_pool2d_output_shape(shape, pool), 1301, 5);
     const DeviceBuffer counter = test::to_device(HostTensor<int64_t>(Shape{1}, std::vector<int64_t>{5}));
     const gpu::DeviceStep step{counter.data_as<int64_t>(), 11};
     for (bool channelwise : {false, true}) {

@@ -13,6 +13,7 @@
 
 #include "cuda/pool.hpp"
 #include "support/errors.hpp"
+#include "support/max_pool_cases.hpp"
 #include "support/parity.hpp"
 #include "support/pool_options.hpp"
 
@@ -20,19 +21,6 @@ using namespace cudacnn;
 using Catch::Matchers::Contains;
 
 namespace {
-
-constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
-constexpr float kInf = std::numeric_limits<float>::infinity();
-
-// Random values rounded to a few levels (so windows hold ties) with every `every`-th one an edge case in
-// turn: ±0, NaN, ±infinity.
-HostTensor<float> with_specials(const Shape& shape, uint32_t seed, int64_t every) {
-    HostTensor<float> t = test::random_tensor<float>(shape, seed);
-    for (int64_t i = 0; i < t.numel(); ++i) t[i] = static_cast<float>(static_cast<int>(t[i] * 4.0f)) / 4.0f;
-    const float specials[] = {0.0f, -0.0f, kNaN, kInf, -kInf, -kNaN};
-    for (int64_t i = seed % every, k = 0; i < t.numel(); i += every, ++k) t[i] = specials[k % 6];
-    return t;
-}
 
 // The plane index (h · W + w) that window tap `tap` of output o stands for; −1 for kNoWindowTap.
 int64_t decode_tap(uint8_t tap, int64_t o, const Shape& input, const Shape& out,
@@ -114,24 +102,12 @@ void check_same(const Pass& taps, const Pass& plane) {
 
 TEST_CASE("max pooling saves window taps that give the int64 indices' outputs and gradients bit for bit",
           "[parity][pool][dropout][fused]") {
-    struct Case {
-        std::string name;
-        Shape shape;
-        cpu::MaxPool2dOptions pool;
-    };
-    // The tiled backward (CifarCNN's MaxPool(2, 2) scaled down, and odd sizes), the gather (a cut-off last
-    // row and column, overlapping windows with padding, dilation with ceil mode, unequal axes), and the
-    // largest window that taps fit: 15 × 17 = 255 taps, 0 … 254, below kNoWindowTap.
-    const std::vector<Case> cases = {
-        {"cifar_k2", {2, 8, 16, 16}, test::max_options(2)},
-        {"odd_tiled_k2", {3, 5, 6, 10}, test::max_options(2)},
-        {"odd_cut_k2", {3, 5, 9, 7}, test::max_options(2)},
-        {"overlap_k3s1p1", {2, 3, 7, 5}, test::max_options(3, 1, 1)},
-        {"overlap_k3s2p1", {1, 7, 7, 5}, test::max_options(3, 2, 1)},
-        {"dilation2_ceil", {2, 3, 9, 7}, test::max_options(3, 2, 1, 2, true)},
-        {"unequal_axes", {2, 3, 11, 8}, test::max_options({2, 3}, cpu::Pair2d{1, 2}, {1, 1}, {2, 1}, true)},
-        {"taps_255", {1, 3, 19, 21}, test::max_options({15, 17}, cpu::Pair2d{2, 3}, {7, 8})},
-    };
+    // The shared geometries, then unequal axes and the largest window that taps fit: 15 × 17 = 255 taps,
+    // 0 … 254, below kNoWindowTap.
+    std::vector<test::MaxPoolCase> cases = test::max_pool_kernel_cases();
+    cases.push_back(
+        {"unequal_axes", {2, 3, 11, 8}, test::max_options({2, 3}, cpu::Pair2d{1, 2}, {1, 1}, {2, 1}, true)});
+    cases.push_back({"taps_255", {1, 3, 19, 21}, test::max_options({15, 17}, cpu::Pair2d{2, 3}, {7, 8})});
     std::vector<std::optional<gpu::PooledDropout>> dropouts = {std::nullopt};
     for (bool channelwise : {false, true}) {
         dropouts.push_back(gpu::PooledDropout{cpu::DropoutOptions{0.3, true, 1234, 5}, channelwise, {}});
@@ -139,15 +115,15 @@ TEST_CASE("max pooling saves window taps that give the int64 indices' outputs an
     dropouts.push_back(
         gpu::PooledDropout{cpu::DropoutOptions{1.0, true, 77, 3}, false, {}});  // every unit dropped
     uint32_t seed = 2100;
-    for (const Case& c : cases) {
+    for (const test::MaxPoolCase& c : cases) {
         REQUIRE(gpu::window_taps_fit(c.pool));
         for (const auto& dropout : dropouts) {
             for (bool relu : {false, true}) {
                 CAPTURE(c.name, relu, dropout.has_value(), dropout && dropout->channelwise,
                         dropout ? dropout->options.p : 0.0);
-                const HostTensor<float> x = with_specials(c.shape, seed, 7);
+                const HostTensor<float> x = test::with_specials(c.shape, seed, 7, true);
                 const HostTensor<float> dy =
-                    with_specials(cpu::max_pool2d_output_shape(c.shape, c.pool), seed + 1, 5);
+                    test::with_specials(cpu::max_pool2d_output_shape(c.shape, c.pool), seed + 1, 5, true);
                 const Pass plane = run(x, dy, c.pool, dropout, relu, false, 0xff);
                 check_same(run(x, dy, c.pool, dropout, relu, true, 0xff), plane);
                 check_same(run(x, dy, c.pool, dropout, relu, true, 0x00), plane);
