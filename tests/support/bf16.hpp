@@ -1,0 +1,56 @@
+// bfloat16 in parity tests: the reference of a bf16 kernel is the float reference op run on bf16-rounded
+// inputs, its output rounded once to bf16 (docs/bf16-nhwc-plan.md). Host tensors hold those values as floats;
+// these move them to and from bf16 device buffers.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include "cuda/bf16.cuh"
+#include "cudacnn/device.hpp"
+#include "cudacnn/host_tensor.hpp"
+#include "cudacnn/io/float16.hpp"
+
+namespace cudacnn::test {
+
+// v rounded to the nearest bf16 (ties to even), as a float; NaN stays NaN.
+inline float round_to_bf16(float value) {
+    return io::bf16_bits_to_float(io::float_to_bf16_bits(value));
+}
+
+inline HostTensor<float> round_to_bf16(const HostTensor<float>& t) {
+    HostTensor<float> rounded = t;
+    for (int64_t i = 0; i < rounded.numel(); ++i) rounded[i] = round_to_bf16(rounded[i]);
+    return rounded;
+}
+
+// A bf16 device copy of t, whose values must already be bf16 (round_to_bf16), so the copy is exact.
+inline DeviceBuffer to_device_bf16(const HostTensor<float>& t) {
+    std::vector<std::uint16_t> bits(static_cast<std::size_t>(t.numel()));
+    for (int64_t i = 0; i < t.numel(); ++i) bits[static_cast<std::size_t>(i)] = io::float_to_bf16_bits(t[i]);
+    return upload(bits);
+}
+
+// A device buffer of `count` bf16 with every byte 0xff (a NaN), so an element a kernel forgot to write
+// cannot pass a comparison.
+inline DeviceBuffer poisoned_bf16(int64_t count) {
+    DeviceBuffer buffer(static_cast<std::size_t>(count) * sizeof(std::uint16_t));
+    fill_bytes(buffer.data(), 0xff, buffer.bytes());
+    return buffer;
+}
+
+// The first shape.numel() bf16 of a device buffer, widened to floats (exact).
+inline HostTensor<float> to_host_bf16(const void* device, const Shape& shape) {
+    const std::vector<std::uint16_t> bits =
+        download(static_cast<const std::uint16_t*>(device), static_cast<std::size_t>(shape.numel()));
+    std::vector<float> values(bits.size());
+    for (std::size_t i = 0; i < bits.size(); ++i) values[i] = io::bf16_bits_to_float(bits[i]);
+    return HostTensor<float>(shape, std::move(values));
+}
+
+inline gpu::bf16* bf16_data(const DeviceBuffer& buffer) {
+    return buffer.data_as<gpu::bf16>();
+}
+
+}  // namespace cudacnn::test
