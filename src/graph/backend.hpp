@@ -8,6 +8,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "cuda/nonfinite.hpp"
@@ -18,8 +19,39 @@
 #include "cudacnn/ops/batch_norm.hpp"
 #include "cudacnn/ops/conv2d.hpp"
 #include "cudacnn/ops/dropout.hpp"
+#include "cudacnn/tensor.hpp"
 
 namespace cudacnn::graph::detail {
+
+// One activation of a pass (an input, the output, or a gradient of either) in the executor's arena: where it
+// is and its element type (f32, or bf16 under --precision bf16: docs/bf16-nhwc-plan.md). Backends read it
+// through as<T>() or f32(), which check the type, so that no kernel ever reads bf16 bits as floats; a backend
+// that computes f32 only says so by calling f32(). Void is void (written) or const void (read only).
+template <class Void>
+struct ActivationRef {
+    Void* data = nullptr;
+    DType dtype = DType::f32;
+
+    ActivationRef() = default;
+    ActivationRef(Void* data_, DType dtype_) : data(data_), dtype(dtype_) {}
+    // A written activation is also readable (the fused passes read their own output back).
+    template <class Other, class = std::enable_if_t<std::is_const_v<Void> && !std::is_same_v<Other, Void>>>
+    ActivationRef(const ActivationRef<Other>& written) : data(written.data), dtype(written.dtype) {}
+
+    template <class T>
+    using Pointer = std::conditional_t<std::is_const_v<Void>, const T*, T*>;
+
+    // data as T (const T for a read-only view), after checking that T is its dtype; null stays null.
+    template <class T>
+    Pointer<T> as() const {
+        if (data != nullptr && dtype_of<T>() != dtype) throw_dtype_mismatch(dtype, dtype_of<T>());
+        return static_cast<Pointer<T>>(data);
+    }
+    Pointer<float> f32() const { return as<float>(); }
+    explicit operator bool() const { return data != nullptr; }
+};
+using Activation = ActivationRef<void>;
+using ConstActivation = ActivationRef<const void>;
 
 // What one node reads and writes in one pass. Shapes include the batch dimension.
 struct NodeArgs {
@@ -27,10 +59,10 @@ struct NodeArgs {
     const Node* node = nullptr;
     std::vector<Shape> input_shapes;
     Shape output_shape;
-    std::vector<const float*> x;  // inputs
-    float* y = nullptr;
-    const float* dy = nullptr;    // backward: the gradient of y
-    std::vector<float*> dx;       // backward: per input, or nullptr where no gradient is needed
+    std::vector<ConstActivation> x;  // inputs
+    Activation y;
+    ConstActivation dy;              // backward: the gradient of y
+    std::vector<Activation> dx;      // backward: per input, or null where no gradient is needed
     Shape weight_shape;  // the layer's weight state entry, when it has one: conv (OC, IC/G, KH, KW), linear (out, in)
     const float* weight = nullptr;
     const float* bias = nullptr;
@@ -180,6 +212,16 @@ std::unique_ptr<BackendImpl> make_fast_cpu_backend(int threads);
 // Throws Error, saying why, when there is no GPU (the emu flavour always has its emulated one), or naming the
 // option when conv_algo, precision or gemm is not one of its choices.
 std::unique_ptr<BackendImpl> make_gpu_backend(const ExecutorOptions& options);
+
+// A pass's activations as floats, for code that computes f32 only (the CPU backends; the GPU backend's f32
+// passes). Throws Error naming the layer and `backend` when one of them is of another type.
+struct F32Activations {
+    std::vector<const float*> x;
+    float* y = nullptr;
+    const float* dy = nullptr;
+    std::vector<float*> dx;
+};
+F32Activations f32_activations(const NodeArgs& args, const char* backend);
 
 // A flatten shares its input's memory and never reaches a backend; this says so if it ever does.
 [[noreturn]] void fail_alias(const NodeArgs& args);

@@ -46,6 +46,29 @@ void fail_alias(const NodeArgs& a) {
                  "to run it (an executor bug)", a.node->spec.name, layer_kind_name(a.node->spec.kind));
 }
 
+F32Activations f32_activations(const NodeArgs& a, const char* backend) {
+    const auto check = [&](DType dtype, const char* what) {
+        CUDACNN_CHECK(dtype == DType::f32,
+                      "executor: layer '{}' ({}): the {} computes f32 activations, but its {} is {}; run this "
+                      "precision on a backend that supports it (--precision fp32 runs everywhere)",
+                      a.node->spec.name, layer_kind_name(a.node->spec.kind), backend, what, dtype);
+    };
+    F32Activations f;
+    for (const ConstActivation& x : a.x) {
+        check(x.dtype, "input");
+        f.x.push_back(static_cast<const float*>(x.data));
+    }
+    check(a.y.dtype, "output");
+    f.y = static_cast<float*>(a.y.data);
+    check(a.dy.dtype, "output gradient");
+    f.dy = static_cast<const float*>(a.dy.data);
+    for (const Activation& dx : a.dx) {
+        check(dx.dtype, "input gradient");
+        f.dx.push_back(static_cast<float*>(dx.data));
+    }
+    return f;
+}
+
 cpu::DropoutOptions dropout_options(const NodeArgs& a) {
     cpu::DropoutOptions options;
     options.p = a.node->spec.p;

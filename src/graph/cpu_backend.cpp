@@ -26,9 +26,17 @@ void write(T* data, const HostTensor<T>& tensor) {
     if (tensor.numel() > 0) std::memcpy(data, tensor.data(), static_cast<std::size_t>(tensor.numel()) * sizeof(T));
 }
 
+// The reference ops compute in f32: activations of any other type throw (ActivationRef::f32).
+HostTensor<float> read(ConstActivation activation, const Shape& shape) {
+    return read(activation.f32(), shape);
+}
+void write(Activation activation, const HostTensor<float>& tensor) {
+    write(activation.f32(), tensor);
+}
+
 // Writes a gradient where one is wanted (dx entries are null for the model's input).
-void write_grad(float* dst, const HostTensor<float>& grad) {
-    if (dst != nullptr) write(dst, grad);
+void write_grad(Activation dst, const HostTensor<float>& grad) {
+    if (dst) write(dst, grad);
 }
 
 class CpuBackend final : public HostMemoryBackend {
@@ -208,7 +216,7 @@ void CpuBackend::backward(const NodeArgs& a) {
             break;
         }
         case LayerKind::add:
-            for (float* dx : a.dx) write_grad(dx, dy);
+            for (const Activation& dx : a.dx) write_grad(dx, dy);
             break;
         case LayerKind::concat: {
             const auto g = cpu::concat_backward(dy, a.input_shapes, 1);

@@ -21,6 +21,8 @@
 namespace cudacnn::graph {
 namespace {
 
+using detail::Activation;
+using detail::ConstActivation;
 using detail::NodeArgs;
 using detail::StepProfiler;
 using detail::timed;
@@ -139,6 +141,8 @@ struct Executor::Impl {
     // Folded conv biases (ExecutorOptions::fold_conv_bias): per node, a conv2d's batch norm, or a batch
     // norm's conv2d; kNone where there is none (conv_bias_folds_in() says in which passes).
     std::vector<int> bias_fold;
+    // The element type of each node's output and of its gradient (by storage node; the model input is f32).
+    std::vector<DType> output_dtype;
     std::vector<BufferRequest> requests;
     MemoryPlan plan;
     std::shared_ptr<void> arena;
@@ -177,6 +181,7 @@ struct Executor::Impl {
         lay_out_state();
         decide_fusion();
         decide_conv_bias_folds();
+        choose_activation_dtypes();
         plan_arena();
         decide_capture();
     }
@@ -390,6 +395,12 @@ struct Executor::Impl {
         return request == kNone ? nullptr : static_cast<char*>(arena.get()) + plan.offsets[request];
     }
     float* floats(int request) const { return static_cast<float*>(address(request)); }
+    // The activation of storage node s (kInput: the model input) held in `request`.
+    DType activation_dtype(int s) const { return s == kInput ? DType::f32 : output_dtype[s]; }
+    Activation activation(int request, int s) const { return {address(request), activation_dtype(s)}; }
+    std::size_t activation_bytes(int s, const Shape& shape) const {
+        return dtype_size(activation_dtype(s)) * static_cast<std::size_t>(shape.numel());
+    }
     float* param(const std::shared_ptr<void>& block, int entry) const {
         return static_cast<float*>(block.get()) + offset[entry];
     }
@@ -415,6 +426,10 @@ struct Executor::Impl {
         buffers = backend->allocate(sizeof(float) * std::max<int64_t>(buffer_floats, 1));
         optimizer = backend->allocate(sizeof(float) * std::max<int64_t>(slots * param_floats, 1));
     }
+
+    // Every activation in f32: the backends compute f32 everywhere. (--precision bf16 will store the outputs
+    // between the first and the last layer in bf16: docs/bf16-nhwc-plan.md, slice 2.)
+    void choose_activation_dtypes() { output_dtype.assign(layers, DType::f32); }
 
     int request(const std::string& name, std::size_t bytes, int first, int last) {
         requests.push_back({name, bytes, first, last});
@@ -452,7 +467,7 @@ struct Executor::Impl {
 
         for (int s = 0; s < layers; ++s) {
             if (storage[s] != s) continue;
-            const std::size_t bytes = sizeof(float) * with_batch(b, graph.nodes[s].output).numel();
+            const std::size_t bytes = activation_bytes(s, with_batch(b, graph.nodes[s].output));
             const std::string& name = graph.nodes[s].spec.name;
             int y_last = fwd_time(s), dy_first = storage[last] == s ? loss_time() : MemoryPlan::kForever;
             for (int m = s; m < layers; ++m) {
@@ -507,7 +522,7 @@ struct Executor::Impl {
             const Node& node = graph.nodes[c];
             for (std::size_t k = 0; k < node.inputs.size(); ++k) {
                 const int target = storage_of(node.inputs[k]);
-                const std::size_t bytes = sizeof(float) * with_batch(b, graph.shape_of(node.inputs[k])).numel();
+                const std::size_t bytes = activation_bytes(target, with_batch(b, graph.shape_of(node.inputs[k])));
                 if (target == kInput && !options.input_gradient) {
                     if (can_skip_input_gradient(node.spec.kind)) continue;
                     // Nobody reads the input's gradient; one scratch buffer serves every layer that must write it.
@@ -546,10 +561,11 @@ struct Executor::Impl {
         const Node& node = graph.nodes[i];
         for (int input : node.inputs) {
             // An alias of the model input (a flatten reading "input") reads the input itself.
-            a.x.push_back(storage_of(input) == kInput ? floats(x_buf) : floats(y_buf[storage[input]]));
+            const int s = storage_of(input);
+            a.x.push_back(activation(s == kInput ? x_buf : y_buf[s], s));
         }
-        a.y = floats(y_buf[i]);
-        a.dy = dy_buf[i] == kNone ? nullptr : floats(dy_buf[i]);
+        a.y = activation(y_buf[i], i);
+        a.dy = activation(dy_buf[i], i);
         for (int e : node.state) {
             const StateEntry& entry = graph.state[e];
             if (entry.role == "weight") {
@@ -875,7 +891,7 @@ struct Executor::Impl {
             if (is_alias(i)) continue;
             const NodeArgs a = node_args(i, training, step);
             timed(profiler.get(), forward_slot(i), [&] { backend->forward(a); });
-            check_finite("the forward output of " + layer_label(i), a.y, a.output_shape.numel(),
+            check_finite("the forward output of " + layer_label(i), a.y.f32(), a.output_shape.numel(),
                          a.output_shape.numel() / batch);
         }
     }
@@ -911,10 +927,10 @@ struct Executor::Impl {
             // Aliases pass gradients through their shared memory; a layer that nothing downstream uses has none.
             if (is_alias(i) || dy_buf[storage[i]] == kNone) continue;
             NodeArgs a = node_args(i, training, step, /*backward_pass=*/true);
-            a.dy = floats(dy_buf[storage[i]]);
+            a.dy = activation(dy_buf[storage[i]], storage[i]);
             struct Addition {
-                float* target;
-                const float* temporary;
+                Activation target;
+                ConstActivation temporary;
                 int64_t count;  // the input's elements: concat's inputs differ in size
             };
             std::vector<Addition> to_add;
@@ -922,21 +938,25 @@ struct Executor::Impl {
                 const int input = a.node->inputs[k];
                 const bool reads_model_input = storage_of(input) == kInput;
                 if (reads_model_input && !options.input_gradient) {
-                    a.dx.push_back(can_skip_input_gradient(a.node->spec.kind) ? nullptr : floats(input_grad_buf));
+                    a.dx.push_back(can_skip_input_gradient(a.node->spec.kind) ? Activation{}
+                                                                              : activation(input_grad_buf, kInput));
                     continue;
                 }
-                float* target = reads_model_input ? floats(input_grad_buf) : floats(dy_buf[storage[input]]);
+                const int s = storage_of(input);
+                const Activation target = activation(reads_model_input ? input_grad_buf : dy_buf[s], s);
                 const auto temp = temp_buf.find({i, static_cast<int>(k)});
                 if (temp == temp_buf.end()) {
                     a.dx.push_back(target);
                 } else {
-                    a.dx.push_back(floats(temp->second));
-                    to_add.push_back({target, floats(temp->second), a.input_shapes[k].numel()});
+                    a.dx.push_back(activation(temp->second, s));
+                    to_add.push_back({target, a.dx.back(), a.input_shapes[k].numel()});
                 }
             }
             timed(profiler.get(), backward_slot(i), [&] {
                 backend->backward(a);
-                for (const Addition& add : to_add) backend->accumulate(add.target, add.temporary, add.count);
+                for (const Addition& add : to_add) {
+                    backend->accumulate(add.target.f32(), add.temporary.f32(), add.count);
+                }
             });
             if (options.detect_anomaly) check_backward(a, to_add);
         }
@@ -952,10 +972,10 @@ struct Executor::Impl {
             if (grad != nullptr) check_finite(layer + ": the gradient of " + entry.name, grad, entry.shape.numel());
         }
         for (std::size_t k = 0; k < a.dx.size(); ++k) {
-            if (a.dx[k] == nullptr) continue;
-            const float* written = a.dx[k];
+            if (!a.dx[k]) continue;
+            const float* written = a.dx[k].f32();
             for (const auto& add : to_add) {
-                if (add.temporary == a.dx[k]) written = add.target;  // the sum it was added into
+                if (add.temporary.data == a.dx[k].data) written = add.target.f32();  // the sum it was added into
             }
             const int input = a.node->inputs[k];
             const std::string name = input == kInput ? "the model input" : "'" + graph.nodes[input].spec.name + "'";

@@ -107,36 +107,37 @@ void FastCpuBackend::forward(const NodeArgs& a) {
     const Shape& in = a.input_shapes[0];
     const int64_t count = in.numel();
     const cpu_fast::Workers& w = workers_;
+    const F32Activations f = f32_activations(a, "fast CPU backend");
     switch (s.kind) {
-        case LayerKind::conv2d: conv(a).forward(a.x[0], a.weight, a.bias, a.y, a.workspace); break;
+        case LayerKind::conv2d: conv(a).forward(f.x[0], a.weight, a.bias, f.y, a.workspace); break;
         case LayerKind::batch_norm2d: {
             cpu_fast::BatchNorm2dRunningStatsView running{a.running_mean, a.running_var,
                                                           a.num_batches_tracked ? *a.num_batches_tracked : 0};
             auto* saved = static_cast<float*>(a.saved);
             const cpu_fast::StatisticsReducer reducer = statistics_reducer(a);
-            cpu_fast::batch_norm2d(a.x[0], a.weight, a.bias, a.running_mean ? &running : nullptr, a.y, saved,
+            cpu_fast::batch_norm2d(f.x[0], a.weight, a.bias, a.running_mean ? &running : nullptr, f.y, saved,
                                    saved + s.num_features, in, batch_norm_options(a), w, reducer ? &reducer : nullptr);
             break;
         }
-        case LayerKind::relu: cpu_fast::relu_forward(a.x[0], a.y, count, w); break;
+        case LayerKind::relu: cpu_fast::relu_forward(f.x[0], f.y, count, w); break;
         case LayerKind::max_pool2d:
-            cpu_fast::max_pool2d(a.x[0], a.y, static_cast<int64_t*>(a.saved), in, s.max_pool, w);
+            cpu_fast::max_pool2d(f.x[0], f.y, static_cast<int64_t*>(a.saved), in, s.max_pool, w);
             break;
-        case LayerKind::avg_pool2d: cpu_fast::avg_pool2d(a.x[0], a.y, in, s.avg_pool, w); break;
-        case LayerKind::adaptive_avg_pool2d: cpu_fast::adaptive_avg_pool2d(a.x[0], a.y, in, s.output_size, w); break;
+        case LayerKind::avg_pool2d: cpu_fast::avg_pool2d(f.x[0], f.y, in, s.avg_pool, w); break;
+        case LayerKind::adaptive_avg_pool2d: cpu_fast::adaptive_avg_pool2d(f.x[0], f.y, in, s.output_size, w); break;
         case LayerKind::dropout:
-            cpu_fast::dropout_forward(a.x[0], a.y, static_cast<uint8_t*>(a.saved), count, dropout_options(a), w);
+            cpu_fast::dropout_forward(f.x[0], f.y, static_cast<uint8_t*>(a.saved), count, dropout_options(a), w);
             break;
         case LayerKind::dropout2d:
-            cpu_fast::dropout2d_forward(a.x[0], a.y, static_cast<uint8_t*>(a.saved), in, dropout_options(a), w);
+            cpu_fast::dropout2d_forward(f.x[0], f.y, static_cast<uint8_t*>(a.saved), in, dropout_options(a), w);
             break;
         case LayerKind::flatten: fail_alias(a); break;
-        case LayerKind::linear: cpu_fast::linear_forward(a.x[0], a.weight, a.bias, a.y, linear_shape(a), w); break;
+        case LayerKind::linear: cpu_fast::linear_forward(f.x[0], a.weight, a.bias, f.y, linear_shape(a), w); break;
         case LayerKind::add:
-            cpu_fast::add(a.x[0], a.x[1], a.y, count, w);
-            for (std::size_t k = 2; k < a.x.size(); ++k) cpu_fast::accumulate(a.y, a.x[k], count, w);
+            cpu_fast::add(f.x[0], f.x[1], f.y, count, w);
+            for (std::size_t k = 2; k < f.x.size(); ++k) cpu_fast::accumulate(f.y, f.x[k], count, w);
             break;
-        case LayerKind::concat: cpu_fast::concat_forward(a.x, a.input_shapes, 1, a.y, w); break;
+        case LayerKind::concat: cpu_fast::concat_forward(f.x, a.input_shapes, 1, f.y, w); break;
     }
 }
 
@@ -145,42 +146,43 @@ void FastCpuBackend::backward(const NodeArgs& a) {
     const Shape& in = a.input_shapes[0];
     const int64_t count = in.numel();
     const cpu_fast::Workers& w = workers_;
-    float* dx = a.dx[0];
+    const F32Activations f = f32_activations(a, "fast CPU backend");
+    float* dx = f.dx[0];
     const bool has_parameters = s.kind == LayerKind::conv2d || s.kind == LayerKind::linear ||
                                 s.kind == LayerKind::batch_norm2d;
     if (dx == nullptr && !has_parameters && s.kind != LayerKind::add && s.kind != LayerKind::concat) return;
     switch (s.kind) {
-        case LayerKind::conv2d: conv(a).backward(a.x[0], a.weight, a.dy, dx, a.dweight, a.dbias, a.workspace); break;
+        case LayerKind::conv2d: conv(a).backward(f.x[0], a.weight, f.dy, dx, a.dweight, a.dbias, a.workspace); break;
         case LayerKind::batch_norm2d: {
             const auto* saved = static_cast<const float*>(a.saved);
             const cpu_fast::StatisticsReducer reducer = statistics_reducer(a);
-            cpu_fast::batch_norm2d_backward(a.x[0], a.weight, saved, saved + s.num_features, a.dy, dx, a.dweight,
+            cpu_fast::batch_norm2d_backward(f.x[0], a.weight, saved, saved + s.num_features, f.dy, dx, a.dweight,
                                             a.dbias, in, batch_norm_options(a).training, w,
                                             reducer ? &reducer : nullptr);
             break;
         }
-        case LayerKind::relu: cpu_fast::relu_backward(a.y, a.dy, dx, count, w); break;
+        case LayerKind::relu: cpu_fast::relu_backward(f.y, f.dy, dx, count, w); break;
         case LayerKind::max_pool2d:
-            cpu_fast::max_pool2d_backward(static_cast<const int64_t*>(a.saved), a.dy, dx, in, s.max_pool, w);
+            cpu_fast::max_pool2d_backward(static_cast<const int64_t*>(a.saved), f.dy, dx, in, s.max_pool, w);
             break;
-        case LayerKind::avg_pool2d: cpu_fast::avg_pool2d_backward(a.dy, dx, in, s.avg_pool, w); break;
-        case LayerKind::adaptive_avg_pool2d: cpu_fast::adaptive_avg_pool2d_backward(a.dy, dx, in, s.output_size, w); break;
+        case LayerKind::avg_pool2d: cpu_fast::avg_pool2d_backward(f.dy, dx, in, s.avg_pool, w); break;
+        case LayerKind::adaptive_avg_pool2d: cpu_fast::adaptive_avg_pool2d_backward(f.dy, dx, in, s.output_size, w); break;
         case LayerKind::dropout:
-            cpu_fast::dropout_backward(a.dy, static_cast<const uint8_t*>(a.saved), dx, count, dropout_options(a), w);
+            cpu_fast::dropout_backward(f.dy, static_cast<const uint8_t*>(a.saved), dx, count, dropout_options(a), w);
             break;
         case LayerKind::dropout2d:
-            cpu_fast::dropout2d_backward(a.dy, static_cast<const uint8_t*>(a.saved), dx, in, dropout_options(a), w);
+            cpu_fast::dropout2d_backward(f.dy, static_cast<const uint8_t*>(a.saved), dx, in, dropout_options(a), w);
             break;
         case LayerKind::flatten: fail_alias(a); break;
         case LayerKind::linear:
-            cpu_fast::linear_backward(a.x[0], a.weight, a.dy, dx, a.dweight, a.dbias, linear_shape(a), w);
+            cpu_fast::linear_backward(f.x[0], a.weight, f.dy, dx, a.dweight, a.dbias, linear_shape(a), w);
             break;
         case LayerKind::add:
-            for (float* d : a.dx) {
-                if (d != nullptr) std::copy(a.dy, a.dy + count, d);
+            for (float* d : f.dx) {
+                if (d != nullptr) std::copy(f.dy, f.dy + count, d);
             }
             break;
-        case LayerKind::concat: cpu_fast::concat_backward(a.dy, a.input_shapes, 1, a.dx, w); break;
+        case LayerKind::concat: cpu_fast::concat_backward(f.dy, a.input_shapes, 1, f.dx, w); break;
     }
 }
 

@@ -258,6 +258,7 @@ class GpuBackend final : public BackendImpl {
 };
 
 void GpuBackend::forward(const NodeArgs& a) {
+    const F32Activations f = f32_activations(a, "GPU backend");
     const gpu::GemmScope gemm_scope(gemm_);
     const LayerSpec& s = a.node->spec;
     const cudaStream_t st = stream_.handle();
@@ -265,7 +266,7 @@ void GpuBackend::forward(const NodeArgs& a) {
     const int64_t count = in.numel();
     switch (s.kind) {
         case LayerKind::conv2d:
-            plan(a).forward(a.x[0], a.weight, a.skip_bias ? nullptr : a.bias, a.y, a.workspace, st);
+            plan(a).forward(f.x[0], a.weight, a.skip_bias ? nullptr : a.bias, f.y, a.workspace, st);
             break;
         case LayerKind::batch_norm2d: {
             if (a.sync_statistics != nullptr) {
@@ -277,55 +278,56 @@ void GpuBackend::forward(const NodeArgs& a) {
                                                      a.input_shift};
             auto* saved = static_cast<float*>(a.saved);
             const auto batch_norm = a.relu ? gpu::batch_norm2d_relu : gpu::batch_norm2d;
-            batch_norm(a.x[0], a.weight, a.bias, a.running_mean ? &running : nullptr, a.y, saved,
+            batch_norm(f.x[0], a.weight, a.bias, a.running_mean ? &running : nullptr, f.y, saved,
                        saved + s.num_features, in, batch_norm_options(a), a.workspace, a.workspace_bytes, st);
             break;
         }
-        case LayerKind::relu: gpu::relu_forward(a.x[0], a.y, count, st); break;
+        case LayerKind::relu: gpu::relu_forward(f.x[0], f.y, count, st); break;
         case LayerKind::max_pool2d: {
             const auto indices = pool_indices<gpu::MaxPoolIndices>(a);
             if (a.dropout != nullptr) {
-                gpu::max_pool2d_dropout(a.x[0], a.y, indices, a.dropout_mask, in, s.max_pool,
+                gpu::max_pool2d_dropout(f.x[0], f.y, indices, a.dropout_mask, in, s.max_pool,
                                         pooled_dropout(a), a.relu, st);
                 break;
             }
-            (a.relu ? gpu::relu_max_pool2d : gpu::max_pool2d)(a.x[0], a.y, indices, in, s.max_pool, st);
+            (a.relu ? gpu::relu_max_pool2d : gpu::max_pool2d)(f.x[0], f.y, indices, in, s.max_pool, st);
             break;
         }
-        case LayerKind::avg_pool2d: gpu::avg_pool2d(a.x[0], a.y, in, s.avg_pool, st); break;
-        case LayerKind::adaptive_avg_pool2d: gpu::adaptive_avg_pool2d(a.x[0], a.y, in, s.output_size, st); break;
+        case LayerKind::avg_pool2d: gpu::avg_pool2d(f.x[0], f.y, in, s.avg_pool, st); break;
+        case LayerKind::adaptive_avg_pool2d: gpu::adaptive_avg_pool2d(f.x[0], f.y, in, s.output_size, st); break;
         case LayerKind::dropout:
-            (a.relu ? gpu::relu_dropout_forward : gpu::dropout_forward)(a.x[0], a.y, static_cast<uint8_t*>(a.saved),
+            (a.relu ? gpu::relu_dropout_forward : gpu::dropout_forward)(f.x[0], f.y, static_cast<uint8_t*>(a.saved),
                                                                         count, device_dropout_options(a), st,
                                                                         dropout_step(a));
             break;
         case LayerKind::dropout2d:
-            gpu::dropout2d_forward(a.x[0], a.y, static_cast<uint8_t*>(a.saved), in, device_dropout_options(a), st,
+            gpu::dropout2d_forward(f.x[0], f.y, static_cast<uint8_t*>(a.saved), in, device_dropout_options(a), st,
                                    dropout_step(a));
             break;
         case LayerKind::flatten: fail_alias(a); break;
         case LayerKind::linear:
-            gpu::linear_forward(a.x[0], a.weight, a.bias, a.y, linear_shape(a), st, a.workspace, a.workspace_bytes);
+            gpu::linear_forward(f.x[0], a.weight, a.bias, f.y, linear_shape(a), st, a.workspace, a.workspace_bytes);
             break;
         case LayerKind::add:
-            gpu::add_forward(a.x[0], a.x[1], a.y, count, st);
-            for (std::size_t k = 2; k < a.x.size(); ++k) gpu::add_forward(a.y, a.x[k], a.y, count, st);
+            gpu::add_forward(f.x[0], f.x[1], f.y, count, st);
+            for (std::size_t k = 2; k < f.x.size(); ++k) gpu::add_forward(f.y, f.x[k], f.y, count, st);
             break;
-        case LayerKind::concat: gpu::concat_forward(a.x, a.input_shapes, 1, a.y, st); break;
+        case LayerKind::concat: gpu::concat_forward(f.x, a.input_shapes, 1, f.y, st); break;
     }
 }
 
 void GpuBackend::backward(const NodeArgs& a) {
+    const F32Activations f = f32_activations(a, "GPU backend");
     const gpu::GemmScope gemm_scope(gemm_);
     const LayerSpec& s = a.node->spec;
     const cudaStream_t st = stream_.handle();
     const Shape& in = a.input_shapes[0];
     const int64_t count = in.numel();
-    float* dx = a.dx[0];
+    float* dx = f.dx[0];
     switch (s.kind) {
         case LayerKind::conv2d:
-            if (dx != nullptr) plan(a).backward_data(a.dy, a.weight, dx, a.workspace, st);
-            plan(a).backward_filter(a.x[0], a.dy, a.dweight, a.dbias, a.workspace, st);
+            if (dx != nullptr) plan(a).backward_data(f.dy, a.weight, dx, a.workspace, st);
+            plan(a).backward_filter(f.x[0], f.dy, a.dweight, a.dbias, a.workspace, st);
             break;
         case LayerKind::batch_norm2d: {
             if (a.sync_statistics != nullptr) {
@@ -335,59 +337,60 @@ void GpuBackend::backward(const NodeArgs& a) {
             const auto* saved = static_cast<const float*>(a.saved);
             const bool training = batch_norm_options(a).training;
             if (a.relu) {
-                gpu::batch_norm2d_relu_backward(a.x[0], a.y, a.weight, saved, saved + s.num_features, a.dy, dx,
+                gpu::batch_norm2d_relu_backward(f.x[0], f.y, a.weight, saved, saved + s.num_features, f.dy, dx,
                                                 a.dweight, a.dbias, in, training, a.workspace, a.workspace_bytes, st);
             } else {
-                gpu::batch_norm2d_backward(a.x[0], a.weight, saved, saved + s.num_features, a.dy, dx, a.dweight,
+                gpu::batch_norm2d_backward(f.x[0], a.weight, saved, saved + s.num_features, f.dy, dx, a.dweight,
                                            a.dbias, in, training, a.workspace, a.workspace_bytes, st);
             }
             break;
         }
-        case LayerKind::relu: gpu::relu_backward(a.y, a.dy, dx, count, st); break;
+        case LayerKind::relu: gpu::relu_backward(f.y, f.dy, dx, count, st); break;
         case LayerKind::max_pool2d: {
             const auto indices = pool_indices<gpu::ConstMaxPoolIndices>(a);
             if (a.dropout != nullptr) {  // the fused ReLU's rule rides in the indices
-                gpu::max_pool2d_dropout_backward(indices, a.dropout_mask, a.dy, dx, in, s.max_pool,
+                gpu::max_pool2d_dropout_backward(indices, a.dropout_mask, f.dy, dx, in, s.max_pool,
                                                  pooled_dropout(a), st);
             } else if (a.relu) {
-                gpu::relu_max_pool2d_backward(indices, a.y, a.dy, dx, in, s.max_pool, st);
+                gpu::relu_max_pool2d_backward(indices, f.y, f.dy, dx, in, s.max_pool, st);
             } else {
-                gpu::max_pool2d_backward(indices, a.dy, dx, in, s.max_pool, st);
+                gpu::max_pool2d_backward(indices, f.dy, dx, in, s.max_pool, st);
             }
             break;
         }
-        case LayerKind::avg_pool2d: gpu::avg_pool2d_backward(a.dy, dx, in, s.avg_pool, st); break;
-        case LayerKind::adaptive_avg_pool2d: gpu::adaptive_avg_pool2d_backward(a.dy, dx, in, s.output_size, st); break;
+        case LayerKind::avg_pool2d: gpu::avg_pool2d_backward(f.dy, dx, in, s.avg_pool, st); break;
+        case LayerKind::adaptive_avg_pool2d: gpu::adaptive_avg_pool2d_backward(f.dy, dx, in, s.output_size, st); break;
         case LayerKind::dropout:
-            (a.relu ? gpu::relu_dropout_backward : gpu::dropout_backward)(a.dy, static_cast<const uint8_t*>(a.saved),
+            (a.relu ? gpu::relu_dropout_backward : gpu::dropout_backward)(f.dy, static_cast<const uint8_t*>(a.saved),
                                                                           dx, count, dropout_options(a), st);
             break;
         case LayerKind::dropout2d:
-            gpu::dropout2d_backward(a.dy, static_cast<const uint8_t*>(a.saved), dx, in, dropout_options(a), st);
+            gpu::dropout2d_backward(f.dy, static_cast<const uint8_t*>(a.saved), dx, in, dropout_options(a), st);
             break;
         case LayerKind::flatten: fail_alias(a); break;
         case LayerKind::linear:
-            gpu::linear_backward(a.x[0], a.weight, a.dy, dx, a.dweight, a.dbias, linear_shape(a), st, a.workspace,
+            gpu::linear_backward(f.x[0], a.weight, f.dy, dx, a.dweight, a.dbias, linear_shape(a), st, a.workspace,
                                  a.workspace_bytes);
             break;
         case LayerKind::add:
-            for (float* d : a.dx) copy_on_device(d, a.dy, static_cast<std::size_t>(count) * sizeof(float), st);
+            for (float* d : f.dx) copy_on_device(d, f.dy, static_cast<std::size_t>(count) * sizeof(float), st);
             break;
-        case LayerKind::concat: gpu::concat_backward(a.dy, a.input_shapes, 1, a.dx, st); break;
+        case LayerKind::concat: gpu::concat_backward(f.dy, a.input_shapes, 1, f.dx, st); break;
     }
 }
 
 // The world's statistics (--sync-bn): the kernels' phases with the communicator's all-reduces between them.
 void GpuBackend::synchronized_batch_norm_forward(const NodeArgs& a) {
+    const F32Activations f = f32_activations(a, "GPU backend");
     const int64_t channels = a.node->spec.num_features;
     gpu::BatchNorm2dRunningStatsView running{
         a.running_mean, a.running_var, a.num_batches_tracked ? *a.num_batches_tracked : 0, a.input_shift};
     gpu::BatchNorm2dSyncForward args;
-    args.x = a.x[0];
+    args.x = f.x[0];
     args.weight = a.weight;
     args.bias = a.bias;
     args.running = a.running_mean ? &running : nullptr;
-    args.y = a.y;
+    args.y = f.y;
     args.save_mean = static_cast<float*>(a.saved);
     args.save_invstd = args.save_mean + channels;
     args.input_shape = a.input_shapes[0];
@@ -401,15 +404,16 @@ void GpuBackend::synchronized_batch_norm_forward(const NodeArgs& a) {
 
 // dweight and dbias stay this rank's sums (averaged later with the other gradients); dx uses the world's.
 void GpuBackend::synchronized_batch_norm_backward(const NodeArgs& a) {
+    const F32Activations f = f32_activations(a, "GPU backend");
     const int64_t channels = a.node->spec.num_features;
     gpu::BatchNorm2dSyncBackward args;
-    args.x = a.x[0];
-    args.relu_y = a.relu ? a.y : nullptr;
+    args.x = f.x[0];
+    args.relu_y = a.relu ? f.y : nullptr;
     args.weight = a.weight;
     args.save_mean = static_cast<const float*>(a.saved);
     args.save_invstd = args.save_mean + channels;
-    args.dy = a.dy;
-    args.dx = a.dx[0];
+    args.dy = f.dy;
+    args.dx = f.dx[0];
     args.dweight = a.dweight;
     args.dbias = a.dbias;
     args.input_shape = a.input_shapes[0];
