@@ -233,34 +233,38 @@ __device__ inline AvgWindow avg_window(const PoolDims& d, int oh, int ow) {
     return {h0, h1, w0, w1, divisor};
 }
 
-__global__ void avg_pool2d_kernel(const float* x, float* y, PoolDims d) {
+// The average kernels below are templates on T, the storage of their activations (float or bf16): they
+// compute in float from the widened values and round each output element once.
+template <class T>
+__global__ void avg_pool2d_kernel(const T* x, T* y, PoolDims d) {
     for_each_cell(d.planes, d.oh, d.ow, [&](int i, int plane, int oh, int ow) {
-        const float* in = x + static_cast<int64_t>(plane) * d.h * d.w;  // (H, W)
+        const T* in = x + static_cast<int64_t>(plane) * d.h * d.w;  // (H, W)
         const AvgWindow win = avg_window(d, oh, ow);
         float sum = 0.0f;
         for (int h = win.h0; h < win.h1; ++h) {
-            for (int w = win.w0; w < win.w1; ++w) sum += in[h * d.w + w];
+            for (int w = win.w0; w < win.w1; ++w) sum += to_float(in[h * d.w + w]);
         }
         // A window entirely in the padding is 0 (the reference's rule; the shape checks make it unreachable).
         const bool empty = win.h0 >= win.h1 || win.w0 >= win.w1;
-        y[i] = empty ? 0.0f : sum / static_cast<float>(win.divisor);
+        y[i] = from_float<T>(empty ? 0.0f : sum / static_cast<float>(win.divisor));
     });
 }
 
-__global__ void avg_pool2d_backward_kernel(const float* dy, float* dx, PoolDims d) {
+template <class T>
+__global__ void avg_pool2d_backward_kernel(const T* dy, T* dx, PoolDims d) {
     for_each_cell(d.planes, d.h, d.w, [&](int i, int plane, int h, int w) {
         const int hp = h + d.ph, wp = w + d.pw;
         // Window oh covers input rows [oh·SH − PH, oh·SH − PH + KH) (clipping never removes an input row).
         const int oh_end = min(hp / d.sh + 1, d.oh), ow_end = min(wp / d.sw + 1, d.ow);
         const int ow_begin = first_window(wp, d.kw, d.sw);
-        const float* grad_out = dy + static_cast<int64_t>(plane) * d.oh * d.ow;  // (OH, OW)
+        const T* grad_out = dy + static_cast<int64_t>(plane) * d.oh * d.ow;  // (OH, OW)
         float sum = 0.0f;
         for (int oh = first_window(hp, d.kh, d.sh); oh < oh_end; ++oh) {
             for (int ow = ow_begin; ow < ow_end; ++ow) {
-                sum += grad_out[oh * d.ow + ow] / static_cast<float>(avg_window(d, oh, ow).divisor);
+                sum += to_float(grad_out[oh * d.ow + ow]) / static_cast<float>(avg_window(d, oh, ow).divisor);
             }
         }
-        dx[i] = sum;
+        dx[i] = from_float<T>(sum);
     });
 }
 
@@ -315,22 +319,24 @@ __device__ inline int adaptive_end(int i, int in, int out) {
     return ((i + 1) * in + out - 1) / out;
 }
 
-__global__ void adaptive_avg_pool2d_kernel(const float* x, float* y, PoolDims d) {
+template <class T>
+__global__ void adaptive_avg_pool2d_kernel(const T* x, T* y, PoolDims d) {
     for_each_cell(d.planes, d.oh, d.ow, [&](int i, int plane, int oh, int ow) {
-        const float* in = x + static_cast<int64_t>(plane) * d.h * d.w;  // (H, W)
+        const T* in = x + static_cast<int64_t>(plane) * d.h * d.w;  // (H, W)
         const int h0 = adaptive_start(oh, d.h, d.oh), h1 = adaptive_end(oh, d.h, d.oh);
         const int w0 = adaptive_start(ow, d.w, d.ow), w1 = adaptive_end(ow, d.w, d.ow);
         float sum = 0.0f;
         for (int h = h0; h < h1; ++h) {
-            for (int w = w0; w < w1; ++w) sum += in[h * d.w + w];
+            for (int w = w0; w < w1; ++w) sum += to_float(in[h * d.w + w]);
         }
-        y[i] = sum / static_cast<float>((h1 - h0) * (w1 - w0));
+        y[i] = from_float<T>(sum / static_cast<float>((h1 - h0) * (w1 - w0)));
     });
 }
 
-__global__ void adaptive_avg_pool2d_backward_kernel(const float* dy, float* dx, PoolDims d) {
+template <class T>
+__global__ void adaptive_avg_pool2d_backward_kernel(const T* dy, T* dx, PoolDims d) {
     for_each_cell(d.planes, d.h, d.w, [&](int i, int plane, int h, int w) {
-        const float* grad_out = dy + static_cast<int64_t>(plane) * d.oh * d.ow;  // (OH, OW)
+        const T* grad_out = dy + static_cast<int64_t>(plane) * d.oh * d.ow;  // (OH, OW)
         // Window i contains row h iff ⌊h·OH/H⌋ ≤ i ≤ ⌊((h+1)·OH − 1)/H⌋.
         const int oh_begin = h * d.oh / d.h, oh_end = ((h + 1) * d.oh - 1) / d.h + 1;
         const int ow_begin = w * d.ow / d.w, ow_end = ((w + 1) * d.ow - 1) / d.w + 1;
@@ -339,27 +345,30 @@ __global__ void adaptive_avg_pool2d_backward_kernel(const float* dy, float* dx, 
             const int rows = adaptive_end(oh, d.h, d.oh) - adaptive_start(oh, d.h, d.oh);
             for (int ow = ow_begin; ow < ow_end; ++ow) {
                 const int cols = adaptive_end(ow, d.w, d.ow) - adaptive_start(ow, d.w, d.ow);
-                sum += grad_out[oh * d.ow + ow] / static_cast<float>(rows * cols);
+                sum += to_float(grad_out[oh * d.ow + ow]) / static_cast<float>(rows * cols);
             }
         }
-        dx[i] = sum;
+        dx[i] = from_float<T>(sum);
     });
 }
 
-__global__ void global_avg_pool2d_kernel(const float* x, float* y, int planes, int plane_size) {
+template <class T>
+__global__ void global_avg_pool2d_kernel(const T* x, T* y, int planes, int plane_size) {
     const int plane = blockIdx.x * (blockDim.x / kWarp) + threadIdx.x / kWarp;
     const int lane = threadIdx.x % kWarp;
     if (plane >= planes) return;  // whole warps only: the shuffles below see full warps
-    const float* in = x + static_cast<int64_t>(plane) * plane_size;
+    const T* in = x + static_cast<int64_t>(plane) * plane_size;
     float sum = 0.0f;
-    for (int i = lane; i < plane_size; i += kWarp) sum += in[i];
+    for (int i = lane; i < plane_size; i += kWarp) sum += to_float(in[i]);
     sum = reduce::warp_all_sum(sum);
-    if (lane == 0) y[plane] = sum / static_cast<float>(plane_size);
+    if (lane == 0) y[plane] = from_float<T>(sum / static_cast<float>(plane_size));
 }
 
-__global__ void global_avg_pool2d_backward_kernel(const float* dy, float* dx, int planes, int plane_size) {
+template <class T>
+__global__ void global_avg_pool2d_backward_kernel(const T* dy, T* dx, int planes, int plane_size) {
     const float divisor = static_cast<float>(plane_size);
-    for_each_cell(planes, 1, plane_size, [&](int i, int plane, int, int) { dx[i] = dy[plane] / divisor; });
+    for_each_cell(planes, 1, plane_size,
+                  [&](int i, int plane, int, int) { dx[i] = from_float<T>(to_float(dy[plane]) / divisor); });
 }
 
 }  // namespace kernels
@@ -556,6 +565,64 @@ void max_pool2d_dropout_backward_impl(ConstMaxPoolIndices indices, const uint8_t
     launch_max_pool2d_backward(op, indices, g, dx, input_shape, options, stream);
 }
 
+template <class T>
+void avg_pool2d_impl(const T* x, T* y, const Shape& input_shape, const cpu::AvgPool2dOptions& options,
+                     cudaStream_t stream) {
+    const PoolDims d = avg_dims("avg_pool2d", input_shape, options);
+    check_pointers("avg_pool2d", x, "x", y, "y");
+    const int64_t outputs = static_cast<int64_t>(d.planes) * d.oh * d.ow;
+    launch(kernels::avg_pool2d_kernel<T>, elementwise_grid(outputs), dim3(kElementwiseBlock), 0, stream, x, y,
+           d);
+}
+
+template <class T>
+void avg_pool2d_backward_impl(const T* dy, T* dx, const Shape& input_shape,
+                              const cpu::AvgPool2dOptions& options, cudaStream_t stream) {
+    const PoolDims d = avg_dims("avg_pool2d_backward", input_shape, options);
+    check_pointers("avg_pool2d_backward", dy, "dy", dx, "dx");
+    launch(kernels::avg_pool2d_backward_kernel<T>, elementwise_grid(input_shape.numel()),
+           dim3(kElementwiseBlock), 0, stream, dy, dx, d);
+}
+
+template <class T>
+void adaptive_avg_pool2d_impl(const T* x, T* y, const Shape& input_shape, cpu::Pair2d output_size,
+                              cudaStream_t stream) {
+    const PoolDims d = adaptive_dims("adaptive_avg_pool2d", input_shape, output_size);
+    check_pointers("adaptive_avg_pool2d", x, "x", y, "y");
+    const int64_t outputs = static_cast<int64_t>(d.planes) * d.oh * d.ow;
+    launch(kernels::adaptive_avg_pool2d_kernel<T>, elementwise_grid(outputs), dim3(kElementwiseBlock), 0,
+           stream, x, y, d);
+}
+
+template <class T>
+void adaptive_avg_pool2d_backward_impl(const T* dy, T* dx, const Shape& input_shape, cpu::Pair2d output_size,
+                                       cudaStream_t stream) {
+    const PoolDims d = adaptive_dims("adaptive_avg_pool2d_backward", input_shape, output_size);
+    check_pointers("adaptive_avg_pool2d_backward", dy, "dy", dx, "dx");
+    launch(kernels::adaptive_avg_pool2d_backward_kernel<T>, elementwise_grid(input_shape.numel()),
+           dim3(kElementwiseBlock), 0, stream, dy, dx, d);
+}
+
+template <class T>
+void global_avg_pool2d_impl(const T* x, T* y, const Shape& input_shape, cudaStream_t stream) {
+    check_input("global_avg_pool2d", input_shape);
+    check_pointers("global_avg_pool2d", x, "x", y, "y");
+    const int planes = static_cast<int>(input_shape[0] * input_shape[1]);
+    constexpr int planes_per_block = kGlobalPoolBlock / kWarp;
+    const dim3 grid((planes + planes_per_block - 1) / planes_per_block);
+    launch(kernels::global_avg_pool2d_kernel<T>, grid, dim3(kGlobalPoolBlock), 0, stream, x, y, planes,
+           static_cast<int>(input_shape[2] * input_shape[3]));
+}
+
+template <class T>
+void global_avg_pool2d_backward_impl(const T* dy, T* dx, const Shape& input_shape, cudaStream_t stream) {
+    check_input("global_avg_pool2d_backward", input_shape);
+    check_pointers("global_avg_pool2d_backward", dy, "dy", dx, "dx");
+    launch(kernels::global_avg_pool2d_backward_kernel<T>, elementwise_grid(input_shape.numel()),
+           dim3(kElementwiseBlock), 0, stream, dy, dx, static_cast<int>(input_shape[0] * input_shape[1]),
+           static_cast<int>(input_shape[2] * input_shape[3]));
+}
+
 }  // namespace
 
 bool window_taps_fit(const cpu::MaxPool2dOptions& options) {
@@ -624,19 +691,22 @@ void max_pool2d_dropout_backward(ConstMaxPoolIndices indices, const uint8_t* mas
 
 void avg_pool2d(const float* x, float* y, const Shape& input_shape, const cpu::AvgPool2dOptions& options,
                 cudaStream_t stream) {
-    const PoolDims d = avg_dims("avg_pool2d", input_shape, options);
-    check_pointers("avg_pool2d", x, "x", y, "y");
-    const int64_t outputs = static_cast<int64_t>(d.planes) * d.oh * d.ow;
-    launch(kernels::avg_pool2d_kernel, elementwise_grid(outputs), dim3(kElementwiseBlock), 0, stream, x, y,
-           d);
+    avg_pool2d_impl(x, y, input_shape, options, stream);
+}
+
+void avg_pool2d(const bf16* x, bf16* y, const Shape& input_shape, const cpu::AvgPool2dOptions& options,
+                cudaStream_t stream) {
+    avg_pool2d_impl(x, y, input_shape, options, stream);
 }
 
 void avg_pool2d_backward(const float* dy, float* dx, const Shape& input_shape,
                          const cpu::AvgPool2dOptions& options, cudaStream_t stream) {
-    const PoolDims d = avg_dims("avg_pool2d_backward", input_shape, options);
-    check_pointers("avg_pool2d_backward", dy, "dy", dx, "dx");
-    launch(kernels::avg_pool2d_backward_kernel, elementwise_grid(input_shape.numel()),
-           dim3(kElementwiseBlock), 0, stream, dy, dx, d);
+    avg_pool2d_backward_impl(dy, dx, input_shape, options, stream);
+}
+
+void avg_pool2d_backward(const bf16* dy, bf16* dx, const Shape& input_shape,
+                         const cpu::AvgPool2dOptions& options, cudaStream_t stream) {
+    avg_pool2d_backward_impl(dy, dx, input_shape, options, stream);
 }
 
 void lp_pool2d(const float* x, float* y, const Shape& input_shape, const cpu::LpPool2dOptions& options,
@@ -660,37 +730,38 @@ void lp_pool2d_backward(const float* x, const float* dy, float* dx, const Shape&
 
 void adaptive_avg_pool2d(const float* x, float* y, const Shape& input_shape, cpu::Pair2d output_size,
                          cudaStream_t stream) {
-    const PoolDims d = adaptive_dims("adaptive_avg_pool2d", input_shape, output_size);
-    check_pointers("adaptive_avg_pool2d", x, "x", y, "y");
-    const int64_t outputs = static_cast<int64_t>(d.planes) * d.oh * d.ow;
-    launch(kernels::adaptive_avg_pool2d_kernel, elementwise_grid(outputs), dim3(kElementwiseBlock), 0, stream,
-           x, y, d);
+    adaptive_avg_pool2d_impl(x, y, input_shape, output_size, stream);
+}
+
+void adaptive_avg_pool2d(const bf16* x, bf16* y, const Shape& input_shape, cpu::Pair2d output_size,
+                         cudaStream_t stream) {
+    adaptive_avg_pool2d_impl(x, y, input_shape, output_size, stream);
 }
 
 void adaptive_avg_pool2d_backward(const float* dy, float* dx, const Shape& input_shape,
                                   cpu::Pair2d output_size, cudaStream_t stream) {
-    const PoolDims d = adaptive_dims("adaptive_avg_pool2d_backward", input_shape, output_size);
-    check_pointers("adaptive_avg_pool2d_backward", dy, "dy", dx, "dx");
-    launch(kernels::adaptive_avg_pool2d_backward_kernel, elementwise_grid(input_shape.numel()),
-           dim3(kElementwiseBlock), 0, stream, dy, dx, d);
+    adaptive_avg_pool2d_backward_impl(dy, dx, input_shape, output_size, stream);
+}
+
+void adaptive_avg_pool2d_backward(const bf16* dy, bf16* dx, const Shape& input_shape, cpu::Pair2d output_size,
+                                  cudaStream_t stream) {
+    adaptive_avg_pool2d_backward_impl(dy, dx, input_shape, output_size, stream);
 }
 
 void global_avg_pool2d(const float* x, float* y, const Shape& input_shape, cudaStream_t stream) {
-    check_input("global_avg_pool2d", input_shape);
-    check_pointers("global_avg_pool2d", x, "x", y, "y");
-    const int planes = static_cast<int>(input_shape[0] * input_shape[1]);
-    constexpr int planes_per_block = kGlobalPoolBlock / kWarp;
-    const dim3 grid((planes + planes_per_block - 1) / planes_per_block);
-    launch(kernels::global_avg_pool2d_kernel, grid, dim3(kGlobalPoolBlock), 0, stream, x, y, planes,
-           static_cast<int>(input_shape[2] * input_shape[3]));
+    global_avg_pool2d_impl(x, y, input_shape, stream);
+}
+
+void global_avg_pool2d(const bf16* x, bf16* y, const Shape& input_shape, cudaStream_t stream) {
+    global_avg_pool2d_impl(x, y, input_shape, stream);
 }
 
 void global_avg_pool2d_backward(const float* dy, float* dx, const Shape& input_shape, cudaStream_t stream) {
-    check_input("global_avg_pool2d_backward", input_shape);
-    check_pointers("global_avg_pool2d_backward", dy, "dy", dx, "dx");
-    launch(kernels::global_avg_pool2d_backward_kernel, elementwise_grid(input_shape.numel()),
-           dim3(kElementwiseBlock), 0, stream, dy, dx, static_cast<int>(input_shape[0] * input_shape[1]),
-           static_cast<int>(input_shape[2] * input_shape[3]));
+    global_avg_pool2d_backward_impl(dy, dx, input_shape, stream);
+}
+
+void global_avg_pool2d_backward(const bf16* dy, bf16* dx, const Shape& input_shape, cudaStream_t stream) {
+    global_avg_pool2d_backward_impl(dy, dx, input_shape, stream);
 }
 
 }  // namespace cudacnn::gpu

@@ -1,4 +1,4 @@
-// Pooling kernels over (N, C, H, W) float32 tensors (max pooling also over bfloat16 ones): max (with argmax
+// Pooling kernels over (N, C, H, W) float32 and (all but Lp pooling) bfloat16 tensors: max (with argmax
 // indices), average and global average, forward and backward, computing exactly what the CPU reference
 // (include/cudacnn/ops/pool.hpp) defines.
 #pragma once
@@ -26,7 +26,9 @@ namespace cudacnn::gpu {
 // exactly to float, the computation is the float one, and each output element is rounded once to bf16. So the
 // bf16 y is the float kernel's y on the same (bf16-valued) input, a selection, hence a bf16 itself (a NaN
 // comes out as the canonical bf16 NaN), the indices are the float kernel's, ties and NaNs included, and dx is
-// the float kernel's dx rounded once (the same float sums in the same order as the reference's).
+// the float kernel's dx rounded once (the same float sums in the same order as the reference's). The average
+// pooling launchers (avg, adaptive, global) take bf16 activations the same way: float sums of the widened
+// values, each output rounded once. Lp pooling is float only.
 
 // The tap that a window's saved argmax holds where the window passes no gradient (see MaxPoolIndices).
 constexpr uint8_t kNoWindowTap = 255;
@@ -143,10 +145,14 @@ void max_pool2d_dropout_backward(ConstMaxPoolIndices indices, const uint8_t* mas
 // row-major order and divided once (the reference sums in double: see the parity test's tolerance).
 void avg_pool2d(const float* x, float* y, const Shape& input_shape, const cpu::AvgPool2dOptions& options,
                 cudaStream_t stream);
+void avg_pool2d(const bf16* x, bf16* y, const Shape& input_shape, const cpu::AvgPool2dOptions& options,
+                cudaStream_t stream);
 
 // dx (N, C, H, W) from dy (N, C, OH, OW): a gather, one thread per dx element adding dy / divisor of every
 // window that contains it, in (oh, ow) row-major order.
 void avg_pool2d_backward(const float* dy, float* dx, const Shape& input_shape,
+                         const cpu::AvgPool2dOptions& options, cudaStream_t stream);
+void avg_pool2d_backward(const bf16* dy, bf16* dx, const Shape& input_shape,
                          const cpu::AvgPool2dOptions& options, cudaStream_t stream);
 
 // y (N, C, OH, OW) = lp_pool2d(x (N, C, H, W)) as the reference: (Σ_window x^p / area' · KH·KW)^(1/p), area'
@@ -165,19 +171,25 @@ void lp_pool2d_backward(const float* x, const float* dy, float* dx, const Shape&
 // [⌊i·H/OH⌋, ⌈(i+1)·H/OH⌉) and likewise for columns. One thread per output element.
 void adaptive_avg_pool2d(const float* x, float* y, const Shape& input_shape, cpu::Pair2d output_size,
                          cudaStream_t stream);
+void adaptive_avg_pool2d(const bf16* x, bf16* y, const Shape& input_shape, cpu::Pair2d output_size,
+                         cudaStream_t stream);
 
 // dx (N, C, H, W) from dy (N, C, OH, OW): a gather, one thread per dx element adding dy / area of every
 // window containing it (windows overlap when OH does not divide H).
 void adaptive_avg_pool2d_backward(const float* dy, float* dx, const Shape& input_shape,
                                   cpu::Pair2d output_size, cudaStream_t stream);
+void adaptive_avg_pool2d_backward(const bf16* dy, bf16* dx, const Shape& input_shape, cpu::Pair2d output_size,
+                                  cudaStream_t stream);
 
 // y (N, C, 1, 1) = mean of x (N, C, H, W) over (H, W). One warp per (n, c) plane, 8 planes per 256-thread
 // block: lane l sums the elements l, l + 32, … (coalesced), then a shuffle tree adds the 32 partial sums.
 // A warp rather than a block per plane because CifarCNN-sized planes are small (≤ 32 × 32) and N · C large.
 void global_avg_pool2d(const float* x, float* y, const Shape& input_shape, cudaStream_t stream);
+void global_avg_pool2d(const bf16* x, bf16* y, const Shape& input_shape, cudaStream_t stream);
 
 // dx (N, C, H, W) = dy (N, C, 1, 1) / (H · W), broadcast over each plane. Grid-stride, one thread per dx
 // element.
 void global_avg_pool2d_backward(const float* dy, float* dx, const Shape& input_shape, cudaStream_t stream);
+void global_avg_pool2d_backward(const bf16* dy, bf16* dx, const Shape& input_shape, cudaStream_t stream);
 
 }  // namespace cudacnn::gpu

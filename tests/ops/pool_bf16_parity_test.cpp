@@ -1,9 +1,10 @@
-// Max pooling on bf16 activations (cuda/pool.hpp's bf16 launchers: plain, fused ReLU, folded dropout; int64
-// indices and one-byte window taps) against the CPU reference run on the bf16-rounded inputs with its outputs
-// rounded once to bf16, and against the float kernels on the same values: same y and dx bits, same indices,
-// taps and masks.
+// Pooling on bf16 activations (cuda/pool.hpp's bf16 launchers) against the CPU reference run on the
+// bf16-rounded inputs with its outputs rounded once to bf16. Max pooling (plain, fused ReLU, folded dropout;
+// int64 indices and one-byte window taps) also against the float kernels on the same values: same y and dx
+// bits, same indices, taps and masks. Average, adaptive and global average pooling within a named tolerance.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -26,7 +27,7 @@ using Catch::Matchers::Contains;
 
 namespace {
 
-// No tolerance anywhere in this file. The forward is a selection of a bf16 value (then, with a dropout, the
+// No tolerance for max pooling. The forward is a selection of a bf16 value (then, with a dropout, the
 // reference's float(double(v) · factor), rounded once), and the backward's gather adds the same float terms
 // in the same (oh, ow) order as the reference's scatter, overlapping windows included, before its one
 // rounding: the bf16 result is the reference's float result rounded once, bit for bit.
@@ -168,6 +169,56 @@ Reference reference(const HostTensor<float>& x, const HostTensor<float>& dy,
     return r;
 }
 
+// Average pooling (avg, adaptive, global) sums in float where the reference sums in double: the float results
+// differ by at most the float kernels' own tolerances (pool_parity_test.cpp, for the same window sizes and
+// plane sizes as here: kAvgPoolTolerance, kAdaptivePoolTolerance, kGlobalPoolTolerance, all 1e-5 of the
+// tensor's largest |value|). Rounding each to bf16 adds at most half a bf16 ulp on either side, so the two
+// bf16 results may differ by one ulp of the larger (2^-7 of it at most) where the value lies near a rounding
+// midpoint, never by more. (On bf16 inputs the float sums are nearly always exact, so nearly every element is
+// in fact bit-identical.) A wrong cell, window or divisor is off by far more.
+constexpr double kBf16AvgPoolFloatError = 1e-5;
+
+// Finite elements within one bf16 ulp of the larger of the two plus float_error of the largest finite
+// |expected|; non-finite ones equal (NaN matching NaN).
+void check_within_one_bf16_ulp(const HostTensor<float>& actual, const HostTensor<float>& expected,
+                               double float_error, const char* what) {
+    REQUIRE(actual.shape() == expected.shape());
+    float scale = 0.0f;
+    for (float e : expected.values()) {
+        if (std::isfinite(e)) scale = std::max(scale, std::fabs(e));
+    }
+    int64_t outside = 0, inexact = 0, finite = 0;
+    std::ostringstream first;
+    for (int64_t i = 0; i < actual.numel(); ++i) {
+        const float a = actual[i], e = expected[i];
+        if (!std::isfinite(e) || !std::isfinite(a)) {
+            const bool same = (std::isnan(a) && std::isnan(e)) || a == e;
+            if (!same && outside++ < 5) first << " [" << i << "] " << a << " vs " << e;
+            continue;
+        }
+        ++finite;
+        const float larger = std::max(std::fabs(a), std::fabs(e));
+        const double ulp =
+            larger == 0.0f ? 0.0 : std::ldexp(1.0, std::ilogb(larger) - 7);  // 8 significant bits
+        if (a != e) ++inexact;
+        if (std::fabs(static_cast<double>(a) - e) > ulp + float_error * scale && outside++ < 5) {
+            first << " [" << i << "] " << a << " vs " << e;
+        }
+    }
+    INFO(what << ": " << outside << " of " << actual.numel() << " outside one bf16 ulp (" << inexact << " of "
+              << finite << " finite ones not bit-identical):" << first.str());
+    CHECK(outside == 0);
+    CHECK(finite > actual.numel() / 2);  // the specials leave most windows finite
+}
+
+// Runs f(x, y) on a bf16 device copy of x (bf16 values) and a NaN-poisoned bf16 y of y_shape; y widened.
+template <class F>
+HostTensor<float> on_device_bf16(const HostTensor<float>& x, const Shape& y_shape, F f) {
+    const DeviceBuffer d_x = test::to_device_bf16(x), d_y = test::poisoned_bf16(y_shape.numel());
+    f(static_cast<const gpu::bf16*>(test::bf16_data(d_x)), test::bf16_data(d_y));
+    return test::to_host_bf16(d_y.data(), y_shape);
+}
+
 std::vector<int64_t> as_int64(const std::vector<uint8_t>& bytes) {
     std::vector<int64_t> values(bytes.size() / sizeof(int64_t));
     std::memcpy(values.data(), bytes.data(), values.size() * sizeof(int64_t));
@@ -273,4 +324,104 @@ TEST_CASE("bf16 max pooling checks its arguments as the float launchers do", "[p
                    gpu::max_pool2d(static_cast<const gpu::bf16*>(nullptr), b, nullptr, shape, pool, nullptr);
                }),
                Contains("max_pool2d") && Contains("x and y must be device pointers"));
+}
+
+TEST_CASE("bf16 average pooling matches the reference within one bf16 ulp", "[parity][bf16][pool]") {
+    struct AvgCase {
+        std::string name;
+        Shape shape;
+        cpu::AvgPool2dOptions options;
+    };
+    // The float test's divisor rules: count_include_pad or not, ceil-mode clipping, divisor_override, unequal
+    // axes; odd sizes throughout.
+    const std::vector<AvgCase> cases = {
+        {"cifar_k2", {2, 8, 16, 16}, test::avg_options(2)},
+        {"k3s2p1_count_pad", {5, 3, 7, 5}, test::avg_options(3, 2, 1)},
+        {"k3s2p1_no_count_pad_ceil", {1, 3, 7, 5}, test::avg_options(3, 2, 1, true, false)},
+        {"k3s1p1_divisor_override_5", {2, 3, 7, 5}, test::avg_options(3, 1, 1, false, true, 5)},
+        {"k23_s12_p11_no_count_pad",
+         {5, 3, 7, 5},
+         test::avg_options({2, 3}, cpu::Pair2d{1, 2}, {1, 1}, false, false)},
+    };
+    uint32_t seed = 4500;
+    for (const AvgCase& c : cases) {
+        CAPTURE(c.name);
+        // ±0, ±NaN and ±inf at every 23rd element: NaN and inf must propagate as in the reference.
+        const HostTensor<float> x = test::round_to_bf16(test::with_specials(c.shape, seed, 23));
+        const Shape out = cpu::avg_pool2d_output_shape(c.shape, c.options);
+        const HostTensor<float> y = on_device_bf16(x, out, [&](const gpu::bf16* d_x, gpu::bf16* d_y) {
+            gpu::avg_pool2d(d_x, d_y, c.shape, c.options, nullptr);
+        });
+        check_within_one_bf16_ulp(y, test::round_to_bf16(cpu::avg_pool2d(x, c.options)),
+                                  kBf16AvgPoolFloatError, "y");
+        const HostTensor<float> dy = test::round_to_bf16(test::with_specials(out, seed + 1, 23));
+        const HostTensor<float> dx = on_device_bf16(dy, c.shape, [&](const gpu::bf16* d_dy, gpu::bf16* d_dx) {
+            gpu::avg_pool2d_backward(d_dy, d_dx, c.shape, c.options, nullptr);
+        });
+        check_within_one_bf16_ulp(dx,
+                                  test::round_to_bf16(cpu::avg_pool2d_backward(c.shape, dy, c.options).dx),
+                                  kBf16AvgPoolFloatError, "dx");
+        seed += 2;
+    }
+}
+
+TEST_CASE("bf16 adaptive and global average pooling match the reference within one bf16 ulp",
+          "[parity][bf16][pool]") {
+    struct AdaptiveCase {
+        Shape shape;
+        cpu::Pair2d output_size;
+    };
+    // Overlapping windows (5 → 3), exact division (4 → 2), more outputs than inputs (3 → 4).
+    for (const AdaptiveCase& c : {AdaptiveCase{{2, 3, 5, 7}, {3, 4}}, AdaptiveCase{{1, 3, 4, 4}, {2, 2}},
+                                  AdaptiveCase{{5, 3, 3, 7}, {4, 3}}}) {
+        INFO("adaptive " << c.shape.to_string() << " to " << c.output_size.h << "x" << c.output_size.w);
+        const HostTensor<float> x = test::round_to_bf16(test::with_specials(c.shape, 4700, 23));
+        const Shape out{c.shape[0], c.shape[1], c.output_size.h, c.output_size.w};
+        const HostTensor<float> y = on_device_bf16(x, out, [&](const gpu::bf16* d_x, gpu::bf16* d_y) {
+            gpu::adaptive_avg_pool2d(d_x, d_y, c.shape, c.output_size, nullptr);
+        });
+        check_within_one_bf16_ulp(y, test::round_to_bf16(cpu::adaptive_avg_pool2d(x, c.output_size)),
+                                  kBf16AvgPoolFloatError, "y");
+        const HostTensor<float> dy = test::round_to_bf16(test::with_specials(out, 4701, 23));
+        const HostTensor<float> dx = on_device_bf16(dy, c.shape, [&](const gpu::bf16* d_dy, gpu::bf16* d_dx) {
+            gpu::adaptive_avg_pool2d_backward(d_dy, d_dx, c.shape, c.output_size, nullptr);
+        });
+        check_within_one_bf16_ulp(dx, test::round_to_bf16(cpu::adaptive_avg_pool2d_backward(c.shape, dy).dx),
+                                  kBf16AvgPoolFloatError, "dx");
+    }
+    // Planes of 256 (8 per lane), 35 (not a multiple of the warp) and 1 cell. Random inputs without specials:
+    // a special would make its whole plane's mean non-finite.
+    for (const Shape& shape : {Shape{2, 8, 16, 16}, Shape{5, 3, 7, 5}, Shape{1, 3, 1, 1}}) {
+        INFO("global " << shape.to_string());
+        const HostTensor<float> x = test::round_to_bf16(test::random_tensor<float>(shape, 4800));
+        const Shape out{shape[0], shape[1], 1, 1};
+        const HostTensor<float> y = on_device_bf16(x, out, [&](const gpu::bf16* d_x, gpu::bf16* d_y) {
+            gpu::global_avg_pool2d(d_x, d_y, shape, nullptr);
+        });
+        check_within_one_bf16_ulp(y, test::round_to_bf16(cpu::global_avg_pool2d(x)), kBf16AvgPoolFloatError,
+                                  "y");
+        // dy / (H·W): one correctly rounded float division on both sides, then one rounding: bit-identical.
+        const HostTensor<float> dy = test::round_to_bf16(test::random_tensor<float>(out, 4801));
+        const HostTensor<float> dx = on_device_bf16(dy, shape, [&](const gpu::bf16* d_dy, gpu::bf16* d_dx) {
+            gpu::global_avg_pool2d_backward(d_dy, d_dx, shape, nullptr);
+        });
+        check_same_bf16(dx, test::round_to_bf16(cpu::global_avg_pool2d_backward(shape, dy).dx), "dx");
+    }
+}
+
+TEST_CASE("bf16 average pooling checks its arguments as the float launchers do", "[parity][bf16][pool]") {
+    const Shape shape{1, 2, 4, 4};
+    const DeviceBuffer buffer = test::poisoned_bf16(shape.numel());
+    gpu::bf16* b = test::bf16_data(buffer);
+    CHECK_THAT(test::error_message([&] {
+                   gpu::avg_pool2d(b, b, shape, test::avg_options(2, std::nullopt, 0, false, true, 0),
+                                   nullptr);
+               }),
+               Contains("avg_pool2d: divisor_override must not be 0"));
+    CHECK_THAT(test::error_message([&] {
+                   gpu::adaptive_avg_pool2d(b, b, shape, {0, 2}, nullptr);
+               }),
+               Contains("adaptive_avg_pool2d: output_size (0, 2) must be positive"));
+    CHECK_THAT(test::error_message([&] { gpu::global_avg_pool2d_backward(b, nullptr, shape, nullptr); }),
+               Contains("global_avg_pool2d_backward: dy and dx must be device pointers"));
 }
