@@ -1,5 +1,6 @@
-// Pooling kernels (max with indices, average, global average; forward and backward) and their launchers.
-// Backward passes are gathers (one thread per dx element), so overlapping windows need no atomics.
+// Pooling kernels (max with indices, average, global average; forward and backward) and their launchers, for
+// float and (all but Lp pooling) bf16 activations. Backward passes are gathers (one thread per dx element), so
+// overlapping windows need no atomics.
 #include "cuda/pool.hpp"
 
 #include <algorithm>
