@@ -1,5 +1,6 @@
-// Pooling kernels (max with indices, average, global average; forward and backward) and their launchers.
-// Backward passes are gathers (one thread per dx element), so overlapping windows need no atomics.
+// Pooling kernels (max with indices, average, global average; forward and backward) and their launchers, for
+// float and (all but Lp pooling) bf16 activations. Backward passes are gathers (one thread per dx element), so
+// overlapping windows need no atomics.
 #include "cuda/pool.hpp"
 
 #include <algorithm>
@@ -7,6 +8,7 @@
 #include <cmath>
 #include <type_traits>
 
+#include "cuda/bf16.cuh"
 #include "cuda/dropout_rule.cuh"
 #include "cuda/elementwise.cuh"
 #include "cuda/launch.cuh"
@@ -54,9 +56,11 @@ struct WindowMax {
 
 // Row-major scan of the dilated window with the reference's comparison: strictly greater replaces (first
 // maximum wins ties), and a NaN always replaces. The window starts on its first tap inside the input.
-// relu: a ReLU before the pooling is fused in (its rule applied to each value read).
-__device__ inline WindowMax window_max(const float* x, const PoolDims& d, int plane, int oh, int ow, bool relu) {
-    const float* in = x + static_cast<int64_t>(plane) * d.h * d.w;  // (H, W)
+// relu: a ReLU before the pooling is fused in (its rule applied to each value read). T: the storage of x
+// (float or bf16); values widen exactly to float, so a bf16 x selects the same argmax as its float copy.
+template <class T>
+__device__ inline WindowMax window_max(const T* x, const PoolDims& d, int plane, int oh, int ow, bool relu) {
+    const T* in = x + static_cast<int64_t>(plane) * d.h * d.w;  // (H, W)
     int h0 = oh * d.sh - d.ph, w0 = ow * d.sw - d.pw;
     const int h1 = min(h0 + (d.kh - 1) * d.dh + 1, d.h), w1 = min(w0 + (d.kw - 1) * d.dw + 1, d.w);
     // Skip the −inf padding taps (r0 rows, c0 columns of the window's grid) in steps of the dilation.
@@ -65,7 +69,7 @@ __device__ inline WindowMax window_max(const float* x, const PoolDims& d, int pl
     WindowMax best{-INFINITY, h0 * d.w + w0, r0 * d.kw + c0};
     for (int h = h0, r = r0; h < h1; h += d.dh, ++r) {
         for (int w = w0, c = c0; w < w1; w += d.dw, ++c) {
-            const float read = in[h * d.w + w];
+            const float read = to_float(in[h * d.w + w]);
             const float value = relu ? relu_value(read) : read;
             // value != value: NaN
             if (value > best.value || value != value) best = {value, h * d.w + w, r * d.kw + c};
@@ -93,11 +97,13 @@ __device__ inline bool is_argmax(uint8_t saved, int64_t /*index*/, int tap) {
     return saved == tap;
 }
 
-template <class Index>
-__global__ void max_pool2d_kernel(const float* x, float* y, Index* indices, PoolDims d, bool relu) {
+// T: the storage of x and y. A bf16 y is the selected bf16 value itself (from_float of a widened bf16 is
+// exact; a NaN becomes the canonical NaN).
+template <class T, class Index>
+__global__ void max_pool2d_kernel(const T* x, T* y, Index* indices, PoolDims d, bool relu) {
     for_each_cell(d.planes, d.oh, d.ow, [&](int i, int plane, int oh, int ow) {
         const WindowMax best = window_max(x, d, plane, oh, ow, relu);
-        y[i] = best.value;
+        y[i] = from_float<T>(best.value);
         if (indices != nullptr) indices[i] = saved_argmax(best, false, Index{});
     });
 }
@@ -113,15 +119,16 @@ struct FoldedDropout {
 // max_pool2d_kernel, then the dropout on each pooled value as dropout_forward / dropout2d_forward would: the
 // thread of pooled element i draws its own unit's Philox word (unit i, or its plane for dropout2d), so the
 // masks are those kernels' without a second launch; the thread of a plane's first output writes the plane's
-// dropout2d mask byte (every thread of the plane draws the same decision).
-template <class Index>
-__global__ void max_pool2d_dropout_kernel(const float* x, float* y, Index* indices, PoolDims d, bool relu,
+// dropout2d mask byte (every thread of the plane draws the same decision). A bf16 y is the float result
+// rounded once (the dropout's scaled float value, as the reference computes it, then bf16).
+template <class T, class Index>
+__global__ void max_pool2d_dropout_kernel(const T* x, T* y, Index* indices, PoolDims d, bool relu,
                                           FoldedDropout drop) {
     for_each_cell(d.planes, d.oh, d.ow, [&](int i, int plane, int oh, int ow) {
         const WindowMax best = window_max(x, d, plane, oh, ow, relu);
         const int64_t unit = drop.channelwise ? plane : i;
         const bool keep = draw_keep(drop.rule, unit);
-        y[i] = apply_factor(best.value, keep, drop.factors);
+        y[i] = from_float<T>(apply_factor(best.value, keep, drop.factors));
         // Where the unit dropped, y no longer shows whether the fused ReLU passes its window's gradient (y = 0
         // either way; it matters when dy is infinite or NaN, as dy · 0 is then NaN), so that rides in the index:
         // a window whose ReLU output is <= 0 (relu_gradient's rule) passes no gradient, and its index points
@@ -141,23 +148,27 @@ __device__ inline int first_window(int p, int extent, int s) {
 
 // Where window o's gradient comes from: dy passed back through the layers fused after the pooling, in the
 // order their own backwards would run: a folded dropout's (mask · factor), then a fused ReLU's, through which
-// each window's gradient passes at its argmax, whose ReLU output is the window's output relu_y.
+// each window's gradient passes at its argmax, whose ReLU output is the window's output relu_y. T: the
+// storage of dy and relu_y (float or bf16); the gradient is computed in float from their widened values.
+template <class T>
 struct OutputGradient {
-    const float* dy;
-    const float* relu_y = nullptr;  // relu_max_pool2d's y; nullptr: no ReLU, or one that the indices carry
+    const T* dy;
+    const T* relu_y = nullptr;      // relu_max_pool2d's y; nullptr: no ReLU, or one that the indices carry
     const uint8_t* mask = nullptr;  // a folded dropout's mask; nullptr: none
     bool channelwise = false;       // the mask is dropout2d's, one byte per plane
     MaskFactors factors{1.0, 1.0};
 };
 
-__device__ inline float output_gradient(const OutputGradient& g, int64_t o, int plane) {
-    float v = g.dy[o];
+template <class T>
+__device__ inline float output_gradient(const OutputGradient<T>& g, int64_t o, int plane) {
+    float v = to_float(g.dy[o]);
     if (g.mask != nullptr) v = apply_factor(v, g.mask[g.channelwise ? plane : o] != 0, g.factors);
-    return g.relu_y != nullptr ? relu_gradient(g.relu_y[o], v) : v;
+    return g.relu_y != nullptr ? relu_gradient(to_float(g.relu_y[o]), v) : v;
 }
 
-template <class Index>
-__global__ void max_pool2d_backward_kernel(const Index* indices, OutputGradient g, float* dx, PoolDims d) {
+// T: the storage of dy, relu_y and dx. The gather sums in float and rounds each dx once.
+template <class T, class Index>
+__global__ void max_pool2d_backward_kernel(const Index* indices, OutputGradient<T> g, T* dx, PoolDims d) {
     const int extent_h = (d.kh - 1) * d.dh + 1, extent_w = (d.kw - 1) * d.dw + 1;
     for_each_cell(d.planes, d.h, d.w, [&](int i, int plane, int h, int w) {
         const int hp = h + d.ph, wp = w + d.pw;  // position in the padded plane
@@ -176,7 +187,7 @@ __global__ void max_pool2d_backward_kernel(const Index* indices, OutputGradient 
                 if (is_argmax(indices[o], target, tap)) sum += output_gradient(g, o, plane);
             }
         }
-        dx[i] = sum;
+        dx[i] = from_float<T>(sum);
     });
 }
 
@@ -187,18 +198,19 @@ __global__ void max_pool2d_backward_kernel(const Index* indices, OutputGradient 
 // for CifarCNN's first pooling on an H200, ~10% of memory bandwidth). Bit for bit the general kernel's
 // result: the argmax gets 0 + its window's gradient (as the gather's sum from 0 gives: −0 becomes +0), the
 // rest 0 (all of the window when its index is kNoArgmax or kNoWindowTap, as the gather adds nothing there).
-template <class Index>
-__global__ void max_pool2d_backward_tiled_kernel(const Index* indices, OutputGradient gradient, float* dx,
+template <class T, class Index>
+__global__ void max_pool2d_backward_tiled_kernel(const Index* indices, OutputGradient<T> gradient, T* dx,
                                                  PoolDims d) {
     for_each_cell(d.planes, d.oh, d.ow, [&](int o, int plane, int oh, int ow) {
         const float g = output_gradient(gradient, o, plane);
         const Index argmax = indices[o];
-        float* plane_dx = dx + static_cast<int64_t>(plane) * d.h * d.w;
+        T* plane_dx = dx + static_cast<int64_t>(plane) * d.h * d.w;
         for (int r = 0; r < d.kh; ++r) {
             const int h = oh * d.kh + r;
             for (int c = 0; c < d.kw; ++c) {
                 const int w = ow * d.kw + c;
-                plane_dx[h * d.w + w] = is_argmax(argmax, h * d.w + w, r * d.kw + c) ? 0.0f + g : 0.0f;
+                const bool hit = is_argmax(argmax, h * d.w + w, r * d.kw + c);
+                plane_dx[h * d.w + w] = from_float<T>(hit ? 0.0f + g : 0.0f);
             }
         }
     });
@@ -222,34 +234,38 @@ __device__ inline AvgWindow avg_window(const PoolDims& d, int oh, int ow) {
     return {h0, h1, w0, w1, divisor};
 }
 
-__global__ void avg_pool2d_kernel(const float* x, float* y, PoolDims d) {
+// The average kernels below are templates on T, the storage of their activations (float or bf16): they
+// compute in float from the widened values and round each output element once.
+template <class T>
+__global__ void avg_pool2d_kernel(const T* x, T* y, PoolDims d) {
     for_each_cell(d.planes, d.oh, d.ow, [&](int i, int plane, int oh, int ow) {
-        const float* in = x + static_cast<int64_t>(plane) * d.h * d.w;  // (H, W)
+        const T* in = x + static_cast<int64_t>(plane) * d.h * d.w;  // (H, W)
         const AvgWindow win = avg_window(d, oh, ow);
         float sum = 0.0f;
         for (int h = win.h0; h < win.h1; ++h) {
-            for (int w = win.w0; w < win.w1; ++w) sum += in[h * d.w + w];
+            for (int w = win.w0; w < win.w1; ++w) sum += to_float(in[h * d.w + w]);
         }
         // A window entirely in the padding is 0 (the reference's rule; the shape checks make it unreachable).
         const bool empty = win.h0 >= win.h1 || win.w0 >= win.w1;
-        y[i] = empty ? 0.0f : sum / static_cast<float>(win.divisor);
+        y[i] = from_float<T>(empty ? 0.0f : sum / static_cast<float>(win.divisor));
     });
 }
 
-__global__ void avg_pool2d_backward_kernel(const float* dy, float* dx, PoolDims d) {
+template <class T>
+__global__ void avg_pool2d_backward_kernel(const T* dy, T* dx, PoolDims d) {
     for_each_cell(d.planes, d.h, d.w, [&](int i, int plane, int h, int w) {
         const int hp = h + d.ph, wp = w + d.pw;
         // Window oh covers input rows [oh·SH − PH, oh·SH − PH + KH) (clipping never removes an input row).
         const int oh_end = min(hp / d.sh + 1, d.oh), ow_end = min(wp / d.sw + 1, d.ow);
         const int ow_begin = first_window(wp, d.kw, d.sw);
-        const float* grad_out = dy + static_cast<int64_t>(plane) * d.oh * d.ow;  // (OH, OW)
+        const T* grad_out = dy + static_cast<int64_t>(plane) * d.oh * d.ow;  // (OH, OW)
         float sum = 0.0f;
         for (int oh = first_window(hp, d.kh, d.sh); oh < oh_end; ++oh) {
             for (int ow = ow_begin; ow < ow_end; ++ow) {
-                sum += grad_out[oh * d.ow + ow] / static_cast<float>(avg_window(d, oh, ow).divisor);
+                sum += to_float(grad_out[oh * d.ow + ow]) / static_cast<float>(avg_window(d, oh, ow).divisor);
             }
         }
-        dx[i] = sum;
+        dx[i] = from_float<T>(sum);
     });
 }
 
@@ -304,22 +320,24 @@ __device__ inline int adaptive_end(int i, int in, int out) {
     return ((i + 1) * in + out - 1) / out;
 }
 
-__global__ void adaptive_avg_pool2d_kernel(const float* x, float* y, PoolDims d) {
+template <class T>
+__global__ void adaptive_avg_pool2d_kernel(const T* x, T* y, PoolDims d) {
     for_each_cell(d.planes, d.oh, d.ow, [&](int i, int plane, int oh, int ow) {
-        const float* in = x + static_cast<int64_t>(plane) * d.h * d.w;  // (H, W)
+        const T* in = x + static_cast<int64_t>(plane) * d.h * d.w;  // (H, W)
         const int h0 = adaptive_start(oh, d.h, d.oh), h1 = adaptive_end(oh, d.h, d.oh);
         const int w0 = adaptive_start(ow, d.w, d.ow), w1 = adaptive_end(ow, d.w, d.ow);
         float sum = 0.0f;
         for (int h = h0; h < h1; ++h) {
-            for (int w = w0; w < w1; ++w) sum += in[h * d.w + w];
+            for (int w = w0; w < w1; ++w) sum += to_float(in[h * d.w + w]);
         }
-        y[i] = sum / static_cast<float>((h1 - h0) * (w1 - w0));
+        y[i] = from_float<T>(sum / static_cast<float>((h1 - h0) * (w1 - w0)));
     });
 }
 
-__global__ void adaptive_avg_pool2d_backward_kernel(const float* dy, float* dx, PoolDims d) {
+template <class T>
+__global__ void adaptive_avg_pool2d_backward_kernel(const T* dy, T* dx, PoolDims d) {
     for_each_cell(d.planes, d.h, d.w, [&](int i, int plane, int h, int w) {
-        const float* grad_out = dy + static_cast<int64_t>(plane) * d.oh * d.ow;  // (OH, OW)
+        const T* grad_out = dy + static_cast<int64_t>(plane) * d.oh * d.ow;  // (OH, OW)
         // Window i contains row h iff ⌊h·OH/H⌋ ≤ i ≤ ⌊((h+1)·OH − 1)/H⌋.
         const int oh_begin = h * d.oh / d.h, oh_end = ((h + 1) * d.oh - 1) / d.h + 1;
         const int ow_begin = w * d.ow / d.w, ow_end = ((w + 1) * d.ow - 1) / d.w + 1;
@@ -328,27 +346,30 @@ __global__ void adaptive_avg_pool2d_backward_kernel(const float* dy, float* dx, 
             const int rows = adaptive_end(oh, d.h, d.oh) - adaptive_start(oh, d.h, d.oh);
             for (int ow = ow_begin; ow < ow_end; ++ow) {
                 const int cols = adaptive_end(ow, d.w, d.ow) - adaptive_start(ow, d.w, d.ow);
-                sum += grad_out[oh * d.ow + ow] / static_cast<float>(rows * cols);
+                sum += to_float(grad_out[oh * d.ow + ow]) / static_cast<float>(rows * cols);
             }
         }
-        dx[i] = sum;
+        dx[i] = from_float<T>(sum);
     });
 }
 
-__global__ void global_avg_pool2d_kernel(const float* x, float* y, int planes, int plane_size) {
+template <class T>
+__global__ void global_avg_pool2d_kernel(const T* x, T* y, int planes, int plane_size) {
     const int plane = blockIdx.x * (blockDim.x / kWarp) + threadIdx.x / kWarp;
     const int lane = threadIdx.x % kWarp;
     if (plane >= planes) return;  // whole warps only: the shuffles below see full warps
-    const float* in = x + static_cast<int64_t>(plane) * plane_size;
+    const T* in = x + static_cast<int64_t>(plane) * plane_size;
     float sum = 0.0f;
-    for (int i = lane; i < plane_size; i += kWarp) sum += in[i];
+    for (int i = lane; i < plane_size; i += kWarp) sum += to_float(in[i]);
     sum = reduce::warp_all_sum(sum);
-    if (lane == 0) y[plane] = sum / static_cast<float>(plane_size);
+    if (lane == 0) y[plane] = from_float<T>(sum / static_cast<float>(plane_size));
 }
 
-__global__ void global_avg_pool2d_backward_kernel(const float* dy, float* dx, int planes, int plane_size) {
+template <class T>
+__global__ void global_avg_pool2d_backward_kernel(const T* dy, T* dx, int planes, int plane_size) {
     const float divisor = static_cast<float>(plane_size);
-    for_each_cell(planes, 1, plane_size, [&](int i, int plane, int, int) { dx[i] = dy[plane] / divisor; });
+    for_each_cell(planes, 1, plane_size,
+                  [&](int i, int plane, int, int) { dx[i] = from_float<T>(to_float(dy[plane]) / divisor); });
 }
 
 }  // namespace kernels
@@ -458,21 +479,24 @@ void with_indices(const char* op, const PoolDims& d, BasicMaxPoolIndices<Pointer
     f(static_cast<typename Indices::template Ptr<uint8_t>>(indices.data));
 }
 
-void launch_max_pool2d(const char* op, bool relu, const float* x, float* y, MaxPoolIndices indices,
+// T: the activations' storage (float or bf16), for every max pooling launcher below.
+template <class T>
+void launch_max_pool2d(const char* op, bool relu, const T* x, T* y, MaxPoolIndices indices,
                        const Shape& input_shape, const cpu::MaxPool2dOptions& options, cudaStream_t stream) {
     const PoolDims d = max_dims(op, input_shape, options);
     check_pointers(op, x, "x", y, "y");
     const int64_t outputs = static_cast<int64_t>(d.planes) * d.oh * d.ow;
     with_indices(op, d, indices, [&](auto* saved) {
         using Index = std::remove_pointer_t<decltype(saved)>;
-        launch(kernels::max_pool2d_kernel<Index>, elementwise_grid(outputs), dim3(kElementwiseBlock), 0,
+        launch(kernels::max_pool2d_kernel<T, Index>, elementwise_grid(outputs), dim3(kElementwiseBlock), 0,
                stream, x, y, saved, d, relu);
     });
 }
 
-void launch_max_pool2d_backward(const char* op, ConstMaxPoolIndices indices, const kernels::OutputGradient& g,
-                                float* dx, const Shape& input_shape, const cpu::MaxPool2dOptions& options,
-                                cudaStream_t stream) {
+template <class T>
+void launch_max_pool2d_backward(const char* op, ConstMaxPoolIndices indices,
+                                const kernels::OutputGradient<T>& g, T* dx, const Shape& input_shape,
+                                const cpu::MaxPool2dOptions& options, cudaStream_t stream) {
     const PoolDims d = max_dims(op, input_shape, options);
     check_pointers(op, g.dy, "dy", dx, "dx");
     CUDACNN_CHECK(indices.data != nullptr,
@@ -483,10 +507,10 @@ void launch_max_pool2d_backward(const char* op, ConstMaxPoolIndices indices, con
         using Index = std::remove_const_t<std::remove_pointer_t<decltype(saved)>>;
         if (windows_tile_input) {
             const int64_t windows = static_cast<int64_t>(d.planes) * d.oh * d.ow;
-            launch(kernels::max_pool2d_backward_tiled_kernel<Index>, elementwise_grid(windows),
+            launch(kernels::max_pool2d_backward_tiled_kernel<T, Index>, elementwise_grid(windows),
                    dim3(kElementwiseBlock), 0, stream, saved, g, dx, d);
         } else {
-            launch(kernels::max_pool2d_backward_kernel<Index>, elementwise_grid(input_shape.numel()),
+            launch(kernels::max_pool2d_backward_kernel<T, Index>, elementwise_grid(input_shape.numel()),
                    dim3(kElementwiseBlock), 0, stream, saved, g, dx, d);
         }
     });
@@ -499,38 +523,22 @@ void check_folded_dropout(const char* op, const PooledDropout& dropout, const vo
                   dropout.channelwise ? "N · C" : "N · C · OH · OW");
 }
 
-}  // namespace
-
-bool window_taps_fit(const cpu::MaxPool2dOptions& options) {
-    return options.kernel_size.h * options.kernel_size.w <= kNoWindowTap;
-}
-
-void max_pool2d(const float* x, float* y, MaxPoolIndices indices, const Shape& input_shape,
-                const cpu::MaxPool2dOptions& options, cudaStream_t stream) {
-    launch_max_pool2d("max_pool2d", false, x, y, indices, input_shape, options, stream);
-}
-
-void relu_max_pool2d(const float* x, float* y, MaxPoolIndices indices, const Shape& input_shape,
-                     const cpu::MaxPool2dOptions& options, cudaStream_t stream) {
-    launch_max_pool2d("relu_max_pool2d", true, x, y, indices, input_shape, options, stream);
-}
-
-void max_pool2d_backward(ConstMaxPoolIndices indices, const float* dy, float* dx, const Shape& input_shape,
-                         const cpu::MaxPool2dOptions& options, cudaStream_t stream) {
-    launch_max_pool2d_backward("max_pool2d_backward", indices, {dy}, dx, input_shape, options, stream);
-}
-
-void relu_max_pool2d_backward(ConstMaxPoolIndices indices, const float* y, const float* dy, float* dx,
-                              const Shape& input_shape, const cpu::MaxPool2dOptions& options,
-                              cudaStream_t stream) {
-    CUDACNN_CHECK(y != nullptr, "relu_max_pool2d_backward: y must be the device pointer relu_max_pool2d wrote, got "
+template <class T>
+void relu_max_pool2d_backward_impl(ConstMaxPoolIndices indices, const T* y, const T* dy, T* dx,
+                                   const Shape& input_shape, const cpu::MaxPool2dOptions& options,
+                                   cudaStream_t stream) {
+    CUDACNN_CHECK(y != nullptr,
+                  "relu_max_pool2d_backward: y must be the device pointer relu_max_pool2d wrote, got "
                   "nullptr");
-    launch_max_pool2d_backward("relu_max_pool2d_backward", indices, {dy, y}, dx, input_shape, options, stream);
+    kernels::OutputGradient<T> g{dy};
+    g.relu_y = y;
+    launch_max_pool2d_backward("relu_max_pool2d_backward", indices, g, dx, input_shape, options, stream);
 }
 
-void max_pool2d_dropout(const float* x, float* y, MaxPoolIndices indices, uint8_t* mask,
-                        const Shape& input_shape, const cpu::MaxPool2dOptions& options,
-                        const PooledDropout& dropout, bool relu, cudaStream_t stream) {
+template <class T>
+void max_pool2d_dropout_impl(const T* x, T* y, MaxPoolIndices indices, uint8_t* mask,
+                             const Shape& input_shape, const cpu::MaxPool2dOptions& options,
+                             const PooledDropout& dropout, bool relu, cudaStream_t stream) {
     const char* op = relu ? "relu_max_pool2d_dropout" : "max_pool2d_dropout";
     const PoolDims d = max_dims(op, input_shape, options);
     check_pointers(op, x, "x", y, "y");
@@ -540,38 +548,166 @@ void max_pool2d_dropout(const float* x, float* y, MaxPoolIndices indices, uint8_
     const int64_t outputs = static_cast<int64_t>(d.planes) * d.oh * d.ow;
     with_indices(op, d, indices, [&](auto* saved) {
         using Index = std::remove_pointer_t<decltype(saved)>;
-        launch(kernels::max_pool2d_dropout_kernel<Index>, elementwise_grid(outputs), dim3(kElementwiseBlock),
-               0, stream, x, y, saved, d, relu, drop);
+        launch(kernels::max_pool2d_dropout_kernel<T, Index>, elementwise_grid(outputs),
+               dim3(kElementwiseBlock), 0, stream, x, y, saved, d, relu, drop);
     });
 }
 
-void max_pool2d_dropout_backward(ConstMaxPoolIndices indices, const uint8_t* mask, const float* dy, float* dx,
-                                 const Shape& input_shape, const cpu::MaxPool2dOptions& options,
-                                 const PooledDropout& dropout, cudaStream_t stream) {
+template <class T>
+void max_pool2d_dropout_backward_impl(ConstMaxPoolIndices indices, const uint8_t* mask, const T* dy, T* dx,
+                                      const Shape& input_shape, const cpu::MaxPool2dOptions& options,
+                                      const PooledDropout& dropout, cudaStream_t stream) {
     const char* op = "max_pool2d_dropout_backward";
     check_folded_dropout(op, dropout, mask);
-    kernels::OutputGradient g{dy};
+    kernels::OutputGradient<T> g{dy};
     g.mask = mask;
     g.channelwise = dropout.channelwise;
     g.factors = mask_factors(dropout.options);
     launch_max_pool2d_backward(op, indices, g, dx, input_shape, options, stream);
 }
 
-void avg_pool2d(const float* x, float* y, const Shape& input_shape, const cpu::AvgPool2dOptions& options,
-                cudaStream_t stream) {
+template <class T>
+void avg_pool2d_impl(const T* x, T* y, const Shape& input_shape, const cpu::AvgPool2dOptions& options,
+                     cudaStream_t stream) {
     const PoolDims d = avg_dims("avg_pool2d", input_shape, options);
     check_pointers("avg_pool2d", x, "x", y, "y");
     const int64_t outputs = static_cast<int64_t>(d.planes) * d.oh * d.ow;
-    launch(kernels::avg_pool2d_kernel, elementwise_grid(outputs), dim3(kElementwiseBlock), 0, stream, x, y,
+    launch(kernels::avg_pool2d_kernel<T>, elementwise_grid(outputs), dim3(kElementwiseBlock), 0, stream, x, y,
            d);
+}
+
+template <class T>
+void avg_pool2d_backward_impl(const T* dy, T* dx, const Shape& input_shape,
+                              const cpu::AvgPool2dOptions& options, cudaStream_t stream) {
+    const PoolDims d = avg_dims("avg_pool2d_backward", input_shape, options);
+    check_pointers("avg_pool2d_backward", dy, "dy", dx, "dx");
+    launch(kernels::avg_pool2d_backward_kernel<T>, elementwise_grid(input_shape.numel()),
+           dim3(kElementwiseBlock), 0, stream, dy, dx, d);
+}
+
+template <class T>
+void adaptive_avg_pool2d_impl(const T* x, T* y, const Shape& input_shape, cpu::Pair2d output_size,
+                              cudaStream_t stream) {
+    const PoolDims d = adaptive_dims("adaptive_avg_pool2d", input_shape, output_size);
+    check_pointers("adaptive_avg_pool2d", x, "x", y, "y");
+    const int64_t outputs = static_cast<int64_t>(d.planes) * d.oh * d.ow;
+    launch(kernels::adaptive_avg_pool2d_kernel<T>, elementwise_grid(outputs), dim3(kElementwiseBlock), 0,
+           stream, x, y, d);
+}
+
+template <class T>
+void adaptive_avg_pool2d_backward_impl(const T* dy, T* dx, const Shape& input_shape, cpu::Pair2d output_size,
+                                       cudaStream_t stream) {
+    const PoolDims d = adaptive_dims("adaptive_avg_pool2d_backward", input_shape, output_size);
+    check_pointers("adaptive_avg_pool2d_backward", dy, "dy", dx, "dx");
+    launch(kernels::adaptive_avg_pool2d_backward_kernel<T>, elementwise_grid(input_shape.numel()),
+           dim3(kElementwiseBlock), 0, stream, dy, dx, d);
+}
+
+template <class T>
+void global_avg_pool2d_impl(const T* x, T* y, const Shape& input_shape, cudaStream_t stream) {
+    check_input("global_avg_pool2d", input_shape);
+    check_pointers("global_avg_pool2d", x, "x", y, "y");
+    const int planes = static_cast<int>(input_shape[0] * input_shape[1]);
+    constexpr int planes_per_block = kGlobalPoolBlock / kWarp;
+    const dim3 grid((planes + planes_per_block - 1) / planes_per_block);
+    launch(kernels::global_avg_pool2d_kernel<T>, grid, dim3(kGlobalPoolBlock), 0, stream, x, y, planes,
+           static_cast<int>(input_shape[2] * input_shape[3]));
+}
+
+template <class T>
+void global_avg_pool2d_backward_impl(const T* dy, T* dx, const Shape& input_shape, cudaStream_t stream) {
+    check_input("global_avg_pool2d_backward", input_shape);
+    check_pointers("global_avg_pool2d_backward", dy, "dy", dx, "dx");
+    launch(kernels::global_avg_pool2d_backward_kernel<T>, elementwise_grid(input_shape.numel()),
+           dim3(kElementwiseBlock), 0, stream, dy, dx, static_cast<int>(input_shape[0] * input_shape[1]),
+           static_cast<int>(input_shape[2] * input_shape[3]));
+}
+
+}  // namespace
+
+bool window_taps_fit(const cpu::MaxPool2dOptions& options) {
+    return options.kernel_size.h * options.kernel_size.w <= kNoWindowTap;
+}
+
+void MaxPool2dLauncher::operator()(const float* x, float* y, MaxPoolIndices indices, const Shape& input_shape,
+                                   const cpu::MaxPool2dOptions& options, cudaStream_t stream) const {
+    launch_max_pool2d(relu ? "relu_max_pool2d" : "max_pool2d", relu, x, y, indices, input_shape, options,
+                      stream);
+}
+
+void max_pool2d_backward(ConstMaxPoolIndices indices, const float* dy, float* dx, const Shape& input_shape,
+                         const cpu::MaxPool2dOptions& options, cudaStream_t stream) {
+    launch_max_pool2d_backward("max_pool2d_backward", indices, kernels::OutputGradient<float>{dy}, dx,
+                               input_shape, options, stream);
+}
+
+void relu_max_pool2d_backward(ConstMaxPoolIndices indices, const float* y, const float* dy, float* dx,
+                              const Shape& input_shape, const cpu::MaxPool2dOptions& options,
+                              cudaStream_t stream) {
+    relu_max_pool2d_backward_impl(indices, y, dy, dx, input_shape, options, stream);
+}
+
+void max_pool2d_dropout(const float* x, float* y, MaxPoolIndices indices, uint8_t* mask,
+                        const Shape& input_shape, const cpu::MaxPool2dOptions& options,
+                        const PooledDropout& dropout, bool relu, cudaStream_t stream) {
+    max_pool2d_dropout_impl(x, y, indices, mask, input_shape, options, dropout, relu, stream);
+}
+
+void max_pool2d_dropout_backward(ConstMaxPoolIndices indices, const uint8_t* mask, const float* dy, float* dx,
+                                 const Shape& input_shape, const cpu::MaxPool2dOptions& options,
+                                 const PooledDropout& dropout, cudaStream_t stream) {
+    max_pool2d_dropout_backward_impl(indices, mask, dy, dx, input_shape, options, dropout, stream);
+}
+
+void MaxPool2dLauncher::operator()(const bf16* x, bf16* y, MaxPoolIndices indices, const Shape& input_shape,
+                                   const cpu::MaxPool2dOptions& options, cudaStream_t stream) const {
+    launch_max_pool2d(relu ? "relu_max_pool2d" : "max_pool2d", relu, x, y, indices, input_shape, options,
+                      stream);
+}
+
+void max_pool2d_backward(ConstMaxPoolIndices indices, const bf16* dy, bf16* dx, const Shape& input_shape,
+                         const cpu::MaxPool2dOptions& options, cudaStream_t stream) {
+    launch_max_pool2d_backward("max_pool2d_backward", indices, kernels::OutputGradient<bf16>{dy}, dx,
+                               input_shape, options, stream);
+}
+
+void relu_max_pool2d_backward(ConstMaxPoolIndices indices, const bf16* y, const bf16* dy, bf16* dx,
+                              const Shape& input_shape, const cpu::MaxPool2dOptions& options,
+                              cudaStream_t stream) {
+    relu_max_pool2d_backward_impl(indices, y, dy, dx, input_shape, options, stream);
+}
+
+void max_pool2d_dropout(const bf16* x, bf16* y, MaxPoolIndices indices, uint8_t* mask,
+                        const Shape& input_shape, const cpu::MaxPool2dOptions& options,
+                        const PooledDropout& dropout, bool relu, cudaStream_t stream) {
+    max_pool2d_dropout_impl(x, y, indices, mask, input_shape, options, dropout, relu, stream);
+}
+
+void max_pool2d_dropout_backward(ConstMaxPoolIndices indices, const uint8_t* mask, const bf16* dy, bf16* dx,
+                                 const Shape& input_shape, const cpu::MaxPool2dOptions& options,
+                                 const PooledDropout& dropout, cudaStream_t stream) {
+    max_pool2d_dropout_backward_impl(indices, mask, dy, dx, input_shape, options, dropout, stream);
+}
+
+void avg_pool2d(const float* x, float* y, const Shape& input_shape, const cpu::AvgPool2dOptions& options,
+                cudaStream_t stream) {
+    avg_pool2d_impl(x, y, input_shape, options, stream);
+}
+
+void avg_pool2d(const bf16* x, bf16* y, const Shape& input_shape, const cpu::AvgPool2dOptions& options,
+                cudaStream_t stream) {
+    avg_pool2d_impl(x, y, input_shape, options, stream);
 }
 
 void avg_pool2d_backward(const float* dy, float* dx, const Shape& input_shape,
                          const cpu::AvgPool2dOptions& options, cudaStream_t stream) {
-    const PoolDims d = avg_dims("avg_pool2d_backward", input_shape, options);
-    check_pointers("avg_pool2d_backward", dy, "dy", dx, "dx");
-    launch(kernels::avg_pool2d_backward_kernel, elementwise_grid(input_shape.numel()),
-           dim3(kElementwiseBlock), 0, stream, dy, dx, d);
+    avg_pool2d_backward_impl(dy, dx, input_shape, options, stream);
+}
+
+void avg_pool2d_backward(const bf16* dy, bf16* dx, const Shape& input_shape,
+                         const cpu::AvgPool2dOptions& options, cudaStream_t stream) {
+    avg_pool2d_backward_impl(dy, dx, input_shape, options, stream);
 }
 
 void lp_pool2d(const float* x, float* y, const Shape& input_shape, const cpu::LpPool2dOptions& options,
@@ -595,37 +731,38 @@ void lp_pool2d_backward(const float* x, const float* dy, float* dx, const Shape&
 
 void adaptive_avg_pool2d(const float* x, float* y, const Shape& input_shape, cpu::Pair2d output_size,
                          cudaStream_t stream) {
-    const PoolDims d = adaptive_dims("adaptive_avg_pool2d", input_shape, output_size);
-    check_pointers("adaptive_avg_pool2d", x, "x", y, "y");
-    const int64_t outputs = static_cast<int64_t>(d.planes) * d.oh * d.ow;
-    launch(kernels::adaptive_avg_pool2d_kernel, elementwise_grid(outputs), dim3(kElementwiseBlock), 0, stream,
-           x, y, d);
+    adaptive_avg_pool2d_impl(x, y, input_shape, output_size, stream);
+}
+
+void adaptive_avg_pool2d(const bf16* x, bf16* y, const Shape& input_shape, cpu::Pair2d output_size,
+                         cudaStream_t stream) {
+    adaptive_avg_pool2d_impl(x, y, input_shape, output_size, stream);
 }
 
 void adaptive_avg_pool2d_backward(const float* dy, float* dx, const Shape& input_shape,
                                   cpu::Pair2d output_size, cudaStream_t stream) {
-    const PoolDims d = adaptive_dims("adaptive_avg_pool2d_backward", input_shape, output_size);
-    check_pointers("adaptive_avg_pool2d_backward", dy, "dy", dx, "dx");
-    launch(kernels::adaptive_avg_pool2d_backward_kernel, elementwise_grid(input_shape.numel()),
-           dim3(kElementwiseBlock), 0, stream, dy, dx, d);
+    adaptive_avg_pool2d_backward_impl(dy, dx, input_shape, output_size, stream);
+}
+
+void adaptive_avg_pool2d_backward(const bf16* dy, bf16* dx, const Shape& input_shape, cpu::Pair2d output_size,
+                                  cudaStream_t stream) {
+    adaptive_avg_pool2d_backward_impl(dy, dx, input_shape, output_size, stream);
 }
 
 void global_avg_pool2d(const float* x, float* y, const Shape& input_shape, cudaStream_t stream) {
-    check_input("global_avg_pool2d", input_shape);
-    check_pointers("global_avg_pool2d", x, "x", y, "y");
-    const int planes = static_cast<int>(input_shape[0] * input_shape[1]);
-    constexpr int planes_per_block = kGlobalPoolBlock / kWarp;
-    const dim3 grid((planes + planes_per_block - 1) / planes_per_block);
-    launch(kernels::global_avg_pool2d_kernel, grid, dim3(kGlobalPoolBlock), 0, stream, x, y, planes,
-           static_cast<int>(input_shape[2] * input_shape[3]));
+    global_avg_pool2d_impl(x, y, input_shape, stream);
+}
+
+void global_avg_pool2d(const bf16* x, bf16* y, const Shape& input_shape, cudaStream_t stream) {
+    global_avg_pool2d_impl(x, y, input_shape, stream);
 }
 
 void global_avg_pool2d_backward(const float* dy, float* dx, const Shape& input_shape, cudaStream_t stream) {
-    check_input("global_avg_pool2d_backward", input_shape);
-    check_pointers("global_avg_pool2d_backward", dy, "dy", dx, "dx");
-    launch(kernels::global_avg_pool2d_backward_kernel, elementwise_grid(input_shape.numel()),
-           dim3(kElementwiseBlock), 0, stream, dy, dx, static_cast<int>(input_shape[0] * input_shape[1]),
-           static_cast<int>(input_shape[2] * input_shape[3]));
+    global_avg_pool2d_backward_impl(dy, dx, input_shape, stream);
+}
+
+void global_avg_pool2d_backward(const bf16* dy, bf16* dx, const Shape& input_shape, cudaStream_t stream) {
+    global_avg_pool2d_backward_impl(dy, dx, input_shape, stream);
 }
 
 }  // namespace cudacnn::gpu

@@ -1,5 +1,6 @@
-// Pooling kernels over (N, C, H, W) float32 tensors: max (with argmax indices), average and global average,
-// forward and backward, computing exactly what the CPU reference (include/cudacnn/ops/pool.hpp) defines.
+// Pooling kernels over (N, C, H, W) float32 and (all but Lp pooling) bfloat16 tensors: max (with argmax
+// indices), average and global average, forward and backward, computing exactly what the CPU reference
+// (include/cudacnn/ops/pool.hpp) defines.
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -7,6 +8,7 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "cuda/bf16.cuh"
 #include "cuda/dropout.hpp"
 #include "cudacnn/ops/pool.hpp"
 #include "cudacnn/tensor.hpp"
@@ -18,6 +20,15 @@ namespace cudacnn::gpu {
 // Outputs are overwritten, never read (they may hold NaN). Tensors must have fewer than 2^31 elements.
 // All kernels are deterministic: no atomics; every output element is computed by one thread (or one warp)
 // in a fixed order.
+//
+// bf16: every max pooling launcher also takes bf16 activations (x, y, dy, dx; --precision bf16), with the
+// same checks, indices, taps and masks. The kernels are the float ones instantiated for bf16: values widen
+// exactly to float, the computation is the float one, and each output element is rounded once to bf16. So the
+// bf16 y is the float kernel's y on the same (bf16-valued) input, a selection, hence a bf16 itself (a NaN
+// comes out as the canonical bf16 NaN), the indices are the float kernel's, ties and NaNs included, and dx is
+// the float kernel's dx rounded once (the same float sums in the same order as the reference's). The average
+// pooling launchers (avg, adaptive, global) take bf16 activations the same way: float sums of the widened
+// values, each output rounded once. Lp pooling is float only.
 
 // The tap that a window's saved argmax holds where the window passes no gradient (see MaxPoolIndices).
 constexpr uint8_t kNoWindowTap = 255;
@@ -57,8 +68,18 @@ bool window_taps_fit(const cpu::MaxPool2dOptions& options);
 // either form of MaxPoolIndices. indices may be nullptr when no backward follows (inference). Tiling: one
 // thread per output element (grid-stride, 256 threads per block), so a warp writes 32 consecutive outputs and
 // reads neighbouring window rows that the L1 cache shares between lanes.
-void max_pool2d(const float* x, float* y, MaxPoolIndices indices, const Shape& input_shape,
-                const cpu::MaxPool2dOptions& options, cudaStream_t stream);
+//
+// max_pool2d and relu_max_pool2d (below) are two objects of this one type rather than two overloaded
+// functions: callers pick one with `(relu ? gpu::relu_max_pool2d : gpu::max_pool2d)(x, y, …)` (the executor's
+// GPU backend), which a pair of overload sets (float and bf16) could not compile.
+struct MaxPool2dLauncher {
+    bool relu;  // relu_max_pool2d: the ReLU before the pooling, fused
+    void operator()(const float* x, float* y, MaxPoolIndices indices, const Shape& input_shape,
+                    const cpu::MaxPool2dOptions& options, cudaStream_t stream) const;
+    void operator()(const bf16* x, bf16* y, MaxPoolIndices indices, const Shape& input_shape,
+                    const cpu::MaxPool2dOptions& options, cudaStream_t stream) const;
+};
+inline constexpr MaxPool2dLauncher max_pool2d{false};
 
 // dx (N, C, H, W) from dy and the forward's indices (N, C, OH, OW). A gather, not a scatter: the thread of
 // dx[n, c, h, w] visits the windows that contain (h, w) in (oh, ow) row-major order and adds the dy of those
@@ -66,16 +87,20 @@ void max_pool2d(const float* x, float* y, MaxPoolIndices indices, const Shape& i
 // (same terms, same order: bit-identical). Indices outside their plane contribute nowhere.
 void max_pool2d_backward(ConstMaxPoolIndices indices, const float* dy, float* dx, const Shape& input_shape,
                          const cpu::MaxPool2dOptions& options, cudaStream_t stream);
+void max_pool2d_backward(ConstMaxPoolIndices indices, const bf16* dy, bf16* dx, const Shape& input_shape,
+                         const cpu::MaxPool2dOptions& options, cudaStream_t stream);
 
 // A ReLU and the max pooling that follows it in one pass: y, indices = max_pool2d(relu(x)), bit for bit what
 // relu_forward then max_pool2d give (ReLU's rule, cuda/relu_rule.cuh, applied to each value read), without
 // writing and reading back the ReLU's output. Same arguments and checks as max_pool2d.
-void relu_max_pool2d(const float* x, float* y, MaxPoolIndices indices, const Shape& input_shape,
-                     const cpu::MaxPool2dOptions& options, cudaStream_t stream);
+inline constexpr MaxPool2dLauncher relu_max_pool2d{true};
 
 // The backward of relu_max_pool2d, given its output y: dx = relu_backward(relu(x), max_pool2d_backward(dy)) bit
 // for bit, each window's gradient passing ReLU's backward at its argmax, whose ReLU output is the window's y.
 void relu_max_pool2d_backward(ConstMaxPoolIndices indices, const float* y, const float* dy, float* dx,
+                              const Shape& input_shape, const cpu::MaxPool2dOptions& options,
+                              cudaStream_t stream);
+void relu_max_pool2d_backward(ConstMaxPoolIndices indices, const bf16* y, const bf16* dy, bf16* dx,
                               const Shape& input_shape, const cpu::MaxPool2dOptions& options,
                               cudaStream_t stream);
 
@@ -100,6 +125,9 @@ struct PooledDropout {
 void max_pool2d_dropout(const float* x, float* y, MaxPoolIndices indices, uint8_t* mask,
                         const Shape& input_shape, const cpu::MaxPool2dOptions& options,
                         const PooledDropout& dropout, bool relu, cudaStream_t stream);
+void max_pool2d_dropout(const bf16* x, bf16* y, MaxPoolIndices indices, uint8_t* mask,
+                        const Shape& input_shape, const cpu::MaxPool2dOptions& options,
+                        const PooledDropout& dropout, bool relu, cudaStream_t stream);
 
 // The backward of max_pool2d_dropout, one launch: dx (N, C, H, W) = max_pool2d_backward(dropout_backward(dy))
 // (or dropout2d_backward's; with the forward's ReLU, relu_max_pool2d_backward's result), bit for bit, each
@@ -108,16 +136,23 @@ void max_pool2d_dropout(const float* x, float* y, MaxPoolIndices indices, uint8_
 void max_pool2d_dropout_backward(ConstMaxPoolIndices indices, const uint8_t* mask, const float* dy, float* dx,
                                  const Shape& input_shape, const cpu::MaxPool2dOptions& options,
                                  const PooledDropout& dropout, cudaStream_t stream);
+void max_pool2d_dropout_backward(ConstMaxPoolIndices indices, const uint8_t* mask, const bf16* dy, bf16* dx,
+                                 const Shape& input_shape, const cpu::MaxPool2dOptions& options,
+                                 const PooledDropout& dropout, cudaStream_t stream);
 
 // y (N, C, OH, OW) = avg_pool2d(x (N, C, H, W)) with count_include_pad, ceil-mode clipping and
 // divisor_override as the reference. One thread per output element; the window is summed in float in
 // row-major order and divided once (the reference sums in double: see the parity test's tolerance).
 void avg_pool2d(const float* x, float* y, const Shape& input_shape, const cpu::AvgPool2dOptions& options,
                 cudaStream_t stream);
+void avg_pool2d(const bf16* x, bf16* y, const Shape& input_shape, const cpu::AvgPool2dOptions& options,
+                cudaStream_t stream);
 
 // dx (N, C, H, W) from dy (N, C, OH, OW): a gather, one thread per dx element adding dy / divisor of every
 // window that contains it, in (oh, ow) row-major order.
 void avg_pool2d_backward(const float* dy, float* dx, const Shape& input_shape,
+                         const cpu::AvgPool2dOptions& options, cudaStream_t stream);
+void avg_pool2d_backward(const bf16* dy, bf16* dx, const Shape& input_shape,
                          const cpu::AvgPool2dOptions& options, cudaStream_t stream);
 
 // y (N, C, OH, OW) = lp_pool2d(x (N, C, H, W)) as the reference: (Σ_window x^p / area' · KH·KW)^(1/p), area'
@@ -136,19 +171,25 @@ void lp_pool2d_backward(const float* x, const float* dy, float* dx, const Shape&
 // [⌊i·H/OH⌋, ⌈(i+1)·H/OH⌉) and likewise for columns. One thread per output element.
 void adaptive_avg_pool2d(const float* x, float* y, const Shape& input_shape, cpu::Pair2d output_size,
                          cudaStream_t stream);
+void adaptive_avg_pool2d(const bf16* x, bf16* y, const Shape& input_shape, cpu::Pair2d output_size,
+                         cudaStream_t stream);
 
 // dx (N, C, H, W) from dy (N, C, OH, OW): a gather, one thread per dx element adding dy / area of every
 // window containing it (windows overlap when OH does not divide H).
 void adaptive_avg_pool2d_backward(const float* dy, float* dx, const Shape& input_shape,
                                   cpu::Pair2d output_size, cudaStream_t stream);
+void adaptive_avg_pool2d_backward(const bf16* dy, bf16* dx, const Shape& input_shape, cpu::Pair2d output_size,
+                                  cudaStream_t stream);
 
 // y (N, C, 1, 1) = mean of x (N, C, H, W) over (H, W). One warp per (n, c) plane, 8 planes per 256-thread
 // block: lane l sums the elements l, l + 32, … (coalesced), then a shuffle tree adds the 32 partial sums.
 // A warp rather than a block per plane because CifarCNN-sized planes are small (≤ 32 × 32) and N · C large.
 void global_avg_pool2d(const float* x, float* y, const Shape& input_shape, cudaStream_t stream);
+void global_avg_pool2d(const bf16* x, bf16* y, const Shape& input_shape, cudaStream_t stream);
 
 // dx (N, C, H, W) = dy (N, C, 1, 1) / (H · W), broadcast over each plane. Grid-stride, one thread per dx
 // element.
 void global_avg_pool2d_backward(const float* dy, float* dx, const Shape& input_shape, cudaStream_t stream);
+void global_avg_pool2d_backward(const bf16* dy, bf16* dx, const Shape& input_shape, cudaStream_t stream);
 
 }  // namespace cudacnn::gpu
