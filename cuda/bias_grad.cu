@@ -15,15 +15,17 @@ constexpr int kLinearBiasChannels = 32;  // threadIdx.x: one warp spans 32 adjac
 constexpr int kLinearBiasRows = 8;       // threadIdx.y: rows of dy split 8 ways
 
 // Block c sums channel c of dy (N, C, HW). Thread t visits flat indices t, t + blockDim.x, … of the channel's
-// (n, hw) values, tracking (n, hw) incrementally instead of dividing per element.
+// (n, hw) values, tracking (n, hw) incrementally instead of dividing per element. T = float or bf16
+// (widened).
+template <class T>
 __global__ void __launch_bounds__(kConvBiasThreads)
-    conv_bias_grad_kernel(const float* dy, float* db, int64_t n, int64_t c, int64_t hw) {
+    conv_bias_grad_kernel(const T* dy, float* db, int64_t n, int64_t c, int64_t hw) {
     const int64_t channel = blockIdx.x;
     const int64_t step_image = blockDim.x / hw, step_pos = blockDim.x % hw;
     int64_t image = threadIdx.x / hw, pos = threadIdx.x % hw;
     float sum = 0.0f;
     while (image < n) {
-        sum += dy[(image * c + channel) * hw + pos];
+        sum += to_float(dy[(image * c + channel) * hw + pos]);
         image += step_image, pos += step_pos;
         if (pos >= hw) pos -= hw, ++image;
     }
@@ -49,13 +51,28 @@ __global__ void linear_bias_grad_kernel(const float* dy, float* db, int64_t n, i
 
 }  // namespace kernels
 
-void conv_bias_grad(const float* dy, float* db, int64_t n, int64_t c, int64_t h, int64_t w,
-                    cudaStream_t stream) {
+namespace {
+
+template <class T>
+void launch_conv_bias_grad(const T* dy, float* db, int64_t n, int64_t c, int64_t h, int64_t w,
+                           cudaStream_t stream) {
     CUDACNN_CHECK(n > 0 && c > 0 && h > 0 && w > 0,
                   "conv_bias_grad: dy has shape ({}, {}, {}, {}); every size must be positive", n, c, h, w);
     CUDACNN_CHECK(c <= INT_MAX, "conv_bias_grad: {} channels are more than one grid holds", c);
-    launch(kernels::conv_bias_grad_kernel, dim3(static_cast<unsigned>(c)), dim3(kernels::kConvBiasThreads), 0,
-           stream, dy, db, n, c, h * w);
+    launch(kernels::conv_bias_grad_kernel<T>, dim3(static_cast<unsigned>(c)), dim3(kernels::kConvBiasThreads),
+           0, stream, dy, db, n, c, h * w);
+}
+
+}  // namespace
+
+void conv_bias_grad(const float* dy, float* db, int64_t n, int64_t c, int64_t h, int64_t w,
+                    cudaStream_t stream) {
+    launch_conv_bias_grad(dy, db, n, c, h, w, stream);
+}
+
+void conv_bias_grad(const bf16* dy, float* db, int64_t n, int64_t c, int64_t h, int64_t w,
+                    cudaStream_t stream) {
+    launch_conv_bias_grad(dy, db, n, c, h, w, stream);
 }
 
 void linear_bias_grad(const float* dy, float* db, int64_t n, int64_t c, cudaStream_t stream) {

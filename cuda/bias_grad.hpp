@@ -5,6 +5,8 @@
 
 #include <cstdint>
 
+#include "cuda/bf16.cuh"
+
 namespace cudacnn::gpu {
 
 // db (C)[c] = Σ over n, h, w of dy (N, C, H, W)[n, c, h, w]: the bias gradient of a convolution.
@@ -13,6 +15,9 @@ namespace cudacnn::gpu {
 // values in (n, h, w) order (coalesced within each plane, no division in the loop), then a warp-shuffle and
 // shared-memory tree adds the 512 partial sums. Throws Error unless every size is positive.
 void conv_bias_grad(const float* dy, float* db, int64_t n, int64_t c, int64_t h, int64_t w,
+                    cudaStream_t stream);
+// The same sums of a bf16 dy, each element widened exactly; float sums, float db.
+void conv_bias_grad(const bf16* dy, float* db, int64_t n, int64_t c, int64_t h, int64_t w,
                     cudaStream_t stream);
 
 // db (C)[c] = Σ_n dy (N, C)[n, c]: the bias gradient of a linear layer. Overwrites db; deterministic.

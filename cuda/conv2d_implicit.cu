@@ -1,7 +1,8 @@
 // conv2d as an implicit GEMM (see conv2d_implicit.hpp): one tiled GEMM kernel whose operands are gathered
 // through index decoders, in two arithmetics (FP32 FMAs on CUDA cores; TF32 wmma on tensor cores), the
 // launchers that describe forward, backward-data and backward-filter to it, and two small helpers (the weight
-// transpose of backward-data, the split-k sum).
+// transpose of backward-data, the split-k sum). Operands and outputs are stored as T = float or bf16 (the
+// FP32 arithmetic only): gathers widen exactly, outputs round once, everything in between is float.
 #include "cuda/conv2d_implicit.hpp"
 
 #include <fmt/format.h>
@@ -13,6 +14,7 @@
 #include <string>
 #include <type_traits>
 
+#include "cuda/bf16.cuh"
 #include "cuda/bias_grad.hpp"
 #include "cuda/conv2d_common.cuh"
 #include "cuda/elementwise.cuh"
@@ -88,18 +90,22 @@ __device__ inline Spot decode(const IndexDecoder& d, int idx) {
 
 // An operand stored densely: element (row, k) at base[row.offset + row.y + k.offset + k.y] (the decoders'
 // x is unused). The weights (rows oc, k = (c, i, j)) and dy as backward-filter's A (rows oc, k = (n, p)).
+// T = float or bf16: the load widens to float (exact).
+template <class T>
 struct MatrixGather {
-    const float* base;
+    const T* base;
     __device__ float load(const Spot& r, const Spot& k) const {
-        return r.valid && k.valid ? base[r.offset + r.y + k.offset + k.y] : 0.0f;
+        return r.valid && k.valid ? to_float(base[r.offset + r.y + k.offset + k.y]) : 0.0f;
     }
 };
 
 // An operand read from an NCHW tensor of h × w planes: element (row, k) is at plane offset row.offset +
 // k.offset, position (row.y + k.y, row.x + k.x), divided by the stride when the stride is not 1 (backward-
 // data: only positions that a stride step reaches read dy); zero outside the plane (the zero padding).
+// T = float or bf16, widened as MatrixGather does.
+template <class T>
 struct SpatialGather {
-    const float* base;
+    const T* base;
     int h, w, stride_h, stride_w;
     __device__ float load(const Spot& r, const Spot& k) const {
         if (!r.valid || !k.valid) return 0.0f;
@@ -112,27 +118,29 @@ struct SpatialGather {
             if (x < 0 || x % stride_w != 0) return 0.0f;
             x /= stride_w;
         }
-        return y >= 0 && y < h && x >= 0 && x < w ? base[r.offset + k.offset + y * w + x] : 0.0f;
+        return y >= 0 && y < h && x >= 0 && x < w ? to_float(base[r.offset + k.offset + y * w + x]) : 0.0f;
     }
 };
 
 // Where the product's outputs go: element (row, col) at base[row.offset + row.y + col.offset + col.y]
-// (NCHW y or dx, or a dense dw), plus bias[row] when bias is not null.
+// (NCHW y or dx, or a dense dw), plus bias[row] when bias is not null. T = float or bf16 (y, dx): the float
+// sum plus bias is rounded once, as it is stored (from_float<T>); split-k's partial outputs are float.
+template <class T>
 struct OutputView {
-    float* base;
+    T* base;
     IndexDecoder rows, cols;
     const float* bias;
     int slice_stride;  // elements between the partial outputs of consecutive k slices (blockIdx.y)
 };
 
-// C (m × n) = A (m × k) · B (k × n) over k range [blockIdx.y · k_slice, + k_slice) ∩ [0, k).
-template <class GA, class GB>
+// C (m × n) = A (m × k) · B (k × n) over k range [blockIdx.y · k_slice, + k_slice) ∩ [0, k), C stored as TC.
+template <class GA, class GB, class TC>
 struct ImplicitProblem {
     GA a;
     IndexDecoder a_rows, a_k;
     GB b;
     IndexDecoder b_cols, b_k;
-    OutputView c;
+    OutputView<TC> c;
     int k, k_slice, tiles_n;
 };
 
@@ -230,7 +238,8 @@ struct FmaTile {
         multiply_slice<kBM>(a, b, t / 16, t % 16, acc);
     }
 
-    __device__ void write(const OutputView& c, float* out, int row0, int col0, float* /*stage*/) const {
+    template <class TC>
+    __device__ void write(const OutputView<TC>& c, TC* out, int row0, int col0, float* /*stage*/) const {
         const int ty = static_cast<int>(threadIdx.x) / 16, tx = static_cast<int>(threadIdx.x) % 16;
         Spot cols[8];
 #pragma unroll
@@ -243,7 +252,9 @@ struct FmaTile {
             const float bias = c.bias != nullptr ? c.bias[row] : 0.0f;
 #pragma unroll
             for (int j = 0; j < 8; ++j) {
-                if (cols[j].valid) out[r.offset + r.y + cols[j].offset + cols[j].y] = acc[i][j] + bias;
+                if (cols[j].valid) {
+                    out[r.offset + r.y + cols[j].offset + cols[j].y] = from_float<TC>(acc[i][j] + bias);
+                }
             }
         }
     }
@@ -317,7 +328,7 @@ struct WmmaTile {
     // its own 16 × 16 of `stage` (shared memory the slices no longer need, 8 · 256 floats, 32-byte aligned)
     // and writes it out: lane l takes column l % 16 and rows l / 16, + 2, …, so half-warps write 16
     // consecutive columns (output positions).
-    __device__ void write(const OutputView& c, float* out, int row0, int col0, float* stage) const {
+    __device__ void write(const OutputView<float>& c, float* out, int row0, int col0, float* stage) const {
         const int lane = static_cast<int>(threadIdx.x) % 32;
         float* mine = stage + static_cast<int>(threadIdx.x) / 32 * kFrag * kStageLd;
 #pragma unroll
@@ -356,8 +367,11 @@ using Tf32Tile = FmaTile<kBM>;  // never launched (see CUDACNN_IMPLICIT_WMMA)
 // other buffer, which everyone finished reading before the barrier that ended step t − 1. Every output sums
 // its k terms in one fixed order, so results are reproducible.
 // __launch_bounds__(256, 1): ptxas may use up to 255 registers (the 8 × 8 tile and the decoded positions).
-template <int kBM, bool kBKFast, bool kTf32, class GA, class GB>
-__global__ void __launch_bounds__(kImplicitThreads, 1) implicit_gemm_kernel(ImplicitProblem<GA, GB> p) {
+// TF32 is FP32 storage only (the launchers never pair it with bf16).
+template <int kBM, bool kBKFast, bool kTf32, class GA, class GB, class TC>
+__global__ void __launch_bounds__(kImplicitThreads, 1) implicit_gemm_kernel(ImplicitProblem<GA, GB, TC> p) {
+    static_assert(!kTf32 || (std::is_same_v<GA, MatrixGather<float>> && std::is_same_v<TC, float>),
+                  "the TF32 kernel reads and writes float");
     using Tile = std::conditional_t<kTf32, Tf32Tile<kBM>, FmaTile<kBM>>;
     // 32-byte aligned: wmma fragments load from them, and b_slices stages the TF32 tile's output.
     __shared__ __align__(32) float a_slices[2][kImplicitBlockK][kBM + kImplicitPad];
@@ -402,9 +416,9 @@ __global__ void __launch_bounds__(kImplicitThreads, 1) implicit_gemm_kernel(Impl
 }
 
 // wt (C, OC, KH·KW) = w (OC, C, KH·KW) with the first two axes swapped: backward-data's A, rows c, contiguous
-// k = (oc, i, j). Grid-stride, coalesced writes.
-__global__ void transpose_weights_kernel(const float* w, float* wt, int out_channels, int channels,
-                                         int taps) {
+// k = (oc, i, j). Grid-stride, coalesced writes. T = float or bf16: a copy, exact.
+template <class T>
+__global__ void transpose_weights_kernel(const T* w, T* wt, int out_channels, int channels, int taps) {
     const int total = out_channels * channels * taps;
     for (int t = blockIdx.x * blockDim.x + threadIdx.x; t < total; t += gridDim.x * blockDim.x) {
         const int tap = t % taps, oc = (t / taps) % out_channels, c = t / (taps * out_channels);
@@ -415,14 +429,17 @@ __global__ void transpose_weights_kernel(const float* w, float* wt, int out_chan
 // Split-k's second pass: element (row, col) of the m × n product = Σ_s partials[s·m·n + row·n + col], the k
 // slices in order (deterministic), + bias[row] when there is one, written where `out` puts it (NCHW y or dx,
 // or dw). Grid-stride over the m·n elements; reads coalesced, writes coalesced along each output plane.
-__global__ void sum_slices_kernel(const float* partials, int slices, OutputView out) {
+// T = float or bf16: the float sum (+ bias) is rounded once, as it is stored.
+template <class T>
+__global__ void sum_slices_kernel(const float* partials, int slices, OutputView<T> out) {
     const int m = out.rows.count, n = out.cols.count, count = m * n;
     for (int t = blockIdx.x * blockDim.x + threadIdx.x; t < count; t += gridDim.x * blockDim.x) {
         float sum = partials[t];
         for (int s = 1; s < slices; ++s) sum += partials[s * count + t];
         const int row = t / n;
         const Spot r = decode(out.rows, row), c = decode(out.cols, t - row * n);
-        out.base[r.offset + r.y + c.offset + c.y] = out.bias != nullptr ? sum + out.bias[row] : sum;
+        out.base[r.offset + r.y + c.offset + c.y] =
+            from_float<T>(out.bias != nullptr ? sum + out.bias[row] : sum);
     }
 }
 
@@ -492,7 +509,6 @@ int block_rows_for(int64_t m) {
     return m <= 32 ? 32 : m <= 64 ? 64 : 128;
 }
 
-
 // The sizes of one product: C (m × n) = A (m × k) · B (k × n).
 struct ProductSize {
     int64_t m, n, k;
@@ -529,24 +545,30 @@ int64_t partial_floats(const ProductSize& s) {
     return split.slices > 1 ? split.slices * s.m * s.n : 0;
 }
 
-constexpr int64_t kAlignFloats = 64;  // 256-byte aligned parts of the workspace
+constexpr int64_t kAlignBytes = 256;  // 256-byte aligned parts of the workspace
 
-int64_t transposed_weight_floats(const Conv2dGeometry& g) {
+int64_t transposed_weights(const Conv2dGeometry& g) {  // elements
     return g.out_channels * column_rows(g);
 }
-// Backward-data's workspace: the transposed weights, then (256-byte aligned) its partial products.
-int64_t backward_data_partials_offset(const Conv2dGeometry& g) {
-    return ceil_div(transposed_weight_floats(g), kAlignFloats) * kAlignFloats;
+// Backward-data's workspace: the transposed weights, stored as the weights are (T), then (256-byte aligned)
+// its partial products (float whatever T: they are sums). bf16 needs half the float bytes for the weights.
+template <class T>
+int64_t backward_data_partials_offset_bytes(const Conv2dGeometry& g) {
+    return ceil_div(transposed_weights(g) * int64_t{sizeof(T)}, kAlignBytes) * kAlignBytes;
 }
 
-int64_t backward_data_floats(const Conv2dGeometry& g) {
+template <class T>
+int64_t backward_data_bytes(const Conv2dGeometry& g) {
     const int64_t partials = partial_floats(backward_data_size(g));
-    return partials > 0 ? backward_data_partials_offset(g) + partials : transposed_weight_floats(g);
+    return partials > 0 ? backward_data_partials_offset_bytes<T>(g) + partials * int64_t{sizeof(float)}
+                        : transposed_weights(g) * int64_t{sizeof(T)};
 }
 
+// The float storage's workspace, the largest: the bf16 calls need at most as much (their partial products are
+// the same floats, their transposed weights half the bytes).
 int64_t workspace_floats(const Conv2dGeometry& g) {
-    return std::max(
-        {partial_floats(forward_size(g)), backward_data_floats(g), partial_floats(backward_filter_size(g))});
+    return std::max({partial_floats(forward_size(g)), backward_data_bytes<float>(g) / int64_t{sizeof(float)},
+                     partial_floats(backward_filter_size(g))});
 }
 
 // allow_tf32 takes the TF32 kernel where it can run; elsewhere the FP32 kernel (more precise, never wrong).
@@ -565,17 +587,18 @@ void check_pointers(std::initializer_list<const void*> pointers, const char* nam
     }
 }
 
-void check_workspace(const Conv2dGeometry& g, const void* workspace, size_t bytes, int64_t floats,
+void check_workspace(const Conv2dGeometry& g, const void* workspace, size_t bytes, int64_t needed_bytes,
                      const char* op) {
-    check_conv2d_workspace(op, g, workspace, bytes, floats * int64_t{sizeof(float)}, [&] {
-        return fmt::format("conv2d_implicit_workspace_bytes(g) bytes ({})", conv2d_implicit_workspace_bytes(g));
+    check_conv2d_workspace(op, g, workspace, bytes, needed_bytes, [&] {
+        return fmt::format("conv2d_implicit_workspace_bytes(g) bytes ({})",
+                           conv2d_implicit_workspace_bytes(g));
     });
 }
 
 // Launches the implicit GEMM (TF32 on tensor cores when kTf32) with the block tile that fits m (the rows of
 // A) over `slices` k slices.
-template <bool kBKFast, bool kTf32, class GA, class GB>
-void launch_implicit_gemm(ImplicitProblem<GA, GB> p, int64_t slices, cudaStream_t stream) {
+template <bool kBKFast, bool kTf32, class GA, class GB, class TC>
+void launch_implicit_gemm(ImplicitProblem<GA, GB, TC> p, int64_t slices, cudaStream_t stream) {
     const int64_t m = p.a_rows.count, n = p.b_cols.count;
     const int block_rows = block_rows_for(m);
     p.tiles_n = static_cast<int>(ceil_div(n, kernels::kImplicitBlockN));
@@ -583,28 +606,32 @@ void launch_implicit_gemm(ImplicitProblem<GA, GB> p, int64_t slices, cudaStream_
                     static_cast<unsigned>(slices));
     const dim3 block(kernels::kImplicitThreads);
     if (block_rows == 32) {
-        launch(kernels::implicit_gemm_kernel<32, kBKFast, kTf32, GA, GB>, grid, block, 0, stream, p);
+        launch(kernels::implicit_gemm_kernel<32, kBKFast, kTf32, GA, GB, TC>, grid, block, 0, stream, p);
     } else if (block_rows == 64) {
-        launch(kernels::implicit_gemm_kernel<64, kBKFast, kTf32, GA, GB>, grid, block, 0, stream, p);
+        launch(kernels::implicit_gemm_kernel<64, kBKFast, kTf32, GA, GB, TC>, grid, block, 0, stream, p);
     } else {
-        launch(kernels::implicit_gemm_kernel<128, kBKFast, kTf32, GA, GB>, grid, block, 0, stream, p);
+        launch(kernels::implicit_gemm_kernel<128, kBKFast, kTf32, GA, GB, TC>, grid, block, 0, stream, p);
     }
 }
 
-template <bool kBKFast, class GA, class GB>
-void launch_implicit_gemm(ImplicitProblem<GA, GB> p, int64_t slices, bool tf32, cudaStream_t stream) {
+// tf32 is honoured for float storage only; the bf16 launchers always pass false (and their problems never
+// instantiate the TF32 kernel).
+template <bool kBKFast, class GA, class GB, class TC>
+void launch_implicit_gemm(ImplicitProblem<GA, GB, TC> p, int64_t slices, bool tf32, cudaStream_t stream) {
 #if CUDACNN_IMPLICIT_TF32
-    if (tf32) return launch_implicit_gemm<kBKFast, true>(p, slices, stream);
+    if constexpr (std::is_same_v<GA, MatrixGather<float>> && std::is_same_v<TC, float>) {
+        if (tf32) return launch_implicit_gemm<kBKFast, true>(p, slices, stream);
+    }
 #endif
     (void)tf32;
     launch_implicit_gemm<kBKFast, false>(p, slices, stream);
 }
 
 // Runs product p (its k, A, B and final output view set), in TF32 when `tf32`: in one pass, or split over k
-// into dense partial products at `partials` (room for partial_floats) and then summed into p.c in slice
-// order.
-template <bool kBKFast, class GA, class GB>
-void run_product(ImplicitProblem<GA, GB> p, float* partials, bool tf32, cudaStream_t stream) {
+// into dense partial products at `partials` (room for partial_floats; float whatever TC, so that each output
+// is rounded to TC once, by the sum) and then summed into p.c in slice order.
+template <bool kBKFast, class GA, class GB, class TC>
+void run_product(ImplicitProblem<GA, GB, TC> p, float* partials, bool tf32, cudaStream_t stream) {
     const ProductSize size{p.a_rows.count, p.b_cols.count, p.k};
     const KSplit split = k_split(size);
     p.k_slice = static_cast<int>(split.slice_k);
@@ -612,11 +639,92 @@ void run_product(ImplicitProblem<GA, GB> p, float* partials, bool tf32, cudaStre
         launch_implicit_gemm<kBKFast>(p, 1, tf32, stream);
         return;
     }
-    const kernels::OutputView out = p.c;
-    p.c = {partials, dense(size.n, size.m), dense(1, size.n), nullptr, static_cast<int>(size.m * size.n)};
-    launch_implicit_gemm<kBKFast>(p, split.slices, tf32, stream);
-    launch(kernels::sum_slices_kernel, elementwise_grid(size.m * size.n), dim3(kElementwiseBlock), 0, stream,
-           partials, static_cast<int>(split.slices), out);
+    ImplicitProblem<GA, GB, float> q{p.a,   p.a_rows, p.a_k, p.b,       p.b_cols,
+                                     p.b_k, {},       p.k,   p.k_slice, p.tiles_n};
+    q.c = {partials, dense(size.n, size.m), dense(1, size.n), nullptr, static_cast<int>(size.m * size.n)};
+    launch_implicit_gemm<kBKFast>(q, split.slices, tf32, stream);
+    launch(kernels::sum_slices_kernel<TC>, elementwise_grid(size.m * size.n), dim3(kElementwiseBlock), 0,
+           stream, partials, static_cast<int>(split.slices), p.c);
+}
+
+// The three directions for storage T (float or bf16), behind the public overloads. tf32 only with float.
+template <class T>
+void run_forward(const Conv2dGeometry& g, const T* x, const T* w, const float* bias, T* y, void* workspace,
+                 size_t workspace_bytes, cudaStream_t stream, bool tf32) {
+    const char* op = "conv2d_implicit_forward";
+    check_geometry(g, op);
+    check_pointers({x, w, y}, "x, w and y", op);
+    check_workspace(g, workspace, workspace_bytes, partial_floats(forward_size(g)) * int64_t{sizeof(float)},
+                    op);
+    const int64_t k = column_rows(g), plane = out_plane(g), n = g.batch * plane, hw = g.in_h * g.in_w;
+    ImplicitProblem<MatrixGather<T>, SpatialGather<T>, T> p{};
+    // A = W (OC, K); B = col: column (n, oh, ow), k (c, i, j) reads x[n, c, oh·SH − PT + i·DH, ow·SW − PL +
+    // j·DW].
+    p.a = {w};
+    p.a_rows = dense(k, g.out_channels);
+    p.a_k = dense(1, k);
+    p.b = {x, static_cast<int>(g.in_h), static_cast<int>(g.in_w), 1, 1};
+    p.b_cols =
+        decoder(plane, g.out_w, g.in_channels * hw, g.stride_h, -g.pad_top, g.stride_w, -g.pad_left, n);
+    p.b_k = decoder(taps(g), g.kernel_w, hw, g.dilation_h, 0, g.dilation_w, 0, k);
+    p.c = {y, dense(plane, g.out_channels), images_by_plane(plane, g.out_channels * plane, n), bias, 0};
+    p.k = static_cast<int>(k);
+    run_product<false>(p, static_cast<float*>(workspace), tf32, stream);
+}
+
+template <class T>
+void run_backward_data(const Conv2dGeometry& g, const T* dy, const T* w, T* dx, void* workspace,
+                       size_t workspace_bytes, cudaStream_t stream, bool tf32) {
+    const char* op = "conv2d_implicit_backward_data";
+    check_geometry(g, op);
+    check_pointers({dy, w, dx}, "dy, w and dx", op);
+    check_workspace(g, workspace, workspace_bytes, backward_data_bytes<T>(g), op);
+    T* wt = static_cast<T*>(workspace);
+    const int64_t weights = transposed_weights(g);
+    launch(kernels::transpose_weights_kernel<T>, elementwise_grid(weights), dim3(kElementwiseBlock), 0,
+           stream, w, wt, static_cast<int>(g.out_channels), static_cast<int>(g.in_channels),
+           static_cast<int>(taps(g)));
+    const int64_t k = g.out_channels * taps(g), plane = out_plane(g), hw = g.in_h * g.in_w, n = g.batch * hw;
+    ImplicitProblem<MatrixGather<T>, SpatialGather<T>, T> p{};
+    // A = Wᵗ (C, OC·KH·KW); B: column (n, h, w), k (oc, i, j) reads dy[n, oc, (h + PT − i·DH) / SH,
+    // (w + PL − j·DW) / SW] where the divisions are exact and land inside the output.
+    p.a = {wt};
+    p.a_rows = dense(k, g.in_channels);
+    p.a_k = dense(1, k);
+    p.b = {dy, static_cast<int>(g.out_h), static_cast<int>(g.out_w), static_cast<int>(g.stride_h),
+           static_cast<int>(g.stride_w)};
+    p.b_cols = decoder(hw, g.in_w, g.out_channels * plane, 1, g.pad_top, 1, g.pad_left, n);
+    p.b_k = decoder(taps(g), g.kernel_w, plane, -g.dilation_h, 0, -g.dilation_w, 0, k);
+    p.c = {dx, dense(hw, g.in_channels), images_by_plane(hw, g.in_channels * hw, n), nullptr, 0};
+    p.k = static_cast<int>(k);
+    float* partials =
+        reinterpret_cast<float*>(static_cast<char*>(workspace) + backward_data_partials_offset_bytes<T>(g));
+    run_product<false>(p, partials, tf32, stream);
+}
+
+// dw and dbias are float whatever T (parameter gradients).
+template <class T>
+void run_backward_filter(const Conv2dGeometry& g, const T* x, const T* dy, float* dw, float* dbias,
+                         void* workspace, size_t workspace_bytes, cudaStream_t stream, bool tf32) {
+    const char* op = "conv2d_implicit_backward_filter";
+    check_geometry(g, op);
+    check_pointers({x, dy, dw}, "x, dy and dw", op);
+    check_workspace(g, workspace, workspace_bytes,
+                    partial_floats(backward_filter_size(g)) * int64_t{sizeof(float)}, op);
+    const int64_t cols = column_rows(g), plane = out_plane(g), k = g.batch * plane, hw = g.in_h * g.in_w;
+    ImplicitProblem<MatrixGather<T>, SpatialGather<T>, float> p{};
+    // A = dy (OC, N·OH·OW): row oc, k (n, p) at dy[n, oc, p]; B = colᵀ: k (n, oh, ow), column (c, i, j) reads
+    // x[n, c, oh·SH − PT + i·DH, ow·SW − PL + j·DW]; C = dW (OC, C·KH·KW), one per k slice when split.
+    p.a = {dy};
+    p.a_rows = dense(plane, g.out_channels);
+    p.a_k = images_by_plane(plane, g.out_channels * plane, k);
+    p.b = {x, static_cast<int>(g.in_h), static_cast<int>(g.in_w), 1, 1};
+    p.b_cols = decoder(taps(g), g.kernel_w, hw, g.dilation_h, 0, g.dilation_w, 0, cols);
+    p.b_k = decoder(plane, g.out_w, g.in_channels * hw, g.stride_h, -g.pad_top, g.stride_w, -g.pad_left, k);
+    p.c = {dw, dense(cols, g.out_channels), dense(1, cols), nullptr, 0};
+    p.k = static_cast<int>(k);
+    run_product<true>(p, static_cast<float*>(workspace), tf32, stream);
+    if (dbias != nullptr) conv_bias_grad(dy, dbias, g.batch, g.out_channels, g.out_h, g.out_w, stream);
 }
 
 }  // namespace
@@ -655,93 +763,52 @@ bool conv2d_implicit_tf32_available() {
 
 void conv2d_implicit_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias,
                              float* y, void* workspace, size_t workspace_bytes, cudaStream_t stream) {
-    conv2d_implicit_forward(g, x, w, bias, y, workspace, workspace_bytes, stream, false);
+    run_forward(g, x, w, bias, y, workspace, workspace_bytes, stream, false);
 }
 
 void conv2d_implicit_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias,
                              float* y, void* workspace, size_t workspace_bytes, cudaStream_t stream,
                              bool allow_tf32) {
-    const char* op = "conv2d_implicit_forward";
-    check_geometry(g, op);
-    check_pointers({x, w, y}, "x, w and y", op);
-    check_workspace(g, workspace, workspace_bytes, partial_floats(forward_size(g)), op);
-    const int64_t k = column_rows(g), plane = out_plane(g), n = g.batch * plane, hw = g.in_h * g.in_w;
-    ImplicitProblem<MatrixGather, SpatialGather> p{};
-    // A = W (OC, K); B = col: column (n, oh, ow), k (c, i, j) reads x[n, c, oh·SH − PT + i·DH, ow·SW − PL +
-    // j·DW].
-    p.a = {w};
-    p.a_rows = dense(k, g.out_channels);
-    p.a_k = dense(1, k);
-    p.b = {x, static_cast<int>(g.in_h), static_cast<int>(g.in_w), 1, 1};
-    p.b_cols =
-        decoder(plane, g.out_w, g.in_channels * hw, g.stride_h, -g.pad_top, g.stride_w, -g.pad_left, n);
-    p.b_k = decoder(taps(g), g.kernel_w, hw, g.dilation_h, 0, g.dilation_w, 0, k);
-    p.c = {y, dense(plane, g.out_channels), images_by_plane(plane, g.out_channels * plane, n), bias, 0};
-    p.k = static_cast<int>(k);
-    run_product<false>(p, static_cast<float*>(workspace), use_tf32(allow_tf32), stream);
+    run_forward(g, x, w, bias, y, workspace, workspace_bytes, stream, use_tf32(allow_tf32));
+}
+
+void conv2d_implicit_forward(const Conv2dGeometry& g, const bf16* x, const bf16* w, const float* bias,
+                             bf16* y, void* workspace, size_t workspace_bytes, cudaStream_t stream) {
+    run_forward(g, x, w, bias, y, workspace, workspace_bytes, stream, false);
 }
 
 void conv2d_implicit_backward_data(const Conv2dGeometry& g, const float* dy, const float* w, float* dx,
                                    void* workspace, size_t workspace_bytes, cudaStream_t stream) {
-    conv2d_implicit_backward_data(g, dy, w, dx, workspace, workspace_bytes, stream, false);
+    run_backward_data(g, dy, w, dx, workspace, workspace_bytes, stream, false);
 }
 
 void conv2d_implicit_backward_data(const Conv2dGeometry& g, const float* dy, const float* w, float* dx,
                                    void* workspace, size_t workspace_bytes, cudaStream_t stream,
                                    bool allow_tf32) {
-    const char* op = "conv2d_implicit_backward_data";
-    check_geometry(g, op);
-    check_pointers({dy, w, dx}, "dy, w and dx", op);
-    check_workspace(g, workspace, workspace_bytes, backward_data_floats(g), op);
-    float* wt = static_cast<float*>(workspace);
-    const int64_t weights = transposed_weight_floats(g);
-    launch(kernels::transpose_weights_kernel, elementwise_grid(weights), dim3(kElementwiseBlock), 0, stream,
-           w, wt, static_cast<int>(g.out_channels), static_cast<int>(g.in_channels),
-           static_cast<int>(taps(g)));
-    const int64_t k = g.out_channels * taps(g), plane = out_plane(g), hw = g.in_h * g.in_w, n = g.batch * hw;
-    ImplicitProblem<MatrixGather, SpatialGather> p{};
-    // A = Wᵗ (C, OC·KH·KW); B: column (n, h, w), k (oc, i, j) reads dy[n, oc, (h + PT − i·DH) / SH,
-    // (w + PL − j·DW) / SW] where the divisions are exact and land inside the output.
-    p.a = {wt};
-    p.a_rows = dense(k, g.in_channels);
-    p.a_k = dense(1, k);
-    p.b = {dy, static_cast<int>(g.out_h), static_cast<int>(g.out_w), static_cast<int>(g.stride_h),
-           static_cast<int>(g.stride_w)};
-    p.b_cols = decoder(hw, g.in_w, g.out_channels * plane, 1, g.pad_top, 1, g.pad_left, n);
-    p.b_k = decoder(taps(g), g.kernel_w, plane, -g.dilation_h, 0, -g.dilation_w, 0, k);
-    p.c = {dx, dense(hw, g.in_channels), images_by_plane(hw, g.in_channels * hw, n), nullptr, 0};
-    p.k = static_cast<int>(k);
-    run_product<false>(p, static_cast<float*>(workspace) + backward_data_partials_offset(g),
-                       use_tf32(allow_tf32), stream);
+    run_backward_data(g, dy, w, dx, workspace, workspace_bytes, stream, use_tf32(allow_tf32));
+}
+
+void conv2d_implicit_backward_data(const Conv2dGeometry& g, const bf16* dy, const bf16* w, bf16* dx,
+                                   void* workspace, size_t workspace_bytes, cudaStream_t stream) {
+    run_backward_data(g, dy, w, dx, workspace, workspace_bytes, stream, false);
 }
 
 void conv2d_implicit_backward_filter(const Conv2dGeometry& g, const float* x, const float* dy, float* dw,
                                      float* dbias, void* workspace, size_t workspace_bytes,
                                      cudaStream_t stream) {
-    conv2d_implicit_backward_filter(g, x, dy, dw, dbias, workspace, workspace_bytes, stream, false);
+    run_backward_filter(g, x, dy, dw, dbias, workspace, workspace_bytes, stream, false);
 }
 
 void conv2d_implicit_backward_filter(const Conv2dGeometry& g, const float* x, const float* dy, float* dw,
                                      float* dbias, void* workspace, size_t workspace_bytes,
                                      cudaStream_t stream, bool allow_tf32) {
-    const char* op = "conv2d_implicit_backward_filter";
-    check_geometry(g, op);
-    check_pointers({x, dy, dw}, "x, dy and dw", op);
-    check_workspace(g, workspace, workspace_bytes, partial_floats(backward_filter_size(g)), op);
-    const int64_t cols = column_rows(g), plane = out_plane(g), k = g.batch * plane, hw = g.in_h * g.in_w;
-    ImplicitProblem<MatrixGather, SpatialGather> p{};
-    // A = dy (OC, N·OH·OW): row oc, k (n, p) at dy[n, oc, p]; B = colᵀ: k (n, oh, ow), column (c, i, j) reads
-    // x[n, c, oh·SH − PT + i·DH, ow·SW − PL + j·DW]; C = dW (OC, C·KH·KW), one per k slice when split.
-    p.a = {dy};
-    p.a_rows = dense(plane, g.out_channels);
-    p.a_k = images_by_plane(plane, g.out_channels * plane, k);
-    p.b = {x, static_cast<int>(g.in_h), static_cast<int>(g.in_w), 1, 1};
-    p.b_cols = decoder(taps(g), g.kernel_w, hw, g.dilation_h, 0, g.dilation_w, 0, cols);
-    p.b_k = decoder(plane, g.out_w, g.in_channels * hw, g.stride_h, -g.pad_top, g.stride_w, -g.pad_left, k);
-    p.c = {dw, dense(cols, g.out_channels), dense(1, cols), nullptr, 0};
-    p.k = static_cast<int>(k);
-    run_product<true>(p, static_cast<float*>(workspace), use_tf32(allow_tf32), stream);
-    if (dbias != nullptr) conv_bias_grad(dy, dbias, g.batch, g.out_channels, g.out_h, g.out_w, stream);
+    run_backward_filter(g, x, dy, dw, dbias, workspace, workspace_bytes, stream, use_tf32(allow_tf32));
+}
+
+void conv2d_implicit_backward_filter(const Conv2dGeometry& g, const bf16* x, const bf16* dy, float* dw,
+                                     float* dbias, void* workspace, size_t workspace_bytes,
+                                     cudaStream_t stream) {
+    run_backward_filter(g, x, dy, dw, dbias, workspace, workspace_bytes, stream, false);
 }
 
 }  // namespace cudacnn::gpu

@@ -24,6 +24,10 @@
 // fixed, and the emulator's wmma sums k in order, which makes it bit for bit the FP32 kernel on TF32-rounded
 // inputs. Built unless CUDACNN_IMPLICIT_TF32=0 (default: CUDACNN_TENSOR_CORES); where it cannot run,
 // allow_tf32 runs the FP32 kernel (conv2d_implicit_tf32_available() says which).
+// bf16 (--precision bf16): x, y, dy, dx and the weights' copy stored as bf16, read by the same FP32 kernel
+// (loads widen exactly; products of two bf16 are exact in float), FP32 sums, each stored bf16 element rounded
+// once (to nearest even) from its float sum (+ bias); bias, dw and dbias stay float. No TF32 with bf16: the
+// bf16 overloads take no allow_tf32.
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -31,6 +35,7 @@
 #include <cstddef>
 #include <string>
 
+#include "cuda/bf16.cuh"
 #include "cudacnn/ops/conv2d.hpp"
 
 namespace cudacnn::gpu {
@@ -43,7 +48,9 @@ std::string conv2d_implicit_unsupported(const cpu::Conv2dGeometry& g);
 // The workspace each of the three calls accepts, in bytes: the largest of the forward's split-k partial
 // outputs, backward-data's transposed weights (+ its partial outputs) and backward-filter's partial weight
 // gradients (partial sums only where a product splits k; 0 is possible for the forward alone, never for
-// backward-data). No call allocates. Throws Error for an unsupported geometry.
+// backward-data). Enough for the bf16 calls too, which need at most as much (their transposed weights take
+// half the bytes; partial sums are float in both). No call allocates. Throws Error for an unsupported
+// geometry.
 size_t conv2d_implicit_workspace_bytes(const cpu::Conv2dGeometry& g);
 
 // Whether allow_tf32 runs the TF32 tensor-core kernel: built with CUDACNN_IMPLICIT_TF32 on and a device of
@@ -52,6 +59,7 @@ bool conv2d_implicit_tf32_available();
 
 // Each call below comes in FP32 and, with a last argument allow_tf32, in TF32 where
 // conv2d_implicit_tf32_available() (FP32 elsewhere, or when it is false); the workspace is the same for both.
+// A third overload takes bf16 activations and weights (FP32 arithmetic, see the top).
 
 // x (N, C, H, W), w (OC, C, KH, KW), bias (OC) or nullptr → y (N, OC, OH, OW), overwritten. Needs workspace
 // only where it splits k (it may be null otherwise); conv2d_implicit_workspace_bytes(g) is always enough.
@@ -60,6 +68,8 @@ void conv2d_implicit_forward(const cpu::Conv2dGeometry& g, const float* x, const
 void conv2d_implicit_forward(const cpu::Conv2dGeometry& g, const float* x, const float* w, const float* bias,
                              float* y, void* workspace, size_t workspace_bytes, cudaStream_t stream,
                              bool allow_tf32);
+void conv2d_implicit_forward(const cpu::Conv2dGeometry& g, const bf16* x, const bf16* w, const float* bias,
+                             bf16* y, void* workspace, size_t workspace_bytes, cudaStream_t stream);
 
 // dy (N, OC, OH, OW), w → dx (N, C, H, W), overwritten (elements no tap reads get 0). Needs workspace
 // (conv2d_implicit_workspace_bytes(g) is enough); a smaller one than the call needs throws Error.
@@ -68,6 +78,8 @@ void conv2d_implicit_backward_data(const cpu::Conv2dGeometry& g, const float* dy
 void conv2d_implicit_backward_data(const cpu::Conv2dGeometry& g, const float* dy, const float* w, float* dx,
                                    void* workspace, size_t workspace_bytes, cudaStream_t stream,
                                    bool allow_tf32);
+void conv2d_implicit_backward_data(const cpu::Conv2dGeometry& g, const bf16* dy, const bf16* w, bf16* dx,
+                                   void* workspace, size_t workspace_bytes, cudaStream_t stream);
 
 // x, dy → dw (OC, C, KH, KW), overwritten; dbias (OC) = Σ dy over (N, OH, OW) when non-null, overwritten
 // (conv_bias_grad of cuda/bias_grad.hpp). Needs workspace where it splits k
@@ -78,5 +90,8 @@ void conv2d_implicit_backward_filter(const cpu::Conv2dGeometry& g, const float* 
 void conv2d_implicit_backward_filter(const cpu::Conv2dGeometry& g, const float* x, const float* dy, float* dw,
                                      float* dbias, void* workspace, size_t workspace_bytes,
                                      cudaStream_t stream, bool allow_tf32);
+void conv2d_implicit_backward_filter(const cpu::Conv2dGeometry& g, const bf16* x, const bf16* dy, float* dw,
+                                     float* dbias, void* workspace, size_t workspace_bytes,
+                                     cudaStream_t stream);
 
 }  // namespace cudacnn::gpu
