@@ -81,18 +81,17 @@ struct TanhBackward {
 
 namespace {
 
-void check_forward(const char* op, const float* x, const float* y, int64_t count) {
+void check_forward(const char* op, const void* x, const void* y, int64_t count) {
     CUDACNN_CHECK(count > 0, "{}: the input is empty (count {}); pass at least one element", op, count);
     CUDACNN_CHECK(x != nullptr && y != nullptr, "{}: x ({}) and y ({}) must be device pointers, not null", op,
-                  static_cast<const void*>(x), static_cast<const void*>(y));
+                  x, y);
 }
 
-void check_backward(const char* op, const float* saved, const float* dy, const float* dx, int64_t count) {
+void check_backward(const char* op, const void* saved, const void* dy, const void* dx, int64_t count) {
     CUDACNN_CHECK(count > 0, "{}: the input is empty (count {}); pass at least one element", op, count);
     CUDACNN_CHECK(saved != nullptr && dy != nullptr && dx != nullptr,
                   "{}: the saved tensor ({}), dy ({}) and dx ({}) must be device pointers, not null", op,
-                  static_cast<const void*>(saved), static_cast<const void*>(dy),
-                  static_cast<const void*>(dx));
+                  saved, dy, dx);
 }
 
 float checked_slope(const char* op, const cpu::LeakyReluOptions& options) {
@@ -108,34 +107,38 @@ void check_gelu_options(const char* op, const cpu::GeluOptions& options) {
                   static_cast<int>(options.approximate));
 }
 
-}  // namespace
-
-void relu_forward(const float* x, float* y, int64_t count, cudaStream_t stream) {
+// The launchers, one template per op and direction over the storage type T (float or bf16): the same functor
+// runs on widened values, and the bf16 output is rounded once per element.
+template <class T>
+void relu_forward_t(const T* x, T* y, int64_t count, cudaStream_t stream) {
     check_forward("relu", x, y, count);
     launch_map<1>(kernels::ReluForward{}, x, nullptr, y, count, stream);
 }
 
-void relu_backward(const float* y, const float* dy, float* dx, int64_t count, cudaStream_t stream) {
+template <class T>
+void relu_backward_t(const T* y, const T* dy, T* dx, int64_t count, cudaStream_t stream) {
     check_backward("relu_backward", y, dy, dx, count);
     launch_map<2>(kernels::ReluBackward{}, y, dy, dx, count, stream);
 }
 
-void leaky_relu_forward(const float* x, float* y, int64_t count, const cpu::LeakyReluOptions& options,
-                        cudaStream_t stream) {
+template <class T>
+void leaky_relu_forward_t(const T* x, T* y, int64_t count, const cpu::LeakyReluOptions& options,
+                          cudaStream_t stream) {
     check_forward("leaky_relu", x, y, count);
     const float slope = checked_slope("leaky_relu", options);
     launch_map<1>(kernels::LeakyReluForward{slope}, x, nullptr, y, count, stream);
 }
 
-void leaky_relu_backward(const float* x, const float* dy, float* dx, int64_t count,
-                         const cpu::LeakyReluOptions& options, cudaStream_t stream) {
+template <class T>
+void leaky_relu_backward_t(const T* x, const T* dy, T* dx, int64_t count,
+                           const cpu::LeakyReluOptions& options, cudaStream_t stream) {
     check_backward("leaky_relu_backward", x, dy, dx, count);
     const float slope = checked_slope("leaky_relu_backward", options);
     launch_map<2>(kernels::LeakyReluBackward{slope}, x, dy, dx, count, stream);
 }
 
-void gelu_forward(const float* x, float* y, int64_t count, const cpu::GeluOptions& options,
-                  cudaStream_t stream) {
+template <class T>
+void gelu_forward_t(const T* x, T* y, int64_t count, const cpu::GeluOptions& options, cudaStream_t stream) {
     check_forward("gelu", x, y, count);
     check_gelu_options("gelu", options);
     if (options.approximate == cpu::GeluApproximate::tanh) {
@@ -145,8 +148,9 @@ void gelu_forward(const float* x, float* y, int64_t count, const cpu::GeluOption
     }
 }
 
-void gelu_backward(const float* x, const float* dy, float* dx, int64_t count, const cpu::GeluOptions& options,
-                   cudaStream_t stream) {
+template <class T>
+void gelu_backward_t(const T* x, const T* dy, T* dx, int64_t count, const cpu::GeluOptions& options,
+                     cudaStream_t stream) {
     check_backward("gelu_backward", x, dy, dx, count);
     check_gelu_options("gelu_backward", options);
     if (options.approximate == cpu::GeluApproximate::tanh) {
@@ -156,24 +160,100 @@ void gelu_backward(const float* x, const float* dy, float* dx, int64_t count, co
     }
 }
 
-void sigmoid_forward(const float* x, float* y, int64_t count, cudaStream_t stream) {
+template <class T>
+void sigmoid_forward_t(const T* x, T* y, int64_t count, cudaStream_t stream) {
     check_forward("sigmoid", x, y, count);
     launch_map<1>(kernels::SigmoidForward{}, x, nullptr, y, count, stream);
 }
 
-void sigmoid_backward(const float* y, const float* dy, float* dx, int64_t count, cudaStream_t stream) {
+template <class T>
+void sigmoid_backward_t(const T* y, const T* dy, T* dx, int64_t count, cudaStream_t stream) {
     check_backward("sigmoid_backward", y, dy, dx, count);
     launch_map<2>(kernels::SigmoidBackward{}, y, dy, dx, count, stream);
 }
 
-void tanh_forward(const float* x, float* y, int64_t count, cudaStream_t stream) {
+template <class T>
+void tanh_forward_t(const T* x, T* y, int64_t count, cudaStream_t stream) {
     check_forward("tanh", x, y, count);
     launch_map<1>(kernels::TanhForward{}, x, nullptr, y, count, stream);
 }
 
-void tanh_backward(const float* y, const float* dy, float* dx, int64_t count, cudaStream_t stream) {
+template <class T>
+void tanh_backward_t(const T* y, const T* dy, T* dx, int64_t count, cudaStream_t stream) {
     check_backward("tanh_backward", y, dy, dx, count);
     launch_map<2>(kernels::TanhBackward{}, y, dy, dx, count, stream);
+}
+
+}  // namespace
+
+void relu_forward(const float* x, float* y, int64_t count, cudaStream_t stream) {
+    relu_forward_t(x, y, count, stream);
+}
+void relu_backward(const float* y, const float* dy, float* dx, int64_t count, cudaStream_t stream) {
+    relu_backward_t(y, dy, dx, count, stream);
+}
+void leaky_relu_forward(const float* x, float* y, int64_t count, const cpu::LeakyReluOptions& options,
+                        cudaStream_t stream) {
+    leaky_relu_forward_t(x, y, count, options, stream);
+}
+void leaky_relu_backward(const float* x, const float* dy, float* dx, int64_t count,
+                         const cpu::LeakyReluOptions& options, cudaStream_t stream) {
+    leaky_relu_backward_t(x, dy, dx, count, options, stream);
+}
+void gelu_forward(const float* x, float* y, int64_t count, const cpu::GeluOptions& options,
+                  cudaStream_t stream) {
+    gelu_forward_t(x, y, count, options, stream);
+}
+void gelu_backward(const float* x, const float* dy, float* dx, int64_t count, const cpu::GeluOptions& options,
+                   cudaStream_t stream) {
+    gelu_backward_t(x, dy, dx, count, options, stream);
+}
+void sigmoid_forward(const float* x, float* y, int64_t count, cudaStream_t stream) {
+    sigmoid_forward_t(x, y, count, stream);
+}
+void sigmoid_backward(const float* y, const float* dy, float* dx, int64_t count, cudaStream_t stream) {
+    sigmoid_backward_t(y, dy, dx, count, stream);
+}
+void tanh_forward(const float* x, float* y, int64_t count, cudaStream_t stream) {
+    tanh_forward_t(x, y, count, stream);
+}
+void tanh_backward(const float* y, const float* dy, float* dx, int64_t count, cudaStream_t stream) {
+    tanh_backward_t(y, dy, dx, count, stream);
+}
+
+void relu_forward(const bf16* x, bf16* y, int64_t count, cudaStream_t stream) {
+    relu_forward_t(x, y, count, stream);
+}
+void relu_backward(const bf16* y, const bf16* dy, bf16* dx, int64_t count, cudaStream_t stream) {
+    relu_backward_t(y, dy, dx, count, stream);
+}
+void leaky_relu_forward(const bf16* x, bf16* y, int64_t count, const cpu::LeakyReluOptions& options,
+                        cudaStream_t stream) {
+    leaky_relu_forward_t(x, y, count, options, stream);
+}
+void leaky_relu_backward(const bf16* x, const bf16* dy, bf16* dx, int64_t count,
+                         const cpu::LeakyReluOptions& options, cudaStream_t stream) {
+    leaky_relu_backward_t(x, dy, dx, count, options, stream);
+}
+void gelu_forward(const bf16* x, bf16* y, int64_t count, const cpu::GeluOptions& options,
+                  cudaStream_t stream) {
+    gelu_forward_t(x, y, count, options, stream);
+}
+void gelu_backward(const bf16* x, const bf16* dy, bf16* dx, int64_t count, const cpu::GeluOptions& options,
+                   cudaStream_t stream) {
+    gelu_backward_t(x, dy, dx, count, options, stream);
+}
+void sigmoid_forward(const bf16* x, bf16* y, int64_t count, cudaStream_t stream) {
+    sigmoid_forward_t(x, y, count, stream);
+}
+void sigmoid_backward(const bf16* y, const bf16* dy, bf16* dx, int64_t count, cudaStream_t stream) {
+    sigmoid_backward_t(y, dy, dx, count, stream);
+}
+void tanh_forward(const bf16* x, bf16* y, int64_t count, cudaStream_t stream) {
+    tanh_forward_t(x, y, count, stream);
+}
+void tanh_backward(const bf16* y, const bf16* dy, bf16* dx, int64_t count, cudaStream_t stream) {
+    tanh_backward_t(y, dy, dx, count, stream);
 }
 
 }  // namespace cudacnn::gpu

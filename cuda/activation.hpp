@@ -6,6 +6,7 @@
 
 #include <cstdint>
 
+#include "cuda/bf16.cuh"
 #include "cudacnn/ops/activation.hpp"
 
 namespace cudacnn::gpu {
@@ -18,6 +19,9 @@ namespace cudacnn::gpu {
 // Tiling: one grid-stride kernel (cuda/elementwise.cuh), 256 threads per block, each thread a float4 at a
 // time where all pointers share their offset modulo 16 (a few scalar elements before and after), a scalar
 // loop otherwise. Memory-bound: one read per input, one write, nothing else.
+// bf16 overloads (--precision bf16): the same kernels on bf16 storage; loads widen exactly, the float math is
+// the float kernel's, and each output is rounded once to bf16 (nearest even). Vectors of 8 bf16 (16 bytes)
+// where all pointers share their offset modulo 16.
 // Accuracy: float math; relu is exact, leaky_relu rounds twice (slope to float, product), gelu, sigmoid
 // and tanh use CUDA's expf / tanhf / normcdff (a few ulp), so they agree with the reference to rounding.
 
@@ -40,5 +44,20 @@ void sigmoid_backward(const float* y, const float* dy, float* dx, int64_t count,
 
 void tanh_forward(const float* x, float* y, int64_t count, cudaStream_t stream);
 void tanh_backward(const float* y, const float* dy, float* dx, int64_t count, cudaStream_t stream);
+
+void relu_forward(const bf16* x, bf16* y, int64_t count, cudaStream_t stream);
+void relu_backward(const bf16* y, const bf16* dy, bf16* dx, int64_t count, cudaStream_t stream);
+void leaky_relu_forward(const bf16* x, bf16* y, int64_t count, const cpu::LeakyReluOptions& options,
+                        cudaStream_t stream);
+void leaky_relu_backward(const bf16* x, const bf16* dy, bf16* dx, int64_t count,
+                         const cpu::LeakyReluOptions& options, cudaStream_t stream);
+void gelu_forward(const bf16* x, bf16* y, int64_t count, const cpu::GeluOptions& options,
+                  cudaStream_t stream);
+void gelu_backward(const bf16* x, const bf16* dy, bf16* dx, int64_t count, const cpu::GeluOptions& options,
+                   cudaStream_t stream);
+void sigmoid_forward(const bf16* x, bf16* y, int64_t count, cudaStream_t stream);
+void sigmoid_backward(const bf16* y, const bf16* dy, bf16* dx, int64_t count, cudaStream_t stream);
+void tanh_forward(const bf16* x, bf16* y, int64_t count, cudaStream_t stream);
+void tanh_backward(const bf16* y, const bf16* dy, bf16* dx, int64_t count, cudaStream_t stream);
 
 }  // namespace cudacnn::gpu

@@ -13,36 +13,37 @@
 namespace cudacnn::gpu {
 namespace kernels {
 
-// The values of elements 4 · group .. (fewer at the end of the range; the rest left 0): a float4 when
-// kVector (the pointer 16-byte aligned) and the group is whole.
-template <bool kVector>
-__device__ inline void load_group(const float* in, int64_t group, int64_t count, float v[4]) {
+// The values of elements 4 · group .. widened to float (fewer at the end of the range; the rest left 0): one
+// vector access (a float4, or 4 bf16 in 8 bytes) when kVector (the pointer aligned to 4 elements) and the
+// group is whole. T is the storage type, float or bf16.
+template <bool kVector, class T>
+__device__ inline void load_group(const T* in, int64_t group, int64_t count, float v[4]) {
     const int64_t first = 4 * group;
     if (kVector && first + 4 <= count) {
-        const float4 q = reinterpret_cast<const float4*>(in)[group];
-        v[0] = q.x;
-        v[1] = q.y;
-        v[2] = q.z;
-        v[3] = q.w;
+        const ElementVector<T, 4> q = reinterpret_cast<const ElementVector<T, 4>*>(in)[group];
+        for (int k = 0; k < 4; ++k) v[k] = to_float(q.value[k]);
         return;
     }
-    for (int k = 0; k < 4; ++k) v[k] = first + k < count ? in[first + k] : 0.0f;
+    for (int k = 0; k < 4; ++k) v[k] = first + k < count ? to_float(in[first + k]) : 0.0f;
 }
 
-template <bool kVector>
-__device__ inline void store_group(float* out, int64_t group, int64_t count, const float v[4]) {
+// The store: each value rounded once to T.
+template <bool kVector, class T>
+__device__ inline void store_group(T* out, int64_t group, int64_t count, const float v[4]) {
     const int64_t first = 4 * group;
     if (kVector && first + 4 <= count) {
-        reinterpret_cast<float4*>(out)[group] = make_float4(v[0], v[1], v[2], v[3]);
+        ElementVector<T, 4> q;
+        for (int k = 0; k < 4; ++k) q.value[k] = from_float<T>(v[k]);
+        reinterpret_cast<ElementVector<T, 4>*>(out)[group] = q;
         return;
     }
-    for (int k = 0; k < 4 && first + k < count; ++k) out[first + k] = v[k];
+    for (int k = 0; k < 4 && first + k < count; ++k) out[first + k] = from_float<T>(v[k]);
 }
 
 // in → out for elements 4 · group ..: each value times its unit's factor.
-template <bool kVector>
-__device__ inline void scale_group(const float* in, float* out, int64_t group, int64_t count,
-                                   const bool keep[4], const MaskFactors& factors) {
+template <bool kVector, class T>
+__device__ inline void scale_group(const T* in, T* out, int64_t group, int64_t count, const bool keep[4],
+                                   const MaskFactors& factors) {
     float v[4];
     load_group<kVector>(in, group, count, v);
     for (int k = 0; k < 4; ++k) v[k] = apply_factor(v[k], keep[k], factors);
@@ -50,8 +51,8 @@ __device__ inline void scale_group(const float* in, float* out, int64_t group, i
 }
 
 // Dropout forward, fused: one thread per group of four elements draws their mask and scales their values.
-template <bool kVector>
-__global__ void dropout_forward_kernel(const float* x, float* y, uint8_t* mask, int64_t count, MaskRule rule,
+template <bool kVector, class T>
+__global__ void dropout_forward_kernel(const T* x, T* y, uint8_t* mask, int64_t count, MaskRule rule,
                                        MaskFactors factors) {
     const int64_t groups = (count + 3) / 4;
     const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
@@ -76,9 +77,9 @@ __global__ void draw_mask_kernel(uint8_t* mask, int64_t units, MaskRule rule) {
 
 // out[i] = in[i] · factor(mask[i / unit_size]): units are runs of unit_size elements (1 for dropout, H · W
 // for dropout2d). One thread per group of four elements; one division per group, not per element.
-template <bool kVector>
-__global__ void apply_mask_kernel(const float* in, const uint8_t* mask, float* out, int64_t count,
-                                  int64_t unit_size, MaskFactors factors) {
+template <bool kVector, class T>
+__global__ void apply_mask_kernel(const T* in, const uint8_t* mask, T* out, int64_t count, int64_t unit_size,
+                                  MaskFactors factors) {
     const int64_t groups = (count + 3) / 4;
     const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
     for (int64_t g = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; g < groups; g += stride) {
@@ -98,8 +99,8 @@ __global__ void apply_mask_kernel(const float* in, const uint8_t* mask, float* o
 
 // ReLU then dropout: dropout_forward_kernel's draws and arithmetic on relu_value(x), the mask byte also
 // recording whether the ReLU passes its gradient (relu_gradient's rule: not relu(x) <= 0).
-template <bool kVector>
-__global__ void relu_dropout_forward_kernel(const float* x, float* y, uint8_t* mask, int64_t count, MaskRule rule,
+template <bool kVector, class T>
+__global__ void relu_dropout_forward_kernel(const T* x, T* y, uint8_t* mask, int64_t count, MaskRule rule,
                                             MaskFactors factors) {
     const int64_t groups = (count + 3) / 4;
     const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
@@ -111,7 +112,8 @@ __global__ void relu_dropout_forward_kernel(const float* x, float* y, uint8_t* m
         uint8_t bits[4];
         for (int k = 0; k < 4; ++k) {
             const float relu = relu_value(v[k]);
-            bits[k] = static_cast<uint8_t>((keep[k] ? kReluDropoutKept : 0) | (relu <= 0.0f ? 0 : kReluDropoutPasses));
+            bits[k] = static_cast<uint8_t>((keep[k] ? kReluDropoutKept : 0) |
+                                           (relu <= 0.0f ? 0 : kReluDropoutPasses));
             v[k] = apply_factor(relu, keep[k], factors);
         }
         store_group<kVector>(y, g, count, v);
@@ -120,8 +122,8 @@ __global__ void relu_dropout_forward_kernel(const float* x, float* y, uint8_t* m
 }
 
 // dropout's backward (dy times the factor of the unit) then the ReLU's select, from the two mask bits.
-template <bool kVector>
-__global__ void relu_dropout_backward_kernel(const float* dy, const uint8_t* mask, float* dx, int64_t count,
+template <bool kVector, class T>
+__global__ void relu_dropout_backward_kernel(const T* dy, const uint8_t* mask, T* dx, int64_t count,
                                              MaskFactors factors) {
     const int64_t groups = (count + 3) / 4;
     const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
@@ -130,7 +132,8 @@ __global__ void relu_dropout_backward_kernel(const float* dy, const uint8_t* mas
         load_group<kVector>(dy, g, count, v);
         for (int k = 0; k < 4 && 4 * g + k < count; ++k) {
             const uint8_t bits = mask[4 * g + k];
-            v[k] = (bits & kReluDropoutPasses) ? apply_factor(v[k], (bits & kReluDropoutKept) != 0, factors) : 0.0f;
+            v[k] = (bits & kReluDropoutPasses) ? apply_factor(v[k], (bits & kReluDropoutKept) != 0, factors)
+                                               : 0.0f;
         }
         store_group<kVector>(dx, g, count, v);
     }
@@ -152,79 +155,92 @@ void check_dropout2d_shape(const char* op, const char* name, const Shape& shape)
                   shape);
 }
 
-bool float4_aligned(const float* a, const float* b) {
-    return reinterpret_cast<uintptr_t>(a) % 16 == 0 && reinterpret_cast<uintptr_t>(b) % 16 == 0;
+// Whether both arrays start on a boundary of 4 elements of T (16 bytes for float, 8 for bf16), so that every
+// group of four is one vector access.
+template <class T>
+bool group_aligned(const T* a, const T* b) {
+    constexpr uintptr_t bytes = 4 * sizeof(T);
+    return reinterpret_cast<uintptr_t>(a) % bytes == 0 && reinterpret_cast<uintptr_t>(b) % bytes == 0;
 }
 
 dim3 group_grid(int64_t count) {
     return elementwise_grid((count + 3) / 4);
 }
 
-void launch_apply_mask(const float* in, const uint8_t* mask, float* out, int64_t count, int64_t unit_size,
+template <class T>
+void launch_apply_mask(const T* in, const uint8_t* mask, T* out, int64_t count, int64_t unit_size,
                        const cpu::DropoutOptions& options, cudaStream_t stream) {
     const dim3 grid = group_grid(count), block(kElementwiseBlock);
     const kernels::MaskFactors factors = mask_factors(options);
-    if (float4_aligned(in, out)) {
-        launch(kernels::apply_mask_kernel<true>, grid, block, 0, stream, in, mask, out, count, unit_size,
+    if (group_aligned(in, out)) {
+        launch(kernels::apply_mask_kernel<true, T>, grid, block, 0, stream, in, mask, out, count, unit_size,
                factors);
     } else {
-        launch(kernels::apply_mask_kernel<false>, grid, block, 0, stream, in, mask, out, count, unit_size,
+        launch(kernels::apply_mask_kernel<false, T>, grid, block, 0, stream, in, mask, out, count, unit_size,
                factors);
     }
 }
 
-// The element-wise forward launches (dropout, and ReLU + dropout): checks, the mask rule of this step, and the
-// float4 kernel where x and y allow it.
-template <class Kernel>
-void launch_masked_forward(const char* op, Kernel aligned, Kernel unaligned, const float* x, float* y,
-                           uint8_t* mask, int64_t count, const cpu::DropoutOptions& options, cudaStream_t stream,
+// The element-wise forward launches (dropout, and ReLU + dropout): checks, the mask rule of this step, and
+// the vector kernel where x and y allow it.
+template <class Kernel, class T>
+void launch_masked_forward(const char* op, Kernel aligned, Kernel unaligned, const T* x, T* y, uint8_t* mask,
+                           int64_t count, const cpu::DropoutOptions& options, cudaStream_t stream,
                            const DeviceStep& step) {
     check_dropout_options(op, options);
     CUDACNN_CHECK(count > 0, "{}: the input is empty (count {}); pass at least one element", op, count);
     check_pointers(op, x, mask, y);
     const dim3 grid = group_grid(count), block(kElementwiseBlock);
-    launch(float4_aligned(x, y) ? aligned : unaligned, grid, block, 0, stream, x, y, mask, count,
+    launch(group_aligned(x, y) ? aligned : unaligned, grid, block, 0, stream, x, y, mask, count,
            mask_rule(options, step), mask_factors(options));
 }
 
-}  // namespace
-
-void dropout_forward(const float* x, float* y, uint8_t* mask, int64_t count,
-                     const cpu::DropoutOptions& options, cudaStream_t stream, const DeviceStep& step) {
-    launch_masked_forward("dropout", kernels::dropout_forward_kernel<true>, kernels::dropout_forward_kernel<false>,
-                          x, y, mask, count, options, stream, step);
+template <class T>
+void dropout_forward_t(const T* x, T* y, uint8_t* mask, int64_t count, const cpu::DropoutOptions& options,
+                       cudaStream_t stream, const DeviceStep& step) {
+    launch_masked_forward("dropout", kernels::dropout_forward_kernel<true, T>,
+                          kernels::dropout_forward_kernel<false, T>, x, y, mask, count, options, stream,
+                          step);
 }
 
-void dropout_backward(const float* dy, const uint8_t* mask, float* dx, int64_t count,
-                      const cpu::DropoutOptions& options, cudaStream_t stream) {
+template <class T>
+void dropout_backward_t(const T* dy, const uint8_t* mask, T* dx, int64_t count,
+                        const cpu::DropoutOptions& options, cudaStream_t stream) {
     check_dropout_options("dropout_backward", options);
     CUDACNN_CHECK(count > 0, "dropout_backward: dy is empty (count {}); pass at least one element", count);
     check_pointers("dropout_backward", dy, mask, dx);
     launch_apply_mask(dy, mask, dx, count, 1, options, stream);
 }
 
-void relu_dropout_forward(const float* x, float* y, uint8_t* mask, int64_t count,
-                          const cpu::DropoutOptions& options, cudaStream_t stream, const DeviceStep& step) {
-    launch_masked_forward("relu_dropout", kernels::relu_dropout_forward_kernel<true>,
-                          kernels::relu_dropout_forward_kernel<false>, x, y, mask, count, options, stream, step);
+template <class T>
+void relu_dropout_forward_t(const T* x, T* y, uint8_t* mask, int64_t count,
+                            const cpu::DropoutOptions& options, cudaStream_t stream, const DeviceStep& step) {
+    launch_masked_forward("relu_dropout", kernels::relu_dropout_forward_kernel<true, T>,
+                          kernels::relu_dropout_forward_kernel<false, T>, x, y, mask, count, options, stream,
+                          step);
 }
 
-void relu_dropout_backward(const float* dy, const uint8_t* mask, float* dx, int64_t count,
-                           const cpu::DropoutOptions& options, cudaStream_t stream) {
+template <class T>
+void relu_dropout_backward_t(const T* dy, const uint8_t* mask, T* dx, int64_t count,
+                             const cpu::DropoutOptions& options, cudaStream_t stream) {
     check_dropout_options("relu_dropout_backward", options);
-    CUDACNN_CHECK(count > 0, "relu_dropout_backward: dy is empty (count {}); pass at least one element", count);
+    CUDACNN_CHECK(count > 0, "relu_dropout_backward: dy is empty (count {}); pass at least one element",
+                  count);
     check_pointers("relu_dropout_backward", dy, mask, dx);
     const dim3 grid = group_grid(count), block(kElementwiseBlock);
     const kernels::MaskFactors factors = mask_factors(options);
-    if (float4_aligned(dy, dx)) {
-        launch(kernels::relu_dropout_backward_kernel<true>, grid, block, 0, stream, dy, mask, dx, count, factors);
+    if (group_aligned(dy, dx)) {
+        launch(kernels::relu_dropout_backward_kernel<true, T>, grid, block, 0, stream, dy, mask, dx, count,
+               factors);
     } else {
-        launch(kernels::relu_dropout_backward_kernel<false>, grid, block, 0, stream, dy, mask, dx, count, factors);
+        launch(kernels::relu_dropout_backward_kernel<false, T>, grid, block, 0, stream, dy, mask, dx, count,
+               factors);
     }
 }
 
-void dropout2d_forward(const float* x, float* y, uint8_t* mask, const Shape& shape,
-                       const cpu::DropoutOptions& options, cudaStream_t stream, const DeviceStep& step) {
+template <class T>
+void dropout2d_forward_t(const T* x, T* y, uint8_t* mask, const Shape& shape,
+                         const cpu::DropoutOptions& options, cudaStream_t stream, const DeviceStep& step) {
     check_dropout_options("dropout2d", options);
     check_dropout2d_shape("dropout2d", "x", shape);
     check_pointers("dropout2d", x, mask, y);
@@ -234,12 +250,66 @@ void dropout2d_forward(const float* x, float* y, uint8_t* mask, const Shape& sha
     launch_apply_mask(x, mask, y, shape.numel(), shape[2] * shape[3], options, stream);
 }
 
-void dropout2d_backward(const float* dy, const uint8_t* mask, float* dx, const Shape& shape,
-                        const cpu::DropoutOptions& options, cudaStream_t stream) {
+template <class T>
+void dropout2d_backward_t(const T* dy, const uint8_t* mask, T* dx, const Shape& shape,
+                          const cpu::DropoutOptions& options, cudaStream_t stream) {
     check_dropout_options("dropout2d_backward", options);
     check_dropout2d_shape("dropout2d_backward", "dy", shape);
     check_pointers("dropout2d_backward", dy, mask, dx);
     launch_apply_mask(dy, mask, dx, shape.numel(), shape[2] * shape[3], options, stream);
+}
+
+}  // namespace
+
+void dropout_forward(const float* x, float* y, uint8_t* mask, int64_t count,
+                     const cpu::DropoutOptions& options, cudaStream_t stream, const DeviceStep& step) {
+    dropout_forward_t(x, y, mask, count, options, stream, step);
+}
+void dropout_backward(const float* dy, const uint8_t* mask, float* dx, int64_t count,
+                      const cpu::DropoutOptions& options, cudaStream_t stream) {
+    dropout_backward_t(dy, mask, dx, count, options, stream);
+}
+void relu_dropout_forward(const float* x, float* y, uint8_t* mask, int64_t count,
+                          const cpu::DropoutOptions& options, cudaStream_t stream, const DeviceStep& step) {
+    relu_dropout_forward_t(x, y, mask, count, options, stream, step);
+}
+void relu_dropout_backward(const float* dy, const uint8_t* mask, float* dx, int64_t count,
+                           const cpu::DropoutOptions& options, cudaStream_t stream) {
+    relu_dropout_backward_t(dy, mask, dx, count, options, stream);
+}
+void dropout2d_forward(const float* x, float* y, uint8_t* mask, const Shape& shape,
+                       const cpu::DropoutOptions& options, cudaStream_t stream, const DeviceStep& step) {
+    dropout2d_forward_t(x, y, mask, shape, options, stream, step);
+}
+void dropout2d_backward(const float* dy, const uint8_t* mask, float* dx, const Shape& shape,
+                        const cpu::DropoutOptions& options, cudaStream_t stream) {
+    dropout2d_backward_t(dy, mask, dx, shape, options, stream);
+}
+
+void dropout_forward_bf16(const bf16* x, bf16* y, uint8_t* mask, int64_t count,
+                          const cpu::DropoutOptions& options, cudaStream_t stream, const DeviceStep& step) {
+    dropout_forward_t(x, y, mask, count, options, stream, step);
+}
+void dropout_backward_bf16(const bf16* dy, const uint8_t* mask, bf16* dx, int64_t count,
+                           const cpu::DropoutOptions& options, cudaStream_t stream) {
+    dropout_backward_t(dy, mask, dx, count, options, stream);
+}
+void relu_dropout_forward_bf16(const bf16* x, bf16* y, uint8_t* mask, int64_t count,
+                               const cpu::DropoutOptions& options, cudaStream_t stream,
+                               const DeviceStep& step) {
+    relu_dropout_forward_t(x, y, mask, count, options, stream, step);
+}
+void relu_dropout_backward_bf16(const bf16* dy, const uint8_t* mask, bf16* dx, int64_t count,
+                                const cpu::DropoutOptions& options, cudaStream_t stream) {
+    relu_dropout_backward_t(dy, mask, dx, count, options, stream);
+}
+void dropout2d_forward_bf16(const bf16* x, bf16* y, uint8_t* mask, const Shape& shape,
+                            const cpu::DropoutOptions& options, cudaStream_t stream, const DeviceStep& step) {
+    dropout2d_forward_t(x, y, mask, shape, options, stream, step);
+}
+void dropout2d_backward_bf16(const bf16* dy, const uint8_t* mask, bf16* dx, const Shape& shape,
+                             const cpu::DropoutOptions& options, cudaStream_t stream) {
+    dropout2d_backward_t(dy, mask, dx, shape, options, stream);
 }
 
 }  // namespace cudacnn::gpu

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 
+#include "cuda/bf16.cuh"
 #include "cudacnn/ops/dropout.hpp"
 #include "cudacnn/tensor.hpp"
 
@@ -23,6 +24,14 @@ namespace cudacnn::gpu {
 // Tiling: grid-stride loops, 256 threads per block, one thread per group of four consecutive units, so a
 // thread makes one Philox draw (10 rounds) for four units, and loads/stores its four values as one float4
 // when x and y are 16-byte aligned (scalars otherwise and for the last, partial group).
+//
+// bf16 versions (--precision bf16) of every launcher below, named <launcher>_bf16 rather than overloaded
+// because the executor picks between the float launchers by name (src/graph/gpu_backend.cpp, a ternary over
+// function names, which an overload set cannot serve): the same kernels on bf16 x, y, dy, dx (masks are bytes
+// as for float). The threads, groups and Philox draws are the float kernels', so the masks are identical for
+// the same options and step; values widen exactly, take the same double arithmetic, and are rounded once to
+// bf16: y = bf16(float(double(x) · factor)). A group of four moves as one 8-byte vector when both pointers
+// are 8-byte aligned.
 
 // A Philox stream that moves on with a step counter in device memory: the masks are drawn from stream
 // options.stream + *counter · stride, the counter read when the kernel runs. A captured CUDA graph thus
@@ -51,7 +60,8 @@ void dropout_backward(const float* dy, const uint8_t* mask, float* dx, int64_t c
 constexpr uint8_t kReluDropoutKept = 1;
 constexpr uint8_t kReluDropoutPasses = 2;
 void relu_dropout_forward(const float* x, float* y, uint8_t* mask, int64_t count,
-                          const cpu::DropoutOptions& options, cudaStream_t stream, const DeviceStep& step = {});
+                          const cpu::DropoutOptions& options, cudaStream_t stream,
+                          const DeviceStep& step = {});
 
 // dx = passes ? float(double(dy) · factor(kept)) : 0 with relu_dropout_forward's mask: bit for bit
 // dropout_backward then relu_backward. dx may alias dy exactly.
@@ -66,5 +76,21 @@ void dropout2d_forward(const float* x, float* y, uint8_t* mask, const Shape& sha
 // dy, dx: (N, C, H, W) = shape; mask: the forward's (N, C).
 void dropout2d_backward(const float* dy, const uint8_t* mask, float* dx, const Shape& shape,
                         const cpu::DropoutOptions& options, cudaStream_t stream);
+
+void dropout_forward_bf16(const bf16* x, bf16* y, uint8_t* mask, int64_t count,
+                          const cpu::DropoutOptions& options, cudaStream_t stream,
+                          const DeviceStep& step = {});
+void dropout_backward_bf16(const bf16* dy, const uint8_t* mask, bf16* dx, int64_t count,
+                           const cpu::DropoutOptions& options, cudaStream_t stream);
+void relu_dropout_forward_bf16(const bf16* x, bf16* y, uint8_t* mask, int64_t count,
+                               const cpu::DropoutOptions& options, cudaStream_t stream,
+                               const DeviceStep& step = {});
+void relu_dropout_backward_bf16(const bf16* dy, const uint8_t* mask, bf16* dx, int64_t count,
+                                const cpu::DropoutOptions& options, cudaStream_t stream);
+void dropout2d_forward_bf16(const bf16* x, bf16* y, uint8_t* mask, const Shape& shape,
+                            const cpu::DropoutOptions& options, cudaStream_t stream,
+                            const DeviceStep& step = {});
+void dropout2d_backward_bf16(const bf16* dy, const uint8_t* mask, bf16* dx, const Shape& shape,
+                             const cpu::DropoutOptions& options, cudaStream_t stream);
 
 }  // namespace cudacnn::gpu

@@ -16,9 +16,6 @@ namespace kernels {
 struct AddOp {
     __device__ float operator()(float a, float b) const { return a + b; }
 };
-struct CopyOp {
-    __device__ float operator()(float a, float) const { return a; }
-};
 
 // Inputs per concat launch: their pointers and runs travel as kernel arguments (a few hundred bytes).
 constexpr int kMaxConcatParts = 8;
@@ -171,7 +168,10 @@ TensorView reshape_view(const TensorView& x, const std::vector<int64_t>& dims) {
     return TensorView{x.data, cpu::reshape_output_shape(x.shape, dims), x.dtype, x.device};
 }
 
-void add_forward(const float* a, const float* b, float* y, int64_t count, cudaStream_t stream) {
+namespace {
+
+template <class T>
+void add_forward_t(const T* a, const T* b, T* y, int64_t count, cudaStream_t stream) {
     check_count("add", count);
     CUDACNN_CHECK(a != nullptr && b != nullptr && y != nullptr,
                   "add: a ({}), b ({}) and y ({}) must be device pointers, not null",
@@ -179,12 +179,29 @@ void add_forward(const float* a, const float* b, float* y, int64_t count, cudaSt
     launch_map<2>(kernels::AddOp{}, a, b, y, count, stream);
 }
 
-void add_backward(const float* dy, float* da, float* db, int64_t count, cudaStream_t stream) {
+template <class T>
+void add_backward_t(const T* dy, T* da, T* db, int64_t count, cudaStream_t stream) {
     check_count("add_backward", count);
     CUDACNN_CHECK(dy != nullptr, "add_backward: dy must be a device pointer, not null");
-    for (float* d : {da, db}) {
+    for (T* d : {da, db}) {
         if (d != nullptr && d != dy) launch_map<1>(kernels::CopyOp{}, dy, nullptr, d, count, stream);
     }
+}
+
+}  // namespace
+
+void add_forward(const float* a, const float* b, float* y, int64_t count, cudaStream_t stream) {
+    add_forward_t(a, b, y, count, stream);
+}
+void add_forward(const bf16* a, const bf16* b, bf16* y, int64_t count, cudaStream_t stream) {
+    add_forward_t(a, b, y, count, stream);
+}
+
+void add_backward(const float* dy, float* da, float* db, int64_t count, cudaStream_t stream) {
+    add_backward_t(dy, da, db, count, stream);
+}
+void add_backward(const bf16* dy, bf16* da, bf16* db, int64_t count, cudaStream_t stream) {
+    add_backward_t(dy, da, db, count, stream);
 }
 
 void concat_forward(const std::vector<const float*>& inputs, const std::vector<Shape>& input_shapes,

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "cuda/bf16.cuh"
 #include "cudacnn/ops/shape_ops.hpp"
 #include "cudacnn/tensor.hpp"
 
@@ -25,11 +26,14 @@ TensorView reshape_view(const TensorView& x, const std::vector<int64_t>& dims);
 // + b over `count` floats (same shape, no broadcasting; count ≥ 1). y may alias a or b exactly. Tiling: the
 // vectorized element-wise map (cuda/elementwise.cuh): grid-stride, float4 where aligned.
 void add_forward(const float* a, const float* b, float* y, int64_t count, cudaStream_t stream);
+// bf16 storage: the float sum of the widened inputs, rounded once to bf16 (8 bf16 per 16-byte vector).
+void add_forward(const bf16* a, const bf16* b, bf16* y, int64_t count, cudaStream_t stream);
 
 // Both gradients are dy itself, so the cheapest backward is none: a graph should let da and db alias dy (or
 // accumulate dy into its consumers). For callers that need separate buffers this copies dy into da and db
 // (overwriting them); a null da or db, or one equal to dy, is skipped.
 void add_backward(const float* dy, float* da, float* db, int64_t count, cudaStream_t stream);
+void add_backward(const bf16* dy, bf16* da, bf16* db, int64_t count, cudaStream_t stream);  // exact copies
 
 // ---- concat
 // -------------------------------------------------------------------------------------------------
