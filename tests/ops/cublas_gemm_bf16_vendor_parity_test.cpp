@@ -97,27 +97,21 @@ Outcome run(const Product& p, uint32_t seed) {
     const int64_t o = p.offset;
     Stream stream;
     const cudaStream_t s = stream.handle();
-    const bool single = p.batch == 1 && !p.batched;
+    // C float or bf16: the overload follows the pointer's type.
+    const auto gemm = [&](auto* c) {
+        if (p.batch == 1 && !p.batched) {
+            gpu::cublas_gemm_bf16(p.trans_a, p.trans_b, p.m, p.n, p.k, p.alpha, a.data(o), a.ld, b.data(o),
+                                  b.ld, p.beta, c, ldc, s);
+        } else {
+            gpu::cublas_gemm_bf16_strided_batched(p.trans_a, p.trans_b, p.m, p.n, p.k, p.alpha, a.data(o),
+                                                  a.ld, a.stride, b.data(o), b.ld, b.stride, p.beta, c, ldc,
+                                                  stride_c, p.batch, s);
+        }
+    };
     if (p.c_type == CType::bf16) {
-        gpu::bf16* c = test::bf16_data(dc) + o;
-        if (single) {
-            gpu::cublas_gemm_bf16(p.trans_a, p.trans_b, p.m, p.n, p.k, p.alpha, a.data(o), a.ld, b.data(o),
-                                  b.ld, p.beta, c, ldc, s);
-        } else {
-            gpu::cublas_gemm_bf16_strided_batched(p.trans_a, p.trans_b, p.m, p.n, p.k, p.alpha, a.data(o),
-                                                  a.ld, a.stride, b.data(o), b.ld, b.stride, p.beta, c, ldc,
-                                                  stride_c, p.batch, s);
-        }
+        gemm(test::bf16_data(dc) + o);
     } else {
-        float* c = dc.data_as<float>() + o;
-        if (single) {
-            gpu::cublas_gemm_bf16(p.trans_a, p.trans_b, p.m, p.n, p.k, p.alpha, a.data(o), a.ld, b.data(o),
-                                  b.ld, p.beta, c, ldc, s);
-        } else {
-            gpu::cublas_gemm_bf16_strided_batched(p.trans_a, p.trans_b, p.m, p.n, p.k, p.alpha, a.data(o),
-                                                  a.ld, a.stride, b.data(o), b.ld, b.stride, p.beta, c, ldc,
-                                                  stride_c, p.batch, s);
-        }
+        gemm(dc.data_as<float>() + o);
     }
     stream.synchronize();  // the host copies run on the legacy default stream, which does not wait for ours
     HostTensor<float> expected = c0;
