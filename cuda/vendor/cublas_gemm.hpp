@@ -1,9 +1,12 @@
-// cuBLAS SGEMM behind the row-major API of gpu::sgemm / gpu::sgemm_strided_batched (cuda flavour only).
+// cuBLAS SGEMM behind the row-major API of gpu::sgemm / gpu::sgemm_strided_batched (cuda flavour only), and
+// the same GEMMs with bf16 A and B (cublasGemmEx, FP32 accumulation, C float or bf16).
 #pragma once
 
 #include <cuda_runtime_api.h>
 
 #include <cstdint>
+
+#include "cuda/bf16.cuh"
 
 namespace cudacnn::gpu {
 
@@ -53,5 +56,35 @@ void cublas_sgemm_strided_batched_with_math(bool allow_tf32, bool trans_a, bool 
 // relative error per product) in exchange for up to ~7x the FP32 throughput on an H100.
 void set_cublas_allow_tf32(bool allow);
 bool cublas_allow_tf32();
+
+// ---- bf16 operands (--precision bf16) ----
+// cublas_sgemm's contract, row-major swap, checks and error messages (naming cublas_gemm_bf16 or
+// cublas_gemm_bf16_strided_batched) with A and B stored in bf16 (CUDA_R_16BF) and C float (CUDA_R_32F) or
+// bf16 (CUDA_R_16BF), the overloads: one cublasGemmEx_64 / cublasGemmStridedBatchedEx_64 call with
+// CUBLAS_COMPUTE_32F (the documented combinations A, B 16BF with C 16BF or 32F; alpha and beta float). cuBLAS
+// multiplies the exact bf16 values and accumulates in FP32 (bf16 tensor cores from compute capability 8.0);
+// a bf16 C (read widened where beta ≠ 0) is rounded once per element. The math mode is CUBLAS_DEFAULT_MATH |
+// CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION, so that partial sums of a split k are added in FP32 and
+// not in C's type (by default cuBLAS may reduce them in bf16, rounding a bf16 C more than once); the TF32
+// setting does not apply (it concerns float operands). Deterministic as cublas_sgemm is.
+// The linear layer's uses, W (out, in) stored row-major: y (N, out) = x · Wᵀ (trans_b; C bf16, or float for
+// logits that feed the loss), dx (N, in) = dy · W (C bf16), dW (out, in) = dyᵀ · x (trans_a; C float, the
+// executor's float weight gradient, beta 1 where gradients accumulate).
+void cublas_gemm_bf16(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const bf16* a,
+                      int64_t lda, const bf16* b, int64_t ldb, float beta, float* c, int64_t ldc,
+                      cudaStream_t stream);
+void cublas_gemm_bf16(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const bf16* a,
+                      int64_t lda, const bf16* b, int64_t ldb, float beta, bf16* c, int64_t ldc,
+                      cudaStream_t stream);
+
+// The same for `batch` independent products, strides as cublas_sgemm_strided_batched's (in elements).
+void cublas_gemm_bf16_strided_batched(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
+                                      float alpha, const bf16* a, int64_t lda, int64_t stride_a,
+                                      const bf16* b, int64_t ldb, int64_t stride_b, float beta, float* c,
+                                      int64_t ldc, int64_t stride_c, int64_t batch, cudaStream_t stream);
+void cublas_gemm_bf16_strided_batched(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
+                                      float alpha, const bf16* a, int64_t lda, int64_t stride_a,
+                                      const bf16* b, int64_t ldb, int64_t stride_b, float beta, bf16* c,
+                                      int64_t ldc, int64_t stride_c, int64_t batch, cudaStream_t stream);
 
 }  // namespace cudacnn::gpu

@@ -16,6 +16,7 @@
 
 #include <fmt/format.h>
 
+#include "cuda/vendor/cudnn_conv2d_bf16.hpp"
 #include "cuda/vendor/thread_handle.hpp"
 #include "cudacnn/device.hpp"
 #include "cudacnn/error.hpp"
@@ -62,28 +63,34 @@ int as_int(int64_t value) {
     return static_cast<int>(value);
 }
 
-// A packed NCHW float tensor.
-TensorDesc make_tensor_desc(int64_t n, int64_t c, int64_t h, int64_t w) {
+// The storage types CudnnConvOptions::data_type may name (checked by the constructor).
+cudnnDataType_t cudnn_type(DType dtype) {
+    return dtype == DType::bf16 ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_FLOAT;
+}
+
+// A packed NCHW tensor of `type`.
+TensorDesc make_tensor_desc(int64_t n, int64_t c, int64_t h, int64_t w, cudnnDataType_t type) {
     cudnnTensorDescriptor_t raw = nullptr;
     CUDACNN_CUDNN_CHECK(cudnnCreateTensorDescriptor(&raw));
     TensorDesc desc(raw);
-    CUDACNN_CUDNN_CHECK(cudnnSetTensor4dDescriptor(raw, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, as_int(n),
-                                                   as_int(c), as_int(h), as_int(w)));
+    CUDACNN_CUDNN_CHECK(
+        cudnnSetTensor4dDescriptor(raw, CUDNN_TENSOR_NCHW, type, as_int(n), as_int(c), as_int(h), as_int(w)));
     return desc;
 }
 
 // (OC, C / G, KH, KW): cuDNN's filter for a grouped convolution holds one group's input channels.
-FilterDesc make_filter_desc(const cpu::Conv2dGeometry& g) {
+FilterDesc make_filter_desc(const cpu::Conv2dGeometry& g, cudnnDataType_t type) {
     cudnnFilterDescriptor_t raw = nullptr;
     CUDACNN_CUDNN_CHECK(cudnnCreateFilterDescriptor(&raw));
     FilterDesc desc(raw);
-    CUDACNN_CUDNN_CHECK(cudnnSetFilter4dDescriptor(raw, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW,
-                                                   as_int(g.out_channels), as_int(g.in_channels_per_group()),
-                                                   as_int(g.kernel_h), as_int(g.kernel_w)));
+    CUDACNN_CUDNN_CHECK(cudnnSetFilter4dDescriptor(raw, type, CUDNN_TENSOR_NCHW, as_int(g.out_channels),
+                                                   as_int(g.in_channels_per_group()), as_int(g.kernel_h),
+                                                   as_int(g.kernel_w)));
     return desc;
 }
 
-// PyTorch's conv2d is a cross-correlation (no kernel flip); FP32 accumulation; padding symmetric (checked).
+// PyTorch's conv2d is a cross-correlation (no kernel flip); FP32 accumulation (the compute type FLOAT, for
+// float data and for bf16 data alike: PSEUDO_BFLOAT16_CONFIG); padding symmetric (checked).
 ConvDesc make_conv_desc(const cpu::Conv2dGeometry& g, cudnnMathType_t math) {
     cudnnConvolutionDescriptor_t raw = nullptr;
     CUDACNN_CUDNN_CHECK(cudnnCreateConvolutionDescriptor(&raw));
@@ -129,28 +136,35 @@ const char* algorithm_name(Direction direction, int algo) {
     return "UNKNOWN";
 }
 
-const char* math_name(cudnnMathType_t math) {
+// With bf16 data the tensor-op kernels are bf16 ones (TF32 concerns float data only).
+const char* math_name(cudnnMathType_t math, DType dtype) {
+    const bool bf16 = dtype == DType::bf16;
     switch (math) {
         case CUDNN_FMA_MATH:
-            return "fma";
+            return bf16 ? "bf16 fma" : "fma";
         case CUDNN_DEFAULT_MATH:
-            return "default math (tf32 allowed)";
+            return bf16 ? "bf16 default math" : "default math (tf32 allowed)";
         case CUDNN_TENSOR_OP_MATH:
-            return "tensor-op (tf32)";
+            return bf16 ? "bf16 tensor-op" : "tensor-op (tf32)";
         case CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION:
-            return "tensor-op with conversion";
+            return bf16 ? "bf16 tensor-op with conversion" : "tensor-op with conversion";
     }
     return "unknown math";
 }
 
-// Without TF32 only FMA kernels qualify. With it, anything but down-conversion of the FP32 data to FP16.
-bool math_allowed(cudnnMathType_t math, bool allow_tf32) {
-    return allow_tf32 ? math != CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION : math == CUDNN_FMA_MATH;
+// Float data without TF32: only FMA kernels qualify. Float data with TF32, and bf16 data: anything but
+// down-conversion of the data to FP16 (bf16 tensor-op and FMA kernels both multiply the exact bf16 values and
+// accumulate in FP32).
+bool math_allowed(cudnnMathType_t math, const CudnnConvOptions& options) {
+    return options.allow_tf32 || options.data_type == DType::bf16
+               ? math != CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION
+               : math == CUDNN_FMA_MATH;
 }
 
 // The math type the descriptors start from; cudnnGet / cudnnFind consider the kernels it permits.
-cudnnMathType_t base_math(bool allow_tf32) {
-    return allow_tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH;
+cudnnMathType_t base_math(const CudnnConvOptions& options) {
+    if (options.data_type == DType::bf16) return CUDNN_TENSOR_OP_MATH;
+    return options.allow_tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH;
 }
 
 // One entry of cuDNN's ranking, whatever the direction (the three perf structs have the same fields).
@@ -342,13 +356,13 @@ std::string geometry_text(const cpu::Conv2dGeometry& g) {
         g.dilation_w, g.groups, cpu::conv2d_padding_mode_name(g.padding_mode));
 }
 
-std::string candidates_text(Direction direction, const std::vector<Candidate>& candidates) {
+std::string candidates_text(Direction direction, const std::vector<Candidate>& candidates, DType dtype) {
     std::string text;
     for (const Candidate& c : candidates) {
-        text +=
-            fmt::format("{}{} ({}, {}, {} bytes, {})", text.empty() ? "" : "; ",
-                        algorithm_name(direction, c.algo), cudnnGetErrorString(c.status), math_name(c.math),
-                        c.memory, c.deterministic ? "deterministic" : "non-deterministic");
+        text += fmt::format("{}{} ({}, {}, {} bytes, {})", text.empty() ? "" : "; ",
+                            algorithm_name(direction, c.algo), cudnnGetErrorString(c.status),
+                            math_name(c.math, dtype), c.memory,
+                            c.deterministic ? "deterministic" : "non-deterministic");
     }
     return text.empty() ? "none" : text;
 }
@@ -372,7 +386,7 @@ Choice choose_algorithm(cudnnHandle_t handle, Descriptors& d, Direction directio
     size_t smallest_over_limit = SIZE_MAX;
     for (const bool deterministic_only : {true, false}) {
         for (const Candidate& c : candidates) {
-            if (c.status != CUDNN_STATUS_SUCCESS || !math_allowed(c.math, options.allow_tf32)) continue;
+            if (c.status != CUDNN_STATUS_SUCCESS || !math_allowed(c.math, options)) continue;
             if (deterministic_only && !c.deterministic) continue;
             // The workspace depends on the math type too. Taking the larger of the ranking's figure and the
             // direct query means the workspace can never be short, whichever of the two cuDNN got right.
@@ -393,10 +407,10 @@ Choice choose_algorithm(cudnnHandle_t handle, Descriptors& d, Direction directio
             : fmt::format("raise workspace_limit_bytes to at least {} or use the hand-written conv2d kernels",
                           smallest_over_limit);
     CUDACNN_FAIL(
-        "cudnn_conv2d: no {} algorithm qualifies for {} (allow_tf32 {}, workspace limit {} bytes); "
+        "cudnn_conv2d: no {} algorithm qualifies for {} ({} data, allow_tf32 {}, workspace limit {} bytes); "
         "cuDNN offered: {}; {}",
-        kDirectionNames[direction], geometry_text(g), options.allow_tf32, options.workspace_limit_bytes,
-        candidates_text(direction, candidates), advice);
+        kDirectionNames[direction], geometry_text(g), dtype_name(options.data_type), options.allow_tf32,
+        options.workspace_limit_bytes, candidates_text(direction, candidates, options.data_type), advice);
 }
 
 // Timed rankings are worth keeping: cudnnFind runs every algorithm (tens of milliseconds per direction), and a
@@ -411,8 +425,10 @@ class BenchmarkCache {
     static std::string key(const cpu::Conv2dGeometry& g, Direction direction, const CudnnConvOptions& options) {
         int device = 0;
         CUDACNN_CUDA_CHECK(cudaGetDevice(&device));
-        return fmt::format("{} | {} | tf32 {} | limit {} | device {}", geometry_text(g), kDirectionNames[direction],
-                           options.allow_tf32, options.workspace_limit_bytes, device);
+        return fmt::format("{} | {} | {} | tf32 {} | limit {} | device {}", geometry_text(g),
+                           kDirectionNames[direction], dtype_name(options.data_type),
+                           options.data_type == DType::f32 && options.allow_tf32,  // only float data has TF32
+                           options.workspace_limit_bytes, device);
     }
     bool find(const std::string& key, std::vector<Candidate>* candidates) const {
         std::lock_guard<std::mutex> lock(mutex_);
@@ -438,9 +454,11 @@ class BenchmarkCache {
 // The math types cudnnFind is run under. With TF32 allowed, once under CUDNN_DEFAULT_MATH and once under
 // CUDNN_TENSOR_OP_MATH: on an H200 (docs/gpu-runs.md, 2026-11-27) Find under the default math alone reported
 // only default-math entries and kept FP32-speed kernels on the 32×32 and 16×16 CifarCNN layers (2.2× slower
-// than PyTorch's TF32 convolutions there), while the heuristics' tensor-op picks ran the whole step 14% faster.
-std::vector<cudnnMathType_t> benchmark_maths(bool allow_tf32) {
-    if (!allow_tf32) return {CUDNN_FMA_MATH};
+// than PyTorch's TF32 convolutions there), while the heuristics' tensor-op picks ran the whole step 14%
+// faster. bf16 data: under CUDNN_TENSOR_OP_MATH, the math type its descriptors start from.
+std::vector<cudnnMathType_t> benchmark_maths(const CudnnConvOptions& options) {
+    if (options.data_type == DType::bf16) return {CUDNN_TENSOR_OP_MATH};
+    if (!options.allow_tf32) return {CUDNN_FMA_MATH};
     return {CUDNN_DEFAULT_MATH, CUDNN_TENSOR_OP_MATH};
 }
 
@@ -462,11 +480,11 @@ std::vector<Candidate> merge_by_time(const std::vector<std::vector<Candidate>>& 
 std::vector<Candidate> timed_candidates(cudnnHandle_t handle, const Descriptors& d, Direction direction,
                                         const CudnnConvOptions& options, const cpu::Conv2dGeometry& g,
                                         cudaStream_t stream) {
-    const auto bytes_of = [](const Shape& shape) {
-        return static_cast<size_t>(shape.numel()) * sizeof(float);
+    const auto bytes_of = [&](const Shape& shape) {
+        return static_cast<size_t>(shape.numel()) * dtype_size(options.data_type);
     };
     cudnnConvolutionDescriptor_t conv = d.conv[direction].get();
-    const std::vector<cudnnMathType_t> maths = benchmark_maths(options.allow_tf32);
+    const std::vector<cudnnMathType_t> maths = benchmark_maths(options);
     size_t workspace_bytes = 0;  // enough for every algorithm under every math type, within the limit
     for (const cudnnMathType_t math : maths) {
         CUDACNN_CUDNN_CHECK(cudnnSetConvolutionMathType(conv, math));
@@ -519,14 +537,23 @@ int64_t capped_count(std::initializer_list<int64_t> sizes) {
     return count;
 }
 
-void check_workspace(const char* pass, Direction direction, const Choice& choice, const void* workspace,
-                     size_t bytes) {
+// `needed`: the algorithm's workspace plus any bf16 staging the pass puts before it.
+void check_workspace(const char* pass, Direction direction, const Choice& choice, size_t needed,
+                     const void* workspace, size_t bytes) {
     CUDACNN_CHECK(
-        bytes >= choice.workspace && (choice.workspace == 0 || workspace != nullptr),
+        bytes >= needed && (needed == 0 || workspace != nullptr),
         "cudnn_conv2d {}: the workspace ({} bytes at {}) is smaller than the {} bytes that {} {} needs; "
         "pass workspace_bytes() of the CudnnConv2d",
-        pass, bytes, workspace, choice.workspace, kDirectionNames[direction],
-        algorithm_name(direction, choice.algo));
+        pass, bytes, workspace, needed, kDirectionNames[direction], algorithm_name(direction, choice.algo));
+}
+
+// Staging buffers in a workspace start at multiples of this many bytes from its start, so that the one after
+// them (and cuDNN's workspace) keeps the caller's alignment (cudaMalloc's is 256).
+constexpr size_t kStagingAlignment = 256;
+
+size_t staging_bytes(int64_t count) {
+    const size_t bytes = static_cast<size_t>(count) * sizeof(bf16);
+    return (bytes + kStagingAlignment - 1) / kStagingAlignment * kStagingAlignment;
 }
 
 }  // namespace
@@ -581,8 +608,27 @@ struct CudnnConv2d::State {
     cpu::Conv2dGeometry geometry;
     CudnnConvOptions options;
     Descriptors desc;
+    TensorDesc
+        bias_bf16;  // bf16 data: dbias staged as (1, OC, 1, 1) bf16, dy's type (cudnnConvolutionBackwardBias)
     std::array<Choice, 3> choice;
+    // bf16 data: the backward-filter pass's staging of dw (OC, C / G, KH, KW) and then dbias (OC) in bf16 at
+    // the start of the workspace, cuDNN's workspace after them; 0 for float data.
+    size_t dw_staging = 0, db_staging = 0;
     bool reused_timings = false;  // benchmark: some direction's timings came from the process-wide cache
+
+    // The bytes pass `direction` needs: its algorithm's workspace, after the staging for bf16
+    // backward-filter.
+    size_t pass_bytes(Direction direction) const {
+        return choice[direction].workspace + (direction == kBackwardFilter ? dw_staging + db_staging : 0);
+    }
+    // Throws unless the plan was made for `dtype` (the passes' pointer types).
+    void check_type(const char* pass, DType dtype) const {
+        CUDACNN_CHECK(
+            options.data_type == dtype,
+            "cudnn_conv2d {}: called with {} tensors on a plan made for {} data; make the CudnnConv2d "
+            "with CudnnConvOptions::data_type = DType::{}",
+            pass, dtype_name(dtype), dtype_name(options.data_type), dtype_name(dtype));
+    }
 };
 
 CudnnConv2d::CudnnConv2d(const cpu::Conv2dGeometry& g, const CudnnConvOptions& options, cudaStream_t stream)
@@ -591,15 +637,24 @@ CudnnConv2d::CudnnConv2d(const cpu::Conv2dGeometry& g, const CudnnConvOptions& o
     CUDACNN_CHECK(why.empty(),
                   "cudnn_conv2d: cuDNN cannot compute {}: {}; use the hand-written conv2d kernels",
                   geometry_text(g), why);
+    CUDACNN_CHECK(options.data_type == DType::f32 || options.data_type == DType::bf16,
+                  "cudnn_conv2d: data_type {} is not supported; use DType::f32 or DType::bf16",
+                  dtype_name(options.data_type));
     State& s = *state_;
     s.geometry = g;
     s.options = options;
-    s.desc.x = make_tensor_desc(g.batch, g.in_channels, g.in_h, g.in_w);
-    s.desc.y = make_tensor_desc(g.batch, g.out_channels, g.out_h, g.out_w);
-    s.desc.bias = make_tensor_desc(1, g.out_channels, 1, 1);
-    s.desc.w = make_filter_desc(g);
+    const cudnnDataType_t type = cudnn_type(options.data_type);
+    s.desc.x = make_tensor_desc(g.batch, g.in_channels, g.in_h, g.in_w, type);
+    s.desc.y = make_tensor_desc(g.batch, g.out_channels, g.out_h, g.out_w, type);
+    s.desc.bias = make_tensor_desc(1, g.out_channels, 1, 1, CUDNN_DATA_FLOAT);
+    s.desc.w = make_filter_desc(g, type);
     for (const Direction direction : kDirections) {
-        s.desc.conv[direction] = make_conv_desc(g, base_math(options.allow_tf32));
+        s.desc.conv[direction] = make_conv_desc(g, base_math(options));
+    }
+    if (options.data_type == DType::bf16) {
+        s.bias_bf16 = make_tensor_desc(1, g.out_channels, 1, 1, CUDNN_DATA_BFLOAT16);
+        s.dw_staging = staging_bytes(g.out_channels * g.in_channels_per_group() * g.kernel_h * g.kernel_w);
+        s.db_staging = staging_bytes(g.out_channels);
     }
 
     // A geometry not made by cpu::conv2d_geometry could disagree with cuDNN about the output size.
@@ -636,18 +691,22 @@ const cpu::Conv2dGeometry& CudnnConv2d::geometry() const {
 }
 
 size_t CudnnConv2d::forward_workspace_bytes() const {
-    return state().choice[kForward].workspace;
+    return state().pass_bytes(kForward);
 }
 size_t CudnnConv2d::backward_data_workspace_bytes() const {
-    return state().choice[kBackwardData].workspace;
+    return state().pass_bytes(kBackwardData);
 }
 size_t CudnnConv2d::backward_filter_workspace_bytes() const {
-    return state().choice[kBackwardFilter].workspace;
+    return state().pass_bytes(kBackwardFilter);
 }
 
 size_t CudnnConv2d::workspace_bytes() const {
-    const auto& choice = state().choice;
-    return std::max({choice[0].workspace, choice[1].workspace, choice[2].workspace});
+    const State& s = state();
+    return std::max({s.pass_bytes(kForward), s.pass_bytes(kBackwardData), s.pass_bytes(kBackwardFilter)});
+}
+
+DType CudnnConv2d::data_type() const {
+    return state().options.data_type;
 }
 
 bool CudnnConv2d::deterministic() const {
@@ -658,10 +717,11 @@ bool CudnnConv2d::deterministic() const {
 std::string CudnnConv2d::describe() const {
     const State& s = state();
     const auto& choice = s.choice;
-    std::string math = math_name(choice[0].math);
+    const DType dtype = s.options.data_type;
+    std::string math = math_name(choice[0].math, dtype);
     if (choice[1].math != choice[0].math || choice[2].math != choice[0].math) {
-        math = fmt::format("math fwd {} / bwd-data {} / bwd-filter {}", math_name(choice[0].math),
-                           math_name(choice[1].math), math_name(choice[2].math));
+        math = fmt::format("math fwd {} / bwd-data {} / bwd-filter {}", math_name(choice[0].math, dtype),
+                           math_name(choice[1].math, dtype), math_name(choice[2].math, dtype));
     }
     std::string non_deterministic;
     for (const Direction direction : kDirections) {
@@ -695,22 +755,80 @@ std::string CudnnConv2d::describe() const {
                        timings);
 }
 
+// ---- the passes, on either data type (the typed methods below check the pointers' type) ------------------
+
+namespace {
+
+// y = conv(x, weight), overwritten (beta = 0: y is written without being read; it may hold NaN).
+void convolve(const Descriptors& d, const Choice& choice, cudnnHandle_t handle, const void* x,
+              const void* weight, void* y, void* workspace, size_t bytes) {
+    const float one = 1.0f, zero = 0.0f;
+    CUDACNN_CUDNN_CHECK(cudnnConvolutionForward(
+        handle, &one, d.x.get(), x, d.w.get(), weight, d.conv[kForward].get(),
+        static_cast<cudnnConvolutionFwdAlgo_t>(choice.algo), workspace, bytes, &zero, d.y.get(), y));
+}
+
+// dx = ∂L/∂x, overwritten.
+void data_gradient(const Descriptors& d, const Choice& choice, cudnnHandle_t handle, const void* dy,
+                   const void* weight, void* dx, void* workspace, size_t bytes) {
+    const float one = 1.0f, zero = 0.0f;
+    CUDACNN_CUDNN_CHECK(cudnnConvolutionBackwardData(
+        handle, &one, d.w.get(), weight, d.y.get(), dy, d.conv[kBackwardData].get(),
+        static_cast<cudnnConvolutionBwdDataAlgo_t>(choice.algo), workspace, bytes, &zero, d.x.get(), dx));
+}
+
+// dw = ∂L/∂w in the filter's data type, overwritten.
+void filter_gradient(const Descriptors& d, const Choice& choice, cudnnHandle_t handle, const void* x,
+                     const void* dy, void* dweight, void* workspace, size_t bytes) {
+    const float one = 1.0f, zero = 0.0f;
+    CUDACNN_CUDNN_CHECK(cudnnConvolutionBackwardFilter(
+        handle, &one, d.x.get(), x, d.y.get(), dy, d.conv[kBackwardFilter].get(),
+        static_cast<cudnnConvolutionBwdFilterAlgo_t>(choice.algo), workspace, bytes, &zero, d.w.get(),
+        dweight));
+}
+
+// dbias[oc] = Σ over n, oh, ow of dy[n, oc, oh, ow], reduced into (1, OC, 1, 1) described by `bias_desc`
+// (of dy's data type: cudnnConvolutionBackwardBias takes one type for both).
+void bias_gradient(const Descriptors& d, cudnnHandle_t handle, const void* dy,
+                   cudnnTensorDescriptor_t bias_desc, void* dbias) {
+    const float one = 1.0f, zero = 0.0f;
+    CUDACNN_CUDNN_CHECK(cudnnConvolutionBackwardBias(handle, &one, d.y.get(), dy, &zero, bias_desc, dbias));
+}
+
+void check_forward_pointers(const void* x, const void* weight, const void* y) {
+    CUDACNN_CHECK(x != nullptr && weight != nullptr && y != nullptr,
+                  "cudnn_conv2d forward: x ({}), weight ({}) and y ({}) must be device pointers", x, weight,
+                  y);
+}
+
+void check_backward_data_pointers(const void* dy, const void* weight, const void* dx) {
+    CUDACNN_CHECK(dy != nullptr && weight != nullptr && dx != nullptr,
+                  "cudnn_conv2d backward_data: dy ({}), weight ({}) and dx ({}) must be device pointers", dy,
+                  weight, dx);
+}
+
+void check_backward_filter_pointers(const void* x, const void* dy, const void* dweight, const void* dbias) {
+    CUDACNN_CHECK(dy != nullptr && (dweight == nullptr || x != nullptr),
+                  "cudnn_conv2d backward_filter: dy ({}) and, for dweight, x ({}) must be device pointers",
+                  dy, x);
+    CUDACNN_CHECK(
+        dweight != nullptr || dbias != nullptr,
+        "cudnn_conv2d backward_filter: dweight and dbias are both null; there is nothing to compute");
+}
+
+}  // namespace
+
 void CudnnConv2d::forward(const float* x, const float* weight, const float* bias, float* y, void* workspace,
                           size_t bytes, cudaStream_t stream) const {
     const State& s = state();
-    CUDACNN_CHECK(x != nullptr && weight != nullptr && y != nullptr,
-                  "cudnn_conv2d forward: x ({}), weight ({}) and y ({}) must be device pointers",
-                  static_cast<const void*>(x), static_cast<const void*>(weight), static_cast<const void*>(y));
-    const Choice& choice = s.choice[kForward];
-    check_workspace("forward", kForward, choice, workspace, bytes);
+    s.check_type("forward", DType::f32);
+    check_forward_pointers(x, weight, y);
+    check_workspace("forward", kForward, s.choice[kForward], s.pass_bytes(kForward), workspace, bytes);
     const cudnnHandle_t handle = handle_on(stream);
-    const float one = 1.0f, zero = 0.0f;
-    // beta = 0: y is written without being read (it may hold NaN).
-    CUDACNN_CUDNN_CHECK(cudnnConvolutionForward(
-        handle, &one, s.desc.x.get(), x, s.desc.w.get(), weight, s.desc.conv[kForward].get(),
-        static_cast<cudnnConvolutionFwdAlgo_t>(choice.algo), workspace, bytes, &zero, s.desc.y.get(), y));
+    convolve(s.desc, s.choice[kForward], handle, x, weight, y, workspace, bytes);
     // y += bias, broadcast from (1, OC, 1, 1) over N, OH and OW.
     if (bias != nullptr) {
+        const float one = 1.0f;
         CUDACNN_CUDNN_CHECK(cudnnAddTensor(handle, &one, s.desc.bias.get(), bias, &one, s.desc.y.get(), y));
     }
 }
@@ -718,43 +836,73 @@ void CudnnConv2d::forward(const float* x, const float* weight, const float* bias
 void CudnnConv2d::backward_data(const float* dy, const float* weight, float* dx, void* workspace,
                                 size_t bytes, cudaStream_t stream) const {
     const State& s = state();
-    CUDACNN_CHECK(dy != nullptr && weight != nullptr && dx != nullptr,
-                  "cudnn_conv2d backward_data: dy ({}), weight ({}) and dx ({}) must be device pointers",
-                  static_cast<const void*>(dy), static_cast<const void*>(weight),
-                  static_cast<const void*>(dx));
-    const Choice& choice = s.choice[kBackwardData];
-    check_workspace("backward_data", kBackwardData, choice, workspace, bytes);
-    const cudnnHandle_t handle = handle_on(stream);
-    const float one = 1.0f, zero = 0.0f;
-    CUDACNN_CUDNN_CHECK(cudnnConvolutionBackwardData(handle, &one, s.desc.w.get(), weight, s.desc.y.get(), dy,
-                                                     s.desc.conv[kBackwardData].get(),
-                                                     static_cast<cudnnConvolutionBwdDataAlgo_t>(choice.algo),
-                                                     workspace, bytes, &zero, s.desc.x.get(), dx));
+    s.check_type("backward_data", DType::f32);
+    check_backward_data_pointers(dy, weight, dx);
+    check_workspace("backward_data", kBackwardData, s.choice[kBackwardData], s.pass_bytes(kBackwardData),
+                    workspace, bytes);
+    data_gradient(s.desc, s.choice[kBackwardData], handle_on(stream), dy, weight, dx, workspace, bytes);
 }
 
 void CudnnConv2d::backward_filter(const float* x, const float* dy, float* dweight, float* dbias,
                                   void* workspace, size_t bytes, cudaStream_t stream) const {
     const State& s = state();
-    CUDACNN_CHECK(dy != nullptr && (dweight == nullptr || x != nullptr),
-                  "cudnn_conv2d backward_filter: dy ({}) and, for dweight, x ({}) must be device pointers",
-                  static_cast<const void*>(dy), static_cast<const void*>(x));
-    CUDACNN_CHECK(
-        dweight != nullptr || dbias != nullptr,
-        "cudnn_conv2d backward_filter: dweight and dbias are both null; there is nothing to compute");
+    s.check_type("backward_filter", DType::f32);
+    check_backward_filter_pointers(x, dy, dweight, dbias);
     const cudnnHandle_t handle = handle_on(stream);
-    const float one = 1.0f, zero = 0.0f;
     if (dweight != nullptr) {
-        const Choice& choice = s.choice[kBackwardFilter];
-        check_workspace("backward_filter", kBackwardFilter, choice, workspace, bytes);
-        CUDACNN_CUDNN_CHECK(cudnnConvolutionBackwardFilter(
-            handle, &one, s.desc.x.get(), x, s.desc.y.get(), dy, s.desc.conv[kBackwardFilter].get(),
-            static_cast<cudnnConvolutionBwdFilterAlgo_t>(choice.algo), workspace, bytes, &zero,
-            s.desc.w.get(), dweight));
+        check_workspace("backward_filter", kBackwardFilter, s.choice[kBackwardFilter],
+                        s.pass_bytes(kBackwardFilter), workspace, bytes);
+        filter_gradient(s.desc, s.choice[kBackwardFilter], handle, x, dy, dweight, workspace, bytes);
     }
-    // dbias[oc] = Σ over n, oh, ow of dy[n, oc, oh, ow], reduced into (1, OC, 1, 1).
+    if (dbias != nullptr) bias_gradient(s.desc, handle, dy, s.desc.bias.get(), dbias);
+}
+
+void CudnnConv2d::forward(const bf16* x, const bf16* weight, const float* bias, bf16* y, void* workspace,
+                          size_t bytes, cudaStream_t stream) const {
+    const State& s = state();
+    s.check_type("forward", DType::bf16);
+    check_forward_pointers(x, weight, y);
+    check_workspace("forward", kForward, s.choice[kForward], s.pass_bytes(kForward), workspace, bytes);
+    convolve(s.desc, s.choice[kForward], handle_on(stream), x, weight, y, workspace, bytes);
+    const cpu::Conv2dGeometry& g = s.geometry;
+    if (bias != nullptr)
+        cudnn_bf16::add_channel_bias(y, bias, g.batch, g.out_channels, g.out_h * g.out_w, stream);
+}
+
+void CudnnConv2d::backward_data(const bf16* dy, const bf16* weight, bf16* dx, void* workspace, size_t bytes,
+                                cudaStream_t stream) const {
+    const State& s = state();
+    s.check_type("backward_data", DType::bf16);
+    check_backward_data_pointers(dy, weight, dx);
+    check_workspace("backward_data", kBackwardData, s.choice[kBackwardData], s.pass_bytes(kBackwardData),
+                    workspace, bytes);
+    data_gradient(s.desc, s.choice[kBackwardData], handle_on(stream), dy, weight, dx, workspace, bytes);
+}
+
+void CudnnConv2d::backward_filter(const bf16* x, const bf16* dy, float* dweight, float* dbias,
+                                  void* workspace, size_t bytes, cudaStream_t stream) const {
+    const State& s = state();
+    s.check_type("backward_filter", DType::bf16);
+    check_backward_filter_pointers(x, dy, dweight, dbias);
+    // Workspace: [dw staging (bf16)] [dbias staging (bf16)] [the algorithm's workspace]; dbias alone needs
+    // only the staging.
+    const size_t staging = s.dw_staging + s.db_staging;
+    check_workspace("backward_filter", kBackwardFilter, s.choice[kBackwardFilter],
+                    dweight != nullptr ? s.pass_bytes(kBackwardFilter) : staging, workspace, bytes);
+    unsigned char* base = static_cast<unsigned char*>(workspace);
+    bf16* dw_stage = reinterpret_cast<bf16*>(base);
+    bf16* db_stage = reinterpret_cast<bf16*>(base + s.dw_staging);
+    const cudnnHandle_t handle = handle_on(stream);
+    const cpu::Conv2dGeometry& g = s.geometry;
+    if (dweight != nullptr) {
+        filter_gradient(s.desc, s.choice[kBackwardFilter], handle, x, dy, dw_stage, base + staging,
+                        bytes - staging);
+        cudnn_bf16::widen(dw_stage, dweight,
+                          g.out_channels * g.in_channels_per_group() * g.kernel_h * g.kernel_w, stream);
+    }
     if (dbias != nullptr) {
-        CUDACNN_CUDNN_CHECK(
-            cudnnConvolutionBackwardBias(handle, &one, s.desc.y.get(), dy, &zero, s.desc.bias.get(), dbias));
+        bias_gradient(s.desc, handle, dy, s.bias_bf16.get(), db_stage);
+        cudnn_bf16::widen(db_stage, dbias, g.out_channels, stream);
     }
 }
 

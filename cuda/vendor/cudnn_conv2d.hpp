@@ -1,5 +1,6 @@
 // cuDNN conv2d (cuda flavour only): descriptors and algorithm choice for one geometry, and the three passes
-// (forward with bias, backward-data, backward-filter with the bias gradient), cpu::conv2d semantics.
+// (forward with bias, backward-data, backward-filter with the bias gradient), cpu::conv2d semantics, on float
+// or bf16 tensors.
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -8,7 +9,9 @@
 #include <memory>
 #include <string>
 
+#include "cuda/bf16.cuh"
 #include "cudacnn/ops/conv2d.hpp"
+#include "cudacnn/tensor.hpp"
 
 namespace cudacnn::gpu {
 
@@ -26,6 +29,14 @@ struct CudnnConvOptions {
     bool benchmark = false;
     // Only algorithms whose workspace fits are considered; the caller provides the workspace on each call.
     size_t workspace_limit_bytes = size_t{256} << 20;
+    // The storage type of x, w, y, dy and dx: DType::f32 or DType::bf16 (anything else throws Error).
+    // bf16 is cuDNN's PSEUDO_BFLOAT16_CONFIG: CUDNN_DATA_BFLOAT16 tensors and filter, FLOAT compute type in
+    // the convolution descriptor (FP32 accumulation of the exact bf16 products, one rounding of each output
+    // to bf16), descriptors starting from CUDNN_TENSOR_OP_MATH (bf16 tensor cores; compute capability 8.0 and
+    // later); allow_tf32 means nothing there (TF32 concerns FP32 data). The bias and the weight and bias
+    // gradients stay float (see the bf16 passes below). Algorithms are chosen and timings cached per data
+    // type.
+    DType data_type = DType::f32;
 };
 
 // Empty when cuDNN computes geometry g exactly as cpu::conv2d does, else one sentence saying why not, so that
@@ -36,19 +47,21 @@ struct CudnnConvOptions {
 // bottom / right only; any size, or the element count of x, y or the weight, above 2^31 − 1.
 std::string conv2d_cudnn_unsupported(const cpu::Conv2dGeometry& g);
 
-// The cuDNN descriptors (NCHW float x, y, bias (1, OC, 1, 1); filter (OC, C / groups, KH, KW); a cross-
-// correlation with the geometry's stride, symmetric zero padding, dilation and group count) and one chosen
-// algorithm per direction. Move-only; owns its descriptors. The methods are const and thread-safe: each uses
-// the calling thread's cuDNN handle for the current device (created on first use) and sets `stream` on it.
+// The cuDNN descriptors (NCHW x, y of options.data_type, float bias (1, OC, 1, 1); filter (OC, C / groups,
+// KH, KW) of options.data_type; a cross-correlation with the geometry's stride, symmetric zero padding,
+// dilation and group count, FLOAT compute type) and one chosen algorithm per direction. Move-only; owns its
+// descriptors. The methods are const and thread-safe: each uses the calling thread's cuDNN handle for the
+// current device (created on first use) and sets `stream` on it.
 //
 // Algorithm choice, per direction: the candidates come ranked by cuDNN (heuristics or timings, see
-// CudnnConvOptions::benchmark); the first one that succeeded, whose math type is FMA (when allow_tf32 is off;
-// when on, anything but CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION, which would convert FP32 to FP16) and whose
-// workspace (the larger of the ranking's figure and cudnnGet*WorkspaceSize for that algorithm and math type)
-// fits workspace_limit_bytes wins, deterministic candidates first; a non-deterministic algorithm
-// (bwd-data ALGO_0, bwd-filter ALGO_0 / ALGO_3, which use float atomics) only when no deterministic one
-// qualifies, and describe() says so. Each direction keeps its own convolution descriptor carrying its chosen
-// math type: cuDNN selects tensor-core or FMA kernels by algorithm and descriptor math type together.
+// CudnnConvOptions::benchmark); the first one that succeeded, whose math type is FMA (float data with
+// allow_tf32 off; float data with it on, and bf16 data: anything but CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION,
+// which would convert to FP16) and whose workspace (the larger of the ranking's figure and
+// cudnnGet*WorkspaceSize for that algorithm and math type) fits workspace_limit_bytes wins, deterministic
+// candidates first; a non-deterministic algorithm (bwd-data ALGO_0, bwd-filter ALGO_0 / ALGO_3, which use
+// float atomics) only when no deterministic one qualifies, and describe() says so. Each direction keeps its
+// own convolution descriptor carrying its chosen math type: cuDNN selects tensor-core or FMA kernels by
+// algorithm and descriptor math type together.
 class CudnnConv2d {
   public:
     // Throws Error with conv2d_cudnn_unsupported's reason for an unsupported geometry, or when no algorithm
@@ -62,8 +75,9 @@ class CudnnConv2d {
     CudnnConv2d& operator=(const CudnnConv2d&) = delete;
 
     const cpu::Conv2dGeometry& geometry() const;
-    // The workspace each pass needs (≤ workspace_limit_bytes); workspace_bytes() is their maximum, the size
-    // of one workspace that serves all three.
+    // The workspace each pass needs; workspace_bytes() is their maximum, the size of one workspace that
+    // serves all three. Each is the chosen algorithm's (≤ workspace_limit_bytes), and for bf16 the
+    // backward-filter pass adds its bf16 staging of dw and dbias (see backward_filter for bf16).
     size_t forward_workspace_bytes() const;
     size_t backward_data_workspace_bytes() const;
     size_t backward_filter_workspace_bytes() const;
@@ -73,6 +87,7 @@ class CudnnConv2d {
     // "fwd IMPLICIT_PRECOMP_GEMM, bwd-data ALGO_1, bwd-filter ALGO_1, ws 12.3 MiB, fma, deterministic,
     // heuristics".
     std::string describe() const;
+    DType data_type() const;  // options.data_type
 
     // Every pointer is device memory; `workspace` holds at least the pass's workspace bytes (it may be
     // nullptr when that is 0); `bytes` is its size. Throws Error on a null tensor or a too small workspace.
@@ -88,6 +103,27 @@ class CudnnConv2d {
     // x, dy → dweight (OC, C / G, KH, KW) and dbias (OC) = Σ_{n, oh, ow} dy (cudnnConvolutionBackwardBias),
     // each overwritten, each skipped when nullptr (at least one must be given); dbias needs no workspace.
     void backward_filter(const float* x, const float* dy, float* dweight, float* dbias, void* workspace,
+                         size_t bytes, cudaStream_t stream) const;
+
+    // The same three passes on bf16 tensors (a plan made with data_type DType::bf16; the float passes above
+    // throw Error on such a plan, and these on a float one). The weight arrives as the bf16 copy of the float
+    // master weight; bias, dweight and dbias are float, as the executor keeps them.
+    //
+    // forward: y = conv (rounded once to bf16 by cuDNN), then y = bf16(y + bias[oc]) by our own element-wise
+    // kernel (cudnnAddTensor is not documented for a float bias on a bf16 y, and a bf16 copy of the bias
+    // would round the bias too). So a biased y is rounded twice, as in PyTorch's autocast (bf16 convolution,
+    // then a bf16 bias add).
+    void forward(const bf16* x, const bf16* weight, const float* bias, bf16* y, void* workspace, size_t bytes,
+                 cudaStream_t stream) const;
+    void backward_data(const bf16* dy, const bf16* weight, bf16* dx, void* workspace, size_t bytes,
+                       cudaStream_t stream) const;
+    // cuDNN's legacy API writes the weight gradient in the filter's data type and the bias gradient in dy's
+    // (cudnnConvolutionBackwardBias takes one type for both): each is written in bf16 into the workspace
+    // (FP32 accumulation, one rounding per element) and widened exactly into the caller's float dweight /
+    // dbias, as PyTorch's autocast computes a bf16 weight gradient that the optimizer then reads as float.
+    // The workspace holds the algorithm's workspace after those two staging buffers
+    // (backward_filter_workspace_bytes() counts them all).
+    void backward_filter(const bf16* x, const bf16* dy, float* dweight, float* dbias, void* workspace,
                          size_t bytes, cudaStream_t stream) const;
 
   private:

@@ -12,6 +12,7 @@
 #include "cudacnn/device.hpp"
 #include "cudacnn/ops/conv2d.hpp"
 #include "support/compare.hpp"
+#include "support/cudnn_conv_cases.hpp"
 #include "support/errors.hpp"
 #include "support/parity.hpp"
 #include "support/tolerance.hpp"
@@ -25,31 +26,18 @@ using cpu::Conv2dPaddingMode;
 
 namespace {
 
-// Tolerances, relative to each tensor's max |value| (test::max_relative_error).
+// Tolerances, relative to each tensor's max |value| (test::max_relative_error). FMA math:
+// test::cudnn_fma_tolerance (support/cudnn_conv_cases.hpp, shared with the bf16 test).
 //
-// With FMA math a float sum of L products: test::float_sum_tolerance with a margin of 4 (random inputs in
-// [-1, 1] keep the partial sums within a few times the tensor's max |value|).
-constexpr double kMargin = 4.0;
-// cuDNN may choose FFT or Winograd algorithms (deterministic, FMA math). Their transforms add rounding that
-// does not grow with L, of the order of a hundred 2^-24 relative to the output range (PyTorch's cuDNN-vs-CPU
-// float tests pass at about 1e-5 absolute on outputs of order 1); allow the equivalent of 256 more terms
-// (6e-5).
-constexpr int64_t kTransformTerms = 256;
 // TF32 rounds both inputs of every product to 10 explicit mantissa bits: up to 2 · 2^-11 ≈ 1e-3 relative
 // error per product. Errors of random sign grow like √L, as does the sum itself, so the tensor-relative error
 // stays near 1e-3; 1e-2 leaves a factor of 10 (and would still catch a missing tap, an error of order 1/L).
 constexpr double kTf32Tolerance = 1e-2;
 
-double fma_tolerance(int64_t terms) {
-    return test::float_sum_tolerance(terms, kMargin) + test::float_sum_tolerance(kTransformTerms, kMargin);
-}
-
-struct ConvCase {
-    std::string name;
-    Shape x, w;             // (N, C, H, W), (OC, C / G, KH, KW)
-    Conv2dOptions options;  // written Conv2dOptions{stride, padding, dilation, groups, padding_mode}
-    bool bias = true;
-};
+using test::cudnn_fma_tolerance;
+using ConvCase = test::CudnnConvCase;
+using test::cudnn_cifar_layers;
+using test::cudnn_odd_cases;
 
 // The device outputs of the three passes, each buffer poisoned with NaN before its pass.
 struct PassOutputs {
@@ -115,7 +103,7 @@ void check_case(const ConvCase& c, const gpu::CudnnConvOptions& opts, uint32_t s
     // zeros, so no element has padded copies); dw and db sum N·OH·OW terms.
     const int64_t taps = g.kernel_h * g.kernel_w, positions = g.batch * g.out_h * g.out_w;
     const auto tolerance = [&](int64_t terms) {
-        return opts.allow_tf32 ? kTf32Tolerance : fma_tolerance(terms);
+        return opts.allow_tf32 ? kTf32Tolerance : cudnn_fma_tolerance(terms);
     };
     CHECK(y_error <= tolerance(g.in_channels_per_group() * taps + 1));
     CHECK(dx_error <= tolerance(g.out_channels_per_group() * taps));
@@ -132,62 +120,21 @@ void check_case(const ConvCase& c, const gpu::CudnnConvOptions& opts, uint32_t s
     }
 }
 
-// CifarCNN's six convolutions (3×3, padding 1, bias) at batch 4, at their real image sizes.
-std::vector<ConvCase> cifar_layers() {
-    const Conv2dOptions pad1{1, 1};
-    return {
-        {"conv_layer.0: 3→32, 32×32", Shape{4, 3, 32, 32}, Shape{32, 3, 3, 3}, pad1},
-        {"conv_layer.3: 32→64, 32×32", Shape{4, 32, 32, 32}, Shape{64, 32, 3, 3}, pad1},
-        {"conv_layer.7: 64→128, 16×16", Shape{4, 64, 16, 16}, Shape{128, 64, 3, 3}, pad1},
-        {"conv_layer.10: 128→128, 16×16", Shape{4, 128, 16, 16}, Shape{128, 128, 3, 3}, pad1},
-        {"conv_layer.15: 128→256, 8×8", Shape{4, 128, 8, 8}, Shape{256, 128, 3, 3}, pad1},
-        {"conv_layer.18: 256→256, 8×8", Shape{4, 256, 8, 8}, Shape{256, 256, 3, 3}, pad1},
-    };
-}
-
-// 7×5 images, 3 channels, batches 1 and 5, strides, dilation, groups, depthwise, 'same' / 'valid', 1×1, bias
-// on and off.
-std::vector<ConvCase> odd_cases() {
-    using M = Conv2dPaddingMode;
-    return {
-        {"7×5, 3→5, 3×3 pad 1, batch 5", Shape{5, 3, 7, 5}, Shape{5, 3, 3, 3}, Conv2dOptions{1, 1}},
-        {"stride 2, 2×3 kernel, pad (1, 2), batch 1, no bias", Shape{1, 3, 7, 5}, Shape{4, 3, 2, 3},
-         Conv2dOptions{2, {1, 2}}, false},
-        {"stride (2, 1), 3×3, pad 1, batch 5", Shape{5, 3, 7, 5}, Shape{6, 3, 3, 3},
-         Conv2dOptions{{2, 1}, 1}},
-        {"dilation 2, pad 2, stride (1, 2), no bias", Shape{2, 3, 7, 5}, Shape{5, 3, 3, 3},
-         Conv2dOptions{{1, 2}, 2, 2}, false},
-        {"'same' with dilation 2 (even total: symmetric)", Shape{2, 3, 7, 5}, Shape{4, 3, 3, 3},
-         Conv2dOptions{1, Conv2dPadding::same(), 2}},
-        {"'valid', 3×3, no bias", Shape{2, 3, 7, 5}, Shape{6, 3, 3, 3},
-         Conv2dOptions{1, Conv2dPadding::valid()}, false},
-        {"groups 3: 6→9, 3×3 pad 1, batch 1", Shape{1, 6, 7, 5}, Shape{9, 2, 3, 3},
-         Conv2dOptions{1, 1, 1, 3}},
-        {"depthwise 4→4, 3×3 pad 1, batch 5", Shape{5, 4, 7, 5}, Shape{4, 1, 3, 3},
-         Conv2dOptions{1, 1, 1, 4}},
-        {"depthwise ×2: 3→6, stride 2, no bias", Shape{5, 3, 7, 5}, Shape{6, 1, 3, 3},
-         Conv2dOptions{2, 1, 1, 3}, false},
-        {"1×1, 3→7, stride 2", Shape{2, 3, 7, 5}, Shape{7, 3, 1, 1}, Conv2dOptions{2, 0}},
-        {"reflect mode without padding (the mode has no effect)", Shape{2, 3, 7, 5}, Shape{4, 3, 3, 2},
-         Conv2dOptions{1, 0, 1, 1, M::reflect}},
-    };
-}
-
 }  // namespace
 
 TEST_CASE("cuDNN conv2d matches the reference on CifarCNN's layers at batch 4", "[parity][cudnn]") {
     uint32_t seed = 100;
-    for (const ConvCase& c : cifar_layers()) check_case(c, {}, seed += 10);
+    for (const ConvCase& c : cudnn_cifar_layers()) check_case(c, {}, seed += 10);
 }
 
 TEST_CASE("cuDNN conv2d matches the reference on odd shapes, strides, dilation, groups and depthwise",
           "[parity][cudnn]") {
     uint32_t seed = 200;
-    for (const ConvCase& c : odd_cases()) check_case(c, {}, seed += 10);
+    for (const ConvCase& c : cudnn_odd_cases()) check_case(c, {}, seed += 10);
 }
 
 TEST_CASE("cuDNN conv2d: benchmarked choice, no workspace at all, and TF32", "[parity][cudnn]") {
-    const std::vector<ConvCase> layers = cifar_layers(), odd = odd_cases();
+    const std::vector<ConvCase> layers = cudnn_cifar_layers(), odd = cudnn_odd_cases();
     SECTION("cudnnFind timing picks algorithms that are just as exact") {
         gpu::CudnnConvOptions opts;
         opts.benchmark = true;
