@@ -1,6 +1,6 @@
 // batch_norm2d kernels over (N, C, H, W) float32 tensors: training (batch statistics, running-statistics
 // update) and evaluation, forward and backward, computing what the CPU reference
-// (include/cudacnn/ops/batch_norm.hpp) defines.
+// (include/cudacnn/ops/batch_norm.hpp) defines. The bf16 overloads: cuda/batch_norm_bf16.hpp.
 #pragma once
 
 #include <cuda_runtime_api.h>
