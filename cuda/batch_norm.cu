@@ -719,9 +719,10 @@ void batch_norm2d_relu(const bf16* x, const float* weight, const float* bias,
                       input_shape, options, workspace, workspace_bytes, stream);
 }
 
-void batch_norm2d_backward(const bf16* x, const float* weight, const float* save_mean, const float* save_invstd,
-                           const bf16* dy, bf16* dx, float* dweight, float* dbias, const Shape& input_shape,
-                           bool training, void* workspace, size_t workspace_bytes, cudaStream_t stream) {
+void batch_norm2d_backward(const bf16* x, const float* weight, const float* save_mean,
+                           const float* save_invstd, const bf16* dy, bf16* dx, float* dweight, float* dbias,
+                           const Shape& input_shape, bool training, void* workspace, size_t workspace_bytes,
+                           cudaStream_t stream) {
     batch_norm2d_backward_impl<bf16>("batch_norm2d_backward", nullptr, x, weight, save_mean, save_invstd, dy,
                                      dx, dweight, dbias, input_shape, training, workspace, workspace_bytes,
                                      stream);
@@ -731,8 +732,9 @@ void batch_norm2d_relu_backward(const bf16* x, const bf16* y, const float* weigh
                                 const float* save_invstd, const bf16* dy, bf16* dx, float* dweight,
                                 float* dbias, const Shape& input_shape, bool training, void* workspace,
                                 size_t workspace_bytes, cudaStream_t stream) {
-    CUDACNN_CHECK(y != nullptr,
-                  "batch_norm2d_relu_backward: y must be the device pointer batch_norm2d_relu wrote, got nullptr");
+    CUDACNN_CHECK(
+        y != nullptr,
+        "batch_norm2d_relu_backward: y must be the device pointer batch_norm2d_relu wrote, got nullptr");
     batch_norm2d_backward_impl("batch_norm2d_relu_backward", y, x, weight, save_mean, save_invstd, dy, dx,
                                dweight, dbias, input_shape, training, workspace, workspace_bytes, stream);
 }

@@ -26,9 +26,10 @@ void batch_norm2d(const bf16* x, const float* weight, const float* bias, BatchNo
                   bf16* y, float* save_mean, float* save_invstd, const Shape& input_shape,
                   const cpu::BatchNorm2dOptions& options, void* workspace, size_t workspace_bytes,
                   cudaStream_t stream);
-void batch_norm2d_backward(const bf16* x, const float* weight, const float* save_mean, const float* save_invstd,
-                           const bf16* dy, bf16* dx, float* dweight, float* dbias, const Shape& input_shape,
-                           bool training, void* workspace, size_t workspace_bytes, cudaStream_t stream);
+void batch_norm2d_backward(const bf16* x, const float* weight, const float* save_mean,
+                           const float* save_invstd, const bf16* dy, bf16* dx, float* dweight, float* dbias,
+                           const Shape& input_shape, bool training, void* workspace, size_t workspace_bytes,
+                           cudaStream_t stream);
 void batch_norm2d_relu(const bf16* x, const float* weight, const float* bias,
                        BatchNorm2dRunningStatsView* running, bf16* y, float* save_mean, float* save_invstd,
                        const Shape& input_shape, const cpu::BatchNorm2dOptions& options, void* workspace,
