@@ -1,4 +1,4 @@
-// Parity of the bf16 batch_norm2d launchers (cuda/batch_norm_bf16.hpp: x, y, dy, dx in bf16, everything else
+// Parity of the bf16 batch_norm2d launchers (cuda/batch_norm.hpp: x, y, dy, dx in bf16, everything else
 // float) with the CPU reference run on the bf16-rounded inputs, its y and dx rounded once to bf16; and with
 // the float launchers on the same (widened) inputs, whose statistics and sums they must reproduce bit for bit
 // and whose y and dx they must round once. Training (batch statistics, running statistics, an input shift),
@@ -12,7 +12,6 @@
 #include <vector>
 
 #include "cuda/batch_norm.hpp"
-#include "cuda/batch_norm_bf16.hpp"
 #include "cudacnn/ops/activation.hpp"
 #include "support/bf16.hpp"
 #include "support/compare.hpp"
@@ -63,21 +62,6 @@ HostTensor<float> download_bf16(const Bf16Buffer& b, const Shape& shape) {
 }
 HostTensor<float> download(const DeviceBuffer& b, const Shape& shape) {
     return test::to_host<float>(b, shape);
-}
-
-// batch_norm2d or batch_norm2d_relu on T = float or bf16 (the launchers are overloaded, so a conditional
-// cannot choose between them by name).
-template <class T>
-void forward(bool relu, const T* x, const float* weight, const float* bias,
-             gpu::BatchNorm2dRunningStatsView* running, T* y, float* save_mean, float* save_invstd,
-             const Shape& shape, const cpu::BatchNorm2dOptions& options, const DeviceBuffer& workspace) {
-    if (relu) {
-        gpu::batch_norm2d_relu(x, weight, bias, running, y, save_mean, save_invstd, shape, options,
-                               workspace.data(), workspace.bytes(), nullptr);
-    } else {
-        gpu::batch_norm2d(x, weight, bias, running, y, save_mean, save_invstd, shape, options,
-                          workspace.data(), workspace.bytes(), nullptr);
-    }
 }
 
 // batch_norm2d_backward, or batch_norm2d_relu_backward given the forward's relu_y (nullptr: no ReLU).
@@ -160,8 +144,9 @@ void check_case(const Bf16Case& c, uint32_t seed) {
                                           c.input_shift ? d_shift.data_as<float>() : nullptr};
     const Bf16Buffer d_x = to_device_bf16_at(x, c.offset), d_y = poisoned_bf16_at(count, c.offset);
     const DeviceBuffer d_mean = test::poisoned<float>(channels), d_invstd = test::poisoned<float>(channels);
-    forward(c.relu, bf16_ptr(d_x), dw, db, &view, bf16_ptr(d_y), d_mean.data_as<float>(),
-            d_invstd.data_as<float>(), shape, options, workspace);
+    const gpu::BatchNorm2dLauncher forward = c.relu ? gpu::batch_norm2d_relu : gpu::batch_norm2d;
+    forward(bf16_ptr(d_x), dw, db, &view, bf16_ptr(d_y), d_mean.data_as<float>(), d_invstd.data_as<float>(),
+            shape, options, workspace.data(), workspace.bytes(), nullptr);
     const HostTensor<float> y = download_bf16(d_y, shape);
     const HostTensor<float> save_mean = download(d_mean, per_channel),
                             save_invstd = download(d_invstd, per_channel);
@@ -212,8 +197,8 @@ void check_case(const Bf16Case& c, uint32_t seed) {
                                             c.batches_tracked, view.input_shift};
     const DeviceBuffer f_x = test::to_device(x), f_y = test::poisoned<float>(count);
     const DeviceBuffer f_mean = test::poisoned<float>(channels), f_invstd = test::poisoned<float>(channels);
-    forward(c.relu, f_x.data_as<float>(), dw, db, &f_view, f_y.data_as<float>(), f_mean.data_as<float>(),
-            f_invstd.data_as<float>(), shape, options, workspace);
+    forward(f_x.data_as<float>(), dw, db, &f_view, f_y.data_as<float>(), f_mean.data_as<float>(),
+            f_invstd.data_as<float>(), shape, options, workspace.data(), workspace.bytes(), nullptr);
     // With the ReLU, the float backward masks by the bf16 run's y (widened), as the bf16 backward did.
     const DeviceBuffer f_relu_y = test::to_device(y), f_dy = test::to_device(dy),
                        f_dx = test::poisoned<float>(count);
