@@ -1,12 +1,13 @@
-// batch_norm2d kernels (statistics, normalize; backward sums, dx) and their launchers. Per-channel
-// reductions are split over a few blocks whose partials the next kernel's blocks merge, each in the same fixed
-// order: deterministic, no atomics.
+// batch_norm2d kernels (statistics, normalize; backward sums, dx) and their launchers, for float and bf16
+// activations. Per-channel reductions are split over a few blocks whose partials the next kernel's blocks
+// merge, each in the same fixed order: deterministic, no atomics.
 #include "cuda/batch_norm.hpp"
 
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <initializer_list>
+#include <type_traits>
 
 #include "cuda/batch_norm_common.cuh"
 #include "cuda/launch.cuh"
@@ -23,18 +24,20 @@ constexpr int kBnUnitsPerThread = 4;         // units a thread loads before it c
 constexpr int kBnApplyValuesPerBlock = 4096;  // normalize / dx: 16 values per thread
 
 // How one kernel's blocks cover a channel. The channel's M = N·H·W values are taken in units of kWidth
-// consecutive values of one plane: kWidth = 4 when H·W % 4 == 0 (a unit is one float4; planes start on unit
-// boundaries), 1 otherwise. Block (s, c) covers units [s · chunk, min((s + 1) · chunk, units)) of channel c;
-// thread t the units begin + t, begin + t + blockDim.x, …: a warp reads 32 consecutive units of a plane.
+// consecutive values of one plane: kWidth = 4 when H·W % 4 == 0 (a unit is one float4, or 4 bf16 in 8 bytes;
+// planes start on unit boundaries), 1 otherwise. Block (s, c) covers units [s · chunk, min((s + 1) · chunk,
+// units)) of channel c; thread t the units begin + t, begin + t + blockDim.x, …: a warp reads 32 consecutive
+// units of a plane.
 struct BnSlices {
     int c = 0, hw = 0;
     int width = 1;        // kWidth: values per unit
     int plane_units = 0;  // units per plane: H·W / width
     int units = 0;        // units per channel: N · plane_units
     int splits = 1, chunk = 0;
-    // Width 4 and every tensor the kernel touches 16-byte aligned: a unit is one float4 load or store.
-    // Otherwise the same units go as scalars: the same values in the same order, so the same bits.
-    bool float4_access = false;
+    // Width 4 and every tensor the kernel touches aligned to a unit (16 bytes for float, 8 for bf16): a unit
+    // is one vector load or store. Otherwise the same units go as scalars: the same values in the same
+    // order, so the same bits.
+    bool vector_access = false;
 };
 
 // The number of values block `split` covers.
@@ -87,59 +90,79 @@ __device__ inline UnitBatch next_batch(UnitCursor& cursor) {
     return batch;
 }
 
-// A batch's values, v[k][w] = value w of unit k (rows ≥ size are 0 and unused).
+// A batch's values, v[k][w] = value w of unit k (rows ≥ size are 0 and unused), in float whatever the
+// storage: the kernels compute in float.
 template <int kWidth>
 struct BatchValues {
     float v[kBnUnitsPerThread][kWidth];
 };
 
-template <int kWidth>
-__device__ BatchValues<kWidth> load_batch(const float* p, const UnitBatch& batch, bool float4_access) {
+// A width-4 unit of bf16 as one 8-byte access (a float unit uses float4).
+struct alignas(8) Bf16Unit {
+    bf16 v[4];
+};
+
+// Units of T = float or bf16 (storage), widened exactly on load and rounded once on store (cuda/bf16.cuh).
+template <int kWidth, class T>
+__device__ BatchValues<kWidth> load_batch(const T* p, const UnitBatch& batch, bool vector_access) {
     BatchValues<kWidth> out{};
 #pragma unroll
     for (int k = 0; k < kBnUnitsPerThread; ++k) {
         if (k >= batch.size) continue;
-        const float* unit = p + batch.offset[k];
+        const T* unit = p + batch.offset[k];
         if constexpr (kWidth == 4) {
-            if (float4_access) {
-                const float4 q = *reinterpret_cast<const float4*>(unit);
-                out.v[k][0] = q.x, out.v[k][1] = q.y, out.v[k][2] = q.z, out.v[k][3] = q.w;
+            if (vector_access) {
+                if constexpr (std::is_same_v<T, float>) {
+                    const float4 q = *reinterpret_cast<const float4*>(unit);
+                    out.v[k][0] = q.x, out.v[k][1] = q.y, out.v[k][2] = q.z, out.v[k][3] = q.w;
+                } else {
+                    const Bf16Unit q = *reinterpret_cast<const Bf16Unit*>(unit);
+#pragma unroll
+                    for (int w = 0; w < 4; ++w) out.v[k][w] = to_float(q.v[w]);
+                }
                 continue;
             }
         }
 #pragma unroll
-        for (int w = 0; w < kWidth; ++w) out.v[k][w] = unit[w];
+        for (int w = 0; w < kWidth; ++w) out.v[k][w] = to_float(unit[w]);
     }
     return out;
 }
 
-template <int kWidth>
-__device__ void store_batch(float* p, const UnitBatch& batch, const BatchValues<kWidth>& values,
-                            bool float4_access) {
+template <int kWidth, class T>
+__device__ void store_batch(T* p, const UnitBatch& batch, const BatchValues<kWidth>& values,
+                            bool vector_access) {
 #pragma unroll
     for (int k = 0; k < kBnUnitsPerThread; ++k) {
         if (k >= batch.size) continue;
-        float* unit = p + batch.offset[k];
+        T* unit = p + batch.offset[k];
         const float* v = values.v[k];
         if constexpr (kWidth == 4) {
-            if (float4_access) {
-                *reinterpret_cast<float4*>(unit) = make_float4(v[0], v[1], v[2], v[3]);
+            if (vector_access) {
+                if constexpr (std::is_same_v<T, float>) {
+                    *reinterpret_cast<float4*>(unit) = make_float4(v[0], v[1], v[2], v[3]);
+                } else {
+                    Bf16Unit q;
+#pragma unroll
+                    for (int w = 0; w < 4; ++w) q.v[w] = from_float<bf16>(v[w]);
+                    *reinterpret_cast<Bf16Unit*>(unit) = q;
+                }
                 continue;
             }
         }
 #pragma unroll
-        for (int w = 0; w < kWidth; ++w) unit[w] = v[w];
+        for (int w = 0; w < kWidth; ++w) unit[w] = from_float<T>(v[w]);
     }
 }
 
 // The gradient the backward reads (incoming_gradient's rule, cuda/batch_norm_common.cuh), for a batch: dy,
 // or with a fused ReLU whose output is relu_y, ReLU's backward of it.
-template <int kWidth>
-__device__ BatchValues<kWidth> load_gradients(const float* dy, const float* relu_y, const UnitBatch& batch,
-                                              bool float4_access) {
-    BatchValues<kWidth> g = load_batch<kWidth>(dy, batch, float4_access);
+template <int kWidth, class T>
+__device__ BatchValues<kWidth> load_gradients(const T* dy, const T* relu_y, const UnitBatch& batch,
+                                              bool vector_access) {
+    BatchValues<kWidth> g = load_batch<kWidth>(dy, batch, vector_access);
     if (relu_y == nullptr) return g;
-    const BatchValues<kWidth> y = load_batch<kWidth>(relu_y, batch, float4_access);
+    const BatchValues<kWidth> y = load_batch<kWidth>(relu_y, batch, vector_access);
 #pragma unroll
     for (int k = 0; k < kBnUnitsPerThread; ++k) {
 #pragma unroll
@@ -246,16 +269,16 @@ __device__ Acc merge_partials(const float* partials, const BnSlices& s, int chan
 // (x[0, c, 0, 0]) so that a large common offset does not cost the mean its low bits; the threads' results
 // merge with Chan's formula in a fixed shuffle tree. partials: mean (C, S) then M2 (C, S); pivots (C): the
 // shifts, for the normalize, which must not read them from x (y may be x).
-template <int kWidth>
-__global__ void batch_norm_stats_kernel(const float* x, float* partials, float* pivots, BnSlices s) {
+template <int kWidth, class T>
+__global__ void batch_norm_stats_kernel(const T* x, float* partials, float* pivots, BnSlices s) {
     const int split = blockIdx.x, channel = blockIdx.y;
-    const float pivot = x[static_cast<int64_t>(channel) * s.hw];
+    const float pivot = to_float(x[static_cast<int64_t>(channel) * s.hw]);
     if (split == 0 && threadIdx.x == 0) pivots[channel] = pivot;
     UnitCursor cursor(s, channel, split);
     Welford acc = Welford::empty();
     while (cursor.left() > 0) {
         const UnitBatch batch = next_batch(cursor);
-        acc.merge(Welford::of_batch(load_batch<kWidth>(x, batch, s.float4_access), batch.size, pivot));
+        acc.merge(Welford::of_batch(load_batch<kWidth>(x, batch, s.vector_access), batch.size, pivot));
     }
     acc = reduce::block_reduce(acc);
     if (threadIdx.x == 0) store_partial(partials, s, channel, split, acc.mean, acc.m2);
@@ -315,14 +338,14 @@ __device__ ChannelNorm channel_norm(const ForwardStatistics& f, int channel, boo
 
 // Block (s, c) normalizes its slice of channel c. relu: a following ReLU is fused in (its rule applied
 // before the store).
-template <int kWidth>
-__global__ void batch_norm_normalize_kernel(const float* x, ForwardStatistics f, const float* weight,
-                                            const float* bias, float* y, BnSlices s, bool relu) {
+template <int kWidth, class T>
+__global__ void batch_norm_normalize_kernel(const T* x, ForwardStatistics f, const float* weight,
+                                            const float* bias, T* y, BnSlices s, bool relu) {
     const int split = blockIdx.x, channel = blockIdx.y;
     UnitCursor cursor(s, channel, split);
     UnitBatch batch = next_batch(cursor);
     // Loaded before the statistics' merge, so that the two latencies overlap.
-    BatchValues<kWidth> values = load_batch<kWidth>(x, batch, s.float4_access);
+    BatchValues<kWidth> values = load_batch<kWidth>(x, batch, s.vector_access);
     const ChannelNorm norm = channel_norm(f, channel, split == 0 && threadIdx.x == 0);
     const float gamma = channel_gamma(weight, channel), beta = channel_beta(bias, channel);
     for (;;) {
@@ -334,26 +357,26 @@ __global__ void batch_norm_normalize_kernel(const float* x, ForwardStatistics f,
                 if (k < batch.size) v = normalized_value(v, norm.mean, norm.invstd, gamma, beta, relu);
             }
         }
-        store_batch<kWidth>(y, batch, values, s.float4_access);
+        store_batch<kWidth>(y, batch, values, s.vector_access);
         if (cursor.left() == 0) break;
         batch = next_batch(cursor);
-        values = load_batch<kWidth>(x, batch, s.float4_access);
+        values = load_batch<kWidth>(x, batch, s.vector_access);
     }
 }
 
 // Block (s, c): Σ dy and Σ dy · (x − mean) over its slice. partials: Σ dy (C, S) then Σ dy · (x − mean)
 // (C, S).
-template <int kWidth>
-__global__ void batch_norm_grad_sums_kernel(const float* x, const float* dy, const float* relu_y,
-                                            const float* save_mean, float* partials, BnSlices s) {
+template <int kWidth, class T>
+__global__ void batch_norm_grad_sums_kernel(const T* x, const T* dy, const T* relu_y, const float* save_mean,
+                                            float* partials, BnSlices s) {
     const int split = blockIdx.x, channel = blockIdx.y;
     const float mean = save_mean[channel];
     UnitCursor cursor(s, channel, split);
     GradSums acc = GradSums::empty();
     while (cursor.left() > 0) {
         const UnitBatch batch = next_batch(cursor);
-        const BatchValues<kWidth> g = load_gradients<kWidth>(dy, relu_y, batch, s.float4_access);
-        const BatchValues<kWidth> xv = load_batch<kWidth>(x, batch, s.float4_access);
+        const BatchValues<kWidth> g = load_gradients<kWidth>(dy, relu_y, batch, s.vector_access);
+        const BatchValues<kWidth> xv = load_batch<kWidth>(x, batch, s.vector_access);
 #pragma unroll
         for (int k = 0; k < kBnUnitsPerThread; ++k) {
 #pragma unroll
@@ -425,24 +448,24 @@ struct DxInputs {
     BatchValues<kWidth> g, x;
 };
 
-template <int kWidth>
-__device__ DxInputs<kWidth> load_dx_inputs(const float* x, const float* dy, const float* relu_y, bool training,
-                                           const UnitBatch& batch, bool float4_access) {
+template <int kWidth, class T>
+__device__ DxInputs<kWidth> load_dx_inputs(const T* x, const T* dy, const T* relu_y, bool training,
+                                           const UnitBatch& batch, bool vector_access) {
     DxInputs<kWidth> in{};
-    in.g = load_gradients<kWidth>(dy, relu_y, batch, float4_access);
-    if (training) in.x = load_batch<kWidth>(x, batch, float4_access);
+    in.g = load_gradients<kWidth>(dy, relu_y, batch, vector_access);
+    if (training) in.x = load_batch<kWidth>(x, batch, vector_access);
     return in;
 }
 
 // Block (s, c) writes dx over its slice of channel c.
-template <int kWidth>
-__global__ void batch_norm_dx_kernel(const float* x, const float* dy, const float* relu_y, BackwardStatistics b,
-                                     float* dx, BnSlices s) {
+template <int kWidth, class T>
+__global__ void batch_norm_dx_kernel(const T* x, const T* dy, const T* relu_y, BackwardStatistics b, T* dx,
+                                     BnSlices s) {
     const int split = blockIdx.x, channel = blockIdx.y;
     UnitCursor cursor(s, channel, split);
     UnitBatch batch = next_batch(cursor);
     // Loaded before the sums' merge, so that the two latencies overlap.
-    DxInputs<kWidth> in = load_dx_inputs<kWidth>(x, dy, relu_y, b.training, batch, s.float4_access);
+    DxInputs<kWidth> in = load_dx_inputs<kWidth>(x, dy, relu_y, b.training, batch, s.vector_access);
     const DxRule rule = dx_rule(b, channel, split == 0 && threadIdx.x == 0);
     for (;;) {
 #pragma unroll
@@ -452,10 +475,10 @@ __global__ void batch_norm_dx_kernel(const float* x, const float* dy, const floa
                 if (k < batch.size) in.g.v[k][w] = rule(in.g.v[k][w], in.x.v[k][w]);
             }
         }
-        store_batch<kWidth>(dx, batch, in.g, s.float4_access);
+        store_batch<kWidth>(dx, batch, in.g, s.vector_access);
         if (cursor.left() == 0) break;
         batch = next_batch(cursor);
-        in = load_dx_inputs<kWidth>(x, dy, relu_y, b.training, batch, s.float4_access);
+        in = load_dx_inputs<kWidth>(x, dy, relu_y, b.training, batch, s.vector_access);
     }
 }
 
@@ -494,16 +517,20 @@ float check_forward_and_count(const BnDims& d, const Shape& x, BatchNorm2dRunnin
     return factor < 0.0 ? -1.0f : static_cast<float>(factor);
 }
 
-bool aligned16(std::initializer_list<const float*> tensors) {
-    return std::all_of(tensors.begin(), tensors.end(), [](const float* p) {
-        return p == nullptr || reinterpret_cast<uintptr_t>(p) % 16 == 0;
+// Whether every tensor (nullptr: none) of elements T starts on a width-4 unit's boundary (16 bytes for
+// float, 8 for bf16), where a unit can move as one vector access.
+template <class T>
+bool unit_aligned(std::initializer_list<const T*> tensors) {
+    return std::all_of(tensors.begin(), tensors.end(), [](const T* p) {
+        return p == nullptr || reinterpret_cast<uintptr_t>(p) % (4 * sizeof(T)) == 0;
     });
 }
 
-// A kernel's slices of input d: `splits` blocks per channel; float4 access when every tensor it touches
-// (nullptr: none) is 16-byte aligned. The unit width depends on the shape only, so that an unaligned
+// A kernel's slices of input d: `splits` blocks per channel; vector access when every tensor it touches
+// (nullptr: none) is unit-aligned. The unit width depends on the shape only, so that an unaligned
 // tensor changes how values load but not which thread adds which value: the results keep their bits.
-BnSlices make_slices(const BnDims& d, int splits, std::initializer_list<const float*> tensors) {
+template <class T>
+BnSlices make_slices(const BnDims& d, int splits, std::initializer_list<const T*> tensors) {
     BnSlices s;
     s.c = d.c, s.hw = d.hw;
     s.width = d.hw % 4 == 0 ? 4 : 1;
@@ -511,19 +538,21 @@ BnSlices make_slices(const BnDims& d, int splits, std::initializer_list<const fl
     s.units = d.n * s.plane_units;
     s.splits = splits;
     s.chunk = static_cast<int>(ceil_div(s.units, splits));
-    s.float4_access = s.width == 4 && aligned16(tensors);
+    s.vector_access = s.width == 4 && unit_aligned(tensors);
     return s;
 }
 
 // The reductions' slices: bn_dims' S (≤ 32, about 2048 values a block, so that small-C layers still fill
 // the GPU), which sizes the workspace.
-BnSlices reduction_slices(const BnDims& d, std::initializer_list<const float*> tensors) {
+template <class T>
+BnSlices reduction_slices(const BnDims& d, std::initializer_list<const T*> tensors) {
     return make_slices(d, d.splits, tensors);
 }
 
 // The normalize's and dx's slices: about kBnApplyValuesPerBlock values a block (one batch of float4s a
 // thread), without the reductions' cap on S, since they write independent values.
-BnSlices apply_slices(const BnDims& d, std::initializer_list<const float*> tensors) {
+template <class T>
+BnSlices apply_slices(const BnDims& d, std::initializer_list<const T*> tensors) {
     return make_slices(d, static_cast<int>(ceil_div(d.count, kernels::kBnApplyValuesPerBlock)), tensors);
 }
 
@@ -550,10 +579,12 @@ size_t batch_norm2d_workspace_bytes(const Shape& input_shape) {
 
 namespace {
 
-// batch_norm2d, and with relu batch_norm2d_relu; op names the entry point in errors. Training: the
-// statistics kernel, then the normalize (which merges the partials); evaluation: the normalize alone.
-void batch_norm2d_impl(const char* op, bool relu, const float* x, const float* weight, const float* bias,
-                       BatchNorm2dRunningStatsView* running, float* y, float* save_mean, float* save_invstd,
+// batch_norm2d, and with relu batch_norm2d_relu, on activations of T = float or bf16; op names the entry
+// point in errors. Training: the statistics kernel, then the normalize (which merges the partials);
+// evaluation: the normalize alone.
+template <class T>
+void batch_norm2d_impl(const char* op, bool relu, const T* x, const float* weight, const float* bias,
+                       BatchNorm2dRunningStatsView* running, T* y, float* save_mean, float* save_invstd,
                        const Shape& input_shape, const cpu::BatchNorm2dOptions& options, void* workspace,
                        size_t workspace_bytes, cudaStream_t stream) {
     const BnDims d = bn_dims(op, input_shape);
@@ -575,30 +606,31 @@ void batch_norm2d_impl(const char* op, bool relu, const float* x, const float* w
         float* partials = static_cast<float*>(workspace);
         float* pivots = reinterpret_cast<float*>(static_cast<char*>(workspace) + partials_bytes(d));
         f.partials = partials, f.pivots = pivots;
-        f.stats = reduction_slices(d, {x});
+        f.stats = reduction_slices<T>(d, {x});
         launch_by_width(
             f.stats,
             [&](auto kernel) {
                 launch(kernel, slices_grid(f.stats), dim3(kernels::kBnReduceBlock), 0, stream, x, partials,
                        pivots, f.stats);
             },
-            kernels::batch_norm_stats_kernel<4>, kernels::batch_norm_stats_kernel<1>);
+            kernels::batch_norm_stats_kernel<4, T>, kernels::batch_norm_stats_kernel<1, T>);
     }
-    const BnSlices s = apply_slices(d, {x, y});
+    const BnSlices s = apply_slices<T>(d, {x, y});
     launch_by_width(
         s,
         [&](auto kernel) {
             launch(kernel, slices_grid(s), dim3(kernels::kBnReduceBlock), 0, stream, x, f, weight, bias, y, s,
                    relu);
         },
-        kernels::batch_norm_normalize_kernel<4>, kernels::batch_norm_normalize_kernel<1>);
+        kernels::batch_norm_normalize_kernel<4, T>, kernels::batch_norm_normalize_kernel<1, T>);
 }
 
-// batch_norm2d_backward, and with relu_y batch_norm2d_relu_backward. With sums (training, or dweight or
-// dbias wanted): the gradient sums kernel, then the dx kernel (which merges the partials); otherwise the dx
-// kernel alone.
-void batch_norm2d_backward_impl(const char* op, const float* relu_y, const float* x, const float* weight,
-                                const float* save_mean, const float* save_invstd, const float* dy, float* dx,
+// batch_norm2d_backward, and with relu_y batch_norm2d_relu_backward, on activations of T = float or bf16.
+// With sums (training, or dweight or dbias wanted): the gradient sums kernel, then the dx kernel (which
+// merges the partials); otherwise the dx kernel alone.
+template <class T>
+void batch_norm2d_backward_impl(const char* op, const T* relu_y, const T* x, const float* weight,
+                                const float* save_mean, const float* save_invstd, const T* dy, T* dx,
                                 float* dweight, float* dbias, const Shape& input_shape, bool training,
                                 void* workspace, size_t workspace_bytes, cudaStream_t stream) {
     const BnDims d = bn_dims(op, input_shape);
@@ -615,48 +647,42 @@ void batch_norm2d_backward_impl(const char* op, const float* relu_y, const float
         check_workspace(op, d, input_shape, workspace, workspace_bytes);
         float* partials = static_cast<float*>(workspace);
         b.partials = partials;
-        b.stats = reduction_slices(d, {x, dy, relu_y});
+        b.stats = reduction_slices<T>(d, {x, dy, relu_y});
         launch_by_width(
             b.stats,
             [&](auto kernel) {
                 launch(kernel, slices_grid(b.stats), dim3(kernels::kBnReduceBlock), 0, stream, x, dy, relu_y,
                        save_mean, partials, b.stats);
             },
-            kernels::batch_norm_grad_sums_kernel<4>, kernels::batch_norm_grad_sums_kernel<1>);
+            kernels::batch_norm_grad_sums_kernel<4, T>, kernels::batch_norm_grad_sums_kernel<1, T>);
     }
-    const BnSlices s = apply_slices(d, {x, dy, relu_y, dx});
+    const BnSlices s = apply_slices<T>(d, {x, dy, relu_y, dx});
     launch_by_width(
         s,
         [&](auto kernel) {
             launch(kernel, slices_grid(s), dim3(kernels::kBnReduceBlock), 0, stream, x, dy, relu_y, b, dx, s);
         },
-        kernels::batch_norm_dx_kernel<4>, kernels::batch_norm_dx_kernel<1>);
+        kernels::batch_norm_dx_kernel<4, T>, kernels::batch_norm_dx_kernel<1, T>);
 }
 
 }  // namespace
 
-void batch_norm2d(const float* x, const float* weight, const float* bias,
-                  BatchNorm2dRunningStatsView* running, float* y, float* save_mean, float* save_invstd,
-                  const Shape& input_shape, const cpu::BatchNorm2dOptions& options, void* workspace,
-                  size_t workspace_bytes, cudaStream_t stream) {
-    batch_norm2d_impl("batch_norm2d", false, x, weight, bias, running, y, save_mean, save_invstd, input_shape,
-                      options, workspace, workspace_bytes, stream);
-}
-
-void batch_norm2d_relu(const float* x, const float* weight, const float* bias,
-                       BatchNorm2dRunningStatsView* running, float* y, float* save_mean, float* save_invstd,
-                       const Shape& input_shape, const cpu::BatchNorm2dOptions& options, void* workspace,
-                       size_t workspace_bytes, cudaStream_t stream) {
-    batch_norm2d_impl("batch_norm2d_relu", true, x, weight, bias, running, y, save_mean, save_invstd,
-                      input_shape, options, workspace, workspace_bytes, stream);
+void BatchNorm2dLauncher::operator()(const float* x, const float* weight, const float* bias,
+                                     BatchNorm2dRunningStatsView* running, float* y, float* save_mean,
+                                     float* save_invstd, const Shape& input_shape,
+                                     const cpu::BatchNorm2dOptions& options, void* workspace,
+                                     size_t workspace_bytes, cudaStream_t stream) const {
+    batch_norm2d_impl(relu ? "batch_norm2d_relu" : "batch_norm2d", relu, x, weight, bias, running, y,
+                      save_mean, save_invstd, input_shape, options, workspace, workspace_bytes, stream);
 }
 
 void batch_norm2d_backward(const float* x, const float* weight, const float* save_mean,
                            const float* save_invstd, const float* dy, float* dx, float* dweight, float* dbias,
                            const Shape& input_shape, bool training, void* workspace, size_t workspace_bytes,
                            cudaStream_t stream) {
-    batch_norm2d_backward_impl("batch_norm2d_backward", nullptr, x, weight, save_mean, save_invstd, dy, dx,
-                               dweight, dbias, input_shape, training, workspace, workspace_bytes, stream);
+    batch_norm2d_backward_impl<float>("batch_norm2d_backward", nullptr, x, weight, save_mean, save_invstd, dy,
+                                      dx, dweight, dbias, input_shape, training, workspace, workspace_bytes,
+                                      stream);
 }
 
 void batch_norm2d_relu_backward(const float* x, const float* y, const float* weight, const float* save_mean,
@@ -665,6 +691,35 @@ void batch_norm2d_relu_backward(const float* x, const float* y, const float* wei
                                 size_t workspace_bytes, cudaStream_t stream) {
     CUDACNN_CHECK(y != nullptr,
                   "batch_norm2d_relu_backward: y must be the device pointer batch_norm2d_relu wrote, got nullptr");
+    batch_norm2d_backward_impl("batch_norm2d_relu_backward", y, x, weight, save_mean, save_invstd, dy, dx,
+                               dweight, dbias, input_shape, training, workspace, workspace_bytes, stream);
+}
+
+void BatchNorm2dLauncher::operator()(const bf16* x, const float* weight, const float* bias,
+                                     BatchNorm2dRunningStatsView* running, bf16* y, float* save_mean,
+                                     float* save_invstd, const Shape& input_shape,
+                                     const cpu::BatchNorm2dOptions& options, void* workspace,
+                                     size_t workspace_bytes, cudaStream_t stream) const {
+    batch_norm2d_impl(relu ? "batch_norm2d_relu" : "batch_norm2d", relu, x, weight, bias, running, y,
+                      save_mean, save_invstd, input_shape, options, workspace, workspace_bytes, stream);
+}
+
+void batch_norm2d_backward(const bf16* x, const float* weight, const float* save_mean,
+                           const float* save_invstd, const bf16* dy, bf16* dx, float* dweight, float* dbias,
+                           const Shape& input_shape, bool training, void* workspace, size_t workspace_bytes,
+                           cudaStream_t stream) {
+    batch_norm2d_backward_impl<bf16>("batch_norm2d_backward", nullptr, x, weight, save_mean, save_invstd, dy,
+                                     dx, dweight, dbias, input_shape, training, workspace, workspace_bytes,
+                                     stream);
+}
+
+void batch_norm2d_relu_backward(const bf16* x, const bf16* y, const float* weight, const float* save_mean,
+                                const float* save_invstd, const bf16* dy, bf16* dx, float* dweight,
+                                float* dbias, const Shape& input_shape, bool training, void* workspace,
+                                size_t workspace_bytes, cudaStream_t stream) {
+    CUDACNN_CHECK(
+        y != nullptr,
+        "batch_norm2d_relu_backward: y must be the device pointer batch_norm2d_relu wrote, got nullptr");
     batch_norm2d_backward_impl("batch_norm2d_relu_backward", y, x, weight, save_mean, save_invstd, dy, dx,
                                dweight, dbias, input_shape, training, workspace, workspace_bytes, stream);
 }

@@ -1,5 +1,5 @@
-// batch_norm2d kernels over (N, C, H, W) float32 tensors: training (batch statistics, running-statistics
-// update) and evaluation, forward and backward, computing what the CPU reference
+// batch_norm2d kernels over (N, C, H, W) float32 or bfloat16 tensors: training (batch statistics,
+// running-statistics update) and evaluation, forward and backward, computing what the CPU reference
 // (include/cudacnn/ops/batch_norm.hpp) defines.
 #pragma once
 
@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "cuda/bf16.cuh"
 #include "cudacnn/ops/batch_norm.hpp"
 #include "cudacnn/tensor.hpp"
 
@@ -30,6 +31,14 @@ struct BatchNorm2dRunningStatsView {
     int64_t num_batches_tracked = 0;
     const float* input_shift = nullptr;  // (C)
 };
+
+// bf16: every launcher below also takes bf16 activations (x, y, dy, dx; --precision bf16), with everything
+// else float as for float activations: weight, bias, dweight, dbias, the running statistics and input_shift,
+// the saves, the workspace (the same batch_norm2d_workspace_bytes). The kernels are the float ones
+// instantiated for bf16: a load widens exactly, every sum and statistic is the float kernels' (the same
+// units, threads, trees and Chan merges, so the same bits as the float launchers on the widened values), and
+// each y or dx element is rounded to nearest even once, when it is stored. A width-4 unit moves as one 8-byte
+// access when the bf16 tensors are 8-byte aligned, as 4 scalars otherwise (the same bits).
 
 // Bytes of device workspace that batch_norm2d and batch_norm2d_backward need for this input shape (either
 // direction); a multiple of 16. Needed by the training forward and by the backward unless it is in
@@ -59,10 +68,22 @@ size_t batch_norm2d_workspace_bytes(const Shape& input_shape);
 //     and invstd = 1 / sqrt(var + eps) with the biased variance; block (0, c) writes save_mean, save_invstd
 //     and updates the running statistics. Then each thread normalizes its units.
 // Evaluation runs kernel 2 alone, with the running statistics in place of the merged partials.
-void batch_norm2d(const float* x, const float* weight, const float* bias,
-                  BatchNorm2dRunningStatsView* running, float* y, float* save_mean, float* save_invstd,
-                  const Shape& input_shape, const cpu::BatchNorm2dOptions& options, void* workspace,
-                  size_t workspace_bytes, cudaStream_t stream);
+//
+// batch_norm2d and batch_norm2d_relu (below) are two objects of this one type rather than two overloaded
+// functions: callers pick one with `relu ? gpu::batch_norm2d_relu : gpu::batch_norm2d` (the executor's GPU
+// backend), which a pair of overload sets (float and bf16) could not compile (as max_pool2d, cuda/pool.hpp).
+struct BatchNorm2dLauncher {
+    bool relu;  // batch_norm2d_relu: the ReLU after the batch norm, fused
+    void operator()(const float* x, const float* weight, const float* bias,
+                    BatchNorm2dRunningStatsView* running, float* y, float* save_mean, float* save_invstd,
+                    const Shape& input_shape, const cpu::BatchNorm2dOptions& options, void* workspace,
+                    size_t workspace_bytes, cudaStream_t stream) const;
+    void operator()(const bf16* x, const float* weight, const float* bias,
+                    BatchNorm2dRunningStatsView* running, bf16* y, float* save_mean, float* save_invstd,
+                    const Shape& input_shape, const cpu::BatchNorm2dOptions& options, void* workspace,
+                    size_t workspace_bytes, cudaStream_t stream) const;
+};
+inline constexpr BatchNorm2dLauncher batch_norm2d{false};
 
 // dx (N, C, H, W), dweight = Σ dy · x̂ and dbias = Σ dy (C) over (N, H, W), x̂ = (x − save_mean) · save_invstd,
 // given the forward's x, weight (or nullptr: 1), save_mean and save_invstd. training: dx goes through the
@@ -76,19 +97,26 @@ void batch_norm2d_backward(const float* x, const float* weight, const float* sav
                            const float* save_invstd, const float* dy, float* dx, float* dweight, float* dbias,
                            const Shape& input_shape, bool training, void* workspace, size_t workspace_bytes,
                            cudaStream_t stream);
+void batch_norm2d_backward(const bf16* x, const float* weight, const float* save_mean,
+                           const float* save_invstd, const bf16* dy, bf16* dx, float* dweight, float* dbias,
+                           const Shape& input_shape, bool training, void* workspace, size_t workspace_bytes,
+                           cudaStream_t stream);
 
 // batch_norm2d and a following ReLU in one pass: y = relu(batch_norm2d(x)), bit for bit what batch_norm2d then
 // relu_forward give (the normalize kernel applies ReLU's rule, cuda/relu_rule.cuh, before it stores), without
-// writing and reading back the intermediate tensor. Same arguments, checks and saves as batch_norm2d.
-void batch_norm2d_relu(const float* x, const float* weight, const float* bias,
-                       BatchNorm2dRunningStatsView* running, float* y, float* save_mean, float* save_invstd,
-                       const Shape& input_shape, const cpu::BatchNorm2dOptions& options, void* workspace,
-                       size_t workspace_bytes, cudaStream_t stream);
+// writing and reading back the intermediate tensor. Same arguments, checks and saves as batch_norm2d. On bf16
+// the ReLU is applied before the one rounding: the values of relu_forward on the rounded output (a negative
+// value that rounds to −0 keeps its sign there; here it is +0).
+inline constexpr BatchNorm2dLauncher batch_norm2d_relu{true};
 
 // The backward of batch_norm2d_relu, given its output y and the gradient dy of y: bit for bit relu_backward(y,
 // dy) then batch_norm2d_backward, with ReLU's backward applied wherever the batch norm kernels read a gradient.
 void batch_norm2d_relu_backward(const float* x, const float* y, const float* weight, const float* save_mean,
                                 const float* save_invstd, const float* dy, float* dx, float* dweight,
+                                float* dbias, const Shape& input_shape, bool training, void* workspace,
+                                size_t workspace_bytes, cudaStream_t stream);
+void batch_norm2d_relu_backward(const bf16* x, const bf16* y, const float* weight, const float* save_mean,
+                                const float* save_invstd, const bf16* dy, bf16* dx, float* dweight,
                                 float* dbias, const Shape& input_shape, bool training, void* workspace,
                                 size_t workspace_bytes, cudaStream_t stream);
 

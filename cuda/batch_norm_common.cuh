@@ -11,6 +11,7 @@
 #include <cstdint>
 
 #include "cuda/batch_norm.hpp"
+#include "cuda/bf16.cuh"
 #include "cuda/launch.cuh"
 #include "cuda/relu_rule.cuh"
 #include "cudacnn/error.hpp"
@@ -86,9 +87,10 @@ __device__ inline float normalized_value(float x, float mean, float invstd, cons
 }
 
 // The gradient batch norm's backward reads at element i: dy, or, with a fused ReLU whose output is relu_y,
-// ReLU's backward of it (computed where it is read instead of stored).
-__device__ inline float incoming_gradient(const float* dy, const float* relu_y, int64_t i) {
-    return relu_y != nullptr ? relu_gradient(relu_y[i], dy[i]) : dy[i];
+// ReLU's backward of it (computed where it is read instead of stored); T = float or bf16, widened.
+template <class T>
+__device__ inline float incoming_gradient(const T* dy, const T* relu_y, int64_t i) {
+    return relu_y != nullptr ? relu_gradient(to_float(relu_y[i]), to_float(dy[i])) : to_float(dy[i]);
 }
 
 }  // namespace kernels

@@ -1,10 +1,12 @@
 // Synchronized batch norm kernels (per-channel double sums, their fixed-order merge, finalize, normalize,
-// dx) and the launchers of each phase; the all-reduces between phases are the caller's.
+// dx) and the launchers of each phase, for float and bf16 activations; the all-reduces between phases are
+// the caller's.
 #include "cuda/batch_norm_sync.hpp"
 
 #include <cmath>
 
 #include "cuda/batch_norm_common.cuh"
+#include "cuda/bf16.cuh"
 #include "cuda/elementwise.cuh"
 #include "cuda/launch.cuh"
 #include "cuda/reduce.cuh"
@@ -30,24 +32,25 @@ struct DoublePair {
 };
 
 // Block (s, c): Σ x over its slice of channel c. partials: (C, S).
-__global__ void batch_norm_sync_sum_kernel(const float* x, double* partials, BnDims d) {
+template <class T>
+__global__ void batch_norm_sync_sum_kernel(const T* x, double* partials, BnDims d) {
     const int split = blockIdx.x, channel = blockIdx.y;
     double acc = 0.0;
     for_each_in_slice(d, channel, slice_begin(d, split), slice_end(d, split),
-                      [&](int64_t offset) { acc += static_cast<double>(x[offset]); });
+                      [&](int64_t offset) { acc += static_cast<double>(to_float(x[offset])); });
     acc = reduce::block_reduce(acc);
     if (threadIdx.x == 0) partials[channel * d.splits + split] = acc;
 }
 
 // Block (s, c): Σ (x − mean)² over its slice, mean = the world's Σx / M (sums: C + 1, all-reduced): two
 // passes, as the reference, since Σx² − M · mean² cancels. partials: (C, S).
-__global__ void batch_norm_sync_squares_kernel(const float* x, const double* sums, double* partials,
-                                               BnDims d) {
+template <class T>
+__global__ void batch_norm_sync_squares_kernel(const T* x, const double* sums, double* partials, BnDims d) {
     const int split = blockIdx.x, channel = blockIdx.y;
     const double mean = sums[channel] / sums[d.c];
     double acc = 0.0;
     for_each_in_slice(d, channel, slice_begin(d, split), slice_end(d, split), [&](int64_t offset) {
-        const double centered = static_cast<double>(x[offset]) - mean;
+        const double centered = static_cast<double>(to_float(x[offset])) - mean;
         acc += centered * centered;
     });
     acc = reduce::block_reduce(acc);
@@ -56,7 +59,8 @@ __global__ void batch_norm_sync_squares_kernel(const float* x, const double* sum
 
 // Block (s, c): Σ dy and Σ dy · x̂ over its slice (dy through a fused ReLU's backward when relu_y is given).
 // partials: Σ dy (C, S) then Σ dy · x̂ (C, S).
-__global__ void batch_norm_sync_grad_sums_kernel(const float* x, const float* dy, const float* relu_y,
+template <class T>
+__global__ void batch_norm_sync_grad_sums_kernel(const T* x, const T* dy, const T* relu_y,
                                                  const float* save_mean, const float* save_invstd,
                                                  double* partials, BnDims d) {
     const int split = blockIdx.x, channel = blockIdx.y;
@@ -66,7 +70,7 @@ __global__ void batch_norm_sync_grad_sums_kernel(const float* x, const float* dy
     for_each_in_slice(d, channel, slice_begin(d, split), slice_end(d, split), [&](int64_t offset) {
         const double g = static_cast<double>(incoming_gradient(dy, relu_y, offset));
         acc.first += g;
-        acc.second += g * (static_cast<double>(x[offset]) - mean) * invstd;
+        acc.second += g * (static_cast<double>(to_float(x[offset])) - mean) * invstd;
     });
     acc = reduce::block_reduce(acc);
     if (threadIdx.x == 0) {
@@ -118,14 +122,15 @@ __global__ void batch_norm_sync_finalize_kernel(const double* sums, const double
     }
 }
 
-// batch_norm2d's normalize, element for element (cuda/batch_norm_common.cuh's rule).
-__global__ void batch_norm_sync_normalize_kernel(const float* x, const float* mean, const float* invstd,
-                                                 const float* weight, const float* bias, float* y,
-                                                 int64_t total, int channels, int hw, bool relu) {
+// batch_norm2d's normalize, element for element (cuda/batch_norm_common.cuh's rule), rounded once to T.
+template <class T>
+__global__ void batch_norm_sync_normalize_kernel(const T* x, const float* mean, const float* invstd,
+                                                 const float* weight, const float* bias, T* y, int64_t total,
+                                                 int channels, int hw, bool relu) {
     const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
     for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < total; i += stride) {
         const int c = (static_cast<int>(i) / hw) % channels;
-        y[i] = normalized_value(x[i], mean[c], invstd[c], weight, bias, c, relu);
+        y[i] = from_float<T>(normalized_value(to_float(x[i]), mean[c], invstd[c], weight, bias, c, relu));
     }
 }
 
@@ -138,19 +143,20 @@ __global__ void batch_norm_sync_grad_means_kernel(const double* sums, int channe
     means[channels + c] = static_cast<float>(sums[channels + c] / count);
 }
 
-// dx = γ · invstd · (dy − Σdy / M − x̂ · Σdy·x̂ / M), means: Σdy / M (C) then Σdy·x̂ / M (C).
-__global__ void batch_norm_sync_dx_kernel(const float* x, const float* dy, const float* relu_y,
-                                          const float* weight, const float* save_mean,
-                                          const float* save_invstd, const float* means, float* dx,
-                                          int64_t total, int channels, int hw) {
+// dx = γ · invstd · (dy − Σdy / M − x̂ · Σdy·x̂ / M), means: Σdy / M (C) then Σdy·x̂ / M (C); rounded once
+// to T.
+template <class T>
+__global__ void batch_norm_sync_dx_kernel(const T* x, const T* dy, const T* relu_y, const float* weight,
+                                          const float* save_mean, const float* save_invstd,
+                                          const float* means, T* dx, int64_t total, int channels, int hw) {
     const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
     for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < total; i += stride) {
         const int c = (static_cast<int>(i) / hw) % channels;
         const float invstd = save_invstd[c];
         const float scale = (weight != nullptr ? weight[c] : 1.0f) * invstd;
-        const float x_hat = (x[i] - save_mean[c]) * invstd;
+        const float x_hat = (to_float(x[i]) - save_mean[c]) * invstd;
         const float g = incoming_gradient(dy, relu_y, i) - (means[c] + x_hat * means[channels + c]);
-        dx[i] = scale * g;
+        dx[i] = from_float<T>(scale * g);
     }
 }
 
@@ -207,14 +213,16 @@ dim3 per_channel_grid(int channels) {
 constexpr const char* kForwardOp = "batch_norm2d_sync";
 constexpr const char* kBackwardOp = "batch_norm2d_sync_backward";
 
-void check_forward_pointers(const BatchNorm2dSyncForward& a) {
+template <class T>
+void check_forward_pointers(const BatchNorm2dSyncForwardT<T>& a) {
     CUDACNN_CHECK(a.x != nullptr && a.y != nullptr && a.save_mean != nullptr && a.save_invstd != nullptr,
                   "{}: x, y, save_mean and save_invstd must be device pointers, got {}, {}, {} and {}",
                   kForwardOp, static_cast<const void*>(a.x), static_cast<const void*>(a.y),
                   static_cast<const void*>(a.save_mean), static_cast<const void*>(a.save_invstd));
 }
 
-void check_backward_pointers(const BatchNorm2dSyncBackward& a) {
+template <class T>
+void check_backward_pointers(const BatchNorm2dSyncBackwardT<T>& a) {
     CUDACNN_CHECK(a.x != nullptr && a.dy != nullptr && a.save_mean != nullptr && a.save_invstd != nullptr,
                   "{}: x, dy, save_mean and save_invstd must be device pointers, got {}, {}, {} and {}",
                   kBackwardOp, static_cast<const void*>(a.x), static_cast<const void*>(a.dy),
@@ -228,7 +236,8 @@ size_t batch_norm2d_sync_workspace_bytes(const Shape& input_shape) {
     return sums_bytes(d) + partials_bytes(d) + means_bytes(d);
 }
 
-BatchNormSyncSums batch_norm2d_sync_statistics(const BatchNorm2dSyncForward& a) {
+template <class T>
+BatchNormSyncSums batch_norm2d_sync_statistics(const BatchNorm2dSyncForwardT<T>& a) {
     const BnDims d = bn_dims(kForwardOp, a.input_shape);
     check_forward_pointers(a);
     CUDACNN_CHECK(
@@ -238,24 +247,26 @@ BatchNormSyncSums batch_norm2d_sync_statistics(const BatchNorm2dSyncForward& a) 
         kForwardOp);
     bn_detail::check_forward(kForwardOp, d, a.input_shape, a.running, a.options);
     const SyncWorkspace ws = sync_workspace(kForwardOp, d, a.input_shape, a.workspace, a.workspace_bytes);
-    launch(kernels::batch_norm_sync_sum_kernel, dim3(d.splits, d.c), dim3(kernels::kBnReduceBlock), 0,
+    launch(kernels::batch_norm_sync_sum_kernel<T>, dim3(d.splits, d.c), dim3(kernels::kBnReduceBlock), 0,
            a.stream, a.x, ws.partials, d);
     merge_rows(ws.partials, d.c, d, static_cast<double>(d.count), ws.sums, nullptr, nullptr, a.stream);
     return {ws.sums, static_cast<int64_t>(d.c) + 1};
 }
 
-BatchNormSyncSums batch_norm2d_sync_squares(const BatchNorm2dSyncForward& a) {
+template <class T>
+BatchNormSyncSums batch_norm2d_sync_squares(const BatchNorm2dSyncForwardT<T>& a) {
     const BnDims d = bn_dims(kForwardOp, a.input_shape);
     check_forward_pointers(a);
     const SyncWorkspace ws = sync_workspace(kForwardOp, d, a.input_shape, a.workspace, a.workspace_bytes);
     double* squares = ws.sums + d.c + 1;
-    launch(kernels::batch_norm_sync_squares_kernel, dim3(d.splits, d.c), dim3(kernels::kBnReduceBlock), 0,
+    launch(kernels::batch_norm_sync_squares_kernel<T>, dim3(d.splits, d.c), dim3(kernels::kBnReduceBlock), 0,
            a.stream, a.x, static_cast<const double*>(ws.sums), ws.partials, d);
     merge_rows(ws.partials, d.c, d, -1.0, squares, nullptr, nullptr, a.stream);
     return {squares, static_cast<int64_t>(d.c)};
 }
 
-void batch_norm2d_sync_normalize(const BatchNorm2dSyncForward& a) {
+template <class T>
+void batch_norm2d_sync_normalize(const BatchNorm2dSyncForwardT<T>& a) {
     const BnDims d = bn_dims(kForwardOp, a.input_shape);
     check_forward_pointers(a);
     const SyncWorkspace ws = sync_workspace(kForwardOp, d, a.input_shape, a.workspace, a.workspace_bytes);
@@ -267,12 +278,13 @@ void batch_norm2d_sync_normalize(const BatchNorm2dSyncForward& a) {
            d.c, a.options.eps, factor, running_mean, running_var,
            a.running != nullptr ? a.running->input_shift : nullptr, a.save_mean, a.save_invstd);
     const int64_t total = a.input_shape.numel();
-    launch(kernels::batch_norm_sync_normalize_kernel, elementwise_grid(total), dim3(kElementwiseBlock), 0,
+    launch(kernels::batch_norm_sync_normalize_kernel<T>, elementwise_grid(total), dim3(kElementwiseBlock), 0,
            a.stream, a.x, static_cast<const float*>(a.save_mean), static_cast<const float*>(a.save_invstd),
            a.weight, a.bias, a.y, total, d.c, d.hw, a.relu);
 }
 
-void batch_norm2d_sync(const BatchNorm2dSyncForward& args, const BatchNormSyncReduce& all_reduce) {
+template <class T>
+void batch_norm2d_sync(const BatchNorm2dSyncForwardT<T>& args, const BatchNormSyncReduce& all_reduce) {
     const BatchNormSyncSums sums = batch_norm2d_sync_statistics(args);
     all_reduce(sums.data, sums.count);
     const BatchNormSyncSums squares = batch_norm2d_sync_squares(args);
@@ -280,17 +292,19 @@ void batch_norm2d_sync(const BatchNorm2dSyncForward& args, const BatchNormSyncRe
     batch_norm2d_sync_normalize(args);
 }
 
-BatchNormSyncSums batch_norm2d_sync_backward_sums(const BatchNorm2dSyncBackward& a) {
+template <class T>
+BatchNormSyncSums batch_norm2d_sync_backward_sums(const BatchNorm2dSyncBackwardT<T>& a) {
     const BnDims d = bn_dims(kBackwardOp, a.input_shape);
     check_backward_pointers(a);
     const SyncWorkspace ws = sync_workspace(kBackwardOp, d, a.input_shape, a.workspace, a.workspace_bytes);
-    launch(kernels::batch_norm_sync_grad_sums_kernel, dim3(d.splits, d.c), dim3(kernels::kBnReduceBlock), 0,
-           a.stream, a.x, a.dy, a.relu_y, a.save_mean, a.save_invstd, ws.partials, d);
+    launch(kernels::batch_norm_sync_grad_sums_kernel<T>, dim3(d.splits, d.c), dim3(kernels::kBnReduceBlock),
+           0, a.stream, a.x, a.dy, a.relu_y, a.save_mean, a.save_invstd, ws.partials, d);
     merge_rows(ws.partials, 2 * d.c, d, static_cast<double>(d.count), ws.sums, a.dbias, a.dweight, a.stream);
     return {ws.sums, 2 * static_cast<int64_t>(d.c) + 1};
 }
 
-void batch_norm2d_sync_backward_dx(const BatchNorm2dSyncBackward& a) {
+template <class T>
+void batch_norm2d_sync_backward_dx(const BatchNorm2dSyncBackwardT<T>& a) {
     const BnDims d = bn_dims(kBackwardOp, a.input_shape);
     check_backward_pointers(a);
     CUDACNN_CHECK(a.dx != nullptr,
@@ -300,16 +314,34 @@ void batch_norm2d_sync_backward_dx(const BatchNorm2dSyncBackward& a) {
     launch(kernels::batch_norm_sync_grad_means_kernel, per_channel_grid(d.c),
            dim3(kernels::kSyncChannelBlock), 0, a.stream, static_cast<const double*>(ws.sums), d.c, ws.means);
     const int64_t total = a.input_shape.numel();
-    launch(kernels::batch_norm_sync_dx_kernel, elementwise_grid(total), dim3(kElementwiseBlock), 0, a.stream,
-           a.x, a.dy, a.relu_y, a.weight, a.save_mean, a.save_invstd, static_cast<const float*>(ws.means),
-           a.dx, total, d.c, d.hw);
+    launch(kernels::batch_norm_sync_dx_kernel<T>, elementwise_grid(total), dim3(kElementwiseBlock), 0,
+           a.stream, a.x, a.dy, a.relu_y, a.weight, a.save_mean, a.save_invstd,
+           static_cast<const float*>(ws.means), a.dx, total, d.c, d.hw);
 }
 
-void batch_norm2d_sync_backward(const BatchNorm2dSyncBackward& args, const BatchNormSyncReduce& all_reduce) {
+template <class T>
+void batch_norm2d_sync_backward(const BatchNorm2dSyncBackwardT<T>& args,
+                                const BatchNormSyncReduce& all_reduce) {
     const BatchNormSyncSums sums = batch_norm2d_sync_backward_sums(args);
     if (args.dx == nullptr) return;
     all_reduce(sums.data, sums.count);
     batch_norm2d_sync_backward_dx(args);
 }
+
+// The phases for the two activation types the header promises.
+template BatchNormSyncSums batch_norm2d_sync_statistics(const BatchNorm2dSyncForwardT<float>&);
+template BatchNormSyncSums batch_norm2d_sync_squares(const BatchNorm2dSyncForwardT<float>&);
+template void batch_norm2d_sync_normalize(const BatchNorm2dSyncForwardT<float>&);
+template void batch_norm2d_sync(const BatchNorm2dSyncForwardT<float>&, const BatchNormSyncReduce&);
+template BatchNormSyncSums batch_norm2d_sync_backward_sums(const BatchNorm2dSyncBackwardT<float>&);
+template void batch_norm2d_sync_backward_dx(const BatchNorm2dSyncBackwardT<float>&);
+template void batch_norm2d_sync_backward(const BatchNorm2dSyncBackwardT<float>&, const BatchNormSyncReduce&);
+template BatchNormSyncSums batch_norm2d_sync_statistics(const BatchNorm2dSyncForwardT<bf16>&);
+template BatchNormSyncSums batch_norm2d_sync_squares(const BatchNorm2dSyncForwardT<bf16>&);
+template void batch_norm2d_sync_normalize(const BatchNorm2dSyncForwardT<bf16>&);
+template void batch_norm2d_sync(const BatchNorm2dSyncForwardT<bf16>&, const BatchNormSyncReduce&);
+template BatchNormSyncSums batch_norm2d_sync_backward_sums(const BatchNorm2dSyncBackwardT<bf16>&);
+template void batch_norm2d_sync_backward_dx(const BatchNorm2dSyncBackwardT<bf16>&);
+template void batch_norm2d_sync_backward(const BatchNorm2dSyncBackwardT<bf16>&, const BatchNormSyncReduce&);
 
 }  // namespace cudacnn::gpu

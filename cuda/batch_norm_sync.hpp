@@ -11,6 +11,10 @@
 //           them like every other gradient.
 // Every sum is in double, block partials merged in a fixed tree (deterministic, no atomics). With no other
 // rank (an identity reduction) the results are batch_norm2d's within float rounding.
+//
+// Activations (x, y, relu_y, dy, dx) are float or bf16 (T below; everything else float, as batch_norm2d's
+// bf16 overloads): the kernels widen each loaded value exactly and round each y and dx element once, so a
+// bf16 call computes the same sums and statistics as the float call on the widened values.
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -40,13 +44,14 @@ using BatchNormSyncReduce = std::function<void(double* data, int64_t count)>;
 size_t batch_norm2d_sync_workspace_bytes(const Shape& input_shape);
 
 // One synchronized forward: batch_norm2d's arguments (training mode only: options.training must be true),
-// and relu for batch_norm2d_relu's fused ReLU.
-struct BatchNorm2dSyncForward {
-    const float* x = nullptr;                        // (N, C, H, W), this rank's part of the batch
+// and relu for batch_norm2d_relu's fused ReLU; activations of T = float or bf16 (gpu::bf16, cuda/bf16.cuh).
+template <class T>
+struct BatchNorm2dSyncForwardT {
+    const T* x = nullptr;                            // (N, C, H, W), this rank's part of the batch
     const float* weight = nullptr;                   // (C) or nullptr (affine=False)
     const float* bias = nullptr;                     // (C) or nullptr
     BatchNorm2dRunningStatsView* running = nullptr;  // nullptr: track_running_stats=False
-    float* y = nullptr;
+    T* y = nullptr;
     float* save_mean = nullptr;    // (C): the world's mean
     float* save_invstd = nullptr;  // (C): 1 / sqrt(the world's biased variance + eps)
     Shape input_shape;
@@ -56,29 +61,37 @@ struct BatchNorm2dSyncForward {
     size_t workspace_bytes = 0;
     cudaStream_t stream = nullptr;
 };
+using BatchNorm2dSyncForward = BatchNorm2dSyncForwardT<float>;
 
+// The phases below are templates on T defined in cuda/batch_norm_sync.cu for T = float and bf16 only.
+//
 // Phase 1: validates like batch_norm2d and writes Σx per channel and this rank's M (C + 1 doubles).
-BatchNormSyncSums batch_norm2d_sync_statistics(const BatchNorm2dSyncForward& args);
+template <class T>
+BatchNormSyncSums batch_norm2d_sync_statistics(const BatchNorm2dSyncForwardT<T>& args);
 // Phase 2, after phase 1's sums were all-reduced: Σ(x − mean)² per channel about the world's mean (C
 // doubles).
-BatchNormSyncSums batch_norm2d_sync_squares(const BatchNorm2dSyncForward& args);
+template <class T>
+BatchNormSyncSums batch_norm2d_sync_squares(const BatchNorm2dSyncForwardT<T>& args);
 // Phase 3, after phase 2's sums were all-reduced: the saves, the running statistics (momentum, or the
 // cumulative factor; unbiased variance over the world's M − 1; increments running->num_batches_tracked) and
 // y.
-void batch_norm2d_sync_normalize(const BatchNorm2dSyncForward& args);
+template <class T>
+void batch_norm2d_sync_normalize(const BatchNorm2dSyncForwardT<T>& args);
 // The three phases with `all_reduce` between them.
-void batch_norm2d_sync(const BatchNorm2dSyncForward& args, const BatchNormSyncReduce& all_reduce);
+template <class T>
+void batch_norm2d_sync(const BatchNorm2dSyncForwardT<T>& args, const BatchNormSyncReduce& all_reduce);
 
 // One synchronized backward (training mode): batch_norm2d_backward's arguments, and relu_y = the forward's y
-// for batch_norm2d_relu_backward (nullptr: no fused ReLU).
-struct BatchNorm2dSyncBackward {
-    const float* x = nullptr;
-    const float* relu_y = nullptr;
+// for batch_norm2d_relu_backward (nullptr: no fused ReLU); activations of T = float or bf16.
+template <class T>
+struct BatchNorm2dSyncBackwardT {
+    const T* x = nullptr;
+    const T* relu_y = nullptr;
     const float* weight = nullptr;  // (C) or nullptr: 1
     const float* save_mean = nullptr;
     const float* save_invstd = nullptr;
-    const float* dy = nullptr;
-    float* dx = nullptr;       // nullptr: only dweight and dbias wanted (the network's first layer)
+    const T* dy = nullptr;
+    T* dx = nullptr;           // nullptr: only dweight and dbias wanted (the network's first layer)
     float* dweight = nullptr;  // (C) or nullptr
     float* dbias = nullptr;    // (C) or nullptr
     Shape input_shape;
@@ -86,15 +99,20 @@ struct BatchNorm2dSyncBackward {
     size_t workspace_bytes = 0;
     cudaStream_t stream = nullptr;
 };
+using BatchNorm2dSyncBackward = BatchNorm2dSyncBackwardT<float>;
 
 // Phase 1: Σdy and Σdy·x̂ per channel, then this rank's M (2·C + 1 doubles); writes dweight = Σdy·x̂ and
 // dbias = Σdy of this rank.
-BatchNormSyncSums batch_norm2d_sync_backward_sums(const BatchNorm2dSyncBackward& args);
+template <class T>
+BatchNormSyncSums batch_norm2d_sync_backward_sums(const BatchNorm2dSyncBackwardT<T>& args);
 // Phase 2, after phase 1's sums were all-reduced: dx = γ · invstd · (dy − Σdy / M − x̂ · Σdy·x̂ / M), the
 // world's sums and M.
-void batch_norm2d_sync_backward_dx(const BatchNorm2dSyncBackward& args);
+template <class T>
+void batch_norm2d_sync_backward_dx(const BatchNorm2dSyncBackwardT<T>& args);
 // Both phases with `all_reduce` between them; without dx, phase 1 alone and no reduction (as the fast CPU
 // path: every rank's graph is the same, so every rank skips it).
-void batch_norm2d_sync_backward(const BatchNorm2dSyncBackward& args, const BatchNormSyncReduce& all_reduce);
+template <class T>
+void batch_norm2d_sync_backward(const BatchNorm2dSyncBackwardT<T>& args,
+                                const BatchNormSyncReduce& all_reduce);
 
 }  // namespace cudacnn::gpu
