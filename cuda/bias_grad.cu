@@ -40,7 +40,8 @@ __global__ void linear_bias_grad_kernel(const T* dy, float* db, int64_t n, int64
     const int64_t column = blockIdx.x * int64_t{kLinearBiasChannels} + threadIdx.x;
     float sum = 0.0f;
     if (column < c) {
-        for (int64_t row = threadIdx.y; row < n; row += kLinearBiasRows) sum += to_float(dy[row * c + column]);
+        for (int64_t row = threadIdx.y; row < n; row += kLinearBiasRows)
+            sum += to_float(dy[row * c + column]);
     }
     partial[threadIdx.y][threadIdx.x] = sum;
     __syncthreads();

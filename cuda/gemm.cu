@@ -274,7 +274,7 @@ __device__ inline void multiply_slice(const float (&a_slice)[kGemmBlockK][Tile::
 // slice length for every tiling) add the same +0 terms, so all tilings give the same bits.
 // TIn = bf16: the operands are widened as they are loaded and everything after is the float kernel's; the
 // product of two bf16 (8 significant bits each) is exact in float, so each FMA rounds only the sum, and the
-// result is bit for bit the float kernel's on the widened operands (before C's own rounding when TOut = bf16).
+// result is bit for bit the float kernel's on the widened operands (before a bf16 C's own rounding).
 template <class Tile, bool kTransA, bool kTransB, class TIn, class TOut>
 // __launch_bounds__(threads, 1) lets ptxas use up to 255 registers: an 8 × 8 tile takes ~200 – 230 for sm_90
 // without spills (capped at 128 or 168 it spills), i.e. 8 resident warps per SM, whose 64 independent FMAs
@@ -296,10 +296,10 @@ __global__ void __launch_bounds__(Tile::threads, 1) sgemm_kernel(GemmParams<TIn,
         float ra[kGroupsA][4], rb[kGroupsB][4];
         // op(B) is (k, n): as an operand of the loader (rows_op = n), it is stored transposed exactly when B
         // is not.
-        SliceLoader<kTransA, Tile::rows, kThreads, kGroupsA, TIn> a_loader(p.a + z * p.stride_a, p.lda, p.m, p.k,
-                                                                     row0, p.vec_a);
-        SliceLoader<!kTransB, Tile::cols, kThreads, kGroupsB, TIn> b_loader(p.b + z * p.stride_b, p.ldb, p.n, p.k,
-                                                                      col0, p.vec_b);
+        SliceLoader<kTransA, Tile::rows, kThreads, kGroupsA, TIn> a_loader(p.a + z * p.stride_a, p.lda, p.m,
+                                                                           p.k, row0, p.vec_a);
+        SliceLoader<!kTransB, Tile::cols, kThreads, kGroupsB, TIn> b_loader(p.b + z * p.stride_b, p.ldb, p.n,
+                                                                            p.k, col0, p.vec_b);
         a_loader.load(p.lda, ra);
         b_loader.load(p.ldb, rb);
         store_operand<kTransA, Tile::rows, kThreads>(a_slices[0], ra);
@@ -397,7 +397,8 @@ void launch_tiled(const char* op, bool trans_a, bool trans_b, kernels::GemmParam
         launch(kernels::sgemm_kernel<Tile, false, true, TIn, TOut>, grid, block, 0, stream, p);
     if (trans_a && !trans_b)
         launch(kernels::sgemm_kernel<Tile, true, false, TIn, TOut>, grid, block, 0, stream, p);
-    if (trans_a && trans_b) launch(kernels::sgemm_kernel<Tile, true, true, TIn, TOut>, grid, block, 0, stream, p);
+    if (trans_a && trans_b)
+        launch(kernels::sgemm_kernel<Tile, true, true, TIn, TOut>, grid, block, 0, stream, p);
 }
 
 template <class TIn, class TOut>
@@ -464,7 +465,6 @@ void sgemm_impl(const char* op, GemmTiling tiling, bool trans_a, bool trans_b, i
     launch_sgemm(op, tiling, trans_a, trans_b, p, stream);
 }
 
-
 // Each split should multiply at least this many k (16 slices: the pipeline's prologue and the partial's
 // write and read stay small next to its FMAs).
 constexpr int64_t kMinSplitLength = 256;
@@ -475,8 +475,9 @@ void sgemm_strided_batched(bool trans_a, bool trans_b, int64_t m, int64_t n, int
                            const float* a, int64_t lda, int64_t stride_a, const float* b, int64_t ldb,
                            int64_t stride_b, float beta, float* c, int64_t ldc, int64_t stride_c,
                            int64_t batch, cudaStream_t stream) {
-    sgemm_impl<float, float>("sgemm_strided_batched", GemmTiling::automatic, trans_a, trans_b, m, n, k, alpha, a,
-                             lda, stride_a, b, ldb, stride_b, beta, nullptr, c, ldc, stride_c, batch, stream);
+    sgemm_impl<float, float>("sgemm_strided_batched", GemmTiling::automatic, trans_a, trans_b, m, n, k, alpha,
+                             a, lda, stride_a, b, ldb, stride_b, beta, nullptr, c, ldc, stride_c, batch,
+                             stream);
 }
 
 void sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
@@ -493,8 +494,8 @@ void sgemm_strided_batched_with_tiling(GemmTiling tiling, bool trans_a, bool tra
                                        int64_t k, float alpha, const float* a, int64_t lda, int64_t stride_a,
                                        const float* b, int64_t ldb, int64_t stride_b, float beta, float* c,
                                        int64_t ldc, int64_t stride_c, int64_t batch, cudaStream_t stream) {
-    sgemm_impl<float, float>("sgemm_strided_batched", tiling, trans_a, trans_b, m, n, k, alpha, a, lda, stride_a,
-                             b, ldb, stride_b, beta, nullptr, c, ldc, stride_c, batch, stream);
+    sgemm_impl<float, float>("sgemm_strided_batched", tiling, trans_a, trans_b, m, n, k, alpha, a, lda,
+                             stride_a, b, ldb, stride_b, beta, nullptr, c, ldc, stride_c, batch, stream);
 }
 
 int64_t sgemm_split_k_count(int64_t m, int64_t n, int64_t k) {
@@ -515,21 +516,22 @@ size_t sgemm_split_k_workspace_bytes(int64_t m, int64_t n, int64_t k, int64_t sp
 
 namespace {
 
-// Split-k's first pass on the tiled kernel (a GemmRangeProduct for TIn = float, GemmRangeProductBf16 for bf16):
-// the full-length ranges of k are one strided batch, a shorter last one another launch.
+// Split-k's first pass on the tiled kernel (a GemmRangeProduct for TIn = float, GemmRangeProductBf16 for
+// bf16): the full-length ranges of k are one strided batch, a shorter last one another launch.
 template <class TIn>
 auto range_product(const char* op, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t lda, int64_t ldb,
                    cudaStream_t stream) {
-    return [=](int64_t k_len, int64_t k_last, const TIn* a_s, int64_t stride_a, const TIn* b_s, int64_t stride_b,
-               float* c_s, int64_t batch) {
+    return [=](int64_t k_len, int64_t k_last, const TIn* a_s, int64_t stride_a, const TIn* b_s,
+               int64_t stride_b, float* c_s, int64_t batch) {
         const int64_t full = k_last == k_len ? batch : batch - 1;
         if (full > 0) {
-            sgemm_impl(op, GemmTiling::automatic, trans_a, trans_b, m, n, k_len, 1.0f, a_s, lda, stride_a, b_s,
-                       ldb, stride_b, 0.0f, nullptr, c_s, n, m * n, full, stream);
+            sgemm_impl(op, GemmTiling::automatic, trans_a, trans_b, m, n, k_len, 1.0f, a_s, lda, stride_a,
+                       b_s, ldb, stride_b, 0.0f, nullptr, c_s, n, m * n, full, stream);
         }
         if (full < batch) {
             sgemm_impl(op, GemmTiling::automatic, trans_a, trans_b, m, n, k_last, 1.0f, a_s + full * stride_a,
-                       lda, 0, b_s + full * stride_b, ldb, 0, 0.0f, nullptr, c_s + full * m * n, n, 0, 1, stream);
+                       lda, 0, b_s + full * stride_b, ldb, 0, 0.0f, nullptr, c_s + full * m * n, n, 0, 1,
+                       stream);
         }
     };
 }
@@ -552,9 +554,9 @@ namespace {
 
 template <class TOut>
 void bf16_split_k_impl(const char* op, int64_t splits, bool trans_a, bool trans_b, int64_t m, int64_t n,
-                       int64_t k, float alpha, const bf16* a, int64_t lda, const bf16* b, int64_t ldb, float beta,
-                       const float* bias, TOut* c, int64_t ldc, void* workspace, size_t workspace_bytes,
-                       cudaStream_t stream) {
+                       int64_t k, float alpha, const bf16* a, int64_t lda, const bf16* b, int64_t ldb,
+                       float beta, const float* bias, TOut* c, int64_t ldc, void* workspace,
+                       size_t workspace_bytes, cudaStream_t stream) {
     // The partial products are float, as sgemm_split_k's: its workspace size is this one's.
     gemm_split_k(op, "sgemm_split_k_workspace_bytes", splits, kernels::kGemmBlockK, trans_a, trans_b, m, n, k,
                  alpha, a, lda, b, ldb, beta, bias, c, ldc, workspace, workspace_bytes, stream,
@@ -570,41 +572,45 @@ void bf16_split_impl(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k
     const int64_t splits = sgemm_split_k_count(m, n, k);
     if (splits > 1 && workspace != nullptr &&
         workspace_bytes >= sgemm_split_k_workspace_bytes(m, n, k, splits)) {
-        return bf16_split_k_impl(op, splits, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, 0.0f, bias, c, ldc,
-                                 workspace, workspace_bytes, stream);
+        return bf16_split_k_impl(op, splits, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, 0.0f, bias, c,
+                                 ldc, workspace, workspace_bytes, stream);
     }
-    sgemm_impl(op, GemmTiling::automatic, trans_a, trans_b, m, n, k, alpha, a, lda, 0, b, ldb, 0, 0.0f, bias, c,
-               ldc, 0, 1, stream);
+    sgemm_impl(op, GemmTiling::automatic, trans_a, trans_b, m, n, k, alpha, a, lda, 0, b, ldb, 0, 0.0f, bias,
+               c, ldc, 0, 1, stream);
 }
 
 }  // namespace
 
 void gemm_bf16(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const bf16* a,
-               int64_t lda, const bf16* b, int64_t ldb, float beta, float* c, int64_t ldc, cudaStream_t stream) {
-    sgemm_impl("gemm_bf16", GemmTiling::automatic, trans_a, trans_b, m, n, k, alpha, a, lda, 0, b, ldb, 0, beta,
-               nullptr, c, ldc, 0, 1, stream);
+               int64_t lda, const bf16* b, int64_t ldb, float beta, float* c, int64_t ldc,
+               cudaStream_t stream) {
+    sgemm_impl("gemm_bf16", GemmTiling::automatic, trans_a, trans_b, m, n, k, alpha, a, lda, 0, b, ldb, 0,
+               beta, nullptr, c, ldc, 0, 1, stream);
 }
 
 void gemm_bf16(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const bf16* a,
-               int64_t lda, const bf16* b, int64_t ldb, float beta, bf16* c, int64_t ldc, cudaStream_t stream) {
-    sgemm_impl("gemm_bf16", GemmTiling::automatic, trans_a, trans_b, m, n, k, alpha, a, lda, 0, b, ldb, 0, beta,
-               nullptr, c, ldc, 0, 1, stream);
+               int64_t lda, const bf16* b, int64_t ldb, float beta, bf16* c, int64_t ldc,
+               cudaStream_t stream) {
+    sgemm_impl("gemm_bf16", GemmTiling::automatic, trans_a, trans_b, m, n, k, alpha, a, lda, 0, b, ldb, 0,
+               beta, nullptr, c, ldc, 0, 1, stream);
 }
 
-void gemm_bf16_strided_batched_with_tiling(GemmTiling tiling, bool trans_a, bool trans_b, int64_t m, int64_t n,
-                                           int64_t k, float alpha, const bf16* a, int64_t lda, int64_t stride_a,
-                                           const bf16* b, int64_t ldb, int64_t stride_b, float beta, float* c,
-                                           int64_t ldc, int64_t stride_c, int64_t batch, cudaStream_t stream) {
-    sgemm_impl("gemm_bf16_strided_batched", tiling, trans_a, trans_b, m, n, k, alpha, a, lda, stride_a, b, ldb,
-               stride_b, beta, nullptr, c, ldc, stride_c, batch, stream);
+void gemm_bf16_strided_batched_with_tiling(GemmTiling tiling, bool trans_a, bool trans_b, int64_t m,
+                                           int64_t n, int64_t k, float alpha, const bf16* a, int64_t lda,
+                                           int64_t stride_a, const bf16* b, int64_t ldb, int64_t stride_b,
+                                           float beta, float* c, int64_t ldc, int64_t stride_c, int64_t batch,
+                                           cudaStream_t stream) {
+    sgemm_impl("gemm_bf16_strided_batched", tiling, trans_a, trans_b, m, n, k, alpha, a, lda, stride_a, b,
+               ldb, stride_b, beta, nullptr, c, ldc, stride_c, batch, stream);
 }
 
-void gemm_bf16_strided_batched_with_tiling(GemmTiling tiling, bool trans_a, bool trans_b, int64_t m, int64_t n,
-                                           int64_t k, float alpha, const bf16* a, int64_t lda, int64_t stride_a,
-                                           const bf16* b, int64_t ldb, int64_t stride_b, float beta, bf16* c,
-                                           int64_t ldc, int64_t stride_c, int64_t batch, cudaStream_t stream) {
-    sgemm_impl("gemm_bf16_strided_batched", tiling, trans_a, trans_b, m, n, k, alpha, a, lda, stride_a, b, ldb,
-               stride_b, beta, nullptr, c, ldc, stride_c, batch, stream);
+void gemm_bf16_strided_batched_with_tiling(GemmTiling tiling, bool trans_a, bool trans_b, int64_t m,
+                                           int64_t n, int64_t k, float alpha, const bf16* a, int64_t lda,
+                                           int64_t stride_a, const bf16* b, int64_t ldb, int64_t stride_b,
+                                           float beta, bf16* c, int64_t ldc, int64_t stride_c, int64_t batch,
+                                           cudaStream_t stream) {
+    sgemm_impl("gemm_bf16_strided_batched", tiling, trans_a, trans_b, m, n, k, alpha, a, lda, stride_a, b,
+               ldb, stride_b, beta, nullptr, c, ldc, stride_c, batch, stream);
 }
 
 void gemm_bf16_strided_batched(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
@@ -623,18 +629,18 @@ void gemm_bf16_strided_batched(bool trans_a, bool trans_b, int64_t m, int64_t n,
                                           stride_a, b, ldb, stride_b, beta, c, ldc, stride_c, batch, stream);
 }
 
-void gemm_bf16_split_k(int64_t splits, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
-                       const bf16* a, int64_t lda, const bf16* b, int64_t ldb, float beta, float* c, int64_t ldc,
-                       void* workspace, size_t workspace_bytes, cudaStream_t stream) {
-    bf16_split_k_impl("gemm_bf16_split_k", splits, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, nullptr,
-                      c, ldc, workspace, workspace_bytes, stream);
+void gemm_bf16_split_k(int64_t splits, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
+                       float alpha, const bf16* a, int64_t lda, const bf16* b, int64_t ldb, float beta,
+                       float* c, int64_t ldc, void* workspace, size_t workspace_bytes, cudaStream_t stream) {
+    bf16_split_k_impl("gemm_bf16_split_k", splits, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta,
+                      nullptr, c, ldc, workspace, workspace_bytes, stream);
 }
 
-void gemm_bf16_split_k(int64_t splits, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
-                       const bf16* a, int64_t lda, const bf16* b, int64_t ldb, float beta, bf16* c, int64_t ldc,
-                       void* workspace, size_t workspace_bytes, cudaStream_t stream) {
-    bf16_split_k_impl("gemm_bf16_split_k", splits, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, nullptr,
-                      c, ldc, workspace, workspace_bytes, stream);
+void gemm_bf16_split_k(int64_t splits, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
+                       float alpha, const bf16* a, int64_t lda, const bf16* b, int64_t ldb, float beta,
+                       bf16* c, int64_t ldc, void* workspace, size_t workspace_bytes, cudaStream_t stream) {
+    bf16_split_k_impl("gemm_bf16_split_k", splits, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta,
+                      nullptr, c, ldc, workspace, workspace_bytes, stream);
 }
 
 size_t gemm_bf16_split_workspace_bytes(int64_t m, int64_t n, int64_t k) {
@@ -645,15 +651,15 @@ size_t gemm_bf16_split_workspace_bytes(int64_t m, int64_t n, int64_t k) {
 void gemm_bf16_split(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const bf16* a,
                      int64_t lda, const bf16* b, int64_t ldb, const float* bias, float* c, int64_t ldc,
                      void* workspace, size_t workspace_bytes, cudaStream_t stream) {
-    bf16_split_impl(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, bias, c, ldc, workspace, workspace_bytes,
-                    stream);
+    bf16_split_impl(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, bias, c, ldc, workspace,
+                    workspace_bytes, stream);
 }
 
 void gemm_bf16_split(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const bf16* a,
                      int64_t lda, const bf16* b, int64_t ldb, const float* bias, bf16* c, int64_t ldc,
                      void* workspace, size_t workspace_bytes, cudaStream_t stream) {
-    bf16_split_impl(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, bias, c, ldc, workspace, workspace_bytes,
-                    stream);
+    bf16_split_impl(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, bias, c, ldc, workspace,
+                    workspace_bytes, stream);
 }
 
 }  // namespace cudacnn::gpu

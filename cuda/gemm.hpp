@@ -78,9 +78,11 @@ int64_t sgemm_split_k_count(int64_t m, int64_t n, int64_t k);
 // after alpha and beta are applied. Vector accesses (8 bytes of bf16) where pointers, leading dimensions and
 // batch strides keep groups of 4 elements 8-byte aligned, scalar ones otherwise.
 void gemm_bf16(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const bf16* a,
-               int64_t lda, const bf16* b, int64_t ldb, float beta, float* c, int64_t ldc, cudaStream_t stream);
+               int64_t lda, const bf16* b, int64_t ldb, float beta, float* c, int64_t ldc,
+               cudaStream_t stream);
 void gemm_bf16(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const bf16* a,
-               int64_t lda, const bf16* b, int64_t ldb, float beta, bf16* c, int64_t ldc, cudaStream_t stream);
+               int64_t lda, const bf16* b, int64_t ldb, float beta, bf16* c, int64_t ldc,
+               cudaStream_t stream);
 
 void gemm_bf16_strided_batched(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
                                const bf16* a, int64_t lda, int64_t stride_a, const bf16* b, int64_t ldb,
@@ -92,24 +94,26 @@ void gemm_bf16_strided_batched(bool trans_a, bool trans_b, int64_t m, int64_t n,
                                int64_t batch, cudaStream_t stream);
 
 // gemm_bf16_strided_batched with the block tile chosen by the caller (see GemmTiling).
-void gemm_bf16_strided_batched_with_tiling(GemmTiling tiling, bool trans_a, bool trans_b, int64_t m, int64_t n,
-                                           int64_t k, float alpha, const bf16* a, int64_t lda, int64_t stride_a,
-                                           const bf16* b, int64_t ldb, int64_t stride_b, float beta, float* c,
-                                           int64_t ldc, int64_t stride_c, int64_t batch, cudaStream_t stream);
-void gemm_bf16_strided_batched_with_tiling(GemmTiling tiling, bool trans_a, bool trans_b, int64_t m, int64_t n,
-                                           int64_t k, float alpha, const bf16* a, int64_t lda, int64_t stride_a,
-                                           const bf16* b, int64_t ldb, int64_t stride_b, float beta, bf16* c,
-                                           int64_t ldc, int64_t stride_c, int64_t batch, cudaStream_t stream);
+void gemm_bf16_strided_batched_with_tiling(GemmTiling tiling, bool trans_a, bool trans_b, int64_t m,
+                                           int64_t n, int64_t k, float alpha, const bf16* a, int64_t lda,
+                                           int64_t stride_a, const bf16* b, int64_t ldb, int64_t stride_b,
+                                           float beta, float* c, int64_t ldc, int64_t stride_c, int64_t batch,
+                                           cudaStream_t stream);
+void gemm_bf16_strided_batched_with_tiling(GemmTiling tiling, bool trans_a, bool trans_b, int64_t m,
+                                           int64_t n, int64_t k, float alpha, const bf16* a, int64_t lda,
+                                           int64_t stride_a, const bf16* b, int64_t ldb, int64_t stride_b,
+                                           float beta, bf16* c, int64_t ldc, int64_t stride_c, int64_t batch,
+                                           cudaStream_t stream);
 
 // sgemm_split_k with bf16 A and B: float partial products, so the workspace is
 // sgemm_split_k_workspace_bytes(m, n, k, splits) and the split count worth using sgemm_split_k_count; the
 // sum pass applies alpha and beta and rounds a bf16 C once.
-void gemm_bf16_split_k(int64_t splits, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
-                       const bf16* a, int64_t lda, const bf16* b, int64_t ldb, float beta, float* c, int64_t ldc,
-                       void* workspace, size_t workspace_bytes, cudaStream_t stream);
-void gemm_bf16_split_k(int64_t splits, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
-                       const bf16* a, int64_t lda, const bf16* b, int64_t ldb, float beta, bf16* c, int64_t ldc,
-                       void* workspace, size_t workspace_bytes, cudaStream_t stream);
+void gemm_bf16_split_k(int64_t splits, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
+                       float alpha, const bf16* a, int64_t lda, const bf16* b, int64_t ldb, float beta,
+                       float* c, int64_t ldc, void* workspace, size_t workspace_bytes, cudaStream_t stream);
+void gemm_bf16_split_k(int64_t splits, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
+                       float alpha, const bf16* a, int64_t lda, const bf16* b, int64_t ldb, float beta,
+                       bf16* c, int64_t ldc, void* workspace, size_t workspace_bytes, cudaStream_t stream);
 
 // The linear layer's product: C = alpha · op(A) · op(B) + bias, the float `bias` (n) broadcast over the rows
 // (nullptr: no bias), C never read. The bias is added in the epilogue before C's single rounding (a bias

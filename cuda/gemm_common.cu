@@ -31,11 +31,11 @@ __global__ void sgemm_scale_kernel(int64_t m, int64_t n, float beta, const float
 }
 
 // Split-k's second pass: C = alpha · (P_0 + P_1 + … + P_{splits−1}) + beta · C, the partial products P_s
-// (m × n, dense, `partial_stride` apart) summed in order s = 0, 1, … so the result is deterministic; beta == 0
-// never reads C. alpha and beta in one explicit rounding order, that of the FP32 GEMM's stores (cuda/gemm.cu
-// scale_add), which nvcc would otherwise be free to fuse either way. A non-null bias (n) takes beta · C's
-// place (as beta 1 on a C holding the bias row, so with the same rounding). T is C's storage (a bf16 C is read
-// widened and written rounded once). Grid-stride over the m · n elements.
+// (m × n, dense, `partial_stride` apart) summed in order s = 0, 1, … so the result is deterministic; beta ==
+// 0 never reads C. alpha and beta in one explicit rounding order, that of the FP32 GEMM's stores
+// (cuda/gemm.cu scale_add), which nvcc would otherwise be free to fuse either way. A non-null bias (n) takes
+// beta · C's place (as beta 1 on a C holding the bias row, so with the same rounding). T is C's storage (a
+// bf16 C is read widened and written rounded once). Grid-stride over the m · n elements.
 template <class T>
 __global__ void sgemm_sum_partials_kernel(int64_t m, int64_t n, const float* partials, int64_t partial_stride,
                                           int64_t splits, float alpha, float beta, const float* bias, T* c,
@@ -45,9 +45,9 @@ __global__ void sgemm_sum_partials_kernel(int64_t m, int64_t n, const float* par
         float sum = partials[i];
         for (int64_t s = 1; s < splits; ++s) sum += partials[s * partial_stride + i];
         T* dst = c + (i / n) * ldc + i % n;
-        const float value = bias != nullptr  ? __fmaf_rn(1.0f, bias[i % n], alpha * sum)
-                            : beta == 0.0f ? alpha * sum
-                                           : __fmaf_rn(beta, to_float(*dst), alpha * sum);
+        const float value = bias != nullptr ? __fmaf_rn(1.0f, bias[i % n], alpha * sum)
+                            : beta == 0.0f  ? alpha * sum
+                                            : __fmaf_rn(beta, to_float(*dst), alpha * sum);
         *dst = from_float<T>(value);
     }
 }
@@ -111,8 +111,8 @@ void scale_impl(int64_t m, int64_t n, float beta, const float* bias, T* c, int64
     constexpr int kThreads = 256;
     const int64_t blocks = std::min<int64_t>((m * n + kThreads - 1) / kThreads, 1024);
     const dim3 grid(static_cast<unsigned>(blocks), static_cast<unsigned>(std::min(batch, kGemmMaxGridY)));
-    launch(kernels::sgemm_scale_kernel<T>, grid, dim3(kThreads), 0, stream, m, n, beta, bias, c, ldc, stride_c,
-           batch);
+    launch(kernels::sgemm_scale_kernel<T>, grid, dim3(kThreads), 0, stream, m, n, beta, bias, c, ldc,
+           stride_c, batch);
 }
 
 }  // namespace
@@ -146,8 +146,8 @@ namespace {
 template <class TIn, class T, class Product>
 void split_k_impl(const char* op, const char* workspace_function, int64_t splits, int64_t slice, bool trans_a,
                   bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const TIn* a, int64_t lda,
-                  const TIn* b, int64_t ldb, float beta, const float* bias, T* c, int64_t ldc, void* workspace,
-                  size_t workspace_bytes, cudaStream_t stream, const Product& product) {
+                  const TIn* b, int64_t ldb, float beta, const float* bias, T* c, int64_t ldc,
+                  void* workspace, size_t workspace_bytes, cudaStream_t stream, const Product& product) {
     CUDACNN_CHECK(splits >= 1, "{}: splits = {} must be at least 1", op, splits);
     check_gemm_args(op, trans_a, trans_b, m, n, k, alpha, a, lda, 0, b, ldb, 0, c, ldc, 0, 1);
     if (m == 0 || n == 0) return;
@@ -178,8 +178,9 @@ void gemm_split_k(const char* op, const char* workspace_function, int64_t splits
                   bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
                   const float* b, int64_t ldb, float beta, float* c, int64_t ldc, void* workspace,
                   size_t workspace_bytes, cudaStream_t stream, const GemmRangeProduct& product) {
-    split_k_impl(op, workspace_function, splits, slice, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta,
-                 static_cast<const float*>(nullptr), c, ldc, workspace, workspace_bytes, stream, product);
+    split_k_impl(op, workspace_function, splits, slice, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb,
+                 beta, static_cast<const float*>(nullptr), c, ldc, workspace, workspace_bytes, stream,
+                 product);
 }
 
 void gemm_split_k(const char* op, const char* workspace_function, int64_t splits, int64_t slice, bool trans_a,
@@ -187,8 +188,8 @@ void gemm_split_k(const char* op, const char* workspace_function, int64_t splits
                   const bf16* b, int64_t ldb, float beta, const float* bias, float* c, int64_t ldc,
                   void* workspace, size_t workspace_bytes, cudaStream_t stream,
                   const GemmRangeProductBf16& product) {
-    split_k_impl(op, workspace_function, splits, slice, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta,
-                 bias, c, ldc, workspace, workspace_bytes, stream, product);
+    split_k_impl(op, workspace_function, splits, slice, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb,
+                 beta, bias, c, ldc, workspace, workspace_bytes, stream, product);
 }
 
 void gemm_split_k(const char* op, const char* workspace_function, int64_t splits, int64_t slice, bool trans_a,
@@ -196,8 +197,8 @@ void gemm_split_k(const char* op, const char* workspace_function, int64_t splits
                   const bf16* b, int64_t ldb, float beta, const float* bias, bf16* c, int64_t ldc,
                   void* workspace, size_t workspace_bytes, cudaStream_t stream,
                   const GemmRangeProductBf16& product) {
-    split_k_impl(op, workspace_function, splits, slice, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta,
-                 bias, c, ldc, workspace, workspace_bytes, stream, product);
+    split_k_impl(op, workspace_function, splits, slice, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb,
+                 beta, bias, c, ldc, workspace, workspace_bytes, stream, product);
 }
 
 }  // namespace cudacnn::gpu

@@ -44,8 +44,9 @@ void gemm_scale(int64_t m, int64_t n, float beta, const float* bias, bf16* c, in
 using GemmRangeProduct = std::function<void(int64_t k_len, int64_t k_last, const float* a, int64_t stride_a,
                                             const float* b, int64_t stride_b, float* c, int64_t batch)>;
 // The same for bf16 operands (cuda/gemm.cu's gemm_bf16_split_k); the partial products stay float.
-using GemmRangeProductBf16 = std::function<void(int64_t k_len, int64_t k_last, const bf16* a, int64_t stride_a,
-                                                const bf16* b, int64_t stride_b, float* c, int64_t batch)>;
+using GemmRangeProductBf16 =
+    std::function<void(int64_t k_len, int64_t k_last, const bf16* a, int64_t stride_a, const bf16* b,
+                       int64_t stride_b, float* c, int64_t batch)>;
 
 // The bytes of workspace gemm_split_k needs: one m × n float partial product per range of k (see
 // gemm_split_k for how k is cut). `op` names the caller in errors (splits < 1).
@@ -63,9 +64,10 @@ void gemm_split_k(const char* op, const char* workspace_function, int64_t splits
                   const float* b, int64_t ldb, float beta, float* c, int64_t ldc, void* workspace,
                   size_t workspace_bytes, cudaStream_t stream, const GemmRangeProduct& product);
 
-// gemm_split_k for bf16 A and B, C float or bf16 (read widened where beta != 0, rounded once), and an optional
-// float `bias` (n; nullptr: none) that takes beta · C's place: C = alpha · sum + bias[column], C not read (the
-// bf16 linear layer's epilogue, so that a bf16 y is rounded once, bias included). With a bias, beta is ignored.
+// gemm_split_k for bf16 A and B, C float or bf16 (read widened where beta != 0, rounded once), and an
+// optional float `bias` (n; nullptr: none) that takes beta · C's place: C = alpha · sum + bias[column], C not
+// read (the bf16 linear layer's epilogue, so that a bf16 y is rounded once, bias included). With a bias, beta
+// is ignored.
 void gemm_split_k(const char* op, const char* workspace_function, int64_t splits, int64_t slice, bool trans_a,
                   bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const bf16* a, int64_t lda,
                   const bf16* b, int64_t ldb, float beta, const float* bias, float* c, int64_t ldc,

@@ -78,12 +78,13 @@ namespace {
 
 // Both bf16 forwards: y (N, out) = x (N, in) · weightᵀ + bias, weight stored (out, in).
 template <class TOut>
-void linear_forward_bf16(const bf16* x, const bf16* weight, const float* bias, TOut* y, const LinearShape& shape,
-                         cudaStream_t stream, void* workspace, size_t workspace_bytes) {
+void linear_forward_bf16(const bf16* x, const bf16* weight, const float* bias, TOut* y,
+                         const LinearShape& shape, cudaStream_t stream, void* workspace,
+                         size_t workspace_bytes) {
     check_linear_shape("linear", shape);
     const int64_t n = shape.batch, in = shape.in_features, out = shape.out_features;
-    gemm_bf16_split(false, true, n, out, in, 1.0f, x, in, weight, in, bias, y, out, workspace, workspace_bytes,
-                    stream);
+    gemm_bf16_split(false, true, n, out, in, 1.0f, x, in, weight, in, bias, y, out, workspace,
+                    workspace_bytes, stream);
 }
 
 }  // namespace
@@ -106,8 +107,9 @@ void linear_forward(const bf16* x, const bf16* weight, const float* bias, float*
     linear_forward_bf16(x, weight, bias, y, shape, stream, workspace, workspace_bytes);
 }
 
-void linear_backward(const bf16* x, const bf16* weight, const bf16* dy, bf16* dx, float* dweight, float* dbias,
-                     const LinearShape& shape, cudaStream_t stream, void* workspace, size_t workspace_bytes) {
+void linear_backward(const bf16* x, const bf16* weight, const bf16* dy, bf16* dx, float* dweight,
+                     float* dbias, const LinearShape& shape, cudaStream_t stream, void* workspace,
+                     size_t workspace_bytes) {
     check_linear_shape("linear_backward", shape);
     const int64_t n = shape.batch, in = shape.in_features, out = shape.out_features;
     // dx (N, in) = dy (N, out) · weight (out, in), rounded once to bf16.
@@ -115,8 +117,9 @@ void linear_backward(const bf16* x, const bf16* weight, const bf16* dy, bf16* dx
         gemm_bf16_split(false, false, n, in, out, 1.0f, dy, out, weight, in, nullptr, dx, in, workspace,
                         workspace_bytes, stream);
     }
-    // dweight (out, in) = dyᵀ · x, dy stored (N, out): FP32 sums of exact bf16 products, kept float (PyTorch's
-    // autocast rounds this gradient to bf16; here it is as accurate as the FP32 layer's on the bf16 values).
+    // dweight (out, in) = dyᵀ · x, dy stored (N, out): FP32 sums of exact bf16 products, kept float
+    // (PyTorch's autocast rounds this gradient to bf16; here it is as accurate as the FP32 layer's on the
+    // bf16 values).
     if (dweight != nullptr) {
         gemm_bf16_split(true, false, out, in, n, 1.0f, dy, out, x, in, nullptr, dweight, in, workspace,
                         workspace_bytes, stream);

@@ -95,16 +95,15 @@ HostTensor<float> run_bf16(gpu::GemmTiling tiling, const GemmCase& g, const Bf16
     const Bf16Buffer da = to_device_bf16_at(c.a.values, offset), db = to_device_bf16_at(c.b.values, offset);
     if (bf16_c) {
         DeviceBuffer dc = g.beta == 0.0f ? test::poisoned_bf16(c.c0.numel()) : test::to_device_bf16(c.c0);
-        gpu::gemm_bf16_strided_batched_with_tiling(tiling, g.trans_a, g.trans_b, g.m, g.n, g.k, g.alpha,
-                                                   da.data(), c.a.ld, c.a.stride, db.data(), c.b.ld, c.b.stride,
-                                                   g.beta, test::bf16_data(dc), c.ldc, c.stride_c, g.batch,
-                                                   nullptr);
+        gpu::gemm_bf16_strided_batched_with_tiling(
+            tiling, g.trans_a, g.trans_b, g.m, g.n, g.k, g.alpha, da.data(), c.a.ld, c.a.stride, db.data(),
+            c.b.ld, c.b.stride, g.beta, test::bf16_data(dc), c.ldc, c.stride_c, g.batch, nullptr);
         return test::to_host_bf16(dc.data(), c.c0.shape());
     }
     DeviceBuffer dc = g.beta == 0.0f ? test::poisoned<float>(c.c0.numel()) : test::to_device(c.c0);
-    gpu::gemm_bf16_strided_batched_with_tiling(tiling, g.trans_a, g.trans_b, g.m, g.n, g.k, g.alpha, da.data(),
-                                               c.a.ld, c.a.stride, db.data(), c.b.ld, c.b.stride, g.beta,
-                                               dc.data_as<float>(), c.ldc, c.stride_c, g.batch, nullptr);
+    gpu::gemm_bf16_strided_batched_with_tiling(
+        tiling, g.trans_a, g.trans_b, g.m, g.n, g.k, g.alpha, da.data(), c.a.ld, c.a.stride, db.data(),
+        c.b.ld, c.b.stride, g.beta, dc.data_as<float>(), c.ldc, c.stride_c, g.batch, nullptr);
     return test::to_host<float>(dc, c.c0.shape());
 }
 
@@ -114,8 +113,8 @@ HostTensor<float> run_fp32(const GemmCase& g, const Bf16Case& c, bool bf16_c) {
     DeviceBuffer da = test::to_device(c.a.values), db = test::to_device(c.b.values);
     DeviceBuffer dc = g.beta == 0.0f ? test::poisoned<float>(c.c0.numel()) : test::to_device(c.c0);
     gpu::sgemm_strided_batched(g.trans_a, g.trans_b, g.m, g.n, g.k, g.alpha, da.data_as<float>(), c.a.ld,
-                               c.a.stride, db.data_as<float>(), c.b.ld, c.b.stride, g.beta, dc.data_as<float>(),
-                               c.ldc, c.stride_c, g.batch, nullptr);
+                               c.a.stride, db.data_as<float>(), c.b.ld, c.b.stride, g.beta,
+                               dc.data_as<float>(), c.ldc, c.stride_c, g.batch, nullptr);
     const HostTensor<float> out = test::to_host<float>(dc, c.c0.shape());
     return bf16_c ? test::round_to_bf16(out) : out;
 }
@@ -125,7 +124,8 @@ HostTensor<float> run_fp32(const GemmCase& g, const Bf16Case& c, bool bf16_c) {
 HostTensor<float> reference(const GemmCase& g, const Bf16Case& c, bool bf16_c) {
     HostTensor<float> out = c.c0;
     test::gemm_reference(g.trans_a, g.trans_b, g.m, g.n, g.k, g.alpha, c.a.values.data(), c.a.ld, c.a.stride,
-                         c.b.values.data(), c.b.ld, c.b.stride, g.beta, out.data(), c.ldc, c.stride_c, g.batch);
+                         c.b.values.data(), c.b.ld, c.b.stride, g.beta, out.data(), c.ldc, c.stride_c,
+                         g.batch);
     return bf16_c ? test::round_to_bf16(out) : out;
 }
 
@@ -180,7 +180,8 @@ TEST_CASE("gemm_bf16: sizes off the tile grid, every transpose, scalar and vecto
     }
 }
 
-TEST_CASE("gemm_bf16: several 128 x 128 tiles with ragged edges, k off the slice length", "[parity][bf16][gemm]") {
+TEST_CASE("gemm_bf16: several 128 x 128 tiles with ragged edges, k off the slice length",
+          "[parity][bf16][gemm]") {
     GemmCase g;
     g.m = 131, g.n = 259, g.k = 45, g.alpha = -0.5f, g.beta = 1.0f, g.align4 = true;
     g.trans_b = true;
@@ -213,7 +214,7 @@ TEST_CASE("gemm_bf16: operands 1 and 4 elements into their buffers (unaligned, a
                 INFO("offset " << offset << ", trans_a " << trans_a << ", C " << (bf16_c ? "bf16" : "float"));
                 const Bf16Case c = make_case(g, bf16_c, 30);
                 CHECK(identical(run_bf16(gpu::GemmTiling::automatic, g, c, bf16_c, offset),
-                                          run_fp32(g, c, bf16_c)));
+                                run_fp32(g, c, bf16_c)));
             }
         }
     }
@@ -251,9 +252,9 @@ HostTensor<float> run_split_k(int64_t splits, const GemmCase& g, const Bf16Case&
     DeviceBuffer workspace = test::poisoned<float>(static_cast<int64_t>(bytes / sizeof(float)));
     if (bf16_c) {
         DeviceBuffer dc = g.beta == 0.0f ? test::poisoned_bf16(c.c0.numel()) : test::to_device_bf16(c.c0);
-        gpu::gemm_bf16_split_k(splits, g.trans_a, g.trans_b, g.m, g.n, g.k, g.alpha, test::bf16_data(da), c.a.ld,
-                               test::bf16_data(db), c.b.ld, g.beta, test::bf16_data(dc), c.ldc, workspace.data(),
-                               bytes, nullptr);
+        gpu::gemm_bf16_split_k(splits, g.trans_a, g.trans_b, g.m, g.n, g.k, g.alpha, test::bf16_data(da),
+                               c.a.ld, test::bf16_data(db), c.b.ld, g.beta, test::bf16_data(dc), c.ldc,
+                               workspace.data(), bytes, nullptr);
         return test::to_host_bf16(dc.data(), c.c0.shape());
     }
     DeviceBuffer dc = g.beta == 0.0f ? test::poisoned<float>(c.c0.numel()) : test::to_device(c.c0);
@@ -270,16 +271,17 @@ HostTensor<float> run_split_k_fp32(int64_t splits, const GemmCase& g, const Bf16
     const size_t bytes = gpu::sgemm_split_k_workspace_bytes(g.m, g.n, g.k, splits);
     DeviceBuffer workspace(bytes);
     gpu::sgemm_split_k(splits, g.trans_a, g.trans_b, g.m, g.n, g.k, g.alpha, da.data_as<float>(), c.a.ld,
-                       db.data_as<float>(), c.b.ld, g.beta, dc.data_as<float>(), c.ldc, workspace.data(), bytes,
-                       nullptr);
+                       db.data_as<float>(), c.b.ld, g.beta, dc.data_as<float>(), c.ldc, workspace.data(),
+                       bytes, nullptr);
     const HostTensor<float> out = test::to_host<float>(dc, c.c0.shape());
     return bf16_c ? test::round_to_bf16(out) : out;
 }
 
 }  // namespace
 
-TEST_CASE("gemm_bf16_split_k: ragged ranges of k, alpha and beta; the FP32 split-k's bits; 1 split is gemm_bf16",
-          "[parity][bf16][gemm]") {
+TEST_CASE(
+    "gemm_bf16_split_k: ragged ranges of k, alpha and beta; the FP32 split-k's bits; 1 split is gemm_bf16",
+    "[parity][bf16][gemm]") {
     GemmCase g;
     g.m = 37, g.n = 29, g.k = 100, g.alpha = 0.75f;
     for (const bool aligned : {false, true}) {
@@ -287,14 +289,15 @@ TEST_CASE("gemm_bf16_split_k: ragged ranges of k, alpha and beta; the FP32 split
         for (const bool trans_a : {false, true}) {
             g.trans_a = trans_a, g.trans_b = !trans_a;
             for (const bool bf16_c : {false, true}) {
-                INFO("aligned " << aligned << ", trans_a " << trans_a << ", C " << (bf16_c ? "bf16" : "float"));
+                INFO("aligned " << aligned << ", trans_a " << trans_a << ", C "
+                                << (bf16_c ? "bf16" : "float"));
                 const Bf16Case c = make_case(g, bf16_c, 20);
                 // 100 = 32 + 32 + 32 + 4 for 3 splits (lengths rounded up to 16).
                 const HostTensor<float> split = run_split_k(3, g, c, bf16_c);
                 CHECK(identical(split, run_split_k_fp32(3, g, c, bf16_c)));
                 CHECK(test::max_relative_error(split, reference(g, c, bf16_c)) <= tolerance(g.k, bf16_c));
                 CHECK(identical(run_split_k(1, g, c, bf16_c),
-                                          run_bf16(gpu::GemmTiling::automatic, g, c, bf16_c)));
+                                run_bf16(gpu::GemmTiling::automatic, g, c, bf16_c)));
             }
         }
     }
@@ -314,14 +317,14 @@ HostTensor<float> run_bias_split(const GemmCase& g, const Bf16Case& c, const Hos
     if (bf16_c) {
         DeviceBuffer dc = test::poisoned_bf16(c.c0.numel());
         gpu::gemm_bf16_split(g.trans_a, g.trans_b, g.m, g.n, g.k, g.alpha, test::bf16_data(da), c.a.ld,
-                             test::bf16_data(db), c.b.ld, dbias.data_as<float>(), test::bf16_data(dc), c.ldc, ws,
-                             bytes, nullptr);
+                             test::bf16_data(db), c.b.ld, dbias.data_as<float>(), test::bf16_data(dc), c.ldc,
+                             ws, bytes, nullptr);
         return test::to_host_bf16(dc.data(), c.c0.shape());
     }
     DeviceBuffer dc = test::poisoned<float>(c.c0.numel());
     gpu::gemm_bf16_split(g.trans_a, g.trans_b, g.m, g.n, g.k, g.alpha, test::bf16_data(da), c.a.ld,
-                         test::bf16_data(db), c.b.ld, dbias.data_as<float>(), dc.data_as<float>(), c.ldc, ws, bytes,
-                         nullptr);
+                         test::bf16_data(db), c.b.ld, dbias.data_as<float>(), dc.data_as<float>(), c.ldc, ws,
+                         bytes, nullptr);
     return test::to_host<float>(dc, c.c0.shape());
 }
 
@@ -351,7 +354,7 @@ TEST_CASE("gemm_bf16_split: the bias is added before C's one rounding, split ove
             // The padding between rows is never written: NaN in C's initial value and in the poisoned output.
             const HostTensor<float> out = run_bias_split(g, c, bias, bf16_c, split);
             CHECK(identical(out, split ? run_split_k_fp32(splits, with_beta, c, bf16_c)
-                                                 : run_fp32(with_beta, c, bf16_c)));
+                                       : run_fp32(with_beta, c, bf16_c)));
             CHECK(test::max_relative_error(out, expected) <= tolerance(g.k, bf16_c));
         }
     }
@@ -365,22 +368,23 @@ TEST_CASE("gemm_bf16: bad arguments name the op and the values", "[parity][bf16]
                    [&] { gpu::gemm_bf16(false, false, 2, 3, 4, 1.0f, p, 3, p, 3, 0.0f, p, 3, nullptr); }),
                Contains("gemm_bf16") && Contains("lda = 3") && Contains("4"));
     CHECK_THAT(test::error_message([&] {
-                   gpu::gemm_bf16(false, false, 2, 2, 2, 1.0f, p, 2, p, 2, 0.0f, static_cast<float*>(nullptr), 2,
-                                  nullptr);
+                   gpu::gemm_bf16(false, false, 2, 2, 2, 1.0f, p, 2, p, 2, 0.0f, static_cast<float*>(nullptr),
+                                  2, nullptr);
                }),
                Contains("gemm_bf16") && Contains("C is null"));
     CHECK_THAT(test::error_message([&] {
-                   gpu::gemm_bf16_strided_batched(false, false, 2, 2, 2, 1.0f, p, 2, 4, p, 2, 4, 0.0f, p, 2, 0, 3,
-                                                  nullptr);
+                   gpu::gemm_bf16_strided_batched(false, false, 2, 2, 2, 1.0f, p, 2, 4, p, 2, 4, 0.0f, p, 2,
+                                                  0, 3, nullptr);
                }),
                Contains("gemm_bf16_strided_batched") && Contains("stride_c = 0") && Contains("batch = 3"));
+    CHECK_THAT(
+        test::error_message([&] {
+            gpu::gemm_bf16_split_k(2, false, false, 4, 4, 64, 1.0f, p, 64, p, 4, 0.0f, p, 4, p, 16, nullptr);
+        }),
+        Contains("gemm_bf16_split_k") && Contains("16 bytes") && Contains("sgemm_split_k_workspace_bytes"));
     CHECK_THAT(test::error_message([&] {
-                   gpu::gemm_bf16_split_k(2, false, false, 4, 4, 64, 1.0f, p, 64, p, 4, 0.0f, p, 4, p, 16, nullptr);
-               }),
-               Contains("gemm_bf16_split_k") && Contains("16 bytes") &&
-                   Contains("sgemm_split_k_workspace_bytes"));
-    CHECK_THAT(test::error_message([&] {
-                   gpu::gemm_bf16_split(false, true, 2, 3, 4, 1.0f, p, 4, p, 3, nullptr, p, 3, nullptr, 0, nullptr);
+                   gpu::gemm_bf16_split(false, true, 2, 3, 4, 1.0f, p, 4, p, 3, nullptr, p, 3, nullptr, 0,
+                                        nullptr);
                }),
                Contains("gemm_bf16_split") && Contains("ldb = 3") && Contains("4"));
 }

@@ -51,12 +51,13 @@ Bf16At poisoned_bf16_at(int64_t count, int64_t offset) {
     return {test::poisoned_bf16(count + offset), offset};
 }
 
-// Forward (y bf16 and y float) and backward of the bf16 layer; with a workspace of linear_workspace_bytes_bf16,
-// products with few output tiles and a long k split it. bf16 tensors start `offset` elements into their buffers.
+// Forward (y bf16 and y float) and backward of the bf16 layer; with a workspace of
+// linear_workspace_bytes_bf16, products with few output tiles and a long k split it. bf16 tensors start
+// `offset` elements into their buffers.
 void check_linear_bf16(const gpu::LinearShape& s, bool has_bias, uint32_t seed, bool with_workspace = false,
                        int64_t offset = 0) {
-    INFO("batch " << s.batch << ", in " << s.in_features << ", out " << s.out_features << ", bias " << has_bias
-                  << ", workspace " << with_workspace << ", offset " << offset);
+    INFO("batch " << s.batch << ", in " << s.in_features << ", out " << s.out_features << ", bias "
+                  << has_bias << ", workspace " << with_workspace << ", offset " << offset);
     const auto x = test::round_to_bf16(test::random_tensor<float>(Shape{s.batch, s.in_features}, seed));
     const auto weight =
         test::round_to_bf16(test::random_tensor<float>(Shape{s.out_features, s.in_features}, seed + 1));
@@ -72,7 +73,8 @@ void check_linear_bf16(const gpu::LinearShape& s, bool has_bias, uint32_t seed, 
     const DeviceBuffer d_dbias = test::poisoned<float>(s.out_features);
 
     const size_t workspace_bytes = with_workspace ? gpu::linear_workspace_bytes_bf16(s) : 0;
-    const DeviceBuffer workspace = test::poisoned<float>(static_cast<int64_t>(workspace_bytes / sizeof(float)));
+    const DeviceBuffer workspace =
+        test::poisoned<float>(static_cast<int64_t>(workspace_bytes / sizeof(float)));
     void* ws = with_workspace ? workspace.data() : nullptr;
     gpu::linear_forward(d_x.data(), d_weight.data(), bias_ptr, d_y.data(), s, nullptr, ws, workspace_bytes);
     gpu::linear_forward(d_x.data(), d_weight.data(), bias_ptr, d_logits.data_as<float>(), s, nullptr, ws,
@@ -96,7 +98,8 @@ void check_linear_bf16(const gpu::LinearShape& s, bool has_bias, uint32_t seed, 
 
     // Bit for bit the FP32 layer on the widened values (the same GEMM, splits and bias order; the products of
     // bf16 values are exact in float), rounded once where the bf16 layer stores bf16.
-    const DeviceBuffer f_x = test::to_device(x), f_weight = test::to_device(weight), f_dy = test::to_device(dy);
+    const DeviceBuffer f_x = test::to_device(x), f_weight = test::to_device(weight),
+                       f_dy = test::to_device(dy);
     const DeviceBuffer f_y = test::poisoned<float>(y.numel()), f_dx = test::poisoned<float>(dx.numel());
     const DeviceBuffer f_dweight = test::poisoned<float>(dweight.numel());
     const DeviceBuffer f_dbias = test::poisoned<float>(dbias.numel());
@@ -115,10 +118,11 @@ void check_linear_bf16(const gpu::LinearShape& s, bool has_bias, uint32_t seed, 
 
 }  // namespace
 
-TEST_CASE("linear bf16: forward and backward match the reference on CifarCNN's layers", "[parity][bf16][linear]") {
-    // fc_layer's Linear(1024 → 512) and Linear(512 → 10) (the last one: y float as logits for the loss), batch
-    // scaled down from 128 to 2. Linear(4096 → 1024) would take seconds under the emulator: its k = 4096 is
-    // covered by the split test below at 64 outputs.
+TEST_CASE("linear bf16: forward and backward match the reference on CifarCNN's layers",
+          "[parity][bf16][linear]") {
+    // fc_layer's Linear(1024 → 512) and Linear(512 → 10) (the last one: y float as logits for the loss),
+    // batch scaled down from 128 to 2. Linear(4096 → 1024) would take seconds under the emulator: its k =
+    // 4096 is covered by the split test below at 64 outputs.
     check_linear_bf16({2, 1024, 512}, true, 2);
     check_linear_bf16({2, 512, 10}, true, 3);
 }
@@ -164,12 +168,20 @@ TEST_CASE("linear bf16: bad arguments name the op and the values", "[parity][bf1
     gpu::bf16* p = test::bf16_data(buffer);
     const DeviceBuffer floats = test::poisoned<float>(16);
     float* f = floats.data_as<float>();
-    CHECK_THAT(test::error_message([&] { gpu::linear_forward(p, p, nullptr, p, {0, 3, 4}, nullptr); }),
+    CHECK_THAT(test::error_message([&] {
+                   gpu::linear_forward(p, p, nullptr, p, {0, 3, 4}, nullptr);
+               }),
                Contains("linear") && Contains("batch = 0"));
-    CHECK_THAT(test::error_message([&] { gpu::linear_forward(p, p, f, f, {2, 3, 0}, nullptr); }),
+    CHECK_THAT(test::error_message([&] {
+                   gpu::linear_forward(p, p, f, f, {2, 3, 0}, nullptr);
+               }),
                Contains("out_features = 0"));
-    CHECK_THAT(test::error_message([&] { gpu::linear_backward(p, p, p, p, f, f, {2, -3, 4}, nullptr); }),
+    CHECK_THAT(test::error_message([&] {
+                   gpu::linear_backward(p, p, p, p, f, f, {2, -3, 4}, nullptr);
+               }),
                Contains("linear_backward") && Contains("in_features = -3"));
-    CHECK_THAT(test::error_message([&] { gpu::linear_workspace_bytes_bf16({2, 3, -1}); }),
+    CHECK_THAT(test::error_message([&] {
+                   gpu::linear_workspace_bytes_bf16({2, 3, -1});
+               }),
                Contains("linear_workspace_bytes_bf16") && Contains("out_features = -1"));
 }
