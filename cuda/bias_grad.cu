@@ -3,6 +3,7 @@
 
 #include <climits>
 
+#include "cuda/bf16.cuh"
 #include "cuda/launch.cuh"
 #include "cuda/reduce.cuh"
 #include "cudacnn/error.hpp"
@@ -33,13 +34,16 @@ __global__ void __launch_bounds__(kConvBiasThreads)
     if (threadIdx.x == 0) db[channel] = sum;
 }
 
-// Block b sums columns 32·b … 32·b + 31 of dy (N, C).
-__global__ void linear_bias_grad_kernel(const float* dy, float* db, int64_t n, int64_t c) {
+// Block b sums columns 32·b … 32·b + 31 of dy (N, C); T is dy's storage (float, or bf16 widened exactly), the
+// sums are float.
+template <class T>
+__global__ void linear_bias_grad_kernel(const T* dy, float* db, int64_t n, int64_t c) {
     __shared__ float partial[kLinearBiasRows][kLinearBiasChannels + 1];  // +1: no bank conflicts reading down
     const int64_t column = blockIdx.x * int64_t{kLinearBiasChannels} + threadIdx.x;
     float sum = 0.0f;
     if (column < c) {
-        for (int64_t row = threadIdx.y; row < n; row += kLinearBiasRows) sum += dy[row * c + column];
+        for (int64_t row = threadIdx.y; row < n; row += kLinearBiasRows)
+            sum += to_float(dy[row * c + column]);
     }
     partial[threadIdx.y][threadIdx.x] = sum;
     __syncthreads();
@@ -75,13 +79,26 @@ void conv_bias_grad(const bf16* dy, float* db, int64_t n, int64_t c, int64_t h, 
     launch_conv_bias_grad(dy, db, n, c, h, w, stream);
 }
 
-void linear_bias_grad(const float* dy, float* db, int64_t n, int64_t c, cudaStream_t stream) {
+namespace {
+
+template <class T>
+void linear_bias_grad_impl(const T* dy, float* db, int64_t n, int64_t c, cudaStream_t stream) {
     CUDACNN_CHECK(n > 0 && c > 0, "linear_bias_grad: dy has shape ({}, {}); both sizes must be positive", n,
                   c);
     CUDACNN_CHECK(c <= INT_MAX, "linear_bias_grad: {} channels are more than one grid holds", c);
     const int64_t blocks = (c + kernels::kLinearBiasChannels - 1) / kernels::kLinearBiasChannels;
-    launch(kernels::linear_bias_grad_kernel, dim3(static_cast<unsigned>(blocks)),
+    launch(kernels::linear_bias_grad_kernel<T>, dim3(static_cast<unsigned>(blocks)),
            dim3(kernels::kLinearBiasChannels, kernels::kLinearBiasRows), 0, stream, dy, db, n, c);
+}
+
+}  // namespace
+
+void linear_bias_grad(const float* dy, float* db, int64_t n, int64_t c, cudaStream_t stream) {
+    linear_bias_grad_impl(dy, db, n, c, stream);
+}
+
+void linear_bias_grad(const bf16* dy, float* db, int64_t n, int64_t c, cudaStream_t stream) {
+    linear_bias_grad_impl(dy, db, n, c, stream);
 }
 
 }  // namespace cudacnn::gpu

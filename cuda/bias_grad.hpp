@@ -25,5 +25,8 @@ void conv_bias_grad(const bf16* dy, float* db, int64_t n, int64_t c, int64_t h, 
 // row), thread row y sums rows y, y + 8, …, and thread row 0 adds the 8 partial sums in order.
 // Throws Error unless both sizes are positive.
 void linear_bias_grad(const float* dy, float* db, int64_t n, int64_t c, cudaStream_t stream);
+// The same for a bf16 dy (--precision bf16), widened exactly; db stays float, summed in float in the same
+// order.
+void linear_bias_grad(const bf16* dy, float* db, int64_t n, int64_t c, cudaStream_t stream);
 
 }  // namespace cudacnn::gpu

@@ -1,11 +1,14 @@
 // The project's tiled SGEMM: warp-tiled block tiles from 128 × 128 (8 × 8 outputs per thread) down to
-// 32 × 32, stepped through k in double-buffered slices of 16.
+// 32 × 32, stepped through k in double-buffered slices of 16. The same kernel, templated on the storage of
+// A and B (float or bf16, widened on load) and of C (float or bf16, rounded once on store), is the BF16 GEMM.
 #include "cuda/gemm.hpp"
 
 #include <algorithm>
 #include <climits>
 #include <cstdint>
+#include <type_traits>
 
+#include "cuda/bf16.cuh"
 #include "cuda/gemm_common.hpp"
 #include "cuda/launch.cuh"
 #include "cudacnn/error.hpp"
@@ -52,21 +55,65 @@ using Tile32x128 = GemmTile<32, 128, 2, 2, 1, 2>;  // 128 threads, warp tile 16 
 using Tile64x64 = GemmTile<64, 64, 4, 2, 1, 1>;  // 256 threads, warp tile 16 × 32
 using Tile32x32 = GemmTile<32, 32, 2, 1, 1, 1>;  // 64 threads
 
-// Everything a launch needs, by value. vec_* says the operand's pointer, leading dimension and batch stride
-// keep every group of 4 contiguous elements at a multiple of 4 16-byte aligned, so float4 accesses are legal.
-struct GemmParams {
+// The epilogue's bias (n, float, or nullptr): beta · C's place (the bf16 linear layer's bias, see
+// gemm_bf16_split). Only the BF16 GEMM has the field: one more field in the FP32 kernel's parameters, even
+// unused, changes ptxas's register allocation of that kernel (measured for sm_90: 205 → 165 registers at
+// 128 × 128), and the FP32 kernel is to stay as it was.
+template <bool kHasBias>
+struct GemmBias {
+    const float* bias;
+    __device__ __host__ const float* bias_ptr() const { return bias; }
+};
+template <>
+struct GemmBias<false> {
+    __device__ __host__ const float* bias_ptr() const { return nullptr; }
+};
+
+// Everything a launch needs, by value. TIn is A's and B's storage, TOut C's (float, or bf16 for the BF16
+// GEMM). vec_* says the operand's pointer, leading dimension and batch stride keep every group of 4
+// contiguous elements at a multiple of 4 aligned to the group (16 bytes of float, 8 of bf16), so vector
+// accesses are legal.
+template <class TIn, class TOut>
+struct GemmParams : GemmBias<!std::is_same<TIn, float>::value> {
     int64_t m, n, k;
     float alpha, beta;
-    const float* a;
+    const TIn* a;
     int64_t lda, stride_a;
-    const float* b;
+    const TIn* b;
     int64_t ldb, stride_b;
-    float* c;
+    TOut* c;
     int64_t ldc, stride_c;
     int64_t batch;
     int64_t tiles_n;  // column tiles per matrix: blockIdx.x = tile_row · tiles_n + tile_col
     bool vec_a, vec_b, vec_c;
 };
+
+// 4 consecutive bf16, read or written in one 8-byte access (the float kernel's float4).
+struct alignas(8) Bf16Quad {
+    bf16 v[4];
+};
+
+// Reads 4 consecutive elements from a group-aligned address (see GemmParams::vec_*), widened to float.
+__device__ inline void load_quad(const float* src, float (&r)[4]) {
+    const float4 v = *reinterpret_cast<const float4*>(src);
+    r[0] = v.x, r[1] = v.y, r[2] = v.z, r[3] = v.w;
+}
+__device__ inline void load_quad(const bf16* src, float (&r)[4]) {
+    const Bf16Quad q = *reinterpret_cast<const Bf16Quad*>(src);
+#pragma unroll
+    for (int j = 0; j < 4; ++j) r[j] = to_float(q.v[j]);
+}
+
+// Writes 4 consecutive floats to a group-aligned address, each rounded once to the storage type.
+__device__ inline void store_quad(float* dst, const float (&v)[4]) {
+    *reinterpret_cast<float4*>(dst) = make_float4(v[0], v[1], v[2], v[3]);
+}
+__device__ inline void store_quad(bf16* dst, const float (&v)[4]) {
+    Bf16Quad q;
+#pragma unroll
+    for (int j = 0; j < 4; ++j) q.v[j] = from_float<bf16>(v[j]);
+    *reinterpret_cast<Bf16Quad*>(dst) = q;
+}
 
 // One thread's part in staging an operand op(X) (rows_op × k) slice by slice: kGroups groups of 4 elements
 // that run along X's contiguous dimension, group i being number g = threadIdx.x + i · kThreads of the slice.
@@ -74,19 +121,20 @@ struct GemmParams {
 // (k, rows_op): g takes k-row g / (kRows / 4) and row-quad g % (kRows / 4). Consecutive threads thus read
 // consecutive addresses, and group i + 1 lies kStride stored rows below group i. Elements outside the matrix
 // read as 0, so the product of edge tiles needs no further guards. One pointer that moves a slice per load
-// and two counters keep the per-slice cost (and the registers) low.
-template <bool kTrans, int kRows, int kThreads, int kGroups>
+// and two counters keep the per-slice cost (and the registers) low. T is X's storage; loads widen it to float
+// (exactly), so the shared slices and the products are the float kernel's.
+template <bool kTrans, int kRows, int kThreads, int kGroups, class T>
 struct SliceLoader {
     static constexpr int kQuads = kTrans ? kRows / 4 : kGemmBlockK / 4;  // groups per stored row of a slice
     static constexpr int kStride = kThreads / kQuads;
     static_assert(kStride * kQuads == kThreads, "every group of a thread must start in the same quad");
 
-    const float* next;   // group 0's first element in the next slice
+    const T* next;       // group 0's first element in the next slice
     int64_t k_left;      // k minus group 0's k index in the next slice
     int64_t width_left;  // untransposed: rows_op minus group 0's row; transposed: rows_op minus its column
-    bool vec;            // float4 loads are aligned
+    bool vec;            // vector loads of 4 elements are aligned
 
-    __device__ SliceLoader(const float* x, int64_t ld, int64_t rows_op, int64_t k, int64_t row0, bool vec_)
+    __device__ SliceLoader(const T* x, int64_t ld, int64_t rows_op, int64_t k, int64_t row0, bool vec_)
         : vec(vec_) {
         const int quad = threadIdx.x % kQuads, stored_row = threadIdx.x / kQuads;
         if (kTrans) {
@@ -107,15 +155,14 @@ struct SliceLoader {
         const int64_t rows_left = kTrans ? k_left : width_left;
 #pragma unroll
         for (int i = 0; i < kGroups; ++i) {
-            const float* src = next + i * kStride * ld;
+            const T* src = next + i * kStride * ld;
             if (rows_left <= i * kStride) {
                 r[i][0] = r[i][1] = r[i][2] = r[i][3] = 0.0f;
             } else if (vec && run_left >= 4) {
-                const float4 v = *reinterpret_cast<const float4*>(src);
-                r[i][0] = v.x, r[i][1] = v.y, r[i][2] = v.z, r[i][3] = v.w;
+                load_quad(src, r[i]);
             } else {
 #pragma unroll
-                for (int j = 0; j < 4; ++j) r[i][j] = j < run_left ? src[j] : 0.0f;
+                for (int j = 0; j < 4; ++j) r[i][j] = j < run_left ? to_float(src[j]) : 0.0f;
             }
         }
         next += kTrans ? kGemmBlockK * ld : kGemmBlockK;
@@ -147,22 +194,43 @@ __device__ inline float scale_add(float alpha, float sum, float beta, float old)
     return __fmaf_rn(beta, old, alpha * sum);
 }
 
-// Writes alpha · acc + beta · C for one row of 4 outputs; beta == 0 never reads C.
-__device__ inline void store_row(float* dst, int64_t col, int64_t n, bool vec, float alpha, float beta,
-                                 const float* acc) {
-    if (vec && col + 3 < n) {
-        float4 out = make_float4(alpha * acc[0], alpha * acc[1], alpha * acc[2], alpha * acc[3]);
-        if (beta != 0.0f) {
-            const float4 old = *reinterpret_cast<const float4*>(dst);
-            out = make_float4(scale_add(alpha, acc[0], beta, old.x), scale_add(alpha, acc[1], beta, old.y),
-                              scale_add(alpha, acc[2], beta, old.z), scale_add(alpha, acc[3], beta, old.w));
+// Writes alpha · acc + beta · C for one row of 4 outputs, each rounded once to T (C's storage; a bf16 C is
+// read widened); beta == 0 never reads C. A non-null `bias` (this row's 4 columns of it) takes beta · C's
+// place as beta 1 on a C holding the bias would: fmaf(1, bias, alpha · acc), C not read.
+template <class T>
+__device__ inline void store_row(T* dst, int64_t col, int64_t n, bool vec, float alpha, float beta,
+                                 const float* bias, const float* acc) {
+    if (bias != nullptr) {
+        float out[4];
+#pragma unroll
+        for (int j = 0; j < 4; ++j) out[j] = col + j < n ? scale_add(alpha, acc[j], 1.0f, bias[j]) : 0.0f;
+        if (vec && col + 3 < n) {
+            store_quad(dst, out);
+            return;
         }
-        *reinterpret_cast<float4*>(dst) = out;
+#pragma unroll
+        for (int j = 0; j < 4; ++j) {
+            if (col + j < n) dst[j] = from_float<T>(out[j]);
+        }
+        return;
+    }
+    if (vec && col + 3 < n) {
+        float out[4] = {alpha * acc[0], alpha * acc[1], alpha * acc[2], alpha * acc[3]};
+        if (beta != 0.0f) {
+            float old[4];
+            load_quad(dst, old);
+#pragma unroll
+            for (int j = 0; j < 4; ++j) out[j] = scale_add(alpha, acc[j], beta, old[j]);
+        }
+        store_quad(dst, out);
         return;
     }
 #pragma unroll
     for (int j = 0; j < 4; ++j) {
-        if (col + j < n) dst[j] = beta == 0.0f ? alpha * acc[j] : scale_add(alpha, acc[j], beta, dst[j]);
+        if (col + j < n) {
+            dst[j] = from_float<T>(beta == 0.0f ? alpha * acc[j]
+                                                : scale_add(alpha, acc[j], beta, to_float(dst[j])));
+        }
     }
 }
 
@@ -204,11 +272,14 @@ __device__ inline void multiply_slice(const float (&a_slice)[kGemmBlockK][Tile::
 // barrier that ended step t − 1.
 // Every element sums its k products in order 0 … k − 1, and zeros past the edges (k rounded up to the same
 // slice length for every tiling) add the same +0 terms, so all tilings give the same bits.
-template <class Tile, bool kTransA, bool kTransB>
+// TIn = bf16: the operands are widened as they are loaded and everything after is the float kernel's; the
+// product of two bf16 (8 significant bits each) is exact in float, so each FMA rounds only the sum, and the
+// result is bit for bit the float kernel's on the widened operands (before a bf16 C's own rounding).
+template <class Tile, bool kTransA, bool kTransB, class TIn, class TOut>
 // __launch_bounds__(threads, 1) lets ptxas use up to 255 registers: an 8 × 8 tile takes ~200 – 230 for sm_90
 // without spills (capped at 128 or 168 it spills), i.e. 8 resident warps per SM, whose 64 independent FMAs
 // per k step keep the FMA pipes busy.
-__global__ void __launch_bounds__(Tile::threads, 1) sgemm_kernel(GemmParams p) {
+__global__ void __launch_bounds__(Tile::threads, 1) sgemm_kernel(GemmParams<TIn, TOut> p) {
     constexpr int kThreads = Tile::threads, kGroupsA = Tile::groups_a, kGroupsB = Tile::groups_b;
     constexpr int kRowsT = kMicro * Tile::rep_m, kColsT = kMicro * Tile::rep_n;  // outputs per thread
     __shared__ __align__(16) float a_slices[2][kGemmBlockK][Tile::rows + kGemmSmemPad];  // op(A)ᵀ slices
@@ -225,10 +296,10 @@ __global__ void __launch_bounds__(Tile::threads, 1) sgemm_kernel(GemmParams p) {
         float ra[kGroupsA][4], rb[kGroupsB][4];
         // op(B) is (k, n): as an operand of the loader (rows_op = n), it is stored transposed exactly when B
         // is not.
-        SliceLoader<kTransA, Tile::rows, kThreads, kGroupsA> a_loader(p.a + z * p.stride_a, p.lda, p.m, p.k,
-                                                                     row0, p.vec_a);
-        SliceLoader<!kTransB, Tile::cols, kThreads, kGroupsB> b_loader(p.b + z * p.stride_b, p.ldb, p.n, p.k,
-                                                                      col0, p.vec_b);
+        SliceLoader<kTransA, Tile::rows, kThreads, kGroupsA, TIn> a_loader(p.a + z * p.stride_a, p.lda, p.m,
+                                                                           p.k, row0, p.vec_a);
+        SliceLoader<!kTransB, Tile::cols, kThreads, kGroupsB, TIn> b_loader(p.b + z * p.stride_b, p.ldb, p.n,
+                                                                            p.k, col0, p.vec_b);
         a_loader.load(p.lda, ra);
         b_loader.load(p.ldb, rb);
         store_operand<kTransA, Tile::rows, kThreads>(a_slices[0], ra);
@@ -251,7 +322,7 @@ __global__ void __launch_bounds__(Tile::threads, 1) sgemm_kernel(GemmParams p) {
             // overwrites (or, after the last slice, the next batch entry's slice 0).
             __syncthreads();
         }
-        float* c = p.c + z * p.stride_c;
+        TOut* c = p.c + z * p.stride_c;
 #pragma unroll
         for (int r = 0; r < Tile::rep_m; ++r) {
 #pragma unroll
@@ -262,6 +333,7 @@ __global__ void __launch_bounds__(Tile::threads, 1) sgemm_kernel(GemmParams p) {
                 for (int cr = 0; cr < Tile::rep_n; ++cr) {
                     const int64_t col = col0 + tx + cr * kLaneCols * kMicro;
                     store_row(c + row * p.ldc + col, col, p.n, p.vec_c, p.alpha, p.beta,
+                              p.bias_ptr() != nullptr ? p.bias_ptr() + col : nullptr,
                               &acc[r * kMicro + i][cr * kMicro]);
                 }
             }
@@ -310,22 +382,28 @@ GemmTiling choose_tiling(int64_t m, int64_t n, int64_t batch) {
     return GemmTiling::small;
 }
 
-template <class Tile>
-void launch_tiled(const char* op, bool trans_a, bool trans_b, kernels::GemmParams p, cudaStream_t stream) {
+template <class Tile, class TIn, class TOut>
+void launch_tiled(const char* op, bool trans_a, bool trans_b, kernels::GemmParams<TIn, TOut> p,
+                  cudaStream_t stream) {
     p.tiles_n = (p.n + Tile::cols - 1) / Tile::cols;
     const int64_t tiles = (p.m + Tile::rows - 1) / Tile::rows * p.tiles_n;
     CUDACNN_CHECK(tiles <= INT_MAX, "{}: {} × {} needs {} tiles of {} × {}, more than one grid holds", op,
                   p.m, p.n, tiles, Tile::rows, Tile::cols);
     const dim3 grid(static_cast<unsigned>(tiles), static_cast<unsigned>(std::min(p.batch, kGemmMaxGridY)));
     const dim3 block(Tile::threads);
-    if (!trans_a && !trans_b) launch(kernels::sgemm_kernel<Tile, false, false>, grid, block, 0, stream, p);
-    if (!trans_a && trans_b) launch(kernels::sgemm_kernel<Tile, false, true>, grid, block, 0, stream, p);
-    if (trans_a && !trans_b) launch(kernels::sgemm_kernel<Tile, true, false>, grid, block, 0, stream, p);
-    if (trans_a && trans_b) launch(kernels::sgemm_kernel<Tile, true, true>, grid, block, 0, stream, p);
+    if (!trans_a && !trans_b)
+        launch(kernels::sgemm_kernel<Tile, false, false, TIn, TOut>, grid, block, 0, stream, p);
+    if (!trans_a && trans_b)
+        launch(kernels::sgemm_kernel<Tile, false, true, TIn, TOut>, grid, block, 0, stream, p);
+    if (trans_a && !trans_b)
+        launch(kernels::sgemm_kernel<Tile, true, false, TIn, TOut>, grid, block, 0, stream, p);
+    if (trans_a && trans_b)
+        launch(kernels::sgemm_kernel<Tile, true, true, TIn, TOut>, grid, block, 0, stream, p);
 }
 
-void launch_sgemm(const char* op, GemmTiling tiling, bool trans_a, bool trans_b, const kernels::GemmParams& p,
-                  cudaStream_t stream) {
+template <class TIn, class TOut>
+void launch_sgemm(const char* op, GemmTiling tiling, bool trans_a, bool trans_b,
+                  const kernels::GemmParams<TIn, TOut>& p, cudaStream_t stream) {
     if (tiling == GemmTiling::automatic) tiling = choose_tiling(p.m, p.n, p.batch);
     switch (tiling) {
         case GemmTiling::block128x128:
@@ -345,31 +423,47 @@ void launch_sgemm(const char* op, GemmTiling tiling, bool trans_a, bool trans_b,
     launch_tiled<kernels::Tile32x32>(op, trans_a, trans_b, p, stream);
 }
 
+// C = beta · C (or the bias rows) for k == 0 or alpha == 0: the float GEMM's own path, or the bias-aware one.
+void scale_c(int64_t m, int64_t n, float beta, const float* bias, float* c, int64_t ldc, int64_t stride_c,
+             int64_t batch, cudaStream_t stream) {
+    if (bias == nullptr) return gemm_scale(m, n, beta, c, ldc, stride_c, batch, stream);
+    gemm_scale(m, n, beta, bias, c, ldc, stride_c, batch, stream);
+}
+void scale_c(int64_t m, int64_t n, float beta, const float* bias, bf16* c, int64_t ldc, int64_t stride_c,
+             int64_t batch, cudaStream_t stream) {
+    gemm_scale(m, n, beta, bias, c, ldc, stride_c, batch, stream);
+}
 
-// The batched product behind both entry points; op names the caller in errors.
+// The batched product behind every entry point, float (TIn = TOut = float) or BF16; op names the caller in
+// errors. bias: see GemmBias (nullptr but for gemm_bf16_split).
+template <class TIn, class TOut>
 void sgemm_impl(const char* op, GemmTiling tiling, bool trans_a, bool trans_b, int64_t m, int64_t n,
-                int64_t k, float alpha, const float* a, int64_t lda, int64_t stride_a, const float* b,
-                int64_t ldb, int64_t stride_b, float beta, float* c, int64_t ldc, int64_t stride_c,
-                int64_t batch, cudaStream_t stream) {
+                int64_t k, float alpha, const TIn* a, int64_t lda, int64_t stride_a, const TIn* b,
+                int64_t ldb, int64_t stride_b, float beta, const float* bias, TOut* c, int64_t ldc,
+                int64_t stride_c, int64_t batch, cudaStream_t stream) {
     check_gemm_args(op, trans_a, trans_b, m, n, k, alpha, a, lda, stride_a, b, ldb, stride_b, c, ldc,
                     stride_c, batch);
     if (m == 0 || n == 0 || batch == 0) return;
     if (k == 0 || alpha == 0.0f) {
-        gemm_scale(m, n, beta, c, ldc, stride_c, batch, stream);
+        scale_c(m, n, beta, bias, c, ldc, stride_c, batch, stream);
         return;
     }
-    kernels::GemmParams p{};
+    kernels::GemmParams<TIn, TOut> p{};
     p.m = m, p.n = n, p.k = k, p.alpha = alpha, p.beta = beta;
     p.a = a, p.lda = lda, p.stride_a = stride_a;
     p.b = b, p.ldb = ldb, p.stride_b = stride_b;
     p.c = c, p.ldc = ldc, p.stride_c = stride_c;
+    if constexpr (std::is_same<TIn, float>::value) {
+        CUDACNN_CHECK(bias == nullptr, "{}: the FP32 GEMM has no bias epilogue", op);
+    } else {
+        p.bias = bias;
+    }
     p.batch = batch;
-    p.vec_a = gemm_vectorizable(a, lda, stride_a, batch);
-    p.vec_b = gemm_vectorizable(b, ldb, stride_b, batch);
-    p.vec_c = gemm_vectorizable(c, ldc, stride_c, batch);
+    p.vec_a = gemm_vectorizable(a, lda, stride_a, batch, sizeof(TIn));
+    p.vec_b = gemm_vectorizable(b, ldb, stride_b, batch, sizeof(TIn));
+    p.vec_c = gemm_vectorizable(c, ldc, stride_c, batch, sizeof(TOut));
     launch_sgemm(op, tiling, trans_a, trans_b, p, stream);
 }
-
 
 // Each split should multiply at least this many k (16 slices: the pipeline's prologue and the partial's
 // write and read stay small next to its FMAs).
@@ -381,14 +475,15 @@ void sgemm_strided_batched(bool trans_a, bool trans_b, int64_t m, int64_t n, int
                            const float* a, int64_t lda, int64_t stride_a, const float* b, int64_t ldb,
                            int64_t stride_b, float beta, float* c, int64_t ldc, int64_t stride_c,
                            int64_t batch, cudaStream_t stream) {
-    sgemm_impl("sgemm_strided_batched", GemmTiling::automatic, trans_a, trans_b, m, n, k, alpha, a, lda,
-               stride_a, b, ldb, stride_b, beta, c, ldc, stride_c, batch, stream);
+    sgemm_impl<float, float>("sgemm_strided_batched", GemmTiling::automatic, trans_a, trans_b, m, n, k, alpha,
+                             a, lda, stride_a, b, ldb, stride_b, beta, nullptr, c, ldc, stride_c, batch,
+                             stream);
 }
 
 void sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
            int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc, cudaStream_t stream) {
-    sgemm_impl("sgemm", GemmTiling::automatic, trans_a, trans_b, m, n, k, alpha, a, lda, 0, b, ldb, 0, beta,
-               c, ldc, 0, 1, stream);
+    sgemm_impl<float, float>("sgemm", GemmTiling::automatic, trans_a, trans_b, m, n, k, alpha, a, lda, 0, b,
+                             ldb, 0, beta, nullptr, c, ldc, 0, 1, stream);
 }
 
 GemmTiling sgemm_automatic_tiling(int64_t m, int64_t n, int64_t batch) {
@@ -399,8 +494,8 @@ void sgemm_strided_batched_with_tiling(GemmTiling tiling, bool trans_a, bool tra
                                        int64_t k, float alpha, const float* a, int64_t lda, int64_t stride_a,
                                        const float* b, int64_t ldb, int64_t stride_b, float beta, float* c,
                                        int64_t ldc, int64_t stride_c, int64_t batch, cudaStream_t stream) {
-    sgemm_impl("sgemm_strided_batched", tiling, trans_a, trans_b, m, n, k, alpha, a, lda, stride_a, b, ldb,
-               stride_b, beta, c, ldc, stride_c, batch, stream);
+    sgemm_impl<float, float>("sgemm_strided_batched", tiling, trans_a, trans_b, m, n, k, alpha, a, lda,
+                             stride_a, b, ldb, stride_b, beta, nullptr, c, ldc, stride_c, batch, stream);
 }
 
 int64_t sgemm_split_k_count(int64_t m, int64_t n, int64_t k) {
@@ -419,6 +514,30 @@ size_t sgemm_split_k_workspace_bytes(int64_t m, int64_t n, int64_t k, int64_t sp
     return gemm_split_k_workspace_bytes("sgemm_split_k_workspace_bytes", m, n, k, splits, kernels::kGemmBlockK);
 }
 
+namespace {
+
+// Split-k's first pass on the tiled kernel (a GemmRangeProduct for TIn = float, GemmRangeProductBf16 for
+// bf16): the full-length ranges of k are one strided batch, a shorter last one another launch.
+template <class TIn>
+auto range_product(const char* op, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t lda, int64_t ldb,
+                   cudaStream_t stream) {
+    return [=](int64_t k_len, int64_t k_last, const TIn* a_s, int64_t stride_a, const TIn* b_s,
+               int64_t stride_b, float* c_s, int64_t batch) {
+        const int64_t full = k_last == k_len ? batch : batch - 1;
+        if (full > 0) {
+            sgemm_impl(op, GemmTiling::automatic, trans_a, trans_b, m, n, k_len, 1.0f, a_s, lda, stride_a,
+                       b_s, ldb, stride_b, 0.0f, nullptr, c_s, n, m * n, full, stream);
+        }
+        if (full < batch) {
+            sgemm_impl(op, GemmTiling::automatic, trans_a, trans_b, m, n, k_last, 1.0f, a_s + full * stride_a,
+                       lda, 0, b_s + full * stride_b, ldb, 0, 0.0f, nullptr, c_s + full * m * n, n, 0, 1,
+                       stream);
+        }
+    };
+}
+
+}  // namespace
+
 void sgemm_split_k(int64_t splits, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
                    const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc,
                    void* workspace, size_t workspace_bytes, cudaStream_t stream) {
@@ -426,20 +545,121 @@ void sgemm_split_k(int64_t splits, bool trans_a, bool trans_b, int64_t m, int64_
     // Ranges in multiples of the slice length, so that every range starts 16-byte aligned where the operand is.
     gemm_split_k(op, "sgemm_split_k_workspace_bytes", splits, kernels::kGemmBlockK, trans_a, trans_b, m, n, k,
                  alpha, a, lda, b, ldb, beta, c, ldc, workspace, workspace_bytes, stream,
-                 [&](int64_t k_len, int64_t k_last, const float* a_s, int64_t stride_a, const float* b_s,
-                     int64_t stride_b, float* c_s, int64_t batch) {
-                     // The full-length ranges are one strided batch, a shorter last one another launch.
-                     const int64_t full = k_last == k_len ? batch : batch - 1;
-                     if (full > 0) {
-                         sgemm_impl(op, GemmTiling::automatic, trans_a, trans_b, m, n, k_len, 1.0f, a_s, lda,
-                                    stride_a, b_s, ldb, stride_b, 0.0f, c_s, n, m * n, full, stream);
-                     }
-                     if (full < batch) {
-                         sgemm_impl(op, GemmTiling::automatic, trans_a, trans_b, m, n, k_last, 1.0f,
-                                    a_s + full * stride_a, lda, 0, b_s + full * stride_b, ldb, 0, 0.0f,
-                                    c_s + full * m * n, n, 0, 1, stream);
-                     }
-                 });
+                 range_product<float>(op, trans_a, trans_b, m, n, lda, ldb, stream));
+}
+
+// ---- BF16 operands: the same kernels instantiated for bf16 A and B, float or bf16 C ----
+
+namespace {
+
+template <class TOut>
+void bf16_split_k_impl(const char* op, int64_t splits, bool trans_a, bool trans_b, int64_t m, int64_t n,
+                       int64_t k, float alpha, const bf16* a, int64_t lda, const bf16* b, int64_t ldb,
+                       float beta, const float* bias, TOut* c, int64_t ldc, void* workspace,
+                       size_t workspace_bytes, cudaStream_t stream) {
+    // The partial products are float, as sgemm_split_k's: its workspace size is this one's.
+    gemm_split_k(op, "sgemm_split_k_workspace_bytes", splits, kernels::kGemmBlockK, trans_a, trans_b, m, n, k,
+                 alpha, a, lda, b, ldb, beta, bias, c, ldc, workspace, workspace_bytes, stream,
+                 range_product<bf16>(op, trans_a, trans_b, m, n, lda, ldb, stream));
+}
+
+// gemm_bf16_split for either C: split-k where the own FP32 GEMM would split and the workspace holds it.
+template <class TOut>
+void bf16_split_impl(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const bf16* a,
+                     int64_t lda, const bf16* b, int64_t ldb, const float* bias, TOut* c, int64_t ldc,
+                     void* workspace, size_t workspace_bytes, cudaStream_t stream) {
+    constexpr const char* op = "gemm_bf16_split";
+    const int64_t splits = sgemm_split_k_count(m, n, k);
+    if (splits > 1 && workspace != nullptr &&
+        workspace_bytes >= sgemm_split_k_workspace_bytes(m, n, k, splits)) {
+        return bf16_split_k_impl(op, splits, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, 0.0f, bias, c,
+                                 ldc, workspace, workspace_bytes, stream);
+    }
+    sgemm_impl(op, GemmTiling::automatic, trans_a, trans_b, m, n, k, alpha, a, lda, 0, b, ldb, 0, 0.0f, bias,
+               c, ldc, 0, 1, stream);
+}
+
+}  // namespace
+
+void gemm_bf16(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const bf16* a,
+               int64_t lda, const bf16* b, int64_t ldb, float beta, float* c, int64_t ldc,
+               cudaStream_t stream) {
+    sgemm_impl("gemm_bf16", GemmTiling::automatic, trans_a, trans_b, m, n, k, alpha, a, lda, 0, b, ldb, 0,
+               beta, nullptr, c, ldc, 0, 1, stream);
+}
+
+void gemm_bf16(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const bf16* a,
+               int64_t lda, const bf16* b, int64_t ldb, float beta, bf16* c, int64_t ldc,
+               cudaStream_t stream) {
+    sgemm_impl("gemm_bf16", GemmTiling::automatic, trans_a, trans_b, m, n, k, alpha, a, lda, 0, b, ldb, 0,
+               beta, nullptr, c, ldc, 0, 1, stream);
+}
+
+void gemm_bf16_strided_batched_with_tiling(GemmTiling tiling, bool trans_a, bool trans_b, int64_t m,
+                                           int64_t n, int64_t k, float alpha, const bf16* a, int64_t lda,
+                                           int64_t stride_a, const bf16* b, int64_t ldb, int64_t stride_b,
+                                           float beta, float* c, int64_t ldc, int64_t stride_c, int64_t batch,
+                                           cudaStream_t stream) {
+    sgemm_impl("gemm_bf16_strided_batched", tiling, trans_a, trans_b, m, n, k, alpha, a, lda, stride_a, b,
+               ldb, stride_b, beta, nullptr, c, ldc, stride_c, batch, stream);
+}
+
+void gemm_bf16_strided_batched_with_tiling(GemmTiling tiling, bool trans_a, bool trans_b, int64_t m,
+                                           int64_t n, int64_t k, float alpha, const bf16* a, int64_t lda,
+                                           int64_t stride_a, const bf16* b, int64_t ldb, int64_t stride_b,
+                                           float beta, bf16* c, int64_t ldc, int64_t stride_c, int64_t batch,
+                                           cudaStream_t stream) {
+    sgemm_impl("gemm_bf16_strided_batched", tiling, trans_a, trans_b, m, n, k, alpha, a, lda, stride_a, b,
+               ldb, stride_b, beta, nullptr, c, ldc, stride_c, batch, stream);
+}
+
+void gemm_bf16_strided_batched(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+                               const bf16* a, int64_t lda, int64_t stride_a, const bf16* b, int64_t ldb,
+                               int64_t stride_b, float beta, float* c, int64_t ldc, int64_t stride_c,
+                               int64_t batch, cudaStream_t stream) {
+    gemm_bf16_strided_batched_with_tiling(GemmTiling::automatic, trans_a, trans_b, m, n, k, alpha, a, lda,
+                                          stride_a, b, ldb, stride_b, beta, c, ldc, stride_c, batch, stream);
+}
+
+void gemm_bf16_strided_batched(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+                               const bf16* a, int64_t lda, int64_t stride_a, const bf16* b, int64_t ldb,
+                               int64_t stride_b, float beta, bf16* c, int64_t ldc, int64_t stride_c,
+                               int64_t batch, cudaStream_t stream) {
+    gemm_bf16_strided_batched_with_tiling(GemmTiling::automatic, trans_a, trans_b, m, n, k, alpha, a, lda,
+                                          stride_a, b, ldb, stride_b, beta, c, ldc, stride_c, batch, stream);
+}
+
+void gemm_bf16_split_k(int64_t splits, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
+                       float alpha, const bf16* a, int64_t lda, const bf16* b, int64_t ldb, float beta,
+                       float* c, int64_t ldc, void* workspace, size_t workspace_bytes, cudaStream_t stream) {
+    bf16_split_k_impl("gemm_bf16_split_k", splits, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta,
+                      nullptr, c, ldc, workspace, workspace_bytes, stream);
+}
+
+void gemm_bf16_split_k(int64_t splits, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
+                       float alpha, const bf16* a, int64_t lda, const bf16* b, int64_t ldb, float beta,
+                       bf16* c, int64_t ldc, void* workspace, size_t workspace_bytes, cudaStream_t stream) {
+    bf16_split_k_impl("gemm_bf16_split_k", splits, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta,
+                      nullptr, c, ldc, workspace, workspace_bytes, stream);
+}
+
+size_t gemm_bf16_split_workspace_bytes(int64_t m, int64_t n, int64_t k) {
+    const int64_t splits = sgemm_split_k_count(m, n, k);
+    return splits > 1 ? sgemm_split_k_workspace_bytes(m, n, k, splits) : 0;
+}
+
+void gemm_bf16_split(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const bf16* a,
+                     int64_t lda, const bf16* b, int64_t ldb, const float* bias, float* c, int64_t ldc,
+                     void* workspace, size_t workspace_bytes, cudaStream_t stream) {
+    bf16_split_impl(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, bias, c, ldc, workspace,
+                    workspace_bytes, stream);
+}
+
+void gemm_bf16_split(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const bf16* a,
+                     int64_t lda, const bf16* b, int64_t ldb, const float* bias, bf16* c, int64_t ldc,
+                     void* workspace, size_t workspace_bytes, cudaStream_t stream) {
+    bf16_split_impl(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, bias, c, ldc, workspace,
+                    workspace_bytes, stream);
 }
 
 }  // namespace cudacnn::gpu

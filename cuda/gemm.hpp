@@ -1,10 +1,13 @@
 // The project's own tiled SGEMM (row-major), single and strided-batched; cuBLAS wrappers share the signature.
+// The same kernels with bf16 A and B (FP32 accumulation, C float or bf16): gemm_bf16 and its variants.
 #pragma once
 
 #include <cuda_runtime_api.h>
 
 #include <cstddef>
 #include <cstdint>
+
+#include "cuda/bf16.cuh"
 
 namespace cudacnn::gpu {
 
@@ -65,5 +68,68 @@ size_t sgemm_split_k_workspace_bytes(int64_t m, int64_t n, int64_t k, int64_t sp
 // The split count worth using on an H100: 1 when the output alone gives every SM a block (then use sgemm),
 // else enough ranges for about one block per SM, each at least 256 long.
 int64_t sgemm_split_k_count(int64_t m, int64_t n, int64_t k);
+
+// ---- BF16 operands (--precision bf16) ----
+// The GEMMs above with A and B stored in bf16: the same kernels, tilings, contract and errors (the error
+// messages name gemm_bf16, gemm_bf16_strided_batched, gemm_bf16_split_k, gemm_bf16_split), alpha and beta
+// as sgemm's. Loads widen the operands exactly to float and sums stay float; the product of two bf16 is exact
+// in float, so C is bit for bit what sgemm computes on the widened operands. C is float or bf16 (the
+// overloads); a bf16 C is read widened where beta != 0, and each element is rounded once (to nearest even)
+// after alpha and beta are applied. Vector accesses (8 bytes of bf16) where pointers, leading dimensions and
+// batch strides keep groups of 4 elements 8-byte aligned, scalar ones otherwise.
+void gemm_bf16(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const bf16* a,
+               int64_t lda, const bf16* b, int64_t ldb, float beta, float* c, int64_t ldc,
+               cudaStream_t stream);
+void gemm_bf16(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const bf16* a,
+               int64_t lda, const bf16* b, int64_t ldb, float beta, bf16* c, int64_t ldc,
+               cudaStream_t stream);
+
+void gemm_bf16_strided_batched(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+                               const bf16* a, int64_t lda, int64_t stride_a, const bf16* b, int64_t ldb,
+                               int64_t stride_b, float beta, float* c, int64_t ldc, int64_t stride_c,
+                               int64_t batch, cudaStream_t stream);
+void gemm_bf16_strided_batched(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+                               const bf16* a, int64_t lda, int64_t stride_a, const bf16* b, int64_t ldb,
+                               int64_t stride_b, float beta, bf16* c, int64_t ldc, int64_t stride_c,
+                               int64_t batch, cudaStream_t stream);
+
+// gemm_bf16_strided_batched with the block tile chosen by the caller (see GemmTiling).
+void gemm_bf16_strided_batched_with_tiling(GemmTiling tiling, bool trans_a, bool trans_b, int64_t m,
+                                           int64_t n, int64_t k, float alpha, const bf16* a, int64_t lda,
+                                           int64_t stride_a, const bf16* b, int64_t ldb, int64_t stride_b,
+                                           float beta, float* c, int64_t ldc, int64_t stride_c, int64_t batch,
+                                           cudaStream_t stream);
+void gemm_bf16_strided_batched_with_tiling(GemmTiling tiling, bool trans_a, bool trans_b, int64_t m,
+                                           int64_t n, int64_t k, float alpha, const bf16* a, int64_t lda,
+                                           int64_t stride_a, const bf16* b, int64_t ldb, int64_t stride_b,
+                                           float beta, bf16* c, int64_t ldc, int64_t stride_c, int64_t batch,
+                                           cudaStream_t stream);
+
+// sgemm_split_k with bf16 A and B: float partial products, so the workspace is
+// sgemm_split_k_workspace_bytes(m, n, k, splits) and the split count worth using sgemm_split_k_count; the
+// sum pass applies alpha and beta and rounds a bf16 C once.
+void gemm_bf16_split_k(int64_t splits, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
+                       float alpha, const bf16* a, int64_t lda, const bf16* b, int64_t ldb, float beta,
+                       float* c, int64_t ldc, void* workspace, size_t workspace_bytes, cudaStream_t stream);
+void gemm_bf16_split_k(int64_t splits, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
+                       float alpha, const bf16* a, int64_t lda, const bf16* b, int64_t ldb, float beta,
+                       bf16* c, int64_t ldc, void* workspace, size_t workspace_bytes, cudaStream_t stream);
+
+// The linear layer's product: C = alpha · op(A) · op(B) + bias, the float `bias` (n) broadcast over the rows
+// (nullptr: no bias), C never read. The bias is added in the epilogue before C's single rounding (a bias
+// written into a bf16 C first and added with beta = 1 would be rounded twice), as fmaf(1, bias, alpha · sum),
+// the float linear layer's rounding. k is split into `workspace` (sgemm_split_k_count ranges) where
+// gemm_bf16_split_workspace_bytes asks for it and the workspace holds that much, else one product (null
+// workspace: never split); split results are deterministic but not the unsplit bits.
+void gemm_bf16_split(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const bf16* a,
+                     int64_t lda, const bf16* b, int64_t ldb, const float* bias, float* c, int64_t ldc,
+                     void* workspace, size_t workspace_bytes, cudaStream_t stream);
+void gemm_bf16_split(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const bf16* a,
+                     int64_t lda, const bf16* b, int64_t ldb, const float* bias, bf16* c, int64_t ldc,
+                     void* workspace, size_t workspace_bytes, cudaStream_t stream);
+
+// The workspace gemm_bf16_split splits an m × n product over k with (the own FP32 GEMM's split-k size), 0
+// when the output alone gives the GPU enough blocks.
+size_t gemm_bf16_split_workspace_bytes(int64_t m, int64_t n, int64_t k);
 
 }  // namespace cudacnn::gpu

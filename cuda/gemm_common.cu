@@ -1,9 +1,11 @@
-// The GEMMs' shared host side (see gemm_common.hpp), the kernel of C = beta · C and split-k's ordered sum.
+// The GEMMs' shared host side (see gemm_common.hpp), the kernel of C = beta · C and split-k's ordered sum,
+// each for a float or a bf16 C.
 #include "cuda/gemm_common.hpp"
 
 #include <algorithm>
 #include <cstdint>
 
+#include "cuda/bf16.cuh"
 #include "cuda/launch.cuh"
 #include "cudacnn/error.hpp"
 
@@ -11,31 +13,42 @@ namespace cudacnn::gpu {
 namespace kernels {
 
 // C = beta · C for k == 0 or alpha == 0, where A and B take no part (and are not read); beta == 0 writes
-// zeros without reading C. Grid-stride over the m · n elements of each batch entry blockIdx.y, + gridDim.y, …
-__global__ void sgemm_scale_kernel(int64_t m, int64_t n, float beta, float* c, int64_t ldc, int64_t stride_c,
-                                   int64_t batch) {
+// zeros without reading C; a non-null bias (n) is written instead (broadcast over the rows). T is C's storage
+// (float, or bf16 read widened and written rounded once). Grid-stride over the m · n elements of each batch
+// entry blockIdx.y, + gridDim.y, …
+template <class T>
+__global__ void sgemm_scale_kernel(int64_t m, int64_t n, float beta, const float* bias, T* c, int64_t ldc,
+                                   int64_t stride_c, int64_t batch) {
     for (int64_t z = blockIdx.y; z < batch; z += gridDim.y) {
-        float* cz = c + z * stride_c;
+        T* cz = c + z * stride_c;
         for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < m * n;
              i += int64_t{gridDim.x} * blockDim.x) {
-            float* dst = cz + (i / n) * ldc + i % n;
-            *dst = beta == 0.0f ? 0.0f : beta * *dst;
+            T* dst = cz + (i / n) * ldc + i % n;
+            const float value = bias != nullptr ? bias[i % n] : beta == 0.0f ? 0.0f : beta * to_float(*dst);
+            *dst = from_float<T>(value);
         }
     }
 }
 
 // Split-k's second pass: C = alpha · (P_0 + P_1 + … + P_{splits−1}) + beta · C, the partial products P_s
-// (m × n, dense, `partial_stride` apart) summed in order s = 0, 1, … so the result is deterministic; beta == 0
-// never reads C. alpha and beta in one explicit rounding order, that of the FP32 GEMM's stores (cuda/gemm.cu
-// scale_add), which nvcc would otherwise be free to fuse either way. Grid-stride over the m · n elements.
+// (m × n, dense, `partial_stride` apart) summed in order s = 0, 1, … so the result is deterministic; beta ==
+// 0 never reads C. alpha and beta in one explicit rounding order, that of the FP32 GEMM's stores
+// (cuda/gemm.cu scale_add), which nvcc would otherwise be free to fuse either way. A non-null bias (n) takes
+// beta · C's place (as beta 1 on a C holding the bias row, so with the same rounding). T is C's storage (a
+// bf16 C is read widened and written rounded once). Grid-stride over the m · n elements.
+template <class T>
 __global__ void sgemm_sum_partials_kernel(int64_t m, int64_t n, const float* partials, int64_t partial_stride,
-                                          int64_t splits, float alpha, float beta, float* c, int64_t ldc) {
+                                          int64_t splits, float alpha, float beta, const float* bias, T* c,
+                                          int64_t ldc) {
     for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < m * n;
          i += int64_t{gridDim.x} * blockDim.x) {
         float sum = partials[i];
         for (int64_t s = 1; s < splits; ++s) sum += partials[s * partial_stride + i];
-        float* dst = c + (i / n) * ldc + i % n;
-        *dst = beta == 0.0f ? alpha * sum : __fmaf_rn(beta, *dst, alpha * sum);
+        T* dst = c + (i / n) * ldc + i % n;
+        const float value = bias != nullptr ? __fmaf_rn(1.0f, bias[i % n], alpha * sum)
+                            : beta == 0.0f  ? alpha * sum
+                                            : __fmaf_rn(beta, to_float(*dst), alpha * sum);
+        *dst = from_float<T>(value);
     }
 }
 
@@ -60,8 +73,8 @@ SplitPlan plan_split(int64_t k, int64_t splits, int64_t slice) {
 }  // namespace
 
 void check_gemm_args(const char* op, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
-                     const float* a, int64_t lda, int64_t stride_a, const float* b, int64_t ldb,
-                     int64_t stride_b, const float* c, int64_t ldc, int64_t stride_c, int64_t batch) {
+                     const void* a, int64_t lda, int64_t stride_a, const void* b, int64_t ldb,
+                     int64_t stride_b, const void* c, int64_t ldc, int64_t stride_c, int64_t batch) {
     CUDACNN_CHECK(m >= 0 && n >= 0 && k >= 0, "{}: sizes m = {}, n = {}, k = {} must not be negative", op, m,
                   n, k);
     CUDACNN_CHECK(batch >= 0, "{}: batch = {} must not be negative", op, batch);
@@ -81,21 +94,42 @@ void check_gemm_args(const char* op, bool trans_a, bool trans_b, int64_t m, int6
     CUDACNN_CHECK(c != nullptr, "{}: C is null for an output of {} × {}", op, m, n);
     if (k > 0 && alpha != 0.0f) {
         CUDACNN_CHECK(a != nullptr && b != nullptr,
-                      "{}: A ({}) or B ({}) is null with m = {}, n = {}, k = {}", op,
-                      static_cast<const void*>(a), static_cast<const void*>(b), m, n, k);
+                      "{}: A ({}) or B ({}) is null with m = {}, n = {}, k = {}", op, a, b, m, n, k);
     }
 }
 
-bool gemm_vectorizable(const void* p, int64_t ld, int64_t stride, int64_t batch) {
-    return reinterpret_cast<uintptr_t>(p) % 16 == 0 && ld % 4 == 0 && (batch <= 1 || stride % 4 == 0);
+bool gemm_vectorizable(const void* p, int64_t ld, int64_t stride, int64_t batch, int64_t element_bytes) {
+    return reinterpret_cast<uintptr_t>(p) % (4 * element_bytes) == 0 && ld % 4 == 0 &&
+           (batch <= 1 || stride % 4 == 0);
 }
 
-void gemm_scale(int64_t m, int64_t n, float beta, float* c, int64_t ldc, int64_t stride_c, int64_t batch,
-                cudaStream_t stream) {
+namespace {
+
+template <class T>
+void scale_impl(int64_t m, int64_t n, float beta, const float* bias, T* c, int64_t ldc, int64_t stride_c,
+                int64_t batch, cudaStream_t stream) {
     constexpr int kThreads = 256;
     const int64_t blocks = std::min<int64_t>((m * n + kThreads - 1) / kThreads, 1024);
     const dim3 grid(static_cast<unsigned>(blocks), static_cast<unsigned>(std::min(batch, kGemmMaxGridY)));
-    launch(kernels::sgemm_scale_kernel, grid, dim3(kThreads), 0, stream, m, n, beta, c, ldc, stride_c, batch);
+    launch(kernels::sgemm_scale_kernel<T>, grid, dim3(kThreads), 0, stream, m, n, beta, bias, c, ldc,
+           stride_c, batch);
+}
+
+}  // namespace
+
+void gemm_scale(int64_t m, int64_t n, float beta, float* c, int64_t ldc, int64_t stride_c, int64_t batch,
+                cudaStream_t stream) {
+    scale_impl<float>(m, n, beta, nullptr, c, ldc, stride_c, batch, stream);
+}
+
+void gemm_scale(int64_t m, int64_t n, float beta, const float* bias, float* c, int64_t ldc, int64_t stride_c,
+                int64_t batch, cudaStream_t stream) {
+    scale_impl<float>(m, n, beta, bias, c, ldc, stride_c, batch, stream);
+}
+
+void gemm_scale(int64_t m, int64_t n, float beta, const float* bias, bf16* c, int64_t ldc, int64_t stride_c,
+                int64_t batch, cudaStream_t stream) {
+    scale_impl<bf16>(m, n, beta, bias, c, ldc, stride_c, batch, stream);
 }
 
 size_t gemm_split_k_workspace_bytes(const char* op, int64_t m, int64_t n, int64_t k, int64_t splits,
@@ -105,15 +139,20 @@ size_t gemm_split_k_workspace_bytes(const char* op, int64_t m, int64_t n, int64_
     return static_cast<size_t>(plan_split(k, splits, slice).count * m * n) * sizeof(float);
 }
 
-void gemm_split_k(const char* op, const char* workspace_function, int64_t splits, int64_t slice, bool trans_a,
-                  bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
-                  const float* b, int64_t ldb, float beta, float* c, int64_t ldc, void* workspace,
-                  size_t workspace_bytes, cudaStream_t stream, const GemmRangeProduct& product) {
+namespace {
+
+// The body of every gemm_split_k overload: TIn is A's and B's storage, T C's; `product` is called as a
+// GemmRangeProduct(Bf16) with TIn operands.
+template <class TIn, class T, class Product>
+void split_k_impl(const char* op, const char* workspace_function, int64_t splits, int64_t slice, bool trans_a,
+                  bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const TIn* a, int64_t lda,
+                  const TIn* b, int64_t ldb, float beta, const float* bias, T* c, int64_t ldc,
+                  void* workspace, size_t workspace_bytes, cudaStream_t stream, const Product& product) {
     CUDACNN_CHECK(splits >= 1, "{}: splits = {} must be at least 1", op, splits);
     check_gemm_args(op, trans_a, trans_b, m, n, k, alpha, a, lda, 0, b, ldb, 0, c, ldc, 0, 1);
     if (m == 0 || n == 0) return;
     if (k == 0 || alpha == 0.0f) {
-        gemm_scale(m, n, beta, c, ldc, 0, 1, stream);
+        scale_impl<T>(m, n, beta, bias, c, ldc, 0, 1, stream);
         return;
     }
     const SplitPlan plan = plan_split(k, splits, slice);
@@ -129,8 +168,37 @@ void gemm_split_k(const char* op, const char* workspace_function, int64_t splits
     product(plan.length, plan.last, a, step_a, b, step_b, partials, plan.count);
     constexpr int kThreads = 256;
     const int64_t blocks = std::min<int64_t>(ceil_div(m * n, kThreads), 4096);
-    launch(kernels::sgemm_sum_partials_kernel, dim3(static_cast<unsigned>(blocks)), dim3(kThreads), 0, stream,
-           m, n, static_cast<const float*>(partials), m * n, plan.count, alpha, beta, c, ldc);
+    launch(kernels::sgemm_sum_partials_kernel<T>, dim3(static_cast<unsigned>(blocks)), dim3(kThreads), 0,
+           stream, m, n, static_cast<const float*>(partials), m * n, plan.count, alpha, beta, bias, c, ldc);
+}
+
+}  // namespace
+
+void gemm_split_k(const char* op, const char* workspace_function, int64_t splits, int64_t slice, bool trans_a,
+                  bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
+                  const float* b, int64_t ldb, float beta, float* c, int64_t ldc, void* workspace,
+                  size_t workspace_bytes, cudaStream_t stream, const GemmRangeProduct& product) {
+    split_k_impl(op, workspace_function, splits, slice, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb,
+                 beta, static_cast<const float*>(nullptr), c, ldc, workspace, workspace_bytes, stream,
+                 product);
+}
+
+void gemm_split_k(const char* op, const char* workspace_function, int64_t splits, int64_t slice, bool trans_a,
+                  bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const bf16* a, int64_t lda,
+                  const bf16* b, int64_t ldb, float beta, const float* bias, float* c, int64_t ldc,
+                  void* workspace, size_t workspace_bytes, cudaStream_t stream,
+                  const GemmRangeProductBf16& product) {
+    split_k_impl(op, workspace_function, splits, slice, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb,
+                 beta, bias, c, ldc, workspace, workspace_bytes, stream, product);
+}
+
+void gemm_split_k(const char* op, const char* workspace_function, int64_t splits, int64_t slice, bool trans_a,
+                  bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const bf16* a, int64_t lda,
+                  const bf16* b, int64_t ldb, float beta, const float* bias, bf16* c, int64_t ldc,
+                  void* workspace, size_t workspace_bytes, cudaStream_t stream,
+                  const GemmRangeProductBf16& product) {
+    split_k_impl(op, workspace_function, splits, slice, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb,
+                 beta, bias, c, ldc, workspace, workspace_bytes, stream, product);
 }
 
 }  // namespace cudacnn::gpu

@@ -1,10 +1,13 @@
-// Linear (fully connected) layer on the GPU, cpu::linear / cpu::linear_backward semantics, built on sgemm.
+// Linear (fully connected) layer on the GPU, cpu::linear / cpu::linear_backward semantics, built on sgemm
+// (FP32 and TF32) or gemm_bf16 (--precision bf16).
 #pragma once
 
 #include <cuda_runtime_api.h>
 
 #include <cstddef>
 #include <cstdint>
+
+#include "cuda/bf16.cuh"
 
 namespace cudacnn::gpu {
 
@@ -34,6 +37,32 @@ void linear_forward(const float* x, const float* weight, const float* bias, floa
 // to skip it: dx (batch, in_features) = dy · weight, dweight (out_features, in_features) = dyᵀ · x (one sgemm
 // each), dbias (out_features) = Σ_n dy (linear_bias_grad; nullptr for a layer without bias).
 void linear_backward(const float* x, const float* weight, const float* dy, float* dx, float* dweight,
+                     float* dbias, const LinearShape& shape, cudaStream_t stream, void* workspace = nullptr,
+                     size_t workspace_bytes = 0);
+
+// ---- --precision bf16 ----
+// The layer with bf16 activations: x, dy and dx bf16, the weight as its bf16 copy (the master weight stays
+// float in the optimizer), bias, dweight and dbias float. Every product runs on the own GEMM
+// (gemm_bf16_split, whatever the GemmSettings say; cuBLAS's BF16 GEMM is a later step) with FP32
+// accumulation; products of two bf16 are exact in float, so each output is the FP32 layer's result on the
+// bf16 values, rounded once where it is stored bf16.
+
+// What the bf16 overloads may use to split k (the own FP32 GEMM's split-k sizes); 0 when nothing splits.
+size_t linear_workspace_bytes_bf16(const LinearShape& shape);
+
+// y = x · weightᵀ + bias with bias (out_features, float; nullptr: none) added in the GEMM's epilogue, so a
+// bf16 y is rounded once. y bf16 for hidden layers; float for the last one, whose logits feed the loss in
+// float (as PyTorch's autocast does). Errors as the float overload's.
+void linear_forward(const bf16* x, const bf16* weight, const float* bias, bf16* y, const LinearShape& shape,
+                    cudaStream_t stream, void* workspace = nullptr, size_t workspace_bytes = 0);
+void linear_forward(const bf16* x, const bf16* weight, const float* bias, float* y, const LinearShape& shape,
+                    cudaStream_t stream, void* workspace = nullptr, size_t workspace_bytes = 0);
+
+// dx (bf16) = dy · weight, dweight (float) = dyᵀ · x, dbias (float) = Σ_n dy; nullptr skips an output.
+// dweight and dbias are FP32 sums of the exact products of bf16 values, never rounded to bf16: more accurate
+// than PyTorch's autocast, whose weight gradient of a bf16 matmul comes out in bf16 (and is widened for the
+// FP32 master weight afterwards).
+void linear_backward(const bf16* x, const bf16* weight, const bf16* dy, bf16* dx, float* dweight,
                      float* dbias, const LinearShape& shape, cudaStream_t stream, void* workspace = nullptr,
                      size_t workspace_bytes = 0);
 
