@@ -16,6 +16,8 @@
 
 #include <fmt/format.h>
 
+#include "cuda/bias_grad.hpp"
+#include "cuda/cast.hpp"
 #include "cuda/vendor/cudnn_conv2d_bf16.hpp"
 #include "cuda/vendor/thread_handle.hpp"
 #include "cudacnn/device.hpp"
@@ -608,18 +610,16 @@ struct CudnnConv2d::State {
     cpu::Conv2dGeometry geometry;
     CudnnConvOptions options;
     Descriptors desc;
-    TensorDesc
-        bias_bf16;  // bf16 data: dbias staged as (1, OC, 1, 1) bf16, dy's type (cudnnConvolutionBackwardBias)
     std::array<Choice, 3> choice;
-    // bf16 data: the backward-filter pass's staging of dw (OC, C / G, KH, KW) and then dbias (OC) in bf16 at
-    // the start of the workspace, cuDNN's workspace after them; 0 for float data.
-    size_t dw_staging = 0, db_staging = 0;
+    // bf16 data: the backward-filter pass's staging of dw (OC, C / G, KH, KW) in bf16 at the start of the
+    // workspace, cuDNN's workspace after it; 0 for float data.
+    size_t dw_staging = 0;
     bool reused_timings = false;  // benchmark: some direction's timings came from the process-wide cache
 
     // The bytes pass `direction` needs: its algorithm's workspace, after the staging for bf16
     // backward-filter.
     size_t pass_bytes(Direction direction) const {
-        return choice[direction].workspace + (direction == kBackwardFilter ? dw_staging + db_staging : 0);
+        return choice[direction].workspace + (direction == kBackwardFilter ? dw_staging : 0);
     }
     // Throws unless the plan was made for `dtype` (the passes' pointer types).
     void check_type(const char* pass, DType dtype) const {
@@ -652,9 +652,7 @@ CudnnConv2d::CudnnConv2d(const cpu::Conv2dGeometry& g, const CudnnConvOptions& o
         s.desc.conv[direction] = make_conv_desc(g, base_math(options));
     }
     if (options.data_type == DType::bf16) {
-        s.bias_bf16 = make_tensor_desc(1, g.out_channels, 1, 1, CUDNN_DATA_BFLOAT16);
         s.dw_staging = staging_bytes(g.out_channels * g.in_channels_per_group() * g.kernel_h * g.kernel_w);
-        s.db_staging = staging_bytes(g.out_channels);
     }
 
     // A geometry not made by cpu::conv2d_geometry could disagree with cuDNN about the output size.
@@ -884,26 +882,20 @@ void CudnnConv2d::backward_filter(const bf16* x, const bf16* dy, float* dweight,
     const State& s = state();
     s.check_type("backward_filter", DType::bf16);
     check_backward_filter_pointers(x, dy, dweight, dbias);
-    // Workspace: [dw staging (bf16)] [dbias staging (bf16)] [the algorithm's workspace]; dbias alone needs
-    // only the staging.
-    const size_t staging = s.dw_staging + s.db_staging;
+    // Workspace: [dw staging (bf16)] [the algorithm's workspace]; dbias alone needs none.
+    const size_t staging = s.dw_staging;
     check_workspace("backward_filter", kBackwardFilter, s.choice[kBackwardFilter],
-                    dweight != nullptr ? s.pass_bytes(kBackwardFilter) : staging, workspace, bytes);
+                    dweight != nullptr ? s.pass_bytes(kBackwardFilter) : 0, workspace, bytes);
     unsigned char* base = static_cast<unsigned char*>(workspace);
     bf16* dw_stage = reinterpret_cast<bf16*>(base);
-    bf16* db_stage = reinterpret_cast<bf16*>(base + s.dw_staging);
-    const cudnnHandle_t handle = handle_on(stream);
     const cpu::Conv2dGeometry& g = s.geometry;
     if (dweight != nullptr) {
-        filter_gradient(s.desc, s.choice[kBackwardFilter], handle, x, dy, dw_stage, base + staging,
+        filter_gradient(s.desc, s.choice[kBackwardFilter], handle_on(stream), x, dy, dw_stage, base + staging,
                         bytes - staging);
-        cudnn_bf16::widen(dw_stage, dweight,
-                          g.out_channels * g.in_channels_per_group() * g.kernel_h * g.kernel_w, stream);
+        cast(dw_stage, dweight, g.out_channels * g.in_channels_per_group() * g.kernel_h * g.kernel_w, stream);
     }
-    if (dbias != nullptr) {
-        bias_gradient(s.desc, handle, dy, s.bias_bf16.get(), db_stage);
-        cudnn_bf16::widen(db_stage, dbias, g.out_channels, stream);
-    }
+    // Our own FP32 sums of the bf16 dy (cudnnConvolutionBackwardBias would write dbias in dy's type, bf16).
+    if (dbias != nullptr) conv_bias_grad(dy, dbias, g.batch, g.out_channels, g.out_h, g.out_w, stream);
 }
 
 size_t cudnn_benchmark_cache_entries() {

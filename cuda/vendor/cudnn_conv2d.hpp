@@ -77,7 +77,7 @@ class CudnnConv2d {
     const cpu::Conv2dGeometry& geometry() const;
     // The workspace each pass needs; workspace_bytes() is their maximum, the size of one workspace that
     // serves all three. Each is the chosen algorithm's (≤ workspace_limit_bytes), and for bf16 the
-    // backward-filter pass adds its bf16 staging of dw and dbias (see backward_filter for bf16).
+    // backward-filter pass adds its bf16 staging of dw (see backward_filter for bf16).
     size_t forward_workspace_bytes() const;
     size_t backward_data_workspace_bytes() const;
     size_t backward_filter_workspace_bytes() const;
@@ -117,12 +117,12 @@ class CudnnConv2d {
                  cudaStream_t stream) const;
     void backward_data(const bf16* dy, const bf16* weight, bf16* dx, void* workspace, size_t bytes,
                        cudaStream_t stream) const;
-    // cuDNN's legacy API writes the weight gradient in the filter's data type and the bias gradient in dy's
-    // (cudnnConvolutionBackwardBias takes one type for both): each is written in bf16 into the workspace
-    // (FP32 accumulation, one rounding per element) and widened exactly into the caller's float dweight /
-    // dbias, as PyTorch's autocast computes a bf16 weight gradient that the optimizer then reads as float.
-    // The workspace holds the algorithm's workspace after those two staging buffers
-    // (backward_filter_workspace_bytes() counts them all).
+    // cuDNN's legacy API writes the weight gradient in the filter's data type: it is written in bf16 into the
+    // workspace (FP32 accumulation, one rounding per element) and widened exactly into the caller's float
+    // dweight, as PyTorch's autocast computes a bf16 weight gradient that the optimizer then reads as float.
+    // The workspace holds the algorithm's workspace after that staging (backward_filter_workspace_bytes()
+    // counts both). dbias is our own FP32 sum of dy (gpu::conv_bias_grad), never rounded to bf16:
+    // cudnnConvolutionBackwardBias would write it in dy's type.
     void backward_filter(const bf16* x, const bf16* dy, float* dweight, float* dbias, void* workspace,
                          size_t bytes, cudaStream_t stream) const;
 

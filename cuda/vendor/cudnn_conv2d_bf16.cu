@@ -10,13 +10,6 @@ namespace cudacnn::gpu::cudnn_bf16 {
 
 namespace kernels {
 
-__global__ void widen_kernel(const bf16* src, float* dst, int64_t count) {
-    const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
-    for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < count; i += stride) {
-        dst[i] = to_float(src[i]);
-    }
-}
-
 // The channel of flat index i of an (N, C, HW) tensor is (i / HW) % C.
 __global__ void add_channel_bias_kernel(bf16* y, const float* bias, int64_t count, int64_t c, int64_t hw) {
     const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
@@ -26,16 +19,6 @@ __global__ void add_channel_bias_kernel(bf16* y, const float* bias, int64_t coun
 }
 
 }  // namespace kernels
-
-void widen(const bf16* src, float* dst, int64_t count, cudaStream_t stream) {
-    CUDACNN_CHECK(count >= 0, "cudnn_conv2d bf16 widen: count = {} must not be negative", count);
-    if (count == 0) return;
-    CUDACNN_CHECK(src != nullptr && dst != nullptr,
-                  "cudnn_conv2d bf16 widen: src ({}) and dst ({}) must be device pointers for {} elements",
-                  static_cast<const void*>(src), static_cast<const void*>(dst), count);
-    launch(kernels::widen_kernel, elementwise_grid(count), dim3(kElementwiseBlock), 0, stream, src, dst,
-           count);
-}
 
 void add_channel_bias(bf16* y, const float* bias, int64_t n, int64_t c, int64_t hw, cudaStream_t stream) {
     CUDACNN_CHECK(n > 0 && c > 0 && hw > 0,

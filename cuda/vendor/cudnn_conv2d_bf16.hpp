@@ -1,5 +1,4 @@
-// Element-wise helpers of the cuDNN conv2d's bf16 passes (cuda flavour only): widening cuDNN's bf16 weight
-// and bias gradients to the float gradients the executor keeps, and the float bias added to a bf16 output.
+// The float bias added to the bf16 output of the cuDNN conv2d's bf16 forward (cuda flavour only).
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -9,10 +8,6 @@
 #include "cuda/bf16.cuh"
 
 namespace cudacnn::gpu::cudnn_bf16 {
-
-// dst[i] = src[i] as float (exact: every bf16 is a float; NaN stays NaN), count ≥ 0 elements.
-// A stand-in for gpu::cast (bf16 → float), which is not on main yet; replace it once it is.
-void widen(const bf16* src, float* dst, int64_t count, cudaStream_t stream);
 
 // y (N, C, HW)[n, c, i] = to bf16(y[n, c, i] + bias[c]): the bias added in float to the bf16 value cuDNN
 // wrote, rounded once more to nearest even. Every size ≥ 1.

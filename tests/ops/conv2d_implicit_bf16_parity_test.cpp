@@ -39,7 +39,7 @@ double float_tolerance(int64_t terms) {
 }
 
 // bf16's unit roundoff: 8 significant bits, so rounding to nearest moves a value by at most half a unit in
-// the last place, 2^-8 of it (1 + 2^-8 rounds to 1; the plan's "2^-9" counts 9 bits, one too many).
+// the last place, 2^-8 of it (1 + 2^-8 rounds to 1).
 constexpr double kBf16UnitRoundoff = 0x1p-8;
 
 // y and dx: the kernel's float result a and the reference's b each rounded once to bf16. Per element

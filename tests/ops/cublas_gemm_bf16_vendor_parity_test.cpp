@@ -35,7 +35,7 @@ double sum_tolerance(int64_t k) {
 // A bf16 C: cuBLAS rounds each element once (CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION keeps split-k
 // partial sums in FP32), and so does the reference; bf16 keeps 8 significant bits, so each rounding is off by
 // at most 2^-8 relative (1 + 2^-8 is a tie at 1.0), the two together by 2 · 2^-8 of the tensor's max |value|.
-// (docs/bf16-nhwc-plan.md's "2^-9" is half the real figure.)
+// (An earlier draft of docs/bf16-nhwc-plan.md said 2^-9, half the real figure.)
 constexpr double kBf16Rounding = 0x1p-8;
 
 enum class CType { f32, bf16 };
