@@ -136,12 +136,54 @@ std::pair<ConvAlgo, std::string> choose_own(const cpu::Conv2dGeometry& g) {
     CUDACNN_FAIL("conv2d: no hand-written algorithm computes this geometry: {}", passed_over);
 }
 
+// --precision bf16: the algorithm with bf16 kernels that `requested` stands for, and what was passed over.
+std::pair<ConvAlgo, std::string> choose_bf16(ConvAlgo requested, const cpu::Conv2dGeometry& g) {
+    const std::string implicit_why_not = conv2d_unsupported(ConvAlgo::implicit, g);
+    switch (requested) {
+        case ConvAlgo::automatic: {
+            const std::string cudnn_why_not = conv2d_unsupported(ConvAlgo::cudnn, g);
+            if (cudnn_why_not.empty()) return {ConvAlgo::cudnn, ""};
+            CUDACNN_CHECK(implicit_why_not.empty(),
+                          "conv2d: no algorithm with bf16 kernels computes this layer (cudnn: {}; implicit: {}); "
+                          "use --precision fp32 or tf32",
+                          cudnn_why_not, implicit_why_not);
+            return {ConvAlgo::implicit, "cudnn: " + cudnn_why_not};
+        }
+        case ConvAlgo::own:
+            CUDACNN_CHECK(implicit_why_not.empty(),
+                          "conv2d: --conv-algo own runs bf16 on the implicit GEMM only, which cannot compute this "
+                          "layer: {}; use --conv-algo auto or --precision fp32",
+                          implicit_why_not);
+            return {ConvAlgo::implicit, "winograd, im2col, direct: f32 kernels only"};
+        case ConvAlgo::cudnn:
+        case ConvAlgo::implicit: {
+            const std::string why_not = conv2d_unsupported(requested, g);
+            CUDACNN_CHECK(why_not.empty(), "conv2d: --conv-algo {} cannot compute this layer: {}; choose another "
+                          "algorithm or auto", conv_algo_name(requested), why_not);
+            return {requested, ""};
+        }
+        case ConvAlgo::direct:
+        case ConvAlgo::im2col:
+        case ConvAlgo::winograd:
+        case ConvAlgo::winograd4:
+        case ConvAlgo::fastest:
+            break;
+    }
+    CUDACNN_FAIL("conv2d: --conv-algo {} has no bf16 kernels{}; with --precision bf16 choose auto, cudnn, implicit "
+                 "or own", conv_algo_name(requested),
+                 requested == ConvAlgo::fastest ? " (it times the f32 kernels only, so far)" : "");
+}
+
 }  // namespace
 
 Conv2dPlan::Conv2dPlan(const cpu::Conv2dGeometry& g, const Conv2dSettings& settings, cudaStream_t stream)
-    : geometry_(g) {
+    : geometry_(g), dtype_(settings.dtype) {
+    CUDACNN_CHECK(dtype_ == DType::f32 || dtype_ == DType::bf16,
+                  "conv2d: tensors of type {} are not supported; f32 or bf16", dtype_);
     std::string passed_over;
-    if (settings.algo == ConvAlgo::automatic) {
+    if (dtype_ == DType::bf16) {
+        std::tie(algo_, passed_over) = choose_bf16(settings.algo, g);
+    } else if (settings.algo == ConvAlgo::automatic) {
         std::tie(algo_, passed_over) = choose_automatically(g);
     } else if (settings.algo == ConvAlgo::own) {
         std::tie(algo_, passed_over) = choose_own(g);
@@ -160,8 +202,8 @@ Conv2dPlan::Conv2dPlan(const cpu::Conv2dGeometry& g, const Conv2dSettings& setti
     switch (algo_) {
         case ConvAlgo::cudnn: {
 #if CUDACNN_CUDA
-            const CudnnConvOptions options{settings.allow_tf32, settings.benchmark,
-                                           settings.workspace_limit_bytes};
+            CudnnConvOptions options{settings.allow_tf32, settings.benchmark, settings.workspace_limit_bytes};
+            options.data_type = dtype_;
             cudnn_ = std::make_unique<Cudnn>(Cudnn{CudnnConv2d(g, options, stream)});
             workspace_bytes_ = cudnn_->conv.workspace_bytes();
             description_ += " " + cudnn_->conv.describe();
@@ -173,7 +215,8 @@ Conv2dPlan::Conv2dPlan(const cpu::Conv2dGeometry& g, const Conv2dSettings& setti
             break;
         case ConvAlgo::implicit:
             workspace_bytes_ = conv2d_implicit_workspace_bytes(g);
-            implicit_tf32_ = settings.allow_tf32 && conv2d_implicit_tf32_available();
+            // bf16: the FP32 kernel on bf16 storage (the TF32 one reads floats).
+            implicit_tf32_ = dtype_ == DType::f32 && settings.allow_tf32 && conv2d_implicit_tf32_available();
             if (implicit_tf32_) {
                 description_ += " (TF32 tensor cores)";
             } else if (settings.allow_tf32) {
@@ -209,8 +252,14 @@ ConvAlgo Conv2dPlan::algorithm(Pass pass) const {
     return part ? part->algorithm(pass) : algo_;
 }
 
+void Conv2dPlan::check_dtype(DType wanted, const char* pass) const {
+    CUDACNN_CHECK(dtype_ == wanted, "conv2d: the {} pass on {} tensors, but the plan was made for {} (an executor "
+                  "bug: a layer's plan and its activations must agree)", pass, wanted, dtype_);
+}
+
 void Conv2dPlan::forward(const float* x, const float* w, const float* bias, float* y, void* workspace,
                          cudaStream_t stream) const {
+    check_dtype(DType::f32, "forward");
     if (const auto& part = by_pass_[static_cast<size_t>(Pass::forward)]) {
         return part->forward(x, w, bias, y, workspace, stream);
     }
@@ -239,6 +288,7 @@ void Conv2dPlan::forward(const float* x, const float* w, const float* bias, floa
 
 void Conv2dPlan::backward_data(const float* dy, const float* w, float* dx, void* workspace,
                                cudaStream_t stream) const {
+    check_dtype(DType::f32, "backward-data");
     if (const auto& part = by_pass_[static_cast<size_t>(Pass::backward_data)]) {
         return part->backward_data(dy, w, dx, workspace, stream);
     }
@@ -267,6 +317,7 @@ void Conv2dPlan::backward_data(const float* dy, const float* w, float* dx, void*
 
 void Conv2dPlan::backward_filter(const float* x, const float* dy, float* dw, float* dbias, void* workspace,
                                  cudaStream_t stream) const {
+    check_dtype(DType::f32, "backward-filter");
     if (const auto& part = by_pass_[static_cast<size_t>(Pass::backward_filter)]) {
         return part->backward_filter(x, dy, dw, dbias, workspace, stream);
     }
@@ -293,6 +344,43 @@ void Conv2dPlan::backward_filter(const float* x, const float* dy, float* dw, flo
             return conv2d_direct_backward_filter(geometry_, x, dy, dw, dbias, workspace, workspace_bytes_,
                                                  stream);
     }
+}
+
+// ---- bf16: cuDNN or the implicit GEMM (choose_bf16 allows no other) ----
+
+void Conv2dPlan::forward(const bf16* x, const bf16* w, const float* bias, bf16* y, void* workspace,
+                         cudaStream_t stream) const {
+    check_dtype(DType::bf16, "forward");
+    if (algo_ == ConvAlgo::cudnn) {
+#if CUDACNN_CUDA
+        cudnn_->conv.forward(x, w, bias, y, workspace, workspace_bytes_, stream);
+#endif
+        return;
+    }
+    conv2d_implicit_forward(geometry_, x, w, bias, y, workspace, workspace_bytes_, stream);
+}
+
+void Conv2dPlan::backward_data(const bf16* dy, const bf16* w, bf16* dx, void* workspace, cudaStream_t stream) const {
+    check_dtype(DType::bf16, "backward-data");
+    if (algo_ == ConvAlgo::cudnn) {
+#if CUDACNN_CUDA
+        cudnn_->conv.backward_data(dy, w, dx, workspace, workspace_bytes_, stream);
+#endif
+        return;
+    }
+    conv2d_implicit_backward_data(geometry_, dy, w, dx, workspace, workspace_bytes_, stream);
+}
+
+void Conv2dPlan::backward_filter(const bf16* x, const bf16* dy, float* dw, float* dbias, void* workspace,
+                                 cudaStream_t stream) const {
+    check_dtype(DType::bf16, "backward-filter");
+    if (algo_ == ConvAlgo::cudnn) {
+#if CUDACNN_CUDA
+        cudnn_->conv.backward_filter(x, dy, dw, dbias, workspace, workspace_bytes_, stream);
+#endif
+        return;
+    }
+    conv2d_implicit_backward_filter(geometry_, x, dy, dw, dbias, workspace, workspace_bytes_, stream);
 }
 
 }  // namespace cudacnn::gpu

@@ -10,7 +10,9 @@
 #include <memory>
 #include <string>
 
+#include "cuda/bf16.cuh"
 #include "cudacnn/ops/conv2d.hpp"
+#include "cudacnn/tensor.hpp"
 
 namespace cudacnn::gpu {
 
@@ -38,6 +40,10 @@ struct Conv2dSettings {
     bool allow_tf32 = false;
     bool benchmark = false;
     size_t workspace_limit_bytes = size_t{256} << 20;
+    // The type of x, w, y and their gradients (--precision bf16: DType::bf16). bf16 runs on cuDNN and the
+    // implicit GEMM only (auto: cuDNN where it is built, else implicit; own: implicit); the other hand-written
+    // kernels, and `fastest`'s timing, are f32 only and say so.
+    DType dtype = DType::f32;
 };
 
 // The workspace limit for a run's convolutions: `requested`, or for kWorkspaceLimitAuto an eighth of the device
@@ -97,10 +103,19 @@ class Conv2dPlan {
                        cudaStream_t stream) const;
     void backward_filter(const float* x, const float* dy, float* dw, float* dbias, void* workspace,
                          cudaStream_t stream) const;
+    // The same on bf16 tensors, for a plan made with dtype bf16 (each set throws Error on a plan of the
+    // other type): x, w (the bf16 copy of the weight), y, dy, dx bf16; bias, dw and dbias float.
+    void forward(const bf16* x, const bf16* w, const float* bias, bf16* y, void* workspace,
+                 cudaStream_t stream) const;
+    void backward_data(const bf16* dy, const bf16* w, bf16* dx, void* workspace, cudaStream_t stream) const;
+    void backward_filter(const bf16* x, const bf16* dy, float* dw, float* dbias, void* workspace,
+                         cudaStream_t stream) const;
+    DType dtype() const { return dtype_; }
 
   private:
     struct Cudnn;  // the cuDNN state, cuda flavour only
     void choose_fastest(const Conv2dSettings& settings, cudaStream_t stream);
+    void check_dtype(DType wanted, const char* pass) const;
 
     cpu::Conv2dGeometry geometry_;
     ConvAlgo algo_ = ConvAlgo::direct;
@@ -109,6 +124,7 @@ class Conv2dPlan {
     std::string description_;
     size_t workspace_bytes_ = 0;
     bool implicit_tf32_ = false;  // the implicit GEMM runs its TF32 tensor-core kernel
+    DType dtype_ = DType::f32;
     std::unique_ptr<Cudnn> cudnn_;
 };
 
