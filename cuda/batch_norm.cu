@@ -667,13 +667,20 @@ void batch_norm2d_backward_impl(const char* op, const T* relu_y, const T* x, con
 
 }  // namespace
 
-void BatchNorm2dLauncher::operator()(const float* x, const float* weight, const float* bias,
-                                     BatchNorm2dRunningStatsView* running, float* y, float* save_mean,
-                                     float* save_invstd, const Shape& input_shape,
-                                     const cpu::BatchNorm2dOptions& options, void* workspace,
-                                     size_t workspace_bytes, cudaStream_t stream) const {
-    batch_norm2d_impl(relu ? "batch_norm2d_relu" : "batch_norm2d", relu, x, weight, bias, running, y,
-                      save_mean, save_invstd, input_shape, options, workspace, workspace_bytes, stream);
+void batch_norm2d(const float* x, const float* weight, const float* bias,
+                  BatchNorm2dRunningStatsView* running, float* y, float* save_mean, float* save_invstd,
+                  const Shape& input_shape, const cpu::BatchNorm2dOptions& options, void* workspace,
+                  size_t workspace_bytes, cudaStream_t stream) {
+    batch_norm2d_impl("batch_norm2d", false, x, weight, bias, running, y, save_mean, save_invstd, input_shape,
+                      options, workspace, workspace_bytes, stream);
+}
+
+void batch_norm2d_relu(const float* x, const float* weight, const float* bias,
+                       BatchNorm2dRunningStatsView* running, float* y, float* save_mean, float* save_invstd,
+                       const Shape& input_shape, const cpu::BatchNorm2dOptions& options, void* workspace,
+                       size_t workspace_bytes, cudaStream_t stream) {
+    batch_norm2d_impl("batch_norm2d_relu", true, x, weight, bias, running, y, save_mean, save_invstd,
+                      input_shape, options, workspace, workspace_bytes, stream);
 }
 
 void batch_norm2d_backward(const float* x, const float* weight, const float* save_mean,
@@ -695,13 +702,20 @@ void batch_norm2d_relu_backward(const float* x, const float* y, const float* wei
                                dweight, dbias, input_shape, training, workspace, workspace_bytes, stream);
 }
 
-void BatchNorm2dLauncher::operator()(const bf16* x, const float* weight, const float* bias,
-                                     BatchNorm2dRunningStatsView* running, bf16* y, float* save_mean,
-                                     float* save_invstd, const Shape& input_shape,
-                                     const cpu::BatchNorm2dOptions& options, void* workspace,
-                                     size_t workspace_bytes, cudaStream_t stream) const {
-    batch_norm2d_impl(relu ? "batch_norm2d_relu" : "batch_norm2d", relu, x, weight, bias, running, y,
-                      save_mean, save_invstd, input_shape, options, workspace, workspace_bytes, stream);
+void batch_norm2d(const bf16* x, const float* weight, const float* bias, BatchNorm2dRunningStatsView* running,
+                  bf16* y, float* save_mean, float* save_invstd, const Shape& input_shape,
+                  const cpu::BatchNorm2dOptions& options, void* workspace, size_t workspace_bytes,
+                  cudaStream_t stream) {
+    batch_norm2d_impl("batch_norm2d", false, x, weight, bias, running, y, save_mean, save_invstd, input_shape,
+                      options, workspace, workspace_bytes, stream);
+}
+
+void batch_norm2d_relu(const bf16* x, const float* weight, const float* bias,
+                       BatchNorm2dRunningStatsView* running, bf16* y, float* save_mean, float* save_invstd,
+                       const Shape& input_shape, const cpu::BatchNorm2dOptions& options, void* workspace,
+                       size_t workspace_bytes, cudaStream_t stream) {
+    batch_norm2d_impl("batch_norm2d_relu", true, x, weight, bias, running, y, save_mean, save_invstd,
+                      input_shape, options, workspace, workspace_bytes, stream);
 }
 
 void batch_norm2d_backward(const bf16* x, const float* weight, const float* save_mean,

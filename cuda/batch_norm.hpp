@@ -68,22 +68,14 @@ size_t batch_norm2d_workspace_bytes(const Shape& input_shape);
 //     and invstd = 1 / sqrt(var + eps) with the biased variance; block (0, c) writes save_mean, save_invstd
 //     and updates the running statistics. Then each thread normalizes its units.
 // Evaluation runs kernel 2 alone, with the running statistics in place of the merged partials.
-//
-// batch_norm2d and batch_norm2d_relu (below) are two objects of this one type rather than two overloaded
-// functions: callers pick one with `relu ? gpu::batch_norm2d_relu : gpu::batch_norm2d` (the executor's GPU
-// backend), which a pair of overload sets (float and bf16) could not compile (as max_pool2d, cuda/pool.hpp).
-struct BatchNorm2dLauncher {
-    bool relu;  // batch_norm2d_relu: the ReLU after the batch norm, fused
-    void operator()(const float* x, const float* weight, const float* bias,
-                    BatchNorm2dRunningStatsView* running, float* y, float* save_mean, float* save_invstd,
-                    const Shape& input_shape, const cpu::BatchNorm2dOptions& options, void* workspace,
-                    size_t workspace_bytes, cudaStream_t stream) const;
-    void operator()(const bf16* x, const float* weight, const float* bias,
-                    BatchNorm2dRunningStatsView* running, bf16* y, float* save_mean, float* save_invstd,
-                    const Shape& input_shape, const cpu::BatchNorm2dOptions& options, void* workspace,
-                    size_t workspace_bytes, cudaStream_t stream) const;
-};
-inline constexpr BatchNorm2dLauncher batch_norm2d{false};
+void batch_norm2d(const float* x, const float* weight, const float* bias,
+                  BatchNorm2dRunningStatsView* running, float* y, float* save_mean, float* save_invstd,
+                  const Shape& input_shape, const cpu::BatchNorm2dOptions& options, void* workspace,
+                  size_t workspace_bytes, cudaStream_t stream);
+void batch_norm2d(const bf16* x, const float* weight, const float* bias, BatchNorm2dRunningStatsView* running,
+                  bf16* y, float* save_mean, float* save_invstd, const Shape& input_shape,
+                  const cpu::BatchNorm2dOptions& options, void* workspace, size_t workspace_bytes,
+                  cudaStream_t stream);
 
 // dx (N, C, H, W), dweight = Σ dy · x̂ and dbias = Σ dy (C) over (N, H, W), x̂ = (x − save_mean) · save_invstd,
 // given the forward's x, weight (or nullptr: 1), save_mean and save_invstd. training: dx goes through the
@@ -107,7 +99,14 @@ void batch_norm2d_backward(const bf16* x, const float* weight, const float* save
 // writing and reading back the intermediate tensor. Same arguments, checks and saves as batch_norm2d. On bf16
 // the ReLU is applied before the one rounding: the values of relu_forward on the rounded output (a negative
 // value that rounds to −0 keeps its sign there; here it is +0).
-inline constexpr BatchNorm2dLauncher batch_norm2d_relu{true};
+void batch_norm2d_relu(const float* x, const float* weight, const float* bias,
+                       BatchNorm2dRunningStatsView* running, float* y, float* save_mean, float* save_invstd,
+                       const Shape& input_shape, const cpu::BatchNorm2dOptions& options, void* workspace,
+                       size_t workspace_bytes, cudaStream_t stream);
+void batch_norm2d_relu(const bf16* x, const float* weight, const float* bias,
+                       BatchNorm2dRunningStatsView* running, bf16* y, float* save_mean, float* save_invstd,
+                       const Shape& input_shape, const cpu::BatchNorm2dOptions& options, void* workspace,
+                       size_t workspace_bytes, cudaStream_t stream);
 
 // The backward of batch_norm2d_relu, given its output y and the gradient dy of y: bit for bit relu_backward(y,
 // dy) then batch_norm2d_backward, with ReLU's backward applied wherever the batch norm kernels read a gradient.

@@ -8,6 +8,8 @@
 
 #include <cuda_bf16.h>
 
+#include "cudacnn/tensor.hpp"
+
 // Kernels (and the emulator's .cu files) get __device__ from launch.cuh; host files of the cuda flavour
 // (tests, backends), compiled by the host compiler, from the CUDA headers, which mark these host-callable.
 #if defined(CUDACNN_EMU) || defined(__CUDACC__)
@@ -40,3 +42,11 @@ __device__ __host__ inline bf16 from_float<bf16>(float value) {
 }
 
 }  // namespace cudacnn::gpu
+
+namespace cudacnn {
+// So that typed views (TensorView::data_as, the executor's activations) hand out bf16 data as gpu::bf16.
+template <>
+struct DTypeOf<gpu::bf16> {
+    static constexpr DType value = DType::bf16;
+};
+}  // namespace cudacnn

@@ -286,29 +286,28 @@ void dropout2d_backward(const float* dy, const uint8_t* mask, float* dx, const S
     dropout2d_backward_t(dy, mask, dx, shape, options, stream);
 }
 
-void dropout_forward_bf16(const bf16* x, bf16* y, uint8_t* mask, int64_t count,
-                          const cpu::DropoutOptions& options, cudaStream_t stream, const DeviceStep& step) {
+void dropout_forward(const bf16* x, bf16* y, uint8_t* mask, int64_t count, const cpu::DropoutOptions& options,
+                     cudaStream_t stream, const DeviceStep& step) {
     dropout_forward_t(x, y, mask, count, options, stream, step);
 }
-void dropout_backward_bf16(const bf16* dy, const uint8_t* mask, bf16* dx, int64_t count,
-                           const cpu::DropoutOptions& options, cudaStream_t stream) {
+void dropout_backward(const bf16* dy, const uint8_t* mask, bf16* dx, int64_t count,
+                      const cpu::DropoutOptions& options, cudaStream_t stream) {
     dropout_backward_t(dy, mask, dx, count, options, stream);
 }
-void relu_dropout_forward_bf16(const bf16* x, bf16* y, uint8_t* mask, int64_t count,
-                               const cpu::DropoutOptions& options, cudaStream_t stream,
-                               const DeviceStep& step) {
+void relu_dropout_forward(const bf16* x, bf16* y, uint8_t* mask, int64_t count,
+                          const cpu::DropoutOptions& options, cudaStream_t stream, const DeviceStep& step) {
     relu_dropout_forward_t(x, y, mask, count, options, stream, step);
 }
-void relu_dropout_backward_bf16(const bf16* dy, const uint8_t* mask, bf16* dx, int64_t count,
-                                const cpu::DropoutOptions& options, cudaStream_t stream) {
+void relu_dropout_backward(const bf16* dy, const uint8_t* mask, bf16* dx, int64_t count,
+                           const cpu::DropoutOptions& options, cudaStream_t stream) {
     relu_dropout_backward_t(dy, mask, dx, count, options, stream);
 }
-void dropout2d_forward_bf16(const bf16* x, bf16* y, uint8_t* mask, const Shape& shape,
-                            const cpu::DropoutOptions& options, cudaStream_t stream, const DeviceStep& step) {
+void dropout2d_forward(const bf16* x, bf16* y, uint8_t* mask, const Shape& shape,
+                       const cpu::DropoutOptions& options, cudaStream_t stream, const DeviceStep& step) {
     dropout2d_forward_t(x, y, mask, shape, options, stream, step);
 }
-void dropout2d_backward_bf16(const bf16* dy, const uint8_t* mask, bf16* dx, const Shape& shape,
-                             const cpu::DropoutOptions& options, cudaStream_t stream) {
+void dropout2d_backward(const bf16* dy, const uint8_t* mask, bf16* dx, const Shape& shape,
+                        const cpu::DropoutOptions& options, cudaStream_t stream) {
     dropout2d_backward_t(dy, mask, dx, shape, options, stream);
 }
 

@@ -25,13 +25,11 @@ namespace cudacnn::gpu {
 // thread makes one Philox draw (10 rounds) for four units, and loads/stores its four values as one float4
 // when x and y are 16-byte aligned (scalars otherwise and for the last, partial group).
 //
-// bf16 versions (--precision bf16) of every launcher below, named <launcher>_bf16 rather than overloaded
-// because the executor picks between the float launchers by name (src/graph/gpu_backend.cpp, a ternary over
-// function names, which an overload set cannot serve): the same kernels on bf16 x, y, dy, dx (masks are bytes
-// as for float). The threads, groups and Philox draws are the float kernels', so the masks are identical for
-// the same options and step; values widen exactly, take the same double arithmetic, and are rounded once to
-// bf16: y = bf16(float(double(x) · factor)). A group of four moves as one 8-byte vector when both pointers
-// are 8-byte aligned.
+// Every launcher below also takes bf16 activations (--precision bf16): the same kernels on bf16 x, y, dy, dx
+// (masks are bytes as for float). The threads, groups and Philox draws are the float kernels', so the masks
+// are identical for the same options and step; values widen exactly, take the same double arithmetic, and are
+// rounded once to bf16: y = bf16(float(double(x) · factor)). A group of four moves as one 8-byte vector when
+// both pointers are 8-byte aligned.
 
 // A Philox stream that moves on with a step counter in device memory: the masks are drawn from stream
 // options.stream + *counter · stride, the counter read when the kernel runs. A captured CUDA graph thus
@@ -77,20 +75,18 @@ void dropout2d_forward(const float* x, float* y, uint8_t* mask, const Shape& sha
 void dropout2d_backward(const float* dy, const uint8_t* mask, float* dx, const Shape& shape,
                         const cpu::DropoutOptions& options, cudaStream_t stream);
 
-void dropout_forward_bf16(const bf16* x, bf16* y, uint8_t* mask, int64_t count,
+void dropout_forward(const bf16* x, bf16* y, uint8_t* mask, int64_t count, const cpu::DropoutOptions& options,
+                     cudaStream_t stream, const DeviceStep& step = {});
+void dropout_backward(const bf16* dy, const uint8_t* mask, bf16* dx, int64_t count,
+                      const cpu::DropoutOptions& options, cudaStream_t stream);
+void relu_dropout_forward(const bf16* x, bf16* y, uint8_t* mask, int64_t count,
                           const cpu::DropoutOptions& options, cudaStream_t stream,
                           const DeviceStep& step = {});
-void dropout_backward_bf16(const bf16* dy, const uint8_t* mask, bf16* dx, int64_t count,
+void relu_dropout_backward(const bf16* dy, const uint8_t* mask, bf16* dx, int64_t count,
                            const cpu::DropoutOptions& options, cudaStream_t stream);
-void relu_dropout_forward_bf16(const bf16* x, bf16* y, uint8_t* mask, int64_t count,
-                               const cpu::DropoutOptions& options, cudaStream_t stream,
-                               const DeviceStep& step = {});
-void relu_dropout_backward_bf16(const bf16* dy, const uint8_t* mask, bf16* dx, int64_t count,
-                                const cpu::DropoutOptions& options, cudaStream_t stream);
-void dropout2d_forward_bf16(const bf16* x, bf16* y, uint8_t* mask, const Shape& shape,
-                            const cpu::DropoutOptions& options, cudaStream_t stream,
-                            const DeviceStep& step = {});
-void dropout2d_backward_bf16(const bf16* dy, const uint8_t* mask, bf16* dx, const Shape& shape,
-                             const cpu::DropoutOptions& options, cudaStream_t stream);
+void dropout2d_forward(const bf16* x, bf16* y, uint8_t* mask, const Shape& shape,
+                       const cpu::DropoutOptions& options, cudaStream_t stream, const DeviceStep& step = {});
+void dropout2d_backward(const bf16* dy, const uint8_t* mask, bf16* dx, const Shape& shape,
+                        const cpu::DropoutOptions& options, cudaStream_t stream);
 
 }  // namespace cudacnn::gpu

@@ -630,10 +630,14 @@ bool window_taps_fit(const cpu::MaxPool2dOptions& options) {
     return options.kernel_size.h * options.kernel_size.w <= kNoWindowTap;
 }
 
-void MaxPool2dLauncher::operator()(const float* x, float* y, MaxPoolIndices indices, const Shape& input_shape,
-                                   const cpu::MaxPool2dOptions& options, cudaStream_t stream) const {
-    launch_max_pool2d(relu ? "relu_max_pool2d" : "max_pool2d", relu, x, y, indices, input_shape, options,
-                      stream);
+void max_pool2d(const float* x, float* y, MaxPoolIndices indices, const Shape& input_shape,
+                const cpu::MaxPool2dOptions& options, cudaStream_t stream) {
+    launch_max_pool2d("max_pool2d", false, x, y, indices, input_shape, options, stream);
+}
+
+void relu_max_pool2d(const float* x, float* y, MaxPoolIndices indices, const Shape& input_shape,
+                     const cpu::MaxPool2dOptions& options, cudaStream_t stream) {
+    launch_max_pool2d("relu_max_pool2d", true, x, y, indices, input_shape, options, stream);
 }
 
 void max_pool2d_backward(ConstMaxPoolIndices indices, const float* dy, float* dx, const Shape& input_shape,
@@ -660,10 +664,14 @@ void max_pool2d_dropout_backward(ConstMaxPoolIndices indices, const uint8_t* mas
     max_pool2d_dropout_backward_impl(indices, mask, dy, dx, input_shape, options, dropout, stream);
 }
 
-void MaxPool2dLauncher::operator()(const bf16* x, bf16* y, MaxPoolIndices indices, const Shape& input_shape,
-                                   const cpu::MaxPool2dOptions& options, cudaStream_t stream) const {
-    launch_max_pool2d(relu ? "relu_max_pool2d" : "max_pool2d", relu, x, y, indices, input_shape, options,
-                      stream);
+void max_pool2d(const bf16* x, bf16* y, MaxPoolIndices indices, const Shape& input_shape,
+                const cpu::MaxPool2dOptions& options, cudaStream_t stream) {
+    launch_max_pool2d("max_pool2d", false, x, y, indices, input_shape, options, stream);
+}
+
+void relu_max_pool2d(const bf16* x, bf16* y, MaxPoolIndices indices, const Shape& input_shape,
+                     const cpu::MaxPool2dOptions& options, cudaStream_t stream) {
+    launch_max_pool2d("relu_max_pool2d", true, x, y, indices, input_shape, options, stream);
 }
 
 void max_pool2d_backward(ConstMaxPoolIndices indices, const bf16* dy, bf16* dx, const Shape& input_shape,

@@ -68,18 +68,10 @@ bool window_taps_fit(const cpu::MaxPool2dOptions& options);
 // either form of MaxPoolIndices. indices may be nullptr when no backward follows (inference). Tiling: one
 // thread per output element (grid-stride, 256 threads per block), so a warp writes 32 consecutive outputs and
 // reads neighbouring window rows that the L1 cache shares between lanes.
-//
-// max_pool2d and relu_max_pool2d (below) are two objects of this one type rather than two overloaded
-// functions: callers pick one with `(relu ? gpu::relu_max_pool2d : gpu::max_pool2d)(x, y, …)` (the executor's
-// GPU backend), which a pair of overload sets (float and bf16) could not compile.
-struct MaxPool2dLauncher {
-    bool relu;  // relu_max_pool2d: the ReLU before the pooling, fused
-    void operator()(const float* x, float* y, MaxPoolIndices indices, const Shape& input_shape,
-                    const cpu::MaxPool2dOptions& options, cudaStream_t stream) const;
-    void operator()(const bf16* x, bf16* y, MaxPoolIndices indices, const Shape& input_shape,
-                    const cpu::MaxPool2dOptions& options, cudaStream_t stream) const;
-};
-inline constexpr MaxPool2dLauncher max_pool2d{false};
+void max_pool2d(const float* x, float* y, MaxPoolIndices indices, const Shape& input_shape,
+                const cpu::MaxPool2dOptions& options, cudaStream_t stream);
+void max_pool2d(const bf16* x, bf16* y, MaxPoolIndices indices, const Shape& input_shape,
+                const cpu::MaxPool2dOptions& options, cudaStream_t stream);
 
 // dx (N, C, H, W) from dy and the forward's indices (N, C, OH, OW). A gather, not a scatter: the thread of
 // dx[n, c, h, w] visits the windows that contain (h, w) in (oh, ow) row-major order and adds the dy of those
@@ -93,7 +85,10 @@ void max_pool2d_backward(ConstMaxPoolIndices indices, const bf16* dy, bf16* dx, 
 // A ReLU and the max pooling that follows it in one pass: y, indices = max_pool2d(relu(x)), bit for bit what
 // relu_forward then max_pool2d give (ReLU's rule, cuda/relu_rule.cuh, applied to each value read), without
 // writing and reading back the ReLU's output. Same arguments and checks as max_pool2d.
-inline constexpr MaxPool2dLauncher relu_max_pool2d{true};
+void relu_max_pool2d(const float* x, float* y, MaxPoolIndices indices, const Shape& input_shape,
+                     const cpu::MaxPool2dOptions& options, cudaStream_t stream);
+void relu_max_pool2d(const bf16* x, bf16* y, MaxPoolIndices indices, const Shape& input_shape,
+                     const cpu::MaxPool2dOptions& options, cudaStream_t stream);
 
 // The backward of relu_max_pool2d, given its output y: dx = relu_backward(relu(x), max_pool2d_backward(dy)) bit
 // for bit, each window's gradient passing ReLU's backward at its argmax, whose ReLU output is the window's y.

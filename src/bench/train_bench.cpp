@@ -335,6 +335,10 @@ std::vector<Record> bench_train_step(const graph::Graph& model, Context& context
         variants.push_back({"cuda_graph_benchmark", graph::Backend::gpu, true, "fp32", "auto", true});
         variants.push_back({"cuda_graph_tf32", graph::Backend::gpu, true, "tf32"});
         variants.push_back({"cuda_graph_tf32_benchmark", graph::Backend::gpu, true, "tf32", "auto", true});
+        // bf16 activations and weight copies (--precision bf16): cuDNN's bf16 convolutions where it is built,
+        // else the implicit GEMM; the hand-written GEMM for the linear layers.
+        variants.push_back({"cuda_graph_bf16", graph::Backend::gpu, true, "bf16"});
+        variants.push_back({"cuda_graph_bf16_benchmark", graph::Backend::gpu, true, "bf16", "auto", true});
         // No vendor library at all: the hand-written convolutions (Winograd where it pays, else the implicit GEMM:
         // --conv-algo own) and the own GEMM, FP32 (issue 11's "hand-written").
         variants.push_back(

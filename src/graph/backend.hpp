@@ -65,6 +65,9 @@ struct NodeArgs {
     std::vector<Activation> dx;      // backward: per input, or null where no gradient is needed
     Shape weight_shape;  // the layer's weight state entry, when it has one: conv (OC, IC/G, KH, KW), linear (out, in)
     const float* weight = nullptr;
+    // Activations in another type than f32 (--precision bf16): the weight in that type, which the
+    // convolutions and matrix products read (the executor rewrites it after each optimizer step); else null.
+    const void* weight_copy = nullptr;
     const float* bias = nullptr;
     float* dweight = nullptr;
     float* dbias = nullptr;
@@ -153,6 +156,17 @@ class BackendImpl {
     virtual void forward(const NodeArgs& args) = 0;
     virtual void backward(const NodeArgs& args) = 0;
     virtual void accumulate(float* sum, const float* value, int64_t count) = 0;  // sum += value
+    // The same for activations (gradients of a tensor several layers read), in their type.
+    virtual void accumulate_activations(Activation sum, ConstActivation value, int64_t count) {
+        accumulate(sum.f32(), value.f32(), count);
+    }
+
+    // The element type of every activation (layer inputs, outputs and their gradients): f32, or where a
+    // backend computes them so, bf16 (the GPU backend's --precision bf16). The executor casts at the edges
+    // (cast() below), so a layer's activations all share this type.
+    virtual DType activation_dtype() const { return DType::f32; }
+    // dst = src, n elements converted between f32 and activation_dtype(); queued like a kernel.
+    virtual void cast(ConstActivation src, Activation dst, int64_t n);
 
     virtual std::size_t loss_workspace_bytes(int64_t rows) const = 0;
     // Mean cross-entropy into *loss and, when dlogits is not null, its gradient with respect to the logits.

@@ -46,6 +46,13 @@ void fail_alias(const NodeArgs& a) {
                  "to run it (an executor bug)", a.node->spec.name, layer_kind_name(a.node->spec.kind));
 }
 
+void BackendImpl::cast(ConstActivation src, Activation dst, int64_t) {
+    CUDACNN_FAIL(
+        "executor: the {} backend computes f32 activations only and has no cast from {} to {} (an "
+        "executor bug: it casts only for a backend whose activation_dtype() is not f32)",
+        backend_name(kind()), src.dtype, dst.dtype);
+}
+
 F32Activations f32_activations(const NodeArgs& a, const char* backend) {
     const auto check = [&](DType dtype, const char* what) {
         CUDACNN_CHECK(dtype == DType::f32,

@@ -14,6 +14,7 @@
 
 #include "cudacnn/dist/communicator.hpp"
 #include "cudacnn/graph/profile.hpp"
+#include "cudacnn/io/float16.hpp"
 #include "cudacnn/ops/init.hpp"
 #include "src/graph/backend.hpp"
 #include "src/graph/step_profiler.hpp"
@@ -141,14 +142,22 @@ struct Executor::Impl {
     // Folded conv biases (ExecutorOptions::fold_conv_bias): per node, a conv2d's batch norm, or a batch
     // norm's conv2d; kNone where there is none (conv_bias_folds_in() says in which passes).
     std::vector<int> bias_fold;
-    // The element type of each node's output and of its gradient (by storage node; the model input is f32).
+    // The element type of each node's output and of its gradient (by storage node), and of the model input as
+    // the layers read it: f32, or bf16 under --precision bf16 (the backend's activation_dtype()). Then the
+    // executor casts at the edges, as PyTorch's autocast does: the f32 input batch to `input_cast_buf` before
+    // the first layer, the logits to f32 `logits_buf` for the loss, whose f32 gradient `dlogits_buf` is cast
+    // back to the last layer's dy; and the layers read a copy of the parameters in that type (params_copy),
+    // written after every change of the f32 master parameters.
     std::vector<DType> output_dtype;
+    DType model_dtype = DType::f32;
+    std::shared_ptr<void> params_copy;
     std::vector<BufferRequest> requests;
     MemoryPlan plan;
     std::shared_ptr<void> arena;
     std::vector<int> y_buf, dy_buf, saved_buf, workspace_buf, backward_workspace_buf;  // per node, kNone if none
     std::map<std::pair<int, int>, int> temp_buf;  // (consumer, input slot) → gradient to add, not the first writer
-    int x_buf = kNone, input_grad_buf = kNone, labels_buf = kNone, loss_buf = kNone, loss_workspace_buf = kNone,
+    int x_buf = kNone, input_cast_buf = kNone, logits_buf = kNone, dlogits_buf = kNone,
+        input_grad_buf = kNone, labels_buf = kNone, loss_buf = kNone, loss_workspace_buf = kNone,
         loss_sum_buf = kNone, correct_buf = kNone;
     std::map<std::pair<int, int64_t>, std::shared_ptr<void>> extra_workspace;  // (node, batch) → when a smaller
                                                                                // batch needs more than planned
@@ -396,7 +405,7 @@ struct Executor::Impl {
     }
     float* floats(int request) const { return static_cast<float*>(address(request)); }
     // The activation of storage node s (kInput: the model input) held in `request`.
-    DType activation_dtype(int s) const { return s == kInput ? DType::f32 : output_dtype[s]; }
+    DType activation_dtype(int s) const { return s == kInput ? model_dtype : output_dtype[s]; }
     Activation activation(int request, int s) const { return {address(request), activation_dtype(s)}; }
     std::size_t activation_bytes(int s, const Shape& shape) const {
         return dtype_size(activation_dtype(s)) * static_cast<std::size_t>(shape.numel());
@@ -427,9 +436,19 @@ struct Executor::Impl {
         optimizer = backend->allocate(sizeof(float) * std::max<int64_t>(slots * param_floats, 1));
     }
 
-    // Every activation in f32: the backends compute f32 everywhere. (--precision bf16 will store the outputs
-    // between the first and the last layer in bf16: docs/bf16-nhwc-plan.md, slice 2.)
-    void choose_activation_dtypes() { output_dtype.assign(layers, DType::f32); }
+    void choose_activation_dtypes() {
+        model_dtype = backend->activation_dtype();
+        output_dtype.assign(layers, model_dtype);
+        if (model_dtype == DType::f32) return;
+        params_copy = backend->allocate(dtype_size(model_dtype) * std::max<int64_t>(param_floats, 1));
+    }
+    bool casts_at_edges() const { return model_dtype != DType::f32; }
+
+    // The layers' copy of the parameters in their type, from the f32 masters (a no-op in f32).
+    void refresh_params_copy() {
+        if (!casts_at_edges()) return;
+        backend->cast({params.get(), DType::f32}, {params_copy.get(), model_dtype}, param_floats);
+    }
 
     int request(const std::string& name, std::size_t bytes, int first, int last) {
         requests.push_back({name, bytes, first, last});
@@ -455,7 +474,15 @@ struct Executor::Impl {
         backward_workspace_buf.assign(layers, kNone);
         const int last = layers - 1;
 
-        x_buf = request("input", sizeof(float) * with_batch(b, graph.spec.input).numel(), 0, MemoryPlan::kForever);
+        const Shape input_shape = with_batch(b, graph.spec.input);
+        x_buf = request("input", sizeof(float) * input_shape.numel(), 0, MemoryPlan::kForever);
+        if (casts_at_edges()) {
+            input_cast_buf = request(fmt::format("input as {}", model_dtype),
+                                     activation_bytes(kInput, input_shape), 0, MemoryPlan::kForever);
+            const std::size_t logits_bytes = sizeof(float) * with_batch(b, graph.nodes[last].output).numel();
+            logits_buf = request("logits as f32", logits_bytes, 0, MemoryPlan::kForever);
+            dlogits_buf = request("logits dx as f32", logits_bytes, loss_time(), loss_time());
+        }
         labels_buf = request("labels", sizeof(int64_t) * b, 0, MemoryPlan::kForever);
         loss_buf = request("loss", sizeof(float), 0, MemoryPlan::kForever);
         loss_sum_buf = request("loss sum", sizeof(float), 0, MemoryPlan::kForever);
@@ -512,6 +539,8 @@ struct Executor::Impl {
     }
 
     int storage_of(int node) const { return node == kInput ? kInput : storage[node]; }
+    // The model input as the layers read it.
+    int input_request() const { return input_cast_buf == kNone ? x_buf : input_cast_buf; }
 
     // Where several layers read one tensor, the first backward (the latest layer) writes its gradient and
     // the others write theirs into a temporary that is then added.
@@ -562,7 +591,7 @@ struct Executor::Impl {
         for (int input : node.inputs) {
             // An alias of the model input (a flatten reading "input") reads the input itself.
             const int s = storage_of(input);
-            a.x.push_back(activation(s == kInput ? x_buf : y_buf[s], s));
+            a.x.push_back(activation(s == kInput ? input_request() : y_buf[s], s));
         }
         a.y = activation(y_buf[i], i);
         a.dy = activation(dy_buf[i], i);
@@ -570,6 +599,10 @@ struct Executor::Impl {
             const StateEntry& entry = graph.state[e];
             if (entry.role == "weight") {
                 a.weight = param(params, e);
+                if (casts_at_edges()) {
+                    a.weight_copy =
+                        static_cast<char*>(params_copy.get()) + dtype_size(model_dtype) * offset[e];
+                }
                 a.dweight = param(grads, e);
             } else if (entry.role == "bias") {
                 a.bias = param(params, e);
@@ -718,6 +751,7 @@ struct Executor::Impl {
             backend->optimizer_step(options.optimizer, static_cast<float*>(params.get()),
                                     static_cast<const float*>(grads.get()), static_cast<float*>(optimizer.get()),
                                     param_floats, optimizer_step, counters());
+            refresh_params_copy();
         });
         if (!options.detect_anomaly) return;
         for (int e : graph.parameters()) {
@@ -766,9 +800,12 @@ struct Executor::Impl {
     // Throws naming the pass, `what` and the first non-finite value of data (n floats; `per_sample` floats a
     // sample, 0 when the value is no batch).
     void check_finite(const std::string& what, const float* data, int64_t n, int64_t per_sample = 0) const {
+        check_finite(what, ConstActivation{data, DType::f32}, n, per_sample);
+    }
+    void check_finite(const std::string& what, ConstActivation data, int64_t n,
+                      int64_t per_sample = 0) const {
         if (!options.detect_anomaly || n <= 0) return;
-        std::vector<float> host(static_cast<std::size_t>(n));
-        backend->copy_to_host(host.data(), data, sizeof(float) * host.size());
+        const std::vector<float> host = to_host_floats(data, n);
         for (int64_t i = 0; i < n; ++i) {
             const float v = host[static_cast<std::size_t>(i)];
             if (std::isfinite(v)) continue;
@@ -887,28 +924,47 @@ struct Executor::Impl {
     void forward(bool training, int64_t step) {
         const int64_t per_sample = graph.spec.input.numel();
         check_finite("the input batch", floats(x_buf), batch * per_sample, per_sample);
+        if (casts_at_edges()) {  // timed with the loss, as the other casts at the edges
+            timed(profiler.get(), other_slot(StepProfiler::kLoss), [&] {
+                backend->cast({address(x_buf), DType::f32}, activation(input_cast_buf, kInput),
+                              batch * per_sample);
+            });
+        }
         for (int i = 0; i < layers; ++i) {
             if (is_alias(i)) continue;
             const NodeArgs a = node_args(i, training, step);
             timed(profiler.get(), forward_slot(i), [&] { backend->forward(a); });
-            check_finite("the forward output of " + layer_label(i), a.y.f32(), a.output_shape.numel(),
+            check_finite("the forward output of " + layer_label(i), a.y, a.output_shape.numel(),
                          a.output_shape.numel() / batch);
         }
     }
 
-    const float* logits_ptr() const { return floats(y_buf[storage[layers - 1]]); }
-    float* dlogits_ptr() const { return floats(dy_buf[storage[layers - 1]]); }
+    // The loss reads f32 logits and writes their f32 gradient: the last layer's own, or casts of them.
+    const float* logits_ptr() const {
+        return floats(casts_at_edges() ? logits_buf : y_buf[storage[layers - 1]]);
+    }
+    float* dlogits_ptr() const {
+        return floats(casts_at_edges() ? dlogits_buf : dy_buf[storage[layers - 1]]);
+    }
 
     // The mean cross-entropy of the batch (and its gradient for the backward), added to the device metrics.
     void loss_and_metrics(bool with_gradient) {
         const int64_t classes = graph.spec.num_classes;
         const auto* labels = static_cast<const int64_t*>(address(labels_buf));
+        const int last = storage[layers - 1];
+        const int64_t logits_count = batch * classes;
         timed(profiler.get(), other_slot(StepProfiler::kLoss), [&] {
+            if (casts_at_edges())
+                backend->cast(activation(y_buf[last], last), {address(logits_buf), DType::f32}, logits_count);
             backend->cross_entropy(logits_ptr(), labels, batch, classes, options.label_smoothing, floats(loss_buf),
                                    with_gradient ? dlogits_ptr() : nullptr, address(loss_workspace_buf),
                                    requests[loss_workspace_buf].bytes);
             backend->add_metrics(floats(loss_buf), logits_ptr(), labels, batch, classes, floats(loss_sum_buf),
                                  static_cast<int64_t*>(address(correct_buf)));
+            if (casts_at_edges() && with_gradient) {
+                backend->cast({address(dlogits_buf), DType::f32}, activation(dy_buf[last], last),
+                              logits_count);
+            }
         });
         check_finite("the loss", floats(loss_buf), 1);
         if (with_gradient) {
@@ -916,10 +972,24 @@ struct Executor::Impl {
         }
     }
 
-    HostTensor<float> read_buffer(const float* device, const Shape& per_sample) const {
-        HostTensor<float> value(with_batch(batch, per_sample));
-        backend->copy_to_host(value.data(), device, sizeof(float) * value.numel());
-        return value;
+    HostTensor<float> read_buffer(ConstActivation device, const Shape& per_sample) const {
+        const Shape shape = with_batch(batch, per_sample);
+        return HostTensor<float>(shape, to_host_floats(device, shape.numel()));
+    }
+
+    // n activations, widened to floats.
+    std::vector<float> to_host_floats(ConstActivation device, int64_t n) const {
+        std::vector<float> host(static_cast<std::size_t>(n));
+        if (device.dtype == DType::f32) {
+            backend->copy_to_host(host.data(), device.data, sizeof(float) * host.size());
+            return host;
+        }
+        CUDACNN_CHECK(device.dtype == DType::bf16, "executor: activations of type {} cannot be read",
+                      device.dtype);
+        std::vector<uint16_t> bits(host.size());
+        backend->copy_to_host(bits.data(), device.data, sizeof(uint16_t) * bits.size());
+        for (std::size_t i = 0; i < bits.size(); ++i) host[i] = io::bf16_bits_to_float(bits[i]);
+        return host;
     }
 
     void backward(bool training, int64_t step) {
@@ -955,7 +1025,7 @@ struct Executor::Impl {
             timed(profiler.get(), backward_slot(i), [&] {
                 backend->backward(a);
                 for (const Addition& add : to_add) {
-                    backend->accumulate(add.target.f32(), add.temporary.f32(), add.count);
+                    backend->accumulate_activations(add.target, add.temporary, add.count);
                 }
             });
             if (options.detect_anomaly) check_backward(a, to_add);
@@ -973,9 +1043,9 @@ struct Executor::Impl {
         }
         for (std::size_t k = 0; k < a.dx.size(); ++k) {
             if (!a.dx[k]) continue;
-            const float* written = a.dx[k].f32();
+            ConstActivation written = a.dx[k];
             for (const auto& add : to_add) {
-                if (add.temporary.data == a.dx[k].data) written = add.target.f32();  // the sum it was added into
+                if (add.temporary.data == a.dx[k].data) written = add.target;  // the sum it was added into
             }
             const int input = a.node->inputs[k];
             const std::string name = input == kInput ? "the model input" : "'" + graph.nodes[input].spec.name + "'";
@@ -1075,6 +1145,7 @@ void Executor::initialize(uint64_t seed) {
     }
     m.backend->copy_from_host(m.params.get(), params.data(), sizeof(float) * params.size());
     m.backend->copy_from_host(m.buffers.get(), buffers.data(), sizeof(float) * buffers.size());
+    m.refresh_params_copy();
     m.backend->zero(m.optimizer.get(), sizeof(float) * std::max<int64_t>(m.slots * m.param_floats, 1));
     for (auto& [node, count] : m.num_batches_tracked) count = 0;
     m.optimizer_step = 0;
@@ -1114,6 +1185,7 @@ void Executor::load_model_state(const io::StateDict& state, const std::string& s
         m.backend->copy_from_host(m.param(entry.trainable ? m.params : m.buffers, static_cast<int>(e)), value.data(),
                                   sizeof(float) * value.numel());
     }
+    m.refresh_params_copy();
 }
 
 io::StateDict Executor::gradients() const {
@@ -1173,6 +1245,7 @@ void Executor::replicate_from(int root) {
     communicator->broadcast(m.params.get(), sizeof(float) * m.param_floats, root, stream);
     communicator->broadcast(m.buffers.get(), sizeof(float) * m.buffer_floats, root, stream);
     communicator->broadcast(m.optimizer.get(), sizeof(float) * m.slots * m.param_floats, root, stream);
+    m.refresh_params_copy();
     std::vector<int64_t> counts{m.optimizer_step};
     for (const auto& [node, count] : m.num_batches_tracked) counts.push_back(count);
     communicator->broadcast_host(counts.data(), sizeof(int64_t) * counts.size(), root);
@@ -1286,7 +1359,7 @@ Metrics Executor::read_metrics() {
 
 HostTensor<float> Executor::logits() const {
     const Impl& m = *impl_;
-    return m.read_buffer(m.logits_ptr(), Shape{m.graph.spec.num_classes});
+    return m.read_buffer(ConstActivation{m.logits_ptr(), DType::f32}, Shape{m.graph.spec.num_classes});
 }
 
 HostTensor<float> Executor::output(int node) const {
@@ -1300,7 +1373,8 @@ HostTensor<float> Executor::output(int node) const {
     CUDACNN_CHECK(m.batch > 0, "executor: no step has run yet, so layer '{}' has no output",
                   m.graph.nodes[node].spec.name);
     const int source = m.storage[node];
-    return m.read_buffer(source == kInput ? m.floats(m.x_buf) : m.floats(m.y_buf[source]), m.graph.nodes[node].output);
+    return m.read_buffer(m.activation(source == kInput ? m.input_request() : m.y_buf[source], source),
+                         m.graph.nodes[node].output);
 }
 
 void Executor::start_profile() {
@@ -1321,7 +1395,7 @@ HostTensor<float> Executor::input_gradient() const {
     CUDACNN_CHECK(m.options.input_gradient, "executor: the input gradient is not computed; build the executor with "
                   "input_gradient");
     CUDACNN_CHECK(m.batch > 0, "executor: no backward has run yet, so there is no input gradient");
-    return m.read_buffer(m.floats(m.input_grad_buf), m.graph.spec.input);
+    return m.read_buffer(m.activation(m.input_grad_buf, kInput), m.graph.spec.input);
 }
 
 }  // namespace cudacnn::graph

@@ -2,9 +2,13 @@
 // run by a real GPU in the cuda flavour or by the CPU emulator in the emu flavour.
 #include <algorithm>
 #include <map>
+#include <type_traits>
 #include <utility>
+#include <vector>
 
 #include "cuda/activation.hpp"
+#include "cuda/bf16.cuh"
+#include "cuda/cast.hpp"
 #include "cuda/batch_norm.hpp"
 #include "cuda/batch_norm_sync.hpp"
 #include "cuda/conv2d.hpp"
@@ -57,11 +61,42 @@ Indices pool_indices(const NodeArgs& a) {
     return Indices::window_taps(static_cast<typename Indices::template Ptr<uint8_t>>(a.saved));
 }
 
-// --precision: whether the convolutions and matrix products may round their inputs to TF32.
+// The activations of one pass as T (float, or bf16 under --precision bf16: the executor gives every
+// activation of a step one type), and the weight in that type (the bf16 copy for bf16).
+template <class T>
+struct TypedPass {
+    std::vector<const T*> x;
+    T* y = nullptr;
+    const T* dy = nullptr;
+    std::vector<T*> dx;
+    const T* weight = nullptr;
+
+    explicit TypedPass(const NodeArgs& a) : y(a.y.as<T>()), dy(a.dy.as<T>()) {
+        for (const ConstActivation& input : a.x) x.push_back(input.as<T>());
+        for (const Activation& gradient : a.dx) dx.push_back(gradient.as<T>());
+        if constexpr (std::is_same_v<T, float>) {
+            weight = a.weight;
+        } else {
+            weight = static_cast<const T*>(a.weight_copy);
+        }
+    }
+};
+
+// The layer kinds without bf16 kernels; --precision bf16 names the first one when the executor is built.
+bool has_bf16_kernels(LayerKind kind) {
+    return kind != LayerKind::concat;
+}
+
+// --precision: whether the convolutions and matrix products may round their f32 inputs to TF32.
 bool allows_tf32(const std::string& precision) {
-    CUDACNN_CHECK(precision == "fp32" || precision == "tf32",
-                  "--precision {}: not one of fp32, tf32 (bf16 is not implemented yet)", precision);
+    CUDACNN_CHECK(precision == "fp32" || precision == "tf32" || precision == "bf16",
+                  "--precision {}: not one of fp32, tf32, bf16", precision);
     return precision == "tf32";
+}
+
+// --precision bf16 stores every activation in bf16 (the executor casts at the edges); else f32.
+DType activation_dtype_of(const std::string& precision) {
+    return precision == "bf16" ? DType::bf16 : DType::f32;
 }
 
 // --gemm: which SGEMM serves the linear layers and im2col convolutions; auto prefers cuBLAS where it is built,
@@ -98,9 +133,12 @@ class EventStopwatch final : public Stopwatch {
 class GpuBackend final : public BackendImpl {
   public:
     explicit GpuBackend(const ExecutorOptions& options)
-        : gemm_(gemm_settings(options)), sync_batch_norm_(options.sync_batch_norm) {
+        : gemm_(gemm_settings(options)),
+          sync_batch_norm_(options.sync_batch_norm),
+          activation_dtype_(activation_dtype_of(options.precision)) {
         conv_settings_.algo = gpu::parse_conv_algo(options.conv_algo);
         conv_settings_.allow_tf32 = gemm_.math == gpu::GemmMath::tf32;  // one --precision for both
+        conv_settings_.dtype = activation_dtype_;
         conv_settings_.benchmark = options.cudnn_benchmark;
         conv_settings_.workspace_limit_bytes = gpu::resolve_workspace_limit(options.cudnn_workspace_limit_bytes);
         const float one = 1.0f;  // d(loss)/d(loss), which the loss backward reads from device memory
@@ -109,7 +147,10 @@ class GpuBackend final : public BackendImpl {
 
     Backend kind() const override { return Backend::gpu; }
     std::string device_description() const override {
-        return fmt::format("gpu: {}; {}, GEMM {}{}", description_, conv_settings_.allow_tf32 ? "TF32" : "FP32",
+        const char* math = activation_dtype_ == DType::bf16 ? "BF16"
+                           : conv_settings_.allow_tf32      ? "TF32"
+                                                            : "FP32";
+        return fmt::format("gpu: {}; {}, GEMM {}{}", description_, math,
                            gpu::gemm_backend_name(gemm_.backend),
                            conv_settings_.benchmark ? ", cuDNN benchmark" : "");
     }
@@ -141,6 +182,11 @@ class GpuBackend final : public BackendImpl {
     }
 
     std::size_t prepare(const NodeArgs& a) override {
+        CUDACNN_CHECK(
+            activation_dtype_ != DType::bf16 || has_bf16_kernels(a.node->spec.kind),
+            "executor: layer '{}' ({}) has no bf16 kernels yet; run this model with --precision fp32 or "
+            "tf32",
+            a.node->spec.name, layer_kind_name(a.node->spec.kind));
         switch (a.node->spec.kind) {
             case LayerKind::conv2d: {
                 const auto key = std::make_pair(a.index, a.input_shapes[0][0]);
@@ -160,7 +206,8 @@ class GpuBackend final : public BackendImpl {
             }
             case LayerKind::linear: {
                 const gpu::GemmScope gemm_scope(gemm_);  // the workspace depends on which GEMM runs
-                return gpu::linear_workspace_bytes(linear_shape(a));
+                return activation_dtype_ == DType::bf16 ? gpu::linear_workspace_bytes_bf16(linear_shape(a))
+                                                        : gpu::linear_workspace_bytes(linear_shape(a));
             }
             default: return 0;
         }
@@ -175,6 +222,19 @@ class GpuBackend final : public BackendImpl {
 
     void accumulate(float* sum, const float* value, int64_t count) override {
         gpu::add_forward(sum, value, sum, count, stream_.handle());
+    }
+    void accumulate_activations(Activation sum, ConstActivation value, int64_t count) override {
+        if (sum.dtype != DType::bf16) return accumulate(sum.f32(), value.f32(), count);
+        gpu::bf16* target = sum.as<gpu::bf16>();
+        gpu::add_forward(target, value.as<gpu::bf16>(), target, count, stream_.handle());
+    }
+
+    DType activation_dtype() const override { return activation_dtype_; }
+    void cast(ConstActivation src, Activation dst, int64_t n) override {
+        if (src.dtype == DType::f32 && dst.dtype == DType::bf16) {
+            return gpu::cast(src.as<float>(), dst.as<gpu::bf16>(), n, stream_.handle());
+        }
+        gpu::cast(src.as<gpu::bf16>(), dst.as<float>(), n, stream_.handle());
     }
 
     std::size_t loss_workspace_bytes(int64_t rows) const override { return gpu::cross_entropy_workspace_bytes(rows); }
@@ -229,7 +289,13 @@ class GpuBackend final : public BackendImpl {
 
   private:
     const gpu::Conv2dPlan& plan(const NodeArgs& a) const { return plans_.at({a.index, a.input_shapes[0][0]}); }
+    template <class T>
+    void forward_as(const NodeArgs& a);
+    template <class T>
+    void backward_as(const NodeArgs& a);
+    template <class T>
     void synchronized_batch_norm_forward(const NodeArgs& a);
+    template <class T>
     void synchronized_batch_norm_backward(const NodeArgs& a);
     // Sums a synchronized batch norm's doubles across the ranks, in device memory, on this backend's stream.
     gpu::BatchNormSyncReduce sync_reduce(const NodeArgs& a) {
@@ -249,6 +315,7 @@ class GpuBackend final : public BackendImpl {
 
     gpu::GemmSettings gemm_;  // applied (GemmScope) around every node, so that its GEMMs follow this executor
     bool sync_batch_norm_;    // ExecutorOptions::sync_batch_norm: batch norm workspaces hold the sync kernels' sums
+    DType activation_dtype_;  // --precision bf16: bf16, else f32
     gpu::Conv2dSettings conv_settings_;
     std::string description_ = usable_gpu_description();
     Stream stream_;
@@ -258,7 +325,18 @@ class GpuBackend final : public BackendImpl {
 };
 
 void GpuBackend::forward(const NodeArgs& a) {
-    const F32Activations f = f32_activations(a, "GPU backend");
+    if (a.y.dtype == DType::bf16) return forward_as<gpu::bf16>(a);
+    forward_as<float>(a);
+}
+
+void GpuBackend::backward(const NodeArgs& a) {
+    if (a.dy.dtype == DType::bf16) return backward_as<gpu::bf16>(a);
+    backward_as<float>(a);
+}
+
+template <class T>
+void GpuBackend::forward_as(const NodeArgs& a) {
+    const TypedPass<T> f(a);
     const gpu::GemmScope gemm_scope(gemm_);
     const LayerSpec& s = a.node->spec;
     const cudaStream_t st = stream_.handle();
@@ -266,20 +344,25 @@ void GpuBackend::forward(const NodeArgs& a) {
     const int64_t count = in.numel();
     switch (s.kind) {
         case LayerKind::conv2d:
-            plan(a).forward(f.x[0], a.weight, a.skip_bias ? nullptr : a.bias, f.y, a.workspace, st);
+            plan(a).forward(f.x[0], f.weight, a.skip_bias ? nullptr : a.bias, f.y, a.workspace, st);
             break;
         case LayerKind::batch_norm2d: {
             if (a.sync_statistics != nullptr) {
-                synchronized_batch_norm_forward(a);
+                synchronized_batch_norm_forward<T>(a);
                 break;
             }
             gpu::BatchNorm2dRunningStatsView running{a.running_mean, a.running_var,
                                                      a.num_batches_tracked ? *a.num_batches_tracked : 0,
                                                      a.input_shift};
             auto* saved = static_cast<float*>(a.saved);
-            const auto batch_norm = a.relu ? gpu::batch_norm2d_relu : gpu::batch_norm2d;
-            batch_norm(f.x[0], a.weight, a.bias, a.running_mean ? &running : nullptr, f.y, saved,
-                       saved + s.num_features, in, batch_norm_options(a), a.workspace, a.workspace_bytes, st);
+            gpu::BatchNorm2dRunningStatsView* stats = a.running_mean ? &running : nullptr;
+            if (a.relu) {
+                gpu::batch_norm2d_relu(f.x[0], a.weight, a.bias, stats, f.y, saved, saved + s.num_features,
+                                       in, batch_norm_options(a), a.workspace, a.workspace_bytes, st);
+            } else {
+                gpu::batch_norm2d(f.x[0], a.weight, a.bias, stats, f.y, saved, saved + s.num_features, in,
+                                  batch_norm_options(a), a.workspace, a.workspace_bytes, st);
+            }
             break;
         }
         case LayerKind::relu: gpu::relu_forward(f.x[0], f.y, count, st); break;
@@ -288,50 +371,62 @@ void GpuBackend::forward(const NodeArgs& a) {
             if (a.dropout != nullptr) {
                 gpu::max_pool2d_dropout(f.x[0], f.y, indices, a.dropout_mask, in, s.max_pool,
                                         pooled_dropout(a), a.relu, st);
-                break;
+            } else if (a.relu) {
+                gpu::relu_max_pool2d(f.x[0], f.y, indices, in, s.max_pool, st);
+            } else {
+                gpu::max_pool2d(f.x[0], f.y, indices, in, s.max_pool, st);
             }
-            (a.relu ? gpu::relu_max_pool2d : gpu::max_pool2d)(f.x[0], f.y, indices, in, s.max_pool, st);
             break;
         }
         case LayerKind::avg_pool2d: gpu::avg_pool2d(f.x[0], f.y, in, s.avg_pool, st); break;
         case LayerKind::adaptive_avg_pool2d: gpu::adaptive_avg_pool2d(f.x[0], f.y, in, s.output_size, st); break;
-        case LayerKind::dropout:
-            (a.relu ? gpu::relu_dropout_forward : gpu::dropout_forward)(f.x[0], f.y, static_cast<uint8_t*>(a.saved),
-                                                                        count, device_dropout_options(a), st,
-                                                                        dropout_step(a));
+        case LayerKind::dropout: {
+            auto* mask = static_cast<uint8_t*>(a.saved);
+            if (a.relu) {
+                gpu::relu_dropout_forward(f.x[0], f.y, mask, count, device_dropout_options(a), st,
+                                          dropout_step(a));
+            } else {
+                gpu::dropout_forward(f.x[0], f.y, mask, count, device_dropout_options(a), st,
+                                     dropout_step(a));
+            }
             break;
+        }
         case LayerKind::dropout2d:
             gpu::dropout2d_forward(f.x[0], f.y, static_cast<uint8_t*>(a.saved), in, device_dropout_options(a), st,
                                    dropout_step(a));
             break;
         case LayerKind::flatten: fail_alias(a); break;
         case LayerKind::linear:
-            gpu::linear_forward(f.x[0], a.weight, a.bias, f.y, linear_shape(a), st, a.workspace, a.workspace_bytes);
+            gpu::linear_forward(f.x[0], f.weight, a.bias, f.y, linear_shape(a), st, a.workspace,
+                                a.workspace_bytes);
             break;
         case LayerKind::add:
             gpu::add_forward(f.x[0], f.x[1], f.y, count, st);
             for (std::size_t k = 2; k < f.x.size(); ++k) gpu::add_forward(f.y, f.x[k], f.y, count, st);
             break;
-        case LayerKind::concat: gpu::concat_forward(f.x, a.input_shapes, 1, f.y, st); break;
+        case LayerKind::concat:
+            if constexpr (std::is_same_v<T, float>) gpu::concat_forward(f.x, a.input_shapes, 1, f.y, st);
+            break;
     }
 }
 
-void GpuBackend::backward(const NodeArgs& a) {
-    const F32Activations f = f32_activations(a, "GPU backend");
+template <class T>
+void GpuBackend::backward_as(const NodeArgs& a) {
+    const TypedPass<T> f(a);
     const gpu::GemmScope gemm_scope(gemm_);
     const LayerSpec& s = a.node->spec;
     const cudaStream_t st = stream_.handle();
     const Shape& in = a.input_shapes[0];
     const int64_t count = in.numel();
-    float* dx = f.dx[0];
+    T* dx = f.dx[0];
     switch (s.kind) {
         case LayerKind::conv2d:
-            if (dx != nullptr) plan(a).backward_data(f.dy, a.weight, dx, a.workspace, st);
+            if (dx != nullptr) plan(a).backward_data(f.dy, f.weight, dx, a.workspace, st);
             plan(a).backward_filter(f.x[0], f.dy, a.dweight, a.dbias, a.workspace, st);
             break;
         case LayerKind::batch_norm2d: {
             if (a.sync_statistics != nullptr) {
-                synchronized_batch_norm_backward(a);
+                synchronized_batch_norm_backward<T>(a);
                 break;
             }
             const auto* saved = static_cast<const float*>(a.saved);
@@ -360,32 +455,40 @@ void GpuBackend::backward(const NodeArgs& a) {
         }
         case LayerKind::avg_pool2d: gpu::avg_pool2d_backward(f.dy, dx, in, s.avg_pool, st); break;
         case LayerKind::adaptive_avg_pool2d: gpu::adaptive_avg_pool2d_backward(f.dy, dx, in, s.output_size, st); break;
-        case LayerKind::dropout:
-            (a.relu ? gpu::relu_dropout_backward : gpu::dropout_backward)(f.dy, static_cast<const uint8_t*>(a.saved),
-                                                                          dx, count, dropout_options(a), st);
+        case LayerKind::dropout: {
+            const auto* mask = static_cast<const uint8_t*>(a.saved);
+            if (a.relu) {
+                gpu::relu_dropout_backward(f.dy, mask, dx, count, dropout_options(a), st);
+            } else {
+                gpu::dropout_backward(f.dy, mask, dx, count, dropout_options(a), st);
+            }
             break;
+        }
         case LayerKind::dropout2d:
             gpu::dropout2d_backward(f.dy, static_cast<const uint8_t*>(a.saved), dx, in, dropout_options(a), st);
             break;
         case LayerKind::flatten: fail_alias(a); break;
         case LayerKind::linear:
-            gpu::linear_backward(f.x[0], a.weight, f.dy, dx, a.dweight, a.dbias, linear_shape(a), st, a.workspace,
-                                 a.workspace_bytes);
+            gpu::linear_backward(f.x[0], f.weight, f.dy, dx, a.dweight, a.dbias, linear_shape(a), st,
+                                 a.workspace, a.workspace_bytes);
             break;
         case LayerKind::add:
-            for (float* d : f.dx) copy_on_device(d, f.dy, static_cast<std::size_t>(count) * sizeof(float), st);
+            for (T* d : f.dx) copy_on_device(d, f.dy, static_cast<std::size_t>(count) * sizeof(T), st);
             break;
-        case LayerKind::concat: gpu::concat_backward(f.dy, a.input_shapes, 1, f.dx, st); break;
+        case LayerKind::concat:
+            if constexpr (std::is_same_v<T, float>) gpu::concat_backward(f.dy, a.input_shapes, 1, f.dx, st);
+            break;
     }
 }
 
 // The world's statistics (--sync-bn): the kernels' phases with the communicator's all-reduces between them.
+template <class T>
 void GpuBackend::synchronized_batch_norm_forward(const NodeArgs& a) {
-    const F32Activations f = f32_activations(a, "GPU backend");
+    const TypedPass<T> f(a);
     const int64_t channels = a.node->spec.num_features;
     gpu::BatchNorm2dRunningStatsView running{
         a.running_mean, a.running_var, a.num_batches_tracked ? *a.num_batches_tracked : 0, a.input_shift};
-    gpu::BatchNorm2dSyncForward args;
+    gpu::BatchNorm2dSyncForwardT<T> args;
     args.x = f.x[0];
     args.weight = a.weight;
     args.bias = a.bias;
@@ -403,10 +506,11 @@ void GpuBackend::synchronized_batch_norm_forward(const NodeArgs& a) {
 }
 
 // dweight and dbias stay this rank's sums (averaged later with the other gradients); dx uses the world's.
+template <class T>
 void GpuBackend::synchronized_batch_norm_backward(const NodeArgs& a) {
-    const F32Activations f = f32_activations(a, "GPU backend");
+    const TypedPass<T> f(a);
     const int64_t channels = a.node->spec.num_features;
-    gpu::BatchNorm2dSyncBackward args;
+    gpu::BatchNorm2dSyncBackwardT<T> args;
     args.x = f.x[0];
     args.relu_y = a.relu ? f.y : nullptr;
     args.weight = a.weight;

@@ -137,7 +137,10 @@ void check_case(const Bf16Case& c, uint32_t seed) {
                                           c.input_shift ? d_shift.data_as<float>() : nullptr};
     const Bf16Buffer d_x = test::to_device_bf16_at(x, c.offset), d_y = poisoned_bf16_at(count, c.offset);
     const DeviceBuffer d_mean = test::poisoned<float>(channels), d_invstd = test::poisoned<float>(channels);
-    const gpu::BatchNorm2dLauncher forward = c.relu ? gpu::batch_norm2d_relu : gpu::batch_norm2d;
+    const auto forward = [&c](auto... args) {
+        if (c.relu) return gpu::batch_norm2d_relu(args...);
+        gpu::batch_norm2d(args...);
+    };
     forward(d_x.data(), dw, db, &view, d_y.data(), d_mean.data_as<float>(), d_invstd.data_as<float>(), shape,
             options, workspace.data(), workspace.bytes(), nullptr);
     const HostTensor<float> y = download_bf16(d_y, shape);

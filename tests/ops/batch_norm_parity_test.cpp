@@ -351,10 +351,13 @@ TEST_CASE("batch_norm2d with an input shift normalizes x as it is and updates th
         const DeviceBuffer d_y = test::poisoned<float>(c.shape.numel());
         const DeviceBuffer d_mean = test::poisoned<float>(channels),
                            d_invstd = test::poisoned<float>(channels);
-        (c.relu ? gpu::batch_norm2d_relu : gpu::batch_norm2d)(
-            d_x.data_as<float>(), d_weight.data_as<float>(), d_bias.data_as<float>(), &d_running.view,
-            d_y.data_as<float>(), d_mean.data_as<float>(), d_invstd.data_as<float>(), c.shape, options,
-            workspace.data(), workspace_bytes, nullptr);
+        const auto forward = [&c](auto... args) {
+            if (c.relu) return gpu::batch_norm2d_relu(args...);
+            gpu::batch_norm2d(args...);
+        };
+        forward(d_x.data_as<float>(), d_weight.data_as<float>(), d_bias.data_as<float>(), &d_running.view,
+                d_y.data_as<float>(), d_mean.data_as<float>(), d_invstd.data_as<float>(), c.shape, options,
+                workspace.data(), workspace_bytes, nullptr);
         CHECK(error_vs(d_y, expected_y) <= kBnElementwiseTolerance);
         CHECK(error_vs(d_mean, lacking_mean) <= kBnSumTolerance);  // x''s own: the backward reads x'
         CHECK(error_vs(d_invstd, expected.save_invstd) <= kBnVarianceTolerance);

@@ -72,7 +72,7 @@ void check_dropout(const Shape& shape, const cpu::DropoutOptions& o, int64_t off
     const auto x_d = test::to_device_bf16_at(x, offset);
     const auto y_d = test::poisoned_at<bf16>(n, offset);
     DeviceBuffer mask_d = test::poisoned<uint8_t>(n);
-    gpu::dropout_forward_bf16(x_d.data(), y_d.data(), mask_d.data_as<uint8_t>(), n, o, nullptr);
+    gpu::dropout_forward(x_d.data(), y_d.data(), mask_d.data_as<uint8_t>(), n, o, nullptr);
     const HostTensor<uint8_t> mask = test::to_host<uint8_t>(mask_d, shape);
     CHECK(masks_equal(mask, float_mask(x, shape, [&](const float* xf, float* yf, uint8_t* m) {
                           gpu::dropout_forward(xf, yf, m, n, o, nullptr);
@@ -82,7 +82,7 @@ void check_dropout(const Shape& shape, const cpu::DropoutOptions& o, int64_t off
 
     const auto dy_d = test::to_device_bf16_at(dy, offset);
     const auto dx_d = test::poisoned_at<bf16>(n, offset);
-    gpu::dropout_backward_bf16(dy_d.data(), mask_d.data_as<uint8_t>(), dx_d.data(), n, o, nullptr);
+    gpu::dropout_backward(dy_d.data(), mask_d.data_as<uint8_t>(), dx_d.data(), n, o, nullptr);
     CHECK(test::bf16_mismatches(test::to_host_bf16(dx_d.data(), shape),
                                 test::round_to_bf16(cpu::dropout_backward(dy, expected.mask, o).dx)) == 0);
 }
@@ -97,7 +97,7 @@ void check_dropout2d(const Shape& shape, const cpu::DropoutOptions& o, int64_t o
     const auto x_d = test::to_device_bf16_at(x, offset);
     const auto y_d = test::poisoned_at<bf16>(n, offset);
     DeviceBuffer mask_d = test::poisoned<uint8_t>(mask_shape.numel());
-    gpu::dropout2d_forward_bf16(x_d.data(), y_d.data(), mask_d.data_as<uint8_t>(), shape, o, nullptr);
+    gpu::dropout2d_forward(x_d.data(), y_d.data(), mask_d.data_as<uint8_t>(), shape, o, nullptr);
     const HostTensor<uint8_t> mask = test::to_host<uint8_t>(mask_d, mask_shape);
     CHECK(masks_equal(mask, float_mask(x, mask_shape, [&](const float* xf, float* yf, uint8_t* m) {
                           gpu::dropout2d_forward(xf, yf, m, shape, o, nullptr);
@@ -107,7 +107,7 @@ void check_dropout2d(const Shape& shape, const cpu::DropoutOptions& o, int64_t o
 
     const auto dy_d = test::to_device_bf16_at(dy, offset);
     const auto dx_d = test::poisoned_at<bf16>(n, offset);
-    gpu::dropout2d_backward_bf16(dy_d.data(), mask_d.data_as<uint8_t>(), dx_d.data(), shape, o, nullptr);
+    gpu::dropout2d_backward(dy_d.data(), mask_d.data_as<uint8_t>(), dx_d.data(), shape, o, nullptr);
     CHECK(test::bf16_mismatches(test::to_host_bf16(dx_d.data(), shape),
                                 test::round_to_bf16(cpu::dropout2d_backward(dy, expected.mask, o).dx)) == 0);
 }
@@ -123,7 +123,7 @@ void check_relu_dropout(const Shape& shape, const cpu::DropoutOptions& o, int64_
     const auto x_d = test::to_device_bf16_at(x, offset);
     const auto y_d = test::poisoned_at<bf16>(n, offset);
     DeviceBuffer mask_d = test::poisoned<uint8_t>(n);
-    gpu::relu_dropout_forward_bf16(x_d.data(), y_d.data(), mask_d.data_as<uint8_t>(), n, o, nullptr, step);
+    gpu::relu_dropout_forward(x_d.data(), y_d.data(), mask_d.data_as<uint8_t>(), n, o, nullptr, step);
     const HostTensor<uint8_t> mask = test::to_host<uint8_t>(mask_d, shape);
     CHECK(masks_equal(mask, float_mask(x, shape, [&](const float* xf, float* yf, uint8_t* m) {
                           gpu::relu_dropout_forward(xf, yf, m, n, o, nullptr, step);
@@ -140,7 +140,7 @@ void check_relu_dropout(const Shape& shape, const cpu::DropoutOptions& o, int64_
 
     const auto dy_d = test::to_device_bf16_at(dy, offset);
     const auto dx_d = test::poisoned_at<bf16>(n, offset);
-    gpu::relu_dropout_backward_bf16(dy_d.data(), mask_d.data_as<uint8_t>(), dx_d.data(), n, o, nullptr);
+    gpu::relu_dropout_backward(dy_d.data(), mask_d.data_as<uint8_t>(), dx_d.data(), n, o, nullptr);
     // dropout's backward is exact in float up to its one rounding, which relu_backward's select keeps.
     const HostTensor<float> dx_ref =
         cpu::relu_backward(relu, cpu::dropout_backward(dy, expected.mask, o).dx).dx;
@@ -191,10 +191,10 @@ TEST_CASE("bf16 dropout works in place and rejects bad arguments as the float la
     const cpu::DropoutResult<float> expected = cpu::dropout(x, o);
     const auto inout = test::to_device_bf16_at(x, 0);
     DeviceBuffer mask = test::poisoned<uint8_t>(n);
-    gpu::dropout_forward_bf16(inout.data(), inout.data(), mask.data_as<uint8_t>(), n, o, nullptr);
+    gpu::dropout_forward(inout.data(), inout.data(), mask.data_as<uint8_t>(), n, o, nullptr);
     CHECK(test::bf16_mismatches(test::to_host_bf16(inout.data(), shape), test::round_to_bf16(expected.y)) ==
           0);
-    gpu::dropout_backward_bf16(inout.data(), mask.data_as<uint8_t>(), inout.data(), n, o, nullptr);
+    gpu::dropout_backward(inout.data(), mask.data_as<uint8_t>(), inout.data(), n, o, nullptr);
     const HostTensor<float> twice =
         test::round_to_bf16(cpu::dropout_backward(test::round_to_bf16(expected.y), expected.mask, o).dx);
     CHECK(test::bf16_mismatches(test::to_host_bf16(inout.data(), shape), twice) == 0);
@@ -202,15 +202,15 @@ TEST_CASE("bf16 dropout works in place and rejects bad arguments as the float la
     bf16* p = inout.data();
     uint8_t* m = mask.data_as<uint8_t>();
     CHECK_THAT(test::error_message([&] {
-                   gpu::dropout_forward_bf16(p, p, m, n, cpu::DropoutOptions{1.5, true, 0, 0}, nullptr);
+                   gpu::dropout_forward(p, p, m, n, cpu::DropoutOptions{1.5, true, 0, 0}, nullptr);
                }),
                Contains("dropout: p is 1.5; it must be in [0, 1]"));
-    CHECK_THAT(test::error_message([&] { gpu::relu_dropout_backward_bf16(p, nullptr, p, n, o, nullptr); }),
+    CHECK_THAT(test::error_message([&] { gpu::relu_dropout_backward(p, nullptr, p, n, o, nullptr); }),
                Contains("relu_dropout_backward: the input"));
     CHECK_THAT(test::error_message([&] {
-                   gpu::dropout2d_forward_bf16(p, p, m, Shape{2, 4}, o, nullptr);
+                   gpu::dropout2d_forward(p, p, m, Shape{2, 4}, o, nullptr);
                }),
                Contains("dropout2d: x has shape (2, 4); it must be (N, C, H, W)"));
-    CHECK_THAT(test::error_message([&] { gpu::dropout_backward_bf16(p, m, p, 0, o, nullptr); }),
+    CHECK_THAT(test::error_message([&] { gpu::dropout_backward(p, m, p, 0, o, nullptr); }),
                Contains("dropout_backward: dy is empty (count 0)"));
 }

@@ -51,7 +51,11 @@ Pass run(const HostTensor<float>& x, const HostTensor<float>& dy, const cpu::Max
     } else {
         const DeviceBuffer d_pooled = test::poisoned<float>(outputs), d_dpooled = test::poisoned<float>(outputs);
         float *pooled = d_pooled.data_as<float>(), *dpooled = d_dpooled.data_as<float>();
-        (relu ? gpu::relu_max_pool2d : gpu::max_pool2d)(d_x.data_as<float>(), pooled, indices, shape, pool, nullptr);
+        if (relu) {
+            gpu::relu_max_pool2d(d_x.data_as<float>(), pooled, indices, shape, pool, nullptr);
+        } else {
+            gpu::max_pool2d(d_x.data_as<float>(), pooled, indices, shape, pool, nullptr);
+        }
         if (dropout.channelwise) {
             gpu::dropout2d_forward(pooled, y, mask, out_shape, dropout.options, nullptr, dropout.step);
             gpu::dropout2d_backward(dy_p, mask, dpooled, out_shape, dropout.options, nullptr);

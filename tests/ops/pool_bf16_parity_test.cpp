@@ -88,13 +88,12 @@ void launch_pair(const T* x, T* y, const T* dy, T* dx, const SavedArgmaxes& save
     if (dropout) {
         gpu::max_pool2d_dropout(x, y, saved.written(), mask, shape, pool, *dropout, relu, nullptr);
         gpu::max_pool2d_dropout_backward(saved.read(), mask, dy, dx, shape, pool, *dropout, nullptr);
+    } else if (relu) {
+        gpu::relu_max_pool2d(x, y, saved.written(), shape, pool, nullptr);
+        gpu::relu_max_pool2d_backward(saved.read(), y, dy, dx, shape, pool, nullptr);
     } else {
-        (relu ? gpu::relu_max_pool2d : gpu::max_pool2d)(x, y, saved.written(), shape, pool, nullptr);
-        if (relu) {
-            gpu::relu_max_pool2d_backward(saved.read(), y, dy, dx, shape, pool, nullptr);
-        } else {
-            gpu::max_pool2d_backward(saved.read(), dy, dx, shape, pool, nullptr);
-        }
+        gpu::max_pool2d(x, y, saved.written(), shape, pool, nullptr);
+        gpu::max_pool2d_backward(saved.read(), dy, dx, shape, pool, nullptr);
     }
 }
 
@@ -279,8 +278,11 @@ TEST_CASE("bf16 max pooling without saved indices (inference) writes the same y"
     const DeviceBuffer d_x = test::to_device_bf16(x), d_y = test::poisoned_bf16(out.numel());
     for (bool relu : {false, true}) {
         CAPTURE(relu);
-        (relu ? gpu::relu_max_pool2d : gpu::max_pool2d)(test::bf16_data(d_x), test::bf16_data(d_y), nullptr,
-                                                        shape, pool, nullptr);
+        if (relu) {
+            gpu::relu_max_pool2d(test::bf16_data(d_x), test::bf16_data(d_y), nullptr, shape, pool, nullptr);
+        } else {
+            gpu::max_pool2d(test::bf16_data(d_x), test::bf16_data(d_y), nullptr, shape, pool, nullptr);
+        }
         const HostTensor<float> expected = cpu::max_pool2d(relu ? cpu::relu(x) : x, pool).output;
         check_same_bf16(test::to_host_bf16(d_y.data(), out), test::round_to_bf16(expected), "y");
     }

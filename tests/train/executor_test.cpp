@@ -621,6 +621,16 @@ constexpr double kTf32DeepGradientTolerance = 0.25;
 
 }  // namespace
 
+// --precision bf16 stores every activation with 8 significant bits (unit roundoff 2^-8 ≈ 3.9e-3, 8× TF32's
+// 2^-11) and reads bf16 copies of the weights: each layer's output carries one rounding of its own on top of
+// what its inputs carried. Measured on the emulator: logits 8.4e-3 (about two roundings' worth), the
+// classifier's weight gradient 4.7e-3; bound 2.5e-2, three times that.
+constexpr double kBf16StepTolerance = 2.5e-2;
+// Below the batch norms, amplified as for TF32 (see kTf32DeepGradientTolerance): measured up to 0.13 (the
+// first batch norm's weight; the convolutions' weights 0.10 and 0.12); bound 0.4 — a wrong index, a dropped
+// term or a float read as bf16 is off by O(1).
+constexpr double kBf16DeepGradientTolerance = 0.4;
+
 TEST_CASE("--precision tf32: the GPU executor's step carries TF32-sized errors, fp32's float-sized ones",
           "[executor][gpu][precision]") {
     if (!have_device()) return;
@@ -647,6 +657,23 @@ TEST_CASE("--precision tf32: the GPU executor's step carries TF32-sized errors, 
     CHECK(defaults.logits <= kTf32StepTolerance);
     CHECK(defaults.classifier <= kTf32StepTolerance);
     CHECK(defaults.largest_gradient <= kTf32DeepGradientTolerance);
+}
+
+TEST_CASE("--precision bf16: the GPU executor's step carries bf16-sized errors",
+          "[executor][gpu][precision][bf16]") {
+    if (!have_device()) return;
+    const SmallStep reference = small_cnn_step(Backend::cpu_reference, "fp32");
+    const StepErrors fp32 = step_errors(small_cnn_step(Backend::gpu, "fp32"), reference);
+    const StepErrors bf16 = step_errors(small_cnn_step(Backend::gpu, "bf16"), reference);
+    INFO("fp32: logits " << fp32.logits << ", gradients " << fp32.largest_gradient << "; bf16: logits "
+                         << bf16.logits << ", classifier " << bf16.classifier << ", gradients "
+                         << bf16.largest_gradient);
+    CHECK(bf16.logits <= kBf16StepTolerance);
+    CHECK(bf16.classifier <= kBf16StepTolerance);
+    CHECK(bf16.largest_gradient <= kBf16DeepGradientTolerance);
+    // The rounding did happen: errors far above FP32's (a layer that forgot to store bf16 fails).
+    CHECK(bf16.logits > 100 * fp32.logits);
+    CHECK(bf16.largest_gradient > 100 * fp32.largest_gradient);
 }
 
 TEST_CASE("--conv-algo own and fastest: the GPU executor's FP32 step matches the reference",
