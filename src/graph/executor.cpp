@@ -446,7 +446,7 @@ struct Executor::Impl {
 
     // The layers' copy of the parameters in their type, from the f32 masters (a no-op in f32).
     void refresh_params_copy() {
-        if (!casts_at_edges()) return;
+        if (!casts_at_edges() || param_floats == 0) return;
         backend->cast({params.get(), DType::f32}, {params_copy.get(), model_dtype}, param_floats);
     }
 

@@ -182,11 +182,10 @@ class GpuBackend final : public BackendImpl {
     }
 
     std::size_t prepare(const NodeArgs& a) override {
-        CUDACNN_CHECK(
-            activation_dtype_ != DType::bf16 || has_bf16_kernels(a.node->spec.kind),
-            "executor: layer '{}' ({}) has no bf16 kernels yet; run this model with --precision fp32 or "
-            "tf32",
-            a.node->spec.name, layer_kind_name(a.node->spec.kind));
+        CUDACNN_CHECK(activation_dtype_ != DType::bf16 || has_bf16_kernels(a.node->spec.kind),
+                      "executor: layer '{}' ({}) has no bf16 kernels yet; run this model with --precision fp32 "
+                      "or tf32",
+                      a.node->spec.name, layer_kind_name(a.node->spec.kind));
         switch (a.node->spec.kind) {
             case LayerKind::conv2d: {
                 const auto key = std::make_pair(a.index, a.input_shapes[0][0]);

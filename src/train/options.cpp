@@ -362,8 +362,7 @@ const std::vector<Flag>& flags() {
          [](TrainOptions& o, const Arg& a) { o.seed = a.number<uint64_t>("a whole number >= 0"); },
          [](const TrainOptions& o) { return json(o.seed); }},
         {"Training", "device", 0, "NAME",
-         "auto (cuda when a GPU is there, else cpu), cuda, cpu (the fast CPU path) or cpu-ref (the reference "
-         "ops)",
+         "auto (cuda when a GPU is there, else cpu), cuda, cpu (the fast CPU path) or cpu-ref (the reference ops)",
          [](TrainOptions& o, const Arg& a) {
              o.device = a.pick({DeviceChoice::auto_, DeviceChoice::cuda, DeviceChoice::cpu,
                                 DeviceChoice::cpu_reference},
@@ -378,10 +377,8 @@ const std::vector<Flag>& flags() {
          },
          [](const TrainOptions& o) { return json(o.threads); }},
         {"Training", "conv-algo", 0, "NAME",
-         "convolution algorithm: auto, cudnn, direct, im2col, implicit (implicit GEMM), winograd (F(2x2, "
-         "3x3)), "
-         "winograd4 (F(4x4, 3x3)), own (the fastest hand-written one per layer) or fastest (each layer's "
-         "passes "
+         "convolution algorithm: auto, cudnn, direct, im2col, implicit (implicit GEMM), winograd (F(2x2, 3x3)), "
+         "winograd4 (F(4x4, 3x3)), own (the fastest hand-written one per layer) or fastest (each layer's passes "
          "timed on every algorithm at the start, the fastest kept)",
          [](TrainOptions& o, const Arg& a) {
              a.one_of({"auto", "cudnn", "direct", "im2col", "implicit", "winograd", "winograd4", "own", "fastest"});
@@ -389,22 +386,17 @@ const std::vector<Flag>& flags() {
          },
          [](const TrainOptions& o) { return json(o.conv_algo); }},
         {"Training", "precision", 0, "NAME",
-         "on the GPU, the arithmetic of convolutions and matrix products: fp32 (FP32 multiply-adds), tf32 "
-         "(inputs "
-         "rounded to TF32 on tensor cores, as PyTorch's allow_tf32; storage and sums stay FP32) or bf16 "
-         "(activations "
-         "stored in bfloat16 and weights read as bfloat16 copies of the FP32 masters, sums, batch-norm "
-         "statistics, "
-         "loss and optimizer in FP32, as PyTorch's autocast to bfloat16; conv-algo auto, cudnn, implicit or "
-         "own)",
+         "on the GPU, the arithmetic of convolutions and matrix products: fp32 (FP32 multiply-adds), tf32 (inputs "
+         "rounded to TF32 on tensor cores, as PyTorch's allow_tf32; storage and sums stay FP32) or bf16 (activations "
+         "stored in bfloat16 and weights read as bfloat16 copies of the FP32 masters; sums, batch-norm statistics, "
+         "loss and optimizer in FP32, as PyTorch's autocast to bfloat16; conv-algo auto, cudnn, implicit or own)",
          [](TrainOptions& o, const Arg& a) {
              a.one_of({"fp32", "tf32", "bf16"});
              o.precision = a.text;
          },
          [](const TrainOptions& o) { return json(o.precision); }},
         {"Training", "gemm", 0, "NAME",
-         "on the GPU, the matrix products of linear layers and im2col: auto (cuBLAS where built), own or "
-         "cublas",
+         "on the GPU, the matrix products of linear layers and im2col: auto (cuBLAS where built), own or cublas",
          [](TrainOptions& o, const Arg& a) {
              a.one_of({"auto", "own", "cublas"});
              o.gemm = a.text;
@@ -416,10 +408,8 @@ const std::vector<Flag>& flags() {
          [](TrainOptions& o, const Arg&) { o.cudnn_benchmark = true; },
          [](const TrainOptions& o) { return json(o.cudnn_benchmark); }},
         {"Training", "cudnn-workspace-mib", 0, "N|auto",
-         "the most workspace in MiB that one cuDNN convolution algorithm may use; faster algorithms that "
-         "need "
-         "more are passed over, which matters for large images at large batches (default auto: an eighth of "
-         "the "
+         "the most workspace in MiB that one cuDNN convolution algorithm may use; faster algorithms that need "
+         "more are passed over, which matters for large images at large batches (default auto: an eighth of the "
          "GPU's free memory, at least 256)",
          [](TrainOptions& o, const Arg& a) {
              if (a.text == "auto") {
@@ -438,8 +428,7 @@ const std::vector<Flag>& flags() {
          [](TrainOptions& o, const Arg&) { o.cuda_graph = false; },
          [](const TrainOptions& o) { return json(o.cuda_graph); }},
         {"Training", "detect-anomaly", 0, nullptr,
-         "check the input, every layer's output and gradient, the loss and the parameters after each is "
-         "written, "
+         "check the input, every layer's output and gradient, the loss and the parameters after each is written, "
          "and stop at the first NaN or Inf, naming the step, the layer and the index; slow (a read-back per "
          "layer, no CUDA graphs): for finding where a NaN loss starts",
          [](TrainOptions& o, const Arg&) { o.detect_anomaly = true; },
@@ -474,10 +463,8 @@ const std::vector<Flag>& flags() {
          [](const TrainOptions& o) { return json(o.evaluate_only); }},
 
         {"Data-parallel", "distributed", 0, "MODE",
-         "auto (when a launcher started several processes: mpirun, or torchrun's RANK and WORLD_SIZE), on or "
-         "off; "
-         "each process trains a replica on its shard of every batch and the gradients are averaged: MPI on "
-         "the "
+         "auto (when a launcher started several processes: mpirun, or torchrun's RANK and WORLD_SIZE), on or off; "
+         "each process trains a replica on its shard of every batch and the gradients are averaged: MPI on the "
          "CPU, NCCL on the GPU",
          [](TrainOptions& o, const Arg& a) {
              a.one_of({"auto", "on", "off"});
@@ -490,8 +477,7 @@ const std::vector<Flag>& flags() {
          [](TrainOptions& o, const Arg&) { o.sync_bn = true; },
          [](const TrainOptions& o) { return json(o.sync_bn); }},
         {"Data-parallel", "dist-id-file", 0, "PATH",
-         "GPU processes not started by mpirun pass NCCL's id through this file, on a filesystem every "
-         "process "
+         "GPU processes not started by mpirun pass NCCL's id through this file, on a filesystem every process "
          "reads (default: /tmp/cudacnn-nccl-id-MASTER_ADDR-MASTER_PORT, one machine)",
          [](TrainOptions& o, const Arg& a) { o.dist_id_file = a.path(); },
          [](const TrainOptions& o) { return json(o.dist_id_file); }},

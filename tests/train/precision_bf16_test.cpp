@@ -240,3 +240,29 @@ TEST_CASE("--precision bf16 convolutions: auto, implicit and own run, the f32-on
                               Catch::Contains("choose auto, cudnn, implicit or own"));
     }
 }
+
+TEST_CASE("a bf16 model without parameters initializes and evaluates", "[executor][gpu][bf16]") {
+    if (!test::have_gpu_backend()) return;
+    const ModelSpec spec = parse_model_spec(nlohmann::json::parse(R"({
+        "name": "no_parameters", "input": [4, 2, 2], "num_classes": 4,
+        "layers": [
+            {"name": "pool", "type": "avg_pool2d", "kernel_size": 2},
+            {"name": "flat", "type": "flatten"}
+        ]})"),
+                                            "no_parameters");
+    Executor executor(build_graph(spec), gpu_options("bf16", false));
+    executor.initialize(31);  // no parameters: nothing to copy to bf16
+    HostTensor<float> x(Shape{4, 4, 2, 2});
+    for (int64_t i = 0; i < x.numel(); ++i) x[i] = 0.25f * static_cast<float>(i % 7);
+    executor.set_batch(x.data(), kLabels.data(), 4);
+    executor.eval_step();
+    const HostTensor<float> logits = executor.logits();
+    // Each logit is the mean of its 2×2 plane: exact in bf16 here (quarters of small integers).
+    for (int64_t n = 0; n < 4; ++n) {
+        for (int64_t c = 0; c < 4; ++c) {
+            float sum = 0.0f;
+            for (int64_t k = 0; k < 4; ++k) sum += x[(n * 4 + c) * 4 + k];
+            CHECK(logits[n * 4 + c] == sum / 4.0f);
+        }
+    }
+}
