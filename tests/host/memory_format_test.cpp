@@ -1,10 +1,12 @@
-// element_offset: where (n, c, h, w) lies in NCHW and in NHWC (channels_last), as PyTorch lays them out.
+// element_offset: where (n, c, h, w) lies in NCHW and in NHWC (channels_last), as PyTorch lays them out; the
+// tests' to_nhwc / from_nhwc.
 #include <catch2/catch.hpp>
 
 #include <set>
 #include <string>
 
 #include "cudacnn/memory_format.hpp"
+#include "support/nhwc.hpp"
 
 using namespace cudacnn;
 
@@ -26,4 +28,14 @@ TEST_CASE("element offsets of NCHW and NHWC tensors", "[memory_format]") {
     }
     CHECK(std::string(memory_format_name(MemoryFormat::nhwc)) == "nhwc");
     CHECK(std::string(memory_format_name(MemoryFormat::nchw)) == "nchw");
+}
+
+TEST_CASE("to_nhwc and from_nhwc permute and invert", "[memory_format]") {
+    HostTensor<float> x(Shape{2, 3, 2, 2});
+    for (int64_t i = 0; i < x.numel(); ++i) x[i] = static_cast<float>(i);
+    const HostTensor<float> nhwc = test::to_nhwc(x);
+    CHECK(nhwc.shape() == x.shape());
+    CHECK(nhwc[1] == x[4]);  // (0, 1, 0, 0): next to (0, 0, 0, 0) in NHWC, a plane (H·W = 4) away in NCHW
+    CHECK(nhwc[3] == x[1]);  // (0, 0, 0, 1)
+    CHECK(test::from_nhwc(nhwc).values() == x.values());
 }
