@@ -27,12 +27,6 @@ namespace {
 
 // The GPU backend is the emulator in the emu flavour and a real GPU in the cuda flavour; without either
 // its tests say so and pass.
-bool have_device() {
-    if (gpu_status().available) return true;
-    WARN("skipped: no GPU here (" << gpu_status().description << ")");
-    return false;
-}
-
 ExecutorOptions fixture_options(Backend backend, const StepFixture& fixture) {
     ExecutorOptions options;
     options.backend = backend;
@@ -134,7 +128,7 @@ TEST_CASE("one CifarCNN step on the fast CPU executor matches PyTorch", "[execut
 }
 
 TEST_CASE("one CifarCNN step on the GPU executor matches PyTorch", "[executor][cifar_cnn][gpu]") {
-    if (!have_device()) return;
+    if (!test::have_gpu_backend()) return;
     const StepFixture fixture;
     const Model<float> initial = initial_model(fixture.seed);
     check_float_step_against_pytorch(fixture, initial, executor_step(Backend::gpu, fixture, initial));
@@ -288,7 +282,7 @@ TEST_CASE("the input gradient of an evaluation-mode backward matches central dif
         check_input_gradient_by_central_differences(Backend::cpu_reference, spec);
         check_input_gradient_by_central_differences(Backend::cpu, spec);
     }
-    if (!have_device()) return;
+    if (!test::have_gpu_backend()) return;
     for (const ModelSpec& spec : {dense_spec(), batch_norm_spec()}) {
         check_input_gradient_by_central_differences(Backend::gpu, spec);
     }
@@ -340,7 +334,7 @@ TEST_CASE("gradients through shared tensors, adds and concatenations match centr
 
 TEST_CASE("gradients through shared tensors, adds and concatenations match central differences (GPU)",
           "[executor][gpu]") {
-    if (!have_device()) return;
+    if (!test::have_gpu_backend()) return;
     for (const ModelSpec& spec : {branching_spec(), dense_spec(), flat_input_spec()}) {
         check_gradients_by_central_differences(Backend::gpu, spec);
     }
@@ -423,12 +417,12 @@ TEST_CASE("the fast CPU executor gives the same bits with 1, 2 or 3 threads", "[
 }
 
 TEST_CASE("the CPU and GPU executors agree over steps with dropout and a partial batch", "[executor][gpu]") {
-    if (!have_device()) return;
+    if (!test::have_gpu_backend()) return;
     check_agrees_with_reference(two_steps_with_dropout(Backend::gpu), two_steps_with_dropout(Backend::cpu_reference));
 }
 
 TEST_CASE("a GPU training step makes no host-device transfer; the metrics read-back makes two", "[executor][gpu]") {
-    if (!have_device()) return;
+    if (!test::have_gpu_backend()) return;
     ExecutorOptions options;
     options.backend = Backend::gpu;
     options.batch_size = 8;
@@ -509,7 +503,7 @@ std::string joined(const std::vector<std::string>& lines) {
 }  // namespace
 
 TEST_CASE("steps replayed from CUDA graphs equal eager steps bit for bit", "[executor][gpu][graph]") {
-    if (!have_device()) return;
+    if (!test::have_gpu_backend()) return;
     for (OptimizerKind optimizer : {OptimizerKind::adam, OptimizerKind::sgd}) {
         const ModelSpec spec = dropout_bn_spec("0.1");
         const GraphRun eager = run_steps(spec, optimizer, false);
@@ -534,7 +528,7 @@ TEST_CASE("steps replayed from CUDA graphs equal eager steps bit for bit", "[exe
 
 TEST_CASE("a batch norm with momentum null keeps training steps out of CUDA graphs, and says so",
           "[executor][gpu][graph]") {
-    if (!have_device()) return;
+    if (!test::have_gpu_backend()) return;
     const ModelSpec spec = dropout_bn_spec("null");
     const GraphRun eager = run_steps(spec, OptimizerKind::adam, false);
     const GraphRun replayed = run_steps(spec, OptimizerKind::adam, true);
@@ -633,7 +627,7 @@ constexpr double kBf16DeepGradientTolerance = 0.4;
 
 TEST_CASE("--precision tf32: the GPU executor's step carries TF32-sized errors, fp32's float-sized ones",
           "[executor][gpu][precision]") {
-    if (!have_device()) return;
+    if (!test::have_gpu_backend()) return;
     const SmallStep reference = small_cnn_step(Backend::cpu_reference, "fp32");
     // The hand-written GEMM on both flavours (im2col convolutions, own GEMM), so that TF32 rounding is sure to
     // happen; cuDNN and cuBLAS may pick FP32 kernels for such small shapes even when TF32 is allowed.
@@ -661,7 +655,7 @@ TEST_CASE("--precision tf32: the GPU executor's step carries TF32-sized errors, 
 
 TEST_CASE("--precision bf16: the GPU executor's step carries bf16-sized errors",
           "[executor][gpu][precision][bf16]") {
-    if (!have_device()) return;
+    if (!test::have_gpu_backend()) return;
     const SmallStep reference = small_cnn_step(Backend::cpu_reference, "fp32");
     const StepErrors fp32 = step_errors(small_cnn_step(Backend::gpu, "fp32"), reference);
     const StepErrors bf16 = step_errors(small_cnn_step(Backend::gpu, "bf16"), reference);
@@ -678,7 +672,7 @@ TEST_CASE("--precision bf16: the GPU executor's step carries bf16-sized errors",
 
 TEST_CASE("--conv-algo own and fastest: the GPU executor's FP32 step matches the reference",
           "[executor][gpu][conv_algo]") {
-    if (!have_device()) return;
+    if (!test::have_gpu_backend()) return;
     const SmallStep reference = small_cnn_step(Backend::cpu_reference, "fp32");
     for (const std::string algo : {"own", "fastest"}) {
         const StepErrors e = step_errors(small_cnn_step(Backend::gpu, "fp32", "own", algo), reference);
@@ -700,7 +694,7 @@ TEST_CASE("precision and GEMM choices that cannot apply are errors naming the op
                           Catch::Contains("--precision tf32") && Catch::Contains("computes in FP32 only") &&
                               Catch::Contains("--device cuda"));
     }
-    if (!have_device()) return;
+    if (!test::have_gpu_backend()) return;
     options.backend = Backend::gpu;
     options.precision = "fp16";
     CHECK_THROWS_WITH(Executor(graph, options), Catch::Contains("--precision fp16: not one of fp32, tf32"));
@@ -743,7 +737,7 @@ ModelSpec fused_relu_spec() {
 
 TEST_CASE("fused ReLUs train bit for bit as separate ones, and the executor says which it fused",
           "[executor][gpu][fused]") {
-    if (!have_device()) return;
+    if (!test::have_gpu_backend()) return;
     for (const bool cuda_graph : {false, true}) {
         INFO("cuda_graph " << cuda_graph);
         const GraphRun fused = run_steps(fused_relu_spec(), OptimizerKind::adam, cuda_graph, true);
@@ -763,7 +757,7 @@ TEST_CASE("fused ReLUs train bit for bit as separate ones, and the executor says
 }
 
 TEST_CASE("ReLUs stay separate where a layer's own output is wanted", "[executor][gpu][fused]") {
-    if (!have_device()) return;
+    if (!test::have_gpu_backend()) return;
     ExecutorOptions options;
     options.backend = Backend::gpu;
     options.batch_size = 2;

@@ -15,6 +15,7 @@
 #include "cudacnn/device.hpp"
 #include "cudacnn/graph/executor.hpp"
 #include "support/compare.hpp"
+#include "support/executor_steps.hpp"
 #include "support/formula_weights.hpp"
 
 using namespace cudacnn;
@@ -43,12 +44,6 @@ constexpr Case k32{"32", 1, 32};
 // slip does: one batch norm's running variance left at 1 moves resnet18's logits by 6e-2 (the last test
 // case).
 constexpr double kLogitsTolerance = 1e-4;
-
-bool have_device() {
-    if (gpu_status().available) return true;
-    WARN("skipped: no GPU here (" << gpu_status().description << ")");
-    return false;
-}
 
 // FNV-1a 64 over the floats' bit patterns, one 32-bit step each, as the fixture script's fnv1a64_of_bits.
 std::string fnv1a64_of_bits(const HostTensor<float>& t) {
@@ -137,7 +132,7 @@ constexpr bool kSanitized = false;
 
 TEST_CASE("torchvision models: the GPU backend (emulated kernels here) gives torchvision's logits",
           "[torchvision][gpu]") {
-    if (!have_device()) return;
+    if (!test::have_gpu_backend()) return;
     check_logits("resnet18", k64, Backend::gpu);
     if (kSanitized) return;
     check_logits("resnet50", k64, Backend::gpu);
