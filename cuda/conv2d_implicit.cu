@@ -501,8 +501,8 @@ IndexDecoder images_by_plane(int64_t plane, int64_t image_stride, int64_t count,
 }
 
 // Where a format puts an activation's channels and pixels: element (n, c, pixel) of a (N, C, H·W) tensor is
-// at n · C·H·W + c · channel + pixel · pixel (cudacnn::element_offset, split into the strides the decoders
-// and gathers take).
+// at n · C·H·W + c · channel + pixel · pixel, with the fields below (cudacnn::element_offset, split into the
+// strides the decoders and gathers take).
 struct LayoutStrides {
     int64_t channel, pixel;
 };
