@@ -16,17 +16,19 @@ constexpr int kLinearBiasChannels = 32;  // threadIdx.x: one warp spans 32 adjac
 constexpr int kLinearBiasRows = 8;       // threadIdx.y: rows of dy split 8 ways
 
 // Block c sums channel c of dy (N, C, HW). Thread t visits flat indices t, t + blockDim.x, … of the channel's
-// (n, hw) values, tracking (n, hw) incrementally instead of dividing per element. T = float or bf16
-// (widened).
+// (n, hw) values, tracking (n, hw) incrementally instead of dividing per element; element (n, c, p) is at
+// n · C·HW + c · channel_stride + p · pixel_stride (NCHW: HW and 1; NHWC: 1 and C), the same visiting order
+// in both formats. T = float or bf16 (widened).
 template <class T>
 __global__ void __launch_bounds__(kConvBiasThreads)
-    conv_bias_grad_kernel(const T* dy, float* db, int64_t n, int64_t c, int64_t hw) {
+    conv_bias_grad_kernel(const T* dy, float* db, int64_t n, int64_t c, int64_t hw, int64_t channel_stride,
+                          int64_t pixel_stride) {
     const int64_t channel = blockIdx.x;
     const int64_t step_image = blockDim.x / hw, step_pos = blockDim.x % hw;
     int64_t image = threadIdx.x / hw, pos = threadIdx.x % hw;
     float sum = 0.0f;
     while (image < n) {
-        sum += to_float(dy[(image * c + channel) * hw + pos]);
+        sum += to_float(dy[image * c * hw + channel * channel_stride + pos * pixel_stride]);
         image += step_image, pos += step_pos;
         if (pos >= hw) pos -= hw, ++image;
     }
@@ -59,24 +61,25 @@ namespace {
 
 template <class T>
 void launch_conv_bias_grad(const T* dy, float* db, int64_t n, int64_t c, int64_t h, int64_t w,
-                           cudaStream_t stream) {
+                           cudaStream_t stream, MemoryFormat format) {
     CUDACNN_CHECK(n > 0 && c > 0 && h > 0 && w > 0,
                   "conv_bias_grad: dy has shape ({}, {}, {}, {}); every size must be positive", n, c, h, w);
     CUDACNN_CHECK(c <= INT_MAX, "conv_bias_grad: {} channels are more than one grid holds", c);
+    const bool nhwc = format == MemoryFormat::nhwc;
     launch(kernels::conv_bias_grad_kernel<T>, dim3(static_cast<unsigned>(c)), dim3(kernels::kConvBiasThreads),
-           0, stream, dy, db, n, c, h * w);
+           0, stream, dy, db, n, c, h * w, nhwc ? int64_t{1} : h * w, nhwc ? c : int64_t{1});
 }
 
 }  // namespace
 
 void conv_bias_grad(const float* dy, float* db, int64_t n, int64_t c, int64_t h, int64_t w,
-                    cudaStream_t stream) {
-    launch_conv_bias_grad(dy, db, n, c, h, w, stream);
+                    cudaStream_t stream, MemoryFormat format) {
+    launch_conv_bias_grad(dy, db, n, c, h, w, stream, format);
 }
 
 void conv_bias_grad(const bf16* dy, float* db, int64_t n, int64_t c, int64_t h, int64_t w,
-                    cudaStream_t stream) {
-    launch_conv_bias_grad(dy, db, n, c, h, w, stream);
+                    cudaStream_t stream, MemoryFormat format) {
+    launch_conv_bias_grad(dy, db, n, c, h, w, stream, format);
 }
 
 namespace {

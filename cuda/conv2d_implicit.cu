@@ -99,14 +99,16 @@ struct MatrixGather {
     }
 };
 
-// An operand read from an NCHW tensor of h × w planes: element (row, k) is at plane offset row.offset +
-// k.offset, position (row.y + k.y, row.x + k.x), divided by the stride when the stride is not 1 (backward-
-// data: only positions that a stride step reaches read dy); zero outside the plane (the zero padding).
-// T = float or bf16, widened as MatrixGather does.
+// An operand read from an NCHW or NHWC tensor of h × w planes: element (row, k) is at offset row.offset +
+// k.offset (image and channel, whose strides the decoders carry) + pixel · pixel_stride, pixel = position
+// (row.y + k.y, row.x + k.x), divided by the stride when the stride is not 1 (backward-data: only positions
+// that a stride step reaches read dy); zero outside the plane (the zero padding). pixel_stride is 1 in NCHW
+// and the channel count in NHWC (the layout enters only through these strides, so both formats sum the same
+// k terms in the same order). T = float or bf16, widened as MatrixGather does.
 template <class T>
 struct SpatialGather {
     const T* base;
-    int h, w, stride_h, stride_w;
+    int h, w, stride_h, stride_w, pixel_stride;
     __device__ float load(const Spot& r, const Spot& k) const {
         if (!r.valid || !k.valid) return 0.0f;
         int y = r.y + k.y, x = r.x + k.x;
@@ -118,7 +120,9 @@ struct SpatialGather {
             if (x < 0 || x % stride_w != 0) return 0.0f;
             x /= stride_w;
         }
-        return y >= 0 && y < h && x >= 0 && x < w ? to_float(base[r.offset + k.offset + y * w + x]) : 0.0f;
+        return y >= 0 && y < h && x >= 0 && x < w
+                   ? to_float(base[r.offset + k.offset + (y * w + x) * pixel_stride])
+                   : 0.0f;
     }
 };
 
@@ -490,9 +494,20 @@ IndexDecoder dense(int64_t stride, int64_t count) {
     return decoder(1, 1, stride, 0, 0, 0, 0, count);
 }
 
-// (n, p) for p < plane, as offset n · image_stride + p: a column of y, dy or dx (NCHW) or a k of dy.
-IndexDecoder images_by_plane(int64_t plane, int64_t image_stride, int64_t count) {
-    return decoder(plane, 1, image_stride, 1, 0, 0, 0, count);
+// (n, p) for p < plane, as offset n · image_stride + p · pixel_stride: a column of y, dy or dx or a k of dy
+// (pixel_stride 1 in NCHW, the channel count in NHWC).
+IndexDecoder images_by_plane(int64_t plane, int64_t image_stride, int64_t count, int64_t pixel_stride = 1) {
+    return decoder(plane, 1, image_stride, pixel_stride, 0, 0, 0, count);
+}
+
+// Where a format puts an activation's channels and pixels: element (n, c, pixel) of a (N, C, H·W) tensor is
+// at n · C·H·W + c · channel + pixel · pixel, with the fields below (cudacnn::element_offset, split into the
+// strides the decoders and gathers take).
+struct LayoutStrides {
+    int64_t channel, pixel;
+};
+LayoutStrides layout_strides(MemoryFormat format, int64_t channels, int64_t plane) {
+    return format == MemoryFormat::nhwc ? LayoutStrides{1, channels} : LayoutStrides{plane, 1};
 }
 
 int64_t taps(const Conv2dGeometry& g) {
@@ -650,31 +665,34 @@ void run_product(ImplicitProblem<GA, GB, TC> p, float* partials, bool tf32, cuda
 // The three directions for storage T (float or bf16), behind the public overloads. tf32 only with float.
 template <class T>
 void run_forward(const Conv2dGeometry& g, const T* x, const T* w, const float* bias, T* y, void* workspace,
-                 size_t workspace_bytes, cudaStream_t stream, bool tf32) {
+                 size_t workspace_bytes, cudaStream_t stream, bool tf32, MemoryFormat format) {
     const char* op = "conv2d_implicit_forward";
     check_geometry(g, op);
     check_pointers({x, w, y}, "x, w and y", op);
     check_workspace(g, workspace, workspace_bytes, partial_floats(forward_size(g)) * int64_t{sizeof(float)},
                     op);
     const int64_t k = column_rows(g), plane = out_plane(g), n = g.batch * plane, hw = g.in_h * g.in_w;
+    const LayoutStrides xs = layout_strides(format, g.in_channels, hw);
+    const LayoutStrides ys = layout_strides(format, g.out_channels, plane);
     ImplicitProblem<MatrixGather<T>, SpatialGather<T>, T> p{};
     // A = W (OC, K); B = col: column (n, oh, ow), k (c, i, j) reads x[n, c, oh·SH − PT + i·DH, ow·SW − PL +
-    // j·DW].
+    // j·DW]. The k order is (c, i, j) in both formats (the weights' order), so NHWC sums as NCHW does.
     p.a = {w};
     p.a_rows = dense(k, g.out_channels);
     p.a_k = dense(1, k);
-    p.b = {x, static_cast<int>(g.in_h), static_cast<int>(g.in_w), 1, 1};
+    p.b = {x, static_cast<int>(g.in_h), static_cast<int>(g.in_w), 1, 1, static_cast<int>(xs.pixel)};
     p.b_cols =
         decoder(plane, g.out_w, g.in_channels * hw, g.stride_h, -g.pad_top, g.stride_w, -g.pad_left, n);
-    p.b_k = decoder(taps(g), g.kernel_w, hw, g.dilation_h, 0, g.dilation_w, 0, k);
-    p.c = {y, dense(plane, g.out_channels), images_by_plane(plane, g.out_channels * plane, n), bias, 0};
+    p.b_k = decoder(taps(g), g.kernel_w, xs.channel, g.dilation_h, 0, g.dilation_w, 0, k);
+    p.c = {y, dense(ys.channel, g.out_channels), images_by_plane(plane, g.out_channels * plane, n, ys.pixel),
+           bias, 0};
     p.k = static_cast<int>(k);
     run_product<false>(p, static_cast<float*>(workspace), tf32, stream);
 }
 
 template <class T>
 void run_backward_data(const Conv2dGeometry& g, const T* dy, const T* w, T* dx, void* workspace,
-                       size_t workspace_bytes, cudaStream_t stream, bool tf32) {
+                       size_t workspace_bytes, cudaStream_t stream, bool tf32, MemoryFormat format) {
     const char* op = "conv2d_implicit_backward_data";
     check_geometry(g, op);
     check_pointers({dy, w, dx}, "dy, w and dx", op);
@@ -685,17 +703,24 @@ void run_backward_data(const Conv2dGeometry& g, const T* dy, const T* w, T* dx, 
            stream, w, wt, static_cast<int>(g.out_channels), static_cast<int>(g.in_channels),
            static_cast<int>(taps(g)));
     const int64_t k = g.out_channels * taps(g), plane = out_plane(g), hw = g.in_h * g.in_w, n = g.batch * hw;
+    const LayoutStrides dys = layout_strides(format, g.out_channels, plane);
+    const LayoutStrides dxs = layout_strides(format, g.in_channels, hw);
     ImplicitProblem<MatrixGather<T>, SpatialGather<T>, T> p{};
     // A = Wᵗ (C, OC·KH·KW); B: column (n, h, w), k (oc, i, j) reads dy[n, oc, (h + PT − i·DH) / SH,
     // (w + PL − j·DW) / SW] where the divisions are exact and land inside the output.
     p.a = {wt};
     p.a_rows = dense(k, g.in_channels);
     p.a_k = dense(1, k);
-    p.b = {dy, static_cast<int>(g.out_h), static_cast<int>(g.out_w), static_cast<int>(g.stride_h),
-           static_cast<int>(g.stride_w)};
+    p.b = {dy,
+           static_cast<int>(g.out_h),
+           static_cast<int>(g.out_w),
+           static_cast<int>(g.stride_h),
+           static_cast<int>(g.stride_w),
+           static_cast<int>(dys.pixel)};
     p.b_cols = decoder(hw, g.in_w, g.out_channels * plane, 1, g.pad_top, 1, g.pad_left, n);
-    p.b_k = decoder(taps(g), g.kernel_w, plane, -g.dilation_h, 0, -g.dilation_w, 0, k);
-    p.c = {dx, dense(hw, g.in_channels), images_by_plane(hw, g.in_channels * hw, n), nullptr, 0};
+    p.b_k = decoder(taps(g), g.kernel_w, dys.channel, -g.dilation_h, 0, -g.dilation_w, 0, k);
+    p.c = {dx, dense(dxs.channel, g.in_channels), images_by_plane(hw, g.in_channels * hw, n, dxs.pixel),
+           nullptr, 0};
     p.k = static_cast<int>(k);
     float* partials =
         reinterpret_cast<float*>(static_cast<char*>(workspace) + backward_data_partials_offset_bytes<T>(g));
@@ -705,26 +730,31 @@ void run_backward_data(const Conv2dGeometry& g, const T* dy, const T* w, T* dx, 
 // dw and dbias are float whatever T (parameter gradients).
 template <class T>
 void run_backward_filter(const Conv2dGeometry& g, const T* x, const T* dy, float* dw, float* dbias,
-                         void* workspace, size_t workspace_bytes, cudaStream_t stream, bool tf32) {
+                         void* workspace, size_t workspace_bytes, cudaStream_t stream, bool tf32,
+                         MemoryFormat format) {
     const char* op = "conv2d_implicit_backward_filter";
     check_geometry(g, op);
     check_pointers({x, dy, dw}, "x, dy and dw", op);
     check_workspace(g, workspace, workspace_bytes,
                     partial_floats(backward_filter_size(g)) * int64_t{sizeof(float)}, op);
     const int64_t cols = column_rows(g), plane = out_plane(g), k = g.batch * plane, hw = g.in_h * g.in_w;
+    const LayoutStrides xs = layout_strides(format, g.in_channels, hw);
+    const LayoutStrides dys = layout_strides(format, g.out_channels, plane);
     ImplicitProblem<MatrixGather<T>, SpatialGather<T>, float> p{};
     // A = dy (OC, N·OH·OW): row oc, k (n, p) at dy[n, oc, p]; B = colᵀ: k (n, oh, ow), column (c, i, j) reads
     // x[n, c, oh·SH − PT + i·DH, ow·SW − PL + j·DW]; C = dW (OC, C·KH·KW), one per k slice when split.
     p.a = {dy};
-    p.a_rows = dense(plane, g.out_channels);
-    p.a_k = images_by_plane(plane, g.out_channels * plane, k);
-    p.b = {x, static_cast<int>(g.in_h), static_cast<int>(g.in_w), 1, 1};
-    p.b_cols = decoder(taps(g), g.kernel_w, hw, g.dilation_h, 0, g.dilation_w, 0, cols);
+    p.a_rows = dense(dys.channel, g.out_channels);
+    p.a_k = images_by_plane(plane, g.out_channels * plane, k, dys.pixel);
+    p.b = {x, static_cast<int>(g.in_h), static_cast<int>(g.in_w), 1, 1, static_cast<int>(xs.pixel)};
+    p.b_cols = decoder(taps(g), g.kernel_w, xs.channel, g.dilation_h, 0, g.dilation_w, 0, cols);
     p.b_k = decoder(plane, g.out_w, g.in_channels * hw, g.stride_h, -g.pad_top, g.stride_w, -g.pad_left, k);
     p.c = {dw, dense(cols, g.out_channels), dense(1, cols), nullptr, 0};
     p.k = static_cast<int>(k);
     run_product<true>(p, static_cast<float*>(workspace), tf32, stream);
-    if (dbias != nullptr) conv_bias_grad(dy, dbias, g.batch, g.out_channels, g.out_h, g.out_w, stream);
+    if (dbias != nullptr) {
+        conv_bias_grad(dy, dbias, g.batch, g.out_channels, g.out_h, g.out_w, stream, format);
+    }
 }
 
 }  // namespace
@@ -763,52 +793,111 @@ bool conv2d_implicit_tf32_available() {
 
 void conv2d_implicit_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias,
                              float* y, void* workspace, size_t workspace_bytes, cudaStream_t stream) {
-    run_forward(g, x, w, bias, y, workspace, workspace_bytes, stream, false);
+    run_forward(g, x, w, bias, y, workspace, workspace_bytes, stream, false, MemoryFormat::nchw);
 }
 
 void conv2d_implicit_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias,
                              float* y, void* workspace, size_t workspace_bytes, cudaStream_t stream,
                              bool allow_tf32) {
-    run_forward(g, x, w, bias, y, workspace, workspace_bytes, stream, use_tf32(allow_tf32));
+    run_forward(g, x, w, bias, y, workspace, workspace_bytes, stream, use_tf32(allow_tf32),
+                MemoryFormat::nchw);
 }
 
 void conv2d_implicit_forward(const Conv2dGeometry& g, const bf16* x, const bf16* w, const float* bias,
                              bf16* y, void* workspace, size_t workspace_bytes, cudaStream_t stream) {
-    run_forward(g, x, w, bias, y, workspace, workspace_bytes, stream, false);
+    run_forward(g, x, w, bias, y, workspace, workspace_bytes, stream, false, MemoryFormat::nchw);
 }
 
 void conv2d_implicit_backward_data(const Conv2dGeometry& g, const float* dy, const float* w, float* dx,
                                    void* workspace, size_t workspace_bytes, cudaStream_t stream) {
-    run_backward_data(g, dy, w, dx, workspace, workspace_bytes, stream, false);
+    run_backward_data(g, dy, w, dx, workspace, workspace_bytes, stream, false, MemoryFormat::nchw);
 }
 
 void conv2d_implicit_backward_data(const Conv2dGeometry& g, const float* dy, const float* w, float* dx,
                                    void* workspace, size_t workspace_bytes, cudaStream_t stream,
                                    bool allow_tf32) {
-    run_backward_data(g, dy, w, dx, workspace, workspace_bytes, stream, use_tf32(allow_tf32));
+    run_backward_data(g, dy, w, dx, workspace, workspace_bytes, stream, use_tf32(allow_tf32),
+                      MemoryFormat::nchw);
 }
 
 void conv2d_implicit_backward_data(const Conv2dGeometry& g, const bf16* dy, const bf16* w, bf16* dx,
                                    void* workspace, size_t workspace_bytes, cudaStream_t stream) {
-    run_backward_data(g, dy, w, dx, workspace, workspace_bytes, stream, false);
+    run_backward_data(g, dy, w, dx, workspace, workspace_bytes, stream, false, MemoryFormat::nchw);
 }
 
 void conv2d_implicit_backward_filter(const Conv2dGeometry& g, const float* x, const float* dy, float* dw,
                                      float* dbias, void* workspace, size_t workspace_bytes,
                                      cudaStream_t stream) {
-    run_backward_filter(g, x, dy, dw, dbias, workspace, workspace_bytes, stream, false);
+    run_backward_filter(g, x, dy, dw, dbias, workspace, workspace_bytes, stream, false, MemoryFormat::nchw);
 }
 
 void conv2d_implicit_backward_filter(const Conv2dGeometry& g, const float* x, const float* dy, float* dw,
                                      float* dbias, void* workspace, size_t workspace_bytes,
                                      cudaStream_t stream, bool allow_tf32) {
-    run_backward_filter(g, x, dy, dw, dbias, workspace, workspace_bytes, stream, use_tf32(allow_tf32));
+    run_backward_filter(g, x, dy, dw, dbias, workspace, workspace_bytes, stream, use_tf32(allow_tf32),
+                        MemoryFormat::nchw);
 }
 
 void conv2d_implicit_backward_filter(const Conv2dGeometry& g, const bf16* x, const bf16* dy, float* dw,
                                      float* dbias, void* workspace, size_t workspace_bytes,
                                      cudaStream_t stream) {
-    run_backward_filter(g, x, dy, dw, dbias, workspace, workspace_bytes, stream, false);
+    run_backward_filter(g, x, dy, dw, dbias, workspace, workspace_bytes, stream, false, MemoryFormat::nchw);
+}
+
+// The NHWC-capable overloads (format).
+void conv2d_implicit_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias,
+                             float* y, void* workspace, size_t workspace_bytes, cudaStream_t stream,
+                             MemoryFormat format) {
+    run_forward(g, x, w, bias, y, workspace, workspace_bytes, stream, false, format);
+}
+
+void conv2d_implicit_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias,
+                             float* y, void* workspace, size_t workspace_bytes, cudaStream_t stream,
+                             bool allow_tf32, MemoryFormat format) {
+    run_forward(g, x, w, bias, y, workspace, workspace_bytes, stream, use_tf32(allow_tf32), format);
+}
+
+void conv2d_implicit_forward(const Conv2dGeometry& g, const bf16* x, const bf16* w, const float* bias,
+                             bf16* y, void* workspace, size_t workspace_bytes, cudaStream_t stream,
+                             MemoryFormat format) {
+    run_forward(g, x, w, bias, y, workspace, workspace_bytes, stream, false, format);
+}
+
+void conv2d_implicit_backward_data(const Conv2dGeometry& g, const float* dy, const float* w, float* dx,
+                                   void* workspace, size_t workspace_bytes, cudaStream_t stream,
+                                   MemoryFormat format) {
+    run_backward_data(g, dy, w, dx, workspace, workspace_bytes, stream, false, format);
+}
+
+void conv2d_implicit_backward_data(const Conv2dGeometry& g, const float* dy, const float* w, float* dx,
+                                   void* workspace, size_t workspace_bytes, cudaStream_t stream,
+                                   bool allow_tf32, MemoryFormat format) {
+    run_backward_data(g, dy, w, dx, workspace, workspace_bytes, stream, use_tf32(allow_tf32), format);
+}
+
+void conv2d_implicit_backward_data(const Conv2dGeometry& g, const bf16* dy, const bf16* w, bf16* dx,
+                                   void* workspace, size_t workspace_bytes, cudaStream_t stream,
+                                   MemoryFormat format) {
+    run_backward_data(g, dy, w, dx, workspace, workspace_bytes, stream, false, format);
+}
+
+void conv2d_implicit_backward_filter(const Conv2dGeometry& g, const float* x, const float* dy, float* dw,
+                                     float* dbias, void* workspace, size_t workspace_bytes,
+                                     cudaStream_t stream, MemoryFormat format) {
+    run_backward_filter(g, x, dy, dw, dbias, workspace, workspace_bytes, stream, false, format);
+}
+
+void conv2d_implicit_backward_filter(const Conv2dGeometry& g, const float* x, const float* dy, float* dw,
+                                     float* dbias, void* workspace, size_t workspace_bytes,
+                                     cudaStream_t stream, bool allow_tf32, MemoryFormat format) {
+    run_backward_filter(g, x, dy, dw, dbias, workspace, workspace_bytes, stream, use_tf32(allow_tf32),
+                        format);
+}
+
+void conv2d_implicit_backward_filter(const Conv2dGeometry& g, const bf16* x, const bf16* dy, float* dw,
+                                     float* dbias, void* workspace, size_t workspace_bytes,
+                                     cudaStream_t stream, MemoryFormat format) {
+    run_backward_filter(g, x, dy, dw, dbias, workspace, workspace_bytes, stream, false, format);
 }
 
 }  // namespace cudacnn::gpu

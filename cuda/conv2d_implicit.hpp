@@ -12,7 +12,7 @@
 // forward and backward-data on small maps, e.g. CifarCNN's 8 × 8 layers) has k cut into slices for about two
 // blocks per H100 SM, each slice's partial product written densely to the workspace, then summed in slice
 // order by a second kernel (deterministic, no atomics) that writes the real output. The "matrices" are views:
-// y, dx are written in NCHW and dy, x are read in NCHW through index decoders. Kernel: 256 threads, block
+// y, dx are written and dy, x are read in NCHW or NHWC through index decoders. Kernel: 256 threads, block
 // tile BM × 128 (BM = 32, 64 or 128 by the product's m), k-slices of 8, double-buffered shared slices with
 // one barrier per slice, BM/16 × 8 outputs per thread in registers. Every output sums its k terms in order
 // and nothing uses atomics: results are bitwise reproducible.
@@ -28,6 +28,11 @@
 // (loads widen exactly; products of two bf16 are exact in float), FP32 sums, each stored bf16 element rounded
 // once (to nearest even) from its float sum (+ bias); bias, dw and dbias stay float. No TF32 with bf16: the
 // bf16 overloads take no allow_tf32.
+// NHWC (channels_last, the overloads with a last MemoryFormat): x, y, dy and dx in either memory format
+// (shapes written (N, C, H, W) either way); the weights and dw stay (OC, C, KH, KW). The format is only the
+// decoders' channel and pixel strides, and k keeps the weights' order (c, i, j), so an NHWC call sums every
+// output's terms in the NCHW call's order: the same bits, permuted. TF32 and bf16 included. The gathers'
+// thread layout is NCHW's (reads along output positions or k, C elements apart in NHWC except 1×1 kernels).
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -36,6 +41,7 @@
 #include <string>
 
 #include "cuda/bf16.cuh"
+#include "cudacnn/memory_format.hpp"
 #include "cudacnn/ops/conv2d.hpp"
 
 namespace cudacnn::gpu {
@@ -93,5 +99,36 @@ void conv2d_implicit_backward_filter(const cpu::Conv2dGeometry& g, const float* 
 void conv2d_implicit_backward_filter(const cpu::Conv2dGeometry& g, const bf16* x, const bf16* dy, float* dw,
                                      float* dbias, void* workspace, size_t workspace_bytes,
                                      cudaStream_t stream);
+
+// The nine calls above with x, y, dy and dx in `format` (MemoryFormat::nchw: the same as without it).
+// Separate overloads rather than a defaulted argument, so the calls above keep their types (tests take their
+// addresses).
+void conv2d_implicit_forward(const cpu::Conv2dGeometry& g, const float* x, const float* w, const float* bias,
+                             float* y, void* workspace, size_t workspace_bytes, cudaStream_t stream,
+                             MemoryFormat format);
+void conv2d_implicit_forward(const cpu::Conv2dGeometry& g, const float* x, const float* w, const float* bias,
+                             float* y, void* workspace, size_t workspace_bytes, cudaStream_t stream,
+                             bool allow_tf32, MemoryFormat format);
+void conv2d_implicit_forward(const cpu::Conv2dGeometry& g, const bf16* x, const bf16* w, const float* bias,
+                             bf16* y, void* workspace, size_t workspace_bytes, cudaStream_t stream,
+                             MemoryFormat format);
+void conv2d_implicit_backward_data(const cpu::Conv2dGeometry& g, const float* dy, const float* w, float* dx,
+                                   void* workspace, size_t workspace_bytes, cudaStream_t stream,
+                                   MemoryFormat format);
+void conv2d_implicit_backward_data(const cpu::Conv2dGeometry& g, const float* dy, const float* w, float* dx,
+                                   void* workspace, size_t workspace_bytes, cudaStream_t stream,
+                                   bool allow_tf32, MemoryFormat format);
+void conv2d_implicit_backward_data(const cpu::Conv2dGeometry& g, const bf16* dy, const bf16* w, bf16* dx,
+                                   void* workspace, size_t workspace_bytes, cudaStream_t stream,
+                                   MemoryFormat format);
+void conv2d_implicit_backward_filter(const cpu::Conv2dGeometry& g, const float* x, const float* dy, float* dw,
+                                     float* dbias, void* workspace, size_t workspace_bytes,
+                                     cudaStream_t stream, MemoryFormat format);
+void conv2d_implicit_backward_filter(const cpu::Conv2dGeometry& g, const float* x, const float* dy, float* dw,
+                                     float* dbias, void* workspace, size_t workspace_bytes,
+                                     cudaStream_t stream, bool allow_tf32, MemoryFormat format);
+void conv2d_implicit_backward_filter(const cpu::Conv2dGeometry& g, const bf16* x, const bf16* dy, float* dw,
+                                     float* dbias, void* workspace, size_t workspace_bytes,
+                                     cudaStream_t stream, MemoryFormat format);
 
 }  // namespace cudacnn::gpu
