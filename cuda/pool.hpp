@@ -32,17 +32,18 @@ namespace cudacnn::gpu {
 // values, each output rounded once. Lp pooling is float only.
 //
 // NHWC (channels_last): the max, average and adaptive average launchers take a MemoryFormat (last, default
-// nchw) that applies to every tensor of the call: x, y, dy, dx, the saved indices and a folded dropout's per-
-// element mask (all (N, C, ·, ·) in that format; a dropout2d mask stays (N, C)). Shapes are still written (N,
-// C, H, W). The kernels are the NCHW ones with one thread per element in memory order, so consecutive threads
-// take consecutive channels of one pixel (coalesced), and each thread computes its element in the same order
-// as in NCHW: the NHWC outputs are the NCHW outputs permuted, bit for bit, float and bf16. The int64 index
-// keeps its meaning in NHWC: the plane index h · W + w of the argmax (PyTorch's channels_last max_pool2d
-// returns the indices its contiguous one does), so saved indices mean the same in both formats; window taps
-// are window-relative anyway. A folded dropout over single elements (channelwise = false) draws unit i for
-// the pooled element at memory offset i, as dropout_forward over the pooled buffer would, so its mask follows
-// the memory order (NHWC masks differ from NCHW ones, as PyTorch's do); dropout2d's unit is the plane n · C +
-// c in both formats, so its draws and mask are the NCHW ones. Global average and Lp pooling are NCHW only.
+// nchw) that applies to every tensor of the call: x, y, dy, dx, the saved indices and a folded dropout's
+// per-element mask (all (N, C, ·, ·) in that format; a dropout2d mask stays (N, C)). Shapes are still
+// written (N, C, H, W). The kernels are the NCHW ones with one thread per element in memory order, so
+// consecutive threads take consecutive channels of one pixel (coalesced), and each thread computes its
+// element in the same order as in NCHW: the NHWC outputs are the NCHW outputs permuted, bit for bit, float
+// and bf16. The int64 index keeps its meaning in NHWC: the plane index h · W + w of the argmax (PyTorch's
+// channels_last max_pool2d returns the indices its contiguous one does), so saved indices mean the same in
+// both formats; window taps are window-relative anyway. A folded dropout over single elements (channelwise =
+// false) draws unit i for the pooled element at memory offset i, as dropout_forward over the pooled buffer
+// would, so its mask follows the memory order (NHWC masks differ from NCHW ones, as PyTorch's do);
+// dropout2d's unit is the plane n · C + c in both formats, so its draws and mask are the NCHW ones. Global
+// average and Lp pooling are NCHW only.
 
 // The tap that a window's saved argmax holds where the window passes no gradient (see MaxPoolIndices).
 constexpr uint8_t kNoWindowTap = 255;
