@@ -97,6 +97,25 @@ __global__ void apply_mask_kernel(const T* in, const uint8_t* mask, T* out, int6
     }
 }
 
+// dropout2d's apply in NHWC: out[e] = in[e] · factor(mask[n · C + c]) for element
+// e = ((n · H + h) · W + w) · C + c, one thread per group of four elements (as apply_mask_kernel, so the
+// vector accesses are the same).
+// sample_size = C · H · W, the elements of one sample.
+template <bool kVector, class T>
+__global__ void apply_channel_mask_nhwc_kernel(const T* in, const uint8_t* mask, T* out, int64_t count,
+                                               int64_t channels, int64_t sample_size, MaskFactors factors) {
+    const int64_t groups = (count + 3) / 4;
+    const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+    for (int64_t g = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; g < groups; g += stride) {
+        bool keep[4] = {false, false, false, false};
+        for (int k = 0; k < 4 && 4 * g + k < count; ++k) {
+            const int64_t e = 4 * g + k;
+            keep[k] = mask[e / sample_size * channels + e % channels] != 0;
+        }
+        scale_group<kVector>(in, out, g, count, keep, factors);
+    }
+}
+
 // ReLU then dropout: dropout_forward_kernel's draws and arithmetic on relu_value(x), the mask byte also
 // recording whether the ReLU passes its gradient (relu_gradient's rule: not relu(x) <= 0).
 template <bool kVector, class T>
@@ -167,6 +186,12 @@ dim3 group_grid(int64_t count) {
     return elementwise_grid((count + 3) / 4);
 }
 
+// dropout2d's apply (both directions) in `format`: NCHW's units are runs of H · W elements; NHWC's are
+// strided (element (n, h, w, c) takes mask[n · C + c]).
+template <class T>
+void launch_apply_channel_mask(const T* in, const uint8_t* mask, T* out, const Shape& shape,
+                               const cpu::DropoutOptions& options, cudaStream_t stream, MemoryFormat format);
+
 template <class T>
 void launch_apply_mask(const T* in, const uint8_t* mask, T* out, int64_t count, int64_t unit_size,
                        const cpu::DropoutOptions& options, cudaStream_t stream) {
@@ -179,6 +204,33 @@ void launch_apply_mask(const T* in, const uint8_t* mask, T* out, int64_t count, 
         launch(kernels::apply_mask_kernel<false, T>, grid, block, 0, stream, in, mask, out, count, unit_size,
                factors);
     }
+}
+
+template <class T>
+void launch_apply_channel_mask(const T* in, const uint8_t* mask, T* out, const Shape& shape,
+                               const cpu::DropoutOptions& options, cudaStream_t stream, MemoryFormat format) {
+    if (format == MemoryFormat::nchw) {
+        launch_apply_mask(in, mask, out, shape.numel(), shape[2] * shape[3], options, stream);
+        return;
+    }
+    const int64_t count = shape.numel();
+    const dim3 grid = group_grid(count), block(kElementwiseBlock);
+    const kernels::MaskFactors factors = mask_factors(options);
+    const int64_t sample_size = shape[1] * shape[2] * shape[3];
+    if (group_aligned(in, out)) {
+        launch(kernels::apply_channel_mask_nhwc_kernel<true, T>, grid, block, 0, stream, in, mask, out, count,
+               shape[1], sample_size, factors);
+    } else {
+        launch(kernels::apply_channel_mask_nhwc_kernel<false, T>, grid, block, 0, stream, in, mask, out,
+               count, shape[1], sample_size, factors);
+    }
+}
+
+void check_format(const char* op, MemoryFormat format) {
+    CUDACNN_CHECK(format == MemoryFormat::nchw || format == MemoryFormat::nhwc,
+                  "{}: memory format {} is neither nchw (0) nor nhwc (1); pass MemoryFormat::nchw or "
+                  "MemoryFormat::nhwc",
+                  op, static_cast<int>(format));
 }
 
 // The element-wise forward launches (dropout, and ReLU + dropout): checks, the mask rule of this step, and
@@ -240,23 +292,26 @@ void relu_dropout_backward_t(const T* dy, const uint8_t* mask, T* dx, int64_t co
 
 template <class T>
 void dropout2d_forward_t(const T* x, T* y, uint8_t* mask, const Shape& shape,
-                         const cpu::DropoutOptions& options, cudaStream_t stream, const DeviceStep& step) {
+                         const cpu::DropoutOptions& options, cudaStream_t stream, const DeviceStep& step,
+                         MemoryFormat format) {
     check_dropout_options("dropout2d", options);
     check_dropout2d_shape("dropout2d", "x", shape);
+    check_format("dropout2d", format);
     check_pointers("dropout2d", x, mask, y);
     const int64_t units = shape[0] * shape[1];  // (N, C)
     launch(kernels::draw_mask_kernel, group_grid(units), dim3(kElementwiseBlock), 0, stream, mask, units,
            mask_rule(options, step));
-    launch_apply_mask(x, mask, y, shape.numel(), shape[2] * shape[3], options, stream);
+    launch_apply_channel_mask(x, mask, y, shape, options, stream, format);
 }
 
 template <class T>
 void dropout2d_backward_t(const T* dy, const uint8_t* mask, T* dx, const Shape& shape,
-                          const cpu::DropoutOptions& options, cudaStream_t stream) {
+                          const cpu::DropoutOptions& options, cudaStream_t stream, MemoryFormat format) {
     check_dropout_options("dropout2d_backward", options);
     check_dropout2d_shape("dropout2d_backward", "dy", shape);
+    check_format("dropout2d_backward", format);
     check_pointers("dropout2d_backward", dy, mask, dx);
-    launch_apply_mask(dy, mask, dx, shape.numel(), shape[2] * shape[3], options, stream);
+    launch_apply_channel_mask(dy, mask, dx, shape, options, stream, format);
 }
 
 }  // namespace
@@ -278,12 +333,13 @@ void relu_dropout_backward(const float* dy, const uint8_t* mask, float* dx, int6
     relu_dropout_backward_t(dy, mask, dx, count, options, stream);
 }
 void dropout2d_forward(const float* x, float* y, uint8_t* mask, const Shape& shape,
-                       const cpu::DropoutOptions& options, cudaStream_t stream, const DeviceStep& step) {
-    dropout2d_forward_t(x, y, mask, shape, options, stream, step);
+                       const cpu::DropoutOptions& options, cudaStream_t stream, const DeviceStep& step,
+                       MemoryFormat format) {
+    dropout2d_forward_t(x, y, mask, shape, options, stream, step, format);
 }
 void dropout2d_backward(const float* dy, const uint8_t* mask, float* dx, const Shape& shape,
-                        const cpu::DropoutOptions& options, cudaStream_t stream) {
-    dropout2d_backward_t(dy, mask, dx, shape, options, stream);
+                        const cpu::DropoutOptions& options, cudaStream_t stream, MemoryFormat format) {
+    dropout2d_backward_t(dy, mask, dx, shape, options, stream, format);
 }
 
 void dropout_forward(const bf16* x, bf16* y, uint8_t* mask, int64_t count, const cpu::DropoutOptions& options,
@@ -303,12 +359,13 @@ void relu_dropout_backward(const bf16* dy, const uint8_t* mask, bf16* dx, int64_
     relu_dropout_backward_t(dy, mask, dx, count, options, stream);
 }
 void dropout2d_forward(const bf16* x, bf16* y, uint8_t* mask, const Shape& shape,
-                       const cpu::DropoutOptions& options, cudaStream_t stream, const DeviceStep& step) {
-    dropout2d_forward_t(x, y, mask, shape, options, stream, step);
+                       const cpu::DropoutOptions& options, cudaStream_t stream, const DeviceStep& step,
+                       MemoryFormat format) {
+    dropout2d_forward_t(x, y, mask, shape, options, stream, step, format);
 }
 void dropout2d_backward(const bf16* dy, const uint8_t* mask, bf16* dx, const Shape& shape,
-                        const cpu::DropoutOptions& options, cudaStream_t stream) {
-    dropout2d_backward_t(dy, mask, dx, shape, options, stream);
+                        const cpu::DropoutOptions& options, cudaStream_t stream, MemoryFormat format) {
+    dropout2d_backward_t(dy, mask, dx, shape, options, stream, format);
 }
 
 }  // namespace cudacnn::gpu

@@ -7,6 +7,7 @@
 #include <cstdint>
 
 #include "cuda/bf16.cuh"
+#include "cudacnn/memory_format.hpp"
 #include "cudacnn/ops/dropout.hpp"
 #include "cudacnn/tensor.hpp"
 
@@ -40,7 +41,10 @@ struct DeviceStep {
     uint64_t stride = 0;
 };
 
-// x, y: `count` floats (any shape, count ≥ 1); mask: `count` bytes, written.
+// x, y: `count` floats (any shape, count ≥ 1); mask: `count` bytes, written. Element-wise, so layout-
+// agnostic: it runs on NHWC tensors as they are, but unit j is the element at memory offset j, so the mask
+// follows the memory order and a model's NHWC dropout masks differ from its NCHW ones (harmless: PyTorch's
+// also depend on the memory order). The same holds for relu_dropout_forward.
 void dropout_forward(const float* x, float* y, uint8_t* mask, int64_t count,
                      const cpu::DropoutOptions& options, cudaStream_t stream, const DeviceStep& step = {});
 
@@ -69,11 +73,18 @@ void relu_dropout_backward(const float* dy, const uint8_t* mask, float* dx, int6
 // x, y: (N, C, H, W); mask: (N, C) bytes, written. One unit per (n, c) channel, numbered j = n · C + c.
 // Two launches: the (N, C) mask (one thread per four channels), then y = x · factor(mask[i / (H · W)]).
 void dropout2d_forward(const float* x, float* y, uint8_t* mask, const Shape& shape,
-                       const cpu::DropoutOptions& options, cudaStream_t stream, const DeviceStep& step = {});
+                       const cpu::DropoutOptions& options, cudaStream_t stream, const DeviceStep& step = {},
+                       MemoryFormat format = MemoryFormat::nchw);
 
 // dy, dx: (N, C, H, W) = shape; mask: the forward's (N, C).
+//
+// format (dropout2d, both directions): the memory format of x, y, dy, dx; the mask is (N, C) in both. The
+// draws depend only on the unit n · C + c, so the NHWC mask is the NCHW one and the NHWC y is the NCHW y
+// permuted, bit for bit; element (n, h, w, c) takes mask[n · C + c]. The NHWC apply divides per element
+// rather than per group of four (the channel changes with every element).
 void dropout2d_backward(const float* dy, const uint8_t* mask, float* dx, const Shape& shape,
-                        const cpu::DropoutOptions& options, cudaStream_t stream);
+                        const cpu::DropoutOptions& options, cudaStream_t stream,
+                        MemoryFormat format = MemoryFormat::nchw);
 
 void dropout_forward(const bf16* x, bf16* y, uint8_t* mask, int64_t count, const cpu::DropoutOptions& options,
                      cudaStream_t stream, const DeviceStep& step = {});
@@ -85,8 +96,10 @@ void relu_dropout_forward(const bf16* x, bf16* y, uint8_t* mask, int64_t count,
 void relu_dropout_backward(const bf16* dy, const uint8_t* mask, bf16* dx, int64_t count,
                            const cpu::DropoutOptions& options, cudaStream_t stream);
 void dropout2d_forward(const bf16* x, bf16* y, uint8_t* mask, const Shape& shape,
-                       const cpu::DropoutOptions& options, cudaStream_t stream, const DeviceStep& step = {});
+                       const cpu::DropoutOptions& options, cudaStream_t stream, const DeviceStep& step = {},
+                       MemoryFormat format = MemoryFormat::nchw);
 void dropout2d_backward(const bf16* dy, const uint8_t* mask, bf16* dx, const Shape& shape,
-                        const cpu::DropoutOptions& options, cudaStream_t stream);
+                        const cpu::DropoutOptions& options, cudaStream_t stream,
+                        MemoryFormat format = MemoryFormat::nchw);
 
 }  // namespace cudacnn::gpu

@@ -32,7 +32,24 @@ struct PoolDims {
     int kh = 1, kw = 1, sh = 1, sw = 1, ph = 0, pw = 0, dh = 1, dw = 1;
     bool count_include_pad = true;  // average pooling only
     int divisor_override = 0;       // average pooling only; 0: none
+    // The memory format of every activation, saved index and per-element mask of the call. NHWC: element
+    // (n, c, h, w) of a (rows × cols) plane lies at (n · rows · cols + h · cols + w) · C + c.
+    bool nhwc = false;
+    int c = 1;  // C, the channels (NHWC only)
 };
+
+// Where plane (n, c) of a tensor whose planes have plane_size elements starts, and the step between two
+// neighbouring elements of a plane: in NCHW the plane is contiguous (step 1); in NHWC its element h · W + w
+// is C elements after the previous one, starting at (n · plane_size) · C + c. So the element at plane
+// position p = h · W + w is at plane_base + p · plane_step in both formats, and NCHW computes the addresses
+// it always did.
+__device__ inline int64_t plane_base(const PoolDims& d, int plane, int plane_size) {
+    return d.nhwc ? static_cast<int64_t>(plane / d.c) * plane_size * d.c + plane % d.c
+                  : static_cast<int64_t>(plane) * plane_size;
+}
+__device__ inline int plane_step(const PoolDims& d) {
+    return d.nhwc ? d.c : 1;
+}
 
 // Calls f(i, plane, row, col) for every element i = (plane · rows + row) · cols + col of a (planes, rows,
 // cols) range: a grid-stride loop, one element per thread per step, so consecutive threads take consecutive
@@ -44,6 +61,22 @@ __device__ void for_each_cell(int planes, int rows, int cols, F f) {
     for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < total; i += stride) {
         const int e = static_cast<int>(i);
         f(e, e / (rows * cols), (e / cols) % rows, e % cols);
+    }
+}
+
+// for_each_cell in the call's memory format: f(i, plane, row, col) with i the element's memory offset in a
+// (N, C, rows, cols) tensor and plane = n · C + c. NHWC: consecutive threads take consecutive channels of one
+// pixel (coalesced reads and writes of the C-contiguous tensors).
+template <class F>
+__device__ void for_each_pool_cell(const PoolDims& d, int rows, int cols, F f) {
+    if (!d.nhwc) return for_each_cell(d.planes, rows, cols, f);
+    const int64_t total = static_cast<int64_t>(d.planes) * rows * cols;
+    const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+    for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < total; i += stride) {
+        const int e = static_cast<int>(i);
+        const int pixel = e / d.c;  // n · rows · cols + row · cols + col
+        const int n = pixel / (rows * cols);
+        f(e, n * d.c + e % d.c, (pixel / cols) % rows, pixel % cols);
     }
 }
 
@@ -60,7 +93,8 @@ struct WindowMax {
 // (float or bf16); values widen exactly to float, so a bf16 x selects the same argmax as its float copy.
 template <class T>
 __device__ inline WindowMax window_max(const T* x, const PoolDims& d, int plane, int oh, int ow, bool relu) {
-    const T* in = x + static_cast<int64_t>(plane) * d.h * d.w;  // (H, W)
+    const T* in = x + plane_base(d, plane, d.h * d.w);  // (H, W), element p at in[p · step]
+    const int step = plane_step(d);
     int h0 = oh * d.sh - d.ph, w0 = ow * d.sw - d.pw;
     const int h1 = min(h0 + (d.kh - 1) * d.dh + 1, d.h), w1 = min(w0 + (d.kw - 1) * d.dw + 1, d.w);
     // Skip the −inf padding taps (r0 rows, c0 columns of the window's grid) in steps of the dilation.
@@ -69,7 +103,7 @@ __device__ inline WindowMax window_max(const T* x, const PoolDims& d, int plane,
     WindowMax best{-INFINITY, h0 * d.w + w0, r0 * d.kw + c0};
     for (int h = h0, r = r0; h < h1; h += d.dh, ++r) {
         for (int w = w0, c = c0; w < w1; w += d.dw, ++c) {
-            const float read = to_float(in[h * d.w + w]);
+            const float read = to_float(in[static_cast<int64_t>(h * d.w + w) * step]);
             const float value = relu ? relu_value(read) : read;
             // value != value: NaN
             if (value > best.value || value != value) best = {value, h * d.w + w, r * d.kw + c};
@@ -101,7 +135,7 @@ __device__ inline bool is_argmax(uint8_t saved, int64_t /*index*/, int tap) {
 // exact; a NaN becomes the canonical NaN).
 template <class T, class Index>
 __global__ void max_pool2d_kernel(const T* x, T* y, Index* indices, PoolDims d, bool relu) {
-    for_each_cell(d.planes, d.oh, d.ow, [&](int i, int plane, int oh, int ow) {
+    for_each_pool_cell(d, d.oh, d.ow, [&](int i, int plane, int oh, int ow) {
         const WindowMax best = window_max(x, d, plane, oh, ow, relu);
         y[i] = from_float<T>(best.value);
         if (indices != nullptr) indices[i] = saved_argmax(best, false, Index{});
@@ -124,7 +158,7 @@ struct FoldedDropout {
 template <class T, class Index>
 __global__ void max_pool2d_dropout_kernel(const T* x, T* y, Index* indices, PoolDims d, bool relu,
                                           FoldedDropout drop) {
-    for_each_cell(d.planes, d.oh, d.ow, [&](int i, int plane, int oh, int ow) {
+    for_each_pool_cell(d, d.oh, d.ow, [&](int i, int plane, int oh, int ow) {
         const WindowMax best = window_max(x, d, plane, oh, ow, relu);
         const int64_t unit = drop.channelwise ? plane : i;
         const bool keep = draw_keep(drop.rule, unit);
@@ -170,19 +204,20 @@ __device__ inline float output_gradient(const OutputGradient<T>& g, int64_t o, i
 template <class T, class Index>
 __global__ void max_pool2d_backward_kernel(const Index* indices, OutputGradient<T> g, T* dx, PoolDims d) {
     const int extent_h = (d.kh - 1) * d.dh + 1, extent_w = (d.kw - 1) * d.dw + 1;
-    for_each_cell(d.planes, d.h, d.w, [&](int i, int plane, int h, int w) {
+    for_each_pool_cell(d, d.h, d.w, [&](int i, int plane, int h, int w) {
         const int hp = h + d.ph, wp = w + d.pw;  // position in the padded plane
         const int oh_end = min(hp / d.sh + 1, d.oh), ow_end = min(wp / d.sw + 1, d.ow);
         const int ow_begin = first_window(wp, extent_w, d.sw);
         const int64_t target = h * d.w + w;
-        const int64_t plane_out = static_cast<int64_t>(plane) * d.oh * d.ow;
+        const int64_t plane_out = plane_base(d, plane, d.oh * d.ow);
+        const int step = plane_step(d);
         float sum = 0.0f;
         for (int oh = first_window(hp, extent_h, d.sh); oh < oh_end; ++oh) {
             if ((hp - oh * d.sh) % d.dh != 0) continue;  // (h, w) falls between this window's dilated taps
             const int tap_row = (hp - oh * d.sh) / d.dh * d.kw;
             for (int ow = ow_begin; ow < ow_end; ++ow) {
                 if ((wp - ow * d.sw) % d.dw != 0) continue;
-                const int64_t o = plane_out + oh * d.ow + ow;
+                const int64_t o = plane_out + static_cast<int64_t>(oh * d.ow + ow) * step;
                 const int tap = tap_row + (wp - ow * d.sw) / d.dw;
                 if (is_argmax(indices[o], target, tap)) sum += output_gradient(g, o, plane);
             }
@@ -201,16 +236,17 @@ __global__ void max_pool2d_backward_kernel(const Index* indices, OutputGradient<
 template <class T, class Index>
 __global__ void max_pool2d_backward_tiled_kernel(const Index* indices, OutputGradient<T> gradient, T* dx,
                                                  PoolDims d) {
-    for_each_cell(d.planes, d.oh, d.ow, [&](int o, int plane, int oh, int ow) {
+    for_each_pool_cell(d, d.oh, d.ow, [&](int o, int plane, int oh, int ow) {
         const float g = output_gradient(gradient, o, plane);
         const Index argmax = indices[o];
-        T* plane_dx = dx + static_cast<int64_t>(plane) * d.h * d.w;
+        T* plane_dx = dx + plane_base(d, plane, d.h * d.w);
+        const int step = plane_step(d);
         for (int r = 0; r < d.kh; ++r) {
             const int h = oh * d.kh + r;
             for (int c = 0; c < d.kw; ++c) {
                 const int w = ow * d.kw + c;
                 const bool hit = is_argmax(argmax, h * d.w + w, r * d.kw + c);
-                plane_dx[h * d.w + w] = from_float<T>(hit ? 0.0f + g : 0.0f);
+                plane_dx[static_cast<int64_t>(h * d.w + w) * step] = from_float<T>(hit ? 0.0f + g : 0.0f);
             }
         }
     });
@@ -238,12 +274,15 @@ __device__ inline AvgWindow avg_window(const PoolDims& d, int oh, int ow) {
 // compute in float from the widened values and round each output element once.
 template <class T>
 __global__ void avg_pool2d_kernel(const T* x, T* y, PoolDims d) {
-    for_each_cell(d.planes, d.oh, d.ow, [&](int i, int plane, int oh, int ow) {
-        const T* in = x + static_cast<int64_t>(plane) * d.h * d.w;  // (H, W)
+    for_each_pool_cell(d, d.oh, d.ow, [&](int i, int plane, int oh, int ow) {
+        const T* in = x + plane_base(d, plane, d.h * d.w);  // (H, W), element p at in[p · step]
+        const int step = plane_step(d);
         const AvgWindow win = avg_window(d, oh, ow);
         float sum = 0.0f;
         for (int h = win.h0; h < win.h1; ++h) {
-            for (int w = win.w0; w < win.w1; ++w) sum += to_float(in[h * d.w + w]);
+            for (int w = win.w0; w < win.w1; ++w) {
+                sum += to_float(in[static_cast<int64_t>(h * d.w + w) * step]);
+            }
         }
         // A window entirely in the padding is 0 (the reference's rule; the shape checks make it unreachable).
         const bool empty = win.h0 >= win.h1 || win.w0 >= win.w1;
@@ -253,16 +292,18 @@ __global__ void avg_pool2d_kernel(const T* x, T* y, PoolDims d) {
 
 template <class T>
 __global__ void avg_pool2d_backward_kernel(const T* dy, T* dx, PoolDims d) {
-    for_each_cell(d.planes, d.h, d.w, [&](int i, int plane, int h, int w) {
+    for_each_pool_cell(d, d.h, d.w, [&](int i, int plane, int h, int w) {
         const int hp = h + d.ph, wp = w + d.pw;
         // Window oh covers input rows [oh·SH − PH, oh·SH − PH + KH) (clipping never removes an input row).
         const int oh_end = min(hp / d.sh + 1, d.oh), ow_end = min(wp / d.sw + 1, d.ow);
         const int ow_begin = first_window(wp, d.kw, d.sw);
-        const T* grad_out = dy + static_cast<int64_t>(plane) * d.oh * d.ow;  // (OH, OW)
+        const T* grad_out = dy + plane_base(d, plane, d.oh * d.ow);  // (OH, OW), element p at [p · step]
+        const int step = plane_step(d);
         float sum = 0.0f;
         for (int oh = first_window(hp, d.kh, d.sh); oh < oh_end; ++oh) {
             for (int ow = ow_begin; ow < ow_end; ++ow) {
-                sum += to_float(grad_out[oh * d.ow + ow]) / static_cast<float>(avg_window(d, oh, ow).divisor);
+                sum += to_float(grad_out[static_cast<int64_t>(oh * d.ow + ow) * step]) /
+                       static_cast<float>(avg_window(d, oh, ow).divisor);
             }
         }
         dx[i] = from_float<T>(sum);
@@ -322,13 +363,14 @@ __device__ inline int adaptive_end(int i, int in, int out) {
 
 template <class T>
 __global__ void adaptive_avg_pool2d_kernel(const T* x, T* y, PoolDims d) {
-    for_each_cell(d.planes, d.oh, d.ow, [&](int i, int plane, int oh, int ow) {
-        const T* in = x + static_cast<int64_t>(plane) * d.h * d.w;  // (H, W)
+    for_each_pool_cell(d, d.oh, d.ow, [&](int i, int plane, int oh, int ow) {
+        const T* in = x + plane_base(d, plane, d.h * d.w);  // (H, W), element p at in[p · step]
+        const int step = plane_step(d);
         const int h0 = adaptive_start(oh, d.h, d.oh), h1 = adaptive_end(oh, d.h, d.oh);
         const int w0 = adaptive_start(ow, d.w, d.ow), w1 = adaptive_end(ow, d.w, d.ow);
         float sum = 0.0f;
         for (int h = h0; h < h1; ++h) {
-            for (int w = w0; w < w1; ++w) sum += to_float(in[h * d.w + w]);
+            for (int w = w0; w < w1; ++w) sum += to_float(in[static_cast<int64_t>(h * d.w + w) * step]);
         }
         y[i] = from_float<T>(sum / static_cast<float>((h1 - h0) * (w1 - w0)));
     });
@@ -336,8 +378,9 @@ __global__ void adaptive_avg_pool2d_kernel(const T* x, T* y, PoolDims d) {
 
 template <class T>
 __global__ void adaptive_avg_pool2d_backward_kernel(const T* dy, T* dx, PoolDims d) {
-    for_each_cell(d.planes, d.h, d.w, [&](int i, int plane, int h, int w) {
-        const T* grad_out = dy + static_cast<int64_t>(plane) * d.oh * d.ow;  // (OH, OW)
+    for_each_pool_cell(d, d.h, d.w, [&](int i, int plane, int h, int w) {
+        const T* grad_out = dy + plane_base(d, plane, d.oh * d.ow);  // (OH, OW), element p at [p · step]
+        const int step = plane_step(d);
         // Window i contains row h iff ⌊h·OH/H⌋ ≤ i ≤ ⌊((h+1)·OH − 1)/H⌋.
         const int oh_begin = h * d.oh / d.h, oh_end = ((h + 1) * d.oh - 1) / d.h + 1;
         const int ow_begin = w * d.ow / d.w, ow_end = ((w + 1) * d.ow - 1) / d.w + 1;
@@ -346,7 +389,8 @@ __global__ void adaptive_avg_pool2d_backward_kernel(const T* dy, T* dx, PoolDims
             const int rows = adaptive_end(oh, d.h, d.oh) - adaptive_start(oh, d.h, d.oh);
             for (int ow = ow_begin; ow < ow_end; ++ow) {
                 const int cols = adaptive_end(ow, d.w, d.ow) - adaptive_start(ow, d.w, d.ow);
-                sum += to_float(grad_out[oh * d.ow + ow]) / static_cast<float>(rows * cols);
+                sum += to_float(grad_out[static_cast<int64_t>(oh * d.ow + ow) * step]) /
+                       static_cast<float>(rows * cols);
             }
         }
         dx[i] = from_float<T>(sum);
@@ -465,6 +509,17 @@ PoolDims adaptive_dims(const char* op, const Shape& input, cpu::Pair2d output_si
     return plane_dims(input, out);
 }
 
+// d for tensors in `format` (checked: a known format). input: the validated (N, C, H, W).
+PoolDims in_format(const char* op, PoolDims d, const Shape& input, MemoryFormat format) {
+    CUDACNN_CHECK(format == MemoryFormat::nchw || format == MemoryFormat::nhwc,
+                  "{}: memory format {} is neither nchw (0) nor nhwc (1); pass MemoryFormat::nchw or "
+                  "MemoryFormat::nhwc",
+                  op, static_cast<int>(format));
+    d.nhwc = format == MemoryFormat::nhwc;
+    d.c = static_cast<int>(input[1]);
+    return d;
+}
+
 // Calls f with the saved argmaxes as a pointer of their form's type (int64_t or uint8_t, const where Pointer
 // is), which instantiates the kernels for it; window taps must fit the window.
 template <class Pointer, class F>
@@ -482,8 +537,9 @@ void with_indices(const char* op, const PoolDims& d, BasicMaxPoolIndices<Pointer
 // T: the activations' storage (float or bf16), for every max pooling launcher below.
 template <class T>
 void launch_max_pool2d(const char* op, bool relu, const T* x, T* y, MaxPoolIndices indices,
-                       const Shape& input_shape, const cpu::MaxPool2dOptions& options, cudaStream_t stream) {
-    const PoolDims d = max_dims(op, input_shape, options);
+                       const Shape& input_shape, const cpu::MaxPool2dOptions& options, cudaStream_t stream,
+                       MemoryFormat format) {
+    const PoolDims d = in_format(op, max_dims(op, input_shape, options), input_shape, format);
     check_pointers(op, x, "x", y, "y");
     const int64_t outputs = static_cast<int64_t>(d.planes) * d.oh * d.ow;
     with_indices(op, d, indices, [&](auto* saved) {
@@ -496,8 +552,9 @@ void launch_max_pool2d(const char* op, bool relu, const T* x, T* y, MaxPoolIndic
 template <class T>
 void launch_max_pool2d_backward(const char* op, ConstMaxPoolIndices indices,
                                 const kernels::OutputGradient<T>& g, T* dx, const Shape& input_shape,
-                                const cpu::MaxPool2dOptions& options, cudaStream_t stream) {
-    const PoolDims d = max_dims(op, input_shape, options);
+                                const cpu::MaxPool2dOptions& options, cudaStream_t stream,
+                                MemoryFormat format) {
+    const PoolDims d = in_format(op, max_dims(op, input_shape, options), input_shape, format);
     check_pointers(op, g.dy, "dy", dx, "dx");
     CUDACNN_CHECK(indices.data != nullptr,
                   "{}: indices must be the device pointer that max_pool2d filled, got nullptr", op);
@@ -526,21 +583,23 @@ void check_folded_dropout(const char* op, const PooledDropout& dropout, const vo
 template <class T>
 void relu_max_pool2d_backward_impl(ConstMaxPoolIndices indices, const T* y, const T* dy, T* dx,
                                    const Shape& input_shape, const cpu::MaxPool2dOptions& options,
-                                   cudaStream_t stream) {
+                                   cudaStream_t stream, MemoryFormat format) {
     CUDACNN_CHECK(y != nullptr,
                   "relu_max_pool2d_backward: y must be the device pointer relu_max_pool2d wrote, got "
                   "nullptr");
     kernels::OutputGradient<T> g{dy};
     g.relu_y = y;
-    launch_max_pool2d_backward("relu_max_pool2d_backward", indices, g, dx, input_shape, options, stream);
+    launch_max_pool2d_backward("relu_max_pool2d_backward", indices, g, dx, input_shape, options, stream,
+                               format);
 }
 
 template <class T>
 void max_pool2d_dropout_impl(const T* x, T* y, MaxPoolIndices indices, uint8_t* mask,
                              const Shape& input_shape, const cpu::MaxPool2dOptions& options,
-                             const PooledDropout& dropout, bool relu, cudaStream_t stream) {
+                             const PooledDropout& dropout, bool relu, cudaStream_t stream,
+                             MemoryFormat format) {
     const char* op = relu ? "relu_max_pool2d_dropout" : "max_pool2d_dropout";
-    const PoolDims d = max_dims(op, input_shape, options);
+    const PoolDims d = in_format(op, max_dims(op, input_shape, options), input_shape, format);
     check_pointers(op, x, "x", y, "y");
     check_folded_dropout(op, dropout, mask);
     const kernels::FoldedDropout drop{mask, dropout.channelwise, mask_rule(dropout.options, dropout.step),
@@ -556,20 +615,22 @@ void max_pool2d_dropout_impl(const T* x, T* y, MaxPoolIndices indices, uint8_t* 
 template <class T>
 void max_pool2d_dropout_backward_impl(ConstMaxPoolIndices indices, const uint8_t* mask, const T* dy, T* dx,
                                       const Shape& input_shape, const cpu::MaxPool2dOptions& options,
-                                      const PooledDropout& dropout, cudaStream_t stream) {
+                                      const PooledDropout& dropout, cudaStream_t stream,
+                                      MemoryFormat format) {
     const char* op = "max_pool2d_dropout_backward";
     check_folded_dropout(op, dropout, mask);
     kernels::OutputGradient<T> g{dy};
     g.mask = mask;
     g.channelwise = dropout.channelwise;
     g.factors = mask_factors(dropout.options);
-    launch_max_pool2d_backward(op, indices, g, dx, input_shape, options, stream);
+    launch_max_pool2d_backward(op, indices, g, dx, input_shape, options, stream, format);
 }
 
 template <class T>
 void avg_pool2d_impl(const T* x, T* y, const Shape& input_shape, const cpu::AvgPool2dOptions& options,
-                     cudaStream_t stream) {
-    const PoolDims d = avg_dims("avg_pool2d", input_shape, options);
+                     cudaStream_t stream, MemoryFormat format) {
+    const char* op = "avg_pool2d";
+    const PoolDims d = in_format(op, avg_dims(op, input_shape, options), input_shape, format);
     check_pointers("avg_pool2d", x, "x", y, "y");
     const int64_t outputs = static_cast<int64_t>(d.planes) * d.oh * d.ow;
     launch(kernels::avg_pool2d_kernel<T>, elementwise_grid(outputs), dim3(kElementwiseBlock), 0, stream, x, y,
@@ -578,8 +639,10 @@ void avg_pool2d_impl(const T* x, T* y, const Shape& input_shape, const cpu::AvgP
 
 template <class T>
 void avg_pool2d_backward_impl(const T* dy, T* dx, const Shape& input_shape,
-                              const cpu::AvgPool2dOptions& options, cudaStream_t stream) {
-    const PoolDims d = avg_dims("avg_pool2d_backward", input_shape, options);
+                              const cpu::AvgPool2dOptions& options, cudaStream_t stream,
+                              MemoryFormat format) {
+    const char* op = "avg_pool2d_backward";
+    const PoolDims d = in_format(op, avg_dims(op, input_shape, options), input_shape, format);
     check_pointers("avg_pool2d_backward", dy, "dy", dx, "dx");
     launch(kernels::avg_pool2d_backward_kernel<T>, elementwise_grid(input_shape.numel()),
            dim3(kElementwiseBlock), 0, stream, dy, dx, d);
@@ -587,8 +650,9 @@ void avg_pool2d_backward_impl(const T* dy, T* dx, const Shape& input_shape,
 
 template <class T>
 void adaptive_avg_pool2d_impl(const T* x, T* y, const Shape& input_shape, cpu::Pair2d output_size,
-                              cudaStream_t stream) {
-    const PoolDims d = adaptive_dims("adaptive_avg_pool2d", input_shape, output_size);
+                              cudaStream_t stream, MemoryFormat format) {
+    const char* op = "adaptive_avg_pool2d";
+    const PoolDims d = in_format(op, adaptive_dims(op, input_shape, output_size), input_shape, format);
     check_pointers("adaptive_avg_pool2d", x, "x", y, "y");
     const int64_t outputs = static_cast<int64_t>(d.planes) * d.oh * d.ow;
     launch(kernels::adaptive_avg_pool2d_kernel<T>, elementwise_grid(outputs), dim3(kElementwiseBlock), 0,
@@ -597,8 +661,9 @@ void adaptive_avg_pool2d_impl(const T* x, T* y, const Shape& input_shape, cpu::P
 
 template <class T>
 void adaptive_avg_pool2d_backward_impl(const T* dy, T* dx, const Shape& input_shape, cpu::Pair2d output_size,
-                                       cudaStream_t stream) {
-    const PoolDims d = adaptive_dims("adaptive_avg_pool2d_backward", input_shape, output_size);
+                                       cudaStream_t stream, MemoryFormat format) {
+    const char* op = "adaptive_avg_pool2d_backward";
+    const PoolDims d = in_format(op, adaptive_dims(op, input_shape, output_size), input_shape, format);
     check_pointers("adaptive_avg_pool2d_backward", dy, "dy", dx, "dx");
     launch(kernels::adaptive_avg_pool2d_backward_kernel<T>, elementwise_grid(input_shape.numel()),
            dim3(kElementwiseBlock), 0, stream, dy, dx, d);
@@ -631,91 +696,91 @@ bool window_taps_fit(const cpu::MaxPool2dOptions& options) {
 }
 
 void max_pool2d(const float* x, float* y, MaxPoolIndices indices, const Shape& input_shape,
-                const cpu::MaxPool2dOptions& options, cudaStream_t stream) {
-    launch_max_pool2d("max_pool2d", false, x, y, indices, input_shape, options, stream);
+                const cpu::MaxPool2dOptions& options, cudaStream_t stream, MemoryFormat format) {
+    launch_max_pool2d("max_pool2d", false, x, y, indices, input_shape, options, stream, format);
 }
 
 void relu_max_pool2d(const float* x, float* y, MaxPoolIndices indices, const Shape& input_shape,
-                     const cpu::MaxPool2dOptions& options, cudaStream_t stream) {
-    launch_max_pool2d("relu_max_pool2d", true, x, y, indices, input_shape, options, stream);
+                     const cpu::MaxPool2dOptions& options, cudaStream_t stream, MemoryFormat format) {
+    launch_max_pool2d("relu_max_pool2d", true, x, y, indices, input_shape, options, stream, format);
 }
 
 void max_pool2d_backward(ConstMaxPoolIndices indices, const float* dy, float* dx, const Shape& input_shape,
-                         const cpu::MaxPool2dOptions& options, cudaStream_t stream) {
+                         const cpu::MaxPool2dOptions& options, cudaStream_t stream, MemoryFormat format) {
     launch_max_pool2d_backward("max_pool2d_backward", indices, kernels::OutputGradient<float>{dy}, dx,
-                               input_shape, options, stream);
+                               input_shape, options, stream, format);
 }
 
 void relu_max_pool2d_backward(ConstMaxPoolIndices indices, const float* y, const float* dy, float* dx,
                               const Shape& input_shape, const cpu::MaxPool2dOptions& options,
-                              cudaStream_t stream) {
-    relu_max_pool2d_backward_impl(indices, y, dy, dx, input_shape, options, stream);
+                              cudaStream_t stream, MemoryFormat format) {
+    relu_max_pool2d_backward_impl(indices, y, dy, dx, input_shape, options, stream, format);
 }
 
 void max_pool2d_dropout(const float* x, float* y, MaxPoolIndices indices, uint8_t* mask,
                         const Shape& input_shape, const cpu::MaxPool2dOptions& options,
-                        const PooledDropout& dropout, bool relu, cudaStream_t stream) {
-    max_pool2d_dropout_impl(x, y, indices, mask, input_shape, options, dropout, relu, stream);
+                        const PooledDropout& dropout, bool relu, cudaStream_t stream, MemoryFormat format) {
+    max_pool2d_dropout_impl(x, y, indices, mask, input_shape, options, dropout, relu, stream, format);
 }
 
 void max_pool2d_dropout_backward(ConstMaxPoolIndices indices, const uint8_t* mask, const float* dy, float* dx,
                                  const Shape& input_shape, const cpu::MaxPool2dOptions& options,
-                                 const PooledDropout& dropout, cudaStream_t stream) {
-    max_pool2d_dropout_backward_impl(indices, mask, dy, dx, input_shape, options, dropout, stream);
+                                 const PooledDropout& dropout, cudaStream_t stream, MemoryFormat format) {
+    max_pool2d_dropout_backward_impl(indices, mask, dy, dx, input_shape, options, dropout, stream, format);
 }
 
 void max_pool2d(const bf16* x, bf16* y, MaxPoolIndices indices, const Shape& input_shape,
-                const cpu::MaxPool2dOptions& options, cudaStream_t stream) {
-    launch_max_pool2d("max_pool2d", false, x, y, indices, input_shape, options, stream);
+                const cpu::MaxPool2dOptions& options, cudaStream_t stream, MemoryFormat format) {
+    launch_max_pool2d("max_pool2d", false, x, y, indices, input_shape, options, stream, format);
 }
 
 void relu_max_pool2d(const bf16* x, bf16* y, MaxPoolIndices indices, const Shape& input_shape,
-                     const cpu::MaxPool2dOptions& options, cudaStream_t stream) {
-    launch_max_pool2d("relu_max_pool2d", true, x, y, indices, input_shape, options, stream);
+                     const cpu::MaxPool2dOptions& options, cudaStream_t stream, MemoryFormat format) {
+    launch_max_pool2d("relu_max_pool2d", true, x, y, indices, input_shape, options, stream, format);
 }
 
 void max_pool2d_backward(ConstMaxPoolIndices indices, const bf16* dy, bf16* dx, const Shape& input_shape,
-                         const cpu::MaxPool2dOptions& options, cudaStream_t stream) {
+                         const cpu::MaxPool2dOptions& options, cudaStream_t stream, MemoryFormat format) {
     launch_max_pool2d_backward("max_pool2d_backward", indices, kernels::OutputGradient<bf16>{dy}, dx,
-                               input_shape, options, stream);
+                               input_shape, options, stream, format);
 }
 
 void relu_max_pool2d_backward(ConstMaxPoolIndices indices, const bf16* y, const bf16* dy, bf16* dx,
                               const Shape& input_shape, const cpu::MaxPool2dOptions& options,
-                              cudaStream_t stream) {
-    relu_max_pool2d_backward_impl(indices, y, dy, dx, input_shape, options, stream);
+                              cudaStream_t stream, MemoryFormat format) {
+    relu_max_pool2d_backward_impl(indices, y, dy, dx, input_shape, options, stream, format);
 }
 
 void max_pool2d_dropout(const bf16* x, bf16* y, MaxPoolIndices indices, uint8_t* mask,
                         const Shape& input_shape, const cpu::MaxPool2dOptions& options,
-                        const PooledDropout& dropout, bool relu, cudaStream_t stream) {
-    max_pool2d_dropout_impl(x, y, indices, mask, input_shape, options, dropout, relu, stream);
+                        const PooledDropout& dropout, bool relu, cudaStream_t stream, MemoryFormat format) {
+    max_pool2d_dropout_impl(x, y, indices, mask, input_shape, options, dropout, relu, stream, format);
 }
 
 void max_pool2d_dropout_backward(ConstMaxPoolIndices indices, const uint8_t* mask, const bf16* dy, bf16* dx,
                                  const Shape& input_shape, const cpu::MaxPool2dOptions& options,
-                                 const PooledDropout& dropout, cudaStream_t stream) {
-    max_pool2d_dropout_backward_impl(indices, mask, dy, dx, input_shape, options, dropout, stream);
+                                 const PooledDropout& dropout, cudaStream_t stream, MemoryFormat format) {
+    max_pool2d_dropout_backward_impl(indices, mask, dy, dx, input_shape, options, dropout, stream, format);
 }
 
 void avg_pool2d(const float* x, float* y, const Shape& input_shape, const cpu::AvgPool2dOptions& options,
-                cudaStream_t stream) {
-    avg_pool2d_impl(x, y, input_shape, options, stream);
+                cudaStream_t stream, MemoryFormat format) {
+    avg_pool2d_impl(x, y, input_shape, options, stream, format);
 }
 
 void avg_pool2d(const bf16* x, bf16* y, const Shape& input_shape, const cpu::AvgPool2dOptions& options,
-                cudaStream_t stream) {
-    avg_pool2d_impl(x, y, input_shape, options, stream);
+                cudaStream_t stream, MemoryFormat format) {
+    avg_pool2d_impl(x, y, input_shape, options, stream, format);
 }
 
 void avg_pool2d_backward(const float* dy, float* dx, const Shape& input_shape,
-                         const cpu::AvgPool2dOptions& options, cudaStream_t stream) {
-    avg_pool2d_backward_impl(dy, dx, input_shape, options, stream);
+                         const cpu::AvgPool2dOptions& options, cudaStream_t stream, MemoryFormat format) {
+    avg_pool2d_backward_impl(dy, dx, input_shape, options, stream, format);
 }
 
 void avg_pool2d_backward(const bf16* dy, bf16* dx, const Shape& input_shape,
-                         const cpu::AvgPool2dOptions& options, cudaStream_t stream) {
-    avg_pool2d_backward_impl(dy, dx, input_shape, options, stream);
+                         const cpu::AvgPool2dOptions& options, cudaStream_t stream, MemoryFormat format) {
+    avg_pool2d_backward_impl(dy, dx, input_shape, options, stream, format);
 }
 
 void lp_pool2d(const float* x, float* y, const Shape& input_shape, const cpu::LpPool2dOptions& options,
@@ -738,23 +803,23 @@ void lp_pool2d_backward(const float* x, const float* dy, float* dx, const Shape&
 }
 
 void adaptive_avg_pool2d(const float* x, float* y, const Shape& input_shape, cpu::Pair2d output_size,
-                         cudaStream_t stream) {
-    adaptive_avg_pool2d_impl(x, y, input_shape, output_size, stream);
+                         cudaStream_t stream, MemoryFormat format) {
+    adaptive_avg_pool2d_impl(x, y, input_shape, output_size, stream, format);
 }
 
 void adaptive_avg_pool2d(const bf16* x, bf16* y, const Shape& input_shape, cpu::Pair2d output_size,
-                         cudaStream_t stream) {
-    adaptive_avg_pool2d_impl(x, y, input_shape, output_size, stream);
+                         cudaStream_t stream, MemoryFormat format) {
+    adaptive_avg_pool2d_impl(x, y, input_shape, output_size, stream, format);
 }
 
 void adaptive_avg_pool2d_backward(const float* dy, float* dx, const Shape& input_shape,
-                                  cpu::Pair2d output_size, cudaStream_t stream) {
-    adaptive_avg_pool2d_backward_impl(dy, dx, input_shape, output_size, stream);
+                                  cpu::Pair2d output_size, cudaStream_t stream, MemoryFormat format) {
+    adaptive_avg_pool2d_backward_impl(dy, dx, input_shape, output_size, stream, format);
 }
 
 void adaptive_avg_pool2d_backward(const bf16* dy, bf16* dx, const Shape& input_shape, cpu::Pair2d output_size,
-                                  cudaStream_t stream) {
-    adaptive_avg_pool2d_backward_impl(dy, dx, input_shape, output_size, stream);
+                                  cudaStream_t stream, MemoryFormat format) {
+    adaptive_avg_pool2d_backward_impl(dy, dx, input_shape, output_size, stream, format);
 }
 
 void global_avg_pool2d(const float* x, float* y, const Shape& input_shape, cudaStream_t stream) {

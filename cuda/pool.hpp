@@ -10,6 +10,7 @@
 
 #include "cuda/bf16.cuh"
 #include "cuda/dropout.hpp"
+#include "cudacnn/memory_format.hpp"
 #include "cudacnn/ops/pool.hpp"
 #include "cudacnn/tensor.hpp"
 
@@ -29,6 +30,20 @@ namespace cudacnn::gpu {
 // the float kernel's dx rounded once (the same float sums in the same order as the reference's). The average
 // pooling launchers (avg, adaptive, global) take bf16 activations the same way: float sums of the widened
 // values, each output rounded once. Lp pooling is float only.
+//
+// NHWC (channels_last): the max, average and adaptive average launchers take a MemoryFormat (last, default
+// nchw) that applies to every tensor of the call: x, y, dy, dx, the saved indices and a folded dropout's
+// per-element mask (all (N, C, ·, ·) in that format; a dropout2d mask stays (N, C)). Shapes are still
+// written (N, C, H, W). The kernels are the NCHW ones with one thread per element in memory order, so
+// consecutive threads take consecutive channels of one pixel (coalesced), and each thread computes its
+// element in the same order as in NCHW: the NHWC outputs are the NCHW outputs permuted, bit for bit, float
+// and bf16. The int64 index keeps its meaning in NHWC: the plane index h · W + w of the argmax (PyTorch's
+// channels_last max_pool2d returns the indices its contiguous one does), so saved indices mean the same in
+// both formats; window taps are window-relative anyway. A folded dropout over single elements (channelwise =
+// false) draws unit i for the pooled element at memory offset i, as dropout_forward over the pooled buffer
+// would, so its mask follows the memory order (NHWC masks differ from NCHW ones, as PyTorch's do);
+// dropout2d's unit is the plane n · C + c in both formats, so its draws and mask are the NCHW ones. Global
+// average and Lp pooling are NCHW only.
 
 // The tap that a window's saved argmax holds where the window passes no gradient (see MaxPoolIndices).
 constexpr uint8_t kNoWindowTap = 255;
@@ -69,35 +84,41 @@ bool window_taps_fit(const cpu::MaxPool2dOptions& options);
 // thread per output element (grid-stride, 256 threads per block), so a warp writes 32 consecutive outputs and
 // reads neighbouring window rows that the L1 cache shares between lanes.
 void max_pool2d(const float* x, float* y, MaxPoolIndices indices, const Shape& input_shape,
-                const cpu::MaxPool2dOptions& options, cudaStream_t stream);
+                const cpu::MaxPool2dOptions& options, cudaStream_t stream,
+                MemoryFormat format = MemoryFormat::nchw);
 void max_pool2d(const bf16* x, bf16* y, MaxPoolIndices indices, const Shape& input_shape,
-                const cpu::MaxPool2dOptions& options, cudaStream_t stream);
+                const cpu::MaxPool2dOptions& options, cudaStream_t stream,
+                MemoryFormat format = MemoryFormat::nchw);
 
 // dx (N, C, H, W) from dy and the forward's indices (N, C, OH, OW). A gather, not a scatter: the thread of
 // dx[n, c, h, w] visits the windows that contain (h, w) in (oh, ow) row-major order and adds the dy of those
 // whose index points at it, so overlapping windows need no atomics and the float sum is the reference's
 // (same terms, same order: bit-identical). Indices outside their plane contribute nowhere.
 void max_pool2d_backward(ConstMaxPoolIndices indices, const float* dy, float* dx, const Shape& input_shape,
-                         const cpu::MaxPool2dOptions& options, cudaStream_t stream);
+                         const cpu::MaxPool2dOptions& options, cudaStream_t stream,
+                         MemoryFormat format = MemoryFormat::nchw);
 void max_pool2d_backward(ConstMaxPoolIndices indices, const bf16* dy, bf16* dx, const Shape& input_shape,
-                         const cpu::MaxPool2dOptions& options, cudaStream_t stream);
+                         const cpu::MaxPool2dOptions& options, cudaStream_t stream,
+                         MemoryFormat format = MemoryFormat::nchw);
 
 // A ReLU and the max pooling that follows it in one pass: y, indices = max_pool2d(relu(x)), bit for bit what
 // relu_forward then max_pool2d give (ReLU's rule, cuda/relu_rule.cuh, applied to each value read), without
 // writing and reading back the ReLU's output. Same arguments and checks as max_pool2d.
 void relu_max_pool2d(const float* x, float* y, MaxPoolIndices indices, const Shape& input_shape,
-                     const cpu::MaxPool2dOptions& options, cudaStream_t stream);
+                     const cpu::MaxPool2dOptions& options, cudaStream_t stream,
+                     MemoryFormat format = MemoryFormat::nchw);
 void relu_max_pool2d(const bf16* x, bf16* y, MaxPoolIndices indices, const Shape& input_shape,
-                     const cpu::MaxPool2dOptions& options, cudaStream_t stream);
+                     const cpu::MaxPool2dOptions& options, cudaStream_t stream,
+                     MemoryFormat format = MemoryFormat::nchw);
 
 // The backward of relu_max_pool2d, given its output y: dx = relu_backward(relu(x), max_pool2d_backward(dy)) bit
 // for bit, each window's gradient passing ReLU's backward at its argmax, whose ReLU output is the window's y.
 void relu_max_pool2d_backward(ConstMaxPoolIndices indices, const float* y, const float* dy, float* dx,
                               const Shape& input_shape, const cpu::MaxPool2dOptions& options,
-                              cudaStream_t stream);
+                              cudaStream_t stream, MemoryFormat format = MemoryFormat::nchw);
 void relu_max_pool2d_backward(ConstMaxPoolIndices indices, const bf16* y, const bf16* dy, bf16* dx,
                               const Shape& input_shape, const cpu::MaxPool2dOptions& options,
-                              cudaStream_t stream);
+                              cudaStream_t stream, MemoryFormat format = MemoryFormat::nchw);
 
 // A dropout after a max pooling, folded into its kernels (max_pool2d_dropout): dropout's own options, and its
 // step counter as dropout_forward takes it (forward only).
@@ -119,10 +140,12 @@ struct PooledDropout {
 // units in dropout_forward), and dropout2d's mask byte is written by the thread of its plane's first output.
 void max_pool2d_dropout(const float* x, float* y, MaxPoolIndices indices, uint8_t* mask,
                         const Shape& input_shape, const cpu::MaxPool2dOptions& options,
-                        const PooledDropout& dropout, bool relu, cudaStream_t stream);
+                        const PooledDropout& dropout, bool relu, cudaStream_t stream,
+                        MemoryFormat format = MemoryFormat::nchw);
 void max_pool2d_dropout(const bf16* x, bf16* y, MaxPoolIndices indices, uint8_t* mask,
                         const Shape& input_shape, const cpu::MaxPool2dOptions& options,
-                        const PooledDropout& dropout, bool relu, cudaStream_t stream);
+                        const PooledDropout& dropout, bool relu, cudaStream_t stream,
+                        MemoryFormat format = MemoryFormat::nchw);
 
 // The backward of max_pool2d_dropout, one launch: dx (N, C, H, W) = max_pool2d_backward(dropout_backward(dy))
 // (or dropout2d_backward's; with the forward's ReLU, relu_max_pool2d_backward's result), bit for bit, each
@@ -130,25 +153,29 @@ void max_pool2d_dropout(const bf16* x, bf16* y, MaxPoolIndices indices, uint8_t*
 // this backward needs no y and no relu flag. dropout.step is not read.
 void max_pool2d_dropout_backward(ConstMaxPoolIndices indices, const uint8_t* mask, const float* dy, float* dx,
                                  const Shape& input_shape, const cpu::MaxPool2dOptions& options,
-                                 const PooledDropout& dropout, cudaStream_t stream);
+                                 const PooledDropout& dropout, cudaStream_t stream,
+                                 MemoryFormat format = MemoryFormat::nchw);
 void max_pool2d_dropout_backward(ConstMaxPoolIndices indices, const uint8_t* mask, const bf16* dy, bf16* dx,
                                  const Shape& input_shape, const cpu::MaxPool2dOptions& options,
-                                 const PooledDropout& dropout, cudaStream_t stream);
+                                 const PooledDropout& dropout, cudaStream_t stream,
+                                 MemoryFormat format = MemoryFormat::nchw);
 
 // y (N, C, OH, OW) = avg_pool2d(x (N, C, H, W)) with count_include_pad, ceil-mode clipping and
 // divisor_override as the reference. One thread per output element; the window is summed in float in
 // row-major order and divided once (the reference sums in double: see the parity test's tolerance).
 void avg_pool2d(const float* x, float* y, const Shape& input_shape, const cpu::AvgPool2dOptions& options,
-                cudaStream_t stream);
+                cudaStream_t stream, MemoryFormat format = MemoryFormat::nchw);
 void avg_pool2d(const bf16* x, bf16* y, const Shape& input_shape, const cpu::AvgPool2dOptions& options,
-                cudaStream_t stream);
+                cudaStream_t stream, MemoryFormat format = MemoryFormat::nchw);
 
 // dx (N, C, H, W) from dy (N, C, OH, OW): a gather, one thread per dx element adding dy / divisor of every
 // window that contains it, in (oh, ow) row-major order.
 void avg_pool2d_backward(const float* dy, float* dx, const Shape& input_shape,
-                         const cpu::AvgPool2dOptions& options, cudaStream_t stream);
+                         const cpu::AvgPool2dOptions& options, cudaStream_t stream,
+                         MemoryFormat format = MemoryFormat::nchw);
 void avg_pool2d_backward(const bf16* dy, bf16* dx, const Shape& input_shape,
-                         const cpu::AvgPool2dOptions& options, cudaStream_t stream);
+                         const cpu::AvgPool2dOptions& options, cudaStream_t stream,
+                         MemoryFormat format = MemoryFormat::nchw);
 
 // y (N, C, OH, OW) = lp_pool2d(x (N, C, H, W)) as the reference: (Σ_window x^p / area' · KH·KW)^(1/p), area'
 // the window's clipped area; NaN where x^p or the root is undefined. One thread per output element, powf
@@ -165,16 +192,17 @@ void lp_pool2d_backward(const float* x, const float* dy, float* dx, const Shape&
 // y (N, C, OH, OW) = adaptive_avg_pool2d(x (N, C, H, W), output_size): the mean over rows
 // [⌊i·H/OH⌋, ⌈(i+1)·H/OH⌉) and likewise for columns. One thread per output element.
 void adaptive_avg_pool2d(const float* x, float* y, const Shape& input_shape, cpu::Pair2d output_size,
-                         cudaStream_t stream);
+                         cudaStream_t stream, MemoryFormat format = MemoryFormat::nchw);
 void adaptive_avg_pool2d(const bf16* x, bf16* y, const Shape& input_shape, cpu::Pair2d output_size,
-                         cudaStream_t stream);
+                         cudaStream_t stream, MemoryFormat format = MemoryFormat::nchw);
 
 // dx (N, C, H, W) from dy (N, C, OH, OW): a gather, one thread per dx element adding dy / area of every
 // window containing it (windows overlap when OH does not divide H).
 void adaptive_avg_pool2d_backward(const float* dy, float* dx, const Shape& input_shape,
-                                  cpu::Pair2d output_size, cudaStream_t stream);
+                                  cpu::Pair2d output_size, cudaStream_t stream,
+                                  MemoryFormat format = MemoryFormat::nchw);
 void adaptive_avg_pool2d_backward(const bf16* dy, bf16* dx, const Shape& input_shape, cpu::Pair2d output_size,
-                                  cudaStream_t stream);
+                                  cudaStream_t stream, MemoryFormat format = MemoryFormat::nchw);
 
 // y (N, C, 1, 1) = mean of x (N, C, H, W) over (H, W). One warp per (n, c) plane, 8 planes per 256-thread
 // block: lane l sums the elements l, l + 32, … (coalesced), then a shuffle tree adds the 32 partial sums.
