@@ -9,6 +9,7 @@ namespace {
 
 volatile std::sig_atomic_t g_pending = 0;
 struct sigaction g_previous_int, g_previous_term;
+bool g_end_program_on_interrupt = false;
 
 extern "C" void record_signal(int signal) {
     if (g_pending == 0) g_pending = signal;  // only assignments to a sig_atomic_t: async-signal-safe
@@ -26,8 +27,20 @@ InterruptGuard::InterruptGuard() {
 }
 
 InterruptGuard::~InterruptGuard() {
+    if (g_end_program_on_interrupt && g_pending != 0) {
+        std::signal(SIGINT, SIG_IGN);
+        std::signal(SIGTERM, SIG_IGN);
+        return;
+    }
     sigaction(SIGINT, &g_previous_int, nullptr);
     sigaction(SIGTERM, &g_previous_term, nullptr);
+}
+
+EndProgramOnInterrupt::EndProgramOnInterrupt() {
+    g_end_program_on_interrupt = true;
+}
+EndProgramOnInterrupt::~EndProgramOnInterrupt() {
+    g_end_program_on_interrupt = false;
 }
 
 int pending_interrupt() {

@@ -592,6 +592,8 @@ int train_main(const std::vector<std::string>& args, std::ostream& out, std::ost
     return program_main(
         "cudacnn-train", [&] { return !(parsed = parse_train_args(args)).help; }, train_usage,
         [&] {
+            // A second Ctrl-C while this reports the checkpoint changes nothing.
+            const EndProgramOnInterrupt ends_here;
             const TrainSummary summary = run_training(parsed.options, out);
             if (summary.interrupted_by_signal == 0) return 0;
             out.flush();

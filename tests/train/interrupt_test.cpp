@@ -24,6 +24,7 @@
 #include "cudacnn/safetensors.hpp"
 #include "cudacnn/train/trainer.hpp"
 #include "src/train/checkpoint_files.hpp"
+#include "src/train/interrupt.hpp"
 #include "support/state_dicts.hpp"
 #include "support/temp_files.hpp"
 
@@ -300,4 +301,50 @@ TEST_CASE(
     CHECK(summary.epochs_run == 1);
     CHECK_THAT(log.str(), Catch::Contains("older checkpoint without a checksum") &&
                               Catch::Contains("resumed: " + path + " after epoch 3"));
+}
+
+TEST_CASE("once a program ends on an interrupt, repeated signals are ignored until it exits", "[train][interrupt]") {
+    struct sigaction int_before = {}, term_before = {};
+    sigaction(SIGINT, nullptr, &int_before);
+    sigaction(SIGTERM, nullptr, &term_before);
+    const auto handler_of = [](int signal) {
+        struct sigaction now = {};
+        sigaction(signal, nullptr, &now);
+        return now.sa_handler;
+    };
+    SECTION("a library run restores the previous handlers, interrupted or not") {
+        {
+            const train::InterruptGuard guard;
+            train::request_interrupt(SIGTERM);
+        }
+        CHECK(handler_of(SIGINT) == int_before.sa_handler);
+        CHECK(handler_of(SIGTERM) == term_before.sa_handler);
+    }
+    SECTION("cudacnn-train leaves them ignored after an interrupted run, so that a second Ctrl-C while it reports "
+            "the checkpoint cannot kill it") {
+        {
+            const train::EndProgramOnInterrupt program;
+            {
+                const train::InterruptGuard guard;
+                train::request_interrupt(SIGTERM);
+            }
+            CHECK(handler_of(SIGINT) == SIG_IGN);
+            CHECK(handler_of(SIGTERM) == SIG_IGN);
+            train::clear_interrupt();
+            {
+                const train::InterruptGuard guard;  // a run that ends normally restores what it found
+            }
+            CHECK(handler_of(SIGINT) == SIG_IGN);
+        }
+        // Once the program's scope ends (an in-process call of train_main), guards restore handlers again.
+        sigaction(SIGINT, &int_before, nullptr);
+        {
+            const train::InterruptGuard guard;
+            train::request_interrupt(SIGINT);
+        }
+        CHECK(handler_of(SIGINT) == int_before.sa_handler);
+    }
+    train::clear_interrupt();
+    sigaction(SIGINT, &int_before, nullptr);
+    sigaction(SIGTERM, &term_before, nullptr);
 }
