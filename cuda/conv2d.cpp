@@ -136,25 +136,48 @@ std::pair<ConvAlgo, std::string> choose_own(const cpu::Conv2dGeometry& g) {
     CUDACNN_FAIL("conv2d: no hand-written algorithm computes this geometry: {}", passed_over);
 }
 
-// --precision bf16: the algorithm with bf16 kernels that `requested` stands for, and what was passed over.
-std::pair<ConvAlgo, std::string> choose_bf16(ConvAlgo requested, const cpu::Conv2dGeometry& g) {
+// bf16 tensors or NHWC activations, which only cuDNN and the implicit GEMM compute: what the plan needs that
+// the other kernels lack, the option that asked for it and the one to use instead, for the messages.
+struct Restriction {
+    std::string kernels;      // e.g. "bf16 kernels", "NHWC kernels", "bf16 NHWC kernels"
+    std::string flag;         // e.g. "--precision bf16"
+    std::string alternative;  // e.g. "--precision fp32 or tf32"
+};
+
+Restriction restriction_of(DType dtype, MemoryFormat format) {
+    const bool bf16 = dtype == DType::bf16, nhwc = format == MemoryFormat::nhwc;
+    Restriction r;
+    r.kernels = std::string(bf16 ? "bf16 " : "") + (nhwc ? "NHWC " : "") + "kernels";
+    r.flag = bf16 && nhwc ? "--precision bf16 --memory-format nhwc"
+             : bf16       ? "--precision bf16"
+                          : "--memory-format nhwc";
+    r.alternative = bf16 && nhwc ? "--precision fp32 --memory-format nchw"
+                    : bf16       ? "--precision fp32 or tf32"
+                                 : "--memory-format nchw";
+    return r;
+}
+
+// The algorithm with such kernels that `requested` stands for, and what was passed over.
+std::pair<ConvAlgo, std::string> choose_cudnn_or_implicit(ConvAlgo requested, const cpu::Conv2dGeometry& g,
+                                                          const Restriction& r) {
     const std::string implicit_why_not = conv2d_unsupported(ConvAlgo::implicit, g);
     switch (requested) {
         case ConvAlgo::automatic: {
             const std::string cudnn_why_not = conv2d_unsupported(ConvAlgo::cudnn, g);
             if (cudnn_why_not.empty()) return {ConvAlgo::cudnn, ""};
-            CUDACNN_CHECK(implicit_why_not.empty(),
-                          "conv2d: no algorithm with bf16 kernels computes this layer (cudnn: {}; implicit: {}); "
-                          "use --precision fp32 or tf32",
-                          cudnn_why_not, implicit_why_not);
+            CUDACNN_CHECK(
+                implicit_why_not.empty(),
+                "conv2d: no algorithm with {} computes this layer (cudnn: {}; implicit: {}); use {}",
+                r.kernels, cudnn_why_not, implicit_why_not, r.alternative);
             return {ConvAlgo::implicit, "cudnn: " + cudnn_why_not};
         }
         case ConvAlgo::own:
-            CUDACNN_CHECK(implicit_why_not.empty(),
-                          "conv2d: --conv-algo own runs bf16 on the implicit GEMM only, which cannot compute this "
-                          "layer: {}; use --conv-algo auto or --precision fp32",
-                          implicit_why_not);
-            return {ConvAlgo::implicit, "winograd, im2col, direct: f32 kernels only"};
+            CUDACNN_CHECK(
+                implicit_why_not.empty(),
+                "conv2d: --conv-algo own has {} in the implicit GEMM only, which cannot compute this "
+                "layer: {}; use --conv-algo auto or {}",
+                r.kernels, implicit_why_not, r.alternative);
+            return {ConvAlgo::implicit, "winograd, im2col, direct: no " + r.kernels};
         case ConvAlgo::cudnn:
         case ConvAlgo::implicit: {
             const std::string why_not = conv2d_unsupported(requested, g);
@@ -169,20 +192,22 @@ std::pair<ConvAlgo, std::string> choose_bf16(ConvAlgo requested, const cpu::Conv
         case ConvAlgo::fastest:
             break;
     }
-    CUDACNN_FAIL("conv2d: --conv-algo {} has no bf16 kernels{}; with --precision bf16 choose auto, cudnn, implicit "
-                 "or own", conv_algo_name(requested),
-                 requested == ConvAlgo::fastest ? " (it times the f32 kernels only, so far)" : "");
+    CUDACNN_FAIL("conv2d: --conv-algo {} has no {}{}; with {} choose auto, cudnn, implicit or own",
+                 conv_algo_name(requested), r.kernels,
+                 requested == ConvAlgo::fastest ? " (it times the f32 NCHW kernels only, so far)" : "",
+                 r.flag);
 }
 
 }  // namespace
 
 Conv2dPlan::Conv2dPlan(const cpu::Conv2dGeometry& g, const Conv2dSettings& settings, cudaStream_t stream)
-    : geometry_(g), dtype_(settings.dtype) {
+    : geometry_(g), dtype_(settings.dtype), memory_format_(settings.memory_format) {
     CUDACNN_CHECK(dtype_ == DType::f32 || dtype_ == DType::bf16,
                   "conv2d: tensors of type {} are not supported; f32 or bf16", dtype_);
     std::string passed_over;
-    if (dtype_ == DType::bf16) {
-        std::tie(algo_, passed_over) = choose_bf16(settings.algo, g);
+    if (dtype_ == DType::bf16 || memory_format_ == MemoryFormat::nhwc) {
+        std::tie(algo_, passed_over) =
+            choose_cudnn_or_implicit(settings.algo, g, restriction_of(dtype_, memory_format_));
     } else if (settings.algo == ConvAlgo::automatic) {
         std::tie(algo_, passed_over) = choose_automatically(g);
     } else if (settings.algo == ConvAlgo::own) {
@@ -198,18 +223,28 @@ Conv2dPlan::Conv2dPlan(const cpu::Conv2dGeometry& g, const Conv2dSettings& setti
                       "algorithm or auto",
                       conv_algo_name(algo_), why_not);
     }
+    if (algo_ == ConvAlgo::cudnn) {
+        const std::string why_not = make_cudnn(settings, stream);
+        // auto with bf16 or NHWC: cuDNN may offer no algorithm for the mix of types and layouts (bf16 below
+        // compute capability 8.0; NHWC activations with the NCHW filter): the implicit GEMM then, visibly.
+        const bool restricted = dtype_ == DType::bf16 || memory_format_ == MemoryFormat::nhwc;
+        if (!why_not.empty()) {
+            CUDACNN_CHECK(settings.algo == ConvAlgo::automatic && restricted &&
+                              conv2d_unsupported(ConvAlgo::implicit, g).empty(),
+                          "{}", why_not);
+            algo_ = ConvAlgo::implicit;
+            passed_over = "cudnn: " + why_not;
+        }
+    }
     description_ = conv_algo_name(algo_);
+    if (memory_format_ == MemoryFormat::nhwc) description_ += " nhwc";
     switch (algo_) {
-        case ConvAlgo::cudnn: {
+        case ConvAlgo::cudnn:
 #if CUDACNN_CUDA
-            CudnnConvOptions options{settings.allow_tf32, settings.benchmark, settings.workspace_limit_bytes};
-            options.data_type = dtype_;
-            cudnn_ = std::make_unique<Cudnn>(Cudnn{CudnnConv2d(g, options, stream)});
             workspace_bytes_ = cudnn_->conv.workspace_bytes();
             description_ += " " + cudnn_->conv.describe();
 #endif
             break;
-        }
         case ConvAlgo::im2col:
             workspace_bytes_ = conv2d_im2col_workspace_bytes(g);
             break;
@@ -243,6 +278,24 @@ Conv2dPlan::Conv2dPlan(const cpu::Conv2dGeometry& g, const Conv2dSettings& setti
     }
 }
 
+std::string Conv2dPlan::make_cudnn(const Conv2dSettings& settings, cudaStream_t stream) {
+#if CUDACNN_CUDA
+    CudnnConvOptions options{settings.allow_tf32, settings.benchmark, settings.workspace_limit_bytes};
+    options.data_type = dtype_;
+    options.memory_format = memory_format_;
+    try {
+        cudnn_ = std::make_unique<Cudnn>(Cudnn{CudnnConv2d(geometry_, options, stream)});
+    } catch (const Error& e) {
+        return e.what();
+    }
+    return "";
+#else
+    (void)settings;
+    (void)stream;
+    return "cuDNN is not part of the emu flavour";  // never reached: choose_* checked conv2d_unsupported
+#endif
+}
+
 Conv2dPlan::~Conv2dPlan() = default;
 Conv2dPlan::Conv2dPlan(Conv2dPlan&&) noexcept = default;
 Conv2dPlan& Conv2dPlan::operator=(Conv2dPlan&&) noexcept = default;
@@ -273,7 +326,7 @@ void Conv2dPlan::forward(const float* x, const float* w, const float* bias, floa
             return conv2d_im2col_forward(geometry_, x, w, bias, y, workspace, workspace_bytes_, stream);
         case ConvAlgo::implicit:
             return conv2d_implicit_forward(geometry_, x, w, bias, y, workspace, workspace_bytes_, stream,
-                                           implicit_tf32_);
+                                           implicit_tf32_, memory_format_);
         case ConvAlgo::winograd:
         case ConvAlgo::winograd4:
             return conv2d_winograd_forward(geometry_, x, w, bias, y, workspace, workspace_bytes_, stream,
@@ -302,7 +355,7 @@ void Conv2dPlan::backward_data(const float* dy, const float* w, float* dx, void*
             return conv2d_im2col_backward_data(geometry_, dy, w, dx, workspace, workspace_bytes_, stream);
         case ConvAlgo::implicit:
             return conv2d_implicit_backward_data(geometry_, dy, w, dx, workspace, workspace_bytes_, stream,
-                                                 implicit_tf32_);
+                                                 implicit_tf32_, memory_format_);
         case ConvAlgo::winograd:
         case ConvAlgo::winograd4:
             return conv2d_winograd_backward_data(geometry_, dy, w, dx, workspace, workspace_bytes_, stream,
@@ -332,7 +385,7 @@ void Conv2dPlan::backward_filter(const float* x, const float* dy, float* dw, flo
                                                  stream);
         case ConvAlgo::implicit:
             return conv2d_implicit_backward_filter(geometry_, x, dy, dw, dbias, workspace, workspace_bytes_,
-                                                   stream, implicit_tf32_);
+                                                   stream, implicit_tf32_, memory_format_);
         case ConvAlgo::winograd:
         case ConvAlgo::winograd4:
             return conv2d_winograd_backward_filter(geometry_, x, dy, dw, dbias, workspace, workspace_bytes_,
@@ -346,7 +399,7 @@ void Conv2dPlan::backward_filter(const float* x, const float* dy, float* dw, flo
     }
 }
 
-// ---- bf16: cuDNN or the implicit GEMM (choose_bf16 allows no other) ----
+// ---- bf16: cuDNN or the implicit GEMM (choose_cudnn_or_implicit allows no other) ----
 
 void Conv2dPlan::forward(const bf16* x, const bf16* w, const float* bias, bf16* y, void* workspace,
                          cudaStream_t stream) const {
@@ -357,7 +410,7 @@ void Conv2dPlan::forward(const bf16* x, const bf16* w, const float* bias, bf16* 
 #endif
         return;
     }
-    conv2d_implicit_forward(geometry_, x, w, bias, y, workspace, workspace_bytes_, stream);
+    conv2d_implicit_forward(geometry_, x, w, bias, y, workspace, workspace_bytes_, stream, memory_format_);
 }
 
 void Conv2dPlan::backward_data(const bf16* dy, const bf16* w, bf16* dx, void* workspace, cudaStream_t stream) const {
@@ -368,7 +421,7 @@ void Conv2dPlan::backward_data(const bf16* dy, const bf16* w, bf16* dx, void* wo
 #endif
         return;
     }
-    conv2d_implicit_backward_data(geometry_, dy, w, dx, workspace, workspace_bytes_, stream);
+    conv2d_implicit_backward_data(geometry_, dy, w, dx, workspace, workspace_bytes_, stream, memory_format_);
 }
 
 void Conv2dPlan::backward_filter(const bf16* x, const bf16* dy, float* dw, float* dbias, void* workspace,
@@ -380,7 +433,8 @@ void Conv2dPlan::backward_filter(const bf16* x, const bf16* dy, float* dw, float
 #endif
         return;
     }
-    conv2d_implicit_backward_filter(geometry_, x, dy, dw, dbias, workspace, workspace_bytes_, stream);
+    conv2d_implicit_backward_filter(geometry_, x, dy, dw, dbias, workspace, workspace_bytes_, stream,
+                                    memory_format_);
 }
 
 }  // namespace cudacnn::gpu

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "cuda/bf16.cuh"
+#include "cudacnn/memory_format.hpp"
 #include "cudacnn/ops/conv2d.hpp"
 #include "cudacnn/tensor.hpp"
 
@@ -44,6 +45,12 @@ struct Conv2dSettings {
     // implicit GEMM only (auto: cuDNN where it is built, else implicit; own: implicit); the other hand-written
     // kernels, and `fastest`'s timing, are f32 only and say so.
     DType dtype = DType::f32;
+    // Where x, y, dy and dx lie (--memory-format nhwc: channels_last); the weights stay (OC, C/G, KH, KW).
+    // NHWC runs on cuDNN and the implicit GEMM only, as bf16 does (auto: cuDNN where it is built, else
+    // implicit; own: implicit); the other hand-written kernels and `fastest` are NCHW only and say so. For
+    // either, auto also takes the implicit GEMM where cuDNN is built but offers no algorithm for the layer
+    // (bf16 below compute capability 8.0, NHWC activations with our NCHW filter), and description() says why.
+    MemoryFormat memory_format = MemoryFormat::nchw;
 };
 
 // The workspace limit for a run's convolutions: `requested`, or for kWorkspaceLimitAuto an eighth of the device
@@ -111,10 +118,13 @@ class Conv2dPlan {
     void backward_filter(const bf16* x, const bf16* dy, float* dw, float* dbias, void* workspace,
                          cudaStream_t stream) const;
     DType dtype() const { return dtype_; }
+    MemoryFormat memory_format() const { return memory_format_; }
 
   private:
     struct Cudnn;  // the cuDNN state, cuda flavour only
     void choose_fastest(const Conv2dSettings& settings, cudaStream_t stream);
+    // Builds cudnn_ for geometry_; "" on success, else cuDNN's reason (e.g. no algorithm qualifies).
+    std::string make_cudnn(const Conv2dSettings& settings, cudaStream_t stream);
     void check_dtype(DType wanted, const char* pass) const;
 
     cpu::Conv2dGeometry geometry_;
@@ -125,6 +135,7 @@ class Conv2dPlan {
     size_t workspace_bytes_ = 0;
     bool implicit_tf32_ = false;  // the implicit GEMM runs its TF32 tensor-core kernel
     DType dtype_ = DType::f32;
+    MemoryFormat memory_format_ = MemoryFormat::nchw;
     std::unique_ptr<Cudnn> cudnn_;
 };
 

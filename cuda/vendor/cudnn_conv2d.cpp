@@ -70,13 +70,15 @@ cudnnDataType_t cudnn_type(DType dtype) {
     return dtype == DType::bf16 ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_FLOAT;
 }
 
-// A packed NCHW tensor of `type`.
-TensorDesc make_tensor_desc(int64_t n, int64_t c, int64_t h, int64_t w, cudnnDataType_t type) {
+// A packed (n, c, h, w) tensor of `type`, laid out in `format`.
+TensorDesc make_tensor_desc(int64_t n, int64_t c, int64_t h, int64_t w, cudnnDataType_t type,
+                            MemoryFormat format = MemoryFormat::nchw) {
     cudnnTensorDescriptor_t raw = nullptr;
     CUDACNN_CUDNN_CHECK(cudnnCreateTensorDescriptor(&raw));
     TensorDesc desc(raw);
+    const cudnnTensorFormat_t layout = format == MemoryFormat::nhwc ? CUDNN_TENSOR_NHWC : CUDNN_TENSOR_NCHW;
     CUDACNN_CUDNN_CHECK(
-        cudnnSetTensor4dDescriptor(raw, CUDNN_TENSOR_NCHW, type, as_int(n), as_int(c), as_int(h), as_int(w)));
+        cudnnSetTensor4dDescriptor(raw, layout, type, as_int(n), as_int(c), as_int(h), as_int(w)));
     return desc;
 }
 
@@ -409,10 +411,12 @@ Choice choose_algorithm(cudnnHandle_t handle, Descriptors& d, Direction directio
             : fmt::format("raise workspace_limit_bytes to at least {} or use the hand-written conv2d kernels",
                           smallest_over_limit);
     CUDACNN_FAIL(
-        "cudnn_conv2d: no {} algorithm qualifies for {} ({} data, allow_tf32 {}, workspace limit {} bytes); "
+        "cudnn_conv2d: no {} algorithm qualifies for {} ({} {} data, allow_tf32 {}, workspace limit {} "
+        "bytes); "
         "cuDNN offered: {}; {}",
-        kDirectionNames[direction], geometry_text(g), dtype_name(options.data_type), options.allow_tf32,
-        options.workspace_limit_bytes, candidates_text(direction, candidates, options.data_type), advice);
+        kDirectionNames[direction], geometry_text(g), dtype_name(options.data_type),
+        memory_format_name(options.memory_format), options.allow_tf32, options.workspace_limit_bytes,
+        candidates_text(direction, candidates, options.data_type), advice);
 }
 
 // Timed rankings are worth keeping: cudnnFind runs every algorithm (tens of milliseconds per direction), and a
@@ -427,8 +431,9 @@ class BenchmarkCache {
     static std::string key(const cpu::Conv2dGeometry& g, Direction direction, const CudnnConvOptions& options) {
         int device = 0;
         CUDACNN_CUDA_CHECK(cudaGetDevice(&device));
-        return fmt::format("{} | {} | {} | tf32 {} | limit {} | device {}", geometry_text(g),
+        return fmt::format("{} | {} | {} | {} | tf32 {} | limit {} | device {}", geometry_text(g),
                            kDirectionNames[direction], dtype_name(options.data_type),
+                           memory_format_name(options.memory_format),
                            options.data_type == DType::f32 && options.allow_tf32,  // only float data has TF32
                            options.workspace_limit_bytes, device);
     }
@@ -644,8 +649,8 @@ CudnnConv2d::CudnnConv2d(const cpu::Conv2dGeometry& g, const CudnnConvOptions& o
     s.geometry = g;
     s.options = options;
     const cudnnDataType_t type = cudnn_type(options.data_type);
-    s.desc.x = make_tensor_desc(g.batch, g.in_channels, g.in_h, g.in_w, type);
-    s.desc.y = make_tensor_desc(g.batch, g.out_channels, g.out_h, g.out_w, type);
+    s.desc.x = make_tensor_desc(g.batch, g.in_channels, g.in_h, g.in_w, type, options.memory_format);
+    s.desc.y = make_tensor_desc(g.batch, g.out_channels, g.out_h, g.out_w, type, options.memory_format);
     s.desc.bias = make_tensor_desc(1, g.out_channels, 1, 1, CUDNN_DATA_FLOAT);
     s.desc.w = make_filter_desc(g, type);
     for (const Direction direction : kDirections) {
@@ -863,8 +868,12 @@ void CudnnConv2d::forward(const bf16* x, const bf16* weight, const float* bias, 
     check_workspace("forward", kForward, s.choice[kForward], s.pass_bytes(kForward), workspace, bytes);
     convolve(s.desc, s.choice[kForward], handle_on(stream), x, weight, y, workspace, bytes);
     const cpu::Conv2dGeometry& g = s.geometry;
-    if (bias != nullptr)
+    if (bias == nullptr) return;
+    if (s.options.memory_format == MemoryFormat::nhwc) {  // channel innermost: (N·OH·OW, OC, 1)
+        cudnn_bf16::add_channel_bias(y, bias, g.batch * g.out_h * g.out_w, g.out_channels, 1, stream);
+    } else {
         cudnn_bf16::add_channel_bias(y, bias, g.batch, g.out_channels, g.out_h * g.out_w, stream);
+    }
 }
 
 void CudnnConv2d::backward_data(const bf16* dy, const bf16* weight, bf16* dx, void* workspace, size_t bytes,
@@ -895,7 +904,8 @@ void CudnnConv2d::backward_filter(const bf16* x, const bf16* dy, float* dweight,
         cast(dw_stage, dweight, g.out_channels * g.in_channels_per_group() * g.kernel_h * g.kernel_w, stream);
     }
     // Our own FP32 sums of the bf16 dy (cudnnConvolutionBackwardBias would write dbias in dy's type, bf16).
-    if (dbias != nullptr) conv_bias_grad(dy, dbias, g.batch, g.out_channels, g.out_h, g.out_w, stream);
+    if (dbias != nullptr)
+        conv_bias_grad(dy, dbias, g.batch, g.out_channels, g.out_h, g.out_w, stream, s.options.memory_format);
 }
 
 size_t cudnn_benchmark_cache_entries() {

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "cuda/bf16.cuh"
+#include "cudacnn/memory_format.hpp"
 #include "cudacnn/ops/conv2d.hpp"
 #include "cudacnn/tensor.hpp"
 
@@ -37,6 +38,11 @@ struct CudnnConvOptions {
     // gradients stay float (see the bf16 passes below). Algorithms are chosen and timings cached per data
     // type.
     DType data_type = DType::f32;
+    // Where x, y, dy and dx lie: NCHW, or NHWC (channels_last, CUDNN_TENSOR_NHWC descriptors). The filter
+    // stays (OC, C / G, KH, KW) in NCHW order either way (the executor's weights are PyTorch's); cuDNN then
+    // offers only the algorithms that take that mix of layouts, and the constructor names them when none
+    // qualifies. The bias (1, OC, 1, 1) is the same in both formats. Timings are cached per format.
+    MemoryFormat memory_format = MemoryFormat::nchw;
 };
 
 // Empty when cuDNN computes geometry g exactly as cpu::conv2d does, else one sentence saying why not, so that
@@ -47,11 +53,11 @@ struct CudnnConvOptions {
 // bottom / right only; any size, or the element count of x, y or the weight, above 2^31 − 1.
 std::string conv2d_cudnn_unsupported(const cpu::Conv2dGeometry& g);
 
-// The cuDNN descriptors (NCHW x, y of options.data_type, float bias (1, OC, 1, 1); filter (OC, C / groups,
-// KH, KW) of options.data_type; a cross-correlation with the geometry's stride, symmetric zero padding,
-// dilation and group count, FLOAT compute type) and one chosen algorithm per direction. Move-only; owns its
-// descriptors. The methods are const and thread-safe: each uses the calling thread's cuDNN handle for the
-// current device (created on first use) and sets `stream` on it.
+// The cuDNN descriptors (x, y of options.data_type in options.memory_format, float bias (1, OC, 1, 1); filter
+// (OC, C / groups, KH, KW) of options.data_type; a cross-correlation with the geometry's stride, symmetric
+// zero padding, dilation and group count, FLOAT compute type) and one chosen algorithm per direction.
+// Move-only; owns its descriptors. The methods are const and thread-safe: each uses the calling thread's
+// cuDNN handle for the current device (created on first use) and sets `stream` on it.
 //
 // Algorithm choice, per direction: the candidates come ranked by cuDNN (heuristics or timings, see
 // CudnnConvOptions::benchmark); the first one that succeeded, whose math type is FMA (float data with
