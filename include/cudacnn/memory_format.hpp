@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <string>
 
+#include "cudacnn/error.hpp"
+
 namespace cudacnn {
 
 enum class MemoryFormat { nchw, nhwc };
@@ -14,6 +16,13 @@ enum class MemoryFormat { nchw, nhwc };
 // "nchw" or "nhwc".
 inline const char* memory_format_name(MemoryFormat format) {
     return format == MemoryFormat::nhwc ? "nhwc" : "nchw";
+}
+
+// The format `name` ("nchw" or "nhwc", as --memory-format takes it); Error naming the value otherwise.
+inline MemoryFormat parse_memory_format(const std::string& name) {
+    if (name == "nchw") return MemoryFormat::nchw;
+    if (name == "nhwc") return MemoryFormat::nhwc;
+    CUDACNN_FAIL("--memory-format {}: not one of nchw, nhwc (nhwc: channels_last)", name);
 }
 
 // The offset of element (n, c, h, w) of a (N, C, H, W) tensor in `format`.

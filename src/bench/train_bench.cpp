@@ -249,7 +249,15 @@ struct StepVariant {
     bool fuse_relu = true;           // ExecutorOptions::fuse_relu and fuse_dropout (both or neither)
     std::string conv_algo = "auto";  // ExecutorOptions::conv_algo
     bool fold_conv_bias = true;      // ExecutorOptions::fold_conv_bias
+    std::string memory_format = "nchw";  // ExecutorOptions::memory_format
 };
+
+// `v` with channels_last activations (--memory-format nhwc), named v's algorithm + "_nhwc".
+StepVariant channels_last(StepVariant v) {
+    v.algorithm += "_nhwc";
+    v.memory_format = "nhwc";
+    return v;
+}
 
 Record epoch_record(const Record& step, int64_t batch_size) {
     Record e = step;
@@ -339,6 +347,13 @@ std::vector<Record> bench_train_step(const graph::Graph& model, Context& context
         // else the implicit GEMM; the hand-written GEMM for the linear layers.
         variants.push_back({"cuda_graph_bf16", graph::Backend::gpu, true, "bf16"});
         variants.push_back({"cuda_graph_bf16_benchmark", graph::Backend::gpu, true, "bf16", "auto", true});
+        // channels_last activations (--memory-format nhwc): cuDNN's NHWC convolutions where it is built, else
+        // the implicit GEMM; the input converted at the edge and the flatten reordering back to NCHW.
+        variants.push_back(channels_last({"cuda_graph", graph::Backend::gpu, true}));
+        variants.push_back(channels_last({"cuda_graph_tf32", graph::Backend::gpu, true, "tf32"}));
+        variants.push_back(channels_last({"cuda_graph_bf16", graph::Backend::gpu, true, "bf16"}));
+        variants.push_back(
+            channels_last({"cuda_graph_bf16_benchmark", graph::Backend::gpu, true, "bf16", "auto", true}));
         // No vendor library at all: the hand-written convolutions (Winograd where it pays, else the implicit GEMM:
         // --conv-algo own) and the own GEMM, FP32 (issue 11's "hand-written").
         variants.push_back(
@@ -389,6 +404,7 @@ std::vector<Record> bench_train_step(const graph::Graph& model, Context& context
         options.seed = o.seed;
         options.cuda_graph = v.cuda_graph;
         options.precision = v.precision;
+        options.memory_format = v.memory_format;
         options.gemm = v.gemm;
         options.cudnn_benchmark = v.cudnn_benchmark;
         options.cudnn_workspace_limit_bytes = graph::cudnn_workspace_limit_from_mib(o.cudnn_workspace_mib);

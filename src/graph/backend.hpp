@@ -16,6 +16,7 @@
 #include "cudacnn/dist/communicator.hpp"
 #include "cudacnn/graph/executor.hpp"
 #include "cudacnn/graph/model.hpp"
+#include "cudacnn/memory_format.hpp"
 #include "cudacnn/ops/batch_norm.hpp"
 #include "cudacnn/ops/conv2d.hpp"
 #include "cudacnn/ops/dropout.hpp"
@@ -167,6 +168,16 @@ class BackendImpl {
     virtual DType activation_dtype() const { return DType::f32; }
     // dst = src, n elements converted between f32 and activation_dtype(); queued like a kernel.
     virtual void cast(ConstActivation src, Activation dst, int64_t n);
+    // Where every 4-d activation lies (ExecutorOptions::memory_format): NCHW, or NHWC where the backend
+    // computes so (the GPU backend). Then the executor converts the NCHW input batch (convert_input) and a
+    // flatten of a 4-d tensor with more than one pixel runs as a node: its forward converts NHWC to NCHW, its
+    // backward NCHW to NHWC.
+    virtual MemoryFormat memory_format() const { return MemoryFormat::nchw; }
+    // dst (shape, activation_dtype(), memory_format()) = src (shape, f32, NCHW): the input batch as the
+    // layers read it; queued like a kernel.
+    virtual void convert_input(ConstActivation src, Activation dst, const Shape& shape) {
+        cast(src, dst, shape.numel());
+    }
 
     virtual std::size_t loss_workspace_bytes(int64_t rows) const = 0;
     // Mean cross-entropy into *loss and, when dlogits is not null, its gradient with respect to the logits.

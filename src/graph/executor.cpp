@@ -101,6 +101,12 @@ const char* backend_name(Backend backend) {
 namespace {
 
 std::unique_ptr<detail::BackendImpl> make_backend(const ExecutorOptions& options) {
+    const MemoryFormat format = parse_memory_format(options.memory_format);
+    CUDACNN_CHECK(
+        format == MemoryFormat::nchw || options.backend == Backend::gpu,
+        "--memory-format {}: the {} backend computes NCHW only; use --memory-format nchw, or --device cuda "
+        "for channels_last on the GPU",
+        options.memory_format, backend_name(options.backend));
     if (options.backend != Backend::gpu) {
         CUDACNN_CHECK(options.precision == "fp32",
                       "--precision {}: the {} backend computes in FP32 only; use --precision fp32, or --device cuda "
@@ -150,6 +156,9 @@ struct Executor::Impl {
     // written after every change of the f32 master parameters.
     std::vector<DType> output_dtype;
     DType model_dtype = DType::f32;
+    // Where the 4-d activations lie (the backend's memory_format()): with NHWC the input batch is converted
+    // into `input_cast_buf` too, and a flatten that must reorder (permutes_flatten) runs as a node.
+    MemoryFormat layout = MemoryFormat::nchw;
     std::shared_ptr<void> params_copy;
     std::vector<BufferRequest> requests;
     MemoryPlan plan;
@@ -185,6 +194,7 @@ struct Executor::Impl {
     Impl(const Graph& g, const ExecutorOptions& o) : graph(g), options(o) {
         CUDACNN_CHECK(options.batch_size >= 1, "executor: batch size {} must be at least 1", options.batch_size);
         backend = make_backend(options);
+        layout = backend->memory_format();
         check_communicator();
         layers = static_cast<int>(graph.nodes.size());
         lay_out_state();
@@ -396,8 +406,25 @@ struct Executor::Impl {
     // into a neighbour, a dropout folded into its max pooling.
     bool is_alias(int node) const {
         const LayerKind kind = graph.nodes[node].spec.kind;
-        return kind == LayerKind::flatten || relu_host[node] != kNone || dropout_host[node] != kNone ||
+        return (kind == LayerKind::flatten && !permutes_flatten(node)) || relu_host[node] != kNone ||
+               dropout_host[node] != kNone ||
                (!options.dropout && (kind == LayerKind::dropout || kind == LayerKind::dropout2d));
+    }
+
+    // Whether a tensor of this per-sample shape lies differently in the two formats: (C, H, W) with more than
+    // one channel and more than one pixel (NHWC and NCHW agree otherwise).
+    static bool format_matters(const Shape& per_sample) {
+        return per_sample.rank() == 3 && per_sample[0] > 1 && per_sample[1] * per_sample[2] > 1;
+    }
+    // Under NHWC, a flatten of such a tensor reorders it to PyTorch's (c, h, w) order: a node of its own.
+    bool permutes_flatten(int node) const {
+        const Node& n = graph.nodes[node];
+        return layout == MemoryFormat::nhwc && n.spec.kind == LayerKind::flatten &&
+               format_matters(graph.shape_of(n.inputs[0]));
+    }
+    // Whether the f32 NCHW input batch is converted before the first layer: into another type or format.
+    bool converts_input() const {
+        return casts_at_edges() || (layout == MemoryFormat::nhwc && format_matters(graph.spec.input));
     }
 
     void* address(int request) const {
@@ -476,9 +503,11 @@ struct Executor::Impl {
 
         const Shape input_shape = with_batch(b, graph.spec.input);
         x_buf = request("input", sizeof(float) * input_shape.numel(), 0, MemoryPlan::kForever);
-        if (casts_at_edges()) {
-            input_cast_buf = request(fmt::format("input as {}", model_dtype),
+        if (converts_input()) {
+            input_cast_buf = request(fmt::format("input as {} {}", model_dtype, memory_format_name(layout)),
                                      activation_bytes(kInput, input_shape), 0, MemoryPlan::kForever);
+        }
+        if (casts_at_edges()) {
             const std::size_t logits_bytes = sizeof(float) * with_batch(b, graph.nodes[last].output).numel();
             logits_buf = request("logits as f32", logits_bytes, 0, MemoryPlan::kForever);
             dlogits_buf = request("logits dx as f32", logits_bytes, loss_time(), loss_time());
@@ -924,10 +953,10 @@ struct Executor::Impl {
     void forward(bool training, int64_t step) {
         const int64_t per_sample = graph.spec.input.numel();
         check_finite("the input batch", floats(x_buf), batch * per_sample, per_sample);
-        if (casts_at_edges()) {  // timed with the loss, as the other casts at the edges
+        if (converts_input()) {  // timed with the loss, as the other conversions at the edges
             timed(profiler.get(), other_slot(StepProfiler::kLoss), [&] {
-                backend->cast({address(x_buf), DType::f32}, activation(input_cast_buf, kInput),
-                              batch * per_sample);
+                backend->convert_input({address(x_buf), DType::f32}, activation(input_cast_buf, kInput),
+                                       with_batch(batch, graph.spec.input));
             });
         }
         for (int i = 0; i < layers; ++i) {
@@ -972,9 +1001,20 @@ struct Executor::Impl {
         }
     }
 
+    // A batch of activations as NCHW floats, whatever their type and format.
     HostTensor<float> read_buffer(ConstActivation device, const Shape& per_sample) const {
         const Shape shape = with_batch(batch, per_sample);
-        return HostTensor<float>(shape, to_host_floats(device, shape.numel()));
+        HostTensor<float> values(shape, to_host_floats(device, shape.numel()));
+        if (layout != MemoryFormat::nhwc || !format_matters(per_sample)) return values;
+        HostTensor<float> nchw(shape);
+        for (int64_t n = 0; n < shape[0]; ++n)
+            for (int64_t c = 0; c < shape[1]; ++c)
+                for (int64_t h = 0; h < shape[2]; ++h)
+                    for (int64_t w = 0; w < shape[3]; ++w)
+                        nchw[element_offset(MemoryFormat::nchw, n, c, h, w, shape[1], shape[2], shape[3])] =
+                            values[element_offset(MemoryFormat::nhwc, n, c, h, w, shape[1], shape[2],
+                                                  shape[3])];
+        return nchw;
     }
 
     // n activations, widened to floats.
@@ -1107,6 +1147,13 @@ std::vector<std::string> Executor::describe() const {
             lines.push_back(fmt::format("{}: fused into max pooling '{}' (one kernel each way writes and applies its "
                                         "mask)", m.graph.nodes[d].spec.name, m.graph.nodes[host].spec.name));
         }
+    }
+    for (int f = 0; f < m.layers; ++f) {
+        if (!m.permutes_flatten(f)) continue;
+        lines.push_back(
+            fmt::format("{}: reorders its NHWC input to NCHW, PyTorch's flattened (c, h, w) order (one "
+                        "transpose each way)",
+                        m.graph.nodes[f].spec.name));
     }
     for (int c = 0; c < m.layers; ++c) {
         if (m.bias_fold[c] == kNone || m.graph.nodes[c].spec.kind != LayerKind::conv2d) continue;

@@ -14,6 +14,7 @@
 #include "cuda/conv2d.hpp"
 #include "cuda/dropout.hpp"
 #include "cuda/gemm_backend.hpp"
+#include "cuda/layout.hpp"
 #include "cuda/linear.hpp"
 #include "cuda/loss.hpp"
 #include "cuda/nonfinite.hpp"
@@ -93,6 +94,11 @@ bool has_bf16_kernels(LayerKind kind) {
     return kind != LayerKind::concat;
 }
 
+// The layer kinds without NHWC kernels; --memory-format nhwc names the first one when the executor is built.
+bool has_nhwc_kernels(LayerKind kind) {
+    return kind != LayerKind::concat;
+}
+
 // --precision: whether the convolutions and matrix products may round their f32 inputs to TF32.
 bool allows_tf32(const std::string& precision) {
     CUDACNN_CHECK(precision == "fp32" || precision == "tf32" || precision == "bf16",
@@ -141,10 +147,12 @@ class GpuBackend final : public BackendImpl {
     explicit GpuBackend(const ExecutorOptions& options)
         : gemm_(gemm_settings(options)),
           sync_batch_norm_(options.sync_batch_norm),
-          activation_dtype_(activation_dtype_of(options.precision)) {
+          activation_dtype_(activation_dtype_of(options.precision)),
+          format_(parse_memory_format(options.memory_format)) {
         conv_settings_.algo = gpu::parse_conv_algo(options.conv_algo);
         conv_settings_.allow_tf32 = gemm_.math == gpu::GemmMath::tf32;  // one --precision for both
         conv_settings_.dtype = activation_dtype_;
+        conv_settings_.memory_format = format_;
         conv_settings_.benchmark = options.cudnn_benchmark;
         conv_settings_.workspace_limit_bytes = gpu::resolve_workspace_limit(options.cudnn_workspace_limit_bytes);
         const float one = 1.0f;  // d(loss)/d(loss), which the loss backward reads from device memory
@@ -156,9 +164,9 @@ class GpuBackend final : public BackendImpl {
         const char* math = activation_dtype_ == DType::bf16 ? "BF16"
                            : conv_settings_.allow_tf32      ? "TF32"
                                                             : "FP32";
-        return fmt::format("gpu: {}; {}, GEMM {}{}", description_, math,
-                           gpu::gemm_backend_name(gemm_.backend),
-                           conv_settings_.benchmark ? ", cuDNN benchmark" : "");
+        return fmt::format(
+            "gpu: {}; {}{}, GEMM {}{}", description_, math, format_ == MemoryFormat::nhwc ? ", NHWC" : "",
+            gpu::gemm_backend_name(gemm_.backend), conv_settings_.benchmark ? ", cuDNN benchmark" : "");
     }
 
     std::shared_ptr<void> allocate(std::size_t bytes) override {
@@ -192,6 +200,20 @@ class GpuBackend final : public BackendImpl {
                       "executor: layer '{}' ({}) has no bf16 kernels yet; run this model with --precision fp32 "
                       "or tf32",
                       a.node->spec.name, layer_kind_name(a.node->spec.kind));
+        CUDACNN_CHECK(
+            format_ != MemoryFormat::nhwc || has_nhwc_kernels(a.node->spec.kind),
+            "executor: layer '{}' ({}) has no NHWC kernels yet; run this model with --memory-format nchw",
+            a.node->spec.name, layer_kind_name(a.node->spec.kind));
+        CUDACNN_CHECK(
+            format_ != MemoryFormat::nhwc || !sync_batch_norm_ ||
+                a.node->spec.kind != LayerKind::batch_norm2d,
+            "executor: layer '{}': synchronized batch norm (--sync-bn) has no NHWC kernels yet; run "
+            "with --memory-format nchw",
+            a.node->spec.name);
+        CUDACNN_CHECK(format_ != MemoryFormat::nhwc || a.node->spec.kind != LayerKind::batch_norm2d,
+                      "executor: layer '{}' (batch_norm2d) has no NHWC kernels yet; run this model with "
+                      "--memory-format nchw",
+                      a.node->spec.name);
         switch (a.node->spec.kind) {
             case LayerKind::conv2d: {
                 const auto key = std::make_pair(a.index, a.input_shapes[0][0]);
@@ -235,6 +257,15 @@ class GpuBackend final : public BackendImpl {
     }
 
     DType activation_dtype() const override { return activation_dtype_; }
+    MemoryFormat memory_format() const override { return format_; }
+    void convert_input(ConstActivation src, Activation dst, const Shape& shape) override {
+        if (shape.rank() != 4) return cast(src, dst, shape.numel());
+        if (dst.dtype == DType::bf16) {
+            return gpu::convert_layout(src.f32(), dst.as<gpu::bf16>(), shape, MemoryFormat::nchw, format_,
+                                       stream_.handle());
+        }
+        gpu::convert_layout(src.f32(), dst.f32(), shape, MemoryFormat::nchw, format_, stream_.handle());
+    }
     void cast(ConstActivation src, Activation dst, int64_t n) override {
         if (src.dtype == DType::f32 && dst.dtype == DType::bf16) {
             return gpu::cast(src.as<float>(), dst.as<gpu::bf16>(), n, stream_.handle());
@@ -321,6 +352,7 @@ class GpuBackend final : public BackendImpl {
     gpu::GemmSettings gemm_;  // applied (GemmScope) around every node, so that its GEMMs follow this executor
     bool sync_batch_norm_;    // ExecutorOptions::sync_batch_norm: batch norm workspaces hold the sync kernels' sums
     DType activation_dtype_;  // --precision bf16: bf16, else f32
+    MemoryFormat format_;     // --memory-format: where the 4-d activations lie
     gpu::Conv2dSettings conv_settings_;
     std::string description_ = usable_gpu_description();
     Stream stream_;
@@ -373,16 +405,20 @@ void GpuBackend::forward_as(const NodeArgs& a) {
             const auto indices = pool_indices<gpu::MaxPoolIndices>(a);
             if (a.dropout != nullptr) {
                 gpu::max_pool2d_dropout(f.x[0], f.y, indices, a.dropout_mask, in, s.max_pool,
-                                        pooled_dropout(a), a.relu, st);
+                                        pooled_dropout(a), a.relu, st, format_);
             } else if (a.relu) {
-                gpu::relu_max_pool2d(f.x[0], f.y, indices, in, s.max_pool, st);
+                gpu::relu_max_pool2d(f.x[0], f.y, indices, in, s.max_pool, st, format_);
             } else {
-                gpu::max_pool2d(f.x[0], f.y, indices, in, s.max_pool, st);
+                gpu::max_pool2d(f.x[0], f.y, indices, in, s.max_pool, st, format_);
             }
             break;
         }
-        case LayerKind::avg_pool2d: gpu::avg_pool2d(f.x[0], f.y, in, s.avg_pool, st); break;
-        case LayerKind::adaptive_avg_pool2d: gpu::adaptive_avg_pool2d(f.x[0], f.y, in, s.output_size, st); break;
+        case LayerKind::avg_pool2d:
+            gpu::avg_pool2d(f.x[0], f.y, in, s.avg_pool, st, format_);
+            break;
+        case LayerKind::adaptive_avg_pool2d:
+            gpu::adaptive_avg_pool2d(f.x[0], f.y, in, s.output_size, st, format_);
+            break;
         case LayerKind::dropout: {
             auto* mask = static_cast<uint8_t*>(a.saved);
             if (a.relu) {
@@ -395,10 +431,13 @@ void GpuBackend::forward_as(const NodeArgs& a) {
             break;
         }
         case LayerKind::dropout2d:
-            gpu::dropout2d_forward(f.x[0], f.y, static_cast<uint8_t*>(a.saved), in, device_dropout_options(a), st,
-                                   dropout_step(a));
+            gpu::dropout2d_forward(f.x[0], f.y, static_cast<uint8_t*>(a.saved), in, device_dropout_options(a),
+                                   st, dropout_step(a), format_);
             break;
-        case LayerKind::flatten: fail_alias(a); break;
+        case LayerKind::flatten:  // a node only where it reorders NHWC into PyTorch's (c, h, w) order
+            if (format_ != MemoryFormat::nhwc || in.rank() != 4) fail_alias(a);
+            gpu::convert_layout(f.x[0], f.y, in, MemoryFormat::nhwc, MemoryFormat::nchw, st);
+            break;
         case LayerKind::linear:
             gpu::linear_forward(f.x[0], f.weight, a.bias, f.y, linear_shape(a), st, a.workspace,
                                 a.workspace_bytes);
@@ -448,16 +487,20 @@ void GpuBackend::backward_as(const NodeArgs& a) {
             const auto indices = pool_indices<gpu::ConstMaxPoolIndices>(a);
             if (a.dropout != nullptr) {  // the fused ReLU's rule rides in the indices
                 gpu::max_pool2d_dropout_backward(indices, a.dropout_mask, f.dy, dx, in, s.max_pool,
-                                                 pooled_dropout(a), st);
+                                                 pooled_dropout(a), st, format_);
             } else if (a.relu) {
-                gpu::relu_max_pool2d_backward(indices, f.y, f.dy, dx, in, s.max_pool, st);
+                gpu::relu_max_pool2d_backward(indices, f.y, f.dy, dx, in, s.max_pool, st, format_);
             } else {
-                gpu::max_pool2d_backward(indices, f.dy, dx, in, s.max_pool, st);
+                gpu::max_pool2d_backward(indices, f.dy, dx, in, s.max_pool, st, format_);
             }
             break;
         }
-        case LayerKind::avg_pool2d: gpu::avg_pool2d_backward(f.dy, dx, in, s.avg_pool, st); break;
-        case LayerKind::adaptive_avg_pool2d: gpu::adaptive_avg_pool2d_backward(f.dy, dx, in, s.output_size, st); break;
+        case LayerKind::avg_pool2d:
+            gpu::avg_pool2d_backward(f.dy, dx, in, s.avg_pool, st, format_);
+            break;
+        case LayerKind::adaptive_avg_pool2d:
+            gpu::adaptive_avg_pool2d_backward(f.dy, dx, in, s.output_size, st, format_);
+            break;
         case LayerKind::dropout: {
             const auto* mask = static_cast<const uint8_t*>(a.saved);
             if (a.relu) {
@@ -468,9 +511,13 @@ void GpuBackend::backward_as(const NodeArgs& a) {
             break;
         }
         case LayerKind::dropout2d:
-            gpu::dropout2d_backward(f.dy, static_cast<const uint8_t*>(a.saved), dx, in, dropout_options(a), st);
+            gpu::dropout2d_backward(f.dy, static_cast<const uint8_t*>(a.saved), dx, in, dropout_options(a),
+                                    st, format_);
             break;
-        case LayerKind::flatten: fail_alias(a); break;
+        case LayerKind::flatten:
+            if (format_ != MemoryFormat::nhwc || in.rank() != 4) fail_alias(a);
+            gpu::convert_layout(f.dy, dx, in, MemoryFormat::nchw, MemoryFormat::nhwc, st);
+            break;
         case LayerKind::linear:
             gpu::linear_backward(f.x[0], f.weight, f.dy, dx, a.dweight, a.dbias, linear_shape(a), st,
                                  a.workspace, a.workspace_bytes);

@@ -395,6 +395,14 @@ const std::vector<Flag>& flags() {
              o.precision = a.text;
          },
          [](const TrainOptions& o) { return json(o.precision); }},
+        {"Training", "memory-format", 0, "NAME",
+         "on the GPU, where activations lie: nchw (PyTorch's default) or nhwc (channels_last, which cuDNN's "
+         "tensor-core kernels prefer; conv-algo auto, cudnn, implicit or own; the checkpoints are the same)",
+         [](TrainOptions& o, const Arg& a) {
+             a.one_of({"nchw", "nhwc"});
+             o.memory_format = a.text;
+         },
+         [](const TrainOptions& o) { return json(o.memory_format); }},
         {"Training", "gemm", 0, "NAME",
          "on the GPU, the matrix products of linear layers and im2col: auto (cuBLAS where built), own or cublas",
          [](TrainOptions& o, const Arg& a) {

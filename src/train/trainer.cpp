@@ -96,6 +96,7 @@ class Run {
         e.batch_size = o_.batch_size;
         e.conv_algo = o_.conv_algo;
         e.precision = o_.precision;
+        e.memory_format = o_.memory_format;
         e.gemm = o_.gemm;
         e.cudnn_benchmark = o_.cudnn_benchmark;
         e.cudnn_workspace_limit_bytes = graph::cudnn_workspace_limit_from_mib(o_.cudnn_workspace_mib);

@@ -55,6 +55,17 @@ struct ExecutorOptions {
     // tensor cores (PyTorch's allow_tf32); storage, sums and every other op stay FP32; the direct kernels
     // compute in FP32 either way. The CPU backends compute in FP32 only.
     std::string precision = "fp32";
+    // gpu: where the 4-d activations lie, "nchw" (PyTorch's contiguous_format) or "nhwc" (channels_last,
+    // which cuDNN's tensor-core kernels prefer). nhwc: the executor converts the (f32, NCHW) input batch into
+    // the layers' format as it casts it, every 4-d activation and gradient is NHWC, and a flatten of a 4-d
+    // tensor with more than one pixel converts back to NCHW first (so the flattened order, the linear layers
+    // and the checkpoints stay PyTorch's). Convolutions run on cuDNN or the implicit GEMM; concat and
+    // synchronized batch norm have no NHWC kernels yet and are refused by name. output() and input_gradient()
+    // return NCHW values in either format. Results equal NCHW's up to float rounding of the batch norm sums,
+    // except that a dropout folded into a max pooling draws its per-element mask in memory order (as
+    // PyTorch's channels_last dropout does): the same distribution, other masks. The CPU backends are NCHW
+    // only.
+    std::string memory_format = "nchw";
     std::string gemm = "auto";          // gpu: auto (cublas where built, else own) | own | cublas
     // gpu: cuDNN times every algorithm for each layer shape (cudnnFind, once per process and shape) and the
     // fastest deterministic one wins, instead of its heuristics' first choice (torch.backends.cudnn.benchmark).

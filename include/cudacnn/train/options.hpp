@@ -70,6 +70,7 @@ struct TrainOptions {
     DeviceChoice device = DeviceChoice::auto_;       // --device
     std::string conv_algo = "auto";                  // --conv-algo auto|cudnn|direct|im2col|implicit|winograd|own|fastest
     std::string precision = "fp32";                  // --precision fp32|tf32 (the GPU's convolutions and GEMMs)
+    std::string memory_format = "nchw";              // --memory-format nchw|nhwc (the GPU's activations)
     std::string gemm = "auto";                       // --gemm auto|own|cublas
     bool cudnn_benchmark = false;                    // --cudnn-benchmark
     int64_t cudnn_workspace_mib = -1;                // --cudnn-workspace-mib N|auto (-1)
