@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdint>
 
+#include "cuda/bf16.cuh"
 #include "cuda/elementwise.cuh"
 #include "cuda/launch.cuh"
 #include "cudacnn/error.hpp"
@@ -48,6 +49,31 @@ struct DeviceStepScalars {
     const int64_t* step;  // nullptr: the host's scalars stand
     double lr, beta1, beta2;
 };
+
+// The bf16 copy of the parameters that --precision bf16's layers read, written by the step as it stores each
+// updated value (data null: none). vectors: the copy's float4 groups start 8-byte aligned (one store each).
+struct ParamsCopy {
+    bf16* data;
+    bool vectors;
+};
+
+__device__ inline void store_copy(const ParamsCopy& copy, int64_t i, float p) {
+    if (copy.data != nullptr) copy.data[i] = from_float<bf16>(p);
+}
+
+__device__ inline void store_copy4(const ParamsCopy& copy, int64_t i, float4 p) {
+    if (copy.data == nullptr) return;
+    ElementVector<bf16, 4> v;
+    v.value[0] = from_float<bf16>(p.x);
+    v.value[1] = from_float<bf16>(p.y);
+    v.value[2] = from_float<bf16>(p.z);
+    v.value[3] = from_float<bf16>(p.w);
+    if (copy.vectors) {
+        *reinterpret_cast<ElementVector<bf16, 4>*>(copy.data + i) = v;
+    } else {
+        for (int k = 0; k < 4; ++k) copy.data[i + k] = v.value[k];
+    }
+}
 
 __device__ inline AdamScalars with_device_step(AdamScalars s, const DeviceStepScalars& d) {
     if (d.step == nullptr) return s;
@@ -116,13 +142,15 @@ __device__ inline void for_each_value(const Float4Split& split, int64_t n, Scala
 // params, grads, buffer: (n); buffer is the momentum slot (unused without momentum).
 __global__ void __launch_bounds__(kElementwiseBlock)
     sgd_kernel(float* __restrict__ params, const float* __restrict__ grads, float* __restrict__ buffer,
-               int64_t n, Float4Split split, SgdScalars host_scalars, const int64_t* device_step) {
+               int64_t n, Float4Split split, SgdScalars host_scalars, const int64_t* device_step,
+               ParamsCopy copy) {
     const SgdScalars s = with_device_step(host_scalars, device_step);
     const bool read_buffer = s.has_momentum && !s.first_step;
     const auto scalar = [&](int64_t i) {
         float p = params[i], b = read_buffer ? buffer[i] : 0.0f;
         sgd_value(s, p, grads[i], b);
         params[i] = p;
+        store_copy(copy, i, p);
         if (s.has_momentum) buffer[i] = b;
     };
     const auto vector = [&](int64_t i) {
@@ -133,6 +161,7 @@ __global__ void __launch_bounds__(kElementwiseBlock)
         sgd_value(s, p.z, g.z, b.z);
         sgd_value(s, p.w, g.w, b.w);
         store4(params + i, p);
+        store_copy4(copy, i, p);
         if (s.has_momentum) store4(buffer + i, b);
     };
     for_each_value(split, n, scalar, vector);
@@ -142,12 +171,13 @@ __global__ void __launch_bounds__(kElementwiseBlock)
 __global__ void __launch_bounds__(kElementwiseBlock)
     adam_kernel(float* __restrict__ params, const float* __restrict__ grads, float* __restrict__ m,
                 float* __restrict__ v, float* __restrict__ v_max, int64_t n, Float4Split split,
-                AdamScalars host_scalars, DeviceStepScalars device_step) {
+                AdamScalars host_scalars, DeviceStepScalars device_step, ParamsCopy copy) {
     const AdamScalars s = with_device_step(host_scalars, device_step);
     const auto scalar = [&](int64_t i) {
         float p = params[i], mi = m[i], vi = v[i], vmi = s.amsgrad ? v_max[i] : 0.0f;
         adam_value(s, p, grads[i], mi, vi, vmi);
         params[i] = p;
+        store_copy(copy, i, p);
         m[i] = mi;
         v[i] = vi;
         if (s.amsgrad) v_max[i] = vmi;
@@ -161,6 +191,7 @@ __global__ void __launch_bounds__(kElementwiseBlock)
         adam_value(s, p.z, g.z, mi.z, vi.z, vmi.z);
         adam_value(s, p.w, g.w, mi.w, vi.w, vmi.w);
         store4(params + i, p);
+        store_copy4(copy, i, p);
         store4(m + i, mi);
         store4(v + i, vi);
         if (s.amsgrad) store4(v_max + i, vmi);
@@ -182,6 +213,12 @@ Float4Split split_arrays(const float* params, const float* grads, const float* s
                          int64_t n) {
     if (slots > 1 && n % 4 != 0) return {n, 0, 0};
     return split_for_float4(n, params, grads, slots > 0 ? state : nullptr);
+}
+
+// The kernels' view of an optional bf16 copy of params (same element offsets).
+kernels::ParamsCopy params_copy_of(bf16* copy, const Float4Split& split) {
+    const bool aligned = copy != nullptr && reinterpret_cast<uintptr_t>(copy + split.head) % 8 == 0;
+    return {copy, aligned};
 }
 
 dim3 grid_for(const Float4Split& split) {
@@ -264,8 +301,9 @@ kernels::AdamScalars adam_scalars(const Options& o, bool decoupled, int64_t t) {
 
 // One Adam launch; the step is the host's `step` or, when device_step is set, read on the device.
 template <class Options>
-void launch_adam(const char* op, bool decoupled, const Options& o, float* params, const float* grads, float* state,
-                 int64_t n, int64_t step, const int64_t* device_step, cudaStream_t stream) {
+void launch_adam(const char* op, bool decoupled, const Options& o, float* params, const float* grads,
+                 float* state, int64_t n, int64_t step, const int64_t* device_step, cudaStream_t stream,
+                 bf16* copy = nullptr) {
     cpu::check_options(o);
     const int64_t slots = o.amsgrad ? 3 : 2;
     check_arrays(op, params, grads, state, slots, n, step);
@@ -274,7 +312,8 @@ void launch_adam(const char* op, bool decoupled, const Options& o, float* params
     const kernels::DeviceStepScalars on_device{device_step, o.lr, o.beta1, o.beta2};
     launch(kernels::adam_kernel, grid_for(split), dim3(kElementwiseBlock), 0, stream, params, grads,
            state + cpu::kAdamExpAvg * n, state + cpu::kAdamExpAvgSq * n, v_max, n, split,
-           adam_scalars(o, decoupled, step + 1), on_device);  // PyTorch counts the step before using it
+           adam_scalars(o, decoupled, step + 1), on_device,  // PyTorch counts the step before using it
+           params_copy_of(copy, split));
 }
 
 template <class Options>
@@ -285,8 +324,8 @@ void adam_like_step(const char* op, bool decoupled, const Options& o, float* par
 }
 
 // One SGD launch; the step is the host's `step` or, when device_step is set, read on the device.
-void launch_sgd(const cpu::SgdOptions& o, float* params, const float* grads, float* state, int64_t n, int64_t step,
-                const int64_t* device_step, cudaStream_t stream) {
+void launch_sgd(const cpu::SgdOptions& o, float* params, const float* grads, float* state, int64_t n,
+                int64_t step, const int64_t* device_step, cudaStream_t stream, bf16* copy = nullptr) {
     cpu::check_options(o);
     const int64_t slots = cpu::sgd_state_slots(o);
     check_arrays("sgd", params, grads, state, slots, n, step);
@@ -303,7 +342,7 @@ void launch_sgd(const cpu::SgdOptions& o, float* params, const float* grads, flo
     const Float4Split split = split_arrays(params, grads, state, slots, n);
     float* buffer = slots > 0 ? state + cpu::kSgdMomentumBuffer * n : nullptr;
     launch(kernels::sgd_kernel, grid_for(split), dim3(kElementwiseBlock), 0, stream, params, grads, buffer, n,
-           split, s, device_step);
+           split, s, device_step, params_copy_of(copy, split));
 }
 
 void check_step_counter(const char* op, const int64_t* step_counter) {
@@ -325,21 +364,23 @@ void sgd_step(const cpu::SgdOptions& o, float* params, const float* grads, float
 }
 
 void sgd_step(const cpu::SgdOptions& options, float* params, const float* grads, float* state, int64_t n,
-              const int64_t* step_counter, cudaStream_t stream) {
+              const int64_t* step_counter, cudaStream_t stream, bf16* params_copy) {
     check_step_counter("sgd", step_counter);
-    launch_sgd(options, params, grads, state, n, 0, step_counter, stream);
+    launch_sgd(options, params, grads, state, n, 0, step_counter, stream, params_copy);
 }
 
 void adam_step(const cpu::AdamOptions& options, float* params, const float* grads, float* state, int64_t n,
-               const int64_t* step_counter, cudaStream_t stream) {
+               const int64_t* step_counter, cudaStream_t stream, bf16* params_copy) {
     check_step_counter("adam", step_counter);
-    launch_adam("adam", /*decoupled=*/false, options, params, grads, state, n, 0, step_counter, stream);
+    launch_adam("adam", /*decoupled=*/false, options, params, grads, state, n, 0, step_counter, stream,
+                params_copy);
 }
 
 void adamw_step(const cpu::AdamWOptions& options, float* params, const float* grads, float* state, int64_t n,
-                const int64_t* step_counter, cudaStream_t stream) {
+                const int64_t* step_counter, cudaStream_t stream, bf16* params_copy) {
     check_step_counter("adamw", step_counter);
-    launch_adam("adamw", /*decoupled=*/true, options, params, grads, state, n, 0, step_counter, stream);
+    launch_adam("adamw", /*decoupled=*/true, options, params, grads, state, n, 0, step_counter, stream,
+                params_copy);
 }
 
 void advance_step_counters(int64_t* counters, int count, cudaStream_t stream) {

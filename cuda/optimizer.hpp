@@ -6,6 +6,7 @@
 #include <array>
 #include <cstdint>
 
+#include "cuda/bf16.cuh"
 #include "cudacnn/ops/optimizer.hpp"
 #include "cudacnn/tensor.hpp"
 
@@ -51,12 +52,18 @@ void adamw_step(const cpu::AdamWOptions& options, float* params, const float* gr
 // host's, so results stay bit-identical there, while CUDA's double pow is within 2 ulp, so on a real GPU a
 // rounded float scalar (lr / bias_correction1, sqrt(bias_correction2)) can differ from the host's in its last
 // bit — roughly once in 10^8 steps.
+//
+// params_copy (n) or nullptr: --precision bf16's copy of the parameters, at the same element offsets, which
+// the step rewrites as it stores each updated value (rounded to nearest even: what gpu::cast of the updated
+// params writes, bit for bit) instead of a separate cast pass that would read the parameters again. Its
+// float4 groups are stored 8 bytes at a time where the copy is 8-byte aligned there, 2 bytes at a time
+// otherwise.
 void sgd_step(const cpu::SgdOptions& options, float* params, const float* grads, float* state, int64_t n,
-              const int64_t* step_counter, cudaStream_t stream);
+              const int64_t* step_counter, cudaStream_t stream, bf16* params_copy = nullptr);
 void adam_step(const cpu::AdamOptions& options, float* params, const float* grads, float* state, int64_t n,
-               const int64_t* step_counter, cudaStream_t stream);
+               const int64_t* step_counter, cudaStream_t stream, bf16* params_copy = nullptr);
 void adamw_step(const cpu::AdamWOptions& options, float* params, const float* grads, float* state, int64_t n,
-                const int64_t* step_counter, cudaStream_t stream);
+                const int64_t* step_counter, cudaStream_t stream, bf16* params_copy = nullptr);
 
 // counters[0 .. count) += 1 on the stream (1 <= count <= 256): the executor's step counters, after a step.
 void advance_step_counters(int64_t* counters, int count, cudaStream_t stream);

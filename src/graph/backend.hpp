@@ -189,9 +189,12 @@ class BackendImpl {
                              int64_t classes, float* loss_sum, int64_t* correct) = 0;
     // One step over the whole flat parameter block; state holds `slots` arrays of n floats. `step` is the
     // optimizer steps taken so far (as counters[kOptimizerStepCounter], which the GPU backend reads instead);
-    // afterwards every step counter moves on by one.
-    virtual void optimizer_step(const OptimizerConfig& config, float* params, const float* grads, float* state,
-                                int64_t n, int64_t step, int64_t* counters) = 0;
+    // afterwards every step counter moves on by one. params_copy: where activation_dtype() is not f32, the
+    // layers' copy of the parameters in that type (NodeArgs::weight_copy), which the step rewrites from the
+    // updated values (null in f32).
+    virtual void optimizer_step(const OptimizerConfig& config, float* params, const float* grads,
+                                float* state, int64_t n, int64_t step, int64_t* counters,
+                                Activation params_copy) = 0;
     // Marks *step (read from backend memory) in `record` if `values` (n floats) holds a NaN or an infinity and
     // the record holds no earlier step: gpu::record_nonfinite's rule. Queued like a kernel; reads only.
     virtual void record_nonfinite(const float* values, int64_t n, const int64_t* step,

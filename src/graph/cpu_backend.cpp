@@ -74,8 +74,9 @@ class CpuBackend final : public HostMemoryBackend {
         *correct += cpu::top_k_correct(read(logits, Shape{rows, classes}), read(labels, Shape{rows}), 1);
     }
 
-    void optimizer_step(const OptimizerConfig& config, float* params, const float* grads, float* state, int64_t n,
-                        int64_t step, int64_t* counters) override {
+    void optimizer_step(const OptimizerConfig& config, float* params, const float* grads, float* state,
+                        int64_t n, int64_t step, int64_t* counters,
+                        Activation /*params_copy: f32 only, always null*/) override {
         HostTensor<float> p = read(params, Shape{n});
         const HostTensor<float> g = read(grads, Shape{n});
         const int64_t slots = optimizer_state_slots(config);

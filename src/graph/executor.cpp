@@ -780,10 +780,11 @@ struct Executor::Impl {
             });
         }
         timed(profiler.get(), other_slot(StepProfiler::kOptimizer), [&] {
-            backend->optimizer_step(options.optimizer, static_cast<float*>(params.get()),
-                                    static_cast<const float*>(grads.get()), static_cast<float*>(optimizer.get()),
-                                    param_floats, optimizer_step, counters());
-            refresh_params_copy();
+            // The step rewrites the layers' copy of the parameters too (casts_at_edges()).
+            const Activation copy{casts_at_edges() ? params_copy.get() : nullptr, model_dtype};
+            backend->optimizer_step(
+                options.optimizer, static_cast<float*>(params.get()), static_cast<const float*>(grads.get()),
+                static_cast<float*>(optimizer.get()), param_floats, optimizer_step, counters(), copy);
         });
         if (!options.detect_anomaly) return;
         for (int e : graph.parameters()) {

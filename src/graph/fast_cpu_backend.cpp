@@ -82,8 +82,9 @@ class FastCpuBackend final : public HostMemoryBackend {
         *correct += cpu_fast::top1_correct(logits, labels, rows, classes, workers_);
     }
 
-    void optimizer_step(const OptimizerConfig& config, float* params, const float* grads, float* state, int64_t n,
-                        int64_t step, int64_t* counters) override {
+    void optimizer_step(const OptimizerConfig& config, float* params, const float* grads, float* state,
+                        int64_t n, int64_t step, int64_t* counters,
+                        Activation /*params_copy: f32 only, always null*/) override {
         switch (config.kind) {
             case OptimizerKind::adam: cpu_fast::adam_step(adam_options(config), params, grads, state, n, step, workers_); break;
             case OptimizerKind::adamw:

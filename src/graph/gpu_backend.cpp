@@ -295,14 +295,23 @@ class GpuBackend final : public BackendImpl {
     }
 
     // The step count comes from device memory, so that the launch's arguments are the same at every step.
-    void optimizer_step(const OptimizerConfig& config, float* params, const float* grads, float* state, int64_t n,
-                        int64_t /*step: counters[kOptimizerStepCounter] on the device*/, int64_t* counters) override {
+    // The bf16 copy is written by the step's own kernel (no second pass over the parameters).
+    void optimizer_step(const OptimizerConfig& config, float* params, const float* grads, float* state,
+                        int64_t n, int64_t /*step: counters[kOptimizerStepCounter] on the device*/,
+                        int64_t* counters, Activation params_copy) override {
         const cudaStream_t st = stream_.handle();
         const int64_t* step = counters + kOptimizerStepCounter;
+        gpu::bf16* copy = params_copy.as<gpu::bf16>();
         switch (config.kind) {
-            case OptimizerKind::adam: gpu::adam_step(adam_options(config), params, grads, state, n, step, st); break;
-            case OptimizerKind::adamw: gpu::adamw_step(adamw_options(config), params, grads, state, n, step, st); break;
-            case OptimizerKind::sgd: gpu::sgd_step(sgd_options(config), params, grads, state, n, step, st); break;
+            case OptimizerKind::adam:
+                gpu::adam_step(adam_options(config), params, grads, state, n, step, st, copy);
+                break;
+            case OptimizerKind::adamw:
+                gpu::adamw_step(adamw_options(config), params, grads, state, n, step, st, copy);
+                break;
+            case OptimizerKind::sgd:
+                gpu::sgd_step(sgd_options(config), params, grads, state, n, step, st, copy);
+                break;
         }
         gpu::advance_step_counters(counters, kStepCounters, st);
     }

@@ -2,6 +2,7 @@
 #include <catch2/catch.hpp>
 
 #include <array>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <vector>
@@ -9,6 +10,7 @@
 #include "cuda/optimizer.hpp"
 #include "cudacnn/device.hpp"
 #include "cudacnn/ops/optimizer.hpp"
+#include "support/bf16.hpp"
 #include "support/compare.hpp"
 #include "support/parity.hpp"
 
@@ -281,4 +283,81 @@ TEST_CASE("gpu optimizers reject bad options and mismatched arrays", "[parity][o
         gpu::sgd_step(sgd_options, params, buffer.view(Shape{2}, DType::f32, 16), host_view, step, nullptr),
         Contains("sgd: state is a cpu view; the optimizer kernels need device memory"));
     CHECK(step == 0);
+}
+
+namespace {
+
+// A step counter in device memory: the launchers that CUDA graphs capture read it there.
+DeviceBuffer device_counter(int64_t value) {
+    DeviceBuffer counter(sizeof(int64_t));
+    copy_to_device(counter.data(), &value, sizeof value);
+    return counter;
+}
+
+// kSteps device-step launches of `step` with a bf16 copy `copy_offset` bf16 into a NaN-poisoned buffer,
+// beside the same launches without one: the params and state must be the same bits, and the copy after each
+// step the updated params rounded to bf16 (what gpu::cast writes), with nothing written outside it.
+template <class Options, class Init, class Step>
+void check_params_copy(const Options& options, const Layout& layout, int64_t copy_offset, Init init,
+                       Step step) {
+    const int64_t n = layout.n;
+    const HostTensor<float> params = test::random_tensor<float>(Shape{n}, 12);
+    const cpu::OptimizerState<float> state = init(options, n);
+    const int64_t slots = state.slots();
+    GuardedArray with_params(params.data(), n, layout.params_offset),
+        without_params(params.data(), n, layout.params_offset);
+    GuardedArray with_state(state.values.data(), slots * n, layout.state_offset),
+        without_state(state.values.data(), slots * n, layout.state_offset);
+    const test::OffsetBuffer<gpu::bf16> copy = test::poisoned_at<gpu::bf16>(n + kGuard, copy_offset);
+    for (int k = 0; k < kSteps; ++k) {
+        INFO(layout.name << ", copy offset " << copy_offset << ", step " << k);
+        const HostTensor<float> grads =
+            test::random_tensor<float>(Shape{n}, 200 + k, -kGradScale[k], kGradScale[k]);
+        GuardedArray device_grads(grads.data(), n, layout.grads_offset);
+        const DeviceBuffer counter = device_counter(k);
+        step(options, with_params.data(), device_grads.data(), slots > 0 ? with_state.data() : nullptr, n,
+             counter.data_as<int64_t>(), copy.data());
+        step(options, without_params.data(), device_grads.data(), slots > 0 ? without_state.data() : nullptr,
+             n, counter.data_as<int64_t>(), nullptr);
+        const HostTensor<float> updated = with_params.values();
+        REQUIRE(test::bitwise_equal(updated, without_params.values()));
+        REQUIRE(test::bitwise_equal(with_state.values(), without_state.values()));
+        const HostTensor<float> all = test::to_host_bf16(copy.buffer.data(), Shape{copy_offset + n + kGuard});
+        CHECK(test::bitwise_equal(slice(all, copy_offset, n), test::round_to_bf16(updated)));
+        for (int64_t i = 0; i < all.numel(); ++i) {
+            if (i >= copy_offset && i < copy_offset + n) continue;
+            INFO("bf16 element " << i << " outside the copy");
+            REQUIRE(std::isnan(all[i]));
+        }
+    }
+}
+
+}  // namespace
+
+TEST_CASE("the device-step launchers rewrite a bf16 copy of the parameters as cast would, bit for bit",
+          "[parity][optimizer][bf16]") {
+    // Copy offsets 0 (the float4 groups' copies 8-byte aligned: one store each) and 1 (2-byte stores).
+    const std::vector<Layout> layouts = {kLayouts[1], kLayouts[3], kLayouts[4]};
+    for (const Layout& layout : layouts) {
+        for (const int64_t copy_offset : {int64_t{0}, int64_t{1}}) {
+            check_params_copy(
+                cpu::SgdOptions{0.05, 0.9, 0, 1e-3, true, false}, layout, copy_offset,
+                [](const cpu::SgdOptions& o, int64_t n) { return cpu::sgd_init_state<float>(o, n); },
+                [](const cpu::SgdOptions& o, float* p, const float* g, float* s, int64_t n,
+                   const int64_t* step,
+                   gpu::bf16* copy) { gpu::sgd_step(o, p, g, s, n, step, nullptr, copy); });
+            check_params_copy(
+                cpu::AdamOptions{0.01, 0.9, 0.99, 1e-8, 0.05, true, false}, layout, copy_offset,
+                [](const cpu::AdamOptions& o, int64_t n) { return cpu::adam_init_state<float>(o, n); },
+                [](const cpu::AdamOptions& o, float* p, const float* g, float* s, int64_t n,
+                   const int64_t* step,
+                   gpu::bf16* copy) { gpu::adam_step(o, p, g, s, n, step, nullptr, copy); });
+            check_params_copy(
+                cpu::AdamWOptions{1e-3, 0.9, 0.999, 1e-8, 1e-2, false, false}, layout, copy_offset,
+                [](const cpu::AdamWOptions& o, int64_t n) { return cpu::adamw_init_state<float>(o, n); },
+                [](const cpu::AdamWOptions& o, float* p, const float* g, float* s, int64_t n,
+                   const int64_t* step,
+                   gpu::bf16* copy) { gpu::adamw_step(o, p, g, s, n, step, nullptr, copy); });
+        }
+    }
 }
