@@ -277,6 +277,7 @@ __device__ Acc merge_partials(const float* partials, int channels, int splits, i
     const float* second = partials + (channels + channel) * splits;
     Acc acc = Acc::empty();
     if (lane < splits) acc = make(first[lane], second[lane], lane);
+#pragma unroll 4  // so that a lane's loads are in flight together
     for (int split = lane + kBnWarp; split < splits; split += kBnWarp)
         acc.merge(make(first[split], second[split], split));
     acc = reduce::warp_reduce(acc);
@@ -522,14 +523,15 @@ constexpr int kBnNhwcMaxGroup = 32;             // channels of a reduction block
 constexpr int kBnNhwcValuesPerThread = 16;      // aim of the reductions: 4 batches of 4 loads a thread
 constexpr int kBnNhwcMaxSplits = 32 * kBnWarp;  // the finalize's lanes merge ≤ 32 partials each
 
-// How the NHWC reductions cover the (M pixels × C channels) input: grid (S, G), block (group, rows). Block
+// How the NHWC reductions cover the (M pixels × C channels) input: grid (S, G), block (group, rows), group =
+// ⌈C / G⌉ ≤ 32 for G = ⌈C / 32⌉. Block
 // (s, g) takes channels [g · group, (g + 1) · group) and the pixels [s · chunk, min((s + 1) · chunk, M)) of
 // slice s, thread (t, r) channel g · group + t of pixels begin + r, begin + r + rows, …: a warp reads
 // consecutive channels of consecutive pixels (with group = C ≤ 32, a block reads a contiguous run).
 struct NhwcSlices {
     int c = 0;       // channels
     int pixels = 0;  // M = N·H·W
-    int group = 1;   // channels per block: min(C, 32)
+    int group = 1;   // channels per block: ⌈C / ⌈C / 32⌉⌉
     int rows = 1;    // pixels a block reads at once: 256 / group
     int splits = 1, chunk = 0;
 };
@@ -789,7 +791,9 @@ using kernels::NhwcSlices;
 NhwcSlices nhwc_slices(const BnDims& d) {
     NhwcSlices s;
     s.c = d.c, s.pixels = d.count;
-    s.group = std::min(d.c, kernels::kBnNhwcMaxGroup);
+    // G = ⌈C / 32⌉ groups of equal size (the last may be one short): C = 40 takes 2 × 20, not 32 + 8.
+    const int64_t groups = ceil_div(d.c, kernels::kBnNhwcMaxGroup);
+    s.group = static_cast<int>(ceil_div(d.c, groups));
     s.rows = kernels::kBnReduceBlock / s.group;
     const int64_t wanted = ceil_div(d.count, int64_t{kernels::kBnNhwcValuesPerThread} * s.rows);
     s.splits = static_cast<int>(std::clamp<int64_t>(wanted, 1, kernels::kBnNhwcMaxSplits));

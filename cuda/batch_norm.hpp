@@ -47,14 +47,14 @@ struct BatchNorm2dRunningStatsView {
 // for NCHW. The NHWC launchers compute the same functions with the same checks and errors, float and bf16
 // (each y or dx element rounded once when stored), deterministic, without atomics, but sum in another order
 // than NCHW's: their statistics and sums match NCHW's within float rounding, not bit for bit.
-//  1. statistics (and the backward's sums): grid (S, G), block (group, rows) = (min(C, 32), 256 / group):
-//     block (s, g) covers channels [g · group, (g + 1) · group) of the s-th of S equal slices of the
-//     N·H·W pixels, thread (t, r) channel g · group + t of the slice's pixels r, r + rows, …: a warp reads
-//     consecutive channels of consecutive pixels (with C ≤ 32 one contiguous run). Each thread loads 4 values
-//     at once and merges their (count, mean, M2) with Chan's formula (the NCHW kernel's pivot shift, x[0, c,
-//     0, 0]); the block merges its rows in a fixed halving tree and writes one partial per (slice, channel)
-//     to the workspace. S ≤ 1024 grows with N·H·W, about 16 values per thread, so that small-C layers fill
-//     the GPU.
+//  1. statistics (and the backward's sums): grid (S, G), block (group, rows): G = ⌈C / 32⌉ groups of
+//     group = ⌈C / G⌉ channels, rows = 256 / group. Block (s, g) covers channels [g · group, (g + 1) · group)
+//     of the s-th of S equal slices of the N·H·W pixels, thread (t, r) channel g · group + t of the slice's
+//     pixels r, r + rows, …: a warp reads consecutive channels of consecutive pixels (with C ≤ 32 one
+//     contiguous run). Each thread loads 4 values at once and merges their (count, mean, M2) with Chan's
+//     formula (the NCHW kernel's pivot shift, x[0, c, 0, 0]); the block merges its rows in a fixed halving
+//     tree and writes one partial per (slice, channel) to the workspace. S ≤ 1024 grows with N·H·W, about 16
+//     values per thread, so that small-C layers fill the GPU.
 //  2. finalize: one warp per channel; lane l merges partials l, l + 32, … in turn, then the warp in a fixed
 //     tree; it writes save_mean and save_invstd and updates the running statistics (the backward's: dweight,
 //     dbias and the two means dx subtracts, in the workspace). A kernel of its own, unlike NCHW's merge in

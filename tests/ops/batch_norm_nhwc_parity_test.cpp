@@ -2,8 +2,9 @@
 // parameter) with the CPU reference (src/cpu/batch_norm.cpp, which computes in NCHW: inputs are permuted with
 // test::to_nhwc, outputs back with test::from_nhwc), float and bf16: training (momentum, cumulative average,
 // untracked, an input shift), evaluation, affine on and off, fused ReLU, forward and backward (dweight and
-// dbias wanted or not), odd shapes (C = 1, 3, 17, 40, 64; odd H·W; N = 1), more than 32 partials a channel;
-// bf16 against the float NHWC launchers bit for bit; misaligned tensors and y over x; workspace errors.
+// dbias wanted or not), odd shapes (C = 1, 3, 17, 24, 64, 68; odd H·W; N = 1), more than 32 partials a
+// channel; bf16 against the float NHWC launchers bit for bit; misaligned tensors and y over x; workspace
+// errors.
 #include <catch2/catch.hpp>
 
 #include <cstdint>
@@ -234,8 +235,8 @@ std::vector<NhwcCase> nhwc_cases() {
     // C = 64: two channel groups, width-4 units (vector access) in the normalize and dx; an input shift.
     cases.push_back({"c64_train_relu_input_shift", {2, 64, 5, 5}, true, true});
     cases.back().input_shift = true;
-    // C = 40: a partial second group of 8 channels; width 4; a common offset of 100.
-    cases.push_back({"c40_train_offset100_momentum03", {3, 40, 3, 5}});
+    // C = 68: three groups of 23, 23 and 22 channels (a partial block); width 4; a common offset of 100.
+    cases.push_back({"c68_train_offset100_momentum03", {3, 68, 3, 5}});
     cases.back().momentum = 0.3, cases.back().offset = 100.0;
     // M = 135135 pixels of one channel: 33 slices of 4096 pixels, so the finalize's lane 0 merges two.
     cases.push_back({"c1_33_splits", {33, 1, 65, 63}});
@@ -262,6 +263,14 @@ void check_all_cases() {
 
 TEST_CASE("NHWC batch_norm2d kernels match the reference", "[parity][batch_norm][nhwc]") {
     check_all_cases<float>();
+}
+
+TEST_CASE("NHWC batch_norm2d at CifarCNN's first BN layer merges 1024 partials a channel",
+          "[parity][batch_norm][nhwc]") {
+    // (128, 32, 32, 32): 131072 pixels, slices of 128 (16 values a thread): S = 1024, the cap, so that the
+    // finalize's lanes merge 32 partials each in turn; width-4 units.
+    NhwcCase c{"cifar_bn32_batch128_relu", {128, 32, 32, 32}, true, true};
+    check_case<float>(c, 9050);
 }
 
 TEST_CASE("bf16 NHWC batch_norm2d kernels match the reference and the float NHWC kernels bit for bit",
