@@ -523,11 +523,11 @@ constexpr int kBnNhwcMaxGroup = 32;             // channels of a reduction block
 constexpr int kBnNhwcValuesPerThread = 16;      // aim of the reductions: 4 batches of 4 loads a thread
 constexpr int kBnNhwcMaxSplits = 32 * kBnWarp;  // the finalize's lanes merge ≤ 32 partials each
 
-// How the NHWC reductions cover the (M pixels × C channels) input: grid (S, G), block (group, rows), group =
-// ⌈C / G⌉ ≤ 32 for G = ⌈C / 32⌉. Block
-// (s, g) takes channels [g · group, (g + 1) · group) and the pixels [s · chunk, min((s + 1) · chunk, M)) of
-// slice s, thread (t, r) channel g · group + t of pixels begin + r, begin + r + rows, …: a warp reads
-// consecutive channels of consecutive pixels (with group = C ≤ 32, a block reads a contiguous run).
+// How the NHWC reductions cover the (M pixels × C channels) input: grid (S, G), block (group, rows), with
+// G = ⌈C / 32⌉ and group = ⌈C / G⌉ ≤ 32. Block (s, g) takes channels [g · group, (g + 1) · group) and the
+// pixels [s · chunk, min((s + 1) · chunk, M)) of slice s, thread (t, r) channel g · group + t of pixels
+// begin + r, begin + r + rows, …: a warp reads consecutive channels of consecutive pixels (with group = C
+// ≤ 32, a block reads a contiguous run).
 struct NhwcSlices {
     int c = 0;       // channels
     int pixels = 0;  // M = N·H·W
