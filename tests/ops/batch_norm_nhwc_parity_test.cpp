@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "cuda/batch_norm.hpp"
@@ -344,10 +345,17 @@ std::vector<HostTensor<float>> run_at(const HostTensor<float>& x, const HostTens
     forward(d_x.data(), w, d_bias.data_as<float>(), nullptr, y, d_mean.data_as<float>(),
             d_invstd.data_as<float>(), shape, options, workspace.data(), workspace_bytes, nullptr,
             MemoryFormat::nhwc);
-    gpu::batch_norm2d_relu_backward(d_x_copy.data(), relu ? y : d_x_copy.data(), w, d_mean.data_as<float>(),
-                                    d_invstd.data_as<float>(), d_dy.data(), d_dx.data(),
-                                    d_dweight.data_as<float>(), d_dbias.data_as<float>(), shape, true,
-                                    workspace.data(), workspace_bytes, nullptr, MemoryFormat::nhwc);
+    if (relu) {
+        gpu::batch_norm2d_relu_backward(d_x_copy.data(), y, w, d_mean.data_as<float>(),
+                                        d_invstd.data_as<float>(), d_dy.data(), d_dx.data(),
+                                        d_dweight.data_as<float>(), d_dbias.data_as<float>(), shape, true,
+                                        workspace.data(), workspace_bytes, nullptr, MemoryFormat::nhwc);
+    } else {
+        gpu::batch_norm2d_backward(d_x_copy.data(), w, d_mean.data_as<float>(), d_invstd.data_as<float>(),
+                                   d_dy.data(), d_dx.data(), d_dweight.data_as<float>(),
+                                   d_dbias.data_as<float>(), shape, true, workspace.data(), workspace_bytes,
+                                   nullptr, MemoryFormat::nhwc);
+    }
     return {to_host(in_place ? d_x : d_out),  download(d_mean, per_channel),
             download(d_invstd, per_channel),  to_host(d_dx),
             download(d_dweight, per_channel), download(d_dbias, per_channel)};
@@ -376,7 +384,6 @@ void check_layout_independence() {
 
 TEST_CASE("NHWC batch_norm2d gives the same bits misaligned and with y over x",
           "[parity][batch_norm][nhwc]") {
-    // relu = false passes x as the "ReLU output" of the backward: dy then flows where x > 0, a fixed mask.
     check_layout_independence<float>();
     check_layout_independence<gpu::bf16>();
 }
