@@ -1,6 +1,6 @@
 // batch_norm2d kernels (statistics, normalize; backward sums, dx) and their launchers, for float and bf16
-// activations. Per-channel reductions are split over a few blocks whose partials the next kernel's blocks
-// merge, each in the same fixed order: deterministic, no atomics.
+// activations in NCHW or NHWC. Per-channel reductions are split over a few blocks whose partials a later
+// kernel's blocks merge, each in the same fixed order: deterministic, no atomics.
 #include "cuda/batch_norm.hpp"
 
 #include <algorithm>
@@ -82,7 +82,8 @@ struct UnitBatch {
     int size;
 };
 
-__device__ inline UnitBatch next_batch(UnitCursor& cursor) {
+template <class Cursor>  // UnitCursor, PixelCursor: int next(), int left()
+__device__ UnitBatch next_batch(Cursor& cursor) {
     UnitBatch batch;
     batch.size = min(cursor.left(), kBnUnitsPerThread);
 #pragma unroll
@@ -237,6 +238,20 @@ struct GradSums {
 
     __device__ static GradSums empty() { return {0.0f, 0.0f}; }
     __device__ void merge(const GradSums& b) { dy += b.dy, dy_xmu += b.dy_xmu; }
+    // Adds a batch's incoming gradients g and inputs x, in the batch's order.
+    template <int kWidth>
+    __device__ void add_batch(const BatchValues<kWidth>& g, const BatchValues<kWidth>& x, int units,
+                              float mean) {
+#pragma unroll
+        for (int k = 0; k < kBnUnitsPerThread; ++k) {
+#pragma unroll
+            for (int w = 0; w < kWidth; ++w) {
+                if (k >= units) continue;
+                dy += g.v[k][w];
+                dy_xmu += g.v[k][w] * (x.v[k][w] - mean);
+            }
+        }
+    }
     __device__ GradSums shfl_down(int offset) const {
         return {__shfl_down_sync(kFullMask, dy, offset), __shfl_down_sync(kFullMask, dy_xmu, offset)};
     }
@@ -246,21 +261,25 @@ struct GradSums {
 };
 
 // Partials live in two (C, S) arrays one after the other: the first and second field of each block's result.
-__device__ inline void store_partial(float* partials, const BnSlices& s, int channel, int split, float first,
-                                     float second) {
-    partials[channel * s.splits + split] = first;
-    partials[(s.c + channel) * s.splits + split] = second;
+__device__ inline void store_partial(float* partials, int channels, int splits, int channel, int split,
+                                     float first, float second) {
+    partials[channel * splits + split] = first;
+    partials[(channels + channel) * splits + split] = second;
 }
 
-// Lane s loads partial s of the channel as make(first, second, s) and the warp merges them in a fixed tree;
-// every lane gets lane 0's total (the same bits in every warp of every block that asks).
+// Lane l loads partials l, l + 32, … of the channel as make(first, second, split) and merges them in that
+// order (S ≤ 32: just partial l), then the warp merges the lanes in a fixed tree; every lane gets lane 0's
+// total (the same bits in every warp of every block that asks).
 template <class Acc, class Make>
-__device__ Acc merge_partials(const float* partials, const BnSlices& s, int channel, Make make) {
+__device__ Acc merge_partials(const float* partials, int channels, int splits, int channel, Make make) {
     const int lane = threadIdx.x % kBnWarp;
+    const float* first = partials + channel * splits;
+    const float* second = partials + (channels + channel) * splits;
     Acc acc = Acc::empty();
-    if (lane < s.splits) {
-        acc = make(partials[channel * s.splits + lane], partials[(s.c + channel) * s.splits + lane], lane);
-    }
+    if (lane < splits) acc = make(first[lane], second[lane], lane);
+#pragma unroll 4  // so that a lane's loads are in flight together
+    for (int split = lane + kBnWarp; split < splits; split += kBnWarp)
+        acc.merge(make(first[split], second[split], split));
     acc = reduce::warp_reduce(acc);
     return acc.broadcast_lane0();
 }
@@ -281,7 +300,7 @@ __global__ void batch_norm_stats_kernel(const T* x, float* partials, float* pivo
         acc.merge(Welford::of_batch(load_batch<kWidth>(x, batch, s.vector_access), batch.size, pivot));
     }
     acc = reduce::block_reduce(acc);
-    if (threadIdx.x == 0) store_partial(partials, s, channel, split, acc.mean, acc.m2);
+    if (threadIdx.x == 0) store_partial(partials, s.c, s.splits, channel, split, acc.mean, acc.m2);
 }
 
 // Where the normalize finds a channel's mean and invstd, and what it saves.
@@ -304,20 +323,19 @@ struct ChannelNorm {
     float mean, invstd;
 };
 
-// Channel c's statistics for every thread of the block; block (0, c)'s thread 0 writes the saves and
-// updates the running statistics. The whole block must call it (full-warp shuffles).
-__device__ ChannelNorm channel_norm(const ForwardStatistics& f, int channel, bool writer) {
+// Evaluation: channel c's statistics from the running ones; the writer stores them as the saves.
+__device__ ChannelNorm evaluation_norm(const ForwardStatistics& f, int channel, bool writer) {
+    const ChannelNorm norm{f.running_mean[channel], 1.0f / sqrtf(f.running_var[channel] + f.eps)};
+    if (writer) f.save_mean[channel] = norm.mean, f.save_invstd[channel] = norm.invstd;
+    return norm;
+}
+
+// Training: channel c's statistics from its merged (count, mean, M2) about its pivot; the writer stores the
+// saves and updates the running statistics.
+__device__ ChannelNorm batch_norm_of(const ForwardStatistics& f, int channel, const Welford& acc,
+                                     bool writer) {
     ChannelNorm norm;
-    if (f.partials == nullptr) {  // evaluation
-        norm = {f.running_mean[channel], 1.0f / sqrtf(f.running_var[channel] + f.eps)};
-        if (writer) f.save_mean[channel] = norm.mean, f.save_invstd[channel] = norm.invstd;
-        return norm;
-    }
-    const BnSlices& s = f.stats;
-    const Welford acc = merge_partials<Welford>(f.partials, s, channel, [&](float mean, float m2, int split) {
-        return Welford{mean, m2, slice_values(s, split)};
-    });
-    const int count = s.units * s.width;
+    const int count = acc.count;
     norm.mean = f.pivots[channel] + acc.mean;              // undo the pivot shift
     const float var = acc.m2 / static_cast<float>(count);  // biased: normalizes this batch
     norm.invstd = 1.0f / sqrtf(var + f.eps);
@@ -334,6 +352,18 @@ __device__ ChannelNorm channel_norm(const ForwardStatistics& f, int channel, boo
         }
     }
     return norm;
+}
+
+// Channel c's statistics for every thread of the block; block (0, c)'s thread 0 writes the saves and
+// updates the running statistics. The whole block must call it (full-warp shuffles).
+__device__ ChannelNorm channel_norm(const ForwardStatistics& f, int channel, bool writer) {
+    if (f.partials == nullptr) return evaluation_norm(f, channel, writer);
+    const BnSlices& s = f.stats;
+    const Welford acc =
+        merge_partials<Welford>(f.partials, s.c, s.splits, channel, [&](float mean, float m2, int split) {
+            return Welford{mean, m2, slice_values(s, split)};
+        });
+    return batch_norm_of(f, channel, acc, writer);
 }
 
 // Block (s, c) normalizes its slice of channel c. relu: a following ReLU is fused in (its rule applied
@@ -376,19 +406,10 @@ __global__ void batch_norm_grad_sums_kernel(const T* x, const T* dy, const T* re
     while (cursor.left() > 0) {
         const UnitBatch batch = next_batch(cursor);
         const BatchValues<kWidth> g = load_gradients<kWidth>(dy, relu_y, batch, s.vector_access);
-        const BatchValues<kWidth> xv = load_batch<kWidth>(x, batch, s.vector_access);
-#pragma unroll
-        for (int k = 0; k < kBnUnitsPerThread; ++k) {
-#pragma unroll
-            for (int w = 0; w < kWidth; ++w) {
-                if (k >= batch.size) continue;
-                acc.dy += g.v[k][w];
-                acc.dy_xmu += g.v[k][w] * (xv.v[k][w] - mean);
-            }
-        }
+        acc.add_batch(g, load_batch<kWidth>(x, batch, s.vector_access), batch.size, mean);
     }
     acc = reduce::block_reduce(acc);
-    if (threadIdx.x == 0) store_partial(partials, s, channel, split, acc.dy, acc.dy_xmu);
+    if (threadIdx.x == 0) store_partial(partials, s.c, s.splits, channel, split, acc.dy, acc.dy_xmu);
 }
 
 // What the dx kernel reads besides the tensors.
@@ -420,6 +441,23 @@ struct DxRule {
     }
 };
 
+struct GradientMeans {
+    float dy, dy_xhat;  // Σ dy / M and Σ dy · x̂ / M
+};
+
+// From channel c's merged sums: the means the training dx subtracts; the writer stores dbias = Σ dy and
+// dweight = Σ dy · x̂ (each nullptr: not wanted).
+__device__ GradientMeans gradient_means(const GradSums& sums, float invstd, int count, float* dweight,
+                                        float* dbias, int channel, bool writer) {
+    const float sum_dy_xhat = sums.dy_xmu * invstd;
+    if (writer) {
+        if (dbias != nullptr) dbias[channel] = sums.dy;
+        if (dweight != nullptr) dweight[channel] = sum_dy_xhat;
+    }
+    const float inv_count = 1.0f / static_cast<float>(count);
+    return {sums.dy * inv_count, sum_dy_xhat * inv_count};
+}
+
 // Channel c's dx rule for every thread of the block; block (0, c)'s thread 0 writes dweight and dbias. The
 // whole block must call it (full-warp shuffles).
 __device__ DxRule dx_rule(const BackwardStatistics& b, int channel, bool writer) {
@@ -429,16 +467,13 @@ __device__ DxRule dx_rule(const BackwardStatistics& b, int channel, bool writer)
     rule.mean_dy = 0.0f, rule.mean_dy_xhat = 0.0f;
     rule.training = b.training;
     if (b.partials == nullptr) return rule;
-    const GradSums sums = merge_partials<GradSums>(b.partials, b.stats, channel, [](float dy, float dy_xmu, int) {
-        return GradSums{dy, dy_xmu};
-    });
-    const float sum_dy_xhat = sums.dy_xmu * rule.invstd;
-    if (writer) {
-        if (b.dbias != nullptr) b.dbias[channel] = sums.dy;
-        if (b.dweight != nullptr) b.dweight[channel] = sum_dy_xhat;
-    }
-    const float inv_count = 1.0f / static_cast<float>(b.stats.units * b.stats.width);
-    rule.mean_dy = sums.dy * inv_count, rule.mean_dy_xhat = sum_dy_xhat * inv_count;
+    const GradSums sums = merge_partials<GradSums>(b.partials, b.stats.c, b.stats.splits, channel,
+                                                   [](float dy, float dy_xmu, int) {
+                                                       return GradSums{dy, dy_xmu};
+                                                   });
+    const GradientMeans means =
+        gradient_means(sums, rule.invstd, b.stats.units * b.stats.width, b.dweight, b.dbias, channel, writer);
+    rule.mean_dy = means.dy, rule.mean_dy_xhat = means.dy_xhat;
     return rule;
 }
 
@@ -482,26 +517,237 @@ __global__ void batch_norm_dx_kernel(const T* x, const T* dy, const T* relu_y, B
     }
 }
 
+// ---- NHWC (channels_last): the reductions' layout is batch_norm_common.cuh's NhwcSlices ----
+
+// Block (s, g): (count, mean, M2) of its channels over slice s, shifted by each channel's first value x[c]
+// (as the NCHW kernel's pivot); partials mean (C, S) then M2 (C, S); pivots (C).
+template <class T>
+__global__ void batch_norm_nhwc_stats_kernel(const T* x, float* partials, float* pivots, NhwcSlices s) {
+    const int split = blockIdx.x, channel = blockIdx.y * s.group + threadIdx.x;
+    const bool live = channel < s.c;  // the last group may be partial
+    Welford acc = Welford::empty();
+    if (live) {
+        const float pivot = to_float(x[channel]);
+        if (split == 0 && threadIdx.y == 0) pivots[channel] = pivot;
+        PixelCursor cursor(s, split, channel);
+        while (cursor.left() > 0) {
+            const UnitBatch batch = next_batch(cursor);
+            acc.merge(Welford::of_batch(load_batch<1>(x, batch, false), batch.size, pivot));
+        }
+    }
+    acc = reduce_rows(acc);
+    if (live && threadIdx.y == 0) store_partial(partials, s.c, s.splits, channel, split, acc.mean, acc.m2);
+}
+
+// One warp per channel: merges the channel's S partials (merge_partials' fixed order) into save_mean and
+// save_invstd and updates the running statistics; evaluation (f.partials nullptr): the saves from the
+// running statistics.
+__global__ void batch_norm_nhwc_finalize_kernel(ForwardStatistics f, NhwcSlices s) {
+    const int channel = warp_row();
+    if (channel >= s.c) return;  // whole warps only
+    const bool writer = threadIdx.x % kBnWarp == 0;
+    if (f.partials == nullptr) {
+        evaluation_norm(f, channel, writer);
+        return;
+    }
+    const Welford acc =
+        merge_partials<Welford>(f.partials, s.c, s.splits, channel, [&](float mean, float m2, int split) {
+            return Welford{mean, m2, nhwc_slice_pixels(s, split)};
+        });
+    batch_norm_of(f, channel, acc, writer);
+}
+
+// Block (s, g): Σ dy and Σ dy · (x − mean) of its channels over slice s; partials as the NCHW kernel's.
+template <class T>
+__global__ void batch_norm_nhwc_grad_sums_kernel(const T* x, const T* dy, const T* relu_y,
+                                                 const float* save_mean, float* partials, NhwcSlices s) {
+    const int split = blockIdx.x, channel = blockIdx.y * s.group + threadIdx.x;
+    const bool live = channel < s.c;
+    GradSums acc = GradSums::empty();
+    if (live) {
+        const float mean = save_mean[channel];
+        PixelCursor cursor(s, split, channel);
+        while (cursor.left() > 0) {
+            const UnitBatch batch = next_batch(cursor);
+            const BatchValues<1> g = load_gradients<1>(dy, relu_y, batch, false);
+            acc.add_batch(g, load_batch<1>(x, batch, false), batch.size, mean);
+        }
+    }
+    acc = reduce_rows(acc);
+    if (live && threadIdx.y == 0) store_partial(partials, s.c, s.splits, channel, split, acc.dy, acc.dy_xmu);
+}
+
+// One warp per channel: merges the channel's S partial sums, writes dweight and dbias (each nullptr: not
+// wanted) and the dx kernel's means mean_dy, mean_dy_xhat (C) each.
+__global__ void batch_norm_nhwc_grad_finalize_kernel(const float* partials, const float* save_invstd,
+                                                     float* dweight, float* dbias, float* mean_dy,
+                                                     float* mean_dy_xhat, NhwcSlices s) {
+    const int channel = warp_row();
+    if (channel >= s.c) return;  // whole warps only
+    const bool writer = threadIdx.x % kBnWarp == 0;
+    const GradSums sums =
+        merge_partials<GradSums>(partials, s.c, s.splits, channel, [](float dy, float dy_xmu, int) {
+            return GradSums{dy, dy_xmu};
+        });
+    const GradientMeans means =
+        gradient_means(sums, save_invstd[channel], s.pixels, dweight, dbias, channel, writer);
+    if (writer) mean_dy[channel] = means.dy, mean_dy_xhat[channel] = means.dy_xhat;
+}
+
+// How the NHWC normalize and dx kernels cover the tensor: element-wise in memory order, in units of width
+// consecutive values (4 when C % 4 == 0: one pixel's channels c … c + 3, one vector access when aligned;
+// else 1). Block b covers units [b · chunk, min((b + 1) · chunk, units)), thread t the units begin + t,
+// begin + t + blockDim.x, …: a warp reads consecutive units.
+struct NhwcApply {
+    int c = 0, width = 1, units = 0, chunk = 0;
+    bool vector_access = false;
+};
+
+// Up to kBnUnitsPerThread units of one thread, with the channel of each unit's first value.
+struct ChannelBatch {
+    UnitBatch units;
+    int channel[kBnUnitsPerThread];
+};
+
+// Walks one thread's units of an NhwcApply block; the channel (offset % C) advances without a division.
+class ChannelCursor {
+  public:
+    __device__ explicit ChannelCursor(const NhwcApply& a) : channels_(a.c), width_(a.width) {
+        const int step = static_cast<int>(blockDim.x);
+        const int block_begin = static_cast<int>(blockIdx.x) * a.chunk;
+        const int begin = block_begin + static_cast<int>(threadIdx.x);
+        const int end = min(block_begin + a.chunk, a.units);
+        left_ = begin < end ? (end - begin + step - 1) / step : 0;
+        unit_ = begin, step_ = step;
+        channel_ = left_ > 0 ? (begin * width_) % channels_ : 0;
+        channel_step_ = (step * width_) % channels_;
+    }
+
+    __device__ int left() const { return left_; }
+
+    __device__ ChannelBatch next_batch() {
+        ChannelBatch batch;
+        batch.units.size = min(left_, kBnUnitsPerThread);
+#pragma unroll
+        for (int k = 0; k < kBnUnitsPerThread; ++k) {
+            batch.units.offset[k] = 0, batch.channel[k] = 0;
+            if (k >= batch.units.size) continue;
+            batch.units.offset[k] = unit_ * width_, batch.channel[k] = channel_;
+            --left_;
+            if (left_ == 0) continue;  // the next unit may lie past INT_MAX
+            unit_ += step_;
+            channel_ += channel_step_;
+            if (channel_ >= channels_) channel_ -= channels_;
+        }
+        return batch;
+    }
+
+  private:
+    int channels_, width_;
+    int left_, unit_, step_, channel_, channel_step_;
+};
+
+// y = normalized_value(x) per element, from the finalize's save_mean and save_invstd; relu: a following
+// ReLU fused in.
+template <int kWidth, class T>
+__global__ void batch_norm_nhwc_normalize_kernel(const T* x, const float* mean, const float* invstd,
+                                                 const float* weight, const float* bias, T* y, NhwcApply a,
+                                                 bool relu) {
+    ChannelCursor cursor(a);
+    while (cursor.left() > 0) {
+        const ChannelBatch batch = cursor.next_batch();
+        BatchValues<kWidth> values = load_batch<kWidth>(x, batch.units, a.vector_access);
+#pragma unroll
+        for (int k = 0; k < kBnUnitsPerThread; ++k) {
+#pragma unroll
+            for (int w = 0; w < kWidth; ++w) {
+                if (k >= batch.units.size) continue;
+                const int c = batch.channel[k] + w;
+                float& v = values.v[k][w];
+                v = normalized_value(v, mean[c], invstd[c], weight, bias, c, relu);
+            }
+        }
+        store_batch<kWidth>(y, batch.units, values, a.vector_access);
+    }
+}
+
+// What the NHWC dx kernel reads besides the tensors: the saves, γ (nullptr: 1) and, in training, the grad
+// finalize's means.
+struct NhwcGradient {
+    const float* weight;
+    const float* save_mean;
+    const float* save_invstd;
+    const float* mean_dy;       // nullptr: evaluation
+    const float* mean_dy_xhat;  // nullptr: evaluation
+    bool training;
+};
+
+// dx per element by DxRule (the NCHW kernel's rule), channel c = offset % C.
+template <int kWidth, class T>
+__global__ void batch_norm_nhwc_dx_kernel(const T* x, const T* dy, const T* relu_y, NhwcGradient b, T* dx,
+                                          NhwcApply a) {
+    ChannelCursor cursor(a);
+    while (cursor.left() > 0) {
+        const ChannelBatch batch = cursor.next_batch();
+        DxInputs<kWidth> in = load_dx_inputs<kWidth>(x, dy, relu_y, b.training, batch.units, a.vector_access);
+#pragma unroll
+        for (int k = 0; k < kBnUnitsPerThread; ++k) {
+#pragma unroll
+            for (int w = 0; w < kWidth; ++w) {
+                if (k >= batch.units.size) continue;
+                const int c = batch.channel[k] + w;
+                DxRule rule;
+                rule.mean = b.save_mean[c], rule.invstd = b.save_invstd[c];
+                rule.scale = channel_gamma(b.weight, c) * rule.invstd;
+                rule.training = b.training;
+                rule.mean_dy = b.training ? b.mean_dy[c] : 0.0f;
+                rule.mean_dy_xhat = b.training ? b.mean_dy_xhat[c] : 0.0f;
+                in.g.v[k][w] = rule(in.g.v[k][w], in.x.v[k][w]);
+            }
+        }
+        store_batch<kWidth>(dx, batch.units, in.g, a.vector_access);
+    }
+}
+
 }  // namespace kernels
 
 namespace {
 
 using bn_detail::align16;
 using bn_detail::bn_dims;
+using bn_detail::nhwc_reduce_block;
+using bn_detail::nhwc_reduce_grid;
+using bn_detail::nhwc_slices;
 using kernels::BnDims;
 using kernels::BnSlices;
+using kernels::NhwcApply;
+using kernels::NhwcSlices;
 
-// Workspace layout: the statistics or gradient sums kernel's partials, 2 · C · S floats, then the
-// statistics' pivots, C floats (forward only).
+// Workspace layout: the statistics or gradient sums kernel's partials, 2 · C · S floats (S: bn_dims' for
+// NCHW, nhwc_slices' for NHWC), then the statistics' pivots, C floats (forward only), then, NHWC only, the
+// dx kernel's two means, 2 · C floats (backward only).
 size_t partials_bytes(const BnDims& d) {
     return align16(2 * sizeof(float) * d.c * d.splits);
+}
+size_t nhwc_partials_bytes(const NhwcSlices& s) {
+    return align16(2 * sizeof(float) * s.c * s.splits);
 }
 size_t pivots_bytes(const BnDims& d) {
     return align16(sizeof(float) * d.c);
 }
+size_t gradient_means_bytes(const BnDims& d) {
+    return align16(2 * sizeof(float) * d.c);
+}
+
+// What batch_norm2d_workspace_bytes returns: enough for either format, so that one size serves both.
+size_t workspace_bytes_for(const BnDims& d) {
+    const size_t nchw = partials_bytes(d) + pivots_bytes(d);
+    const size_t nhwc = nhwc_partials_bytes(nhwc_slices(d)) + pivots_bytes(d) + gradient_means_bytes(d);
+    return std::max(nchw, nhwc);
+}
 
 void check_workspace(const char* op, const BnDims& d, const Shape& x, const void* workspace, size_t bytes) {
-    const size_t needed = partials_bytes(d) + pivots_bytes(d);
+    const size_t needed = workspace_bytes_for(d);
     CUDACNN_CHECK(workspace != nullptr && bytes >= needed,
                   "{}: the workspace for input {} must hold {} bytes (batch_norm2d_workspace_bytes), got {} "
                   "bytes at {}",
@@ -561,8 +807,8 @@ dim3 slices_grid(const BnSlices& s) {
 }
 
 // Launches kernel<4> or kernel<1> by the slices' unit width: call(kernel) launches the given instance.
-template <class Call, class Kernel4, class Kernel1>
-void launch_by_width(const BnSlices& s, Call call, Kernel4 kernel4, Kernel1 kernel1) {
+template <class Slices, class Call, class Kernel4, class Kernel1>  // Slices: BnSlices or NhwcApply
+void launch_by_width(const Slices& s, Call call, Kernel4 kernel4, Kernel1 kernel1) {
     if (s.width == 4) {
         call(kernel4);
     } else {
@@ -570,11 +816,84 @@ void launch_by_width(const BnSlices& s, Call call, Kernel4 kernel4, Kernel1 kern
     }
 }
 
+// The NHWC normalize's and dx's units of input d: width 4 when C % 4 == 0 (a unit is one pixel's channels
+// c … c + 3), vector access when every tensor (nullptr: none) is unit-aligned; about
+// kBnApplyValuesPerBlock values a block.
+template <class T>
+NhwcApply nhwc_apply(const BnDims& d, std::initializer_list<const T*> tensors) {
+    NhwcApply a;
+    a.c = d.c;
+    a.width = d.c % 4 == 0 ? 4 : 1;
+    a.units = d.count * (d.c / a.width);  // N·C·H·W / width ≤ INT_MAX (bn_dims)
+    a.chunk = kernels::kBnApplyValuesPerBlock / a.width;
+    a.vector_access = a.width == 4 && unit_aligned(tensors);
+    return a;
+}
+
+dim3 nhwc_apply_grid(const NhwcApply& a) {
+    return dim3(static_cast<unsigned>(ceil_div(a.units, a.chunk)));
+}
+
+// batch_norm2d(_relu)'s NHWC kernels, after the launcher's checks (f: everything but the partials):
+// training: statistics, finalize, normalize; evaluation: finalize (the saves), normalize.
+template <class T>
+void batch_norm2d_nhwc(bool relu, const T* x, const float* weight, const float* bias, T* y,
+                       kernels::ForwardStatistics f, const BnDims& d, bool training, void* workspace,
+                       cudaStream_t stream) {
+    const NhwcSlices s = nhwc_slices(d);
+    if (training) {
+        float* partials = static_cast<float*>(workspace);
+        float* pivots = reinterpret_cast<float*>(static_cast<char*>(workspace) + nhwc_partials_bytes(s));
+        f.partials = partials, f.pivots = pivots;
+        launch(kernels::batch_norm_nhwc_stats_kernel<T>, nhwc_reduce_grid(s), nhwc_reduce_block(s), 0, stream,
+               x, partials, pivots, s);
+    }
+    launch(kernels::batch_norm_nhwc_finalize_kernel, bn_detail::warp_per_row_grid(d.c),
+           dim3(kernels::kBnFinalizeBlock), 0, stream, f, s);
+    const NhwcApply a = nhwc_apply<T>(d, {x, y});
+    launch_by_width(
+        a,
+        [&](auto kernel) {
+            launch(kernel, nhwc_apply_grid(a), dim3(kernels::kBnReduceBlock), 0, stream, x,
+                   static_cast<const float*>(f.save_mean), static_cast<const float*>(f.save_invstd), weight,
+                   bias, y, a, relu);
+        },
+        kernels::batch_norm_nhwc_normalize_kernel<4, T>, kernels::batch_norm_nhwc_normalize_kernel<1, T>);
+}
+
+// batch_norm2d(_relu)_backward's NHWC kernels, after the launcher's checks: with sums (training, or dweight
+// or dbias wanted) the gradient sums and their finalize, then dx.
+template <class T>
+void batch_norm2d_backward_nhwc(const T* relu_y, const T* x, const float* weight, const float* save_mean,
+                                const float* save_invstd, const T* dy, T* dx, float* dweight, float* dbias,
+                                const BnDims& d, bool training, void* workspace, cudaStream_t stream) {
+    kernels::NhwcGradient b{weight, save_mean, save_invstd, nullptr, nullptr, training};
+    if (training || dweight != nullptr || dbias != nullptr) {
+        const NhwcSlices s = nhwc_slices(d);
+        float* partials = static_cast<float*>(workspace);
+        float* means = reinterpret_cast<float*>(static_cast<char*>(workspace) + nhwc_partials_bytes(s) +
+                                                bn_detail::align16(sizeof(float) * d.c));
+        launch(kernels::batch_norm_nhwc_grad_sums_kernel<T>, nhwc_reduce_grid(s), nhwc_reduce_block(s), 0,
+               stream, x, dy, relu_y, save_mean, partials, s);
+        launch(kernels::batch_norm_nhwc_grad_finalize_kernel, bn_detail::warp_per_row_grid(d.c),
+               dim3(kernels::kBnFinalizeBlock), 0, stream, static_cast<const float*>(partials), save_invstd,
+               dweight, dbias, means, means + d.c, s);
+        if (training) b.mean_dy = means, b.mean_dy_xhat = means + d.c;
+    }
+    const NhwcApply a = nhwc_apply<T>(d, {x, dy, relu_y, dx});
+    launch_by_width(
+        a,
+        [&](auto kernel) {
+            launch(kernel, nhwc_apply_grid(a), dim3(kernels::kBnReduceBlock), 0, stream, x, dy, relu_y, b, dx,
+                   a);
+        },
+        kernels::batch_norm_nhwc_dx_kernel<4, T>, kernels::batch_norm_nhwc_dx_kernel<1, T>);
+}
+
 }  // namespace
 
 size_t batch_norm2d_workspace_bytes(const Shape& input_shape) {
-    const BnDims d = bn_dims("batch_norm2d_workspace_bytes", input_shape);
-    return partials_bytes(d) + pivots_bytes(d);
+    return workspace_bytes_for(bn_dims("batch_norm2d_workspace_bytes", input_shape));
 }
 
 namespace {
@@ -586,7 +905,7 @@ template <class T>
 void batch_norm2d_impl(const char* op, bool relu, const T* x, const float* weight, const float* bias,
                        BatchNorm2dRunningStatsView* running, T* y, float* save_mean, float* save_invstd,
                        const Shape& input_shape, const cpu::BatchNorm2dOptions& options, void* workspace,
-                       size_t workspace_bytes, cudaStream_t stream) {
+                       size_t workspace_bytes, cudaStream_t stream, MemoryFormat format) {
     const BnDims d = bn_dims(op, input_shape);
     CUDACNN_CHECK(x != nullptr && y != nullptr && save_mean != nullptr && save_invstd != nullptr,
                   "{}: x, y, save_mean and save_invstd must be device pointers, got {}, {}, {} and {}", op,
@@ -602,6 +921,10 @@ void batch_norm2d_impl(const char* op, bool relu, const T* x, const float* weigh
     f.running_var = running != nullptr ? running->running_var : nullptr;
     f.input_shift = running != nullptr ? running->input_shift : nullptr;
     f.save_mean = save_mean, f.save_invstd = save_invstd;
+    if (format == MemoryFormat::nhwc) {
+        batch_norm2d_nhwc(relu, x, weight, bias, y, f, d, options.training, workspace, stream);
+        return;
+    }
     if (options.training) {
         float* partials = static_cast<float*>(workspace);
         float* pivots = reinterpret_cast<float*>(static_cast<char*>(workspace) + partials_bytes(d));
@@ -632,19 +955,26 @@ template <class T>
 void batch_norm2d_backward_impl(const char* op, const T* relu_y, const T* x, const float* weight,
                                 const float* save_mean, const float* save_invstd, const T* dy, T* dx,
                                 float* dweight, float* dbias, const Shape& input_shape, bool training,
-                                void* workspace, size_t workspace_bytes, cudaStream_t stream) {
+                                void* workspace, size_t workspace_bytes, cudaStream_t stream,
+                                MemoryFormat format) {
     const BnDims d = bn_dims(op, input_shape);
     CUDACNN_CHECK(
         x != nullptr && dy != nullptr && dx != nullptr && save_mean != nullptr && save_invstd != nullptr,
         "{}: x, dy, dx, save_mean and save_invstd must be device pointers, got {}, {}, {}, {} and {}", op,
         static_cast<const void*>(x), static_cast<const void*>(dy), static_cast<const void*>(dx),
         static_cast<const void*>(save_mean), static_cast<const void*>(save_invstd));
+    const bool sums = training || dweight != nullptr || dbias != nullptr;
+    if (sums) check_workspace(op, d, input_shape, workspace, workspace_bytes);
+    if (format == MemoryFormat::nhwc) {
+        batch_norm2d_backward_nhwc(relu_y, x, weight, save_mean, save_invstd, dy, dx, dweight, dbias, d,
+                                   training, workspace, stream);
+        return;
+    }
     kernels::BackwardStatistics b{};
     b.weight = weight, b.save_mean = save_mean, b.save_invstd = save_invstd;
     b.dweight = dweight, b.dbias = dbias;
     b.training = training;
-    if (training || dweight != nullptr || dbias != nullptr) {
-        check_workspace(op, d, input_shape, workspace, workspace_bytes);
+    if (sums) {
         float* partials = static_cast<float*>(workspace);
         b.partials = partials;
         b.stats = reduction_slices<T>(d, {x, dy, relu_y});
@@ -670,72 +1000,74 @@ void batch_norm2d_backward_impl(const char* op, const T* relu_y, const T* x, con
 void batch_norm2d(const float* x, const float* weight, const float* bias,
                   BatchNorm2dRunningStatsView* running, float* y, float* save_mean, float* save_invstd,
                   const Shape& input_shape, const cpu::BatchNorm2dOptions& options, void* workspace,
-                  size_t workspace_bytes, cudaStream_t stream) {
+                  size_t workspace_bytes, cudaStream_t stream, MemoryFormat format) {
     batch_norm2d_impl("batch_norm2d", false, x, weight, bias, running, y, save_mean, save_invstd, input_shape,
-                      options, workspace, workspace_bytes, stream);
+                      options, workspace, workspace_bytes, stream, format);
 }
 
 void batch_norm2d_relu(const float* x, const float* weight, const float* bias,
                        BatchNorm2dRunningStatsView* running, float* y, float* save_mean, float* save_invstd,
                        const Shape& input_shape, const cpu::BatchNorm2dOptions& options, void* workspace,
-                       size_t workspace_bytes, cudaStream_t stream) {
+                       size_t workspace_bytes, cudaStream_t stream, MemoryFormat format) {
     batch_norm2d_impl("batch_norm2d_relu", true, x, weight, bias, running, y, save_mean, save_invstd,
-                      input_shape, options, workspace, workspace_bytes, stream);
+                      input_shape, options, workspace, workspace_bytes, stream, format);
 }
 
 void batch_norm2d_backward(const float* x, const float* weight, const float* save_mean,
                            const float* save_invstd, const float* dy, float* dx, float* dweight, float* dbias,
                            const Shape& input_shape, bool training, void* workspace, size_t workspace_bytes,
-                           cudaStream_t stream) {
+                           cudaStream_t stream, MemoryFormat format) {
     batch_norm2d_backward_impl<float>("batch_norm2d_backward", nullptr, x, weight, save_mean, save_invstd, dy,
                                       dx, dweight, dbias, input_shape, training, workspace, workspace_bytes,
-                                      stream);
+                                      stream, format);
 }
 
 void batch_norm2d_relu_backward(const float* x, const float* y, const float* weight, const float* save_mean,
                                 const float* save_invstd, const float* dy, float* dx, float* dweight,
                                 float* dbias, const Shape& input_shape, bool training, void* workspace,
-                                size_t workspace_bytes, cudaStream_t stream) {
+                                size_t workspace_bytes, cudaStream_t stream, MemoryFormat format) {
     CUDACNN_CHECK(y != nullptr,
                   "batch_norm2d_relu_backward: y must be the device pointer batch_norm2d_relu wrote, got nullptr");
     batch_norm2d_backward_impl("batch_norm2d_relu_backward", y, x, weight, save_mean, save_invstd, dy, dx,
-                               dweight, dbias, input_shape, training, workspace, workspace_bytes, stream);
+                               dweight, dbias, input_shape, training, workspace, workspace_bytes, stream,
+                               format);
 }
 
 void batch_norm2d(const bf16* x, const float* weight, const float* bias, BatchNorm2dRunningStatsView* running,
                   bf16* y, float* save_mean, float* save_invstd, const Shape& input_shape,
                   const cpu::BatchNorm2dOptions& options, void* workspace, size_t workspace_bytes,
-                  cudaStream_t stream) {
+                  cudaStream_t stream, MemoryFormat format) {
     batch_norm2d_impl("batch_norm2d", false, x, weight, bias, running, y, save_mean, save_invstd, input_shape,
-                      options, workspace, workspace_bytes, stream);
+                      options, workspace, workspace_bytes, stream, format);
 }
 
 void batch_norm2d_relu(const bf16* x, const float* weight, const float* bias,
                        BatchNorm2dRunningStatsView* running, bf16* y, float* save_mean, float* save_invstd,
                        const Shape& input_shape, const cpu::BatchNorm2dOptions& options, void* workspace,
-                       size_t workspace_bytes, cudaStream_t stream) {
+                       size_t workspace_bytes, cudaStream_t stream, MemoryFormat format) {
     batch_norm2d_impl("batch_norm2d_relu", true, x, weight, bias, running, y, save_mean, save_invstd,
-                      input_shape, options, workspace, workspace_bytes, stream);
+                      input_shape, options, workspace, workspace_bytes, stream, format);
 }
 
 void batch_norm2d_backward(const bf16* x, const float* weight, const float* save_mean,
                            const float* save_invstd, const bf16* dy, bf16* dx, float* dweight, float* dbias,
                            const Shape& input_shape, bool training, void* workspace, size_t workspace_bytes,
-                           cudaStream_t stream) {
+                           cudaStream_t stream, MemoryFormat format) {
     batch_norm2d_backward_impl<bf16>("batch_norm2d_backward", nullptr, x, weight, save_mean, save_invstd, dy,
                                      dx, dweight, dbias, input_shape, training, workspace, workspace_bytes,
-                                     stream);
+                                     stream, format);
 }
 
 void batch_norm2d_relu_backward(const bf16* x, const bf16* y, const float* weight, const float* save_mean,
                                 const float* save_invstd, const bf16* dy, bf16* dx, float* dweight,
                                 float* dbias, const Shape& input_shape, bool training, void* workspace,
-                                size_t workspace_bytes, cudaStream_t stream) {
+                                size_t workspace_bytes, cudaStream_t stream, MemoryFormat format) {
     CUDACNN_CHECK(
         y != nullptr,
         "batch_norm2d_relu_backward: y must be the device pointer batch_norm2d_relu wrote, got nullptr");
     batch_norm2d_backward_impl("batch_norm2d_relu_backward", y, x, weight, save_mean, save_invstd, dy, dx,
-                               dweight, dbias, input_shape, training, workspace, workspace_bytes, stream);
+                               dweight, dbias, input_shape, training, workspace, workspace_bytes, stream,
+                               format);
 }
 
 }  // namespace cudacnn::gpu

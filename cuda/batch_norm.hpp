@@ -1,6 +1,6 @@
-// batch_norm2d kernels over (N, C, H, W) float32 or bfloat16 tensors: training (batch statistics,
-// running-statistics update) and evaluation, forward and backward, computing what the CPU reference
-// (include/cudacnn/ops/batch_norm.hpp) defines.
+// batch_norm2d kernels over (N, C, H, W) float32 or bfloat16 tensors, NCHW or NHWC: training (batch
+// statistics, running-statistics update) and evaluation, forward and backward, computing what the CPU
+// reference (include/cudacnn/ops/batch_norm.hpp) defines.
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -9,6 +9,7 @@
 #include <cstdint>
 
 #include "cuda/bf16.cuh"
+#include "cudacnn/memory_format.hpp"
 #include "cudacnn/ops/batch_norm.hpp"
 #include "cudacnn/tensor.hpp"
 
@@ -40,10 +41,34 @@ struct BatchNorm2dRunningStatsView {
 // each y or dx element is rounded to nearest even once, when it is stored. A width-4 unit moves as one 8-byte
 // access when the bf16 tensors are 8-byte aligned, as 4 scalars otherwise (the same bits).
 
+// NHWC (channels_last): every launcher below takes a MemoryFormat (last, default nchw) that applies to x, y,
+// dy and dx (shapes still written (N, C, H, W); element (n, c, h, w) at ((n · H + h) · W + w) · C + c);
+// weight, bias, the saves, the running statistics, input_shift and the workspace are (C) vectors or bytes as
+// for NCHW. The NHWC launchers compute the same functions with the same checks and errors, float and bf16
+// (each y or dx element rounded once when stored), deterministic, without atomics, but sum in another order
+// than NCHW's: their statistics and sums match NCHW's within float rounding, not bit for bit.
+//  1. statistics (and the backward's sums): grid (S, G), block (group, rows): G = ⌈C / 32⌉ groups of
+//     group = ⌈C / G⌉ channels, rows = 256 / group. Block (s, g) covers channels [g · group, (g + 1) · group)
+//     of the s-th of S equal slices of the N·H·W pixels, thread (t, r) channel g · group + t of the slice's
+//     pixels r, r + rows, …: a warp reads consecutive channels of consecutive pixels (with C ≤ 32 one
+//     contiguous run). Each thread loads 4 values at once and merges their (count, mean, M2) with Chan's
+//     formula (the NCHW kernel's pivot shift, x[0, c, 0, 0]); the block merges its rows in a fixed halving
+//     tree and writes one partial per (slice, channel) to the workspace. S ≤ 1024 grows with N·H·W, about 16
+//     values per thread, so that small-C layers fill the GPU.
+//  2. finalize: one warp per channel; lane l merges partials l, l + 32, … in turn, then the warp in a fixed
+//     tree; it writes save_mean and save_invstd and updates the running statistics (the backward's: dweight,
+//     dbias and the two means dx subtracts, in the workspace). A kernel of its own, unlike NCHW's merge in
+//     every normalize block: an element-wise NHWC block touches every channel, and would re-merge all C · S
+//     partials. Evaluation runs it too (the saves from the running statistics; no workspace).
+//  3. normalize (dx): one thread per unit in memory order, channel c = offset % C (advanced without a
+//     division); a unit is 4 values, one pixel's channels c … c + 3, when C % 4 == 0 (one vector access when
+//     the tensors are aligned, 4 scalars otherwise: the same bits), else 1. It reads save_mean and
+//     save_invstd (the backward: the saves and the means), so y may be x.
+
 // Bytes of device workspace that batch_norm2d and batch_norm2d_backward need for this input shape (either
-// direction); a multiple of 16. Needed by the training forward and by the backward unless it is in
-// evaluation mode with dweight and dbias both nullptr; those calls check workspace_bytes against it, the
-// others ignore the workspace (it may be nullptr).
+// direction, either memory format: the larger of the two layouts' needs); a multiple of 16. Needed by the
+// training forward and by the backward unless it is in evaluation mode with dweight and dbias both nullptr;
+// those calls check workspace_bytes against it, the others ignore the workspace (it may be nullptr).
 size_t batch_norm2d_workspace_bytes(const Shape& input_shape);
 
 // y (N, C, H, W) = (x − mean) · invstd · weight + bias per channel; save_mean, save_invstd (C) as the
@@ -71,11 +96,11 @@ size_t batch_norm2d_workspace_bytes(const Shape& input_shape);
 void batch_norm2d(const float* x, const float* weight, const float* bias,
                   BatchNorm2dRunningStatsView* running, float* y, float* save_mean, float* save_invstd,
                   const Shape& input_shape, const cpu::BatchNorm2dOptions& options, void* workspace,
-                  size_t workspace_bytes, cudaStream_t stream);
+                  size_t workspace_bytes, cudaStream_t stream, MemoryFormat format = MemoryFormat::nchw);
 void batch_norm2d(const bf16* x, const float* weight, const float* bias, BatchNorm2dRunningStatsView* running,
                   bf16* y, float* save_mean, float* save_invstd, const Shape& input_shape,
                   const cpu::BatchNorm2dOptions& options, void* workspace, size_t workspace_bytes,
-                  cudaStream_t stream);
+                  cudaStream_t stream, MemoryFormat format = MemoryFormat::nchw);
 
 // dx (N, C, H, W), dweight = Σ dy · x̂ and dbias = Σ dy (C) over (N, H, W), x̂ = (x − save_mean) · save_invstd,
 // given the forward's x, weight (or nullptr: 1), save_mean and save_invstd. training: dx goes through the
@@ -88,11 +113,11 @@ void batch_norm2d(const bf16* x, const float* weight, const float* bias, BatchNo
 void batch_norm2d_backward(const float* x, const float* weight, const float* save_mean,
                            const float* save_invstd, const float* dy, float* dx, float* dweight, float* dbias,
                            const Shape& input_shape, bool training, void* workspace, size_t workspace_bytes,
-                           cudaStream_t stream);
+                           cudaStream_t stream, MemoryFormat format = MemoryFormat::nchw);
 void batch_norm2d_backward(const bf16* x, const float* weight, const float* save_mean,
                            const float* save_invstd, const bf16* dy, bf16* dx, float* dweight, float* dbias,
                            const Shape& input_shape, bool training, void* workspace, size_t workspace_bytes,
-                           cudaStream_t stream);
+                           cudaStream_t stream, MemoryFormat format = MemoryFormat::nchw);
 
 // batch_norm2d and a following ReLU in one pass: y = relu(batch_norm2d(x)), bit for bit what batch_norm2d then
 // relu_forward give (the normalize kernel applies ReLU's rule, cuda/relu_rule.cuh, before it stores), without
@@ -102,21 +127,23 @@ void batch_norm2d_backward(const bf16* x, const float* weight, const float* save
 void batch_norm2d_relu(const float* x, const float* weight, const float* bias,
                        BatchNorm2dRunningStatsView* running, float* y, float* save_mean, float* save_invstd,
                        const Shape& input_shape, const cpu::BatchNorm2dOptions& options, void* workspace,
-                       size_t workspace_bytes, cudaStream_t stream);
+                       size_t workspace_bytes, cudaStream_t stream, MemoryFormat format = MemoryFormat::nchw);
 void batch_norm2d_relu(const bf16* x, const float* weight, const float* bias,
                        BatchNorm2dRunningStatsView* running, bf16* y, float* save_mean, float* save_invstd,
                        const Shape& input_shape, const cpu::BatchNorm2dOptions& options, void* workspace,
-                       size_t workspace_bytes, cudaStream_t stream);
+                       size_t workspace_bytes, cudaStream_t stream, MemoryFormat format = MemoryFormat::nchw);
 
 // The backward of batch_norm2d_relu, given its output y and the gradient dy of y: bit for bit relu_backward(y,
 // dy) then batch_norm2d_backward, with ReLU's backward applied wherever the batch norm kernels read a gradient.
 void batch_norm2d_relu_backward(const float* x, const float* y, const float* weight, const float* save_mean,
                                 const float* save_invstd, const float* dy, float* dx, float* dweight,
                                 float* dbias, const Shape& input_shape, bool training, void* workspace,
-                                size_t workspace_bytes, cudaStream_t stream);
+                                size_t workspace_bytes, cudaStream_t stream,
+                                MemoryFormat format = MemoryFormat::nchw);
 void batch_norm2d_relu_backward(const bf16* x, const bf16* y, const float* weight, const float* save_mean,
                                 const float* save_invstd, const bf16* dy, bf16* dx, float* dweight,
                                 float* dbias, const Shape& input_shape, bool training, void* workspace,
-                                size_t workspace_bytes, cudaStream_t stream);
+                                size_t workspace_bytes, cudaStream_t stream,
+                                MemoryFormat format = MemoryFormat::nchw);
 
 }  // namespace cudacnn::gpu

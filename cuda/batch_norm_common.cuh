@@ -1,7 +1,7 @@
 // What the batch norm kernels (cuda/batch_norm.cu) and the synchronized batch norm kernels
-// (cuda/batch_norm_sync.cu) share: how a channel's N·H·W values split over reduction blocks, the walk over
-// one block's slice, and the per-element rules of the normalize and of the incoming gradient. Included by
-// those .cu files only.
+// (cuda/batch_norm_sync.cu) share: how a channel's N·H·W values split over reduction blocks (NCHW), how
+// pixel slices and channel groups split an NHWC tensor, the walk over one block's slice, and the
+// per-element rules of the normalize and of the incoming gradient. Included by those .cu files only.
 #pragma once
 
 #include <algorithm>
@@ -13,6 +13,7 @@
 #include "cuda/batch_norm.hpp"
 #include "cuda/bf16.cuh"
 #include "cuda/launch.cuh"
+#include "cuda/reduce.cuh"
 #include "cuda/relu_rule.cuh"
 #include "cudacnn/error.hpp"
 #include "cudacnn/tensor.hpp"
@@ -93,6 +94,76 @@ __device__ inline float incoming_gradient(const T* dy, const T* relu_y, int64_t 
     return relu_y != nullptr ? relu_gradient(to_float(relu_y[i]), to_float(dy[i])) : to_float(dy[i]);
 }
 
+// NHWC (channels_last): x[p · C + c] for pixel p = (n · H + h) · W + w.
+
+constexpr int kBnNhwcMaxGroup = 32;             // channels of a reduction block: a warp's 32 lanes, one pixel
+constexpr int kBnNhwcValuesPerThread = 16;      // aim of the reductions: 4 batches of 4 loads a thread
+constexpr int kBnNhwcMaxSplits = 32 * kBnWarp;  // the finalize's lanes merge ≤ 32 partials each
+
+// How the NHWC reductions cover the (M pixels × C channels) input: grid (S, G), block (group, rows), with
+// G = ⌈C / 32⌉ and group = ⌈C / G⌉ ≤ 32. Block (s, g) takes channels [g · group, (g + 1) · group) and the
+// pixels [s · chunk, min((s + 1) · chunk, M)) of slice s, thread (t, r) channel g · group + t of pixels
+// begin + r, begin + r + rows, …: a warp reads consecutive channels of consecutive pixels (with group = C
+// ≤ 32, a block reads a contiguous run).
+struct NhwcSlices {
+    int c = 0;       // channels
+    int pixels = 0;  // M = N·H·W
+    int group = 1;   // channels per block: ⌈C / ⌈C / 32⌉⌉
+    int rows = 1;    // pixels a block reads at once: 256 / group
+    int splits = 1, chunk = 0;
+};
+
+// The number of pixels (values per channel) slice `split` covers.
+__device__ inline int nhwc_slice_pixels(const NhwcSlices& s, int split) {
+    return max(min((split + 1) * s.chunk, s.pixels) - split * s.chunk, 0);
+}
+
+// Walks thread (threadIdx.x, threadIdx.y)'s pixels of slice `split` for one channel, yielding offsets.
+class PixelCursor {
+  public:
+    __device__ PixelCursor(const NhwcSlices& s, int split, int channel) {
+        const int begin = split * s.chunk + static_cast<int>(threadIdx.y);
+        const int end = min((split + 1) * s.chunk, s.pixels);
+        left_ = begin < end ? (end - begin + s.rows - 1) / s.rows : 0;
+        offset_ = left_ > 0 ? static_cast<int64_t>(begin) * s.c + channel : 0;
+        step_ = static_cast<int64_t>(s.rows) * s.c;
+    }
+
+    __device__ int left() const { return left_; }
+
+    __device__ int next() {
+        const int offset = static_cast<int>(offset_);  // < N·C·H·W ≤ INT_MAX (bn_dims)
+        --left_;
+        offset_ += step_;
+        return offset;
+    }
+
+  private:
+    int left_;
+    int64_t offset_, step_;
+};
+
+// Merges each channel's accumulators (reduce.cuh's: arithmetic, or with merge()) over the block's rows (block
+// (group, rows), blockDim.x · blockDim.y ≤ kBnReduceBlock) in a fixed halving tree: row r takes row r +
+// ⌈active / 2⌉'s. Row 0's threads get their channel's total. Once per kernel (the shared array is not guarded
+// for reuse).
+template <class T>
+__device__ T reduce_rows(T acc) {
+    __shared__ T rows[kBnReduceBlock];
+    const int width = static_cast<int>(blockDim.x), row = static_cast<int>(threadIdx.y);
+    const int col = static_cast<int>(threadIdx.x);
+    rows[row * width + col] = acc;
+    __syncthreads();
+    for (int active = static_cast<int>(blockDim.y); active > 1;) {
+        const int half = (active + 1) / 2;
+        if (row < active - half)
+            reduce::merge_into(rows[row * width + col], rows[(row + half) * width + col]);
+        __syncthreads();
+        active = half;
+    }
+    return rows[col];
+}
+
 }  // namespace kernels
 
 namespace bn_detail {
@@ -114,6 +185,29 @@ inline kernels::BnDims bn_dims(const char* op, const Shape& x) {
     d.splits = std::clamp(wanted, 1, kernels::kBnMaxSplits);
     d.chunk = (d.count + d.splits - 1) / d.splits;
     return d;
+}
+
+// The NHWC reductions' slices of input d: S grows with M so that every thread reads about
+// kBnNhwcValuesPerThread values (small-C layers still fill the GPU), capped at kBnNhwcMaxSplits.
+inline kernels::NhwcSlices nhwc_slices(const kernels::BnDims& d) {
+    kernels::NhwcSlices s;
+    s.c = d.c, s.pixels = d.count;
+    // G = ⌈C / 32⌉ groups of equal size (the last up to G − 1 short): C = 40 takes 2 × 20, not 32 + 8.
+    const int64_t groups = cudacnn::ceil_div(d.c, kernels::kBnNhwcMaxGroup);
+    s.group = static_cast<int>(cudacnn::ceil_div(d.c, groups));
+    s.rows = kernels::kBnReduceBlock / s.group;
+    const int64_t wanted = cudacnn::ceil_div(d.count, int64_t{kernels::kBnNhwcValuesPerThread} * s.rows);
+    s.splits = static_cast<int>(std::clamp<int64_t>(wanted, 1, kernels::kBnNhwcMaxSplits));
+    s.chunk = static_cast<int>(cudacnn::ceil_div(d.count, s.splits));
+    return s;
+}
+
+// The NHWC reductions' grid (S, G) and block (group, rows).
+inline dim3 nhwc_reduce_grid(const kernels::NhwcSlices& s) {
+    return dim3(static_cast<unsigned>(s.splits), static_cast<unsigned>(cudacnn::ceil_div(s.c, s.group)));
+}
+inline dim3 nhwc_reduce_block(const kernels::NhwcSlices& s) {
+    return dim3(static_cast<unsigned>(s.group), static_cast<unsigned>(s.rows));
 }
 
 inline size_t align16(size_t bytes) {

@@ -3,6 +3,7 @@
 // the caller's.
 #include "cuda/batch_norm_sync.hpp"
 
+#include <algorithm>
 #include <cmath>
 
 #include "cuda/batch_norm_common.cuh"
@@ -79,22 +80,84 @@ __global__ void batch_norm_sync_grad_sums_kernel(const T* x, const T* dy, const 
     }
 }
 
-// One warp per row r < rows (a channel's sum: rows C or 2·C, the row's S partials at r · S): lane s holds
-// partial s, a fixed shift-down tree adds them, out[r] = the total. count ≥ 0: out[rows] = count (this rank's
-// M, which the all-reduce turns into the world's). local_first / local_second (nullptr: not wanted) get the
-// rows' totals as floats, rows < C and rows ≥ C: the backward's dbias and dweight, this rank's own sums.
-__global__ void batch_norm_sync_merge_kernel(const double* partials, int rows, BnDims d, double count,
-                                             double* out, float* local_first, float* local_second) {
+// NHWC block (s, g): Σ x of each of its channels over slice s (cuda/batch_norm_common.cuh's NhwcSlices).
+// partials: (C, S).
+template <class T>
+__global__ void batch_norm_sync_nhwc_sum_kernel(const T* x, double* partials, NhwcSlices s) {
+    const int split = blockIdx.x, channel = blockIdx.y * s.group + threadIdx.x;
+    const bool live = channel < s.c;  // the last group may be partial
+    double acc = 0.0;
+    if (live) {
+        for (PixelCursor cursor(s, split, channel); cursor.left() > 0;)
+            acc += static_cast<double>(to_float(x[cursor.next()]));
+    }
+    acc = reduce_rows(acc);
+    if (live && threadIdx.y == 0) partials[channel * s.splits + split] = acc;
+}
+
+// NHWC block (s, g): Σ (x − mean)² of each of its channels over slice s, as the NCHW squares kernel.
+template <class T>
+__global__ void batch_norm_sync_nhwc_squares_kernel(const T* x, const double* sums, double* partials,
+                                                    NhwcSlices s) {
+    const int split = blockIdx.x, channel = blockIdx.y * s.group + threadIdx.x;
+    const bool live = channel < s.c;
+    double acc = 0.0;
+    if (live) {
+        const double mean = sums[channel] / sums[s.c];
+        for (PixelCursor cursor(s, split, channel); cursor.left() > 0;) {
+            const double centered = static_cast<double>(to_float(x[cursor.next()])) - mean;
+            acc += centered * centered;
+        }
+    }
+    acc = reduce_rows(acc);
+    if (live && threadIdx.y == 0) partials[channel * s.splits + split] = acc;
+}
+
+// NHWC block (s, g): Σ dy and Σ dy · x̂ of each of its channels over slice s, as the NCHW grad sums kernel.
+template <class T>
+__global__ void batch_norm_sync_nhwc_grad_sums_kernel(const T* x, const T* dy, const T* relu_y,
+                                                      const float* save_mean, const float* save_invstd,
+                                                      double* partials, NhwcSlices s) {
+    const int split = blockIdx.x, channel = blockIdx.y * s.group + threadIdx.x;
+    const bool live = channel < s.c;
+    DoublePair acc = DoublePair::empty();
+    if (live) {
+        const double mean = static_cast<double>(save_mean[channel]);
+        const double invstd = static_cast<double>(save_invstd[channel]);
+        for (PixelCursor cursor(s, split, channel); cursor.left() > 0;) {
+            const int offset = cursor.next();
+            const double g = static_cast<double>(incoming_gradient(dy, relu_y, offset));
+            acc.first += g;
+            acc.second += g * (static_cast<double>(to_float(x[offset])) - mean) * invstd;
+        }
+    }
+    acc = reduce_rows(acc);
+    if (live && threadIdx.y == 0) {
+        partials[channel * s.splits + split] = acc.first;
+        partials[(s.c + channel) * s.splits + split] = acc.second;
+    }
+}
+
+// One warp per row r < rows (a channel's sum: rows C or 2·C, the row's S partials at r · S): lane l adds
+// partials l, l + 32, … in turn (S ≤ 32, NCHW: partial l alone), a fixed shift-down tree adds the lanes,
+// out[r] = the total. count ≥ 0: out[rows] = count (this rank's M, which the all-reduce turns into the
+// world's). local_first / local_second (nullptr: not wanted) get the rows' totals as floats, rows < C and
+// rows ≥ C: the backward's dbias and dweight, this rank's own sums.
+__global__ void batch_norm_sync_merge_kernel(const double* partials, int rows, int channels, int splits,
+                                             double count, double* out, float* local_first,
+                                             float* local_second) {
     const int row = warp_row();
     if (row == 0 && threadIdx.x == 0 && count >= 0.0) out[rows] = count;
     if (row >= rows) return;  // whole warps only
     const int lane = threadIdx.x % kBnWarp;
-    double acc = lane < d.splits ? partials[row * d.splits + lane] : 0.0;
+    const double* row_partials = partials + static_cast<int64_t>(row) * splits;
+    double acc = lane < splits ? row_partials[lane] : 0.0;
+    for (int split = lane + kBnWarp; split < splits; split += kBnWarp) acc += row_partials[split];
     acc = reduce::warp_reduce(acc);
     if (lane != 0) return;
     out[row] = acc;
-    float* local = row < d.c ? local_first : local_second;
-    if (local != nullptr) local[row % d.c] = static_cast<float>(acc);
+    float* local = row < channels ? local_first : local_second;
+    if (local != nullptr) local[row % channels] = static_cast<float>(acc);
 }
 
 // Per channel, from the world's sums (C + 1) and squares (C): the saves and the running statistics (momentum
@@ -123,6 +186,7 @@ __global__ void batch_norm_sync_finalize_kernel(const double* sums, const double
 }
 
 // batch_norm2d's normalize, element for element (cuda/batch_norm_common.cuh's rule), rounded once to T.
+// Element i is of channel (i / hw) % C: hw = H·W for NCHW, 1 for NHWC.
 template <class T>
 __global__ void batch_norm_sync_normalize_kernel(const T* x, const float* mean, const float* invstd,
                                                  const float* weight, const float* bias, T* y, int64_t total,
@@ -144,7 +208,7 @@ __global__ void batch_norm_sync_grad_means_kernel(const double* sums, int channe
 }
 
 // dx = γ · invstd · (dy − Σdy / M − x̂ · Σdy·x̂ / M), means: Σdy / M (C) then Σdy·x̂ / M (C); rounded once
-// to T.
+// to T. Channels as the normalize kernel's (hw: H·W for NCHW, 1 for NHWC).
 template <class T>
 __global__ void batch_norm_sync_dx_kernel(const T* x, const T* dy, const T* relu_y, const float* weight,
                                           const float* save_mean, const float* save_invstd,
@@ -167,14 +231,17 @@ namespace {
 using bn_detail::align16;
 using bn_detail::bn_dims;
 using kernels::BnDims;
+using kernels::NhwcSlices;
 
 // Workspace layout: sums (2·C + 1 doubles: the forward's Σx and M, then its squares; the backward's Σdy,
-// Σdy·x̂ and M), block partials (2·C·S doubles), the backward's per-channel means (2·C floats).
+// Σdy·x̂ and M), block partials (2·C·S doubles, S the larger of the NCHW and NHWC reductions': one size
+// serves both formats), the backward's per-channel means (2·C floats).
 size_t sums_bytes(const BnDims& d) {
     return align16(sizeof(double) * (2 * static_cast<size_t>(d.c) + 1));
 }
 size_t partials_bytes(const BnDims& d) {
-    return align16(2 * sizeof(double) * d.c * d.splits);
+    const int splits = std::max(d.splits, bn_detail::nhwc_slices(d).splits);
+    return align16(2 * sizeof(double) * d.c * splits);
 }
 size_t means_bytes(const BnDims& d) {
     return align16(2 * sizeof(float) * d.c);
@@ -198,12 +265,17 @@ SyncWorkspace sync_workspace(const char* op, const BnDims& d, const Shape& x, vo
             reinterpret_cast<float*>(base + sums_bytes(d) + partials_bytes(d))};
 }
 
-// Adds each row's block partials into out (rows doubles; count ≥ 0 also goes to out[rows]).
-void merge_rows(const double* partials, int rows, const BnDims& d, double count, double* out,
+// Adds each row's `splits` block partials into out (rows doubles; count ≥ 0 also goes to out[rows]).
+void merge_rows(const double* partials, int rows, const BnDims& d, int splits, double count, double* out,
                 float* local_first, float* local_second, cudaStream_t stream) {
     launch(kernels::batch_norm_sync_merge_kernel, bn_detail::warp_per_row_grid(rows),
-           dim3(kernels::kBnFinalizeBlock), 0, stream, partials, rows, d, count, out, local_first,
+           dim3(kernels::kBnFinalizeBlock), 0, stream, partials, rows, d.c, splits, count, out, local_first,
            local_second);
+}
+
+// The element-wise kernels' channel rule: element i is of channel (i / hw) % C.
+int channel_stride(const BnDims& d, MemoryFormat format) {
+    return format == MemoryFormat::nhwc ? 1 : d.hw;
 }
 
 dim3 per_channel_grid(int channels) {
@@ -247,9 +319,18 @@ BatchNormSyncSums batch_norm2d_sync_statistics(const BatchNorm2dSyncForwardT<T>&
         kForwardOp);
     bn_detail::check_forward(kForwardOp, d, a.input_shape, a.running, a.options);
     const SyncWorkspace ws = sync_workspace(kForwardOp, d, a.input_shape, a.workspace, a.workspace_bytes);
-    launch(kernels::batch_norm_sync_sum_kernel<T>, dim3(d.splits, d.c), dim3(kernels::kBnReduceBlock), 0,
-           a.stream, a.x, ws.partials, d);
-    merge_rows(ws.partials, d.c, d, static_cast<double>(d.count), ws.sums, nullptr, nullptr, a.stream);
+    int splits = d.splits;
+    if (a.format == MemoryFormat::nhwc) {
+        const NhwcSlices s = bn_detail::nhwc_slices(d);
+        launch(kernels::batch_norm_sync_nhwc_sum_kernel<T>, bn_detail::nhwc_reduce_grid(s),
+               bn_detail::nhwc_reduce_block(s), 0, a.stream, a.x, ws.partials, s);
+        splits = s.splits;
+    } else {
+        launch(kernels::batch_norm_sync_sum_kernel<T>, dim3(d.splits, d.c), dim3(kernels::kBnReduceBlock), 0,
+               a.stream, a.x, ws.partials, d);
+    }
+    merge_rows(ws.partials, d.c, d, splits, static_cast<double>(d.count), ws.sums, nullptr, nullptr,
+               a.stream);
     return {ws.sums, static_cast<int64_t>(d.c) + 1};
 }
 
@@ -259,9 +340,18 @@ BatchNormSyncSums batch_norm2d_sync_squares(const BatchNorm2dSyncForwardT<T>& a)
     check_forward_pointers(a);
     const SyncWorkspace ws = sync_workspace(kForwardOp, d, a.input_shape, a.workspace, a.workspace_bytes);
     double* squares = ws.sums + d.c + 1;
-    launch(kernels::batch_norm_sync_squares_kernel<T>, dim3(d.splits, d.c), dim3(kernels::kBnReduceBlock), 0,
-           a.stream, a.x, static_cast<const double*>(ws.sums), ws.partials, d);
-    merge_rows(ws.partials, d.c, d, -1.0, squares, nullptr, nullptr, a.stream);
+    int splits = d.splits;
+    if (a.format == MemoryFormat::nhwc) {
+        const NhwcSlices s = bn_detail::nhwc_slices(d);
+        launch(kernels::batch_norm_sync_nhwc_squares_kernel<T>, bn_detail::nhwc_reduce_grid(s),
+               bn_detail::nhwc_reduce_block(s), 0, a.stream, a.x, static_cast<const double*>(ws.sums),
+               ws.partials, s);
+        splits = s.splits;
+    } else {
+        launch(kernels::batch_norm_sync_squares_kernel<T>, dim3(d.splits, d.c), dim3(kernels::kBnReduceBlock),
+               0, a.stream, a.x, static_cast<const double*>(ws.sums), ws.partials, d);
+    }
+    merge_rows(ws.partials, d.c, d, splits, -1.0, squares, nullptr, nullptr, a.stream);
     return {squares, static_cast<int64_t>(d.c)};
 }
 
@@ -280,7 +370,7 @@ void batch_norm2d_sync_normalize(const BatchNorm2dSyncForwardT<T>& a) {
     const int64_t total = a.input_shape.numel();
     launch(kernels::batch_norm_sync_normalize_kernel<T>, elementwise_grid(total), dim3(kElementwiseBlock), 0,
            a.stream, a.x, static_cast<const float*>(a.save_mean), static_cast<const float*>(a.save_invstd),
-           a.weight, a.bias, a.y, total, d.c, d.hw, a.relu);
+           a.weight, a.bias, a.y, total, d.c, channel_stride(d, a.format), a.relu);
 }
 
 template <class T>
@@ -297,9 +387,20 @@ BatchNormSyncSums batch_norm2d_sync_backward_sums(const BatchNorm2dSyncBackwardT
     const BnDims d = bn_dims(kBackwardOp, a.input_shape);
     check_backward_pointers(a);
     const SyncWorkspace ws = sync_workspace(kBackwardOp, d, a.input_shape, a.workspace, a.workspace_bytes);
-    launch(kernels::batch_norm_sync_grad_sums_kernel<T>, dim3(d.splits, d.c), dim3(kernels::kBnReduceBlock),
-           0, a.stream, a.x, a.dy, a.relu_y, a.save_mean, a.save_invstd, ws.partials, d);
-    merge_rows(ws.partials, 2 * d.c, d, static_cast<double>(d.count), ws.sums, a.dbias, a.dweight, a.stream);
+    int splits = d.splits;
+    if (a.format == MemoryFormat::nhwc) {
+        const NhwcSlices s = bn_detail::nhwc_slices(d);
+        launch(kernels::batch_norm_sync_nhwc_grad_sums_kernel<T>, bn_detail::nhwc_reduce_grid(s),
+               bn_detail::nhwc_reduce_block(s), 0, a.stream, a.x, a.dy, a.relu_y, a.save_mean, a.save_invstd,
+               ws.partials, s);
+        splits = s.splits;
+    } else {
+        launch(kernels::batch_norm_sync_grad_sums_kernel<T>, dim3(d.splits, d.c),
+               dim3(kernels::kBnReduceBlock), 0, a.stream, a.x, a.dy, a.relu_y, a.save_mean, a.save_invstd,
+               ws.partials, d);
+    }
+    merge_rows(ws.partials, 2 * d.c, d, splits, static_cast<double>(d.count), ws.sums, a.dbias, a.dweight,
+               a.stream);
     return {ws.sums, 2 * static_cast<int64_t>(d.c) + 1};
 }
 
@@ -316,7 +417,7 @@ void batch_norm2d_sync_backward_dx(const BatchNorm2dSyncBackwardT<T>& a) {
     const int64_t total = a.input_shape.numel();
     launch(kernels::batch_norm_sync_dx_kernel<T>, elementwise_grid(total), dim3(kElementwiseBlock), 0,
            a.stream, a.x, a.dy, a.relu_y, a.weight, a.save_mean, a.save_invstd,
-           static_cast<const float*>(ws.means), a.dx, total, d.c, d.hw);
+           static_cast<const float*>(ws.means), a.dx, total, d.c, channel_stride(d, a.format));
 }
 
 template <class T>

@@ -15,7 +15,12 @@
 // Activations (x, y, relu_y, dy, dx) are float or bf16 (T below; everything else float, as batch_norm2d's
 // bf16 overloads): the kernels widen each loaded value exactly and round each y and dx element once, so a
 // bf16 call computes the same sums and statistics as the float call on the widened values.
-#pragma once
+//
+// NHWC (channels_last): the argument structs' last member, format (default nchw), applies to x, y, relu_y,
+// dy and dx (shapes still (N, C, H, W)); everything else is as for NCHW, and so are the phases, their sums
+// and the all-reduces. The reductions take batch_norm2d's NHWC layout (cuda/batch_norm.hpp: blocks of
+// channel groups × pixel rows, a warp reading consecutive channels, a fixed row tree), in double; the merge
+// adds up to 1024 partials a channel in a fixed order; normalize and dx are element-wise, c = offset % C.
 
 #include <cuda_runtime_api.h>
 
@@ -24,6 +29,7 @@
 #include <functional>
 
 #include "cuda/batch_norm.hpp"
+#include "cudacnn/memory_format.hpp"
 #include "cudacnn/ops/batch_norm.hpp"
 #include "cudacnn/tensor.hpp"
 
@@ -38,9 +44,9 @@ struct BatchNormSyncSums {
 // Sums `count` doubles in device memory across the ranks, in place, queued on the kernels' stream.
 using BatchNormSyncReduce = std::function<void(double* data, int64_t count)>;
 
-// Bytes of device workspace both directions need for this input shape; a multiple of 16. The same workspace
-// must be passed to every phase of one direction, and its sums must not be touched between phases except by
-// the reduction.
+// Bytes of device workspace both directions need for this input shape, in either memory format; a multiple
+// of 16. The same workspace must be passed to every phase of one direction, and its sums must not be
+// touched between phases except by the reduction.
 size_t batch_norm2d_sync_workspace_bytes(const Shape& input_shape);
 
 // One synchronized forward: batch_norm2d's arguments (training mode only: options.training must be true),
@@ -60,6 +66,7 @@ struct BatchNorm2dSyncForwardT {
     void* workspace = nullptr;
     size_t workspace_bytes = 0;
     cudaStream_t stream = nullptr;
+    MemoryFormat format = MemoryFormat::nchw;  // of x and y
 };
 using BatchNorm2dSyncForward = BatchNorm2dSyncForwardT<float>;
 
@@ -98,6 +105,7 @@ struct BatchNorm2dSyncBackwardT {
     void* workspace = nullptr;
     size_t workspace_bytes = 0;
     cudaStream_t stream = nullptr;
+    MemoryFormat format = MemoryFormat::nchw;  // of x, relu_y, dy and dx
 };
 using BatchNorm2dSyncBackward = BatchNorm2dSyncBackwardT<float>;
 
