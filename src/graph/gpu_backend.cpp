@@ -204,16 +204,6 @@ class GpuBackend final : public BackendImpl {
             format_ != MemoryFormat::nhwc || has_nhwc_kernels(a.node->spec.kind),
             "executor: layer '{}' ({}) has no NHWC kernels yet; run this model with --memory-format nchw",
             a.node->spec.name, layer_kind_name(a.node->spec.kind));
-        CUDACNN_CHECK(
-            format_ != MemoryFormat::nhwc || !sync_batch_norm_ ||
-                a.node->spec.kind != LayerKind::batch_norm2d,
-            "executor: layer '{}': synchronized batch norm (--sync-bn) has no NHWC kernels yet; run "
-            "with --memory-format nchw",
-            a.node->spec.name);
-        CUDACNN_CHECK(format_ != MemoryFormat::nhwc || a.node->spec.kind != LayerKind::batch_norm2d,
-                      "executor: layer '{}' (batch_norm2d) has no NHWC kernels yet; run this model with "
-                      "--memory-format nchw",
-                      a.node->spec.name);
         switch (a.node->spec.kind) {
             case LayerKind::conv2d: {
                 const auto key = std::make_pair(a.index, a.input_shapes[0][0]);
@@ -402,10 +392,11 @@ void GpuBackend::forward_as(const NodeArgs& a) {
             gpu::BatchNorm2dRunningStatsView* stats = a.running_mean ? &running : nullptr;
             if (a.relu) {
                 gpu::batch_norm2d_relu(f.x[0], a.weight, a.bias, stats, f.y, saved, saved + s.num_features,
-                                       in, batch_norm_options(a), a.workspace, a.workspace_bytes, st);
+                                       in, batch_norm_options(a), a.workspace, a.workspace_bytes, st,
+                                       format_);
             } else {
                 gpu::batch_norm2d(f.x[0], a.weight, a.bias, stats, f.y, saved, saved + s.num_features, in,
-                                  batch_norm_options(a), a.workspace, a.workspace_bytes, st);
+                                  batch_norm_options(a), a.workspace, a.workspace_bytes, st, format_);
             }
             break;
         }
@@ -483,11 +474,13 @@ void GpuBackend::backward_as(const NodeArgs& a) {
             const auto* saved = static_cast<const float*>(a.saved);
             const bool training = batch_norm_options(a).training;
             if (a.relu) {
-                gpu::batch_norm2d_relu_backward(f.x[0], f.y, a.weight, saved, saved + s.num_features, f.dy, dx,
-                                                a.dweight, a.dbias, in, training, a.workspace, a.workspace_bytes, st);
+                gpu::batch_norm2d_relu_backward(f.x[0], f.y, a.weight, saved, saved + s.num_features, f.dy,
+                                                dx, a.dweight, a.dbias, in, training, a.workspace,
+                                                a.workspace_bytes, st, format_);
             } else {
-                gpu::batch_norm2d_backward(f.x[0], a.weight, saved, saved + s.num_features, f.dy, dx, a.dweight,
-                                           a.dbias, in, training, a.workspace, a.workspace_bytes, st);
+                gpu::batch_norm2d_backward(f.x[0], a.weight, saved, saved + s.num_features, f.dy, dx,
+                                           a.dweight, a.dbias, in, training, a.workspace, a.workspace_bytes,
+                                           st, format_);
             }
             break;
         }
@@ -557,6 +550,7 @@ void GpuBackend::synchronized_batch_norm_forward(const NodeArgs& a) {
     args.input_shape = a.input_shapes[0];
     args.options = batch_norm_options(a);
     args.relu = a.relu;
+    args.format = format_;
     args.workspace = a.workspace;
     args.workspace_bytes = a.workspace_bytes;
     args.stream = stream_.handle();
@@ -579,6 +573,7 @@ void GpuBackend::synchronized_batch_norm_backward(const NodeArgs& a) {
     args.dweight = a.dweight;
     args.dbias = a.dbias;
     args.input_shape = a.input_shapes[0];
+    args.format = format_;
     args.workspace = a.workspace;
     args.workspace_bytes = a.workspace_bytes;
     args.stream = stream_.handle();

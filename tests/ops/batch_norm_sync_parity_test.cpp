@@ -412,9 +412,10 @@ struct StepsRun {
     int64_t graph_launches = 0;
 };
 
-StepsRun three_sgd_steps(dist::Communicator* communicator) {
+StepsRun three_sgd_steps(dist::Communicator* communicator, const std::string& memory_format = "nchw") {
     graph::ExecutorOptions options;
     options.backend = graph::Backend::gpu;
+    options.memory_format = memory_format;
     options.batch_size = 4;
     options.seed = 5;
     options.optimizer.kind = graph::OptimizerKind::sgd;
@@ -460,6 +461,23 @@ TEST_CASE("a GPU executor with sync_batch_norm in a world of one trains as witho
             CHECK(test::max_relative_error(synchronized.f32(name), plain.f32(name)) <=
                   kSyncElementwiseTolerance);
         }
+    }
+}
+
+TEST_CASE("a GPU executor with sync_batch_norm on NHWC activations trains as the NCHW one",
+          "[parity][batch_norm_sync][nhwc]") {
+    IdentityCommunicator communicator(/*device_memory=*/true);
+    const StepsRun nhwc = three_sgd_steps(&communicator, "nhwc");
+    const StepsRun nchw = three_sgd_steps(nullptr);
+    CHECK(communicator.sum_calls >= 3);
+    // The NHWC kernels sum in another order than the NCHW ones (and in double across the world): float
+    // rounding of the batch statistics, within the same bound as above.
+    REQUIRE(nhwc.model.names() == nchw.model.names());
+    for (const std::string& name : nchw.model.names()) {
+        INFO(name);
+        if (nchw.model.dtype(name) == DType::i64) continue;
+        CHECK(test::max_relative_error(nhwc.model.f32(name), nchw.model.f32(name)) <=
+              kSyncElementwiseTolerance);
     }
 }
 

@@ -143,6 +143,106 @@ TEST_CASE(
     }
 }
 
+// With batch norm: the NHWC statistics kernels sum each channel in another order (pixel slices × channel
+// groups) than the NCHW ones, so results agree to float rounding, not bit for bit. CifarCNN's pattern: a conv
+// whose bias folds into the batch norm after it, a ReLU fused into that batch norm, a max pooling, and a
+// flatten that reorders.
+ModelSpec batch_norm_spec() {
+    return parse_model_spec(nlohmann::json::parse(R"({
+        "name": "nhwc_batch_norm", "input": [3, 8, 8], "num_classes": 4,
+        "layers": [
+            {"name": "c1", "type": "conv2d", "in_channels": 3, "out_channels": 8, "kernel_size": 3, "padding": 1},
+            {"name": "bn1", "type": "batch_norm2d", "num_features": 8},
+            {"name": "r1", "type": "relu"},
+            {"name": "c2", "type": "conv2d", "in_channels": 8, "out_channels": 8, "kernel_size": 3, "padding": 1},
+            {"name": "bn2", "type": "batch_norm2d", "num_features": 8},
+            {"name": "r2", "type": "relu"},
+            {"name": "p1", "type": "max_pool2d", "kernel_size": 2},
+            {"name": "flat", "type": "flatten"},
+            {"name": "fc", "type": "linear", "in_features": 128, "out_features": 4}
+        ]})"),
+                            "batch_norm_spec");
+}
+
+// One step's gradients from the same weights, and nine steps' losses, NHWC against NCHW. f32: the batch
+// norms' sums differ by float rounding (≲ 1e-6 relative, under the batch norm parity bound 1e-5), which the
+// backward through two batch norms amplifies (it divides by the batch standard deviation): gradients measured
+// up to 7e-7 on the emulator, bound 1e-5; losses equal to 6 digits, bound 1e-4. bf16: where the float
+// statistics differ in their last bit, a bf16 rounding can flip (2^-8 relative on that element) and each
+// later layer rounds again: measured 2e-7 here (no flip), bound 0.05 for one step (a flip in a batch norm's
+// output reaches every gradient below it) and 1e-2 for the losses.
+constexpr double kF32GradientTolerance = 1e-5, kF32LossTolerance = 1e-4;
+constexpr double kBf16GradientTolerance = 0.05, kBf16LossTolerance = 1e-2;
+
+TEST_CASE("NHWC with batch norm: one step's gradients and nine steps' losses match NCHW's to rounding",
+          "[executor][gpu][nhwc]") {
+    if (!test::have_gpu_backend()) return;
+    for (const std::string precision : {"fp32", "bf16"}) {
+        INFO(precision);
+        const auto gradients = [&](const std::string& format) {
+            ExecutorOptions options = gpu_options(format, precision, false);
+            options.dropout = false;
+            Executor executor(build_graph(batch_norm_spec()), options);
+            executor.initialize(31);
+            const HostTensor<float> x = test_images();
+            executor.set_batch(x.data(), kLabels.data(), 4);
+            executor.forward_backward(0);
+            return executor.gradients();
+        };
+        const io::StateDict nhwc = gradients("nhwc"), nchw = gradients("nchw");
+        const bool f32 = precision == "fp32";
+        const double bound = f32 ? kF32GradientTolerance : kBf16GradientTolerance;
+        for (const std::string& name : nchw.names()) {
+            // A conv bias before a training-mode batch norm has gradient 0 exactly: both hold rounding noise.
+            if (name == "c1.bias" || name == "c2.bias") continue;
+            const double error = test::max_relative_error(nhwc.f32(name), nchw.f32(name));
+            INFO(name << ": " << error);
+            CHECK(error <= bound);
+        }
+        const test::StepRun nhwc_run = run_steps(batch_norm_spec(), gpu_options("nhwc", precision, true));
+        const test::StepRun nchw_run = run_steps(batch_norm_spec(), gpu_options("nchw", precision, true));
+        REQUIRE(nhwc_run.metrics.size() == nchw_run.metrics.size());
+        for (std::size_t k = 0; k < nchw_run.metrics.size(); ++k) {
+            INFO("metrics " << k << ": " << nhwc_run.metrics[k].loss_sum << " against "
+                            << nchw_run.metrics[k].loss_sum);
+            CHECK(std::fabs(nhwc_run.metrics[k].loss_sum - nchw_run.metrics[k].loss_sum) <=
+                  (f32 ? kF32LossTolerance : kBf16LossTolerance) * std::fabs(nchw_run.metrics[k].loss_sum));
+        }
+        CHECK_THAT(nhwc_run.description, Catch::Contains("c1: bias folded into batch norm 'bn1'") &&
+                                             Catch::Contains("r1: fused into batch norm 'bn1'"));
+    }
+}
+
+TEST_CASE("CifarCNN on NHWC activations: one step's loss and gradients match NCHW's to float rounding",
+          "[executor][gpu][nhwc][cifar_cnn]") {
+    if (!test::have_gpu_backend()) return;
+    const Graph graph = build_graph(builtin_model("cifar_cnn"));
+    const auto step = [&](const std::string& format) {
+        ExecutorOptions options = gpu_options(format, "fp32", false);
+        options.batch_size = 2;
+        options.dropout = false;  // the same masks need no fold: compare the arithmetic alone
+        Executor executor(graph, options);
+        executor.initialize(7);
+        HostTensor<float> x(Shape{2, 3, 32, 32});
+        for (int64_t i = 0; i < x.numel(); ++i) x[i] = std::sin(0.013f * static_cast<float>(i));
+        const std::vector<int64_t> labels{3, 8};
+        executor.set_batch(x.data(), labels.data(), 2);
+        executor.forward_backward(0);
+        return std::make_pair(executor.read_metrics().loss_sum, executor.gradients());
+    };
+    const auto [nhwc_loss, nhwc] = step("nhwc");
+    const auto [nchw_loss, nchw] = step("nchw");
+    CHECK(std::fabs(nhwc_loss - nchw_loss) <= kF32LossTolerance * std::fabs(nchw_loss));
+    for (const std::string& name : nchw.names()) {
+        const double error = test::max_relative_error(nhwc.f32(name), nchw.f32(name));
+        INFO(name << ": " << error);
+        // The biases of the convs before a batch norm: 0 exactly, both runs hold rounding noise.
+        if (name == "conv_layer.0.bias" || name == "conv_layer.6.bias" || name == "conv_layer.13.bias")
+            continue;
+        CHECK(error <= kF32GradientTolerance);
+    }
+}
+
 TEST_CASE("NHWC kept outputs and the input gradient read back in NCHW order, as the NCHW run's",
           "[executor][gpu][nhwc]") {
     if (!test::have_gpu_backend()) return;

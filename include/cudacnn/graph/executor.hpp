@@ -59,8 +59,8 @@ struct ExecutorOptions {
     // which cuDNN's tensor-core kernels prefer). nhwc: the executor converts the (f32, NCHW) input batch into
     // the layers' format as it casts it, every 4-d activation and gradient is NHWC, and a flatten of a 4-d
     // tensor with more than one pixel converts back to NCHW first (so the flattened order, the linear layers
-    // and the checkpoints stay PyTorch's). Convolutions run on cuDNN or the implicit GEMM; concat and
-    // synchronized batch norm have no NHWC kernels yet and are refused by name. output() and input_gradient()
+    // and the checkpoints stay PyTorch's). Convolutions run on cuDNN or the implicit GEMM; concat has no
+    // NHWC kernel yet and is refused by name. output() and input_gradient()
     // return NCHW values in either format. Results equal NCHW's up to float rounding of the batch norm sums,
     // except that a dropout folded into a max pooling draws its per-element mask in memory order (as
     // PyTorch's channels_last dropout does): the same distribution, other masks. The CPU backends are NCHW
