@@ -7,15 +7,20 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <filesystem>
+#include <sstream>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "cudacnn/graph/executor.hpp"
+#include "cudacnn/train/options.hpp"
+#include "cudacnn/train/trainer.hpp"
 #include "support/compare.hpp"
 #include "support/executor_steps.hpp"
 #include "support/parity.hpp"
+#include "support/temp_files.hpp"
 
 using namespace cudacnn;
 using namespace cudacnn::graph;
@@ -310,4 +315,82 @@ TEST_CASE("--memory-format nhwc refuses what has no NHWC kernels, naming it", "[
 #endif
         }
     }
+}
+
+TEST_CASE("cudacnn-train --memory-format nhwc trains as nchw does, and its checkpoint resumes under nchw",
+          "[train][gpu][nhwc]") {
+    if (!test::have_gpu_backend()) return;
+    const auto train = [](const std::string& format, const std::string& folder) {
+        train::TrainOptions o = train::parse_train_args({"--model",
+                                                         "small_cnn",
+                                                         "--dataset",
+                                                         "synthetic",
+                                                         "--synthetic-size",
+                                                         "64,32",
+                                                         "--epochs",
+                                                         "1",
+                                                         "-b",
+                                                         "16",
+                                                         "--seed",
+                                                         "5",
+                                                         "--device",
+                                                         "cuda",
+                                                         "--precision",
+                                                         "bf16",
+                                                         "--memory-format",
+                                                         format,
+                                                         "--no-dropout",
+                                                         "--output-dir",
+                                                         folder,
+                                                         "--save-every",
+                                                         "0"})
+                                    .options;
+        std::ostringstream log;
+        const train::TrainSummary summary = train::run_training(o, log);
+        return std::make_pair(summary, log.str());
+    };
+    const test::TempDir nhwc_folder, nchw_folder;
+    const auto [nhwc, nhwc_log] = train("nhwc", nhwc_folder.path());
+    const auto [nchw, nchw_log] = train("nchw", nchw_folder.path());
+    INFO(nhwc_log);
+    CHECK_THAT(nhwc_log, Catch::Contains("BF16, NHWC"));
+    CHECK_THAT(nchw_log, !Catch::Contains("NHWC"));
+    CHECK(nhwc.epochs_run == 1);
+    // bf16 rounding of batch-norm statistics summed in another order (kBf16LossTolerance above).
+    CHECK(std::fabs(nhwc.final_train_loss - nchw.final_train_loss) <=
+          kBf16LossTolerance * nchw.final_train_loss);
+    CHECK(std::fabs(nhwc.final_test_accuracy - nchw.final_test_accuracy) <= 100.0 / 32 + 1e-9);  // one image
+
+    // The NHWC run's checkpoint holds PyTorch's layouts: an NCHW evaluation of it scores what the run did.
+    const std::string checkpoint =
+        (std::filesystem::path(nhwc_folder.path()) / "checkpoint-epoch-001.safetensors").string();
+    REQUIRE(std::filesystem::exists(checkpoint));
+    const test::TempDir eval_folder;
+    train::TrainOptions o = train::parse_train_args({"--model",
+                                                     "small_cnn",
+                                                     "--dataset",
+                                                     "synthetic",
+                                                     "--synthetic-size",
+                                                     "64,32",
+                                                     "--seed",
+                                                     "5",
+                                                     "--device",
+                                                     "cuda",
+                                                     "--precision",
+                                                     "bf16",
+                                                     "--memory-format",
+                                                     "nchw",
+                                                     "-b",
+                                                     "16",
+                                                     "--no-dropout",
+                                                     "--evaluate",
+                                                     "--resume",
+                                                     checkpoint,
+                                                     "--output-dir",
+                                                     eval_folder.path()})
+                                .options;
+    std::ostringstream log;
+    const train::TrainSummary evaluated = train::run_training(o, log);
+    INFO(log.str());
+    CHECK(std::fabs(evaluated.final_test_accuracy - nhwc.final_test_accuracy) <= 100.0 / 32 + 1e-9);
 }
