@@ -189,13 +189,11 @@ std::pair<ConvAlgo, std::string> choose_cudnn_or_implicit(ConvAlgo requested, co
         case ConvAlgo::im2col:
         case ConvAlgo::winograd:
         case ConvAlgo::winograd4:
-        case ConvAlgo::fastest:
+        case ConvAlgo::fastest:  // handled before (it times cuDNN and implicit)
             break;
     }
-    CUDACNN_FAIL("conv2d: --conv-algo {} has no {}{}; with {} choose auto, cudnn, implicit or own",
-                 conv_algo_name(requested), r.kernels,
-                 requested == ConvAlgo::fastest ? " (it times the f32 NCHW kernels only, so far)" : "",
-                 r.flag);
+    CUDACNN_FAIL("conv2d: --conv-algo {} has no {}; with {} choose auto, cudnn, implicit, own or fastest",
+                 conv_algo_name(requested), r.kernels, r.flag);
 }
 
 }  // namespace
@@ -205,16 +203,16 @@ Conv2dPlan::Conv2dPlan(const cpu::Conv2dGeometry& g, const Conv2dSettings& setti
     CUDACNN_CHECK(dtype_ == DType::f32 || dtype_ == DType::bf16,
                   "conv2d: tensors of type {} are not supported; f32 or bf16", dtype_);
     std::string passed_over;
-    if (dtype_ == DType::bf16 || memory_format_ == MemoryFormat::nhwc) {
+    if (settings.algo == ConvAlgo::fastest) {
+        choose_fastest(settings, stream);  // cuda/conv2d_fastest.cpp; bf16 and NHWC time cuDNN and implicit
+        return;
+    } else if (dtype_ == DType::bf16 || memory_format_ == MemoryFormat::nhwc) {
         std::tie(algo_, passed_over) =
             choose_cudnn_or_implicit(settings.algo, g, restriction_of(dtype_, memory_format_));
     } else if (settings.algo == ConvAlgo::automatic) {
         std::tie(algo_, passed_over) = choose_automatically(g);
     } else if (settings.algo == ConvAlgo::own) {
         std::tie(algo_, passed_over) = choose_own(g);
-    } else if (settings.algo == ConvAlgo::fastest) {
-        choose_fastest(settings, stream);  // cuda/conv2d_fastest.cpp
-        return;
     } else {
         algo_ = settings.algo;
         const std::string why_not = conv2d_unsupported(algo_, g);
@@ -399,11 +397,14 @@ void Conv2dPlan::backward_filter(const float* x, const float* dy, float* dw, flo
     }
 }
 
-// ---- bf16: cuDNN or the implicit GEMM (choose_cudnn_or_implicit allows no other) ----
+// ---- bf16: cuDNN or the implicit GEMM (choose_cudnn_or_implicit and fastest allow no other) ----
 
 void Conv2dPlan::forward(const bf16* x, const bf16* w, const float* bias, bf16* y, void* workspace,
                          cudaStream_t stream) const {
     check_dtype(DType::bf16, "forward");
+    if (const auto& part = by_pass_[static_cast<size_t>(Pass::forward)]) {
+        return part->forward(x, w, bias, y, workspace, stream);
+    }
     if (algo_ == ConvAlgo::cudnn) {
 #if CUDACNN_CUDA
         cudnn_->conv.forward(x, w, bias, y, workspace, workspace_bytes_, stream);
@@ -415,6 +416,9 @@ void Conv2dPlan::forward(const bf16* x, const bf16* w, const float* bias, bf16* 
 
 void Conv2dPlan::backward_data(const bf16* dy, const bf16* w, bf16* dx, void* workspace, cudaStream_t stream) const {
     check_dtype(DType::bf16, "backward-data");
+    if (const auto& part = by_pass_[static_cast<size_t>(Pass::backward_data)]) {
+        return part->backward_data(dy, w, dx, workspace, stream);
+    }
     if (algo_ == ConvAlgo::cudnn) {
 #if CUDACNN_CUDA
         cudnn_->conv.backward_data(dy, w, dx, workspace, workspace_bytes_, stream);
@@ -427,6 +431,9 @@ void Conv2dPlan::backward_data(const bf16* dy, const bf16* w, bf16* dx, void* wo
 void Conv2dPlan::backward_filter(const bf16* x, const bf16* dy, float* dw, float* dbias, void* workspace,
                                  cudaStream_t stream) const {
     check_dtype(DType::bf16, "backward-filter");
+    if (const auto& part = by_pass_[static_cast<size_t>(Pass::backward_filter)]) {
+        return part->backward_filter(x, dy, dw, dbias, workspace, stream);
+    }
     if (algo_ == ConvAlgo::cudnn) {
 #if CUDACNN_CUDA
         cudnn_->conv.backward_filter(x, dy, dw, dbias, workspace, workspace_bytes_, stream);

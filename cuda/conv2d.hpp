@@ -42,12 +42,13 @@ struct Conv2dSettings {
     bool benchmark = false;
     size_t workspace_limit_bytes = size_t{256} << 20;
     // The type of x, w, y and their gradients (--precision bf16: DType::bf16). bf16 runs on cuDNN and the
-    // implicit GEMM only (auto: cuDNN where it is built, else implicit; own: implicit); the other hand-written
-    // kernels, and `fastest`'s timing, are f32 only and say so.
+    // implicit GEMM only (auto: cuDNN where it is built, else implicit; own: implicit; fastest: whichever of
+    // the two is faster, pass by pass); the other hand-written kernels are f32 only and say so.
     DType dtype = DType::f32;
     // Where x, y, dy and dx lie (--memory-format nhwc: channels_last); the weights stay (OC, C/G, KH, KW).
     // NHWC runs on cuDNN and the implicit GEMM only, as bf16 does (auto: cuDNN where it is built, else
-    // implicit; own: implicit); the other hand-written kernels and `fastest` are NCHW only and say so. For
+    // implicit; own: implicit; fastest: the faster of the two); the other hand-written kernels are NCHW only
+    // and say so. For
     // either, auto also takes the implicit GEMM where cuDNN is built but offers no algorithm for the layer
     // (bf16 below compute capability 8.0, NHWC activations with our NCHW filter), and description() says why.
     MemoryFormat memory_format = MemoryFormat::nchw;

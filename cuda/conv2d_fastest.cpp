@@ -73,8 +73,24 @@ struct Scratch {
     static size_t floats(int64_t count) { return static_cast<size_t>(count) * sizeof(float); }
 };
 
+// Runs one pass of a bf16 plan on the scratch buffers, which are large enough for either type.
+void run_bf16_pass(const Conv2dPlan& plan, Pass pass, const Scratch& s, cudaStream_t stream) {
+    switch (pass) {
+        case Pass::forward:
+            return plan.forward(s.x.data_as<bf16>(), s.w.data_as<bf16>(), s.bias.data_as<float>(),
+                                s.y.data_as<bf16>(), s.workspace.data(), stream);
+        case Pass::backward_data:
+            return plan.backward_data(s.y.data_as<bf16>(), s.w.data_as<bf16>(), s.dx.data_as<bf16>(),
+                                      s.workspace.data(), stream);
+        case Pass::backward_filter:
+            return plan.backward_filter(s.x.data_as<bf16>(), s.y.data_as<bf16>(), s.dw.data_as<float>(),
+                                        s.db.data_as<float>(), s.workspace.data(), stream);
+    }
+}
+
 // Runs one pass of `plan` on the scratch buffers (y doubles as dy: only the time matters).
 void run_pass(const Conv2dPlan& plan, Pass pass, const Scratch& s, cudaStream_t stream) {
+    if (plan.dtype() == DType::bf16) return run_bf16_pass(plan, pass, s, stream);
     switch (pass) {
         case Pass::forward:
             return plan.forward(s.x.data_as<float>(), s.w.data_as<float>(), s.bias.data_as<float>(),
@@ -119,9 +135,15 @@ std::vector<std::pair<ConvAlgo, std::shared_ptr<const Conv2dPlan>>> candidate_pl
     const cpu::Conv2dGeometry& g, const Conv2dSettings& settings, cudaStream_t stream,
     std::vector<std::string>* left_out) {
     std::vector<std::pair<ConvAlgo, std::shared_ptr<const Conv2dPlan>>> plans;
+    // bf16 and NHWC have kernels in cuDNN and the implicit GEMM only.
+    const bool restricted = settings.dtype == DType::bf16 || settings.memory_format == MemoryFormat::nhwc;
     auto add = [&](ConvAlgo algo) {
         std::string why_not = conv2d_unsupported(algo, g);
         if (why_not.empty() && algo == ConvAlgo::winograd4 && settings.allow_tf32) why_not = kNoWinograd4WithTf32;
+        if (why_not.empty() && restricted && algo != ConvAlgo::cudnn && algo != ConvAlgo::implicit) {
+            why_not = fmt::format("no {}{}kernels", settings.dtype == DType::bf16 ? "bf16 " : "",
+                                  settings.memory_format == MemoryFormat::nhwc ? "NHWC " : "");
+        }
         if (!why_not.empty()) {
             left_out->push_back(fmt::format("{}: {}", conv_algo_name(algo), why_not));
             return;
@@ -213,12 +235,13 @@ class DecisionCache {
         int device = 0;
         CUDACNN_CUDA_CHECK(cudaGetDevice(&device));
         return fmt::format(
-            "N {} C {} H {} W {} OC {} k {}x{} g {} s {}x{} d {}x{} p {} {} {} {} mode {} | tf32 {} | limit {} | "
-            "device {}",
-            g.batch, g.in_channels, g.in_h, g.in_w, g.out_channels, g.kernel_h, g.kernel_w, g.groups, g.stride_h,
-            g.stride_w, g.dilation_h, g.dilation_w, g.pad_top, g.pad_bottom, g.pad_left, g.pad_right,
-            cpu::conv2d_padding_mode_name(g.padding_mode), settings.allow_tf32, settings.workspace_limit_bytes,
-            device);
+            "N {} C {} H {} W {} OC {} k {}x{} g {} s {}x{} d {}x{} p {} {} {} {} mode {} | tf32 {} | {} {} "
+            "| "
+            "limit {} | device {}",
+            g.batch, g.in_channels, g.in_h, g.in_w, g.out_channels, g.kernel_h, g.kernel_w, g.groups,
+            g.stride_h, g.stride_w, g.dilation_h, g.dilation_w, g.pad_top, g.pad_bottom, g.pad_left,
+            g.pad_right, cpu::conv2d_padding_mode_name(g.padding_mode), settings.allow_tf32, settings.dtype,
+            memory_format_name(settings.memory_format), settings.workspace_limit_bytes, device);
     }
     bool find(const std::string& key, Decision* decision) const {
         std::lock_guard<std::mutex> lock(mutex_);
