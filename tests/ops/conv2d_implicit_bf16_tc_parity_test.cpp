@@ -28,6 +28,16 @@ using cpu::Conv2dPadding;
 using cpu::Conv2dPaddingMode;
 using gpu::ImplicitBf16Kernel;
 
+// Whether this emulator build has the tensor-core kernel: unless -D flags (which reach this file too) leave
+// it out, as cuda/conv2d_implicit.cu defaults them.
+#if defined(CUDACNN_EMU) && (!defined(CUDACNN_TENSOR_CORES) || CUDACNN_TENSOR_CORES) && \
+    (defined(CUDACNN_IMPLICIT_BF16_MMA) ? CUDACNN_IMPLICIT_BF16_MMA                     \
+                                        : (!defined(CUDACNN_IMPLICIT_TF32) || CUDACNN_IMPLICIT_TF32))
+#define EMULATOR_BUILDS_BF16_MMA 1
+#else
+#define EMULATOR_BUILDS_BF16_MMA 0
+#endif
+
 namespace {
 
 // The float sums of either kernel against the reference on the same bf16 values. Every product of two bf16
@@ -178,9 +188,9 @@ void check_case(const ConvCase& c, uint32_t seed) {
 
 TEST_CASE("conv2d_implicit bf16 tensor cores: the emulator runs them",
           "[parity][bf16][conv2d_implicit_bf16_tc]") {
-#ifdef CUDACNN_EMU
-    CHECK(
-        gpu::conv2d_implicit_bf16_tensor_cores_available());  // the emulator reports sm_90 and has bf16 wmma
+#if EMULATOR_BUILDS_BF16_MMA
+    // The emulator reports sm_90 and has bf16 wmma.
+    CHECK(gpu::conv2d_implicit_bf16_tensor_cores_available());
 #endif
     if (gpu::conv2d_implicit_bf16_tensor_cores_available()) return;
     // Elsewhere asking for them by name is an error that says what is missing.
