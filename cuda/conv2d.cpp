@@ -248,9 +248,14 @@ Conv2dPlan::Conv2dPlan(const cpu::Conv2dGeometry& g, const Conv2dSettings& setti
             break;
         case ConvAlgo::implicit:
             workspace_bytes_ = conv2d_implicit_workspace_bytes(g);
-            // bf16: the FP32 kernel on bf16 storage (the TF32 one reads floats).
+            // bf16: the bf16 calls take their tensor-core kernel where it runs (the TF32 one reads floats).
             implicit_tf32_ = dtype_ == DType::f32 && settings.allow_tf32 && conv2d_implicit_tf32_available();
-            if (implicit_tf32_) {
+            if (dtype_ == DType::bf16) {
+                description_ += conv2d_implicit_bf16_tensor_cores_available()
+                                    ? " (bf16 tensor cores)"
+                                    : " (bf16 on CUDA cores: tensor cores need CUDACNN_IMPLICIT_BF16_MMA and "
+                                      "compute capability 8.0)";
+            } else if (implicit_tf32_) {
                 description_ += " (TF32 tensor cores)";
             } else if (settings.allow_tf32) {
                 description_ +=

@@ -96,7 +96,8 @@ class Conv2dPlan {
     ConvAlgo algorithm() const { return algorithm(Pass::forward); }
     ConvAlgo algorithm(Pass pass) const;
     // e.g. "im2col (auto: cudnn: padding_mode 'reflect' ...)", "cudnn fwd IMPLICIT_PRECOMP_GEMM, ..." or
-    // "implicit (TF32 tensor cores)".
+    // "implicit (TF32 tensor cores)" (bf16: "implicit (bf16 tensor cores)" where the implicit GEMM's bf16
+    // calls run on them, cuda/conv2d_implicit.hpp).
     const std::string& description() const { return description_; }
     // The workspace every pass may use (one buffer serves all three); for the direct kernels only their tiled
     // backward-filter's partial sums (0 where it does not apply).

@@ -1,8 +1,8 @@
 // conv2d as an implicit GEMM (see conv2d_implicit.hpp): one tiled GEMM kernel whose operands are gathered
-// through index decoders, in two arithmetics (FP32 FMAs on CUDA cores; TF32 wmma on tensor cores), the
-// launchers that describe forward, backward-data and backward-filter to it, and two small helpers (the weight
-// transpose of backward-data, the split-k sum). Operands and outputs are stored as T = float or bf16 (the
-// FP32 arithmetic only): gathers widen exactly, outputs round once, everything in between is float.
+// through index decoders, in three arithmetics (FP32 FMAs on CUDA cores; TF32 and bf16 wmma on tensor cores),
+// the launchers that describe forward, backward-data and backward-filter to it, and two small helpers (the
+// weight transpose of backward-data, the split-k sum). Operands and outputs are stored as T = float (FP32,
+// TF32) or bf16 (FP32, bf16 wmma): gathers widen exactly, outputs round once, everything in between is float.
 #include "cuda/conv2d_implicit.hpp"
 
 #include <fmt/format.h>
@@ -30,10 +30,15 @@
 #ifndef CUDACNN_IMPLICIT_TF32
 #define CUDACNN_IMPLICIT_TF32 CUDACNN_TENSOR_CORES
 #endif
-// Whether this compilation can emit wmma TF32 code: the host compiler (the emulator's nvcuda::wmma) and
-// sm_80+ device code. Elsewhere the TF32 kernel's body is the FP32 one; the host never launches it there
-// (conv2d_implicit_tf32_available asks for compute capability 8.0).
-#if CUDACNN_IMPLICIT_TF32 && (!defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 800)
+// The bf16 tensor-core kernel (bf16 storage): built (1) or left out (0: the bf16 calls then run the CUDA-core
+// kernel). Defaults to CUDACNN_IMPLICIT_TF32, so one switch turns both tensor-core kernels off.
+#ifndef CUDACNN_IMPLICIT_BF16_MMA
+#define CUDACNN_IMPLICIT_BF16_MMA CUDACNN_IMPLICIT_TF32
+#endif
+// Whether this compilation can emit wmma TF32 and bf16 code: the host compiler (the emulator's nvcuda::wmma)
+// and sm_80+ device code. Elsewhere the tensor-core kernels' bodies multiply on CUDA cores; the host never
+// launches them there (the *_available functions ask for compute capability 8.0).
+#if (CUDACNN_IMPLICIT_TF32 || CUDACNN_IMPLICIT_BF16_MMA) && (!defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 800)
 #define CUDACNN_IMPLICIT_WMMA 1
 #else
 #define CUDACNN_IMPLICIT_WMMA 0
@@ -46,11 +51,20 @@ using cpu::Conv2dGeometry;
 namespace kernels {
 
 constexpr int kImplicitThreads = 256;
-constexpr int kImplicitBlockK = 8;    // the k-slice
+constexpr int kImplicitBlockK = 8;    // the k-slice (FP32 and TF32)
 constexpr int kImplicitBlockN = 128;  // the block tile's columns; its rows BM are 32, 64 or 128
 // Shared rows padded by 4 floats: the k-fast stores s[t % 8][t / 8] of a warp then hit 32 distinct banks
 // (row pitch ≡ 4 mod 32), while rows stay 16-byte aligned for the float4 reads.
 constexpr int kImplicitPad = 4;
+// The bf16 tensor-core arithmetic: k-slices of 16 stored as bf16, one wmma m16n16k16 step each. Rows padded
+// by 8 bf16 (16 bytes), the least that keeps wmma's ldm a multiple of 8 bf16 and every fragment 32-byte
+// aligned.
+constexpr int kBf16BlockK = 16;
+constexpr int kBf16Pad = 8;
+
+// How a block multiplies its tile: FP32 FMAs on CUDA cores (float or bf16 storage), TF32 wmma (float
+// storage), bf16 wmma (bf16 storage).
+enum class Arithmetic { fp32, tf32, bf16_mma };
 
 // x / d by a multiply-high and a shift (Granlund–Montgomery, the scheme of CUTLASS's FastDivmod), exact for
 // 0 ≤ x < 2^31 and d ≥ 1: a hardware integer division costs ~20 instructions, and the gathers decode several
@@ -148,28 +162,31 @@ struct ImplicitProblem {
     int k, k_slice, tiles_n;
 };
 
-// One thread's part in staging an operand slice (kRows × kImplicitBlockK) into the k-major shared slice
-// s[kk][row]: kRows / 32 elements, all of one k index, so each slice decodes one k index per thread and the
-// rows are decoded once. k-fast: consecutive threads take consecutive k of a row (k t % 8, rows t / 8 +
-// 32·e); row-fast: a warp takes 32 consecutive rows of one k (k t / 32, rows t % 32 + 32·e). The layout that
-// reads contiguous memory is chosen per operand: along k for the weights, dy as A and x as backward-filter's
-// B; along the columns (output or input positions) for the forward's and backward-data's B. Both store a
-// warp's 32 values into 32 distinct banks (k-fast: row pitch ≡ 4 mod 32).
-template <int kRows, bool kKFast>
+// One thread's part in staging an operand slice (kRows × kBlockK) into the k-major shared slice s[kk][row]:
+// kRows · kBlockK / 256 elements, all of one k index, so each slice decodes one k index per thread and the
+// rows are decoded once. With L = 256 / kBlockK lines: k-fast, consecutive threads take consecutive k of a
+// row (k t % kBlockK, rows t / kBlockK + L·e); row-fast, consecutive threads take consecutive rows of one k
+// (k t / L, rows t % L + L·e; for kBlockK 8 a warp takes 32 rows). The layout that reads contiguous memory is
+// chosen per operand: along k for the weights, dy as A and x as backward-filter's B; along the columns
+// (output or input positions) for the forward's and backward-data's B. With float slices of 8 both store a
+// warp's 32 values into 32 distinct banks (k-fast: row pitch ≡ 4 mod 32); bf16 slices of 16 stay within 2-way
+// conflicts. Values are gathered as float and stored as the slice's type S (float, or bf16: exact, they were
+// bf16).
+template <int kRows, bool kKFast, int kBlockK = kImplicitBlockK>
 struct TileLoader {
-    static constexpr int kPer = kRows * kImplicitBlockK / kImplicitThreads;
-    static_assert(kPer * kImplicitThreads == kRows * kImplicitBlockK &&
-                      kImplicitThreads == 32 * kImplicitBlockK,
+    static constexpr int kLines = kImplicitThreads / kBlockK;
+    static constexpr int kPer = kRows / kLines;
+    static_assert(kLines * kBlockK == kImplicitThreads && kPer * kLines == kRows,
                   "the slice must split evenly");
     Spot rows[kPer];
 
     __device__ static int row_of(int e) {
         const int t = static_cast<int>(threadIdx.x);
-        return kKFast ? t / kImplicitBlockK + e * (kImplicitThreads / kImplicitBlockK) : t % 32 + 32 * e;
+        return kKFast ? t / kBlockK + e * kLines : t % kLines + kLines * e;
     }
     __device__ static int kk() {
         const int t = static_cast<int>(threadIdx.x);
-        return kKFast ? t % kImplicitBlockK : t / 32;
+        return kKFast ? t % kBlockK : t / kLines;
     }
 
     __device__ TileLoader(const IndexDecoder& row_decoder, int row0) {
@@ -186,9 +203,10 @@ struct TileLoader {
         for (int e = 0; e < kPer; ++e) r[e] = g.load(rows[e], k);
     }
 
-    __device__ static void store(float (&s)[kImplicitBlockK][kRows + kImplicitPad], const float (&r)[kPer]) {
+    template <class S, int kLd>
+    __device__ static void store(S (&s)[kBlockK][kLd], const float (&r)[kPer]) {
 #pragma unroll
-        for (int e = 0; e < kPer; ++e) s[kk()][row_of(e)] = r[e];
+        for (int e = 0; e < kPer; ++e) s[kk()][row_of(e)] = from_float<S>(r[e]);
     }
 };
 
@@ -266,23 +284,29 @@ struct FmaTile {
 
 #if CUDACNN_IMPLICIT_WMMA
 namespace wmma = nvcuda::wmma;
-constexpr int kFrag = 16;                    // wmma tile m = n = 16; its k, 8, is the whole k-slice
+constexpr int kFrag = 16;                    // wmma tile m = n = 16; its k is the whole k-slice (8 or 16)
 constexpr int kWarpRows = 2, kWarpCols = 4;  // the 8 warps over the block tile
-static_assert(kWarpRows * kWarpCols * 32 == kImplicitThreads && kImplicitBlockK == 8,
-              "one wmma k step per k-slice, one warp tile per warp");
+static_assert(kWarpRows * kWarpCols * 32 == kImplicitThreads, "one warp tile per warp");
 
-// The TF32 arithmetic (allow_tf32): the gathered values are rounded to TF32 (wmma::__float_to_tf32, i.e.
-// cvt.rna.tf32.f32, as cuda/gemm_tf32.cu rounds) before they are stored into the shared slices, and warp
-// (wr, wc) = (warp / 4, warp % 4) multiplies its (BM/2) × 32 part of the tile on tensor cores: BM/32 × 2
-// accumulator fragments of 16 × 16 (FP32), one m16n16k8 step per k-slice. The k-major slices are matrix_a in
-// column-major and matrix_b in row-major layout as they stand (leading dimensions BM + 4 and 132, multiples
-// of 4; every fragment starts 32-byte aligned: rows of 16 floats, slices of 8 · (BM + 4) floats).
-template <int kBM>
+// The tensor-core arithmetics, Precision wmma::precision::tf32 (allow_tf32) or bf16 (bf16 storage). TF32: the
+// gathered values are rounded to TF32 (wmma::__float_to_tf32, i.e. cvt.rna.tf32.f32, as cuda/gemm_tf32.cu
+// rounds) before they are stored into float slices of 8, one m16n16k8 step per slice. bf16: the gathered
+// values (bf16 already, so exact) are stored into bf16 slices of 16, one m16n16k16 step per slice (slices of
+// 16 rather than two steps per pair of 8-slices: the same loads per mma, half the barriers). Warp (wr, wc) =
+// (warp / 4, warp % 4) multiplies its (BM/2) × 32 part of the tile: BM/32 × 2 accumulator fragments of
+// 16 × 16 (FP32). The k-major slices are matrix_a in column-major and matrix_b in row-major layout as they
+// stand (leading dimensions BM + pad and 128 + pad, 16 bytes apart at least; every fragment starts 32-byte
+// aligned: rows of 16 elements, slices of whole 32-byte multiples).
+template <int kBM, class Precision>
 struct WmmaTile {
+    static constexpr bool kBf16 = std::is_same_v<Precision, bf16>;
+    static constexpr int kK = kBf16 ? kBf16BlockK : kImplicitBlockK;
+    static constexpr int kPad = kBf16 ? kBf16Pad : kImplicitPad;
+    using Shared = std::conditional_t<kBf16, bf16, float>;
     static constexpr int kWarpM = kBM / kWarpRows, kWarpN = kImplicitBlockN / kWarpCols;
     static constexpr int kFragRows = kWarpM / kFrag, kFragCols = kWarpN / kFrag;
     static constexpr int kStageLd = kFrag;  // one warp's staged 16 × 16 fragment (see write)
-    using Accumulator = wmma::fragment<wmma::accumulator, kFrag, kFrag, kImplicitBlockK, float>;
+    using Accumulator = wmma::fragment<wmma::accumulator, kFrag, kFrag, kK, float>;
     Accumulator acc[kFragRows][kFragCols];
 
     __device__ WmmaTile() {
@@ -295,8 +319,10 @@ struct WmmaTile {
 
     template <int kN>
     __device__ static void round_inputs(float (&r)[kN]) {
+        if constexpr (!kBf16) {
 #pragma unroll
-        for (int e = 0; e < kN; ++e) r[e] = wmma::__float_to_tf32(r[e]);
+            for (int e = 0; e < kN; ++e) r[e] = wmma::__float_to_tf32(r[e]);
+        }
     }
 
     __device__ static int warp_row() {
@@ -306,20 +332,17 @@ struct WmmaTile {
         return static_cast<int>(threadIdx.x) / 32 % kWarpCols;
     }
 
-    __device__ void multiply(const float (&a)[kImplicitBlockK][kBM + kImplicitPad],
-                             const float (&b)[kImplicitBlockK][kImplicitBlockN + kImplicitPad]) {
-        wmma::fragment<wmma::matrix_a, kFrag, kFrag, kImplicitBlockK, wmma::precision::tf32, wmma::col_major>
-            a_frag[kFragRows];
-        wmma::fragment<wmma::matrix_b, kFrag, kFrag, kImplicitBlockK, wmma::precision::tf32, wmma::row_major>
-            b_frag[kFragCols];
+    __device__ void multiply(const Shared (&a)[kK][kBM + kPad],
+                             const Shared (&b)[kK][kImplicitBlockN + kPad]) {
+        wmma::fragment<wmma::matrix_a, kFrag, kFrag, kK, Precision, wmma::col_major> a_frag[kFragRows];
+        wmma::fragment<wmma::matrix_b, kFrag, kFrag, kK, Precision, wmma::row_major> b_frag[kFragCols];
 #pragma unroll
         for (int i = 0; i < kFragRows; ++i) {
-            wmma::load_matrix_sync(a_frag[i], &a[0][warp_row() * kWarpM + i * kFrag], kBM + kImplicitPad);
+            wmma::load_matrix_sync(a_frag[i], &a[0][warp_row() * kWarpM + i * kFrag], kBM + kPad);
         }
 #pragma unroll
         for (int j = 0; j < kFragCols; ++j) {
-            wmma::load_matrix_sync(b_frag[j], &b[0][warp_col() * kWarpN + j * kFrag],
-                                   kImplicitBlockN + kImplicitPad);
+            wmma::load_matrix_sync(b_frag[j], &b[0][warp_col() * kWarpN + j * kFrag], kImplicitBlockN + kPad);
         }
 #pragma unroll
         for (int i = 0; i < kFragRows; ++i) {
@@ -331,8 +354,9 @@ struct WmmaTile {
     // A fragment's element-to-lane mapping is unspecified, so each warp stores one fragment at a time into
     // its own 16 × 16 of `stage` (shared memory the slices no longer need, 8 · 256 floats, 32-byte aligned)
     // and writes it out: lane l takes column l % 16 and rows l / 16, + 2, …, so half-warps write 16
-    // consecutive columns (output positions).
-    __device__ void write(const OutputView<float>& c, float* out, int row0, int col0, float* stage) const {
+    // consecutive columns (output positions). TC = float or bf16 (rounded once, from the sum + bias).
+    template <class TC>
+    __device__ void write(const OutputView<TC>& c, TC* out, int row0, int col0, float* stage) const {
         const int lane = static_cast<int>(threadIdx.x) % 32;
         float* mine = stage + static_cast<int>(threadIdx.x) / 32 * kFrag * kStageLd;
 #pragma unroll
@@ -349,7 +373,8 @@ struct WmmaTile {
                     const Spot r = decode(c.rows, row);
                     if (!r.valid || !col.valid) continue;
                     const float bias = c.bias != nullptr ? c.bias[row] : 0.0f;
-                    out[r.offset + r.y + col.offset + col.y] = mine[e * kStageLd + lane % 16] + bias;
+                    out[r.offset + r.y + col.offset + col.y] =
+                        from_float<TC>(mine[e * kStageLd + lane % 16] + bias);
                 }
                 __syncwarp();  // every lane has read `mine` before the next fragment overwrites it
             }
@@ -358,36 +383,85 @@ struct WmmaTile {
 };
 
 template <int kBM>
-using Tf32Tile = WmmaTile<kBM>;
+using Tf32Tile = WmmaTile<kBM, wmma::precision::tf32>;
+template <int kBM>
+using Bf16MmaTile = WmmaTile<kBM, bf16>;
 #else
 template <int kBM>
 using Tf32Tile = FmaTile<kBM>;  // never launched (see CUDACNN_IMPLICIT_WMMA)
+
+// Never launched either (see CUDACNN_IMPLICIT_WMMA): the FP32 tile multiplying the bf16 slices of 16 on CUDA
+// cores, so that the bf16 tensor-core kernel's body compiles where wmma cannot.
+template <int kBM>
+struct Bf16MmaTile : FmaTile<kBM> {
+    __device__ void multiply(const bf16 (&a)[kBf16BlockK][kBM + kBf16Pad],
+                             const bf16 (&b)[kBf16BlockK][kImplicitBlockN + kBf16Pad]) {
+        const int ty = static_cast<int>(threadIdx.x) / 16, tx = static_cast<int>(threadIdx.x) % 16;
+        for (int kk = 0; kk < kBf16BlockK; ++kk) {
+            for (int i = 0; i < FmaTile<kBM>::kTM; ++i) {
+                const float a_value = to_float(a[kk][ty * FmaTile<kBM>::kTM + i]);
+                for (int j = 0; j < 8; ++j) {
+                    this->acc[i][j] += a_value * to_float(b[kk][tx * 4 + 64 * (j / 4) + j % 4]);
+                }
+            }
+        }
+    }
+};
 #endif
 
+// What each arithmetic stores in shared memory and how it multiplies: the tile, the slices' element type,
+// k-slice and row padding.
+template <Arithmetic kArith, int kBM>
+struct ArithmeticTraits {
+    using Tile = FmaTile<kBM>;
+    using Shared = float;
+    static constexpr int kBlockK = kImplicitBlockK, kPad = kImplicitPad;
+};
+template <int kBM>
+struct ArithmeticTraits<Arithmetic::tf32, kBM> : ArithmeticTraits<Arithmetic::fp32, kBM> {
+    using Tile = Tf32Tile<kBM>;
+};
+template <int kBM>
+struct ArithmeticTraits<Arithmetic::bf16_mma, kBM> {
+    using Tile = Bf16MmaTile<kBM>;
+    using Shared = bf16;
+    static constexpr int kBlockK = kBf16BlockK, kPad = kBf16Pad;
+};
+
 // One block computes one kBM × 128 tile of C (blockIdx.x = tile_row · tiles_n + tile_col) over k slice
-// blockIdx.y, in FP32 (FmaTile) or TF32 (kTf32: Tf32Tile). Pipeline, one barrier per k-slice (as
-// cuda/gemm.cu): slices double-buffered in shared memory; while slice t is multiplied out of buffer t % 2,
-// slice t + 1 is gathered into registers (its latency hidden by the FMAs or MMAs) and then stored into the
-// other buffer, which everyone finished reading before the barrier that ended step t − 1. Every output sums
-// its k terms in one fixed order, so results are reproducible.
+// blockIdx.y, in FP32 (FmaTile), TF32 (Tf32Tile) or bf16 (Bf16MmaTile) arithmetic. Pipeline, one barrier per
+// k-slice (as cuda/gemm.cu): slices double-buffered in shared memory; while slice t is multiplied out of
+// buffer t % 2, slice t + 1 is gathered into registers (its latency hidden by the FMAs or MMAs) and then
+// stored into the other buffer, which everyone finished reading before the barrier that ended step t − 1.
+// Every output sums its k terms in one fixed order, so results are reproducible.
 // __launch_bounds__(256, 1): ptxas may use up to 255 registers (the 8 × 8 tile and the decoded positions).
-// TF32 is FP32 storage only (the launchers never pair it with bf16).
-template <int kBM, bool kBKFast, bool kTf32, class GA, class GB, class TC>
+// TF32 is FP32 storage only, bf16 wmma bf16 storage only (the launchers pair them so).
+template <int kBM, bool kBKFast, Arithmetic kArith, class GA, class GB, class TC>
 __global__ void __launch_bounds__(kImplicitThreads, 1) implicit_gemm_kernel(ImplicitProblem<GA, GB, TC> p) {
-    static_assert(!kTf32 || (std::is_same_v<GA, MatrixGather<float>> && std::is_same_v<TC, float>),
-                  "the TF32 kernel reads and writes float");
-    using Tile = std::conditional_t<kTf32, Tf32Tile<kBM>, FmaTile<kBM>>;
-    // 32-byte aligned: wmma fragments load from them, and b_slices stages the TF32 tile's output.
-    __shared__ __align__(32) float a_slices[2][kImplicitBlockK][kBM + kImplicitPad];
-    __shared__ __align__(32) float b_slices[2][kImplicitBlockK][kImplicitBlockN + kImplicitPad];
+    static_assert(
+        kArith != Arithmetic::tf32 || (std::is_same_v<GA, MatrixGather<float>> && std::is_same_v<TC, float>),
+        "the TF32 kernel reads and writes float");
+    static_assert(
+        kArith != Arithmetic::bf16_mma ||
+            (std::is_same_v<GA, MatrixGather<bf16>> && std::is_same_v<GB, SpatialGather<bf16>>),
+        "the bf16 tensor-core kernel reads bf16 (storing the gathered values as bf16 is exact only then)");
+    using Traits = ArithmeticTraits<kArith, kBM>;
+    using Tile = typename Traits::Tile;
+    using S = typename Traits::Shared;
+    constexpr int kK = Traits::kBlockK, kPad = Traits::kPad;
+    // 32-byte aligned: wmma fragments load from them, and b_slices stages the tensor-core tiles' output.
+    __shared__ __align__(32) S a_slices[2][kK][kBM + kPad];
+    __shared__ __align__(32) S b_slices[2][kK][kImplicitBlockN + kPad];
     const int row0 = static_cast<int>(blockIdx.x) / p.tiles_n * kBM;
     const int col0 = static_cast<int>(blockIdx.x) % p.tiles_n * kImplicitBlockN;
     const int k_begin = static_cast<int>(blockIdx.y) * p.k_slice;
     const int k_end = min(p.k, k_begin + p.k_slice);
 
-    const TileLoader<kBM, true> a_loader(p.a_rows, row0);
-    const TileLoader<kImplicitBlockN, kBKFast> b_loader(p.b_cols, col0);
-    float ra[TileLoader<kBM, true>::kPer], rb[TileLoader<kImplicitBlockN, kBKFast>::kPer];
+    using ALoader = TileLoader<kBM, true, kK>;
+    using BLoader = TileLoader<kImplicitBlockN, kBKFast, kK>;
+    const ALoader a_loader(p.a_rows, row0);
+    const BLoader b_loader(p.b_cols, col0);
+    float ra[ALoader::kPer], rb[BLoader::kPer];
     a_loader.load(p.a, p.a_k, k_begin, k_end, ra);
     b_loader.load(p.b, p.b_k, k_begin, k_end, rb);
     Tile::round_inputs(ra);
@@ -398,11 +472,11 @@ __global__ void __launch_bounds__(kImplicitThreads, 1) implicit_gemm_kernel(Impl
 
     Tile tile;
     int buf = 0;
-    for (int k0 = k_begin; k0 < k_end; k0 += kImplicitBlockK, buf ^= 1) {
-        const bool more = k0 + kImplicitBlockK < k_end;
+    for (int k0 = k_begin; k0 < k_end; k0 += kK, buf ^= 1) {
+        const bool more = k0 + kK < k_end;
         if (more) {
-            a_loader.load(p.a, p.a_k, k0 + kImplicitBlockK, k_end, ra);
-            b_loader.load(p.b, p.b_k, k0 + kImplicitBlockK, k_end, rb);
+            a_loader.load(p.a, p.a_k, k0 + kK, k_end, ra);
+            b_loader.load(p.b, p.b_k, k0 + kK, k_end, rb);
         }
         tile.multiply(a_slices[buf], b_slices[buf]);
         if (more) {
@@ -413,10 +487,11 @@ __global__ void __launch_bounds__(kImplicitThreads, 1) implicit_gemm_kernel(Impl
         }
         __syncthreads();
     }
-    // The last barrier above ended every read of the slices: the TF32 tile may stage its output in b_slices.
+    // The last barrier above ended every read of the slices: the tensor-core tiles may stage their output in
+    // b_slices.
     static_assert(sizeof(b_slices) >= sizeof(float) * kImplicitThreads / 32 * 16 * 16, "room to stage");
     tile.write(p.c, p.c.base + static_cast<int>(blockIdx.y) * p.c.slice_stride, row0, col0,
-               &b_slices[0][0][0]);
+               reinterpret_cast<float*>(&b_slices[0][0][0]));
 }
 
 // wt (C, OC, KH·KW) = w (OC, C, KH·KW) with the first two axes swapped: backward-data's A, rows c, contiguous
@@ -451,6 +526,7 @@ __global__ void sum_slices_kernel(const float* partials, int slices, OutputView<
 
 namespace {
 
+using kernels::Arithmetic;
 using kernels::ImplicitProblem;
 using kernels::IndexDecoder;
 using kernels::MatrixGather;
@@ -587,8 +663,26 @@ int64_t workspace_floats(const Conv2dGeometry& g) {
 }
 
 // allow_tf32 takes the TF32 kernel where it can run; elsewhere the FP32 kernel (more precise, never wrong).
-bool use_tf32(bool allow_tf32) {
-    return allow_tf32 && conv2d_implicit_tf32_available();
+Arithmetic float_arithmetic(bool allow_tf32) {
+    return allow_tf32 && conv2d_implicit_tf32_available() ? Arithmetic::tf32 : Arithmetic::fp32;
+}
+
+// The arithmetic of a bf16 call: automatic takes tensor cores where they run.
+Arithmetic bf16_arithmetic(ImplicitBf16Kernel kernel, const char* op) {
+    switch (kernel) {
+        case ImplicitBf16Kernel::automatic:
+            return conv2d_implicit_bf16_tensor_cores_available() ? Arithmetic::bf16_mma : Arithmetic::fp32;
+        case ImplicitBf16Kernel::tensor_cores:
+            CUDACNN_CHECK(
+                conv2d_implicit_bf16_tensor_cores_available(),
+                "{}: ImplicitBf16Kernel::tensor_cores needs a build with CUDACNN_IMPLICIT_BF16_MMA on "
+                "(it is {}) and a GPU of compute capability 8.0 or more; use automatic or cuda_cores",
+                op, CUDACNN_IMPLICIT_BF16_MMA ? "on" : "off");
+            return Arithmetic::bf16_mma;
+        case ImplicitBf16Kernel::cuda_cores:
+            return Arithmetic::fp32;
+    }
+    CUDACNN_FAIL("{}: unknown ImplicitBf16Kernel {}", op, static_cast<int>(kernel));
 }
 
 void check_geometry(const Conv2dGeometry& g, const char* op) {
@@ -610,9 +704,9 @@ void check_workspace(const Conv2dGeometry& g, const void* workspace, size_t byte
     });
 }
 
-// Launches the implicit GEMM (TF32 on tensor cores when kTf32) with the block tile that fits m (the rows of
-// A) over `slices` k slices.
-template <bool kBKFast, bool kTf32, class GA, class GB, class TC>
+// Launches the implicit GEMM in arithmetic kArith with the block tile that fits m (the rows of A) over
+// `slices` k slices.
+template <bool kBKFast, kernels::Arithmetic kArith, class GA, class GB, class TC>
 void launch_implicit_gemm(ImplicitProblem<GA, GB, TC> p, int64_t slices, cudaStream_t stream) {
     const int64_t m = p.a_rows.count, n = p.b_cols.count;
     const int block_rows = block_rows_for(m);
@@ -621,51 +715,63 @@ void launch_implicit_gemm(ImplicitProblem<GA, GB, TC> p, int64_t slices, cudaStr
                     static_cast<unsigned>(slices));
     const dim3 block(kernels::kImplicitThreads);
     if (block_rows == 32) {
-        launch(kernels::implicit_gemm_kernel<32, kBKFast, kTf32, GA, GB, TC>, grid, block, 0, stream, p);
+        launch(kernels::implicit_gemm_kernel<32, kBKFast, kArith, GA, GB, TC>, grid, block, 0, stream, p);
     } else if (block_rows == 64) {
-        launch(kernels::implicit_gemm_kernel<64, kBKFast, kTf32, GA, GB, TC>, grid, block, 0, stream, p);
+        launch(kernels::implicit_gemm_kernel<64, kBKFast, kArith, GA, GB, TC>, grid, block, 0, stream, p);
     } else {
-        launch(kernels::implicit_gemm_kernel<128, kBKFast, kTf32, GA, GB, TC>, grid, block, 0, stream, p);
+        launch(kernels::implicit_gemm_kernel<128, kBKFast, kArith, GA, GB, TC>, grid, block, 0, stream, p);
     }
 }
 
-// tf32 is honoured for float storage only; the bf16 launchers always pass false (and their problems never
-// instantiate the TF32 kernel).
+// TF32 is honoured for float storage only and bf16 wmma for bf16 storage only (the public calls never ask
+// otherwise; each problem instantiates only the tensor-core kernel it can use); everything else runs FP32.
 template <bool kBKFast, class GA, class GB, class TC>
-void launch_implicit_gemm(ImplicitProblem<GA, GB, TC> p, int64_t slices, bool tf32, cudaStream_t stream) {
+void launch_implicit_gemm(ImplicitProblem<GA, GB, TC> p, int64_t slices, Arithmetic arith,
+                          cudaStream_t stream) {
 #if CUDACNN_IMPLICIT_TF32
     if constexpr (std::is_same_v<GA, MatrixGather<float>> && std::is_same_v<TC, float>) {
-        if (tf32) return launch_implicit_gemm<kBKFast, true>(p, slices, stream);
+        if (arith == Arithmetic::tf32)
+            return launch_implicit_gemm<kBKFast, Arithmetic::tf32>(p, slices, stream);
     }
 #endif
-    (void)tf32;
-    launch_implicit_gemm<kBKFast, false>(p, slices, stream);
+#if CUDACNN_IMPLICIT_BF16_MMA
+    if constexpr (std::is_same_v<GA, MatrixGather<bf16>>) {
+        if (arith == Arithmetic::bf16_mma) {
+            return launch_implicit_gemm<kBKFast, Arithmetic::bf16_mma>(p, slices, stream);
+        }
+    }
+#endif
+    (void)arith;
+    launch_implicit_gemm<kBKFast, Arithmetic::fp32>(p, slices, stream);
 }
 
-// Runs product p (its k, A, B and final output view set), in TF32 when `tf32`: in one pass, or split over k
+// Runs product p (its k, A, B and final output view set) in arithmetic `arith`: in one pass, or split over k
 // into dense partial products at `partials` (room for partial_floats; float whatever TC, so that each output
-// is rounded to TC once, by the sum) and then summed into p.c in slice order.
+// is rounded to TC once, by the sum) and then summed into p.c in slice order. The split is the same for every
+// arithmetic (slices a multiple of 8 long; bf16 wmma's last step of a slice may then be half zeros), so the
+// bf16 kernels sum the same slices.
 template <bool kBKFast, class GA, class GB, class TC>
-void run_product(ImplicitProblem<GA, GB, TC> p, float* partials, bool tf32, cudaStream_t stream) {
+void run_product(ImplicitProblem<GA, GB, TC> p, float* partials, Arithmetic arith, cudaStream_t stream) {
     const ProductSize size{p.a_rows.count, p.b_cols.count, p.k};
     const KSplit split = k_split(size);
     p.k_slice = static_cast<int>(split.slice_k);
     if (split.slices == 1) {
-        launch_implicit_gemm<kBKFast>(p, 1, tf32, stream);
+        launch_implicit_gemm<kBKFast>(p, 1, arith, stream);
         return;
     }
     ImplicitProblem<GA, GB, float> q{p.a,   p.a_rows, p.a_k, p.b,       p.b_cols,
                                      p.b_k, {},       p.k,   p.k_slice, p.tiles_n};
     q.c = {partials, dense(size.n, size.m), dense(1, size.n), nullptr, static_cast<int>(size.m * size.n)};
-    launch_implicit_gemm<kBKFast>(q, split.slices, tf32, stream);
+    launch_implicit_gemm<kBKFast>(q, split.slices, arith, stream);
     launch(kernels::sum_slices_kernel<TC>, elementwise_grid(size.m * size.n), dim3(kElementwiseBlock), 0,
            stream, partials, static_cast<int>(split.slices), p.c);
 }
 
-// The three directions for storage T (float or bf16), behind the public overloads. tf32 only with float.
+// The three directions for storage T (float or bf16), behind the public overloads. Arithmetic tf32 only with
+// float, bf16_mma only with bf16.
 template <class T>
 void run_forward(const Conv2dGeometry& g, const T* x, const T* w, const float* bias, T* y, void* workspace,
-                 size_t workspace_bytes, cudaStream_t stream, bool tf32, MemoryFormat format) {
+                 size_t workspace_bytes, cudaStream_t stream, Arithmetic arith, MemoryFormat format) {
     const char* op = "conv2d_implicit_forward";
     check_geometry(g, op);
     check_pointers({x, w, y}, "x, w and y", op);
@@ -687,12 +793,12 @@ void run_forward(const Conv2dGeometry& g, const T* x, const T* w, const float* b
     p.c = {y, dense(ys.channel, g.out_channels), images_by_plane(plane, g.out_channels * plane, n, ys.pixel),
            bias, 0};
     p.k = static_cast<int>(k);
-    run_product<false>(p, static_cast<float*>(workspace), tf32, stream);
+    run_product<false>(p, static_cast<float*>(workspace), arith, stream);
 }
 
 template <class T>
 void run_backward_data(const Conv2dGeometry& g, const T* dy, const T* w, T* dx, void* workspace,
-                       size_t workspace_bytes, cudaStream_t stream, bool tf32, MemoryFormat format) {
+                       size_t workspace_bytes, cudaStream_t stream, Arithmetic arith, MemoryFormat format) {
     const char* op = "conv2d_implicit_backward_data";
     check_geometry(g, op);
     check_pointers({dy, w, dx}, "dy, w and dx", op);
@@ -724,13 +830,13 @@ void run_backward_data(const Conv2dGeometry& g, const T* dy, const T* w, T* dx, 
     p.k = static_cast<int>(k);
     float* partials =
         reinterpret_cast<float*>(static_cast<char*>(workspace) + backward_data_partials_offset_bytes<T>(g));
-    run_product<false>(p, partials, tf32, stream);
+    run_product<false>(p, partials, arith, stream);
 }
 
 // dw and dbias are float whatever T (parameter gradients).
 template <class T>
 void run_backward_filter(const Conv2dGeometry& g, const T* x, const T* dy, float* dw, float* dbias,
-                         void* workspace, size_t workspace_bytes, cudaStream_t stream, bool tf32,
+                         void* workspace, size_t workspace_bytes, cudaStream_t stream, Arithmetic arith,
                          MemoryFormat format) {
     const char* op = "conv2d_implicit_backward_filter";
     check_geometry(g, op);
@@ -751,7 +857,7 @@ void run_backward_filter(const Conv2dGeometry& g, const T* x, const T* dy, float
     p.b_k = decoder(plane, g.out_w, g.in_channels * hw, g.stride_h, -g.pad_top, g.stride_w, -g.pad_left, k);
     p.c = {dw, dense(cols, g.out_channels), dense(1, cols), nullptr, 0};
     p.k = static_cast<int>(k);
-    run_product<true>(p, static_cast<float*>(workspace), tf32, stream);
+    run_product<true>(p, static_cast<float*>(workspace), arith, stream);
     if (dbias != nullptr) {
         conv_bias_grad(dy, dbias, g.batch, g.out_channels, g.out_h, g.out_w, stream, format);
     }
@@ -791,113 +897,149 @@ bool conv2d_implicit_tf32_available() {
     return CUDACNN_IMPLICIT_TF32 && tf32_tensor_cores_available();
 }
 
+// Compute capability 8.0, as TF32 (tf32_tensor_cores_available asks for it): bf16 wmma starts at sm_80 too.
+bool conv2d_implicit_bf16_tensor_cores_available() {
+    return CUDACNN_IMPLICIT_BF16_MMA && tf32_tensor_cores_available();
+}
+
 void conv2d_implicit_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias,
                              float* y, void* workspace, size_t workspace_bytes, cudaStream_t stream) {
-    run_forward(g, x, w, bias, y, workspace, workspace_bytes, stream, false, MemoryFormat::nchw);
+    run_forward(g, x, w, bias, y, workspace, workspace_bytes, stream, Arithmetic::fp32, MemoryFormat::nchw);
 }
 
 void conv2d_implicit_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias,
                              float* y, void* workspace, size_t workspace_bytes, cudaStream_t stream,
                              bool allow_tf32) {
-    run_forward(g, x, w, bias, y, workspace, workspace_bytes, stream, use_tf32(allow_tf32),
+    run_forward(g, x, w, bias, y, workspace, workspace_bytes, stream, float_arithmetic(allow_tf32),
                 MemoryFormat::nchw);
 }
 
 void conv2d_implicit_forward(const Conv2dGeometry& g, const bf16* x, const bf16* w, const float* bias,
                              bf16* y, void* workspace, size_t workspace_bytes, cudaStream_t stream) {
-    run_forward(g, x, w, bias, y, workspace, workspace_bytes, stream, false, MemoryFormat::nchw);
+    conv2d_implicit_forward_with_kernel(ImplicitBf16Kernel::automatic, g, x, w, bias, y, workspace,
+                                        workspace_bytes, stream, MemoryFormat::nchw);
 }
 
 void conv2d_implicit_backward_data(const Conv2dGeometry& g, const float* dy, const float* w, float* dx,
                                    void* workspace, size_t workspace_bytes, cudaStream_t stream) {
-    run_backward_data(g, dy, w, dx, workspace, workspace_bytes, stream, false, MemoryFormat::nchw);
+    run_backward_data(g, dy, w, dx, workspace, workspace_bytes, stream, Arithmetic::fp32, MemoryFormat::nchw);
 }
 
 void conv2d_implicit_backward_data(const Conv2dGeometry& g, const float* dy, const float* w, float* dx,
                                    void* workspace, size_t workspace_bytes, cudaStream_t stream,
                                    bool allow_tf32) {
-    run_backward_data(g, dy, w, dx, workspace, workspace_bytes, stream, use_tf32(allow_tf32),
+    run_backward_data(g, dy, w, dx, workspace, workspace_bytes, stream, float_arithmetic(allow_tf32),
                       MemoryFormat::nchw);
 }
 
 void conv2d_implicit_backward_data(const Conv2dGeometry& g, const bf16* dy, const bf16* w, bf16* dx,
                                    void* workspace, size_t workspace_bytes, cudaStream_t stream) {
-    run_backward_data(g, dy, w, dx, workspace, workspace_bytes, stream, false, MemoryFormat::nchw);
+    conv2d_implicit_backward_data_with_kernel(ImplicitBf16Kernel::automatic, g, dy, w, dx, workspace,
+                                              workspace_bytes, stream, MemoryFormat::nchw);
 }
 
 void conv2d_implicit_backward_filter(const Conv2dGeometry& g, const float* x, const float* dy, float* dw,
                                      float* dbias, void* workspace, size_t workspace_bytes,
                                      cudaStream_t stream) {
-    run_backward_filter(g, x, dy, dw, dbias, workspace, workspace_bytes, stream, false, MemoryFormat::nchw);
+    run_backward_filter(g, x, dy, dw, dbias, workspace, workspace_bytes, stream, Arithmetic::fp32,
+                        MemoryFormat::nchw);
 }
 
 void conv2d_implicit_backward_filter(const Conv2dGeometry& g, const float* x, const float* dy, float* dw,
                                      float* dbias, void* workspace, size_t workspace_bytes,
                                      cudaStream_t stream, bool allow_tf32) {
-    run_backward_filter(g, x, dy, dw, dbias, workspace, workspace_bytes, stream, use_tf32(allow_tf32),
+    run_backward_filter(g, x, dy, dw, dbias, workspace, workspace_bytes, stream, float_arithmetic(allow_tf32),
                         MemoryFormat::nchw);
 }
 
 void conv2d_implicit_backward_filter(const Conv2dGeometry& g, const bf16* x, const bf16* dy, float* dw,
                                      float* dbias, void* workspace, size_t workspace_bytes,
                                      cudaStream_t stream) {
-    run_backward_filter(g, x, dy, dw, dbias, workspace, workspace_bytes, stream, false, MemoryFormat::nchw);
+    conv2d_implicit_backward_filter_with_kernel(ImplicitBf16Kernel::automatic, g, x, dy, dw, dbias, workspace,
+                                                workspace_bytes, stream, MemoryFormat::nchw);
 }
 
 // The NHWC-capable overloads (format).
 void conv2d_implicit_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias,
                              float* y, void* workspace, size_t workspace_bytes, cudaStream_t stream,
                              MemoryFormat format) {
-    run_forward(g, x, w, bias, y, workspace, workspace_bytes, stream, false, format);
+    run_forward(g, x, w, bias, y, workspace, workspace_bytes, stream, Arithmetic::fp32, format);
 }
 
 void conv2d_implicit_forward(const Conv2dGeometry& g, const float* x, const float* w, const float* bias,
                              float* y, void* workspace, size_t workspace_bytes, cudaStream_t stream,
                              bool allow_tf32, MemoryFormat format) {
-    run_forward(g, x, w, bias, y, workspace, workspace_bytes, stream, use_tf32(allow_tf32), format);
+    run_forward(g, x, w, bias, y, workspace, workspace_bytes, stream, float_arithmetic(allow_tf32), format);
 }
 
 void conv2d_implicit_forward(const Conv2dGeometry& g, const bf16* x, const bf16* w, const float* bias,
                              bf16* y, void* workspace, size_t workspace_bytes, cudaStream_t stream,
                              MemoryFormat format) {
-    run_forward(g, x, w, bias, y, workspace, workspace_bytes, stream, false, format);
+    conv2d_implicit_forward_with_kernel(ImplicitBf16Kernel::automatic, g, x, w, bias, y, workspace,
+                                        workspace_bytes, stream, format);
 }
 
 void conv2d_implicit_backward_data(const Conv2dGeometry& g, const float* dy, const float* w, float* dx,
                                    void* workspace, size_t workspace_bytes, cudaStream_t stream,
                                    MemoryFormat format) {
-    run_backward_data(g, dy, w, dx, workspace, workspace_bytes, stream, false, format);
+    run_backward_data(g, dy, w, dx, workspace, workspace_bytes, stream, Arithmetic::fp32, format);
 }
 
 void conv2d_implicit_backward_data(const Conv2dGeometry& g, const float* dy, const float* w, float* dx,
                                    void* workspace, size_t workspace_bytes, cudaStream_t stream,
                                    bool allow_tf32, MemoryFormat format) {
-    run_backward_data(g, dy, w, dx, workspace, workspace_bytes, stream, use_tf32(allow_tf32), format);
+    run_backward_data(g, dy, w, dx, workspace, workspace_bytes, stream, float_arithmetic(allow_tf32), format);
 }
 
 void conv2d_implicit_backward_data(const Conv2dGeometry& g, const bf16* dy, const bf16* w, bf16* dx,
                                    void* workspace, size_t workspace_bytes, cudaStream_t stream,
                                    MemoryFormat format) {
-    run_backward_data(g, dy, w, dx, workspace, workspace_bytes, stream, false, format);
+    conv2d_implicit_backward_data_with_kernel(ImplicitBf16Kernel::automatic, g, dy, w, dx, workspace,
+                                              workspace_bytes, stream, format);
 }
 
 void conv2d_implicit_backward_filter(const Conv2dGeometry& g, const float* x, const float* dy, float* dw,
                                      float* dbias, void* workspace, size_t workspace_bytes,
                                      cudaStream_t stream, MemoryFormat format) {
-    run_backward_filter(g, x, dy, dw, dbias, workspace, workspace_bytes, stream, false, format);
+    run_backward_filter(g, x, dy, dw, dbias, workspace, workspace_bytes, stream, Arithmetic::fp32, format);
 }
 
 void conv2d_implicit_backward_filter(const Conv2dGeometry& g, const float* x, const float* dy, float* dw,
                                      float* dbias, void* workspace, size_t workspace_bytes,
                                      cudaStream_t stream, bool allow_tf32, MemoryFormat format) {
-    run_backward_filter(g, x, dy, dw, dbias, workspace, workspace_bytes, stream, use_tf32(allow_tf32),
+    run_backward_filter(g, x, dy, dw, dbias, workspace, workspace_bytes, stream, float_arithmetic(allow_tf32),
                         format);
 }
 
 void conv2d_implicit_backward_filter(const Conv2dGeometry& g, const bf16* x, const bf16* dy, float* dw,
                                      float* dbias, void* workspace, size_t workspace_bytes,
                                      cudaStream_t stream, MemoryFormat format) {
-    run_backward_filter(g, x, dy, dw, dbias, workspace, workspace_bytes, stream, false, format);
+    conv2d_implicit_backward_filter_with_kernel(ImplicitBf16Kernel::automatic, g, x, dy, dw, dbias, workspace,
+                                                workspace_bytes, stream, format);
+}
+
+// The bf16 calls on the kernel the caller chooses.
+void conv2d_implicit_forward_with_kernel(ImplicitBf16Kernel kernel, const Conv2dGeometry& g, const bf16* x,
+                                         const bf16* w, const float* bias, bf16* y, void* workspace,
+                                         size_t workspace_bytes, cudaStream_t stream, MemoryFormat format) {
+    run_forward(g, x, w, bias, y, workspace, workspace_bytes, stream,
+                bf16_arithmetic(kernel, "conv2d_implicit_forward"), format);
+}
+
+void conv2d_implicit_backward_data_with_kernel(ImplicitBf16Kernel kernel, const Conv2dGeometry& g,
+                                               const bf16* dy, const bf16* w, bf16* dx, void* workspace,
+                                               size_t workspace_bytes, cudaStream_t stream,
+                                               MemoryFormat format) {
+    run_backward_data(g, dy, w, dx, workspace, workspace_bytes, stream,
+                      bf16_arithmetic(kernel, "conv2d_implicit_backward_data"), format);
+}
+
+void conv2d_implicit_backward_filter_with_kernel(ImplicitBf16Kernel kernel, const Conv2dGeometry& g,
+                                                 const bf16* x, const bf16* dy, float* dw, float* dbias,
+                                                 void* workspace, size_t workspace_bytes, cudaStream_t stream,
+                                                 MemoryFormat format) {
+    run_backward_filter(g, x, dy, dw, dbias, workspace, workspace_bytes, stream,
+                        bf16_arithmetic(kernel, "conv2d_implicit_backward_filter"), format);
 }
 
 }  // namespace cudacnn::gpu

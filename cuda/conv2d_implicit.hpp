@@ -28,6 +28,14 @@
 // (loads widen exactly; products of two bf16 are exact in float), FP32 sums, each stored bf16 element rounded
 // once (to nearest even) from its float sum (+ bias); bias, dw and dbias stay float. No TF32 with bf16: the
 // bf16 overloads take no allow_tf32.
+// bf16 on tensor cores (what the bf16 overloads run where conv2d_implicit_bf16_tensor_cores_available()):
+// the same gather, pipeline and split-k, the gathered values stored in shared memory as bf16 (exact) in
+// k-slices of 16 and the block tile multiplied with nvcuda::wmma bf16 16 × 16 × 16 (FP32 accumulators, the
+// TF32 kernel's 8 warps of (BM/2) × 32). Products of two bf16 are exact in float, so only the order of the
+// float sums differs from the CUDA-core bf16 kernel: the emulator's wmma adds k in order, which makes it bit
+// for bit that kernel; tensor cores add in their own (fixed) order, so on a GPU the bits differ by float
+// rounding. Deterministic and without atomics either way. Built unless CUDACNN_IMPLICIT_BF16_MMA=0 (default:
+// CUDACNN_IMPLICIT_TF32); the *_with_kernel calls choose the kernel (tests).
 // NHWC (channels_last, the overloads with a last MemoryFormat): x, y, dy and dx in either memory format
 // (shapes written (N, C, H, W) either way); the weights and dw stay (OC, C, KH, KW). The format is only the
 // decoders' channel and pixel strides, and k keeps the weights' order (c, i, j), so an NHWC call sums every
@@ -63,9 +71,19 @@ size_t conv2d_implicit_workspace_bytes(const cpu::Conv2dGeometry& g);
 // compute capability 8.0 or more (the emulator reports 9.0 and runs it through its nvcuda::wmma).
 bool conv2d_implicit_tf32_available();
 
+// Whether the bf16 calls run the tensor-core kernel: built with CUDACNN_IMPLICIT_BF16_MMA on and a device of
+// compute capability 8.0 or more (the emulator reports 9.0 and runs it through its nvcuda::wmma).
+bool conv2d_implicit_bf16_tensor_cores_available();
+
+// Which kernel a bf16 call runs: automatic (what the plain bf16 overloads do) takes tensor cores where
+// conv2d_implicit_bf16_tensor_cores_available(), CUDA cores elsewhere; the explicit choices let tests cover
+// both. tensor_cores where they are unavailable throws Error.
+enum class ImplicitBf16Kernel { automatic, tensor_cores, cuda_cores };
+
 // Each call below comes in FP32 and, with a last argument allow_tf32, in TF32 where
 // conv2d_implicit_tf32_available() (FP32 elsewhere, or when it is false); the workspace is the same for both.
-// A third overload takes bf16 activations and weights (FP32 arithmetic, see the top).
+// A third overload takes bf16 activations and weights (FP32 sums, on tensor cores where they run; see the
+// top).
 
 // x (N, C, H, W), w (OC, C, KH, KW), bias (OC) or nullptr → y (N, OC, OH, OW), overwritten. Needs workspace
 // only where it splits k (it may be null otherwise); conv2d_implicit_workspace_bytes(g) is always enough.
@@ -130,5 +148,19 @@ void conv2d_implicit_backward_filter(const cpu::Conv2dGeometry& g, const float* 
 void conv2d_implicit_backward_filter(const cpu::Conv2dGeometry& g, const bf16* x, const bf16* dy, float* dw,
                                      float* dbias, void* workspace, size_t workspace_bytes,
                                      cudaStream_t stream, MemoryFormat format);
+
+// The three bf16 calls on the kernel `kernel` chooses (the overloads above: automatic).
+void conv2d_implicit_forward_with_kernel(ImplicitBf16Kernel kernel, const cpu::Conv2dGeometry& g,
+                                         const bf16* x, const bf16* w, const float* bias, bf16* y,
+                                         void* workspace, size_t workspace_bytes, cudaStream_t stream,
+                                         MemoryFormat format);
+void conv2d_implicit_backward_data_with_kernel(ImplicitBf16Kernel kernel, const cpu::Conv2dGeometry& g,
+                                               const bf16* dy, const bf16* w, bf16* dx, void* workspace,
+                                               size_t workspace_bytes, cudaStream_t stream,
+                                               MemoryFormat format);
+void conv2d_implicit_backward_filter_with_kernel(ImplicitBf16Kernel kernel, const cpu::Conv2dGeometry& g,
+                                                 const bf16* x, const bf16* dy, float* dw, float* dbias,
+                                                 void* workspace, size_t workspace_bytes, cudaStream_t stream,
+                                                 MemoryFormat format);
 
 }  // namespace cudacnn::gpu

@@ -1,7 +1,9 @@
-// Parity of the implicit-GEMM convolution's bf16 overloads (cuda/conv2d_implicit.hpp) with cpu::conv2d /
-// cpu::conv2d_backward run on bf16-rounded x, w and dy (y and dx rounded once to bf16; dw, dbias float), and
-// bit for bit with the FP32 kernel run on the same rounded values: CifarCNN's six layers at batch 1, odd
-// shapes, strides, dilation, 1×1, split k, misaligned pointers; the workspace and argument errors.
+// Parity of the implicit-GEMM convolution's bf16 CUDA-core kernel (cuda/conv2d_implicit.hpp,
+// ImplicitBf16Kernel::cuda_cores) with cpu::conv2d / cpu::conv2d_backward run on bf16-rounded x, w and dy (y
+// and dx rounded once to bf16; dw, dbias float), and bit for bit with the FP32 kernel run on the same rounded
+// values: CifarCNN's six layers at batch 1, odd shapes, strides, dilation, 1×1, split k, misaligned pointers;
+// the workspace and argument errors of the bf16 overloads. The tensor-core kernel, which the plain overloads
+// take where it runs: conv2d_implicit_bf16_tc_parity_test.cpp.
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -102,16 +104,21 @@ void check_case(const ConvCase& c, uint32_t seed) {
     const DeviceBuffer d_dw = test::poisoned<float>(w.numel()), d_db = test::poisoned<float>(g.out_channels);
     const float* bias_ptr = c.bias ? d_bias.data_as<float>() : nullptr;
 
+    // The CUDA-core kernel: its sums are the FP32 kernel's, in its order, on a GPU too.
+    constexpr gpu::ImplicitBf16Kernel kCudaCores = gpu::ImplicitBf16Kernel::cuda_cores;
     poison(workspace);
-    gpu::conv2d_implicit_forward(g, as_bf16(d_x), test::bf16_data(d_w), bias_ptr, as_bf16(d_y),
-                                 workspace.data(), workspace_bytes, nullptr);
+    gpu::conv2d_implicit_forward_with_kernel(kCudaCores, g, as_bf16(d_x), test::bf16_data(d_w), bias_ptr,
+                                             as_bf16(d_y), workspace.data(), workspace_bytes, nullptr,
+                                             MemoryFormat::nchw);
     poison(workspace);
-    gpu::conv2d_implicit_backward_data(g, as_bf16(d_dy), test::bf16_data(d_w), as_bf16(d_dx),
-                                       workspace.data(), workspace_bytes, nullptr);
+    gpu::conv2d_implicit_backward_data_with_kernel(kCudaCores, g, as_bf16(d_dy), test::bf16_data(d_w),
+                                                   as_bf16(d_dx), workspace.data(), workspace_bytes, nullptr,
+                                                   MemoryFormat::nchw);
     poison(workspace);
-    gpu::conv2d_implicit_backward_filter(g, as_bf16(d_x), as_bf16(d_dy), d_dw.data_as<float>(),
-                                         c.bias ? d_db.data_as<float>() : nullptr, workspace.data(),
-                                         workspace_bytes, nullptr);
+    gpu::conv2d_implicit_backward_filter_with_kernel(
+        kCudaCores, g, as_bf16(d_x), as_bf16(d_dy), d_dw.data_as<float>(),
+        c.bias ? d_db.data_as<float>() : nullptr, workspace.data(), workspace_bytes, nullptr,
+        MemoryFormat::nchw);
     const HostTensor<float> y = test::to_host_bf16(as_bf16(d_y), g.output_shape());
     const HostTensor<float> dx = test::to_host_bf16(as_bf16(d_dx), x.shape());
     const HostTensor<float> dw = test::to_host<float>(d_dw, w.shape());
