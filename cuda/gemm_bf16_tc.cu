@@ -96,15 +96,14 @@ struct Slice {
                       groups_per_thread * kThreads * kGroup == rows * cols,
                   "the slice splits evenly into groups of 8 per thread, all in one column");
 
+    // wmma: ldm a multiple of 8 bf16; slices stacked in shared memory keep 256-bit aligned fragments.
+    static_assert(ld % 8 == 0 && rows * ld * sizeof(bf16) % 32 == 0, "wmma alignment");
+
     bf16 v[rows][ld];
 
     // The address of element (outer o, k q), for wmma loads.
     __device__ const bf16* address(int o, int q) const { return kKContiguous ? &v[o][q] : &v[q][o]; }
 };
-template <class S>
-constexpr bool slice_aligned() {
-    return sizeof(S) % 32 == 0 && S::ld % 8 == 0;
-}
 
 // A block's shared memory: the double-buffered slices during the k loop, then each warp's epilogue scratch.
 template <class Tile, class SA, class SB>
@@ -296,8 +295,6 @@ template <class Tile, bool kTransA, bool kTransB, class TOut>
 __global__ void __launch_bounds__(Tile::threads) gemm_bf16_tc_kernel(TcParams<TOut> p) {
     using SA = Slice<Tile::rows, !kTransA, Tile::threads>;
     using SB = Slice<Tile::cols, kTransB, Tile::threads>;
-    static_assert(slice_aligned<SA>() && slice_aligned<SB>(),
-                  "wmma needs 256-bit fragments and ldm % 8 == 0");
     __shared__ TcShared<Tile, SA, SB> smem;
     const int64_t row0 = (blockIdx.x / p.tiles_n) * int64_t{Tile::rows};
     const int64_t col0 = (blockIdx.x % p.tiles_n) * int64_t{Tile::cols};
@@ -410,7 +407,6 @@ void tensor_cores_impl(const char* op, Bf16TcTiling tiling, bool trans_a, bool t
     }
     CUDACNN_CHECK(k_last >= 1 && k_last <= k, "{}: the last entry's k = {} must lie in 1 … k = {}", op,
                   k_last, k);
-#if CUDACNN_TENSOR_CORES
     bf16_tc_kernels::TcParams<TOut> p{};
     p.m = m, p.n = n, p.k = k, p.k_last = k_last, p.alpha = alpha, p.beta = beta;
     p.a = a, p.lda = lda, p.stride_a = stride_a;
@@ -422,12 +418,13 @@ void tensor_cores_impl(const char* op, Bf16TcTiling tiling, bool trans_a, bool t
     p.vec_b = octets_aligned(b, ldb, stride_b, batch);
     p.vec_c = gemm_vectorizable(c, ldc, stride_c, batch, sizeof(TOut));
     if (tiling == Bf16TcTiling::automatic) tiling = choose_tiling(m, n, batch);
+#if CUDACNN_TENSOR_CORES
     if (tiling == Bf16TcTiling::block128x128) {
         return launch_tiled<bf16_tc_kernels::Tile128>(op, trans_a, trans_b, p, stream);
     }
     launch_tiled<bf16_tc_kernels::Tile64>(op, trans_a, trans_b, p, stream);
 #else
-    (void)tiling;
+    (void)p;
     CUDACNN_CHECK(false, "{}: this build has CUDACNN_TENSOR_CORES off; use Bf16GemmKernel::cuda_cores", op);
 #endif
 }
