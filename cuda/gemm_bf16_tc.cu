@@ -289,8 +289,9 @@ __device__ inline void write_accumulators(float (&scratch)[kFrag][kScratchLd],
 // Every element sums its k products in order 0 … k − 1 (the wmma k-steps in order, each accumulating onto
 // the last), then zero products up to the next multiple of 32; the products of two bf16 are exact in float.
 // So where the tensor cores add in k order in float (the emulator's nvcuda::wmma does), the sums are bit
-// for bit the CUDA-core kernel's (cuda/gemm.cu, also k in order, zero products up to a multiple of 16); on a
-// GPU the tensor cores associate each 16-product step their own way.
+// for bit the CUDA-core kernel's (cuda/gemm.cu, also k in order, zero products up to a multiple of 16; the
+// extra +0 terms here could only turn a sum of −0 products into +0); on a GPU the tensor cores associate each
+// 16-product step their own way.
 template <class Tile, bool kTransA, bool kTransB, class TOut>
 __global__ void __launch_bounds__(Tile::threads) gemm_bf16_tc_kernel(TcParams<TOut> p) {
     using SA = Slice<Tile::rows, !kTransA, Tile::threads>;
