@@ -1,6 +1,8 @@
 // The project's tiled SGEMM: warp-tiled block tiles from 128 × 128 (8 × 8 outputs per thread) down to
 // 32 × 32, stepped through k in double-buffered slices of 16. The same kernel, templated on the storage of
-// A and B (float or bf16, widened on load) and of C (float or bf16, rounded once on store), is the BF16 GEMM.
+// A and B (float or bf16, widened on load) and of C (float or bf16, rounded once on store), is the BF16
+// GEMM's CUDA-core kernel; the BF16 entry points take the tensor-core one (cuda/gemm_bf16_tc.cu) where
+// available.
 #include "cuda/gemm.hpp"
 
 #include <algorithm>
@@ -9,6 +11,7 @@
 #include <type_traits>
 
 #include "cuda/bf16.cuh"
+#include "cuda/gemm_bf16_tc.hpp"
 #include "cuda/gemm_common.hpp"
 #include "cuda/launch.cuh"
 #include "cudacnn/error.hpp"
@@ -548,35 +551,78 @@ void sgemm_split_k(int64_t splits, bool trans_a, bool trans_b, int64_t m, int64_
                  range_product<float>(op, trans_a, trans_b, m, n, lda, ldb, stream));
 }
 
-// ---- BF16 operands: the same kernels instantiated for bf16 A and B, float or bf16 C ----
+// ---- BF16 operands: the tensor-core kernel (cuda/gemm_bf16_tc.cu) where available, else the same kernels
+// instantiated for bf16 A and B, float or bf16 C ----
 
 namespace {
 
+// Whether `kernel` runs on tensor cores here; throws Error naming `op` when tensor_cores is asked for where
+// they are unavailable.
+bool use_tensor_cores(const char* op, Bf16GemmKernel kernel) {
+    if (kernel == Bf16GemmKernel::cuda_cores) return false;
+    const bool available = bf16_tensor_cores_available();
+    CUDACNN_CHECK(
+        available || kernel == Bf16GemmKernel::automatic,
+        "{}: the tensor-core kernel needs a build with CUDACNN_TENSOR_CORES on and a GPU of compute "
+        "capability 8.0 or more; use Bf16GemmKernel::automatic or cuda_cores",
+        op);
+    return available;
+}
+
+// The batched bf16 product on `kernel` (tiling: the CUDA-core kernel's block tile); bias as in sgemm_impl.
 template <class TOut>
-void bf16_split_k_impl(const char* op, int64_t splits, bool trans_a, bool trans_b, int64_t m, int64_t n,
-                       int64_t k, float alpha, const bf16* a, int64_t lda, const bf16* b, int64_t ldb,
-                       float beta, const float* bias, TOut* c, int64_t ldc, void* workspace,
-                       size_t workspace_bytes, cudaStream_t stream) {
-    // The partial products are float, as sgemm_split_k's: its workspace size is this one's.
+void bf16_impl(const char* op, Bf16GemmKernel kernel, GemmTiling tiling, bool trans_a, bool trans_b,
+               int64_t m, int64_t n, int64_t k, float alpha, const bf16* a, int64_t lda, int64_t stride_a,
+               const bf16* b, int64_t ldb, int64_t stride_b, float beta, const float* bias, TOut* c,
+               int64_t ldc, int64_t stride_c, int64_t batch, cudaStream_t stream) {
+    if (use_tensor_cores(op, kernel)) {
+        return gemm_bf16_tensor_cores(op, Bf16TcTiling::automatic, trans_a, trans_b, m, n, k, alpha, a, lda,
+                                      stride_a, b, ldb, stride_b, beta, bias, c, ldc, stride_c, batch, k,
+                                      stream);
+    }
+    sgemm_impl(op, tiling, trans_a, trans_b, m, n, k, alpha, a, lda, stride_a, b, ldb, stride_b, beta, bias,
+               c, ldc, stride_c, batch, stream);
+}
+
+template <class TOut>
+void bf16_split_k_impl(const char* op, Bf16GemmKernel kernel, int64_t splits, bool trans_a, bool trans_b,
+                       int64_t m, int64_t n, int64_t k, float alpha, const bf16* a, int64_t lda,
+                       const bf16* b, int64_t ldb, float beta, const float* bias, TOut* c, int64_t ldc,
+                       void* workspace, size_t workspace_bytes, cudaStream_t stream) {
+    // The partial products are float, as sgemm_split_k's: its workspace size is this one's. Both kernels cut
+    // k into the same ranges (multiples of the CUDA-core slice, which the tensor-core kernel's slices pad).
+    if (use_tensor_cores(op, kernel)) {
+        const auto product = [&](int64_t k_len, int64_t k_last, const bf16* a_s, int64_t stride_a,
+                                 const bf16* b_s, int64_t stride_b, float* c_s, int64_t batch) {
+            // Every range in one launch, the shorter last one included.
+            gemm_bf16_tensor_cores(op, Bf16TcTiling::automatic, trans_a, trans_b, m, n, k_len, 1.0f, a_s, lda,
+                                   stride_a, b_s, ldb, stride_b, 0.0f, nullptr, c_s, n, m * n, batch, k_last,
+                                   stream);
+        };
+        return gemm_split_k(op, "sgemm_split_k_workspace_bytes", splits, kernels::kGemmBlockK, trans_a,
+                            trans_b, m, n, k, alpha, a, lda, b, ldb, beta, bias, c, ldc, workspace,
+                            workspace_bytes, stream, product);
+    }
     gemm_split_k(op, "sgemm_split_k_workspace_bytes", splits, kernels::kGemmBlockK, trans_a, trans_b, m, n, k,
                  alpha, a, lda, b, ldb, beta, bias, c, ldc, workspace, workspace_bytes, stream,
                  range_product<bf16>(op, trans_a, trans_b, m, n, lda, ldb, stream));
 }
 
-// gemm_bf16_split for either C: split-k where the own FP32 GEMM would split and the workspace holds it.
+// gemm_bf16_split for either C: split-k where the own FP32 GEMM would split and the workspace holds it (the
+// same rule on either kernel, so that gemm_bf16_split_workspace_bytes sizes both).
 template <class TOut>
-void bf16_split_impl(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const bf16* a,
-                     int64_t lda, const bf16* b, int64_t ldb, const float* bias, TOut* c, int64_t ldc,
-                     void* workspace, size_t workspace_bytes, cudaStream_t stream) {
+void bf16_split_impl(Bf16GemmKernel kernel, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
+                     float alpha, const bf16* a, int64_t lda, const bf16* b, int64_t ldb, const float* bias,
+                     TOut* c, int64_t ldc, void* workspace, size_t workspace_bytes, cudaStream_t stream) {
     constexpr const char* op = "gemm_bf16_split";
     const int64_t splits = sgemm_split_k_count(m, n, k);
     if (splits > 1 && workspace != nullptr &&
         workspace_bytes >= sgemm_split_k_workspace_bytes(m, n, k, splits)) {
-        return bf16_split_k_impl(op, splits, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, 0.0f, bias, c,
-                                 ldc, workspace, workspace_bytes, stream);
+        return bf16_split_k_impl(op, kernel, splits, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, 0.0f,
+                                 bias, c, ldc, workspace, workspace_bytes, stream);
     }
-    sgemm_impl(op, GemmTiling::automatic, trans_a, trans_b, m, n, k, alpha, a, lda, 0, b, ldb, 0, 0.0f, bias,
-               c, ldc, 0, 1, stream);
+    bf16_impl(op, kernel, GemmTiling::automatic, trans_a, trans_b, m, n, k, alpha, a, lda, 0, b, ldb, 0, 0.0f,
+              bias, c, ldc, 0, 1, stream);
 }
 
 }  // namespace
@@ -584,15 +630,33 @@ void bf16_split_impl(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k
 void gemm_bf16(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const bf16* a,
                int64_t lda, const bf16* b, int64_t ldb, float beta, float* c, int64_t ldc,
                cudaStream_t stream) {
-    sgemm_impl("gemm_bf16", GemmTiling::automatic, trans_a, trans_b, m, n, k, alpha, a, lda, 0, b, ldb, 0,
-               beta, nullptr, c, ldc, 0, 1, stream);
+    bf16_impl("gemm_bf16", Bf16GemmKernel::automatic, GemmTiling::automatic, trans_a, trans_b, m, n, k, alpha,
+              a, lda, 0, b, ldb, 0, beta, nullptr, c, ldc, 0, 1, stream);
 }
 
 void gemm_bf16(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const bf16* a,
                int64_t lda, const bf16* b, int64_t ldb, float beta, bf16* c, int64_t ldc,
                cudaStream_t stream) {
-    sgemm_impl("gemm_bf16", GemmTiling::automatic, trans_a, trans_b, m, n, k, alpha, a, lda, 0, b, ldb, 0,
-               beta, nullptr, c, ldc, 0, 1, stream);
+    bf16_impl("gemm_bf16", Bf16GemmKernel::automatic, GemmTiling::automatic, trans_a, trans_b, m, n, k, alpha,
+              a, lda, 0, b, ldb, 0, beta, nullptr, c, ldc, 0, 1, stream);
+}
+
+void gemm_bf16_strided_batched_with_kernel(Bf16GemmKernel kernel, bool trans_a, bool trans_b, int64_t m,
+                                           int64_t n, int64_t k, float alpha, const bf16* a, int64_t lda,
+                                           int64_t stride_a, const bf16* b, int64_t ldb, int64_t stride_b,
+                                           float beta, float* c, int64_t ldc, int64_t stride_c, int64_t batch,
+                                           cudaStream_t stream) {
+    bf16_impl("gemm_bf16_strided_batched", kernel, GemmTiling::automatic, trans_a, trans_b, m, n, k, alpha, a,
+              lda, stride_a, b, ldb, stride_b, beta, nullptr, c, ldc, stride_c, batch, stream);
+}
+
+void gemm_bf16_strided_batched_with_kernel(Bf16GemmKernel kernel, bool trans_a, bool trans_b, int64_t m,
+                                           int64_t n, int64_t k, float alpha, const bf16* a, int64_t lda,
+                                           int64_t stride_a, const bf16* b, int64_t ldb, int64_t stride_b,
+                                           float beta, bf16* c, int64_t ldc, int64_t stride_c, int64_t batch,
+                                           cudaStream_t stream) {
+    bf16_impl("gemm_bf16_strided_batched", kernel, GemmTiling::automatic, trans_a, trans_b, m, n, k, alpha, a,
+              lda, stride_a, b, ldb, stride_b, beta, nullptr, c, ldc, stride_c, batch, stream);
 }
 
 void gemm_bf16_strided_batched_with_tiling(GemmTiling tiling, bool trans_a, bool trans_b, int64_t m,
@@ -617,7 +681,7 @@ void gemm_bf16_strided_batched(bool trans_a, bool trans_b, int64_t m, int64_t n,
                                const bf16* a, int64_t lda, int64_t stride_a, const bf16* b, int64_t ldb,
                                int64_t stride_b, float beta, float* c, int64_t ldc, int64_t stride_c,
                                int64_t batch, cudaStream_t stream) {
-    gemm_bf16_strided_batched_with_tiling(GemmTiling::automatic, trans_a, trans_b, m, n, k, alpha, a, lda,
+    gemm_bf16_strided_batched_with_kernel(Bf16GemmKernel::automatic, trans_a, trans_b, m, n, k, alpha, a, lda,
                                           stride_a, b, ldb, stride_b, beta, c, ldc, stride_c, batch, stream);
 }
 
@@ -625,22 +689,38 @@ void gemm_bf16_strided_batched(bool trans_a, bool trans_b, int64_t m, int64_t n,
                                const bf16* a, int64_t lda, int64_t stride_a, const bf16* b, int64_t ldb,
                                int64_t stride_b, float beta, bf16* c, int64_t ldc, int64_t stride_c,
                                int64_t batch, cudaStream_t stream) {
-    gemm_bf16_strided_batched_with_tiling(GemmTiling::automatic, trans_a, trans_b, m, n, k, alpha, a, lda,
+    gemm_bf16_strided_batched_with_kernel(Bf16GemmKernel::automatic, trans_a, trans_b, m, n, k, alpha, a, lda,
                                           stride_a, b, ldb, stride_b, beta, c, ldc, stride_c, batch, stream);
+}
+
+void gemm_bf16_split_k_with_kernel(Bf16GemmKernel kernel, int64_t splits, bool trans_a, bool trans_b,
+                                   int64_t m, int64_t n, int64_t k, float alpha, const bf16* a, int64_t lda,
+                                   const bf16* b, int64_t ldb, float beta, float* c, int64_t ldc,
+                                   void* workspace, size_t workspace_bytes, cudaStream_t stream) {
+    bf16_split_k_impl("gemm_bf16_split_k", kernel, splits, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb,
+                      beta, nullptr, c, ldc, workspace, workspace_bytes, stream);
+}
+
+void gemm_bf16_split_k_with_kernel(Bf16GemmKernel kernel, int64_t splits, bool trans_a, bool trans_b,
+                                   int64_t m, int64_t n, int64_t k, float alpha, const bf16* a, int64_t lda,
+                                   const bf16* b, int64_t ldb, float beta, bf16* c, int64_t ldc,
+                                   void* workspace, size_t workspace_bytes, cudaStream_t stream) {
+    bf16_split_k_impl("gemm_bf16_split_k", kernel, splits, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb,
+                      beta, nullptr, c, ldc, workspace, workspace_bytes, stream);
 }
 
 void gemm_bf16_split_k(int64_t splits, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
                        float alpha, const bf16* a, int64_t lda, const bf16* b, int64_t ldb, float beta,
                        float* c, int64_t ldc, void* workspace, size_t workspace_bytes, cudaStream_t stream) {
-    bf16_split_k_impl("gemm_bf16_split_k", splits, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta,
-                      nullptr, c, ldc, workspace, workspace_bytes, stream);
+    gemm_bf16_split_k_with_kernel(Bf16GemmKernel::automatic, splits, trans_a, trans_b, m, n, k, alpha, a, lda,
+                                  b, ldb, beta, c, ldc, workspace, workspace_bytes, stream);
 }
 
 void gemm_bf16_split_k(int64_t splits, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
                        float alpha, const bf16* a, int64_t lda, const bf16* b, int64_t ldb, float beta,
                        bf16* c, int64_t ldc, void* workspace, size_t workspace_bytes, cudaStream_t stream) {
-    bf16_split_k_impl("gemm_bf16_split_k", splits, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta,
-                      nullptr, c, ldc, workspace, workspace_bytes, stream);
+    gemm_bf16_split_k_with_kernel(Bf16GemmKernel::automatic, splits, trans_a, trans_b, m, n, k, alpha, a, lda,
+                                  b, ldb, beta, c, ldc, workspace, workspace_bytes, stream);
 }
 
 size_t gemm_bf16_split_workspace_bytes(int64_t m, int64_t n, int64_t k) {
@@ -648,18 +728,34 @@ size_t gemm_bf16_split_workspace_bytes(int64_t m, int64_t n, int64_t k) {
     return splits > 1 ? sgemm_split_k_workspace_bytes(m, n, k, splits) : 0;
 }
 
+void gemm_bf16_split_with_kernel(Bf16GemmKernel kernel, bool trans_a, bool trans_b, int64_t m, int64_t n,
+                                 int64_t k, float alpha, const bf16* a, int64_t lda, const bf16* b,
+                                 int64_t ldb, const float* bias, float* c, int64_t ldc, void* workspace,
+                                 size_t workspace_bytes, cudaStream_t stream) {
+    bf16_split_impl(kernel, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, bias, c, ldc, workspace,
+                    workspace_bytes, stream);
+}
+
+void gemm_bf16_split_with_kernel(Bf16GemmKernel kernel, bool trans_a, bool trans_b, int64_t m, int64_t n,
+                                 int64_t k, float alpha, const bf16* a, int64_t lda, const bf16* b,
+                                 int64_t ldb, const float* bias, bf16* c, int64_t ldc, void* workspace,
+                                 size_t workspace_bytes, cudaStream_t stream) {
+    bf16_split_impl(kernel, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, bias, c, ldc, workspace,
+                    workspace_bytes, stream);
+}
+
 void gemm_bf16_split(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const bf16* a,
                      int64_t lda, const bf16* b, int64_t ldb, const float* bias, float* c, int64_t ldc,
                      void* workspace, size_t workspace_bytes, cudaStream_t stream) {
-    bf16_split_impl(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, bias, c, ldc, workspace,
-                    workspace_bytes, stream);
+    bf16_split_impl(Bf16GemmKernel::automatic, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, bias, c, ldc,
+                    workspace, workspace_bytes, stream);
 }
 
 void gemm_bf16_split(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const bf16* a,
                      int64_t lda, const bf16* b, int64_t ldb, const float* bias, bf16* c, int64_t ldc,
                      void* workspace, size_t workspace_bytes, cudaStream_t stream) {
-    bf16_split_impl(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, bias, c, ldc, workspace,
-                    workspace_bytes, stream);
+    bf16_split_impl(Bf16GemmKernel::automatic, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, bias, c, ldc,
+                    workspace, workspace_bytes, stream);
 }
 
 }  // namespace cudacnn::gpu

@@ -1,5 +1,6 @@
 // The project's own tiled SGEMM (row-major), single and strided-batched; cuBLAS wrappers share the signature.
-// The same kernels with bf16 A and B (FP32 accumulation, C float or bf16): gemm_bf16 and its variants.
+// The same kernels with bf16 A and B (FP32 accumulation, C float or bf16): gemm_bf16 and its variants, which
+// run on tensor cores (cuda/gemm_bf16_tc.hpp) where available and on the CUDA-core kernel otherwise.
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -70,13 +71,26 @@ size_t sgemm_split_k_workspace_bytes(int64_t m, int64_t n, int64_t k, int64_t sp
 int64_t sgemm_split_k_count(int64_t m, int64_t n, int64_t k);
 
 // ---- BF16 operands (--precision bf16) ----
-// The GEMMs above with A and B stored in bf16: the same kernels, tilings, contract and errors (the error
-// messages name gemm_bf16, gemm_bf16_strided_batched, gemm_bf16_split_k, gemm_bf16_split), alpha and beta
-// as sgemm's. Loads widen the operands exactly to float and sums stay float; the product of two bf16 is exact
-// in float, so C is bit for bit what sgemm computes on the widened operands. C is float or bf16 (the
-// overloads); a bf16 C is read widened where beta != 0, and each element is rounded once (to nearest even)
-// after alpha and beta are applied. Vector accesses (8 bytes of bf16) where pointers, leading dimensions and
-// batch strides keep groups of 4 elements 8-byte aligned, scalar ones otherwise.
+// The GEMMs above with A and B stored in bf16: the same contract and errors (the error messages name
+// gemm_bf16, gemm_bf16_strided_batched, gemm_bf16_split_k, gemm_bf16_split), alpha and beta as sgemm's.
+// C is float or bf16 (the overloads); a bf16 C is read widened where beta != 0, and each element is rounded
+// once (to nearest even) after alpha and beta are applied. Sums are float; the product of two bf16 is exact
+// in float. Two kernels (Bf16GemmKernel):
+// - tensor cores (cuda/gemm_bf16_tc.hpp: wmma bf16 16 × 16 × 16, FP32 accumulators, 128 × 128 or 64 × 64
+//   block tiles), what the entry points without a kernel argument run where bf16_tensor_cores_available();
+// - CUDA cores: sgemm's kernel and tilings, loads widening the operands to float, so C is bit for bit what
+//   sgemm computes on the widened operands; vector accesses (8 bytes of bf16) where pointers, leading
+//   dimensions and batch strides keep groups of 4 elements 8-byte aligned, scalar ones otherwise. The
+//   fallback where tensor cores are not available (-DCUDACNN_TENSOR_CORES=0, compute capability < 8.0).
+// Both sum each element's products in k order; under the CPU emulator, whose wmma adds in k order in float,
+// they agree bit for bit. A GPU's tensor cores associate each step of 16 products their own way (and may
+// truncate rather than round their internal sums), so there the two differ by float-accumulation errors.
+enum class Bf16GemmKernel { automatic, tensor_cores, cuda_cores };
+
+// Whether the tensor-core kernel can run: built with CUDACNN_TENSOR_CORES (the default) and a device of
+// compute capability 8.0 or more (the CPU emulator reports 9.0 and runs it through its nvcuda::wmma).
+bool bf16_tensor_cores_available();
+
 void gemm_bf16(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const bf16* a,
                int64_t lda, const bf16* b, int64_t ldb, float beta, float* c, int64_t ldc,
                cudaStream_t stream);
@@ -93,7 +107,21 @@ void gemm_bf16_strided_batched(bool trans_a, bool trans_b, int64_t m, int64_t n,
                                int64_t stride_b, float beta, bf16* c, int64_t ldc, int64_t stride_c,
                                int64_t batch, cudaStream_t stream);
 
-// gemm_bf16_strided_batched with the block tile chosen by the caller (see GemmTiling).
+// gemm_bf16_strided_batched on the kernel chosen by the caller: automatic is what gemm_bf16_strided_batched
+// does, tensor_cores throws Error where bf16_tensor_cores_available() is false.
+void gemm_bf16_strided_batched_with_kernel(Bf16GemmKernel kernel, bool trans_a, bool trans_b, int64_t m,
+                                           int64_t n, int64_t k, float alpha, const bf16* a, int64_t lda,
+                                           int64_t stride_a, const bf16* b, int64_t ldb, int64_t stride_b,
+                                           float beta, float* c, int64_t ldc, int64_t stride_c, int64_t batch,
+                                           cudaStream_t stream);
+void gemm_bf16_strided_batched_with_kernel(Bf16GemmKernel kernel, bool trans_a, bool trans_b, int64_t m,
+                                           int64_t n, int64_t k, float alpha, const bf16* a, int64_t lda,
+                                           int64_t stride_a, const bf16* b, int64_t ldb, int64_t stride_b,
+                                           float beta, bf16* c, int64_t ldc, int64_t stride_c, int64_t batch,
+                                           cudaStream_t stream);
+
+// gemm_bf16_strided_batched on the CUDA-core kernel with the block tile chosen by the caller (see
+// GemmTiling; automatic: sgemm_automatic_tiling).
 void gemm_bf16_strided_batched_with_tiling(GemmTiling tiling, bool trans_a, bool trans_b, int64_t m,
                                            int64_t n, int64_t k, float alpha, const bf16* a, int64_t lda,
                                            int64_t stride_a, const bf16* b, int64_t ldb, int64_t stride_b,
@@ -107,7 +135,8 @@ void gemm_bf16_strided_batched_with_tiling(GemmTiling tiling, bool trans_a, bool
 
 // sgemm_split_k with bf16 A and B: float partial products, so the workspace is
 // sgemm_split_k_workspace_bytes(m, n, k, splits) and the split count worth using sgemm_split_k_count; the
-// sum pass applies alpha and beta and rounds a bf16 C once.
+// sum pass applies alpha and beta and rounds a bf16 C once. The ranges of k (multiples of 16 long) are the
+// same on either kernel, so under the emulator the kernels' results agree bit for bit here too.
 void gemm_bf16_split_k(int64_t splits, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
                        float alpha, const bf16* a, int64_t lda, const bf16* b, int64_t ldb, float beta,
                        float* c, int64_t ldc, void* workspace, size_t workspace_bytes, cudaStream_t stream);
@@ -127,6 +156,24 @@ void gemm_bf16_split(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k
 void gemm_bf16_split(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const bf16* a,
                      int64_t lda, const bf16* b, int64_t ldb, const float* bias, bf16* c, int64_t ldc,
                      void* workspace, size_t workspace_bytes, cudaStream_t stream);
+
+// gemm_bf16_split_k and gemm_bf16_split on the kernel chosen by the caller (automatic: as without it).
+void gemm_bf16_split_k_with_kernel(Bf16GemmKernel kernel, int64_t splits, bool trans_a, bool trans_b,
+                                   int64_t m, int64_t n, int64_t k, float alpha, const bf16* a, int64_t lda,
+                                   const bf16* b, int64_t ldb, float beta, float* c, int64_t ldc,
+                                   void* workspace, size_t workspace_bytes, cudaStream_t stream);
+void gemm_bf16_split_k_with_kernel(Bf16GemmKernel kernel, int64_t splits, bool trans_a, bool trans_b,
+                                   int64_t m, int64_t n, int64_t k, float alpha, const bf16* a, int64_t lda,
+                                   const bf16* b, int64_t ldb, float beta, bf16* c, int64_t ldc,
+                                   void* workspace, size_t workspace_bytes, cudaStream_t stream);
+void gemm_bf16_split_with_kernel(Bf16GemmKernel kernel, bool trans_a, bool trans_b, int64_t m, int64_t n,
+                                 int64_t k, float alpha, const bf16* a, int64_t lda, const bf16* b,
+                                 int64_t ldb, const float* bias, float* c, int64_t ldc, void* workspace,
+                                 size_t workspace_bytes, cudaStream_t stream);
+void gemm_bf16_split_with_kernel(Bf16GemmKernel kernel, bool trans_a, bool trans_b, int64_t m, int64_t n,
+                                 int64_t k, float alpha, const bf16* a, int64_t lda, const bf16* b,
+                                 int64_t ldb, const float* bias, bf16* c, int64_t ldc, void* workspace,
+                                 size_t workspace_bytes, cudaStream_t stream);
 
 // The workspace gemm_bf16_split splits an m × n product over k with (the own FP32 GEMM's split-k size), 0
 // when the output alone gives the GPU enough blocks.

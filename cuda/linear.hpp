@@ -44,8 +44,10 @@ void linear_backward(const float* x, const float* weight, const float* dy, float
 // The layer with bf16 activations: x, dy and dx bf16, the weight as its bf16 copy (the master weight stays
 // float in the optimizer), bias, dweight and dbias float. Every product runs on the own GEMM
 // (gemm_bf16_split, whatever the GemmSettings say; cuBLAS's BF16 GEMM is a later step) with FP32
-// accumulation; products of two bf16 are exact in float, so each output is the FP32 layer's result on the
-// bf16 values, rounded once where it is stored bf16.
+// accumulation: on tensor cores where available (Bf16GemmKernel::automatic), else on CUDA cores. Products of
+// two bf16 are exact in float, so each output is a float sum of the FP32 layer's products on the bf16 values,
+// rounded once where it is stored bf16: the FP32 layer's bits on CUDA cores and under the emulator, within
+// float-accumulation error of them on a GPU's tensor cores (which sum in their own order).
 
 // What the bf16 overloads may use to split k (the own FP32 GEMM's split-k sizes); 0 when nothing splits.
 size_t linear_workspace_bytes_bf16(const LinearShape& shape);

@@ -1,6 +1,8 @@
-// Parity of the BF16 GEMM (gemm_bf16 and variants, cuda/gemm.cu: bf16 A and B, float or bf16 C): bit for bit
-// the FP32 sgemm on the widened operands (rounded once where C is bf16), and within a named tolerance of the
-// double-accumulating reference on the bf16 values; every tiling, transpose, batching and split-k.
+// Parity of the BF16 GEMM's CUDA-core kernel (gemm_bf16 and variants, cuda/gemm.cu: bf16 A and B, float or
+// bf16 C): bit for bit the FP32 sgemm on the widened operands (rounded once where C is bf16), and within a
+// named tolerance of the double-accumulating reference on the bf16 values; every tiling, transpose, batching
+// and split-k. The tensor-core kernel, which the entry points without a kernel argument take where available,
+// has gemm_bf16_tc_parity_test.cpp.
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -245,22 +247,24 @@ TEST_CASE("gemm_bf16: k = 0 and alpha = 0 give beta · C without reading A and B
 
 namespace {
 
-// C after gemm_bf16_split_k (batch 1), the workspace poisoned with NaN.
+// C after gemm_bf16_split_k on the CUDA-core kernel (batch 1), the workspace poisoned with NaN.
 HostTensor<float> run_split_k(int64_t splits, const GemmCase& g, const Bf16Case& c, bool bf16_c) {
     const DeviceBuffer da = test::to_device_bf16(c.a.values), db = test::to_device_bf16(c.b.values);
     const size_t bytes = gpu::sgemm_split_k_workspace_bytes(g.m, g.n, g.k, splits);
     DeviceBuffer workspace = test::poisoned<float>(static_cast<int64_t>(bytes / sizeof(float)));
     if (bf16_c) {
         DeviceBuffer dc = g.beta == 0.0f ? test::poisoned_bf16(c.c0.numel()) : test::to_device_bf16(c.c0);
-        gpu::gemm_bf16_split_k(splits, g.trans_a, g.trans_b, g.m, g.n, g.k, g.alpha, test::bf16_data(da),
-                               c.a.ld, test::bf16_data(db), c.b.ld, g.beta, test::bf16_data(dc), c.ldc,
-                               workspace.data(), bytes, nullptr);
+        gpu::gemm_bf16_split_k_with_kernel(gpu::Bf16GemmKernel::cuda_cores, splits, g.trans_a, g.trans_b, g.m,
+                                           g.n, g.k, g.alpha, test::bf16_data(da), c.a.ld,
+                                           test::bf16_data(db), c.b.ld, g.beta, test::bf16_data(dc), c.ldc,
+                                           workspace.data(), bytes, nullptr);
         return test::to_host_bf16(dc.data(), c.c0.shape());
     }
     DeviceBuffer dc = g.beta == 0.0f ? test::poisoned<float>(c.c0.numel()) : test::to_device(c.c0);
-    gpu::gemm_bf16_split_k(splits, g.trans_a, g.trans_b, g.m, g.n, g.k, g.alpha, test::bf16_data(da), c.a.ld,
-                           test::bf16_data(db), c.b.ld, g.beta, dc.data_as<float>(), c.ldc, workspace.data(),
-                           bytes, nullptr);
+    gpu::gemm_bf16_split_k_with_kernel(gpu::Bf16GemmKernel::cuda_cores, splits, g.trans_a, g.trans_b, g.m,
+                                       g.n, g.k, g.alpha, test::bf16_data(da), c.a.ld, test::bf16_data(db),
+                                       c.b.ld, g.beta, dc.data_as<float>(), c.ldc, workspace.data(), bytes,
+                                       nullptr);
     return test::to_host<float>(dc, c.c0.shape());
 }
 
@@ -305,8 +309,8 @@ TEST_CASE(
 
 namespace {
 
-// gemm_bf16_split (the linear layer's product, op(B) = Bᵀ) with a float bias, into a float or bf16 C, with
-// a workspace that makes it split k or none.
+// gemm_bf16_split on the CUDA-core kernel (the linear layer's product, op(B) = Bᵀ) with a float bias, into a
+// float or bf16 C, with a workspace that makes it split k or none.
 HostTensor<float> run_bias_split(const GemmCase& g, const Bf16Case& c, const HostTensor<float>& bias,
                                  bool bf16_c, bool split) {
     const DeviceBuffer da = test::to_device_bf16(c.a.values), db = test::to_device_bf16(c.b.values);
@@ -316,15 +320,16 @@ HostTensor<float> run_bias_split(const GemmCase& g, const Bf16Case& c, const Hos
     void* ws = split ? workspace.data() : nullptr;
     if (bf16_c) {
         DeviceBuffer dc = test::poisoned_bf16(c.c0.numel());
-        gpu::gemm_bf16_split(g.trans_a, g.trans_b, g.m, g.n, g.k, g.alpha, test::bf16_data(da), c.a.ld,
-                             test::bf16_data(db), c.b.ld, dbias.data_as<float>(), test::bf16_data(dc), c.ldc,
-                             ws, bytes, nullptr);
+        gpu::gemm_bf16_split_with_kernel(gpu::Bf16GemmKernel::cuda_cores, g.trans_a, g.trans_b, g.m, g.n, g.k,
+                                         g.alpha, test::bf16_data(da), c.a.ld, test::bf16_data(db), c.b.ld,
+                                         dbias.data_as<float>(), test::bf16_data(dc), c.ldc, ws, bytes,
+                                         nullptr);
         return test::to_host_bf16(dc.data(), c.c0.shape());
     }
     DeviceBuffer dc = test::poisoned<float>(c.c0.numel());
-    gpu::gemm_bf16_split(g.trans_a, g.trans_b, g.m, g.n, g.k, g.alpha, test::bf16_data(da), c.a.ld,
-                         test::bf16_data(db), c.b.ld, dbias.data_as<float>(), dc.data_as<float>(), c.ldc, ws,
-                         bytes, nullptr);
+    gpu::gemm_bf16_split_with_kernel(gpu::Bf16GemmKernel::cuda_cores, g.trans_a, g.trans_b, g.m, g.n, g.k,
+                                     g.alpha, test::bf16_data(da), c.a.ld, test::bf16_data(db), c.b.ld,
+                                     dbias.data_as<float>(), dc.data_as<float>(), c.ldc, ws, bytes, nullptr);
     return test::to_host<float>(dc, c.c0.shape());
 }
 
