@@ -358,6 +358,12 @@ std::vector<Record> bench_train_step(const graph::Graph& model, Context& context
         // --conv-algo own) and the own GEMM, FP32 (issue 11's "hand-written").
         variants.push_back(
             {"cuda_graph_hand_written", graph::Backend::gpu, true, "fp32", "own", false, true, "own"});
+        // The same in bf16 (the implicit GEMM's and the GEMM's bf16 tensor-core kernels), NCHW and
+        // channels_last.
+        const StepVariant bf16_hand_written{
+            "cuda_graph_bf16_hand_written", graph::Backend::gpu, true, "bf16", "own", false, true, "own"};
+        variants.push_back(bf16_hand_written);
+        variants.push_back(channels_last(bf16_hand_written));
         // Each pass of each layer by whichever algorithm ran it fastest when timed (--conv-algo fastest), FP32 and
         // TF32. Under the emulator only when --filter names them: the timing runs every algorithm there too.
         if (!kEmulated || o.filter.find("fastest") != std::string::npos) {
@@ -365,6 +371,10 @@ std::vector<Record> bench_train_step(const graph::Graph& model, Context& context
                 {"cuda_graph_fastest", graph::Backend::gpu, true, "fp32", "auto", false, true, "fastest"});
             variants.push_back(
                 {"cuda_graph_tf32_fastest", graph::Backend::gpu, true, "tf32", "auto", false, true, "fastest"});
+            // bf16 channels_last, each pass by the faster of cuDNN and the implicit GEMM's tensor-core
+            // kernel.
+            variants.push_back(channels_last({"cuda_graph_bf16_fastest", graph::Backend::gpu, true, "bf16",
+                                              "auto", false, true, "fastest"}));
         }
     }
     if (context.wants("cpu")) variants.push_back({"cpu", graph::Backend::cpu, false});
