@@ -1010,15 +1010,7 @@ struct Executor::Impl {
         const Shape shape = with_batch(batch, per_sample);
         HostTensor<float> values(shape, to_host_floats(device, shape.numel()));
         if (layout != MemoryFormat::nhwc || !format_matters(per_sample)) return values;
-        HostTensor<float> nchw(shape);
-        for (int64_t n = 0; n < shape[0]; ++n)
-            for (int64_t c = 0; c < shape[1]; ++c)
-                for (int64_t h = 0; h < shape[2]; ++h)
-                    for (int64_t w = 0; w < shape[3]; ++w)
-                        nchw[element_offset(MemoryFormat::nchw, n, c, h, w, shape[1], shape[2], shape[3])] =
-                            values[element_offset(MemoryFormat::nhwc, n, c, h, w, shape[1], shape[2],
-                                                  shape[3])];
-        return nchw;
+        return convert_memory_format(values, MemoryFormat::nhwc, MemoryFormat::nchw);
     }
 
     // n activations, widened to floats.
