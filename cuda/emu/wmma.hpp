@@ -14,7 +14,8 @@
 // - The element-to-lane mapping of a fragment is unspecified, so here every lane keeps the whole tile
 //   (x[] is the tile in row-major order of its logical shape: m × k, k × n or m × n). Element-wise code over
 //   x[0 .. num_elements) (scaling, conversion) then means the same as on a GPU, and mma_sync needs no
-//   exchange between lanes: each lane computes the whole product (32× the arithmetic, cheap next to fibers).
+//   exchange between lanes: the first lane of a warp to arrive computes the whole product and the others copy
+//   it (emu_detail::MmaMemo).
 // - The *_sync functions must be called by all 32 lanes of the warp with the same arguments: each is a warp
 //   collective here (a lane that never arrives is a deadlock the scheduler names), and load/store check that
 //   every lane passed the same pointer, leading dimension and layout.
@@ -234,6 +235,31 @@ inline void store_matrix_sync(float* mptr, const fragment<accumulator, M, N, K, 
     }
 }
 
+namespace emu_detail {
+
+// The last product a warp computed on this worker thread. The 32 lanes of a warp multiply the same fragments
+// (every lane holds the whole tile), so the first lane to arrive computes and the others copy: d is a pure
+// function of a, b and c, compared here bit for bit, so a copy is always the product itself. Slots are by
+// warp within the block (8 of them); a slot shared or evicted only costs a recomputation. A lane runs from
+// the
+// __syncwarp at the top of mma_sync to its end without yielding, so no other fiber sees a half-written slot.
+template <int M, int N, int K, class Storage>
+struct MmaMemo {
+    bool valid = false;
+    Storage a[M * K], b[K * N];
+    float c[M * N], d[M * N];
+};
+
+template <int M, int N, int K, class Storage>
+MmaMemo<M, N, K, Storage>& mma_memo() {
+    constexpr int kSlots = 8;
+    thread_local MmaMemo<M, N, K, Storage> memos[kSlots];
+    const unsigned linear_thread = threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z);
+    return memos[(linear_thread / warpSize) % kSlots];
+}
+
+}  // namespace emu_detail
+
 // d = a · b + c (d may be c). Each product of two operand values is exact in float; the sums are float, k in
 // order, so the result is deterministic.
 template <int M, int N, int K, class T, class LayoutA, class LayoutB>
@@ -241,6 +267,16 @@ inline void mma_sync(fragment<accumulator, M, N, K, float>& d, const fragment<ma
                      const fragment<matrix_b, M, N, K, T, LayoutB>& b,
                      const fragment<accumulator, M, N, K, float>& c) {
     __syncwarp();  // all lanes of the warp take part, as on a GPU
+    using Storage = typename fragment<matrix_a, M, N, K, T, LayoutA>::storage_element_type;
+    auto& memo = emu_detail::mma_memo<M, N, K, Storage>();
+    if (memo.valid && std::memcmp(memo.a, a.x, sizeof memo.a) == 0 &&
+        std::memcmp(memo.b, b.x, sizeof memo.b) == 0 && std::memcmp(memo.c, c.x, sizeof memo.c) == 0) {
+        std::memcpy(d.x, memo.d, sizeof memo.d);
+        return;
+    }
+    std::memcpy(memo.a, a.x, sizeof memo.a);  // before d is written: d may be c
+    std::memcpy(memo.b, b.x, sizeof memo.b);
+    std::memcpy(memo.c, c.x, sizeof memo.c);
     float a_values[M * K], b_values[K * N];
     for (int i = 0; i < M * K; ++i) a_values[i] = emu_detail::operand_value(a.x[i]);
     for (int i = 0; i < K * N; ++i) b_values[i] = emu_detail::operand_value(b.x[i]);
@@ -251,6 +287,8 @@ inline void mma_sync(fragment<accumulator, M, N, K, float>& d, const fragment<ma
             d.x[i * N + j] = sum;
         }
     }
+    std::memcpy(memo.d, d.x, sizeof memo.d);
+    memo.valid = true;
 }
 
 // cvt.rna.tf32.f32: round to 10 mantissa bits, to nearest, ties away from zero (adding half of the dropped
