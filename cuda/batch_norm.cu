@@ -174,63 +174,32 @@ __device__ BatchValues<kWidth> load_gradients(const T* dy, const T* relu_y, cons
     return g;
 }
 
-// (count, mean, M2) and Chan's merge. No default member initializers: a __shared__ array of it must be
-// trivially constructible.
-struct Welford {
-    float mean, m2;
-    int count;
-
-    __device__ static Welford empty() { return {0.0f, 0.0f, 0}; }
-
-    // A batch's values minus pivot, in two passes over registers (the mean, then Σ (value − mean)²): one
-    // division per batch where Welford's update takes one per value, each waiting on the last.
-    template <int kWidth>
-    __device__ static Welford of_batch(const BatchValues<kWidth>& values, int units, float pivot) {
-        float sum = 0.0f;
+// Welford of a batch's values minus pivot, in two passes over registers (the mean, then Σ (value − mean)²):
+// one division per batch where Welford's update takes one per value, each waiting on the last.
+template <int kWidth>
+__device__ Welford welford_of_batch(const BatchValues<kWidth>& values, int units, float pivot) {
+    float sum = 0.0f;
 #pragma unroll
-        for (int k = 0; k < kBnUnitsPerThread; ++k) {
+    for (int k = 0; k < kBnUnitsPerThread; ++k) {
 #pragma unroll
-            for (int w = 0; w < kWidth; ++w) {
-                if (k < units) sum += values.v[k][w] - pivot;
-            }
+        for (int w = 0; w < kWidth; ++w) {
+            if (k < units) sum += values.v[k][w] - pivot;
         }
-        const int count = units * kWidth;
-        const float mean = sum / static_cast<float>(count);
-        float m2 = 0.0f;
+    }
+    const int count = units * kWidth;
+    const float mean = sum / static_cast<float>(count);
+    float m2 = 0.0f;
 #pragma unroll
-        for (int k = 0; k < kBnUnitsPerThread; ++k) {
+    for (int k = 0; k < kBnUnitsPerThread; ++k) {
 #pragma unroll
-            for (int w = 0; w < kWidth; ++w) {
-                if (k >= units) continue;
-                const float centered = values.v[k][w] - pivot - mean;
-                m2 += centered * centered;
-            }
+        for (int w = 0; w < kWidth; ++w) {
+            if (k >= units) continue;
+            const float centered = values.v[k][w] - pivot - mean;
+            m2 += centered * centered;
         }
-        return {mean, m2, count};
     }
-
-    __device__ void merge(const Welford& b) {
-        if (b.count == 0) return;
-        if (count == 0) {
-            *this = b;
-            return;
-        }
-        const int total = count + b.count;
-        const float delta = b.mean - mean;
-        const float b_share = static_cast<float>(b.count) / static_cast<float>(total);
-        mean += delta * b_share;
-        m2 += b.m2 + delta * delta * static_cast<float>(count) * b_share;
-        count = total;
-    }
-
-    __device__ Welford shfl_down(int offset) const {
-        return {__shfl_down_sync(kFullMask, mean, offset), __shfl_down_sync(kFullMask, m2, offset),
-                __shfl_down_sync(kFullMask, count, offset)};
-    }
-    __device__ Welford broadcast_lane0() const {
-        return {__shfl_sync(kFullMask, mean, 0), __shfl_sync(kFullMask, m2, 0), __shfl_sync(kFullMask, count, 0)};
-    }
-};
+    return {mean, m2, count};
+}
 
 // The two sums of the backward: Σ dy and Σ dy · (x − mean).
 struct GradSums {
@@ -297,7 +266,7 @@ __global__ void batch_norm_stats_kernel(const T* x, float* partials, float* pivo
     Welford acc = Welford::empty();
     while (cursor.left() > 0) {
         const UnitBatch batch = next_batch(cursor);
-        acc.merge(Welford::of_batch(load_batch<kWidth>(x, batch, s.vector_access), batch.size, pivot));
+        acc.merge(welford_of_batch(load_batch<kWidth>(x, batch, s.vector_access), batch.size, pivot));
     }
     acc = reduce::block_reduce(acc);
     if (threadIdx.x == 0) store_partial(partials, s.c, s.splits, channel, split, acc.mean, acc.m2);
@@ -535,7 +504,7 @@ __global__ void batch_norm_nhwc_stats_kernel(const T* x, float* partials, float*
         PixelCursor cursor(s, split, channel);
         while (cursor.left() > 0) {
             const UnitBatch batch = next_batch(cursor);
-            acc.merge(Welford::of_batch(load_batch<1>(x, batch, false), batch.size, pivot));
+            acc.merge(welford_of_batch(load_batch<1>(x, batch, false), batch.size, pivot));
         }
     }
     acc = reduce_rows(acc);

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "cuda/batch_norm.hpp"
+#include "cuda/conv2d_implicit.hpp"
 #include "cudacnn/ops/activation.hpp"
 #include "cudacnn/ops/conv2d.hpp"
 #include "support/compare.hpp"
@@ -61,10 +62,11 @@ std::vector<float> channel_values(const HostTensor<float>& y, int64_t oc) {
 }
 
 // Partials of y (N, OC, OH, OW): channel-major, tiles of kTileColumns positions, plus one empty partial.
-std::vector<gpu::BatchNorm2dPartialStats> host_partials(const HostTensor<float>& y, int& per_channel) {
+std::vector<gpu::BatchNorm2dPartialStats> host_partials(const HostTensor<float>& y, int& per_channel,
+                                                        bool with_empty = true) {
     const Shape& s = y.shape();
     const int64_t count = s[0] * s[2] * s[3];
-    per_channel = static_cast<int>((count + kTileColumns - 1) / kTileColumns) + 1;
+    per_channel = static_cast<int>((count + kTileColumns - 1) / kTileColumns) + (with_empty ? 1 : 0);
     std::vector<gpu::BatchNorm2dPartialStats> out;
     for (int64_t oc = 0; oc < s[1]; ++oc) {
         const std::vector<float> v = channel_values(y, oc);
@@ -79,7 +81,7 @@ std::vector<gpu::BatchNorm2dPartialStats> host_partials(const HostTensor<float>&
             out.push_back(
                 {static_cast<float>(mean), static_cast<float>(m2), static_cast<int32_t>(end - begin)});
         }
-        out.push_back({123.0f, 456.0f, 0});  // empty: must be skipped whatever its mean and M2
+        if (with_empty) out.push_back({123.0f, 456.0f, 0});  // empty: skipped whatever its mean and M2
     }
     return out;
 }
@@ -198,6 +200,94 @@ void check_case(const Case& c, MemoryFormat format, bool relu, uint32_t seed) {
           kVarianceTolerance);
 }
 
+// The conv's epilogue partials: y bit for bit conv2d_implicit_forward's, each (mean, M2, count) against the
+// host's double computation on that y, then batch_norm2d_from_partials on them against the CPU batch_norm2d
+// of that y.
+// A triple's mean and M2 come from ≤ 4 values per lane (two passes) and a 5-level Chan tree: ≲ 10 float
+// roundings, each ≤ 2^-24 of a partial result bounded by the tile's max |y| (mean) or its M2 (M2 sums
+// positive terms): 1e-5 relative to the largest of the tensor leaves room; a dropped or doubled column is
+// off by ≳ 1/128.
+constexpr double kPartialTolerance = 1e-5;
+
+template <class T>
+void check_conv_stats(const Case& c, MemoryFormat format, uint32_t seed) {
+    using D = test::DeviceOf<T>;
+    constexpr bool kBf16 = !std::is_same_v<T, float>;
+    INFO(c.name << (kBf16 ? " bf16" : " float") << (format == MemoryFormat::nhwc ? " nhwc" : " nchw"));
+    const HostTensor<float> x = D::values(test::random_tensor<float>({c.n, c.c, c.h, c.w}, seed));
+    const HostTensor<float> w =
+        D::values(test::random_tensor<float>({c.oc, c.c, c.kernel, c.kernel}, seed + 1));
+    const HostTensor<float> conv_bias = test::random_tensor<float>({c.oc}, seed + 2, 2.0, 3.0);
+    cpu::Conv2dOptions conv_options;
+    conv_options.stride = {c.stride, c.stride};
+    conv_options.padding = c.padding;
+    const cpu::Conv2dGeometry g = cpu::conv2d_geometry(x.shape(), w.shape(), conv_options);
+    const Shape shape{c.n, c.oc, g.out_h, g.out_w};
+    const DeviceBuffer d_x = D::upload(test::in_format(x, format)), d_w = D::upload(w);
+    const DeviceBuffer d_bias = test::to_device(conv_bias);
+    const float* bias = c.conv_bias ? d_bias.data_as<float>() : nullptr;
+    const size_t workspace_bytes = gpu::conv2d_implicit_workspace_bytes(g);
+    const DeviceBuffer workspace(std::max<size_t>(workspace_bytes, 16));
+    const DeviceBuffer d_y_plain = D::poison(shape.numel()), d_y = D::poison(shape.numel());
+    gpu::conv2d_implicit_forward(g, D::data(d_x), D::data(d_w), bias, D::data(d_y_plain), workspace.data(),
+                                 workspace_bytes, nullptr, format);
+    const int partials = gpu::conv2d_implicit_forward_stats_partials(g);
+    const size_t stats_bytes = gpu::conv2d_implicit_forward_stats_bytes(g);
+    REQUIRE(stats_bytes == static_cast<size_t>(c.oc * partials) * sizeof(gpu::BatchNorm2dPartialStats));
+    const DeviceBuffer d_stats = test::poisoned<float>(static_cast<int64_t>(stats_bytes / sizeof(float)));
+    auto* stats = static_cast<gpu::BatchNorm2dPartialStats*>(d_stats.data());
+    gpu::conv2d_implicit_forward_with_stats(g, D::data(d_x), D::data(d_w), bias, D::data(d_y), stats,
+                                            stats_bytes, workspace.data(), workspace_bytes, nullptr, format);
+    auto fetch = [&](const DeviceBuffer& b) {
+        const HostTensor<float> t = D::download(b, shape);
+        return format == MemoryFormat::nhwc ? test::from_nhwc(t) : t;
+    };
+    const HostTensor<float> y = fetch(d_y);
+    CHECK(test::bitwise_equal(y, fetch(d_y_plain)));
+
+    int expected_partials = 0;
+    const std::vector<gpu::BatchNorm2dPartialStats> expected = host_partials(y, expected_partials, false);
+    REQUIRE(expected_partials == partials);
+    const std::vector<gpu::BatchNorm2dPartialStats> actual =
+        download(static_cast<const gpu::BatchNorm2dPartialStats*>(stats), expected.size());
+    HostTensor<float> means({static_cast<int64_t>(actual.size())}), m2s = means, expected_means = means,
+                                                                    expected_m2s = means;
+    int64_t count_mismatches = 0;
+    for (size_t i = 0; i < actual.size(); ++i) {
+        means.data()[i] = actual[i].mean, m2s.data()[i] = actual[i].m2;
+        expected_means.data()[i] = expected[i].mean, expected_m2s.data()[i] = expected[i].m2;
+        count_mismatches += actual[i].count != expected[i].count ? 1 : 0;
+    }
+    CHECK(count_mismatches == 0);
+    CHECK(error_vs(means, expected_means) <= kPartialTolerance);
+    CHECK(error_vs(m2s, expected_m2s) <= kPartialTolerance);
+
+    // End to end: the batch norm from these partials against the CPU batch_norm2d of the same y.
+    cpu::BatchNorm2dOptions options;
+    options.training = true, options.momentum = 0.1;
+    const HostTensor<float> gamma = test::random_tensor<float>({c.oc}, seed + 3, 0.5, 1.5);
+    const HostTensor<float> beta = test::random_tensor<float>({c.oc}, seed + 4);
+    cpu::BatchNorm2dRunningStats<float> running{test::random_tensor<float>({c.oc}, seed + 6, -0.5, 0.5),
+                                                test::random_tensor<float>({c.oc}, seed + 7, 0.5, 1.5), 0};
+    DeviceBuffer d_rmean = test::to_device(running.running_mean),
+                 d_rvar = test::to_device(running.running_var);
+    gpu::BatchNorm2dRunningStatsView view{d_rmean.data_as<float>(), d_rvar.data_as<float>(), 0, nullptr};
+    const cpu::BatchNorm2dResult<float> reference = cpu::batch_norm2d(y, &gamma, &beta, &running, options);
+    const DeviceBuffer d_gamma = test::to_device(gamma), d_beta = test::to_device(beta);
+    const DeviceBuffer d_mean = test::poisoned<float>(c.oc), d_invstd = test::poisoned<float>(c.oc);
+    const DeviceBuffer d_out = D::poison(shape.numel());
+    gpu::batch_norm2d_from_partials(D::data(d_y), stats, partials, d_gamma.data_as<float>(),
+                                    d_beta.data_as<float>(), &view, D::data(d_out), d_mean.data_as<float>(),
+                                    d_invstd.data_as<float>(), shape, options, nullptr, format);
+    const HostTensor<float> expected_out = kBf16 ? test::round_to_bf16(reference.output) : reference.output;
+    CHECK(error_vs(fetch(d_out), expected_out) <=
+          (kBf16 ? kBf16ElementwiseTolerance : kElementwiseTolerance));
+    CHECK(error_vs(test::to_host<float>(d_mean, {c.oc}), reference.save_mean) <= kSumTolerance);
+    CHECK(error_vs(test::to_host<float>(d_invstd, {c.oc}), reference.save_invstd) <= kVarianceTolerance);
+    CHECK(error_vs(test::to_host<float>(d_rmean, {c.oc}), running.running_mean) <= kSumTolerance);
+    CHECK(error_vs(test::to_host<float>(d_rvar, {c.oc}), running.running_var) <= kVarianceTolerance);
+}
+
 const std::vector<Case>& cases() {
     static const std::vector<Case> all{
         {"C=3 OC=7 odd map", 3, 3, 9, 7, 7},
@@ -220,6 +310,25 @@ TEST_CASE("batch_norm2d_from_partials matches conv2d then batch_norm2d", "[conv_
                 check_case<gpu::bf16>(c, format, relu, seed + 100);
                 seed += 10;
             }
+        }
+    }
+}
+
+TEST_CASE("conv2d_implicit_forward_with_stats writes the tiles' partial statistics", "[conv_bn_stats]") {
+    const std::vector<Case> conv_cases{
+        {"C=3 OC=7 odd map", 3, 3, 9, 7, 7},
+        {"C=5 OC=64 N=1 stride 2", 1, 5, 11, 13, 64, 3, 2, 1},
+        {"C=17 OC=7 no bias 1x1", 3, 17, 5, 5, 7, 1, 1, 0, false},
+        {"C=128 OC=64 3x3 map (split-k)", 3, 128, 3, 3, 64},
+        {"C=128 OC=7 N=1 3x3 map no bias (split-k)", 1, 128, 3, 3, 7, 3, 1, 1, false},
+        {"C=5 OC=7 N=2 61x67 (64 tiles)", 2, 5, 61, 67, 7},
+    };
+    uint32_t seed = 9000;
+    for (const Case& c : conv_cases) {
+        for (MemoryFormat format : {MemoryFormat::nchw, MemoryFormat::nhwc}) {
+            check_conv_stats<float>(c, format, seed);
+            check_conv_stats<gpu::bf16>(c, format, seed + 100);
+            seed += 10;
         }
     }
 }
