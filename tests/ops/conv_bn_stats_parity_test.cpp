@@ -1,10 +1,11 @@
-// Parity of batch_norm2d_from_partials and batch_norm2d_relu_from_partials (cuda/batch_norm.hpp: training
-// from per-channel (mean, M2, count) partials that the producer of x computed) with the CPU reference: a
-// conv2d (the producer a fused epilogue would be) then batch_norm2d, and with the GPU batch_norm2d on the
-// same x. The partials are computed here on the host from the conv's output as stored (bf16: the rounded
-// values), in tiles of 128 output positions per channel, the layout a conv epilogue's column tiles give; one
-// extra empty partial per channel checks that count-0 partials are skipped. float and bf16, NCHW and NHWC,
-// odd shapes, bias and no bias, running statistics with an input shift; bad arguments.
+// Parity of the conv → batch norm statistics fusion: conv2d_implicit_forward_with_stats
+// (cuda/conv2d_implicit.hpp: per-channel (mean, M2, count) partials of each 128-column tile of y) and
+// batch_norm2d_from_partials / batch_norm2d_relu_from_partials (cuda/batch_norm.hpp: training from such
+// partials). 1) batch norm from host-computed partials of the CPU conv2d's y (an extra empty partial per
+// channel must be skipped) against the CPU batch_norm2d with an input shift and against the GPU batch_norm2d;
+// 2) the conv's partials: y bit for bit conv2d_implicit_forward's, every triple against a double host
+// computation, then end to end against the CPU batch_norm2d, split-k included; 3) bad arguments. float and
+// bf16, NCHW and NHWC, odd shapes, bias and no bias.
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -349,4 +350,19 @@ TEST_CASE("batch_norm2d_from_partials rejects bad arguments", "[conv_bn_stats]")
     CHECK_THROWS_WITH(call(p, 1, false), Contains("batch_norm2d_from_partials") && Contains("training"));
     CHECK_THROWS_WITH(call(p, 0, true), Contains("partials_per_channel must be at least 1, got 0"));
     CHECK_THROWS_WITH(call(nullptr, 1, true), Contains("partials"));
+
+    // The conv's statistics buffer must hold OC · P triples.
+    const cpu::Conv2dGeometry g = cpu::conv2d_geometry({2, 3, 4, 4}, {3, 3, 3, 3}, {});
+    const size_t stats_bytes = gpu::conv2d_implicit_forward_stats_bytes(g);
+    CHECK(stats_bytes == 3 * sizeof(gpu::BatchNorm2dPartialStats));  // 2·2·2 = 8 positions: one tile
+    const DeviceBuffer w = test::poisoned<float>(81), stats(stats_bytes);
+    auto* s = static_cast<gpu::BatchNorm2dPartialStats*>(stats.data());
+    CHECK_THROWS_WITH(gpu::conv2d_implicit_forward_with_stats(g, x.data_as<float>(), w.data_as<float>(),
+                                                              nullptr, y.data_as<float>(), s, stats_bytes - 1,
+                                                              nullptr, 0, nullptr, MemoryFormat::nchw),
+                      Contains("conv2d_implicit_forward_with_stats: stats has 35 bytes"));
+    CHECK_THROWS_WITH(gpu::conv2d_implicit_forward_with_stats(
+                          g, x.data_as<float>(), w.data_as<float>(), nullptr, y.data_as<float>(), nullptr,
+                          stats_bytes, nullptr, 0, nullptr, MemoryFormat::nchw),
+                      Contains("stats must be a device pointer"));
 }
