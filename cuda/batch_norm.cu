@@ -174,63 +174,32 @@ __device__ BatchValues<kWidth> load_gradients(const T* dy, const T* relu_y, cons
     return g;
 }
 
-// (count, mean, M2) and Chan's merge. No default member initializers: a __shared__ array of it must be
-// trivially constructible.
-struct Welford {
-    float mean, m2;
-    int count;
-
-    __device__ static Welford empty() { return {0.0f, 0.0f, 0}; }
-
-    // A batch's values minus pivot, in two passes over registers (the mean, then Σ (value − mean)²): one
-    // division per batch where Welford's update takes one per value, each waiting on the last.
-    template <int kWidth>
-    __device__ static Welford of_batch(const BatchValues<kWidth>& values, int units, float pivot) {
-        float sum = 0.0f;
+// Welford of a batch's values minus pivot, in two passes over registers (the mean, then Σ (value − mean)²):
+// one division per batch where Welford's update takes one per value, each waiting on the last.
+template <int kWidth>
+__device__ Welford welford_of_batch(const BatchValues<kWidth>& values, int units, float pivot) {
+    float sum = 0.0f;
 #pragma unroll
-        for (int k = 0; k < kBnUnitsPerThread; ++k) {
+    for (int k = 0; k < kBnUnitsPerThread; ++k) {
 #pragma unroll
-            for (int w = 0; w < kWidth; ++w) {
-                if (k < units) sum += values.v[k][w] - pivot;
-            }
+        for (int w = 0; w < kWidth; ++w) {
+            if (k < units) sum += values.v[k][w] - pivot;
         }
-        const int count = units * kWidth;
-        const float mean = sum / static_cast<float>(count);
-        float m2 = 0.0f;
+    }
+    const int count = units * kWidth;
+    const float mean = sum / static_cast<float>(count);
+    float m2 = 0.0f;
 #pragma unroll
-        for (int k = 0; k < kBnUnitsPerThread; ++k) {
+    for (int k = 0; k < kBnUnitsPerThread; ++k) {
 #pragma unroll
-            for (int w = 0; w < kWidth; ++w) {
-                if (k >= units) continue;
-                const float centered = values.v[k][w] - pivot - mean;
-                m2 += centered * centered;
-            }
+        for (int w = 0; w < kWidth; ++w) {
+            if (k >= units) continue;
+            const float centered = values.v[k][w] - pivot - mean;
+            m2 += centered * centered;
         }
-        return {mean, m2, count};
     }
-
-    __device__ void merge(const Welford& b) {
-        if (b.count == 0) return;
-        if (count == 0) {
-            *this = b;
-            return;
-        }
-        const int total = count + b.count;
-        const float delta = b.mean - mean;
-        const float b_share = static_cast<float>(b.count) / static_cast<float>(total);
-        mean += delta * b_share;
-        m2 += b.m2 + delta * delta * static_cast<float>(count) * b_share;
-        count = total;
-    }
-
-    __device__ Welford shfl_down(int offset) const {
-        return {__shfl_down_sync(kFullMask, mean, offset), __shfl_down_sync(kFullMask, m2, offset),
-                __shfl_down_sync(kFullMask, count, offset)};
-    }
-    __device__ Welford broadcast_lane0() const {
-        return {__shfl_sync(kFullMask, mean, 0), __shfl_sync(kFullMask, m2, 0), __shfl_sync(kFullMask, count, 0)};
-    }
-};
+    return {mean, m2, count};
+}
 
 // The two sums of the backward: Σ dy and Σ dy · (x − mean).
 struct GradSums {
@@ -297,7 +266,7 @@ __global__ void batch_norm_stats_kernel(const T* x, float* partials, float* pivo
     Welford acc = Welford::empty();
     while (cursor.left() > 0) {
         const UnitBatch batch = next_batch(cursor);
-        acc.merge(Welford::of_batch(load_batch<kWidth>(x, batch, s.vector_access), batch.size, pivot));
+        acc.merge(welford_of_batch(load_batch<kWidth>(x, batch, s.vector_access), batch.size, pivot));
     }
     acc = reduce::block_reduce(acc);
     if (threadIdx.x == 0) store_partial(partials, s.c, s.splits, channel, split, acc.mean, acc.m2);
@@ -317,6 +286,7 @@ struct ForwardStatistics {
     const float* input_shift;  // nullptr, or what x lacks per channel: the running mean adds it
     float* save_mean;
     float* save_invstd;
+    bool from_saves;  // the normalize reads save_mean and save_invstd (a finalize kernel wrote them)
 };
 
 struct ChannelNorm {
@@ -336,7 +306,8 @@ __device__ ChannelNorm batch_norm_of(const ForwardStatistics& f, int channel, co
                                      bool writer) {
     ChannelNorm norm;
     const int count = acc.count;
-    norm.mean = f.pivots[channel] + acc.mean;              // undo the pivot shift
+    const float pivot = f.pivots != nullptr ? f.pivots[channel] : 0.0f;
+    norm.mean = pivot + acc.mean;                          // undo the pivot shift
     const float var = acc.m2 / static_cast<float>(count);  // biased: normalizes this batch
     norm.invstd = 1.0f / sqrtf(var + f.eps);
     if (writer) {
@@ -357,6 +328,7 @@ __device__ ChannelNorm batch_norm_of(const ForwardStatistics& f, int channel, co
 // Channel c's statistics for every thread of the block; block (0, c)'s thread 0 writes the saves and
 // updates the running statistics. The whole block must call it (full-warp shuffles).
 __device__ ChannelNorm channel_norm(const ForwardStatistics& f, int channel, bool writer) {
+    if (f.from_saves) return {f.save_mean[channel], f.save_invstd[channel]};
     if (f.partials == nullptr) return evaluation_norm(f, channel, writer);
     const BnSlices& s = f.stats;
     const Welford acc =
@@ -532,7 +504,7 @@ __global__ void batch_norm_nhwc_stats_kernel(const T* x, float* partials, float*
         PixelCursor cursor(s, split, channel);
         while (cursor.left() > 0) {
             const UnitBatch batch = next_batch(cursor);
-            acc.merge(Welford::of_batch(load_batch<1>(x, batch, false), batch.size, pivot));
+            acc.merge(welford_of_batch(load_batch<1>(x, batch, false), batch.size, pivot));
         }
     }
     acc = reduce_rows(acc);
@@ -555,6 +527,22 @@ __global__ void batch_norm_nhwc_finalize_kernel(ForwardStatistics f, NhwcSlices 
             return Welford{mean, m2, nhwc_slice_pixels(s, split)};
         });
     batch_norm_of(f, channel, acc, writer);
+}
+
+// One warp per channel: merges the caller's partials of the channel (lane l: p = l, l + 32, … in turn, then
+// the warp's fixed tree) into the saves and the running statistics' update (no pivot: pivots nullptr).
+__global__ void batch_norm_from_partials_finalize_kernel(ForwardStatistics f,
+                                                         const BatchNorm2dPartialStats* partials,
+                                                         int channels, int per_channel) {
+    const int channel = warp_row();
+    if (channel >= channels) return;  // whole warps only
+    const int lane = static_cast<int>(threadIdx.x) % kBnWarp;
+    const BatchNorm2dPartialStats* mine = partials + static_cast<int64_t>(channel) * per_channel;
+    Welford acc = Welford::empty();
+    for (int p = lane; p < per_channel; p += kBnWarp)
+        acc.merge(Welford{mine[p].mean, mine[p].m2, mine[p].count});
+    acc = reduce::warp_reduce(acc);
+    batch_norm_of(f, channel, acc.broadcast_lane0(), lane == 0);
 }
 
 // Block (s, g): Σ dy and Σ dy · (x − mean) of its channels over slice s; partials as the NCHW kernel's.
@@ -948,6 +936,63 @@ void batch_norm2d_impl(const char* op, bool relu, const T* x, const float* weigh
         kernels::batch_norm_normalize_kernel<4, T>, kernels::batch_norm_normalize_kernel<1, T>);
 }
 
+// batch_norm2d_from_partials(_relu) on activations of T = float or bf16: the finalize merges the caller's
+// partials into the saves, then the format's normalize reads them.
+template <class T>
+void batch_norm2d_from_partials_impl(const char* op, bool relu, const T* x,
+                                     const BatchNorm2dPartialStats* partials, int per_channel,
+                                     const float* weight, const float* bias,
+                                     BatchNorm2dRunningStatsView* running, T* y, float* save_mean,
+                                     float* save_invstd, const Shape& input_shape,
+                                     const cpu::BatchNorm2dOptions& options, cudaStream_t stream,
+                                     MemoryFormat format) {
+    const BnDims d = bn_dims(op, input_shape);
+    CUDACNN_CHECK(
+        x != nullptr && y != nullptr && save_mean != nullptr && save_invstd != nullptr && partials != nullptr,
+        "{}: x, y, save_mean, save_invstd and partials must be device pointers, got {}, {}, {}, {} "
+        "and {}",
+        op, static_cast<const void*>(x), static_cast<const void*>(y), static_cast<const void*>(save_mean),
+        static_cast<const void*>(save_invstd), static_cast<const void*>(partials));
+    CUDACNN_CHECK(options.training,
+                  "{}: partial statistics are of this batch, so only training mode takes them; evaluation "
+                  "normalizes by the running statistics: call batch_norm2d",
+                  op);
+    CUDACNN_CHECK(per_channel >= 1, "{}: partials_per_channel must be at least 1, got {}", op, per_channel);
+    bn_detail::check_forward(op, d, input_shape, running, options);
+    const double factor = bn_detail::count_training_batch(running, options);
+
+    kernels::ForwardStatistics f{};
+    f.eps = static_cast<float>(options.eps);
+    f.momentum_factor = factor < 0.0 ? -1.0f : static_cast<float>(factor);
+    f.running_mean = running != nullptr ? running->running_mean : nullptr;
+    f.running_var = running != nullptr ? running->running_var : nullptr;
+    f.input_shift = running != nullptr ? running->input_shift : nullptr;
+    f.save_mean = save_mean, f.save_invstd = save_invstd;
+    launch(kernels::batch_norm_from_partials_finalize_kernel, bn_detail::warp_per_row_grid(d.c),
+           dim3(kernels::kBnFinalizeBlock), 0, stream, f, partials, d.c, per_channel);
+    f.from_saves = true;
+    if (format == MemoryFormat::nhwc) {
+        const NhwcApply a = nhwc_apply<T>(d, {x, y});
+        launch_by_width(
+            a,
+            [&](auto kernel) {
+                launch(kernel, nhwc_apply_grid(a), dim3(kernels::kBnReduceBlock), 0, stream, x,
+                       static_cast<const float*>(save_mean), static_cast<const float*>(save_invstd), weight,
+                       bias, y, a, relu);
+            },
+            kernels::batch_norm_nhwc_normalize_kernel<4, T>, kernels::batch_norm_nhwc_normalize_kernel<1, T>);
+        return;
+    }
+    const BnSlices s = apply_slices<T>(d, {x, y});
+    launch_by_width(
+        s,
+        [&](auto kernel) {
+            launch(kernel, slices_grid(s), dim3(kernels::kBnReduceBlock), 0, stream, x, f, weight, bias, y, s,
+                   relu);
+        },
+        kernels::batch_norm_normalize_kernel<4, T>, kernels::batch_norm_normalize_kernel<1, T>);
+}
+
 // batch_norm2d_backward, and with relu_y batch_norm2d_relu_backward, on activations of T = float or bf16.
 // With sums (training, or dweight or dbias wanted): the gradient sums kernel, then the dx kernel (which
 // merges the partials); otherwise the dx kernel alone.
@@ -1068,6 +1113,50 @@ void batch_norm2d_relu_backward(const bf16* x, const bf16* y, const float* weigh
     batch_norm2d_backward_impl("batch_norm2d_relu_backward", y, x, weight, save_mean, save_invstd, dy, dx,
                                dweight, dbias, input_shape, training, workspace, workspace_bytes, stream,
                                format);
+}
+
+void batch_norm2d_from_partials(const float* x, const BatchNorm2dPartialStats* partials,
+                                int partials_per_channel, const float* weight, const float* bias,
+                                BatchNorm2dRunningStatsView* running, float* y, float* save_mean,
+                                float* save_invstd, const Shape& input_shape,
+                                const cpu::BatchNorm2dOptions& options, cudaStream_t stream,
+                                MemoryFormat format) {
+    batch_norm2d_from_partials_impl("batch_norm2d_from_partials", false, x, partials, partials_per_channel,
+                                    weight, bias, running, y, save_mean, save_invstd, input_shape, options,
+                                    stream, format);
+}
+
+void batch_norm2d_relu_from_partials(const float* x, const BatchNorm2dPartialStats* partials,
+                                     int partials_per_channel, const float* weight, const float* bias,
+                                     BatchNorm2dRunningStatsView* running, float* y, float* save_mean,
+                                     float* save_invstd, const Shape& input_shape,
+                                     const cpu::BatchNorm2dOptions& options, cudaStream_t stream,
+                                     MemoryFormat format) {
+    batch_norm2d_from_partials_impl("batch_norm2d_relu_from_partials", true, x, partials,
+                                    partials_per_channel, weight, bias, running, y, save_mean, save_invstd,
+                                    input_shape, options, stream, format);
+}
+
+void batch_norm2d_from_partials(const bf16* x, const BatchNorm2dPartialStats* partials,
+                                int partials_per_channel, const float* weight, const float* bias,
+                                BatchNorm2dRunningStatsView* running, bf16* y, float* save_mean,
+                                float* save_invstd, const Shape& input_shape,
+                                const cpu::BatchNorm2dOptions& options, cudaStream_t stream,
+                                MemoryFormat format) {
+    batch_norm2d_from_partials_impl("batch_norm2d_from_partials", false, x, partials, partials_per_channel,
+                                    weight, bias, running, y, save_mean, save_invstd, input_shape, options,
+                                    stream, format);
+}
+
+void batch_norm2d_relu_from_partials(const bf16* x, const BatchNorm2dPartialStats* partials,
+                                     int partials_per_channel, const float* weight, const float* bias,
+                                     BatchNorm2dRunningStatsView* running, bf16* y, float* save_mean,
+                                     float* save_invstd, const Shape& input_shape,
+                                     const cpu::BatchNorm2dOptions& options, cudaStream_t stream,
+                                     MemoryFormat format) {
+    batch_norm2d_from_partials_impl("batch_norm2d_relu_from_partials", true, x, partials,
+                                    partials_per_channel, weight, bias, running, y, save_mean, save_invstd,
+                                    input_shape, options, stream, format);
 }
 
 }  // namespace cudacnn::gpu

@@ -146,4 +146,48 @@ void batch_norm2d_relu_backward(const bf16* x, const bf16* y, const float* weigh
                                 size_t workspace_bytes, cudaStream_t stream,
                                 MemoryFormat format = MemoryFormat::nchw);
 
+// Training from per-channel partial statistics that a producer of x computed as it wrote x (e.g. a
+// convolution's epilogue), instead of batch_norm2d's statistics kernel: one fewer full read of x.
+// A partial is (mean, M2 = Σ (value − mean)², count) of `count` values of one channel, with the values as x
+// holds them (bf16: the rounded values). Layout: partials[c · P + p], P = partials_per_channel ≥ 1 for every
+// channel; a partial with count 0 is skipped. The counts of a channel must add up to N·H·W (not checkable on
+// the host: the caller's contract).
+struct BatchNorm2dPartialStats {
+    float mean;
+    float m2;
+    int32_t count;
+};
+static_assert(sizeof(BatchNorm2dPartialStats) == 12, "three 4-byte fields, no padding");
+
+// batch_norm2d (training only) from such partials: one warp per channel merges its P partials with Chan's
+// formula in a fixed order (lane l takes p = l, l + 32, … in turn, then the warp's fixed shuffle tree),
+// writes save_mean and save_invstd and updates the running statistics (input_shift included) as
+// batch_norm2d's training does; then the normalize (batch_norm2d's, reading the saves) writes y, which may be
+// x. No workspace, deterministic, no atomics. Same checks and errors as batch_norm2d, plus training mode and
+// P ≥ 1. The _relu variants fuse a following ReLU as batch_norm2d_relu does.
+void batch_norm2d_from_partials(const float* x, const BatchNorm2dPartialStats* partials,
+                                int partials_per_channel, const float* weight, const float* bias,
+                                BatchNorm2dRunningStatsView* running, float* y, float* save_mean,
+                                float* save_invstd, const Shape& input_shape,
+                                const cpu::BatchNorm2dOptions& options, cudaStream_t stream,
+                                MemoryFormat format = MemoryFormat::nchw);
+void batch_norm2d_from_partials(const bf16* x, const BatchNorm2dPartialStats* partials,
+                                int partials_per_channel, const float* weight, const float* bias,
+                                BatchNorm2dRunningStatsView* running, bf16* y, float* save_mean,
+                                float* save_invstd, const Shape& input_shape,
+                                const cpu::BatchNorm2dOptions& options, cudaStream_t stream,
+                                MemoryFormat format = MemoryFormat::nchw);
+void batch_norm2d_relu_from_partials(const float* x, const BatchNorm2dPartialStats* partials,
+                                     int partials_per_channel, const float* weight, const float* bias,
+                                     BatchNorm2dRunningStatsView* running, float* y, float* save_mean,
+                                     float* save_invstd, const Shape& input_shape,
+                                     const cpu::BatchNorm2dOptions& options, cudaStream_t stream,
+                                     MemoryFormat format = MemoryFormat::nchw);
+void batch_norm2d_relu_from_partials(const bf16* x, const BatchNorm2dPartialStats* partials,
+                                     int partials_per_channel, const float* weight, const float* bias,
+                                     BatchNorm2dRunningStatsView* running, bf16* y, float* save_mean,
+                                     float* save_invstd, const Shape& input_shape,
+                                     const cpu::BatchNorm2dOptions& options, cudaStream_t stream,
+                                     MemoryFormat format = MemoryFormat::nchw);
+
 }  // namespace cudacnn::gpu

@@ -60,6 +60,39 @@ __device__ inline int slice_end(const BnDims& d, int split) {
     return min((split + 1) * d.chunk, d.count);
 }
 
+// (count, mean, M2) and Chan's merge (also the conv's epilogue statistics, cuda/conv2d_implicit.cu). No
+// default member initializers: a __shared__ array of it must be trivially constructible.
+struct Welford {
+    float mean, m2;
+    int count;
+
+    __device__ static Welford empty() { return {0.0f, 0.0f, 0}; }
+
+    __device__ void merge(const Welford& b) {
+        if (b.count == 0) return;
+        if (count == 0) {
+            *this = b;
+            return;
+        }
+        const int total = count + b.count;
+        const float delta = b.mean - mean;
+        const float b_share = static_cast<float>(b.count) / static_cast<float>(total);
+        mean += delta * b_share;
+        m2 += b.m2 + delta * delta * static_cast<float>(count) * b_share;
+        count = total;
+    }
+
+    __device__ Welford shfl_down(int offset) const {
+        return {__shfl_down_sync(reduce::kFullMask, mean, offset),
+                __shfl_down_sync(reduce::kFullMask, m2, offset),
+                __shfl_down_sync(reduce::kFullMask, count, offset)};
+    }
+    __device__ Welford broadcast_lane0() const {
+        return {__shfl_sync(reduce::kFullMask, mean, 0), __shfl_sync(reduce::kFullMask, m2, 0),
+                __shfl_sync(reduce::kFullMask, count, 0)};
+    }
+};
+
 // The kernels that finish a per-channel reduction run one warp per row (a channel, or a channel's second
 // sum); this is the warp's row (≥ the row count: the warp has none).
 __device__ inline int warp_row() {

@@ -14,6 +14,7 @@
 #include <string>
 #include <type_traits>
 
+#include "cuda/batch_norm_common.cuh"
 #include "cuda/bf16.cuh"
 #include "cuda/bias_grad.hpp"
 #include "cuda/conv2d_common.cuh"
@@ -149,7 +150,53 @@ struct OutputView {
     IndexDecoder rows, cols;
     const float* bias;
     int slice_stride;  // elements between the partial outputs of consecutive k slices (blockIdx.y)
+    // Final outputs only (never split-k's partial products): per-row statistics of the stored values, one
+    // (mean, M2, count) per (row, 128-column tile) at stats[row · ⌈n / 128⌉ + tile]; nullptr: none.
+    BatchNorm2dPartialStats* stats;
 };
+
+// Lane l's stored values at columns col0 + l + 32 q (q < 4) of a row, as one Welford triple (two passes over
+// registers), merged over the warp in reduce's fixed shuffle tree; lane 0 holds the 128 columns' triple.
+__device__ inline Welford warp_tile_stats(const float (&v)[4], const bool (&valid)[4]) {
+    float sum = 0.0f;
+    int count = 0;
+#pragma unroll
+    for (int q = 0; q < 4; ++q) {
+        if (valid[q]) sum += v[q], ++count;
+    }
+    Welford acc = Welford::empty();
+    if (count > 0) {
+        acc.count = count;
+        acc.mean = sum / static_cast<float>(count);
+#pragma unroll
+        for (int q = 0; q < 4; ++q) {
+            if (valid[q]) acc.m2 += (v[q] - acc.mean) * (v[q] - acc.mean);
+        }
+    }
+    return reduce::warp_reduce(acc);
+}
+
+// After the block stored its tile (rows row0 …, columns col0 … col0 + 127; a barrier made the stores
+// visible): each warp reads back rows w, w + 8, … of it (the values as stored: bf16 rounded) and writes their
+// triples. Re-reading the block's own tile hits L1/L2, not another pass over y.
+template <int kBM, class TC>
+__device__ void write_tile_stats(const OutputView<TC>& c, int row0, int col0, int tiles_n) {
+    const int warp = static_cast<int>(threadIdx.x) / 32, lane = static_cast<int>(threadIdx.x) % 32;
+    Spot cols[4];
+    bool valid[4];
+#pragma unroll
+    for (int q = 0; q < 4; ++q) cols[q] = decode(c.cols, col0 + lane + 32 * q), valid[q] = cols[q].valid;
+    for (int row = row0 + warp; row < row0 + kBM; row += kImplicitThreads / 32) {
+        const Spot r = decode(c.rows, row);
+        if (!r.valid) break;  // warp-uniform; later rows are past m too
+        float v[4];
+#pragma unroll
+        for (int q = 0; q < 4; ++q)
+            v[q] = valid[q] ? to_float(c.base[r.offset + r.y + cols[q].offset + cols[q].y]) : 0.0f;
+        const Welford acc = warp_tile_stats(v, valid);
+        if (lane == 0) c.stats[row * tiles_n + col0 / kImplicitBlockN] = {acc.mean, acc.m2, acc.count};
+    }
+}
 
 // C (m × n) = A (m × k) · B (k × n) over k range [blockIdx.y · k_slice, + k_slice) ∩ [0, k), C stored as TC.
 template <class GA, class GB, class TC>
@@ -492,6 +539,10 @@ __global__ void __launch_bounds__(kImplicitThreads, 1) implicit_gemm_kernel(Impl
     static_assert(sizeof(b_slices) >= sizeof(float) * kImplicitThreads / 32 * 16 * 16, "room to stage");
     tile.write(p.c, p.c.base + static_cast<int>(blockIdx.y) * p.c.slice_stride, row0, col0,
                reinterpret_cast<float*>(&b_slices[0][0][0]));
+    if (p.c.stats != nullptr) {  // uniform: the whole block takes the barrier
+        __syncthreads();
+        write_tile_stats<kBM>(p.c, row0, col0, p.tiles_n);
+    }
 }
 
 // wt (C, OC, KH·KW) = w (OC, C, KH·KW) with the first two axes swapped: backward-data's A, rows c, contiguous
@@ -520,6 +571,37 @@ __global__ void sum_slices_kernel(const float* partials, int slices, OutputView<
         out.base[r.offset + r.y + c.offset + c.y] =
             from_float<T>(out.bias != nullptr ? sum + out.bias[row] : sum);
     }
+}
+
+// sum_slices_kernel with the statistics: warp (row, tile) sums and stores columns tile · 128 + lane + 32 q
+// (q < 4) of one row (the same sums and roundings as sum_slices_kernel), then writes the triple of the stored
+// values at out.stats[row · tiles_n + tile].
+template <class T>
+__global__ void sum_slices_stats_kernel(const float* partials, int slices, OutputView<T> out, int tiles_n) {
+    const int m = out.rows.count, n = out.cols.count, count = m * n;
+    const int warp = static_cast<int>((blockIdx.x * blockDim.x + threadIdx.x) / 32);
+    const int lane = static_cast<int>(threadIdx.x) % 32;
+    const int row = warp / tiles_n, tile = warp - row * tiles_n;
+    if (row >= m) return;  // whole warps only
+    const Spot r = decode(out.rows, row);
+    float v[4];
+    bool valid[4];
+#pragma unroll
+    for (int q = 0; q < 4; ++q) {
+        const int col = tile * kImplicitBlockN + lane + 32 * q;
+        valid[q] = col < n;
+        v[q] = 0.0f;
+        if (!valid[q]) continue;
+        const int t = row * n + col;
+        float sum = partials[t];
+        for (int s = 1; s < slices; ++s) sum += partials[s * count + t];
+        const Spot c = decode(out.cols, col);
+        const T stored = from_float<T>(out.bias != nullptr ? sum + out.bias[row] : sum);
+        out.base[r.offset + r.y + c.offset + c.y] = stored;
+        v[q] = to_float(stored);
+    }
+    const Welford acc = warp_tile_stats(v, valid);
+    if (lane == 0) out.stats[row * tiles_n + tile] = {acc.mean, acc.m2, acc.count};
 }
 
 }  // namespace kernels
@@ -761,8 +843,17 @@ void run_product(ImplicitProblem<GA, GB, TC> p, float* partials, Arithmetic arit
     }
     ImplicitProblem<GA, GB, float> q{p.a,   p.a_rows, p.a_k, p.b,       p.b_cols,
                                      p.b_k, {},       p.k,   p.k_slice, p.tiles_n};
-    q.c = {partials, dense(size.n, size.m), dense(1, size.n), nullptr, static_cast<int>(size.m * size.n)};
+    q.c = {partials, dense(size.n, size.m), dense(1, size.n), nullptr, static_cast<int>(size.m * size.n),
+           nullptr};
     launch_implicit_gemm<kBKFast>(q, split.slices, arith, stream);
+    if (p.c.stats != nullptr) {
+        const int64_t tiles_n = ceil_div(size.n, kernels::kImplicitBlockN);
+        const int64_t threads = size.m * tiles_n * 32;
+        launch(kernels::sum_slices_stats_kernel<TC>, dim3(static_cast<unsigned>(ceil_div(threads, 256))),
+               dim3(256), 0, stream, partials, static_cast<int>(split.slices), p.c,
+               static_cast<int>(tiles_n));
+        return;
+    }
     launch(kernels::sum_slices_kernel<TC>, elementwise_grid(size.m * size.n), dim3(kElementwiseBlock), 0,
            stream, partials, static_cast<int>(split.slices), p.c);
 }
@@ -771,7 +862,8 @@ void run_product(ImplicitProblem<GA, GB, TC> p, float* partials, Arithmetic arit
 // float, bf16_mma only with bf16.
 template <class T>
 void run_forward(const Conv2dGeometry& g, const T* x, const T* w, const float* bias, T* y, void* workspace,
-                 size_t workspace_bytes, cudaStream_t stream, Arithmetic arith, MemoryFormat format) {
+                 size_t workspace_bytes, cudaStream_t stream, Arithmetic arith, MemoryFormat format,
+                 BatchNorm2dPartialStats* stats = nullptr) {
     const char* op = "conv2d_implicit_forward";
     check_geometry(g, op);
     check_pointers({x, w, y}, "x, w and y", op);
@@ -790,8 +882,12 @@ void run_forward(const Conv2dGeometry& g, const T* x, const T* w, const float* b
     p.b_cols =
         decoder(plane, g.out_w, g.in_channels * hw, g.stride_h, -g.pad_top, g.stride_w, -g.pad_left, n);
     p.b_k = decoder(taps(g), g.kernel_w, xs.channel, g.dilation_h, 0, g.dilation_w, 0, k);
-    p.c = {y, dense(ys.channel, g.out_channels), images_by_plane(plane, g.out_channels * plane, n, ys.pixel),
-           bias, 0};
+    p.c = {y,
+           dense(ys.channel, g.out_channels),
+           images_by_plane(plane, g.out_channels * plane, n, ys.pixel),
+           bias,
+           0,
+           stats};
     p.k = static_cast<int>(k);
     run_product<false>(p, static_cast<float*>(workspace), arith, stream);
 }
@@ -825,8 +921,12 @@ void run_backward_data(const Conv2dGeometry& g, const T* dy, const T* w, T* dx, 
            static_cast<int>(dys.pixel)};
     p.b_cols = decoder(hw, g.in_w, g.out_channels * plane, 1, g.pad_top, 1, g.pad_left, n);
     p.b_k = decoder(taps(g), g.kernel_w, dys.channel, -g.dilation_h, 0, -g.dilation_w, 0, k);
-    p.c = {dx, dense(dxs.channel, g.in_channels), images_by_plane(hw, g.in_channels * hw, n, dxs.pixel),
-           nullptr, 0};
+    p.c = {dx,
+           dense(dxs.channel, g.in_channels),
+           images_by_plane(hw, g.in_channels * hw, n, dxs.pixel),
+           nullptr,
+           0,
+           nullptr};
     p.k = static_cast<int>(k);
     float* partials =
         reinterpret_cast<float*>(static_cast<char*>(workspace) + backward_data_partials_offset_bytes<T>(g));
@@ -855,7 +955,7 @@ void run_backward_filter(const Conv2dGeometry& g, const T* x, const T* dy, float
     p.b = {x, static_cast<int>(g.in_h), static_cast<int>(g.in_w), 1, 1, static_cast<int>(xs.pixel)};
     p.b_cols = decoder(taps(g), g.kernel_w, xs.channel, g.dilation_h, 0, g.dilation_w, 0, cols);
     p.b_k = decoder(plane, g.out_w, g.in_channels * hw, g.stride_h, -g.pad_top, g.stride_w, -g.pad_left, k);
-    p.c = {dw, dense(cols, g.out_channels), dense(1, cols), nullptr, 0};
+    p.c = {dw, dense(cols, g.out_channels), dense(1, cols), nullptr, 0, nullptr};
     p.k = static_cast<int>(k);
     run_product<true>(p, static_cast<float*>(workspace), arith, stream);
     if (dbias != nullptr) {
@@ -1040,6 +1140,47 @@ void conv2d_implicit_backward_filter_with_kernel(ImplicitBf16Kernel kernel, cons
                                                  MemoryFormat format) {
     run_backward_filter(g, x, dy, dw, dbias, workspace, workspace_bytes, stream,
                         bf16_arithmetic(kernel, "conv2d_implicit_backward_filter"), format);
+}
+
+int conv2d_implicit_forward_stats_partials(const Conv2dGeometry& g) {
+    check_geometry(g, "conv2d_implicit_forward_stats_partials");
+    return static_cast<int>(ceil_div(forward_size(g).n, kernels::kImplicitBlockN));
+}
+
+size_t conv2d_implicit_forward_stats_bytes(const Conv2dGeometry& g) {
+    return static_cast<size_t>(g.out_channels) *
+           static_cast<size_t>(conv2d_implicit_forward_stats_partials(g)) * sizeof(BatchNorm2dPartialStats);
+}
+
+namespace {
+
+void check_stats(const Conv2dGeometry& g, const BatchNorm2dPartialStats* stats, size_t stats_bytes) {
+    const char* op = "conv2d_implicit_forward_with_stats";
+    const size_t needed = conv2d_implicit_forward_stats_bytes(g);
+    CUDACNN_CHECK(stats != nullptr, "{}: stats must be a device pointer, not null", op);
+    CUDACNN_CHECK(stats_bytes >= needed,
+                  "{}: stats has {} bytes; the geometry needs conv2d_implicit_forward_stats_bytes(g) = {}",
+                  op, stats_bytes, needed);
+}
+
+}  // namespace
+
+void conv2d_implicit_forward_with_stats(const Conv2dGeometry& g, const float* x, const float* w,
+                                        const float* bias, float* y, BatchNorm2dPartialStats* stats,
+                                        size_t stats_bytes, void* workspace, size_t workspace_bytes,
+                                        cudaStream_t stream, MemoryFormat format) {
+    check_stats(g, stats, stats_bytes);
+    run_forward(g, x, w, bias, y, workspace, workspace_bytes, stream, Arithmetic::fp32, format, stats);
+}
+
+void conv2d_implicit_forward_with_stats(const Conv2dGeometry& g, const bf16* x, const bf16* w,
+                                        const float* bias, bf16* y, BatchNorm2dPartialStats* stats,
+                                        size_t stats_bytes, void* workspace, size_t workspace_bytes,
+                                        cudaStream_t stream, MemoryFormat format) {
+    check_stats(g, stats, stats_bytes);
+    run_forward(g, x, w, bias, y, workspace, workspace_bytes, stream,
+                bf16_arithmetic(ImplicitBf16Kernel::automatic, "conv2d_implicit_forward_with_stats"), format,
+                stats);
 }
 
 }  // namespace cudacnn::gpu

@@ -48,6 +48,7 @@
 #include <cstddef>
 #include <string>
 
+#include "cuda/batch_norm.hpp"
 #include "cuda/bf16.cuh"
 #include "cudacnn/memory_format.hpp"
 #include "cudacnn/ops/conv2d.hpp"
@@ -162,5 +163,25 @@ void conv2d_implicit_backward_filter_with_kernel(ImplicitBf16Kernel kernel, cons
                                                  const bf16* x, const bf16* dy, float* dw, float* dbias,
                                                  void* workspace, size_t workspace_bytes, cudaStream_t stream,
                                                  MemoryFormat format);
+
+// The forward with a following batch norm's statistics (cuda/batch_norm.hpp, batch_norm2d_from_partials):
+// also writes, per output channel oc and 128-column tile t of the N·OH·OW output positions in (n, oh, ow)
+// order, the (mean, M2, count) of the y values it stores there (after the bias; bf16: the rounded values) at
+// stats[oc · P + t], P = conv2d_implicit_forward_stats_partials(g) = ⌈N·OH·OW / 128⌉. Without split-k the
+// tile kernel's block reads back its own just-stored tile after a barrier (cache hits, not a pass over y);
+// with split-k the slices' sum kernel computes them from the values it stores (one warp per (oc, t)). Each
+// triple: two passes over a lane's ≤ 4 values, then Chan's merge in a fixed warp tree: deterministic, no
+// atomics. y is bit for bit conv2d_implicit_forward's (float: FP32 arithmetic, no TF32; bf16: the automatic
+// kernel). stats_bytes must be at least conv2d_implicit_forward_stats_bytes(g) = OC · P · 12.
+int conv2d_implicit_forward_stats_partials(const cpu::Conv2dGeometry& g);
+size_t conv2d_implicit_forward_stats_bytes(const cpu::Conv2dGeometry& g);
+void conv2d_implicit_forward_with_stats(const cpu::Conv2dGeometry& g, const float* x, const float* w,
+                                        const float* bias, float* y, BatchNorm2dPartialStats* stats,
+                                        size_t stats_bytes, void* workspace, size_t workspace_bytes,
+                                        cudaStream_t stream, MemoryFormat format);
+void conv2d_implicit_forward_with_stats(const cpu::Conv2dGeometry& g, const bf16* x, const bf16* w,
+                                        const float* bias, bf16* y, BatchNorm2dPartialStats* stats,
+                                        size_t stats_bytes, void* workspace, size_t workspace_bytes,
+                                        cudaStream_t stream, MemoryFormat format);
 
 }  // namespace cudacnn::gpu
