@@ -41,6 +41,33 @@ __device__ __host__ inline bf16 from_float<bf16>(float value) {
     return __float2bfloat16_rn(value);
 }
 
+// 4 consecutive bf16 as one 8-byte access (the float4 of a float tensor). (No #pragma unroll in this header:
+// host .cpp files include it; constant 4-trip loops unroll anyway.)
+struct alignas(8) Bf16Quad {
+    bf16 v[4];
+};
+
+// Reads 4 consecutive elements in one access (src aligned to the group: 16 bytes of float, 8 of bf16), widened
+// to float.
+__device__ inline void load_quad(const float* src, float (&r)[4]) {
+    const float4 v = *reinterpret_cast<const float4*>(src);
+    r[0] = v.x, r[1] = v.y, r[2] = v.z, r[3] = v.w;
+}
+__device__ inline void load_quad(const bf16* src, float (&r)[4]) {
+    const Bf16Quad q = *reinterpret_cast<const Bf16Quad*>(src);
+    for (int j = 0; j < 4; ++j) r[j] = to_float(q.v[j]);
+}
+
+// Writes 4 consecutive floats in one access to a group-aligned address, each rounded once to the storage type.
+__device__ inline void store_quad(float* dst, const float (&v)[4]) {
+    *reinterpret_cast<float4*>(dst) = make_float4(v[0], v[1], v[2], v[3]);
+}
+__device__ inline void store_quad(bf16* dst, const float (&v)[4]) {
+    Bf16Quad q;
+    for (int j = 0; j < 4; ++j) q.v[j] = from_float<bf16>(v[j]);
+    *reinterpret_cast<Bf16Quad*>(dst) = q;
+}
+
 }  // namespace cudacnn::gpu
 
 namespace cudacnn {

@@ -91,32 +91,8 @@ struct GemmParams : GemmBias<!std::is_same<TIn, float>::value> {
     bool vec_a, vec_b, vec_c;
 };
 
-// 4 consecutive bf16, read or written in one 8-byte access (the float kernel's float4).
-struct alignas(8) Bf16Quad {
-    bf16 v[4];
-};
-
-// Reads 4 consecutive elements from a group-aligned address (see GemmParams::vec_*), widened to float.
-__device__ inline void load_quad(const float* src, float (&r)[4]) {
-    const float4 v = *reinterpret_cast<const float4*>(src);
-    r[0] = v.x, r[1] = v.y, r[2] = v.z, r[3] = v.w;
-}
-__device__ inline void load_quad(const bf16* src, float (&r)[4]) {
-    const Bf16Quad q = *reinterpret_cast<const Bf16Quad*>(src);
-#pragma unroll
-    for (int j = 0; j < 4; ++j) r[j] = to_float(q.v[j]);
-}
-
-// Writes 4 consecutive floats to a group-aligned address, each rounded once to the storage type.
-__device__ inline void store_quad(float* dst, const float (&v)[4]) {
-    *reinterpret_cast<float4*>(dst) = make_float4(v[0], v[1], v[2], v[3]);
-}
-__device__ inline void store_quad(bf16* dst, const float (&v)[4]) {
-    Bf16Quad q;
-#pragma unroll
-    for (int j = 0; j < 4; ++j) q.v[j] = from_float<bf16>(v[j]);
-    *reinterpret_cast<Bf16Quad*>(dst) = q;
-}
+// load_quad / store_quad (cuda/bf16.cuh) move 4 consecutive elements of a group-aligned address
+// (GemmParams::vec_*).
 
 // One thread's part in staging an operand op(X) (rows_op × k) slice by slice: kGroups groups of 4 elements
 // that run along X's contiguous dimension, group i being number g = threadIdx.x + i · kThreads of the slice.

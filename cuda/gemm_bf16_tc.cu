@@ -168,28 +168,6 @@ __device__ inline void store_element(T* dst, float sum, float alpha, float beta,
     *dst = from_float<T>(value);
 }
 
-// 4 consecutive C elements in one access (float4, or 8 bytes of bf16).
-struct alignas(8) Bf16Quad {
-    bf16 v[4];
-};
-__device__ inline void read_quad(const float* src, float (&v)[4]) {
-    const float4 q = *reinterpret_cast<const float4*>(src);
-    v[0] = q.x, v[1] = q.y, v[2] = q.z, v[3] = q.w;
-}
-__device__ inline void read_quad(const bf16* src, float (&v)[4]) {
-    const Bf16Quad q = *reinterpret_cast<const Bf16Quad*>(src);
-#pragma unroll
-    for (int j = 0; j < 4; ++j) v[j] = to_float(q.v[j]);
-}
-__device__ inline void write_quad(float* dst, const float (&v)[4]) {
-    *reinterpret_cast<float4*>(dst) = make_float4(v[0], v[1], v[2], v[3]);
-}
-__device__ inline void write_quad(bf16* dst, const float (&v)[4]) {
-    Bf16Quad q;
-#pragma unroll
-    for (int j = 0; j < 4; ++j) q.v[j] = from_float<bf16>(v[j]);
-    *reinterpret_cast<Bf16Quad*>(dst) = q;
-}
 
 // Writes the 4 sums at columns col … col + 3 of a C row (dst at col), as store_element does each: one vector
 // access where C allows it and all 4 are inside, else element by element up to n.
@@ -198,7 +176,7 @@ __device__ inline void write_quad_of_row(T* dst, int64_t col, const float* sums,
     const float* bias = p.bias != nullptr ? p.bias + col : nullptr;
     if (p.vec_c && col + 3 < p.n) {
         float v[4];
-        if (bias == nullptr && p.beta != 0.0f) read_quad(dst, v);
+        if (bias == nullptr && p.beta != 0.0f) load_quad(dst, v);
 #pragma unroll
         for (int j = 0; j < 4; ++j) {
             const float scaled = p.alpha * sums[j];
@@ -206,7 +184,7 @@ __device__ inline void write_quad_of_row(T* dst, int64_t col, const float* sums,
                    : p.beta != 0.0f ? __fmaf_rn(p.beta, v[j], scaled)
                                     : scaled;
         }
-        write_quad(dst, v);
+        store_quad(dst, v);
         return;
     }
 #pragma unroll
