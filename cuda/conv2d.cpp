@@ -402,6 +402,51 @@ void Conv2dPlan::backward_filter(const float* x, const float* dy, float* dw, flo
     }
 }
 
+// ---- the forward with a following batch norm's statistics ----
+
+int Conv2dPlan::bn_statistics_partials() const {
+    if (const auto& part = by_pass_[static_cast<size_t>(Pass::forward)])
+        return part->bn_statistics_partials();
+    if (algo_ != ConvAlgo::implicit || implicit_tf32_) return 0;
+    return conv2d_implicit_forward_stats_partials(geometry_);
+}
+
+size_t Conv2dPlan::bn_statistics_bytes() const {
+    return bn_statistics_partials() == 0 ? 0 : conv2d_implicit_forward_stats_bytes(geometry_);
+}
+
+void Conv2dPlan::check_bn_statistics() const {
+    CUDACNN_CHECK(bn_statistics_partials() > 0,
+                  "conv2d: the forward with batch norm statistics needs the implicit "
+                  "GEMM in FP32 or bf16 arithmetic, but this plan runs {} (an executor bug: ask "
+                  "bn_statistics_partials() first)",
+                  description_);
+}
+
+void Conv2dPlan::forward_with_bn_statistics(const float* x, const float* w, const float* bias, float* y,
+                                            BatchNorm2dPartialStats* stats, size_t stats_bytes,
+                                            void* workspace, cudaStream_t stream) const {
+    check_dtype(DType::f32, "forward");
+    if (const auto& part = by_pass_[static_cast<size_t>(Pass::forward)]) {
+        return part->forward_with_bn_statistics(x, w, bias, y, stats, stats_bytes, workspace, stream);
+    }
+    check_bn_statistics();
+    conv2d_implicit_forward_with_stats(geometry_, x, w, bias, y, stats, stats_bytes, workspace,
+                                       workspace_bytes_, stream, memory_format_);
+}
+
+void Conv2dPlan::forward_with_bn_statistics(const bf16* x, const bf16* w, const float* bias, bf16* y,
+                                            BatchNorm2dPartialStats* stats, size_t stats_bytes,
+                                            void* workspace, cudaStream_t stream) const {
+    check_dtype(DType::bf16, "forward");
+    if (const auto& part = by_pass_[static_cast<size_t>(Pass::forward)]) {
+        return part->forward_with_bn_statistics(x, w, bias, y, stats, stats_bytes, workspace, stream);
+    }
+    check_bn_statistics();
+    conv2d_implicit_forward_with_stats(geometry_, x, w, bias, y, stats, stats_bytes, workspace,
+                                       workspace_bytes_, stream, memory_format_);
+}
+
 // ---- bf16: cuDNN or the implicit GEMM (choose_cudnn_or_implicit and fastest allow no other) ----
 
 void Conv2dPlan::forward(const bf16* x, const bf16* w, const float* bias, bf16* y, void* workspace,

@@ -10,6 +10,7 @@
 #include <memory>
 #include <string>
 
+#include "cuda/batch_norm.hpp"
 #include "cuda/bf16.cuh"
 #include "cudacnn/memory_format.hpp"
 #include "cudacnn/ops/conv2d.hpp"
@@ -122,12 +123,28 @@ class Conv2dPlan {
     DType dtype() const { return dtype_; }
     MemoryFormat memory_format() const { return memory_format_; }
 
+    // The forward that also writes the per-channel partial statistics of y that a following batch norm
+    // reads instead of its own statistics pass (conv2d_implicit_forward_with_stats, cuda/conv2d_implicit.hpp;
+    // the batch norm side is batch_norm2d_from_partials). Only where the forward pass runs the implicit GEMM
+    // in FP32 or bf16 arithmetic: its TF32 kernel, cuDNN and the other kernels have no such epilogue.
+    // bn_statistics_partials(): the partials per channel (0 where this plan's forward cannot write them);
+    // bn_statistics_bytes(): what `stats` must hold (0 likewise). y is bit for bit forward()'s.
+    int bn_statistics_partials() const;
+    size_t bn_statistics_bytes() const;
+    void forward_with_bn_statistics(const float* x, const float* w, const float* bias, float* y,
+                                    BatchNorm2dPartialStats* stats, size_t stats_bytes, void* workspace,
+                                    cudaStream_t stream) const;
+    void forward_with_bn_statistics(const bf16* x, const bf16* w, const float* bias, bf16* y,
+                                    BatchNorm2dPartialStats* stats, size_t stats_bytes, void* workspace,
+                                    cudaStream_t stream) const;
+
   private:
     struct Cudnn;  // the cuDNN state, cuda flavour only
     void choose_fastest(const Conv2dSettings& settings, cudaStream_t stream);
     // Builds cudnn_ for geometry_; "" on success, else cuDNN's reason (e.g. no algorithm qualifies).
     std::string make_cudnn(const Conv2dSettings& settings, cudaStream_t stream);
     void check_dtype(DType wanted, const char* pass) const;
+    void check_bn_statistics() const;  // throws where bn_statistics_partials() is 0
 
     cpu::Conv2dGeometry geometry_;
     ConvAlgo algo_ = ConvAlgo::direct;
