@@ -97,6 +97,14 @@ struct NodeArgs {
     // batch norm gets the bias as input_shift (C), which only its running mean's update adds.
     bool skip_bias = false;
     const float* input_shift = nullptr;
+    // Conv → batch norm statistics (ExecutorOptions::fuse_conv_bn_statistics, where the backend's
+    // conv_bn_partials() offers them): in a training pass, a conv2d's forward also writes per-channel partial
+    // statistics of its output here as it stores it, and the batch norm reading that output takes its batch
+    // statistics from them instead of reading it once more (gpu::batch_norm2d_from_partials). Both nodes get
+    // the same buffer; null otherwise.
+    void* bn_partials = nullptr;
+    std::size_t bn_partials_bytes = 0;
+    int bn_partials_per_channel = 0;
     // A training-mode batch norm of a data-parallel run with synchronized statistics (ExecutorOptions::
     // sync_batch_norm): its sums over the batch are summed across this communicator's ranks. Null otherwise.
     dist::Communicator* sync_statistics = nullptr;
@@ -153,6 +161,15 @@ class BackendImpl {
         return detail::saved_bytes(node, input_shapes, output_shape);
     }
     virtual std::string describe(int node_index) const = 0;  // "" when there is nothing to say
+    // The partial statistics a conv2d's forward can write for the batch norm after it
+    // (NodeArgs::bn_partials), for this node and batch once prepare() has seen them: their bytes and count
+    // per channel, or zeros where its forward cannot (the GPU backend: only the implicit GEMM's FP32 and bf16
+    // kernels can).
+    struct BnPartials {
+        std::size_t bytes = 0;
+        int per_channel = 0;
+    };
+    virtual BnPartials conv_bn_partials(const NodeArgs& /*conv*/) const { return {}; }
 
     virtual void forward(const NodeArgs& args) = 0;
     virtual void backward(const NodeArgs& args) = 0;

@@ -151,6 +151,12 @@ struct Executor::Impl {
     // Folded conv biases (ExecutorOptions::fold_conv_bias): per node, a conv2d's batch norm, or a batch
     // norm's conv2d; kNone where there is none (conv_bias_folds_in() says in which passes).
     std::vector<int> bias_fold;
+    // Conv → batch norm statistics (ExecutorOptions::fuse_conv_bn_statistics): per node, a conv2d's batch
+    // norm, or a batch norm's conv2d, where the backend may let the conv write the batch norm's statistics
+    // (kNone elsewhere); per conv2d, the buffer of those statistics (kNone where the full batch's plan
+    // cannot).
+    std::vector<int> bn_partials_pair;
+    std::vector<int> bn_partials_buf;
     // The element type of each node's output and of its gradient (by storage node), and of the model input as
     // the layers read it: f32, or bf16 under --precision bf16 (the backend's activation_dtype()). Then the
     // executor casts at the edges, as PyTorch's autocast does: the f32 input batch to `input_cast_buf` before
@@ -203,6 +209,7 @@ struct Executor::Impl {
         lay_out_state();
         decide_fusion();
         decide_conv_bias_folds();
+        decide_conv_bn_statistics();
         choose_activation_dtypes();
         plan_arena();
         decide_capture();
@@ -383,6 +390,23 @@ struct Executor::Impl {
         }
     }
 
+    // Which batch norms may take their batch statistics from the conv2d before them: a batch norm whose input
+    // is a conv2d's output. Whether the conv's kernels can write them is the backend's word, per plan
+    // (conv_bn_partials()); sync_batch_norm sums its statistics across ranks instead.
+    void decide_conv_bn_statistics() {
+        bn_partials_pair.assign(layers, kNone);
+        if (!options.fuse_conv_bn_statistics || options.sync_batch_norm) return;
+        for (int b = 0; b < layers; ++b) {
+            const Node& bn = graph.nodes[b];
+            if (bn.spec.kind != LayerKind::batch_norm2d || bn.inputs.size() != 1 || bn.inputs[0] == kInput) {
+                continue;
+            }
+            const int c = bn.inputs[0];
+            if (graph.nodes[c].spec.kind != LayerKind::conv2d || bn_partials_pair[c] != kNone) continue;
+            bn_partials_pair[c] = b, bn_partials_pair[b] = c;
+        }
+    }
+
     // Whether node i's folded conv bias is folded in this pass: where the batch norm normalizes by the batch
     // (training passes; every pass without running statistics). Evaluation by the running statistics needs
     // the conv's output with its bias.
@@ -502,6 +526,7 @@ struct Executor::Impl {
         saved_buf.assign(layers, kNone);
         workspace_buf.assign(layers, kNone);
         backward_workspace_buf.assign(layers, kNone);
+        bn_partials_buf.assign(layers, kNone);
         const int last = layers - 1;
 
         const Shape input_shape = with_batch(b, graph.spec.input);
@@ -563,11 +588,39 @@ struct Executor::Impl {
                 backward_workspace_buf[i] =
                     request(node.spec.name + " backward workspace", workspace, bwd_time(i), bwd_time(i));
             }
+            plan_bn_partials(i, b);
         }
         plan_gradient_accumulation(b);
         plan = plan_memory(requests);
         check_memory_plan(requests, plan);
         arena = backend->allocate(plan.peak_bytes);
+    }
+
+    // A conv2d's statistics for its batch norm live from the conv's forward to the batch norm's.
+    void plan_bn_partials(int conv, int64_t b) {
+        const int bn = bn_partials_pair[conv];
+        if (bn == kNone || graph.nodes[conv].spec.kind != LayerKind::conv2d) return;
+        const std::size_t bytes = backend->conv_bn_partials(args_shapes(conv, b)).bytes;
+        if (bytes == 0) return;
+        bn_partials_buf[conv] = request(
+            fmt::format("{} statistics for '{}'", graph.nodes[conv].spec.name, graph.nodes[bn].spec.name),
+            bytes, fwd_time(conv), fwd_time(bn));
+    }
+
+    // In a training pass's forward, a paired conv2d (a) writes its batch norm's statistics and the batch norm
+    // reads them, where the plan of this batch can (a smaller last batch has a plan of its own, which must
+    // fit the full batch's buffer). Both ask the same conv plan, so they agree.
+    void use_bn_partials(NodeArgs& a) const {
+        const bool is_conv = a.node->spec.kind == LayerKind::conv2d;
+        const int conv = is_conv ? a.index : bn_partials_pair[a.index];
+        const int buffer = bn_partials_buf[conv];
+        if (buffer == kNone) return;
+        const detail::BackendImpl::BnPartials partials =
+            backend->conv_bn_partials(is_conv ? a : args_shapes(conv, batch));
+        if (partials.bytes == 0 || partials.bytes > requests[buffer].bytes) return;
+        a.bn_partials = address(buffer);
+        a.bn_partials_bytes = partials.bytes;
+        a.bn_partials_per_channel = partials.per_channel;
     }
 
     int storage_of(int node) const { return node == kInput ? kInput : storage[node]; }
@@ -666,6 +719,7 @@ struct Executor::Impl {
                 }
             }
         }
+        if (training && !backward_pass && bn_partials_pair[i] != kNone) use_bn_partials(a);
         a.seed = options.seed;
         // Stream kDropoutStreamBase + step · layers + i: distinct for every layer and step.
         a.dropout_stream_base = kDropoutStreamBase + static_cast<uint64_t>(i);
@@ -806,12 +860,24 @@ struct Executor::Impl {
         const int host = relu_host[node] != kNone ? relu_host[node] : dropout_host[node];
         if (host != kNone) return fmt::format("fused into '{}'", graph.nodes[host].spec.name);
         if (is_alias(node)) return "shares its input's memory: nothing to run";
-        const std::string described = backend->describe(node);
-        if (bias_fold[node] == kNone || graph.nodes[node].spec.kind != LayerKind::conv2d) return described;
-        const LayerSpec& bn = graph.nodes[bias_fold[node]].spec;
-        const std::string folded = fmt::format("bias folded into '{}'{}", bn.name,
-                                               bn.track_running_stats ? " in training steps" : "");
-        return described.empty() ? folded : described + "; " + folded;
+        std::vector<std::string> parts;
+        if (std::string described = backend->describe(node); !described.empty()) parts.push_back(described);
+        const bool conv = graph.nodes[node].spec.kind == LayerKind::conv2d;
+        if (bias_fold[node] != kNone && conv) {
+            const LayerSpec& bn = graph.nodes[bias_fold[node]].spec;
+            parts.push_back(fmt::format("bias folded into '{}'{}", bn.name,
+                                        bn.track_running_stats ? " in training steps" : ""));
+        }
+        if (const int pair = bn_partials_pair[node];
+            pair != kNone && bn_partials_buf[conv ? node : pair] != kNone) {
+            parts.push_back(conv ? fmt::format("writes '{}''s batch statistics in training steps",
+                                               graph.nodes[pair].spec.name)
+                                 : fmt::format("batch statistics from '{}''s forward in training steps",
+                                               graph.nodes[pair].spec.name));
+        }
+        std::string detail;
+        for (const std::string& part : parts) detail += (detail.empty() ? "" : "; ") + part;
+        return detail;
     }
 
     StepProfile profile_parts() const {
@@ -1157,6 +1223,13 @@ std::vector<std::string> Executor::describe() const {
         lines.push_back(fmt::format("{}: bias folded into batch norm '{}' ({})", m.graph.nodes[c].spec.name,
                                     bn.spec.name,
                                     bn.spec.track_running_stats ? "training steps" : "every step"));
+    }
+    for (int c = 0; c < m.layers; ++c) {
+        if (m.bn_partials_buf[c] == kNone) continue;
+        lines.push_back(
+            fmt::format("{}: writes batch norm '{}''s batch statistics as it stores its output, which "
+                        "the batch norm then need not read for them (training steps)",
+                        m.graph.nodes[c].spec.name, m.graph.nodes[m.bn_partials_pair[c]].spec.name));
     }
     return lines;
 }

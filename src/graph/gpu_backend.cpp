@@ -233,6 +233,10 @@ class GpuBackend final : public BackendImpl {
         const auto it = descriptions_.find(node_index);
         return it == descriptions_.end() ? "" : it->second;
     }
+    BnPartials conv_bn_partials(const NodeArgs& conv) const override {
+        const gpu::Conv2dPlan& p = plan(conv);
+        return {p.bn_statistics_bytes(), p.bn_statistics_partials()};
+    }
 
     void forward(const NodeArgs& a) override;
     void backward(const NodeArgs& a) override;
@@ -331,6 +335,11 @@ class GpuBackend final : public BackendImpl {
     template <class T>
     void synchronized_batch_norm_forward(const NodeArgs& a);
     template <class T>
+    void batch_norm_from_partials_forward(const NodeArgs& a);
+    static gpu::BatchNorm2dPartialStats* bn_partials(const NodeArgs& a) {
+        return static_cast<gpu::BatchNorm2dPartialStats*>(a.bn_partials);
+    }
+    template <class T>
     void synchronized_batch_norm_backward(const NodeArgs& a);
     // Sums a synchronized batch norm's doubles across the ranks, in device memory, on this backend's stream.
     gpu::BatchNormSyncReduce sync_reduce(const NodeArgs& a) {
@@ -379,12 +388,23 @@ void GpuBackend::forward_as(const NodeArgs& a) {
     const Shape& in = a.input_shapes[0];
     const int64_t count = in.numel();
     switch (s.kind) {
-        case LayerKind::conv2d:
-            plan(a).forward(f.x[0], f.weight, a.skip_bias ? nullptr : a.bias, f.y, a.workspace, st);
+        case LayerKind::conv2d: {
+            const float* bias = a.skip_bias ? nullptr : a.bias;
+            if (a.bn_partials != nullptr) {
+                plan(a).forward_with_bn_statistics(f.x[0], f.weight, bias, f.y, bn_partials(a),
+                                                   a.bn_partials_bytes, a.workspace, st);
+            } else {
+                plan(a).forward(f.x[0], f.weight, bias, f.y, a.workspace, st);
+            }
             break;
+        }
         case LayerKind::batch_norm2d: {
             if (a.sync_statistics != nullptr) {
                 synchronized_batch_norm_forward<T>(a);
+                break;
+            }
+            if (a.bn_partials != nullptr) {
+                batch_norm_from_partials_forward<T>(a);
                 break;
             }
             gpu::BatchNorm2dRunningStatsView running = running_stats_view(a);
@@ -530,6 +550,28 @@ void GpuBackend::backward_as(const NodeArgs& a) {
         case LayerKind::concat:
             if constexpr (std::is_same_v<T, float>) gpu::concat_backward(f.dy, a.input_shapes, 1, f.dx, st);
             break;
+    }
+}
+
+// A training batch norm whose statistics the conv2d before it wrote (NodeArgs::bn_partials): it merges them
+// instead of reading x for them, then normalizes as batch_norm2d does.
+template <class T>
+void GpuBackend::batch_norm_from_partials_forward(const NodeArgs& a) {
+    const TypedPass<T> f(a);
+    const Shape& in = a.input_shapes[0];
+    gpu::BatchNorm2dRunningStatsView running = running_stats_view(a);
+    gpu::BatchNorm2dRunningStatsView* stats = a.running_mean ? &running : nullptr;
+    float* save_mean = static_cast<float*>(a.saved);
+    float* save_invstd = save_mean + a.node->spec.num_features;
+    const int per_channel = a.bn_partials_per_channel;
+    if (a.relu) {
+        gpu::batch_norm2d_relu_from_partials(f.x[0], bn_partials(a), per_channel, a.weight, a.bias, stats,
+                                             f.y, save_mean, save_invstd, in, batch_norm_options(a),
+                                             stream_.handle(), format_);
+    } else {
+        gpu::batch_norm2d_from_partials(f.x[0], bn_partials(a), per_channel, a.weight, a.bias, stats, f.y,
+                                        save_mean, save_invstd, in, batch_norm_options(a), stream_.handle(),
+                                        format_);
     }
 }
 

@@ -16,6 +16,7 @@
 #include "cudacnn/graph/profile.hpp"
 #include "support/compare.hpp"
 #include "support/executor_steps.hpp"
+#include "support/state_close.hpp"
 
 using namespace cudacnn;
 using namespace cudacnn::graph;
@@ -84,41 +85,11 @@ constexpr double kFoldTolerance = 1e-4;
 // the same conv's weight gradient (2^-24 · Σ|dy| per sum; measured ≤ 2e-7 of it), not against itself.
 constexpr double kFoldedBiasGradientTolerance = 1e-5;
 
-bool is_folded_bias(const std::string& name) {
-    for (const char* bias : {"c1.bias", "c2.bias", "c4.bias"}) {
-        const std::string b = bias;
-        if (name.size() >= b.size() && name.compare(name.size() - b.size(), b.size(), b) == 0) return true;
-    }
-    return false;
-}
-
-double max_abs(const HostTensor<float>& t) {
-    double m = 0.0;
-    for (int64_t i = 0; i < t.numel(); ++i) m = std::max(m, std::fabs(static_cast<double>(t[i])));
-    return m;
-}
-
-// Every float entry of a against b within kFoldTolerance (the i64 ones, step counts, equal); folded biases'
-// gradients against their conv's weight gradient.
+// Folded conv biases: c1, c2 and c4.
 void check_close(const io::StateDict& a, const io::StateDict& b, bool gradients) {
-    REQUIRE(a.names() == b.names());
-    for (const std::string& name : a.names()) {
-        INFO(name);
-        if (a.dtype(name) == DType::i64) {
-            CHECK(a.i64(name).values() == b.i64(name).values());
-            continue;
-        }
-        if (gradients && is_folded_bias(name)) {
-            const std::string weight = name.substr(0, name.size() - 4) + "weight";
-            double diff = 0.0;
-            for (int64_t i = 0; i < a.f32(name).numel(); ++i) {
-                diff = std::max(diff, std::fabs(static_cast<double>(a.f32(name)[i]) - b.f32(name)[i]));
-            }
-            CHECK(diff <= kFoldedBiasGradientTolerance * max_abs(b.f32(weight)));
-            continue;
-        }
-        CHECK(test::max_relative_error(a.f32(name), b.f32(name)) <= kFoldTolerance);
-    }
+    const test::StateTolerance tolerance{
+        kFoldTolerance, {"c1.bias", "c2.bias", "c4.bias"}, kFoldedBiasGradientTolerance};
+    test::check_state_close(a, b, tolerance, gradients);
 }
 
 }  // namespace

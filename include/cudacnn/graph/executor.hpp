@@ -94,6 +94,14 @@ struct ExecutorOptions {
     // by float rounding only. Off with keep_activations and detect_anomaly, which read every layer's own
     // output.
     bool fold_conv_bias = true;
+    // gpu: in training steps, a conv2d whose forward runs the implicit GEMM in FP32 or bf16 arithmetic (not
+    // cuDNN, nor its TF32 kernel) also writes, as it stores its output, that output's per-channel partial
+    // statistics, and the batch norm reading it merges them instead of reading the whole output once more for
+    // its mean and variance (gpu::batch_norm2d_from_partials): the conv + BN-statistics fusion. The conv's
+    // output is bit for bit the same; the batch norm's saves, output and running statistics differ from the
+    // unfused run's by float rounding (another summation order). Not with sync_batch_norm, whose statistics
+    // are summed across ranks.
+    bool fuse_conv_bn_statistics = true;
     int threads = 0;                    // cpu: worker threads, 0 = one per core
     OptimizerConfig optimizer;
     double label_smoothing = 0.0;
