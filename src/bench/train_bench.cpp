@@ -249,6 +249,7 @@ struct StepVariant {
     bool fuse_relu = true;           // ExecutorOptions::fuse_relu and fuse_dropout (both or neither)
     std::string conv_algo = "auto";  // ExecutorOptions::conv_algo
     bool fold_conv_bias = true;      // ExecutorOptions::fold_conv_bias
+    bool fuse_conv_bn_statistics = true;  // ExecutorOptions::fuse_conv_bn_statistics
     std::string memory_format = "nchw";  // ExecutorOptions::memory_format
 };
 
@@ -334,8 +335,8 @@ std::vector<Record> bench_train_step(const graph::Graph& model, Context& context
         variants.push_back({"kernels", graph::Backend::gpu, false});
         variants.push_back({"cuda_graph", graph::Backend::gpu, true});
         // What each of issue 11's means adds on its own, and all together (each row's note names its settings).
-        variants.push_back(
-            {"cuda_graph_unfused", graph::Backend::gpu, true, "fp32", "auto", false, false, "auto", false});
+        variants.push_back({"cuda_graph_unfused", graph::Backend::gpu, true, "fp32", "auto", false, false,
+                            "auto", false, false});
         // The conv biases alone unfolded: what folding them into the batch norms saves (cuDNN's bias passes).
         variants.push_back(
             {"cuda_graph_unfolded", graph::Backend::gpu, true, "fp32", "auto", false, true, "auto", false});
@@ -364,6 +365,12 @@ std::vector<Record> bench_train_step(const graph::Graph& model, Context& context
             "cuda_graph_bf16_hand_written", graph::Backend::gpu, true, "bf16", "own", false, true, "own"};
         variants.push_back(bf16_hand_written);
         variants.push_back(channels_last(bf16_hand_written));
+        // The same with each batch norm summing its conv's output itself: what writing the statistics in the
+        // implicit GEMM's epilogue saves (it runs every conv of the bf16 hand-written step).
+        StepVariant separate_statistics = bf16_hand_written;
+        separate_statistics.algorithm += "_separate_bn_statistics";
+        separate_statistics.fuse_conv_bn_statistics = false;
+        variants.push_back(separate_statistics);
         // Each pass of each layer by whichever algorithm ran it fastest when timed (--conv-algo fastest), FP32 and
         // TF32. Under the emulator only when --filter names them: the timing runs every algorithm there too.
         if (!kEmulated || o.filter.find("fastest") != std::string::npos) {
@@ -421,6 +428,7 @@ std::vector<Record> bench_train_step(const graph::Graph& model, Context& context
         options.fuse_relu = v.fuse_relu;
         options.fuse_dropout = v.fuse_relu;  // "unfused" runs every layer's own kernels
         options.fold_conv_bias = v.fold_conv_bias;
+        options.fuse_conv_bn_statistics = v.fuse_conv_bn_statistics;
         options.conv_algo = v.conv_algo;
         options.threads = o.threads;
         std::shared_ptr<graph::Executor> executor;
@@ -465,6 +473,7 @@ std::vector<Record> bench_train_step(const graph::Graph& model, Context& context
                 if (v.conv_algo != "auto") r.note += ", conv2d " + v.conv_algo;
                 if (!v.fuse_relu) r.note += ", ReLUs unfused";
                 if (!v.fold_conv_bias) r.note += ", conv biases unfolded";
+                if (!v.fuse_conv_bn_statistics) r.note += ", batch norm statistics not from the convs";
             }
             out.push_back(r);
             trained = r;
