@@ -7,11 +7,13 @@
 
 #include <cmath>
 #include <cstring>
+#include <map>
 #include <string>
 #include <vector>
 
 #include "cudacnn/device.hpp"
 #include "cudacnn/graph/executor.hpp"
+#include "cudacnn/graph/profile.hpp"
 #include "cudacnn/host_tensor.hpp"
 #include "cudacnn/io/state_dict.hpp"
 
@@ -63,6 +65,20 @@ inline std::string description(const graph::Executor& executor) {
     std::string text;
     for (const std::string& line : executor.describe()) text += line + "\n";
     return text;
+}
+
+// One profiled training step of a batch-4 executor on fixed (3, 8, 8) inputs: each profile part's detail
+// (what the executor says it fused or folded there), by the part's name.
+inline std::map<std::string, std::string> profiled_step_details(graph::Executor& executor) {
+    HostTensor<float> x(Shape{4, 3, 8, 8});
+    for (int64_t i = 0; i < x.numel(); ++i) x[i] = std::sin(0.05f * static_cast<float>(i));
+    const std::vector<int64_t> labels{0, 1, 2, 3};
+    executor.set_batch(x.data(), labels.data(), 4);
+    executor.start_profile();
+    executor.train_step(0);
+    std::map<std::string, std::string> details;
+    for (const graph::ProfilePart& part : executor.stop_profile().parts) details[part.name] = part.detail;
+    return details;
 }
 
 // What the fusion tests compare between two ways of running the same training (fused kernels against separate

@@ -4,8 +4,8 @@
 // convs it folded and leaves the others alone.
 #include <catch2/catch.hpp>
 
-#include <algorithm>
 #include <cmath>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -13,7 +13,6 @@
 
 #include "cudacnn/device.hpp"
 #include "cudacnn/graph/executor.hpp"
-#include "cudacnn/graph/profile.hpp"
 #include "support/compare.hpp"
 #include "support/executor_steps.hpp"
 #include "support/state_close.hpp"
@@ -129,10 +128,7 @@ TEST_CASE("conv biases stay unfolded where every output is read or the backend d
           "[executor][gpu][fused][bias_fold]") {
     if (!test::have_gpu_backend()) return;
     const auto described = [](const ExecutorOptions& options) {
-        std::string text;
-        for (const std::string& line : Executor(build_graph(conv_bn_spec()), options).describe())
-            text += line + "\n";
-        return text;
+        return test::description(Executor(build_graph(conv_bn_spec()), options));
     };
     ExecutorOptions options = gpu_options(true, true);
     CHECK_THAT(described(options), Catch::Contains("bias folded"));
@@ -151,22 +147,10 @@ TEST_CASE("a profile names the batch norm each folded conv bias went into",
     if (!test::have_gpu_backend()) return;
     Executor executor(build_graph(conv_bn_spec()), gpu_options(true, true));
     executor.initialize(23);
-    HostTensor<float> x(Shape{4, 3, 8, 8});
-    for (int64_t i = 0; i < x.numel(); ++i) x[i] = std::sin(0.05f * static_cast<float>(i));
-    const std::vector<int64_t> labels{0, 1, 2, 3};
-    executor.set_batch(x.data(), labels.data(), 4);
-    executor.start_profile();
-    executor.train_step(0);
-    const StepProfile profile = executor.stop_profile();
-    const auto detail = [&](const std::string& name) {
-        for (const ProfilePart& part : profile.parts) {
-            if (part.name == name) return part.detail;
-        }
-        return std::string("no part named " + name);
-    };
-    CHECK_THAT(detail("c1"), Catch::EndsWith("bias folded into 'bn1' in training steps"));
-    CHECK_THAT(detail("c4"), Catch::EndsWith("bias folded into 'bn4'"));
-    CHECK_THAT(detail("c3"), !Catch::Contains("folded"));
+    std::map<std::string, std::string> detail = test::profiled_step_details(executor);
+    CHECK_THAT(detail.at("c1"), Catch::EndsWith("bias folded into 'bn1' in training steps"));
+    CHECK_THAT(detail.at("c4"), Catch::EndsWith("bias folded into 'bn4'"));
+    CHECK_THAT(detail.at("c3"), !Catch::Contains("folded"));
 }
 
 TEST_CASE("the CifarCNN folds each conv bias before a batch norm", "[executor][gpu][fused][bias_fold]") {
@@ -174,10 +158,7 @@ TEST_CASE("the CifarCNN folds each conv bias before a batch norm", "[executor][g
     ExecutorOptions options;
     options.backend = Backend::gpu;
     options.batch_size = 2;
-    std::string text;
-    for (const std::string& line : Executor(build_graph(builtin_model("cifar_cnn")), options).describe()) {
-        text += line + "\n";
-    }
+    const std::string text = test::description(Executor(build_graph(builtin_model("cifar_cnn")), options));
     // conv_layer: 0 conv, 1 BN, 2 ReLU, 3 conv (a ReLU after it: keeps its bias), …, 6 conv, 7 BN, …, 13
     // conv, 14 BN.
     CHECK_THAT(text, Catch::Contains("conv_layer.0: bias folded into batch norm 'conv_layer.1'") &&

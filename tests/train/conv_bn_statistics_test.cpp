@@ -8,13 +8,13 @@
 
 #include <cmath>
 #include <cstring>
+#include <map>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "cudacnn/graph/executor.hpp"
-#include "cudacnn/graph/profile.hpp"
 #include "support/compare.hpp"
 #include "support/executor_steps.hpp"
 #include "support/state_close.hpp"
@@ -233,22 +233,10 @@ TEST_CASE("a profile names the batch norm whose statistics each conv writes",
     if (!test::have_gpu_backend()) return;
     Executor executor(build_graph(conv_bn_spec()), gpu_options(Variant{"fp32", "nchw", true}, true));
     executor.initialize(29);
-    HostTensor<float> x(Shape{4, 3, 8, 8});
-    for (int64_t i = 0; i < x.numel(); ++i) x[i] = std::sin(0.05f * static_cast<float>(i));
-    const std::vector<int64_t> labels{0, 1, 2, 3};
-    executor.set_batch(x.data(), labels.data(), 4);
-    executor.start_profile();
-    executor.train_step(0);
-    const StepProfile profile = executor.stop_profile();
-    const auto detail = [&](const std::string& name) {
-        for (const ProfilePart& part : profile.parts) {
-            if (part.name == name) return part.detail;
-        }
-        return std::string("no part named " + name);
-    };
-    CHECK_THAT(detail("c1"), Catch::EndsWith("writes 'bn1''s batch statistics in training steps"));
-    CHECK_THAT(detail("bn2"), Catch::Contains("batch statistics from 'c2''s forward in training steps"));
-    CHECK_THAT(detail("head"), !Catch::Contains("statistics"));
+    std::map<std::string, std::string> detail = test::profiled_step_details(executor);
+    CHECK_THAT(detail.at("c1"), Catch::EndsWith("writes 'bn1''s batch statistics in training steps"));
+    CHECK_THAT(detail.at("bn2"), Catch::Contains("batch statistics from 'c2''s forward in training steps"));
+    CHECK_THAT(detail.at("head"), !Catch::Contains("statistics"));
 }
 
 TEST_CASE("the CifarCNN's bf16 hand-written step writes each batch norm's statistics in its conv",
@@ -261,10 +249,7 @@ TEST_CASE("the CifarCNN's bf16 hand-written step writes each batch norm's statis
     options.precision = "bf16";
     options.conv_algo = "own";
     options.gemm = "own";
-    std::string text;
-    for (const std::string& line : Executor(build_graph(builtin_model("cifar_cnn")), options).describe()) {
-        text += line + "\n";
-    }
+    const std::string text = test::description(Executor(build_graph(builtin_model("cifar_cnn")), options));
     // conv_layer: 0 conv → 1 BN, 6 conv → 7 BN, 13 conv → 14 BN; the other convs feed ReLUs.
     CHECK_THAT(text, Catch::Contains("conv_layer.0: writes batch norm 'conv_layer.1''s batch statistics") &&
                          Catch::Contains("conv_layer.6: writes batch norm 'conv_layer.7''s batch statistics") &&
